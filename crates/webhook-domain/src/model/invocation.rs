@@ -1,0 +1,256 @@
+//! The invocation log: one entry per request that reached an existing webhook.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{InvocationId, OrganizationId, TaskId, Timestamp, WebhookId};
+
+/// A request body that is a JSON object, kept as the exact text received.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Payload(Arc<str>);
+
+/// The body is not JSON, or is JSON but not an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPayload {
+    /// Not valid UTF-8 JSON.
+    #[error("the body is not valid JSON: {0}")]
+    Malformed(String),
+    /// Valid JSON, but an array, string, number, boolean or null.
+    #[error("the body must be a JSON object")]
+    NotAnObject,
+}
+
+/// The fields of a payload that ingest reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadFields {
+    /// `message`: a string as is, any other JSON value as its JSON text.
+    pub message: Option<String>,
+    /// `event_type`, when it is a string.
+    pub event_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event_type: Option<&'a RawValue>,
+}
+
+fn string_or_json(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    if text == "null" {
+        None
+    } else if text.starts_with('"') {
+        serde_json::from_str(text).ok()
+    } else {
+        Some(text.to_owned())
+    }
+}
+
+impl Payload {
+    /// Validates that `body` is one JSON object and reads its `message` and `event_type`.
+    pub fn parse_object(body: &[u8]) -> Result<(Self, PayloadFields), InvalidPayload> {
+        let text =
+            std::str::from_utf8(body).map_err(|e| InvalidPayload::Malformed(e.to_string()))?;
+        if !text.trim_start().starts_with('{') {
+            // Check it is JSON at all, to say which of the two is wrong.
+            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => InvalidPayload::NotAnObject,
+                Err(e) => InvalidPayload::Malformed(e.to_string()),
+            });
+        }
+        let peek: Peek<'_> =
+            serde_json::from_str(text).map_err(|e| InvalidPayload::Malformed(e.to_string()))?;
+        let fields = PayloadFields {
+            message: peek.message.and_then(string_or_json),
+            event_type: peek
+                .event_type
+                .filter(|raw| raw.get().starts_with('"'))
+                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
+        };
+        Ok((Self(Arc::from(text)), fields))
+    }
+
+    /// Wraps payload text read back from a store, which validated it when it was written.
+    pub fn from_stored(text: String) -> Self {
+        Self(Arc::from(text))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({} bytes)", self.0.len())
+    }
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvocationOutcome {
+    /// Committed with a task (202).
+    Accepted,
+    /// Valid, but its event type is not subscribed (200).
+    Ignored,
+    /// Refused (403, 429, 401, 413, 415, 400).
+    Rejected,
+}
+
+impl InvocationOutcome {
+    /// The outcome's name in the API and in stores.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Ignored => "ignored",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Parses an outcome name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "accepted" => Some(Self::Accepted),
+            "ignored" => Some(Self::Ignored),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// The `outcome` filter of the invocation log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeFilter {
+    Accepted,
+    Ignored,
+    Rejected,
+    /// Rejected requests, plus accepted ones whose latest delivery attempt failed (even while
+    /// retries are pending) or whose task failed.
+    Failed,
+}
+
+impl OutcomeFilter {
+    /// Parses a filter name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "accepted" => Some(Self::Accepted),
+            "ignored" => Some(Self::Ignored),
+            "rejected" => Some(Self::Rejected),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The target's answer to the latest delivery attempt of an invocation's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetResponse {
+    /// HTTP status, absent when no answer came (timeout, refused connection).
+    pub status_code: Option<u16>,
+    /// The start of the answer's body, at most [`DeliveryAttempt::EXCERPT_MAX`] bytes.
+    pub body_excerpt: Option<String>,
+    pub latency_ms: u32,
+    /// Why the attempt failed, when it did.
+    pub error: Option<String>,
+    pub at: Timestamp,
+    /// Whether this attempt delivered the task.
+    pub succeeded: bool,
+}
+
+/// One attempt to push a task to its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub task_id: TaskId,
+    /// 1 for the first attempt.
+    pub number: u32,
+    pub response: TargetResponse,
+}
+
+impl DeliveryAttempt {
+    /// Most bytes of a target's answer kept.
+    pub const EXCERPT_MAX: usize = 4096;
+}
+
+/// One entry of the invocation log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub id: InvocationId,
+    pub organization_id: OrganizationId,
+    pub webhook_id: WebhookId,
+    pub received_at: Timestamp,
+    pub source_ip: Option<IpAddr>,
+    pub event_type: Option<String>,
+    /// The body, when it was a JSON object.
+    pub payload: Option<Payload>,
+    pub outcome: InvocationOutcome,
+    /// The HTTP status answered.
+    pub http_status: u16,
+    /// The problem `code` answered, for rejections.
+    pub error_code: Option<String>,
+    pub task_id: Option<TaskId>,
+    /// How many identical rejections this entry stands for (rate-limited and disabled requests
+    /// are coalesced); 1 otherwise.
+    pub repeat_count: u32,
+    /// Sent by the test endpoint, not by an outside system.
+    pub test: bool,
+    /// Filled in by delivery attempts.
+    pub target_response: Option<TargetResponse>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_objects_and_reads_fields() {
+        let (payload, fields) = Payload::parse_object(
+            br#" {"message":"Deploy \"api\"","event_type":"deploy.finished","n":[1,{}]}"#,
+        )
+        .unwrap();
+        assert!(payload.as_str().contains("\"n\":[1,{}]"));
+        assert_eq!(fields.message.as_deref(), Some("Deploy \"api\""));
+        assert_eq!(fields.event_type.as_deref(), Some("deploy.finished"));
+
+        let (_, fields) = Payload::parse_object(br#"{"message":{"a":1},"event_type":7}"#).unwrap();
+        assert_eq!(fields.message.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(fields.event_type, None);
+
+        let (_, fields) = Payload::parse_object(b"{}").unwrap();
+        assert_eq!(
+            fields,
+            PayloadFields {
+                message: None,
+                event_type: None
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_non_objects_and_malformed_json() {
+        for body in [&b"[1,2]"[..], b"\"text\"", b"42", b"null", b"true"] {
+            assert_eq!(
+                Payload::parse_object(body).unwrap_err(),
+                InvalidPayload::NotAnObject,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for body in [&b""[..], b"{", b"{\"a\":}", b"{} {}", b"\xff\xfe", b"nope"] {
+            assert!(
+                matches!(
+                    Payload::parse_object(body),
+                    Err(InvalidPayload::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

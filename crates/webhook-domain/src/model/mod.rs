@@ -1,0 +1,28 @@
+//! Entities and value types of the webhook domain.
+
+mod event_type;
+mod ids;
+mod invocation;
+mod organization;
+mod page;
+mod secret;
+mod target;
+mod task;
+mod timestamp;
+mod validated;
+mod webhook;
+
+pub use event_type::{EventTypePattern, EventTypes, InvalidEventTypePattern};
+pub use ids::{ApiKeyId, IdParseError, InvocationId, OrganizationId, TargetId, TaskId, WebhookId};
+pub use invocation::{
+    DeliveryAttempt, InvalidPayload, Invocation, InvocationOutcome, OutcomeFilter, Payload,
+    PayloadFields, TargetResponse,
+};
+pub use organization::{ApiKey, Organization, Role};
+pub use page::{Cursor, InvalidPageLimit, Page, PageRequest};
+pub use secret::{ApiKeyHash, InvalidSecret, SealedSecret, Secret};
+pub use target::{EndpointUrl, InvalidEndpointUrl, Target, TargetKind};
+pub use task::{Task, TaskFilter, TaskSource, TaskStatus};
+pub use timestamp::Timestamp;
+pub use validated::{InvalidName, InvalidRate, Name, RatePerMinute};
+pub use webhook::{InvalidPublicUrl, PublicUrl, Webhook, WebhookStatus};

@@ -1,0 +1,104 @@
+//! Tasks: what an accepted event becomes on its target's board.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{InvocationId, OrganizationId, Payload, TargetId, TaskId, Timestamp, WebhookId};
+
+/// A task's place on the board; see [`crate::rules::task_transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for delivery (or for its target to pick it up).
+    Queued,
+    /// The target acknowledged it with a 2xx.
+    Delivered,
+    /// The target reported that it works on it.
+    InProgress,
+    /// Done.
+    Completed,
+    /// Delivery retries were exhausted, or the target reported failure.
+    Failed,
+}
+
+impl TaskStatus {
+    /// Every status, in board order.
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Delivered,
+        Self::InProgress,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    /// The status's name in the API and in stores.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Delivered => "delivered",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a task's event came from, as the target is told: the instruction is untrusted text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSource {
+    /// Whether the sender proved it knew the webhook's secret.
+    pub verified: bool,
+    pub source_ip: Option<IpAddr>,
+    pub received_at: Timestamp,
+}
+
+/// A unit of work for a target, created from one accepted invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: TaskId,
+    pub organization_id: OrganizationId,
+    pub target_id: TargetId,
+    pub webhook_id: WebhookId,
+    pub invocation_id: InvocationId,
+    /// The payload's `message`.
+    pub instruction: Option<String>,
+    /// The whole payload.
+    pub context: Payload,
+    pub event_type: Option<String>,
+    pub status: TaskStatus,
+    pub test: bool,
+    pub source: TaskSource,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// When a queued task is next due for delivery.
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The task board's filters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub target_id: Option<TargetId>,
+    pub status: Option<TaskStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(TaskStatus::parse("done"), None);
+    }
+}

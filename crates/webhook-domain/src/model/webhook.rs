@@ -1,0 +1,171 @@
+//! Webhooks: the URLs external systems post events to.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::{
+    EventTypes, Name, OrganizationId, RatePerMinute, SealedSecret, TargetId, Timestamp, WebhookId,
+};
+
+/// A webhook's lifecycle state; see [`crate::rules::webhook_transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// Accepts events.
+    Active,
+    /// Keeps its URL, rejects events with 403.
+    Disabled,
+    /// Tombstone: the URL answers 410 forever and the id is never reused.
+    Deleted,
+}
+
+impl WebhookStatus {
+    /// The status's name in the API and in stores.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// A webhook endpoint of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub organization_id: OrganizationId,
+    pub name: Name,
+    pub target_id: TargetId,
+    pub event_types: EventTypes,
+    /// When set, senders must present it in `X-Webhook-Secret`.
+    pub secret: Option<SealedSecret>,
+    pub rate_limit_per_minute: RatePerMinute,
+    pub status: WebhookStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_triggered_at: Option<Timestamp>,
+}
+
+/// The externally reachable base URL of the service, e.g. `https://hooks.example.com` or
+/// `https://example.com/webhookd`; webhook URLs are built on it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+/// Why a public URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPublicUrl {
+    /// Not an absolute URL.
+    #[error("must be an absolute URL")]
+    NotAUrl,
+    /// A scheme other than http or https.
+    #[error("must use http or https")]
+    UnsupportedScheme,
+    /// A query, fragment or credentials, which cannot prefix a path.
+    #[error("must not contain a query, a fragment or credentials")]
+    NotABase,
+}
+
+impl PublicUrl {
+    /// Validates a base URL; a trailing slash is dropped.
+    pub fn parse(text: &str) -> Result<Self, InvalidPublicUrl> {
+        let url = Url::parse(text).map_err(|_| InvalidPublicUrl::NotAUrl)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(InvalidPublicUrl::UnsupportedScheme);
+        }
+        if url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.host().is_none()
+        {
+            return Err(InvalidPublicUrl::NotABase);
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// `{public_url}/api/webhooks/{id}`: the URL handed out for a webhook.
+    pub fn webhook_url(&self, id: WebhookId) -> String {
+        format!("{}/api/webhooks/{id}", self.0)
+    }
+
+    /// The base URL without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_webhook_urls() {
+        let id: WebhookId = "67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap();
+        let check = |base: &str, expected: &str| {
+            assert_eq!(PublicUrl::parse(base).unwrap().webhook_url(id), expected);
+        };
+        check(
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/api/webhooks/67e55044-10b1-426f-9247-bb680e5fe0c8",
+        );
+        check(
+            "https://hooks.example.com/",
+            "https://hooks.example.com/api/webhooks/67e55044-10b1-426f-9247-bb680e5fe0c8",
+        );
+        check(
+            "https://example.com/webhookd/",
+            "https://example.com/webhookd/api/webhooks/67e55044-10b1-426f-9247-bb680e5fe0c8",
+        );
+    }
+
+    #[test]
+    fn refuses_bad_bases() {
+        assert_eq!(
+            PublicUrl::parse("example.com"),
+            Err(InvalidPublicUrl::NotAUrl)
+        );
+        assert_eq!(
+            PublicUrl::parse("ftp://example.com"),
+            Err(InvalidPublicUrl::UnsupportedScheme)
+        );
+        assert_eq!(
+            PublicUrl::parse("https://example.com/?a=b"),
+            Err(InvalidPublicUrl::NotABase)
+        );
+        assert_eq!(
+            PublicUrl::parse("https://u:p@example.com/"),
+            Err(InvalidPublicUrl::NotABase)
+        );
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in [
+            WebhookStatus::Active,
+            WebhookStatus::Disabled,
+            WebhookStatus::Deleted,
+        ] {
+            assert_eq!(WebhookStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(WebhookStatus::parse("paused"), None);
+    }
+}
