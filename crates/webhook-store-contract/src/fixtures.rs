@@ -1,0 +1,283 @@
+//! Entity builders for the contract cases: valid entities with fresh random ids and the given
+//! timestamps, which carry microsecond digits so that a store that loses precision is caught.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use uuid::Uuid;
+use webhook_domain::model::{
+    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
+    InvocationId, InvocationOutcome, Name, Organization, OrganizationId, PageRequest, Payload,
+    RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
+    TaskSource, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+};
+use webhook_domain::ports::Store;
+
+/// 2026-01-01T00:00:00.123457Z: the instant every case's timeline starts from.
+pub const BASE_MICROS: i64 = 1_767_225_600_123_457;
+
+/// `seconds` after [`BASE_MICROS`] (negative: before).
+pub fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_micros(BASE_MICROS + seconds * 1_000_000)
+}
+
+/// `micros` after [`BASE_MICROS`].
+pub fn at_micros(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(BASE_MICROS + micros)
+}
+
+/// A valid name.
+pub fn name(text: &str) -> Name {
+    Name::parse(text).expect("fixture names are valid")
+}
+
+/// A valid rate.
+pub fn rate(per_minute: u32) -> RatePerMinute {
+    RatePerMinute::new(per_minute).expect("fixture rates are valid")
+}
+
+/// A page request for `limit` items.
+pub fn page(limit: u32) -> PageRequest {
+    PageRequest::first(limit).expect("fixture page limits are valid")
+}
+
+/// A random hash, as a key hasher would produce for a random key.
+pub fn random_hash() -> ApiKeyHash {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    ApiKeyHash::from_bytes(bytes)
+}
+
+/// Opaque sealed bytes; stores keep them as they are.
+pub fn sealed(tag: u8) -> SealedSecret {
+    SealedSecret::from_bytes(vec![tag, 0, 255, 17, tag, 42, 7, 0])
+}
+
+/// A JSON payload with a `message`.
+pub fn payload(message: &str) -> Payload {
+    let text = format!(r#"{{"message":"{message}","n":[1,{{"k":null}}]}}"#);
+    Payload::parse_object(text.as_bytes())
+        .expect("fixture payloads are JSON objects")
+        .0
+}
+
+/// An organization created at `created_at`.
+pub fn organization(created_at: Timestamp) -> Organization {
+    Organization {
+        id: OrganizationId::from_uuid(Uuid::new_v4()),
+        name: name("Acme"),
+        rate_limit_per_minute: RatePerMinute::ORGANIZATION_DEFAULT,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// An admin key of `organization` with a random hash.
+pub fn api_key(organization: &Organization, created_at: Timestamp) -> ApiKey {
+    ApiKey {
+        id: ApiKeyId::from_uuid(Uuid::new_v4()),
+        organization_id: organization.id,
+        name: name("deploy key"),
+        role: Role::Admin,
+        hash: random_hash(),
+        created_at,
+    }
+}
+
+/// An agent of `organization` with an endpoint, so its tasks are pushed.
+pub fn target(organization: &Organization, created_at: Timestamp) -> Target {
+    Target {
+        id: TargetId::from_uuid(Uuid::new_v4()),
+        organization_id: organization.id,
+        kind: TargetKind::Agent,
+        name: name("build agent"),
+        endpoint_url: Some(
+            EndpointUrl::parse("https://agent.example.com/hooks?team=1")
+                .expect("fixture URL is valid"),
+        ),
+        signing_secret: sealed(1),
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// A team of `organization` without an endpoint: its tasks stay on its board.
+pub fn board_target(organization: &Organization, created_at: Timestamp) -> Target {
+    Target {
+        kind: TargetKind::Team,
+        name: name("ops team"),
+        endpoint_url: None,
+        ..target(organization, created_at)
+    }
+}
+
+/// An active webhook of `target`'s organization pointing at `target`, with a secret.
+pub fn webhook(target: &Target, created_at: Timestamp) -> Webhook {
+    Webhook {
+        id: WebhookId::from_uuid(Uuid::new_v4()),
+        organization_id: target.organization_id,
+        name: name("CI pipeline"),
+        target_id: target.id,
+        event_types: EventTypes::parse(&["deploy.*", "build.finished"])
+            .expect("fixture patterns are valid"),
+        secret: Some(sealed(2)),
+        rate_limit_per_minute: RatePerMinute::WEBHOOK_DEFAULT,
+        status: WebhookStatus::Active,
+        created_at,
+        updated_at: created_at,
+        last_triggered_at: None,
+    }
+}
+
+fn invocation(webhook: &Webhook, received_at: Timestamp) -> Invocation {
+    Invocation {
+        id: InvocationId::from_uuid(Uuid::new_v4()),
+        organization_id: webhook.organization_id,
+        webhook_id: webhook.id,
+        received_at,
+        source_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
+        event_type: Some("deploy.finished".to_owned()),
+        payload: Some(payload("Deploy api")),
+        outcome: InvocationOutcome::Ignored,
+        http_status: 200,
+        error_code: None,
+        task_id: None,
+        repeat_count: 1,
+        test: false,
+        target_response: None,
+    }
+}
+
+/// A 401 `invalid_secret` rejection received at `received_at`.
+pub fn rejected(webhook: &Webhook, received_at: Timestamp) -> Invocation {
+    Invocation {
+        payload: None,
+        outcome: InvocationOutcome::Rejected,
+        http_status: 401,
+        error_code: Some("invalid_secret".to_owned()),
+        ..invocation(webhook, received_at)
+    }
+}
+
+/// An ignored invocation (event type not subscribed) received at `received_at`.
+pub fn ignored(webhook: &Webhook, received_at: Timestamp) -> Invocation {
+    Invocation {
+        event_type: Some("push".to_owned()),
+        ..invocation(webhook, received_at)
+    }
+}
+
+/// An accepted invocation received at `received_at` and its queued task, due at once.
+pub fn accepted(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task) {
+    let task_id = TaskId::from_uuid(Uuid::new_v4());
+    let invocation = Invocation {
+        outcome: InvocationOutcome::Accepted,
+        http_status: 202,
+        task_id: Some(task_id),
+        ..invocation(webhook, received_at)
+    };
+    let task = Task {
+        id: task_id,
+        organization_id: webhook.organization_id,
+        target_id: webhook.target_id,
+        webhook_id: webhook.id,
+        invocation_id: invocation.id,
+        instruction: Some("Deploy api".to_owned()),
+        context: invocation
+            .payload
+            .clone()
+            .expect("accepted invocations have a payload"),
+        event_type: invocation.event_type.clone(),
+        status: TaskStatus::Queued,
+        test: false,
+        source: TaskSource {
+            verified: true,
+            source_ip: invocation.source_ip,
+            received_at,
+        },
+        attempts: 0,
+        next_attempt_at: received_at,
+        last_error: None,
+        created_at: received_at,
+        updated_at: received_at,
+    };
+    (invocation, task)
+}
+
+/// A delivery attempt of `task` numbered `number`, answered with `status_code` at `at`.
+pub fn answered(task: &Task, number: u32, status_code: u16, at: Timestamp) -> DeliveryAttempt {
+    let succeeded = (200..300).contains(&status_code);
+    DeliveryAttempt {
+        task_id: task.id,
+        number,
+        response: TargetResponse {
+            status_code: Some(status_code),
+            body_excerpt: Some(format!("{{\"status\":{status_code}}}")),
+            latency_ms: 37,
+            error: (!succeeded).then(|| format!("the target answered {status_code}")),
+            at,
+            succeeded,
+        },
+    }
+}
+
+/// A delivery attempt of `task` that got no answer (a timeout) at `at`.
+pub fn timed_out(task: &Task, number: u32, at: Timestamp) -> DeliveryAttempt {
+    DeliveryAttempt {
+        task_id: task.id,
+        number,
+        response: TargetResponse {
+            status_code: None,
+            body_excerpt: None,
+            latency_ms: 10_000,
+            error: Some("timeout".to_owned()),
+            at,
+            succeeded: false,
+        },
+    }
+}
+
+/// A lease duration long enough that it never expires within a case.
+pub const LONG_LEASE: Duration = Duration::from_secs(3600);
+
+/// One organization with a pushed target and an active webhook, all stored.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub organization: Organization,
+    pub target: Target,
+    pub webhook: Webhook,
+}
+
+impl World {
+    /// Stores an organization, a target and a webhook created at [`at`]`(0)`.
+    pub async fn seed<S: Store>(store: &S) -> Self {
+        let organization = organization(at(0));
+        store
+            .insert_organization(&organization)
+            .await
+            .expect("insert organization");
+        let target = target(&organization, at(0));
+        store.insert_target(&target).await.expect("insert target");
+        let webhook = webhook(&target, at(0));
+        store
+            .insert_webhook(&webhook)
+            .await
+            .expect("insert webhook");
+        Self {
+            organization,
+            target,
+            webhook,
+        }
+    }
+
+    /// Records an accepted invocation received at `received_at` with its task.
+    pub async fn accept<S: Store>(&self, store: &S, received_at: Timestamp) -> (Invocation, Task) {
+        let (invocation, task) = accepted(&self.webhook, received_at);
+        store
+            .record_invocation(&invocation, Some(&task))
+            .await
+            .expect("record accepted invocation");
+        (invocation, task)
+    }
+}

@@ -1,0 +1,105 @@
+//! The store contract suite: one test case per obligation (each MUST) of the store ports in
+//! `webhook_domain::ports`, run against every store adapter.
+//!
+//! An adapter's integration tests instantiate the whole suite with one line:
+//!
+//! ```text
+//! async fn fresh_store() -> MyStore { /* a new, empty, migrated store */ }
+//!
+//! webhook_store_contract::store_contract_tests!(fresh_store());
+//! ```
+//!
+//! The generated tests use `#[tokio::test(flavor = "multi_thread")]`, so the adapter crate needs
+//! `tokio` with the `macros` and `rt-multi-thread` features among its dev-dependencies.
+//!
+//! The case names are listed once, in [`for_each_case!`]; a unit test checks that the list and
+//! the `pub async fn`s of [`cases`] agree.
+
+#![expect(
+    clippy::missing_panics_doc,
+    reason = "test support: a panic is how a contract case fails"
+)]
+
+use std::future::Future;
+
+pub mod cases;
+pub mod fixtures;
+
+/// A store under contract test.
+pub trait ContractStore: webhook_domain::ports::Store + Clone + Send + Sync + 'static {
+    /// Runs after a case that passed: drop a database, remove a file, ….
+    fn teardown(self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Calls `$callback!` with `$args` followed by the name of every contract case, separated by
+/// commas. The one list of case names: [`store_contract_tests!`] builds its tests from it.
+#[macro_export]
+macro_rules! for_each_case {
+    ($($callback:ident)::+; $($args:tt)*) => {
+        $($callback)::+! { $($args)*;
+            organizations_round_trip,
+            api_key_by_hash,
+        }
+    };
+}
+
+/// Generates one `#[tokio::test]` per contract case. `$new_store` is an expression evaluated
+/// once per test that yields a future of a fresh, empty, migrated store implementing
+/// [`ContractStore`].
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($new_store:expr) => {
+        $crate::for_each_case!($crate::__store_contract_test_fns; $new_store);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_contract_test_fns {
+    ($new_store:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $new_store.await;
+                $crate::cases::$case(::std::clone::Clone::clone(&store)).await;
+                $crate::ContractStore::teardown(store).await;
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    macro_rules! names {
+        ($unused:tt; $($case:ident),* $(,)?) => {
+            &[$(stringify!($case)),*]
+        };
+    }
+
+    /// Every `pub async fn` under `src/cases/` is listed in [`for_each_case!`], and nothing else.
+    #[test]
+    fn the_case_list_matches_the_case_functions() {
+        let listed: &[&str] = crate::for_each_case!(names; ());
+        let mut listed: Vec<&str> = listed.to_vec();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cases");
+        let mut defined = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("src/cases is readable") {
+            let text = std::fs::read_to_string(entry.expect("directory entry").path())
+                .expect("case file is readable");
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("pub async fn ") {
+                    let name = rest.split(['<', '(']).next().expect("a name").to_owned();
+                    defined.push(name);
+                }
+            }
+        }
+        listed.sort_unstable();
+        defined.sort_unstable();
+        let mut unique = listed.clone();
+        unique.dedup();
+        assert_eq!(listed, unique, "a case is listed twice");
+        assert_eq!(listed, defined, "for_each_case! and src/cases disagree");
+    }
+}
