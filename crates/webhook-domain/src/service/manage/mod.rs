@@ -1,0 +1,180 @@
+//! The management use cases behind `/api/v1`: authentication and roles, organizations, API
+//! keys, targets, webhooks, the invocation log, the task board and the test endpoint.
+//!
+//! Every use case takes the authenticated [`Caller`], validates all of its input before it
+//! writes anything (nothing is half-applied), and answers [`ManageError::NotFound`] for objects
+//! of other organizations, never `Forbidden`.
+
+mod api_keys;
+mod auth;
+mod error;
+mod invocations;
+mod organization;
+mod targets;
+mod tasks;
+mod test_send;
+mod webhooks;
+
+pub use api_keys::{API_KEY_PREFIX, CreatedApiKey, NewApiKey};
+pub use auth::Caller;
+pub use error::{AuthError, ConflictCode, Invalid, ManageError};
+pub use invocations::parse_outcome_filter;
+pub use organization::OrganizationPatch;
+pub use targets::{CreatedTarget, NewTarget, SIGNING_SECRET_PREFIX, TargetPatch};
+pub use tasks::parse_task_status;
+pub use test_send::{DEFAULT_TEST_PAYLOAD, TestResult, TestSender};
+pub use webhooks::{
+    CreatedWebhook, NewWebhook, TargetSummary, WEBHOOK_SECRET_PREFIX, WebhookPatch, WebhookView,
+};
+
+use std::str::FromStr;
+
+use crate::model::{
+    Cursor, Name, OrganizationId, PageRequest, PublicUrl, RatePerMinute, Secret, Webhook, WebhookId,
+};
+use crate::ports::{Entropy, WebhookStore};
+
+/// The management use cases over their ports.
+#[derive(Debug, Clone)]
+pub struct Management<S, K, H, C, E> {
+    pub store: S,
+    pub sealer: K,
+    pub hasher: H,
+    pub clock: C,
+    pub entropy: E,
+    /// Base of the webhook URLs handed out.
+    pub public_url: PublicUrl,
+}
+
+/// Which cached ingest routes a change made stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stale {
+    /// This webhook's route.
+    Webhook(WebhookId),
+    /// The routes of every webhook of this organization (its limit changed).
+    Organization(OrganizationId),
+}
+
+/// The result of a write that changed what ingest reads: the adapter MUST drop the `stale`
+/// cached routes before it answers, or ingest keeps using the old settings.
+#[derive(Debug)]
+#[must_use = "the stale ingest routes must be invalidated"]
+pub struct Changed<T> {
+    pub value: T,
+    pub stale: Stale,
+}
+
+/// Reads an id from a path segment or a body field.
+pub fn parse_id<T: FromStr>(field: &str, text: &str) -> Result<T, Invalid> {
+    text.parse()
+        .map_err(|_| Invalid::new(field, "must be a UUID"))
+}
+
+/// Validates the `limit` and `cursor` of a list request.
+pub fn page_request(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, Invalid> {
+    let limit = match limit {
+        None => PageRequest::DEFAULT_LIMIT,
+        Some(limit) => u32::try_from(limit).unwrap_or(0),
+    };
+    let page = PageRequest::first(limit).map_err(|e| Invalid::new("limit", e))?;
+    let after = cursor
+        .map(|text| {
+            Cursor::decode(text)
+                .ok_or_else(|| Invalid::new("cursor", "is not a cursor returned by this list"))
+        })
+        .transpose()?;
+    Ok(page.after(after))
+}
+
+impl<S: WebhookStore, K, H, C, E> Management<S, K, H, C, E> {
+    /// A webhook of the caller's organization, whatever its status; another organization's
+    /// webhook is not found.
+    async fn owned(&self, caller: &Caller, id: WebhookId) -> Result<Webhook, ManageError> {
+        let webhook = self.store.webhook(id).await?;
+        if webhook.organization_id == caller.organization_id {
+            Ok(webhook)
+        } else {
+            Err(ManageError::NotFound)
+        }
+    }
+}
+
+fn parse_name(field: &str, text: &str) -> Result<Name, Invalid> {
+    Name::parse(text).map_err(|e| Invalid::new(field, e))
+}
+
+fn parse_rate(field: &str, per_minute: i64) -> Result<RatePerMinute, Invalid> {
+    u32::try_from(per_minute)
+        .ok()
+        .and_then(|n| RatePerMinute::new(n).ok())
+        .ok_or_else(|| {
+            Invalid::new(
+                field,
+                format!(
+                    "must be between 1 and {} requests per minute",
+                    RatePerMinute::MAX
+                ),
+            )
+        })
+}
+
+fn generate_secret(entropy: &impl Entropy, prefix: &str) -> Secret {
+    let mut random = [0u8; Secret::GENERATED_BYTES];
+    entropy.fill(&mut random);
+    Secret::from_random(prefix, &random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_requests() {
+        let check = |limit, cursor, expected: Result<u32, &str>| {
+            let result = page_request(limit, cursor);
+            assert_eq!(
+                result
+                    .as_ref()
+                    .map(PageRequest::limit)
+                    .map_err(|e| e.field.as_str()),
+                expected,
+                "{limit:?} {cursor:?}"
+            );
+        };
+        check(None, None, Ok(50));
+        check(Some(1), None, Ok(1));
+        check(Some(500), None, Ok(500));
+        check(Some(0), None, Err("limit"));
+        check(Some(501), None, Err("limit"));
+        check(Some(-1), None, Err("limit"));
+        check(Some(i64::MAX), None, Err("limit"));
+        check(None, Some("nope"), Err("cursor"));
+        let cursor = Cursor {
+            at: crate::model::Timestamp::from_unix_micros(7),
+            id: uuid::Uuid::nil(),
+        };
+        let page = page_request(Some(10), Some(&cursor.encode())).unwrap();
+        assert_eq!(page.after, Some(cursor));
+    }
+
+    #[test]
+    fn rates_name_their_field() {
+        assert_eq!(parse_rate("x", 1).map(RatePerMinute::get), Ok(1));
+        assert_eq!(
+            parse_rate("x", 1_000_000).map(RatePerMinute::get),
+            Ok(1_000_000)
+        );
+        for bad in [0, -5, 1_000_001, i64::MAX] {
+            assert_eq!(parse_rate("x", bad).unwrap_err().field, "x", "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_name_their_field() {
+        assert!(parse_id::<WebhookId>("id", "67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
+        assert_eq!(
+            parse_id::<WebhookId>("target_id", "nope").unwrap_err(),
+            Invalid::new("target_id", "must be a UUID")
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Targets: the agents and teams tasks go to, each with a signing secret for its deliveries.
+
+use super::{
+    Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
+};
+use crate::model::{EndpointUrl, Page, PageRequest, Secret, Target, TargetId, TargetKind};
+use crate::ports::{Clock, Entropy, SecretSealer, StoreError, TargetStore};
+use crate::service::time_ordered_id;
+
+/// Prefix of generated signing secrets.
+pub const SIGNING_SECRET_PREFIX: &str = "whsec_";
+
+/// A target to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTarget {
+    /// `agent` or `team`.
+    pub kind: String,
+    pub name: String,
+    pub endpoint_url: Option<String>,
+}
+
+/// Changes to a target; absent fields stay as they are, `endpoint_url: Some(None)` removes the
+/// endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetPatch {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub endpoint_url: Option<Option<String>>,
+}
+
+/// A created target and its signing secret in clear, which is never shown again: the target
+/// verifies our signatures with it.
+#[derive(Debug)]
+pub struct CreatedTarget {
+    pub target: Target,
+    pub signing_secret: Secret,
+}
+
+fn parse_kind(text: &str) -> Result<TargetKind, Invalid> {
+    TargetKind::parse(text).ok_or_else(|| Invalid::new("kind", "must be `agent` or `team`"))
+}
+
+fn parse_endpoint(text: &str) -> Result<EndpointUrl, Invalid> {
+    EndpointUrl::parse(text).map_err(|e| Invalid::new("endpoint_url", e))
+}
+
+impl<S, K, H, C, E> Management<S, K, H, C, E>
+where
+    S: TargetStore,
+    K: SecretSealer,
+    C: Clock,
+    E: Entropy,
+{
+    /// Creates a target with a fresh signing secret.
+    pub async fn create_target(
+        &self,
+        caller: &Caller,
+        new: NewTarget,
+    ) -> Result<CreatedTarget, ManageError> {
+        caller.require_write()?;
+        let kind = parse_kind(&new.kind)?;
+        let name = parse_name("name", &new.name)?;
+        let endpoint_url = new
+            .endpoint_url
+            .as_deref()
+            .map(parse_endpoint)
+            .transpose()?;
+        let now = self.clock.now();
+        let signing_secret = generate_secret(&self.entropy, SIGNING_SECRET_PREFIX);
+        let target = Target {
+            id: TargetId::from_uuid(time_ordered_id(&self.entropy, now)),
+            organization_id: caller.organization_id,
+            kind,
+            name,
+            endpoint_url,
+            signing_secret: self.sealer.seal(&signing_secret),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_target(&target).await?;
+        Ok(CreatedTarget {
+            target,
+            signing_secret,
+        })
+    }
+
+    /// One target of the caller's organization.
+    pub async fn target(&self, caller: &Caller, id: &str) -> Result<Target, ManageError> {
+        let id: TargetId = parse_id("id", id)?;
+        Ok(self.store.target(caller.organization_id, id).await?)
+    }
+
+    /// The caller's organization's targets, newest first.
+    pub async fn targets(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Page<Target>, ManageError> {
+        Ok(self.store.targets(caller.organization_id, page).await?)
+    }
+
+    /// Changes a target's kind, name or endpoint.
+    pub async fn update_target(
+        &self,
+        caller: &Caller,
+        id: &str,
+        patch: TargetPatch,
+    ) -> Result<Target, ManageError> {
+        caller.require_write()?;
+        let id: TargetId = parse_id("id", id)?;
+        let kind = patch.kind.as_deref().map(parse_kind).transpose()?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| parse_name("name", n))
+            .transpose()?;
+        let endpoint_url = patch
+            .endpoint_url
+            .map(|url| url.as_deref().map(parse_endpoint).transpose())
+            .transpose()?;
+        let mut target = self.store.target(caller.organization_id, id).await?;
+        if let Some(kind) = kind {
+            target.kind = kind;
+        }
+        if let Some(name) = name {
+            target.name = name;
+        }
+        if let Some(endpoint_url) = endpoint_url {
+            target.endpoint_url = endpoint_url;
+        }
+        target.updated_at = self.clock.now();
+        self.store.update_target(&target).await?;
+        Ok(target)
+    }
+
+    /// Deletes a target that no live webhook points at; its tasks stay on the board.
+    pub async fn delete_target(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
+        caller.require_write()?;
+        let id: TargetId = parse_id("id", id)?;
+        match self.store.delete_target(caller.organization_id, id).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(ManageError::conflict(
+                ConflictCode::TargetInUse,
+                "webhooks still point at this target; point them elsewhere or delete them first",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

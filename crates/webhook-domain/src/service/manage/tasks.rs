@@ -1,0 +1,93 @@
+//! The task board: list and read tasks, move them as the lifecycle allows, retry failed ones.
+
+use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id};
+use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus};
+use crate::ports::{Clock, StoreError, TaskQueue};
+use crate::rules::task_transition;
+
+/// Reads a task status name, for `field`.
+pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid> {
+    TaskStatus::parse(text).ok_or_else(|| {
+        Invalid::new(
+            field,
+            "must be `queued`, `delivered`, `in_progress`, `completed` or `failed`",
+        )
+    })
+}
+
+impl<S, K, H, C, E> Management<S, K, H, C, E>
+where
+    S: TaskQueue,
+    C: Clock,
+{
+    /// The board, newest first, filtered by target and status.
+    pub async fn tasks(
+        &self,
+        caller: &Caller,
+        target_id: Option<&str>,
+        status: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Task>, ManageError> {
+        let filter = TaskFilter {
+            target_id: target_id.map(|t| parse_id("target_id", t)).transpose()?,
+            status: status.map(|s| parse_task_status("status", s)).transpose()?,
+        };
+        Ok(self
+            .store
+            .tasks(caller.organization_id, filter, page)
+            .await?)
+    }
+
+    /// One task of the caller's organization.
+    pub async fn task(&self, caller: &Caller, id: &str) -> Result<Task, ManageError> {
+        let id: TaskId = parse_id("id", id)?;
+        Ok(self.store.task(caller.organization_id, id).await?)
+    }
+
+    /// Moves a task to `status` (an agent reporting progress) if the lifecycle allows it.
+    pub async fn set_task_status(
+        &self,
+        caller: &Caller,
+        id: &str,
+        status: &str,
+    ) -> Result<Task, ManageError> {
+        caller.require_write()?;
+        let id: TaskId = parse_id("id", id)?;
+        let to = parse_task_status("status", status)?;
+        self.transition(caller, id, to).await
+    }
+
+    /// Puts a failed task back in the queue, due now.
+    pub async fn retry_task(&self, caller: &Caller, id: &str) -> Result<Task, ManageError> {
+        caller.require_write()?;
+        let id: TaskId = parse_id("id", id)?;
+        self.transition(caller, id, TaskStatus::Queued).await
+    }
+
+    async fn transition(
+        &self,
+        caller: &Caller,
+        id: TaskId,
+        to: TaskStatus,
+    ) -> Result<Task, ManageError> {
+        let task = self.store.task(caller.organization_id, id).await?;
+        let to = task_transition(task.status, to)
+            .map_err(|e| ManageError::conflict(ConflictCode::InvalidTransition, e.to_string()))?;
+        let now = self.clock.now();
+        match self
+            .store
+            .set_task_status(caller.organization_id, id, task.status, to, now)
+            .await
+        {
+            Ok(task) => Ok(task),
+            Err(StoreError::Conflict(_)) => Err(ManageError::conflict(
+                ConflictCode::Concurrent,
+                format!(
+                    "the task left `{}` meanwhile; read it again",
+                    task.status.as_str()
+                ),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

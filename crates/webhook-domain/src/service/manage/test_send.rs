@@ -1,0 +1,104 @@
+//! The test endpoint: sends an event through the real ingest pipeline as a correctly
+//! authenticated sender would, marked `test`.
+
+use std::future::Future;
+
+use super::{Caller, Invalid, ManageError, Management};
+use crate::model::{InvocationId, Payload, TaskId, WebhookId};
+use crate::ports::{
+    Clock, Entropy, InvocationLog, RateLimiter, RejectionCounter, WebhookResolver, WebhookStore,
+};
+use crate::service::{BodyRead, Ingest, IngestHead, IngestOutcome, IngestRejection, Sender};
+
+/// The payload sent when the caller gives none.
+pub const DEFAULT_TEST_PAYLOAD: &str = r#"{"message":"Test event","test":true}"#;
+
+/// Runs one test event through ingest.
+pub trait TestSender: Send + Sync {
+    /// Sends `payload` (a JSON object) to `webhook_id` as [`Sender::TestEndpoint`].
+    fn send_test(
+        &self,
+        webhook_id: WebhookId,
+        payload: &[u8],
+    ) -> impl Future<Output = IngestOutcome> + Send;
+}
+
+impl<R, L, S, C, K, E> TestSender for Ingest<R, L, S, C, K, E>
+where
+    R: WebhookResolver,
+    L: RateLimiter,
+    S: InvocationLog,
+    C: RejectionCounter,
+    K: Clock,
+    E: Entropy,
+{
+    async fn send_test(&self, webhook_id: WebhookId, payload: &[u8]) -> IngestOutcome {
+        let id = webhook_id.to_string();
+        let head = IngestHead {
+            webhook_id: &id,
+            source_ip: None,
+            sender: Sender::TestEndpoint,
+            event_type: None,
+        };
+        match self.begin(head).await {
+            Ok(admission) => {
+                self.finish(admission, true, BodyRead::Complete(payload))
+                    .await
+            }
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+/// What the pipeline did with a test event.
+#[derive(Debug)]
+pub enum TestResult {
+    /// Accepted: the invocation and its task are committed, marked `test`.
+    Accepted {
+        invocation_id: InvocationId,
+        task_id: TaskId,
+    },
+    /// Logged, but the webhook does not subscribe to the payload's event type.
+    Ignored { invocation_id: InvocationId },
+    /// Refused as a real sender would be (disabled, deleted, rate limited, …).
+    Rejected(IngestRejection),
+}
+
+impl<St, K, H, C, E> Management<St, K, H, C, E>
+where
+    St: WebhookStore,
+{
+    /// Sends `payload` (JSON text of an object; the default test event when `None`) to one of
+    /// the caller's webhooks through `sender`.
+    pub async fn test_webhook(
+        &self,
+        caller: &Caller,
+        id: &str,
+        payload: Option<&str>,
+        sender: &impl TestSender,
+    ) -> Result<TestResult, ManageError> {
+        caller.require_write()?;
+        let id: WebhookId = super::parse_id("id", id)?;
+        let payload = payload.unwrap_or(DEFAULT_TEST_PAYLOAD);
+        Payload::parse_object(payload.as_bytes()).map_err(|e| Invalid::new("payload", e))?;
+        let webhook = self.owned(caller, id).await?;
+        match sender.send_test(webhook.id, payload.as_bytes()).await {
+            IngestOutcome::Accepted {
+                invocation_id,
+                task_id,
+                ..
+            } => Ok(TestResult::Accepted {
+                invocation_id,
+                task_id,
+            }),
+            IngestOutcome::Ignored { invocation_id, .. } => {
+                Ok(TestResult::Ignored { invocation_id })
+            }
+            IngestOutcome::Rejected {
+                rejection: IngestRejection::StoreUnavailable(e),
+                ..
+            } => Err(ManageError::Store(e)),
+            IngestOutcome::Rejected { rejection, .. } => Ok(TestResult::Rejected(rejection)),
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Webhooks: create with a supplied or generated secret shown once, list, read, change, rotate
+//! the secret, and delete into a tombstone whose URL answers 410 forever.
+
+use std::collections::HashMap;
+
+use super::{
+    Caller, Changed, ConflictCode, Invalid, ManageError, Management, Stale, generate_secret,
+    parse_id, parse_name, parse_rate,
+};
+use crate::model::{
+    EventTypePattern, EventTypes, Name, OrganizationId, Page, PageRequest, RatePerMinute, Secret,
+    TargetId, TargetKind, Webhook, WebhookId, WebhookStatus,
+};
+use crate::ports::{Clock, Entropy, SecretSealer, StoreError, TargetStore, WebhookStore};
+use crate::rules::webhook_transition;
+use crate::service::random_id;
+
+/// Prefix of generated webhook secrets.
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// A webhook to create.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub name: String,
+    pub target_id: String,
+    /// Empty subscribes to every event.
+    pub event_types: Vec<String>,
+    /// A secret chosen by the caller; exclusive with `generate_secret`.
+    pub secret: Option<String>,
+    pub generate_secret: bool,
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+/// Changes to a webhook; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookPatch {
+    pub name: Option<String>,
+    pub target_id: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    /// `active` or `disabled`; deleting is its own use case.
+    pub status: Option<String>,
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+/// What a webhook's answer shows of its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSummary {
+    pub id: TargetId,
+    pub kind: TargetKind,
+    pub name: Name,
+}
+
+/// A webhook as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookView {
+    pub webhook: Webhook,
+    /// The URL senders post to.
+    pub url: String,
+    /// `None` only for a deleted webhook whose target was deleted after it.
+    pub target: Option<TargetSummary>,
+}
+
+/// A created webhook, with its secret in clear when it has one; never shown again.
+#[derive(Debug)]
+pub struct CreatedWebhook {
+    pub view: WebhookView,
+    pub secret: Option<Secret>,
+}
+
+fn parse_event_types(patterns: &[String]) -> Result<EventTypes, Invalid> {
+    EventTypes::parse(patterns).map_err(|(index, e)| {
+        let entry_is_valid = patterns
+            .get(index)
+            .is_some_and(|p| EventTypePattern::parse(p).is_ok());
+        if entry_is_valid || index >= patterns.len() {
+            Invalid::new(
+                "event_types",
+                format!("must list at most {} patterns", EventTypes::MAX_PATTERNS),
+            )
+        } else {
+            Invalid::new(format!("event_types[{index}]"), e)
+        }
+    })
+}
+
+fn parse_secret(text: &str) -> Result<Secret, Invalid> {
+    Secret::parse(text).map_err(|e| Invalid::new("secret", e))
+}
+
+fn parse_settable_status(text: &str) -> Result<WebhookStatus, Invalid> {
+    match WebhookStatus::parse(text) {
+        Some(status @ (WebhookStatus::Active | WebhookStatus::Disabled)) => Ok(status),
+        Some(WebhookStatus::Deleted) => Err(Invalid::new(
+            "status",
+            "must be `active` or `disabled`; delete a webhook with DELETE",
+        )),
+        None => Err(Invalid::new("status", "must be `active` or `disabled`")),
+    }
+}
+
+fn deleted_conflict() -> ManageError {
+    ManageError::conflict(
+        ConflictCode::WebhookDeleted,
+        "this webhook was deleted; a deleted webhook never changes",
+    )
+}
+
+impl<S, K, H, C, E> Management<S, K, H, C, E>
+where
+    S: WebhookStore + TargetStore,
+    K: SecretSealer,
+    C: Clock,
+    E: Entropy,
+{
+    /// Creates a webhook with a random id (its URL is a capability).
+    pub async fn create_webhook(
+        &self,
+        caller: &Caller,
+        new: NewWebhook,
+    ) -> Result<Changed<CreatedWebhook>, ManageError> {
+        caller.require_write()?;
+        let name = parse_name("name", &new.name)?;
+        let target_id: TargetId = parse_id("target_id", &new.target_id)?;
+        let event_types = parse_event_types(&new.event_types)?;
+        let secret = match (new.secret.as_deref(), new.generate_secret) {
+            (Some(_), true) => {
+                return Err(Invalid::new(
+                    "generate_secret",
+                    "give either `secret` or `generate_secret: true`, not both",
+                )
+                .into());
+            }
+            (Some(text), false) => Some(parse_secret(text)?),
+            (None, true) => Some(generate_secret(&self.entropy, WEBHOOK_SECRET_PREFIX)),
+            (None, false) => None,
+        };
+        let rate = new
+            .rate_limit_per_minute
+            .map(|r| parse_rate("rate_limit_per_minute", r))
+            .transpose()?
+            .unwrap_or(RatePerMinute::WEBHOOK_DEFAULT);
+        let target = self
+            .target_for_body(caller.organization_id, target_id)
+            .await?;
+        let now = self.clock.now();
+        let webhook = Webhook {
+            id: WebhookId::from_uuid(random_id(&self.entropy)),
+            organization_id: caller.organization_id,
+            name,
+            target_id,
+            event_types,
+            secret: secret.as_ref().map(|s| self.sealer.seal(s)),
+            rate_limit_per_minute: rate,
+            status: WebhookStatus::Active,
+            created_at: now,
+            updated_at: now,
+            last_triggered_at: None,
+        };
+        match self.store.insert_webhook(&webhook).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => return Err(target_gone()),
+            Err(e) => return Err(e.into()),
+        }
+        let view = self.view_with(webhook, Some(target));
+        Ok(Changed {
+            stale: Stale::Webhook(view.webhook.id),
+            value: CreatedWebhook { view, secret },
+        })
+    }
+
+    /// One webhook of the caller's organization, tombstones included.
+    pub async fn webhook(&self, caller: &Caller, id: &str) -> Result<WebhookView, ManageError> {
+        let id: WebhookId = parse_id("id", id)?;
+        let webhook = self.owned(caller, id).await?;
+        self.view(webhook).await
+    }
+
+    /// The caller's organization's webhooks that are not deleted, newest first.
+    pub async fn webhooks(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Page<WebhookView>, ManageError> {
+        let page = self.store.webhooks(caller.organization_id, page).await?;
+        let mut targets: HashMap<TargetId, Option<TargetSummary>> = HashMap::new();
+        let mut items = Vec::with_capacity(page.items.len());
+        for webhook in page.items {
+            let target = if let Some(target) = targets.get(&webhook.target_id) {
+                target.clone()
+            } else {
+                let target = self
+                    .summary(webhook.organization_id, webhook.target_id)
+                    .await?;
+                targets.insert(webhook.target_id, target.clone());
+                target
+            };
+            items.push(self.view_with(webhook, target));
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// Changes a webhook's name, target, event types, status or limit, all or nothing.
+    pub async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: &str,
+        patch: WebhookPatch,
+    ) -> Result<Changed<WebhookView>, ManageError> {
+        caller.require_write()?;
+        let id: WebhookId = parse_id("id", id)?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| parse_name("name", n))
+            .transpose()?;
+        let target_id: Option<TargetId> = patch
+            .target_id
+            .as_deref()
+            .map(|t| parse_id("target_id", t))
+            .transpose()?;
+        let event_types = patch
+            .event_types
+            .as_deref()
+            .map(parse_event_types)
+            .transpose()?;
+        let status = patch
+            .status
+            .as_deref()
+            .map(parse_settable_status)
+            .transpose()?;
+        let rate = patch
+            .rate_limit_per_minute
+            .map(|r| parse_rate("rate_limit_per_minute", r))
+            .transpose()?;
+        let mut webhook = self.owned(caller, id).await?;
+        if webhook.status == WebhookStatus::Deleted {
+            return Err(deleted_conflict());
+        }
+        if let Some(target_id) = target_id {
+            self.target_for_body(caller.organization_id, target_id)
+                .await?;
+            webhook.target_id = target_id;
+        }
+        if let Some(status) = status {
+            webhook.status = webhook_transition(webhook.status, status).map_err(|e| {
+                ManageError::conflict(ConflictCode::InvalidTransition, e.to_string())
+            })?;
+        }
+        if let Some(name) = name {
+            webhook.name = name;
+        }
+        if let Some(event_types) = event_types {
+            webhook.event_types = event_types;
+        }
+        if let Some(rate) = rate {
+            webhook.rate_limit_per_minute = rate;
+        }
+        webhook.updated_at = self.clock.now();
+        self.write(&webhook).await?;
+        Ok(Changed {
+            stale: Stale::Webhook(webhook.id),
+            value: self.view(webhook).await?,
+        })
+    }
+
+    /// Replaces a webhook's secret with `secret`, or with a generated one; the new secret is
+    /// returned once and the old one stops working at once.
+    pub async fn rotate_webhook_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        secret: Option<&str>,
+    ) -> Result<Changed<CreatedWebhook>, ManageError> {
+        caller.require_write()?;
+        let id: WebhookId = parse_id("id", id)?;
+        let secret = match secret {
+            Some(text) => parse_secret(text)?,
+            None => generate_secret(&self.entropy, WEBHOOK_SECRET_PREFIX),
+        };
+        let mut webhook = self.owned(caller, id).await?;
+        if webhook.status == WebhookStatus::Deleted {
+            return Err(deleted_conflict());
+        }
+        webhook.secret = Some(self.sealer.seal(&secret));
+        webhook.updated_at = self.clock.now();
+        self.write(&webhook).await?;
+        let view = self.view(webhook).await?;
+        Ok(Changed {
+            stale: Stale::Webhook(view.webhook.id),
+            value: CreatedWebhook {
+                view,
+                secret: Some(secret),
+            },
+        })
+    }
+
+    /// Deletes a webhook: it becomes a tombstone, its URL answers 410 forever.
+    pub async fn delete_webhook(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Changed<()>, ManageError> {
+        caller.require_write()?;
+        let id: WebhookId = parse_id("id", id)?;
+        let mut webhook = self.owned(caller, id).await?;
+        if webhook.status == WebhookStatus::Deleted {
+            return Err(deleted_conflict());
+        }
+        webhook.status = webhook_transition(webhook.status, WebhookStatus::Deleted)
+            .map_err(|e| ManageError::conflict(ConflictCode::InvalidTransition, e.to_string()))?;
+        webhook.updated_at = self.clock.now();
+        self.write(&webhook).await?;
+        Ok(Changed {
+            stale: Stale::Webhook(webhook.id),
+            value: (),
+        })
+    }
+
+    async fn write(&self, webhook: &Webhook) -> Result<(), ManageError> {
+        match self.store.update_webhook(webhook).await {
+            Ok(()) => Ok(()),
+            // Deleted by a concurrent request between our read and this write.
+            Err(StoreError::Conflict(_)) => Err(deleted_conflict()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The target a request body names, which must be live in the caller's organization.
+    async fn target_for_body(
+        &self,
+        organization_id: OrganizationId,
+        id: TargetId,
+    ) -> Result<TargetSummary, ManageError> {
+        self.summary(organization_id, id)
+            .await?
+            .ok_or_else(target_gone)
+    }
+
+    async fn summary(
+        &self,
+        organization_id: OrganizationId,
+        id: TargetId,
+    ) -> Result<Option<TargetSummary>, ManageError> {
+        match self.store.target(organization_id, id).await {
+            Ok(target) => Ok(Some(TargetSummary {
+                id: target.id,
+                kind: target.kind,
+                name: target.name,
+            })),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn view(&self, webhook: Webhook) -> Result<WebhookView, ManageError> {
+        let target = self
+            .summary(webhook.organization_id, webhook.target_id)
+            .await?;
+        Ok(self.view_with(webhook, target))
+    }
+
+    fn view_with(&self, webhook: Webhook, target: Option<TargetSummary>) -> WebhookView {
+        WebhookView {
+            url: self.public_url.webhook_url(webhook.id),
+            webhook,
+            target,
+        }
+    }
+}
+
+fn target_gone() -> ManageError {
+    Invalid::new("target_id", "no target with this id in this organization").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_errors_name_the_entry() {
+        let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(parse_event_types(&list(&["deploy.*", "alert.fired"])).is_ok());
+        assert_eq!(
+            parse_event_types(&list(&["ok", "bad*"])).unwrap_err().field,
+            "event_types[1]"
+        );
+        let many: Vec<String> = (0..65).map(|i| format!("e{i}")).collect();
+        assert_eq!(parse_event_types(&many).unwrap_err().field, "event_types");
+        let long = vec!["a".repeat(129)];
+        assert_eq!(
+            parse_event_types(&long).unwrap_err().field,
+            "event_types[0]"
+        );
+    }
+
+    #[test]
+    fn only_active_and_disabled_are_settable() {
+        assert_eq!(parse_settable_status("active"), Ok(WebhookStatus::Active));
+        assert_eq!(
+            parse_settable_status("disabled"),
+            Ok(WebhookStatus::Disabled)
+        );
+        assert_eq!(
+            parse_settable_status("deleted").unwrap_err().field,
+            "status"
+        );
+        assert_eq!(parse_settable_status("paused").unwrap_err().field, "status");
+    }
+}
