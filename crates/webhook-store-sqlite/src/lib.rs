@@ -1,0 +1,255 @@
+//! webhookd's embedded default store: every store port of `webhook_domain::ports` on one SQLite
+//! file, with no database server to run.
+//!
+//! # Durability
+//!
+//! The file is opened in WAL mode. With [`Synchronous::Full`] (the default) every commit is
+//! flushed to stable storage (`fsync` of the WAL) before the caller is answered, so an
+//! acknowledged event survives a process crash *and* a power loss or kernel panic.
+//!
+//! [`Synchronous::Normal`] flushes only at checkpoints. It stays safe against a crash of the
+//! process (the commit is in the OS's page cache and the database is never corrupted), but the
+//! last commits before a power loss or an OS crash may be rolled back: an event answered with
+//! 202 could then be lost. It makes each commit cheaper; with group commit the gain is small,
+//! so choose it only where losing the last moments of writes on power failure is acceptable.
+//!
+//! # Concurrency
+//!
+//! SQLite allows one writer at a time. All writes go to one writer thread that owns the write
+//! connection; it takes every write queued since its last commit (up to
+//! [`SqliteOptions::max_batch`]) and commits them in one `BEGIN IMMEDIATE` transaction, each
+//! inside its own savepoint — group commit: concurrent callers share one `fsync`, and each
+//! still gets its own result (see `writer`). Reads run on a small pool of read-only
+//! connections on blocking threads. Nothing blocks the async runtime.
+//!
+//! # Schema
+//!
+//! The migrations in `migrations/sqlite/` are embedded and applied when the store is opened.
+
+#[cfg(feature = "contract")]
+mod contract;
+mod error;
+mod readers;
+mod rows;
+mod schema;
+mod store;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use diesel::connection::{Connection as _, SimpleConnection as _};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+use webhook_domain::ports::StoreError;
+
+use crate::error::Failure;
+use crate::readers::ReadPool;
+use crate::writer::WriterHandle;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// SQLite's `synchronous` setting: how hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is on stable storage before it is acknowledged.
+    #[default]
+    Full,
+    /// Commits survive a process crash but the last ones may be lost on power failure.
+    Normal,
+}
+
+impl Synchronous {
+    const fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// How to open the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// The database file; created with its directory's `-wal` and `-shm` companions.
+    pub path: PathBuf,
+    /// See [`Synchronous`]; `Full` by default.
+    pub synchronous: Synchronous,
+    /// Reads that may run at once, each on its own connection.
+    pub read_connections: usize,
+    /// How long a statement waits for a lock held by another connection or process before the
+    /// operation fails with `Unavailable`.
+    pub busy_timeout: Duration,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// Writes that may wait for the writer before callers wait to queue theirs.
+    pub write_queue: usize,
+}
+
+impl SqliteOptions {
+    /// The defaults for a database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 256,
+            write_queue: 4096,
+        }
+    }
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file could not be opened or configured.
+    #[error("cannot open the SQLite database {path}")]
+    Connection {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    /// A migration failed.
+    #[error("cannot migrate the SQLite database {path}")]
+    Migration {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the SQLite writer thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// The store on one SQLite file. Cheap to clone: clones share the writer and the readers.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<WriterHandle>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, applies pending migrations and starts the
+    /// writer. Blocking work runs off the async runtime.
+    pub async fn open(options: SqliteOptions) -> Result<Self, OpenError> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(&options))
+            .await
+            .map_err(|e| OpenError::Thread(std::io::Error::other(e)))?
+    }
+
+    fn open_blocking(options: &SqliteOptions) -> Result<Self, OpenError> {
+        let path = options.path.clone();
+        let connection_error = |failure: Failure| OpenError::Connection {
+            path: path.clone(),
+            source: failure.into_store(),
+        };
+        let mut conn = connect(options, false).map_err(connection_error)?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;")
+            .map_err(|e| connection_error(e.into()))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|source| OpenError::Migration {
+                path: path.clone(),
+                source,
+            })?;
+        let reader_options = options.clone();
+        let readers = Arc::new(ReadPool::new(
+            options.read_connections,
+            Arc::new(move || connect(&reader_options, true)),
+        ));
+        let (writer, thread) = writer::spawn(conn, options.write_queue, options.max_batch)
+            .map_err(OpenError::Thread)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(Some(writer)),
+                writer_thread: Mutex::new(Some(thread)),
+                readers,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stops accepting writes, lets the writer commit what is queued, and waits for it to end.
+    /// Writes through any clone then fail with `Unavailable`; reads keep working.
+    pub async fn close(&self) {
+        let writer = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        drop(writer);
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            // Other handles may still be sending; the thread ends once they are done.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// Whether the database answers a trivial query (for readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.batch_execute("SELECT 1;")?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut SqliteConnection) -> Result<T, Failure> + Send + 'static,
+    {
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().cloned())
+            .ok_or_else(|| StoreError::Unavailable(Box::new(error::WriterClosed)))?;
+        writer.write(op).await
+    }
+
+    pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, Failure> + Send + 'static,
+    {
+        self.inner.readers.read(query).await
+    }
+}
+
+/// Opens one connection with the store's pragmas.
+fn connect(options: &SqliteOptions, read_only: bool) -> Result<SqliteConnection, Failure> {
+    let url = options.path.to_str().ok_or_else(|| {
+        Failure::Store(StoreError::Unavailable(
+            "the database path is not valid UTF-8".into(),
+        ))
+    })?;
+    let mut conn = SqliteConnection::establish(url)
+        .map_err(|e| Failure::Store(StoreError::Unavailable(Box::new(e))))?;
+    let millis = u64::try_from(options.busy_timeout.as_millis()).unwrap_or(u64::MAX);
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {millis};
+         PRAGMA synchronous = {};
+         PRAGMA foreign_keys = ON;
+         PRAGMA query_only = {};",
+        options.synchronous.pragma(),
+        if read_only { "ON" } else { "OFF" },
+    ))?;
+    Ok(conn)
+}

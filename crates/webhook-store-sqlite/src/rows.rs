@@ -1,0 +1,342 @@
+//! Rows as diesel reads them, and their conversion into the domain's entities. A value that
+//! does not convert is a corrupt row (`Internal`), never a panic.
+
+use std::net::IpAddr;
+
+use diesel::Queryable;
+use uuid::Uuid;
+use webhook_domain::model::{
+    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
+    InvocationId, InvocationOutcome, Name, Organization, OrganizationId, Payload, RatePerMinute,
+    Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
+    TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+};
+
+use crate::error::Failure;
+
+/// A UUID's bytes as stored.
+pub(crate) fn id(uuid: &Uuid) -> Vec<u8> {
+    uuid.as_bytes().to_vec()
+}
+
+pub(crate) fn uuid(bytes: &[u8], what: &'static str) -> Result<Uuid, Failure> {
+    Uuid::from_slice(bytes).map_err(|_| Failure::corrupt(what))
+}
+
+pub(crate) fn ts(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(micros)
+}
+
+fn name(text: &str, what: &'static str) -> Result<Name, Failure> {
+    Name::parse(text).map_err(|_| Failure::corrupt(what))
+}
+
+fn rate(value: i64, what: &'static str) -> Result<RatePerMinute, Failure> {
+    u32::try_from(value)
+        .ok()
+        .and_then(|v| RatePerMinute::new(v).ok())
+        .ok_or_else(|| Failure::corrupt(what))
+}
+
+fn unsigned<T: TryFrom<i64>>(value: i64, what: &'static str) -> Result<T, Failure> {
+    T::try_from(value).map_err(|_| Failure::corrupt(what))
+}
+
+fn ip(text: Option<&str>, what: &'static str) -> Result<Option<IpAddr>, Failure> {
+    text.map(|t| t.parse().map_err(|_| Failure::corrupt(what)))
+        .transpose()
+}
+
+/// The stored form of an event-type list: a JSON array of patterns.
+pub(crate) fn event_types_text(event_types: &EventTypes) -> String {
+    serde_json::to_string(event_types).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[derive(Queryable)]
+pub(crate) struct OrganizationRow {
+    id: Vec<u8>,
+    name: String,
+    rate_limit_per_minute: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl OrganizationRow {
+    pub(crate) fn into_domain(self) -> Result<Organization, Failure> {
+        Ok(Organization {
+            id: OrganizationId::from_uuid(uuid(&self.id, "organization id")?),
+            name: name(&self.name, "organization name")?,
+            rate_limit_per_minute: rate(self.rate_limit_per_minute, "organization rate")?,
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct ApiKeyRow {
+    id: Vec<u8>,
+    organization_id: Vec<u8>,
+    name: String,
+    role: String,
+    hash: Vec<u8>,
+    created_at: i64,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_domain(self) -> Result<ApiKey, Failure> {
+        let hash: [u8; 32] = self
+            .hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| Failure::corrupt("api key hash"))?;
+        Ok(ApiKey {
+            id: ApiKeyId::from_uuid(uuid(&self.id, "api key id")?),
+            organization_id: OrganizationId::from_uuid(uuid(
+                &self.organization_id,
+                "organization id",
+            )?),
+            name: name(&self.name, "api key name")?,
+            role: Role::parse(&self.role).ok_or_else(|| Failure::corrupt("api key role"))?,
+            hash: ApiKeyHash::from_bytes(hash),
+            created_at: ts(self.created_at),
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct TargetRow {
+    id: Vec<u8>,
+    organization_id: Vec<u8>,
+    kind: String,
+    name: String,
+    endpoint_url: Option<String>,
+    signing_secret: Vec<u8>,
+    created_at: i64,
+    updated_at: i64,
+    #[expect(dead_code, reason = "read with the row; lookups filter on it in SQL")]
+    deleted_at: Option<i64>,
+}
+
+impl TargetRow {
+    pub(crate) fn into_domain(self) -> Result<Target, Failure> {
+        Ok(Target {
+            id: TargetId::from_uuid(uuid(&self.id, "target id")?),
+            organization_id: OrganizationId::from_uuid(uuid(
+                &self.organization_id,
+                "organization id",
+            )?),
+            kind: TargetKind::parse(&self.kind).ok_or_else(|| Failure::corrupt("target kind"))?,
+            name: name(&self.name, "target name")?,
+            endpoint_url: self
+                .endpoint_url
+                .map(|u| EndpointUrl::parse(&u).map_err(|_| Failure::corrupt("endpoint url")))
+                .transpose()?,
+            signing_secret: SealedSecret::from_bytes(self.signing_secret),
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct WebhookRow {
+    id: Vec<u8>,
+    organization_id: Vec<u8>,
+    name: String,
+    target_id: Vec<u8>,
+    event_types: String,
+    secret: Option<Vec<u8>>,
+    rate_limit_per_minute: i64,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+    last_triggered_at: Option<i64>,
+}
+
+impl WebhookRow {
+    pub(crate) fn into_domain(self) -> Result<Webhook, Failure> {
+        Ok(Webhook {
+            id: WebhookId::from_uuid(uuid(&self.id, "webhook id")?),
+            organization_id: OrganizationId::from_uuid(uuid(
+                &self.organization_id,
+                "organization id",
+            )?),
+            name: name(&self.name, "webhook name")?,
+            target_id: TargetId::from_uuid(uuid(&self.target_id, "target id")?),
+            event_types: serde_json::from_str(&self.event_types)
+                .map_err(|_| Failure::corrupt("webhook event types"))?,
+            secret: self.secret.map(SealedSecret::from_bytes),
+            rate_limit_per_minute: rate(self.rate_limit_per_minute, "webhook rate")?,
+            status: WebhookStatus::parse(&self.status)
+                .ok_or_else(|| Failure::corrupt("webhook status"))?,
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+            last_triggered_at: self.last_triggered_at.map(ts),
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct InvocationRow {
+    id: Vec<u8>,
+    organization_id: Vec<u8>,
+    webhook_id: Vec<u8>,
+    received_at: i64,
+    source_ip: Option<String>,
+    event_type: Option<String>,
+    payload: Option<String>,
+    outcome: String,
+    http_status: i64,
+    error_code: Option<String>,
+    task_id: Option<Vec<u8>>,
+    repeat_count: i64,
+    test: bool,
+    response_status_code: Option<i64>,
+    response_body_excerpt: Option<String>,
+    response_latency_ms: Option<i64>,
+    response_error: Option<String>,
+    response_at: Option<i64>,
+    response_succeeded: Option<bool>,
+}
+
+impl InvocationRow {
+    pub(crate) fn into_domain(self) -> Result<Invocation, Failure> {
+        let target_response = match (
+            self.response_at,
+            self.response_latency_ms,
+            self.response_succeeded,
+        ) {
+            (Some(at), Some(latency_ms), Some(succeeded)) => Some(TargetResponse {
+                status_code: self
+                    .response_status_code
+                    .map(|c| unsigned(c, "response status"))
+                    .transpose()?,
+                body_excerpt: self.response_body_excerpt,
+                latency_ms: unsigned(latency_ms, "response latency")?,
+                error: self.response_error,
+                at: ts(at),
+                succeeded,
+            }),
+            _ => None,
+        };
+        Ok(Invocation {
+            id: InvocationId::from_uuid(uuid(&self.id, "invocation id")?),
+            organization_id: OrganizationId::from_uuid(uuid(
+                &self.organization_id,
+                "organization id",
+            )?),
+            webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
+            received_at: ts(self.received_at),
+            source_ip: ip(self.source_ip.as_deref(), "invocation source ip")?,
+            event_type: self.event_type,
+            payload: self.payload.map(Payload::from_stored),
+            outcome: InvocationOutcome::parse(&self.outcome)
+                .ok_or_else(|| Failure::corrupt("invocation outcome"))?,
+            http_status: unsigned(self.http_status, "http status")?,
+            error_code: self.error_code,
+            task_id: self
+                .task_id
+                .map(|t| uuid(&t, "task id").map(TaskId::from_uuid))
+                .transpose()?,
+            repeat_count: unsigned(self.repeat_count, "repeat count")?,
+            test: self.test,
+            target_response,
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct TaskRow {
+    id: Vec<u8>,
+    organization_id: Vec<u8>,
+    target_id: Vec<u8>,
+    webhook_id: Vec<u8>,
+    invocation_id: Vec<u8>,
+    instruction: Option<String>,
+    context: Option<String>,
+    event_type: Option<String>,
+    status: String,
+    test: bool,
+    source_verified: bool,
+    source_ip: Option<String>,
+    source_received_at: i64,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    #[expect(dead_code, reason = "read with the row; claims filter on it in SQL")]
+    lease_token: Option<Vec<u8>>,
+    #[expect(dead_code, reason = "read with the row; claims filter on it in SQL")]
+    lease_until: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TaskRow {
+    /// `invocation_payload` is the payload of the task's invocation, read by join: the task's
+    /// context unless the row stores a context of its own.
+    pub(crate) fn into_domain(self, invocation_payload: Option<String>) -> Result<Task, Failure> {
+        let context = self
+            .context
+            .or(invocation_payload)
+            .ok_or_else(|| Failure::corrupt("task context"))?;
+        Ok(Task {
+            id: TaskId::from_uuid(uuid(&self.id, "task id")?),
+            organization_id: OrganizationId::from_uuid(uuid(
+                &self.organization_id,
+                "organization id",
+            )?),
+            target_id: TargetId::from_uuid(uuid(&self.target_id, "target id")?),
+            webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
+            invocation_id: InvocationId::from_uuid(uuid(&self.invocation_id, "invocation id")?),
+            instruction: self.instruction,
+            context: Payload::from_stored(context),
+            event_type: self.event_type,
+            status: TaskStatus::parse(&self.status)
+                .ok_or_else(|| Failure::corrupt("task status"))?,
+            test: self.test,
+            source: TaskSource {
+                verified: self.source_verified,
+                source_ip: ip(self.source_ip.as_deref(), "task source ip")?,
+                received_at: ts(self.source_received_at),
+            },
+            attempts: unsigned(self.attempts, "task attempts")?,
+            next_attempt_at: ts(self.next_attempt_at),
+            last_error: self.last_error,
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable)]
+pub(crate) struct AttemptRow {
+    task_id: Vec<u8>,
+    number: i64,
+    status_code: Option<i64>,
+    body_excerpt: Option<String>,
+    latency_ms: i64,
+    error: Option<String>,
+    at: i64,
+    succeeded: bool,
+}
+
+impl AttemptRow {
+    pub(crate) fn into_domain(self) -> Result<DeliveryAttempt, Failure> {
+        Ok(DeliveryAttempt {
+            task_id: TaskId::from_uuid(uuid(&self.task_id, "task id")?),
+            number: unsigned(self.number, "attempt number")?,
+            response: TargetResponse {
+                status_code: self
+                    .status_code
+                    .map(|c| unsigned(c, "attempt status"))
+                    .transpose()?,
+                body_excerpt: self.body_excerpt,
+                latency_ms: unsigned(self.latency_ms, "attempt latency")?,
+                error: self.error,
+                at: ts(self.at),
+                succeeded: self.succeeded,
+            },
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! `InvocationLog`: the invocation log, and the one write that accepts an event.
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+use webhook_domain::model::{
+    Cursor, Invocation, InvocationId, InvocationOutcome, OrganizationId, OutcomeFilter, Page,
+    PageRequest, Payload, Task, Timestamp, WebhookId,
+};
+use webhook_domain::ports::{InvocationLog, StoreError};
+
+use super::{into_page, overfetch};
+use crate::SqliteStore;
+use crate::error::Failure;
+use crate::rows::{InvocationRow, id};
+use crate::schema::{invocations, tasks, webhooks};
+
+/// `OutcomeFilter::Failed`: rejected, or accepted with a failed latest attempt or a failed task.
+const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome = 'accepted' \
+     AND (invocations.response_succeeded = 0 OR EXISTS (SELECT 1 FROM tasks \
+     WHERE tasks.id = invocations.task_id AND tasks.status = 'failed'))))";
+
+fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<(), Failure> {
+    let response = inv.target_response.as_ref();
+    diesel::insert_into(invocations::table)
+        .values((
+            (
+                invocations::id.eq(id(inv.id.as_uuid())),
+                invocations::organization_id.eq(id(inv.organization_id.as_uuid())),
+                invocations::webhook_id.eq(id(inv.webhook_id.as_uuid())),
+                invocations::received_at.eq(inv.received_at.unix_micros()),
+                invocations::source_ip.eq(inv.source_ip.map(|ip| ip.to_string())),
+                invocations::event_type.eq(inv.event_type.as_deref()),
+                invocations::payload.eq(inv.payload.as_ref().map(Payload::as_str)),
+                invocations::outcome.eq(inv.outcome.as_str()),
+                invocations::http_status.eq(i64::from(inv.http_status)),
+                invocations::error_code.eq(inv.error_code.as_deref()),
+                invocations::task_id.eq(inv.task_id.map(|t| id(t.as_uuid()))),
+                invocations::repeat_count.eq(i64::from(inv.repeat_count)),
+                invocations::test.eq(inv.test),
+            ),
+            (
+                invocations::response_status_code
+                    .eq(response.and_then(|r| r.status_code).map(i64::from)),
+                invocations::response_body_excerpt
+                    .eq(response.and_then(|r| r.body_excerpt.as_deref())),
+                invocations::response_latency_ms.eq(response.map(|r| i64::from(r.latency_ms))),
+                invocations::response_error.eq(response.and_then(|r| r.error.as_deref())),
+                invocations::response_at.eq(response.map(|r| r.at.unix_micros())),
+                invocations::response_succeeded.eq(response.map(|r| r.succeeded)),
+            ),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn insert_task(
+    conn: &mut SqliteConnection,
+    task: &Task,
+    invocation_payload: Option<&str>,
+) -> Result<(), Failure> {
+    // The body is stored once, on the invocation; the task keeps its own only if it differs.
+    let context = Some(task.context.as_str()).filter(|c| Some(*c) != invocation_payload);
+    diesel::insert_into(tasks::table)
+        .values((
+            (
+                tasks::id.eq(id(task.id.as_uuid())),
+                tasks::organization_id.eq(id(task.organization_id.as_uuid())),
+                tasks::target_id.eq(id(task.target_id.as_uuid())),
+                tasks::webhook_id.eq(id(task.webhook_id.as_uuid())),
+                tasks::invocation_id.eq(id(task.invocation_id.as_uuid())),
+                tasks::instruction.eq(task.instruction.as_deref()),
+                tasks::context.eq(context),
+                tasks::event_type.eq(task.event_type.as_deref()),
+                tasks::status.eq(task.status.as_str()),
+                tasks::test.eq(task.test),
+            ),
+            (
+                tasks::source_verified.eq(task.source.verified),
+                tasks::source_ip.eq(task.source.source_ip.map(|ip| ip.to_string())),
+                tasks::source_received_at.eq(task.source.received_at.unix_micros()),
+                tasks::attempts.eq(i64::from(task.attempts)),
+                tasks::next_attempt_at.eq(task.next_attempt_at.unix_micros()),
+                tasks::last_error.eq(task.last_error.as_deref()),
+                tasks::created_at.eq(task.created_at.unix_micros()),
+                tasks::updated_at.eq(task.updated_at.unix_micros()),
+            ),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+impl InvocationLog for SqliteStore {
+    async fn record_invocation(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+    ) -> Result<(), StoreError> {
+        let inv = invocation.clone();
+        let task = task.cloned();
+        self.write(move |conn| {
+            insert_invocation(conn, &inv)?;
+            if let Some(task) = &task {
+                insert_task(conn, task, inv.payload.as_ref().map(Payload::as_str))?;
+            }
+            if inv.outcome == InvocationOutcome::Accepted {
+                let at = inv.received_at.unix_micros();
+                diesel::update(
+                    webhooks::table.find(id(inv.webhook_id.as_uuid())).filter(
+                        webhooks::last_triggered_at
+                            .is_null()
+                            .or(webhooks::last_triggered_at.lt(at)),
+                    ),
+                )
+                .set(webhooks::last_triggered_at.eq(at))
+                .execute(conn)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn invocation(
+        &self,
+        organization_id: OrganizationId,
+        invocation_id: InvocationId,
+    ) -> Result<Invocation, StoreError> {
+        self.read(move |conn| {
+            invocations::table
+                .filter(invocations::id.eq(id(invocation_id.as_uuid())))
+                .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
+                .first::<InvocationRow>(conn)
+                .optional()?
+                .ok_or_else(Failure::not_found)?
+                .into_domain()
+        })
+        .await
+    }
+
+    async fn invocations(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> Result<Page<Invocation>, StoreError> {
+        self.read(move |conn| {
+            let mut query = invocations::table
+                .filter(invocations::webhook_id.eq(id(webhook_id.as_uuid())))
+                .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
+                .into_boxed();
+            query = match filter {
+                None => query,
+                Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
+                Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
+                Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
+                Some(OutcomeFilter::Failed) => query.filter(sql::<Bool>(FAILED)),
+            };
+            if let Some(after) = page.after {
+                let at = after.at.unix_micros();
+                query = query.filter(
+                    invocations::received_at.lt(at).or(invocations::received_at
+                        .eq(at)
+                        .and(invocations::id.lt(id(&after.id)))),
+                );
+            }
+            let rows = query
+                .order((invocations::received_at.desc(), invocations::id.desc()))
+                .limit(overfetch(page))
+                .load::<InvocationRow>(conn)?;
+            into_page(rows, page, InvocationRow::into_domain, |i: &Invocation| {
+                Cursor {
+                    at: i.received_at,
+                    id: *i.id.as_uuid(),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let before = before.unix_micros();
+        self.write(move |conn| {
+            diesel::sql_query(
+                "DELETE FROM delivery_attempts WHERE task_id IN (SELECT tasks.id FROM tasks \
+                 JOIN invocations ON tasks.invocation_id = invocations.id \
+                 WHERE invocations.received_at < ? AND tasks.status IN ('completed', 'failed'))",
+            )
+            .bind::<BigInt, _>(before)
+            .execute(conn)?;
+            diesel::sql_query(
+                "DELETE FROM tasks WHERE status IN ('completed', 'failed') AND invocation_id IN \
+                 (SELECT id FROM invocations WHERE received_at < ?)",
+            )
+            .bind::<BigInt, _>(before)
+            .execute(conn)?;
+            let deleted = diesel::sql_query(
+                "DELETE FROM invocations WHERE received_at < ? AND NOT EXISTS \
+                 (SELECT 1 FROM tasks WHERE tasks.invocation_id = invocations.id)",
+            )
+            .bind::<BigInt, _>(before)
+            .execute(conn)?;
+            u64::try_from(deleted).map_err(|_| Failure::corrupt("purge count"))
+        })
+        .await
+    }
+}

@@ -1,0 +1,159 @@
+//! `TargetStore`: agents and teams. A deleted target keeps its row for its tasks.
+
+use std::time::SystemTime;
+
+use diesel::prelude::*;
+use webhook_domain::model::{
+    Cursor, EndpointUrl, OrganizationId, Page, PageRequest, Target, TargetId,
+};
+use webhook_domain::ports::{StoreError, TargetStore};
+
+use super::{into_page, overfetch};
+use crate::SqliteStore;
+use crate::error::Failure;
+use crate::rows::{TargetRow, id};
+use crate::schema::{targets, webhooks};
+
+/// Whether a live target with this id exists in this organization.
+pub(super) fn live_target_exists(
+    conn: &mut SqliteConnection,
+    organization_id: OrganizationId,
+    target_id: TargetId,
+) -> Result<bool, Failure> {
+    Ok(diesel::select(diesel::dsl::exists(
+        targets::table
+            .filter(targets::id.eq(id(target_id.as_uuid())))
+            .filter(targets::organization_id.eq(id(organization_id.as_uuid())))
+            .filter(targets::deleted_at.is_null()),
+    ))
+    .get_result(conn)?)
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_micros()).ok())
+        .unwrap_or(0)
+}
+
+impl TargetStore for SqliteStore {
+    async fn insert_target(&self, target: &Target) -> Result<(), StoreError> {
+        let target = target.clone();
+        self.write(move |conn| {
+            diesel::insert_into(targets::table)
+                .values((
+                    targets::id.eq(id(target.id.as_uuid())),
+                    targets::organization_id.eq(id(target.organization_id.as_uuid())),
+                    targets::kind.eq(target.kind.as_str()),
+                    targets::name.eq(target.name.as_str()),
+                    targets::endpoint_url.eq(target.endpoint_url.as_ref().map(EndpointUrl::as_str)),
+                    targets::signing_secret.eq(target.signing_secret.as_bytes()),
+                    targets::created_at.eq(target.created_at.unix_micros()),
+                    targets::updated_at.eq(target.updated_at.unix_micros()),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn target(
+        &self,
+        organization_id: OrganizationId,
+        target_id: TargetId,
+    ) -> Result<Target, StoreError> {
+        self.read(move |conn| {
+            targets::table
+                .filter(targets::id.eq(id(target_id.as_uuid())))
+                .filter(targets::organization_id.eq(id(organization_id.as_uuid())))
+                .filter(targets::deleted_at.is_null())
+                .first::<TargetRow>(conn)
+                .optional()?
+                .ok_or_else(Failure::not_found)?
+                .into_domain()
+        })
+        .await
+    }
+
+    async fn targets(
+        &self,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Target>, StoreError> {
+        self.read(move |conn| {
+            let mut query = targets::table
+                .filter(targets::organization_id.eq(id(organization_id.as_uuid())))
+                .filter(targets::deleted_at.is_null())
+                .into_boxed();
+            if let Some(after) = page.after {
+                let at = after.at.unix_micros();
+                query = query.filter(
+                    targets::created_at.lt(at).or(targets::created_at
+                        .eq(at)
+                        .and(targets::id.lt(id(&after.id)))),
+                );
+            }
+            let rows = query
+                .order((targets::created_at.desc(), targets::id.desc()))
+                .limit(overfetch(page))
+                .load::<TargetRow>(conn)?;
+            into_page(rows, page, TargetRow::into_domain, |t: &Target| Cursor {
+                at: t.created_at,
+                id: *t.id.as_uuid(),
+            })
+        })
+        .await
+    }
+
+    async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
+        let target = target.clone();
+        self.write(move |conn| {
+            let updated = diesel::update(
+                targets::table
+                    .filter(targets::id.eq(id(target.id.as_uuid())))
+                    .filter(targets::organization_id.eq(id(target.organization_id.as_uuid())))
+                    .filter(targets::deleted_at.is_null()),
+            )
+            .set((
+                targets::kind.eq(target.kind.as_str()),
+                targets::name.eq(target.name.as_str()),
+                targets::endpoint_url.eq(target.endpoint_url.as_ref().map(EndpointUrl::as_str)),
+                targets::signing_secret.eq(target.signing_secret.as_bytes()),
+                targets::updated_at.eq(target.updated_at.unix_micros()),
+            ))
+            .execute(conn)?;
+            if updated == 0 {
+                return Err(Failure::not_found());
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_target(
+        &self,
+        organization_id: OrganizationId,
+        target_id: TargetId,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            if !live_target_exists(conn, organization_id, target_id)? {
+                return Err(Failure::not_found());
+            }
+            let in_use: bool = diesel::select(diesel::dsl::exists(
+                webhooks::table
+                    .filter(webhooks::target_id.eq(id(target_id.as_uuid())))
+                    .filter(webhooks::status.ne("deleted")),
+            ))
+            .get_result(conn)?;
+            if in_use {
+                return Err(Failure::conflict("a webhook still points at this target"));
+            }
+            diesel::update(targets::table.find(id(target_id.as_uuid())))
+                .set(targets::deleted_at.eq(now_micros()))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+}

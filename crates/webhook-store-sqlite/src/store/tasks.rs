@@ -1,0 +1,337 @@
+//! `TaskQueue`: the task board and the delivery queue. A task's context is its invocation's
+//! payload, read by join.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use uuid::Uuid;
+use webhook_domain::model::{
+    Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
+    TaskFilter, TaskId, TaskStatus, Timestamp,
+};
+use webhook_domain::ports::{AttemptVerdict, ClaimedTask, Lease, StoreError, TaskQueue};
+
+use super::{into_page, overfetch};
+use crate::SqliteStore;
+use crate::error::Failure;
+use crate::rows::{AttemptRow, TaskRow, id};
+use crate::schema::{delivery_attempts, invocations, targets, tasks};
+
+/// A task of this organization with its invocation's payload.
+fn load_task(
+    conn: &mut SqliteConnection,
+    organization_id: Option<OrganizationId>,
+    task_id: TaskId,
+) -> Result<Option<TaskRowWithPayload>, Failure> {
+    let mut query = tasks::table
+        .inner_join(invocations::table)
+        .filter(tasks::id.eq(id(task_id.as_uuid())))
+        .select((tasks::all_columns, invocations::payload))
+        .into_boxed();
+    if let Some(org) = organization_id {
+        query = query.filter(tasks::organization_id.eq(id(org.as_uuid())));
+    }
+    Ok(query.first::<TaskRowWithPayload>(conn).optional()?)
+}
+
+type TaskRowWithPayload = (TaskRow, Option<String>);
+
+/// A due task with its payload, its target's endpoint and signing secret.
+type ClaimRow = (TaskRow, Option<String>, Option<String>, Vec<u8>);
+
+fn task_of((row, payload): TaskRowWithPayload) -> Result<Task, Failure> {
+    row.into_domain(payload)
+}
+
+/// The lease `lease` still holds its task: the task is queued and carries the lease's token.
+fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), Failure> {
+    let row: Option<(String, Option<Vec<u8>>)> = tasks::table
+        .find(id(lease.task_id.as_uuid()))
+        .select((tasks::status, tasks::lease_token))
+        .first(conn)
+        .optional()?;
+    let held = row.is_some_and(|(status, token)| {
+        status == TaskStatus::Queued.as_str()
+            && token.as_deref() == Some(lease.token.as_bytes().as_slice())
+    });
+    if held {
+        Ok(())
+    } else {
+        Err(Failure::conflict("the lease is no longer held"))
+    }
+}
+
+/// What the task's `last_error` says after a failed attempt.
+fn attempt_error(attempt: &DeliveryAttempt) -> String {
+    match (&attempt.response.error, attempt.response.status_code) {
+        (Some(error), _) => error.clone(),
+        (None, Some(code)) => format!("the target answered HTTP {code}"),
+        (None, None) => "the delivery failed".to_owned(),
+    }
+}
+
+impl TaskQueue for SqliteStore {
+    async fn task(
+        &self,
+        organization_id: OrganizationId,
+        task_id: TaskId,
+    ) -> Result<Task, StoreError> {
+        self.read(move |conn| {
+            task_of(
+                load_task(conn, Some(organization_id), task_id)?.ok_or_else(Failure::not_found)?,
+            )
+        })
+        .await
+    }
+
+    async fn tasks(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<Task>, StoreError> {
+        self.read(move |conn| {
+            let mut query = tasks::table
+                .inner_join(invocations::table)
+                .filter(tasks::organization_id.eq(id(organization_id.as_uuid())))
+                .select((tasks::all_columns, invocations::payload))
+                .into_boxed();
+            if let Some(target) = filter.target_id {
+                query = query.filter(tasks::target_id.eq(id(target.as_uuid())));
+            }
+            if let Some(status) = filter.status {
+                query = query.filter(tasks::status.eq(status.as_str()));
+            }
+            if let Some(after) = page.after {
+                let at = after.at.unix_micros();
+                query = query.filter(
+                    tasks::created_at
+                        .lt(at)
+                        .or(tasks::created_at.eq(at).and(tasks::id.lt(id(&after.id)))),
+                );
+            }
+            let rows = query
+                .order((tasks::created_at.desc(), tasks::id.desc()))
+                .limit(overfetch(page))
+                .load::<TaskRowWithPayload>(conn)?;
+            into_page(rows, page, task_of, |t: &Task| Cursor {
+                at: t.created_at,
+                id: *t.id.as_uuid(),
+            })
+        })
+        .await
+    }
+
+    async fn set_task_status(
+        &self,
+        organization_id: OrganizationId,
+        task_id: TaskId,
+        from: TaskStatus,
+        to: TaskStatus,
+        at: Timestamp,
+    ) -> Result<Task, StoreError> {
+        self.write(move |conn| {
+            let status: String = tasks::table
+                .filter(tasks::id.eq(id(task_id.as_uuid())))
+                .filter(tasks::organization_id.eq(id(organization_id.as_uuid())))
+                .select(tasks::status)
+                .first(conn)
+                .optional()?
+                .ok_or_else(Failure::not_found)?;
+            if status != from.as_str() {
+                return Err(Failure::conflict("the task's status changed"));
+            }
+            let target = tasks::table.find(id(task_id.as_uuid()));
+            if to == TaskStatus::Queued {
+                diesel::update(target)
+                    .set((
+                        tasks::status.eq(to.as_str()),
+                        tasks::updated_at.eq(at.unix_micros()),
+                        tasks::next_attempt_at.eq(at.unix_micros()),
+                        tasks::lease_token.eq(None::<Vec<u8>>),
+                        tasks::lease_until.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+            } else {
+                diesel::update(target)
+                    .set((
+                        tasks::status.eq(to.as_str()),
+                        tasks::updated_at.eq(at.unix_micros()),
+                    ))
+                    .execute(conn)?;
+            }
+            task_of(load_task(conn, None, task_id)?.ok_or_else(Failure::not_found)?)
+        })
+        .await
+    }
+
+    async fn claim_tasks(
+        &self,
+        now: Timestamp,
+        lease_for: Duration,
+        token: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        let until = now.plus(lease_for);
+        self.write(move |conn| {
+            let now_micros = now.unix_micros();
+            let rows: Vec<ClaimRow> = tasks::table
+                .inner_join(invocations::table)
+                .inner_join(targets::table)
+                .filter(tasks::status.eq(TaskStatus::Queued.as_str()))
+                .filter(tasks::next_attempt_at.le(now_micros))
+                .filter(
+                    tasks::lease_until
+                        .is_null()
+                        .or(tasks::lease_until.le(now_micros)),
+                )
+                .filter(targets::deleted_at.is_null())
+                .filter(targets::endpoint_url.is_not_null())
+                .order((
+                    tasks::next_attempt_at.asc(),
+                    tasks::created_at.asc(),
+                    tasks::id.asc(),
+                ))
+                .limit(i64::from(limit))
+                .select((
+                    tasks::all_columns,
+                    invocations::payload,
+                    targets::endpoint_url,
+                    targets::signing_secret,
+                ))
+                .load(conn)?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (row, payload, endpoint, secret) in rows {
+                let task = row.into_domain(payload)?;
+                diesel::update(tasks::table.find(id(task.id.as_uuid())))
+                    .set((
+                        tasks::lease_token.eq(Some(id(&token))),
+                        tasks::lease_until.eq(Some(until.unix_micros())),
+                    ))
+                    .execute(conn)?;
+                let endpoint_url = endpoint
+                    .as_deref()
+                    .and_then(|u| EndpointUrl::parse(u).ok())
+                    .ok_or_else(|| Failure::corrupt("endpoint url"))?;
+                claimed.push(ClaimedTask {
+                    lease: Lease {
+                        task_id: task.id,
+                        token,
+                        until,
+                    },
+                    task,
+                    endpoint_url,
+                    signing_secret: SealedSecret::from_bytes(secret),
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn finish_attempt(
+        &self,
+        lease: &Lease,
+        attempt: &DeliveryAttempt,
+        verdict: AttemptVerdict,
+    ) -> Result<Task, StoreError> {
+        let lease = *lease;
+        let attempt = attempt.clone();
+        self.write(move |conn| {
+            check_lease(conn, &lease)?;
+            let task_key = id(lease.task_id.as_uuid());
+            let response = &attempt.response;
+            diesel::insert_into(delivery_attempts::table)
+                .values((
+                    delivery_attempts::task_id.eq(&task_key),
+                    delivery_attempts::number.eq(i64::from(attempt.number)),
+                    delivery_attempts::status_code.eq(response.status_code.map(i64::from)),
+                    delivery_attempts::body_excerpt.eq(response.body_excerpt.as_deref()),
+                    delivery_attempts::latency_ms.eq(i64::from(response.latency_ms)),
+                    delivery_attempts::error.eq(response.error.as_deref()),
+                    delivery_attempts::at.eq(response.at.unix_micros()),
+                    delivery_attempts::succeeded.eq(response.succeeded),
+                ))
+                .execute(conn)?;
+            let invocation_id: Vec<u8> = tasks::table
+                .find(&task_key)
+                .select(tasks::invocation_id)
+                .first(conn)?;
+            diesel::update(invocations::table.find(invocation_id))
+                .set((
+                    invocations::response_status_code.eq(response.status_code.map(i64::from)),
+                    invocations::response_body_excerpt.eq(response.body_excerpt.as_deref()),
+                    invocations::response_latency_ms.eq(Some(i64::from(response.latency_ms))),
+                    invocations::response_error.eq(response.error.as_deref()),
+                    invocations::response_at.eq(Some(response.at.unix_micros())),
+                    invocations::response_succeeded.eq(Some(response.succeeded)),
+                ))
+                .execute(conn)?;
+            let (status, next_attempt_at, last_error) = match verdict {
+                AttemptVerdict::Delivered => (TaskStatus::Delivered, None, None),
+                AttemptVerdict::RetryAt(at) => {
+                    (TaskStatus::Queued, Some(at), Some(attempt_error(&attempt)))
+                }
+                AttemptVerdict::Failed => (TaskStatus::Failed, None, Some(attempt_error(&attempt))),
+            };
+            diesel::update(tasks::table.find(&task_key))
+                .set((
+                    tasks::status.eq(status.as_str()),
+                    tasks::attempts.eq(i64::from(attempt.number)),
+                    tasks::last_error.eq(last_error),
+                    tasks::lease_token.eq(None::<Vec<u8>>),
+                    tasks::lease_until.eq(None::<i64>),
+                    tasks::updated_at.eq(response.at.unix_micros()),
+                ))
+                .execute(conn)?;
+            if let Some(at) = next_attempt_at {
+                diesel::update(tasks::table.find(&task_key))
+                    .set(tasks::next_attempt_at.eq(at.unix_micros()))
+                    .execute(conn)?;
+            }
+            task_of(load_task(conn, None, lease.task_id)?.ok_or_else(Failure::not_found)?)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let lease = *lease;
+        self.write(move |conn| {
+            check_lease(conn, &lease)?;
+            diesel::update(tasks::table.find(id(lease.task_id.as_uuid())))
+                .set((
+                    tasks::lease_token.eq(None::<Vec<u8>>),
+                    tasks::lease_until.eq(None::<i64>),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        organization_id: OrganizationId,
+        task_id: TaskId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.read(move |conn| {
+            let exists: bool = diesel::select(diesel::dsl::exists(
+                tasks::table
+                    .filter(tasks::id.eq(id(task_id.as_uuid())))
+                    .filter(tasks::organization_id.eq(id(organization_id.as_uuid()))),
+            ))
+            .get_result(conn)?;
+            if !exists {
+                return Err(Failure::not_found());
+            }
+            delivery_attempts::table
+                .filter(delivery_attempts::task_id.eq(id(task_id.as_uuid())))
+                .order(delivery_attempts::number.asc())
+                .load::<AttemptRow>(conn)?
+                .into_iter()
+                .map(AttemptRow::into_domain)
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,133 @@
+//! `WebhookStore`: webhooks and their tombstones.
+
+use diesel::prelude::*;
+use webhook_domain::model::{
+    Cursor, OrganizationId, Page, PageRequest, SealedSecret, Timestamp, Webhook, WebhookId,
+};
+use webhook_domain::ports::{StoreError, WebhookStore};
+
+use super::targets::live_target_exists;
+use super::{into_page, overfetch};
+use crate::SqliteStore;
+use crate::error::Failure;
+use crate::rows::{WebhookRow, event_types_text, id};
+use crate::schema::webhooks;
+
+impl WebhookStore for SqliteStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let hook = webhook.clone();
+        self.write(move |conn| {
+            let exists: bool = diesel::select(diesel::dsl::exists(
+                webhooks::table.find(id(hook.id.as_uuid())),
+            ))
+            .get_result(conn)?;
+            if exists {
+                return Err(Failure::conflict("a webhook with this id exists"));
+            }
+            if !live_target_exists(conn, hook.organization_id, hook.target_id)? {
+                return Err(Failure::not_found());
+            }
+            diesel::insert_into(webhooks::table)
+                .values((
+                    webhooks::id.eq(id(hook.id.as_uuid())),
+                    webhooks::organization_id.eq(id(hook.organization_id.as_uuid())),
+                    webhooks::name.eq(hook.name.as_str()),
+                    webhooks::target_id.eq(id(hook.target_id.as_uuid())),
+                    webhooks::event_types.eq(event_types_text(&hook.event_types)),
+                    webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
+                    webhooks::rate_limit_per_minute.eq(i64::from(hook.rate_limit_per_minute.get())),
+                    webhooks::status.eq(hook.status.as_str()),
+                    webhooks::created_at.eq(hook.created_at.unix_micros()),
+                    webhooks::updated_at.eq(hook.updated_at.unix_micros()),
+                    webhooks::last_triggered_at
+                        .eq(hook.last_triggered_at.map(Timestamp::unix_micros)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn webhook(&self, webhook_id: WebhookId) -> Result<Webhook, StoreError> {
+        self.read(move |conn| {
+            webhooks::table
+                .find(id(webhook_id.as_uuid()))
+                .first::<WebhookRow>(conn)
+                .optional()?
+                .ok_or_else(Failure::not_found)?
+                .into_domain()
+        })
+        .await
+    }
+
+    async fn webhooks(
+        &self,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Webhook>, StoreError> {
+        self.read(move |conn| {
+            let mut query = webhooks::table
+                .filter(webhooks::organization_id.eq(id(organization_id.as_uuid())))
+                .filter(webhooks::status.ne("deleted"))
+                .into_boxed();
+            if let Some(after) = page.after {
+                let at = after.at.unix_micros();
+                query = query.filter(
+                    webhooks::created_at.lt(at).or(webhooks::created_at
+                        .eq(at)
+                        .and(webhooks::id.lt(id(&after.id)))),
+                );
+            }
+            let rows = query
+                .order((webhooks::created_at.desc(), webhooks::id.desc()))
+                .limit(overfetch(page))
+                .load::<WebhookRow>(conn)?;
+            into_page(rows, page, WebhookRow::into_domain, |w: &Webhook| Cursor {
+                at: w.created_at,
+                id: *w.id.as_uuid(),
+            })
+        })
+        .await
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let hook = webhook.clone();
+        self.write(move |conn| {
+            let status: Option<String> = webhooks::table
+                .filter(webhooks::id.eq(id(hook.id.as_uuid())))
+                .filter(webhooks::organization_id.eq(id(hook.organization_id.as_uuid())))
+                .select(webhooks::status)
+                .first(conn)
+                .optional()?;
+            match status.as_deref() {
+                None => return Err(Failure::not_found()),
+                Some("deleted") => return Err(Failure::conflict("the webhook is deleted")),
+                Some(_) => {}
+            }
+            let target: Vec<u8> = webhooks::table
+                .find(id(hook.id.as_uuid()))
+                .select(webhooks::target_id)
+                .first(conn)?;
+            if target.as_slice() != hook.target_id.as_uuid().as_bytes()
+                && !live_target_exists(conn, hook.organization_id, hook.target_id)?
+            {
+                return Err(Failure::not_found());
+            }
+            diesel::update(webhooks::table.find(id(hook.id.as_uuid())))
+                .set((
+                    webhooks::name.eq(hook.name.as_str()),
+                    webhooks::target_id.eq(id(hook.target_id.as_uuid())),
+                    webhooks::event_types.eq(event_types_text(&hook.event_types)),
+                    webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
+                    webhooks::rate_limit_per_minute.eq(i64::from(hook.rate_limit_per_minute.get())),
+                    webhooks::status.eq(hook.status.as_str()),
+                    webhooks::updated_at.eq(hook.updated_at.unix_micros()),
+                    webhooks::last_triggered_at
+                        .eq(hook.last_triggered_at.map(Timestamp::unix_micros)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,144 @@
+//! The single writer: one thread owns the write connection and commits everything queued
+//! since its last commit in one transaction (group commit).
+//!
+//! Each operation runs inside its own savepoint of the batch's `BEGIN IMMEDIATE` transaction,
+//! so an operation that fails (a duplicate id, a lost lease) rolls back alone and its caller
+//! alone gets the error. When the batch itself fails — `BEGIN`, an engine error such as busy
+//! or I/O, or the `COMMIT` — nothing of it was written, and each operation is run again in a
+//! transaction of its own, so every caller still gets its own answer.
+
+use std::thread::JoinHandle;
+
+use diesel::connection::Connection as _;
+use diesel::sqlite::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+use webhook_domain::ports::StoreError;
+
+use crate::error::{Failure, WriterClosed};
+
+/// One queued write with its answer channel.
+pub(crate) trait Job: Send {
+    /// Runs the operation; may be called again after a failed batch.
+    fn run(&mut self, conn: &mut SqliteConnection) -> Result<(), Failure>;
+    /// Answers the caller with the operation's outcome once it is final.
+    fn complete(self: Box<Self>, outcome: Result<(), Failure>);
+}
+
+struct TypedJob<T, F> {
+    op: F,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send,
+    F: FnMut(&mut SqliteConnection) -> Result<T, Failure> + Send,
+{
+    fn run(&mut self, conn: &mut SqliteConnection) -> Result<(), Failure> {
+        self.output = Some((self.op)(conn)?);
+        Ok(())
+    }
+
+    fn complete(self: Box<Self>, outcome: Result<(), Failure>) {
+        let answer = match (outcome, self.output) {
+            (Ok(()), Some(output)) => Ok(output),
+            (Ok(()), None) => Err(Failure::corrupt("write result").into_store()),
+            (Err(failure), _) => Err(failure.into_store()),
+        };
+        // The caller may have gone away (cancelled request); the write stands either way.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The sending side: cheap to clone, one per store handle.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterHandle {
+    sender: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl WriterHandle {
+    /// Queues `op` for the writer and waits for its commit.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut SqliteConnection) -> Result<T, Failure> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            op,
+            output: None,
+            reply,
+        });
+        self.sender
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable(Box::new(WriterClosed)))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable(Box::new(WriterClosed)))?
+    }
+}
+
+/// Starts the writer thread on `conn`. It stops when every [`WriterHandle`] is dropped, after
+/// committing what was queued.
+pub(crate) fn spawn(
+    conn: SqliteConnection,
+    queue: usize,
+    max_batch: usize,
+) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
+    let (sender, receiver) = mpsc::channel(queue.max(1));
+    let thread = std::thread::Builder::new()
+        .name("webhookd-sqlite-writer".to_owned())
+        .spawn(move || run(conn, receiver, max_batch.max(1)))?;
+    Ok((WriterHandle { sender }, thread))
+}
+
+fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch);
+    }
+}
+
+fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
+    if batch.len() > 1 {
+        let mut outcomes: Vec<Result<(), Failure>> = Vec::with_capacity(batch.len());
+        let committed = conn.immediate_transaction(|conn| {
+            for job in batch.iter_mut() {
+                match conn.transaction(|conn| job.run(conn)) {
+                    Ok(()) => outcomes.push(Ok(())),
+                    Err(failure) if failure.keeps_transaction() => outcomes.push(Err(failure)),
+                    Err(failure) => return Err(failure),
+                }
+            }
+            Ok::<_, Failure>(())
+        });
+        match committed {
+            Ok(()) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    job.complete(outcome);
+                }
+                return;
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    batch.size = batch.len(),
+                    error = ?failure,
+                    "group commit failed; writing its operations one by one"
+                );
+            }
+        }
+    }
+    for mut job in batch.drain(..) {
+        let outcome = conn.immediate_transaction(|conn| job.run(conn));
+        job.complete(outcome);
+    }
+}

@@ -1,0 +1,212 @@
+//! What SQLite adds to the contract: acknowledged writes survive reopening the file, a store
+//! that cannot write answers `Unavailable` and leaves nothing behind, and concurrent writes
+//! grouped into one commit still each get their own result.
+
+use std::time::Duration;
+
+use diesel::connection::{Connection as _, SimpleConnection as _};
+use diesel::sqlite::SqliteConnection;
+use webhook_domain::ports::{InvocationLog, StoreError, TaskQueue, WebhookStore};
+use webhook_store_contract::fixtures::{World, accepted, at, at_micros};
+use webhook_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+use crate::support::temp_path;
+
+fn remove(store: &SqliteStore) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = store.path().to_owned().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_close_and_reopen() {
+    let options = SqliteOptions::new(temp_path());
+    let store = SqliteStore::open(options.clone()).await.expect("open");
+    let world = World::seed(&store).await;
+    let (invocation, task) = world.accept(&store, at(1)).await;
+    store.close().await;
+    drop(store);
+
+    let reopened = SqliteStore::open(options).await.expect("reopen");
+    let org = world.organization.id;
+    assert_eq!(
+        reopened
+            .invocation(org, invocation.id)
+            .await
+            .expect("invocation"),
+        invocation
+    );
+    assert_eq!(reopened.task(org, task.id).await.expect("task"), task);
+    assert_eq!(
+        reopened
+            .webhook(world.webhook.id)
+            .await
+            .expect("webhook")
+            .last_triggered_at,
+        Some(at(1))
+    );
+    reopened.close().await;
+    remove(&reopened);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_synchronous_mode_opens_and_writes() {
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::new(temp_path())
+    };
+    let store = SqliteStore::open(options).await.expect("open");
+    let world = World::seed(&store).await;
+    let (invocation, _) = world.accept(&store, at(1)).await;
+    assert_eq!(
+        store
+            .invocation(world.organization.id, invocation.id)
+            .await
+            .expect("invocation"),
+        invocation
+    );
+    store.close().await;
+    remove(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_file_answers_unavailable_and_writes_nothing() {
+    let options = SqliteOptions {
+        busy_timeout: Duration::from_millis(50),
+        ..SqliteOptions::new(temp_path())
+    };
+    let store = SqliteStore::open(options.clone()).await.expect("open");
+    let world = World::seed(&store).await;
+
+    // Another process takes the write lock and keeps it.
+    let path = options.path.to_str().expect("utf-8 path").to_owned();
+    let mut other = SqliteConnection::establish(&path).expect("second connection");
+    other.batch_execute("BEGIN EXCLUSIVE;").expect("lock");
+
+    let writes: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            let (invocation, task) = accepted(&world.webhook, at_micros(n));
+            tokio::spawn(async move {
+                let result = store.record_invocation(&invocation, Some(&task)).await;
+                (invocation, result)
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for write in writes {
+        let (invocation, result) = write.await.expect("join");
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        failed.push(invocation);
+    }
+
+    other.batch_execute("ROLLBACK;").expect("unlock");
+    for invocation in &failed {
+        assert!(matches!(
+            store.invocation(world.organization.id, invocation.id).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    // Once the lock is gone, the store writes again.
+    let (invocation, _) = world.accept(&store, at(2)).await;
+    assert!(
+        store
+            .invocation(world.organization.id, invocation.id)
+            .await
+            .is_ok()
+    );
+    store.close().await;
+    remove(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_writer_answers_unavailable_and_reads_go_on() {
+    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
+        .await
+        .expect("open");
+    let world = World::seed(&store).await;
+    let clone = store.clone();
+    store.close().await;
+
+    let (invocation, task) = accepted(&world.webhook, at(1));
+    let result = clone.record_invocation(&invocation, Some(&task)).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(matches!(
+        clone.invocation(world.organization.id, invocation.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        clone.webhook(world.webhook.id).await.expect("read"),
+        world.webhook
+    );
+    remove(&store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_writes_each_get_their_own_result() {
+    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
+        .await
+        .expect("open");
+    let world = World::seed(&store).await;
+    let (taken, taken_task) = world.accept(&store, at(1)).await;
+
+    // 64 writers at once; every fourth reuses an invocation id that is already stored.
+    let writes: Vec<_> = (0..64)
+        .map(|n| {
+            let store = store.clone();
+            let (mut invocation, mut task) = accepted(&world.webhook, at_micros(2_000_000 + n));
+            let duplicate = n % 4 == 0;
+            if duplicate {
+                invocation.id = taken.id;
+                task.invocation_id = taken.id;
+            }
+            tokio::spawn(async move {
+                let result = store.record_invocation(&invocation, Some(&task)).await;
+                (duplicate, invocation, task, result)
+            })
+        })
+        .collect();
+    for write in writes {
+        let (duplicate, invocation, task, result) = write.await.expect("join");
+        if duplicate {
+            assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+            assert!(matches!(
+                store.task(world.organization.id, task.id).await,
+                Err(StoreError::NotFound)
+            ));
+        } else {
+            result.expect("a distinct write commits");
+            assert_eq!(
+                store
+                    .invocation(world.organization.id, invocation.id)
+                    .await
+                    .expect("stored"),
+                invocation
+            );
+            assert_eq!(
+                store
+                    .task(world.organization.id, task.id)
+                    .await
+                    .expect("stored"),
+                task
+            );
+        }
+    }
+    assert_eq!(
+        store
+            .task(world.organization.id, taken_task.id)
+            .await
+            .expect("the first write stands"),
+        taken_task
+    );
+    store.close().await;
+    remove(&store);
+}
