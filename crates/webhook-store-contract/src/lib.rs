@@ -1,16 +1,39 @@
 //! The store contract suite: one test case per obligation (each MUST) of the store ports in
 //! `webhook_domain::ports`, run against every store adapter.
 //!
-//! An adapter's integration tests instantiate the whole suite with one line:
+//! The orphan rule forbids implementing [`ContractStore`] (foreign) for an adapter's store type
+//! (foreign too) inside the adapter's integration tests, so the adapter implements it in its own
+//! library behind a `test-util` feature, and enables that feature for its tests with a
+//! dev-dependency on itself:
+//!
+//! ```toml
+//! [features]
+//! test-util = ["dep:webhook-store-contract"]
+//!
+//! [dependencies]
+//! webhook-store-contract = { workspace = true, optional = true }
+//!
+//! [dev-dependencies]
+//! my-store = { path = ".", features = ["test-util"] }
+//! tokio.workspace = true  # with the macros and rt-multi-thread features
+//! webhook-store-contract.workspace = true
+//! ```
 //!
 //! ```text
-//! async fn fresh_store() -> MyStore { /* a new, empty, migrated store */ }
+//! // src/lib.rs
+//! #[cfg(feature = "test-util")]
+//! impl webhook_store_contract::ContractStore for MyStore {
+//!     async fn teardown(self) { /* drop the test database */ }
+//! }
 //!
+//! // tests/it/contract.rs
+//! async fn fresh_store() -> MyStore { /* a new, empty, migrated store */ }
 //! webhook_store_contract::store_contract_tests!(fresh_store());
 //! ```
 //!
-//! The generated tests use `#[tokio::test(flavor = "multi_thread")]`, so the adapter crate needs
-//! `tokio` with the `macros` and `rt-multi-thread` features among its dev-dependencies.
+//! The macro generates one `#[tokio::test(flavor = "multi_thread")]` per case, named as the
+//! case, so the crate that uses it needs `tokio` with the `macros` and `rt-multi-thread`
+//! features among its dev-dependencies. `$new_store` is evaluated once per test.
 //!
 //! The case names are listed once, in [`for_each_case!`]; a unit test checks that the list and
 //! the `pub async fn`s of [`cases`] agree.

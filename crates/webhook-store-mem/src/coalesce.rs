@@ -1,0 +1,260 @@
+//! [`CoalescingCounter`]: flood rejections counted in memory and written as one log entry per
+//! webhook, reason and test flag.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use webhook_domain::model::{
+    Invocation, InvocationId, InvocationOutcome, OrganizationId, Timestamp, WebhookId,
+};
+use webhook_domain::ports::{
+    CoalescedReason, CoalescedRejection, Entropy, InvocationLog, RejectionCounter, StoreError,
+};
+use webhook_domain::service::time_ordered_id;
+
+/// What one log entry is about: the same webhook, reason and test flag.
+type Key = (WebhookId, CoalescedReason, bool);
+
+/// Rejections of one key since the last drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    organization_id: OrganizationId,
+    count: u32,
+    first_at: Timestamp,
+    last_at: Timestamp,
+    last_source_ip: Option<IpAddr>,
+}
+
+impl Tally {
+    /// Adds `other`'s rejections; the later of the two keeps its source address.
+    fn merge(&mut self, other: Self) {
+        self.count = self.count.saturating_add(other.count);
+        self.first_at = self.first_at.min(other.first_at);
+        if other.last_at >= self.last_at {
+            self.last_at = other.last_at;
+            self.last_source_ip = other.last_source_ip;
+        }
+    }
+}
+
+/// The [`RejectionCounter`] of one node. Counting is a map update, so a flood of disabled or
+/// rate-limited requests costs no write; [`CoalescingCounter::flush_into`], run periodically
+/// (say every 10 seconds) and at shutdown, writes one rejected invocation per webhook, reason
+/// and test flag, whose `repeat_count` says how many requests it stands for.
+///
+/// Cheap to clone; clones share the counts, so ingest can count while a background task
+/// flushes.
+#[derive(Debug)]
+pub struct CoalescingCounter<E> {
+    inner: Arc<Inner<E>>,
+}
+
+#[derive(Debug)]
+struct Inner<E> {
+    tallies: DashMap<Key, Tally>,
+    entropy: E,
+}
+
+impl<E> Clone for CoalescingCounter<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<E: Entropy> CoalescingCounter<E> {
+    /// A counter with nothing counted; `entropy` makes the ids of the entries it writes.
+    pub fn new(entropy: E) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                tallies: DashMap::new(),
+                entropy,
+            }),
+        }
+    }
+
+    /// How many entries a drain would produce now.
+    pub fn pending(&self) -> usize {
+        self.inner.tallies.len()
+    }
+
+    /// Takes every count and turns each into a rejected invocation, oldest first: status 403
+    /// `webhook_disabled` or 429 `rate_limited`, `repeat_count` the number of requests,
+    /// `received_at` the first one's time, `source_ip` the last one's, no payload.
+    pub fn drain(&self) -> Vec<Invocation> {
+        self.take()
+            .into_iter()
+            .map(|(key, tally)| self.invocation(key, tally))
+            .collect()
+    }
+
+    /// Writes what [`CoalescingCounter::drain`] gives into `log`, one entry at a time. Returns
+    /// how many entries were written.
+    ///
+    /// # Errors
+    /// The first error of `log`; the counts of the entries not written are put back, so the
+    /// next flush writes them.
+    pub async fn flush_into(&self, log: &impl InvocationLog) -> Result<usize, StoreError> {
+        let taken = self.take();
+        let mut written = 0;
+        let mut pending = taken.into_iter();
+        while let Some((key, tally)) = pending.next() {
+            let invocation = self.invocation(key, tally);
+            if let Err(e) = log.record_invocation(&invocation, None).await {
+                self.put_back(key, tally);
+                for (key, tally) in pending {
+                    self.put_back(key, tally);
+                }
+                return Err(e);
+            }
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// Removes every tally, oldest first.
+    fn take(&self) -> Vec<(Key, Tally)> {
+        let keys: Vec<Key> = self
+            .inner
+            .tallies
+            .iter()
+            .map(|entry| *entry.key())
+            .collect();
+        let mut taken: Vec<(Key, Tally)> = keys
+            .into_iter()
+            .filter_map(|key| self.inner.tallies.remove(&key))
+            .collect();
+        taken.sort_by_key(|(_, tally)| tally.first_at);
+        taken
+    }
+
+    fn put_back(&self, key: Key, tally: Tally) {
+        self.inner
+            .tallies
+            .entry(key)
+            .and_modify(|newer| newer.merge(tally))
+            .or_insert(tally);
+    }
+
+    fn invocation(&self, (webhook_id, reason, test): Key, tally: Tally) -> Invocation {
+        let (http_status, code) = match reason {
+            CoalescedReason::Disabled => (403, "webhook_disabled"),
+            CoalescedReason::RateLimited => (429, "rate_limited"),
+        };
+        Invocation {
+            id: InvocationId::from_uuid(time_ordered_id(&self.inner.entropy, tally.first_at)),
+            organization_id: tally.organization_id,
+            webhook_id,
+            received_at: tally.first_at,
+            source_ip: tally.last_source_ip,
+            event_type: None,
+            payload: None,
+            outcome: InvocationOutcome::Rejected,
+            http_status,
+            error_code: Some(code.to_owned()),
+            task_id: None,
+            repeat_count: tally.count,
+            test,
+            target_response: None,
+        }
+    }
+}
+
+impl<E: Entropy> RejectionCounter for CoalescingCounter<E> {
+    fn count(&self, rejection: CoalescedRejection) {
+        let tally = Tally {
+            organization_id: rejection.organization_id,
+            count: 1,
+            first_at: rejection.at,
+            last_at: rejection.at,
+            last_source_ip: rejection.source_ip,
+        };
+        self.put_back(
+            (rejection.webhook_id, rejection.reason, rejection.test),
+            tally,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicU8);
+
+    impl Entropy for Counting {
+        fn fill(&self, dest: &mut [u8]) {
+            for byte in dest {
+                *byte = self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn rejection(webhook: u128, reason: CoalescedReason, at: i64, ip: u8) -> CoalescedRejection {
+        CoalescedRejection {
+            webhook_id: WebhookId::from_uuid(Uuid::from_u128(webhook)),
+            organization_id: OrganizationId::from_uuid(Uuid::from_u128(9)),
+            reason,
+            source_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, ip))),
+            at: Timestamp::from_unix_micros(at),
+            test: false,
+        }
+    }
+
+    #[test]
+    fn one_entry_per_webhook_and_reason() {
+        let counter = CoalescingCounter::new(Counting::default());
+        counter.count(rejection(1, CoalescedReason::RateLimited, 20, 1));
+        counter.count(rejection(1, CoalescedReason::RateLimited, 10, 2));
+        counter.count(rejection(1, CoalescedReason::RateLimited, 30, 3));
+        counter.count(rejection(1, CoalescedReason::Disabled, 40, 4));
+        counter.count(rejection(2, CoalescedReason::RateLimited, 5, 5));
+        counter.count(CoalescedRejection {
+            test: true,
+            ..rejection(2, CoalescedReason::RateLimited, 6, 6)
+        });
+        assert_eq!(counter.pending(), 4);
+        let drained = counter.drain();
+        assert_eq!(counter.pending(), 0);
+        let summary: Vec<_> = drained
+            .iter()
+            .map(|i| {
+                (
+                    i.received_at.unix_micros(),
+                    i.http_status,
+                    i.error_code.as_deref(),
+                    i.repeat_count,
+                    i.source_ip,
+                    i.test,
+                )
+            })
+            .collect();
+        let ip = |n| Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)));
+        assert_eq!(
+            summary,
+            vec![
+                (5, 429, Some("rate_limited"), 1, ip(5), false),
+                (6, 429, Some("rate_limited"), 1, ip(6), true),
+                (10, 429, Some("rate_limited"), 3, ip(3), false),
+                (40, 403, Some("webhook_disabled"), 1, ip(4), false),
+            ]
+        );
+        assert!(
+            drained
+                .iter()
+                .all(|i| i.outcome == InvocationOutcome::Rejected
+                    && i.payload.is_none()
+                    && i.task_id.is_none()
+                    && i.id.as_uuid().get_version_num() == 7)
+        );
+        assert!(counter.drain().is_empty());
+    }
+}

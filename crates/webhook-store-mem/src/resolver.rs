@@ -1,0 +1,305 @@
+//! [`CachedResolver`]: a time-bounded cache of ingest routes in front of a resolver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use webhook_domain::model::{OrganizationId, Timestamp, WebhookId};
+use webhook_domain::ports::{Clock, IngestRoute, StoreError, WebhookResolver};
+
+/// How long [`CachedResolver`] trusts what it read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// How long a found route is served from memory. On one node, management calls
+    /// [`CachedResolver::invalidate`] on every change, so this only bounds how late another
+    /// node sees a change (a disable, a delete, a new limit).
+    pub ttl: Duration,
+    /// How long an unknown id is remembered as unknown, so a flood of random ids does not reach
+    /// the store. Shorter than `ttl`: a webhook created on another node becomes reachable here
+    /// within this time.
+    pub negative_ttl: Duration,
+    /// Most unknown ids remembered at once; beyond that, unknown ids go to the store.
+    pub max_negative: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(5),
+            negative_ttl: Duration::from_secs(1),
+            max_negative: 10_000,
+        }
+    }
+}
+
+/// A [`WebhookResolver`] that remembers routes of `R` for [`CacheConfig::ttl`] and unknown ids
+/// for [`CacheConfig::negative_ttl`]. Errors are never remembered.
+///
+/// Cheap to clone; clones share the cache. Management code calls
+/// [`CachedResolver::invalidate`] after it updates, disables or deletes a webhook (and after it
+/// creates one, in case its id was remembered as unknown), and
+/// [`CachedResolver::invalidate_organization`] after it changes an organization's limit.
+#[derive(Debug)]
+pub struct CachedResolver<R, K> {
+    inner: Arc<Inner<R, K>>,
+}
+
+#[derive(Debug)]
+struct Inner<R, K> {
+    resolver: R,
+    clock: K,
+    config: CacheConfig,
+    found: DashMap<WebhookId, (Arc<IngestRoute>, Timestamp)>,
+    unknown: DashMap<WebhookId, Timestamp>,
+}
+
+/// A fresh answer from the cache.
+enum Known {
+    Found(Arc<IngestRoute>),
+    Unknown,
+}
+
+impl<R, K> Clone for CachedResolver<R, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R: WebhookResolver, K: Clock> CachedResolver<R, K> {
+    /// A cache in front of `resolver`, its ages measured with `clock`.
+    pub fn new(resolver: R, clock: K, config: CacheConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                resolver,
+                clock,
+                config,
+                found: DashMap::new(),
+                unknown: DashMap::new(),
+            }),
+        }
+    }
+
+    /// Forgets what is known of `id`: the next request reads it from the resolver.
+    pub fn invalidate(&self, id: WebhookId) {
+        self.inner.found.remove(&id);
+        self.inner.unknown.remove(&id);
+    }
+
+    /// Forgets the routes of every webhook of `organization_id` (its limit changed).
+    pub fn invalidate_organization(&self, organization_id: OrganizationId) {
+        self.inner
+            .found
+            .retain(|_, (route, _)| route.organization_id != organization_id);
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.inner.found.clear();
+        self.inner.unknown.clear();
+    }
+
+    /// Routes and unknown ids currently remembered, fresh or not.
+    pub fn len(&self) -> usize {
+        self.inner.found.len() + self.inner.unknown.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn fresh(&self, id: WebhookId, now: Timestamp) -> Option<Known> {
+        let config = &self.inner.config;
+        if let Some(entry) = self.inner.found.get(&id) {
+            let (route, fetched_at) = entry.value();
+            if now.since(*fetched_at) < config.ttl && *fetched_at <= now {
+                return Some(Known::Found(Arc::clone(route)));
+            }
+        }
+        if let Some(fetched_at) = self.inner.unknown.get(&id).map(|entry| *entry.value())
+            && now.since(fetched_at) < config.negative_ttl
+            && fetched_at <= now
+        {
+            return Some(Known::Unknown);
+        }
+        None
+    }
+
+    fn remember_unknown(&self, id: WebhookId, now: Timestamp) {
+        let config = &self.inner.config;
+        let unknown = &self.inner.unknown;
+        if unknown.len() >= config.max_negative {
+            unknown.retain(|_, fetched_at| now.since(*fetched_at) < config.negative_ttl);
+        }
+        if unknown.len() < config.max_negative {
+            unknown.insert(id, now);
+        }
+    }
+}
+
+impl<R: WebhookResolver, K: Clock> WebhookResolver for CachedResolver<R, K> {
+    async fn resolve(&self, id: WebhookId) -> Result<Option<Arc<IngestRoute>>, StoreError> {
+        let now = self.inner.clock.now();
+        match self.fresh(id, now) {
+            Some(Known::Found(route)) => return Ok(Some(route)),
+            Some(Known::Unknown) => return Ok(None),
+            None => {}
+        }
+        let resolved = self.inner.resolver.resolve(id).await?;
+        if let Some(route) = &resolved {
+            self.inner.unknown.remove(&id);
+            self.inner.found.insert(id, (Arc::clone(route), now));
+        } else {
+            self.inner.found.remove(&id);
+            self.remember_unknown(id, now);
+        }
+        Ok(resolved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use uuid::Uuid;
+    use webhook_domain::model::{EventTypes, RatePerMinute, TargetId, WebhookStatus};
+
+    use super::*;
+    use crate::ManualClock;
+
+    /// A resolver over a settable map that counts its calls and can fail.
+    #[derive(Debug, Clone, Default)]
+    struct Source {
+        routes: Arc<Mutex<Vec<Arc<IngestRoute>>>>,
+        calls: Arc<Mutex<u32>>,
+        down: Arc<Mutex<bool>>,
+    }
+
+    impl WebhookResolver for Source {
+        async fn resolve(&self, id: WebhookId) -> Result<Option<Arc<IngestRoute>>, StoreError> {
+            *self.calls.lock().unwrap() += 1;
+            if *self.down.lock().unwrap() {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            Ok(self
+                .routes
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|r| r.webhook_id == id)
+                .cloned())
+        }
+    }
+
+    fn route(n: u128, org: u128) -> Arc<IngestRoute> {
+        Arc::new(IngestRoute {
+            webhook_id: WebhookId::from_uuid(Uuid::from_u128(n)),
+            organization_id: OrganizationId::from_uuid(Uuid::from_u128(org)),
+            target_id: TargetId::from_uuid(Uuid::from_u128(99)),
+            status: WebhookStatus::Active,
+            secret: None,
+            event_types: EventTypes::all(),
+            webhook_quota: RatePerMinute::WEBHOOK_DEFAULT,
+            organization_quota: RatePerMinute::ORGANIZATION_DEFAULT,
+        })
+    }
+
+    fn setup(config: CacheConfig) -> (Source, ManualClock, CachedResolver<Source, ManualClock>) {
+        let source = Source::default();
+        let clock = ManualClock::new(Timestamp::from_unix_micros(1_000_000_000));
+        let cache = CachedResolver::new(source.clone(), clock.clone(), config);
+        (source, clock, cache)
+    }
+
+    fn calls(source: &Source) -> u32 {
+        *source.calls.lock().unwrap()
+    }
+
+    #[tokio::test]
+    async fn routes_are_cached_until_the_ttl_or_an_invalidation() {
+        let (source, clock, cache) = setup(CacheConfig::default());
+        let one = route(1, 10);
+        source
+            .routes
+            .lock()
+            .unwrap()
+            .extend([one.clone(), route(2, 10), route(3, 11)]);
+        for _ in 0..3 {
+            assert_eq!(
+                cache.resolve(one.webhook_id).await.unwrap(),
+                Some(one.clone())
+            );
+        }
+        assert_eq!(calls(&source), 1);
+        clock.advance(Duration::from_millis(4_999));
+        cache.resolve(one.webhook_id).await.unwrap();
+        assert_eq!(calls(&source), 1);
+        clock.advance(Duration::from_millis(1));
+        cache.resolve(one.webhook_id).await.unwrap();
+        assert_eq!(calls(&source), 2);
+
+        cache.invalidate(one.webhook_id);
+        cache.resolve(one.webhook_id).await.unwrap();
+        assert_eq!(calls(&source), 3);
+
+        for n in [2, 3] {
+            cache.resolve(route(n, 0).webhook_id).await.unwrap();
+        }
+        assert_eq!(calls(&source), 5);
+        cache.invalidate_organization(one.organization_id);
+        for n in [1, 2, 3] {
+            cache.resolve(route(n, 0).webhook_id).await.unwrap();
+        }
+        assert_eq!(
+            calls(&source),
+            7,
+            "only organization 10's routes were forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_ids_are_cached_briefly_and_bounded() {
+        let (source, clock, cache) = setup(CacheConfig {
+            max_negative: 2,
+            ..CacheConfig::default()
+        });
+        let unknown = route(1, 10).webhook_id;
+        assert_eq!(cache.resolve(unknown).await.unwrap(), None);
+        assert_eq!(cache.resolve(unknown).await.unwrap(), None);
+        assert_eq!(calls(&source), 1);
+        clock.advance(Duration::from_secs(1));
+        cache.resolve(unknown).await.unwrap();
+        assert_eq!(calls(&source), 2);
+
+        for n in 2..10 {
+            cache.resolve(route(n, 10).webhook_id).await.unwrap();
+        }
+        assert!(cache.len() <= 2);
+
+        // A webhook created meanwhile is found once invalidated.
+        source.routes.lock().unwrap().push(route(1, 10));
+        cache.invalidate(unknown);
+        assert!(cache.resolve(unknown).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let (source, _clock, cache) = setup(CacheConfig::default());
+        *source.down.lock().unwrap() = true;
+        let id = route(1, 10).webhook_id;
+        assert!(matches!(
+            cache.resolve(id).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            cache.resolve(id).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(calls(&source), 2);
+        *source.down.lock().unwrap() = false;
+        assert_eq!(cache.resolve(id).await.unwrap(), None);
+        assert!(cache.is_empty() || cache.len() == 1);
+    }
+}

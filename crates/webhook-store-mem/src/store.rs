@@ -1,0 +1,760 @@
+//! [`MemoryStore`]: every store port over plain collections behind one lock.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use uuid::Uuid;
+use webhook_domain::model::{
+    ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationId,
+    InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, Target,
+    TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+};
+use webhook_domain::ports::{
+    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, StoreError, TargetStore,
+    TaskQueue, WebhookStore,
+};
+
+/// The error inside [`StoreError::Unavailable`] while a [`MemoryStore`] is set unavailable.
+#[derive(Debug, thiserror::Error)]
+#[error("the in-memory store is set unavailable")]
+pub struct StoreSetUnavailable;
+
+/// A panic happened while the store's lock was held; its state may be half-written.
+#[derive(Debug, thiserror::Error)]
+#[error("the in-memory store's lock was poisoned by a panic")]
+struct Poisoned;
+
+/// Every store port in memory: organizations, keys, targets, webhooks (with tombstones), the
+/// invocation log and the task queue with leases.
+///
+/// Cheap to clone; clones share the same data. Each operation takes one lock for its whole
+/// duration and never across an `.await`, so every operation is atomic and isolated: a write
+/// that fails has changed nothing.
+///
+/// [`MemoryStore::set_unavailable`] makes every operation fail with
+/// [`StoreError::Unavailable`] until it is cleared, as an unreachable database would: tests use
+/// it to check what callers do when the store is down, and an embedding service can use it as a
+/// maintenance switch.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    unavailable: AtomicBool,
+    state: RwLock<State>,
+}
+
+/// A (time, id) key of the newest-first indexes.
+type TimeKey = (Timestamp, Uuid);
+
+#[derive(Debug, Default)]
+struct State {
+    organizations: HashMap<OrganizationId, Organization>,
+    api_keys: HashMap<ApiKeyId, ApiKey>,
+    api_keys_by_hash: HashMap<ApiKeyHash, ApiKeyId>,
+    targets: HashMap<TargetId, StoredTarget>,
+    webhooks: HashMap<WebhookId, Webhook>,
+    invocations: HashMap<InvocationId, Invocation>,
+    /// Each webhook's invocations by (`received_at`, id).
+    invocations_by_webhook: HashMap<WebhookId, BTreeSet<TimeKey>>,
+    tasks: HashMap<TaskId, StoredTask>,
+    /// Each organization's tasks by (`created_at`, id).
+    tasks_by_organization: HashMap<OrganizationId, BTreeSet<TimeKey>>,
+    /// Queued tasks by (`next_attempt_at`, id): the delivery queue.
+    due: BTreeSet<TimeKey>,
+    attempts: HashMap<TaskId, Vec<DeliveryAttempt>>,
+}
+
+#[derive(Debug)]
+struct StoredTarget {
+    target: Target,
+    deleted: bool,
+}
+
+#[derive(Debug)]
+struct StoredTask {
+    task: Task,
+    lease: Option<(Uuid, Timestamp)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// While `unavailable` is true, every operation returns [`StoreError::Unavailable`] (with
+    /// [`StoreSetUnavailable`] as its source) and changes nothing.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.inner.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Whether the store is set unavailable.
+    pub fn is_unavailable(&self) -> bool {
+        self.inner.unavailable.load(Ordering::SeqCst)
+    }
+
+    fn check_available(&self) -> Result<(), StoreError> {
+        if self.is_unavailable() {
+            Err(StoreError::Unavailable(Box::new(StoreSetUnavailable)))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, State>, StoreError> {
+        self.check_available()?;
+        self.inner
+            .state
+            .read()
+            .map_err(|_| StoreError::Internal(Box::new(Poisoned)))
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>, StoreError> {
+        self.check_available()?;
+        self.inner
+            .state
+            .write()
+            .map_err(|_| StoreError::Internal(Box::new(Poisoned)))
+    }
+}
+
+/// Up to `limit + 1` keys of `index` strictly before `after`, newest first.
+fn newest_keys(index: &BTreeSet<TimeKey>, after: Option<Cursor>) -> impl Iterator<Item = &TimeKey> {
+    match after {
+        Some(cursor) => index.range(..(cursor.at, cursor.id)),
+        None => index.range(..),
+    }
+    .rev()
+}
+
+/// `items` with their (time, id) keys, sorted newest first and cut into the requested page.
+fn page_of_sorted<T>(mut items: Vec<(TimeKey, T)>, request: PageRequest) -> Page<T> {
+    items.retain(|(key, _)| request.after.is_none_or(|c| *key < (c.at, c.id)));
+    items.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
+    items.truncate(overfetch(request));
+    page_of_keyed(items, request)
+}
+
+/// The page of up to `limit + 1` keyed items, newest first, without their keys.
+fn page_of_keyed<T>(items: Vec<(TimeKey, T)>, request: PageRequest) -> Page<T> {
+    let page = Page::from_overfetch(items, request, |(key, _)| Cursor {
+        at: key.0,
+        id: key.1,
+    });
+    Page {
+        items: page.items.into_iter().map(|(_, item)| item).collect(),
+        next: page.next,
+    }
+}
+
+fn overfetch(request: PageRequest) -> usize {
+    request.limit() as usize + 1
+}
+
+fn conflict(what: &'static str) -> StoreError {
+    StoreError::Conflict(what)
+}
+
+impl State {
+    fn live_target(&self, organization_id: OrganizationId, id: TargetId) -> Option<&Target> {
+        self.targets
+            .get(&id)
+            .filter(|t| !t.deleted && t.target.organization_id == organization_id)
+            .map(|t| &t.target)
+    }
+
+    fn task_in(
+        &self,
+        organization_id: OrganizationId,
+        id: TaskId,
+    ) -> Result<&StoredTask, StoreError> {
+        self.tasks
+            .get(&id)
+            .filter(|t| t.task.organization_id == organization_id)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Whether `invocation` matches `filter`, looking at its task for [`OutcomeFilter::Failed`].
+    fn selects(&self, invocation: &Invocation, filter: OutcomeFilter) -> bool {
+        match filter {
+            OutcomeFilter::Accepted => invocation.outcome == InvocationOutcome::Accepted,
+            OutcomeFilter::Ignored => invocation.outcome == InvocationOutcome::Ignored,
+            OutcomeFilter::Rejected => invocation.outcome == InvocationOutcome::Rejected,
+            OutcomeFilter::Failed => match invocation.outcome {
+                InvocationOutcome::Rejected => true,
+                InvocationOutcome::Ignored => false,
+                InvocationOutcome::Accepted => {
+                    invocation
+                        .target_response
+                        .as_ref()
+                        .is_some_and(|r| !r.succeeded)
+                        || invocation
+                            .task_id
+                            .and_then(|id| self.tasks.get(&id))
+                            .is_some_and(|t| t.task.status == TaskStatus::Failed)
+                }
+            },
+        }
+    }
+
+    /// Whether the lease is still held: the task is queued under the same token.
+    fn held(&self, lease: &Lease) -> Result<(), StoreError> {
+        match self.tasks.get(&lease.task_id) {
+            Some(stored)
+                if stored.task.status == TaskStatus::Queued
+                    && stored.lease.is_some_and(|(token, _)| token == lease.token) =>
+            {
+                Ok(())
+            }
+            _ => Err(conflict("the lease is no longer held")),
+        }
+    }
+
+    fn remove_task(&mut self, id: TaskId) {
+        if let Some(stored) = self.tasks.remove(&id) {
+            let task = stored.task;
+            let key = (task.created_at, *task.id.as_uuid());
+            if let Some(index) = self.tasks_by_organization.get_mut(&task.organization_id) {
+                index.remove(&key);
+            }
+            self.due.remove(&(task.next_attempt_at, *task.id.as_uuid()));
+            self.attempts.remove(&id);
+        }
+    }
+}
+
+impl OrganizationStore for MemoryStore {
+    async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        if state.organizations.contains_key(&organization.id) {
+            return Err(conflict("an organization with this id exists"));
+        }
+        state
+            .organizations
+            .insert(organization.id, organization.clone());
+        Ok(())
+    }
+
+    async fn organization(&self, id: OrganizationId) -> Result<Organization, StoreError> {
+        self.read()?
+            .organizations
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        let stored = state
+            .organizations
+            .get_mut(&organization.id)
+            .ok_or(StoreError::NotFound)?;
+        stored.name.clone_from(&organization.name);
+        stored.rate_limit_per_minute = organization.rate_limit_per_minute;
+        stored.updated_at = organization.updated_at;
+        Ok(())
+    }
+
+    async fn count_organizations(&self) -> Result<u64, StoreError> {
+        Ok(self.read()?.organizations.len() as u64)
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        if state.api_keys.contains_key(&key.id) || state.api_keys_by_hash.contains_key(&key.hash) {
+            return Err(conflict("an API key with this id or hash exists"));
+        }
+        if !state.organizations.contains_key(&key.organization_id) {
+            return Err(StoreError::NotFound);
+        }
+        state.api_keys_by_hash.insert(key.hash, key.id);
+        state.api_keys.insert(key.id, key.clone());
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<ApiKey, StoreError> {
+        let state = self.read()?;
+        state
+            .api_keys_by_hash
+            .get(hash)
+            .and_then(|id| state.api_keys.get(id))
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn api_keys(&self, organization_id: OrganizationId) -> Result<Vec<ApiKey>, StoreError> {
+        let state = self.read()?;
+        let mut keys: Vec<ApiKey> = state
+            .api_keys
+            .values()
+            .filter(|k| k.organization_id == organization_id)
+            .cloned()
+            .collect();
+        keys.sort_unstable_by_key(|k| (k.created_at, k.id));
+        Ok(keys)
+    }
+
+    async fn delete_api_key(
+        &self,
+        organization_id: OrganizationId,
+        id: ApiKeyId,
+    ) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        match state.api_keys.get(&id) {
+            Some(key) if key.organization_id == organization_id => {
+                let hash = key.hash;
+                state.api_keys.remove(&id);
+                state.api_keys_by_hash.remove(&hash);
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound),
+        }
+    }
+}
+
+impl TargetStore for MemoryStore {
+    async fn insert_target(&self, target: &Target) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        if state.targets.contains_key(&target.id) {
+            return Err(conflict("a target with this id exists"));
+        }
+        if !state.organizations.contains_key(&target.organization_id) {
+            return Err(StoreError::NotFound);
+        }
+        state.targets.insert(
+            target.id,
+            StoredTarget {
+                target: target.clone(),
+                deleted: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn target(
+        &self,
+        organization_id: OrganizationId,
+        id: TargetId,
+    ) -> Result<Target, StoreError> {
+        self.read()?
+            .live_target(organization_id, id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn targets(
+        &self,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Target>, StoreError> {
+        let state = self.read()?;
+        let items = state
+            .targets
+            .values()
+            .filter(|t| !t.deleted && t.target.organization_id == organization_id)
+            .map(|t| {
+                (
+                    (t.target.created_at, *t.target.id.as_uuid()),
+                    t.target.clone(),
+                )
+            })
+            .collect();
+        Ok(page_of_sorted(items, page))
+    }
+
+    async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        let stored = state
+            .targets
+            .get_mut(&target.id)
+            .filter(|t| !t.deleted && t.target.organization_id == target.organization_id)
+            .ok_or(StoreError::NotFound)?;
+        let stored = &mut stored.target;
+        stored.kind = target.kind;
+        stored.name.clone_from(&target.name);
+        stored.endpoint_url.clone_from(&target.endpoint_url);
+        stored.signing_secret.clone_from(&target.signing_secret);
+        stored.updated_at = target.updated_at;
+        Ok(())
+    }
+
+    async fn delete_target(
+        &self,
+        organization_id: OrganizationId,
+        id: TargetId,
+    ) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        if state.live_target(organization_id, id).is_none() {
+            return Err(StoreError::NotFound);
+        }
+        if state
+            .webhooks
+            .values()
+            .any(|w| w.target_id == id && w.status != WebhookStatus::Deleted)
+        {
+            return Err(conflict("a webhook points at this target"));
+        }
+        if let Some(stored) = state.targets.get_mut(&id) {
+            stored.deleted = true;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookStore for MemoryStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        if state.webhooks.contains_key(&webhook.id) {
+            return Err(conflict("a webhook with this id exists or existed"));
+        }
+        if state
+            .live_target(webhook.organization_id, webhook.target_id)
+            .is_none()
+        {
+            return Err(StoreError::NotFound);
+        }
+        state.webhooks.insert(webhook.id, webhook.clone());
+        Ok(())
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Webhook, StoreError> {
+        self.read()?
+            .webhooks
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn webhooks(
+        &self,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Webhook>, StoreError> {
+        let state = self.read()?;
+        let items = state
+            .webhooks
+            .values()
+            .filter(|w| w.organization_id == organization_id && w.status != WebhookStatus::Deleted)
+            .map(|w| ((w.created_at, *w.id.as_uuid()), w.clone()))
+            .collect();
+        Ok(page_of_sorted(items, page))
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        let stored = state
+            .webhooks
+            .get_mut(&webhook.id)
+            .filter(|w| w.organization_id == webhook.organization_id)
+            .ok_or(StoreError::NotFound)?;
+        if stored.status == WebhookStatus::Deleted {
+            return Err(conflict("a deleted webhook never changes"));
+        }
+        *stored = Webhook {
+            id: stored.id,
+            organization_id: stored.organization_id,
+            created_at: stored.created_at,
+            ..webhook.clone()
+        };
+        Ok(())
+    }
+}
+
+impl InvocationLog for MemoryStore {
+    async fn record_invocation(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        // Every check first: nothing is written unless everything can be.
+        if state.invocations.contains_key(&invocation.id) {
+            return Err(conflict("an invocation with this id exists"));
+        }
+        if task.is_some_and(|t| state.tasks.contains_key(&t.id)) {
+            return Err(conflict("a task with this id exists"));
+        }
+        let webhook = state
+            .webhooks
+            .get_mut(&invocation.webhook_id)
+            .filter(|w| w.organization_id == invocation.organization_id)
+            .ok_or(StoreError::NotFound)?;
+        if invocation.outcome == InvocationOutcome::Accepted
+            && webhook
+                .last_triggered_at
+                .is_none_or(|at| at < invocation.received_at)
+        {
+            webhook.last_triggered_at = Some(invocation.received_at);
+        }
+        state
+            .invocations_by_webhook
+            .entry(invocation.webhook_id)
+            .or_default()
+            .insert((invocation.received_at, *invocation.id.as_uuid()));
+        state.invocations.insert(invocation.id, invocation.clone());
+        if let Some(task) = task {
+            let id = *task.id.as_uuid();
+            state
+                .tasks_by_organization
+                .entry(task.organization_id)
+                .or_default()
+                .insert((task.created_at, id));
+            if task.status == TaskStatus::Queued {
+                state.due.insert((task.next_attempt_at, id));
+            }
+            state.tasks.insert(
+                task.id,
+                StoredTask {
+                    task: task.clone(),
+                    lease: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn invocation(
+        &self,
+        organization_id: OrganizationId,
+        id: InvocationId,
+    ) -> Result<Invocation, StoreError> {
+        self.read()?
+            .invocations
+            .get(&id)
+            .filter(|i| i.organization_id == organization_id)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn invocations(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> Result<Page<Invocation>, StoreError> {
+        let state = self.read()?;
+        let Some(index) = state.invocations_by_webhook.get(&webhook_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let items: Vec<(TimeKey, Invocation)> = newest_keys(index, page.after)
+            .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
+            .filter(|i| i.organization_id == organization_id)
+            .filter(|i| filter.is_none_or(|f| state.selects(i, f)))
+            .take(overfetch(page))
+            .map(|i| ((i.received_at, *i.id.as_uuid()), i.clone()))
+            .collect();
+        Ok(page_of_keyed(items, page))
+    }
+
+    async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut state = self.write()?;
+        let doomed: Vec<Invocation> = state
+            .invocations
+            .values()
+            .filter(|i| i.received_at < before)
+            .filter(|i| {
+                i.task_id
+                    .and_then(|id| state.tasks.get(&id))
+                    .is_none_or(|t| {
+                        matches!(t.task.status, TaskStatus::Completed | TaskStatus::Failed)
+                    })
+            })
+            .cloned()
+            .collect();
+        for invocation in &doomed {
+            state.invocations.remove(&invocation.id);
+            if let Some(index) = state.invocations_by_webhook.get_mut(&invocation.webhook_id) {
+                index.remove(&(invocation.received_at, *invocation.id.as_uuid()));
+                if index.is_empty() {
+                    state.invocations_by_webhook.remove(&invocation.webhook_id);
+                }
+            }
+            if let Some(task_id) = invocation.task_id {
+                state.remove_task(task_id);
+            }
+        }
+        Ok(doomed.len() as u64)
+    }
+}
+
+impl TaskQueue for MemoryStore {
+    async fn task(&self, organization_id: OrganizationId, id: TaskId) -> Result<Task, StoreError> {
+        Ok(self.read()?.task_in(organization_id, id)?.task.clone())
+    }
+
+    async fn tasks(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<Task>, StoreError> {
+        let state = self.read()?;
+        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let items: Vec<(TimeKey, Task)> = newest_keys(index, page.after)
+            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
+            .map(|stored| &stored.task)
+            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
+            .filter(|t| filter.status.is_none_or(|s| t.status == s))
+            .take(overfetch(page))
+            .map(|t| ((t.created_at, *t.id.as_uuid()), t.clone()))
+            .collect();
+        Ok(page_of_keyed(items, page))
+    }
+
+    async fn set_task_status(
+        &self,
+        organization_id: OrganizationId,
+        id: TaskId,
+        from: TaskStatus,
+        to: TaskStatus,
+        at: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let mut state = self.write()?;
+        let old_due = {
+            let stored = state.task_in(organization_id, id)?;
+            if stored.task.status != from {
+                return Err(conflict("the task's status changed"));
+            }
+            (stored.task.next_attempt_at, *id.as_uuid())
+        };
+        state.due.remove(&old_due);
+        let stored = state.tasks.get_mut(&id).ok_or(StoreError::NotFound)?;
+        stored.task.status = to;
+        stored.task.updated_at = at;
+        stored.lease = None;
+        if to == TaskStatus::Queued {
+            stored.task.next_attempt_at = at;
+        }
+        let task = stored.task.clone();
+        if to == TaskStatus::Queued {
+            state.due.insert((at, *id.as_uuid()));
+        }
+        Ok(task)
+    }
+
+    async fn claim_tasks(
+        &self,
+        now: Timestamp,
+        lease_for: Duration,
+        token: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        let mut state = self.write()?;
+        let until = now.plus(lease_for);
+        let mut claimable = Vec::new();
+        for (_, id) in state.due.range(..=(now, Uuid::max())) {
+            if claimable.len() >= limit as usize {
+                break;
+            }
+            let Some(stored) = state.tasks.get(&TaskId::from_uuid(*id)) else {
+                continue;
+            };
+            if stored.lease.is_some_and(|(_, until)| until > now) {
+                continue;
+            }
+            let task = &stored.task;
+            let Some(target) = state.live_target(task.organization_id, task.target_id) else {
+                continue;
+            };
+            let Some(endpoint_url) = target.endpoint_url.clone() else {
+                continue;
+            };
+            claimable.push((task.id, endpoint_url, target.signing_secret.clone()));
+        }
+        let mut claimed = Vec::with_capacity(claimable.len());
+        for (task_id, endpoint_url, signing_secret) in claimable {
+            if let Some(stored) = state.tasks.get_mut(&task_id) {
+                stored.lease = Some((token, until));
+                claimed.push(ClaimedTask {
+                    task: stored.task.clone(),
+                    lease: Lease {
+                        task_id,
+                        token,
+                        until,
+                    },
+                    endpoint_url,
+                    signing_secret,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_attempt(
+        &self,
+        lease: &Lease,
+        attempt: &DeliveryAttempt,
+        verdict: AttemptVerdict,
+    ) -> Result<Task, StoreError> {
+        let mut state = self.write()?;
+        state.held(lease)?;
+        if attempt.task_id != lease.task_id {
+            return Err(conflict("the attempt is not of the leased task"));
+        }
+        let stored = state
+            .tasks
+            .get_mut(&lease.task_id)
+            .ok_or(StoreError::NotFound)?;
+        let old_due = (stored.task.next_attempt_at, *lease.task_id.as_uuid());
+        let task = &mut stored.task;
+        task.attempts = attempt.number;
+        task.last_error.clone_from(&attempt.response.error);
+        task.updated_at = attempt.response.at;
+        match verdict {
+            AttemptVerdict::Delivered => task.status = TaskStatus::Delivered,
+            AttemptVerdict::Failed => task.status = TaskStatus::Failed,
+            AttemptVerdict::RetryAt(at) => task.next_attempt_at = at,
+        }
+        stored.lease = None;
+        let task = stored.task.clone();
+        state.due.remove(&old_due);
+        if task.status == TaskStatus::Queued {
+            state.due.insert((task.next_attempt_at, *task.id.as_uuid()));
+        }
+        if let Some(invocation) = state.invocations.get_mut(&task.invocation_id) {
+            invocation.target_response = Some(attempt.response.clone());
+        }
+        state
+            .attempts
+            .entry(task.id)
+            .or_default()
+            .push(attempt.clone());
+        Ok(task)
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut state = self.write()?;
+        state.held(lease)?;
+        if let Some(stored) = state.tasks.get_mut(&lease.task_id) {
+            stored.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn delivery_attempts(
+        &self,
+        organization_id: OrganizationId,
+        id: TaskId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let state = self.read()?;
+        state.task_in(organization_id, id)?;
+        Ok(state.attempts.get(&id).cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(feature = "test-util")]
+impl webhook_store_contract::ContractStore for MemoryStore {}
