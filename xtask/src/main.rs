@@ -1,0 +1,111 @@
+//! `cargo xtask`: the project's developer and CI tasks, written in Rust so they run the same
+//! everywhere. `test` is the one gate (formatting, lints, dependency policy, domain purity, the
+//! test suite against PostgreSQL); `ci` is exactly `test`; `db` hands out a PostgreSQL database.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool: printing progress and results is its job"
+)]
+
+mod checks;
+mod cmd;
+mod deny;
+mod metadata;
+mod pipeline;
+mod postgres;
+mod suite;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+cargo xtask — webhookd's developer and CI tasks
+
+USAGE:
+    cargo xtask <COMMAND>
+
+COMMANDS:
+    test       Run every check, in order, stopping at the first failure:
+                 fmt       cargo fmt --all -- --check
+                 clippy    cargo clippy --workspace --all-targets -- -D warnings
+                 deny      cargo deny check (installs cargo-deny when missing; advisories only
+                           when the RustSec database can be fetched or is already present)
+                 purity    webhook-domain depends on no I/O crate (cargo tree)
+                 postgres  provide a PostgreSQL database (see `db`)
+                 tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace
+               then print a summary with each step's wall-clock time.
+    ci         Exactly what CI runs: print tool versions, then `test` (ignores XTASK_SKIP).
+    db         Provide PostgreSQL and print its URL on stdout, leaving a throwaway cluster running:
+                 export DATABASE_URL=$(cargo xtask db)
+    db stop    Stop the throwaway cluster started by `db`.
+    help       Print this message.
+
+POSTGRESQL (steps `postgres` and `db`), first that works:
+    1. DATABASE_URL, when set.
+    2. A server on 127.0.0.1:5432 that accepts user postgres without a password.
+    3. A throwaway cluster under target/xtask-pg/ (initdb + pg_ctl, trust auth, user postgres,
+       port 54329 or the next free one), reused when already running. `test` stops it at the
+       end when it started it. As root, the cluster runs as the `postgres` user.
+
+ENVIRONMENT:
+    DATABASE_URL    Use this database; exported to the tests either way.
+    XTASK_SKIP      Comma-separated steps of `test` to skip for local iteration, e.g.
+                    XTASK_SKIP=fmt,clippy,deny. CI never sets it.
+    XTASK_PG_PORT   Port probed for a running local server instead of 5432; point it at an
+                    unused port to force the throwaway cluster (for testing xtask itself).
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nxtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[&str]) -> Result<()> {
+    match args {
+        ["test"] => pipeline::test(&pipeline::Skips::from_env()?),
+        ["ci"] => ci(),
+        ["db"] => postgres::db(),
+        ["db", "stop"] => postgres::db_stop(),
+        [] | ["help" | "--help" | "-h"] => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!(
+            "unknown command `{}`; run `cargo xtask --help`",
+            other.join(" ")
+        ),
+    }
+}
+
+/// What CI runs: the tool versions, for the log, then the whole `test` pipeline.
+fn ci() -> Result<()> {
+    if std::env::var_os(pipeline::SKIP_ENV).is_some() {
+        eprintln!(
+            "xtask: ignoring {} in `ci`: CI runs every step",
+            pipeline::SKIP_ENV
+        );
+    }
+    eprintln!("==> tool versions");
+    for (tool, args) in [
+        ("rustc", &["--version"][..]),
+        ("cargo", &["--version"]),
+        ("cargo", &["clippy", "--version"]),
+        ("cargo", &["fmt", "--version"]),
+        ("cargo", &["nextest", "--version"]),
+        ("cargo", &["deny", "--version"]),
+        ("psql", &["--version"]),
+    ] {
+        let version = cmd::version(tool, args);
+        eprintln!("{:<24} {version}", format!("{tool} {}", args.join(" ")));
+    }
+    eprintln!("{:<24} {}", "pg_ctl --version", postgres::tools_version());
+    pipeline::test(&pipeline::Skips::none())
+}
