@@ -26,7 +26,7 @@
 //!
 //! The migrations in `migrations/sqlite/` are embedded and applied when the store is opened.
 
-#[cfg(feature = "contract")]
+#[cfg(feature = "test-util")]
 mod contract;
 mod error;
 mod readers;

@@ -99,6 +99,15 @@ impl InvocationLog for SqliteStore {
         let inv = invocation.clone();
         let task = task.cloned();
         self.write(move |conn| {
+            let webhook_here: bool = diesel::select(diesel::dsl::exists(
+                webhooks::table
+                    .find(id(inv.webhook_id.as_uuid()))
+                    .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid()))),
+            ))
+            .get_result(conn)?;
+            if !webhook_here {
+                return Err(Failure::not_found());
+            }
             insert_invocation(conn, &inv)?;
             if let Some(task) = &task {
                 insert_task(conn, task, inv.payload.as_ref().map(Payload::as_str))?;

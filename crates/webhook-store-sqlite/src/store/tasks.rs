@@ -61,15 +61,6 @@ fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), Failure
     }
 }
 
-/// What the task's `last_error` says after a failed attempt.
-fn attempt_error(attempt: &DeliveryAttempt) -> String {
-    match (&attempt.response.error, attempt.response.status_code) {
-        (Some(error), _) => error.clone(),
-        (None, Some(code)) => format!("the target answered HTTP {code}"),
-        (None, None) => "the delivery failed".to_owned(),
-    }
-}
-
 impl TaskQueue for SqliteStore {
     async fn task(
         &self,
@@ -141,23 +132,19 @@ impl TaskQueue for SqliteStore {
             if status != from.as_str() {
                 return Err(Failure::conflict("the task's status changed"));
             }
-            let target = tasks::table.find(id(task_id.as_uuid()));
+            // Any status change ends a lease; a task queued again is due at once.
+            let key = id(task_id.as_uuid());
+            diesel::update(tasks::table.find(&key))
+                .set((
+                    tasks::status.eq(to.as_str()),
+                    tasks::updated_at.eq(at.unix_micros()),
+                    tasks::lease_token.eq(None::<Vec<u8>>),
+                    tasks::lease_until.eq(None::<i64>),
+                ))
+                .execute(conn)?;
             if to == TaskStatus::Queued {
-                diesel::update(target)
-                    .set((
-                        tasks::status.eq(to.as_str()),
-                        tasks::updated_at.eq(at.unix_micros()),
-                        tasks::next_attempt_at.eq(at.unix_micros()),
-                        tasks::lease_token.eq(None::<Vec<u8>>),
-                        tasks::lease_until.eq(None::<i64>),
-                    ))
-                    .execute(conn)?;
-            } else {
-                diesel::update(target)
-                    .set((
-                        tasks::status.eq(to.as_str()),
-                        tasks::updated_at.eq(at.unix_micros()),
-                    ))
+                diesel::update(tasks::table.find(&key))
+                    .set(tasks::next_attempt_at.eq(at.unix_micros()))
                     .execute(conn)?;
             }
             task_of(load_task(conn, None, task_id)?.ok_or_else(Failure::not_found)?)
@@ -187,11 +174,7 @@ impl TaskQueue for SqliteStore {
                 )
                 .filter(targets::deleted_at.is_null())
                 .filter(targets::endpoint_url.is_not_null())
-                .order((
-                    tasks::next_attempt_at.asc(),
-                    tasks::created_at.asc(),
-                    tasks::id.asc(),
-                ))
+                .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
                 .limit(i64::from(limit))
                 .select((
                     tasks::all_columns,
@@ -239,6 +222,9 @@ impl TaskQueue for SqliteStore {
         let attempt = attempt.clone();
         self.write(move |conn| {
             check_lease(conn, &lease)?;
+            if attempt.task_id != lease.task_id {
+                return Err(Failure::conflict("the attempt is not of the leased task"));
+            }
             let task_key = id(lease.task_id.as_uuid());
             let response = &attempt.response;
             diesel::insert_into(delivery_attempts::table)
@@ -267,18 +253,16 @@ impl TaskQueue for SqliteStore {
                     invocations::response_succeeded.eq(Some(response.succeeded)),
                 ))
                 .execute(conn)?;
-            let (status, next_attempt_at, last_error) = match verdict {
-                AttemptVerdict::Delivered => (TaskStatus::Delivered, None, None),
-                AttemptVerdict::RetryAt(at) => {
-                    (TaskStatus::Queued, Some(at), Some(attempt_error(&attempt)))
-                }
-                AttemptVerdict::Failed => (TaskStatus::Failed, None, Some(attempt_error(&attempt))),
+            let (status, next_attempt_at) = match verdict {
+                AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
+                AttemptVerdict::RetryAt(at) => (TaskStatus::Queued, Some(at)),
+                AttemptVerdict::Failed => (TaskStatus::Failed, None),
             };
             diesel::update(tasks::table.find(&task_key))
                 .set((
                     tasks::status.eq(status.as_str()),
                     tasks::attempts.eq(i64::from(attempt.number)),
-                    tasks::last_error.eq(last_error),
+                    tasks::last_error.eq(response.error.as_deref()),
                     tasks::lease_token.eq(None::<Vec<u8>>),
                     tasks::lease_until.eq(None::<i64>),
                     tasks::updated_at.eq(response.at.unix_micros()),

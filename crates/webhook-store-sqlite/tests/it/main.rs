@@ -2,6 +2,7 @@
 //! durability, failure and group-commit behaviour specific to SQLite.
 
 mod durability;
+mod ports;
 mod support;
 
 use webhook_store_sqlite::SqliteStore;
