@@ -2,6 +2,7 @@
 //! authenticated sender would, marked `test`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use super::{Caller, Invalid, ManageError, Management};
 use crate::model::{InvocationId, Payload, TaskId, WebhookId};
@@ -47,6 +48,16 @@ where
             }
             Err(outcome) => outcome,
         }
+    }
+}
+
+impl<T: TestSender> TestSender for Arc<T> {
+    fn send_test(
+        &self,
+        webhook_id: WebhookId,
+        payload: &[u8],
+    ) -> impl Future<Output = IngestOutcome> + Send {
+        T::send_test(self, webhook_id, payload)
     }
 }
 
