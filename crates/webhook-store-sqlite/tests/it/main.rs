@@ -2,7 +2,6 @@
 //! durability, failure and group-commit behaviour specific to SQLite.
 
 mod durability;
-mod ports;
 mod support;
 
 use webhook_store_sqlite::SqliteStore;
