@@ -2,8 +2,36 @@
 //! Each gets a fresh, empty store and panics when the store breaks the obligation.
 //!
 //! Adding a case: write the function in one of these modules and add its name to
-//! [`crate::for_each_case!`].
+//! [`crate::for_each_case!`] (a unit test fails until both agree).
 
+use std::fmt::Debug;
+
+use webhook_domain::ports::StoreError;
+
+mod invocations;
 mod organizations;
+mod targets;
+mod tasks;
+mod webhooks;
 
+pub use invocations::*;
 pub use organizations::*;
+pub use targets::*;
+pub use tasks::*;
+pub use webhooks::*;
+
+#[track_caller]
+fn assert_not_found<T: Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_conflict<T: Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("{what}: expected Conflict, got {other:?}"),
+    }
+}

@@ -1,9 +1,10 @@
 //! Cases of `OrganizationStore`: organizations and API keys.
 
-use webhook_domain::ports::StoreError;
+use webhook_domain::model::{ApiKey, Organization};
 
+use super::{assert_conflict, assert_not_found};
 use crate::ContractStore;
-use crate::fixtures::{api_key, at, name, organization, rate};
+use crate::fixtures::{api_key, at, at_micros, name, organization, rate};
 
 /// An organization reads back as written, and its updates replace name, limit and `updated_at`.
 pub async fn organizations_round_trip<S: ContractStore>(store: S) {
@@ -15,19 +16,39 @@ pub async fn organizations_round_trip<S: ContractStore>(store: S) {
 
     org.name = name("Acme Corp");
     org.rate_limit_per_minute = rate(42);
-    org.updated_at = at(5);
+    org.updated_at = at_micros(5_000_001);
     store.update_organization(&org).await.expect("update");
     assert_eq!(store.organization(org.id).await.expect("read"), org);
 
+    store
+        .insert_organization(&organization(at(1)))
+        .await
+        .expect("insert a second");
+    assert_eq!(store.count_organizations().await.expect("count"), 2);
+}
+
+/// Reading or updating an organization that does not exist is `NotFound`.
+pub async fn missing_organization_is_not_found<S: ContractStore>(store: S) {
     let other = organization(at(1));
-    assert!(matches!(
-        store.organization(other.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
+    assert_not_found(store.organization(other.id).await, "organization");
+    assert_not_found(
         store.update_organization(&other).await,
-        Err(StoreError::NotFound)
-    ));
+        "update_organization",
+    );
+    assert_eq!(store.count_organizations().await.expect("count"), 0);
+}
+
+/// Inserting an organization whose id exists is a `Conflict` and changes nothing.
+pub async fn insert_organization_twice_conflicts<S: ContractStore>(store: S) {
+    let org = organization(at(0));
+    store.insert_organization(&org).await.expect("insert");
+    let again = Organization {
+        name: name("Impostor"),
+        ..org.clone()
+    };
+    assert_conflict(store.insert_organization(&again).await, "second insert");
+    assert_eq!(store.organization(org.id).await.expect("read"), org);
+    assert_eq!(store.count_organizations().await.expect("count"), 1);
 }
 
 /// A key is found by its hash until it is deleted.
@@ -40,16 +61,80 @@ pub async fn api_key_by_hash<S: ContractStore>(store: S) {
         store.api_key_by_hash(&key.hash).await.expect("by hash"),
         key
     );
-    assert!(matches!(
+    assert_not_found(
         store.api_key_by_hash(&api_key(&org, at(1)).hash).await,
-        Err(StoreError::NotFound)
-    ));
+        "unknown hash",
+    );
     store
         .delete_api_key(org.id, key.id)
         .await
         .expect("delete key");
-    assert!(matches!(
-        store.api_key_by_hash(&key.hash).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.api_key_by_hash(&key.hash).await, "deleted key");
+    assert!(store.api_keys(org.id).await.expect("list").is_empty());
+}
+
+/// A key whose id or hash is stored is a `Conflict`; a key of a missing organization is
+/// `NotFound`.
+pub async fn insert_api_key_conflicts_on_id_or_hash<S: ContractStore>(store: S) {
+    let org = organization(at(0));
+    store.insert_organization(&org).await.expect("insert org");
+    let key = api_key(&org, at(1));
+    store.insert_api_key(&key).await.expect("insert key");
+    let same_id = ApiKey {
+        hash: api_key(&org, at(1)).hash,
+        ..key.clone()
+    };
+    assert_conflict(store.insert_api_key(&same_id).await, "same id");
+    let same_hash = ApiKey {
+        id: api_key(&org, at(1)).id,
+        ..key.clone()
+    };
+    assert_conflict(store.insert_api_key(&same_hash).await, "same hash");
+    assert_eq!(store.api_keys(org.id).await.expect("list"), vec![key]);
+
+    let stranger = organization(at(0));
+    assert_not_found(
+        store.insert_api_key(&api_key(&stranger, at(1))).await,
+        "key of a missing organization",
+    );
+}
+
+/// An organization's keys are listed oldest first, and only its own.
+pub async fn api_keys_are_listed_oldest_first<S: ContractStore>(store: S) {
+    let org = organization(at(0));
+    let other = organization(at(0));
+    for o in [&org, &other] {
+        store.insert_organization(o).await.expect("insert org");
+    }
+    let newest = api_key(&org, at(30));
+    let oldest = api_key(&org, at_micros(1));
+    let middle = api_key(&org, at_micros(2));
+    for key in [&newest, &oldest, &middle, &api_key(&other, at(0))] {
+        store.insert_api_key(key).await.expect("insert key");
+    }
+    assert_eq!(
+        store.api_keys(org.id).await.expect("list"),
+        vec![oldest, middle, newest]
+    );
+}
+
+/// Deleting a key of another organization, or a missing key, is `NotFound` and keeps the key.
+pub async fn delete_api_key_of_another_organization_is_not_found<S: ContractStore>(store: S) {
+    let org = organization(at(0));
+    let other = organization(at(0));
+    for o in [&org, &other] {
+        store.insert_organization(o).await.expect("insert org");
+    }
+    let key = api_key(&org, at(1));
+    store.insert_api_key(&key).await.expect("insert key");
+    assert_not_found(
+        store.delete_api_key(other.id, key.id).await,
+        "delete from another organization",
+    );
+    assert_eq!(
+        store.api_key_by_hash(&key.hash).await.expect("still there"),
+        key
+    );
+    store.delete_api_key(org.id, key.id).await.expect("delete");
+    assert_not_found(store.delete_api_key(org.id, key.id).await, "delete twice");
 }

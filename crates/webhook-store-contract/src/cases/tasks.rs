@@ -1,0 +1,630 @@
+//! Cases of `TaskQueue`: the board, compare-and-set status changes, and the delivery queue with
+//! its leases.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use uuid::Uuid;
+use webhook_domain::model::{Task, TaskFilter, TaskId, TaskStatus};
+use webhook_domain::ports::{AttemptVerdict, ClaimedTask, Lease, Store};
+
+use super::{assert_conflict, assert_not_found};
+use crate::ContractStore;
+use crate::fixtures::{
+    LONG_LEASE, World, accepted, answered, at, at_micros, board_target, organization, page, target,
+    timed_out, webhook,
+};
+
+/// Every page of the board with `filter`, following the cursors.
+async fn board<S: Store>(store: &S, world: &World, filter: TaskFilter, limit: u32) -> Vec<Task> {
+    let mut seen = Vec::new();
+    let mut request = page(limit);
+    loop {
+        let got = store
+            .tasks(world.organization.id, filter, request)
+            .await
+            .expect("page");
+        assert!(got.items.len() <= limit as usize);
+        seen.extend(got.items);
+        match got.next {
+            Some(cursor) => request = request.after(Some(cursor)),
+            None => return seen,
+        }
+    }
+}
+
+fn task_ids(tasks: &[Task]) -> Vec<TaskId> {
+    tasks.iter().map(|t| t.id).collect()
+}
+
+fn claimed_ids(claimed: &[ClaimedTask]) -> Vec<TaskId> {
+    claimed.iter().map(|c| c.task.id).collect()
+}
+
+/// Claims everything due at `now` with a new token.
+async fn claim_all<S: Store>(store: &S, now: webhook_domain::model::Timestamp) -> Vec<ClaimedTask> {
+    store
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 100)
+        .await
+        .expect("claim")
+}
+
+/// The board lists tasks newest first by (`created_at`, id), filtered by target and status.
+pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let team = board_target(&world.organization, at(0));
+    store.insert_target(&team).await.expect("insert target");
+    let team_hook = webhook(&team, at(0));
+    store
+        .insert_webhook(&team_hook)
+        .await
+        .expect("insert webhook");
+    let other = World::seed(&store).await;
+    other.accept(&store, at(1)).await;
+
+    let mut all = Vec::new();
+    for i in 0..4 {
+        for hook in [&world.webhook, &team_hook] {
+            let (invocation, task) = accepted(hook, at_micros(i));
+            store
+                .record_invocation(&invocation, Some(&task))
+                .await
+                .expect("record");
+            all.push(task);
+        }
+    }
+    let moved = all[2].id;
+    store
+        .set_task_status(org, moved, TaskStatus::Queued, TaskStatus::Delivered, at(5))
+        .await
+        .expect("deliver");
+    let all_now: Vec<Task> = {
+        let mut v = Vec::new();
+        for t in &all {
+            v.push(store.task(org, t.id).await.expect("read"));
+        }
+        v.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
+        v
+    };
+    assert_eq!(
+        board(&store, &world, TaskFilter::default(), 3).await,
+        all_now
+    );
+    let of_team = board(
+        &store,
+        &world,
+        TaskFilter {
+            target_id: Some(team.id),
+            status: None,
+        },
+        2,
+    )
+    .await;
+    assert_eq!(
+        task_ids(&of_team),
+        task_ids(
+            &all_now
+                .iter()
+                .filter(|t| t.target_id == team.id)
+                .cloned()
+                .collect::<Vec<_>>()
+        )
+    );
+    let delivered = board(
+        &store,
+        &world,
+        TaskFilter {
+            target_id: Some(world.target.id),
+            status: Some(TaskStatus::Delivered),
+        },
+        2,
+    )
+    .await;
+    assert_eq!(task_ids(&delivered), vec![moved]);
+}
+
+/// Another organization's task is `NotFound` to read, change and list attempts of.
+pub async fn task_of_another_organization_is_not_found<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let other = organization(at(0));
+    store.insert_organization(&other).await.expect("insert org");
+    let (_, task) = world.accept(&store, at(1)).await;
+    assert_not_found(store.task(other.id, task.id).await, "read");
+    assert_not_found(
+        store
+            .set_task_status(
+                other.id,
+                task.id,
+                TaskStatus::Queued,
+                TaskStatus::Failed,
+                at(2),
+            )
+            .await,
+        "set status",
+    );
+    assert_not_found(store.delivery_attempts(other.id, task.id).await, "attempts");
+    let missing = TaskId::from_uuid(Uuid::new_v4());
+    assert_not_found(store.task(world.organization.id, missing).await, "missing");
+    assert!(
+        store
+            .tasks(other.id, TaskFilter::default(), page(10))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .task(world.organization.id, task.id)
+            .await
+            .expect("read"),
+        task
+    );
+}
+
+/// A status changes only from the expected one: a stale `from` is a `Conflict` that changes
+/// nothing.
+pub async fn set_task_status_is_compare_and_set<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let delivered = store
+        .set_task_status(
+            org,
+            task.id,
+            TaskStatus::Queued,
+            TaskStatus::Delivered,
+            at(2),
+        )
+        .await
+        .expect("deliver");
+    assert_eq!(delivered.status, TaskStatus::Delivered);
+    assert_eq!(store.task(org, task.id).await.expect("read"), delivered);
+    assert_conflict(
+        store
+            .set_task_status(org, task.id, TaskStatus::Queued, TaskStatus::Failed, at(3))
+            .await,
+        "stale from",
+    );
+    assert_eq!(store.task(org, task.id).await.expect("read"), delivered);
+
+    // Two concurrent changes from the same status: exactly one wins.
+    let racers: Vec<_> = [TaskStatus::Completed, TaskStatus::Failed]
+        .into_iter()
+        .map(|to| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_task_status(org, task.id, TaskStatus::Delivered, to, at(4))
+                    .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for racer in racers {
+        match racer.await.expect("join") {
+            Ok(_) => wins += 1,
+            Err(webhook_domain::ports::StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+/// A failed task set back to queued is due at the given time, with no lease, and is claimed
+/// again.
+pub async fn retry_requeues_failed_task<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let lease = claim_all(&store, at(1)).await.remove(0).lease;
+    let failed = store
+        .finish_attempt(
+            &lease,
+            &answered(&task, 1, 404, at(2)),
+            AttemptVerdict::Failed,
+        )
+        .await
+        .expect("fail");
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert!(
+        claim_all(&store, at(3)).await.is_empty(),
+        "a failed task is claimed"
+    );
+
+    let requeued = store
+        .set_task_status(org, task.id, TaskStatus::Failed, TaskStatus::Queued, at(30))
+        .await
+        .expect("retry");
+    assert_eq!(requeued.status, TaskStatus::Queued);
+    assert_eq!(requeued.next_attempt_at, at(30));
+    assert_eq!(store.task(org, task.id).await.expect("read"), requeued);
+    assert!(
+        claim_all(&store, at(29)).await.is_empty(),
+        "claimed before due"
+    );
+    let again = claim_all(&store, at(30)).await;
+    assert_eq!(claimed_ids(&again), vec![task.id]);
+    // The old lease is gone for good.
+    assert_conflict(store.release_lease(&lease).await, "the old lease");
+}
+
+/// A claim leases due tasks oldest due first, up to the limit, with their target's endpoint and
+/// signing secret; tasks not yet due, not queued or leased are left.
+pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let mut tasks = Vec::new();
+    for i in [3, 1, 2, 4, 0] {
+        tasks.push(world.accept(&store, at(i)).await.1);
+    }
+    let (_, future) = world.accept(&store, at(30)).await;
+    let (_, delivered) = world.accept(&store, at(-5)).await;
+    store
+        .set_task_status(
+            org,
+            delivered.id,
+            TaskStatus::Queued,
+            TaskStatus::Delivered,
+            at(0),
+        )
+        .await
+        .expect("deliver");
+    tasks.sort_by_key(|t| t.next_attempt_at);
+
+    let now = at(10);
+    let token = Uuid::new_v4();
+    let lease_for = Duration::from_secs(30);
+    let first = store
+        .claim_tasks(now, lease_for, token, 3)
+        .await
+        .expect("claim");
+    assert_eq!(claimed_ids(&first), task_ids(&tasks[..3]));
+    for (claimed, task) in first.iter().zip(&tasks) {
+        assert_eq!(&claimed.task, task);
+        assert_eq!(
+            claimed.lease,
+            Lease {
+                task_id: task.id,
+                token,
+                until: now.plus(lease_for),
+            }
+        );
+        assert_eq!(
+            Some(&claimed.endpoint_url),
+            world.target.endpoint_url.as_ref()
+        );
+        assert_eq!(claimed.signing_secret, world.target.signing_secret);
+    }
+    let rest = claim_all(&store, now).await;
+    assert_eq!(claimed_ids(&rest), task_ids(&tasks[3..]));
+    assert!(claim_all(&store, now).await.is_empty());
+    assert!(
+        store
+            .claim_tasks(at(1000), lease_for, token, 0)
+            .await
+            .expect("claim none")
+            .is_empty()
+    );
+    assert_eq!(
+        claimed_ids(&claim_all(&store, at(30)).await),
+        vec![future.id]
+    );
+}
+
+/// Tasks of a target without an endpoint, or of a deleted target, are never claimed; once the
+/// target gets an endpoint they are.
+pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let team = board_target(&world.organization, at(0));
+    store.insert_target(&team).await.expect("insert target");
+    let team_hook = webhook(&team, at(0));
+    store
+        .insert_webhook(&team_hook)
+        .await
+        .expect("insert webhook");
+    let (inv, team_task) = accepted(&team_hook, at(1));
+    store
+        .record_invocation(&inv, Some(&team_task))
+        .await
+        .expect("record");
+
+    let doomed = target(&world.organization, at(0));
+    store.insert_target(&doomed).await.expect("insert target");
+    let doomed_hook = webhook(&doomed, at(0));
+    store
+        .insert_webhook(&doomed_hook)
+        .await
+        .expect("insert webhook");
+    let (inv, orphan_task) = accepted(&doomed_hook, at(2));
+    store
+        .record_invocation(&inv, Some(&orphan_task))
+        .await
+        .expect("record");
+    let tombstone = webhook_domain::model::Webhook {
+        status: webhook_domain::model::WebhookStatus::Deleted,
+        ..doomed_hook
+    };
+    store
+        .update_webhook(&tombstone)
+        .await
+        .expect("delete webhook");
+    store
+        .delete_target(org, doomed.id)
+        .await
+        .expect("delete target");
+
+    assert!(claim_all(&store, at(10)).await.is_empty());
+
+    let pushed = webhook_domain::model::Target {
+        endpoint_url: world.target.endpoint_url.clone(),
+        updated_at: at(11),
+        ..team.clone()
+    };
+    store
+        .update_target(&pushed)
+        .await
+        .expect("give an endpoint");
+    let claimed = claim_all(&store, at(12)).await;
+    assert_eq!(claimed_ids(&claimed), vec![team_task.id]);
+    assert_eq!(Some(&claimed[0].endpoint_url), pushed.endpoint_url.as_ref());
+}
+
+/// Concurrent claimers never get the same task, and together they get every due task.
+pub async fn two_claimers_never_get_the_same_task<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let mut all = HashSet::new();
+    for i in 0..40 {
+        all.insert(world.accept(&store, at_micros(i)).await.1.id);
+    }
+    let claimers: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let token = Uuid::new_v4();
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .claim_tasks(at(10), LONG_LEASE, token, 3)
+                        .await
+                        .expect("claim");
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    assert!(got.iter().all(|c| c.lease.token == token));
+                    mine.extend(claimed_ids(&got));
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for claimer in claimers {
+        for id in claimer.await.expect("join") {
+            assert!(seen.insert(id), "task {id:?} was claimed twice");
+        }
+    }
+    assert_eq!(seen, all);
+}
+
+/// When a lease expires the task is claimable again, and the first holder lost it.
+pub async fn expired_lease_is_claimable_again<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let lease_for = Duration::from_secs(60);
+    let first = store
+        .claim_tasks(at(2), lease_for, Uuid::new_v4(), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed_ids(&first), vec![task.id]);
+    let holding = store
+        .claim_tasks(at(61), lease_for, Uuid::new_v4(), 10)
+        .await
+        .expect("claim");
+    assert!(holding.is_empty(), "claimed while the lease lasts");
+    let second = store
+        .claim_tasks(at(62), lease_for, Uuid::new_v4(), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed_ids(&second), vec![task.id]);
+    assert_eq!(second[0].lease.until, at(122));
+    assert_conflict(
+        store.release_lease(&first[0].lease).await,
+        "release a lost lease",
+    );
+    store
+        .release_lease(&second[0].lease)
+        .await
+        .expect("the new holder releases");
+}
+
+/// A delivered attempt records the attempt, the invocation's target response, the task's
+/// attempts and status, and releases the lease.
+pub async fn finish_attempt_records_attempt_and_target_response<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (invocation, task) = world.accept(&store, at(1)).await;
+    let lease = claim_all(&store, at(2)).await.remove(0).lease;
+    let attempt = answered(&task, 1, 202, at_micros(2_500_001));
+    let finished = store
+        .finish_attempt(&lease, &attempt, AttemptVerdict::Delivered)
+        .await
+        .expect("finish");
+    assert_eq!(finished.status, TaskStatus::Delivered);
+    assert_eq!(finished.attempts, 1);
+    assert_eq!(store.task(org, task.id).await.expect("read"), finished);
+    assert_eq!(
+        store
+            .delivery_attempts(org, task.id)
+            .await
+            .expect("attempts"),
+        vec![attempt.clone()]
+    );
+    let logged = store.invocation(org, invocation.id).await.expect("read");
+    assert_eq!(logged.target_response, Some(attempt.response));
+    assert_conflict(store.release_lease(&lease).await, "the lease was released");
+    assert!(
+        claim_all(&store, at(3)).await.is_empty(),
+        "a delivered task is claimed"
+    );
+}
+
+/// A retry verdict keeps the task queued, due at the given time, with the attempt's error; a
+/// failed verdict fails it. Attempts are listed oldest first.
+pub async fn finish_attempt_retries_then_fails<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (invocation, task) = world.accept(&store, at(1)).await;
+    let lease = claim_all(&store, at(1)).await.remove(0).lease;
+    let first = timed_out(&task, 1, at(2));
+    let retrying = store
+        .finish_attempt(&lease, &first, AttemptVerdict::RetryAt(at(40)))
+        .await
+        .expect("retry");
+    assert_eq!(retrying.status, TaskStatus::Queued);
+    assert_eq!(retrying.next_attempt_at, at(40));
+    assert_eq!(retrying.attempts, 1);
+    assert_eq!(retrying.last_error, first.response.error);
+    assert_eq!(store.task(org, task.id).await.expect("read"), retrying);
+    assert!(
+        claim_all(&store, at(39)).await.is_empty(),
+        "claimed before due"
+    );
+
+    let lease = claim_all(&store, at(40)).await.remove(0).lease;
+    let second = answered(&task, 2, 500, at(41));
+    let failed = store
+        .finish_attempt(&lease, &second, AttemptVerdict::Failed)
+        .await
+        .expect("fail");
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.last_error, second.response.error);
+    assert_eq!(
+        store
+            .delivery_attempts(org, task.id)
+            .await
+            .expect("attempts"),
+        vec![first, second.clone()]
+    );
+    assert_eq!(
+        store
+            .invocation(org, invocation.id)
+            .await
+            .expect("read")
+            .target_response,
+        Some(second.response)
+    );
+    assert!(claim_all(&store, at(1000)).await.is_empty());
+}
+
+/// Finishing under a lease that was lost (expired and claimed by another, or the task is no
+/// longer queued) is a `Conflict` that records nothing.
+pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: ContractStore>(
+    store: S,
+) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (invocation, task) = world.accept(&store, at(1)).await;
+    let lease_for = Duration::from_secs(10);
+    let stale = store
+        .claim_tasks(at(1), lease_for, Uuid::new_v4(), 1)
+        .await
+        .expect("claim")
+        .remove(0)
+        .lease;
+    let fresh = store
+        .claim_tasks(at(20), lease_for, Uuid::new_v4(), 1)
+        .await
+        .expect("claim")
+        .remove(0)
+        .lease;
+    let before = store.task(org, task.id).await.expect("read");
+    for verdict in [
+        AttemptVerdict::Delivered,
+        AttemptVerdict::RetryAt(at(30)),
+        AttemptVerdict::Failed,
+    ] {
+        assert_conflict(
+            store
+                .finish_attempt(&stale, &answered(&task, 1, 200, at(21)), verdict)
+                .await,
+            "finish under a lost lease",
+        );
+    }
+    let forged = Lease {
+        token: Uuid::new_v4(),
+        ..fresh
+    };
+    assert_conflict(
+        store
+            .finish_attempt(
+                &forged,
+                &answered(&task, 1, 200, at(21)),
+                AttemptVerdict::Delivered,
+            )
+            .await,
+        "finish under a forged lease",
+    );
+    assert_eq!(store.task(org, task.id).await.expect("read"), before);
+    assert!(
+        store
+            .delivery_attempts(org, task.id)
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+    assert_eq!(
+        store.invocation(org, invocation.id).await.expect("read"),
+        invocation
+    );
+
+    // The agent moved the task on meanwhile: the holder's lease no longer counts.
+    store
+        .set_task_status(
+            org,
+            task.id,
+            TaskStatus::Queued,
+            TaskStatus::Delivered,
+            at(22),
+        )
+        .await
+        .expect("agent picks it up");
+    assert_conflict(
+        store
+            .finish_attempt(
+                &fresh,
+                &answered(&task, 1, 200, at(23)),
+                AttemptVerdict::Delivered,
+            )
+            .await,
+        "finish on a task that is not queued",
+    );
+    assert_conflict(
+        store.release_lease(&fresh).await,
+        "release on a task not queued",
+    );
+    assert!(
+        store
+            .delivery_attempts(org, task.id)
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+}
+
+/// A released task is claimable again at once, untouched; releasing twice is a `Conflict`.
+pub async fn release_lease_gives_the_task_back<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let claimed = claim_all(&store, at(2)).await.remove(0);
+    store.release_lease(&claimed.lease).await.expect("release");
+    assert_conflict(store.release_lease(&claimed.lease).await, "release twice");
+    assert_eq!(store.task(org, task.id).await.expect("read"), task);
+    let again = claim_all(&store, at(2)).await;
+    assert_eq!(claimed_ids(&again), vec![task.id]);
+    assert_eq!(again[0].task, task);
+}
