@@ -1,0 +1,341 @@
+//! `POST /api/webhooks/{webhook_id}`: reads the request head, runs [`Ingest::begin`], streams
+//! the body within the limit, runs [`Ingest::finish`] and maps the outcome to an answer.
+
+use std::future::Future;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use serde::Serialize;
+use webhook_domain::model::{InvocationId, TaskId};
+use webhook_domain::ports::{
+    Clock, Entropy, InvocationLog, RateLimiter, RejectionCounter, WebhookResolver,
+};
+use webhook_domain::rules::RateStatus;
+use webhook_domain::service::{
+    Admission, BodyRead, Ingest, IngestHead, IngestOutcome, IngestRejection, Sender,
+};
+
+use crate::AppState;
+use crate::problem::{ErrorChain, Problem, log_server_error, rate_headers};
+
+/// The header a sender presents the webhook's secret in. Never logged or stored.
+pub const SECRET_HEADER: &str = "x-webhook-secret";
+/// The header naming the event type; it takes precedence over the payload's `event_type`.
+pub const EVENT_TYPE_HEADER: &str = "x-event-type";
+
+/// The ingest use case as the handler drives it: [`Ingest`] over any adapters of its ports.
+pub trait IngestPipeline: 'static {
+    /// See [`Ingest::begin`].
+    fn begin(&self, head: IngestHead<'_>)
+    -> impl Future<Output = Result<Admission, IngestOutcome>>;
+    /// See [`Ingest::finish`].
+    fn finish(
+        &self,
+        admission: Admission,
+        content_type_is_json: bool,
+        body: BodyRead<'_>,
+    ) -> impl Future<Output = IngestOutcome>;
+    /// The largest body accepted, in bytes.
+    fn body_limit(&self) -> usize;
+}
+
+impl<R, L, S, C, K, E> IngestPipeline for Ingest<R, L, S, C, K, E>
+where
+    R: WebhookResolver + 'static,
+    L: RateLimiter + 'static,
+    S: InvocationLog + 'static,
+    C: RejectionCounter + 'static,
+    K: Clock + 'static,
+    E: Entropy + 'static,
+{
+    fn begin(
+        &self,
+        head: IngestHead<'_>,
+    ) -> impl Future<Output = Result<Admission, IngestOutcome>> {
+        Ingest::begin(self, head)
+    }
+
+    fn finish(
+        &self,
+        admission: Admission,
+        content_type_is_json: bool,
+        body: BodyRead<'_>,
+    ) -> impl Future<Output = IngestOutcome> {
+        Ingest::finish(self, admission, content_type_is_json, body)
+    }
+
+    fn body_limit(&self) -> usize {
+        self.config.body_limit
+    }
+}
+
+#[derive(Serialize)]
+struct AcceptedBody {
+    status: &'static str,
+    invocation_id: InvocationId,
+    task_id: TaskId,
+}
+
+#[derive(Serialize)]
+struct IgnoredBody {
+    status: &'static str,
+    invocation_id: InvocationId,
+}
+
+/// The handler.
+pub(crate) async fn handle<P, S>(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState<P, S>>,
+) -> HttpResponse
+where
+    P: IngestPipeline,
+    S: 'static,
+{
+    let started = Instant::now();
+    let (outcome, response) = run(&request, payload, &state).await;
+    state.metrics.observe_ingest(outcome, started.elapsed());
+    response
+}
+
+/// Runs one request; returns the metrics label of its outcome and the answer.
+async fn run<P, S>(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState<P, S>,
+) -> (&'static str, HttpResponse)
+where
+    P: IngestPipeline,
+{
+    let headers = request.headers();
+    let webhook_id = request.match_info().get("webhook_id").unwrap_or_default();
+    let source_ip = state.client_ip.client_ip(
+        request.peer_addr().map(|peer| peer.ip()),
+        headers
+            .get_all(header::X_FORWARDED_FOR)
+            .map(header::HeaderValue::as_bytes),
+    );
+    let head = IngestHead {
+        webhook_id,
+        source_ip,
+        sender: Sender::Http {
+            secret: headers
+                .get(SECRET_HEADER)
+                .map(header::HeaderValue::as_bytes),
+        },
+        event_type: headers
+            .get(EVENT_TYPE_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim),
+    };
+    let admission = match state.ingest.begin(head).await {
+        Ok(admission) => admission,
+        Err(outcome) => return respond(outcome, None, false, webhook_id),
+    };
+    let rate = admission.rate();
+    let is_json = content_type_is_json(headers);
+    let limit = state.ingest.body_limit();
+    let body = match read_body(headers, payload, limit).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::debug!(webhook.id = webhook_id, error = %e, "the request body could not be read");
+            let problem = Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                "Invalid payload",
+                "the request body could not be read",
+            )
+            .with_rate_headers(rate)
+            .closing_connection();
+            return ("invalid_payload", problem.error_response());
+        }
+    };
+    let too_large = body.is_none();
+    let read = body
+        .as_deref()
+        .map_or(BodyRead::TooLarge, BodyRead::Complete);
+    let outcome = state.ingest.finish(admission, is_json, read).await;
+    respond(outcome, Some(rate), too_large, webhook_id)
+}
+
+/// Reads the whole body, or `None` as soon as it is known to exceed `limit`: from
+/// `Content-Length` before reading anything, else when the bytes read pass the limit. What is
+/// left of a refused body is never read into memory.
+async fn read_body(
+    headers: &HeaderMap,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Option<Bytes>, actix_web::error::PayloadError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Ok(None);
+    }
+    // Most bodies arrive in one chunk, which is then used as is, without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut length = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        length = length.saturating_add(chunk.len());
+        if length > limit {
+            return Ok(None);
+        }
+        match (&mut joined, first.take()) {
+            (Some(buffer), _) => buffer.extend_from_slice(&chunk),
+            (None, None) => first = Some(chunk),
+            (None, Some(previous)) => {
+                let capacity = declared
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(previous.len() * 4)
+                    .clamp(previous.len() + chunk.len(), limit);
+                let mut buffer = BytesMut::with_capacity(capacity);
+                buffer.extend_from_slice(&previous);
+                buffer.extend_from_slice(&chunk);
+                joined = Some(buffer);
+            }
+        }
+    }
+    Ok(Some(match joined {
+        Some(buffer) => buffer.freeze(),
+        None => first.unwrap_or_default(),
+    }))
+}
+
+/// Whether `Content-Type` is `application/json` or `application/*+json`, parameters allowed.
+pub fn content_type_is_json(headers: &HeaderMap) -> bool {
+    let Some(mime) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<mime::Mime>().ok())
+    else {
+        return false;
+    };
+    mime.type_() == mime::APPLICATION
+        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+}
+
+fn respond(
+    outcome: IngestOutcome,
+    rate: Option<RateStatus>,
+    body_unread: bool,
+    webhook_id: &str,
+) -> (&'static str, HttpResponse) {
+    match outcome {
+        IngestOutcome::Accepted {
+            invocation_id,
+            task_id,
+            rate,
+        } => {
+            tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, task.id = %task_id, "event accepted");
+            let mut response = HttpResponse::Accepted();
+            for header in rate_headers(rate) {
+                response.insert_header(header);
+            }
+            let body = AcceptedBody {
+                status: "accepted",
+                invocation_id,
+                task_id,
+            };
+            ("accepted", response.json(body))
+        }
+        IngestOutcome::Ignored {
+            invocation_id,
+            rate,
+        } => {
+            tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, "event ignored: its type is not subscribed");
+            let mut response = HttpResponse::Ok();
+            for header in rate_headers(rate) {
+                response.insert_header(header);
+            }
+            let body = IgnoredBody {
+                status: "ignored",
+                invocation_id,
+            };
+            ("ignored", response.json(body))
+        }
+        IngestOutcome::Rejected {
+            rejection,
+            unlogged,
+        } => {
+            if let Some(e) = &unlogged {
+                tracing::warn!(webhook.id = webhook_id, code = rejection.code(), error = %ErrorChain(e), "a rejected request could not be logged");
+            }
+            log_rejection(&rejection, webhook_id);
+            let mut problem = Problem::from_rejection(&rejection);
+            if let (Some(rate), false) = (
+                rate,
+                matches!(rejection, IngestRejection::RateLimited { .. }),
+            ) {
+                problem = problem.with_rate_headers(rate);
+            }
+            if body_unread || matches!(rejection, IngestRejection::PayloadTooLarge { .. }) {
+                problem = problem.closing_connection();
+            }
+            (rejection.code(), problem.error_response())
+        }
+    }
+}
+
+/// Logs a rejection once: server-side failures as errors with their chain; client errors at
+/// debug level (rate-limited and disabled ones are also counted into coalesced log entries).
+fn log_rejection(rejection: &IngestRejection, webhook_id: &str) {
+    match rejection {
+        IngestRejection::StoreUnavailable(e) => {
+            log_server_error("ingest failed: the store is unavailable", e);
+        }
+        IngestRejection::WebhookNotFound
+        | IngestRejection::WebhookDeleted
+        | IngestRejection::WebhookDisabled
+        | IngestRejection::RateLimited { .. }
+        | IngestRejection::InvalidSecret
+        | IngestRejection::PayloadTooLarge { .. }
+        | IngestRejection::UnsupportedMediaType
+        | IngestRejection::InvalidPayload(_) => {
+            tracing::debug!(
+                webhook.id = webhook_id,
+                code = rejection.code(),
+                "ingest request rejected"
+            );
+        }
+    }
+}
+
+/// `405` for any method but POST on the ingest path.
+pub(crate) async fn method_not_allowed() -> Problem {
+    Problem::method_not_allowed("POST")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn json_media_types() {
+        let check = |value: Option<&str>, expected: bool| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            }
+            assert_eq!(content_type_is_json(&headers), expected, "{value:?}");
+        };
+        check(Some("application/json"), true);
+        check(Some("application/json; charset=utf-8"), true);
+        check(Some("Application/JSON"), true);
+        check(Some("application/vnd.github+json"), true);
+        check(Some("application/cloudevents+json; charset=UTF-8"), true);
+        check(Some("text/json"), false);
+        check(Some("text/plain"), false);
+        check(Some("application/x-www-form-urlencoded"), false);
+        check(Some("application/jsonp"), false);
+        check(Some("not a media type"), false);
+        check(None, false);
+    }
+}

@@ -1,0 +1,58 @@
+//! webhookd's HTTP adapter, the only library crate that knows actix-web: the ingest endpoint
+//! `POST /api/webhooks/{webhook_id}`, the operations endpoints (`/healthz`, `/readyz`,
+//! `/metrics`) and problem+json errors.
+//!
+//! Register the routes on an actix [`App`](actix_web::App) with [`configure`]:
+//!
+//! ```ignore
+//! let state = web::Data::new(AppState { ingest, store, client_ip, metrics });
+//! App::new().configure(|cfg| webhook_http::configure(cfg, &state))
+//! ```
+
+pub mod client_ip;
+pub mod ingest;
+pub mod ops;
+pub mod problem;
+
+use actix_web::web::{self, ServiceConfig};
+use webhook_domain::ports::OrganizationStore;
+
+pub use client_ip::ClientIpPolicy;
+pub use ingest::IngestPipeline;
+pub use ops::Metrics;
+pub use problem::Problem;
+
+/// What the ingest and operations endpoints share.
+#[derive(Debug)]
+pub struct AppState<P, S> {
+    /// The ingest use case, usually [`webhook_domain::service::Ingest`] over the node's adapters.
+    pub ingest: P,
+    /// The store `/readyz` checks.
+    pub store: S,
+    /// How the client address is found.
+    pub client_ip: ClientIpPolicy,
+    /// Where request outcomes and latencies are counted.
+    pub metrics: Metrics,
+}
+
+/// Registers the ingest and operations routes, and problem+json answers for unknown paths.
+pub fn configure<P, S>(cfg: &mut ServiceConfig, state: &web::Data<AppState<P, S>>)
+where
+    P: IngestPipeline,
+    S: OrganizationStore + 'static,
+{
+    cfg.app_data(state.clone())
+        .service(
+            web::resource("/api/webhooks/{webhook_id}")
+                .route(web::post().to(ingest::handle::<P, S>))
+                .default_service(web::to(ingest::method_not_allowed)),
+        )
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz::<P, S>))
+        .route("/metrics", web::get().to(ops::metrics::<P, S>))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found()
+}

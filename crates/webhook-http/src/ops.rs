@@ -1,0 +1,151 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers) and
+//! `/metrics` (Prometheus text exposition of the ingest counters and latency histogram).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use webhook_domain::ports::OrganizationStore;
+
+use crate::AppState;
+use crate::problem::{ErrorChain, Problem};
+
+/// The content type of the `OpenMetrics` text format, which Prometheus reads.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// The service's metrics. Cheap to clone; every clone feeds the same registry.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<OutcomeLabels, Counter>,
+    latency: Histogram,
+}
+
+impl Metrics {
+    /// A registry with `webhookd_ingest_requests_total{outcome}` and
+    /// `webhookd_ingest_duration_seconds`.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhookd_ingest_requests",
+            "Ingest requests by outcome: accepted, ignored, or the problem code of a rejection",
+            requests.clone(),
+        );
+        // 0.5 ms to about 8 s.
+        let latency = Histogram::new(exponential_buckets(0.000_5, 2.0, 15));
+        registry.register(
+            "webhookd_ingest_duration_seconds",
+            "Time from the start of an ingest request to its answer",
+            latency.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+            }),
+        }
+    }
+
+    /// Counts one ingest request with `outcome` that took `elapsed`.
+    pub fn observe_ingest(&self, outcome: &'static str, elapsed: Duration) {
+        self.inner
+            .requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.inner.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(2048);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `GET /healthz`: the process is up and answering.
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store answers; 503 `store_unavailable` otherwise.
+pub(crate) async fn readyz<P, S>(state: web::Data<AppState<P, S>>) -> Result<HttpResponse, Problem>
+where
+    P: 'static,
+    S: OrganizationStore + 'static,
+{
+    match state.store.count_organizations().await {
+        Ok(_) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %ErrorChain(&e), "readiness check failed: the store does not answer");
+            Err(Problem::store_unavailable())
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics<P, S>(state: web::Data<AppState<P, S>>) -> HttpResponse
+where
+    P: 'static,
+    S: 'static,
+{
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, METRICS_CONTENT_TYPE))
+        .body(state.metrics.encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_counters_and_histogram() {
+        let metrics = Metrics::new();
+        metrics.observe_ingest("accepted", Duration::from_millis(3));
+        metrics.observe_ingest("accepted", Duration::from_millis(3));
+        metrics.observe_ingest("rate_limited", Duration::from_micros(100));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"webhookd_ingest_requests_total{outcome="accepted"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"webhookd_ingest_requests_total{outcome="rate_limited"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("webhookd_ingest_duration_seconds_count 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("webhookd_ingest_duration_seconds_bucket{le=\"0.004\"} 2")
+                || text.contains("webhookd_ingest_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! The ingest table, row by row, over real HTTP; each case runs on every backend.
+
+#![expect(clippy::unwrap_used, reason = "tests: a panic is how a test fails")]
+
+use std::time::Duration;
+
+use webhook_domain::model::{InvocationOutcome, TaskStatus, WebhookId, WebhookStatus};
+
+use crate::helpers::{Backend, Options, SECRET, TestApp, loopback, problem};
+
+/// Generates one test per case for a backend; `$new_store` yields a future of a fresh store.
+macro_rules! backend_cases {
+    ($new_store:expr) => {
+        $crate::cases::backend_cases!(@cases $new_store;
+            cases::accepts_and_commits_before_answering,
+            cases::unknown_ids_are_404,
+            cases::deleted_webhooks_are_410,
+            cases::disabled_webhooks_are_403_and_counted,
+            cases::webhook_rate_limit_is_429_with_headers,
+            cases::organization_rate_limit_is_429_with_scope,
+            cases::missing_or_wrong_secret_is_401_and_logged,
+            cases::webhooks_without_secret_accept_any_sender,
+            cases::bodies_over_the_limit_are_413,
+            cases::non_json_media_types_are_415,
+            cases::malformed_or_non_object_bodies_are_400,
+            cases::unsubscribed_event_types_are_ignored,
+            cases::store_down_at_commit_is_503_without_ack,
+            cases::other_methods_are_405,
+            cases::trusted_proxy_forwarded_for,
+            cases::untrusted_forwarded_for_is_ignored,
+            cases::readiness_follows_the_store,
+            cases::metrics_count_outcomes,
+            streaming::chunked_fifty_mib_is_refused_while_still_sending,
+            streaming::declared_length_over_the_limit_is_refused_before_the_body,
+            streaming::a_body_in_many_chunks_is_joined,
+        );
+    };
+    (@cases $new_store:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = $new_store.await;
+                $crate::$module::$case(store).await;
+            }
+        )*
+    };
+}
+pub(crate) use backend_cases;
+
+pub(crate) async fn accepts_and_commits_before_answering<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook().await;
+    let response = app
+        .post(
+            &webhook,
+            r#"{"message":"Deploy api","event_type":"deploy.finished"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["ratelimit-limit"], "100");
+    assert_eq!(response.headers()["ratelimit-remaining"], "99");
+    assert!(response.headers().contains_key("ratelimit-reset"));
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "accepted");
+    let task_id = body["task_id"].as_str().unwrap().parse().unwrap();
+
+    // Everything acknowledged is already in the store.
+    let invocations = app.invocations(&webhook).await;
+    assert_eq!(invocations.len(), 1);
+    let invocation = &invocations[0];
+    assert_eq!(invocation.id.to_string(), body["invocation_id"]);
+    assert_eq!(invocation.outcome, InvocationOutcome::Accepted);
+    assert_eq!(invocation.http_status, 202);
+    assert_eq!(invocation.source_ip, Some(loopback()));
+    assert_eq!(invocation.event_type.as_deref(), Some("deploy.finished"));
+    assert_eq!(invocation.task_id, Some(task_id));
+    let task = app
+        .store
+        .task(webhook.organization_id, task_id)
+        .await
+        .unwrap();
+    assert_eq!(task.status, TaskStatus::Queued);
+    assert_eq!(task.instruction.as_deref(), Some("Deploy api"));
+    assert!(task.source.verified);
+}
+
+pub(crate) async fn unknown_ids_are_404<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let unknown = WebhookId::from_uuid(uuid::Uuid::new_v4());
+    for path in [
+        format!("/api/webhooks/{unknown}"),
+        "/api/webhooks/not-a-uuid".to_owned(),
+    ] {
+        let response = app
+            .client
+            .post(app.url(&path))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let answer = problem(response).await;
+        assert_eq!((answer.status, answer.code()), (404, "webhook_not_found"));
+        assert_eq!(answer.header("ratelimit-limit"), None);
+    }
+    // Paths no route serves are problem+json too.
+    let response = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(problem(response).await.code(), "not_found");
+}
+
+pub(crate) async fn deleted_webhooks_are_410<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let mut webhook = app.webhook().await;
+    app.set_status(&mut webhook, WebhookStatus::Deleted).await;
+    let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (410, "webhook_deleted"));
+}
+
+pub(crate) async fn disabled_webhooks_are_403_and_counted<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let mut webhook = app.webhook().await;
+    // Served once, so the route is cached; disabling must take effect at once all the same.
+    assert_eq!(app.post(&webhook, "{}").send().await.unwrap().status(), 200);
+    app.set_status(&mut webhook, WebhookStatus::Disabled).await;
+    for _ in 0..3 {
+        let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
+        assert_eq!((answer.status, answer.code()), (403, "webhook_disabled"));
+    }
+    let coalesced = app.rejections.drain();
+    assert_eq!(coalesced.len(), 1);
+    assert_eq!(coalesced[0].repeat_count, 3);
+    assert_eq!(coalesced[0].error_code.as_deref(), Some("webhook_disabled"));
+}
+
+pub(crate) async fn webhook_rate_limit_is_429_with_headers<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_with(2, 1000, true).await;
+    for remaining in ["1", "0"] {
+        let response = app
+            .post(&webhook, r#"{"event_type":"build.finished"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        assert_eq!(response.headers()["ratelimit-remaining"], remaining);
+    }
+    let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited"));
+    assert_eq!(answer.body["scope"], "webhook");
+    let retry_after: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=61).contains(&retry_after), "{retry_after}");
+    assert_eq!(answer.header("ratelimit-limit"), Some("2"));
+    assert_eq!(answer.header("ratelimit-remaining"), Some("0"));
+    let reset: u64 = answer.header("ratelimit-reset").unwrap().parse().unwrap();
+    assert!((1..=61).contains(&reset), "{reset}");
+    // Counted, not written one by one.
+    assert_eq!(app.invocations(&webhook).await.len(), 2);
+    let coalesced = app.rejections.drain();
+    assert_eq!(coalesced.len(), 1);
+    assert_eq!(coalesced[0].error_code.as_deref(), Some("rate_limited"));
+    // Once the window has moved on, requests are admitted again.
+    app.advance(Duration::from_secs(retry_after));
+    let response = app
+        .post(&webhook, r#"{"event_type":"build.finished"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
+
+pub(crate) async fn organization_rate_limit_is_429_with_scope<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_with(100, 1, true).await;
+    assert_eq!(app.post(&webhook, "{}").send().await.unwrap().status(), 200);
+    let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (429, "rate_limited"));
+    assert_eq!(answer.body["scope"], "organization");
+    assert_eq!(answer.header("ratelimit-limit"), Some("1"));
+    assert!(answer.header("retry-after").is_some());
+}
+
+pub(crate) async fn missing_or_wrong_secret_is_401_and_logged<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook().await;
+    let without = app
+        .client
+        .post(app.ingest_url(&webhook))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let wrong = app
+        .client
+        .post(app.ingest_url(&webhook))
+        .header("content-type", "application/json")
+        .header("x-webhook-secret", format!("{SECRET}x"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    for response in [without, wrong] {
+        let answer = problem(response).await;
+        assert_eq!((answer.status, answer.code()), (401, "invalid_secret"));
+    }
+    let invocations = app.invocations(&webhook).await;
+    assert_eq!(invocations.len(), 2);
+    for invocation in invocations {
+        assert_eq!(invocation.outcome, InvocationOutcome::Rejected);
+        assert_eq!(invocation.http_status, 401);
+        assert_eq!(invocation.error_code.as_deref(), Some("invalid_secret"));
+        assert_eq!(invocation.payload, None);
+    }
+}
+
+pub(crate) async fn webhooks_without_secret_accept_any_sender<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_with(100, 1000, false).await;
+    let response = app
+        .client
+        .post(app.ingest_url(&webhook))
+        .header("content-type", "application/json")
+        .header("x-event-type", "deploy.started")
+        .body(r#"{"message":"hi"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let task_id = body["task_id"].as_str().unwrap().parse().unwrap();
+    let task = app
+        .store
+        .task(webhook.organization_id, task_id)
+        .await
+        .unwrap();
+    assert!(!task.source.verified);
+}
+
+pub(crate) async fn bodies_over_the_limit_are_413<S: Backend>(store: S) {
+    let app = TestApp::start_with(
+        store,
+        Options {
+            body_limit: 1024,
+            ..Options::default()
+        },
+    );
+    let webhook = app.webhook_for_all().await;
+    let padded = |len: usize| {
+        let mut body = String::from(r#"{"pad":""#);
+        body.push_str(&"x".repeat(len - body.len() - 2));
+        body.push_str(r#""}"#);
+        assert_eq!(body.len(), len);
+        body
+    };
+    let at_limit = app.post(&webhook, &padded(1024)).send().await.unwrap();
+    assert_eq!(at_limit.status(), 202);
+    app.advance(Duration::from_millis(1));
+    let over = app.post(&webhook, &padded(1025)).send().await.unwrap();
+    let answer = problem(over).await;
+    assert_eq!((answer.status, answer.code()), (413, "payload_too_large"));
+    assert_eq!(answer.header("ratelimit-limit"), Some("100"));
+    let logged = app.invocations(&webhook).await;
+    assert_eq!(logged[0].http_status, 413);
+    assert_eq!(logged[0].error_code.as_deref(), Some("payload_too_large"));
+}
+
+pub(crate) async fn non_json_media_types_are_415<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = app
+            .client
+            .post(app.ingest_url(&webhook))
+            .header("x-webhook-secret", SECRET)
+            .body("{}");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let answer = problem(request.send().await.unwrap()).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (415, "unsupported_media_type"),
+            "{content_type:?}"
+        );
+    }
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.acme.event+json",
+    ] {
+        let response = app
+            .client
+            .post(app.ingest_url(&webhook))
+            .header("x-webhook-secret", SECRET)
+            .header("content-type", content_type)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{content_type}");
+    }
+}
+
+pub(crate) async fn malformed_or_non_object_bodies_are_400<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    for body in ["{", "[1,2]", "\"text\"", "", "{} {}"] {
+        let answer = problem(app.post(&webhook, body).send().await.unwrap()).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "invalid_payload"),
+            "{body:?}"
+        );
+    }
+}
+
+pub(crate) async fn unsubscribed_event_types_are_ignored<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook().await;
+    let check = |header: Option<&'static str>, payload_type: &'static str, status: u16| {
+        let mut request = app.post(&webhook, &format!(r#"{{"event_type":"{payload_type}"}}"#));
+        if let Some(header) = header {
+            request = request.header("x-event-type", header);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), status, "{header:?} {payload_type}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            body
+        }
+    };
+    let ignored = check(None, "push", 200).await;
+    assert_eq!(ignored["status"], "ignored");
+    assert!(ignored["invocation_id"].is_string());
+    assert!(ignored.get("task_id").is_none());
+    // The header wins over the payload, both ways.
+    app.advance(Duration::from_millis(1));
+    check(Some("deploy.started"), "push", 202).await;
+    app.advance(Duration::from_millis(1));
+    check(Some("push"), "deploy.started", 200).await;
+    let outcomes: Vec<_> = app
+        .invocations(&webhook)
+        .await
+        .iter()
+        .map(|i| i.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            InvocationOutcome::Ignored,
+            InvocationOutcome::Accepted,
+            InvocationOutcome::Ignored
+        ]
+    );
+}
+
+pub(crate) async fn store_down_at_commit_is_503_without_ack<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    let other = app.webhook_for_all().await;
+    // The route is cached, so the request passes every check and fails only at the commit.
+    assert_eq!(app.post(&webhook, "{}").send().await.unwrap().status(), 202);
+    app.store.set_reachable(false).await;
+    let answer = problem(app.post(&webhook, r#"{"n":2}"#).send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (503, "store_unavailable"));
+    assert!(
+        !answer.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable:")
+    );
+    // A route not cached cannot be resolved either: 503 as well, not 404.
+    let answer = problem(app.post(&other, "{}").send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (503, "store_unavailable"));
+    app.store.set_reachable(true).await;
+    // Nothing of the refused request was written: only the first one is there.
+    let invocations = app.invocations(&webhook).await;
+    assert_eq!(invocations.len(), 1);
+    assert_eq!(invocations[0].outcome, InvocationOutcome::Accepted);
+    assert_eq!(app.post(&webhook, "{}").send().await.unwrap().status(), 202);
+}
+
+pub(crate) async fn other_methods_are_405<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook().await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.ingest_url(&webhook))
+            .send()
+            .await
+            .unwrap();
+        let answer = problem(response).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (405, "method_not_allowed"),
+            "{method}"
+        );
+        assert_eq!(answer.header("allow"), Some("POST"));
+    }
+}
+
+pub(crate) async fn trusted_proxy_forwarded_for<S: Backend>(store: S) {
+    let app = TestApp::start_with(
+        store,
+        Options {
+            trusted_proxies: vec![
+                "127.0.0.0/8".parse().unwrap(),
+                "10.0.0.0/8".parse().unwrap(),
+            ],
+            ..Options::default()
+        },
+    );
+    let webhook = app.webhook_for_all().await;
+    let response = app
+        .post(&webhook, "{}")
+        .header("x-forwarded-for", "192.0.2.66, 198.51.100.7, 10.1.2.3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let invocations = app.invocations(&webhook).await;
+    assert_eq!(
+        invocations[0].source_ip,
+        Some("198.51.100.7".parse().unwrap())
+    );
+    // Without the header, the proxy itself.
+    app.advance(Duration::from_millis(1));
+    app.post(&webhook, "{}").send().await.unwrap();
+    let invocations = app.invocations(&webhook).await;
+    assert_eq!(invocations[0].source_ip, Some(loopback()));
+}
+
+pub(crate) async fn untrusted_forwarded_for_is_ignored<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    let response = app
+        .post(&webhook, "{}")
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let invocations = app.invocations(&webhook).await;
+    assert_eq!(invocations[0].source_ip, Some(loopback()));
+}
+
+pub(crate) async fn readiness_follows_the_store<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    app.store.set_reachable(false).await;
+    let answer = problem(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (503, "store_unavailable"));
+    // Liveness does not depend on the store.
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.store.set_reachable(true).await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+pub(crate) async fn metrics_count_outcomes<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    assert_eq!(app.post(&webhook, "{}").send().await.unwrap().status(), 202);
+    assert_eq!(app.post(&webhook, "[]").send().await.unwrap().status(), 400);
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"webhookd_ingest_requests_total{outcome="accepted"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"webhookd_ingest_requests_total{outcome="invalid_payload"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("webhookd_ingest_duration_seconds_count 2"),
+        "{text}"
+    );
+}

@@ -1,0 +1,313 @@
+//! The real app on a loopback port over a store backend, with fixtures and a client.
+
+#![expect(clippy::unwrap_used, reason = "tests: a panic is how a test fails")]
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use ipnet::IpNet;
+use uuid::Uuid;
+use webhook_domain::model::{
+    EventTypes, Invocation, Name, Organization, OrganizationId, PageRequest, RatePerMinute, Secret,
+    Target, TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
+};
+use webhook_domain::ports::{SecretSealer as _, Store};
+use webhook_domain::service::{Ingest, IngestConfig, StoreResolver};
+use webhook_http::{AppState, ClientIpPolicy, Metrics};
+use webhook_store_mem::{
+    CacheConfig, CachedResolver, CoalescingCounter, ManualClock, MemoryRateLimiter,
+};
+use webhook_system::{MasterKey, RingSealer, SystemEntropy};
+
+/// A store the ingest tests run on, and a way to make it fail.
+pub(crate) trait Backend: Store + Clone + Send + Sync + 'static {
+    /// Makes every later operation fail as an unreachable store would (`false`), or work again.
+    fn set_reachable(&self, reachable: bool) -> impl Future<Output = ()>;
+}
+
+impl Backend for webhook_store_mem::MemoryStore {
+    async fn set_reachable(&self, reachable: bool) {
+        self.set_unavailable(!reachable);
+    }
+}
+
+pub(crate) type Resolver<S> = CachedResolver<StoreResolver<S, RingSealer>, ManualClock>;
+
+/// How to start an app.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) body_limit: usize,
+    pub(crate) trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            body_limit: IngestConfig::default().body_limit,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// The app serving on `127.0.0.1:{port}`, stopped when dropped.
+pub(crate) struct TestApp<S> {
+    pub(crate) address: SocketAddr,
+    pub(crate) store: S,
+    pub(crate) clock: ManualClock,
+    pub(crate) rejections: CoalescingCounter<SystemEntropy>,
+    pub(crate) resolver: Resolver<S>,
+    pub(crate) sealer: RingSealer,
+    pub(crate) client: reqwest::Client,
+    handle: ServerHandle,
+}
+
+impl<S> Drop for TestApp<S> {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+/// 2026-01-01T00:00:00.123457Z plus `seconds`: the app's clock starts at `at(0)`.
+pub(crate) fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_767_225_600_123_457 + seconds * 1_000_000)
+}
+
+fn name(text: &str) -> Name {
+    Name::parse(text).unwrap()
+}
+
+/// The secret of webhooks made by [`TestApp::webhook`].
+pub(crate) const SECRET: &str = "whsec_test-secret-0123456789";
+
+fn master_key() -> MasterKey {
+    MasterKey::from_bytes([7; 32])
+}
+
+impl<S: Backend> TestApp<S> {
+    /// Starts the app over `store` with default options.
+    pub(crate) fn start(store: S) -> Self {
+        Self::start_with(store, Options::default())
+    }
+
+    /// Starts the app over `store`.
+    pub(crate) fn start_with(store: S, options: Options) -> Self {
+        let clock = ManualClock::new(at(0));
+        let sealer = RingSealer::new(&master_key());
+        let resolver = CachedResolver::new(
+            StoreResolver::new(store.clone(), RingSealer::new(&master_key())),
+            clock.clone(),
+            CacheConfig::default(),
+        );
+        let rejections = CoalescingCounter::new(SystemEntropy::new());
+        let state = web::Data::new(AppState {
+            ingest: Ingest {
+                resolver: resolver.clone(),
+                limiter: MemoryRateLimiter::new(),
+                log: store.clone(),
+                rejections: rejections.clone(),
+                clock: clock.clone(),
+                entropy: SystemEntropy::new(),
+                config: IngestConfig {
+                    body_limit: options.body_limit,
+                },
+            },
+            store: store.clone(),
+            client_ip: ClientIpPolicy::new(options.trusted_proxies),
+            metrics: Metrics::new(),
+        });
+        let server = HttpServer::new(move || {
+            App::new().configure(|cfg| webhook_http::configure(cfg, &state))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind a loopback port");
+        let address = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            address,
+            store,
+            clock,
+            rejections,
+            resolver,
+            sealer,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("build a client"),
+            handle,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}{path}`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The ingest URL of `webhook`.
+    pub(crate) fn ingest_url(&self, webhook: &Webhook) -> String {
+        self.url(&format!("/api/webhooks/{}", webhook.id))
+    }
+
+    /// A new organization with `rate` requests per minute.
+    pub(crate) async fn organization(&self, rate: u32) -> Organization {
+        let organization = Organization {
+            id: OrganizationId::from_uuid(Uuid::new_v4()),
+            name: name("Acme"),
+            rate_limit_per_minute: RatePerMinute::new(rate).unwrap(),
+            created_at: at(-100),
+            updated_at: at(-100),
+        };
+        self.store.insert_organization(&organization).await.unwrap();
+        organization
+    }
+
+    /// A new target of `organization`.
+    pub(crate) async fn target(&self, organization: &Organization) -> Target {
+        let target = Target {
+            id: TargetId::from_uuid(Uuid::new_v4()),
+            organization_id: organization.id,
+            kind: TargetKind::Team,
+            name: name("ops team"),
+            endpoint_url: None,
+            signing_secret: self
+                .sealer
+                .seal(&Secret::parse("whsig_signing-secret-0123").unwrap()),
+            created_at: at(-100),
+            updated_at: at(-100),
+        };
+        self.store.insert_target(&target).await.unwrap();
+        target
+    }
+
+    /// A new active webhook with [`SECRET`], subscribed to `deploy.*` and `build.finished`,
+    /// `rate` requests per minute, in a new organization allowing `org_rate`.
+    pub(crate) async fn webhook_with(&self, rate: u32, org_rate: u32, secret: bool) -> Webhook {
+        let organization = self.organization(org_rate).await;
+        let target = self.target(&organization).await;
+        let webhook = Webhook {
+            id: WebhookId::from_uuid(Uuid::new_v4()),
+            organization_id: organization.id,
+            name: name("CI pipeline"),
+            target_id: target.id,
+            event_types: EventTypes::parse(&["deploy.*", "build.finished"]).unwrap(),
+            secret: secret.then(|| self.sealer.seal(&Secret::parse(SECRET).unwrap())),
+            rate_limit_per_minute: RatePerMinute::new(rate).unwrap(),
+            status: WebhookStatus::Active,
+            created_at: at(-100),
+            updated_at: at(-100),
+            last_triggered_at: None,
+        };
+        self.store.insert_webhook(&webhook).await.unwrap();
+        webhook
+    }
+
+    /// A new webhook with default limits and [`SECRET`].
+    pub(crate) async fn webhook(&self) -> Webhook {
+        self.webhook_with(100, 1000, true).await
+    }
+
+    /// A new webhook subscribed to every event type.
+    pub(crate) async fn webhook_for_all(&self) -> Webhook {
+        let mut webhook = self.webhook().await;
+        webhook.event_types = EventTypes::all();
+        self.store.update_webhook(&webhook).await.unwrap();
+        webhook
+    }
+
+    /// Sets `webhook`'s status in the store and forgets its cached route, as management does.
+    pub(crate) async fn set_status(&self, webhook: &mut Webhook, status: WebhookStatus) {
+        webhook.status = status;
+        webhook.updated_at = at(-50);
+        self.store.update_webhook(webhook).await.unwrap();
+        self.resolver.invalidate(webhook.id);
+    }
+
+    /// A correctly authenticated JSON POST of `body` to `webhook`.
+    pub(crate) fn post(&self, webhook: &Webhook, body: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.ingest_url(webhook))
+            .header("content-type", "application/json")
+            .header("x-webhook-secret", SECRET)
+            .body(body.to_owned())
+    }
+
+    /// `webhook`'s logged invocations, newest first.
+    pub(crate) async fn invocations(&self, webhook: &Webhook) -> Vec<Invocation> {
+        self.store
+            .invocations(
+                webhook.organization_id,
+                webhook.id,
+                None,
+                PageRequest::first(500).unwrap(),
+            )
+            .await
+            .unwrap()
+            .items
+    }
+
+    /// Moves the clock on.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// A problem+json answer, checked for its shape.
+#[derive(Debug)]
+pub(crate) struct ProblemAnswer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: serde_json::Value,
+}
+
+impl ProblemAnswer {
+    pub(crate) fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// Reads an answer that must be problem+json with `type`, `title`, `status`, `detail`, `code`.
+pub(crate) async fn problem(response: reqwest::Response) -> ProblemAnswer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/problem+json",
+        "status {status}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    let code = body["code"].as_str().expect("a code");
+    assert_eq!(
+        body["type"],
+        format!("urn:webhookd:problem:{code}"),
+        "{body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    ProblemAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The peer address every loopback request comes from.
+pub(crate) fn loopback() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
