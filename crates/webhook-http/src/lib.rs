@@ -9,6 +9,7 @@
 //! App::new().configure(|cfg| webhook_http::configure(cfg, &state))
 //! ```
 
+pub mod api;
 pub mod client_ip;
 pub mod ingest;
 pub mod ops;

@@ -1,5 +1,6 @@
 //! Integration tests of the HTTP adapter: the real app on a loopback port, a real HTTP client.
 
+mod api;
 mod cases;
 mod helpers;
 mod streaming;

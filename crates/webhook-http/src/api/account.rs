@@ -1,0 +1,150 @@
+//! `/api/v1/api-keys`, `/api/v1/organization` and the `OpenAPI` document.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use webhook_domain::model::Page;
+use webhook_domain::service::manage::{NewApiKey, OrganizationPatch};
+
+use super::dto::{
+    ApiKeyList, ApiKeyOut, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization,
+};
+use super::error::{ApiError, ProblemBody};
+use super::input::json_body;
+use super::{ManageContext, caller, created, openapi_json, writer};
+
+/// Create an API key; the key is in the answer, once.
+#[utoipa::path(
+    post, path = "/api/v1/api-keys", tag = "account",
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "Created", body = CreatedApiKeyOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn create_key<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: CreateApiKey = json_body(&body)?;
+    let new = NewApiKey {
+        name: body.name,
+        role: body.role,
+    };
+    let created_key = ctx.management().create_api_key(&caller, new).await?;
+    let out = CreatedApiKeyOut {
+        api_key: created_key.api_key.expose().to_owned(),
+        key: ApiKeyOut::from(created_key.key),
+    };
+    Ok(created(format!("/api/v1/api-keys/{}", out.key.id), &out))
+}
+
+/// The organization's API keys, oldest first (one page).
+#[utoipa::path(
+    get, path = "/api/v1/api-keys", tag = "account",
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn list_keys<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let keys = ctx.management().api_keys(&caller).await?;
+    Ok(HttpResponse::Ok().json(ApiKeyList::from_page(Page {
+        items: keys,
+        next: None,
+    })))
+}
+
+/// Delete an API key; it stops authenticating at once. The last admin key cannot be deleted.
+#[utoipa::path(
+    delete, path = "/api/v1/api-keys/{id}", tag = "account",
+    params(("id" = String, Path, description = "API key id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`last_admin_key`", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn delete_key<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    ctx.management().delete_api_key(&caller, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's organization.
+#[utoipa::path(
+    get, path = "/api/v1/organization", tag = "account",
+    responses(
+        (status = 200, description = "The organization", body = OrganizationOut),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn organization<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let organization = ctx.management().organization(&caller).await?;
+    Ok(HttpResponse::Ok().json(OrganizationOut::from(organization)))
+}
+
+/// Rename the organization or change its rate limit.
+#[utoipa::path(
+    patch, path = "/api/v1/organization", tag = "account",
+    request_body = PatchOrganization,
+    responses(
+        (status = 200, description = "The changed organization", body = OrganizationOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn patch_organization<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: PatchOrganization = json_body(&body)?;
+    let patch = OrganizationPatch {
+        name: body.name,
+        rate_limit_per_minute: body.rate_limit_per_minute,
+    };
+    let changed = ctx.management().update_organization(&caller, patch).await?;
+    ctx.invalidate(changed.stale);
+    Ok(HttpResponse::Ok().json(OrganizationOut::from(changed.value)))
+}
+
+/// This document: the `OpenAPI` 3.1 description of the management API. No key needed.
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")),
+)]
+#[expect(
+    clippy::extra_unused_type_parameters,
+    reason = "every route is registered as `handler::<A>`"
+)]
+pub(crate) async fn openapi<A: ManageContext>() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi_json())
+}

@@ -1,0 +1,164 @@
+//! The invocation log (`/api/v1/webhooks/{id}/invocations`, `/api/v1/invocations/{id}`) and the
+//! task board (`/api/v1/tasks`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use webhook_domain::service::manage::page_request;
+
+use super::dto::{
+    InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskOut, TaskQuery,
+};
+use super::error::{ApiError, ProblemBody};
+use super::input::{json_body, query};
+use super::targets::parse_limit;
+use super::{ManageContext, caller, writer};
+
+/// A webhook's invocations, newest first, optionally filtered by outcome.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}/invocations", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id"), InvocationQuery),
+    responses(
+        (status = 200, description = "A page of invocations", body = InvocationList),
+        (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad outcome, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn invocations<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let q: InvocationQuery = query(&request)?;
+    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let page = ctx
+        .management()
+        .invocations(&caller, &id, q.outcome.as_deref(), page)
+        .await?;
+    Ok(HttpResponse::Ok().json(InvocationList::from_page(page)))
+}
+
+/// One invocation.
+#[utoipa::path(
+    get, path = "/api/v1/invocations/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Invocation id")),
+    responses(
+        (status = 200, description = "The invocation", body = InvocationOut),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn invocation<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let invocation = ctx.management().invocation(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(InvocationOut::from(invocation)))
+}
+
+/// The task board, newest first, filtered by target and status.
+#[utoipa::path(
+    get, path = "/api/v1/tasks", tag = "tasks",
+    params(TaskQuery),
+    responses(
+        (status = 200, description = "A page of tasks", body = TaskList),
+        (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad filter, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn tasks<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let q: TaskQuery = query(&request)?;
+    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let page = ctx
+        .management()
+        .tasks(&caller, q.target_id.as_deref(), q.status.as_deref(), page)
+        .await?;
+    Ok(HttpResponse::Ok().json(TaskList::from_page(page)))
+}
+
+/// One task.
+#[utoipa::path(
+    get, path = "/api/v1/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = TaskOut),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn task<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let task = ctx.management().task(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(TaskOut::from(task)))
+}
+
+/// Move a task (an agent reporting progress): `queued → delivered → in_progress → completed |
+/// failed`, `queued → failed`, `failed → queued`.
+#[utoipa::path(
+    patch, path = "/api/v1/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    request_body = PatchTask,
+    responses(
+        (status = 200, description = "The moved task", body = TaskOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`, or `conflict` when the task moved meanwhile", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn patch_task<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: PatchTask = json_body(&body)?;
+    let task = ctx
+        .management()
+        .set_task_status(&caller, &id, &body.status)
+        .await?;
+    Ok(HttpResponse::Ok().json(TaskOut::from(task)))
+}
+
+/// Put a failed task back in the queue, due now.
+#[utoipa::path(
+    post, path = "/api/v1/tasks/{id}/retry", tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The queued task", body = TaskOut),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`: only failed tasks are retried", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn retry_task<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let task = ctx.management().retry_task(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(TaskOut::from(task)))
+}

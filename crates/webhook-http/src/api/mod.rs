@@ -1,0 +1,233 @@
+//! The management API under `/api/v1`: targets, webhooks, the invocation log, the task board,
+//! API keys and the organization, authenticated with `Authorization: Bearer <api key>`, and its
+//! `OpenAPI` 3.1 document at `/api/v1/openapi.json`.
+//!
+//! Mount it with [`configure`] and a [`ManageContext`] (for instance a [`ManageState`]) in the
+//! app data:
+//!
+//! ```ignore
+//! App::new()
+//!     .app_data(web::Data::new(manage_state))
+//!     .configure(webhook_http::api::configure::<MyManageState>)
+//! ```
+//!
+//! Every route is declared once, in the `routes!` list below, which registers it and puts it in
+//! the `OpenAPI` document, so the two cannot disagree.
+
+mod account;
+mod board;
+mod dto;
+mod error;
+mod input;
+mod targets;
+mod webhooks;
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use webhook_domain::ports::{Clock, Entropy, KeyHasher, SecretSealer, Store};
+use webhook_domain::service::manage::{Caller, Management, Stale, TestSender};
+
+pub use dto::*;
+pub use error::{ApiError, ProblemBody};
+
+/// What the management handlers need: the use cases, the ingest pipeline for test events, and
+/// the cache of ingest routes to invalidate after changes.
+pub trait ManageContext: 'static {
+    type Store: Store;
+    type Sealer: SecretSealer;
+    type Hasher: KeyHasher;
+    type Clock: Clock;
+    type Entropy: Entropy;
+    type Tester: TestSender;
+
+    /// The management use cases.
+    fn management(&self) -> &ManagementOf<Self>;
+
+    /// Runs test events through the real ingest pipeline.
+    fn tester(&self) -> &Self::Tester;
+
+    /// Drops cached ingest routes that a change made stale; called before the answer is sent.
+    fn invalidate(&self, stale: Stale);
+}
+
+/// The use cases of a [`ManageContext`].
+pub type ManagementOf<A> = Management<
+    <A as ManageContext>::Store,
+    <A as ManageContext>::Sealer,
+    <A as ManageContext>::Hasher,
+    <A as ManageContext>::Clock,
+    <A as ManageContext>::Entropy,
+>;
+
+/// A ready [`ManageContext`]: the use cases, a [`TestSender`] (the node's ingest, e.g. in an
+/// `Arc`) and a function that invalidates cached ingest routes.
+#[derive(Debug)]
+pub struct ManageState<S, K, H, C, E, T, F> {
+    pub management: Management<S, K, H, C, E>,
+    pub tester: T,
+    pub invalidate: F,
+}
+
+impl<S, K, H, C, E, T, F> ManageContext for ManageState<S, K, H, C, E, T, F>
+where
+    S: Store + 'static,
+    K: SecretSealer + 'static,
+    H: KeyHasher + 'static,
+    C: Clock + 'static,
+    E: Entropy + 'static,
+    T: TestSender + 'static,
+    F: Fn(Stale) + 'static,
+{
+    type Store = S;
+    type Sealer = K;
+    type Hasher = H;
+    type Clock = C;
+    type Entropy = E;
+    type Tester = T;
+
+    fn management(&self) -> &Management<S, K, H, C, E> {
+        &self.management
+    }
+
+    fn tester(&self) -> &T {
+        &self.tester
+    }
+
+    fn invalidate(&self, stale: Stale) {
+        (self.invalidate)(stale);
+    }
+}
+
+/// The caller of a request: a valid API key is required.
+async fn caller<A: ManageContext>(ctx: &A, request: &HttpRequest) -> Result<Caller, ApiError> {
+    let key = input::bearer(request).ok_or_else(|| {
+        ApiError::unauthorized("send an API key as `Authorization: Bearer <api key>`")
+    })?;
+    Ok(ctx.management().authenticate(key).await?)
+}
+
+/// The caller of a write: a valid admin key is required. Checked before the body is read.
+async fn writer<A: ManageContext>(ctx: &A, request: &HttpRequest) -> Result<Caller, ApiError> {
+    let caller = caller(ctx, request).await?;
+    caller.require_write()?;
+    Ok(caller)
+}
+
+/// `Location` of a created object.
+fn created(location: String, body: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .json(body)
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An organization API key: `Authorization: Bearer whk_…`",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+macro_rules! routes {
+    ($($method:ident $path:literal => $module:ident :: $handler:ident),* $(,)?) => {
+        /// Every management route as (lower-case method, path), as registered and documented.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn route_table<A: ManageContext>() -> Vec<(&'static str, Route)> {
+            vec![$(($path, web::$method().to($module::$handler::<A>))),*]
+        }
+
+        /// The `OpenAPI` document of the management API.
+        #[derive(Debug, OpenApi)]
+        #[openapi(
+            info(
+                title = "webhookd management API",
+                description = "Targets, webhooks, invocation logs, the task board, API keys and organization settings. Errors are RFC 9457 problem+json with a stable `code`.",
+            ),
+            paths($($module::$handler),*),
+            modifiers(&BearerAuth),
+            tags(
+                (name = "targets", description = "Agents and teams that receive tasks"),
+                (name = "webhooks", description = "Webhook endpoints and their invocation logs"),
+                (name = "tasks", description = "The task board"),
+                (name = "account", description = "API keys and organization settings"),
+                (name = "meta", description = "This document"),
+            ),
+        )]
+        pub struct ApiDoc;
+    };
+}
+
+routes! {
+    post "/api/v1/targets" => targets::create,
+    get "/api/v1/targets" => targets::list,
+    get "/api/v1/targets/{id}" => targets::get,
+    patch "/api/v1/targets/{id}" => targets::patch,
+    delete "/api/v1/targets/{id}" => targets::delete,
+    post "/api/v1/webhooks" => webhooks::create,
+    get "/api/v1/webhooks" => webhooks::list,
+    get "/api/v1/webhooks/{id}" => webhooks::get,
+    patch "/api/v1/webhooks/{id}" => webhooks::patch,
+    delete "/api/v1/webhooks/{id}" => webhooks::delete,
+    post "/api/v1/webhooks/{id}/rotate-secret" => webhooks::rotate_secret,
+    post "/api/v1/webhooks/{id}/test" => webhooks::test,
+    get "/api/v1/webhooks/{id}/invocations" => board::invocations,
+    get "/api/v1/invocations/{id}" => board::invocation,
+    get "/api/v1/tasks" => board::tasks,
+    get "/api/v1/tasks/{id}" => board::task,
+    patch "/api/v1/tasks/{id}" => board::patch_task,
+    post "/api/v1/tasks/{id}/retry" => board::retry_task,
+    post "/api/v1/api-keys" => account::create_key,
+    get "/api/v1/api-keys" => account::list_keys,
+    delete "/api/v1/api-keys/{id}" => account::delete_key,
+    get "/api/v1/organization" => account::organization,
+    patch "/api/v1/organization" => account::patch_organization,
+    get "/api/v1/openapi.json" => account::openapi,
+}
+
+/// The paths that answer without an API key.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
+
+/// Registers every management route. A path's other methods answer 405 problem+json.
+pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
+    let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
+    for (path, route) in route_table::<A>() {
+        let resource = resources.remove(path).unwrap_or_else(|| {
+            web::resource(path)
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .default_service(web::to(method_not_allowed))
+        });
+        resources.insert(path, resource.route(route));
+    }
+    for resource in resources.into_values() {
+        cfg.service(resource);
+    }
+}
+
+/// Largest management request body: room for a test payload at ingest's default limit.
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+async fn method_not_allowed() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::method_not_allowed())
+}
+
+/// The `OpenAPI` document as JSON text.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| String::from("{}"))
+}

@@ -1,0 +1,154 @@
+//! `/api/v1/targets`: the agents and teams tasks go to.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use webhook_domain::service::manage::{NewTarget, TargetPatch, page_request};
+
+use super::dto::{CreateTarget, CreatedTargetOut, ListQuery, PatchTarget, TargetList, TargetOut};
+use super::error::{ApiError, ProblemBody};
+use super::input::{json_body, query};
+use super::{ManageContext, caller, created, writer};
+
+/// Create a target; its signing secret is in the answer, once.
+#[utoipa::path(
+    post, path = "/api/v1/targets", tag = "targets",
+    request_body = CreateTarget,
+    responses(
+        (status = 201, description = "Created", body = CreatedTargetOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn create<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: CreateTarget = json_body(&body)?;
+    let new = NewTarget {
+        kind: body.kind,
+        name: body.name,
+        endpoint_url: body.endpoint_url,
+    };
+    let created_target = ctx.management().create_target(&caller, new).await?;
+    let out = CreatedTargetOut {
+        signing_secret: created_target.signing_secret.expose().to_owned(),
+        target: TargetOut::from(created_target.target),
+    };
+    Ok(created(format!("/api/v1/targets/{}", out.target.id), &out))
+}
+
+/// List targets, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/targets", tag = "targets",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of targets", body = TargetList),
+        (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn list<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let q: ListQuery = query(&request)?;
+    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let page = ctx.management().targets(&caller, page).await?;
+    Ok(HttpResponse::Ok().json(TargetList::from_page(page)))
+}
+
+/// Read a target.
+#[utoipa::path(
+    get, path = "/api/v1/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "Target id")),
+    responses(
+        (status = 200, description = "The target", body = TargetOut),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn get<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let target = ctx.management().target(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(TargetOut::from(target)))
+}
+
+/// Change a target's kind, name or endpoint.
+#[utoipa::path(
+    patch, path = "/api/v1/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "Target id")),
+    request_body = PatchTarget,
+    responses(
+        (status = 200, description = "The changed target", body = TargetOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn patch<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: PatchTarget = json_body(&body)?;
+    let patch = TargetPatch {
+        kind: body.kind,
+        name: body.name,
+        endpoint_url: body.endpoint_url,
+    };
+    let target = ctx.management().update_target(&caller, &id, patch).await?;
+    Ok(HttpResponse::Ok().json(TargetOut::from(target)))
+}
+
+/// Delete a target no live webhook points at; its tasks stay on the board.
+#[utoipa::path(
+    delete, path = "/api/v1/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "Target id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`target_in_use`: webhooks point at it", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn delete<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    ctx.management().delete_target(&caller, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reads the `limit` query parameter as a number.
+pub(super) fn parse_limit(text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(|t| {
+        t.parse::<i64>().map_err(|_| {
+            ApiError::invalid(webhook_domain::service::manage::Invalid::new(
+                "limit",
+                "must be a whole number from 1 to 500",
+            ))
+        })
+    })
+    .transpose()
+}

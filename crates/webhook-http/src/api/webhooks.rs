@@ -1,0 +1,268 @@
+//! `/api/v1/webhooks`: create, list, read, change, re-key, test and delete webhooks.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use webhook_domain::service::manage::{
+    Changed, CreatedWebhook, NewWebhook, TestResult, WebhookPatch, page_request,
+};
+
+use super::dto::{
+    CreateWebhook, ListQuery, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList,
+    WebhookOut, WebhookWithSecret,
+};
+use super::error::{ApiError, ProblemBody};
+use super::input::{json_body, query};
+use super::targets::parse_limit;
+use super::{ManageContext, caller, created, writer};
+
+fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
+    WebhookWithSecret {
+        secret: created.secret.map(|s| s.expose().to_owned()),
+        webhook: WebhookOut::from(created.view),
+    }
+}
+
+/// Drops the stale cached route, then hands back the value.
+fn apply<A: ManageContext, T>(ctx: &A, changed: Changed<T>) -> T {
+    ctx.invalidate(changed.stale);
+    changed.value
+}
+
+/// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks", tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created", body = WebhookWithSecret),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn create<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: CreateWebhook = json_body(&body)?;
+    let new = NewWebhook {
+        name: body.name,
+        target_id: body.target_id,
+        event_types: body.event_types.unwrap_or_default(),
+        secret: body.secret,
+        generate_secret: body.generate_secret.unwrap_or(false),
+        rate_limit_per_minute: body.rate_limit_per_minute,
+    };
+    let changed = ctx.management().create_webhook(&caller, new).await?;
+    let out = with_secret(apply(ctx.get_ref(), changed));
+    Ok(created(
+        format!("/api/v1/webhooks/{}", out.webhook.id),
+        &out,
+    ))
+}
+
+/// List webhooks that are not deleted, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks", tag = "webhooks",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of webhooks", body = WebhookList),
+        (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn list<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let q: ListQuery = query(&request)?;
+    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let page = ctx.management().webhooks(&caller, page).await?;
+    Ok(HttpResponse::Ok().json(WebhookList::from_page(page)))
+}
+
+/// Read a webhook (deleted ones included, with status `deleted`).
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookOut),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn get<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let view = ctx.management().webhook(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
+}
+
+/// Change a webhook's name, target, event types, status (`active` | `disabled`) or limit.
+#[utoipa::path(
+    patch, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    request_body = PatchWebhook,
+    responses(
+        (status = 200, description = "The changed webhook", body = WebhookOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`webhook_deleted`: a tombstone never changes", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn patch<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: PatchWebhook = json_body(&body)?;
+    let patch = WebhookPatch {
+        name: body.name,
+        target_id: body.target_id,
+        event_types: body.event_types,
+        status: body.status,
+        rate_limit_per_minute: body.rate_limit_per_minute,
+    };
+    let changed = ctx.management().update_webhook(&caller, &id, patch).await?;
+    let view = apply(ctx.get_ref(), changed);
+    Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
+}
+
+/// Delete a webhook: it stays as a tombstone and its URL answers 410 forever.
+#[utoipa::path(
+    delete, path = "/api/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`webhook_deleted`: already deleted", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn delete<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let changed = ctx.management().delete_webhook(&caller, &id).await?;
+    apply(ctx.get_ref(), changed);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replace the webhook's secret with `secret` or a generated one; the old one stops working.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    request_body(content = Option<RotateSecret>, description = "Optional: the new secret"),
+    responses(
+        (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`webhook_deleted`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The secret was refused", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn rotate_secret<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: RotateSecret = json_body(&body)?;
+    let changed = ctx
+        .management()
+        .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
+        .await?;
+    let out = with_secret(apply(ctx.get_ref(), changed));
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Send a test event through the real pipeline as an authenticated sender; the invocation and
+/// task are marked `test`.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    request_body(content = Option<TestWebhook>, description = "Optional: the payload to send"),
+    responses(
+        (status = 200, description = "What the pipeline did; `status` is `accepted`, `ignored` or `rejected`", body = TestOut),
+        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The payload is not a JSON object", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn test<A: ManageContext>(
+    ctx: web::Data<A>,
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let body: TestWebhook = json_body(&body)?;
+    let result = ctx
+        .management()
+        .test_webhook(
+            &caller,
+            &id,
+            body.payload
+                .as_deref()
+                .map(serde_json::value::RawValue::get),
+            ctx.tester(),
+        )
+        .await?;
+    let out = match result {
+        TestResult::Accepted {
+            invocation_id,
+            task_id,
+        } => TestOut {
+            status: "accepted",
+            http_status: 202,
+            invocation_id: Some(*invocation_id.as_uuid()),
+            task_id: Some(*task_id.as_uuid()),
+            code: None,
+            detail: None,
+        },
+        TestResult::Ignored { invocation_id } => TestOut {
+            status: "ignored",
+            http_status: 200,
+            invocation_id: Some(*invocation_id.as_uuid()),
+            task_id: None,
+            code: None,
+            detail: Some("the webhook does not subscribe to this event type".to_owned()),
+        },
+        TestResult::Rejected(rejection) => TestOut {
+            status: "rejected",
+            http_status: rejection.http_status(),
+            invocation_id: None,
+            task_id: None,
+            code: Some(rejection.code()),
+            detail: Some(rejection.to_string()),
+        },
+    };
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,1174 @@
+//! The management API over real HTTP on the in-memory store: the authorization matrix, the
+//! `OpenAPI` document against the registered routes, the design's workflows, validation errors
+//! and task transitions.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test harness: a panic with a message is how a test fails"
+)]
+#![expect(
+    clippy::too_many_lines,
+    clippy::match_same_arms,
+    reason = "workflow tests read top to bottom; the route table lists each route once"
+)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use webhook_domain::model::{
+    ApiKey, ApiKeyId, Name, Organization, OrganizationId, PublicUrl, RatePerMinute, Role, Secret,
+    TaskId, TaskStatus, Timestamp,
+};
+use webhook_domain::ports::{Entropy as _, KeyHasher as _, OrganizationStore as _, TaskQueue as _};
+use webhook_domain::service::manage::{Management, Stale};
+use webhook_domain::service::{Ingest, IngestConfig, StoreResolver};
+use webhook_http::api::{self, ManageState, PUBLIC_ROUTES, ROUTES};
+use webhook_http::{AppState, ClientIpPolicy, Metrics};
+use webhook_store_mem::{
+    CacheConfig, CachedResolver, CoalescingCounter, ManualClock, MemoryRateLimiter, MemoryStore,
+};
+use webhook_system::{MasterKey, RingSealer, Sha256KeyHasher, SystemEntropy};
+
+use crate::helpers::problem;
+
+type Resolver = CachedResolver<StoreResolver<MemoryStore, RingSealer>, ManualClock>;
+type AppIngest = Ingest<
+    Resolver,
+    MemoryRateLimiter,
+    MemoryStore,
+    CoalescingCounter<SystemEntropy>,
+    ManualClock,
+    SystemEntropy,
+>;
+
+fn sealer() -> RingSealer {
+    RingSealer::new(&MasterKey::from_bytes([9; 32]))
+}
+
+fn ingest(
+    resolver: &Resolver,
+    limiter: &MemoryRateLimiter,
+    store: &MemoryStore,
+    clock: &ManualClock,
+) -> AppIngest {
+    Ingest {
+        resolver: resolver.clone(),
+        limiter: limiter.clone(),
+        log: store.clone(),
+        rejections: CoalescingCounter::new(SystemEntropy::new()),
+        clock: clock.clone(),
+        entropy: SystemEntropy::new(),
+        config: IngestConfig::default(),
+    }
+}
+
+/// The whole app (ingest and management) on a loopback port, stopped when dropped.
+struct ApiApp {
+    base: String,
+    store: MemoryStore,
+    client: reqwest::Client,
+    handle: ServerHandle,
+}
+
+impl Drop for ApiApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+/// An organization with an admin and a viewer key.
+struct Org {
+    id: OrganizationId,
+    admin: String,
+    viewer: String,
+}
+
+impl ApiApp {
+    fn start() -> Self {
+        let store = MemoryStore::new();
+        let clock = ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000));
+        let resolver: Resolver = CachedResolver::new(
+            StoreResolver::new(store.clone(), sealer()),
+            clock.clone(),
+            CacheConfig::default(),
+        );
+        let limiter = MemoryRateLimiter::new();
+        let state = web::Data::new(AppState {
+            ingest: ingest(&resolver, &limiter, &store, &clock),
+            store: store.clone(),
+            client_ip: ClientIpPolicy::new(Vec::new()),
+            metrics: Metrics::new(),
+        });
+        let (store2, clock2, resolver2, limiter2) = (
+            store.clone(),
+            clock.clone(),
+            resolver.clone(),
+            limiter.clone(),
+        );
+        let server = HttpServer::new(move || {
+            let invalidating = resolver2.clone();
+            let manage = web::Data::new(ManageState {
+                management: Management {
+                    store: store2.clone(),
+                    sealer: sealer(),
+                    hasher: Sha256KeyHasher,
+                    clock: clock2.clone(),
+                    entropy: SystemEntropy::new(),
+                    public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
+                },
+                tester: Arc::new(ingest(&resolver2, &limiter2, &store2, &clock2)),
+                invalidate: Box::new(move |stale| match stale {
+                    Stale::Webhook(id) => invalidating.invalidate(id),
+                    Stale::Organization(id) => invalidating.invalidate_organization(id),
+                }) as Box<dyn Fn(Stale)>,
+            });
+            let state = state.clone();
+            App::new()
+                .app_data(manage)
+                .configure(api::configure::<ManageStateOf>)
+                .configure(|cfg| webhook_http::configure(cfg, &state))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind a loopback port");
+        let address = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base: format!("http://{address}"),
+            store,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            handle,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A new organization with an admin and a viewer key, made through the store.
+    async fn org(&self) -> Org {
+        let id = OrganizationId::from_uuid(Uuid::new_v4());
+        let at = Timestamp::from_unix_micros(1_767_225_000_000_000);
+        self.store
+            .insert_organization(&Organization {
+                id,
+                name: Name::parse("Acme").unwrap(),
+                rate_limit_per_minute: RatePerMinute::ORGANIZATION_DEFAULT,
+                created_at: at,
+                updated_at: at,
+            })
+            .await
+            .unwrap();
+        let mut keys = Vec::new();
+        for role in [Role::Admin, Role::Viewer] {
+            let mut random = [0u8; 32];
+            SystemEntropy::new().fill(&mut random);
+            let key = Secret::from_random("whk_", &random);
+            self.store
+                .insert_api_key(&ApiKey {
+                    id: ApiKeyId::from_uuid(Uuid::new_v4()),
+                    organization_id: id,
+                    name: Name::parse(role.as_str()).unwrap(),
+                    role,
+                    hash: Sha256KeyHasher.hash(&key),
+                    created_at: at,
+                })
+                .await
+                .unwrap();
+            keys.push(key.expose().to_owned());
+        }
+        let viewer = keys.pop().unwrap();
+        let admin = keys.pop().unwrap();
+        Org { id, admin, viewer }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A call that must answer `status`; returns the JSON body (null when empty).
+    async fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let response = self.call(method, path, Some(key), body.as_ref()).await;
+        let got = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(got, status, "{method} {path}: {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
+    }
+
+    async fn target(&self, key: &str) -> Value {
+        self.expect(
+            201,
+            "post",
+            "/api/v1/targets",
+            key,
+            Some(json!({"kind": "agent", "name": "Deploy bot"})),
+        )
+        .await
+    }
+
+    async fn webhook(&self, key: &str, target: &Value) -> Value {
+        self.expect(
+            201,
+            "post",
+            "/api/v1/webhooks",
+            key,
+            Some(json!({"name": "CI", "target_id": target["id"], "generate_secret": true})),
+        )
+        .await
+    }
+
+    /// Posts `body` to a webhook's URL on this server (its `url` names the public host).
+    async fn send(&self, webhook: &Value, secret: Option<&str>, body: &str) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!(
+                "/api/webhooks/{}",
+                webhook["id"].as_str().unwrap()
+            )))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(secret) = secret {
+            request = request.header("x-webhook-secret", secret);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+type ManageStateOf = ManageState<
+    MemoryStore,
+    RingSealer,
+    Sha256KeyHasher,
+    ManualClock,
+    SystemEntropy,
+    Arc<AppIngest>,
+    Box<dyn Fn(Stale)>,
+>;
+
+fn s(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_checks_keys_roles_and_organizations() {
+    let app = ApiApp::start();
+    let a = app.org().await;
+    let b = app.org().await;
+
+    // Objects of organization A for the id routes, one per destructive route.
+    let target = app.target(&a.admin).await;
+    let spare_target = app.target(&a.admin).await;
+    let webhook = app.webhook(&a.admin, &target).await;
+    let spare_webhook = app.webhook(&a.admin, &target).await;
+    let webhook_id = s(&webhook["id"]);
+    let test = app
+        .expect(
+            200,
+            "post",
+            &format!("/api/v1/webhooks/{webhook_id}/test"),
+            &a.admin,
+            None,
+        )
+        .await;
+    let task_id = s(&test["task_id"]).to_owned();
+    let test2 = app
+        .expect(
+            200,
+            "post",
+            &format!("/api/v1/webhooks/{webhook_id}/test"),
+            &a.admin,
+            None,
+        )
+        .await;
+    let failed_task: TaskId = s(&test2["task_id"]).parse().unwrap();
+    app.store
+        .set_task_status(
+            a.id,
+            failed_task,
+            TaskStatus::Queued,
+            TaskStatus::Failed,
+            Timestamp::UNIX_EPOCH,
+        )
+        .await
+        .unwrap();
+    let spare_key = app
+        .expect(
+            201,
+            "post",
+            "/api/v1/api-keys",
+            &a.admin,
+            Some(json!({"name": "spare", "role": "viewer"})),
+        )
+        .await;
+
+    // (path with ids, admin body, admin status) for each route, in `ROUTES` order.
+    let case = |method: &str, path: &str| -> (String, Option<Value>, u16) {
+        let with = |id: &str| path.replace("{id}", id);
+        match (method, path) {
+            ("post", "/api/v1/targets") => {
+                (with(""), Some(json!({"kind": "team", "name": "Ops"})), 201)
+            }
+            (
+                "get",
+                "/api/v1/targets"
+                | "/api/v1/webhooks"
+                | "/api/v1/tasks"
+                | "/api/v1/api-keys"
+                | "/api/v1/organization",
+            ) => (with(""), None, 200),
+            ("get", "/api/v1/targets/{id}") => (with(s(&target["id"])), None, 200),
+            ("patch", "/api/v1/targets/{id}") => (
+                with(s(&target["id"])),
+                Some(json!({"name": "Renamed"})),
+                200,
+            ),
+            ("delete", "/api/v1/targets/{id}") => (with(s(&spare_target["id"])), None, 204),
+            ("post", "/api/v1/webhooks") => (
+                with(""),
+                Some(json!({"name": "New", "target_id": target["id"]})),
+                201,
+            ),
+            ("get", "/api/v1/webhooks/{id}") => (with(webhook_id), None, 200),
+            ("patch", "/api/v1/webhooks/{id}") => {
+                (with(webhook_id), Some(json!({"name": "Renamed"})), 200)
+            }
+            ("delete", "/api/v1/webhooks/{id}") => (with(s(&spare_webhook["id"])), None, 204),
+            ("post", "/api/v1/webhooks/{id}/rotate-secret") => (with(webhook_id), None, 200),
+            ("post", "/api/v1/webhooks/{id}/test") => (
+                with(webhook_id),
+                Some(json!({"payload": {"message": "hi"}})),
+                200,
+            ),
+            ("get", "/api/v1/webhooks/{id}/invocations") => (with(webhook_id), None, 200),
+            ("get", "/api/v1/invocations/{id}") => (with(s(&test["invocation_id"])), None, 200),
+            ("get", "/api/v1/tasks/{id}") => (with(&task_id), None, 200),
+            ("patch", "/api/v1/tasks/{id}") => {
+                (with(&task_id), Some(json!({"status": "delivered"})), 200)
+            }
+            ("post", "/api/v1/tasks/{id}/retry") => (with(&failed_task.to_string()), None, 200),
+            ("post", "/api/v1/api-keys") => {
+                (with(""), Some(json!({"name": "ci", "role": "viewer"})), 201)
+            }
+            ("delete", "/api/v1/api-keys/{id}") => (with(s(&spare_key["id"])), None, 204),
+            ("patch", "/api/v1/organization") => (with(""), Some(json!({"name": "Acme Inc"})), 200),
+            other => panic!("no authorization case for {other:?}: add one"),
+        }
+    };
+
+    let mut checked = 0;
+    for &(method, template) in ROUTES {
+        if PUBLIC_ROUTES.contains(&(method, template)) {
+            continue;
+        }
+        let (path, body, admin_status) = case(method, template);
+        let body = body.as_ref();
+        let expect_problem = |who: &str, status: u16, code: &str, response: reqwest::Response| {
+            let (method, path, who, code) = (
+                method.to_owned(),
+                path.clone(),
+                who.to_owned(),
+                code.to_owned(),
+            );
+            async move {
+                let answer = problem(response).await;
+                assert_eq!(
+                    (answer.status, answer.code()),
+                    (status, code.as_str()),
+                    "{method} {path} as {who}"
+                );
+            }
+        };
+        expect_problem(
+            "nobody",
+            401,
+            "unauthorized",
+            app.call(method, &path, None, body).await,
+        )
+        .await;
+        expect_problem(
+            "a bad key",
+            401,
+            "unauthorized",
+            app.call(
+                method,
+                &path,
+                Some("whk_not-a-key-000000000000000000"),
+                body,
+            )
+            .await,
+        )
+        .await;
+        let viewer = app.call(method, &path, Some(&a.viewer), body).await;
+        if method == "get" {
+            assert_eq!(viewer.status(), 200, "{method} {path} as viewer");
+        } else {
+            expect_problem("viewer", 403, "forbidden", viewer).await;
+        }
+        if template.contains("{id}") {
+            expect_problem(
+                "another organization",
+                404,
+                "not_found",
+                app.call(method, &path, Some(&b.admin), body).await,
+            )
+            .await;
+        }
+        app.expect(admin_status, method, &path, &a.admin, body.cloned())
+            .await;
+        checked += 1;
+    }
+    assert_eq!(checked, ROUTES.len() - PUBLIC_ROUTES.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_exactly_the_registered_routes() {
+    let app = ApiApp::start();
+    let response = app.call("get", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert!(
+        s(&document["openapi"]).starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if [
+                "get", "post", "put", "patch", "delete", "head", "options", "trace",
+            ]
+            .contains(&method.as_str())
+            {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let registered: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, registered);
+    assert!(document["components"]["securitySchemes"]["api_key"].is_object());
+
+    // Each documented route is served: without a key it is refused, not unknown.
+    for (method, path) in &registered {
+        let path = path.replace("{id}", &Uuid::new_v4().to_string());
+        let response = app.call(method, &path, None, None).await;
+        let expected = if PUBLIC_ROUTES
+            .iter()
+            .any(|(m, p)| m == method && p.replace("{id}", "") == path)
+        {
+            200
+        } else {
+            401
+        };
+        assert_eq!(response.status(), expected, "{method} {path}");
+    }
+    // Another method on a served path is 405, not 404.
+    let answer = problem(app.call("put", "/api/v1/webhooks", None, None).await).await;
+    assert_eq!((answer.status, answer.code()), (405, "method_not_allowed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_test_disable_delete_and_read_failed_invocations() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let key = org.admin.as_str();
+
+    let target = app.target(key).await;
+    assert!(s(&target["signing_secret"]).starts_with("whsec_"));
+    let fetched = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/targets/{}", s(&target["id"])),
+            key,
+            None,
+        )
+        .await;
+    assert!(fetched.get("signing_secret").is_none(), "shown once only");
+
+    let created = app
+        .expect(
+            201,
+            "post",
+            "/api/v1/webhooks",
+            key,
+            Some(json!({
+                "name": "CI pipeline", "target_id": target["id"], "event_types": ["deploy.*"],
+                "generate_secret": true, "rate_limit_per_minute": 60,
+            })),
+        )
+        .await;
+    let fields: BTreeSet<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from([
+            "id",
+            "name",
+            "url",
+            "target",
+            "event_types",
+            "has_secret",
+            "status",
+            "rate_limit_per_minute",
+            "created_at",
+            "updated_at",
+            "last_triggered_at",
+            "secret",
+        ])
+    );
+    let id = s(&created["id"]).to_owned();
+    assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+    assert_eq!(
+        created["url"],
+        format!("https://hooks.example.com/api/webhooks/{id}")
+    );
+    assert_eq!(
+        created["target"],
+        json!({"id": target["id"], "kind": "agent", "name": "Deploy bot"})
+    );
+    assert_eq!(created["event_types"], json!(["deploy.*"]));
+    assert_eq!(created["has_secret"], true);
+    assert_eq!(created["status"], "active");
+    assert_eq!(created["rate_limit_per_minute"], 60);
+    assert!(s(&created["created_at"]).ends_with('Z'));
+    assert_eq!(created["last_triggered_at"], Value::Null);
+    let secret = s(&created["secret"]).to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    let fetched = app
+        .expect(200, "get", &format!("/api/v1/webhooks/{id}"), key, None)
+        .await;
+    assert!(fetched.get("secret").is_none(), "shown once only");
+    let listed = app.expect(200, "get", "/api/v1/webhooks", key, None).await;
+    assert_eq!(listed["items"][0]["id"], created["id"]);
+    assert_eq!(listed["next_cursor"], Value::Null);
+
+    // A real sender with the copied URL's id and the secret, then a wrong secret.
+    let response = app
+        .send(
+            &created,
+            Some(&secret),
+            r#"{"message":"Deploy","event_type":"deploy.done"}"#,
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        app.send(&created, Some("whsec_wrong-wrong-wrong"), "{}")
+            .await
+            .status(),
+        401
+    );
+
+    // The test endpoint runs the pipeline; the default payload has no event type, so a
+    // subscription to `deploy.*` ignores it, and a typed payload is accepted.
+    let ignored = app
+        .expect(
+            200,
+            "post",
+            &format!("/api/v1/webhooks/{id}/test"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(ignored["status"], "ignored");
+    let accepted = app
+        .expect(
+            200,
+            "post",
+            &format!("/api/v1/webhooks/{id}/test"),
+            key,
+            Some(json!({"payload": {"message": "Test deploy", "event_type": "deploy.test"}})),
+        )
+        .await;
+    assert_eq!(accepted["status"], "accepted");
+    let invocation = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/invocations/{}", s(&accepted["invocation_id"])),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(invocation["test"], true);
+    assert_eq!(invocation["outcome"], "accepted");
+    assert_eq!(invocation["task_id"], accepted["task_id"]);
+    assert_eq!(invocation["payload"]["message"], "Test deploy");
+    assert_eq!(invocation["target_response"], Value::Null);
+    let task = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/tasks/{}", s(&accepted["task_id"])),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (task["test"].clone(), task["status"].clone()),
+        (json!(true), json!("queued"))
+    );
+    assert_eq!(task["instruction"], "Test deploy");
+
+    // Disable: the URL answers 403 at once (the cached route was dropped).
+    let disabled = app
+        .expect(
+            200,
+            "patch",
+            &format!("/api/v1/webhooks/{id}"),
+            key,
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(disabled["status"], "disabled");
+    let answer = problem(app.send(&created, Some(&secret), "{}").await).await;
+    assert_eq!((answer.status, answer.code()), (403, "webhook_disabled"));
+    let refused = app
+        .expect(
+            200,
+            "post",
+            &format!("/api/v1/webhooks/{id}/test"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (refused["status"].clone(), refused["code"].clone()),
+        (json!("rejected"), json!("webhook_disabled"))
+    );
+
+    // Failed invocations: the wrong secret, newest first.
+    let failed = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/webhooks/{id}/invocations?outcome=failed"),
+            key,
+            None,
+        )
+        .await;
+    let items = failed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{failed}");
+    assert_eq!(items[0]["http_status"], 401);
+    assert_eq!(items[0]["error_code"], "invalid_secret");
+    assert_eq!(items[0]["source_ip"], "127.0.0.1");
+    let all = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/webhooks/{id}/invocations?limit=2"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let cursor = s(&all["next_cursor"]).to_owned();
+    let rest = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/webhooks/{id}/invocations?limit=2&cursor={cursor}"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 2, "{rest}");
+    assert_ne!(rest["items"][0]["id"], all["items"][0]["id"]);
+
+    // Delete: 204, then 410 at the URL forever; the tombstone reads back and never changes.
+    app.expect(204, "delete", &format!("/api/v1/webhooks/{id}"), key, None)
+        .await;
+    let answer = problem(app.send(&created, Some(&secret), "{}").await).await;
+    assert_eq!((answer.status, answer.code()), (410, "webhook_deleted"));
+    let tombstone = app
+        .expect(200, "get", &format!("/api/v1/webhooks/{id}"), key, None)
+        .await;
+    assert_eq!(tombstone["status"], "deleted");
+    let answer = problem(
+        app.call(
+            "patch",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(key),
+            Some(&json!({"status": "active"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (409, "webhook_deleted"));
+    let listed = app.expect(200, "get", "/api/v1/webhooks", key, None).await;
+    assert_eq!(listed["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_values_name_their_field_and_change_nothing() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let other = app.org().await;
+    let key = org.admin.as_str();
+    let target = app.target(key).await;
+    let foreign_target = app.target(&other.admin).await;
+    let webhook = app.webhook(key, &target).await;
+    let id = s(&webhook["id"]);
+
+    let check = |status: u16,
+                 method: &'static str,
+                 path: String,
+                 body: Option<Value>,
+                 field: &'static str| {
+        let app = &app;
+        async move {
+            let answer = problem(app.call(method, &path, Some(key), body.as_ref()).await).await;
+            assert_eq!(
+                answer.status, status,
+                "{method} {path} {body:?}: {}",
+                answer.body
+            );
+            assert_eq!(answer.code(), "validation_failed");
+            assert_eq!(answer.body["field"], field, "{}", answer.body);
+        }
+    };
+    let create = "/api/v1/webhooks".to_owned();
+    let base = json!({"name": "x", "target_id": target["id"]});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Some(body)
+    };
+    check(
+        400,
+        "post",
+        create.clone(),
+        with(json!({"colour": "red"})),
+        "colour",
+    )
+    .await;
+    check(
+        400,
+        "post",
+        create.clone(),
+        Some(json!({"target_id": target["id"]})),
+        "name",
+    )
+    .await;
+    check(
+        400,
+        "post",
+        create.clone(),
+        with(json!({"rate_limit_per_minute": "fast"})),
+        "rate_limit_per_minute",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"name": "n".repeat(201)})),
+        "name",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"event_types": ["ok", "bad*"]})),
+        "event_types[1]",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"rate_limit_per_minute": 0})),
+        "rate_limit_per_minute",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"rate_limit_per_minute": 1_000_001})),
+        "rate_limit_per_minute",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"target_id": "nope"})),
+        "target_id",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"target_id": foreign_target["id"]})),
+        "target_id",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"secret": "short"})),
+        "secret",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        create.clone(),
+        with(json!({"secret": "0123456789abcdef", "generate_secret": true})),
+        "generate_secret",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        "/api/v1/targets".to_owned(),
+        Some(json!({"kind": "robot", "name": "x"})),
+        "kind",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        "/api/v1/targets".to_owned(),
+        Some(json!({"kind": "agent", "name": "x", "endpoint_url": "ftp://x"})),
+        "endpoint_url",
+    )
+    .await;
+    check(
+        422,
+        "patch",
+        format!("/api/v1/webhooks/{id}"),
+        Some(json!({"status": "deleted"})),
+        "status",
+    )
+    .await;
+    check(
+        422,
+        "patch",
+        "/api/v1/organization".to_owned(),
+        Some(json!({"rate_limit_per_minute": 2_000_000})),
+        "rate_limit_per_minute",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        "/api/v1/api-keys".to_owned(),
+        Some(json!({"name": "x", "role": "root"})),
+        "role",
+    )
+    .await;
+    check(
+        422,
+        "get",
+        "/api/v1/webhooks?limit=0".to_owned(),
+        None,
+        "limit",
+    )
+    .await;
+    check(
+        422,
+        "get",
+        "/api/v1/webhooks?limit=501".to_owned(),
+        None,
+        "limit",
+    )
+    .await;
+    check(
+        422,
+        "get",
+        "/api/v1/webhooks?cursor=zzz".to_owned(),
+        None,
+        "cursor",
+    )
+    .await;
+    check(
+        400,
+        "get",
+        "/api/v1/webhooks?colour=red".to_owned(),
+        None,
+        "colour",
+    )
+    .await;
+    check(
+        422,
+        "get",
+        format!("/api/v1/webhooks/{id}/invocations?outcome=bogus"),
+        None,
+        "outcome",
+    )
+    .await;
+    check(
+        422,
+        "get",
+        "/api/v1/tasks?status=done".to_owned(),
+        None,
+        "status",
+    )
+    .await;
+    check(
+        422,
+        "get",
+        "/api/v1/webhooks/not-a-uuid".to_owned(),
+        None,
+        "id",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        format!("/api/v1/webhooks/{id}/test"),
+        Some(json!({"payload": [1, 2]})),
+        "payload",
+    )
+    .await;
+
+    // A valid name with an invalid limit: nothing is applied.
+    check(
+        422,
+        "patch",
+        format!("/api/v1/webhooks/{id}"),
+        Some(json!({"name": "Changed", "rate_limit_per_minute": 0})),
+        "rate_limit_per_minute",
+    )
+    .await;
+    let unchanged = app
+        .expect(200, "get", &format!("/api/v1/webhooks/{id}"), key, None)
+        .await;
+    assert_eq!(unchanged["name"], "CI");
+    assert_eq!(unchanged["updated_at"], webhook["updated_at"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_moves_follow_the_lifecycle() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let key = org.admin.as_str();
+    let target = app.target(key).await;
+    let webhook = app.webhook(key, &target).await;
+    let sent = app
+        .expect(
+            200,
+            "post",
+            &format!("/api/v1/webhooks/{}/test", s(&webhook["id"])),
+            key,
+            None,
+        )
+        .await;
+    let task = format!("/api/v1/tasks/{}", s(&sent["task_id"]));
+
+    let refused = |body: Value, path: String| {
+        let app = &app;
+        async move {
+            let answer = problem(
+                app.call(
+                    if path.ends_with("retry") {
+                        "post"
+                    } else {
+                        "patch"
+                    },
+                    &path,
+                    Some(key),
+                    Some(&body),
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (409, "invalid_transition"),
+                "{}",
+                answer.body
+            );
+            answer
+        }
+    };
+    let answer = refused(json!({"status": "completed"}), task.clone()).await;
+    assert_eq!(
+        answer.body["detail"],
+        "a queued task cannot become completed"
+    );
+    refused(json!({}), format!("{task}/retry")).await;
+    for status in ["delivered", "in_progress", "failed"] {
+        let moved = app
+            .expect(200, "patch", &task, key, Some(json!({"status": status})))
+            .await;
+        assert_eq!(moved["status"], status);
+    }
+    refused(json!({"status": "completed"}), task.clone()).await;
+    let retried = app
+        .expect(200, "post", &format!("{task}/retry"), key, None)
+        .await;
+    assert_eq!(retried["status"], "queued");
+
+    // The board filters by status and target.
+    let board = app
+        .expect(
+            200,
+            "get",
+            &format!("/api/v1/tasks?status=queued&target_id={}", s(&target["id"])),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(board["items"].as_array().unwrap().len(), 1);
+    let board = app
+        .expect(200, "get", "/api/v1/tasks?status=failed", key, None)
+        .await;
+    assert_eq!(board["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let created = app
+        .expect(
+            201,
+            "post",
+            "/api/v1/api-keys",
+            &org.admin,
+            Some(json!({"name": "CI", "role": "admin"})),
+        )
+        .await;
+    let new_key = s(&created["api_key"]).to_owned();
+    assert!(new_key.starts_with("whk_"));
+    let listed = app
+        .expect(200, "get", "/api/v1/api-keys", &new_key, None)
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    assert!(
+        !listed.to_string().contains(&new_key),
+        "keys are never listed"
+    );
+    app.expect(
+        204,
+        "delete",
+        &format!("/api/v1/api-keys/{}", s(&created["id"])),
+        &org.admin,
+        None,
+    )
+    .await;
+    let answer = problem(
+        app.call("get", "/api/v1/api-keys", Some(&new_key), None)
+            .await,
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+
+    // The last admin key stays.
+    let keys = app
+        .expect(200, "get", "/api/v1/api-keys", &org.admin, None)
+        .await;
+    let admin = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "admin")
+        .unwrap();
+    let answer = problem(
+        app.call(
+            "delete",
+            &format!("/api/v1/api-keys/{}", s(&admin["id"])),
+            Some(&org.admin),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (409, "last_admin_key"));
+
+    let organization = app
+        .expect(
+            200,
+            "patch",
+            "/api/v1/organization",
+            &org.admin,
+            Some(json!({"name": "Acme Inc", "rate_limit_per_minute": 5000})),
+        )
+        .await;
+    assert_eq!(
+        organization,
+        json!({"id": org.id.to_string(), "name": "Acme Inc", "rate_limit_per_minute": 5000})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_with_cursors() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let target = app.target(&org.admin).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.webhook(&org.admin, &target).await["id"].clone());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/webhooks?limit=2".to_owned();
+    loop {
+        let page = app.expect(200, "get", &path, &org.admin, None).await;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["id"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/webhooks?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let unique: BTreeSet<String> = seen.iter().map(|v| s(v).to_owned()).collect();
+    assert_eq!(unique.len(), 5);
+}
