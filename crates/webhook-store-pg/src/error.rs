@@ -1,0 +1,148 @@
+//! The one place where PostgreSQL failures become the domain's [`StoreError`].
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::deadpool::PoolError;
+use webhook_domain::ports::StoreError;
+
+/// An error inside a transaction: from the database, or a decision of the store's own checks.
+#[derive(Debug)]
+pub(crate) enum TxError {
+    Db(DieselError),
+    Store(StoreError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(error: DieselError) -> Self {
+        Self::Db(error)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// A stored row that the domain refuses: a bug or a hand-edited database.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt row: {0}")]
+pub(crate) struct CorruptRow(pub(crate) &'static str);
+
+pub(crate) fn corrupt(what: &'static str) -> StoreError {
+    StoreError::Internal(Box::new(CorruptRow(what)))
+}
+
+/// No connection could be had within the configured wait.
+#[derive(Debug, thiserror::Error)]
+#[error("no database connection became available in time")]
+pub(crate) struct PoolTimeout;
+
+/// Why an operation failed, for the caller to decide on.
+///
+/// `connection_lost` says whether the connection was closed or left broken by the failure: any
+/// error on a lost connection (a terminated backend, a server shutting down, a network cut)
+/// means the database is unavailable, whatever error code it came with.
+pub(crate) fn store_error(error: TxError, connection_lost: bool) -> StoreError {
+    let error = match error {
+        TxError::Store(error) => return error,
+        TxError::Db(error) => error,
+    };
+    match &error {
+        DieselError::NotFound => StoreError::NotFound,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            StoreError::Conflict("the id or a unique value is already stored")
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            StoreError::NotFound
+        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::SerializationFailure
+            | DatabaseErrorKind::ReadOnlyTransaction,
+            _,
+        ) => StoreError::Unavailable(Box::new(error)),
+        DieselError::DatabaseError(_, info) if is_unavailable_message(info.message()) => {
+            StoreError::Unavailable(Box::new(error))
+        }
+        _ if connection_lost => StoreError::Unavailable(Box::new(error)),
+        _ => StoreError::Internal(Box::new(error)),
+    }
+}
+
+/// The server's words for "shutting down / terminated" (SQLSTATE 57P01–57P03, 53300): the
+/// asynchronous driver reports these without their code.
+fn is_unavailable_message(message: &str) -> bool {
+    const MESSAGES: [&str; 5] = [
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "sorry, too many clients already",
+    ];
+    MESSAGES.iter().any(|m| message.contains(m))
+}
+
+/// A pool that cannot hand out a connection: the database is unreachable or saturated.
+pub(crate) fn pool_error(error: PoolError) -> StoreError {
+    match error {
+        PoolError::NoRuntimeSpecified => StoreError::Internal(Box::new(error)),
+        PoolError::Timeout(_)
+        | PoolError::Backend(_)
+        | PoolError::Closed
+        | PoolError::PostCreateHook(_) => StoreError::Unavailable(Box::new(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_database_errors_to_decisions() {
+        let db = |kind| {
+            TxError::Db(DieselError::DatabaseError(
+                kind,
+                Box::new(String::from("x")),
+            ))
+        };
+        assert!(matches!(
+            store_error(db(DatabaseErrorKind::UniqueViolation), false),
+            StoreError::Conflict(_)
+        ));
+        assert!(matches!(
+            store_error(db(DatabaseErrorKind::ForeignKeyViolation), false),
+            StoreError::NotFound
+        ));
+        assert!(matches!(
+            store_error(db(DatabaseErrorKind::UnableToSendCommand), false),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            store_error(db(DatabaseErrorKind::Unknown), false),
+            StoreError::Internal(_)
+        ));
+        assert!(matches!(
+            store_error(db(DatabaseErrorKind::Unknown), true),
+            StoreError::Unavailable(_)
+        ));
+        let shutdown = TxError::Db(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(String::from(
+                "terminating connection due to administrator command",
+            )),
+        ));
+        assert!(matches!(
+            store_error(shutdown, false),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            store_error(TxError::Db(DieselError::NotFound), false),
+            StoreError::NotFound
+        ));
+        assert!(matches!(
+            pool_error(PoolError::Closed),
+            StoreError::Unavailable(_)
+        ));
+    }
+}

@@ -1,0 +1,500 @@
+//! Rows as diesel reads and writes them, and their translation to and from domain entities.
+
+use std::net::IpAddr;
+
+use diesel::prelude::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use webhook_domain::model::{
+    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
+    InvocationId, InvocationOutcome, Name, Organization, OrganizationId, Payload, RatePerMinute,
+    Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
+    TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+};
+use webhook_domain::ports::StoreError;
+
+use crate::error::corrupt;
+use crate::schema::{
+    api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
+};
+
+pub(crate) fn at(ts: Timestamp) -> OffsetDateTime {
+    ts.to_datetime()
+}
+
+pub(crate) fn ts(at: OffsetDateTime) -> Timestamp {
+    Timestamp::from_datetime(at)
+}
+
+/// A count or size the domain keeps as unsigned, in an `integer` column.
+pub(crate) fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn unsigned(n: i32, what: &'static str) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| corrupt(what))
+}
+
+fn name(text: &str) -> Result<Name, StoreError> {
+    Name::parse(text).map_err(|_| corrupt("name"))
+}
+
+fn rate(n: i32) -> Result<RatePerMinute, StoreError> {
+    RatePerMinute::new(unsigned(n, "rate")?).map_err(|_| corrupt("rate"))
+}
+
+fn ip(text: Option<&str>) -> Result<Option<IpAddr>, StoreError> {
+    text.map(|t| t.parse().map_err(|_| corrupt("source ip")))
+        .transpose()
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = organizations, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct OrganizationRow {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) rate_limit_per_minute: i32,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+}
+
+impl From<&Organization> for OrganizationRow {
+    fn from(o: &Organization) -> Self {
+        Self {
+            id: *o.id.as_uuid(),
+            name: o.name.as_str().to_owned(),
+            rate_limit_per_minute: int(o.rate_limit_per_minute.get()),
+            created_at: at(o.created_at),
+            updated_at: at(o.updated_at),
+        }
+    }
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = StoreError;
+
+    fn try_from(row: OrganizationRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: OrganizationId::from_uuid(row.id),
+            name: name(&row.name)?,
+            rate_limit_per_minute: rate(row.rate_limit_per_minute)?,
+            created_at: ts(row.created_at),
+            updated_at: ts(row.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ApiKeyRow {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) hash: Vec<u8>,
+    pub(crate) created_at: OffsetDateTime,
+}
+
+impl From<&ApiKey> for ApiKeyRow {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: *k.id.as_uuid(),
+            organization_id: *k.organization_id.as_uuid(),
+            name: k.name.as_str().to_owned(),
+            role: k.role.as_str().to_owned(),
+            hash: k.hash.as_bytes().to_vec(),
+            created_at: at(k.created_at),
+        }
+    }
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self, StoreError> {
+        let hash: [u8; 32] = row.hash.try_into().map_err(|_| corrupt("api key hash"))?;
+        Ok(Self {
+            id: ApiKeyId::from_uuid(row.id),
+            organization_id: OrganizationId::from_uuid(row.organization_id),
+            name: name(&row.name)?,
+            role: Role::parse(&row.role).ok_or_else(|| corrupt("role"))?,
+            hash: ApiKeyHash::from_bytes(hash),
+            created_at: ts(row.created_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = targets, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TargetRow {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) signing_secret: Vec<u8>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+}
+
+impl From<&Target> for TargetRow {
+    fn from(t: &Target) -> Self {
+        Self {
+            id: *t.id.as_uuid(),
+            organization_id: *t.organization_id.as_uuid(),
+            kind: t.kind.as_str().to_owned(),
+            name: t.name.as_str().to_owned(),
+            endpoint_url: t.endpoint_url.as_ref().map(|u| u.as_str().to_owned()),
+            signing_secret: t.signing_secret.as_bytes().to_vec(),
+            created_at: at(t.created_at),
+            updated_at: at(t.updated_at),
+        }
+    }
+}
+
+pub(crate) fn endpoint(text: &str) -> Result<EndpointUrl, StoreError> {
+    EndpointUrl::parse(text).map_err(|_| corrupt("endpoint url"))
+}
+
+impl TryFrom<TargetRow> for Target {
+    type Error = StoreError;
+
+    fn try_from(row: TargetRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: TargetId::from_uuid(row.id),
+            organization_id: OrganizationId::from_uuid(row.organization_id),
+            kind: TargetKind::parse(&row.kind).ok_or_else(|| corrupt("target kind"))?,
+            name: name(&row.name)?,
+            endpoint_url: row.endpoint_url.as_deref().map(endpoint).transpose()?,
+            signing_secret: SealedSecret::from_bytes(row.signing_secret),
+            created_at: ts(row.created_at),
+            updated_at: ts(row.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct WebhookRow {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) name: String,
+    pub(crate) target_id: Uuid,
+    pub(crate) event_types: Vec<String>,
+    pub(crate) secret: Option<Vec<u8>>,
+    pub(crate) rate_limit_per_minute: i32,
+    pub(crate) status: String,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) last_triggered_at: Option<OffsetDateTime>,
+}
+
+impl From<&Webhook> for WebhookRow {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            id: *w.id.as_uuid(),
+            organization_id: *w.organization_id.as_uuid(),
+            name: w.name.as_str().to_owned(),
+            target_id: *w.target_id.as_uuid(),
+            event_types: w
+                .event_types
+                .patterns()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            secret: w.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            rate_limit_per_minute: int(w.rate_limit_per_minute.get()),
+            status: w.status.as_str().to_owned(),
+            created_at: at(w.created_at),
+            updated_at: at(w.updated_at),
+            last_triggered_at: w.last_triggered_at.map(at),
+        }
+    }
+}
+
+impl TryFrom<WebhookRow> for Webhook {
+    type Error = StoreError;
+
+    fn try_from(row: WebhookRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: WebhookId::from_uuid(row.id),
+            organization_id: OrganizationId::from_uuid(row.organization_id),
+            name: name(&row.name)?,
+            target_id: TargetId::from_uuid(row.target_id),
+            event_types: EventTypes::parse(&row.event_types).map_err(|_| corrupt("event types"))?,
+            secret: row.secret.map(SealedSecret::from_bytes),
+            rate_limit_per_minute: rate(row.rate_limit_per_minute)?,
+            status: WebhookStatus::parse(&row.status).ok_or_else(|| corrupt("webhook status"))?,
+            created_at: ts(row.created_at),
+            updated_at: ts(row.updated_at),
+            last_triggered_at: row.last_triggered_at.map(ts),
+        })
+    }
+}
+
+/// An invocation to insert, borrowing from the domain value.
+#[derive(Insertable)]
+#[diesel(table_name = invocations, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct NewInvocation<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) webhook_id: Uuid,
+    pub(crate) received_at: OffsetDateTime,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) event_type: Option<&'a str>,
+    pub(crate) payload: Option<&'a str>,
+    pub(crate) outcome: &'static str,
+    pub(crate) http_status: i32,
+    pub(crate) error_code: Option<&'a str>,
+    pub(crate) task_id: Option<Uuid>,
+    pub(crate) repeat_count: i32,
+    pub(crate) test: bool,
+    pub(crate) response_status_code: Option<i32>,
+    pub(crate) response_body_excerpt: Option<&'a str>,
+    pub(crate) response_latency_ms: Option<i32>,
+    pub(crate) response_error: Option<&'a str>,
+    pub(crate) response_at: Option<OffsetDateTime>,
+    pub(crate) response_succeeded: Option<bool>,
+}
+
+impl<'a> From<&'a Invocation> for NewInvocation<'a> {
+    fn from(i: &'a Invocation) -> Self {
+        let r = i.target_response.as_ref();
+        Self {
+            id: *i.id.as_uuid(),
+            organization_id: *i.organization_id.as_uuid(),
+            webhook_id: *i.webhook_id.as_uuid(),
+            received_at: at(i.received_at),
+            source_ip: i.source_ip.map(|ip| ip.to_string()),
+            event_type: i.event_type.as_deref(),
+            payload: i.payload.as_ref().map(Payload::as_str),
+            outcome: i.outcome.as_str(),
+            http_status: i32::from(i.http_status),
+            error_code: i.error_code.as_deref(),
+            task_id: i.task_id.map(|t| *t.as_uuid()),
+            repeat_count: int(i.repeat_count),
+            test: i.test,
+            response_status_code: r.and_then(|r| r.status_code).map(i32::from),
+            response_body_excerpt: r.and_then(|r| r.body_excerpt.as_deref()),
+            response_latency_ms: r.map(|r| int(r.latency_ms)),
+            response_error: r.and_then(|r| r.error.as_deref()),
+            response_at: r.map(|r| at(r.at)),
+            response_succeeded: r.map(|r| r.succeeded),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invocations, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct InvocationRow {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) webhook_id: Uuid,
+    pub(crate) received_at: OffsetDateTime,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) payload: Option<String>,
+    pub(crate) outcome: String,
+    pub(crate) http_status: i32,
+    pub(crate) error_code: Option<String>,
+    pub(crate) task_id: Option<Uuid>,
+    pub(crate) repeat_count: i32,
+    pub(crate) test: bool,
+    pub(crate) response_status_code: Option<i32>,
+    pub(crate) response_body_excerpt: Option<String>,
+    pub(crate) response_latency_ms: Option<i32>,
+    pub(crate) response_error: Option<String>,
+    pub(crate) response_at: Option<OffsetDateTime>,
+    pub(crate) response_succeeded: Option<bool>,
+}
+
+fn status_code(code: Option<i32>) -> Result<Option<u16>, StoreError> {
+    code.map(|c| u16::try_from(c).map_err(|_| corrupt("status code")))
+        .transpose()
+}
+
+impl TryFrom<InvocationRow> for Invocation {
+    type Error = StoreError;
+
+    fn try_from(row: InvocationRow) -> Result<Self, StoreError> {
+        let target_response = match (row.response_at, row.response_latency_ms) {
+            (Some(at), Some(latency)) => Some(TargetResponse {
+                status_code: status_code(row.response_status_code)?,
+                body_excerpt: row.response_body_excerpt,
+                latency_ms: unsigned(latency, "latency")?,
+                error: row.response_error,
+                at: ts(at),
+                succeeded: row.response_succeeded.unwrap_or(false),
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            id: InvocationId::from_uuid(row.id),
+            organization_id: OrganizationId::from_uuid(row.organization_id),
+            webhook_id: WebhookId::from_uuid(row.webhook_id),
+            received_at: ts(row.received_at),
+            source_ip: ip(row.source_ip.as_deref())?,
+            event_type: row.event_type,
+            payload: row.payload.map(Payload::from_stored),
+            outcome: InvocationOutcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?,
+            http_status: status_code(Some(row.http_status))?.unwrap_or_default(),
+            error_code: row.error_code,
+            task_id: row.task_id.map(TaskId::from_uuid),
+            repeat_count: unsigned(row.repeat_count, "repeat count")?,
+            test: row.test,
+            target_response,
+        })
+    }
+}
+
+/// A task to insert; its context is stored only when it is not the invocation's payload.
+#[derive(Insertable)]
+#[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct NewTask<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) target_id: Uuid,
+    pub(crate) webhook_id: Uuid,
+    pub(crate) invocation_id: Uuid,
+    pub(crate) instruction: Option<&'a str>,
+    pub(crate) context: Option<&'a str>,
+    pub(crate) event_type: Option<&'a str>,
+    pub(crate) status: &'static str,
+    pub(crate) test: bool,
+    pub(crate) source_verified: bool,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) source_received_at: OffsetDateTime,
+    pub(crate) attempts: i32,
+    pub(crate) next_attempt_at: OffsetDateTime,
+    pub(crate) last_error: Option<&'a str>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+}
+
+impl<'a> NewTask<'a> {
+    pub(crate) fn new(t: &'a Task, invocation: &Invocation) -> Self {
+        let own_context = invocation.payload.as_ref() != Some(&t.context);
+        Self {
+            id: *t.id.as_uuid(),
+            organization_id: *t.organization_id.as_uuid(),
+            target_id: *t.target_id.as_uuid(),
+            webhook_id: *t.webhook_id.as_uuid(),
+            invocation_id: *t.invocation_id.as_uuid(),
+            instruction: t.instruction.as_deref(),
+            context: own_context.then(|| t.context.as_str()),
+            event_type: t.event_type.as_deref(),
+            status: t.status.as_str(),
+            test: t.test,
+            source_verified: t.source.verified,
+            source_ip: t.source.source_ip.map(|ip| ip.to_string()),
+            source_received_at: at(t.source.received_at),
+            attempts: int(t.attempts),
+            next_attempt_at: at(t.next_attempt_at),
+            last_error: t.last_error.as_deref(),
+            created_at: at(t.created_at),
+            updated_at: at(t.updated_at),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TaskRow {
+    pub(crate) id: Uuid,
+    pub(crate) organization_id: Uuid,
+    pub(crate) target_id: Uuid,
+    pub(crate) webhook_id: Uuid,
+    pub(crate) invocation_id: Uuid,
+    pub(crate) instruction: Option<String>,
+    pub(crate) context: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) status: String,
+    pub(crate) test: bool,
+    pub(crate) source_verified: bool,
+    pub(crate) source_ip: Option<String>,
+    pub(crate) source_received_at: OffsetDateTime,
+    pub(crate) attempts: i32,
+    pub(crate) next_attempt_at: OffsetDateTime,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_at: OffsetDateTime,
+}
+
+impl TaskRow {
+    /// The task, with `payload` the invocation's payload read by join.
+    pub(crate) fn into_task(self, payload: Option<String>) -> Result<Task, StoreError> {
+        let context = self
+            .context
+            .or(payload)
+            .ok_or_else(|| corrupt("task context"))?;
+        Ok(Task {
+            id: TaskId::from_uuid(self.id),
+            organization_id: OrganizationId::from_uuid(self.organization_id),
+            target_id: TargetId::from_uuid(self.target_id),
+            webhook_id: WebhookId::from_uuid(self.webhook_id),
+            invocation_id: InvocationId::from_uuid(self.invocation_id),
+            instruction: self.instruction,
+            context: Payload::from_stored(context),
+            event_type: self.event_type,
+            status: TaskStatus::parse(&self.status).ok_or_else(|| corrupt("task status"))?,
+            test: self.test,
+            source: TaskSource {
+                verified: self.source_verified,
+                source_ip: ip(self.source_ip.as_deref())?,
+                received_at: ts(self.source_received_at),
+            },
+            attempts: unsigned(self.attempts, "attempts")?,
+            next_attempt_at: ts(self.next_attempt_at),
+            last_error: self.last_error,
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = delivery_attempts, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct AttemptRow {
+    pub(crate) task_id: Uuid,
+    pub(crate) number: i32,
+    pub(crate) status_code: Option<i32>,
+    pub(crate) body_excerpt: Option<String>,
+    pub(crate) latency_ms: i32,
+    pub(crate) error: Option<String>,
+    pub(crate) at: OffsetDateTime,
+    pub(crate) succeeded: bool,
+}
+
+impl From<&DeliveryAttempt> for AttemptRow {
+    fn from(a: &DeliveryAttempt) -> Self {
+        Self {
+            task_id: *a.task_id.as_uuid(),
+            number: int(a.number),
+            status_code: a.response.status_code.map(i32::from),
+            body_excerpt: a.response.body_excerpt.clone(),
+            latency_ms: int(a.response.latency_ms),
+            error: a.response.error.clone(),
+            at: at(a.response.at),
+            succeeded: a.response.succeeded,
+        }
+    }
+}
+
+impl TryFrom<AttemptRow> for DeliveryAttempt {
+    type Error = StoreError;
+
+    fn try_from(row: AttemptRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            task_id: TaskId::from_uuid(row.task_id),
+            number: unsigned(row.number, "attempt number")?,
+            response: TargetResponse {
+                status_code: status_code(row.status_code)?,
+                body_excerpt: row.body_excerpt,
+                latency_ms: unsigned(row.latency_ms, "latency")?,
+                error: row.error,
+                at: ts(row.at),
+                succeeded: row.succeeded,
+            },
+        })
+    }
+}

@@ -1,0 +1,785 @@
+//! The store ports on [`PgStore`]: one function per port method, each one query or one
+//! transaction.
+
+use std::time::Duration;
+
+use diesel::dsl::{exists, not};
+use diesel::sql_types;
+use diesel::{
+    BoolExpressionMethods as _, ExpressionMethods as _, NullableExpressionMethods as _,
+    OptionalExtension as _, QueryDsl as _, QueryableByName, SelectableHelper as _,
+};
+use diesel_async::pooled_connection::PoolableConnection as _;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use uuid::Uuid;
+use webhook_domain::model::{
+    ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationId, Organization,
+    OrganizationId, OutcomeFilter, Page, PageRequest, Target, TargetId, Task, TaskFilter, TaskId,
+    TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+};
+use webhook_domain::ports::{
+    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, StoreError, TargetStore,
+    TaskQueue, WebhookStore,
+};
+
+use crate::PgStore;
+use crate::error::{TxError, corrupt, store_error};
+use crate::rows::{
+    ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
+    endpoint,
+};
+use crate::schema::{
+    api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
+};
+
+/// Translates a failure, looking at whether it cost the connection.
+fn check<T>(result: Result<T, TxError>, conn: &mut AsyncPgConnection) -> Result<T, StoreError> {
+    result.map_err(|e| store_error(e, conn.is_broken()))
+}
+
+fn collect<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+/// Rows to fetch for a page: one more than asked proves a next page exists.
+fn overfetch(page: PageRequest) -> i64 {
+    i64::from(page.limit()) + 1
+}
+
+fn tasks_from(rows: Vec<(TaskRow, Option<String>)>) -> Result<Vec<Task>, StoreError> {
+    rows.into_iter()
+        .map(|(row, payload)| row.into_task(payload))
+        .collect()
+}
+
+diesel::define_sql_function! {
+    /// The first argument unless it is null.
+    fn coalesce(x: sql_types::Nullable<sql_types::Timestamptz>, y: sql_types::Timestamptz) -> sql_types::Timestamptz;
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = sql_types::Uuid)]
+    id: Uuid,
+}
+
+async fn load_task(
+    conn: &mut AsyncPgConnection,
+    organization_id: Option<OrganizationId>,
+    id: TaskId,
+) -> Result<Task, TxError> {
+    let mut query = tasks::table
+        .inner_join(invocations::table)
+        .select((TaskRow::as_select(), invocations::payload))
+        .filter(tasks::id.eq(id.as_uuid()))
+        .into_boxed();
+    if let Some(organization_id) = organization_id {
+        query = query.filter(tasks::organization_id.eq(*organization_id.as_uuid()));
+    }
+    let (row, payload) = query.first::<(TaskRow, Option<String>)>(conn).await?;
+    Ok(row.into_task(payload)?)
+}
+
+impl OrganizationStore for PgStore {
+    async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let result = diesel::insert_into(organizations::table)
+            .values(OrganizationRow::from(organization))
+            .execute(&mut conn)
+            .await;
+        check(result.map(drop).map_err(TxError::from), &mut conn)
+    }
+
+    async fn organization(&self, id: OrganizationId) -> Result<Organization, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = organizations::table
+            .find(id.as_uuid())
+            .select(OrganizationRow::as_select())
+            .first(&mut conn)
+            .await;
+        check(result.map_err(TxError::from), &mut conn)?.try_into()
+    }
+
+    async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let row = OrganizationRow::from(organization);
+        let result = diesel::update(organizations::table.find(row.id))
+            .set((
+                organizations::name.eq(&row.name),
+                organizations::rate_limit_per_minute.eq(row.rate_limit_per_minute),
+                organizations::updated_at.eq(row.updated_at),
+            ))
+            .execute(&mut conn)
+            .await;
+        match check(result.map_err(TxError::from), &mut conn)? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn count_organizations(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = organizations::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await;
+        let count = check(result.map_err(TxError::from), &mut conn)?;
+        u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let result = diesel::insert_into(api_keys::table)
+            .values(ApiKeyRow::from(key))
+            .execute(&mut conn)
+            .await;
+        check(result.map(drop).map_err(TxError::from), &mut conn)
+    }
+
+    async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<ApiKey, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = api_keys::table
+            .filter(api_keys::hash.eq(&hash.as_bytes()[..]))
+            .select(ApiKeyRow::as_select())
+            .first(&mut conn)
+            .await;
+        check(result.map_err(TxError::from), &mut conn)?.try_into()
+    }
+
+    async fn api_keys(&self, organization_id: OrganizationId) -> Result<Vec<ApiKey>, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = api_keys::table
+            .filter(api_keys::organization_id.eq(organization_id.as_uuid()))
+            .order((api_keys::created_at.asc(), api_keys::id.asc()))
+            .select(ApiKeyRow::as_select())
+            .load(&mut conn)
+            .await;
+        collect(check(result.map_err(TxError::from), &mut conn)?)
+    }
+
+    async fn delete_api_key(
+        &self,
+        organization_id: OrganizationId,
+        id: ApiKeyId,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let result = diesel::delete(
+            api_keys::table
+                .filter(api_keys::id.eq(id.as_uuid()))
+                .filter(api_keys::organization_id.eq(organization_id.as_uuid())),
+        )
+        .execute(&mut conn)
+        .await;
+        match check(result.map_err(TxError::from), &mut conn)? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl TargetStore for PgStore {
+    async fn insert_target(&self, target: &Target) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let result = diesel::insert_into(targets::table)
+            .values(TargetRow::from(target))
+            .execute(&mut conn)
+            .await;
+        check(result.map(drop).map_err(TxError::from), &mut conn)
+    }
+
+    async fn target(
+        &self,
+        organization_id: OrganizationId,
+        id: TargetId,
+    ) -> Result<Target, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = targets::table
+            .filter(targets::id.eq(id.as_uuid()))
+            .filter(targets::organization_id.eq(organization_id.as_uuid()))
+            .filter(not(targets::deleted))
+            .select(TargetRow::as_select())
+            .first(&mut conn)
+            .await;
+        check(result.map_err(TxError::from), &mut conn)?.try_into()
+    }
+
+    async fn targets(
+        &self,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Target>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut query = targets::table
+            .filter(targets::organization_id.eq(organization_id.as_uuid()))
+            .filter(not(targets::deleted))
+            .order((targets::created_at.desc(), targets::id.desc()))
+            .limit(overfetch(page))
+            .select(TargetRow::as_select())
+            .into_boxed();
+        if let Some(Cursor { at: after, id }) = page.after {
+            let after = at(after);
+            query = query.filter(
+                targets::created_at
+                    .lt(after)
+                    .or(targets::created_at.eq(after).and(targets::id.lt(id))),
+            );
+        }
+        let result = query.load(&mut conn).await;
+        let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
+        Ok(Page::from_overfetch(items, page, |t: &Target| Cursor {
+            at: t.created_at,
+            id: *t.id.as_uuid(),
+        }))
+    }
+
+    async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let row = TargetRow::from(target);
+        let result = diesel::update(
+            targets::table
+                .filter(targets::id.eq(row.id))
+                .filter(targets::organization_id.eq(row.organization_id))
+                .filter(not(targets::deleted)),
+        )
+        .set((
+            targets::kind.eq(&row.kind),
+            targets::name.eq(&row.name),
+            targets::endpoint_url.eq(&row.endpoint_url),
+            targets::signing_secret.eq(&row.signing_secret),
+            targets::updated_at.eq(row.updated_at),
+        ))
+        .execute(&mut conn)
+        .await;
+        match check(result.map_err(TxError::from), &mut conn)? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_target(
+        &self,
+        organization_id: OrganizationId,
+        id: TargetId,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let id = *id.as_uuid();
+        let organization_id = *organization_id.as_uuid();
+        let result = conn
+            .transaction(async |conn| {
+                // Locking the target keeps a webhook from being pointed at it meanwhile.
+                targets::table
+                    .filter(targets::id.eq(id))
+                    .filter(targets::organization_id.eq(organization_id))
+                    .filter(not(targets::deleted))
+                    .select(targets::id)
+                    .for_update()
+                    .first::<Uuid>(conn)
+                    .await?;
+                let in_use = diesel::select(exists(
+                    webhooks::table
+                        .filter(webhooks::target_id.eq(id))
+                        .filter(webhooks::status.ne(WebhookStatus::Deleted.as_str())),
+                ))
+                .get_result::<bool>(conn)
+                .await?;
+                if in_use {
+                    return Err(StoreError::Conflict("a webhook points at the target").into());
+                }
+                diesel::update(targets::table.find(id))
+                    .set(targets::deleted.eq(true))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        check(result, &mut conn)
+    }
+}
+
+/// Locks a live target of the organization against deletion, or says it does not exist.
+async fn lock_live_target(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    id: Uuid,
+) -> Result<(), TxError> {
+    targets::table
+        .filter(targets::id.eq(id))
+        .filter(targets::organization_id.eq(organization_id))
+        .filter(not(targets::deleted))
+        .select(targets::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?
+        .map(drop)
+        .ok_or(TxError::Store(StoreError::NotFound))
+}
+
+impl WebhookStore for PgStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let row = WebhookRow::from(webhook);
+        let result = conn
+            .transaction(async |conn| {
+                lock_live_target(conn, row.organization_id, row.target_id).await?;
+                diesel::insert_into(webhooks::table)
+                    .values(&row)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        check(result, &mut conn)
+    }
+
+    async fn webhook(&self, id: WebhookId) -> Result<Webhook, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = webhooks::table
+            .find(id.as_uuid())
+            .select(WebhookRow::as_select())
+            .first(&mut conn)
+            .await;
+        check(result.map_err(TxError::from), &mut conn)?.try_into()
+    }
+
+    async fn webhooks(
+        &self,
+        organization_id: OrganizationId,
+        page: PageRequest,
+    ) -> Result<Page<Webhook>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut query = webhooks::table
+            .filter(webhooks::organization_id.eq(organization_id.as_uuid()))
+            .filter(webhooks::status.ne(WebhookStatus::Deleted.as_str()))
+            .order((webhooks::created_at.desc(), webhooks::id.desc()))
+            .limit(overfetch(page))
+            .select(WebhookRow::as_select())
+            .into_boxed();
+        if let Some(Cursor { at: after, id }) = page.after {
+            let after = at(after);
+            query = query.filter(
+                webhooks::created_at
+                    .lt(after)
+                    .or(webhooks::created_at.eq(after).and(webhooks::id.lt(id))),
+            );
+        }
+        let result = query.load(&mut conn).await;
+        let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
+        Ok(Page::from_overfetch(items, page, |w: &Webhook| Cursor {
+            at: w.created_at,
+            id: *w.id.as_uuid(),
+        }))
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let row = WebhookRow::from(webhook);
+        let result = conn
+            .transaction(async |conn| {
+                let (status, target_id) = webhooks::table
+                    .filter(webhooks::id.eq(row.id))
+                    .filter(webhooks::organization_id.eq(row.organization_id))
+                    .select((webhooks::status, webhooks::target_id))
+                    .for_update()
+                    .first::<(String, Uuid)>(conn)
+                    .await?;
+                if status == WebhookStatus::Deleted.as_str() {
+                    return Err(StoreError::Conflict("the webhook is deleted").into());
+                }
+                if target_id != row.target_id && row.status != WebhookStatus::Deleted.as_str() {
+                    lock_live_target(conn, row.organization_id, row.target_id).await?;
+                }
+                diesel::update(webhooks::table.find(row.id))
+                    .set((
+                        webhooks::name.eq(&row.name),
+                        webhooks::target_id.eq(row.target_id),
+                        webhooks::event_types.eq(&row.event_types),
+                        webhooks::secret.eq(&row.secret),
+                        webhooks::rate_limit_per_minute.eq(row.rate_limit_per_minute),
+                        webhooks::status.eq(&row.status),
+                        webhooks::updated_at.eq(row.updated_at),
+                        webhooks::last_triggered_at.eq(row.last_triggered_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        check(result, &mut conn)
+    }
+}
+
+impl InvocationLog for PgStore {
+    async fn record_invocation(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+    ) -> Result<(), StoreError> {
+        self.writer.record(invocation, task).await
+    }
+
+    async fn invocation(
+        &self,
+        organization_id: OrganizationId,
+        id: InvocationId,
+    ) -> Result<Invocation, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = invocations::table
+            .filter(invocations::id.eq(id.as_uuid()))
+            .filter(invocations::organization_id.eq(organization_id.as_uuid()))
+            .select(InvocationRow::as_select())
+            .first(&mut conn)
+            .await;
+        check(result.map_err(TxError::from), &mut conn)?.try_into()
+    }
+
+    async fn invocations(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> Result<Page<Invocation>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut query = invocations::table
+            .filter(invocations::webhook_id.eq(webhook_id.as_uuid()))
+            .filter(invocations::organization_id.eq(organization_id.as_uuid()))
+            .order((invocations::received_at.desc(), invocations::id.desc()))
+            .limit(overfetch(page))
+            .select(InvocationRow::as_select())
+            .into_boxed();
+        query = match filter {
+            None => query,
+            Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
+            Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
+            Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
+            Some(OutcomeFilter::Failed) => {
+                let task_failed = exists(
+                    tasks::table
+                        .filter(tasks::id.nullable().eq(invocations::task_id))
+                        .filter(tasks::status.eq(TaskStatus::Failed.as_str())),
+                );
+                query.filter(
+                    invocations::outcome.eq("rejected").or(invocations::outcome
+                        .eq("accepted")
+                        .and(
+                            invocations::response_succeeded
+                                .eq(false)
+                                .nullable()
+                                .or(task_failed.nullable()),
+                        )
+                        .assume_not_null()),
+                )
+            }
+        };
+        if let Some(Cursor { at: after, id }) = page.after {
+            let after = at(after);
+            query = query.filter(
+                invocations::received_at
+                    .lt(after)
+                    .or(invocations::received_at
+                        .eq(after)
+                        .and(invocations::id.lt(id))),
+            );
+        }
+        let result = query.load(&mut conn).await;
+        let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
+        Ok(Page::from_overfetch(items, page, |i: &Invocation| Cursor {
+            at: i.received_at,
+            id: *i.id.as_uuid(),
+        }))
+    }
+
+    async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        // Tasks and their attempts go with their invocation (ON DELETE CASCADE).
+        let result = diesel::sql_query(
+            "DELETE FROM invocations i WHERE i.received_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM tasks t WHERE t.invocation_id = i.id \
+              AND t.status NOT IN ('completed', 'failed'))",
+        )
+        .bind::<sql_types::Timestamptz, _>(at(before))
+        .execute(&mut conn)
+        .await;
+        let deleted = check(result.map_err(TxError::from), &mut conn)?;
+        Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+    }
+}
+
+/// Leases up to `limit` due tasks in one statement; the oldest due first.
+const CLAIM: &str = "\
+WITH due AS (
+    SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id
+    WHERE t.status = 'queued' AND t.next_attempt_at <= $1
+      AND (t.lease_until IS NULL OR t.lease_until <= $1)
+      AND NOT g.deleted AND g.endpoint_url IS NOT NULL
+    ORDER BY t.next_attempt_at, t.id
+    LIMIT $4
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE tasks SET lease_token = $2, lease_until = $3
+FROM due WHERE tasks.id = due.id
+RETURNING tasks.id";
+
+impl TaskQueue for PgStore {
+    async fn task(&self, organization_id: OrganizationId, id: TaskId) -> Result<Task, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = load_task(&mut conn, Some(organization_id), id).await;
+        check(result, &mut conn)
+    }
+
+    async fn tasks(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<Task>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut query = tasks::table
+            .inner_join(invocations::table)
+            .filter(tasks::organization_id.eq(organization_id.as_uuid()))
+            .order((tasks::created_at.desc(), tasks::id.desc()))
+            .limit(overfetch(page))
+            .select((TaskRow::as_select(), invocations::payload))
+            .into_boxed();
+        if let Some(target_id) = filter.target_id {
+            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(tasks::status.eq(status.as_str()));
+        }
+        if let Some(Cursor { at: after, id }) = page.after {
+            let after = at(after);
+            query = query.filter(
+                tasks::created_at
+                    .lt(after)
+                    .or(tasks::created_at.eq(after).and(tasks::id.lt(id))),
+            );
+        }
+        let result = query.load::<(TaskRow, Option<String>)>(&mut conn).await;
+        let items = tasks_from(check(result.map_err(TxError::from), &mut conn)?)?;
+        Ok(Page::from_overfetch(items, page, |t: &Task| Cursor {
+            at: t.created_at,
+            id: *t.id.as_uuid(),
+        }))
+    }
+
+    async fn set_task_status(
+        &self,
+        organization_id: OrganizationId,
+        id: TaskId,
+        from: TaskStatus,
+        to: TaskStatus,
+        at_: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = conn
+            .transaction(async |conn| {
+                let target = tasks::table
+                    .filter(tasks::id.eq(id.as_uuid()))
+                    .filter(tasks::organization_id.eq(organization_id.as_uuid()))
+                    .filter(tasks::status.eq(from.as_str()));
+                let updated = if to == TaskStatus::Queued {
+                    diesel::update(target)
+                        .set((
+                            tasks::status.eq(to.as_str()),
+                            tasks::updated_at.eq(at(at_)),
+                            tasks::next_attempt_at.eq(at(at_)),
+                            tasks::lease_token.eq(None::<Uuid>),
+                            tasks::lease_until.eq(None::<time::OffsetDateTime>),
+                        ))
+                        .execute(conn)
+                        .await?
+                } else {
+                    diesel::update(target)
+                        .set((tasks::status.eq(to.as_str()), tasks::updated_at.eq(at(at_))))
+                        .execute(conn)
+                        .await?
+                };
+                if updated == 0 {
+                    // Absent (NotFound) or no longer `from` (Conflict).
+                    load_task(conn, Some(organization_id), id).await?;
+                    return Err(StoreError::Conflict("the task's status changed").into());
+                }
+                load_task(conn, Some(organization_id), id).await
+            })
+            .await;
+        check(result, &mut conn)
+    }
+
+    async fn claim_tasks(
+        &self,
+        now: Timestamp,
+        lease_for: Duration,
+        token: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = now.plus(lease_for);
+        let mut conn = self.conn().await?;
+        let claimed = diesel::sql_query(CLAIM)
+            .bind::<sql_types::Timestamptz, _>(at(now))
+            .bind::<sql_types::Uuid, _>(token)
+            .bind::<sql_types::Timestamptz, _>(at(until))
+            .bind::<sql_types::BigInt, _>(i64::from(limit))
+            .load::<IdRow>(&mut conn)
+            .await;
+        let ids: Vec<Uuid> = check(claimed.map_err(TxError::from), &mut conn)?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = tasks::table
+            .inner_join(invocations::table)
+            .inner_join(targets::table)
+            .filter(tasks::id.eq_any(&ids))
+            .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
+            .select((
+                TaskRow::as_select(),
+                invocations::payload,
+                targets::endpoint_url,
+                targets::signing_secret,
+            ))
+            .load::<(TaskRow, Option<String>, Option<String>, Vec<u8>)>(&mut conn)
+            .await;
+        check(rows.map_err(TxError::from), &mut conn)?
+            .into_iter()
+            .map(|(row, payload, endpoint_url, secret)| {
+                let task = row.into_task(payload)?;
+                let endpoint_url = endpoint(
+                    endpoint_url
+                        .as_deref()
+                        .ok_or_else(|| corrupt("claimed target without endpoint"))?,
+                )?;
+                Ok(ClaimedTask {
+                    lease: Lease {
+                        task_id: task.id,
+                        token,
+                        until,
+                    },
+                    task,
+                    endpoint_url,
+                    signing_secret: webhook_domain::model::SealedSecret::from_bytes(secret),
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_attempt(
+        &self,
+        lease: &Lease,
+        attempt: &DeliveryAttempt,
+        verdict: AttemptVerdict,
+    ) -> Result<Task, StoreError> {
+        let mut conn = self.conn().await?;
+        let response = &attempt.response;
+        let (status, next_attempt_at) = match verdict {
+            AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
+            AttemptVerdict::RetryAt(when) => (TaskStatus::Queued, Some(at(when))),
+            AttemptVerdict::Failed => (TaskStatus::Failed, None),
+        };
+        let last_error = if response.succeeded {
+            None
+        } else {
+            response
+                .error
+                .clone()
+                .or_else(|| response.status_code.map(|code| format!("HTTP {code}")))
+        };
+        let attempt_row = AttemptRow::from(attempt);
+        let result = conn
+            .transaction(async |conn| {
+                let held = tasks::table
+                    .filter(tasks::id.eq(lease.task_id.as_uuid()))
+                    .filter(tasks::lease_token.eq(lease.token))
+                    .filter(tasks::status.eq(TaskStatus::Queued.as_str()));
+                let invocation_id = diesel::update(held)
+                    .set((
+                        tasks::attempts.eq(tasks::attempts + 1),
+                        tasks::status.eq(status.as_str()),
+                        tasks::next_attempt_at
+                            .eq(coalesce(next_attempt_at, tasks::next_attempt_at)),
+                        tasks::last_error.eq(&last_error),
+                        tasks::updated_at.eq(at(response.at)),
+                        tasks::lease_token.eq(None::<Uuid>),
+                        tasks::lease_until.eq(None::<time::OffsetDateTime>),
+                    ))
+                    .returning(tasks::invocation_id)
+                    .get_result::<Uuid>(conn)
+                    .await
+                    .optional()?
+                    .ok_or(StoreError::Conflict("the lease is no longer held"))?;
+                diesel::insert_into(delivery_attempts::table)
+                    .values(&attempt_row)
+                    .execute(conn)
+                    .await?;
+                diesel::update(invocations::table.find(invocation_id))
+                    .set((
+                        invocations::response_status_code.eq(attempt_row.status_code),
+                        invocations::response_body_excerpt.eq(&attempt_row.body_excerpt),
+                        invocations::response_latency_ms.eq(attempt_row.latency_ms),
+                        invocations::response_error.eq(&attempt_row.error),
+                        invocations::response_at.eq(attempt_row.at),
+                        invocations::response_succeeded.eq(attempt_row.succeeded),
+                    ))
+                    .execute(conn)
+                    .await?;
+                load_task(conn, None, lease.task_id).await
+            })
+            .await;
+        check(result, &mut conn)
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let result = diesel::update(
+            tasks::table
+                .filter(tasks::id.eq(lease.task_id.as_uuid()))
+                .filter(tasks::lease_token.eq(lease.token))
+                .filter(tasks::status.eq(TaskStatus::Queued.as_str())),
+        )
+        .set((
+            tasks::lease_token.eq(None::<Uuid>),
+            tasks::lease_until.eq(None::<time::OffsetDateTime>),
+        ))
+        .execute(&mut conn)
+        .await;
+        match check(result.map_err(TxError::from), &mut conn)? {
+            0 => Err(StoreError::Conflict("the lease is no longer held")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delivery_attempts(
+        &self,
+        organization_id: OrganizationId,
+        id: TaskId,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = conn
+            .transaction(async |conn| {
+                tasks::table
+                    .filter(tasks::id.eq(id.as_uuid()))
+                    .filter(tasks::organization_id.eq(organization_id.as_uuid()))
+                    .select(tasks::id)
+                    .first::<Uuid>(conn)
+                    .await?;
+                let rows = delivery_attempts::table
+                    .filter(delivery_attempts::task_id.eq(id.as_uuid()))
+                    .order(delivery_attempts::number.asc())
+                    .select(AttemptRow::as_select())
+                    .load(conn)
+                    .await?;
+                Ok::<_, TxError>(rows)
+            })
+            .await;
+        collect(check(result, &mut conn)?)
+    }
+}

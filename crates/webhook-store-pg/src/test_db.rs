@@ -1,0 +1,222 @@
+//! Test support: a fresh database per test, created from a template that is migrated once per
+//! migration set, and dropped when the test is done.
+//!
+//! The server comes from `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Databases are named `webhookd_test_<unix seconds>_<random>`; those of crashed runs are
+//! dropped once they are an hour old.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::sql_types::{Bool, Text};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::{PgStore, PgStoreOptions};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const PREFIX: &str = "webhookd_test_";
+/// Serializes template creation across test processes.
+const TEMPLATE_LOCK: i64 = 0x7765_6268_6f6f_6b74;
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// The server's administrative URL, from `DATABASE_URL`.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// `admin_url()` pointed at database `name`.
+///
+/// # Panics
+/// When `DATABASE_URL` is not a URL.
+pub fn database_url(name: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    datname: String,
+}
+
+#[derive(QueryableByName)]
+struct TemplateRow {
+    #[diesel(sql_type = Bool)]
+    datistemplate: bool,
+}
+
+async fn admin() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&admin_url())
+        .await
+        .expect("the test PostgreSQL server accepts connections (DATABASE_URL)")
+}
+
+async fn run(conn: &mut AsyncPgConnection, sql: &str) {
+    sql_query(sql)
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The migrated template of this migration set, created once per server.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("webhookd_template_{}", env!("WEBHOOKD_PG_MIGRATIONS_HASH"));
+            let mut conn = admin().await;
+            run(
+                &mut conn,
+                &format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"),
+            )
+            .await;
+            let state = sql_query("SELECT datistemplate FROM pg_database WHERE datname = $1")
+                .bind::<Text, _>(&name)
+                .get_results::<TemplateRow>(&mut conn)
+                .await
+                .expect("pg_database is readable");
+            if !state.iter().any(|row| row.datistemplate) {
+                // Absent, or left half-built by a crashed run.
+                run(
+                    &mut conn,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                )
+                .await;
+                run(&mut conn, &format!("CREATE DATABASE {name}")).await;
+                PgStore::migrate(&database_url(&name))
+                    .await
+                    .expect("the migrations apply to an empty database");
+                run(
+                    &mut conn,
+                    &format!("ALTER DATABASE {name} IS_TEMPLATE true"),
+                )
+                .await;
+            }
+            drop_leftovers(&mut conn).await;
+            run(
+                &mut conn,
+                &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"),
+            )
+            .await;
+            name
+        })
+        .await
+}
+
+/// Drops test databases of runs that ended without dropping theirs.
+async fn drop_leftovers(conn: &mut AsyncPgConnection) {
+    let names = sql_query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE $1")
+        .bind::<Text, _>(format!("{PREFIX}%"))
+        .get_results::<NameRow>(conn)
+        .await
+        .expect("pg_database is readable");
+    let now = unix_now();
+    for NameRow { datname } in names {
+        let created = datname
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|t| now.saturating_sub(t) > LEFTOVER_AGE.as_secs()) {
+            run(
+                conn,
+                &format!("DROP DATABASE IF EXISTS {datname} WITH (FORCE)"),
+            )
+            .await;
+        }
+    }
+}
+
+/// Creates an empty, migrated database and returns its name.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn create_database() -> String {
+    let template = template().await;
+    let name = format!(
+        "{PREFIX}{}_{}",
+        unix_now(),
+        &Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut conn = admin().await;
+    run(
+        &mut conn,
+        &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+    )
+    .await;
+    name
+}
+
+/// Creates an empty database, without the schema, and returns its name.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn create_empty_database() -> String {
+    let name = format!(
+        "{PREFIX}{}_{}",
+        unix_now(),
+        &Uuid::new_v4().simple().to_string()[..12]
+    );
+    let mut conn = admin().await;
+    run(&mut conn, &format!("CREATE DATABASE {name}")).await;
+    name
+}
+
+/// Drops a database made by [`create_database`], closing whatever still uses it.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn drop_database(name: &str) {
+    assert!(name.starts_with(PREFIX), "only test databases are dropped");
+    let mut conn = admin().await;
+    run(
+        &mut conn,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+}
+
+/// A store on a fresh database; [`webhook_store_contract::ContractStore::teardown`] drops it.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn fresh_store() -> PgStore {
+    fresh_store_with(PgStoreOptions::default()).await
+}
+
+/// [`fresh_store`] with `options`.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn fresh_store_with(options: PgStoreOptions) -> PgStore {
+    let name = create_database().await;
+    PgStore::open(&database_url(&name), options).expect("the pool builds")
+}
+
+impl PgStore {
+    /// The name of the database this store uses, when it is a test database.
+    pub fn test_database(&self) -> Option<String> {
+        let url = url::Url::parse(&self.inner.url).ok()?;
+        let name = url.path().trim_start_matches('/');
+        name.starts_with(PREFIX).then(|| name.to_owned())
+    }
+}
+
+impl webhook_store_contract::ContractStore for PgStore {
+    async fn teardown(self) {
+        let database = self.test_database();
+        drop(self);
+        if let Some(name) = database {
+            drop_database(&name).await;
+        }
+    }
+}

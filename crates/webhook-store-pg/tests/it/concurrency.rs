@@ -1,0 +1,97 @@
+//! Many callers on one database: claimers never share a task, group commit isolates failures.
+
+use std::collections::HashSet;
+
+use tokio::task::JoinSet;
+use uuid::Uuid;
+use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
+use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::fixtures::{LONG_LEASE, World, accepted, at};
+use webhook_store_pg::test_db::fresh_store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_get_the_same_task() {
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+    let mut writes = JoinSet::new();
+    for n in 0..200 {
+        let (store, world) = (store.clone(), world.clone());
+        writes.spawn(async move { world.accept(&store, at(n)).await });
+    }
+    writes.join_all().await;
+
+    let mut claimers = JoinSet::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        claimers.spawn(async move {
+            let token = Uuid::new_v4();
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .claim_tasks(at(1_000), LONG_LEASE, token, 7)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|c| c.task.id));
+            }
+        });
+    }
+    let mut seen = HashSet::new();
+    for claimed in claimers.join_all().await {
+        for id in claimed {
+            assert!(seen.insert(id), "task {id} was claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    store.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_gives_each_caller_its_own_result() {
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+    let (duplicate, duplicate_task) = world.accept(&store, at(1)).await;
+
+    let mut writes = JoinSet::new();
+    for n in 0..100_i64 {
+        let store = store.clone();
+        let (mut invocation, mut task) = accepted(&world.webhook, at(10 + n));
+        if n == 50 {
+            // Same invocation id as one stored: only this caller may fail.
+            invocation.id = duplicate.id;
+            task.invocation_id = duplicate.id;
+        }
+        writes.spawn(async move {
+            let result = store.record_invocation(&invocation, Some(&task)).await;
+            (n, invocation.id, result)
+        });
+    }
+    let mut written = 0;
+    for (n, id, result) in writes.join_all().await {
+        if n == 50 {
+            assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        } else {
+            result.unwrap();
+            store.invocation(world.organization.id, id).await.unwrap();
+            written += 1;
+        }
+    }
+    assert_eq!(written, 99);
+    // The stored invocation is untouched, and the webhook saw the latest accepted one.
+    let stored = store
+        .task(world.organization.id, duplicate_task.id)
+        .await
+        .unwrap();
+    assert_eq!(stored, duplicate_task);
+    assert_eq!(
+        store
+            .webhook(world.webhook.id)
+            .await
+            .unwrap()
+            .last_triggered_at,
+        Some(at(109))
+    );
+    store.teardown().await;
+}

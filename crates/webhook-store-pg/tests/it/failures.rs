@@ -1,0 +1,168 @@
+//! A database that goes away: writes report `Unavailable` and leave nothing half-written.
+
+use std::time::{Duration, Instant};
+
+use diesel_async::AsyncConnection as _;
+use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
+use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::fixtures::{World, accepted, at};
+use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
+use webhook_store_pg::{PgStore, PgStoreOptions};
+
+use crate::support::{admin, backends, execute};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_is_unavailable() {
+    let url = "postgres://postgres@127.0.0.1:1/webhookd";
+    assert!(
+        PgStore::connect(url, PgStoreOptions::default())
+            .await
+            .is_err()
+    );
+    let store = PgStore::open(url, PgStoreOptions::default()).unwrap();
+    let world_store = fresh_store().await;
+    let world = World::seed(&world_store).await;
+    let (invocation, task) = accepted(&world.webhook, at(1));
+    let result = store.record_invocation(&invocation, Some(&task)).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(matches!(
+        store.webhook(world.webhook.id).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    world_store.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_backends_make_the_write_unavailable_and_write_nothing() {
+    let store = fresh_store().await;
+    let database = store.test_database().unwrap();
+    let world = World::seed(&store).await;
+    let mut admin = admin().await;
+
+    // Refuse new connections and end the open ones: the pool has nothing left to use.
+    execute(
+        &mut admin,
+        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"),
+    )
+    .await;
+    execute(
+        &mut admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ),
+    )
+    .await;
+    let (invocation, task) = accepted(&world.webhook, at(1));
+    let result = store.record_invocation(&invocation, Some(&task)).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+
+    // Back up: the write is absent, and the store recovers on its own.
+    execute(
+        &mut admin,
+        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    // Pooled connections that the server closed fail once each; the pool then replaces them.
+    let found = until_available(|| store.invocation(world.organization.id, invocation.id)).await;
+    assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
+    let found = until_available(|| store.task(world.organization.id, task.id)).await;
+    assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
+    until_available(|| store.record_invocation(&invocation, Some(&task)))
+        .await
+        .unwrap();
+    store.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_terminated_mid_transaction_leaves_nothing_half_written() {
+    let options = PgStoreOptions {
+        writers: 1,
+        ..PgStoreOptions::default()
+    };
+    let store = fresh_store_with(options).await;
+    let database = store.test_database().unwrap();
+    let world = World::seed(&store).await;
+
+    // Hold the webhook's row: the writer inserts the invocation and the task, then waits on
+    // the row to move `last_triggered_at`, inside its open transaction.
+    let mut blocker = diesel_async::AsyncPgConnection::establish(
+        &webhook_store_pg::test_db::database_url(&database),
+    )
+    .await
+    .unwrap();
+    execute(&mut blocker, "BEGIN").await;
+    execute(
+        &mut blocker,
+        &format!(
+            "SELECT 1 FROM webhooks WHERE id = '{}' FOR UPDATE",
+            world.webhook.id
+        ),
+    )
+    .await;
+
+    let (invocation, task) = accepted(&world.webhook, at(1));
+    let writer = {
+        let store = store.clone();
+        let (invocation, task) = (invocation.clone(), task.clone());
+        tokio::spawn(async move { store.record_invocation(&invocation, Some(&task)).await })
+    };
+    let mut admin = admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends(&mut admin, &database, "wait_event_type = 'Lock'").await != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    execute(
+        &mut admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND wait_event_type = 'Lock'"
+        ),
+    )
+    .await;
+    let result = writer.await.unwrap();
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    execute(&mut blocker, "ROLLBACK").await;
+
+    let found = store.invocation(world.organization.id, invocation.id).await;
+    assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
+    let found = store.task(world.organization.id, task.id).await;
+    assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
+    assert_eq!(
+        store
+            .webhook(world.webhook.id)
+            .await
+            .unwrap()
+            .last_triggered_at,
+        None
+    );
+    drop(blocker);
+    store.teardown().await;
+}
+
+/// Repeats `operation` while it reports `Unavailable`, for at most ten seconds.
+async fn until_available<T, F, Fut>(mut operation: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match operation().await {
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {}
+            other => return other,
+        }
+    }
+}
