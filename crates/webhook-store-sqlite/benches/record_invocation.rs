@@ -1,0 +1,197 @@
+//! Throughput and latency of `record_invocation` (group commit) at 1, 8 and 64 concurrent
+//! writers, against a plain batched insert of the same rows on one connection with the same
+//! pragmas. Prints one JSON object.
+//!
+//! `cargo bench -p webhook-store-sqlite --bench record_invocation [-- OPS]` (default 4096
+//! operations per run).
+
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl as _;
+use diesel::connection::{Connection as _, SimpleConnection as _};
+use diesel::sql_types::{BigInt, Binary, Bool, Text};
+use diesel::sqlite::SqliteConnection;
+use webhook_domain::ports::InvocationLog;
+use webhook_store_contract::fixtures::{World, accepted, at_micros};
+use webhook_store_sqlite::{SqliteOptions, SqliteStore};
+
+fn temp_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("webhookd-bench-{}.sqlite", uuid::Uuid::new_v4()))
+}
+
+fn remove(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_owned().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short list"
+    )]
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+#[expect(clippy::cast_precision_loss, reason = "operation counts are small")]
+fn per_second(ops: usize, elapsed: Duration) -> f64 {
+    ops as f64 / elapsed.as_secs_f64()
+}
+
+async fn seeded_store() -> (SqliteStore, World) {
+    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
+        .await
+        .expect("open");
+    let world = World::seed(&store).await;
+    (store, world)
+}
+
+/// `writers` tasks share `ops` `record_invocation` calls.
+async fn group_commit(writers: usize, ops: usize) -> serde_json::Value {
+    let (store, world) = seeded_store().await;
+    let per_writer = ops / writers;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            let hook = world.webhook.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_writer);
+                for n in 0..per_writer {
+                    let micros = i64::try_from(w * per_writer + n).expect("small");
+                    let (invocation, task) = accepted(&hook, at_micros(micros));
+                    let begun = Instant::now();
+                    store
+                        .record_invocation(&invocation, Some(&task))
+                        .await
+                        .expect("record");
+                    latencies.push(begun.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(ops);
+    for handle in handles {
+        latencies.extend(handle.await.expect("join"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    store.close().await;
+    remove(store.path());
+    serde_json::json!({
+        "writers": writers,
+        "ops": latencies.len(),
+        "ops_per_sec": per_second(latencies.len(), elapsed),
+        "p50_ms": percentile(&latencies, 0.50),
+        "p99_ms": percentile(&latencies, 0.99),
+    })
+}
+
+/// The same rows inserted by one connection, `batch` per `BEGIN IMMEDIATE` transaction.
+async fn plain_batched(ops: usize, batch: usize) -> serde_json::Value {
+    let (store, world) = seeded_store().await;
+    store.close().await;
+    let path = store.path().to_owned();
+    let elapsed = tokio::task::spawn_blocking(move || {
+        let mut conn =
+            SqliteConnection::establish(path.to_str().expect("utf-8")).expect("connect");
+        conn.batch_execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .expect("pragmas");
+        let rows: Vec<_> = (0..ops)
+            .map(|n| accepted(&world.webhook, at_micros(i64::try_from(n).expect("small"))))
+            .collect();
+        let started = Instant::now();
+        for chunk in rows.chunks(batch) {
+            conn.immediate_transaction(|conn| {
+                for (inv, task) in chunk {
+                    diesel::sql_query(
+                        "INSERT INTO invocations (id, organization_id, webhook_id, received_at, \
+                         source_ip, event_type, payload, outcome, http_status, task_id, \
+                         repeat_count, test) VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', 202, ?, 1, 0)",
+                    )
+                    .bind::<Binary, _>(inv.id.as_uuid().as_bytes().as_slice())
+                    .bind::<Binary, _>(inv.organization_id.as_uuid().as_bytes().as_slice())
+                    .bind::<Binary, _>(inv.webhook_id.as_uuid().as_bytes().as_slice())
+                    .bind::<BigInt, _>(inv.received_at.unix_micros())
+                    .bind::<Text, _>(inv.source_ip.map(|ip| ip.to_string()).unwrap_or_default())
+                    .bind::<Text, _>(inv.event_type.clone().unwrap_or_default())
+                    .bind::<Text, _>(task.context.as_str())
+                    .bind::<Binary, _>(task.id.as_uuid().as_bytes().as_slice())
+                    .execute(conn)?;
+                    diesel::sql_query(
+                        "INSERT INTO tasks (id, organization_id, target_id, webhook_id, \
+                         invocation_id, instruction, event_type, status, test, source_verified, \
+                         source_received_at, attempts, next_attempt_at, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, 0, ?, ?, ?)",
+                    )
+                    .bind::<Binary, _>(task.id.as_uuid().as_bytes().as_slice())
+                    .bind::<Binary, _>(task.organization_id.as_uuid().as_bytes().as_slice())
+                    .bind::<Binary, _>(task.target_id.as_uuid().as_bytes().as_slice())
+                    .bind::<Binary, _>(task.webhook_id.as_uuid().as_bytes().as_slice())
+                    .bind::<Binary, _>(task.invocation_id.as_uuid().as_bytes().as_slice())
+                    .bind::<Text, _>(task.instruction.clone().unwrap_or_default())
+                    .bind::<Text, _>(task.event_type.clone().unwrap_or_default())
+                    .bind::<Bool, _>(task.source.verified)
+                    .bind::<BigInt, _>(task.source.received_at.unix_micros())
+                    .bind::<BigInt, _>(task.next_attempt_at.unix_micros())
+                    .bind::<BigInt, _>(task.created_at.unix_micros())
+                    .bind::<BigInt, _>(task.updated_at.unix_micros())
+                    .execute(conn)?;
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+            .expect("batch");
+        }
+        started.elapsed()
+    })
+    .await
+    .expect("join");
+    remove(store.path());
+    serde_json::json!({
+        "batch": batch,
+        "ops": ops,
+        "ops_per_sec": per_second(ops, elapsed),
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let ops: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(4096);
+    let baseline = plain_batched(ops, 256).await;
+    let mut runs = Vec::new();
+    for writers in [1, 8, 64] {
+        // One writer waits for each fsync in turn: measure it on fewer operations.
+        let run_ops = if writers == 1 { ops.min(512) } else { ops };
+        runs.push(group_commit(writers, run_ops).await);
+    }
+    let baseline_rate = baseline["ops_per_sec"].as_f64().unwrap_or(0.0);
+    let at_64 = runs
+        .last()
+        .and_then(|r| r["ops_per_sec"].as_f64())
+        .unwrap_or(0.0);
+    let report = serde_json::json!({
+        "bench": "sqlite.record_invocation",
+        "synchronous": "FULL",
+        "baseline_plain_batched_insert": baseline,
+        "group_commit": runs,
+        "ratio_64_writers_to_baseline": if baseline_rate > 0.0 { at_64 / baseline_rate } else { 0.0 },
+    });
+    #[expect(clippy::print_stdout, reason = "the bench's output is its report")]
+    {
+        println!("{report:#}");
+    }
+}
