@@ -5,7 +5,7 @@
 //! Mount it with [`configure`] and a [`ManageContext`] (for instance a [`ManageState`]) in the
 //! app data:
 //!
-//! ```ignore
+//! ```text
 //! App::new()
 //!     .app_data(web::Data::new(manage_state))
 //!     .configure(webhook_http::api::configure::<MyManageState>)
