@@ -27,6 +27,11 @@ impl Workspace {
         self.metadata["packages"].as_array().into_iter().flatten()
     }
 
+    /// Where cargo builds (`target/` unless configured otherwise).
+    pub(crate) fn target_directory(&self) -> Option<&str> {
+        self.metadata["target_directory"].as_str()
+    }
+
     pub(crate) fn has_package(&self, name: &str) -> bool {
         self.packages().any(|package| package["name"] == name)
     }

@@ -22,6 +22,11 @@ pub(crate) fn test(skips: &Skips) -> Result<()> {
     let mut pipeline = Pipeline::new(skips);
     let result = steps(&mut pipeline);
     eprint!("{}", pipeline.summary());
+    if !pipeline.skips("tests")
+        && let Some((passed, failed)) = suite::last_counts()
+    {
+        println!("tests: {passed} passed, {failed} failed");
+    }
     result
 }
 

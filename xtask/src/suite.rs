@@ -10,6 +10,32 @@ use crate::{cmd, metadata::Workspace, pipeline::Outcome};
 /// cargo-nextest's exit code when tests ran and some failed (as opposed to not running at all).
 const NEXTEST_TESTS_FAILED: i32 = 100;
 
+/// Tests passed and failed in the last nextest run, from its `JUnit` report
+/// (`.config/nextest.toml`), for the closing line of `cargo xtask test`.
+pub(crate) fn last_counts() -> Option<(u64, u64)> {
+    let report = std::fs::read_to_string(junit_report()?).ok()?;
+    let root = &report[report.find("<testsuites")?..];
+    let root = &root[..root.find('>')?];
+    let attribute = |name: &str| -> Option<u64> {
+        let start = root.find(&format!(" {name}=\""))? + name.len() + 3;
+        let len = root[start..].find('"')?;
+        root[start..start + len].parse().ok()
+    };
+    let tests = attribute("tests")?;
+    let failed = attribute("failures")? + attribute("errors").unwrap_or(0);
+    Some((tests.saturating_sub(failed), failed))
+}
+
+fn junit_report() -> Option<std::path::PathBuf> {
+    let workspace = Workspace::load().ok()?;
+    Some(
+        std::path::Path::new(workspace.target_directory()?)
+            .join("nextest")
+            .join("default")
+            .join("junit.xml"),
+    )
+}
+
 pub(crate) fn run(database_url: Option<&str>) -> Result<Outcome> {
     let with_database = |mut command: Command| {
         if let Some(url) = database_url {
@@ -33,6 +59,10 @@ pub(crate) fn run(database_url: Option<&str>) -> Result<Outcome> {
     ]));
     // A workspace without tests yet is not a failure (nextest's default is to fail).
     nextest.env("NEXTEST_NO_TESTS", "warn");
+    // A report left by an earlier run must not stand in for this one.
+    if let Some(report) = junit_report() {
+        let _ = std::fs::remove_file(report);
+    }
     let status = cmd::status(&mut nextest)?;
     let tests_failed = match status.code() {
         Some(0) => false,
