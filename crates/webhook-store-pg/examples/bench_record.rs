@@ -1,0 +1,107 @@
+//! Measures `record_invocation` through group commit at 1, 8 and 64 concurrent writers against
+//! a batched baseline (50 invocations with their tasks per transaction, plain `INSERT`), on a
+//! fresh database of the server at `DATABASE_URL`. Prints one JSON object.
+//!
+//! `cargo run --release -p webhook-store-pg --features test-util --example bench_record [seconds]`
+
+#![expect(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "rates and percentiles of counts far below 2^52"
+)]
+#![expect(clippy::print_stdout, reason = "the report is the program's output")]
+
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use webhook_domain::ports::InvocationLog as _;
+use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::fixtures::{World, accepted, at};
+use webhook_store_pg::test_db::{database_url, fresh_store};
+
+const BASELINE: &str = "\
+WITH inv AS (
+    INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
+                             http_status, task_id, repeat_count, test)
+    SELECT gen_random_uuid(), $1, $2, now(), $4, 'accepted', 202, gen_random_uuid(), 1, false
+    FROM generate_series(1, 50)
+    RETURNING id, task_id, received_at
+)
+INSERT INTO tasks (id, organization_id, target_id, webhook_id, invocation_id, status, test,
+                   source_verified, source_received_at, attempts, next_attempt_at, created_at,
+                   updated_at)
+SELECT task_id, $1, $3, $2, id, 'queued', false, true, received_at, 0, received_at, received_at,
+       received_at
+FROM inv";
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let run_for = Duration::from_secs(seconds);
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+
+    let mut results = Vec::new();
+    for writers in [1_usize, 8, 64] {
+        let deadline = Instant::now() + run_for;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..writers {
+            let (store, world) = (store.clone(), world.clone());
+            tasks.spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let (invocation, task) = accepted(&world.webhook, at(n));
+                    let started = Instant::now();
+                    store
+                        .record_invocation(&invocation, Some(&task))
+                        .await
+                        .expect("record");
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            });
+        }
+        let mut latencies: Vec<Duration> = tasks.join_all().await.concat();
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+            latencies[index].as_secs_f64() * 1000.0
+        };
+        results.push(format!(
+            "{{\"writers\":{writers},\"ops_per_sec\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+            latencies.len() as f64 / run_for.as_secs_f64(),
+            pct(0.50),
+            pct(0.99)
+        ));
+    }
+
+    let url = database_url(&store.test_database().expect("a test database"));
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let deadline = Instant::now() + run_for;
+    let mut events = 0_u64;
+    while Instant::now() < deadline {
+        diesel::sql_query(BASELINE)
+            .bind::<SqlUuid, _>(*world.organization.id.as_uuid())
+            .bind::<SqlUuid, _>(*world.webhook.id.as_uuid())
+            .bind::<SqlUuid, _>(*world.target.id.as_uuid())
+            .bind::<Text, _>(r#"{"message":"Deploy api","event_type":"deploy.finished"}"#)
+            .execute(&mut conn)
+            .await
+            .expect("baseline batch");
+        events += 50;
+    }
+    drop(conn);
+    let baseline = events as f64 / run_for.as_secs_f64();
+    println!(
+        "{{\"seconds\":{seconds},\"group_commit\":[{}],\"baseline_batched_50\":{{\"events_per_sec\":{baseline:.0}}}}}",
+        results.join(",")
+    );
+    store.teardown().await;
+}
