@@ -238,6 +238,9 @@ pub fn timed_out(task: &Task, number: u32, at: Timestamp) -> DeliveryAttempt {
     }
 }
 
+/// More pages than any case stores items: a listing that goes on longer never ends.
+pub const MAX_PAGES: usize = 1_000;
+
 /// A lease duration long enough that it never expires within a case.
 pub const LONG_LEASE: Duration = Duration::from_secs(3600);
 

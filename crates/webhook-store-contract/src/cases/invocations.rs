@@ -25,7 +25,7 @@ async fn all_pages<S: Store>(
 ) -> Vec<Invocation> {
     let mut seen = Vec::new();
     let mut request = request;
-    loop {
+    for _ in 0..crate::fixtures::MAX_PAGES {
         let Page { items, next } = store
             .invocations(world.organization.id, world.webhook.id, filter, request)
             .await
@@ -37,6 +37,7 @@ async fn all_pages<S: Store>(
             None => return seen,
         }
     }
+    panic!("the pages never end");
 }
 
 fn ids(invocations: &[Invocation]) -> Vec<InvocationId> {
@@ -276,7 +277,10 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
     let cutoff = first.items.first().map(|i| (i.received_at, i.id));
     seen.extend(first.items);
     let mut request = page(3).after(first.next);
+    let mut pages = 0;
     while request.after.is_some() {
+        pages += 1;
+        assert!(pages <= crate::fixtures::MAX_PAGES, "the pages never end");
         let got = store
             .invocations(world.organization.id, world.webhook.id, None, request)
             .await

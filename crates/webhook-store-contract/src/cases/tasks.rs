@@ -19,7 +19,7 @@ use crate::fixtures::{
 async fn board<S: Store>(store: &S, world: &World, filter: TaskFilter, limit: u32) -> Vec<Task> {
     let mut seen = Vec::new();
     let mut request = page(limit);
-    loop {
+    for _ in 0..crate::fixtures::MAX_PAGES {
         let got = store
             .tasks(world.organization.id, filter, request)
             .await
@@ -31,6 +31,7 @@ async fn board<S: Store>(store: &S, world: &World, filter: TaskFilter, limit: u3
             None => return seen,
         }
     }
+    panic!("the pages never end");
 }
 
 fn task_ids(tasks: &[Task]) -> Vec<TaskId> {
@@ -385,7 +386,8 @@ pub async fn two_claimers_never_get_the_same_task<S: ContractStore>(store: S) {
             tokio::spawn(async move {
                 let token = Uuid::new_v4();
                 let mut mine = Vec::new();
-                loop {
+                // 40 tasks by 3 need at most 14 rounds; more means tasks come back.
+                for _ in 0..20 {
                     let got = store
                         .claim_tasks(at(10), LONG_LEASE, token, 3)
                         .await
@@ -397,6 +399,7 @@ pub async fn two_claimers_never_get_the_same_task<S: ContractStore>(store: S) {
                     mine.extend(claimed_ids(&got));
                     tokio::task::yield_now().await;
                 }
+                panic!("leased tasks keep being claimed");
             })
         })
         .collect();
