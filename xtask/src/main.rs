@@ -7,6 +7,7 @@
     reason = "xtask is a command-line tool: printing progress and results is its job"
 )]
 
+mod bench;
 mod checks;
 mod cmd;
 mod deny;
@@ -36,6 +37,10 @@ COMMANDS:
                  tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace
                then print a summary with each step's wall-clock time.
     ci         Exactly what CI runs: print tool versions, then `test` (ignores XTASK_SKIP).
+    bench store
+               Durable record_invocation operations per second (p50/p99) at 1, 8 and 64
+               concurrent writers on SQLite and PostgreSQL, beside a plain batched insert
+               measured in the same run; writes target/bench/store.json.
     db         Provide PostgreSQL and print its URL on stdout, leaving a throwaway cluster running:
                  export DATABASE_URL=$(cargo xtask db)
     db stop    Stop the throwaway cluster started by `db`.
@@ -72,6 +77,7 @@ fn run(args: &[&str]) -> Result<()> {
     match args {
         ["test"] => pipeline::test(&pipeline::Skips::from_env()?),
         ["ci"] => ci(),
+        ["bench", "store"] => bench::store(),
         ["db"] => postgres::db(),
         ["db", "stop"] => postgres::db_stop(),
         [] | ["help" | "--help" | "-h"] => {

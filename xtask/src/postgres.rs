@@ -43,6 +43,13 @@ impl Database {
     }
 }
 
+/// A database for benchmarks: the same search as for the tests.
+pub(crate) fn for_bench() -> Result<Database> {
+    let database = prepare()?;
+    eprintln!("PostgreSQL: {}", database.origin);
+    Ok(database)
+}
+
 /// The `postgres` step of `cargo xtask test`.
 pub(crate) fn for_tests() -> Result<Outcome<Database>> {
     let database = prepare()?;
