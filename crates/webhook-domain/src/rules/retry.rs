@@ -1,0 +1,290 @@
+//! The delivery retry policy: which answers are worth another attempt, and when it is due
+//! (exponential backoff with full jitter, honouring a clamped `Retry-After`).
+
+use std::time::Duration;
+
+use crate::model::Timestamp;
+use crate::ports::{AttemptVerdict, DeliveryFailure, DeliveryReport};
+
+/// How often and how far apart a task's delivery is attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included; at least 1.
+    pub max_attempts: u32,
+    /// The ceiling of the delay after the first attempt; it doubles with each further attempt.
+    pub base: Duration,
+    /// No delay is longer than this, whatever the attempt or the target's `Retry-After`.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Eight attempts; the ceiling goes 5 s, 10 s, 20 s … and stops at one hour.
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base: Duration::from_secs(5),
+            max_delay: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What an attempt's report means for its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The target answered 2xx.
+    Delivered,
+    /// A transient failure (408, 429, 5xx, 1xx, 3xx, timeout, broken connection): try again,
+    /// no earlier than `retry_after` when the target asked for one.
+    Retry { retry_after: Option<Duration> },
+    /// The target refused the task (any other 4xx) or policy forbids the endpoint: give up.
+    Permanent,
+}
+
+/// Classifies one delivery attempt.
+///
+/// Redirects are not followed, so a 3xx is retried like a 5xx: the endpoint may be back in
+/// place later, and if not the task fails when its attempts run out.
+pub fn classify(report: &DeliveryReport) -> Disposition {
+    match report {
+        DeliveryReport::Answered {
+            status_code,
+            retry_after,
+            ..
+        } => match status_code {
+            200..=299 => Disposition::Delivered,
+            408 | 429 => Disposition::Retry {
+                retry_after: *retry_after,
+            },
+            400..=499 => Disposition::Permanent,
+            _ => Disposition::Retry {
+                retry_after: *retry_after,
+            },
+        },
+        DeliveryReport::Failed { failure, .. } => match failure {
+            DeliveryFailure::Timeout | DeliveryFailure::Connection(_) => {
+                Disposition::Retry { retry_after: None }
+            }
+            DeliveryFailure::Blocked(_) => Disposition::Permanent,
+        },
+    }
+}
+
+/// How long to wait after attempt number `attempt` (1 for the first) before the next one, or
+/// `None` when that was the last attempt the policy allows.
+///
+/// The delay is drawn uniformly from `[0, min(max_delay, base · 2^(attempt-1)))` ("full
+/// jitter", so retries of many tasks failing together spread out), using `random_fraction` in
+/// `[0, 1)`; values outside are clamped into it. A `retry_after` asked for by the target is a
+/// lower bound, itself clamped to `max_delay`.
+pub fn next_delay(
+    policy: &RetryPolicy,
+    attempt: u32,
+    random_fraction: f64,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    if attempt >= policy.max_attempts {
+        return None;
+    }
+    let doublings = attempt.saturating_sub(1);
+    let ceiling = 1_u32
+        .checked_shl(doublings)
+        .and_then(|factor| policy.base.checked_mul(factor))
+        .map_or(policy.max_delay, |d| d.min(policy.max_delay));
+    let fraction = if random_fraction.is_nan() {
+        0.0
+    } else {
+        random_fraction.clamp(0.0, 1.0)
+    };
+    let jittered = ceiling.mul_f64(fraction).min(ceiling);
+    let floor = retry_after.map_or(Duration::ZERO, |asked| asked.min(policy.max_delay));
+    Some(jittered.max(floor))
+}
+
+/// The verdict on attempt number `attempt` of a task, made at `now`: classifies `report` and,
+/// for a transient failure, schedules the next attempt with [`next_delay`].
+pub fn attempt_verdict(
+    policy: &RetryPolicy,
+    attempt: u32,
+    report: &DeliveryReport,
+    random_fraction: f64,
+    now: Timestamp,
+) -> AttemptVerdict {
+    match classify(report) {
+        Disposition::Delivered => AttemptVerdict::Delivered,
+        Disposition::Permanent => AttemptVerdict::Failed,
+        Disposition::Retry { retry_after } => {
+            match next_delay(policy, attempt, random_fraction, retry_after) {
+                Some(delay) => AttemptVerdict::RetryAt(now.plus(delay)),
+                None => AttemptVerdict::Failed,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn answered(status_code: u16, retry_after: Option<Duration>) -> DeliveryReport {
+        DeliveryReport::Answered {
+            status_code,
+            body_excerpt: String::new(),
+            retry_after,
+            latency: Duration::from_millis(3),
+        }
+    }
+
+    fn failed(failure: DeliveryFailure) -> DeliveryReport {
+        DeliveryReport::Failed {
+            failure,
+            latency: Duration::from_millis(3),
+        }
+    }
+
+    #[test]
+    fn classifies_every_kind_of_answer() {
+        let retry = |retry_after| Disposition::Retry { retry_after };
+        let check = |report: DeliveryReport, expected: Disposition| {
+            assert_eq!(classify(&report), expected, "{report:?}");
+        };
+        for code in [200, 201, 202, 204, 299] {
+            check(answered(code, None), Disposition::Delivered);
+        }
+        for code in [400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 451, 499] {
+            check(answered(code, Some(secs(9))), Disposition::Permanent);
+        }
+        check(answered(408, None), retry(None));
+        check(answered(429, Some(secs(30))), retry(Some(secs(30))));
+        for code in [500, 502, 503, 504, 599] {
+            check(answered(code, None), retry(None));
+        }
+        check(answered(503, Some(secs(2))), retry(Some(secs(2))));
+        for code in [100, 301, 302, 307, 308] {
+            check(answered(code, None), retry(None));
+        }
+        check(failed(DeliveryFailure::Timeout), retry(None));
+        check(
+            failed(DeliveryFailure::Connection("refused".into())),
+            retry(None),
+        );
+        check(
+            failed(DeliveryFailure::Blocked("127.0.0.1".into())),
+            Disposition::Permanent,
+        );
+    }
+
+    #[test]
+    fn backs_off_exponentially_with_full_jitter_up_to_the_limit() {
+        let policy = RetryPolicy {
+            max_attempts: 6,
+            base: secs(2),
+            max_delay: secs(20),
+        };
+        let check = |attempt, fraction, retry_after, expected: Option<Duration>| {
+            assert_eq!(
+                next_delay(&policy, attempt, fraction, retry_after),
+                expected,
+                "attempt {attempt}, fraction {fraction}, retry-after {retry_after:?}"
+            );
+        };
+        // The ceiling doubles: 2, 4, 8, 16, then max_delay.
+        check(1, 0.5, None, Some(secs(1)));
+        check(2, 0.5, None, Some(secs(2)));
+        check(3, 0.5, None, Some(secs(4)));
+        check(4, 0.5, None, Some(secs(8)));
+        check(5, 0.5, None, Some(secs(10)));
+        // Full jitter: anywhere from zero to just under the ceiling.
+        check(3, 0.0, None, Some(Duration::ZERO));
+        check(3, 0.25, None, Some(secs(2)));
+        check(3, 0.999_999, None, Some(Duration::from_micros(7_999_992)));
+        // Fractions outside [0, 1) are clamped, never exceeding the ceiling.
+        check(3, -1.0, None, Some(Duration::ZERO));
+        check(3, f64::NAN, None, Some(Duration::ZERO));
+        check(3, 7.0, None, Some(secs(8)));
+        // Retry-After is a floor, clamped to max_delay.
+        check(1, 0.0, Some(secs(15)), Some(secs(15)));
+        check(1, 0.0, Some(secs(3600)), Some(secs(20)));
+        check(4, 0.75, Some(secs(1)), Some(secs(12)));
+        // Exhausted: the attempt just made was the last one allowed.
+        check(6, 0.5, None, None);
+        check(7, 0.5, Some(secs(1)), None);
+        check(u32::MAX, 0.5, None, None);
+    }
+
+    #[test]
+    fn huge_attempt_numbers_and_delays_saturate_at_max_delay() {
+        let policy = RetryPolicy {
+            max_attempts: u32::MAX,
+            base: Duration::MAX,
+            max_delay: secs(60),
+        };
+        assert_eq!(next_delay(&policy, 1, 0.5, None), Some(secs(30)));
+        assert_eq!(next_delay(&policy, 200, 0.5, None), Some(secs(30)));
+        let policy = RetryPolicy {
+            base: Duration::from_millis(1),
+            ..policy
+        };
+        assert_eq!(next_delay(&policy, 40, 0.5, None), Some(secs(30)));
+        assert_eq!(next_delay(&policy, 64, 0.5, None), Some(secs(30)));
+    }
+
+    #[test]
+    fn a_single_attempt_policy_never_retries() {
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(next_delay(&policy, 1, 0.5, None), None);
+        let zero = RetryPolicy {
+            max_attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(next_delay(&zero, 1, 0.5, None), None);
+    }
+
+    #[test]
+    fn verdicts() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base: secs(10),
+            max_delay: secs(60),
+        };
+        let now = Timestamp::from_unix_micros(1_000_000);
+        let check = |attempt, report: DeliveryReport, expected: AttemptVerdict| {
+            assert_eq!(
+                attempt_verdict(&policy, attempt, &report, 0.5, now),
+                expected,
+                "attempt {attempt}: {report:?}"
+            );
+        };
+        check(1, answered(200, None), AttemptVerdict::Delivered);
+        check(3, answered(204, None), AttemptVerdict::Delivered);
+        check(1, answered(400, None), AttemptVerdict::Failed);
+        check(
+            1,
+            answered(500, None),
+            AttemptVerdict::RetryAt(now.plus(secs(5))),
+        );
+        check(
+            2,
+            answered(429, Some(secs(45))),
+            AttemptVerdict::RetryAt(now.plus(secs(45))),
+        );
+        check(
+            2,
+            failed(DeliveryFailure::Timeout),
+            AttemptVerdict::RetryAt(now.plus(secs(10))),
+        );
+        check(3, answered(503, None), AttemptVerdict::Failed);
+        check(3, failed(DeliveryFailure::Timeout), AttemptVerdict::Failed);
+        check(
+            1,
+            failed(DeliveryFailure::Blocked("10.0.0.1".into())),
+            AttemptVerdict::Failed,
+        );
+    }
+}
