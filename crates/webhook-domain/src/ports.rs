@@ -173,7 +173,8 @@ pub trait OrganizationStore: Send + Sync {
 /// Targets (agents and teams).
 pub trait TargetStore: Send + Sync {
     /// # Errors
-    /// MUST return `Conflict` when a target with this id exists.
+    /// MUST return `Conflict` when a target with this id exists, `NotFound` when its
+    /// organization does not exist.
     fn insert_target(&self, target: &Target)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -235,8 +236,9 @@ pub trait WebhookStore: Send + Sync {
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Webhook>, StoreError>> + Send;
 
-    /// Replaces every field but id, organization and `created_at`. Deleting is an update to
-    /// [`WebhookStatus::Deleted`].
+    /// Replaces every field but id, organization, `created_at` and `last_triggered_at` (which
+    /// only [`InvocationLog::record_invocation`] moves, so a read-modify-write never takes it
+    /// back). Deleting is an update to [`WebhookStatus::Deleted`].
     ///
     /// # Errors
     /// MUST return `NotFound` when no webhook of this organization has the id, and `Conflict`
@@ -254,8 +256,11 @@ pub trait InvocationLog: Send + Sync {
     /// also sets its webhook's `last_triggered_at` to `received_at` when that is later.
     ///
     /// # Errors
-    /// MUST return `Conflict` when the invocation or task id exists, `Unavailable` when the
-    /// store cannot commit (and then nothing is written).
+    /// MUST return `Conflict` when the invocation or task id exists, `NotFound` when the
+    /// webhook does not exist in the invocation's organization, `Unavailable` when the store
+    /// cannot commit (and then nothing is written — except when the connection broke during
+    /// the commit itself, where a networked store cannot know; the sender's retry then makes a
+    /// second invocation, which delivery being at-least-once already allows).
     fn record_invocation(
         &self,
         invocation: &Invocation,
@@ -289,7 +294,7 @@ pub trait InvocationLog: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// Proof that a dispatcher holds a task until `until`.
+/// Proof that a dispatcher holds a task: the lease is held while `now < until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     pub task_id: TaskId,
@@ -335,9 +340,10 @@ pub trait TaskQueue: Send + Sync {
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Task>, StoreError>> + Send;
 
-    /// Sets the status to `to` if it is still `from` (compare and set); a task set back to
-    /// `queued` is due at `at` with its lease cleared. Returns the updated task. The caller
-    /// checked the transition with [`crate::rules::task_transition`].
+    /// Sets the status to `to` if it is still `from` (compare and set) and `updated_at` to `at`,
+    /// clearing any lease; a task set back to `queued` is due at `at`. `attempts` and
+    /// `last_error` are kept, so attempt numbers stay unique over a task's life. Returns the
+    /// updated task. The caller checked the transition with [`crate::rules::task_transition`].
     ///
     /// # Errors
     /// MUST return `NotFound` as [`TaskQueue::task`] does, and `Conflict` when the status is no
@@ -363,8 +369,9 @@ pub trait TaskQueue: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ClaimedTask>, StoreError>> + Send;
 
     /// Records a delivery attempt under a lease, in one transaction: the attempt row, the
-    /// invocation's latest target response, the task's attempts, status, `next_attempt_at` and
-    /// `last_error` as `verdict` says, and the release of the lease.
+    /// invocation's latest target response, the task's `attempts` (set to `attempt.number`),
+    /// status, `next_attempt_at` and `last_error` (the attempt's error) as `verdict` says, and
+    /// the release of the lease.
     ///
     /// # Errors
     /// MUST return `Conflict` when the lease is no longer held (expired and claimed by another,

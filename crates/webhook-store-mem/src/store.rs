@@ -459,6 +459,7 @@ impl WebhookStore for MemoryStore {
             id: stored.id,
             organization_id: stored.organization_id,
             created_at: stored.created_at,
+            last_triggered_at: stored.last_triggered_at,
             ..webhook.clone()
         };
         Ok(())

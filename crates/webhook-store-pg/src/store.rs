@@ -401,7 +401,6 @@ impl WebhookStore for PgStore {
                         webhooks::rate_limit_per_minute.eq(row.rate_limit_per_minute),
                         webhooks::status.eq(&row.status),
                         webhooks::updated_at.eq(row.updated_at),
-                        webhooks::last_triggered_at.eq(row.last_triggered_at),
                     ))
                     .execute(conn)
                     .await?;

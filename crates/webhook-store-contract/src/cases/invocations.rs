@@ -154,7 +154,7 @@ pub async fn record_invocation_is_all_or_nothing<S: ContractStore>(store: S) {
 }
 
 /// An accepted invocation sets its webhook's `last_triggered_at` when it is later; other
-/// outcomes leave it.
+/// outcomes leave it, and so does an update of the webhook.
 pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let last = || async {
@@ -184,6 +184,14 @@ pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store:
         .await
         .expect("ignored");
     assert_eq!(last().await, Some(at(20)));
+    let mut stale = world.webhook.clone();
+    stale.updated_at = at(40);
+    store.update_webhook(&stale).await.expect("update");
+    assert_eq!(
+        last().await,
+        Some(at(20)),
+        "an update from a stale read moved last_triggered_at"
+    );
 }
 
 /// Another organization's invocation is `NotFound`, and so is a missing one.

@@ -122,8 +122,6 @@ impl WebhookStore for SqliteStore {
                     webhooks::rate_limit_per_minute.eq(i64::from(hook.rate_limit_per_minute.get())),
                     webhooks::status.eq(hook.status.as_str()),
                     webhooks::updated_at.eq(hook.updated_at.unix_micros()),
-                    webhooks::last_triggered_at
-                        .eq(hook.last_triggered_at.map(Timestamp::unix_micros)),
                 ))
                 .execute(conn)?;
             Ok(())
