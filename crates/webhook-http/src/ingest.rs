@@ -73,6 +73,28 @@ where
     }
 }
 
+impl<P: IngestPipeline + Send + Sync> IngestPipeline for std::sync::Arc<P> {
+    fn begin(
+        &self,
+        head: IngestHead<'_>,
+    ) -> impl Future<Output = Result<Admission, IngestOutcome>> {
+        P::begin(self, head)
+    }
+
+    fn finish(
+        &self,
+        admission: Admission,
+        content_type_is_json: bool,
+        body: BodyRead<'_>,
+    ) -> impl Future<Output = IngestOutcome> {
+        P::finish(self, admission, content_type_is_json, body)
+    }
+
+    fn body_limit(&self) -> usize {
+        P::body_limit(self)
+    }
+}
+
 #[derive(Serialize)]
 struct AcceptedBody {
     status: &'static str,

@@ -142,9 +142,13 @@ mod tests {
             text.contains("webhookd_ingest_duration_seconds_count 3"),
             "{text}"
         );
+        // 0.1 ms, 3 ms and 3 ms are all within the 4 ms bucket; only the first within 0.5 ms.
         assert!(
-            text.contains("webhookd_ingest_duration_seconds_bucket{le=\"0.004\"} 2")
-                || text.contains("webhookd_ingest_duration_seconds_bucket"),
+            text.contains(r#"webhookd_ingest_duration_seconds_bucket{le="0.0005"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"webhookd_ingest_duration_seconds_bucket{le="0.004"} 3"#),
             "{text}"
         );
     }

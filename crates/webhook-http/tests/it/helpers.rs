@@ -24,14 +24,79 @@ use webhook_system::{MasterKey, RingSealer, SystemEntropy};
 
 /// A store the ingest tests run on, and a way to make it fail.
 pub(crate) trait Backend: Store + Clone + Send + Sync + 'static {
-    /// Makes every later operation fail as an unreachable store would (`false`), or work again.
-    fn set_reachable(&self, reachable: bool) -> impl Future<Output = ()>;
+    /// Whether reads still work while the store is down (to check nothing was written).
+    const READS_WHILE_DOWN: bool;
+    /// Whether the store can be brought back after [`Backend::go_down`].
+    const COMES_BACK: bool;
+
+    /// Makes every later write fail as an unreachable store would.
+    fn go_down(&self) -> impl Future<Output = ()>;
+
+    /// Undoes [`Backend::go_down`], when [`Backend::COMES_BACK`].
+    fn come_back(&self) -> impl Future<Output = ()>;
+
+    /// Releases what the store holds outside the process, after a case.
+    fn teardown(self) -> impl Future<Output = ()> {
+        async {}
+    }
 }
 
 impl Backend for webhook_store_mem::MemoryStore {
-    async fn set_reachable(&self, reachable: bool) {
-        self.set_unavailable(!reachable);
+    const READS_WHILE_DOWN: bool = false;
+    const COMES_BACK: bool = true;
+
+    async fn go_down(&self) {
+        self.set_unavailable(true);
     }
+
+    async fn come_back(&self) {
+        self.set_unavailable(false);
+    }
+}
+
+impl Backend for webhook_store_sqlite::SqliteStore {
+    const READS_WHILE_DOWN: bool = true;
+    const COMES_BACK: bool = false;
+
+    /// The writer stops, as when the file cannot be written.
+    async fn go_down(&self) {
+        self.close().await;
+    }
+
+    async fn come_back(&self) {
+        unreachable!("a closed SQLite store stays closed");
+    }
+}
+
+impl Backend for webhook_store_pg::PgStore {
+    const READS_WHILE_DOWN: bool = false;
+    const COMES_BACK: bool = false;
+
+    /// The database disappears under the running store, its connections cut.
+    async fn go_down(&self) {
+        let name = self.test_database().expect("a test database");
+        webhook_store_pg::test_db::drop_database(&name).await;
+    }
+
+    async fn come_back(&self) {
+        unreachable!("a dropped database does not come back");
+    }
+
+    async fn teardown(self) {
+        if let Some(name) = self.test_database() {
+            webhook_store_pg::test_db::drop_database(&name).await;
+        }
+    }
+}
+
+/// A fresh SQLite store in a temporary directory that lives as long as the process.
+pub(crate) async fn fresh_sqlite() -> webhook_store_sqlite::SqliteStore {
+    let dir = tempfile::tempdir().expect("a temporary directory").keep();
+    webhook_store_sqlite::SqliteStore::open(webhook_store_sqlite::SqliteOptions::new(
+        dir.join("webhookd.db"),
+    ))
+    .await
+    .expect("the SQLite store opens")
 }
 
 pub(crate) type Resolver<S> = CachedResolver<StoreResolver<S, RingSealer>, ManualClock>;

@@ -6,5 +6,16 @@ mod helpers;
 mod streaming;
 
 mod memory {
-    crate::cases::backend_cases!(async { webhook_store_mem::MemoryStore::new() });
+    crate::cases::backend_cases!(
+        async { webhook_store_mem::MemoryStore::new() },
+        with_readiness
+    );
+}
+
+mod sqlite {
+    crate::cases::backend_cases!(crate::helpers::fresh_sqlite());
+}
+
+mod postgres {
+    crate::cases::backend_cases!(webhook_store_pg::test_db::fresh_store(), with_readiness);
 }
