@@ -1,0 +1,490 @@
+//! Configuration: command-line flags, then `WEBHOOKD_*` environment variables (clap reads both),
+//! then an optional TOML file (`--config FILE`), then defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use serde::Deserialize;
+use webhook_domain::model::PublicUrl;
+
+/// webhookd: a self-hosted inbound webhook service. External systems POST JSON events to
+/// webhook URLs; each accepted event becomes a task on the board of an agent or a team.
+///
+/// Without a subcommand, `serve` runs. Settings come from flags, then `WEBHOOKD_*` environment
+/// variables, then the TOML file given with `--config`, then defaults.
+#[derive(Debug, Parser)]
+#[command(name = "webhookd", version, about, long_about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) settings: Settings,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve the ingest endpoint and the management API (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+/// `webhookd org …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Create an organization and its first admin API key; prints
+    /// `{"organization":{…},"api_key":"…"}` on stdout.
+    Create {
+        /// The organization's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `webhookd api-key …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApiKeyCommand {
+    /// Create an API key in an organization; prints the key (shown only this once) as JSON on
+    /// stdout.
+    Create {
+        /// The organization's id.
+        #[arg(long)]
+        organization: String,
+        /// The key's name.
+        #[arg(long)]
+        name: String,
+        /// What the key may do.
+        #[arg(long, value_enum, default_value_t = KeyRole::Admin)]
+        role: KeyRole,
+    },
+}
+
+/// An API key's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KeyRole {
+    /// Reads and manages everything of its organization.
+    Admin,
+    /// Reads everything, changes nothing.
+    Viewer,
+}
+
+impl KeyRole {
+    /// The role's name in the management API.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Viewer => "viewer",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The settings, as flags and environment variables. Every one may also be set in the file.
+#[derive(Debug, Default, Args)]
+pub(crate) struct Settings {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, global = true, env = "WEBHOOKD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "WEBHOOKD_LISTEN", value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Externally reachable base URL; webhook URLs are built on it [default: http://<listen>].
+    #[arg(long, global = true, env = "WEBHOOKD_PUBLIC_URL", value_name = "URL")]
+    pub(crate) public_url: Option<String>,
+    /// Directory of the embedded SQLite database and the master key [default: ./webhookd-data].
+    #[arg(long, global = true, env = "WEBHOOKD_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…); without it the embedded SQLite database is used.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) database_url: Option<String>,
+    /// Largest accepted event body, in bytes or with a unit (512KiB, 1MiB) [default: 1MiB].
+    #[arg(long, global = true, env = "WEBHOOKD_BODY_LIMIT", value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) body_limit: Option<usize>,
+    /// A proxy network (CIDR) whose X-Forwarded-For is believed; repeat for several.
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub(crate) trusted_proxy: Vec<IpNet>,
+    /// Allow delivery to private, loopback and link-local addresses [default: false].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_ALLOW_PRIVATE_TARGETS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub(crate) allow_private_targets: Option<bool>,
+    /// Master key sealing secrets at rest, 32 bytes in base64 [default: <data-dir>/master.key,
+    /// created on first start].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_MASTER_KEY",
+        value_name = "BASE64",
+        hide_env_values = true
+    )]
+    pub(crate) master_key: Option<String>,
+    /// Log format [default: human].
+    #[arg(long, global = true, env = "WEBHOOKD_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Days invocation logs are kept before they are purged [default: 30].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub(crate) retention_days: Option<u32>,
+    /// HTTP worker threads [default: number of CPU cores].
+    #[arg(long, global = true, env = "WEBHOOKD_WORKERS", value_name = "N")]
+    pub(crate) workers: Option<usize>,
+}
+
+/// The TOML file: the same settings, snake case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    body_limit: Option<SizeSetting>,
+    #[serde(default)]
+    trusted_proxies: Vec<IpNet>,
+    allow_private_targets: Option<bool>,
+    master_key: Option<String>,
+    log_format: Option<LogFormat>,
+    retention_days: Option<u32>,
+    workers: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeSetting {
+    Bytes(usize),
+    Text(String),
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    /// `None`: `http://` and the address listened on.
+    pub(crate) public_url: Option<PublicUrl>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database_url: Option<String>,
+    pub(crate) body_limit: usize,
+    pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) allow_private_targets: bool,
+    pub(crate) master_key: Option<String>,
+    pub(crate) log_format: LogFormat,
+    pub(crate) retention_days: u32,
+    pub(crate) workers: usize,
+}
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+impl Config {
+    /// The configured public URL, or `http://{address}` (loopback for an unspecified address).
+    pub(crate) fn public_url_for(&self, address: SocketAddr) -> anyhow::Result<PublicUrl> {
+        if let Some(url) = &self.public_url {
+            return Ok(url.clone());
+        }
+        let host = if address.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port())
+        } else {
+            address
+        };
+        PublicUrl::parse(&format!("http://{host}"))
+            .context("the listen address does not make a public URL; set --public-url")
+    }
+
+    /// Merges `settings` over the file they name (if any) over the defaults.
+    pub(crate) fn load(settings: Settings) -> anyhow::Result<Self> {
+        let file = match &settings.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let listen = settings.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN);
+        let public_url = settings
+            .public_url
+            .or(file.public_url)
+            .map(|text| {
+                PublicUrl::parse(&text).with_context(|| format!("invalid public URL {text:?}"))
+            })
+            .transpose()?;
+        let body_limit = match (settings.body_limit, file.body_limit) {
+            (Some(limit), _) | (None, Some(SizeSetting::Bytes(limit))) => limit,
+            (None, Some(SizeSetting::Text(text))) => {
+                parse_size(&text).map_err(|e| anyhow::anyhow!("body_limit: {e}"))?
+            }
+            (None, None) => DEFAULT_BODY_LIMIT,
+        };
+        if body_limit == 0 {
+            bail!("the body limit must be at least 1 byte");
+        }
+        let retention_days = settings
+            .retention_days
+            .or(file.retention_days)
+            .unwrap_or(DEFAULT_RETENTION_DAYS);
+        if retention_days == 0 {
+            bail!("the retention must be at least 1 day");
+        }
+        let workers = settings
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .max(1);
+        Ok(Self {
+            listen,
+            public_url,
+            data_dir: settings
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("webhookd-data")),
+            database_url: settings
+                .database_url
+                .or(file.database_url)
+                .filter(|url| !url.is_empty()),
+            body_limit,
+            trusted_proxies: if settings.trusted_proxy.is_empty() {
+                file.trusted_proxies
+            } else {
+                settings.trusted_proxy
+            },
+            allow_private_targets: settings
+                .allow_private_targets
+                .or(file.allow_private_targets)
+                .unwrap_or(false),
+            master_key: settings.master_key.or(file.master_key),
+            log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
+            retention_days,
+            workers,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("parsing the configuration file {}", path.display()))
+}
+
+/// A size in bytes: a number, optionally followed by `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`
+/// (case-insensitive; `k`, `m`, `g` count in 1024s).
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1048576, 512KiB, 1MiB)"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "k" | "kib" => 1024,
+        "mb" => 1000 * 1000,
+        "m" | "mib" => 1024 * 1024,
+        "gb" => 1000 * 1000 * 1000,
+        "g" | "gib" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        let check = |text: &str, expected: Option<usize>| {
+            assert_eq!(parse_size(text).ok(), expected, "{text}");
+        };
+        check("1048576", Some(1_048_576));
+        check("512KiB", Some(512 * 1024));
+        check("1MiB", Some(1024 * 1024));
+        check("1 mb", Some(1_000_000));
+        check("2m", Some(2 * 1024 * 1024));
+        check("10B", Some(10));
+        check("", None);
+        check("MiB", None);
+        check("1.5MiB", None);
+        check("1 parsec", None);
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        Cli::try_parse_from(std::iter::once("webhookd").chain(args.iter().copied()))
+            .expect("valid arguments")
+            .settings
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::load(Settings::default()).unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(
+            config.public_url_for(config.listen).unwrap().as_str(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(config.data_dir, PathBuf::from("webhookd-data"));
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.body_limit, 1024 * 1024);
+        assert!(config.trusted_proxies.is_empty());
+        assert!(!config.allow_private_targets);
+        assert_eq!(config.log_format, LogFormat::Human);
+        assert_eq!(config.retention_days, 30);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhookd.toml");
+        std::fs::write(
+            &file,
+            r#"
+listen = "0.0.0.0:9000"
+data_dir = "/var/lib/webhookd"
+body_limit = "2MiB"
+trusted_proxies = ["10.0.0.0/8"]
+allow_private_targets = true
+log_format = "json"
+retention_days = 7
+"#,
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = Config::load(settings(&["--config", path])).unwrap();
+        assert_eq!(from_file.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(
+            from_file.public_url_for(from_file.listen).unwrap().as_str(),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(from_file.data_dir, PathBuf::from("/var/lib/webhookd"));
+        assert_eq!(from_file.body_limit, 2 * 1024 * 1024);
+        assert_eq!(
+            from_file.trusted_proxies,
+            vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+        );
+        assert!(from_file.allow_private_targets);
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        assert_eq!(from_file.retention_days, 7);
+
+        let flags = Config::load(settings(&[
+            "--config",
+            path,
+            "--listen",
+            "127.0.0.1:7000",
+            "--public-url",
+            "https://hooks.example.com/",
+            "--body-limit",
+            "4096",
+            "--trusted-proxy",
+            "192.168.0.0/16",
+            "--trusted-proxy",
+            "::1/128",
+            "--allow-private-targets=false",
+            "--log-format",
+            "human",
+        ]))
+        .unwrap();
+        assert_eq!(flags.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(
+            flags.public_url_for(flags.listen).unwrap().as_str(),
+            "https://hooks.example.com"
+        );
+        assert_eq!(flags.body_limit, 4096);
+        assert_eq!(flags.trusted_proxies.len(), 2);
+        assert!(!flags.allow_private_targets);
+        assert_eq!(flags.log_format, LogFormat::Human);
+        // Unset by flags: still from the file.
+        assert_eq!(flags.retention_days, 7);
+    }
+
+    #[test]
+    fn refuses_unknown_file_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhookd.toml");
+        std::fs::write(&file, "listen_on = \"127.0.0.1:1\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert!(Config::load(settings(&["--config", path])).is_err());
+        assert!(Config::load(settings(&["--public-url", "ftp://x"])).is_err());
+        assert!(Config::load(settings(&["--retention-days", "0"])).is_err());
+        assert!(Cli::try_parse_from(["webhookd", "--trusted-proxy", "not-a-cidr"]).is_err());
+        assert!(Cli::try_parse_from(["webhookd", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from(["webhookd", "org", "create", "--name", "Acme"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Org(OrgCommand::Create { name })) if name == "Acme")
+        );
+        let cli = Cli::try_parse_from([
+            "webhookd",
+            "api-key",
+            "create",
+            "--organization",
+            "x",
+            "--name",
+            "ci",
+            "--role",
+            "viewer",
+            "--data-dir",
+            "/tmp/d",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::ApiKey(ApiKeyCommand::Create {
+                role: KeyRole::Viewer,
+                ..
+            }))
+        ));
+        assert_eq!(cli.settings.data_dir, Some(PathBuf::from("/tmp/d")));
+        assert!(Cli::try_parse_from(["webhookd", "serve"]).is_ok());
+        assert!(Cli::try_parse_from(["webhookd", "migrate"]).is_ok());
+    }
+}

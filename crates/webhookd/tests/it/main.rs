@@ -1,0 +1,328 @@
+//! Integration tests of the `webhookd` binary: the real program on a temporary data directory
+//! and a free loopback port, driven over HTTP and with signals.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests: a panic with a message is how a test fails"
+)]
+
+mod daemon;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::daemon::{Daemon, run};
+
+/// Creates a target and a webhook with a generated secret; returns (ingest URL, secret).
+async fn webhook(daemon: &Daemon, key: &str) -> (String, String) {
+    webhook_with_rate(daemon, key, 100).await
+}
+
+async fn webhook_with_rate(daemon: &Daemon, key: &str, rate: u32) -> (String, String) {
+    let target = daemon
+        .api(
+            "POST",
+            "/api/v1/targets",
+            key,
+            Some(json!({"kind": "agent", "name": "build agent"})),
+        )
+        .await;
+    assert_eq!(target.0, 201, "{}", target.1);
+    let webhook = daemon
+        .api(
+            "POST",
+            "/api/v1/webhooks",
+            key,
+            Some(json!({
+                "name": "CI",
+                "target_id": target.1["id"],
+                "generate_secret": true,
+                "rate_limit_per_minute": rate,
+            })),
+        )
+        .await;
+    assert_eq!(webhook.0, 201, "{}", webhook.1);
+    (
+        webhook.1["url"].as_str().unwrap().to_owned(),
+        webhook.1["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn send_event(url: &str, secret: &str) -> (u16, Value) {
+    let (status, _, body) = send_event_with_headers(url, secret).await;
+    (status, body)
+}
+
+async fn send_event_with_headers(
+    url: &str,
+    secret: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-webhook-secret", secret)
+        .body(r#"{"message":"Deploy api","event_type":"deploy.finished"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_the_key_once_and_a_restart_keeps_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]).await;
+    let key = daemon
+        .admin_key()
+        .expect("the first start prints an admin key");
+    let (url, secret) = webhook(&daemon, &key).await;
+    assert!(url.starts_with(&daemon.base), "{url}");
+    let (status, accepted) = send_event(&url, &secret).await;
+    assert_eq!(status, 202, "{accepted}");
+    let health = reqwest::get(format!("{}/healthz", daemon.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("{}/readyz", daemon.base))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", daemon.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"webhookd_ingest_requests_total{outcome="accepted"} 1"#),
+        "{metrics}"
+    );
+    assert!(daemon.stop().await.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The same directory again: no new key, and everything acknowledged is there.
+    let daemon = Daemon::start(dir.path(), &[]).await;
+    assert_eq!(daemon.admin_key(), None, "stdout: {}", daemon.stdout());
+    let webhook_id = url.rsplit('/').next().unwrap();
+    let (status, page) = daemon
+        .api(
+            "GET",
+            &format!("/api/v1/webhooks/{webhook_id}/invocations"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["id"], accepted["invocation_id"]);
+    let (status, task) = daemon
+        .api(
+            "GET",
+            &format!("/api/v1/tasks/{}", accepted["task_id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{task}");
+    // Secrets were sealed with the key in the data directory and still open. (The port is a
+    // new one.)
+    let url = format!("{}/api/webhooks/{webhook_id}", daemon.base);
+    assert_eq!(send_event(&url, &secret).await.0, 202);
+    assert!(daemon.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_and_api_key_commands_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let created = run(&["org", "create", "--name", "Acme", "--data-dir", data_dir]).await;
+    let created: Value = serde_json::from_str(created.trim()).unwrap();
+    assert_eq!(created["organization"]["name"], "Acme");
+    assert_eq!(created["organization"]["rate_limit_per_minute"], 1000);
+    let organization_id = created["organization"]["id"].as_str().unwrap();
+    let admin_key = created["api_key"].as_str().unwrap();
+    assert!(admin_key.starts_with("whk_"), "{created}");
+
+    let viewer = run(&[
+        "api-key",
+        "create",
+        "--organization",
+        organization_id,
+        "--name",
+        "dashboard",
+        "--role",
+        "viewer",
+        "--data-dir",
+        data_dir,
+    ])
+    .await;
+    let viewer: Value = serde_json::from_str(viewer.trim()).unwrap();
+    assert_eq!(viewer["role"], "viewer");
+    assert_eq!(viewer["organization_id"], organization_id);
+    let viewer_key = viewer["api_key"].as_str().unwrap();
+
+    // The store is not empty, so serving creates no default organization; both keys work.
+    let daemon = Daemon::start(dir.path(), &["--log-format", "json"]).await;
+    assert_eq!(daemon.admin_key(), None);
+    for line in daemon.stderr().lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let (status, organization) = daemon
+        .api("GET", "/api/v1/organization", viewer_key, None)
+        .await;
+    assert_eq!(status, 200, "{organization}");
+    assert_eq!(organization["name"], "Acme");
+    let (status, _) = daemon
+        .api(
+            "POST",
+            "/api/v1/targets",
+            viewer_key,
+            Some(json!({"kind": "team", "name": "ops"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = daemon
+        .api(
+            "POST",
+            "/api/v1/targets",
+            admin_key,
+            Some(json!({"kind": "team", "name": "ops"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(daemon.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]).await;
+    let key = daemon.admin_key().unwrap();
+    // The organization's quota is the tightest one, so every answer's `RateLimit-Remaining`
+    // tells how many requests the organization has admitted: that shows when the server has
+    // begun the slow request.
+    let (status, _) = daemon
+        .api(
+            "PATCH",
+            "/api/v1/organization",
+            &key,
+            Some(json!({"rate_limit_per_minute": 10_000})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (url, secret) = webhook(&daemon, &key).await;
+    let (probe_url, probe_secret) = webhook_with_rate(&daemon, &key, 1_000_000).await;
+    let path = url.strip_prefix(&daemon.base).unwrap().to_owned();
+
+    // A request whose body is only half sent when the signal arrives.
+    let mut stream = tokio::net::TcpStream::connect(daemon.address())
+        .await
+        .unwrap();
+    let body = r#"{"message":"slow","event_type":"deploy.finished"}"#;
+    let (first, rest) = body.split_at(10);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         X-Webhook-Secret: {secret}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    let started = std::time::Instant::now();
+    for probes in 1u32.. {
+        let (status, headers, _) = send_event_with_headers(&probe_url, &probe_secret).await;
+        assert_eq!(status, 202);
+        let remaining: u32 = headers["ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if remaining == 10_000 - 1 - probes {
+            break;
+        }
+        assert_eq!(remaining, 10_000 - probes);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the slow request never began"
+        );
+    }
+    daemon.terminate();
+    daemon
+        .wait_for_log("shutting down", Duration::from_secs(20))
+        .await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_string(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = daemon.wait().await;
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_lists_every_setting_and_migrate_runs() {
+    let help = run(&["--help"]).await;
+    for flag in [
+        "--listen",
+        "--public-url",
+        "--data-dir",
+        "--database-url",
+        "--body-limit",
+        "--trusted-proxy",
+        "--allow-private-targets",
+        "--config",
+        "--log-format",
+        "--master-key",
+        "--retention-days",
+        "WEBHOOKD_LISTEN",
+        "DATABASE_URL",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run(&["migrate", "--data-dir", dir.path().to_str().unwrap()]).await;
+    assert!(dir.path().join("webhookd.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_on_postgres() {
+    let database = webhook_store_pg::test_db::create_empty_database().await;
+    let url = webhook_store_pg::test_db::database_url(&database);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &["--database-url", &url]).await;
+    let key = daemon
+        .admin_key()
+        .expect("the first start prints an admin key");
+    let (webhook_url, secret) = webhook(&daemon, &key).await;
+    let (status, accepted) = send_event(&webhook_url, &secret).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert!(daemon.stop().await.success());
+    // Restarted on the same database: the event is there and no new key is made.
+    let daemon = Daemon::start(dir.path(), &["--database-url", &url]).await;
+    assert_eq!(daemon.admin_key(), None);
+    let (status, task) = daemon
+        .api(
+            "GET",
+            &format!("/api/v1/tasks/{}", accepted["task_id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{task}");
+    assert!(daemon.stop().await.success());
+    webhook_store_pg::test_db::drop_database(&database).await;
+}
