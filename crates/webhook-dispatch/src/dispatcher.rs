@@ -1,0 +1,506 @@
+//! The dispatcher: claims due tasks from the queue under a lease, delivers them within the
+//! node's and each target's concurrency limits, and records every attempt with its verdict.
+//!
+//! A dispatcher that dies leaves its leases to expire; the tasks are then claimed again, so
+//! delivery is at least once (the task id, sent as `webhook-id`, lets targets deduplicate).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument as _, debug, error, info_span, warn};
+use webhook_domain::model::{DeliveryAttempt, TargetId, TargetResponse, Timestamp};
+use webhook_domain::ports::{
+    AttemptVerdict, ClaimedTask, Clock, DeliveryFailure, DeliveryReport, Entropy, SecretSealer,
+    StoreError, TargetDelivery, TaskQueue,
+};
+use webhook_domain::rules::{RetryPolicy, attempt_verdict, next_delay};
+
+use crate::metrics::{AttemptResult, DispatchMetrics};
+
+/// How a dispatcher works the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchConfig {
+    /// Most tasks claimed in one store round trip.
+    pub batch_size: u32,
+    /// Most deliveries in progress at once on this node.
+    pub max_in_flight: usize,
+    /// Most deliveries in progress at once to one target, so a slow target cannot take every
+    /// slot of the node.
+    pub max_in_flight_per_target: usize,
+    /// How long a claimed task is reserved for this dispatcher. Must exceed the delivery's
+    /// total timeout: an attempt still running when its lease ends is cut short.
+    pub lease_for: Duration,
+    /// How often the queue is polled when nothing wakes the dispatcher earlier.
+    pub poll_interval: Duration,
+    /// On shutdown, how long attempts in progress may run before they are abandoned and their
+    /// leases given back.
+    pub shutdown_grace: Duration,
+    /// When failed attempts are retried.
+    pub retry: RetryPolicy,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            max_in_flight: 64,
+            max_in_flight_per_target: 4,
+            lease_for: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What one claim did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClaimOutcome {
+    /// Tasks the store handed over.
+    pub claimed: usize,
+    /// Of those, tasks given back at once because their target was at its limit.
+    pub deferred: usize,
+}
+
+/// Delivers queued tasks; see the module docs. Cheap to clone: clones share everything, the
+/// concurrency limits included.
+pub struct Dispatcher<S, D, K, C, E> {
+    inner: Arc<Inner<S, D, K, C, E>>,
+}
+
+impl<S, D, K, C, E> Clone for Dispatcher<S, D, K, C, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S, D, K, C, E> std::fmt::Debug for Dispatcher<S, D, K, C, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<S, D, K, C, E> {
+    store: S,
+    delivery: D,
+    sealer: K,
+    clock: C,
+    entropy: E,
+    config: DispatchConfig,
+    metrics: Arc<DispatchMetrics>,
+    node: Arc<Semaphore>,
+    targets: Arc<TargetSlots>,
+    wake: Arc<Notify>,
+}
+
+impl<S, D, K, C, E> Dispatcher<S, D, K, C, E>
+where
+    S: TaskQueue + 'static,
+    D: TargetDelivery + 'static,
+    K: SecretSealer + 'static,
+    C: Clock + 'static,
+    E: Entropy + 'static,
+{
+    /// A dispatcher over `store`, pushing with `delivery`; `sealer` opens the targets' signing
+    /// secrets.
+    pub fn new(
+        store: S,
+        delivery: D,
+        sealer: K,
+        clock: C,
+        entropy: E,
+        config: DispatchConfig,
+    ) -> Self {
+        let config = DispatchConfig {
+            batch_size: config.batch_size.max(1),
+            max_in_flight: config.max_in_flight.max(1),
+            max_in_flight_per_target: config.max_in_flight_per_target.max(1),
+            ..config
+        };
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                delivery,
+                sealer,
+                clock,
+                entropy,
+                node: Arc::new(Semaphore::new(config.max_in_flight)),
+                targets: TargetSlots::new(config.max_in_flight_per_target),
+                config,
+                metrics: Arc::new(DispatchMetrics::default()),
+                wake: Arc::new(Notify::new()),
+            }),
+        }
+    }
+
+    /// The counters, to render on `/metrics`.
+    pub fn metrics(&self) -> Arc<DispatchMetrics> {
+        Arc::clone(&self.inner.metrics)
+    }
+
+    /// Wakes the running dispatcher before its next poll, e.g. when ingest has queued a task.
+    /// A wake-up while it is busy is kept until it next waits.
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.wake)
+    }
+
+    /// Claims one batch of due tasks, delivers them concurrently within the limits and records
+    /// every attempt; returns once all of them are recorded (or given back).
+    pub async fn run_once(&self) -> Result<ClaimOutcome, StoreError> {
+        let (_abort, abort_rx) = watch::channel(false);
+        let mut jobs = JoinSet::new();
+        let outcome = self.claim_into(&mut jobs, &abort_rx).await;
+        while jobs.join_next().await.is_some() {}
+        outcome
+    }
+
+    /// Works the queue until `shutdown` completes: claims as slots free up, when woken, and
+    /// every poll interval. Then it claims nothing more, lets attempts in progress finish for
+    /// up to the shutdown grace, and gives back the leases of those still running.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let (abort, abort_rx) = watch::channel(false);
+        let mut jobs = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            while jobs.try_join_next().is_some() {}
+            let eager = match self.claim_into(&mut jobs, &abort_rx).await {
+                // A full batch, none deferred: more may be due right now.
+                Ok(outcome) => {
+                    outcome.deferred == 0
+                        && outcome.claimed == self.inner.config.batch_size as usize
+                }
+                Err(e) => {
+                    warn!(
+                        error = &e as &dyn std::error::Error,
+                        "claiming due tasks failed"
+                    );
+                    false
+                }
+            };
+            let pause = if eager {
+                Duration::ZERO
+            } else {
+                self.inner.config.poll_interval
+            };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = self.inner.wake.notified() => {}
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        let grace = self.inner.config.shutdown_grace;
+        let drained =
+            tokio::time::timeout(grace, async { while jobs.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            // Attempts still running give their leases back.
+            let _ = abort.send(true);
+            while jobs.join_next().await.is_some() {}
+        }
+    }
+
+    async fn claim_into(
+        &self,
+        jobs: &mut JoinSet<()>,
+        abort: &watch::Receiver<bool>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let inner = &self.inner;
+        let free = inner
+            .node
+            .available_permits()
+            .min(inner.config.batch_size as usize);
+        if free == 0 {
+            return Ok(ClaimOutcome::default());
+        }
+        let mut token = [0; 16];
+        inner.entropy.fill(&mut token);
+        let token = uuid::Builder::from_random_bytes(token).into_uuid();
+        let limit = u32::try_from(free).unwrap_or(u32::MAX);
+        let claimed = inner
+            .store
+            .claim_tasks(inner.clock.now(), inner.config.lease_for, token, limit)
+            .await
+            .inspect_err(|_| inner.metrics.store_error())?;
+        let mut outcome = ClaimOutcome {
+            claimed: claimed.len(),
+            deferred: 0,
+        };
+        for task in claimed {
+            let permits = Arc::clone(&inner.node)
+                .try_acquire_owned()
+                .ok()
+                .and_then(|node| Some((node, inner.targets.enter(task.task.target_id)?)));
+            let Some((node, target)) = permits else {
+                outcome.deferred += 1;
+                self.give_back(&task).await;
+                continue;
+            };
+            let span = info_span!(
+                "delivery",
+                task.id = %task.task.id,
+                target.id = %task.task.target_id,
+                webhook.id = %task.task.webhook_id,
+                target.host = task.endpoint_url.as_url().host_str().unwrap_or_default(),
+            );
+            let this = self.clone();
+            let abort = abort.clone();
+            jobs.spawn(
+                async move {
+                    attempt(&this, task, abort).await;
+                    drop((node, target));
+                }
+                .instrument(span),
+            );
+        }
+        Ok(outcome)
+    }
+
+    async fn give_back(&self, task: &ClaimedTask) {
+        let inner = &self.inner;
+        match inner.store.release_lease(&task.lease).await {
+            Ok(()) => inner.metrics.lease_released(),
+            Err(StoreError::Conflict(_)) => inner.metrics.lease_lost(),
+            Err(e) => {
+                inner.metrics.store_error();
+                warn!(
+                    task.id = %task.task.id,
+                    error = &e as &dyn std::error::Error,
+                    "giving a lease back failed; it will expire"
+                );
+            }
+        }
+    }
+
+    fn random_fraction(&self) -> f64 {
+        let mut bytes = [0; 8];
+        self.inner.entropy.fill(&mut bytes);
+        // 53 random bits: every such fraction is exact in f64 and below 1.
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a 53-bit integer converts to f64 exactly"
+        )]
+        let fraction = (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64;
+        fraction
+    }
+}
+
+/// One attempt of a claimed task, from unsealing its target's secret to recording the result.
+async fn attempt<S, D, K, C, E>(
+    dispatcher: &Dispatcher<S, D, K, C, E>,
+    claimed: ClaimedTask,
+    mut abort: watch::Receiver<bool>,
+) where
+    S: TaskQueue + 'static,
+    D: TargetDelivery + 'static,
+    K: SecretSealer + 'static,
+    C: Clock + 'static,
+    E: Entropy + 'static,
+{
+    let inner = &dispatcher.inner;
+    inner.metrics.in_flight_add(1);
+    let started_at = inner.clock.now();
+    let number = claimed.task.attempts.saturating_add(1);
+    let (report, verdict) = if let Ok(secret) = inner.sealer.unseal(&claimed.signing_secret) {
+        // An attempt still running when the lease ends could no longer be recorded.
+        let deadline = inner
+            .config
+            .lease_for
+            .saturating_sub(inner.config.lease_for / 10);
+        let delivery = tokio::time::timeout(
+            deadline,
+            inner
+                .delivery
+                .deliver(&claimed.endpoint_url, &secret, &claimed.task, started_at),
+        );
+        let report = tokio::select! {
+            result = delivery => Some(result.unwrap_or(DeliveryReport::Failed {
+                failure: DeliveryFailure::Timeout,
+                latency: deadline,
+            })),
+            _ = abort.wait_for(|abort| *abort) => None,
+        };
+        let Some(report) = report else {
+            inner.metrics.in_flight_add(-1);
+            dispatcher.give_back(&claimed).await;
+            return;
+        };
+        let verdict = attempt_verdict(
+            &inner.config.retry,
+            number,
+            &report,
+            dispatcher.random_fraction(),
+            inner.clock.now(),
+        );
+        (Some(report), verdict)
+    } else {
+        error!("the target's signing secret cannot be unsealed with this master key");
+        let verdict = next_delay(
+            &inner.config.retry,
+            number,
+            dispatcher.random_fraction(),
+            None,
+        )
+        .map_or(AttemptVerdict::Failed, |delay| {
+            AttemptVerdict::RetryAt(inner.clock.now().plus(delay))
+        });
+        (None, verdict)
+    };
+    inner.metrics.in_flight_add(-1);
+    let attempt = DeliveryAttempt {
+        task_id: claimed.task.id,
+        number,
+        response: response_of(report.as_ref(), started_at),
+    };
+    let latency = report.as_ref().map_or(Duration::ZERO, report_latency);
+    match inner
+        .store
+        .finish_attempt(&claimed.lease, &attempt, verdict)
+        .await
+    {
+        Ok(_) => {
+            let result = match verdict {
+                AttemptVerdict::Delivered => AttemptResult::Delivered,
+                AttemptVerdict::RetryAt(_) => AttemptResult::Retry,
+                AttemptVerdict::Failed => AttemptResult::Failed,
+            };
+            inner.metrics.record_attempt(result, latency);
+            debug!(
+                attempt = number,
+                status = attempt.response.status_code,
+                latency_ms = attempt.response.latency_ms,
+                result = ?result,
+                "delivery attempt recorded"
+            );
+        }
+        Err(StoreError::Conflict(_)) => {
+            inner.metrics.lease_lost();
+            warn!(
+                attempt = number,
+                "the lease expired before the attempt was recorded; another dispatcher has the task"
+            );
+        }
+        Err(e) => {
+            inner.metrics.store_error();
+            error!(
+                attempt = number,
+                error = &e as &dyn std::error::Error,
+                "recording a delivery attempt failed; the task will be attempted again when its lease expires"
+            );
+        }
+    }
+}
+
+fn report_latency(report: &DeliveryReport) -> Duration {
+    match report {
+        DeliveryReport::Answered { latency, .. } | DeliveryReport::Failed { latency, .. } => {
+            *latency
+        }
+    }
+}
+
+/// What the invocation log shows of an attempt; `None` when no request could be made.
+fn response_of(report: Option<&DeliveryReport>, at: Timestamp) -> TargetResponse {
+    let Some(report) = report else {
+        return TargetResponse {
+            status_code: None,
+            body_excerpt: None,
+            latency_ms: 0,
+            error: Some("the target's signing secret could not be unsealed".to_owned()),
+            at,
+            succeeded: false,
+        };
+    };
+    let latency_ms = u32::try_from(report_latency(report).as_millis()).unwrap_or(u32::MAX);
+    match report {
+        DeliveryReport::Answered {
+            status_code,
+            body_excerpt,
+            ..
+        } => {
+            let succeeded = (200..300).contains(status_code);
+            TargetResponse {
+                status_code: Some(*status_code),
+                body_excerpt: Some(body_excerpt.clone()),
+                latency_ms,
+                error: (!succeeded).then(|| format!("the target answered HTTP {status_code}")),
+                at,
+                succeeded,
+            }
+        }
+        DeliveryReport::Failed { failure, .. } => TargetResponse {
+            status_code: None,
+            body_excerpt: None,
+            latency_ms,
+            error: Some(match failure {
+                DeliveryFailure::Timeout => "no answer before the timeout".to_owned(),
+                DeliveryFailure::Connection(detail) => format!("connection failed: {detail}"),
+                DeliveryFailure::Blocked(detail) => {
+                    format!("refused by the outbound address policy: {detail}")
+                }
+            }),
+            at,
+            succeeded: false,
+        },
+    }
+}
+
+/// Deliveries in progress per target, each target capped.
+struct TargetSlots {
+    max: usize,
+    busy: Mutex<HashMap<TargetId, usize>>,
+}
+
+/// One delivery's place in its target's count; dropping it frees the place.
+struct TargetSlot {
+    slots: Arc<TargetSlots>,
+    target: TargetId,
+}
+
+impl TargetSlots {
+    fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            busy: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TargetId, usize>> {
+        // The map holds plain counts that every critical section leaves consistent.
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A place for one more delivery to `target`, unless it is at its limit.
+    fn enter(self: &Arc<Self>, target: TargetId) -> Option<TargetSlot> {
+        let mut busy = self.lock();
+        let count = busy.entry(target).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(TargetSlot {
+            slots: Arc::clone(self),
+            target,
+        })
+    }
+}
+
+impl Drop for TargetSlot {
+    fn drop(&mut self) {
+        let mut busy = self.slots.lock();
+        if let Some(count) = busy.get_mut(&self.target) {
+            *count -= 1;
+            if *count == 0 {
+                busy.remove(&self.target);
+            }
+        }
+    }
+}
