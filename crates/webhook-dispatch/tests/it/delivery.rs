@@ -1,0 +1,318 @@
+//! Each kind of answer becomes the right verdict, and every attempt is recorded.
+
+use std::time::Duration;
+
+use webhook_dispatch::DeliveryConfig;
+use webhook_domain::model::{DeliveryAttempt, TaskStatus};
+use webhook_domain::ports::{Clock as _, InvocationLog as _, TaskQueue as _};
+use webhook_domain::rules::RetryPolicy;
+use webhook_store_mem::MemoryStore;
+
+use crate::support::{
+    Reply, TargetServer, World, clock, closed_port, delivery_config, dispatch_config, dispatcher,
+    generated_secret, stored,
+};
+
+#[tokio::test]
+async fn a_2xx_delivers_the_task_with_the_documented_body() {
+    let server = TargetServer::start(|_, _| Reply::status(202).body("queued it".into())).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/hooks?team=1"), &generated_secret(1)).await;
+    let tasks = world.enqueue(&store, 1, clock.now()).await;
+    let task = &tasks[0];
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    let outcome = dispatcher.run_once().await.unwrap();
+    assert_eq!(outcome.claimed, 1);
+
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    assert_eq!(request.path, "/hooks");
+    assert_eq!(request.header("content-type"), "application/json");
+    assert_eq!(request.header("webhook-id"), task.id.to_string());
+    assert!(request.header("webhook-signature").starts_with("v1,"));
+    let body = request.json();
+    assert_eq!(body["task_id"], task.id.to_string());
+    assert_eq!(body["webhook_id"], world.webhook.id.to_string());
+    assert_eq!(body["target_id"], world.target.id.to_string());
+    assert_eq!(body["instruction"], "Deploy api");
+    assert!(body["context"].is_object(), "context is the payload object");
+    assert_eq!(body["context"]["message"], "Deploy api");
+    assert_eq!(body["event_type"], "deploy.finished");
+    assert_eq!(body["test"], false);
+    assert_eq!(body["created_at"], task.created_at.to_rfc3339());
+    assert_eq!(body["source"]["verified"], true);
+    assert_eq!(body["source"]["source_ip"], "203.0.113.7");
+    assert_eq!(
+        body["source"]["received_at"],
+        task.source.received_at.to_rfc3339()
+    );
+
+    let after = stored(&store, task).await;
+    assert_eq!(after.status, TaskStatus::Delivered);
+    assert_eq!(after.attempts, 1);
+    assert_eq!(after.last_error, None);
+    let attempts = store
+        .delivery_attempts(task.organization_id, task.id)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    let response = &attempts[0].response;
+    assert_eq!(response.status_code, Some(202));
+    assert_eq!(response.body_excerpt.as_deref(), Some("queued it"));
+    assert!(response.succeeded);
+    assert_eq!(response.error, None);
+    let invocation = store
+        .invocation(task.organization_id, task.invocation_id)
+        .await
+        .unwrap();
+    assert_eq!(invocation.target_response.as_ref(), Some(response));
+
+    assert_eq!(
+        dispatcher.run_once().await.unwrap().claimed,
+        0,
+        "nothing left"
+    );
+    let mut metrics = String::new();
+    dispatcher.metrics().render(&mut metrics);
+    assert!(metrics.contains(r#"webhookd_dispatch_attempts_total{result="delivered"} 1"#));
+}
+
+#[tokio::test]
+async fn a_500_is_retried_later_and_then_delivered() {
+    let server = TargetServer::start(|index, _| {
+        if index == 0 {
+            Reply::status(500).body("database down".into())
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(2)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Queued);
+    assert_eq!(after.attempts, 1);
+    assert_eq!(
+        after.last_error.as_deref(),
+        Some("the target answered HTTP 500")
+    );
+    // Full jitter under a 10 s ceiling for the first retry.
+    assert!(after.next_attempt_at >= clock.now());
+    assert!(after.next_attempt_at <= clock.now().plus(Duration::from_secs(10)));
+    let invocation = store
+        .invocation(task.organization_id, task.invocation_id)
+        .await
+        .unwrap();
+    let shown = invocation.target_response.unwrap();
+    assert_eq!(shown.status_code, Some(500));
+    assert_eq!(shown.body_excerpt.as_deref(), Some("database down"));
+    assert!(!shown.succeeded);
+
+    // Not due yet, unless the retry drew a zero delay.
+    if after.next_attempt_at > clock.now() {
+        assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
+    }
+    clock.advance(Duration::from_secs(11));
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Delivered);
+    assert_eq!(after.attempts, 2);
+    let attempts = store
+        .delivery_attempts(task.organization_id, task.id)
+        .await
+        .unwrap();
+    let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn a_400_fails_the_task_at_once() {
+    let server = TargetServer::start(|_, _| Reply::status(400).body("bad task".into())).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Failed);
+    assert_eq!(after.attempts, 1);
+    assert_eq!(
+        after.last_error.as_deref(),
+        Some("the target answered HTTP 400")
+    );
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_is_recorded_and_retried() {
+    let server =
+        TargetServer::start(|_, _| Reply::status(200).after(Duration::from_secs(30))).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/slow"), &generated_secret(4)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let config = DeliveryConfig {
+        timeout: Duration::from_millis(300),
+        ..delivery_config()
+    };
+    let dispatcher = dispatcher(store.clone(), &clock, config, dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Queued);
+    assert_eq!(
+        after.last_error.as_deref(),
+        Some("no answer before the timeout")
+    );
+    let attempts = store
+        .delivery_attempts(task.organization_id, task.id)
+        .await
+        .unwrap();
+    let response = &attempts[0].response;
+    assert_eq!(response.status_code, None);
+    assert!(response.latency_ms >= 300, "{}", response.latency_ms);
+    assert!(response.latency_ms < 5_000, "{}", response.latency_ms);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_recorded_and_retried() {
+    let store = MemoryStore::new();
+    let clock = clock();
+    let port = closed_port().await;
+    let world = World::seed(
+        &store,
+        &format!("http://127.0.0.1:{port}/"),
+        &generated_secret(5),
+    )
+    .await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Queued);
+    let error = after.last_error.unwrap();
+    assert!(error.starts_with("connection failed: "), "{error}");
+    assert!(
+        !error.contains(&format!("{port}/")),
+        "no URL in the error: {error}"
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_the_task() {
+    let server = TargetServer::start(|_, _| Reply::status(503)).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(6)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    for attempt in 1..=3 {
+        dispatcher.run_once().await.unwrap();
+        let after = stored(&store, &task).await;
+        assert_eq!(after.attempts, attempt);
+        let expected = if attempt < 3 {
+            TaskStatus::Queued
+        } else {
+            TaskStatus::Failed
+        };
+        assert_eq!(after.status, expected, "after attempt {attempt}");
+        clock.advance(Duration::from_secs(61));
+    }
+    assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_up_to_the_longest_delay() {
+    let server = TargetServer::start(|index, _| {
+        Reply::status(429).header("retry-after", if index == 0 { "30" } else { "7200" })
+    })
+    .await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(7)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let mut config = dispatch_config();
+    config.retry = RetryPolicy {
+        max_attempts: 5,
+        base: Duration::from_secs(1),
+        max_delay: Duration::from_secs(60),
+    };
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
+
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    let wait = after.next_attempt_at.since(clock.now());
+    assert!(
+        wait >= Duration::from_secs(29) && wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
+    clock.advance(Duration::from_secs(30));
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    let wait = after.next_attempt_at.since(clock.now());
+    assert!(
+        wait >= Duration::from_secs(59) && wait <= Duration::from_secs(60),
+        "clamped to max_delay: {wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = TargetServer::start(|_, request| {
+        if request.path == "/old" {
+            Reply::status(307).header("location", "/new")
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/old"), &generated_secret(8)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    assert_eq!(server.count(), 1);
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Queued);
+    assert_eq!(
+        after.last_error.as_deref(),
+        Some("the target answered HTTP 307")
+    );
+}
+
+#[tokio::test]
+async fn only_the_start_of_a_long_answer_is_kept() {
+    let server = TargetServer::start(|_, _| Reply::status(200).body("x".repeat(100_000))).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(9)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    let attempts = store
+        .delivery_attempts(task.organization_id, task.id)
+        .await
+        .unwrap();
+    let excerpt = attempts[0].response.body_excerpt.as_deref().unwrap();
+    assert_eq!(excerpt.len(), DeliveryAttempt::EXCERPT_MAX);
+    assert_eq!(stored(&store, &task).await.status, TaskStatus::Delivered);
+}

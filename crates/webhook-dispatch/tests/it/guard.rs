@@ -1,0 +1,82 @@
+//! The SSRF guard refuses private and special addresses, literal or resolved, without sending
+//! anything.
+
+use std::time::Duration;
+
+use webhook_dispatch::{DeliveryConfig, HttpDelivery, OutboundPolicy};
+use webhook_domain::model::{EndpointUrl, TaskStatus};
+use webhook_domain::ports::{Clock as _, DeliveryFailure, DeliveryReport, TargetDelivery as _};
+use webhook_store_mem::MemoryStore;
+
+use crate::support::{
+    TargetServer, World, clock, delivery_config, dispatch_config, dispatcher, generated_secret,
+    stored,
+};
+
+fn strict() -> DeliveryConfig {
+    DeliveryConfig {
+        policy: OutboundPolicy::default(),
+        timeout: Duration::from_secs(2),
+        ..delivery_config()
+    }
+}
+
+#[tokio::test]
+async fn refuses_private_addresses_without_sending_anything() {
+    let server = TargetServer::ok().await;
+    let port = server.addr.port();
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(1)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let delivery = HttpDelivery::new(strict()).unwrap();
+    let secret = generated_secret(1);
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://[::1]:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        format!("http://2130706433:{port}/"),
+        "http://10.1.2.3/".to_owned(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[fe80::1]/".to_owned(),
+        "http://[fd00::1]/".to_owned(),
+        "http://100.64.0.1/".to_owned(),
+    ] {
+        let endpoint = EndpointUrl::parse(&url).unwrap();
+        let report = delivery
+            .deliver(&endpoint, &secret, &task, clock.now())
+            .await;
+        assert!(
+            matches!(
+                report,
+                DeliveryReport::Failed {
+                    failure: DeliveryFailure::Blocked(_),
+                    ..
+                }
+            ),
+            "{url}: {report:?}"
+        );
+    }
+    assert_eq!(server.count(), 0, "nothing reached the target");
+}
+
+#[tokio::test]
+async fn a_refused_endpoint_fails_its_task_at_once() {
+    let server = TargetServer::ok().await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(2)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, strict(), dispatch_config());
+
+    dispatcher.run_once().await.unwrap();
+    let after = stored(&store, &task).await;
+    assert_eq!(after.status, TaskStatus::Failed);
+    let error = after.last_error.unwrap();
+    assert!(
+        error.starts_with("refused by the outbound address policy: 127.0.0.1"),
+        "{error}"
+    );
+    assert_eq!(server.count(), 0);
+}

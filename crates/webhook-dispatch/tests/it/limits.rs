@@ -1,0 +1,158 @@
+//! Concurrency limits and graceful shutdown of the running dispatcher.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+use webhook_dispatch::DispatchConfig;
+use webhook_domain::model::{Task, TaskStatus};
+use webhook_domain::ports::{Clock as _, TaskQueue as _};
+use webhook_store_mem::MemoryStore;
+
+use crate::support::{
+    Reply, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher, eventually,
+    generated_secret, stored,
+};
+
+async fn statuses(store: &MemoryStore, tasks: &[Task]) -> Vec<TaskStatus> {
+    let mut all = Vec::new();
+    for task in tasks {
+        all.push(stored(store, task).await.status);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_target_does_not_hold_up_the_others() {
+    let slow = TargetServer::start(|_, _| Reply::status(200).after(Duration::from_secs(3))).await;
+    let fast = TargetServer::ok().await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let slow_world = World::seed(&store, &slow.url("/"), &generated_secret(1)).await;
+    let fast_world = World::seed_in(
+        &store,
+        &slow_world.organization,
+        &fast.url("/"),
+        &generated_secret(2),
+    )
+    .await;
+    // The slow target's tasks are the oldest, at the head of the queue.
+    let slow_tasks = slow_world
+        .enqueue(&store, 4, clock.now().minus(Duration::from_secs(10)))
+        .await;
+    let fast_tasks = fast_world.enqueue(&store, 6, clock.now()).await;
+    let config = DispatchConfig {
+        batch_size: 4,
+        max_in_flight: 4,
+        max_in_flight_per_target: 1,
+        shutdown_grace: Duration::from_millis(100),
+        ..dispatch_config()
+    };
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let dispatcher = dispatcher.clone();
+        async move {
+            dispatcher
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }
+    });
+
+    eventually(
+        Duration::from_secs(10),
+        "the fast target's tasks",
+        || async {
+            statuses(&store, &fast_tasks)
+                .await
+                .iter()
+                .all(|s| *s == TaskStatus::Delivered)
+        },
+    )
+    .await;
+    assert_eq!(slow.max_concurrency(), 1);
+    assert!(slow.count() <= 2, "{}", slow.count());
+
+    // Shutdown with a short grace: the slow attempt in progress gives its lease back.
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    let queued = statuses(&store, &slow_tasks)
+        .await
+        .into_iter()
+        .filter(|s| *s == TaskStatus::Queued)
+        .count();
+    assert!(queued >= 3, "{queued}");
+    let reclaimed = store
+        .claim_tasks(
+            clock.now(),
+            Duration::from_secs(60),
+            Uuid::from_u128(1),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reclaimed.len(), queued, "no lease is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_attempts_in_progress_finish() {
+    let server =
+        TargetServer::start(|_, _| Reply::status(200).after(Duration::from_millis(500))).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let dispatcher = dispatcher.clone();
+        async move {
+            dispatcher
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }
+    });
+    eventually(Duration::from_secs(5), "the attempt to start", || async {
+        server.count() == 1
+    })
+    .await;
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    assert_eq!(stored(&store, &task).await.status, TaskStatus::Delivered);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wake_up_claims_before_the_next_poll() {
+    let server = TargetServer::ok().await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(4)).await;
+    let config = DispatchConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..dispatch_config()
+    };
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let dispatcher = dispatcher.clone();
+        async move {
+            dispatcher
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }
+    });
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    dispatcher.waker().notify_one();
+    eventually(Duration::from_secs(5), "the woken delivery", || async {
+        stored(&store, &task).await.status == TaskStatus::Delivered
+    })
+    .await;
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}
