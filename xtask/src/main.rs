@@ -41,6 +41,13 @@ COMMANDS:
                Durable record_invocation operations per second (p50/p99) at 1, 8 and 64
                concurrent writers on SQLite and PostgreSQL, beside a plain batched insert
                measured in the same run; writes target/bench/store.json.
+    bench ingest
+               Accepted events per second (p50/p99/p999) over loopback from webhook-loadgen at
+               32 connections against a bare actix-web handler answering 202 (the ceiling) and
+               webhookd on SQLite and on PostgreSQL (a fresh database, dropped after), 10
+               organizations x 20 webhooks with their limits raised; then each at half of its
+               maximum rate. Server and generator are pinned to CPUs 0 and 1 with taskset when
+               available. Prints the ratio to the ceiling; writes target/bench/ingest.json.
     db         Provide PostgreSQL and print its URL on stdout, leaving a throwaway cluster running:
                  export DATABASE_URL=$(cargo xtask db)
     db stop    Stop the throwaway cluster started by `db`.
@@ -78,6 +85,7 @@ fn run(args: &[&str]) -> Result<()> {
         ["test"] => pipeline::test(&pipeline::Skips::from_env()?),
         ["ci"] => ci(),
         ["bench", "store"] => bench::store(),
+        ["bench", "ingest"] => bench::ingest(),
         ["db"] => postgres::db(),
         ["db", "stop"] => postgres::db_stop(),
         [] | ["help" | "--help" | "-h"] => {
