@@ -6,6 +6,7 @@
 //! - [`HttpDelivery`]: the [`webhook_domain::ports::TargetDelivery`] adapter on `reqwest`.
 //! - [`check_endpoint`]: the SSRF check for an endpoint URL when a target is saved.
 //! - [`DispatchMetrics`]: counters rendered in the Prometheus text format.
+//! - [`WakeOnAccept`]: wakes the dispatcher when ingest commits a task.
 
 mod dispatcher;
 mod guard;
@@ -13,6 +14,7 @@ mod http;
 mod message;
 mod metrics;
 mod signing;
+mod wake;
 
 pub use dispatcher::{ClaimOutcome, DispatchConfig, Dispatcher};
 pub use guard::{EndpointRefused, OutboundPolicy, check_endpoint, is_public};
@@ -20,3 +22,4 @@ pub use http::{ClientBuildError, DeliveryConfig, HttpDelivery};
 pub use message::task_body;
 pub use metrics::{AttemptResult, DispatchMetrics};
 pub use signing::{SECRET_PREFIX, SigningKey, standard_form};
+pub use wake::WakeOnAccept;

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -169,6 +170,43 @@ pub(crate) struct Settings {
     /// HTTP worker threads [default: number of CPU cores].
     #[arg(long, global = true, env = "WEBHOOKD_WORKERS", value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// Do not deliver tasks from this node: ingest and the API only [default: false].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_NO_DISPATCH",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub(crate) no_dispatch: Option<bool>,
+    /// Most deliveries in progress at once on this node [default: 64].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_DISPATCH_CONCURRENCY",
+        value_name = "N"
+    )]
+    pub(crate) dispatch_concurrency: Option<usize>,
+    /// Most deliveries in progress at once to one target, per node [default: 4].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_DISPATCH_PER_TARGET",
+        value_name = "N"
+    )]
+    pub(crate) dispatch_per_target: Option<usize>,
+    /// Longest a delivery attempt may take, in seconds, connecting included [default: 15].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_DELIVERY_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub(crate) delivery_timeout: Option<u64>,
+    /// Delivery attempts per task, the first included, before it fails [default: 8].
+    #[arg(long, global = true, env = "WEBHOOKD_MAX_ATTEMPTS", value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
 }
 
 /// The TOML file: the same settings, snake case.
@@ -187,6 +225,11 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     retention_days: Option<u32>,
     workers: Option<usize>,
+    no_dispatch: Option<bool>,
+    dispatch_concurrency: Option<usize>,
+    dispatch_per_target: Option<usize>,
+    delivery_timeout: Option<u64>,
+    max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,11 +254,33 @@ pub(crate) struct Config {
     pub(crate) log_format: LogFormat,
     pub(crate) retention_days: u32,
     pub(crate) workers: usize,
+    pub(crate) dispatch: DispatchSettings,
+}
+
+/// How this node delivers tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DispatchSettings {
+    /// Whether this node delivers at all.
+    pub(crate) enabled: bool,
+    /// Most deliveries in progress at once on this node.
+    pub(crate) concurrency: usize,
+    /// Most deliveries in progress at once to one target on this node.
+    pub(crate) per_target: usize,
+    /// Longest one attempt may take.
+    pub(crate) timeout: Duration,
+    /// Attempts per task, the first included.
+    pub(crate) max_attempts: u32,
 }
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 const DEFAULT_RETENTION_DAYS: u32 = 30;
+const DEFAULT_DISPATCH_CONCURRENCY: usize = 64;
+const DEFAULT_DISPATCH_PER_TARGET: usize = 4;
+const DEFAULT_DELIVERY_TIMEOUT_SECS: u64 = 15;
+const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// Longest accepted delivery timeout: a lease must outlast an attempt.
+const MAX_DELIVERY_TIMEOUT_SECS: u64 = 600;
 
 impl Config {
     /// The configured public URL, or `http://{address}` (loopback for an unspecified address).
@@ -268,6 +333,38 @@ impl Config {
             .or(file.workers)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
             .max(1);
+        let dispatch = DispatchSettings {
+            enabled: !settings.no_dispatch.or(file.no_dispatch).unwrap_or(false),
+            concurrency: settings
+                .dispatch_concurrency
+                .or(file.dispatch_concurrency)
+                .unwrap_or(DEFAULT_DISPATCH_CONCURRENCY),
+            per_target: settings
+                .dispatch_per_target
+                .or(file.dispatch_per_target)
+                .unwrap_or(DEFAULT_DISPATCH_PER_TARGET),
+            timeout: Duration::from_secs(
+                settings
+                    .delivery_timeout
+                    .or(file.delivery_timeout)
+                    .unwrap_or(DEFAULT_DELIVERY_TIMEOUT_SECS),
+            ),
+            max_attempts: settings
+                .max_attempts
+                .or(file.max_attempts)
+                .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        };
+        if dispatch.concurrency == 0 || dispatch.per_target == 0 {
+            bail!("the dispatch concurrency and per-target limit must be at least 1");
+        }
+        if dispatch.timeout.is_zero()
+            || dispatch.timeout > Duration::from_secs(MAX_DELIVERY_TIMEOUT_SECS)
+        {
+            bail!("the delivery timeout must be between 1 and {MAX_DELIVERY_TIMEOUT_SECS} seconds");
+        }
+        if dispatch.max_attempts == 0 {
+            bail!("the delivery attempts must be at least 1");
+        }
         Ok(Self {
             listen,
             public_url,
@@ -293,6 +390,7 @@ impl Config {
             log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
             retention_days,
             workers,
+            dispatch,
         })
     }
 }
@@ -376,6 +474,71 @@ mod tests {
         assert!(!config.allow_private_targets);
         assert_eq!(config.log_format, LogFormat::Human);
         assert_eq!(config.retention_days, 30);
+        assert_eq!(
+            config.dispatch,
+            DispatchSettings {
+                enabled: true,
+                concurrency: 64,
+                per_target: 4,
+                timeout: Duration::from_secs(15),
+                max_attempts: 8,
+            }
+        );
+    }
+
+    #[test]
+    fn dispatch_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhookd.toml");
+        std::fs::write(
+            &file,
+            "no_dispatch = true\ndispatch_concurrency = 8\ndelivery_timeout = 30\nmax_attempts = 3\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = Config::load(settings(&["--config", path]))
+            .unwrap()
+            .dispatch;
+        assert_eq!(
+            from_file,
+            DispatchSettings {
+                enabled: false,
+                concurrency: 8,
+                per_target: 4,
+                timeout: Duration::from_secs(30),
+                max_attempts: 3,
+            }
+        );
+        let flags = Config::load(settings(&[
+            "--config",
+            path,
+            "--no-dispatch=false",
+            "--dispatch-per-target",
+            "2",
+            "--delivery-timeout",
+            "5",
+        ]))
+        .unwrap()
+        .dispatch;
+        assert!(flags.enabled);
+        assert_eq!(flags.per_target, 2);
+        assert_eq!(flags.timeout, Duration::from_secs(5));
+        assert_eq!(flags.concurrency, 8);
+        assert!(
+            !Config::load(settings(&["--no-dispatch"]))
+                .unwrap()
+                .dispatch
+                .enabled
+        );
+        for bad in [
+            &["--dispatch-concurrency", "0"][..],
+            &["--dispatch-per-target", "0"],
+            &["--delivery-timeout", "0"],
+            &["--delivery-timeout", "601"],
+            &["--max-attempts", "0"],
+        ] {
+            assert!(Config::load(settings(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

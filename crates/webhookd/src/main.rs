@@ -10,11 +10,15 @@ use actix_web::{App, HttpServer, web};
 use anyhow::{Context as _, anyhow};
 use clap::Parser as _;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use webhook_dispatch::{
+    DeliveryConfig, DispatchConfig, Dispatcher, HttpDelivery, OutboundPolicy, WakeOnAccept,
+};
 use webhook_domain::model::{
     ApiKeyId, Name, Organization, OrganizationId, PublicUrl, RatePerMinute, Role, Timestamp,
 };
 use webhook_domain::ports::{Clock as _, Store};
+use webhook_domain::rules::RetryPolicy;
 use webhook_domain::service::manage::{Caller, CreatedApiKey, Management, NewApiKey, Stale};
 use webhook_domain::service::{Ingest, IngestConfig, StoreResolver, random_id};
 use webhook_http::api::{ManageContext, ManageState};
@@ -24,7 +28,7 @@ use webhook_store_pg::{PgStore, PgStoreOptions};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 use webhook_system::{MasterKey, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy};
 
-use crate::config::{ApiKeyCommand, Cli, Command, Config, LogFormat, OrgCommand};
+use crate::config::{ApiKeyCommand, Cli, Command, Config, DispatchSettings, LogFormat, OrgCommand};
 
 /// How often coalesced rejections are written and idle rate-limit windows forgotten.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -32,6 +36,10 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// The shortest lease on a claimed task; longer delivery timeouts get twice their length.
+const MIN_LEASE: Duration = Duration::from_secs(60);
+/// How long to wait for a connection to a target.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -273,12 +281,14 @@ where
         SystemClock,
         CacheConfig::default(),
     );
+    let (stop_dispatch, dispatch_stopped) = watch::channel(false);
+    let dispatch = Dispatch::start(config, store.clone(), &key, dispatch_stopped)?;
     let limiter = MemoryRateLimiter::new();
     let rejections = CoalescingCounter::new(SystemEntropy::new());
     let ingest = Arc::new(Ingest {
         resolver: resolver.clone(),
         limiter: limiter.clone(),
-        log: store.clone(),
+        log: WakeOnAccept::new(store.clone(), Arc::clone(&dispatch.wake)),
         rejections: rejections.clone(),
         clock: SystemClock,
         entropy: SystemEntropy::new(),
@@ -334,22 +344,114 @@ where
         config.retention_days,
         stopped,
     ));
-
-    tokio::select! {
+    let outcome = tokio::select! {
         result = &mut server => {
-            result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+            result.context("the HTTP server task failed").and_then(|r| r.context("the HTTP server failed"))
         }
         signal = shutdown_signal() => {
             signal?;
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!("shutting down: finishing in-flight requests and deliveries");
+            // Deliveries stop claiming now and drain while the server drains.
+            let _ = stop_dispatch.send(true);
             handle.stop(true).await;
-            server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+            server.await.context("the HTTP server task failed").and_then(|r| r.context("the HTTP server failed"))
         }
-    }
+    };
+    let _ = stop_dispatch.send(true);
+    dispatch.finish().await?;
     let _ = stop.send(true);
     maintenance.await.context("the maintenance task failed")?;
+    outcome?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The node's dispatcher, running unless `--no-dispatch`.
+struct Dispatch {
+    /// Wakes the dispatcher when ingest has committed a task.
+    wake: Arc<Notify>,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Dispatch {
+    /// Builds the dispatcher and, unless disabled, runs it until `stopped` turns true.
+    fn start<S>(
+        config: &Config,
+        store: S,
+        key: &MasterKey,
+        mut stopped: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self>
+    where
+        S: Store + Clone + 'static,
+    {
+        let dispatcher = Dispatcher::new(
+            store,
+            HttpDelivery::new(delivery_config(config))
+                .context("building the HTTP client for deliveries")?,
+            RingSealer::new(key),
+            SystemClock,
+            SystemEntropy::new(),
+            dispatch_config(config.dispatch),
+        );
+        let wake = dispatcher.waker();
+        if !config.dispatch.enabled {
+            tracing::info!("not delivering tasks: this node only ingests (--no-dispatch)");
+            return Ok(Self {
+                wake,
+                running: None,
+            });
+        }
+        tracing::info!(
+            concurrency = config.dispatch.concurrency,
+            per_target = config.dispatch.per_target,
+            "delivering tasks to their targets"
+        );
+        let running = tokio::spawn(async move {
+            dispatcher
+                .run(async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                })
+                .await;
+        });
+        Ok(Self {
+            wake,
+            running: Some(running),
+        })
+    }
+
+    /// Waits until the stopped dispatcher has let its attempts finish or given their leases back.
+    async fn finish(self) -> anyhow::Result<()> {
+        if let Some(running) = self.running {
+            running.await.context("the dispatcher task failed")?;
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP client's settings for deliveries.
+fn delivery_config(config: &Config) -> DeliveryConfig {
+    DeliveryConfig {
+        connect_timeout: CONNECT_TIMEOUT.min(config.dispatch.timeout),
+        timeout: config.dispatch.timeout,
+        policy: OutboundPolicy {
+            allow_private_targets: config.allow_private_targets,
+        },
+    }
+}
+
+/// The dispatcher's settings: the configured limits, a lease that outlasts an attempt.
+fn dispatch_config(settings: DispatchSettings) -> DispatchConfig {
+    let defaults = DispatchConfig::default();
+    DispatchConfig {
+        max_in_flight: settings.concurrency,
+        max_in_flight_per_target: settings.per_target,
+        lease_for: MIN_LEASE.max(settings.timeout * 2),
+        retry: RetryPolicy {
+            max_attempts: settings.max_attempts,
+            ..defaults.retry
+        },
+        ..defaults
+    }
 }
 
 fn register_api<A: ManageContext>(cfg: &mut web::ServiceConfig, manage: &web::Data<A>) {
