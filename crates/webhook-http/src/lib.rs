@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod client_ip;
+pub mod console;
 pub mod ingest;
 pub mod ops;
 pub mod problem;
@@ -51,6 +52,7 @@ where
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz::<P, S>))
         .route("/metrics", web::get().to(ops::metrics::<P, S>))
+        .configure(console::configure)
         .default_service(web::to(not_found));
 }
 

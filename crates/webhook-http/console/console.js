@@ -1,0 +1,1109 @@
+// webhookd console: a single-page app over the management API (/api/v1). Plain JavaScript, no
+// build step. The API key lives in this tab's sessionStorage and is sent only in the
+// Authorization header, never in a URL. Pages are addressed by the URL fragment (#/webhooks/…).
+'use strict';
+
+(() => {
+  const KEY_STORAGE = 'webhookd.apiKey';
+  const BOARD_POLL_MS = 3000;
+  const PAGE_SIZE = 25;
+  const TASK_STATUSES = ['queued', 'delivered', 'in_progress', 'completed', 'failed'];
+  const STATUS_LABELS = {
+    active: 'Active', disabled: 'Disabled', deleted: 'Deleted',
+    accepted: 'Accepted', ignored: 'Ignored', rejected: 'Rejected',
+    queued: 'Queued', delivered: 'Delivered', in_progress: 'In progress', completed: 'Completed', failed: 'Failed',
+  };
+  // The moves the task lifecycle allows, as the console offers them.
+  const TASK_MOVES = {
+    queued: [['delivered', 'Mark delivered'], ['failed', 'Mark failed']],
+    delivered: [['in_progress', 'Start work']],
+    in_progress: [['completed', 'Complete'], ['failed', 'Mark failed']],
+    completed: [],
+    failed: [],
+  };
+
+  const state = { key: null, role: null, org: null, generation: 0 };
+  const main = document.getElementById('main');
+  let uid = 0;
+
+  // ------------------------------------------------------------------------------------------
+  // DOM helpers
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === 'class') el.className = value;
+      else if (name.startsWith('on')) el.addEventListener(name.slice(2), value);
+      else if (name === 'value') el.value = value;
+      else if (value === true) el.setAttribute(name, '');
+      else el.setAttribute(name, String(value));
+    }
+    append(el, children);
+    return el;
+  }
+
+  function append(el, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : String(child));
+    }
+    return el;
+  }
+
+  function nextId(prefix) {
+    uid += 1;
+    return `${prefix}-${uid}`;
+  }
+
+  function label(status) {
+    return STATUS_LABELS[status] || status;
+  }
+
+  function badge(status, text) {
+    return h('span', { class: `badge badge-${status}` }, text || label(status));
+  }
+
+  function time(iso, fallback) {
+    if (!iso) return h('span', { class: 'muted' }, fallback || 'Never');
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return h('span', {}, iso);
+    const utc = `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+    return h('time', { datetime: iso, title: utc },
+      date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }));
+  }
+
+  function prettyJson(value) {
+    return h('pre', { class: 'json' }, JSON.stringify(value, null, 2));
+  }
+
+  function toast(message) {
+    const el = document.getElementById('toast');
+    el.textContent = message;
+    el.classList.add('shown');
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => el.classList.remove('shown'), 2500);
+  }
+
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      const area = h('textarea', { 'aria-hidden': 'true', class: 'offscreen', readonly: true }, text);
+      document.body.append(area);
+      area.select();
+      const copied = document.execCommand('copy');
+      area.remove();
+      return copied;
+    }
+  }
+
+  function copyButton(text, what) {
+    const button = h('button', {
+      type: 'button', class: 'btn btn-small', 'aria-label': `Copy ${what}`,
+      onclick: async () => {
+        const copied = await copyText(text);
+        button.textContent = copied ? 'Copied' : 'Copy failed';
+        toast(copied ? `${what[0].toUpperCase()}${what.slice(1)} copied to the clipboard` : 'Could not copy: select the text and copy it by hand');
+        setTimeout(() => { button.textContent = 'Copy'; }, 2000);
+      },
+    }, 'Copy');
+    return button;
+  }
+
+  // A read-only value with a copy button, for URLs and secrets shown once.
+  function copyField(labelText, value, id) {
+    const input = h('input', { type: 'text', id: id || nextId('copy'), readonly: true, value, spellcheck: 'false', onfocus: (e) => e.target.select() });
+    return h('div', { class: 'field' },
+      h('label', { for: input.id }, labelText),
+      h('div', { class: 'copy-row' }, input, copyButton(value, labelText.toLowerCase())));
+  }
+
+  // A labelled form control with a hint and a place for its error.
+  function field(labelText, control, hint, optional) {
+    if (!control.id) control.id = nextId('field');
+    const hintEl = hint ? h('p', { class: 'hint', id: `${control.id}-hint` }, hint) : null;
+    const error = h('p', { class: 'field-error', id: `${control.id}-error`, hidden: true });
+    control.setAttribute('aria-describedby', [hintEl && hintEl.id, error.id].filter(Boolean).join(' '));
+    return h('div', { class: 'field' },
+      h('label', { for: control.id }, labelText, optional ? h('span', { class: 'optional' }, ' (optional)') : null),
+      control, hintEl, error);
+  }
+
+  function formError() {
+    return h('p', { class: 'form-error', role: 'alert', hidden: true });
+  }
+
+  function clearErrors(scope) {
+    for (const el of scope.querySelectorAll('.field-error, .form-error')) {
+      el.textContent = '';
+      el.hidden = true;
+    }
+    for (const el of scope.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  }
+
+  // Shows an API error next to the control it is about (problem+json `field`), else at the
+  // top of `scope`.
+  function showError(scope, error) {
+    clearErrors(scope);
+    const detail = errorText(error);
+    const name = error.field ? error.field.replace(/\[\d+\]$/, '') : null;
+    const control = name ? scope.querySelector(`[data-field="${CSS.escape(name)}"]`) : null;
+    const place = control && document.getElementById(`${control.id}-error`);
+    if (place) {
+      place.textContent = detail;
+      place.hidden = false;
+      control.setAttribute('aria-invalid', 'true');
+      control.focus();
+      return;
+    }
+    const box = scope.querySelector('.form-error');
+    if (box) {
+      box.textContent = detail;
+      box.hidden = false;
+    } else {
+      toast(detail);
+    }
+  }
+
+  function errorText(error) {
+    if (error.status === 403) return `${error.detail || 'Forbidden'}. Changes need an admin API key.`;
+    return error.detail || error.title || error.message || 'Something went wrong';
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // API client
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super(problem.detail || problem.title || `HTTP ${status}`);
+      this.status = status;
+      this.code = problem.code;
+      this.title = problem.title;
+      this.detail = problem.detail;
+      this.field = problem.field;
+    }
+  }
+
+  async function request(method, path, body, key) {
+    const headers = { Accept: 'application/json', Authorization: `Bearer ${key || state.key}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let response;
+    try {
+      response = await fetch(path, {
+        method, headers, cache: 'no-store', credentials: 'omit',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new ApiError(0, { detail: `webhookd could not be reached (${error.message}). Check that it is running, then try again.` });
+    }
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+    return { response, data, text };
+  }
+
+  async function api(method, path, body) {
+    const { response, data, text } = await request(method, path, body);
+    if (response.ok) return data;
+    const problem = data && typeof data === 'object' ? data : { detail: text || response.statusText };
+    const error = new ApiError(response.status, problem);
+    if (response.status === 401) {
+      signOut('Your API key is no longer accepted. Sign in again.');
+    }
+    throw error;
+  }
+
+  // The API has no "who am I": a write that changes nothing tells the role. A viewer key is
+  // refused with 403 before the body is read; an admin key gets 400 for the empty body.
+  async function probeRole(key) {
+    const { response } = await request('PATCH', '/api/v1/tasks/00000000-0000-0000-0000-000000000000', {}, key);
+    return response.status === 403 ? 'viewer' : 'admin';
+  }
+
+  const canWrite = () => state.role === 'admin';
+
+  // ------------------------------------------------------------------------------------------
+  // Dialogs
+
+  function openDialog(title, content) {
+    const opener = document.activeElement;
+    const titleId = nextId('dialog-title');
+    const body = h('div', { class: 'dialog-body' });
+    const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId },
+      h('div', { class: 'dialog-head' },
+        h('h2', { id: titleId }, title),
+        h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close', onclick: () => dialog.close() }, '×')),
+      body);
+    append(body, [content]);
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (opener && opener.isConnected) opener.focus();
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    const first = body.querySelector('input:not([readonly]), select, textarea, button.btn-primary, button.btn-danger');
+    if (first) first.focus();
+    return { dialog, body, setTitle: (text) => { document.getElementById(titleId).textContent = text; } };
+  }
+
+  function confirmDialog({ title, message, confirmLabel, danger, action }) {
+    const error = formError();
+    const confirm = h('button', { type: 'submit', class: danger ? 'btn btn-danger' : 'btn btn-primary' }, confirmLabel);
+    const form = h('form', { novalidate: true },
+      error,
+      append(h('div', { class: 'stack' }), [message]),
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn', onclick: () => handle.dialog.close() }, 'Cancel'),
+        confirm));
+    const handle = openDialog(title, form);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      confirm.disabled = true;
+      try {
+        await action(handle);
+      } catch (err) {
+        showError(form, err);
+        confirm.disabled = false;
+      }
+    });
+    return handle;
+  }
+
+  function secretOnce(what, secret) {
+    return [
+      h('div', { class: 'callout callout-warn', role: 'note' },
+        h('strong', {}, 'Copy the secret now: you will not see this again.'),
+        ` webhookd keeps the ${what} encrypted and never shows it a second time.`),
+      copyField('Secret', secret, 'shown-secret'),
+    ];
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Page scaffolding
+
+  function page(...children) {
+    const el = h('div', { class: 'page' }, ...children);
+    main.replaceChildren(el);
+    return el;
+  }
+
+  function pageHead(title, lead, actions, crumbs) {
+    return h('div', { class: 'page-head' },
+      h('div', {},
+        crumbs ? h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, crumbs) : null,
+        h('div', { class: 'title-row' }, title instanceof Node ? title : h('h1', { tabindex: '-1' }, title)),
+        lead ? h('p', { class: 'lead' }, lead) : null),
+      actions ? h('div', { class: 'actions' }, actions) : null);
+  }
+
+  function emptyState(icon, title, text, action) {
+    return h('div', { class: 'empty' },
+      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon),
+      h('h2', {}, title),
+      h('p', {}, text),
+      action || null);
+  }
+
+  function readOnlyNote() {
+    return canWrite() ? null : h('p', { class: 'callout callout-info' },
+      'You are signed in with a read-only key: you can look at everything, and changes need an admin key.');
+  }
+
+  function loading() {
+    page(h('p', { class: 'muted', role: 'status' }, 'Loading…'));
+  }
+
+  function failure(error) {
+    page(pageHead('Something went wrong'),
+      h('div', { class: 'card' }, h('div', { class: 'card-body' },
+        h('p', { class: 'form-error', role: 'alert' }, errorText(error)),
+        h('button', { type: 'button', class: 'btn', onclick: () => route() }, 'Try again'))));
+  }
+
+  function focusHeading() {
+    const heading = main.querySelector('h1');
+    if (heading) heading.focus({ preventScroll: true });
+  }
+
+  function go(hash) {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sign-in
+
+  function renderSignIn(message) {
+    document.getElementById('topbar').hidden = true;
+    const input = h('input', { type: 'password', name: 'api_key', 'data-field': 'api_key', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'whk_…' });
+    const error = formError();
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Sign in');
+    const form = h('form', { novalidate: true },
+      message ? h('p', { class: 'callout callout-info' }, message) : null,
+      error,
+      field('API key', input, 'Kept in this browser tab only, until you sign out or close it.'),
+      submit);
+    main.replaceChildren(h('div', { class: 'signin' },
+      h('div', { class: 'brand' }, h('img', { src: '/console/icon.svg', alt: '', width: 28, height: 28 }), 'webhookd'),
+      h('div', { class: 'card' }, h('div', { class: 'card-body' },
+        h('h1', { tabindex: '-1' }, 'Sign in'),
+        h('p', { class: 'lead' }, 'Use an API key of your organization. webhookd prints the first admin key when it first starts; ',
+          h('code', {}, 'webhookd api-key create'), ' makes more.'),
+        form))));
+    input.focus();
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (!key) {
+        showError(form, { field: 'api_key', detail: 'Enter an API key.' });
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const { response, data } = await request('GET', '/api/v1/organization', undefined, key);
+        if (response.status === 401) {
+          showError(form, { field: 'api_key', detail: `This key is not accepted: ${(data && data.detail) || 'unknown key'}.` });
+          return;
+        }
+        if (!response.ok) throw new ApiError(response.status, data || {});
+        state.key = key;
+        state.org = data;
+        state.role = await probeRole(key);
+        sessionStorage.setItem(KEY_STORAGE, key);
+        showShell();
+        route();
+      } catch (err) {
+        showError(form, err);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+  }
+
+  function signOut(message) {
+    state.key = null;
+    state.role = null;
+    state.org = null;
+    state.generation += 1;
+    sessionStorage.removeItem(KEY_STORAGE);
+    renderSignIn(message);
+  }
+
+  function showShell() {
+    document.getElementById('topbar').hidden = false;
+    document.getElementById('org-name').textContent = state.org ? state.org.name : '';
+    const role = document.getElementById('role-badge');
+    role.className = `badge badge-${state.role}`;
+    role.textContent = state.role === 'admin' ? 'Admin' : 'Read-only';
+    role.title = state.role === 'admin' ? 'This key can change everything' : 'This key can only read';
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Webhooks
+
+  async function webhooksPage(gen) {
+    const [list, targets] = await Promise.all([
+      api('GET', `/api/v1/webhooks?limit=${PAGE_SIZE}`),
+      api('GET', '/api/v1/targets?limit=500'),
+    ]);
+    if (gen !== state.generation) return;
+    const create = canWrite()
+      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, '+ Create Webhook')
+      : null;
+    const head = pageHead('Webhooks', 'Endpoints that external systems post events to. Each accepted event becomes a task for the webhook’s target.', create);
+    if (list.items.length === 0) {
+      let next;
+      if (!canWrite()) {
+        next = h('p', {}, 'An admin creates webhooks; they will show up here.');
+      } else if (targets.items.length === 0) {
+        next = h('a', { class: 'btn btn-primary', href: '#/targets' }, 'Create a target first');
+      } else {
+        next = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, '+ Create Webhook');
+      }
+      const text = targets.items.length === 0 && canWrite()
+        ? 'A webhook delivers its events to a target (an agent or a team). Create a target, then a webhook to get a URL to hand to the sender.'
+        : 'Create a webhook to get a URL that CI pipelines, monitors or other systems can post JSON events to.';
+      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('⚡', 'No webhooks yet', text, next)));
+      return;
+    }
+    const tbody = h('tbody', {});
+    const table = h('table', { class: 'list' },
+      h('caption', { class: 'visually-hidden' }, 'Webhooks'),
+      h('thead', {}, h('tr', {},
+        ['Name', 'URL', 'Target', 'Status', 'Created', 'Last triggered'].map((t) => h('th', { scope: 'col' }, t)))),
+      tbody);
+    const foot = h('div', { class: 'list-foot' });
+    const addRows = (items) => {
+      for (const webhook of items) {
+        tbody.append(h('tr', {},
+          h('td', { class: 'primary', 'data-label': 'Name' }, h('a', { class: 'name-link', href: `#/webhooks/${webhook.id}` }, webhook.name)),
+          h('td', { 'data-label': 'URL' }, h('div', { class: 'url-cell' },
+            h('code', { title: webhook.url }, webhook.url), copyButton(webhook.url, `URL of ${webhook.name}`))),
+          h('td', { 'data-label': 'Target' }, webhook.target ? webhook.target.name : h('span', { class: 'muted' }, 'None')),
+          h('td', { 'data-label': 'Status' }, badge(webhook.status)),
+          h('td', { 'data-label': 'Created', class: 'nowrap' }, time(webhook.created_at)),
+          h('td', { 'data-label': 'Last triggered', class: 'nowrap' }, time(webhook.last_triggered_at))));
+      }
+    };
+    const setMore = (cursor) => {
+      foot.replaceChildren();
+      foot.hidden = !cursor;
+      if (!cursor) return;
+      const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
+        more.disabled = true;
+        try {
+          const next = await api('GET', `/api/v1/webhooks?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(cursor)}`);
+          addRows(next.items);
+          setMore(next.next_cursor);
+        } catch (err) {
+          more.disabled = false;
+          toast(errorText(err));
+        }
+      } }, 'Load more');
+      foot.append(more);
+    };
+    addRows(list.items);
+    setMore(list.next_cursor);
+    page(head, readOnlyNote(), h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, table), foot));
+  }
+
+  function createWebhookDialog(targets) {
+    if (targets.length === 0) {
+      openDialog('Create webhook', [
+        emptyState('🎯', 'Create a target first', 'A webhook turns each event into a task for a target: an agent or a team. Create one, then come back.',
+          h('a', { class: 'btn btn-primary', href: '#/targets', onclick: () => document.querySelector('dialog').close() }, 'Go to targets')),
+      ]);
+      return;
+    }
+    const name = h('input', { type: 'text', name: 'name', 'data-field': 'name', required: true, maxlength: 200, autocomplete: 'off' });
+    const target = h('select', { name: 'target_id', 'data-field': 'target_id', required: true },
+      targets.map((t) => h('option', { value: t.id }, `${t.name} (${t.kind})`)));
+    const events = h('input', { type: 'text', name: 'event_types', 'data-field': 'event_types', autocomplete: 'off', spellcheck: 'false', placeholder: 'deploy.*, alert.fired' });
+    const rate = h('input', { type: 'number', name: 'rate_limit_per_minute', 'data-field': 'rate_limit_per_minute', min: 1, max: 1000000, value: '100' });
+    const secret = h('input', { type: 'text', name: 'secret', 'data-field': 'secret', autocomplete: 'off', spellcheck: 'false', minlength: 16, maxlength: 256 });
+    const secretField = field('Your secret', secret, '16 to 256 visible ASCII characters. Senders put it in the X-Webhook-Secret header.');
+    secretField.hidden = true;
+    const generate = h('input', { type: 'radio', name: 'secret_mode', value: 'generate', checked: true });
+    const own = h('input', { type: 'radio', name: 'secret_mode', value: 'own' });
+    const onMode = () => {
+      secretField.hidden = !own.checked;
+      if (own.checked) secret.focus();
+    };
+    generate.addEventListener('change', onMode);
+    own.addEventListener('change', onMode);
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create webhook');
+    const form = h('form', { novalidate: true },
+      formError(),
+      field('Name', name, 'Shown in the console and the logs, e.g. “CI pipeline”.'),
+      field('Target', target, 'Who receives the tasks this webhook creates.'),
+      field('Event types', events, 'Exact names or prefix.*, separated by commas. Leave empty to accept every event.', true),
+      h('fieldset', {},
+        h('legend', {}, 'Secret'),
+        h('div', { class: 'radio-row' },
+          h('label', {}, generate, 'Generate one for me'),
+          h('label', {}, own, 'Use my own'))),
+      secretField,
+      field('Rate limit per minute', rate, 'Requests beyond it are answered 429.'),
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn', onclick: () => handle.dialog.close() }, 'Cancel'),
+        submit));
+    const handle = openDialog('Create webhook', form);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      if (!name.value.trim()) {
+        showError(form, { field: 'name', detail: 'Give the webhook a name.' });
+        return;
+      }
+      const body = {
+        name: name.value.trim(),
+        target_id: target.value,
+        event_types: events.value.split(',').map((s) => s.trim()).filter(Boolean),
+      };
+      if (own.checked) body.secret = secret.value;
+      else body.generate_secret = true;
+      if (rate.value !== '') {
+        const value = Number(rate.value);
+        if (!Number.isInteger(value)) {
+          showError(form, { field: 'rate_limit_per_minute', detail: 'Enter a whole number of requests per minute.' });
+          return;
+        }
+        body.rate_limit_per_minute = value;
+      }
+      submit.disabled = true;
+      try {
+        const created = await api('POST', '/api/v1/webhooks', body);
+        handle.setTitle('Webhook created');
+        handle.body.replaceChildren(
+          h('p', { class: 'callout callout-ok', role: 'status' }, `“${created.name}” is ready. Hand its URL and secret to the sender.`),
+          copyField('Webhook URL', created.url, 'created-url'),
+          ...(created.secret ? secretOnce('secret', created.secret) : []),
+          h('div', { class: 'dialog-actions' },
+            h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { go(`#/webhooks/${created.id}`); handle.dialog.close(); } }, 'Done')));
+        handle.body.querySelector('#created-url').focus();
+        if (location.hash === '#/webhooks' || location.hash === '') {
+          handle.dialog.addEventListener('close', () => { if (location.hash === '#/webhooks') route(); });
+        }
+      } catch (err) {
+        showError(form, err);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+  }
+
+  function webhookTabs(webhook, current) {
+    return h('nav', { class: 'tabs', 'aria-label': 'Webhook' },
+      h('a', { href: `#/webhooks/${webhook.id}`, 'aria-current': current === 'overview' ? 'page' : null }, 'Overview'),
+      h('a', { href: `#/webhooks/${webhook.id}/log`, 'aria-current': current === 'log' ? 'page' : null }, 'Invocation log'));
+  }
+
+  function webhookHead(webhook, lead) {
+    return pageHead(
+      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, webhook.name), badge(webhook.status)),
+      lead, null,
+      [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', webhook.name]);
+  }
+
+  function samplePayload(webhook) {
+    const pattern = webhook.event_types.find((p) => !p.endsWith('*'));
+    const prefix = webhook.event_types.find((p) => p.endsWith('.*'));
+    const payload = { message: 'Test event from the console' };
+    if (pattern) payload.event_type = pattern;
+    else if (prefix) payload.event_type = `${prefix.slice(0, -2)}.test`;
+    payload.test = true;
+    return JSON.stringify(payload, null, 2);
+  }
+
+  async function webhookPage(gen, id) {
+    const webhook = await api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}`);
+    if (gen !== state.generation) return;
+    const deleted = webhook.status === 'deleted';
+    const props = h('dl', { class: 'props' },
+      h('dt', {}, 'URL'), h('dd', {}, h('div', { class: 'url-cell' }, h('code', {}, webhook.url), copyButton(webhook.url, 'webhook URL'))),
+      h('dt', {}, 'Target'), h('dd', {}, webhook.target
+        ? [h('a', { href: `#/board/${webhook.target.id}` }, webhook.target.name), h('span', { class: 'muted' }, ` · ${webhook.target.kind}`)]
+        : h('span', { class: 'muted' }, 'Deleted')),
+      h('dt', {}, 'Event types'), h('dd', {}, webhook.event_types.length
+        ? webhook.event_types.map((t) => h('span', { class: 'chip' }, t))
+        : h('span', { class: 'muted' }, 'Every event')),
+      h('dt', {}, 'Secret'), h('dd', {}, webhook.has_secret ? 'Required in X-Webhook-Secret' : h('span', { class: 'muted' }, 'None: anyone with the URL can post')),
+      h('dt', {}, 'Rate limit'), h('dd', {}, `${webhook.rate_limit_per_minute.toLocaleString()} requests per minute`),
+      h('dt', {}, 'Created'), h('dd', {}, time(webhook.created_at)),
+      h('dt', {}, 'Updated'), h('dd', {}, time(webhook.updated_at)),
+      h('dt', {}, 'Last triggered'), h('dd', {}, time(webhook.last_triggered_at)));
+    const left = h('div', { class: 'stack' },
+      h('section', { class: 'card', 'aria-labelledby': 'details-title' }, h('div', { class: 'card-body' },
+        h('h2', { id: 'details-title', class: 'visually-hidden' }, 'Details'), props)));
+    const right = h('div', { class: 'stack' });
+    if (deleted) {
+      right.append(h('div', { class: 'callout callout-warn' }, 'This webhook is deleted: its URL answers 410 Gone to every sender. Its log stays readable.'));
+    } else if (canWrite()) {
+      right.append(manageCard(webhook), testCard(webhook));
+    }
+    page(webhookHead(webhook), webhookTabs(webhook, 'overview'), readOnlyNote(),
+      h('div', { class: 'grid-2' }, left, right.childElementCount ? right : h('div', {})));
+  }
+
+  function manageCard(webhook) {
+    const active = webhook.status === 'active';
+    const error = formError();
+    const toggle = h('button', {
+      type: 'button', class: 'switch', role: 'switch', 'aria-checked': String(active), 'aria-labelledby': 'status-label', 'aria-describedby': 'status-help',
+      onclick: async () => {
+        toggle.disabled = true;
+        try {
+          await api('PATCH', `/api/v1/webhooks/${webhook.id}`, { status: active ? 'disabled' : 'active' });
+          toast(active ? `“${webhook.name}” disabled` : `“${webhook.name}” enabled`);
+          await route({ keepFocus: true });
+          const again = document.querySelector('button[role="switch"]');
+          if (again) again.focus();
+        } catch (err) {
+          showError(card, err);
+          toggle.disabled = false;
+        }
+      },
+    });
+    const card = h('section', { class: 'card', 'aria-labelledby': 'manage-title' }, h('div', { class: 'card-body' },
+      h('h2', { id: 'manage-title' }, 'Manage'),
+      error,
+      h('div', { class: 'switch-row' },
+        h('div', {},
+          h('strong', { id: 'status-label' }, 'Accepting events'),
+          h('p', { id: 'status-help' }, active ? 'Senders get 202 Accepted.' : 'Disabled: senders get 403 webhook_disabled.')),
+        toggle),
+      h('div', { class: 'switch-row' },
+        h('div', {}, h('strong', {}, 'Secret'), h('p', {}, 'Replace it; the current one stops working at once.')),
+        h('button', { type: 'button', class: 'btn btn-small', onclick: () => rotateDialog(webhook) }, 'Rotate secret')),
+      h('div', { class: 'switch-row' },
+        h('div', {}, h('strong', {}, 'Delete'), h('p', {}, 'Its URL answers 410 Gone forever.')),
+        h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => deleteWebhookDialog(webhook) }, 'Delete'))));
+    return card;
+  }
+
+  function rotateDialog(webhook) {
+    confirmDialog({
+      title: 'Rotate the secret?',
+      message: h('p', {}, `Senders using the current secret of “${webhook.name}” are refused (401) from now on, until they use the new one. A new secret is generated and shown once.`),
+      confirmLabel: 'Rotate secret',
+      action: async (handle) => {
+        const rotated = await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, {});
+        handle.setTitle('New secret');
+        handle.body.replaceChildren(...secretOnce('secret', rotated.secret),
+          h('div', { class: 'dialog-actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => handle.dialog.close() }, 'Done')));
+        handle.body.querySelector('#shown-secret').focus();
+      },
+    });
+  }
+
+  function deleteWebhookDialog(webhook) {
+    confirmDialog({
+      title: `Delete webhook “${webhook.name}”?`,
+      message: [
+        h('p', {}, 'Senders will get 410 Gone at its URL from now on, and the URL is never reused. Its invocation log stays readable. This cannot be undone.'),
+        h('p', { class: 'muted' }, h('code', {}, webhook.url)),
+      ],
+      confirmLabel: `Delete “${webhook.name}”`,
+      danger: true,
+      action: async (handle) => {
+        await api('DELETE', `/api/v1/webhooks/${webhook.id}`);
+        handle.dialog.close();
+        toast(`Webhook “${webhook.name}” deleted`);
+        go('#/webhooks');
+      },
+    });
+  }
+
+  function testCard(webhook) {
+    const payload = h('textarea', { name: 'payload', 'data-field': 'payload', rows: 7, spellcheck: 'false' }, samplePayload(webhook));
+    const result = h('div', { class: 'test-result', 'aria-live': 'polite' });
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Send test event');
+    const form = h('form', { novalidate: true },
+      formError(),
+      field('Sample payload (JSON)', payload, 'A JSON object. Its event_type field selects the event type; message becomes the task’s instruction.'),
+      h('div', { class: 'actions' }, submit),
+      result);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      result.replaceChildren();
+      let parsed;
+      try {
+        parsed = JSON.parse(payload.value);
+      } catch (err) {
+        showError(form, { field: 'payload', detail: `This is not valid JSON: ${err.message}` });
+        return;
+      }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        showError(form, { field: 'payload', detail: 'The payload must be a JSON object, like {"message": "…"}.' });
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const outcome = await api('POST', `/api/v1/webhooks/${webhook.id}/test`, { payload: parsed });
+        const kind = outcome.status === 'accepted' ? 'ok' : (outcome.status === 'ignored' ? 'info' : 'warn');
+        const explain = {
+          accepted: 'The event was accepted and a task was created.',
+          ignored: 'The webhook does not subscribe to this event type, so no task was created.',
+          rejected: 'A real sender would have been refused.',
+        }[outcome.status];
+        result.replaceChildren(h('div', { class: `callout callout-${kind} test-outcome`, role: 'status' },
+          h('div', { class: 'actions' }, badge(outcome.status), h('strong', {}, `HTTP ${outcome.http_status}`),
+            outcome.code ? h('code', {}, outcome.code) : null),
+          h('p', {}, explain, outcome.detail ? ` ${outcome.detail}` : ''),
+          h('p', { class: 'actions' },
+            outcome.task_id ? h('a', { href: `#/tasks/${outcome.task_id}` }, 'Open the task') : null,
+            h('a', { href: `#/webhooks/${webhook.id}/log` }, 'See it in the log'))));
+      } catch (err) {
+        showError(form, err);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    return h('section', { class: 'card', 'aria-labelledby': 'test-title' }, h('div', { class: 'card-body' },
+      h('h2', { id: 'test-title' }, 'Test'),
+      h('p', { class: 'lead' }, 'Runs the real pipeline as an authenticated sender would; status, rate limits and event types all apply.'),
+      form));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Invocation log
+
+  const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['rejected', 'Rejected']];
+
+  async function logPage(gen, id, query) {
+    const outcome = OUTCOMES.some(([value]) => value === query.get('outcome')) ? query.get('outcome') : '';
+    const filter = outcome ? `&outcome=${outcome}` : '';
+    const [webhook, first] = await Promise.all([
+      api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}`),
+      api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${filter}`),
+    ]);
+    if (gen !== state.generation) return;
+    const group = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Outcome' },
+      OUTCOMES.map(([value, text]) => h('label', {},
+        h('input', { type: 'radio', name: 'outcome', value, checked: value === outcome, onchange: () => go(`#/webhooks/${webhook.id}/log${value ? `?outcome=${value}` : ''}`) }),
+        h('span', {}, text))));
+    const list = h('ul', { class: 'log', 'aria-label': 'Invocations, newest first' });
+    const foot = h('div', { class: 'list-foot' });
+    const addItems = (items) => { for (const item of items) list.append(invocationItem(item)); };
+    const setMore = (cursor) => {
+      foot.replaceChildren();
+      foot.hidden = !cursor;
+      if (!cursor) return;
+      const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
+        more.disabled = true;
+        try {
+          const next = await api('GET', `/api/v1/webhooks/${webhook.id}/invocations?limit=${PAGE_SIZE}${filter}&cursor=${encodeURIComponent(cursor)}`);
+          addItems(next.items);
+          setMore(next.next_cursor);
+        } catch (err) {
+          more.disabled = false;
+          toast(errorText(err));
+        }
+      } }, 'Load more');
+      foot.append(more);
+    };
+    const toolbar = h('div', { class: 'toolbar' }, group,
+      h('button', { type: 'button', class: 'btn btn-small', onclick: () => route({ keepFocus: true }) }, 'Refresh'));
+    let body;
+    if (first.items.length === 0) {
+      const text = outcome
+        ? `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`
+        : 'Every request to this webhook’s URL is logged here, newest first. Send an event to its URL, or use Test on the Overview tab.';
+      body = h('div', { class: 'card' }, emptyState('📭', outcome ? 'Nothing here' : 'No invocations yet', text,
+        outcome ? null : h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview')));
+    } else {
+      addItems(first.items);
+      setMore(first.next_cursor);
+      body = h('div', { class: 'card' }, list, foot);
+    }
+    page(webhookHead(webhook), webhookTabs(webhook, 'log'), toolbar, body);
+  }
+
+  function invocationItem(item) {
+    const response = item.target_response;
+    const summary = h('summary', {},
+      h('span', { class: 'nowrap' }, time(item.received_at)),
+      h('span', {}, badge(item.outcome)),
+      h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
+      h('span', { class: 'event' },
+        item.event_type ? h('code', {}, item.event_type) : h('span', { class: 'muted' }, 'no event type'),
+        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null),
+      h('span', { class: 'actions source' },
+        item.test ? h('span', { class: 'tag-test' }, 'test') : null,
+        item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical rejections coalesced into this entry' }, `×${item.repeat_count}`) : null,
+        h('span', { class: 'muted mono' }, item.source_ip || '')));
+    const answer = h('dl', { class: 'props' },
+      h('dt', {}, 'Answered'), h('dd', {}, `HTTP ${item.http_status}`, item.error_code ? [' · ', h('code', {}, item.error_code)] : null),
+      h('dt', {}, 'Source IP'), h('dd', {}, item.source_ip || h('span', { class: 'muted' }, 'unknown')),
+      h('dt', {}, 'Task'), h('dd', {}, item.task_id ? h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task') : h('span', { class: 'muted' }, 'None')));
+    const target = response
+      ? h('dl', { class: 'props' },
+        h('dt', {}, 'Status'), h('dd', {}, response.status_code ? `HTTP ${response.status_code}` : h('span', { class: 'muted' }, 'No answer')),
+        h('dt', {}, 'Latency'), h('dd', {}, `${response.latency_ms} ms`),
+        h('dt', {}, 'At'), h('dd', {}, time(response.at)),
+        response.error ? [h('dt', {}, 'Error'), h('dd', { class: 'field-error' }, response.error)] : null,
+        response.body_excerpt ? [h('dt', {}, 'Body'), h('dd', {}, h('pre', { class: 'json' }, response.body_excerpt))] : null)
+      : h('p', { class: 'muted' }, item.task_id ? 'No delivery attempt yet: the task waits on the board or for its next attempt.' : 'No delivery: no task was created.');
+    return h('li', {}, h('details', {}, summary,
+      h('div', { class: 'expanded' },
+        h('div', {}, h('h3', {}, 'Payload'), item.payload ? prettyJson(item.payload) : h('p', { class: 'muted' }, 'No JSON object was received.')),
+        h('div', { class: 'stack' },
+          h('div', {}, h('h3', {}, 'Answer to the sender'), answer),
+          h('div', {}, h('h3', {}, 'Target response'), target)))));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Targets
+
+  async function targetsPage(gen) {
+    const list = await api('GET', '/api/v1/targets?limit=500');
+    if (gen !== state.generation) return;
+    const create = canWrite()
+      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: createTargetDialog }, '+ Create Target')
+      : null;
+    const head = pageHead('Targets', 'The agents and teams that receive tasks. With an endpoint, tasks are pushed to it; without one, they wait on the board.', create);
+    if (list.items.length === 0) {
+      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('🎯', 'No targets yet',
+        canWrite()
+          ? 'Create a target for each agent or team that should receive tasks. Webhooks then point at a target.'
+          : 'An admin creates targets; they will show up here.',
+        canWrite() ? h('button', { type: 'button', class: 'btn btn-primary', onclick: createTargetDialog }, '+ Create Target') : null)));
+      return;
+    }
+    const rows = list.items.map((t) => h('tr', {},
+      h('td', { class: 'primary', 'data-label': 'Name' }, h('span', { class: 'name-link' }, t.name)),
+      h('td', { 'data-label': 'Kind' }, h('span', { class: 'badge plain' }, t.kind === 'agent' ? 'Agent' : 'Team')),
+      h('td', { 'data-label': 'Endpoint' }, t.endpoint_url ? h('code', {}, t.endpoint_url) : h('span', { class: 'muted' }, 'None: tasks wait on the board')),
+      h('td', { 'data-label': 'Created', class: 'nowrap' }, time(t.created_at)),
+      h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' },
+        h('a', { class: 'btn btn-small', href: `#/board/${t.id}`, 'aria-label': `Task board of ${t.name}` }, 'Board'),
+        canWrite() ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', 'aria-label': `Delete ${t.name}`, onclick: () => deleteTargetDialog(t) }, 'Delete') : null))));
+    page(head, readOnlyNote(), h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
+      h('thead', {}, h('tr', {}, ['Name', 'Kind', 'Endpoint', 'Created', h('span', { class: 'visually-hidden' }, 'Actions')].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)))));
+  }
+
+  function createTargetDialog() {
+    const kind = h('select', { name: 'kind', 'data-field': 'kind' }, h('option', { value: 'agent' }, 'Agent'), h('option', { value: 'team' }, 'Team'));
+    const name = h('input', { type: 'text', name: 'name', 'data-field': 'name', required: true, maxlength: 200, autocomplete: 'off' });
+    const endpoint = h('input', { type: 'url', name: 'endpoint_url', 'data-field': 'endpoint_url', autocomplete: 'off', spellcheck: 'false', placeholder: 'https://agent.example.com/tasks' });
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create target');
+    const form = h('form', { novalidate: true },
+      formError(),
+      field('Kind', kind),
+      field('Name', name, 'e.g. “Deploy bot” or “On-call team”.'),
+      field('Endpoint URL', endpoint, 'webhookd pushes each task there, signed. Leave empty to let the target read tasks from the board.', true),
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn', onclick: () => handle.dialog.close() }, 'Cancel'),
+        submit));
+    const handle = openDialog('Create target', form);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      if (!name.value.trim()) {
+        showError(form, { field: 'name', detail: 'Give the target a name.' });
+        return;
+      }
+      const body = { kind: kind.value, name: name.value.trim() };
+      if (endpoint.value.trim()) body.endpoint_url = endpoint.value.trim();
+      submit.disabled = true;
+      try {
+        const created = await api('POST', '/api/v1/targets', body);
+        handle.setTitle('Target created');
+        handle.body.replaceChildren(
+          h('p', { class: 'callout callout-ok', role: 'status' }, `“${created.name}” is ready. Point webhooks at it.`),
+          h('p', { class: 'hint' }, 'Deliveries to its endpoint carry a webhook-signature header made with this signing secret.'),
+          ...secretOnce('signing secret', created.signing_secret),
+          h('div', { class: 'dialog-actions' },
+            h('button', { type: 'button', class: 'btn btn-primary', onclick: () => handle.dialog.close() }, 'Done')));
+        handle.body.querySelector('#shown-secret').focus();
+        handle.dialog.addEventListener('close', () => { if (location.hash === '#/targets') route(); });
+      } catch (err) {
+        showError(form, err);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+  }
+
+  function deleteTargetDialog(target) {
+    confirmDialog({
+      title: `Delete target “${target.name}”?`,
+      message: h('p', {}, 'Only a target that no webhook points at can be deleted. Its tasks stay on record.'),
+      confirmLabel: `Delete “${target.name}”`,
+      danger: true,
+      action: async (handle) => {
+        await api('DELETE', `/api/v1/targets/${target.id}`);
+        handle.dialog.close();
+        toast(`Target “${target.name}” deleted`);
+        route();
+      },
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Task board
+
+  async function boardPage(gen, targetId) {
+    const targets = (await api('GET', '/api/v1/targets?limit=500')).items;
+    if (gen !== state.generation) return;
+    if (targets.length === 0) {
+      page(pageHead('Task board', 'Tasks created by accepted events, by status.'),
+        h('div', { class: 'card' }, emptyState('🗂', 'No targets yet', 'The board shows the tasks of one target. Create a target and a webhook pointing at it; accepted events then appear here.',
+          canWrite() ? h('a', { class: 'btn btn-primary', href: '#/targets' }, 'Go to targets') : null)));
+      return;
+    }
+    const target = targets.find((t) => t.id === targetId);
+    if (!target) {
+      location.replace(`#/board/${targets[0].id}`);
+      return;
+    }
+    const select = h('select', { id: 'board-target', onchange: () => go(`#/board/${select.value}`) },
+      targets.map((t) => h('option', { value: t.id, selected: t.id === target.id }, `${t.name} (${t.kind})`)));
+    const status = h('p', { class: 'board-status' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), h('span', {}, 'Loading…'));
+    const board = h('div', { class: 'board' });
+    const columns = {};
+    for (const s of TASK_STATUSES) {
+      const list = h('ul', { 'aria-labelledby': `col-${s}` });
+      const count = h('span', { class: 'count' }, '0');
+      columns[s] = { list, count };
+      board.append(h('section', { class: 'column', 'aria-labelledby': `col-${s}`, 'data-status': s },
+        h('div', { class: 'column-head' }, h('h2', { id: `col-${s}` }, label(s)), count),
+        list));
+    }
+    const hint = h('p', { class: 'callout callout-info', hidden: true },
+      'No tasks yet. Tasks appear here when a webhook pointing at this target accepts an event; try Test on a webhook.');
+    page(pageHead('Task board', target.endpoint_url
+      ? 'Tasks of this target, by status. webhookd pushes them to its endpoint.'
+      : 'Tasks of this target, by status. It has no endpoint: its agent works them from here or through the API.',
+    h('div', { class: 'field' }, h('label', { for: 'board-target' }, 'Target'), select)),
+    h('div', { class: 'toolbar' }, status), hint, board);
+
+    let last = '';
+    const refresh = async () => {
+      if (gen !== state.generation) return;
+      if (!document.hidden) {
+        try {
+          const pages = await Promise.all(TASK_STATUSES.map((s) =>
+            api('GET', `/api/v1/tasks?target_id=${target.id}&status=${s}&limit=50`)));
+          if (gen !== state.generation) return;
+          const signature = JSON.stringify(pages.map((p) => p.items.map((t) => [t.id, t.updated_at])));
+          if (signature !== last) {
+            last = signature;
+            pages.forEach((p, i) => renderColumn(columns[TASK_STATUSES[i]], TASK_STATUSES[i], p));
+            hint.hidden = pages.some((p) => p.items.length > 0);
+          }
+          status.classList.remove('stale');
+          status.lastChild.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${BOARD_POLL_MS / 1000} s`;
+        } catch (err) {
+          if (gen !== state.generation) return;
+          status.classList.add('stale');
+          status.lastChild.textContent = `Could not refresh: ${errorText(err)}. Retrying…`;
+        }
+      }
+      setTimeout(refresh, BOARD_POLL_MS);
+    };
+    await refresh();
+  }
+
+  function renderColumn(column, status, pageOfTasks) {
+    column.count.textContent = pageOfTasks.next_cursor ? `${pageOfTasks.items.length}+` : String(pageOfTasks.items.length);
+    if (pageOfTasks.items.length === 0) {
+      column.list.replaceChildren(h('li', { class: 'column-empty' }, `Nothing ${label(status).toLowerCase()}`));
+      return;
+    }
+    column.list.replaceChildren(...pageOfTasks.items.map((task) => h('li', {},
+      h('a', { class: 'task-card', href: `#/tasks/${task.id}`, 'data-task': task.id },
+        h('div', { class: 'instruction' }, task.instruction || h('span', { class: 'muted' }, '(no message)')),
+        h('div', { class: 'meta' },
+          task.test ? h('span', { class: 'tag-test' }, 'test') : null,
+          task.event_type ? h('code', {}, task.event_type) : null,
+          time(task.created_at),
+          task.attempts ? h('span', {}, `${task.attempts} attempt${task.attempts === 1 ? '' : 's'}`) : null),
+        task.last_error ? h('div', { class: 'error' }, task.last_error) : null))));
+  }
+
+  async function taskPage(gen, id) {
+    const task = await api('GET', `/api/v1/tasks/${encodeURIComponent(id)}`);
+    const [target, webhook] = await Promise.all([
+      api('GET', `/api/v1/targets/${task.target_id}`).catch(() => null),
+      api('GET', `/api/v1/webhooks/${task.webhook_id}`).catch(() => null),
+    ]);
+    if (gen !== state.generation) return;
+    const error = formError();
+    const move = async (body, path, method) => {
+      try {
+        await api(method, path, body);
+        toast('Task updated');
+        route({ keepFocus: true });
+      } catch (err) {
+        showError(actions, err);
+      }
+    };
+    const buttons = canWrite()
+      ? [
+        ...TASK_MOVES[task.status].map(([to, text]) => h('button', { type: 'button', class: 'btn btn-small', onclick: () => move({ status: to }, `/api/v1/tasks/${task.id}`, 'PATCH') }, text)),
+        task.status === 'failed' ? h('button', { type: 'button', class: 'btn btn-small btn-primary', onclick: () => move(undefined, `/api/v1/tasks/${task.id}/retry`, 'POST') }, 'Retry') : null,
+      ]
+      : [];
+    const actions = h('div', {}, error, h('div', { class: 'actions' }, buttons));
+    const props = h('dl', { class: 'props' },
+      h('dt', {}, 'Target'), h('dd', {}, target ? h('a', { href: `#/board/${target.id}` }, target.name) : task.target_id),
+      h('dt', {}, 'Webhook'), h('dd', {}, webhook ? h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name) : task.webhook_id),
+      h('dt', {}, 'Event type'), h('dd', {}, task.event_type ? h('code', {}, task.event_type) : h('span', { class: 'muted' }, 'None')),
+      h('dt', {}, 'Source'), h('dd', {}, task.source.verified ? 'Verified sender' : 'Unverified sender', task.source.source_ip ? ` · ${task.source.source_ip}` : ''),
+      h('dt', {}, 'Received'), h('dd', {}, time(task.source.received_at)),
+      h('dt', {}, 'Attempts'), h('dd', {}, String(task.attempts)),
+      h('dt', {}, 'Next attempt'), h('dd', {}, time(task.next_attempt_at)),
+      task.last_error ? [h('dt', {}, 'Last error'), h('dd', { class: 'field-error' }, task.last_error)] : null,
+      h('dt', {}, 'Created'), h('dd', {}, time(task.created_at)),
+      h('dt', {}, 'Updated'), h('dd', {}, time(task.updated_at)));
+    page(pageHead(
+      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, task.instruction || 'Task'), badge(task.status), task.test ? h('span', { class: 'tag-test' }, 'test') : null),
+      'The instruction comes from the payload’s message: untrusted text from the sender.', null,
+      [h('a', { href: target ? `#/board/${target.id}` : '#/board' }, 'Task board'), ' / ', 'Task']),
+    h('div', { class: 'grid-2' },
+      h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Context'), h('p', { class: 'lead' }, 'The whole payload.'), prettyJson(task.context))),
+      h('div', { class: 'stack' },
+        h('section', { class: 'card' }, h('div', { class: 'card-body' }, props)),
+        buttons.some(Boolean) ? h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Move'), h('p', { class: 'lead' }, 'As the agent would report progress.'), actions)) : null)));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Router
+
+  function notFoundPage() {
+    page(pageHead('Page not found'), h('div', { class: 'card' }, emptyState('?', 'Nothing here', 'This address does not match a page of the console.',
+      h('a', { class: 'btn btn-primary', href: '#/webhooks' }, 'Go to webhooks'))));
+  }
+
+  async function route(options) {
+    if (!state.key) {
+      renderSignIn();
+      return;
+    }
+    state.generation += 1;
+    const gen = state.generation;
+    const raw = location.hash.replace(/^#/, '') || '/webhooks';
+    const [path, search] = raw.split('?');
+    const query = new URLSearchParams(search || '');
+    const parts = path.split('/').filter(Boolean);
+    const section = parts[0] === 'tasks' ? 'board' : parts[0];
+    for (const link of document.querySelectorAll('.mainnav a')) {
+      if (link.dataset.section === section) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+    const keepFocus = options && options.keepFocus;
+    if (!keepFocus) loading();
+    try {
+      if (parts[0] === 'webhooks' && parts.length === 1) await webhooksPage(gen);
+      else if (parts[0] === 'webhooks' && parts.length === 2) await webhookPage(gen, parts[1]);
+      else if (parts[0] === 'webhooks' && parts.length === 3 && parts[2] === 'log') await logPage(gen, parts[1], query);
+      else if (parts[0] === 'targets' && parts.length === 1) await targetsPage(gen);
+      else if (parts[0] === 'board' && parts.length <= 2) await boardPage(gen, parts[1]);
+      else if (parts[0] === 'tasks' && parts.length === 2) await taskPage(gen, parts[1]);
+      else notFoundPage();
+    } catch (error) {
+      if (!state.key || gen !== state.generation) return;
+      if (error.status === 404) {
+        page(pageHead('Not found'), h('div', { class: 'card' }, emptyState('?', 'Not found', `${error.detail || 'It does not exist'}. It may belong to another organization, or the address is mistyped.`,
+          h('a', { class: 'btn btn-primary', href: '#/webhooks' }, 'Go to webhooks'))));
+      } else {
+        failure(error);
+      }
+    }
+    if (!keepFocus && gen === state.generation) focusHeading();
+    document.title = `${(main.querySelector('h1') || {}).textContent || 'Console'} · webhookd`;
+  }
+
+  async function start() {
+    document.getElementById('sign-out').addEventListener('click', () => signOut('Signed out.'));
+    document.getElementById('skip-link').addEventListener('click', (event) => {
+      event.preventDefault();
+      main.focus();
+    });
+    window.addEventListener('hashchange', () => route());
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    if (!key) {
+      renderSignIn();
+      return;
+    }
+    const { response, data } = await request('GET', '/api/v1/organization', undefined, key)
+      .catch((error) => ({ response: { ok: false, status: 0 }, data: { detail: error.detail } }));
+    if (!response.ok) {
+      sessionStorage.removeItem(KEY_STORAGE);
+      renderSignIn(response.status === 401 ? 'Your API key is no longer accepted. Sign in again.' : (data && data.detail) || undefined);
+      return;
+    }
+    state.key = key;
+    state.org = data;
+    state.role = await probeRole(key);
+    showShell();
+    route();
+  }
+
+  start();
+})();
