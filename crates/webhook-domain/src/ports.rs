@@ -322,6 +322,18 @@ pub enum AttemptVerdict {
     Failed,
 }
 
+/// How many tasks wait for delivery, for the dispatcher's gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Tasks waiting for delivery: `queued`, of a live target with an endpoint (the tasks
+    /// [`TaskQueue::claim_tasks`] may return, leased or not, due or not).
+    pub queued: u64,
+    /// Of those, the tasks whose `next_attempt_at` has come.
+    pub due: u64,
+    /// The earliest `created_at` among them; `None` when none waits.
+    pub oldest_queued_at: Option<Timestamp>,
+}
+
 /// The task board and the delivery queue.
 pub trait TaskQueue: Send + Sync {
     /// # Errors
@@ -388,6 +400,17 @@ pub trait TaskQueue: Send + Sync {
     /// # Errors
     /// MUST return `Conflict` when the lease is no longer held.
     fn release_lease(&self, lease: &Lease) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts the tasks waiting for delivery at `now` (see [`QueueStats`]) in one read: a
+    /// consistent snapshot, cheap enough to call every few seconds.
+    ///
+    /// # Errors
+    /// MUST return `Unavailable` when the store cannot be asked; an empty queue is
+    /// `QueueStats::default()`, never an error.
+    fn queue_stats(
+        &self,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<QueueStats, StoreError>> + Send;
 
     /// A task's delivery attempts, oldest first.
     ///

@@ -103,6 +103,7 @@ macro_rules! for_each_case {
             finish_attempt_retries_then_fails,
             finish_attempt_with_lost_lease_conflicts_and_records_nothing,
             release_lease_gives_the_task_back,
+            queue_stats_count_tasks_waiting_for_delivery,
         }
     };
 }

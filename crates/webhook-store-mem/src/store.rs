@@ -12,8 +12,8 @@ use webhook_domain::model::{
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, StoreError, TargetStore,
-    TaskQueue, WebhookStore,
+    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, QueueStats, StoreError,
+    TargetStore, TaskQueue, WebhookStore,
 };
 
 /// The error inside [`StoreError::Unavailable`] while a [`MemoryStore`] is set unavailable.
@@ -744,6 +744,33 @@ impl TaskQueue for MemoryStore {
             stored.lease = None;
         }
         Ok(())
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
+        let state = self.read()?;
+        let mut counted = QueueStats::default();
+        for (next_attempt_at, id) in &state.due {
+            let Some(stored) = state.tasks.get(&TaskId::from_uuid(*id)) else {
+                continue;
+            };
+            let task = &stored.task;
+            let waiting = state
+                .live_target(task.organization_id, task.target_id)
+                .is_some_and(|target| target.endpoint_url.is_some());
+            if !waiting {
+                continue;
+            }
+            counted.queued += 1;
+            if *next_attempt_at <= now {
+                counted.due += 1;
+            }
+            counted.oldest_queued_at = Some(
+                counted
+                    .oldest_queued_at
+                    .map_or(task.created_at, |oldest| oldest.min(task.created_at)),
+            );
+        }
+        Ok(counted)
     }
 
     async fn delivery_attempts(

@@ -18,15 +18,15 @@ use webhook_domain::model::{
     TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, StoreError, TargetStore,
-    TaskQueue, WebhookStore,
+    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, QueueStats, StoreError,
+    TargetStore, TaskQueue, WebhookStore,
 };
 
 use crate::PgStore;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
     ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
-    endpoint,
+    endpoint, ts,
 };
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
@@ -523,6 +523,24 @@ UPDATE tasks SET lease_token = $2, lease_until = $3
 FROM due WHERE tasks.id = due.id
 RETURNING tasks.id";
 
+/// Counts the tasks waiting for delivery in one pass over the `tasks_claimable` index.
+const QUEUE_STATS: &str = "\
+SELECT count(*) AS queued,
+       count(*) FILTER (WHERE t.next_attempt_at <= $1) AS due,
+       min(t.created_at) AS oldest
+FROM tasks t JOIN targets g ON g.id = t.target_id
+WHERE t.status = 'queued' AND NOT g.deleted AND g.endpoint_url IS NOT NULL";
+
+#[derive(QueryableByName)]
+struct StatsRow {
+    #[diesel(sql_type = sql_types::BigInt)]
+    queued: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    due: i64,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
+    oldest: Option<time::OffsetDateTime>,
+}
+
 impl TaskQueue for PgStore {
     async fn task(&self, organization_id: OrganizationId, id: TaskId) -> Result<Task, StoreError> {
         let mut conn = self.conn().await?;
@@ -754,6 +772,21 @@ impl TaskQueue for PgStore {
             0 => Err(StoreError::Conflict("the lease is no longer held")),
             _ => Ok(()),
         }
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
+        let mut conn = self.conn().await?;
+        let row = diesel::sql_query(QUEUE_STATS)
+            .bind::<sql_types::Timestamptz, _>(at(now))
+            .get_result::<StatsRow>(&mut conn)
+            .await;
+        let row = check(row.map_err(TxError::from), &mut conn)?;
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("negative task count"));
+        Ok(QueueStats {
+            queued: count(row.queued)?,
+            due: count(row.due)?,
+            oldest_queued_at: row.oldest.map(ts),
+        })
     }
 
     async fn delivery_attempts(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_domain::model::{Task, TaskFilter, TaskId, TaskStatus};
-use webhook_domain::ports::{AttemptVerdict, ClaimedTask, Lease, Store};
+use webhook_domain::ports::{AttemptVerdict, ClaimedTask, Lease, QueueStats, Store};
 
 use super::{assert_conflict, assert_not_found};
 use crate::ContractStore;
@@ -630,4 +630,78 @@ pub async fn release_lease_gives_the_task_back<S: ContractStore>(store: S) {
     let again = claim_all(&store, at(2)).await;
     assert_eq!(claimed_ids(&again), vec![task.id]);
     assert_eq!(again[0].task, task);
+}
+
+/// Queue stats count the tasks waiting for delivery (queued, of a live target with an
+/// endpoint), leased or not; `due` those whose attempt has come; an empty queue is the default.
+pub async fn queue_stats_count_tasks_waiting_for_delivery<S: ContractStore>(store: S) {
+    assert_eq!(
+        store.queue_stats(at(10)).await.expect("stats of nothing"),
+        QueueStats::default()
+    );
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let team = board_target(&world.organization, at(0));
+    store.insert_target(&team).await.expect("insert target");
+    let team_hook = webhook(&team, at(0));
+    store
+        .insert_webhook(&team_hook)
+        .await
+        .expect("insert webhook");
+    let (inv, board_task) = accepted(&team_hook, at(-20));
+    store
+        .record_invocation(&inv, Some(&board_task))
+        .await
+        .expect("record a board task");
+    let (_, delivered) = world.accept(&store, at(-10)).await;
+    store
+        .set_task_status(
+            org,
+            delivered.id,
+            TaskStatus::Queued,
+            TaskStatus::Delivered,
+            at(-9),
+        )
+        .await
+        .expect("deliver");
+    let (_, first) = world.accept(&store, at(1)).await;
+    world.accept(&store, at(2)).await;
+    world.accept(&store, at(30)).await;
+
+    let now = at(10);
+    let expected = QueueStats {
+        queued: 3,
+        due: 2,
+        oldest_queued_at: Some(at(1)),
+    };
+    assert_eq!(store.queue_stats(now).await.expect("stats"), expected);
+    assert_eq!(
+        store.queue_stats(at(30)).await.expect("stats").due,
+        3,
+        "a task whose attempt is exactly now is due"
+    );
+
+    let claimed = store
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 1)
+        .await
+        .expect("claim");
+    assert_eq!(claimed_ids(&claimed), vec![first.id]);
+    assert_eq!(
+        store.queue_stats(now).await.expect("stats"),
+        expected,
+        "a leased task still waits"
+    );
+    store
+        .finish_attempt(
+            &claimed[0].lease,
+            &timed_out(&first, 1, now),
+            AttemptVerdict::RetryAt(at(100)),
+        )
+        .await
+        .expect("retry later");
+    assert_eq!(
+        store.queue_stats(now).await.expect("stats"),
+        QueueStats { due: 1, ..expected },
+        "a task in backoff waits but is not due"
+    );
 }

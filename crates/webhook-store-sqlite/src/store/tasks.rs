@@ -9,7 +9,9 @@ use webhook_domain::model::{
     Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
     TaskFilter, TaskId, TaskStatus, Timestamp,
 };
-use webhook_domain::ports::{AttemptVerdict, ClaimedTask, Lease, StoreError, TaskQueue};
+use webhook_domain::ports::{
+    AttemptVerdict, ClaimedTask, Lease, QueueStats, StoreError, TaskQueue,
+};
 
 use super::{into_page, overfetch};
 use crate::SqliteStore;
@@ -35,6 +37,24 @@ fn load_task(
 }
 
 type TaskRowWithPayload = (TaskRow, Option<String>);
+
+/// Counts the tasks waiting for delivery in one pass over the `tasks_due` index.
+const QUEUE_STATS: &str = "\
+SELECT count(*) AS queued,
+       coalesce(sum(t.next_attempt_at <= ?), 0) AS due,
+       min(t.created_at) AS oldest
+FROM tasks t JOIN targets g ON g.id = t.target_id
+WHERE t.status = 'queued' AND g.deleted_at IS NULL AND g.endpoint_url IS NOT NULL";
+
+#[derive(QueryableByName)]
+struct StatsRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    queued: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    due: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    oldest: Option<i64>,
+}
 
 /// A due task with its payload, its target's endpoint and signing secret.
 type ClaimRow = (TaskRow, Option<String>, Option<String>, Vec<u8>);
@@ -289,6 +309,21 @@ impl TaskQueue for SqliteStore {
                 ))
                 .execute(conn)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
+        self.read(move |conn| {
+            let row: StatsRow = diesel::sql_query(QUEUE_STATS)
+                .bind::<diesel::sql_types::BigInt, _>(now.unix_micros())
+                .get_result(conn)?;
+            let count = |n: i64| u64::try_from(n).map_err(|_| Failure::corrupt("task count"));
+            Ok(QueueStats {
+                queued: count(row.queued)?,
+                due: count(row.due)?,
+                oldest_queued_at: row.oldest.map(Timestamp::from_unix_micros),
+            })
         })
         .await
     }
