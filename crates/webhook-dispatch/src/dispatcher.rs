@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info_span, warn};
 use webhook_domain::model::{DeliveryAttempt, TargetId, TargetResponse, Timestamp};
 use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, Clock, DeliveryFailure, DeliveryReport, Entropy, SecretSealer,
-    StoreError, TargetDelivery, TaskQueue,
+    AttemptVerdict, ClaimedTask, Clock, DeliveryFailure, DeliveryReport, Entropy, QueueStats,
+    SecretSealer, StoreError, TargetDelivery, TaskQueue,
 };
 use webhook_domain::rules::{RetryPolicy, attempt_verdict, next_delay};
 
@@ -41,6 +41,8 @@ pub struct DispatchConfig {
     pub shutdown_grace: Duration,
     /// When failed attempts are retried.
     pub retry: RetryPolicy,
+    /// How often the queue gauges are read from the store while the dispatcher runs.
+    pub queue_stats_every: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -53,6 +55,7 @@ impl Default for DispatchConfig {
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            queue_stats_every: Duration::from_secs(15),
         }
     }
 }
@@ -123,6 +126,7 @@ where
             batch_size: config.batch_size.max(1),
             max_in_flight: config.max_in_flight.max(1),
             max_in_flight_per_target: config.max_in_flight_per_target.max(1),
+            queue_stats_every: config.queue_stats_every.max(Duration::from_millis(10)),
             ..config
         };
         Self {
@@ -141,7 +145,7 @@ where
         }
     }
 
-    /// The counters, to render on `/metrics`.
+    /// The counters and gauges, to register with the `/metrics` registry.
     pub fn metrics(&self) -> Arc<DispatchMetrics> {
         Arc::clone(&self.inner.metrics)
     }
@@ -162,10 +166,54 @@ where
         outcome
     }
 
+    /// Reads the queue's size from the store into the metrics' gauges.
+    pub async fn refresh_queue_stats(&self) -> Result<QueueStats, StoreError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let stats = inner
+            .store
+            .queue_stats(now)
+            .await
+            .inspect_err(|_| inner.metrics.store_error())?;
+        inner.metrics.set_queue(&stats, now);
+        Ok(stats)
+    }
+
     /// Works the queue until `shutdown` completes: claims as slots free up, when woken, and
     /// every poll interval. Then it claims nothing more, lets attempts in progress finish for
-    /// up to the shutdown grace, and gives back the leases of those still running.
+    /// up to the shutdown grace, and gives back the leases of those still running. Meanwhile
+    /// it refreshes the queue gauges every `queue_stats_every`.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let (done, mut stopped) = watch::channel(false);
+        let work = async {
+            self.work(shutdown).await;
+            let _ = done.send(true);
+        };
+        let gauges = async {
+            let mut every = tokio::time::interval(self.inner.config.queue_stats_every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut stop = std::pin::pin!(async {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            });
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut stop => break,
+                    _ = every.tick() => {
+                        if let Err(e) = self.refresh_queue_stats().await {
+                            warn!(
+                                error = &e as &dyn std::error::Error,
+                                "reading the queue's size failed"
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(work, gauges);
+    }
+
+    async fn work(&self, shutdown: impl Future<Output = ()>) {
         let (abort, abort_rx) = watch::channel(false);
         let mut jobs = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);

@@ -1,9 +1,17 @@
-//! The dispatcher's counters, as plain atomics rendered in the Prometheus text format so the
-//! HTTP adapter's `/metrics` can append them to its own.
+//! The dispatcher's metrics on `prometheus-client` types. [`DispatchMetrics::register`] adds
+//! them to the registry the HTTP adapter's `/metrics` encodes, so one exposition holds both.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use webhook_domain::model::Timestamp;
+use webhook_domain::ports::QueueStats;
 
 /// Upper bounds, in seconds, of the attempt-latency histogram's buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -21,135 +29,161 @@ pub enum AttemptResult {
     Failed,
 }
 
-/// Counters and gauges of one node's dispatcher. Share it in an `Arc` between the dispatcher
-/// and the metrics endpoint.
-#[derive(Debug, Default)]
+impl AttemptResult {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Counters and gauges of one node's dispatcher. Cheap to clone: clones share the values.
+#[derive(Debug, Clone)]
 pub struct DispatchMetrics {
-    delivered: AtomicU64,
-    retried: AtomicU64,
-    failed: AtomicU64,
+    attempts: Family<ResultLabels, Counter>,
     /// Attempts whose result could not be recorded because the lease was lost.
-    leases_lost: AtomicU64,
+    leases_lost: Counter,
     /// Leases given back untouched (shutdown, or the target at its concurrency limit).
-    leases_released: AtomicU64,
+    leases_released: Counter,
     /// Store errors while claiming or recording.
-    store_errors: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
-    in_flight: AtomicI64,
+    store_errors: Counter,
+    latency: Histogram,
+    in_flight: Gauge,
+    queued: Gauge,
+    due: Gauge,
+    oldest_queued_age: Gauge<f64, AtomicU64>,
+}
+
+impl Default for DispatchMetrics {
+    fn default() -> Self {
+        Self {
+            attempts: Family::default(),
+            leases_lost: Counter::default(),
+            leases_released: Counter::default(),
+            store_errors: Counter::default(),
+            latency: Histogram::new(LATENCY_BUCKETS),
+            in_flight: Gauge::default(),
+            queued: Gauge::default(),
+            due: Gauge::default(),
+            oldest_queued_age: Gauge::default(),
+        }
+    }
 }
 
 impl DispatchMetrics {
-    /// Counts a recorded attempt and its latency.
-    pub fn record_attempt(&self, result: AttemptResult, latency: Duration) {
-        let counter = match result {
-            AttemptResult::Delivered => &self.delivered,
-            AttemptResult::Retry => &self.retried,
-            AttemptResult::Failed => &self.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let seconds = latency.as_secs_f64();
-        if let Some(index) = LATENCY_BUCKETS.iter().position(|&le| seconds <= le) {
-            self.latency_buckets[index].fetch_add(1, Ordering::Relaxed);
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(
-            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
+    /// Adds every metric to `registry`; they keep counting in the registry's copy.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "webhookd_dispatch_attempts",
+            "Delivery attempts recorded, by what became of the task",
+            self.attempts.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_attempt_duration_seconds",
+            "Latency of delivery attempts, from sending to the last byte of the answer read",
+            self.latency.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_leases_lost",
+            "Attempts not recorded because another dispatcher took the task over",
+            self.leases_lost.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_leases_released",
+            "Claimed tasks given back without an attempt",
+            self.leases_released.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_store_errors",
+            "Store failures while claiming or recording attempts",
+            self.store_errors.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_in_flight",
+            "Deliveries in progress on this node",
+            self.in_flight.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_queued_tasks",
+            "Tasks waiting for delivery in the whole queue, due or in backoff",
+            self.queued.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_due_tasks",
+            "Tasks waiting for delivery whose next attempt is due",
+            self.due.clone(),
+        );
+        registry.register(
+            "webhookd_dispatch_oldest_queued_age_seconds",
+            "Age of the oldest task waiting for delivery, 0 when none waits",
+            self.oldest_queued_age.clone(),
         );
     }
 
+    /// Counts a recorded attempt and its latency.
+    pub fn record_attempt(&self, result: AttemptResult, latency: Duration) {
+        self.attempts
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
+            .inc();
+        self.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Sets the queue gauges from `stats` read at `now`.
+    pub fn set_queue(&self, stats: &QueueStats, now: Timestamp) {
+        self.queued
+            .set(i64::try_from(stats.queued).unwrap_or(i64::MAX));
+        self.due.set(i64::try_from(stats.due).unwrap_or(i64::MAX));
+        let age = stats
+            .oldest_queued_at
+            .map_or(Duration::ZERO, |oldest| now.since(oldest));
+        self.oldest_queued_age.set(age.as_secs_f64());
+    }
+
     pub(crate) fn lease_lost(&self) {
-        self.leases_lost.fetch_add(1, Ordering::Relaxed);
+        self.leases_lost.inc();
     }
 
     pub(crate) fn lease_released(&self) {
-        self.leases_released.fetch_add(1, Ordering::Relaxed);
+        self.leases_released.inc();
     }
 
     pub(crate) fn store_error(&self) {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        self.store_errors.inc();
     }
 
     pub(crate) fn in_flight_add(&self, delta: i64) {
-        self.in_flight.fetch_add(delta, Ordering::Relaxed);
+        self.in_flight.inc_by(delta);
     }
 
     /// Attempts recorded with `result` so far.
     pub fn attempts(&self, result: AttemptResult) -> u64 {
-        match result {
-            AttemptResult::Delivered => &self.delivered,
-            AttemptResult::Retry => &self.retried,
-            AttemptResult::Failed => &self.failed,
-        }
-        .load(Ordering::Relaxed)
+        self.attempts
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
+            .get()
     }
 
     /// Deliveries in progress right now.
     pub fn in_flight(&self) -> i64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.get()
     }
 
-    /// Appends the metrics in the Prometheus text exposition format (version 0.0.4).
+    /// The metrics alone in the `OpenMetrics` text format, as `/metrics` shows them.
     pub fn render(&self, out: &mut String) {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "# HELP webhookd_dispatch_attempts_total Delivery attempts recorded, by what became of the task.\n\
-             # TYPE webhookd_dispatch_attempts_total counter\n\
-             webhookd_dispatch_attempts_total{{result=\"delivered\"}} {}\n\
-             webhookd_dispatch_attempts_total{{result=\"retry\"}} {}\n\
-             webhookd_dispatch_attempts_total{{result=\"failed\"}} {}",
-            load(&self.delivered),
-            load(&self.retried),
-            load(&self.failed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP webhookd_dispatch_leases_lost_total Attempts not recorded because another dispatcher took the task over.\n\
-             # TYPE webhookd_dispatch_leases_lost_total counter\n\
-             webhookd_dispatch_leases_lost_total {}\n\
-             # HELP webhookd_dispatch_leases_released_total Claimed tasks given back without an attempt.\n\
-             # TYPE webhookd_dispatch_leases_released_total counter\n\
-             webhookd_dispatch_leases_released_total {}\n\
-             # HELP webhookd_dispatch_store_errors_total Store failures while claiming or recording attempts.\n\
-             # TYPE webhookd_dispatch_store_errors_total counter\n\
-             webhookd_dispatch_store_errors_total {}\n\
-             # HELP webhookd_dispatch_in_flight Deliveries in progress.\n\
-             # TYPE webhookd_dispatch_in_flight gauge\n\
-             webhookd_dispatch_in_flight {}",
-            load(&self.leases_lost),
-            load(&self.leases_released),
-            load(&self.store_errors),
-            self.in_flight(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP webhookd_dispatch_attempt_duration_seconds Latency of delivery attempts.\n\
-             # TYPE webhookd_dispatch_attempt_duration_seconds histogram"
-        );
-        let mut cumulative = 0;
-        for (le, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += load(bucket);
-            let _ = writeln!(
-                out,
-                "webhookd_dispatch_attempt_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let count = load(&self.latency_count);
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "a sum of microseconds stays exact in f64 for centuries of latency"
-        )]
-        let sum = load(&self.latency_sum_micros) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "webhookd_dispatch_attempt_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             webhookd_dispatch_attempt_duration_seconds_sum {sum}\n\
-             webhookd_dispatch_attempt_duration_seconds_count {count}"
-        );
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(out, &registry);
     }
 }
 
@@ -158,26 +192,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_openmetrics_text() {
         let metrics = DispatchMetrics::default();
         metrics.record_attempt(AttemptResult::Delivered, Duration::from_millis(3));
         metrics.record_attempt(AttemptResult::Delivered, Duration::from_millis(40));
         metrics.record_attempt(AttemptResult::Retry, Duration::from_secs(60));
         metrics.lease_lost();
         metrics.in_flight_add(2);
+        let now = Timestamp::parse_rfc3339("2025-01-01T00:01:30Z").unwrap();
+        metrics.set_queue(
+            &QueueStats {
+                queued: 7,
+                due: 3,
+                oldest_queued_at: Some(Timestamp::parse_rfc3339("2025-01-01T00:00:00Z").unwrap()),
+            },
+            now,
+        );
+        assert_eq!(metrics.attempts(AttemptResult::Delivered), 2);
+        assert_eq!(metrics.attempts(AttemptResult::Failed), 0);
         let mut text = String::new();
         metrics.render(&mut text);
         for line in [
             r#"webhookd_dispatch_attempts_total{result="delivered"} 2"#,
             r#"webhookd_dispatch_attempts_total{result="retry"} 1"#,
-            r#"webhookd_dispatch_attempts_total{result="failed"} 0"#,
             "webhookd_dispatch_leases_lost_total 1",
             "webhookd_dispatch_in_flight 2",
+            "webhookd_dispatch_queued_tasks 7",
+            "webhookd_dispatch_due_tasks 3",
+            "webhookd_dispatch_oldest_queued_age_seconds 90.0",
             r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="0.005"} 1"#,
             r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="0.05"} 2"#,
-            r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="30"} 2"#,
+            r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="30.0"} 2"#,
             r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="+Inf"} 3"#,
-            "webhookd_dispatch_attempt_duration_seconds_sum 60.043",
             "webhookd_dispatch_attempt_duration_seconds_count 3",
         ] {
             assert!(
@@ -185,6 +231,15 @@ mod tests {
                 "{line} missing from\n{text}"
             );
         }
-        assert!(text.ends_with('\n'));
+        assert!(text.ends_with("# EOF\n"), "{text}");
+
+        metrics.set_queue(&QueueStats::default(), now);
+        let mut text = String::new();
+        metrics.render(&mut text);
+        assert!(
+            text.lines()
+                .any(|l| l == "webhookd_dispatch_oldest_queued_age_seconds 0.0"),
+            "{text}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers) and
-//! `/metrics` (Prometheus text exposition of the ingest counters and latency histogram).
+//! `/metrics` (Prometheus text exposition of the ingest counters and latency histogram, and of
+//! whatever else the binary registers, such as the dispatcher's metrics).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,12 @@ impl Metrics {
     /// A registry with `webhookd_ingest_requests_total{outcome}` and
     /// `webhookd_ingest_duration_seconds`.
     pub fn new() -> Self {
+        Self::new_with(|_| {})
+    }
+
+    /// A registry with the ingest metrics of [`Metrics::new`] and whatever `register` adds
+    /// (other components' metrics, such as the dispatcher's), all in one exposition.
+    pub fn new_with(register: impl FnOnce(&mut Registry)) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -55,6 +62,7 @@ impl Metrics {
             "Time from the start of an ingest request to its answer",
             latency.clone(),
         );
+        register(&mut registry);
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -121,7 +129,29 @@ where
 
 #[cfg(test)]
 mod tests {
+    use prometheus_client::metrics::gauge::Gauge;
+
     use super::*;
+
+    #[test]
+    fn exposes_metrics_registered_by_others() {
+        let depth = Gauge::<i64>::default();
+        let metrics = Metrics::new_with(|registry| {
+            registry.register(
+                "webhookd_other_depth",
+                "Another component's gauge",
+                depth.clone(),
+            );
+        });
+        depth.set(7);
+        let text = metrics.encode();
+        assert!(text.contains("webhookd_other_depth 7\n"), "{text}");
+        assert!(
+            text.contains("webhookd_ingest_duration_seconds_count 0"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
 
     #[test]
     fn exposes_counters_and_histogram() {

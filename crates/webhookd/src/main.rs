@@ -12,7 +12,8 @@ use clap::Parser as _;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 use webhook_dispatch::{
-    DeliveryConfig, DispatchConfig, Dispatcher, HttpDelivery, OutboundPolicy, WakeOnAccept,
+    DeliveryConfig, DispatchConfig, DispatchMetrics, Dispatcher, HttpDelivery, OutboundPolicy,
+    WakeOnAccept,
 };
 use webhook_domain::model::{
     ApiKeyId, Name, Organization, OrganizationId, PublicUrl, RatePerMinute, Role, Timestamp,
@@ -300,7 +301,7 @@ where
         ingest: Arc::clone(&ingest),
         store: store.clone(),
         client_ip: ClientIpPolicy::new(config.trusted_proxies.clone()),
-        metrics: Metrics::new(),
+        metrics: Metrics::new_with(|registry| dispatch.metrics.register(registry)),
     });
     let invalidating = resolver.clone();
     let manage = web::Data::new(ManageState {
@@ -370,6 +371,8 @@ where
 struct Dispatch {
     /// Wakes the dispatcher when ingest has committed a task.
     wake: Arc<Notify>,
+    /// Its counters and gauges, for `/metrics`.
+    metrics: Arc<DispatchMetrics>,
     running: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -394,10 +397,12 @@ impl Dispatch {
             dispatch_config(config.dispatch),
         );
         let wake = dispatcher.waker();
+        let metrics = dispatcher.metrics();
         if !config.dispatch.enabled {
             tracing::info!("not delivering tasks: this node only ingests (--no-dispatch)");
             return Ok(Self {
                 wake,
+                metrics,
                 running: None,
             });
         }
@@ -415,6 +420,7 @@ impl Dispatch {
         });
         Ok(Self {
             wake,
+            metrics,
             running: Some(running),
         })
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use webhook_dispatch::DeliveryConfig;
 use webhook_domain::model::{DeliveryAttempt, TaskStatus};
-use webhook_domain::ports::{Clock as _, InvocationLog as _, TaskQueue as _};
+use webhook_domain::ports::{Clock as _, InvocationLog as _, QueueStats, TaskQueue as _};
 use webhook_domain::rules::RetryPolicy;
 use webhook_store_mem::MemoryStore;
 
@@ -22,6 +22,8 @@ async fn a_2xx_delivers_the_task_with_the_documented_body() {
     let tasks = world.enqueue(&store, 1, clock.now()).await;
     let task = &tasks[0];
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let waiting = dispatcher.refresh_queue_stats().await.unwrap();
+    assert_eq!((waiting.queued, waiting.due), (1, 1));
 
     let outcome = dispatcher.run_once().await.unwrap();
     assert_eq!(outcome.claimed, 1);
@@ -75,9 +77,17 @@ async fn a_2xx_delivers_the_task_with_the_documented_body() {
         0,
         "nothing left"
     );
+    assert_eq!(
+        dispatcher.refresh_queue_stats().await.unwrap(),
+        QueueStats::default()
+    );
     let mut metrics = String::new();
     dispatcher.metrics().render(&mut metrics);
     assert!(metrics.contains(r#"webhookd_dispatch_attempts_total{result="delivered"} 1"#));
+    assert!(
+        metrics.contains("webhookd_dispatch_queued_tasks 0\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

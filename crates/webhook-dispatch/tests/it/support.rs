@@ -330,6 +330,7 @@ pub(crate) fn dispatch_config() -> DispatchConfig {
             base: Duration::from_secs(10),
             max_delay: Duration::from_secs(60),
         },
+        queue_stats_every: Duration::from_millis(20),
     }
 }
 
