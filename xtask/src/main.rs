@@ -8,6 +8,7 @@
 )]
 
 mod bench;
+mod browser;
 mod checks;
 mod cmd;
 mod deny;
@@ -35,6 +36,9 @@ COMMANDS:
                  purity    webhook-domain depends on no I/O crate (cargo tree)
                  postgres  provide a PostgreSQL database (see `db`)
                  tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace
+                 browser   the web console in headless Chromium against the real binary
+                           (console-tests/: npm ci when needed, then node run.mjs); without
+                           chromium or node: fails when CI=true, else skipped
                then print a summary with each step's wall-clock time.
     ci         Exactly what CI runs: print tool versions, then `test` (ignores XTASK_SKIP).
     bench store

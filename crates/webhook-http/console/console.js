@@ -441,7 +441,7 @@
           h('td', { class: 'primary', 'data-label': 'Name' }, h('a', { class: 'name-link', href: `#/webhooks/${webhook.id}` }, webhook.name)),
           h('td', { 'data-label': 'URL' }, h('div', { class: 'url-cell' },
             h('code', { title: webhook.url }, webhook.url), copyButton(webhook.url, `URL of ${webhook.name}`))),
-          h('td', { 'data-label': 'Target' }, webhook.target ? webhook.target.name : h('span', { class: 'muted' }, 'None')),
+          h('td', { 'data-label': 'Target', class: 'target' }, webhook.target ? webhook.target.name : h('span', { class: 'muted' }, 'None')),
           h('td', { 'data-label': 'Status' }, badge(webhook.status)),
           h('td', { 'data-label': 'Created', class: 'nowrap' }, time(webhook.created_at)),
           h('td', { 'data-label': 'Last triggered', class: 'nowrap' }, time(webhook.last_triggered_at))));

@@ -1,0 +1,477 @@
+// Browser tests of the webhookd console: the real binary on a temporary data directory and a
+// free loopback port, driven in headless Chromium (Debian's package) through playwright-core.
+//
+//   WEBHOOKD_BIN=target/debug/webhookd node console-tests/run.mjs
+//
+// Environment:
+//   WEBHOOKD_BIN     the webhookd binary (required; `cargo xtask test` builds and passes it)
+//   CHROMIUM         the browser (default /usr/bin/chromium, else `chromium` on PATH)
+//   SCREENSHOT_DIR   where page screenshots go (default target/console-tests/screenshots);
+//                    docs/screenshots holds the ones the README shows
+//
+// Every wait is on an element or an answer, bounded by a timeout; nothing sleeps.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const STARTUP_MS = 60_000;
+const ACTION_MS = 15_000;
+const STEP_MS = 60_000;
+const WHOLE_RUN_MS = 300_000;
+const WIDE = { width: 1280, height: 860 };
+const NARROW = { width: 390, height: 844 };
+
+// A last resort: whatever hangs, the run ends.
+setTimeout(() => {
+  console.error(`console tests: still running after ${WHOLE_RUN_MS / 1000} s; giving up`);
+  process.exit(1);
+}, WHOLE_RUN_MS).unref();
+
+function chromiumPath() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  if (existsSync('/usr/bin/chromium')) return '/usr/bin/chromium';
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('Chromium not found: install Debian\'s chromium package or set CHROMIUM');
+  }
+}
+
+const binary = process.env.WEBHOOKD_BIN;
+if (!binary || !existsSync(binary)) {
+  throw new Error(`WEBHOOKD_BIN must name the webhookd binary (got ${binary ?? 'nothing'}); build it with cargo build -p webhookd`);
+}
+const screenshotDir = path.resolve(ROOT, process.env.SCREENSHOT_DIR || 'target/console-tests/screenshots');
+mkdirSync(screenshotDir, { recursive: true });
+for (const old of readdirSync(screenshotDir)) {
+  if (old.startsWith('failure-')) rmSync(path.join(screenshotDir, old));
+}
+const scratch = mkdtempSync(path.join(tmpdir(), 'webhookd-console-'));
+
+// ---------------------------------------------------------------------------------------------
+// webhookd
+
+/** Starts webhookd on a free port; resolves with its base URL and the admin key it printed. */
+function startWebhookd() {
+  const env = { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' };
+  for (const name of Object.keys(env)) {
+    if (name === 'DATABASE_URL' || name.startsWith('WEBHOOKD_')) delete env[name];
+  }
+  const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(scratch, 'data')], {
+    env, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (chunk) => { output.stdout += chunk; });
+  child.stderr.setEncoding('utf8').on('data', (chunk) => { output.stderr += chunk; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`webhookd did not start within ${STARTUP_MS / 1000} s:\n${output.stderr}`));
+    }, STARTUP_MS);
+    const check = () => {
+      const address = /listening on http:\/\/(\S+)/.exec(output.stderr);
+      const key = /\b(whk_\S+)/.exec(output.stdout);
+      if (address && key) {
+        clearTimeout(timer);
+        child.stdout.off('data', check);
+        child.stderr.off('data', check);
+        resolve({ child, output, base: `http://${address[1]}`, adminKey: key[1] });
+      }
+    };
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`webhookd exited (${code ?? signal}) before it served:\n${output.stderr}`));
+    });
+  });
+}
+
+async function stopWebhookd(server) {
+  if (!server || server.child.exitCode !== null) return;
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A request with a deadline; answers the status and the parsed JSON body (or null). */
+async function http(method, url, { headers = {}, body } = {}) {
+  const response = await fetch(url, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(ACTION_MS),
+  });
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  return { status: response.status, json };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario: each step runs after the previous one, and is skipped once one has failed.
+
+let server;
+let context;
+let page;
+let failed = false;
+const seen = {};
+
+async function shot(name, options = {}) {
+  // The toast of an earlier action would cover part of the page.
+  await page.evaluate(() => document.getElementById('toast').classList.remove('shown'));
+  await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: options.fullPage ?? false, animations: 'disabled', caret: 'hide' });
+}
+
+function step(name, body) {
+  test(name, { timeout: STEP_MS }, async (t) => {
+    if (failed) {
+      t.skip('an earlier step failed');
+      return;
+    }
+    try {
+      await body();
+    } catch (error) {
+      failed = true;
+      if (page) {
+        await page.screenshot({ path: path.join(screenshotDir, `failure-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+      }
+      if (server) error.message += `\nwebhookd's log, last lines:\n${server.output.stderr.split('\n').slice(-15).join('\n')}`;
+      throw error;
+    }
+  });
+}
+
+after(async () => {
+  await context?.close().catch(() => {});
+  await stopWebhookd(server);
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Text of the first element matching `selector` once it contains `text`. */
+async function waitForText(selector, text) {
+  const locator = page.locator(selector).filter({ hasText: text }).first();
+  await locator.waitFor({ state: 'visible' });
+  return locator;
+}
+
+async function heading(text) {
+  await page.getByRole('heading', { level: 1, name: text }).waitFor();
+}
+
+/** Polls `check` until it answers true, for at most ACTION_MS. */
+async function until(check, what) {
+  const deadline = Date.now() + ACTION_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => { setTimeout(resolve, 100); });
+  }
+}
+
+function nav(name) {
+  return page.locator('.mainnav').getByRole('link', { name, exact: true });
+}
+
+async function filter(name) {
+  await page.locator('.segmented label').filter({ hasText: name }).click();
+}
+
+async function clipboard() {
+  return page.evaluate(() => navigator.clipboard.readText());
+}
+
+async function noHorizontalScroll() {
+  const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(widths[0] <= widths[1], `the page scrolls sideways: ${widths[0]} px wide in a ${widths[1]} px window`);
+}
+
+step('webhookd starts and the browser opens the console', async () => {
+  server = await startWebhookd();
+  context = await chromium.launchPersistentContext(path.join(scratch, 'profile'), {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: WIDE,
+    locale: 'en-US',
+    timezoneId: 'Europe/Berlin',
+    timeout: STARTUP_MS,
+  });
+  context.setDefaultTimeout(ACTION_MS);
+  context.setDefaultNavigationTimeout(ACTION_MS);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  page = context.pages()[0] ?? await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  seen.pageErrors = errors;
+  await page.goto(`${server.base}/`);
+  await heading('Sign in');
+  await shot('sign-in');
+});
+
+step('a wrong key is refused next to the field, the admin key signs in', async () => {
+  const input = page.getByLabel('API key');
+  await input.fill('whk_not-a-key');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const error = page.locator(`#${await input.getAttribute('id')}-error`);
+  await error.waitFor();
+  assert.match(await error.textContent(), /not accepted/);
+  assert.equal(await input.getAttribute('aria-invalid'), 'true');
+  await input.fill(server.adminKey);
+  await input.press('Enter');
+  await heading('Webhooks');
+  await waitForText('.empty', 'No webhooks yet');
+  await waitForText('#role-badge', 'Admin');
+  // The key stays out of the URL, in this tab's sessionStorage.
+  assert.ok(!page.url().includes(server.adminKey));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('webhookd.apiKey')), server.adminKey);
+  // With no target yet, the empty state points at the targets page.
+  await page.getByRole('link', { name: 'Create a target first' }).click();
+  await heading('Targets');
+  await waitForText('.empty', 'No targets yet');
+});
+
+step('a target is created, its signing secret shown once; a bad endpoint is refused in words', async () => {
+  await page.getByRole('button', { name: '+ Create Target' }).first().click();
+  const dialog = page.getByRole('dialog', { name: 'Create target' });
+  await dialog.getByLabel('Kind').selectOption('agent');
+  await dialog.getByLabel('Name').fill('Deploy bot');
+  const endpoint = dialog.getByLabel('Endpoint URL');
+  await endpoint.fill('ftp://agent.example.com/tasks');
+  await dialog.getByRole('button', { name: 'Create target' }).click();
+  const error = page.locator(`#${await endpoint.getAttribute('id')}-error`);
+  await error.waitFor();
+  assert.match(await error.textContent(), /endpoint_url.*http or https/);
+  await endpoint.fill('');
+  await dialog.getByRole('button', { name: 'Create target' }).click();
+  const created = page.getByRole('dialog', { name: 'Target created' });
+  await created.getByText('you will not see this again').waitFor();
+  assert.match(await created.getByLabel('Secret', { exact: true }).inputValue(), /\S{16,}/);
+  await created.getByRole('button', { name: 'Done' }).click();
+  await waitForText('table.list td', 'Deploy bot');
+  await waitForText('table.list td', 'None: tasks wait on the board');
+});
+
+step('a webhook is created with a generated secret, and its URL copied', async () => {
+  await nav('Webhooks').click();
+  await heading('Webhooks');
+  // Keyboard: the dialog opens on the button, Escape closes it and focus comes back.
+  const open = page.getByRole('button', { name: '+ Create Webhook' }).first();
+  await open.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Create webhook' });
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'name');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), '+ Create Webhook');
+
+  await open.click();
+  await dialog.getByLabel('Name').fill('CI pipeline');
+  await dialog.getByLabel('Target').selectOption({ label: 'Deploy bot (agent)' });
+  const events = dialog.getByLabel('Event types');
+  await events.fill('deploy.*');
+  await shot('create-webhook');
+  await events.fill('deploy.*, bad type!');
+  await dialog.getByRole('button', { name: 'Create webhook' }).click();
+  const error = page.locator(`#${await events.getAttribute('id')}-error`);
+  await error.waitFor();
+  assert.match(await error.textContent(), /event_types\[1\]/);
+  await events.fill('deploy.*');
+  await dialog.getByRole('button', { name: 'Create webhook' }).click();
+
+  const created = page.getByRole('dialog', { name: 'Webhook created' });
+  await created.getByText('you will not see this again').waitFor();
+  seen.url = await created.getByLabel('Webhook URL', { exact: true }).inputValue();
+  seen.secret = await created.getByLabel('Secret', { exact: true }).inputValue();
+  assert.match(seen.url, new RegExp(`^${server.base}/api/webhooks/[0-9a-f-]{36}$`));
+  assert.ok(seen.secret.length >= 16);
+  await created.getByRole('button', { name: 'Copy webhook url' }).click();
+  await created.locator('button', { hasText: 'Copied' }).waitFor();
+  assert.equal(await clipboard(), seen.url);
+  await shot('webhook-created');
+  await created.getByRole('button', { name: 'Done' }).click();
+  await heading('CI pipeline');
+  seen.webhookId = seen.url.split('/').pop();
+  assert.ok(page.url().endsWith(`#/webhooks/${seen.webhookId}`));
+});
+
+step('the list shows the webhook and copies its URL, at 1280 and 390 px', async () => {
+  await page.evaluate(() => navigator.clipboard.writeText(''));
+  await nav('Webhooks').click();
+  const row = page.locator('table.list tbody tr').filter({ hasText: 'CI pipeline' });
+  await row.waitFor();
+  const text = await row.textContent();
+  for (const part of ['Deploy bot', 'Active', 'Never', seen.url]) assert.ok(text.includes(part), `${part} missing from ${text}`);
+  await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).click();
+  await row.locator('button', { hasText: 'Copied' }).waitFor();
+  assert.equal(await clipboard(), seen.url);
+  await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor();
+  // Local time on the page, UTC on hover.
+  const created = row.locator('time').first();
+  assert.match(await created.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  await shot('webhooks');
+  await page.setViewportSize(NARROW);
+  await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor();
+  await noHorizontalScroll();
+  await shot('webhooks-390', { fullPage: true });
+  await page.setViewportSize(WIDE);
+});
+
+step('an event sent to the URL shows in the log, payload expandable', async () => {
+  const sent = await http('POST', seen.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': seen.secret, 'X-Event-Type': 'deploy.finished' },
+    body: { message: 'Deploy api to production', version: '2.4.1' },
+  });
+  assert.equal(sent.status, 202, JSON.stringify(sent.json));
+  await page.getByRole('link', { name: 'CI pipeline' }).click();
+  await heading('CI pipeline');
+  await page.getByRole('link', { name: 'Invocation log' }).click();
+  const entry = page.locator('.log > li').filter({ hasText: 'deploy.finished' });
+  await entry.waitFor();
+  assert.match(await entry.textContent(), /Accepted.*HTTP 202/);
+  await entry.locator('summary').click();
+  await entry.locator('pre.json').filter({ hasText: 'Deploy api to production' }).waitFor();
+  await entry.getByText('No delivery attempt yet').waitFor();
+});
+
+step('Test sends an editable payload, shows the outcome and links to the task on the board', async () => {
+  await page.getByRole('link', { name: 'Overview' }).click();
+  const payload = page.getByLabel('Sample payload (JSON)');
+  await payload.waitFor();
+  assert.match(await payload.inputValue(), /"event_type": "deploy.test"/);
+  await payload.fill('{"message": "Roll back api", ');
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  const error = page.locator(`#${await payload.getAttribute('id')}-error`);
+  await error.waitFor();
+  assert.match(await error.textContent(), /not valid JSON/);
+  await payload.fill(JSON.stringify({ message: 'Roll back api to 2.4.0', event_type: 'deploy.rollback' }, null, 2));
+  await page.getByRole('button', { name: 'Send test event' }).click();
+  const outcome = page.locator('.test-outcome');
+  await outcome.waitFor();
+  assert.match(await outcome.textContent(), /Accepted.*HTTP 202/);
+  await shot('webhook', { fullPage: true });
+  await outcome.getByRole('link', { name: 'Open the task' }).click();
+  await heading('Roll back api to 2.4.0');
+  await waitForText('.title-row', 'Queued');
+  await shot('task');
+  await page.getByRole('link', { name: 'Deploy bot' }).first().click();
+  await heading('Task board');
+  const card = page.locator('[data-status="queued"] .task-card').filter({ hasText: 'Roll back api to 2.4.0' });
+  await card.waitFor();
+  await page.locator('[data-status="queued"] .task-card').filter({ hasText: 'Deploy api to production' }).waitFor();
+  await waitForText('.board-status', 'Updated');
+  // The board refreshes itself: a task moved through the API shows in its new column.
+  const tasks = await http('GET', `${server.base}/api/v1/tasks?status=queued`, { headers: { Authorization: `Bearer ${server.adminKey}` } });
+  const deploy = tasks.json.items.find((task) => task.instruction === 'Deploy api to production');
+  const moved = await http('PATCH', `${server.base}/api/v1/tasks/${deploy.id}`, {
+    headers: { Authorization: `Bearer ${server.adminKey}`, 'Content-Type': 'application/json' }, body: { status: 'delivered' },
+  });
+  assert.equal(moved.status, 200);
+  await page.locator('[data-status="delivered"] .task-card').filter({ hasText: 'Deploy api to production' }).waitFor();
+  await shot('board');
+});
+
+step('a disabled webhook refuses senders with 403, and the log shows it', async () => {
+  await page.goto(`${server.base}/#/webhooks/${seen.webhookId}`);
+  const toggle = page.getByRole('switch', { name: 'Accepting events' });
+  assert.equal(await toggle.getAttribute('aria-checked'), 'true');
+  await toggle.click();
+  await page.locator('.title-row .badge-disabled').waitFor();
+  assert.equal(await page.getByRole('switch', { name: 'Accepting events' }).getAttribute('aria-checked'), 'false');
+  const refused = await http('POST', seen.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': seen.secret },
+    body: { message: 'Should be refused', event_type: 'deploy.finished' },
+  });
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.code, 'webhook_disabled');
+  // Refused requests are coalesced in memory and written about once a second: wait for the
+  // entry through the API, then read it in the console.
+  await until(async () => {
+    const log = await http('GET', `${server.base}/api/v1/webhooks/${seen.webhookId}/invocations?outcome=rejected`, {
+      headers: { Authorization: `Bearer ${server.adminKey}` },
+    });
+    return log.json.items.length > 0;
+  }, 'the refused request in the invocation log');
+  await page.getByRole('link', { name: 'Invocation log' }).click();
+  await page.locator('.log > li').nth(2).waitFor();
+  await filter('Rejected');
+  await page.waitForURL(/outcome=rejected$/);
+  const entry = page.locator('.log > li').filter({ hasText: 'webhook_disabled' });
+  await entry.waitFor();
+  assert.equal(await page.locator('.log > li').count(), 1);
+  assert.match(await entry.textContent(), /Rejected.*HTTP 403/);
+  await filter('Failed');
+  await page.waitForURL(/outcome=failed$/);
+  await page.locator('.log > li').filter({ hasText: 'webhook_disabled' }).waitFor();
+  await filter('Ignored');
+  await waitForText('.empty', 'No ignored invocations');
+  await filter('All');
+  await page.locator('.log > li').nth(2).waitFor();
+  const order = await page.locator('.log > li time').evaluateAll((times) => times.map((t) => t.getAttribute('datetime')));
+  assert.deepEqual(order, [...order].sort().reverse(), 'newest first');
+  await page.locator('.log > li').filter({ hasText: 'deploy.rollback' }).locator('summary').click();
+  await shot('log');
+});
+
+step('delete asks for a confirmation naming the webhook, then the URL answers 410', async () => {
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  const dialog = page.getByRole('dialog', { name: 'Delete webhook “CI pipeline”?' });
+  await dialog.waitFor();
+  await shot('delete-webhook');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  assert.equal((await http('POST', seen.url, { headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': seen.secret }, body: {} })).status, 403);
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  await dialog.getByRole('button', { name: 'Delete “CI pipeline”' }).click();
+  await heading('Webhooks');
+  await waitForText('.empty', 'No webhooks yet');
+  const gone = await http('POST', seen.url, { headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': seen.secret }, body: {} });
+  assert.equal(gone.status, 410);
+  assert.equal(gone.json.code, 'webhook_deleted');
+});
+
+step('targets page lists and deletes; a viewer key sees everything read-only', async () => {
+  await nav('Targets').click();
+  await heading('Targets');
+  await waitForText('table.list td', 'Deploy bot');
+  await shot('targets');
+  const viewer = await http('POST', `${server.base}/api/v1/api-keys`, {
+    headers: { Authorization: `Bearer ${server.adminKey}`, 'Content-Type': 'application/json' }, body: { name: 'dashboard', role: 'viewer' },
+  });
+  assert.equal(viewer.status, 201);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await heading('Sign in');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('webhookd.apiKey')), null);
+  await page.getByLabel('API key').fill(viewer.json.api_key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // Signing in again comes back to the page that was open.
+  await heading('Targets');
+  await waitForText('#role-badge', 'Read-only');
+  await waitForText('.callout', 'read-only key');
+  await waitForText('table.list td', 'Deploy bot');
+  assert.equal(await page.getByRole('button', { name: /Delete/ }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: '+ Create Target' }).count(), 0);
+  await nav('Webhooks').click();
+  await heading('Webhooks');
+  await waitForText('.empty', 'An admin creates webhooks');
+  assert.equal(await page.getByRole('button', { name: '+ Create Webhook' }).count(), 0);
+
+  // Back as admin: the target, now unused, is deleted after a confirmation naming it.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('API key').fill(server.adminKey);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await waitForText('#role-badge', 'Admin');
+  await nav('Targets').click();
+  await page.getByRole('button', { name: 'Delete Deploy bot' }).click();
+  await page.getByRole('dialog', { name: 'Delete target “Deploy bot”?' }).getByRole('button', { name: 'Delete “Deploy bot”' }).click();
+  await waitForText('.empty', 'No targets yet');
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
