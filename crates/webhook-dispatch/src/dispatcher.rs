@@ -65,7 +65,8 @@ impl Default for DispatchConfig {
 pub struct ClaimOutcome {
     /// Tasks the store handed over.
     pub claimed: usize,
-    /// Of those, tasks given back at once because their target was at its limit.
+    /// Of those, tasks given back at once because their target reached its limit within the
+    /// batch (targets already at their limit are passed over by the claim).
     pub deferred: usize,
 }
 
@@ -220,10 +221,10 @@ where
         loop {
             while jobs.try_join_next().is_some() {}
             let eager = match self.claim_into(&mut jobs, &abort_rx).await {
-                // A full batch, none deferred: more may be due right now.
+                // A full batch: more may be due right now. Deferred tasks: their targets
+                // are now at their limit and the next claim passes over them.
                 Ok(outcome) => {
-                    outcome.deferred == 0
-                        && outcome.claimed == self.inner.config.batch_size as usize
+                    outcome.deferred > 0 || outcome.claimed == self.inner.config.batch_size as usize
                 }
                 Err(e) => {
                     warn!(
@@ -273,9 +274,17 @@ where
         inner.entropy.fill(&mut token);
         let token = uuid::Builder::from_random_bytes(token).into_uuid();
         let limit = u32::try_from(free).unwrap_or(u32::MAX);
+        // Targets at their limit: their tasks would only be given back.
+        let full = inner.targets.full();
         let claimed = inner
             .store
-            .claim_tasks(inner.clock.now(), inner.config.lease_for, token, limit)
+            .claim_tasks(
+                inner.clock.now(),
+                inner.config.lease_for,
+                token,
+                limit,
+                &full,
+            )
             .await
             .inspect_err(|_| inner.metrics.store_error())?;
         let mut outcome = ClaimOutcome {
@@ -524,6 +533,15 @@ impl TargetSlots {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TargetId, usize>> {
         // The map holds plain counts that every critical section leaves consistent.
         self.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The targets at their limit.
+    fn full(&self) -> Vec<TargetId> {
+        self.lock()
+            .iter()
+            .filter(|&(_, &count)| count >= self.max)
+            .map(|(&target, _)| target)
+            .collect()
     }
 
     /// A place for one more delivery to `target`, unless it is at its limit.

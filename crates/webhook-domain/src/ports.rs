@@ -370,14 +370,20 @@ pub trait TaskQueue: Send + Sync {
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
 
     /// Leases up to `limit` due tasks: `queued`, `next_attempt_at <= now`, not leased or with
-    /// an expired lease, whose target is live and has an endpoint. Oldest due first. Two
-    /// concurrent claims never return the same task while its lease lasts.
+    /// an expired lease, whose target is live, has an endpoint and is not in `skip_targets`.
+    /// Oldest due first. Two concurrent claims never return the same task while its lease
+    /// lasts.
+    ///
+    /// `skip_targets` are the targets the caller cannot deliver to now (at their concurrency
+    /// limit): their tasks are passed over, so a backlog of one target at the head of the queue
+    /// does not hide the due tasks of the others.
     fn claim_tasks(
         &self,
         now: Timestamp,
         lease_for: Duration,
         token: Uuid,
         limit: u32,
+        skip_targets: &[TargetId],
     ) -> impl Future<Output = Result<Vec<ClaimedTask>, StoreError>> + Send;
 
     /// Records a delivery attempt under a lease, in one transaction: the attempt row, the

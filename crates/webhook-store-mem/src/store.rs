@@ -653,6 +653,7 @@ impl TaskQueue for MemoryStore {
         lease_for: Duration,
         token: Uuid,
         limit: u32,
+        skip_targets: &[TargetId],
     ) -> Result<Vec<ClaimedTask>, StoreError> {
         let mut state = self.write()?;
         let until = now.plus(lease_for);
@@ -668,6 +669,9 @@ impl TaskQueue for MemoryStore {
                 continue;
             }
             let task = &stored.task;
+            if skip_targets.contains(&task.target_id) {
+                continue;
+            }
             let Some(target) = state.live_target(task.organization_id, task.target_id) else {
                 continue;
             };

@@ -508,13 +508,15 @@ impl InvocationLog for PgStore {
     }
 }
 
-/// Leases up to `limit` due tasks in one statement; the oldest due first.
+/// Leases up to `limit` due tasks in one statement; the oldest due first, passing over the
+/// targets in `$5`.
 const CLAIM: &str = "\
 WITH due AS (
     SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id
     WHERE t.status = 'queued' AND t.next_attempt_at <= $1
       AND (t.lease_until IS NULL OR t.lease_until <= $1)
       AND NOT g.deleted AND g.endpoint_url IS NOT NULL
+      AND t.target_id <> ALL($5)
     ORDER BY t.next_attempt_at, t.id
     LIMIT $4
     FOR UPDATE OF t SKIP LOCKED
@@ -633,6 +635,7 @@ impl TaskQueue for PgStore {
         lease_for: Duration,
         token: Uuid,
         limit: u32,
+        skip_targets: &[TargetId],
     ) -> Result<Vec<ClaimedTask>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -644,6 +647,12 @@ impl TaskQueue for PgStore {
             .bind::<sql_types::Uuid, _>(token)
             .bind::<sql_types::Timestamptz, _>(at(until))
             .bind::<sql_types::BigInt, _>(i64::from(limit))
+            .bind::<sql_types::Array<sql_types::Uuid>, _>(
+                skip_targets
+                    .iter()
+                    .map(|target| *target.as_uuid())
+                    .collect::<Vec<Uuid>>(),
+            )
             .load::<IdRow>(&mut conn)
             .await;
         let ids: Vec<Uuid> = check(claimed.map_err(TxError::from), &mut conn)?

@@ -352,7 +352,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
 
     let now = at(10);
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 10)
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 10, &[])
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 5);
@@ -397,7 +397,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
         .expect("deliver");
     let later = at(11);
     let again = store
-        .claim_tasks(later, LONG_LEASE, Uuid::new_v4(), 10)
+        .claim_tasks(later, LONG_LEASE, Uuid::new_v4(), 10, &[])
         .await
         .expect("claim again");
     let recovered_lease = again
@@ -446,7 +446,7 @@ async fn fail_after_one_attempt<S: Store>(
 ) -> (Invocation, webhook_domain::model::Task) {
     let (invocation, task) = world.accept(store, received_at).await;
     let claimed = store
-        .claim_tasks(received_at, LONG_LEASE, Uuid::new_v4(), 100)
+        .claim_tasks(received_at, LONG_LEASE, Uuid::new_v4(), 100, &[])
         .await
         .expect("claim");
     for c in &claimed {

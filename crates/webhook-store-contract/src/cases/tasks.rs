@@ -45,7 +45,7 @@ fn claimed_ids(claimed: &[ClaimedTask]) -> Vec<TaskId> {
 /// Claims everything due at `now` with a new token.
 async fn claim_all<S: Store>(store: &S, now: webhook_domain::model::Timestamp) -> Vec<ClaimedTask> {
     store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 100)
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 100, &[])
         .await
         .expect("claim")
 }
@@ -278,7 +278,7 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
     let token = Uuid::new_v4();
     let lease_for = Duration::from_secs(30);
     let first = store
-        .claim_tasks(now, lease_for, token, 3)
+        .claim_tasks(now, lease_for, token, 3, &[])
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&first), task_ids(&tasks[..3]));
@@ -303,7 +303,7 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
     assert!(claim_all(&store, now).await.is_empty());
     assert!(
         store
-            .claim_tasks(at(1000), lease_for, token, 0)
+            .claim_tasks(at(1000), lease_for, token, 0, &[])
             .await
             .expect("claim none")
             .is_empty()
@@ -373,6 +373,60 @@ pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
     assert_eq!(Some(&claimed[0].endpoint_url), pushed.endpoint_url.as_ref());
 }
 
+/// Tasks of the targets a claim skips are passed over, however old: the other targets' due
+/// tasks are claimed instead, oldest first; without skips the oldest come first again.
+pub async fn claim_passes_over_skipped_targets<S: ContractStore>(store: S) {
+    let busy = World::seed(&store).await;
+    let other_target = target(&busy.organization, at(0));
+    store
+        .insert_target(&other_target)
+        .await
+        .expect("insert target");
+    let other_hook = webhook(&other_target, at(0));
+    store
+        .insert_webhook(&other_hook)
+        .await
+        .expect("insert webhook");
+    let other = World {
+        organization: busy.organization.clone(),
+        target: other_target,
+        webhook: other_hook,
+    };
+    let mut backlog = Vec::new();
+    for i in 0..5 {
+        backlog.push(busy.accept(&store, at(i)).await.1);
+    }
+    let mut others = Vec::new();
+    for i in 10..12 {
+        others.push(other.accept(&store, at(i)).await.1);
+    }
+
+    let now = at(20);
+    let skipping = store
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 3, &[busy.target.id])
+        .await
+        .expect("claim skipping the busy target");
+    assert_eq!(claimed_ids(&skipping), task_ids(&others));
+    assert!(
+        store
+            .claim_tasks(
+                now,
+                LONG_LEASE,
+                Uuid::new_v4(),
+                3,
+                &[busy.target.id, other.target.id]
+            )
+            .await
+            .expect("claim skipping both")
+            .is_empty()
+    );
+    let oldest = store
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 3, &[])
+        .await
+        .expect("claim");
+    assert_eq!(claimed_ids(&oldest), task_ids(&backlog[..3]));
+}
+
 /// Concurrent claimers never get the same task, and together they get every due task.
 pub async fn two_claimers_never_get_the_same_task<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
@@ -389,7 +443,7 @@ pub async fn two_claimers_never_get_the_same_task<S: ContractStore>(store: S) {
                 // 40 tasks by 3 need at most 14 rounds; more means tasks come back.
                 for _ in 0..20 {
                     let got = store
-                        .claim_tasks(at(10), LONG_LEASE, token, 3)
+                        .claim_tasks(at(10), LONG_LEASE, token, 3, &[])
                         .await
                         .expect("claim");
                     if got.is_empty() {
@@ -418,17 +472,17 @@ pub async fn expired_lease_is_claimable_again<S: ContractStore>(store: S) {
     let (_, task) = world.accept(&store, at(1)).await;
     let lease_for = Duration::from_secs(60);
     let first = store
-        .claim_tasks(at(2), lease_for, Uuid::new_v4(), 10)
+        .claim_tasks(at(2), lease_for, Uuid::new_v4(), 10, &[])
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&first), vec![task.id]);
     let holding = store
-        .claim_tasks(at(61), lease_for, Uuid::new_v4(), 10)
+        .claim_tasks(at(61), lease_for, Uuid::new_v4(), 10, &[])
         .await
         .expect("claim");
     assert!(holding.is_empty(), "claimed while the lease lasts");
     let second = store
-        .claim_tasks(at(62), lease_for, Uuid::new_v4(), 10)
+        .claim_tasks(at(62), lease_for, Uuid::new_v4(), 10, &[])
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&second), vec![task.id]);
@@ -533,13 +587,13 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
     let (invocation, task) = world.accept(&store, at(1)).await;
     let lease_for = Duration::from_secs(10);
     let stale = store
-        .claim_tasks(at(1), lease_for, Uuid::new_v4(), 1)
+        .claim_tasks(at(1), lease_for, Uuid::new_v4(), 1, &[])
         .await
         .expect("claim")
         .remove(0)
         .lease;
     let fresh = store
-        .claim_tasks(at(20), lease_for, Uuid::new_v4(), 1)
+        .claim_tasks(at(20), lease_for, Uuid::new_v4(), 1, &[])
         .await
         .expect("claim")
         .remove(0)
@@ -682,7 +736,7 @@ pub async fn queue_stats_count_tasks_waiting_for_delivery<S: ContractStore>(stor
     );
 
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 1)
+        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 1, &[])
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&claimed), vec![first.id]);

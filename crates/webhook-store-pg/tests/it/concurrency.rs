@@ -28,7 +28,7 @@ async fn concurrent_claimers_never_get_the_same_task() {
             let mut mine = Vec::new();
             loop {
                 let claimed = store
-                    .claim_tasks(at(1_000), LONG_LEASE, token, 7)
+                    .claim_tasks(at(1_000), LONG_LEASE, token, 7, &[])
                     .await
                     .unwrap();
                 if claimed.is_empty() {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use diesel::prelude::*;
 use uuid::Uuid;
 use webhook_domain::model::{
-    Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
-    TaskFilter, TaskId, TaskStatus, Timestamp,
+    Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret,
+    TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp,
 };
 use webhook_domain::ports::{
     AttemptVerdict, ClaimedTask, Lease, QueueStats, StoreError, TaskQueue,
@@ -178,8 +178,10 @@ impl TaskQueue for SqliteStore {
         lease_for: Duration,
         token: Uuid,
         limit: u32,
+        skip_targets: &[TargetId],
     ) -> Result<Vec<ClaimedTask>, StoreError> {
         let until = now.plus(lease_for);
+        let skipped: Vec<Vec<u8>> = skip_targets.iter().map(|t| id(t.as_uuid())).collect();
         self.write(move |conn| {
             let now_micros = now.unix_micros();
             let rows: Vec<ClaimRow> = tasks::table
@@ -194,6 +196,7 @@ impl TaskQueue for SqliteStore {
                 )
                 .filter(targets::deleted_at.is_null())
                 .filter(targets::endpoint_url.is_not_null())
+                .filter(tasks::target_id.ne_all(&skipped))
                 .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
                 .limit(i64::from(limit))
                 .select((
