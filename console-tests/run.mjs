@@ -125,7 +125,10 @@ const seen = {};
 
 async function shot(name, options = {}) {
   // The toast of an earlier action would cover part of the page.
-  await page.evaluate(() => document.getElementById('toast').classList.remove('shown'));
+  await page.evaluate(() => {
+    document.getElementById('toast').classList.remove('shown');
+    window.scrollTo(0, 0);
+  });
   await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: options.fullPage ?? false, animations: 'disabled', caret: 'hide' });
 }
 
@@ -425,6 +428,7 @@ step('delete asks for a confirmation naming the webhook, then the URL answers 41
   await page.getByRole('button', { name: 'Delete', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Delete webhook “CI pipeline”?' });
   await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Cancel', 'a destructive dialog starts on Cancel');
   await shot('delete-webhook');
   await dialog.getByRole('button', { name: 'Cancel' }).click();
   await dialog.waitFor({ state: 'detached' });

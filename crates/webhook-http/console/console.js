@@ -257,7 +257,10 @@
       h('div', { class: 'dialog-actions' },
         h('button', { type: 'button', class: 'btn', onclick: () => handle.dialog.close() }, 'Cancel'),
         confirm));
+    const cancel = form.querySelector('.dialog-actions .btn');
     const handle = openDialog(title, form);
+    // A destructive confirmation starts on Cancel: Enter alone never deletes.
+    if (danger) cancel.focus();
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       confirm.disabled = true;
