@@ -15,6 +15,7 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Host;
 use webhook_domain::model::EndpointUrl;
+use webhook_domain::ports::{self, EndpointGuard};
 
 /// Whether outbound requests may reach private and other special-purpose addresses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -153,6 +154,31 @@ pub async fn check_endpoint(
             address,
         }),
         None => Ok(()),
+    }
+}
+
+/// The [`webhook_domain::ports::EndpointGuard`] of the management use cases:
+/// [`check_endpoint`] under a policy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboundGuard(pub OutboundPolicy);
+
+impl EndpointGuard for OutboundGuard {
+    async fn check(&self, url: &EndpointUrl) -> Result<(), ports::EndpointRefused> {
+        check_endpoint(url, self.0)
+            .await
+            .map_err(|refused| ports::EndpointRefused {
+                reason: match refused {
+                    EndpointRefused::Blocked { address, .. } => {
+                        format!("resolves to {address}, which is not a public address")
+                    }
+                    EndpointRefused::Unresolvable { .. } => {
+                        "its host name could not be resolved".to_owned()
+                    }
+                    EndpointRefused::NoAddress { .. } => {
+                        "its host name resolves to no address".to_owned()
+                    }
+                },
+            })
     }
 }
 
@@ -344,5 +370,13 @@ mod tests {
             check_endpoint(&nowhere, lax).await,
             Err(EndpointRefused::Unresolvable { .. })
         ));
+
+        let loopback = EndpointUrl::parse("http://127.0.0.1:8080/").unwrap();
+        let refused = OutboundGuard(strict).check(&loopback).await.unwrap_err();
+        assert_eq!(
+            refused.reason,
+            "resolves to 127.0.0.1, which is not a public address"
+        );
+        OutboundGuard(lax).check(&loopback).await.unwrap();
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`Dispatcher`]: the claim → deliver → record loop, with per-node and per-target limits.
 //! - [`HttpDelivery`]: the [`webhook_domain::ports::TargetDelivery`] adapter on `reqwest`.
-//! - [`check_endpoint`]: the SSRF check for an endpoint URL when a target is saved.
+//! - [`check_endpoint`]: the SSRF check for an endpoint URL when a target is saved, and
+//!   [`OutboundGuard`], the same as the management use cases' endpoint guard.
 //! - [`DispatchMetrics`]: counters rendered in the Prometheus text format.
 //! - [`WakeOnAccept`]: wakes the dispatcher when ingest commits a task.
 
@@ -17,7 +18,7 @@ mod signing;
 mod wake;
 
 pub use dispatcher::{ClaimOutcome, DispatchConfig, Dispatcher};
-pub use guard::{EndpointRefused, OutboundPolicy, check_endpoint, is_public};
+pub use guard::{EndpointRefused, OutboundGuard, OutboundPolicy, check_endpoint, is_public};
 pub use http::{ClientBuildError, DeliveryConfig, HttpDelivery};
 pub use message::task_body;
 pub use metrics::{AttemptResult, DispatchMetrics};

@@ -529,6 +529,24 @@ pub enum DeliveryReport {
     },
 }
 
+/// An endpoint that outbound policy forbids, or whose host cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct EndpointRefused {
+    /// Why, for the person saving the target (e.g. "10.0.0.7 is not a public address").
+    pub reason: String,
+}
+
+/// Checks a target's endpoint when it is saved, so a forbidden one is refused at once rather
+/// than failing every delivery. Deliveries check again, connection by connection.
+pub trait EndpointGuard: Send + Sync {
+    /// # Errors
+    /// MUST return [`EndpointRefused`] when the endpoint's host is, or resolves to, an address
+    /// the operator's outbound policy forbids (private, loopback, link-local and other
+    /// non-public addresses, unless private targets are allowed), or resolves to no address.
+    fn check(&self, url: &EndpointUrl) -> impl Future<Output = Result<(), EndpointRefused>> + Send;
+}
+
 /// Pushes a task to its target.
 pub trait TargetDelivery: Send + Sync {
     /// POSTs the task to `endpoint`, signed with `signing_secret`. Every failure is part of the

@@ -12,8 +12,8 @@ use clap::Parser as _;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 use webhook_dispatch::{
-    DeliveryConfig, DispatchConfig, DispatchMetrics, Dispatcher, HttpDelivery, OutboundPolicy,
-    WakeOnAccept,
+    DeliveryConfig, DispatchConfig, DispatchMetrics, Dispatcher, HttpDelivery, OutboundGuard,
+    OutboundPolicy, WakeOnAccept,
 };
 use webhook_domain::model::{
     ApiKeyId, Name, Organization, OrganizationId, PublicUrl, RatePerMinute, Role, Timestamp,
@@ -165,7 +165,8 @@ fn organization_json(organization: &Organization) -> serde_json::Value {
     })
 }
 
-type NodeManagement<S> = Management<S, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy>;
+type NodeManagement<S> =
+    Management<S, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy, OutboundGuard>;
 
 fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(text) = &config.master_key {
@@ -188,6 +189,9 @@ fn management<S>(
         hasher: Sha256KeyHasher,
         clock: SystemClock,
         entropy: SystemEntropy::new(),
+        endpoints: OutboundGuard(OutboundPolicy {
+            allow_private_targets: config.allow_private_targets,
+        }),
         public_url,
     })
 }

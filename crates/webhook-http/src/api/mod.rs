@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use webhook_domain::ports::{Clock, Entropy, KeyHasher, SecretSealer, Store};
+use webhook_domain::ports::{Clock, EndpointGuard, Entropy, KeyHasher, SecretSealer, Store};
 use webhook_domain::service::manage::{Caller, Management, Stale, TestSender};
 
 pub use dto::*;
@@ -41,6 +41,7 @@ pub trait ManageContext: 'static {
     type Hasher: KeyHasher;
     type Clock: Clock;
     type Entropy: Entropy;
+    type Guard: EndpointGuard;
     type Tester: TestSender;
 
     /// The management use cases.
@@ -60,24 +61,26 @@ pub type ManagementOf<A> = Management<
     <A as ManageContext>::Hasher,
     <A as ManageContext>::Clock,
     <A as ManageContext>::Entropy,
+    <A as ManageContext>::Guard,
 >;
 
 /// A ready [`ManageContext`]: the use cases, a [`TestSender`] (the node's ingest, e.g. in an
 /// `Arc`) and a function that invalidates cached ingest routes.
 #[derive(Debug)]
-pub struct ManageState<S, K, H, C, E, T, F> {
-    pub management: Management<S, K, H, C, E>,
+pub struct ManageState<S, K, H, C, E, G, T, F> {
+    pub management: Management<S, K, H, C, E, G>,
     pub tester: T,
     pub invalidate: F,
 }
 
-impl<S, K, H, C, E, T, F> ManageContext for ManageState<S, K, H, C, E, T, F>
+impl<S, K, H, C, E, G, T, F> ManageContext for ManageState<S, K, H, C, E, G, T, F>
 where
     S: Store + 'static,
     K: SecretSealer + 'static,
     H: KeyHasher + 'static,
     C: Clock + 'static,
     E: Entropy + 'static,
+    G: EndpointGuard + 'static,
     T: TestSender + 'static,
     F: Fn(Stale) + 'static,
 {
@@ -86,9 +89,10 @@ where
     type Hasher = H;
     type Clock = C;
     type Entropy = E;
+    type Guard = G;
     type Tester = T;
 
-    fn management(&self) -> &Management<S, K, H, C, E> {
+    fn management(&self) -> &Management<S, K, H, C, E, G> {
         &self.management
     }
 

@@ -21,10 +21,13 @@ use actix_web::{App, HttpServer, web};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, ApiKeyId, Name, Organization, OrganizationId, PublicUrl, RatePerMinute, Role, Secret,
-    TaskId, TaskStatus, Timestamp,
+    ApiKey, ApiKeyId, EndpointUrl, Name, Organization, OrganizationId, PublicUrl, RatePerMinute,
+    Role, Secret, TaskId, TaskStatus, Timestamp,
 };
-use webhook_domain::ports::{Entropy as _, KeyHasher as _, OrganizationStore as _, TaskQueue as _};
+use webhook_domain::ports::{
+    EndpointGuard, EndpointRefused, Entropy as _, KeyHasher as _, OrganizationStore as _,
+    TaskQueue as _,
+};
 use webhook_domain::service::manage::{Management, Stale};
 use webhook_domain::service::{Ingest, IngestConfig, StoreResolver};
 use webhook_http::api::{self, ManageState, PUBLIC_ROUTES, ROUTES};
@@ -45,6 +48,30 @@ type AppIngest = Ingest<
     ManualClock,
     SystemEntropy,
 >;
+
+/// An outbound policy without DNS: refuses hosts that are loopback, private, link-local or
+/// unspecified IP literals, and allows every name.
+#[derive(Debug, Clone, Copy)]
+struct LiteralGuard;
+
+impl EndpointGuard for LiteralGuard {
+    async fn check(&self, url: &EndpointUrl) -> Result<(), EndpointRefused> {
+        let refused = match url.as_url().host() {
+            Some(url::Host::Ipv4(ip)) => {
+                ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+            }
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+            _ => false,
+        };
+        if refused {
+            Err(EndpointRefused {
+                reason: "is not a public address".to_owned(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
 
 fn sealer() -> RingSealer {
     RingSealer::new(&MasterKey::from_bytes([9; 32]))
@@ -119,6 +146,7 @@ impl ApiApp {
                     hasher: Sha256KeyHasher,
                     clock: clock2.clone(),
                     entropy: SystemEntropy::new(),
+                    endpoints: LiteralGuard,
                     public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
                 },
                 tester: Arc::new(ingest(&resolver2, &limiter2, &store2, &clock2)),
@@ -276,6 +304,7 @@ type ManageStateOf = ManageState<
     Sha256KeyHasher,
     ManualClock,
     SystemEntropy,
+    LiteralGuard,
     Arc<AppIngest>,
     Box<dyn Fn(Stale)>,
 >;
@@ -881,6 +910,22 @@ async fn refused_values_name_their_field_and_change_nothing() {
         "post",
         "/api/v1/targets".to_owned(),
         Some(json!({"kind": "agent", "name": "x", "endpoint_url": "ftp://x"})),
+        "endpoint_url",
+    )
+    .await;
+    check(
+        422,
+        "post",
+        "/api/v1/targets".to_owned(),
+        Some(json!({"kind": "agent", "name": "x", "endpoint_url": "http://127.0.0.1:9000/hook"})),
+        "endpoint_url",
+    )
+    .await;
+    check(
+        422,
+        "patch",
+        format!("/api/v1/targets/{}", s(&target["id"])),
+        Some(json!({"endpoint_url": "http://169.254.169.254/latest/meta-data"})),
         "endpoint_url",
     )
     .await;

@@ -25,7 +25,7 @@ pub struct CreatedApiKey {
     pub api_key: Secret,
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: OrganizationStore,
     H: KeyHasher,

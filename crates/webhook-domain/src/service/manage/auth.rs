@@ -23,7 +23,7 @@ impl Caller {
     }
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: OrganizationStore,
     H: KeyHasher,

@@ -14,7 +14,7 @@ pub fn parse_outcome_filter(text: &str) -> Result<OutcomeFilter, Invalid> {
     })
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: InvocationLog + WebhookStore,
 {

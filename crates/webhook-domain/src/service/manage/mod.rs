@@ -36,12 +36,14 @@ use crate::ports::{Entropy, WebhookStore};
 
 /// The management use cases over their ports.
 #[derive(Debug, Clone)]
-pub struct Management<S, K, H, C, E> {
+pub struct Management<S, K, H, C, E, G> {
     pub store: S,
     pub sealer: K,
     pub hasher: H,
     pub clock: C,
     pub entropy: E,
+    /// Checks target endpoints against outbound policy when they are saved.
+    pub endpoints: G,
     /// Base of the webhook URLs handed out.
     pub public_url: PublicUrl,
 }
@@ -86,7 +88,7 @@ pub fn page_request(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequ
     Ok(page.after(after))
 }
 
-impl<S: WebhookStore, K, H, C, E> Management<S, K, H, C, E> {
+impl<S: WebhookStore, K, H, C, E, G> Management<S, K, H, C, E, G> {
     /// A webhook of the caller's organization, whatever its status; another organization's
     /// webhook is not found.
     async fn owned(&self, caller: &Caller, id: WebhookId) -> Result<Webhook, ManageError> {

@@ -11,7 +11,7 @@ pub struct OrganizationPatch {
     pub rate_limit_per_minute: Option<i64>,
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: OrganizationStore,
     C: Clock,

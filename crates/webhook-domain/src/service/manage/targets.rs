@@ -4,7 +4,7 @@ use super::{
     Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
 };
 use crate::model::{EndpointUrl, Page, PageRequest, Secret, Target, TargetId, TargetKind};
-use crate::ports::{Clock, Entropy, SecretSealer, StoreError, TargetStore};
+use crate::ports::{Clock, EndpointGuard, Entropy, SecretSealer, StoreError, TargetStore};
 use crate::service::time_ordered_id;
 
 /// Prefix of generated signing secrets.
@@ -44,14 +44,26 @@ fn parse_endpoint(text: &str) -> Result<EndpointUrl, Invalid> {
     EndpointUrl::parse(text).map_err(|e| Invalid::new("endpoint_url", e))
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: TargetStore,
     K: SecretSealer,
     C: Clock,
     E: Entropy,
+    G: EndpointGuard,
 {
-    /// Creates a target with a fresh signing secret.
+    /// An endpoint that outbound policy allows, or the refusal of `endpoint_url`.
+    async fn checked_endpoint(&self, text: &str) -> Result<EndpointUrl, Invalid> {
+        let endpoint = parse_endpoint(text)?;
+        self.endpoints
+            .check(&endpoint)
+            .await
+            .map_err(|refused| Invalid::new("endpoint_url", refused))?;
+        Ok(endpoint)
+    }
+
+    /// Creates a target with a fresh signing secret. Its endpoint, if any, must be allowed by
+    /// outbound policy.
     pub async fn create_target(
         &self,
         caller: &Caller,
@@ -60,11 +72,10 @@ where
         caller.require_write()?;
         let kind = parse_kind(&new.kind)?;
         let name = parse_name("name", &new.name)?;
-        let endpoint_url = new
-            .endpoint_url
-            .as_deref()
-            .map(parse_endpoint)
-            .transpose()?;
+        let endpoint_url = match new.endpoint_url.as_deref() {
+            Some(text) => Some(self.checked_endpoint(text).await?),
+            None => None,
+        };
         let now = self.clock.now();
         let signing_secret = generate_secret(&self.entropy, SIGNING_SECRET_PREFIX);
         let target = Target {
@@ -99,7 +110,8 @@ where
         Ok(self.store.targets(caller.organization_id, page).await?)
     }
 
-    /// Changes a target's kind, name or endpoint.
+    /// Changes a target's kind, name or endpoint; a new endpoint must be allowed by outbound
+    /// policy.
     pub async fn update_target(
         &self,
         caller: &Caller,
@@ -114,10 +126,11 @@ where
             .as_deref()
             .map(|n| parse_name("name", n))
             .transpose()?;
-        let endpoint_url = patch
-            .endpoint_url
-            .map(|url| url.as_deref().map(parse_endpoint).transpose())
-            .transpose()?;
+        let endpoint_url = match patch.endpoint_url {
+            Some(Some(text)) => Some(Some(self.checked_endpoint(&text).await?)),
+            Some(None) => Some(None),
+            None => None,
+        };
         let mut target = self.store.target(caller.organization_id, id).await?;
         if let Some(kind) = kind {
             target.kind = kind;

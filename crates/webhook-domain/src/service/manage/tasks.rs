@@ -15,7 +15,7 @@ pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid>
     })
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: TaskQueue,
     C: Clock,

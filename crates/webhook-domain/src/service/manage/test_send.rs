@@ -75,7 +75,7 @@ pub enum TestResult {
     Rejected(IngestRejection),
 }
 
-impl<St, K, H, C, E> Management<St, K, H, C, E>
+impl<St, K, H, C, E, G> Management<St, K, H, C, E, G>
 where
     St: WebhookStore,
 {

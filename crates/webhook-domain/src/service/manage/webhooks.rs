@@ -105,7 +105,7 @@ fn deleted_conflict() -> ManageError {
     )
 }
 
-impl<S, K, H, C, E> Management<S, K, H, C, E>
+impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
 where
     S: WebhookStore + TargetStore,
     K: SecretSealer,
