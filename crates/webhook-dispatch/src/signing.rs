@@ -2,11 +2,12 @@
 //! `{webhook-id}.{webhook-timestamp}.{body}`.
 //!
 //! The key: a secret of the form `whsec_<base64>` (the form Standard Webhooks libraries take)
-//! is the base64 text's bytes. Its base64 is read in either alphabet, padded or not, because
-//! webhookd generates target secrets as `whsec_` + unpadded URL-safe base64 of 32 random bytes;
-//! [`standard_form`] gives the same key as `whsec_` + padded standard base64, which every
-//! Standard Webhooks verifier accepts. A secret without the prefix, or whose text after it is
-//! not base64, is used as is (its UTF-8 bytes).
+//! is the base64 text's bytes. webhookd generates target secrets in exactly that form
+//! (`whsec_` + padded standard base64 of 32 random bytes, see
+//! [`Secret::signing_key_from_random`]); its base64 is still read in either alphabet, padded
+//! or not, because earlier versions generated `whsec_` + unpadded URL-safe base64, and
+//! [`standard_form`] turns such a secret into the standard text of the same key. A secret
+//! without the prefix, or whose text after it is not base64, is used as is (its UTF-8 bytes).
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -118,6 +119,14 @@ mod tests {
             SigningKey::new(&generated).sign("id", 1, body),
             SigningKey::new(&standard).sign("id", 1, body)
         );
+    }
+
+    #[test]
+    fn generated_signing_keys_are_already_standard() {
+        let random = [0xFB; Secret::GENERATED_BYTES];
+        let key = Secret::signing_key_from_random(&random);
+        assert_eq!(key_bytes(&key), random);
+        assert_eq!(standard_form(&key), key);
     }
 
     #[test]

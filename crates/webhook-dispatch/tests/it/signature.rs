@@ -103,13 +103,22 @@ async fn a_standard_form_secret_verifies_as_stored() {
 }
 
 #[tokio::test]
-async fn a_generated_secret_verifies_in_its_standard_form() {
+async fn a_generated_secret_verifies_as_shown() {
     // 0xFB bytes make base64 whose URL-safe and standard alphabets differ.
     let secret = generated_secret(0xFB);
     let request = delivered_with(&secret).await;
+    assert_eq!(verify(secret.expose(), &request), Ok(()));
+    assert_eq!(standard_form(&secret), secret);
+}
+
+#[tokio::test]
+async fn a_secret_of_the_earlier_generated_form_verifies_in_its_standard_form() {
+    // Earlier versions generated `whsec_` + unpadded URL-safe base64.
+    let secret = Secret::from_random(webhook_dispatch::SECRET_PREFIX, &[0xFB; 32]);
+    let request = delivered_with(&secret).await;
     let standard = standard_form(&secret);
     assert_eq!(verify(standard.expose(), &request), Ok(()));
-    // A strict standard decoder refuses the generated (URL-safe, unpadded) text itself.
+    // A strict standard decoder refuses the URL-safe, unpadded text itself.
     assert_eq!(verify(secret.expose(), &request), Err(Refusal::BadSecret));
 }
 

@@ -234,10 +234,7 @@ pub(crate) fn clock() -> ManualClock {
 
 /// A generated signing secret, as the management API makes them.
 pub(crate) fn generated_secret(byte: u8) -> Secret {
-    Secret::from_random(
-        webhook_dispatch::SECRET_PREFIX,
-        &[byte; Secret::GENERATED_BYTES],
-    )
+    Secret::signing_key_from_random(&[byte; Secret::GENERATED_BYTES])
 }
 
 /// An organization, a target pushed to `endpoint` and a webhook, stored.

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq as _;
 
 /// A secret in clear text. Redacted in `Debug` and `Display`; read it with [`Secret::expose`]
@@ -53,6 +53,18 @@ impl Secret {
         let mut text = String::with_capacity(prefix.len() + 43);
         text.push_str(prefix);
         URL_SAFE_NO_PAD.encode_string(random, &mut text);
+        Self(text)
+    }
+
+    /// Prefix of Standard Webhooks symmetric signing secrets.
+    pub const SIGNING_KEY_PREFIX: &str = "whsec_";
+
+    /// Builds a target signing secret in the form Standard Webhooks libraries take:
+    /// `whsec_` + padded standard base64 of the random bytes, which are the HMAC key.
+    pub fn signing_key_from_random(random: &[u8; Self::GENERATED_BYTES]) -> Self {
+        let mut text = String::with_capacity(Self::SIGNING_KEY_PREFIX.len() + 44);
+        text.push_str(Self::SIGNING_KEY_PREFIX);
+        STANDARD.encode_string(random, &mut text);
         Self(text)
     }
 
@@ -138,6 +150,18 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
         assert_eq!(format!("{secret}"), "<redacted>");
         assert!(!format!("{:?}", SealedSecret::from_bytes(vec![1, 2, 3])).contains('1'));
+    }
+
+    #[test]
+    fn signing_keys_are_standard_base64() {
+        // Bytes whose base64 uses `+`, `/` and padding, where the alphabets differ.
+        let random = [0xFB; Secret::GENERATED_BYTES];
+        let key = Secret::signing_key_from_random(&random);
+        let encoded = key.expose().strip_prefix("whsec_").unwrap();
+        assert_eq!(encoded.len(), 44);
+        assert!(encoded.ends_with('='), "{encoded}");
+        assert!(encoded.contains('/') || encoded.contains('+'), "{encoded}");
+        assert_eq!(STANDARD.decode(encoded).unwrap(), random);
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! Targets: the agents and teams tasks go to, each with a signing secret for its deliveries.
 
-use super::{
-    Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
-};
+use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id, parse_name};
 use crate::model::{EndpointUrl, Page, PageRequest, Secret, Target, TargetId, TargetKind};
 use crate::ports::{Clock, EndpointGuard, Entropy, SecretSealer, StoreError, TargetStore};
 use crate::service::time_ordered_id;
 
-/// Prefix of generated signing secrets.
-pub const SIGNING_SECRET_PREFIX: &str = "whsec_";
+/// Prefix of generated signing secrets (`whsec_` + standard base64 of 32 random bytes, the
+/// Standard Webhooks form).
+pub const SIGNING_SECRET_PREFIX: &str = Secret::SIGNING_KEY_PREFIX;
 
 /// A target to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +76,9 @@ where
             None => None,
         };
         let now = self.clock.now();
-        let signing_secret = generate_secret(&self.entropy, SIGNING_SECRET_PREFIX);
+        let mut random = [0u8; Secret::GENERATED_BYTES];
+        self.entropy.fill(&mut random);
+        let signing_secret = Secret::signing_key_from_random(&random);
         let target = Target {
             id: TargetId::from_uuid(time_ordered_id(&self.entropy, now)),
             organization_id: caller.organization_id,
