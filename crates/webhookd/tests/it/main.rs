@@ -6,7 +6,9 @@
     reason = "tests: a panic with a message is how a test fails"
 )]
 
+mod agent;
 mod daemon;
+mod dispatch;
 
 use std::time::Duration;
 
