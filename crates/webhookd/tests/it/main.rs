@@ -290,6 +290,11 @@ async fn help_lists_every_setting_and_migrate_runs() {
         "--log-format",
         "--master-key",
         "--retention-days",
+        "--no-dispatch",
+        "--dispatch-concurrency",
+        "--dispatch-per-target",
+        "--delivery-timeout",
+        "--max-attempts",
         "WEBHOOKD_LISTEN",
         "DATABASE_URL",
     ] {
