@@ -409,6 +409,7 @@ step('a disabled webhook refuses senders with 403, and the log shows it', async 
   const entry = page.locator('.log > li').filter({ hasText: 'webhook_disabled' });
   await entry.waitFor();
   assert.equal(await page.locator('.log > li').count(), 1);
+  assert.equal(await page.evaluate(() => document.activeElement.value), 'rejected', 'focus stays on the filter');
   assert.match(await entry.textContent(), /Rejected.*HTTP 403/);
   await filter('Failed');
   await page.waitForURL(/outcome=failed$/);

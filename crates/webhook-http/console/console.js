@@ -22,7 +22,7 @@
     failed: [],
   };
 
-  const state = { key: null, role: null, org: null, generation: 0 };
+  const state = { key: null, role: null, org: null, generation: 0, focusAfter: null };
   const main = document.getElementById('main');
   let uid = 0;
 
@@ -325,9 +325,14 @@
         h('button', { type: 'button', class: 'btn', onclick: () => route() }, 'Try again'))));
   }
 
-  function focusHeading() {
+  // After a page change, focus its heading, or the control that changed the page (a filter,
+  // the board's target) so that keyboard users keep their place.
+  function focusPage() {
+    const control = state.focusAfter && main.querySelector(state.focusAfter);
+    state.focusAfter = null;
     const heading = main.querySelector('h1');
-    if (heading) heading.focus({ preventScroll: true });
+    if (control) control.focus();
+    else if (heading) heading.focus({ preventScroll: true });
   }
 
   function go(hash) {
@@ -746,7 +751,10 @@
     if (gen !== state.generation) return;
     const group = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Outcome' },
       OUTCOMES.map(([value, text]) => h('label', {},
-        h('input', { type: 'radio', name: 'outcome', value, checked: value === outcome, onchange: () => go(`#/webhooks/${webhook.id}/log${value ? `?outcome=${value}` : ''}`) }),
+        h('input', { type: 'radio', name: 'outcome', value, checked: value === outcome, onchange: () => {
+          state.focusAfter = 'input[name="outcome"]:checked';
+          go(`#/webhooks/${webhook.id}/log${value ? `?outcome=${value}` : ''}`);
+        } }),
         h('span', {}, text))));
     const list = h('ul', { class: 'log', 'aria-label': 'Invocations, newest first' });
     const foot = h('div', { class: 'list-foot' });
@@ -924,7 +932,10 @@
       location.replace(`#/board/${targets[0].id}`);
       return;
     }
-    const select = h('select', { id: 'board-target', onchange: () => go(`#/board/${select.value}`) },
+    const select = h('select', { id: 'board-target', onchange: () => {
+      state.focusAfter = '#board-target';
+      go(`#/board/${select.value}`);
+    } },
       targets.map((t) => h('option', { value: t.id, selected: t.id === target.id }, `${t.name} (${t.kind})`)));
     const status = h('p', { class: 'board-status' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), h('span', {}, 'Loading…'));
     const board = h('div', { class: 'board' });
@@ -1078,7 +1089,7 @@
         failure(error);
       }
     }
-    if (!keepFocus && gen === state.generation) focusHeading();
+    if (!keepFocus && gen === state.generation) focusPage();
     document.title = `${(main.querySelector('h1') || {}).textContent || 'Console'} · webhookd`;
   }
 
