@@ -45,6 +45,10 @@ COMMANDS:
                Durable record_invocation operations per second (p50/p99) at 1, 8 and 64
                concurrent writers on SQLite and PostgreSQL, beside a plain batched insert
                measured in the same run; writes target/bench/store.json.
+    bench dispatch
+               Tasks delivered per second to a loopback target answering 200, at 1, 16 and 64
+               deliveries in flight, on the memory store, SQLite and PostgreSQL; writes
+               target/bench/dispatch.json.
     bench ingest
                Accepted events per second (p50/p99/p999) over loopback from webhook-loadgen at
                32 connections against a bare actix-web handler answering 202 (the ceiling) and
@@ -90,6 +94,7 @@ fn run(args: &[&str]) -> Result<()> {
         ["ci"] => ci(),
         ["bench", "store"] => bench::store(),
         ["bench", "ingest"] => bench::ingest(),
+        ["bench", "dispatch"] => bench::dispatch(),
         ["db"] => postgres::db(),
         ["db", "stop"] => postgres::db_stop(),
         [] | ["help" | "--help" | "-h"] => {

@@ -1,6 +1,6 @@
 //! Measures delivery throughput: tasks pushed per second to one loopback target answering 200
-//! at once, at 1, 16 and 64 deliveries in flight, on the memory store and on a fresh database of
-//! the PostgreSQL server at `DATABASE_URL`. Prints one JSON object.
+//! at once, at 1, 16 and 64 deliveries in flight, on the memory store, on a SQLite file and on a
+//! fresh database of the PostgreSQL server at `DATABASE_URL`. Prints one JSON object.
 //!
 //! `cargo run --release -p webhook-dispatch --example bench_dispatch [tasks]`
 
@@ -18,6 +18,7 @@ use webhook_dispatch::{AttemptResult, DispatchConfig};
 use webhook_domain::ports::{Clock as _, Store};
 use webhook_store_mem::MemoryStore;
 use webhook_store_pg::test_db::{drop_database, fresh_store};
+use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 
 use support::{
     TargetServer, World, clock, delivery_config, dispatch_config, dispatcher, generated_secret,
@@ -74,6 +75,18 @@ async fn main() {
     for in_flight in IN_FLIGHT {
         let seconds = measure(MemoryStore::new(), tasks, in_flight).await;
         rows.push(row("memory", tasks, in_flight, seconds));
+    }
+    for in_flight in IN_FLIGHT {
+        let dir =
+            std::env::temp_dir().join(format!("webhookd-bench-dispatch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let store = SqliteStore::open(SqliteOptions::new(dir.join("bench.sqlite")))
+            .await
+            .expect("open SQLite");
+        let seconds = measure(store.clone(), tasks, in_flight).await;
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        rows.push(row("sqlite", tasks, in_flight, seconds));
     }
     for in_flight in IN_FLIGHT {
         let store = fresh_store().await;
