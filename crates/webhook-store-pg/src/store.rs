@@ -509,23 +509,30 @@ impl InvocationLog for PgStore {
 }
 
 /// Leases up to `limit` due tasks in one statement; the oldest due first, passing over the
-/// targets in `$5`.
+/// targets in `$5`. Driven by the live targets that have an endpoint, each walking its own
+/// range of the `tasks_claimable` index, so that the queued tasks of targets without an
+/// endpoint (they stay on the board) are never walked whatever the planner's estimates. Each
+/// target locks at most `limit` rows; those left over are released when the statement commits.
 const CLAIM: &str = "\
 WITH due AS (
-    SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id
-    WHERE t.status = 'queued' AND t.next_attempt_at <= $1
-      AND (t.lease_until IS NULL OR t.lease_until <= $1)
-      AND NOT g.deleted AND g.endpoint_url IS NOT NULL
-      AND t.target_id <> ALL($5)
-    ORDER BY t.next_attempt_at, t.id
+    SELECT c.id FROM targets g
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.next_attempt_at FROM tasks t
+        WHERE t.target_id = g.id AND t.status = 'queued' AND t.next_attempt_at <= $1
+          AND (t.lease_until IS NULL OR t.lease_until <= $1)
+        ORDER BY t.next_attempt_at, t.id
+        LIMIT $4
+        FOR UPDATE OF t SKIP LOCKED
+    ) c
+    WHERE NOT g.deleted AND g.endpoint_url IS NOT NULL AND g.id <> ALL($5)
+    ORDER BY c.next_attempt_at, c.id
     LIMIT $4
-    FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE tasks SET lease_token = $2, lease_until = $3
 FROM due WHERE tasks.id = due.id
 RETURNING tasks.id";
 
-/// Counts the tasks waiting for delivery in one pass over the `tasks_claimable` index.
+/// Counts the tasks waiting for delivery over the `tasks_claimable` index.
 const QUEUE_STATS: &str = "\
 SELECT count(*) AS queued,
        count(*) FILTER (WHERE t.next_attempt_at <= $1) AS due,

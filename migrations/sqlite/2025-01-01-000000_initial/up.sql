@@ -107,7 +107,9 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_by_organization ON tasks (organization_id, created_at, id);
 CREATE INDEX tasks_by_target ON tasks (organization_id, target_id, created_at, id);
 CREATE INDEX tasks_by_status ON tasks (organization_id, status, created_at, id);
-CREATE INDEX tasks_due ON tasks (status, next_attempt_at);
+-- The delivery queue, per target: a claim walks only the targets that have an endpoint, so
+-- queued tasks of targets without one (they stay on the board) cost it nothing.
+CREATE INDEX tasks_claimable ON tasks (target_id, next_attempt_at, id) WHERE status = 'queued';
 CREATE INDEX tasks_by_invocation ON tasks (invocation_id);
 
 CREATE TABLE delivery_attempts (

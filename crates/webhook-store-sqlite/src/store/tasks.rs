@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use uuid::Uuid;
 use webhook_domain::model::{
     Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret,
@@ -38,13 +40,41 @@ fn load_task(
 
 type TaskRowWithPayload = (TaskRow, Option<String>);
 
-/// Counts the tasks waiting for delivery in one pass over the `tasks_due` index.
+/// The ids of the due, unleased tasks of the live targets that have an endpoint, passing over
+/// `skipped`. Driven by the targets, through the `tasks_claimable` index, so that the queued
+/// tasks of targets without an endpoint are never walked.
+fn due_tasks(
+    now_micros: i64,
+    skipped: &[Vec<u8>],
+) -> tasks::BoxedQuery<'_, diesel::sqlite::Sqlite, diesel::sql_types::Binary> {
+    let deliverable = targets::table
+        .filter(targets::deleted_at.is_null())
+        .filter(targets::endpoint_url.is_not_null())
+        .filter(targets::id.ne_all(skipped))
+        .select(targets::id);
+    tasks::table
+        // A literal, not a bound value, so that the partial index applies.
+        .filter(sql::<Bool>("tasks.status = 'queued'"))
+        .filter(tasks::target_id.eq_any(deliverable))
+        .filter(tasks::next_attempt_at.le(now_micros))
+        .filter(
+            tasks::lease_until
+                .is_null()
+                .or(tasks::lease_until.le(now_micros)),
+        )
+        .select(tasks::id)
+        .into_boxed()
+}
+
+/// Counts the tasks waiting for delivery over the `tasks_claimable` index, target by target
+/// (`CROSS JOIN` keeps that order), so the tasks of targets without an endpoint are not walked.
 const QUEUE_STATS: &str = "\
 SELECT count(*) AS queued,
        coalesce(sum(t.next_attempt_at <= ?), 0) AS due,
        min(t.created_at) AS oldest
-FROM tasks t JOIN targets g ON g.id = t.target_id
-WHERE t.status = 'queued' AND g.deleted_at IS NULL AND g.endpoint_url IS NOT NULL";
+FROM targets g CROSS JOIN tasks t
+WHERE t.target_id = g.id AND t.status = 'queued'
+  AND g.deleted_at IS NULL AND g.endpoint_url IS NOT NULL";
 
 #[derive(QueryableByName)]
 struct StatsRow {
@@ -180,13 +210,30 @@ impl TaskQueue for SqliteStore {
         limit: u32,
         skip_targets: &[TargetId],
     ) -> Result<Vec<ClaimedTask>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let until = now.plus(lease_for);
+        let now_micros = now.unix_micros();
         let skipped: Vec<Vec<u8>> = skip_targets.iter().map(|t| id(t.as_uuid())).collect();
+        // Looking is a read: the writer is only asked to lease what was found due.
+        let candidates: Vec<Vec<u8>> = self
+            .read(move |conn| {
+                Ok(due_tasks(now_micros, &skipped)
+                    .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
+                    .limit(i64::from(limit))
+                    .load(conn)?)
+            })
+            .await?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
         self.write(move |conn| {
-            let now_micros = now.unix_micros();
+            // The candidates are checked again: another claim may have leased them meanwhile.
             let rows: Vec<ClaimRow> = tasks::table
                 .inner_join(invocations::table)
                 .inner_join(targets::table)
+                .filter(tasks::id.eq_any(&candidates))
                 .filter(tasks::status.eq(TaskStatus::Queued.as_str()))
                 .filter(tasks::next_attempt_at.le(now_micros))
                 .filter(
@@ -196,7 +243,6 @@ impl TaskQueue for SqliteStore {
                 )
                 .filter(targets::deleted_at.is_null())
                 .filter(targets::endpoint_url.is_not_null())
-                .filter(tasks::target_id.ne_all(&skipped))
                 .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
                 .limit(i64::from(limit))
                 .select((
