@@ -247,6 +247,7 @@ fn connect(options: &SqliteOptions, read_only: bool) -> Result<SqliteConnection,
         "PRAGMA busy_timeout = {millis};
          PRAGMA synchronous = {};
          PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -65536;
          PRAGMA query_only = {};",
         options.synchronous.pragma(),
         if read_only { "ON" } else { "OFF" },

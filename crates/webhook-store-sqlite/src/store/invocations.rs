@@ -2,7 +2,7 @@
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{BigInt, Binary, Bool};
 use webhook_domain::model::{
     Cursor, Invocation, InvocationId, InvocationOutcome, OrganizationId, OutcomeFilter, Page,
     PageRequest, Payload, Task, Timestamp, WebhookId,
@@ -19,6 +19,12 @@ use crate::schema::{invocations, tasks, webhooks};
 const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome = 'accepted' \
      AND (invocations.response_succeeded = 0 OR EXISTS (SELECT 1 FROM tasks \
      WHERE tasks.id = invocations.task_id AND tasks.status = 'failed'))))";
+
+/// Moves a webhook's `last_triggered_at` forward to `?1`; touches one row exactly when the
+/// webhook `?2` is the organization `?3`'s.
+const TOUCH_WEBHOOK: &str = "UPDATE webhooks \
+     SET last_triggered_at = max(coalesce(last_triggered_at, ?1), ?1) \
+     WHERE id = ?2 AND organization_id = ?3";
 
 fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<(), Failure> {
     let response = inv.target_response.as_ref();
@@ -99,30 +105,27 @@ impl InvocationLog for SqliteStore {
         let inv = invocation.clone();
         let task = task.cloned();
         self.write(move |conn| {
-            let webhook_here: bool = diesel::select(diesel::dsl::exists(
-                webhooks::table
+            let webhook_here = if inv.outcome == InvocationOutcome::Accepted {
+                // Moving `last_triggered_at` is also the check that the webhook is this
+                // organization's: one statement instead of a lookup and an update.
+                diesel::sql_query(TOUCH_WEBHOOK)
+                    .bind::<BigInt, _>(inv.received_at.unix_micros())
+                    .bind::<Binary, _>(id(inv.webhook_id.as_uuid()))
+                    .bind::<Binary, _>(id(inv.organization_id.as_uuid()))
+                    .execute(conn)?
+                    == 1
+            } else {
+                let webhook = webhooks::table
                     .find(id(inv.webhook_id.as_uuid()))
-                    .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid()))),
-            ))
-            .get_result(conn)?;
+                    .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid())));
+                diesel::select(diesel::dsl::exists(webhook)).get_result(conn)?
+            };
             if !webhook_here {
                 return Err(Failure::not_found());
             }
             insert_invocation(conn, &inv)?;
             if let Some(task) = &task {
                 insert_task(conn, task, inv.payload.as_ref().map(Payload::as_str))?;
-            }
-            if inv.outcome == InvocationOutcome::Accepted {
-                let at = inv.received_at.unix_micros();
-                diesel::update(
-                    webhooks::table.find(id(inv.webhook_id.as_uuid())).filter(
-                        webhooks::last_triggered_at
-                            .is_null()
-                            .or(webhooks::last_triggered_at.lt(at)),
-                    ),
-                )
-                .set(webhooks::last_triggered_at.eq(at))
-                .execute(conn)?;
             }
             Ok(())
         })
