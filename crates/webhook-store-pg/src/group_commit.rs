@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use diesel::{BoolExpressionMethods as _, ExpressionMethods as _, QueryDsl as _};
+use diesel::sql_types;
 use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
 use time::OffsetDateTime;
@@ -22,7 +22,7 @@ use webhook_domain::ports::StoreError;
 use crate::Inner;
 use crate::error::{TxError, store_error};
 use crate::rows::{NewInvocation, NewTask, at};
-use crate::schema::{invocations, tasks, webhooks};
+use crate::schema::{invocations, tasks};
 
 struct Request {
     invocation: Invocation,
@@ -137,6 +137,21 @@ async fn commit(inner: &Inner, batch: &mut Vec<Request>) {
     }
 }
 
+/// Moves the `last_triggered_at` of the webhooks `$1` forward to the matching `$2`, in one
+/// round trip. The rows are locked in id order (the sort under `FOR UPDATE`, in a CTE that is
+/// always run first) so that concurrent writers lock webhooks in one order and never deadlock.
+const TOUCH_WEBHOOKS: &str = "\
+WITH locked AS MATERIALIZED (
+    SELECT w.id, v.at
+    FROM webhooks w JOIN unnest($1::uuid[], $2::timestamptz[]) AS v(id, at) ON w.id = v.id
+    WHERE w.last_triggered_at IS NULL OR w.last_triggered_at < v.at
+    ORDER BY w.id
+    FOR UPDATE OF w
+)
+UPDATE webhooks AS w SET last_triggered_at = l.at
+FROM locked l
+WHERE w.id = l.id AND (w.last_triggered_at IS NULL OR w.last_triggered_at < l.at)";
+
 /// Writes `batch` in one transaction.
 async fn write(inner: &Inner, batch: &[Request]) -> Result<(), StoreError> {
     let invocation_rows: Vec<NewInvocation<'_>> = batch
@@ -161,6 +176,9 @@ async fn write(inner: &Inner, batch: &[Request]) -> Result<(), StoreError> {
         }
     }
 
+    let (webhook_ids, received_ats): (Vec<Uuid>, Vec<OffsetDateTime>) =
+        triggered.iter().map(|(id, at)| (*id, *at)).unzip();
+
     let mut conn = inner.conn().await?;
     let result = conn
         .transaction(async |conn| {
@@ -174,14 +192,10 @@ async fn write(inner: &Inner, batch: &[Request]) -> Result<(), StoreError> {
                     .execute(conn)
                     .await?;
             }
-            for (webhook, received) in &triggered {
-                diesel::update(webhooks::table.find(webhook))
-                    .filter(
-                        webhooks::last_triggered_at
-                            .is_null()
-                            .or(webhooks::last_triggered_at.lt(received)),
-                    )
-                    .set(webhooks::last_triggered_at.eq(received))
+            if !triggered.is_empty() {
+                diesel::sql_query(TOUCH_WEBHOOKS)
+                    .bind::<sql_types::Array<sql_types::Uuid>, _>(&webhook_ids)
+                    .bind::<sql_types::Array<sql_types::Timestamptz>, _>(&received_ats)
                     .execute(conn)
                     .await?;
             }
