@@ -90,14 +90,14 @@ fn needs_install(dir: &Path) -> bool {
     installed.is_none_or(|installed| installed < wanted)
 }
 
-/// `cargo build -p webhookd`; the path of the binary it built.
+/// The `webhookd` binary as the test step built it: `cargo test --workspace --no-run` selects
+/// the same targets and features as that step, so it only names what is already built (a
+/// `cargo build -p webhookd` would unify features differently and rebuild half the tree).
 fn build_webhookd() -> Result<PathBuf> {
     let mut build = cmd::cargo([
-        "build",
-        "-p",
-        "webhookd",
-        "--bin",
-        "webhookd",
+        "test",
+        "--workspace",
+        "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
     eprintln!("$ {}", cmd::display(&build));
@@ -105,18 +105,24 @@ fn build_webhookd() -> Result<PathBuf> {
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .context("could not start `cargo build -p webhookd`")?;
+        .context("could not start `cargo test --workspace --no-run`")?;
     if !output.status.success() {
-        bail!("`cargo build -p webhookd` failed ({})", output.status);
+        bail!(
+            "`cargo test --workspace --no-run` failed ({})",
+            output.status
+        );
     }
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|message| {
-            message["reason"] == "compiler-artifact" && message["target"]["name"] == "webhookd"
+            message["reason"] == "compiler-artifact"
+                && message["target"]["name"] == "webhookd"
+                && message["target"]["kind"][0] == "bin"
+                && message["profile"]["test"] == false
         })
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("`cargo build -p webhookd` named no webhookd executable")
+        .context("`cargo test --workspace --no-run` named no webhookd executable")
 }
 
 /// Runs `command` with inherited output; fails when it fails or outlives `limit` (then it is
