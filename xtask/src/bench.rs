@@ -128,7 +128,7 @@ pub(crate) fn dispatch() -> Result<()> {
             table,
             "{:<9} {:>9} {:>12.0} {:>9.0}%",
             result["store"].as_str().unwrap_or("?"),
-            result["in_flight"],
+            result["in_flight"].as_u64().unwrap_or(0),
             rate,
             ratio
         )?;
