@@ -138,15 +138,17 @@ async fn commit(inner: &Inner, batch: &mut Vec<Request>) {
 }
 
 /// Moves the `last_triggered_at` of the webhooks `$1` forward to the matching `$2`, in one
-/// round trip. The rows are locked in id order (the sort under `FOR UPDATE`, in a CTE that is
-/// always run first) so that concurrent writers lock webhooks in one order and never deadlock.
+/// round trip. The rows are locked in id order (the sort under the lock, in a CTE that is always
+/// run first) so that concurrent writers lock webhooks in one order. The lock is `FOR NO KEY
+/// UPDATE`, as a plain UPDATE takes: `FOR UPDATE` would conflict with the key-share locks that
+/// another writer's task and invocation inserts hold on the same webhooks, and deadlock.
 const TOUCH_WEBHOOKS: &str = "\
 WITH locked AS MATERIALIZED (
     SELECT w.id, v.at
     FROM webhooks w JOIN unnest($1::uuid[], $2::timestamptz[]) AS v(id, at) ON w.id = v.id
     WHERE w.last_triggered_at IS NULL OR w.last_triggered_at < v.at
     ORDER BY w.id
-    FOR UPDATE OF w
+    FOR NO KEY UPDATE OF w
 )
 UPDATE webhooks AS w SET last_triggered_at = l.at
 FROM locked l
