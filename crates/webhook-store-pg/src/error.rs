@@ -70,10 +70,13 @@ pub(crate) fn store_error(error: TxError, connection_lost: bool) -> StoreError {
     }
 }
 
-/// The server's words for "shutting down / terminated" (SQLSTATE 57P01–57P03, 53300): the
-/// asynchronous driver reports these without their code.
+/// The server's words for "shutting down / terminated" (SQLSTATE 57P01–57P03, 53300) and for a
+/// deadlock victim (40P01, transient like a serialization failure: nothing of the transaction
+/// was written and a retry may succeed): the asynchronous driver reports these without their
+/// code.
 fn is_unavailable_message(message: &str) -> bool {
-    const MESSAGES: [&str; 5] = [
+    const MESSAGES: [&str; 6] = [
+        "deadlock detected",
         "terminating connection due to administrator command",
         "the database system is shutting down",
         "the database system is starting up",
@@ -134,6 +137,14 @@ mod tests {
         ));
         assert!(matches!(
             store_error(shutdown, false),
+            StoreError::Unavailable(_)
+        ));
+        let deadlock = TxError::Db(DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(String::from("deadlock detected")),
+        ));
+        assert!(matches!(
+            store_error(deadlock, false),
             StoreError::Unavailable(_)
         ));
         assert!(matches!(
