@@ -1,11 +1,14 @@
 //! The single writer: one thread owns the write connection and commits everything queued
 //! since its last commit in one transaction (group commit).
 //!
-//! Each operation runs inside its own savepoint of the batch's `BEGIN IMMEDIATE` transaction,
-//! so an operation that fails (a duplicate id, a lost lease) rolls back alone and its caller
-//! alone gets the error. When the batch itself fails — `BEGIN`, an engine error such as busy
-//! or I/O, or the `COMMIT` — nothing of it was written, and each operation is run again in a
-//! transaction of its own, so every caller still gets its own answer.
+//! A batch first runs as one plain `BEGIN IMMEDIATE` transaction: the common case, where every
+//! operation succeeds, pays for no savepoints (each savepoint makes SQLite copy every page it
+//! first touches into a sub-journal). When an operation fails (a duplicate id, a lost lease),
+//! that attempt is rolled back and the batch runs again with each operation inside its own
+//! savepoint, so the failing one rolls back alone and its caller alone gets the error. When
+//! the batch itself fails — `BEGIN`, an engine error such as busy or I/O, or the `COMMIT` —
+//! nothing of it was written, and each operation is run again in a transaction of its own, so
+//! every caller still gets its own answer.
 
 use std::thread::JoinHandle;
 
@@ -110,6 +113,14 @@ fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Box<dyn Job>>, m
 
 fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
     if batch.len() > 1 {
+        let together =
+            conn.immediate_transaction(|conn| batch.iter_mut().try_for_each(|job| job.run(conn)));
+        if together.is_ok() {
+            for job in batch.drain(..) {
+                job.complete(Ok(()));
+            }
+            return;
+        }
         let mut outcomes: Vec<Result<(), Failure>> = Vec::with_capacity(batch.len());
         let committed = conn.immediate_transaction(|conn| {
             for job in batch.iter_mut() {
