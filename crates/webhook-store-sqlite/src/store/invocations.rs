@@ -1,8 +1,8 @@
 //! `InvocationLog`: the invocation log, and the one write that accepts an event.
 
-use diesel::dsl::sql;
+use diesel::dsl::{case_when, sql};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Bool};
+use diesel::sql_types::{BigInt, Bool, Nullable};
 use webhook_domain::model::{
     Cursor, Invocation, InvocationId, InvocationOutcome, OrganizationId, OutcomeFilter, Page,
     PageRequest, Payload, Task, Timestamp, WebhookId,
@@ -20,11 +20,27 @@ const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome 
      AND (invocations.response_succeeded = 0 OR EXISTS (SELECT 1 FROM tasks \
      WHERE tasks.id = invocations.task_id AND tasks.status = 'failed'))))";
 
-/// Moves a webhook's `last_triggered_at` forward to `?1`; touches one row exactly when the
-/// webhook `?2` is the organization `?3`'s.
-const TOUCH_WEBHOOK: &str = "UPDATE webhooks \
-     SET last_triggered_at = max(coalesce(last_triggered_at, ?1), ?1) \
-     WHERE id = ?2 AND organization_id = ?3";
+/// Moves the webhook's `last_triggered_at` forward to `at`; touches one row exactly when the
+/// webhook is the organization's. Built with the query builder, not as SQL text, so that the
+/// connection keeps it prepared: it runs for every accepted event.
+fn touch_webhook(conn: &mut SqliteConnection, inv: &Invocation) -> Result<bool, Failure> {
+    let at = inv.received_at.unix_micros();
+    let later = case_when(
+        webhooks::last_triggered_at
+            .is_null()
+            .or(webhooks::last_triggered_at.lt(at)),
+        Some(at).into_sql::<Nullable<BigInt>>(),
+    )
+    .otherwise(webhooks::last_triggered_at);
+    let touched = diesel::update(
+        webhooks::table
+            .filter(webhooks::id.eq(id(inv.webhook_id.as_uuid())))
+            .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid()))),
+    )
+    .set(webhooks::last_triggered_at.eq(later))
+    .execute(conn)?;
+    Ok(touched == 1)
+}
 
 fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<(), Failure> {
     let response = inv.target_response.as_ref();
@@ -108,12 +124,7 @@ impl InvocationLog for SqliteStore {
             let webhook_here = if inv.outcome == InvocationOutcome::Accepted {
                 // Moving `last_triggered_at` is also the check that the webhook is this
                 // organization's: one statement instead of a lookup and an update.
-                diesel::sql_query(TOUCH_WEBHOOK)
-                    .bind::<BigInt, _>(inv.received_at.unix_micros())
-                    .bind::<Binary, _>(id(inv.webhook_id.as_uuid()))
-                    .bind::<Binary, _>(id(inv.organization_id.as_uuid()))
-                    .execute(conn)?
-                    == 1
+                touch_webhook(conn, &inv)?
             } else {
                 let webhook = webhooks::table
                     .find(id(inv.webhook_id.as_uuid()))
