@@ -43,6 +43,10 @@ pub struct DispatchConfig {
     pub retry: RetryPolicy,
     /// How often the queue gauges are read from the store while the dispatcher runs.
     pub queue_stats_every: Duration,
+    /// After a claim that found nothing due, how long a wake-up waits before claiming again,
+    /// so that a stream of accepted events whose tasks nobody can deliver yet (targets without
+    /// an endpoint, or at their limit) costs one claim per window rather than one per event.
+    pub settle_after_idle: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -56,6 +60,7 @@ impl Default for DispatchConfig {
             shutdown_grace: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             queue_stats_every: Duration::from_secs(15),
+            settle_after_idle: Duration::from_millis(10),
         }
     }
 }
@@ -220,18 +225,21 @@ where
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             while jobs.try_join_next().is_some() {}
-            let eager = match self.claim_into(&mut jobs, &abort_rx).await {
+            let claimed = self.claim_into(&mut jobs, &abort_rx).await;
+            let (eager, idle) = match claimed {
                 // A full batch: more may be due right now. Deferred tasks: their targets
                 // are now at their limit and the next claim passes over them.
-                Ok(outcome) => {
-                    outcome.deferred > 0 || outcome.claimed == self.inner.config.batch_size as usize
-                }
+                Ok(outcome) => (
+                    outcome.deferred > 0
+                        || outcome.claimed == self.inner.config.batch_size as usize,
+                    outcome.claimed == 0,
+                ),
                 Err(e) => {
                     warn!(
                         error = &e as &dyn std::error::Error,
                         "claiming due tasks failed"
                     );
-                    false
+                    (false, true)
                 }
             };
             let pause = if eager {
@@ -239,12 +247,19 @@ where
             } else {
                 self.inner.config.poll_interval
             };
-            tokio::select! {
+            let woken = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                () = self.inner.wake.notified() => {}
-                Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
-                () = tokio::time::sleep(pause) => {}
+                () = self.inner.wake.notified() => true,
+                Some(_) = jobs.join_next(), if !jobs.is_empty() => false,
+                () = tokio::time::sleep(pause) => false,
+            };
+            if woken && idle {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(self.inner.config.settle_after_idle) => {}
+                }
             }
         }
         let grace = self.inner.config.shutdown_grace;

@@ -328,6 +328,7 @@ pub(crate) fn dispatch_config() -> DispatchConfig {
             max_delay: Duration::from_secs(60),
         },
         queue_stats_every: Duration::from_millis(20),
+        settle_after_idle: Duration::from_millis(1),
     }
 }
 

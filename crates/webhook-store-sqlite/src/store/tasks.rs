@@ -47,11 +47,16 @@ fn due_tasks(
     now_micros: i64,
     skipped: &[Vec<u8>],
 ) -> tasks::BoxedQuery<'_, diesel::sqlite::Sqlite, diesel::sql_types::Binary> {
-    let deliverable = targets::table
+    let mut deliverable = targets::table
         .filter(targets::deleted_at.is_null())
         .filter(targets::endpoint_url.is_not_null())
-        .filter(targets::id.ne_all(skipped))
-        .select(targets::id);
+        .select(targets::id)
+        .into_boxed();
+    // A list of bound values keeps the statement from being cached: leave it out when empty,
+    // as it is whenever no target is at its limit.
+    if !skipped.is_empty() {
+        deliverable = deliverable.filter(targets::id.ne_all(skipped));
+    }
     tasks::table
         // A literal, not a bound value, so that the partial index applies.
         .filter(sql::<Bool>("tasks.status = 'queued'"))
