@@ -17,7 +17,7 @@ use webhook_domain::ports::{
     AttemptVerdict, ClaimedTask, Clock, DeliveryFailure, DeliveryReport, Entropy, QueueStats,
     SecretSealer, StoreError, TargetDelivery, TaskQueue,
 };
-use webhook_domain::rules::{RetryPolicy, attempt_verdict, next_delay};
+use webhook_domain::rules::{RetryPolicy, attempt_verdict, next_attempt_number, next_delay};
 
 use crate::metrics::{AttemptResult, DispatchMetrics};
 
@@ -380,7 +380,8 @@ async fn attempt<S, D, K, C, E>(
     let inner = &dispatcher.inner;
     inner.metrics.in_flight_add(1);
     let started_at = inner.clock.now();
-    let number = claimed.task.attempts.saturating_add(1);
+    // The log numbers attempts over the task's life; the policy counts those of its round.
+    let number = next_attempt_number(claimed.task.attempts, claimed.task.attempts_before_round);
     let (report, verdict) = if let Ok(secret) = inner.sealer.unseal(&claimed.signing_secret) {
         // An attempt still running when the lease ends could no longer be recorded.
         let deadline = inner
@@ -407,7 +408,7 @@ async fn attempt<S, D, K, C, E>(
         };
         let verdict = attempt_verdict(
             &inner.config.retry,
-            number,
+            number.in_round,
             &report,
             dispatcher.random_fraction(),
             inner.clock.now(),
@@ -417,7 +418,7 @@ async fn attempt<S, D, K, C, E>(
         error!("the target's signing secret cannot be unsealed with this master key");
         let verdict = next_delay(
             &inner.config.retry,
-            number,
+            number.in_round,
             dispatcher.random_fraction(),
             None,
         )
@@ -429,7 +430,7 @@ async fn attempt<S, D, K, C, E>(
     inner.metrics.in_flight_add(-1);
     let attempt = DeliveryAttempt {
         task_id: claimed.task.id,
-        number,
+        number: number.overall,
         response: response_of(report.as_ref(), started_at),
     };
     let latency = report.as_ref().map_or(Duration::ZERO, report_latency);
@@ -446,7 +447,8 @@ async fn attempt<S, D, K, C, E>(
             };
             inner.metrics.record_attempt(result, latency);
             debug!(
-                attempt = number,
+                attempt = number.overall,
+                attempt.in_round = number.in_round,
                 status = attempt.response.status_code,
                 latency_ms = attempt.response.latency_ms,
                 result = ?result,
@@ -456,14 +458,14 @@ async fn attempt<S, D, K, C, E>(
         Err(StoreError::Conflict(_)) => {
             inner.metrics.lease_lost();
             warn!(
-                attempt = number,
+                attempt = number.overall,
                 "the lease expired before the attempt was recorded; another dispatcher has the task"
             );
         }
         Err(e) => {
             inner.metrics.store_error();
             error!(
-                attempt = number,
+                attempt = number.overall,
                 error = &e as &dyn std::error::Error,
                 "recording a delivery attempt failed; the task will be attempted again when its lease expires"
             );

@@ -353,9 +353,11 @@ pub trait TaskQueue: Send + Sync {
     ) -> impl Future<Output = Result<Page<Task>, StoreError>> + Send;
 
     /// Sets the status to `to` if it is still `from` (compare and set) and `updated_at` to `at`,
-    /// clearing any lease; a task set back to `queued` is due at `at`. `attempts` and
-    /// `last_error` are kept, so attempt numbers stay unique over a task's life. Returns the
-    /// updated task. The caller checked the transition with [`crate::rules::task_transition`].
+    /// clearing any lease. A task set back to `queued` (a manual retry: the only way there)
+    /// starts a new delivery round: it is due at `at`, `attempts_before_round` becomes its
+    /// `attempts` and `last_error` is cleared. `attempts` is kept, so attempt numbers stay
+    /// unique over a task's life. Returns the updated task. The caller checked the transition
+    /// with [`crate::rules::task_transition`].
     ///
     /// # Errors
     /// MUST return `NotFound` as [`TaskQueue::task`] does, and `Conflict` when the status is no
@@ -389,7 +391,7 @@ pub trait TaskQueue: Send + Sync {
     /// Records a delivery attempt under a lease, in one transaction: the attempt row, the
     /// invocation's latest target response, the task's `attempts` (set to `attempt.number`),
     /// status, `next_attempt_at` and `last_error` (the attempt's error) as `verdict` says, and
-    /// the release of the lease.
+    /// the release of the lease. The round (`attempts_before_round`) stays as it is.
     ///
     /// # Errors
     /// MUST return `Conflict` when the lease is no longer held (expired and claimed by another,

@@ -197,6 +197,7 @@ pub fn accepted(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task)
             received_at,
         },
         attempts: 0,
+        attempts_before_round: 0,
         next_attempt_at: received_at,
         last_error: None,
         created_at: received_at,

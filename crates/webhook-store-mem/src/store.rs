@@ -638,7 +638,10 @@ impl TaskQueue for MemoryStore {
         stored.task.updated_at = at;
         stored.lease = None;
         if to == TaskStatus::Queued {
+            // A manual retry: a new delivery round, due at once.
             stored.task.next_attempt_at = at;
+            stored.task.attempts_before_round = stored.task.attempts;
+            stored.task.last_error = None;
         }
         let task = stored.task.clone();
         if to == TaskStatus::Queued {

@@ -348,6 +348,7 @@ impl TryFrom<InvocationRow> for Invocation {
 }
 
 /// A task to insert; its context is stored only when it is not the invocation's payload.
+/// `attempts_before_round` takes the column's default, 0: a new task is in its first round.
 #[derive(Insertable)]
 #[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewTask<'a> {
@@ -418,6 +419,7 @@ pub(crate) struct TaskRow {
     pub(crate) last_error: Option<String>,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
+    pub(crate) attempts_before_round: i32,
 }
 
 impl TaskRow {
@@ -444,6 +446,10 @@ impl TaskRow {
                 received_at: ts(self.source_received_at),
             },
             attempts: unsigned(self.attempts, "attempts")?,
+            attempts_before_round: unsigned(
+                self.attempts_before_round,
+                "attempts before the round",
+            )?,
             next_attempt_at: ts(self.next_attempt_at),
             last_error: self.last_error,
             created_at: ts(self.created_at),

@@ -97,6 +97,7 @@ diesel::table! {
         lease_until -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        attempts_before_round -> Integer,
     }
 }
 

@@ -609,11 +609,14 @@ impl TaskQueue for PgStore {
                     .filter(tasks::organization_id.eq(organization_id.as_uuid()))
                     .filter(tasks::status.eq(from.as_str()));
                 let updated = if to == TaskStatus::Queued {
+                    // A manual retry: a new delivery round, due at once.
                     diesel::update(target)
                         .set((
                             tasks::status.eq(to.as_str()),
                             tasks::updated_at.eq(at(at_)),
                             tasks::next_attempt_at.eq(at(at_)),
+                            tasks::attempts_before_round.eq(tasks::attempts),
+                            tasks::last_error.eq(None::<String>),
                             tasks::lease_token.eq(None::<Uuid>),
                             tasks::lease_until.eq(None::<time::OffsetDateTime>),
                         ))

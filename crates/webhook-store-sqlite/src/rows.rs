@@ -270,6 +270,7 @@ pub(crate) struct TaskRow {
     lease_until: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    attempts_before_round: i64,
 }
 
 impl TaskRow {
@@ -301,6 +302,10 @@ impl TaskRow {
                 received_at: ts(self.source_received_at),
             },
             attempts: unsigned(self.attempts, "task attempts")?,
+            attempts_before_round: unsigned(
+                self.attempts_before_round,
+                "task attempts before the round",
+            )?,
             next_attempt_at: ts(self.next_attempt_at),
             last_error: self.last_error,
             created_at: ts(self.created_at),

@@ -97,6 +97,7 @@ diesel::table! {
         lease_until -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        attempts_before_round -> BigInt,
     }
 }
 

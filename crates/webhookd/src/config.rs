@@ -204,7 +204,8 @@ pub(crate) struct Settings {
         value_name = "SECONDS"
     )]
     pub(crate) delivery_timeout: Option<u64>,
-    /// Delivery attempts per task, the first included, before it fails [default: 8].
+    /// Delivery attempts per task, the first included, before it fails; a manual retry grants
+    /// as many again [default: 8].
     #[arg(long, global = true, env = "WEBHOOKD_MAX_ATTEMPTS", value_name = "N")]
     pub(crate) max_attempts: Option<u32>,
 }
@@ -268,7 +269,7 @@ pub(crate) struct DispatchSettings {
     pub(crate) per_target: usize,
     /// Longest one attempt may take.
     pub(crate) timeout: Duration,
-    /// Attempts per task, the first included.
+    /// Attempts per task and delivery round, the first included.
     pub(crate) max_attempts: u32,
 }
 

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
 use webhook_dispatch::DeliveryConfig;
-use webhook_domain::model::{DeliveryAttempt, TaskStatus};
+use webhook_domain::model::{ApiKeyId, DeliveryAttempt, PublicUrl, Role, TaskStatus};
 use webhook_domain::ports::{Clock as _, InvocationLog as _, QueueStats, TaskQueue as _};
 use webhook_domain::rules::RetryPolicy;
+use webhook_domain::service::manage::{Caller, Management};
 use webhook_store_mem::MemoryStore;
 
 use crate::support::{
@@ -245,6 +247,84 @@ async fn exhausted_retries_fail_the_task() {
     }
     assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
     assert_eq!(server.count(), 3);
+}
+
+/// A task whose retries ran out and that an operator retries by hand gets the whole schedule
+/// again (as many attempts, backing off from the first delay), while its attempts go on being
+/// numbered after the earlier ones.
+#[tokio::test]
+async fn a_retry_by_hand_grants_the_whole_schedule_again() {
+    let server = TargetServer::start(|_, _| Reply::status(503)).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(12)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let config = dispatch_config();
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
+    let board = Management {
+        store: store.clone(),
+        sealer: (),
+        hasher: (),
+        clock: clock.clone(),
+        entropy: (),
+        endpoints: (),
+        public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
+    };
+    let operator = Caller {
+        organization_id: world.organization.id,
+        role: Role::Admin,
+        key_id: ApiKeyId::from_uuid(Uuid::new_v4()),
+    };
+    let max = config.retry.max_attempts;
+    assert_eq!(max, 3);
+
+    for round in 0..3 {
+        if round > 0 {
+            let retried = board
+                .retry_task(&operator, &task.id.to_string())
+                .await
+                .unwrap();
+            assert_eq!(retried.status, TaskStatus::Queued);
+            assert_eq!(retried.attempts, round * max);
+            assert_eq!(retried.attempts_before_round, round * max);
+            assert_eq!(retried.next_attempt_at, clock.now(), "due at once");
+            assert_eq!(retried.last_error, None);
+        }
+        for in_round in 1..=max {
+            assert_eq!(
+                dispatcher.run_once().await.unwrap().claimed,
+                1,
+                "round {round}, attempt {in_round}"
+            );
+            let after = stored(&store, &task).await;
+            assert_eq!(after.attempts, round * max + in_round);
+            if in_round < max {
+                assert_eq!(after.status, TaskStatus::Queued, "round {round}");
+                // Backing off as in the first round: a ceiling of 10 s, then 20 s.
+                let ceiling = config.retry.base * 2_u32.pow(in_round - 1);
+                assert!(
+                    after.next_attempt_at <= clock.now().plus(ceiling),
+                    "round {round}, attempt {in_round}: due {:?} after {:?}",
+                    after.next_attempt_at,
+                    clock.now()
+                );
+            } else {
+                assert_eq!(after.status, TaskStatus::Failed, "round {round}");
+            }
+            clock.advance(config.retry.max_delay + Duration::from_secs(1));
+        }
+        assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
+    }
+
+    let numbers: Vec<u32> = store
+        .delivery_attempts(task.organization_id, task.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.number)
+        .collect();
+    assert_eq!(numbers, (1..=3 * max).collect::<Vec<_>>());
+    assert_eq!(server.count(), 9);
 }
 
 #[tokio::test]

@@ -74,8 +74,13 @@ pub struct Task {
     pub status: TaskStatus,
     pub test: bool,
     pub source: TaskSource,
-    /// Delivery attempts made so far.
+    /// Delivery attempts made so far, over the task's whole life: attempt numbers never repeat.
     pub attempts: u32,
+    /// The attempts made before the current delivery round: 0 for a new task, and `attempts`
+    /// as it stood when a manual retry queued the task again. The retry policy counts only the
+    /// attempts of the round (see [`crate::rules::next_attempt_number`]), so a retried task
+    /// gets the whole retry schedule again.
+    pub attempts_before_round: u32,
     /// When a queued task is next due for delivery.
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,

@@ -6,7 +6,10 @@ mod retry;
 mod status;
 
 pub use rate_limit::{RateDecision, RateScope, RateStatus, SlidingWindow, decide};
-pub use retry::{Disposition, RetryPolicy, attempt_verdict, classify, next_delay};
+pub use retry::{
+    AttemptNumber, Disposition, RetryPolicy, attempt_verdict, classify, next_attempt_number,
+    next_delay,
+};
 pub use status::{
     TaskTransitionError, WebhookTransitionError, task_transition, webhook_transition,
 };

@@ -1,15 +1,19 @@
 //! The delivery retry policy: which answers are worth another attempt, and when it is due
 //! (exponential backoff with full jitter, honouring a clamped `Retry-After`).
+//!
+//! A task is delivered in rounds: the first starts when it is accepted, and each manual retry
+//! of a failed task starts another. The policy counts the attempts of the current round, so
+//! every round gets the whole schedule; attempt numbers in the log count the task's whole life.
 
 use std::time::Duration;
 
 use crate::model::Timestamp;
 use crate::ports::{AttemptVerdict, DeliveryFailure, DeliveryReport};
 
-/// How often and how far apart a task's delivery is attempted.
+/// How often and how far apart a task's delivery is attempted in one round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first one included; at least 1.
+    /// Attempts per round, the first one included; at least 1.
     pub max_attempts: u32,
     /// The ceiling of the delay after the first attempt; it doubles with each further attempt.
     pub base: Duration,
@@ -25,6 +29,30 @@ impl Default for RetryPolicy {
             base: Duration::from_secs(5),
             max_delay: Duration::from_secs(3600),
         }
+    }
+}
+
+/// A delivery attempt's number, counted over the task's life and within its round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptNumber {
+    /// From 1 over the task's whole life: unique, the key of its delivery-attempt log.
+    pub overall: u32,
+    /// From 1 in the current round: what the retry policy counts.
+    pub in_round: u32,
+}
+
+/// The number of the attempt that follows `attempts` made so far, of which
+/// `attempts_before_round` were made before the current round began (see
+/// [`crate::model::Task::attempts_before_round`]).
+///
+/// Saturates rather than wraps: a count beyond `u32::MAX` stays there, and a round start
+/// beyond `attempts` (which no store writes) counts as a round with no attempt yet.
+pub const fn next_attempt_number(attempts: u32, attempts_before_round: u32) -> AttemptNumber {
+    AttemptNumber {
+        overall: attempts.saturating_add(1),
+        in_round: attempts
+            .saturating_sub(attempts_before_round)
+            .saturating_add(1),
     }
 }
 
@@ -69,8 +97,9 @@ pub fn classify(report: &DeliveryReport) -> Disposition {
     }
 }
 
-/// How long to wait after attempt number `attempt` (1 for the first) before the next one, or
-/// `None` when that was the last attempt the policy allows.
+/// How long to wait after attempt number `attempt` of a round (1 for the round's first; see
+/// [`AttemptNumber::in_round`]) before the next one, or `None` when that was the last attempt
+/// the policy allows in a round.
 ///
 /// The delay is drawn uniformly from `[0, min(max_delay, base · 2^(attempt-1)))` ("full
 /// jitter", so retries of many tasks failing together spread out), using `random_fraction` in
@@ -100,8 +129,9 @@ pub fn next_delay(
     Some(jittered.max(floor))
 }
 
-/// The verdict on attempt number `attempt` of a task, made at `now`: classifies `report` and,
-/// for a transient failure, schedules the next attempt with [`next_delay`].
+/// The verdict on attempt number `attempt` of a task's round ([`AttemptNumber::in_round`]),
+/// made at `now`: classifies `report` and, for a transient failure, schedules the next attempt
+/// with [`next_delay`].
 pub fn attempt_verdict(
     policy: &RetryPolicy,
     attempt: u32,
@@ -244,6 +274,87 @@ mod tests {
             ..RetryPolicy::default()
         };
         assert_eq!(next_delay(&zero, 1, 0.5, None), None);
+    }
+
+    #[test]
+    fn attempts_are_numbered_over_the_life_and_within_the_round() {
+        let check = |attempts, before_round, overall, in_round| {
+            assert_eq!(
+                next_attempt_number(attempts, before_round),
+                AttemptNumber { overall, in_round },
+                "{attempts} attempts, {before_round} before the round"
+            );
+        };
+        // A new task, and one in its first round.
+        check(0, 0, 1, 1);
+        check(1, 0, 2, 2);
+        check(7, 0, 8, 8);
+        // Retried by hand after 8 attempts: the round starts over, the numbers go on.
+        check(8, 8, 9, 1);
+        check(9, 8, 10, 2);
+        check(15, 8, 16, 8);
+        // Retried again after 16.
+        check(16, 16, 17, 1);
+        // Retried after a delivered task failed at its agent, after one attempt.
+        check(1, 1, 2, 1);
+        // A round start beyond the attempts is a round with no attempt yet.
+        check(3, 5, 4, 1);
+        // Saturating at the ends.
+        check(u32::MAX, 0, u32::MAX, u32::MAX);
+        check(u32::MAX, u32::MAX, u32::MAX, 1);
+        check(u32::MAX - 1, 2, u32::MAX, u32::MAX - 2);
+    }
+
+    /// Every round gets the whole schedule: the delays and the verdict at the end of a round
+    /// depend on the attempt's number within its round, never on the attempts before it.
+    #[test]
+    fn a_retried_task_gets_the_whole_schedule_again() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base: secs(10),
+            max_delay: secs(3600),
+        };
+        let now = Timestamp::from_unix_micros(1_000_000);
+        let schedule = |before_round: u32| -> Vec<(u32, AttemptVerdict)> {
+            let mut attempts = before_round;
+            let mut seen = Vec::new();
+            loop {
+                let number = next_attempt_number(attempts, before_round);
+                let verdict =
+                    attempt_verdict(&policy, number.in_round, &answered(503, None), 0.5, now);
+                seen.push((number.overall, verdict));
+                attempts = number.overall;
+                if verdict == AttemptVerdict::Failed {
+                    return seen;
+                }
+                assert!(seen.len() < 100, "the round never ends");
+            }
+        };
+        let retry_at = |s| AttemptVerdict::RetryAt(now.plus(secs(s)));
+        assert_eq!(
+            schedule(0),
+            [
+                (1, retry_at(5)),
+                (2, retry_at(10)),
+                (3, AttemptVerdict::Failed)
+            ]
+        );
+        assert_eq!(
+            schedule(3),
+            [
+                (4, retry_at(5)),
+                (5, retry_at(10)),
+                (6, AttemptVerdict::Failed)
+            ]
+        );
+        assert_eq!(
+            schedule(1_000),
+            [
+                (1_001, retry_at(5)),
+                (1_002, retry_at(10)),
+                (1_003, AttemptVerdict::Failed)
+            ]
+        );
     }
 
     #[test]

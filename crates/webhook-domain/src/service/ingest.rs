@@ -375,6 +375,7 @@ where
                 received_at,
             },
             attempts: 0,
+            attempts_before_round: 0,
             next_attempt_at: received_at,
             last_error: None,
             created_at: received_at,

@@ -109,7 +109,7 @@ pub(crate) async fn task<A: ManageContext>(
 }
 
 /// Move a task (an agent reporting progress): `queued → delivered → in_progress → completed |
-/// failed`, `queued → failed`, `failed → queued`.
+/// failed`, `queued → failed`, `failed → queued` (a retry, as `POST /api/v1/tasks/{id}/retry`).
 #[utoipa::path(
     patch, path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = String, Path, description = "Task id")),
@@ -140,7 +140,11 @@ pub(crate) async fn patch_task<A: ManageContext>(
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }
 
-/// Put a failed task back in the queue, due now.
+/// Put a failed task back in the queue, due now, for a new delivery round.
+///
+/// The task gets the whole retry schedule again: as many attempts as a new task, backing off
+/// from the first delay. Its attempts go on being numbered after the earlier ones;
+/// `attempts_before_round` becomes `attempts` and `last_error` is cleared.
 #[utoipa::path(
     post, path = "/api/v1/tasks/{id}/retry", tag = "tasks",
     params(("id" = String, Path, description = "Task id")),

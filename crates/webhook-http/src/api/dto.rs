@@ -436,8 +436,16 @@ pub struct TaskOut {
     pub status: &'static str,
     pub test: bool,
     pub source: TaskSourceOut,
+    /// Delivery attempts made so far, over the task's whole life; attempts are numbered from 1
+    /// and their numbers never repeat.
     pub attempts: u32,
+    /// The attempts made before the current delivery round: 0 until the task is retried by
+    /// hand, then `attempts` as it was at the retry. A retry grants the whole retry schedule
+    /// again, so `attempts - attempts_before_round` is what counts against the limit.
+    pub attempts_before_round: u32,
+    /// When a queued task is next due for delivery.
     pub next_attempt_at: String,
+    /// Why the latest attempt of the current round failed; cleared by a retry.
     pub last_error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -461,6 +469,7 @@ impl From<Task> for TaskOut {
                 received_at: time(task.source.received_at),
             },
             attempts: task.attempts,
+            attempts_before_round: task.attempts_before_round,
             next_attempt_at: time(task.next_attempt_at),
             last_error: task.last_error,
             created_at: time(task.created_at),
@@ -511,3 +520,72 @@ list_types!(
     TaskList of TaskOut,
     ApiKeyList of ApiKeyOut,
 );
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use webhook_domain::model::{
+        InvocationId, OrganizationId, Payload, TargetId, TaskId, TaskSource, TaskStatus, WebhookId,
+    };
+
+    use super::*;
+
+    /// A task retried by hand after three attempts, one attempt into its second round.
+    fn retried_task() -> Task {
+        let at = Timestamp::from_unix_micros(1_767_225_600_000_000);
+        Task {
+            id: TaskId::from_uuid(Uuid::from_u128(1)),
+            organization_id: OrganizationId::from_uuid(Uuid::from_u128(2)),
+            target_id: TargetId::from_uuid(Uuid::from_u128(3)),
+            webhook_id: WebhookId::from_uuid(Uuid::from_u128(4)),
+            invocation_id: InvocationId::from_uuid(Uuid::from_u128(5)),
+            instruction: Some("Deploy".to_owned()),
+            context: Payload::from_stored("{\"message\":\"Deploy\"}".to_owned()),
+            event_type: None,
+            status: TaskStatus::Queued,
+            test: false,
+            source: TaskSource {
+                verified: true,
+                source_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
+                received_at: at,
+            },
+            attempts: 4,
+            attempts_before_round: 3,
+            next_attempt_at: at,
+            last_error: Some("the target answered HTTP 503".to_owned()),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn a_task_shows_its_attempts_over_its_life_and_before_its_round() {
+        let json = serde_json::to_value(TaskOut::from(retried_task())).unwrap();
+        assert_eq!(json["attempts"], 4);
+        assert_eq!(json["attempts_before_round"], 3);
+        assert_eq!(json["status"], "queued");
+        assert_eq!(json["last_error"], "the target answered HTTP 503");
+    }
+
+    #[test]
+    fn the_openapi_document_describes_the_round() {
+        let document: serde_json::Value =
+            serde_json::from_str(&super::super::openapi_json()).unwrap();
+        let task = &document["components"]["schemas"]["TaskOut"];
+        let required: Vec<&str> = task["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        assert!(required.contains(&"attempts_before_round"), "{required:?}");
+        let field = &task["properties"]["attempts_before_round"];
+        assert_eq!(field["type"], "integer", "{field}");
+        let description = field["description"].as_str().unwrap_or_default();
+        assert!(
+            description.starts_with("The attempts made before the current delivery round"),
+            "{description:?}"
+        );
+    }
+}

@@ -251,6 +251,94 @@ pub async fn retry_requeues_failed_task<S: ContractStore>(store: S) {
     assert_conflict(store.release_lease(&lease).await, "the old lease");
 }
 
+/// A manual retry (failed → queued) starts a new delivery round: the round starts after the
+/// attempts made so far, the last error is cleared and the task is due at once; the claimed
+/// task carries the round, attempts go on being numbered after the earlier ones, and finishing
+/// them leaves the round as it is until the next retry.
+pub async fn retry_starts_a_new_round_and_numbering_goes_on<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    assert_eq!(
+        store
+            .task(org, task.id)
+            .await
+            .expect("read")
+            .attempts_before_round,
+        0,
+        "a new task is in its first round"
+    );
+
+    // The first round: a retry, then the last attempt the policy allowed fails the task.
+    let lease = claim_all(&store, at(1)).await.remove(0).lease;
+    let first = answered(&task, 1, 503, at(2));
+    store
+        .finish_attempt(&lease, &first, AttemptVerdict::RetryAt(at(10)))
+        .await
+        .expect("retry");
+    let lease = claim_all(&store, at(10)).await.remove(0).lease;
+    let second = timed_out(&task, 2, at(11));
+    let exhausted = store
+        .finish_attempt(&lease, &second, AttemptVerdict::Failed)
+        .await
+        .expect("fail");
+    assert_eq!(exhausted.status, TaskStatus::Failed);
+    assert_eq!(
+        (exhausted.attempts, exhausted.attempts_before_round),
+        (2, 0)
+    );
+    assert_eq!(exhausted.last_error, second.response.error);
+
+    // Retried by hand: the second round starts after attempt 2.
+    let requeued = store
+        .set_task_status(org, task.id, TaskStatus::Failed, TaskStatus::Queued, at(50))
+        .await
+        .expect("retry by hand");
+    assert_eq!(requeued.status, TaskStatus::Queued);
+    assert_eq!((requeued.attempts, requeued.attempts_before_round), (2, 2));
+    assert_eq!(requeued.last_error, None);
+    assert_eq!(requeued.next_attempt_at, at(50));
+    assert_eq!(requeued.updated_at, at(50));
+    assert_eq!(store.task(org, task.id).await.expect("read"), requeued);
+
+    let claimed = claim_all(&store, at(50)).await.remove(0);
+    assert_eq!(claimed.task, requeued);
+    let third = answered(&task, 3, 500, at(51));
+    let retrying = store
+        .finish_attempt(&claimed.lease, &third, AttemptVerdict::RetryAt(at(60)))
+        .await
+        .expect("retry in the second round");
+    assert_eq!((retrying.attempts, retrying.attempts_before_round), (3, 2));
+    assert_eq!(retrying.last_error, third.response.error);
+    let claimed = claim_all(&store, at(60)).await.remove(0);
+    assert_eq!(claimed.task, retrying);
+    let fourth = answered(&task, 4, 502, at(61));
+    let failed = store
+        .finish_attempt(&claimed.lease, &fourth, AttemptVerdict::Failed)
+        .await
+        .expect("fail the second round");
+    assert_eq!((failed.attempts, failed.attempts_before_round), (4, 2));
+    assert_eq!(store.task(org, task.id).await.expect("read"), failed);
+
+    // Every attempt of both rounds is in the log, numbered once each.
+    assert_eq!(
+        store
+            .delivery_attempts(org, task.id)
+            .await
+            .expect("attempts"),
+        vec![first, second, third, fourth]
+    );
+
+    // A third round starts after attempt 4.
+    let again = store
+        .set_task_status(org, task.id, TaskStatus::Failed, TaskStatus::Queued, at(90))
+        .await
+        .expect("retry by hand again");
+    assert_eq!((again.attempts, again.attempts_before_round), (4, 4));
+    assert_eq!(again.last_error, None);
+    assert_eq!(store.task(org, task.id).await.expect("read"), again);
+}
+
 /// A claim leases due tasks oldest due first, up to the limit, with their target's endpoint and
 /// signing secret; tasks not yet due, not queued or leased are left.
 pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {

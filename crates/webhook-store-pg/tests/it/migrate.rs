@@ -1,7 +1,13 @@
-//! Migrations: idempotent, and safe when several nodes start at once.
+//! Migrations: idempotent, safe when several nodes start at once, and applied to databases
+//! that an earlier release wrote, with data in them.
 
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use tokio::task::JoinSet;
-use webhook_domain::ports::OrganizationStore as _;
+use uuid::Uuid;
+use webhook_domain::model::{OrganizationId, TaskId, TaskStatus, Timestamp};
+use webhook_domain::ports::{OrganizationStore as _, TaskQueue as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_pg::test_db::{create_empty_database, database_url};
 use webhook_store_pg::{PgStore, PgStoreOptions};
@@ -21,5 +27,83 @@ async fn nodes_starting_together_migrate_once() {
         .await
         .unwrap();
     assert_eq!(store.count_organizations().await.unwrap(), 0);
+    store.teardown().await;
+}
+
+/// A task that failed after three attempts, stored under the first schema (no delivery rounds),
+/// reads back in its first round once the later migrations have run, and a retry starts the
+/// next round after its attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
+    let name = create_empty_database().await;
+    let url = database_url(&name);
+    let first_schema = url.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
+            diesel::Connection::establish(&first_schema).expect("connect");
+        let migrations = FileBasedMigrations::from_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../migrations/postgres"
+        ))
+        .expect("the migrations directory");
+        conn.run_next_migration(migrations)
+            .expect("the first schema")
+            .to_string()
+    })
+    .await
+    .expect("join");
+    assert_eq!(first, "20250101000000");
+
+    let (org, target, webhook, invocation, task) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let t = "'2026-01-01T00:00:00Z'";
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute(&format!(
+        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {t}, {t});
+         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
+             {t}, {t});
+         INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', NULL, 100,
+             'active', {t}, {t}, {t});
+         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {t}, NULL, NULL,
+             '{{\"message\":\"Deploy\"}}', 'accepted', 202, NULL, '{task}', 1, false,
+             503, NULL, 12, 'the target answered HTTP 503', {t}, false);
+         INSERT INTO tasks VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}',
+             'Deploy', NULL, NULL, 'failed', false, true, NULL, {t}, 3, {t},
+             'the target answered HTTP 503', NULL, NULL, {t}, {t});"
+    ))
+    .await
+    .expect("data of the first schema");
+    drop(conn);
+
+    let store = PgStore::connect(&url, PgStoreOptions::default())
+        .await
+        .expect("migrate and connect");
+    let (org, task) = (OrganizationId::from_uuid(org), TaskId::from_uuid(task));
+    let stored = store.task(org, task).await.expect("read");
+    assert_eq!(stored.status, TaskStatus::Failed);
+    assert_eq!((stored.attempts, stored.attempts_before_round), (3, 0));
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("the target answered HTTP 503")
+    );
+    assert_eq!(stored.context.as_str(), "{\"message\":\"Deploy\"}");
+
+    let retried = store
+        .set_task_status(
+            org,
+            task,
+            TaskStatus::Failed,
+            TaskStatus::Queued,
+            Timestamp::from_unix_micros(1_800_000_000_000_000),
+        )
+        .await
+        .expect("retry");
+    assert_eq!((retried.attempts, retried.attempts_before_round), (3, 3));
+    assert_eq!(retried.last_error, None);
     store.teardown().await;
 }

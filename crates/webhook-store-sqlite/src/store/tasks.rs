@@ -187,7 +187,8 @@ impl TaskQueue for SqliteStore {
             if status != from.as_str() {
                 return Err(Failure::conflict("the task's status changed"));
             }
-            // Any status change ends a lease; a task queued again is due at once.
+            // Any status change ends a lease; a task queued again (a manual retry) starts a
+            // new delivery round, due at once.
             let key = id(task_id.as_uuid());
             diesel::update(tasks::table.find(&key))
                 .set((
@@ -199,7 +200,11 @@ impl TaskQueue for SqliteStore {
                 .execute(conn)?;
             if to == TaskStatus::Queued {
                 diesel::update(tasks::table.find(&key))
-                    .set(tasks::next_attempt_at.eq(at.unix_micros()))
+                    .set((
+                        tasks::next_attempt_at.eq(at.unix_micros()),
+                        tasks::attempts_before_round.eq(tasks::attempts),
+                        tasks::last_error.eq(None::<String>),
+                    ))
                     .execute(conn)?;
             }
             task_of(load_task(conn, None, task_id)?.ok_or_else(Failure::not_found)?)

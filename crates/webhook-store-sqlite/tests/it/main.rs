@@ -2,6 +2,7 @@
 //! durability, failure and group-commit behaviour specific to SQLite.
 
 mod durability;
+mod migrate;
 mod support;
 
 use webhook_store_sqlite::SqliteStore;

@@ -57,7 +57,8 @@ where
         self.transition(caller, id, to).await
     }
 
-    /// Puts a failed task back in the queue, due now.
+    /// Puts a failed task back in the queue, due now, for a new delivery round: the whole retry
+    /// schedule again, with its last error cleared (see [`TaskQueue::set_task_status`]).
     pub async fn retry_task(&self, caller: &Caller, id: &str) -> Result<Task, ManageError> {
         caller.require_write()?;
         let id: TaskId = parse_id("id", id)?;
