@@ -96,6 +96,7 @@ macro_rules! for_each_case {
             set_task_status_is_compare_and_set,
             retry_requeues_failed_task,
             retry_starts_a_new_round_and_numbering_goes_on,
+            finished_attempt_is_taken_as_given,
             claim_returns_due_tasks_oldest_first,
             claim_skips_targets_without_endpoint,
             claim_passes_over_skipped_targets,

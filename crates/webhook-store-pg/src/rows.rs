@@ -348,7 +348,6 @@ impl TryFrom<InvocationRow> for Invocation {
 }
 
 /// A task to insert; its context is stored only when it is not the invocation's payload.
-/// `attempts_before_round` takes the column's default, 0: a new task is in its first round.
 #[derive(Insertable)]
 #[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewTask<'a> {
@@ -366,6 +365,7 @@ pub(crate) struct NewTask<'a> {
     pub(crate) source_ip: Option<String>,
     pub(crate) source_received_at: OffsetDateTime,
     pub(crate) attempts: i32,
+    pub(crate) attempts_before_round: i32,
     pub(crate) next_attempt_at: OffsetDateTime,
     pub(crate) last_error: Option<&'a str>,
     pub(crate) created_at: OffsetDateTime,
@@ -390,6 +390,7 @@ impl<'a> NewTask<'a> {
             source_ip: t.source.source_ip.map(|ip| ip.to_string()),
             source_received_at: at(t.source.received_at),
             attempts: int(t.attempts),
+            attempts_before_round: int(t.attempts_before_round),
             next_attempt_at: at(t.next_attempt_at),
             last_error: t.last_error.as_deref(),
             created_at: at(t.created_at),

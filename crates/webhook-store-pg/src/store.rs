@@ -26,7 +26,7 @@ use crate::PgStore;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
     ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
-    endpoint, ts,
+    endpoint, int, ts,
 };
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
@@ -721,14 +721,6 @@ impl TaskQueue for PgStore {
             AttemptVerdict::RetryAt(when) => (TaskStatus::Queued, Some(at(when))),
             AttemptVerdict::Failed => (TaskStatus::Failed, None),
         };
-        let last_error = if response.succeeded {
-            None
-        } else {
-            response
-                .error
-                .clone()
-                .or_else(|| response.status_code.map(|code| format!("HTTP {code}")))
-        };
         let attempt_row = AttemptRow::from(attempt);
         let result = conn
             .transaction(async |conn| {
@@ -738,11 +730,11 @@ impl TaskQueue for PgStore {
                     .filter(tasks::status.eq(TaskStatus::Queued.as_str()));
                 let invocation_id = diesel::update(held)
                     .set((
-                        tasks::attempts.eq(tasks::attempts + 1),
+                        tasks::attempts.eq(int(attempt.number)),
                         tasks::status.eq(status.as_str()),
                         tasks::next_attempt_at
                             .eq(coalesce(next_attempt_at, tasks::next_attempt_at)),
-                        tasks::last_error.eq(&last_error),
+                        tasks::last_error.eq(response.error.as_deref()),
                         tasks::updated_at.eq(at(response.at)),
                         tasks::lease_token.eq(None::<Uuid>),
                         tasks::lease_until.eq(None::<time::OffsetDateTime>),

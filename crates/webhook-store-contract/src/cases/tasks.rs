@@ -213,6 +213,29 @@ pub async fn set_task_status_is_compare_and_set<S: ContractStore>(store: S) {
     assert_eq!(wins, 1);
 }
 
+/// `finish_attempt` stores what the attempt says: `attempts` becomes its number (not the old
+/// count plus one) and `last_error` its error, absent when it carries none.
+pub async fn finished_attempt_is_taken_as_given<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let lease = claim_all(&store, at(1)).await.remove(0).lease;
+    let mut attempt = answered(&task, 5, 503, at(2));
+    attempt.response.error = None;
+    let finished = store
+        .finish_attempt(&lease, &attempt, AttemptVerdict::RetryAt(at(10)))
+        .await
+        .expect("finish");
+    assert_eq!(finished.attempts, 5);
+    assert_eq!(finished.last_error, None);
+    assert_eq!(
+        store
+            .task(world.organization.id, task.id)
+            .await
+            .expect("read"),
+        finished
+    );
+}
+
 /// A failed task set back to queued is due at the given time, with no lease, and is claimed
 /// again.
 pub async fn retry_requeues_failed_task<S: ContractStore>(store: S) {

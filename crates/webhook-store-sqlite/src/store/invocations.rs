@@ -102,6 +102,7 @@ fn insert_task(
                 tasks::source_ip.eq(task.source.source_ip.map(|ip| ip.to_string())),
                 tasks::source_received_at.eq(task.source.received_at.unix_micros()),
                 tasks::attempts.eq(i64::from(task.attempts)),
+                tasks::attempts_before_round.eq(i64::from(task.attempts_before_round)),
                 tasks::next_attempt_at.eq(task.next_attempt_at.unix_micros()),
                 tasks::last_error.eq(task.last_error.as_deref()),
                 tasks::created_at.eq(task.created_at.unix_micros()),
