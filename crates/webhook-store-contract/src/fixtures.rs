@@ -26,6 +26,14 @@ pub fn at_micros(micros: i64) -> Timestamp {
     Timestamp::from_unix_micros(BASE_MICROS + micros)
 }
 
+/// A time-ordered (v7) id for `at`, as the service gives invocations and tasks.
+fn time_ordered(at: Timestamp) -> Uuid {
+    let millis = u64::try_from(at.unix_micros().div_euclid(1_000)).unwrap_or(0);
+    let mut random = [0; 10];
+    random.copy_from_slice(&Uuid::new_v4().as_bytes()[..10]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
 /// A valid name.
 pub fn name(text: &str) -> Name {
     Name::parse(text).expect("fixture names are valid")
@@ -132,7 +140,7 @@ pub fn webhook(target: &Target, created_at: Timestamp) -> Webhook {
 
 fn invocation(webhook: &Webhook, received_at: Timestamp) -> Invocation {
     Invocation {
-        id: InvocationId::from_uuid(Uuid::new_v4()),
+        id: InvocationId::from_uuid(time_ordered(received_at)),
         organization_id: webhook.organization_id,
         webhook_id: webhook.id,
         received_at,
@@ -170,7 +178,7 @@ pub fn ignored(webhook: &Webhook, received_at: Timestamp) -> Invocation {
 
 /// An accepted invocation received at `received_at` and its queued task, due at once.
 pub fn accepted(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task) {
-    let task_id = TaskId::from_uuid(Uuid::new_v4());
+    let task_id = TaskId::from_uuid(time_ordered(received_at));
     let invocation = Invocation {
         outcome: InvocationOutcome::Accepted,
         http_status: 202,
