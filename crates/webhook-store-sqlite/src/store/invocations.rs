@@ -1,8 +1,10 @@
 //! `InvocationLog`: the invocation log, and the one write that accepts an event.
 
-use diesel::dsl::{case_when, sql};
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Binary, Bool};
+use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
     Cursor, Invocation, InvocationId, InvocationOutcome, OrganizationId, OutcomeFilter, Page,
     PageRequest, Payload, Task, Timestamp, WebhookId,
@@ -20,24 +22,45 @@ const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome 
      AND (invocations.response_succeeded = 0 OR EXISTS (SELECT 1 FROM tasks \
      WHERE tasks.id = invocations.task_id AND tasks.status = 'failed'))))";
 
-/// Moves the webhook's `last_triggered_at` forward to `at`; touches one row exactly when the
-/// webhook is the organization's. Built with the query builder, not as SQL text, so that the
-/// connection keeps it prepared: it runs for every accepted event.
+/// Moves the webhook's `last_triggered_at` forward to the invocation's time; touches one row
+/// exactly when the webhook is the organization's.
+///
+/// A statement of its own rather than `diesel::update`, which diesel never keeps prepared (a
+/// changeset may leave columns out): this one runs for every accepted event, and parsing it
+/// again each time cost as much as running it.
+struct TouchWebhook<'a> {
+    at: i64,
+    webhook_id: &'a [u8],
+    organization_id: &'a [u8],
+}
+
+impl QueryId for TouchWebhook<'_> {
+    type QueryId = TouchWebhook<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Sqlite> for TouchWebhook<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("UPDATE webhooks SET last_triggered_at = max(coalesce(last_triggered_at, ");
+        out.push_bind_param::<BigInt, _>(&self.at)?;
+        out.push_sql("), ");
+        out.push_bind_param::<BigInt, _>(&self.at)?;
+        out.push_sql(") WHERE id = ");
+        out.push_bind_param::<Binary, _>(self.webhook_id)?;
+        out.push_sql(" AND organization_id = ");
+        out.push_bind_param::<Binary, _>(self.organization_id)?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for TouchWebhook<'_> {}
+
 fn touch_webhook(conn: &mut SqliteConnection, inv: &Invocation) -> Result<bool, Failure> {
-    let at = inv.received_at.unix_micros();
-    let later = case_when(
-        webhooks::last_triggered_at
-            .is_null()
-            .or(webhooks::last_triggered_at.lt(at)),
-        Some(at).into_sql::<Nullable<BigInt>>(),
-    )
-    .otherwise(webhooks::last_triggered_at);
-    let touched = diesel::update(
-        webhooks::table
-            .filter(webhooks::id.eq(id(inv.webhook_id.as_uuid())))
-            .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid()))),
-    )
-    .set(webhooks::last_triggered_at.eq(later))
+    let touched = TouchWebhook {
+        at: inv.received_at.unix_micros(),
+        webhook_id: inv.webhook_id.as_uuid().as_bytes(),
+        organization_id: inv.organization_id.as_uuid().as_bytes(),
+    }
     .execute(conn)?;
     Ok(touched == 1)
 }
