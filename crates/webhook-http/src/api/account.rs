@@ -74,6 +74,7 @@ pub(crate) async fn list_keys<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`last_admin_key`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

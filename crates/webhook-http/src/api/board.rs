@@ -21,7 +21,7 @@ use super::{ManageContext, caller, writer};
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Bad outcome, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, outcome, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -48,6 +48,7 @@ pub(crate) async fn invocations<A: ManageContext>(
         (status = 200, description = "The invocation", body = InvocationOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -95,6 +96,7 @@ pub(crate) async fn tasks<A: ManageContext>(
         (status = 200, description = "The task", body = TaskOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -121,7 +123,7 @@ pub(crate) async fn task<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`, or `conflict` when the task moved meanwhile", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown status", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -154,6 +156,7 @@ pub(crate) async fn patch_task<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`: only failed tasks are retried", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

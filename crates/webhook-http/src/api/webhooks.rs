@@ -94,6 +94,7 @@ pub(crate) async fn list<A: ManageContext>(
         (status = 200, description = "The webhook", body = WebhookOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -153,6 +154,7 @@ pub(crate) async fn patch<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: already deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -179,7 +181,7 @@ pub(crate) async fn delete<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The secret was refused", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The secret or the id was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -211,8 +213,7 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The payload is not a JSON object", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The payload is not a JSON object, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
