@@ -8,7 +8,7 @@ use super::dto::{
     InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskOut, TaskQuery,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::{json_body, query};
+use super::input::{query, read_json};
 use super::targets::parse_limit;
 use super::{ManageContext, caller, writer};
 
@@ -131,10 +131,10 @@ pub(crate) async fn patch_task<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchTask = json_body(&body)?;
+    let body: PatchTask = read_json(&request, payload).await?;
     let task = ctx
         .management()
         .set_task_status(&caller, &id, &body.status)

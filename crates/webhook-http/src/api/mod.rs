@@ -148,7 +148,8 @@ impl Modify for BearerAuth {
 }
 
 /// The answers many operations share, documented here once rather than on every route: every
-/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`.
+/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`, and
+/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`.
 struct SharedProblems;
 
 impl Modify for SharedProblems {
@@ -166,6 +167,10 @@ impl Modify for SharedProblems {
                     .build(),
             )
         };
+        let too_large = problem(&format!(
+            "`payload_too_large`: the body is over {} MiB",
+            BODY_LIMIT / (1024 * 1024)
+        ));
         let unavailable =
             problem("`store_unavailable`: the store could not be reached; nothing was changed");
         for item in openapi.paths.paths.values_mut() {
@@ -177,10 +182,14 @@ impl Modify for SharedProblems {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| too_large.clone());
+                }
                 if operation.security.is_some() {
-                    operation
-                        .responses
-                        .responses
+                    responses
                         .entry("503".to_owned())
                         .or_insert_with(|| unavailable.clone());
                 }
@@ -253,11 +262,9 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
 pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
     let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
     for (path, route) in route_table::<A>() {
-        let resource = resources.remove(path).unwrap_or_else(|| {
-            web::resource(path)
-                .app_data(web::PayloadConfig::new(BODY_LIMIT))
-                .default_service(web::to(method_not_allowed))
-        });
+        let resource = resources
+            .remove(path)
+            .unwrap_or_else(|| web::resource(path).default_service(web::to(method_not_allowed)));
         resources.insert(path, resource.route(route));
     }
     for resource in resources.into_values() {

@@ -10,7 +10,7 @@ use super::dto::{
     WebhookOut, WebhookWithSecret,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::{json_body, query};
+use super::input::{query, read_json};
 use super::targets::parse_limit;
 use super::{ManageContext, caller, created, writer};
 
@@ -43,10 +43,10 @@ fn apply<A: ManageContext, T>(ctx: &A, changed: Changed<T>) -> T {
 pub(crate) async fn create<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateWebhook = json_body(&body)?;
+    let body: CreateWebhook = read_json(&request, payload).await?;
     let new = NewWebhook {
         name: body.name,
         target_id: body.target_id,
@@ -128,10 +128,10 @@ pub(crate) async fn patch<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchWebhook = json_body(&body)?;
+    let body: PatchWebhook = read_json(&request, payload).await?;
     let patch = WebhookPatch {
         name: body.name,
         target_id: body.target_id,
@@ -189,10 +189,10 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: RotateSecret = json_body(&body)?;
+    let body: RotateSecret = read_json(&request, payload).await?;
     let changed = ctx
         .management()
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
@@ -221,10 +221,10 @@ pub(crate) async fn test<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: TestWebhook = json_body(&body)?;
+    let body: TestWebhook = read_json(&request, payload).await?;
     let result = ctx
         .management()
         .test_webhook(

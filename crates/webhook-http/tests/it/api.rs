@@ -1234,3 +1234,37 @@ async fn lists_page_with_cursors() {
     let unique: BTreeSet<String> = seen.iter().map(|v| s(v).to_owned()).collect();
     assert_eq!(unique.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_refused_after_the_key() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let body = format!(
+        r#"{{"name":"{}","kind":"team"}}"#,
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let send = |key: &str| {
+        app.request("post", "/api/v1/targets", Some(key))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    let answer = problem(send(&org.viewer).await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (403, "forbidden"));
+    let answer = problem(send(&org.admin).await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (413, "payload_too_large"));
+    assert_eq!(answer.header("connection"), Some("close"));
+    // A body within the limit is read and judged on its values.
+    let body = format!(r#"{{"name":"{}","kind":"team"}}"#, "a".repeat(300));
+    let answer = problem(
+        app.call(
+            "post",
+            "/api/v1/targets",
+            Some(&org.admin),
+            Some(&serde_json::from_str(&body).unwrap()),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (422, "validation_failed"));
+}
