@@ -187,7 +187,7 @@ where
 /// Reads the whole body, or `None` as soon as it is known to exceed `limit`: from
 /// `Content-Length` before reading anything, else when the bytes read pass the limit. What is
 /// left of a refused body is never read into memory.
-async fn read_body(
+pub(crate) async fn read_body(
     headers: &HeaderMap,
     mut payload: web::Payload,
     limit: usize,

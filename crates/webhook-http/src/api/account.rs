@@ -8,7 +8,7 @@ use super::dto::{
     ApiKeyList, ApiKeyOut, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::json_body;
+use super::input::read_json;
 use super::{ManageContext, caller, created, openapi_json, writer};
 
 /// Create an API key; the key is in the answer, once.
@@ -27,10 +27,10 @@ use super::{ManageContext, caller, created, openapi_json, writer};
 pub(crate) async fn create_key<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateApiKey = json_body(&body)?;
+    let body: CreateApiKey = read_json(&request, payload).await?;
     let new = NewApiKey {
         name: body.name,
         role: body.role,
@@ -74,6 +74,7 @@ pub(crate) async fn list_keys<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`last_admin_key`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -121,10 +122,10 @@ pub(crate) async fn organization<A: ManageContext>(
 pub(crate) async fn patch_organization<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchOrganization = json_body(&body)?;
+    let body: PatchOrganization = read_json(&request, payload).await?;
     let patch = OrganizationPatch {
         name: body.name,
         rate_limit_per_minute: body.rate_limit_per_minute,

@@ -8,7 +8,7 @@ use super::dto::{
     InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskOut, TaskQuery,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::{json_body, query};
+use super::input::{query, read_json};
 use super::targets::parse_limit;
 use super::{ManageContext, caller, writer};
 
@@ -21,7 +21,7 @@ use super::{ManageContext, caller, writer};
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Bad outcome, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, outcome, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -48,6 +48,7 @@ pub(crate) async fn invocations<A: ManageContext>(
         (status = 200, description = "The invocation", body = InvocationOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -95,6 +96,7 @@ pub(crate) async fn tasks<A: ManageContext>(
         (status = 200, description = "The task", body = TaskOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -121,7 +123,7 @@ pub(crate) async fn task<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`, or `conflict` when the task moved meanwhile", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown status", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -129,10 +131,10 @@ pub(crate) async fn patch_task<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchTask = json_body(&body)?;
+    let body: PatchTask = read_json(&request, payload).await?;
     let task = ctx
         .management()
         .set_task_status(&caller, &id, &body.status)
@@ -154,6 +156,7 @@ pub(crate) async fn patch_task<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`: only failed tasks are retried", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

@@ -178,6 +178,9 @@ where
 
 // ---------------------------------------------------------------------------------------------
 // Responses
+//
+// Every field of an answer is always there: an `Option` is `null` when empty, and is documented
+// as required and nullable. Times are RFC 3339 in UTC.
 
 fn time(at: Timestamp) -> String {
     at.to_rfc3339()
@@ -210,6 +213,7 @@ pub struct WebhookOut {
     /// The URL senders post events to.
     pub url: String,
     /// Null only for a deleted webhook whose target was deleted since.
+    #[schema(required = true)]
     pub target: Option<TargetRef>,
     pub event_types: Vec<String>,
     pub has_secret: bool,
@@ -217,8 +221,11 @@ pub struct WebhookOut {
     #[schema(example = "active")]
     pub status: &'static str,
     pub rate_limit_per_minute: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    #[schema(format = DateTime, required = true)]
     pub last_triggered_at: Option<String>,
 }
 
@@ -252,6 +259,7 @@ pub struct WebhookWithSecret {
     #[serde(flatten)]
     pub webhook: WebhookOut,
     /// The secret in clear; null when the webhook has none. Never shown again.
+    #[schema(required = true)]
     pub secret: Option<String>,
 }
 
@@ -262,8 +270,11 @@ pub struct TargetOut {
     /// `agent` or `team`.
     pub kind: &'static str,
     pub name: String,
+    #[schema(required = true)]
     pub endpoint_url: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -296,6 +307,7 @@ pub struct ApiKeyOut {
     pub name: String,
     /// `admin` or `viewer`.
     pub role: &'static str,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -342,10 +354,14 @@ impl From<Organization> for OrganizationOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TargetResponseOut {
     /// Null when no HTTP answer came (timeout, refused connection).
+    #[schema(required = true)]
     pub status_code: Option<u16>,
+    #[schema(required = true)]
     pub body_excerpt: Option<String>,
     pub latency_ms: u32,
+    #[schema(required = true)]
     pub error: Option<String>,
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -370,23 +386,29 @@ fn raw_json(text: &str) -> Option<Box<RawValue>> {
 pub struct InvocationOut {
     pub id: Uuid,
     pub webhook_id: Uuid,
+    #[schema(format = DateTime)]
     pub received_at: String,
+    #[schema(required = true)]
     pub source_ip: Option<String>,
+    #[schema(required = true)]
     pub event_type: Option<String>,
     /// The body received, when it was a JSON object.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub payload: Option<Box<RawValue>>,
     /// `accepted`, `ignored` or `rejected`.
     pub outcome: &'static str,
     /// The HTTP status answered to the sender.
     pub http_status: u16,
     /// The problem `code` answered, for rejections.
+    #[schema(required = true)]
     pub error_code: Option<String>,
+    #[schema(required = true)]
     pub task_id: Option<Uuid>,
     /// How many identical rejections this entry stands for (floods are coalesced).
     pub repeat_count: u32,
     /// Sent by the test endpoint.
     pub test: bool,
+    #[schema(required = true)]
     pub target_response: Option<TargetResponseOut>,
 }
 
@@ -415,7 +437,9 @@ impl From<Invocation> for InvocationOut {
 pub struct TaskSourceOut {
     /// Whether the sender proved it knew the webhook's secret.
     pub verified: bool,
+    #[schema(required = true)]
     pub source_ip: Option<String>,
+    #[schema(format = DateTime)]
     pub received_at: String,
 }
 
@@ -427,10 +451,12 @@ pub struct TaskOut {
     pub webhook_id: Uuid,
     pub invocation_id: Uuid,
     /// The payload's `message`: untrusted text from outside.
+    #[schema(required = true)]
     pub instruction: Option<String>,
     /// The whole payload.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, required = true)]
     pub context: Option<Box<RawValue>>,
+    #[schema(required = true)]
     pub event_type: Option<String>,
     /// `queued`, `delivered`, `in_progress`, `completed` or `failed`.
     pub status: &'static str,
@@ -444,10 +470,14 @@ pub struct TaskOut {
     /// again, so `attempts - attempts_before_round` is what counts against the limit.
     pub attempts_before_round: u32,
     /// When a queued task is next due for delivery.
+    #[schema(format = DateTime)]
     pub next_attempt_at: String,
     /// Why the latest attempt of the current round failed; cleared by a retry.
+    #[schema(required = true)]
     pub last_error: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -485,10 +515,14 @@ pub struct TestOut {
     pub status: &'static str,
     /// The HTTP status a real sender would have received.
     pub http_status: u16,
+    #[schema(required = true)]
     pub invocation_id: Option<Uuid>,
+    #[schema(required = true)]
     pub task_id: Option<Uuid>,
     /// The problem `code` a real sender would have received, for rejections.
+    #[schema(required = true)]
     pub code: Option<&'static str>,
+    #[schema(required = true)]
     pub detail: Option<String>,
 }
 
@@ -499,6 +533,7 @@ macro_rules! list_types {
         pub struct $list {
             pub items: Vec<$item>,
             /// Pass as `cursor` to read the next page; null on the last page.
+            #[schema(required = true)]
             pub next_cursor: Option<String>,
         }
 

@@ -19,6 +19,8 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     field: Option<String>,
+    /// Close the connection after the answer instead of reading the rest of the request.
+    close: bool,
 }
 
 /// An RFC 9457 problem as the management API answers it.
@@ -32,7 +34,8 @@ pub struct ProblemBody {
     pub detail: String,
     /// Stable machine-readable code: `unauthorized`, `forbidden`, `not_found`,
     /// `validation_failed`, `invalid_transition`, `webhook_deleted`, `target_in_use`,
-    /// `last_admin_key`, `conflict`, `method_not_allowed`, `store_unavailable`.
+    /// `last_admin_key`, `conflict`, `method_not_allowed`, `payload_too_large`,
+    /// `store_unavailable`.
     pub code: String,
     /// For `validation_failed`: the refused field (`name`, `event_types[1]`, `limit`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +55,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             field: None,
+            close: false,
         }
     }
 
@@ -89,6 +93,27 @@ impl ApiError {
                 "Validation failed",
                 "",
             )
+        }
+    }
+
+    /// 413: the request body is over `limit` bytes; the rest of it is not read.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self {
+            close: true,
+            ..Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                format!("the request body is over the limit of {limit} bytes"),
+            )
+        }
+    }
+
+    /// 400: the request body could not be read to its end.
+    pub fn unreadable_body(error: &actix_web::error::PayloadError) -> Self {
+        Self {
+            close: true,
+            ..Self::malformed(None, format!("the request body could not be read: {error}"))
         }
     }
 
@@ -147,6 +172,9 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if self.close {
+            response.force_close();
         }
         response.body(serde_json::to_vec(&body).unwrap_or_default())
     }

@@ -1,10 +1,23 @@
 //! Reading request bodies and query strings into strict types, naming the field on failure.
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, web};
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
+use super::{ApiError, BODY_LIMIT};
+
+/// Reads a JSON body of at most [`BODY_LIMIT`] bytes (a longer one is refused before it is
+/// read), after the caller was checked.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    match crate::ingest::read_body(request.headers(), payload, BODY_LIMIT).await {
+        Ok(Some(body)) => json_body(&body),
+        Ok(None) => Err(ApiError::payload_too_large(BODY_LIMIT)),
+        Err(e) => Err(ApiError::unreadable_body(&e)),
+    }
+}
 
 /// Parses a JSON body; an empty body reads as `{}` (every field absent).
 pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use webhook_domain::ports::{Clock, EndpointGuard, Entropy, KeyHasher, SecretSealer, Store};
 use webhook_domain::service::manage::{Caller, Management, Stale, TestSender};
@@ -146,6 +147,57 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The answers many operations share, documented here once rather than on every route: every
+/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`, and
+/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`.
+struct SharedProblems;
+
+impl Modify for SharedProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        crate::problem::PROBLEM_JSON,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ProblemBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        let too_large = problem(&format!(
+            "`payload_too_large`: the body is over {} MiB",
+            BODY_LIMIT / (1024 * 1024)
+        ));
+        let unavailable =
+            problem("`store_unavailable`: the store could not be reached; nothing was changed");
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if operation.request_body.is_some() {
+                    responses
+                        .entry("413".to_owned())
+                        .or_insert_with(|| too_large.clone());
+                }
+                if operation.security.is_some() {
+                    responses
+                        .entry("503".to_owned())
+                        .or_insert_with(|| unavailable.clone());
+                }
+            }
+        }
+    }
+}
+
 macro_rules! routes {
     ($($method:ident $path:literal => $module:ident :: $handler:ident),* $(,)?) => {
         /// Every management route as (lower-case method, path), as registered and documented.
@@ -163,7 +215,7 @@ macro_rules! routes {
                 description = "Targets, webhooks, invocation logs, the task board, API keys and organization settings. Errors are RFC 9457 problem+json with a stable `code`.",
             ),
             paths($($module::$handler),*),
-            modifiers(&BearerAuth),
+            modifiers(&BearerAuth, &SharedProblems),
             tags(
                 (name = "targets", description = "Agents and teams that receive tasks"),
                 (name = "webhooks", description = "Webhook endpoints and their invocation logs"),
@@ -210,11 +262,9 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
 pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
     let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
     for (path, route) in route_table::<A>() {
-        let resource = resources.remove(path).unwrap_or_else(|| {
-            web::resource(path)
-                .app_data(web::PayloadConfig::new(BODY_LIMIT))
-                .default_service(web::to(method_not_allowed))
-        });
+        let resource = resources
+            .remove(path)
+            .unwrap_or_else(|| web::resource(path).default_service(web::to(method_not_allowed)));
         resources.insert(path, resource.route(route));
     }
     for resource in resources.into_values() {

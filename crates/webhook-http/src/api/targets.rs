@@ -5,7 +5,7 @@ use webhook_domain::service::manage::{NewTarget, TargetPatch, page_request};
 
 use super::dto::{CreateTarget, CreatedTargetOut, ListQuery, PatchTarget, TargetList, TargetOut};
 use super::error::{ApiError, ProblemBody};
-use super::input::{json_body, query};
+use super::input::{query, read_json};
 use super::{ManageContext, caller, created, writer};
 
 /// Create a target; its signing secret is in the answer, once.
@@ -24,10 +24,10 @@ use super::{ManageContext, caller, created, writer};
 pub(crate) async fn create<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateTarget = json_body(&body)?;
+    let body: CreateTarget = read_json(&request, payload).await?;
     let new = NewTarget {
         kind: body.kind,
         name: body.name,
@@ -72,6 +72,7 @@ pub(crate) async fn list<A: ManageContext>(
         (status = 200, description = "The target", body = TargetOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -104,10 +105,10 @@ pub(crate) async fn patch<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchTarget = json_body(&body)?;
+    let body: PatchTarget = read_json(&request, payload).await?;
     let patch = TargetPatch {
         kind: body.kind,
         name: body.name,
@@ -127,6 +128,7 @@ pub(crate) async fn patch<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`target_in_use`: webhooks point at it", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

@@ -10,7 +10,7 @@ use super::dto::{
     WebhookOut, WebhookWithSecret,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::{json_body, query};
+use super::input::{query, read_json};
 use super::targets::parse_limit;
 use super::{ManageContext, caller, created, writer};
 
@@ -43,10 +43,10 @@ fn apply<A: ManageContext, T>(ctx: &A, changed: Changed<T>) -> T {
 pub(crate) async fn create<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateWebhook = json_body(&body)?;
+    let body: CreateWebhook = read_json(&request, payload).await?;
     let new = NewWebhook {
         name: body.name,
         target_id: body.target_id,
@@ -94,6 +94,7 @@ pub(crate) async fn list<A: ManageContext>(
         (status = 200, description = "The webhook", body = WebhookOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -127,10 +128,10 @@ pub(crate) async fn patch<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchWebhook = json_body(&body)?;
+    let body: PatchWebhook = read_json(&request, payload).await?;
     let patch = WebhookPatch {
         name: body.name,
         target_id: body.target_id,
@@ -153,6 +154,7 @@ pub(crate) async fn patch<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: already deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -179,7 +181,7 @@ pub(crate) async fn delete<A: ManageContext>(
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The secret was refused", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The secret or the id was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -187,10 +189,10 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: RotateSecret = json_body(&body)?;
+    let body: RotateSecret = read_json(&request, payload).await?;
     let changed = ctx
         .management()
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
@@ -211,8 +213,7 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The payload is not a JSON object", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The payload is not a JSON object, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -220,10 +221,10 @@ pub(crate) async fn test<A: ManageContext>(
     ctx: web::Data<A>,
     request: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let body: TestWebhook = json_body(&body)?;
+    let body: TestWebhook = read_json(&request, payload).await?;
     let result = ctx
         .management()
         .test_webhook(

@@ -1,6 +1,6 @@
-//! The management API over real HTTP on the in-memory store: the authorization matrix, the
-//! `OpenAPI` document against the registered routes, the design's workflows, validation errors
-//! and task transitions.
+//! The management API over real HTTP: the app serving it over any store backend, and, on the
+//! in-memory store, the authorization matrix, the `OpenAPI` document against the registered
+//! routes, the design's workflows, validation errors and task transitions.
 
 #![expect(
     clippy::unwrap_used,
@@ -25,8 +25,7 @@ use webhook_domain::model::{
     Role, Secret, TaskId, TaskStatus, Timestamp,
 };
 use webhook_domain::ports::{
-    EndpointGuard, EndpointRefused, Entropy as _, KeyHasher as _, OrganizationStore as _,
-    TaskQueue as _,
+    EndpointGuard, EndpointRefused, Entropy as _, KeyHasher as _, TaskQueue as _,
 };
 use webhook_domain::service::manage::{Management, Stale};
 use webhook_domain::service::{Ingest, IngestConfig, StoreResolver};
@@ -37,13 +36,12 @@ use webhook_store_mem::{
 };
 use webhook_system::{MasterKey, RingSealer, Sha256KeyHasher, SystemEntropy};
 
-use crate::helpers::problem;
+use crate::helpers::{Backend, Resolver, problem};
 
-type Resolver = CachedResolver<StoreResolver<MemoryStore, RingSealer>, ManualClock>;
-type AppIngest = Ingest<
-    Resolver,
+type AppIngest<S> = Ingest<
+    Resolver<S>,
     MemoryRateLimiter,
-    MemoryStore,
+    S,
     CoalescingCounter<SystemEntropy>,
     ManualClock,
     SystemEntropy,
@@ -77,12 +75,12 @@ fn sealer() -> RingSealer {
     RingSealer::new(&MasterKey::from_bytes([9; 32]))
 }
 
-fn ingest(
-    resolver: &Resolver,
+fn ingest<S: Backend>(
+    resolver: &Resolver<S>,
     limiter: &MemoryRateLimiter,
-    store: &MemoryStore,
+    store: &S,
     clock: &ManualClock,
-) -> AppIngest {
+) -> AppIngest<S> {
     Ingest {
         resolver: resolver.clone(),
         limiter: limiter.clone(),
@@ -95,31 +93,38 @@ fn ingest(
 }
 
 /// The whole app (ingest and management) on a loopback port, stopped when dropped.
-struct ApiApp {
+pub(crate) struct ApiApp<S = MemoryStore> {
     base: String,
-    store: MemoryStore,
+    pub(crate) store: S,
     client: reqwest::Client,
     handle: ServerHandle,
 }
 
-impl Drop for ApiApp {
+impl<S> Drop for ApiApp<S> {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
     }
 }
 
 /// An organization with an admin and a viewer key.
-struct Org {
-    id: OrganizationId,
-    admin: String,
-    viewer: String,
+pub(crate) struct Org {
+    pub(crate) id: OrganizationId,
+    pub(crate) admin: String,
+    pub(crate) viewer: String,
 }
 
 impl ApiApp {
+    /// The app over a fresh in-memory store.
     fn start() -> Self {
-        let store = MemoryStore::new();
+        Self::start_on(MemoryStore::new())
+    }
+}
+
+impl<S: Backend> ApiApp<S> {
+    /// The app over `store`.
+    pub(crate) fn start_on(store: S) -> Self {
         let clock = ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000));
-        let resolver: Resolver = CachedResolver::new(
+        let resolver: Resolver<S> = CachedResolver::new(
             StoreResolver::new(store.clone(), sealer()),
             clock.clone(),
             CacheConfig::default(),
@@ -158,7 +163,7 @@ impl ApiApp {
             let state = state.clone();
             App::new()
                 .app_data(manage)
-                .configure(api::configure::<ManageStateOf>)
+                .configure(api::configure::<ManageStateOf<S>>)
                 .configure(|cfg| webhook_http::configure(cfg, &state))
         })
         .workers(2)
@@ -185,7 +190,7 @@ impl ApiApp {
     }
 
     /// A new organization with an admin and a viewer key, made through the store.
-    async fn org(&self) -> Org {
+    pub(crate) async fn org(&self) -> Org {
         let id = OrganizationId::from_uuid(Uuid::new_v4());
         let at = Timestamp::from_unix_micros(1_767_225_000_000_000);
         self.store
@@ -221,18 +226,30 @@ impl ApiApp {
         Org { id, admin, viewer }
     }
 
-    async fn call(
+    /// A request to `path` (lower-case `method`), with `key` as the bearer key when given.
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let request = self.client.request(method, self.url(path));
+        match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// A request with an optional key and JSON body.
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
         key: Option<&str>,
         body: Option<&Value>,
     ) -> reqwest::Response {
-        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
+        let mut request = self.request(method, path, key);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -298,14 +315,14 @@ impl ApiApp {
     }
 }
 
-type ManageStateOf = ManageState<
-    MemoryStore,
+type ManageStateOf<S> = ManageState<
+    S,
     RingSealer,
     Sha256KeyHasher,
     ManualClock,
     SystemEntropy,
     LiteralGuard,
-    Arc<AppIngest>,
+    Arc<AppIngest<S>>,
     Box<dyn Fn(Stale)>,
 >;
 
@@ -1216,4 +1233,38 @@ async fn lists_page_with_cursors() {
     assert_eq!(seen.len(), 5);
     let unique: BTreeSet<String> = seen.iter().map(|v| s(v).to_owned()).collect();
     assert_eq!(unique.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_refused_after_the_key() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let body = format!(
+        r#"{{"name":"{}","kind":"team"}}"#,
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let send = |key: &str| {
+        app.request("post", "/api/v1/targets", Some(key))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    };
+    let answer = problem(send(&org.viewer).await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (403, "forbidden"));
+    let answer = problem(send(&org.admin).await.unwrap()).await;
+    assert_eq!((answer.status, answer.code()), (413, "payload_too_large"));
+    assert_eq!(answer.header("connection"), Some("close"));
+    // A body within the limit is read and judged on its values.
+    let body = format!(r#"{{"name":"{}","kind":"team"}}"#, "a".repeat(300));
+    let answer = problem(
+        app.call(
+            "post",
+            "/api/v1/targets",
+            Some(&org.admin),
+            Some(&serde_json::from_str(&body).unwrap()),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((answer.status, answer.code()), (422, "validation_failed"));
 }

@@ -32,6 +32,7 @@ macro_rules! backend_cases {
             streaming::chunked_fifty_mib_is_refused_while_still_sending,
             streaming::declared_length_over_the_limit_is_refused_before_the_body,
             streaming::a_body_in_many_chunks_is_joined,
+            conformance::answers_match_the_openapi_document,
         );
     };
     ($new_store:expr, with_readiness) => {

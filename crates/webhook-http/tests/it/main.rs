@@ -2,6 +2,7 @@
 
 mod api;
 mod cases;
+mod conformance;
 mod helpers;
 mod streaming;
 
