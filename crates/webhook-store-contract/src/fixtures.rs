@@ -11,7 +11,7 @@ use webhook_domain::model::{
     RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
     TaskSource, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::ports::Store;
+use webhook_domain::ports::{Store, TaskQueue};
 
 /// 2026-01-01T00:00:00.123457Z: the instant every case's timeline starts from.
 pub const BASE_MICROS: i64 = 1_767_225_600_123_457;
@@ -292,4 +292,37 @@ impl World {
             .expect("record accepted invocation");
         (invocation, task)
     }
+}
+
+/// Checks a store just migrated from the first schema, which held `task` of `organization`:
+/// failed after three attempts with the error `the target answered HTTP 503`, its context the
+/// invocation's payload `{"message":"Deploy"}`. It reads back in its first delivery round, and
+/// a manual retry at `retry_at` starts a round after those three attempts.
+pub async fn check_task_from_the_first_schema<S: TaskQueue>(
+    store: &S,
+    organization: OrganizationId,
+    task: TaskId,
+    retry_at: Timestamp,
+) {
+    let stored = store.task(organization, task).await.expect("read");
+    assert_eq!(stored.status, TaskStatus::Failed);
+    assert_eq!((stored.attempts, stored.attempts_before_round), (3, 0));
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("the target answered HTTP 503")
+    );
+    assert_eq!(stored.context.as_str(), "{\"message\":\"Deploy\"}");
+
+    let retried = store
+        .set_task_status(
+            organization,
+            task,
+            TaskStatus::Failed,
+            TaskStatus::Queued,
+            retry_at,
+        )
+        .await
+        .expect("retry");
+    assert_eq!((retried.attempts, retried.attempts_before_round), (3, 3));
+    assert_eq!(retried.last_error, None);
 }

@@ -6,9 +6,10 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnectio
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use webhook_domain::model::{OrganizationId, TaskId, TaskStatus, Timestamp};
-use webhook_domain::ports::{OrganizationStore as _, TaskQueue as _};
+use webhook_domain::model::{OrganizationId, TaskId, Timestamp};
+use webhook_domain::ports::OrganizationStore as _;
 use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::fixtures::check_task_from_the_first_schema;
 use webhook_store_pg::test_db::{create_empty_database, database_url};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
@@ -83,27 +84,12 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     let store = PgStore::connect(&url, PgStoreOptions::default())
         .await
         .expect("migrate and connect");
-    let (org, task) = (OrganizationId::from_uuid(org), TaskId::from_uuid(task));
-    let stored = store.task(org, task).await.expect("read");
-    assert_eq!(stored.status, TaskStatus::Failed);
-    assert_eq!((stored.attempts, stored.attempts_before_round), (3, 0));
-    assert_eq!(
-        stored.last_error.as_deref(),
-        Some("the target answered HTTP 503")
-    );
-    assert_eq!(stored.context.as_str(), "{\"message\":\"Deploy\"}");
-
-    let retried = store
-        .set_task_status(
-            org,
-            task,
-            TaskStatus::Failed,
-            TaskStatus::Queued,
-            Timestamp::from_unix_micros(1_800_000_000_000_000),
-        )
-        .await
-        .expect("retry");
-    assert_eq!((retried.attempts, retried.attempts_before_round), (3, 3));
-    assert_eq!(retried.last_error, None);
+    check_task_from_the_first_schema(
+        &store,
+        OrganizationId::from_uuid(org),
+        TaskId::from_uuid(task),
+        Timestamp::from_unix_micros(1_800_000_000_000_000),
+    )
+    .await;
     store.teardown().await;
 }

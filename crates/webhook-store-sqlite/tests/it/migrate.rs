@@ -4,8 +4,8 @@ use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use uuid::Uuid;
-use webhook_domain::model::{OrganizationId, TaskId, TaskStatus, Timestamp};
-use webhook_domain::ports::TaskQueue as _;
+use webhook_domain::model::{OrganizationId, TaskId, Timestamp};
+use webhook_store_contract::fixtures::check_task_from_the_first_schema;
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::support::temp_path;
@@ -60,28 +60,13 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     let store = SqliteStore::open(SqliteOptions::new(path.clone()))
         .await
         .expect("open and migrate");
-    let (org, task) = (OrganizationId::from_uuid(org), TaskId::from_uuid(task));
-    let stored = store.task(org, task).await.expect("read");
-    assert_eq!(stored.status, TaskStatus::Failed);
-    assert_eq!((stored.attempts, stored.attempts_before_round), (3, 0));
-    assert_eq!(
-        stored.last_error.as_deref(),
-        Some("the target answered HTTP 503")
-    );
-    assert_eq!(stored.context.as_str(), "{\"message\":\"Deploy\"}");
-
-    let retried = store
-        .set_task_status(
-            org,
-            task,
-            TaskStatus::Failed,
-            TaskStatus::Queued,
-            Timestamp::from_unix_micros(20),
-        )
-        .await
-        .expect("retry");
-    assert_eq!((retried.attempts, retried.attempts_before_round), (3, 3));
-    assert_eq!(retried.last_error, None);
+    check_task_from_the_first_schema(
+        &store,
+        OrganizationId::from_uuid(org),
+        TaskId::from_uuid(task),
+        Timestamp::from_unix_micros(20),
+    )
+    .await;
 
     store.close().await;
     for suffix in ["", "-wal", "-shm"] {
