@@ -7,6 +7,7 @@
 mod error;
 mod group_commit;
 mod migrate;
+mod record;
 mod rows;
 mod schema;
 mod store;
