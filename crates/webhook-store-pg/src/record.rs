@@ -10,8 +10,8 @@
 //!              RETURNING webhook_id, received_at, outcome),
 //!      task AS (INSERT INTO tasks (…) SELECT * FROM unnest($20::uuid[], …)),
 //!      latest AS (…the latest accepted invocation of each webhook, from inv…),
-//!      locked AS MATERIALIZED (…webhooks to move, locked in id order…)
-//! UPDATE webhooks … FROM locked …
+//!      turns AS MATERIALIZED (…an advisory lock per webhook, in key order…)
+//! UPDATE webhooks … FROM turns …
 //! ```
 //!
 //! Foreign keys hold as they did with one statement per table: PostgreSQL checks them when the
@@ -179,29 +179,34 @@ impl<'a> Tasks<'a> {
 /// After the inserts: moves the `last_triggered_at` of each webhook with an accepted invocation
 /// in the batch forward to its latest one.
 ///
-/// The webhooks are locked in id order (the sort is under the lock, in a materialized CTE that
-/// the update reads first), so that concurrent writers lock them in one order. The lock is `FOR
-/// NO KEY UPDATE`, as a plain UPDATE takes: `FOR UPDATE` would conflict with the key-share locks
-/// that another writer's invocation and task inserts take on the same webhooks (when their
-/// statement ends, to check the foreign keys), and deadlock.
+/// Writers that touch the same webhook take turns on a transaction-scoped advisory lock per
+/// webhook (class 2003332980, the webhook id's first 32 bits), taken in key order, so writers
+/// never wait for each other in a cycle; only then is the row updated, by a plain `UPDATE`, which
+/// locks it `FOR NO KEY UPDATE`: the key-share locks that foreign-key checks take on webhooks do
+/// not conflict with it.
 ///
-/// `latest` reads the invocations `inv` inserted, so the inserts run before any webhook is
-/// locked and the locks are held no longer than the rest of the statement and its commit.
+/// The rows are not locked first with `SELECT … ORDER BY id FOR NO KEY UPDATE`: the `UPDATE`
+/// would then read a busy row as of the statement's start, while the lock is on a later
+/// version, and follow the row's versions from the one it read, taking the tuple lock of each;
+/// another writer waiting for us can hold one of those (it keeps it while it waits for the
+/// versions after it), and the two deadlock. Four writers on one webhook did so within seconds.
+/// Writers that take turns on the advisory lock never wait for each other on the row.
+///
+/// `latest` reads the invocations `inv` inserted, so the inserts run before any lock is taken
+/// and the locks are held no longer than the rest of the statement and its commit.
 const TOUCH_WEBHOOKS: &str = "
 , latest AS (
-    SELECT webhook_id AS id, max(received_at) AS at
+    SELECT webhook_id AS id, max(received_at) AS at,
+           ('x' || left(webhook_id::text, 8))::bit(32)::integer AS lock_key
     FROM inv WHERE outcome = 'accepted' GROUP BY webhook_id
 )
-, locked AS MATERIALIZED (
-    SELECT w.id, l.at
-    FROM webhooks w JOIN latest l ON w.id = l.id
-    WHERE w.last_triggered_at IS NULL OR w.last_triggered_at < l.at
-    ORDER BY w.id
-    FOR NO KEY UPDATE OF w
+, turns AS MATERIALIZED (
+    SELECT id, at, pg_advisory_xact_lock(2003332980, lock_key)
+    FROM latest ORDER BY lock_key
 )
-UPDATE webhooks AS w SET last_triggered_at = l.at
-FROM locked l
-WHERE w.id = l.id AND (w.last_triggered_at IS NULL OR w.last_triggered_at < l.at)";
+UPDATE webhooks AS w SET last_triggered_at = t.at
+FROM turns t
+WHERE w.id = t.id AND (w.last_triggered_at IS NULL OR w.last_triggered_at < t.at)";
 
 /// A batch of invocations with their tasks, written by one statement.
 #[derive(Default)]
