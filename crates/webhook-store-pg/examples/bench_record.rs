@@ -2,7 +2,9 @@
 //! a batched baseline (50 invocations with their tasks per transaction, plain `INSERT`), on a
 //! fresh database of the server at `DATABASE_URL`. Prints one JSON object.
 //!
-//! `cargo run --release -p webhook-store-pg --features test-util --example bench_record [seconds]`
+//! `cargo run --release -p webhook-store-pg --features test-util --example bench_record [seconds]
+//! [commit writers]`: the second argument sets the store's group-commit writers (default: the
+//! store's default).
 
 #![expect(
     clippy::cast_precision_loss,
@@ -21,7 +23,8 @@ use webhook_domain::model::Timestamp;
 use webhook_domain::ports::InvocationLog as _;
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{World, accepted, at_micros};
-use webhook_store_pg::test_db::{database_url, fresh_store};
+use webhook_store_pg::PgStoreOptions;
+use webhook_store_pg::test_db::{database_url, fresh_store_with};
 
 /// A time-ordered (v7) UUID, as the service gives invocations and tasks (PostgreSQL before 18
 /// has no `uuidv7()`): the clock's milliseconds over the first 48 bits of a random UUID.
@@ -62,7 +65,16 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let run_for = Duration::from_secs(seconds);
-    let store = fresh_store().await;
+    let defaults = PgStoreOptions::default();
+    let commit_writers = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(defaults.writers);
+    let store = fresh_store_with(PgStoreOptions {
+        writers: commit_writers,
+        ..defaults
+    })
+    .await;
     let world = World::seed(&store).await;
 
     let mut results = Vec::new();
@@ -121,7 +133,7 @@ async fn main() {
     drop(conn);
     let baseline = events as f64 / run_for.as_secs_f64();
     println!(
-        "{{\"seconds\":{seconds},\"group_commit\":[{}],\"baseline_batched_50\":{{\"events_per_sec\":{baseline:.0}}}}}",
+        "{{\"seconds\":{seconds},\"commit_writers\":{commit_writers},\"group_commit\":[{}],\"baseline_batched_50\":{{\"events_per_sec\":{baseline:.0}}}}}",
         results.join(",")
     );
     store.teardown().await;

@@ -1,28 +1,26 @@
 //! Group commit for [`InvocationLog::record_invocation`](webhook_domain::ports::InvocationLog):
 //! concurrent callers share one transaction, and each still gets its own result.
 //!
-//! Writers take every request queued (up to the batch size), insert the invocations and tasks
-//! with multi-row `INSERT`s, move the webhooks' `last_triggered_at`, and commit once. When a
-//! batch fails for a reason that may be one caller's (a duplicate id), each request is written
-//! again in its own transaction so that only that caller sees the failure.
+//! Writers take every request queued (up to the batch size) and write them with one statement
+//! ([`RecordBatch`]), outside an explicit transaction: it inserts the invocations and tasks,
+//! moves the webhooks' `last_triggered_at` and commits, in one round trip. When a batch fails
+//! for a reason that may be one caller's (a duplicate id, a missing webhook), each request is
+//! written again on its own so that only that caller sees the failure; when the database is
+//! unavailable (or the batch lost a deadlock), every caller gets that answer at once.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use diesel::sql_types;
+use diesel_async::RunQueryDsl as _;
 use diesel_async::pooled_connection::PoolableConnection as _;
-use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
-use time::OffsetDateTime;
+use diesel_async::pooled_connection::deadpool::Object;
 use tokio::sync::{Mutex, mpsc, oneshot};
-use uuid::Uuid;
-use webhook_domain::model::{Invocation, InvocationOutcome, Task};
+use webhook_domain::model::{Invocation, Task};
 use webhook_domain::ports::StoreError;
 
 use crate::Inner;
 use crate::error::{TxError, store_error};
-use crate::rows::{NewInvocation, NewTask, at};
-use crate::schema::{invocations, tasks};
+use crate::record::RecordBatch;
 
 struct Request {
     invocation: Invocation,
@@ -137,72 +135,22 @@ async fn commit(inner: &Inner, batch: &mut Vec<Request>) {
     }
 }
 
-/// Moves the `last_triggered_at` of the webhooks `$1` forward to the matching `$2`, in one
-/// round trip. The rows are locked in id order (the sort under the lock, in a CTE that is always
-/// run first) so that concurrent writers lock webhooks in one order. The lock is `FOR NO KEY
-/// UPDATE`, as a plain UPDATE takes: `FOR UPDATE` would conflict with the key-share locks that
-/// another writer's task and invocation inserts hold on the same webhooks, and deadlock.
-const TOUCH_WEBHOOKS: &str = "\
-WITH locked AS MATERIALIZED (
-    SELECT w.id, v.at
-    FROM webhooks w JOIN unnest($1::uuid[], $2::timestamptz[]) AS v(id, at) ON w.id = v.id
-    WHERE w.last_triggered_at IS NULL OR w.last_triggered_at < v.at
-    ORDER BY w.id
-    FOR NO KEY UPDATE OF w
-)
-UPDATE webhooks AS w SET last_triggered_at = l.at
-FROM locked l
-WHERE w.id = l.id AND (w.last_triggered_at IS NULL OR w.last_triggered_at < l.at)";
-
-/// Writes `batch` in one transaction.
+/// Writes `batch` with one statement, which is atomic on its own.
 async fn write(inner: &Inner, batch: &[Request]) -> Result<(), StoreError> {
-    let invocation_rows: Vec<NewInvocation<'_>> = batch
-        .iter()
-        .map(|r| NewInvocation::from(&r.invocation))
-        .collect();
-    let task_rows: Vec<NewTask<'_>> = batch
-        .iter()
-        .filter_map(|r| r.task.as_ref().map(|t| NewTask::new(t, &r.invocation)))
-        .collect();
-    // The latest accepted invocation per webhook, in id order so that writers lock webhooks
-    // in one order and never deadlock.
-    let mut triggered: BTreeMap<Uuid, OffsetDateTime> = BTreeMap::new();
+    let mut statement = RecordBatch::default();
     for request in batch {
-        let invocation = &request.invocation;
-        if invocation.outcome == InvocationOutcome::Accepted {
-            let received = at(invocation.received_at);
-            triggered
-                .entry(*invocation.webhook_id.as_uuid())
-                .and_modify(|t| *t = (*t).max(received))
-                .or_insert(received);
-        }
+        statement.push(&request.invocation, request.task.as_ref());
     }
-
-    let (webhook_ids, received_ats): (Vec<Uuid>, Vec<OffsetDateTime>) =
-        triggered.iter().map(|(id, at)| (*id, *at)).unzip();
-
     let mut conn = inner.conn().await?;
-    let result = conn
-        .transaction(async |conn| {
-            diesel::insert_into(invocations::table)
-                .values(&invocation_rows)
-                .execute(conn)
-                .await?;
-            if !task_rows.is_empty() {
-                diesel::insert_into(tasks::table)
-                    .values(&task_rows)
-                    .execute(conn)
-                    .await?;
-            }
-            if !triggered.is_empty() {
-                diesel::sql_query(TOUCH_WEBHOOKS)
-                    .bind::<sql_types::Array<sql_types::Uuid>, _>(&webhook_ids)
-                    .bind::<sql_types::Array<sql_types::Timestamptz>, _>(&received_ats)
-                    .execute(conn)
-                    .await?;
-            }
-            Ok::<_, TxError>(())
-        })
-        .await;
-    result.map_err(|e| store_error(e, conn.is_broken()))
+    let Err(error) = statement.execute(&mut conn).await else {
+        return Ok(());
+    };
+    let error = store_error(TxError::Db(error), conn.is_broken());
+    if matches!(error, StoreError::Unavailable(_)) {
+        // The server may have ended the connection, and says so only in its last message: the
+        // pool would hand it out again before it notices. (Outside a transaction no failed
+        // rollback marks it broken.)
+        drop(Object::take(conn));
+    }
+    Err(error)
 }

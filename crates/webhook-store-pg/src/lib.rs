@@ -7,6 +7,7 @@
 mod error;
 mod group_commit;
 mod migrate;
+mod record;
 mod rows;
 mod schema;
 mod store;
@@ -37,6 +38,10 @@ pub struct PgStoreOptions {
     /// How long an operation waits for a connection before the store reports `Unavailable`.
     pub acquire_timeout: Duration,
     /// Background tasks that commit recorded invocations, each on its own connection.
+    ///
+    /// Two by default: while one waits for its commit, the other gathers and sends the next
+    /// batch. More split the queue into smaller batches, which on one busy webhook still commit
+    /// one at a time (they take turns on the webhook), so they write less per commit.
     pub writers: usize,
     /// Most invocations one group commit writes.
     pub max_batch: usize,

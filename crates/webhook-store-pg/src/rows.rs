@@ -232,58 +232,6 @@ impl TryFrom<WebhookRow> for Webhook {
     }
 }
 
-/// An invocation to insert, borrowing from the domain value.
-#[derive(Insertable)]
-#[diesel(table_name = invocations, check_for_backend(diesel::pg::Pg))]
-pub(crate) struct NewInvocation<'a> {
-    pub(crate) id: Uuid,
-    pub(crate) organization_id: Uuid,
-    pub(crate) webhook_id: Uuid,
-    pub(crate) received_at: OffsetDateTime,
-    pub(crate) source_ip: Option<String>,
-    pub(crate) event_type: Option<&'a str>,
-    pub(crate) payload: Option<&'a str>,
-    pub(crate) outcome: &'static str,
-    pub(crate) http_status: i32,
-    pub(crate) error_code: Option<&'a str>,
-    pub(crate) task_id: Option<Uuid>,
-    pub(crate) repeat_count: i32,
-    pub(crate) test: bool,
-    pub(crate) response_status_code: Option<i32>,
-    pub(crate) response_body_excerpt: Option<&'a str>,
-    pub(crate) response_latency_ms: Option<i32>,
-    pub(crate) response_error: Option<&'a str>,
-    pub(crate) response_at: Option<OffsetDateTime>,
-    pub(crate) response_succeeded: Option<bool>,
-}
-
-impl<'a> From<&'a Invocation> for NewInvocation<'a> {
-    fn from(i: &'a Invocation) -> Self {
-        let r = i.target_response.as_ref();
-        Self {
-            id: *i.id.as_uuid(),
-            organization_id: *i.organization_id.as_uuid(),
-            webhook_id: *i.webhook_id.as_uuid(),
-            received_at: at(i.received_at),
-            source_ip: i.source_ip.map(|ip| ip.to_string()),
-            event_type: i.event_type.as_deref(),
-            payload: i.payload.as_ref().map(Payload::as_str),
-            outcome: i.outcome.as_str(),
-            http_status: i32::from(i.http_status),
-            error_code: i.error_code.as_deref(),
-            task_id: i.task_id.map(|t| *t.as_uuid()),
-            repeat_count: int(i.repeat_count),
-            test: i.test,
-            response_status_code: r.and_then(|r| r.status_code).map(i32::from),
-            response_body_excerpt: r.and_then(|r| r.body_excerpt.as_deref()),
-            response_latency_ms: r.map(|r| int(r.latency_ms)),
-            response_error: r.and_then(|r| r.error.as_deref()),
-            response_at: r.map(|r| at(r.at)),
-            response_succeeded: r.map(|r| r.succeeded),
-        }
-    }
-}
-
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = invocations, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct InvocationRow {
@@ -344,58 +292,6 @@ impl TryFrom<InvocationRow> for Invocation {
             test: row.test,
             target_response,
         })
-    }
-}
-
-/// A task to insert; its context is stored only when it is not the invocation's payload.
-#[derive(Insertable)]
-#[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
-pub(crate) struct NewTask<'a> {
-    pub(crate) id: Uuid,
-    pub(crate) organization_id: Uuid,
-    pub(crate) target_id: Uuid,
-    pub(crate) webhook_id: Uuid,
-    pub(crate) invocation_id: Uuid,
-    pub(crate) instruction: Option<&'a str>,
-    pub(crate) context: Option<&'a str>,
-    pub(crate) event_type: Option<&'a str>,
-    pub(crate) status: &'static str,
-    pub(crate) test: bool,
-    pub(crate) source_verified: bool,
-    pub(crate) source_ip: Option<String>,
-    pub(crate) source_received_at: OffsetDateTime,
-    pub(crate) attempts: i32,
-    pub(crate) attempts_before_round: i32,
-    pub(crate) next_attempt_at: OffsetDateTime,
-    pub(crate) last_error: Option<&'a str>,
-    pub(crate) created_at: OffsetDateTime,
-    pub(crate) updated_at: OffsetDateTime,
-}
-
-impl<'a> NewTask<'a> {
-    pub(crate) fn new(t: &'a Task, invocation: &Invocation) -> Self {
-        let own_context = invocation.payload.as_ref() != Some(&t.context);
-        Self {
-            id: *t.id.as_uuid(),
-            organization_id: *t.organization_id.as_uuid(),
-            target_id: *t.target_id.as_uuid(),
-            webhook_id: *t.webhook_id.as_uuid(),
-            invocation_id: *t.invocation_id.as_uuid(),
-            instruction: t.instruction.as_deref(),
-            context: own_context.then(|| t.context.as_str()),
-            event_type: t.event_type.as_deref(),
-            status: t.status.as_str(),
-            test: t.test,
-            source_verified: t.source.verified,
-            source_ip: t.source.source_ip.map(|ip| ip.to_string()),
-            source_received_at: at(t.source.received_at),
-            attempts: int(t.attempts),
-            attempts_before_round: int(t.attempts_before_round),
-            next_attempt_at: at(t.next_attempt_at),
-            last_error: t.last_error.as_deref(),
-            created_at: at(t.created_at),
-            updated_at: at(t.updated_at),
-        }
     }
 }
 

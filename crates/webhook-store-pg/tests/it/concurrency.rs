@@ -1,13 +1,15 @@
 //! Many callers on one database: claimers never share a task, group commit isolates failures.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::task::JoinSet;
 use uuid::Uuid;
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::{LONG_LEASE, World, accepted, at};
-use webhook_store_pg::test_db::fresh_store;
+use webhook_store_contract::fixtures::{LONG_LEASE, World, accepted, at, at_micros, webhook};
+use webhook_store_pg::PgStoreOptions;
+use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claimers_never_get_the_same_task() {
@@ -92,6 +94,60 @@ async fn group_commit_gives_each_caller_its_own_result() {
             .unwrap()
             .last_triggered_at,
         Some(at(109))
+    );
+    store.teardown().await;
+}
+
+/// Many writers committing events of the same few webhooks at once: their batches overlap on
+/// every webhook row, and none may be chosen as a deadlock victim (which would answer a whole
+/// batch `Unavailable`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_on_shared_webhooks_never_deadlock() {
+    let store = fresh_store_with(PgStoreOptions {
+        writers: 8,
+        ..PgStoreOptions::default()
+    })
+    .await;
+    let world = World::seed(&store).await;
+    let mut hooks = vec![world.webhook.clone()];
+    for _ in 0..2 {
+        let hook = webhook(&world.target, at(0));
+        store.insert_webhook(&hook).await.unwrap();
+        hooks.push(hook);
+    }
+
+    let next = std::sync::Arc::new(AtomicI64::new(0));
+    let mut callers = JoinSet::new();
+    for _ in 0..64 {
+        let (store, hooks, next) = (store.clone(), hooks.clone(), next.clone());
+        callers.spawn(async move {
+            for _ in 0..100 {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                // Three events in four for the first webhook, so that every writer waits on
+                // its row; the rest alternate between the others.
+                let hook = if n % 4 == 3 {
+                    &hooks[1 + usize::try_from(n / 4 % 2).unwrap()]
+                } else {
+                    &hooks[0]
+                };
+                let (invocation, task) = accepted(hook, at_micros(n * 100));
+                store
+                    .record_invocation(&invocation, Some(&task))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    callers.join_all().await;
+    let last = next.load(Ordering::Relaxed) - 1;
+    let mut latest = Vec::new();
+    for hook in &hooks {
+        latest.push(store.webhook(hook.id).await.unwrap().last_triggered_at);
+    }
+    latest.sort();
+    assert_eq!(
+        latest.last().copied().flatten(),
+        Some(at_micros(last * 100))
     );
     store.teardown().await;
 }
