@@ -84,6 +84,7 @@ macro_rules! for_each_case {
             record_invocation_round_trips,
             record_invocation_twice_conflicts,
             record_invocation_is_all_or_nothing,
+            invocation_for_another_organizations_webhook_is_not_found,
             accepted_invocation_sets_last_triggered_at,
             invocation_of_another_organization_is_not_found,
             invocations_are_paged_newest_first,

@@ -153,6 +153,46 @@ pub async fn record_invocation_is_all_or_nothing<S: ContractStore>(store: S) {
     assert_eq!(all_pages(&store, &world, None, page(10)).await.len(), 1);
 }
 
+/// An invocation that names a webhook of another organization is `NotFound`, accepted or
+/// not, and nothing is written: neither the invocation, nor its task, nor `last_triggered_at`.
+pub async fn invocation_for_another_organizations_webhook_is_not_found<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let other = organization(at(0));
+    store.insert_organization(&other).await.expect("insert org");
+    let (acc, task) = accepted(&world.webhook, at(5));
+    let acc = Invocation {
+        organization_id: other.id,
+        ..acc
+    };
+    let task = webhook_domain::model::Task {
+        organization_id: other.id,
+        ..task
+    };
+    assert_not_found(store.record_invocation(&acc, Some(&task)).await, "accepted");
+    let ign = Invocation {
+        organization_id: other.id,
+        ..ignored(&world.webhook, at(6))
+    };
+    assert_not_found(store.record_invocation(&ign, None).await, "ignored");
+    for (org, id) in [
+        (other.id, acc.id),
+        (world.organization.id, acc.id),
+        (other.id, ign.id),
+    ] {
+        assert_not_found(store.invocation(org, id).await, "invocation written");
+    }
+    assert_not_found(store.task(other.id, task.id).await, "task written");
+    assert_eq!(
+        store
+            .webhook(world.webhook.id)
+            .await
+            .expect("webhook")
+            .last_triggered_at,
+        None,
+        "last_triggered_at moved"
+    );
+}
+
 /// An accepted invocation sets its webhook's `last_triggered_at` when it is later; other
 /// outcomes leave it, and so does an update of the webhook.
 pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store: S) {
