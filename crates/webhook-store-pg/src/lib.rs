@@ -4,6 +4,7 @@
 //! Several nodes may share one database: tasks are claimed with `FOR UPDATE SKIP LOCKED` under
 //! a lease, and migrations are serialized by an advisory lock.
 
+mod attempt;
 mod error;
 mod group_commit;
 mod migrate;

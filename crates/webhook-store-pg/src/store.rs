@@ -23,10 +23,11 @@ use webhook_domain::ports::{
 };
 
 use crate::PgStore;
+use crate::attempt::FinishAttempt;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
     ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
-    endpoint, int, ts,
+    endpoint, ts,
 };
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
@@ -715,53 +716,25 @@ impl TaskQueue for PgStore {
         verdict: AttemptVerdict,
     ) -> Result<Task, StoreError> {
         let mut conn = self.conn().await?;
-        let response = &attempt.response;
         let (status, next_attempt_at) = match verdict {
             AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
             AttemptVerdict::RetryAt(when) => (TaskStatus::Queued, Some(at(when))),
             AttemptVerdict::Failed => (TaskStatus::Failed, None),
         };
-        let attempt_row = AttemptRow::from(attempt);
-        let result = conn
-            .transaction(async |conn| {
-                let held = tasks::table
-                    .filter(tasks::id.eq(lease.task_id.as_uuid()))
-                    .filter(tasks::lease_token.eq(lease.token))
-                    .filter(tasks::status.eq(TaskStatus::Queued.as_str()));
-                let invocation_id = diesel::update(held)
-                    .set((
-                        tasks::attempts.eq(int(attempt.number)),
-                        tasks::status.eq(status.as_str()),
-                        tasks::next_attempt_at
-                            .eq(coalesce(next_attempt_at, tasks::next_attempt_at)),
-                        tasks::last_error.eq(response.error.as_deref()),
-                        tasks::updated_at.eq(at(response.at)),
-                        tasks::lease_token.eq(None::<Uuid>),
-                        tasks::lease_until.eq(None::<time::OffsetDateTime>),
-                    ))
-                    .returning(tasks::invocation_id)
-                    .get_result::<Uuid>(conn)
-                    .await
-                    .optional()?
-                    .ok_or(StoreError::Conflict("the lease is no longer held"))?;
-                diesel::insert_into(delivery_attempts::table)
-                    .values(&attempt_row)
-                    .execute(conn)
-                    .await?;
-                diesel::update(invocations::table.find(invocation_id))
-                    .set((
-                        invocations::response_status_code.eq(attempt_row.status_code),
-                        invocations::response_body_excerpt.eq(&attempt_row.body_excerpt),
-                        invocations::response_latency_ms.eq(attempt_row.latency_ms),
-                        invocations::response_error.eq(&attempt_row.error),
-                        invocations::response_at.eq(attempt_row.at),
-                        invocations::response_succeeded.eq(attempt_row.succeeded),
-                    ))
-                    .execute(conn)
-                    .await?;
-                load_task(conn, None, lease.task_id).await
-            })
-            .await;
+        let attempt = AttemptRow::from(attempt);
+        let finish = FinishAttempt {
+            lease,
+            attempt: &attempt,
+            status,
+            next_attempt_at,
+        };
+        let result = async {
+            if finish.execute(&mut *conn).await? == 0 {
+                return Err(StoreError::Conflict("the lease is no longer held").into());
+            }
+            load_task(&mut conn, None, lease.task_id).await
+        }
+        .await;
         check(result, &mut conn)
     }
 
