@@ -26,6 +26,7 @@
 //!
 //! The migrations in `migrations/sqlite/` are embedded and applied when the store is opened.
 
+mod checkpoint;
 #[cfg(feature = "test-util")]
 mod contract;
 mod error;
@@ -45,6 +46,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use webhook_domain::ports::StoreError;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::Failure;
 use crate::readers::ReadPool;
 use crate::writer::WriterHandle;
@@ -135,6 +137,7 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Option<WriterHandle>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    checkpoint_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
 }
 
@@ -166,13 +169,18 @@ impl SqliteStore {
             options.read_connections,
             Arc::new(move || connect(&reader_options, true)),
         ));
-        let (writer, thread) = writer::spawn(conn, options.write_queue, options.max_batch)
-            .map_err(OpenError::Thread)?;
+        let (checkpointer, checkpoint_thread) =
+            Checkpointer::spawn(connect(options, false).map_err(connection_error)?)
+                .map_err(OpenError::Thread)?;
+        let (writer, thread) =
+            writer::spawn(conn, checkpointer, options.write_queue, options.max_batch)
+                .map_err(OpenError::Thread)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(Some(writer)),
                 writer_thread: Mutex::new(Some(thread)),
+                checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
                 readers,
             }),
         })
@@ -183,7 +191,8 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Stops accepting writes, lets the writer commit what is queued, and waits for it to end.
+    /// Stops accepting writes, lets the writer commit what is queued, and waits for it and the
+    /// checkpointer to end.
     /// Writes through any clone then fail with `Unavailable`; reads keep working.
     pub async fn close(&self) {
         let writer = self.inner.writer.lock().ok().and_then(|mut w| w.take());
@@ -194,10 +203,20 @@ impl SqliteStore {
             .lock()
             .ok()
             .and_then(|mut t| t.take());
-        if let Some(thread) = thread {
-            // Other handles may still be sending; the thread ends once they are done.
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        let checkpoint_thread = self
+            .inner
+            .checkpoint_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        // Other handles may still be sending; the writer ends once they are done, and the
+        // checkpointer after it, with a last checkpoint.
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in [thread, checkpoint_thread].into_iter().flatten() {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 
     /// Whether the database answers a trivial query (for readiness checks).
@@ -233,7 +252,7 @@ impl SqliteStore {
     }
 }
 
-/// Pages (4 KiB) the WAL may hold before the writer checkpoints it: 16 MiB.
+/// Pages (4 KiB) the WAL may hold before the writer checkpoints it itself: 16 MiB.
 const WAL_CHECKPOINT_PAGES: u32 = 4_000;
 
 /// Opens one connection with the store's pragmas.
@@ -246,9 +265,9 @@ fn connect(options: &SqliteOptions, read_only: bool) -> Result<SqliteConnection,
     let mut conn = SqliteConnection::establish(url)
         .map_err(|e| Failure::Store(StoreError::Unavailable(Box::new(e))))?;
     let millis = u64::try_from(options.busy_timeout.as_millis()).unwrap_or(u64::MAX);
-    // The WAL is copied back into the database every `WAL_CHECKPOINT_PAGES` pages rather than
-    // SQLite's 1,000: a checkpoint copies each page once however often it was rewritten, and
-    // the index pages that every batch rewrites are many.
+    // The checkpointer thread copies the WAL back into the database as the writer commits; the
+    // writer itself checkpoints only once the WAL holds `WAL_CHECKPOINT_PAGES` pages (SQLite's
+    // default is 1,000), which lets the WAL start over under a load that never pauses.
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {millis};
          PRAGMA synchronous = {};

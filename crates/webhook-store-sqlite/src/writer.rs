@@ -17,6 +17,7 @@ use diesel::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 use webhook_domain::ports::StoreError;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{Failure, WriterClosed};
 
 /// One queued write with its answer channel.
@@ -84,20 +85,26 @@ impl WriterHandle {
 }
 
 /// Starts the writer thread on `conn`. It stops when every [`WriterHandle`] is dropped, after
-/// committing what was queued.
+/// committing what was queued, and then `checkpointer` stops too.
 pub(crate) fn spawn(
     conn: SqliteConnection,
+    checkpointer: Checkpointer,
     queue: usize,
     max_batch: usize,
 ) -> std::io::Result<(WriterHandle, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel(queue.max(1));
     let thread = std::thread::Builder::new()
         .name("webhookd-sqlite-writer".to_owned())
-        .spawn(move || run(conn, receiver, max_batch.max(1)))?;
+        .spawn(move || run(conn, &checkpointer, receiver, max_batch.max(1)))?;
     Ok((WriterHandle { sender }, thread))
 }
 
-fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+fn run(
+    mut conn: SqliteConnection,
+    checkpointer: &Checkpointer,
+    mut receiver: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -108,6 +115,7 @@ fn run(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Box<dyn Job>>, m
             }
         }
         commit_batch(&mut conn, &mut batch);
+        checkpointer.committed();
     }
 }
 

@@ -210,3 +210,43 @@ async fn grouped_writes_each_get_their_own_result() {
     store.close().await;
     remove(&store);
 }
+
+fn file_len(store: &SqliteStore, suffix: &str) -> u64 {
+    let mut file = store.path().to_owned().into_os_string();
+    file.push(suffix);
+    std::fs::metadata(file).map_or(0, |m| m.len())
+}
+
+/// Committed pages reach the database file while the store runs, copied from the WAL by the
+/// checkpointer (the writer's own checkpoint waits for 16 MiB of WAL), and closing the store
+/// leaves an empty WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_in_the_background_and_emptied_on_close() {
+    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
+        .await
+        .expect("open");
+    let world = World::seed(&store).await;
+    let before = file_len(&store, "");
+    let writes: Vec<_> = (0..200)
+        .map(|n| {
+            let store = store.clone();
+            let (invocation, task) = accepted(&world.webhook, at_micros(1_000_000 + n * 100));
+            tokio::spawn(async move { store.record_invocation(&invocation, Some(&task)).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.expect("join").expect("write");
+    }
+    assert!(file_len(&store, "-wal") > 0, "the writes went to the WAL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while file_len(&store, "") <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no page reached the database file"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await;
+    assert_eq!(file_len(&store, "-wal"), 0, "the WAL is left with frames");
+    remove(&store);
+}
