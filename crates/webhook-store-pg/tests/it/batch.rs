@@ -14,7 +14,7 @@ use webhook_store_contract::fixtures::{World, accepted, at, payload, rejected, w
 use webhook_store_pg::test_db::{database_url, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
-use crate::support::{Count, admin, backends, execute};
+use crate::support::{Count, admin, backends, execute, hold_webhook_row};
 
 /// A store with one writer, so that a batch waits for the one before it.
 async fn one_writer() -> PgStore {
@@ -36,18 +36,7 @@ async fn one_batch(
     requests: &[(Invocation, Option<Task>)],
 ) -> Vec<Result<(), StoreError>> {
     let database = store.test_database().expect("a test database");
-    let mut blocker = AsyncPgConnection::establish(&database_url(&database))
-        .await
-        .expect("connect");
-    execute(&mut blocker, "BEGIN").await;
-    execute(
-        &mut blocker,
-        &format!(
-            "SELECT 1 FROM webhooks WHERE id = '{}' FOR UPDATE",
-            world.webhook.id
-        ),
-    )
-    .await;
+    let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
     let (held, held_task) = accepted(&world.webhook, at(-1));
     let holder = {
         let store = store.clone();
@@ -221,13 +210,7 @@ async fn foreign_keys_hold_within_one_batch() {
         results[2]
     );
     assert!(results[3].is_ok(), "{:?}", results[3]);
-    for (invocation, task) in [(&first, &first_task), (&last, &last_task)] {
-        assert_eq!(
-            &store.invocation(org, invocation.id).await.expect("read"),
-            invocation
-        );
-        assert_eq!(&store.task(org, task.id).await.expect("read"), task);
-    }
+    assert_stored(&store, &[(&first, &first_task), (&last, &last_task)]).await;
     for (invocation, task) in [(&orphan, &orphan_task), (&stray, &stray_task)] {
         assert_not_found(&store.invocation(org, invocation.id).await);
         assert_not_found(&store.task(org, task.id).await);
@@ -302,13 +285,7 @@ async fn a_duplicate_id_fails_only_its_caller() {
         store.task(org, before_task.id).await.expect("read"),
         before_task
     );
-    for (invocation, task) in [(&before, &before_task), (&after, &after_task)] {
-        assert_eq!(
-            &store.invocation(org, invocation.id).await.expect("read"),
-            invocation
-        );
-        assert_eq!(&store.task(org, task.id).await.expect("read"), task);
-    }
+    assert_stored(&store, &[(&before, &before_task), (&after, &after_task)]).await;
     assert_eq!(
         store
             .webhook(world.webhook.id)
@@ -318,6 +295,18 @@ async fn a_duplicate_id_fails_only_its_caller() {
         Some(at(5))
     );
     store.teardown().await;
+}
+
+/// Each invocation and its task read back as written.
+async fn assert_stored(store: &PgStore, written: &[(&Invocation, &Task)]) {
+    for &(invocation, task) in written {
+        let org = invocation.organization_id;
+        assert_eq!(
+            &store.invocation(org, invocation.id).await.expect("read"),
+            invocation
+        );
+        assert_eq!(&store.task(org, task.id).await.expect("read"), task);
+    }
 }
 
 fn assert_not_found<T: std::fmt::Debug>(result: &Result<T, StoreError>) {

@@ -2,14 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use diesel_async::AsyncConnection as _;
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{World, accepted, at};
 use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
-use crate::support::{admin, backends, execute};
+use crate::support::{admin, backends, execute, hold_webhook_row};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_port_is_unavailable() {
@@ -91,20 +90,7 @@ async fn a_backend_terminated_mid_transaction_leaves_nothing_half_written() {
 
     // Hold the webhook's row: the writer inserts the invocation and the task, then waits on
     // the row to move `last_triggered_at`, inside its open transaction.
-    let mut blocker = diesel_async::AsyncPgConnection::establish(
-        &webhook_store_pg::test_db::database_url(&database),
-    )
-    .await
-    .unwrap();
-    execute(&mut blocker, "BEGIN").await;
-    execute(
-        &mut blocker,
-        &format!(
-            "SELECT 1 FROM webhooks WHERE id = '{}' FOR UPDATE",
-            world.webhook.id
-        ),
-    )
-    .await;
+    let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
 
     let (invocation, task) = accepted(&world.webhook, at(1));
     let writer = {
