@@ -11,7 +11,7 @@ use webhook_domain::model::{
     RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
     TaskSource, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::ports::{Store, TaskQueue};
+use webhook_domain::ports::{Store, TaskQueue, WebhookStore};
 
 /// 2026-01-01T00:00:00.123457Z: the instant every case's timeline starts from.
 pub const BASE_MICROS: i64 = 1_767_225_600_123_457;
@@ -325,4 +325,13 @@ pub async fn check_task_from_the_first_schema<S: TaskQueue>(
         .expect("retry");
     assert_eq!((retried.attempts, retried.attempts_before_round), (3, 3));
     assert_eq!(retried.last_error, None);
+}
+
+/// The stored `last_triggered_at` of `webhook`.
+pub async fn last_triggered_at<S: WebhookStore>(store: &S, webhook: &Webhook) -> Option<Timestamp> {
+    store
+        .webhook(webhook.id)
+        .await
+        .expect("the webhook is stored")
+        .last_triggered_at
 }

@@ -123,41 +123,56 @@ fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
     if batch.len() > 1 {
         let together =
             conn.immediate_transaction(|conn| batch.iter_mut().try_for_each(|job| job.run(conn)));
-        if together.is_ok() {
-            for job in batch.drain(..) {
-                job.complete(Ok(()));
-            }
-            return;
-        }
-        let mut outcomes: Vec<Result<(), Failure>> = Vec::with_capacity(batch.len());
-        let committed = conn.immediate_transaction(|conn| {
-            for job in batch.iter_mut() {
-                match conn.transaction(|conn| job.run(conn)) {
-                    Ok(()) => outcomes.push(Ok(())),
-                    Err(failure) if failure.keeps_transaction() => outcomes.push(Err(failure)),
-                    Err(failure) => return Err(failure),
-                }
-            }
-            Ok::<_, Failure>(())
-        });
-        match committed {
+        let failure = match together {
             Ok(()) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    job.complete(outcome);
+                for job in batch.drain(..) {
+                    job.complete(Ok(()));
                 }
                 return;
             }
-            Err(failure) => {
-                tracing::warn!(
-                    batch.size = batch.len(),
-                    error = ?failure,
-                    "group commit failed; writing its operations one by one"
-                );
+            Err(failure) => failure,
+        };
+        // An operation's own failure: isolate it. An engine failure would only recur there.
+        let failure = if failure.keeps_transaction() {
+            match commit_isolated(conn, batch) {
+                Ok(()) => return,
+                Err(failure) => failure,
             }
-        }
+        } else {
+            failure
+        };
+        tracing::warn!(
+            batch.size = batch.len(),
+            error = ?failure,
+            "group commit failed; writing its operations one by one"
+        );
     }
     for mut job in batch.drain(..) {
         let outcome = conn.immediate_transaction(|conn| job.run(conn));
         job.complete(outcome);
     }
+}
+
+/// Runs the batch again with each operation in a savepoint of its own, so that a failing one
+/// rolls back alone, and answers every caller once it is committed. On an engine failure
+/// nothing was written and nobody is answered yet.
+fn commit_isolated(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Box<dyn Job>>,
+) -> Result<(), Failure> {
+    let mut outcomes: Vec<Result<(), Failure>> = Vec::with_capacity(batch.len());
+    conn.immediate_transaction(|conn| {
+        for job in batch.iter_mut() {
+            match conn.transaction(|conn| job.run(conn)) {
+                Ok(()) => outcomes.push(Ok(())),
+                Err(failure) if failure.keeps_transaction() => outcomes.push(Err(failure)),
+                Err(failure) => return Err(failure),
+            }
+        }
+        Ok::<_, Failure>(())
+    })?;
+    for (job, outcome) in batch.drain(..).zip(outcomes) {
+        job.complete(outcome);
+    }
+    Ok(())
 }

@@ -12,8 +12,8 @@ use webhook_domain::ports::{AttemptVerdict, Store};
 use super::{assert_conflict, assert_not_found};
 use crate::ContractStore;
 use crate::fixtures::{
-    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, organization, page, rejected,
-    timed_out, webhook,
+    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, organization,
+    page, rejected, timed_out, webhook,
 };
 
 /// Every page of a webhook's invocations, following the cursors.
@@ -107,12 +107,7 @@ pub async fn record_invocation_twice_conflicts<S: ContractStore>(store: S) {
     assert_eq!(store.invocation(org, first.id).await.expect("read"), first);
     assert_not_found(store.task(org, task.id).await, "the task was not written");
     assert!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at
-            .is_none(),
+        last_triggered_at(&store, &world.webhook).await.is_none(),
         "last_triggered_at was not set"
     );
 }
@@ -142,11 +137,7 @@ pub async fn record_invocation_is_all_or_nothing<S: ContractStore>(store: S) {
         first_task
     );
     assert_eq!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at,
+        last_triggered_at(&store, &world.webhook).await,
         Some(at(1)),
         "last_triggered_at moved"
     );
@@ -183,11 +174,7 @@ pub async fn invocation_for_another_organizations_webhook_is_not_found<S: Contra
     }
     assert_not_found(store.task(other.id, task.id).await, "task written");
     assert_eq!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at,
+        last_triggered_at(&store, &world.webhook).await,
         None,
         "last_triggered_at moved"
     );
@@ -197,13 +184,7 @@ pub async fn invocation_for_another_organizations_webhook_is_not_found<S: Contra
 /// outcomes leave it, and so does an update of the webhook.
 pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let last = || async {
-        store
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at
-    };
+    let last = || async { last_triggered_at(&store, &world.webhook).await };
     store
         .record_invocation(&ignored(&world.webhook, at(1)), None)
         .await

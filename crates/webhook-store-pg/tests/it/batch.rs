@@ -10,7 +10,9 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use webhook_domain::model::{Invocation, InvocationId, TargetResponse, Task, TaskStatus};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::{World, accepted, at, payload, rejected, webhook};
+use webhook_store_contract::fixtures::{
+    World, accepted, at, last_triggered_at, payload, rejected, webhook,
+};
 use webhook_store_pg::test_db::{database_url, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
@@ -149,11 +151,7 @@ async fn a_batch_writes_every_column() {
         assert_eq!(&store.task(org, task.id).await.expect("read"), task);
     }
     assert_eq!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at,
+        last_triggered_at(&store, &world.webhook).await,
         Some(at(2)),
         "the latest accepted invocation of the batch"
     );
@@ -286,14 +284,7 @@ async fn a_duplicate_id_fails_only_its_caller() {
         before_task
     );
     assert_stored(&store, &[(&before, &before_task), (&after, &after_task)]).await;
-    assert_eq!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at,
-        Some(at(5))
-    );
+    assert_eq!(last_triggered_at(&store, &world.webhook).await, Some(at(5)));
     store.teardown().await;
 }
 
