@@ -1,17 +1,14 @@
-//! The one statement that records a batch of invocations with their tasks, and moves their
-//! webhooks' `last_triggered_at`: one round trip, atomic without an explicit transaction, and
-//! kept prepared by the connection because its text never changes.
+//! The one statement that records a batch of invocations with their tasks: one round trip,
+//! atomic without an explicit transaction, and kept prepared by the connection because its text
+//! never changes. It writes no other row: a webhook's `last_triggered_at` is read from its
+//! invocations, so writers of one webhook's events never wait for each other.
 //!
 //! Each column of the new rows travels as one array parameter; `unnest` turns the arrays back
 //! into rows. The statement is
 //!
 //! ```sql
-//! WITH inv AS (INSERT INTO invocations (…) SELECT * FROM unnest($1::uuid[], …)
-//!              RETURNING webhook_id, received_at, outcome),
-//!      task AS (INSERT INTO tasks (…) SELECT * FROM unnest($20::uuid[], …)),
-//!      latest AS (…the latest accepted invocation of each webhook, from inv…),
-//!      turns AS MATERIALIZED (…an advisory lock per webhook, in key order…)
-//! UPDATE webhooks … FROM turns …
+//! WITH inv AS (INSERT INTO invocations (…) SELECT * FROM unnest($1::uuid[], …))
+//! INSERT INTO tasks (…) SELECT * FROM unnest($20::uuid[], …)
 //! ```
 //!
 //! Foreign keys hold as they did with one statement per table: PostgreSQL checks them when the
@@ -176,38 +173,6 @@ impl<'a> Tasks<'a> {
     }
 }
 
-/// After the inserts: moves the `last_triggered_at` of each webhook with an accepted invocation
-/// in the batch forward to its latest one.
-///
-/// Writers that touch the same webhook take turns on a transaction-scoped advisory lock per
-/// webhook (class 2003332980, the webhook id's first 32 bits), taken in key order, so writers
-/// never wait for each other in a cycle; only then is the row updated, by a plain `UPDATE`, which
-/// locks it `FOR NO KEY UPDATE`: the key-share locks that foreign-key checks take on webhooks do
-/// not conflict with it.
-///
-/// The rows are not locked first with `SELECT … ORDER BY id FOR NO KEY UPDATE`: the `UPDATE`
-/// would then read a busy row as of the statement's start, while the lock is on a later
-/// version, and follow the row's versions from the one it read, taking the tuple lock of each;
-/// another writer waiting for us can hold one of those (it keeps it while it waits for the
-/// versions after it), and the two deadlock. Four writers on one webhook did so within seconds.
-/// Writers that take turns on the advisory lock never wait for each other on the row.
-///
-/// `latest` reads the invocations `inv` inserted, so the inserts run before any lock is taken
-/// and the locks are held no longer than the rest of the statement and its commit.
-const TOUCH_WEBHOOKS: &str = "
-, latest AS (
-    SELECT webhook_id AS id, max(received_at) AS at,
-           ('x' || left(webhook_id::text, 8))::bit(32)::integer AS lock_key
-    FROM inv WHERE outcome = 'accepted' GROUP BY webhook_id
-)
-, turns AS MATERIALIZED (
-    SELECT id, at, pg_advisory_xact_lock(2003332980, lock_key)
-    FROM latest ORDER BY lock_key
-)
-UPDATE webhooks AS w SET last_triggered_at = t.at
-FROM turns t
-WHERE w.id = t.id AND (w.last_triggered_at IS NULL OR w.last_triggered_at < t.at)";
-
 /// A batch of invocations with their tasks, written by one statement.
 #[derive(Default)]
 pub(crate) struct RecordBatch<'a> {
@@ -234,11 +199,8 @@ impl QueryFragment<Pg> for RecordBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql("WITH inv AS (");
         self.invocations.walk_insert(&mut out)?;
-        out.push_sql(" RETURNING webhook_id, received_at, outcome), task AS (");
-        self.tasks.walk_insert(&mut out)?;
-        out.push_sql(")");
-        out.push_sql(TOUCH_WEBHOOKS);
-        Ok(())
+        out.push_sql(") ");
+        self.tasks.walk_insert(&mut out)
     }
 }
 

@@ -186,8 +186,18 @@ pub(crate) struct WebhookRow {
     pub(crate) status: String,
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
+    /// Read as [`LAST_TRIGGERED_AT`]; written as given.
+    #[diesel(select_expression = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(LAST_TRIGGERED_AT))]
+    #[diesel(select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>)]
     pub(crate) last_triggered_at: Option<OffsetDateTime>,
 }
+
+/// A webhook's `last_triggered_at` as read: its latest accepted invocation (one step into the
+/// partial index `invocations_accepted_by_webhook`), or the column, which keeps the latest one
+/// the retention purge deleted, whichever is later. Writes of events touch no webhook row.
+const LAST_TRIGGERED_AT: &str = "GREATEST(webhooks.last_triggered_at, \
+     (SELECT max(i.received_at) FROM invocations i \
+      WHERE i.webhook_id = webhooks.id AND i.outcome = 'accepted'))";
 
 impl From<&Webhook> for WebhookRow {
     fn from(w: &Webhook) -> Self {

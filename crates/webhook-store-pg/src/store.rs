@@ -495,18 +495,39 @@ impl InvocationLog for PgStore {
 
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
-        // Tasks and their attempts go with their invocation (ON DELETE CASCADE).
-        let result = diesel::sql_query(
-            "DELETE FROM invocations i WHERE i.received_at < $1 AND NOT EXISTS \
-             (SELECT 1 FROM tasks t WHERE t.invocation_id = i.id \
-              AND t.status NOT IN ('completed', 'failed'))",
-        )
-        .bind::<sql_types::Timestamptz, _>(at(before))
-        .execute(&mut conn)
-        .await;
-        let deleted = check(result.map_err(TxError::from), &mut conn)?;
-        Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+        // Tasks and their attempts go with their invocation (ON DELETE CASCADE). Webhooks keep
+        // the latest accepted invocation deleted, for their `last_triggered_at`.
+        let result = diesel::sql_query(PURGE)
+            .bind::<sql_types::Timestamptz, _>(at(before))
+            .get_result::<Purged>(&mut conn)
+            .await;
+        let purged = check(result.map_err(TxError::from), &mut conn)?;
+        Ok(u64::try_from(purged.deleted).unwrap_or(0))
     }
+}
+
+/// Deletes the finished invocations received before `$1`, with their tasks and attempts, and
+/// moves `webhooks.last_triggered_at` to the latest accepted invocation deleted, which reads of
+/// a webhook no longer find among its invocations. Answers the number deleted.
+const PURGE: &str = "\
+WITH gone AS (
+    DELETE FROM invocations i WHERE i.received_at < $1 AND NOT EXISTS
+        (SELECT 1 FROM tasks t WHERE t.invocation_id = i.id
+         AND t.status NOT IN ('completed', 'failed'))
+    RETURNING i.webhook_id, i.received_at, i.outcome
+), kept AS (
+    UPDATE webhooks w SET last_triggered_at = latest.at
+    FROM (SELECT webhook_id, max(received_at) AS at FROM gone
+          WHERE outcome = 'accepted' GROUP BY webhook_id) latest
+    WHERE w.id = latest.webhook_id
+      AND (w.last_triggered_at IS NULL OR w.last_triggered_at < latest.at)
+)
+SELECT count(*) AS deleted FROM gone";
+
+#[derive(QueryableByName)]
+struct Purged {
+    #[diesel(sql_type = sql_types::BigInt)]
+    deleted: i64,
 }
 
 /// Leases up to `limit` due tasks in one statement; the oldest due first, passing over the

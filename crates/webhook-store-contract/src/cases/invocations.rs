@@ -215,6 +215,42 @@ pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store:
     );
 }
 
+/// A webhook's `last_triggered_at` stays where it was when the purge deletes its latest
+/// accepted invocation, in the webhook and in the list of webhooks, while an earlier accepted
+/// invocation is kept (its task is not finished).
+pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    world.accept(&store, at(3)).await;
+    let (_, finished) = world.accept(&store, at(5)).await;
+    store
+        .set_task_status(
+            org,
+            finished.id,
+            TaskStatus::Queued,
+            TaskStatus::Failed,
+            at(6),
+        )
+        .await
+        .expect("fail");
+    store
+        .record_invocation(&rejected(&world.webhook, at(7)), None)
+        .await
+        .expect("rejected");
+
+    assert_eq!(store.purge_invocations(at(50)).await.expect("purge"), 2);
+    assert_eq!(last_triggered_at(&store, &world.webhook).await, Some(at(5)));
+    let listed = store.webhooks(org, page(10)).await.expect("list");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].last_triggered_at, Some(at(5)));
+
+    world.accept(&store, at(60)).await;
+    assert_eq!(
+        last_triggered_at(&store, &world.webhook).await,
+        Some(at(60))
+    );
+}
+
 /// Another organization's invocation is `NotFound`, and so is a missing one.
 pub async fn invocation_of_another_organization_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;

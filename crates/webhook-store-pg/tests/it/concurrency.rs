@@ -98,9 +98,9 @@ async fn group_commit_gives_each_caller_its_own_result() {
     store.teardown().await;
 }
 
-/// Many writers committing events of the same few webhooks at once: their batches overlap on
-/// every webhook row, and none may be chosen as a deadlock victim (which would answer a whole
-/// batch `Unavailable`).
+/// Many writers committing events of the same few webhooks at once: their foreign-key checks
+/// share every webhook row, and none may be chosen as a deadlock victim (which would answer a
+/// whole batch `Unavailable`); each webhook's `last_triggered_at` is then its latest event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_batches_on_shared_webhooks_never_deadlock() {
     let store = fresh_store_with(PgStoreOptions {
@@ -123,8 +123,8 @@ async fn concurrent_batches_on_shared_webhooks_never_deadlock() {
         callers.spawn(async move {
             for _ in 0..100 {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                // Three events in four for the first webhook, so that every writer waits on
-                // its row; the rest alternate between the others.
+                // Three events in four for the first webhook, so that every batch has some;
+                // the rest alternate between the others.
                 let hook = if n % 4 == 3 {
                     &hooks[1 + usize::try_from(n / 4 % 2).unwrap()]
                 } else {

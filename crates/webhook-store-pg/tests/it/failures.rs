@@ -88,8 +88,8 @@ async fn a_backend_terminated_mid_transaction_leaves_nothing_half_written() {
     let database = store.test_database().unwrap();
     let world = World::seed(&store).await;
 
-    // Hold the webhook's row: the writer inserts the invocation and the task, then waits on
-    // the row to move `last_triggered_at`, inside its open transaction.
+    // Hold the webhook's row `FOR UPDATE`: the writer's statement inserts the invocation, then
+    // its foreign-key check waits for a key-share lock on the row, inside its transaction.
     let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
 
     let (invocation, task) = accepted(&world.webhook, at(1));
