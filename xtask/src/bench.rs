@@ -139,6 +139,11 @@ pub(crate) fn dispatch() -> Result<()> {
 
 fn run_json(command: &mut std::process::Command) -> Result<Value> {
     let output = cmd::read(command)?;
+    report_of(command, &output)
+}
+
+/// The JSON report that `command` printed in `output`.
+fn report_of(command: &Command, output: &str) -> Result<Value> {
     let start = output.find('{').with_context(|| {
         format!(
             "no JSON report in the output of `{}`",
@@ -213,6 +218,13 @@ impl IngestRow {
     fn accepted_per_sec(&self) -> f64 {
         self.max["accepted_per_sec"].as_f64().unwrap_or(0.0)
     }
+
+    /// CPU time per request at the maximum rate, in µs: the server's, or PostgreSQL's.
+    fn cpu_us(&self, whose: &str) -> f64 {
+        self.max["cpu_us_per_request"][whose]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    }
 }
 
 /// `cargo xtask bench ingest`: accepted events per second over loopback at a fixed concurrency
@@ -283,13 +295,15 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
     let mut table = String::new();
     writeln!(
         table,
-        "{:<10} {:>11} {:>8} {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} {:>8}",
+        "{:<10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} | {:>9} {:>8} {:>8} {:>8}",
         "target",
         "accepted/s",
         "p50 ms",
         "p99 ms",
         "p999 ms",
         "vs bare",
+        "cpu µs",
+        "db µs",
         "half rate",
         "p50 ms",
         "p99 ms",
@@ -299,13 +313,18 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
         let latency = |run: &Value, q: &str| run["latency_ms"][q].as_f64().unwrap_or(f64::NAN);
         writeln!(
             table,
-            "{:<10} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>7.0}% | {:>9.0} {:>8.2} {:>8.2} {:>8.2}",
+            "{:<10} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>7.0}% {:>7.1} {:>7} | {:>9.0} {:>8.2} {:>8.2} {:>8.2}",
             row.target,
             row.accepted_per_sec(),
             latency(&row.max, "p50"),
             latency(&row.max, "p99"),
             latency(&row.max, "p999"),
             100.0 * row.accepted_per_sec() / ceiling,
+            row.cpu_us("server"),
+            match row.cpu_us("postgres") {
+                us if us.is_nan() => "-".to_owned(),
+                us => format!("{us:.1}"),
+            },
             row.half["accepted_per_sec"].as_f64().unwrap_or(f64::NAN),
             latency(&row.half, "p50"),
             latency(&row.half, "p99"),
@@ -317,7 +336,9 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
         "{ORGANIZATIONS} organizations x {WEBHOOKS_PER_ORGANIZATION} webhooks, limits at \
          1,000,000/min; {CONCURRENCY} connections for {MEASURE_SECS} s after {WARMUP_SECS} s of \
          warm-up; half rate: an open loop at half of each target's maximum over \
-         {RATE_CONCURRENCY} connections, latency counted from when each request was due; {}",
+         {RATE_CONCURRENCY} connections, latency counted from when each request was due; cpu µs: \
+         the server's CPU time (user and system, all threads) per request at the maximum rate; \
+         db µs: that of every postgres process on the machine; {}",
         pinning.describe()
     )?;
     let anomalies: Vec<String> = rows
@@ -363,7 +384,7 @@ impl Bench {
                 hasher.hash_one(n)
             )?;
         }
-        let row = self.measure("bare", &urls)?;
+        let row = self.measure("bare", &urls, &server, false)?;
         server.stop()?;
         Ok(row)
     }
@@ -441,17 +462,53 @@ impl Bench {
                 .env("WEBHOOKD_API_KEY", key);
             urls.push_str(&cmd::read(&mut provision)?);
         }
-        let row = self.measure(target, &urls)?;
+        let row = self.measure(target, &urls, &server, database_url.is_some())?;
         server.stop()?;
         Ok(row)
     }
 
-    /// The closed-loop maximum, then an open loop at half of it.
-    fn measure(&self, target: &'static str, urls: &str) -> Result<IngestRow> {
+    /// The closed-loop maximum, with the CPU time it cost the server (and PostgreSQL when
+    /// `postgres`), then an open loop at half of it.
+    fn measure(
+        &self,
+        target: &'static str,
+        urls: &str,
+        server: &Server,
+        postgres: bool,
+    ) -> Result<IngestRow> {
         let url_file = self.scratch.path.join(format!("{target}.urls"));
         std::fs::write(&url_file, urls)
             .with_context(|| format!("writing {}", url_file.display()))?;
-        let max = self.loadgen(&url_file, CONCURRENCY, &[])?;
+        let mut command = self.loadgen_command(&url_file, CONCURRENCY, &[]);
+        let started = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{}`", cmd::display(&command)))?;
+        // Count from the end of the warm-up to the end of the run.
+        std::thread::sleep(Duration::from_secs_f64(WARMUP_SECS.parse()?));
+        let cpu = CpuTime::detect();
+        let before = (cpu.of_process(server.child.id()), cpu.of_named("postgres"));
+        let output = started.wait_with_output()?;
+        let after = (cpu.of_process(server.child.id()), cpu.of_named("postgres"));
+        if !output.status.success() {
+            bail!(
+                "`{}` failed ({}): {}",
+                cmd::display(&command),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let mut max = report_of(&command, &String::from_utf8_lossy(&output.stdout))?;
+        let requests = max["requests"].as_f64().unwrap_or(0.0).max(1.0);
+        let per_request = |before: Duration, after: Duration| {
+            after.saturating_sub(before).as_secs_f64() * 1e6 / requests
+        };
+        max["cpu_us_per_request"] = json!({
+            "server": per_request(before.0?, after.0?),
+            "postgres": postgres.then(|| per_request(before.1, after.1)),
+        });
         let half = max["accepted_per_sec"].as_f64().unwrap_or(0.0) / 2.0;
         if half < 1.0 {
             bail!(
@@ -472,6 +529,10 @@ impl Bench {
     }
 
     fn loadgen(&self, url_file: &Path, concurrency: &str, extra: &[&str]) -> Result<Value> {
+        run_json(&mut self.loadgen_command(url_file, concurrency, extra))
+    }
+
+    fn loadgen_command(&self, url_file: &Path, concurrency: &str, extra: &[&str]) -> Command {
         let mut command = self.pinning.generator(&self.loadgen);
         command
             .arg("run")
@@ -487,7 +548,7 @@ impl Bench {
             ])
             .args(extra);
         eprintln!("$ {}", cmd::display(&command));
-        run_json(&mut command)
+        command
     }
 }
 
@@ -535,6 +596,61 @@ impl Pinning {
             }
             _ => Command::new(program),
         }
+    }
+}
+
+/// CPU time (user and system, every thread) that processes have used, read from `/proc`.
+struct CpuTime {
+    ticks_per_second: f64,
+}
+
+impl CpuTime {
+    fn detect() -> Self {
+        let ticks = cmd::read(Command::new("getconf").arg("CLK_TCK"))
+            .ok()
+            .and_then(|out| out.trim().parse::<f64>().ok())
+            .filter(|ticks| *ticks > 0.0);
+        Self {
+            ticks_per_second: ticks.unwrap_or(100.0),
+        }
+    }
+
+    /// The process's CPU time so far.
+    fn of_process(&self, pid: u32) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
+        self.of_stat(&stat)
+            .map(|(_, time)| time)
+            .with_context(|| format!("reading /proc/{pid}/stat: {stat}"))
+    }
+
+    /// The CPU time so far of every process whose command name is `name`.
+    fn of_named(&self, name: &str) -> Duration {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Duration::ZERO;
+        };
+        entries
+            .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+            .filter_map(|stat| self.of_stat(&stat))
+            .filter(|(comm, _)| comm == name)
+            .map(|(_, time)| time)
+            .sum()
+    }
+
+    /// The command name and `utime + stime` of a `/proc/<pid>/stat` line (`pid (comm) state …`;
+    /// the name may hold spaces and parentheses, so the fields are counted after the last `)`).
+    fn of_stat(&self, stat: &str) -> Option<(String, Duration)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_owned();
+        let mut fields = stat.get(close + 1..)?.split_whitespace();
+        // After the name: state is field 3, utime field 14 and stime field 15.
+        let utime: f64 = fields.nth(11)?.parse().ok()?;
+        let stime: f64 = fields.next()?.parse().ok()?;
+        Some((
+            comm,
+            Duration::from_secs_f64((utime + stime) / self.ticks_per_second),
+        ))
     }
 }
 
@@ -720,6 +836,18 @@ impl Drop for Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_read_from_a_stat_line() {
+        let cpu = CpuTime {
+            ticks_per_second: 100.0,
+        };
+        let line = "4242 (web (hook) d) S 1 4242 4242 0 -1 4194560 1523 0 0 0 250 75 0 0 20 0 9 0";
+        let (comm, time) = cpu.of_stat(line).unwrap();
+        assert_eq!(comm, "web (hook) d");
+        assert_eq!(time, Duration::from_millis(3_250));
+        assert!(cpu.of_stat("garbage").is_none());
+    }
 
     #[test]
     fn database_name_replaced() {
