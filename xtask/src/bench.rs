@@ -260,6 +260,7 @@ pub(crate) fn ingest() -> Result<()> {
         loadgen: release.join("webhook-loadgen"),
         scratch: Scratch::create(&release.join("..").join("bench"))?,
         pinning: Pinning::detect(),
+        cpu: CpuTime::detect(),
     };
     eprintln!("{}", bench.pinning.describe());
 
@@ -367,6 +368,7 @@ struct Bench {
     loadgen: PathBuf,
     scratch: Scratch,
     pinning: Pinning,
+    cpu: CpuTime,
 }
 
 impl Bench {
@@ -480,27 +482,14 @@ impl Bench {
         std::fs::write(&url_file, urls)
             .with_context(|| format!("writing {}", url_file.display()))?;
         let mut command = self.loadgen_command(&url_file, CONCURRENCY, &[]);
-        let started = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start `{}`", cmd::display(&command)))?;
+        let running = cmd::start_read(&mut command)?;
         // Count from the end of the warm-up to the end of the run.
         std::thread::sleep(Duration::from_secs_f64(WARMUP_SECS.parse()?));
-        let cpu = CpuTime::detect();
+        let cpu = &self.cpu;
         let before = (cpu.of_process(server.child.id()), cpu.of_named("postgres"));
-        let output = started.wait_with_output()?;
+        let output = cmd::finish_read(&command, running);
         let after = (cpu.of_process(server.child.id()), cpu.of_named("postgres"));
-        if !output.status.success() {
-            bail!(
-                "`{}` failed ({}): {}",
-                cmd::display(&command),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        let mut max = report_of(&command, &String::from_utf8_lossy(&output.stdout))?;
+        let mut max = report_of(&command, &output?)?;
         let requests = max["requests"].as_f64().unwrap_or(0.0).max(1.0);
         let per_request = |before: Duration, after: Duration| {
             after.saturating_sub(before).as_secs_f64() * 1e6 / requests

@@ -5,7 +5,7 @@ use std::{
     env,
     ffi::OsStr,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::OnceLock,
 };
 
@@ -63,11 +63,26 @@ pub(crate) fn status(command: &mut Command) -> Result<ExitStatus> {
 
 /// Runs `command` quietly and returns its stdout; on failure the error carries its stderr.
 pub(crate) fn read(command: &mut Command) -> Result<String> {
-    let line = display(command);
-    let output = command
+    let child = start_read(command)?;
+    finish_read(command, child)
+}
+
+/// Starts `command` quietly, its output kept for [`finish_read`]: for work done while it runs.
+pub(crate) fn start_read(command: &mut Command) -> Result<Child> {
+    command
         .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("could not start `{line}`"))?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{}`", display(command)))
+}
+
+/// Waits for `child`, started from `command` by [`start_read`], as [`read`] does.
+pub(crate) fn finish_read(command: &Command, child: Child) -> Result<String> {
+    let line = display(command);
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("waiting for `{line}`"))?;
     if !output.status.success() {
         bail!(
             "`{line}` failed ({}): {}",

@@ -3,10 +3,10 @@
 //!
 //! Writers take every request queued (up to the batch size) and write them with one statement
 //! ([`RecordBatch`]), outside an explicit transaction: it inserts the invocations and tasks
-//! and commits, in one round trip. When a batch fails
-//! for a reason that may be one caller's (a duplicate id, a missing webhook), each request is
-//! written again on its own so that only that caller sees the failure; when the database is
-//! unavailable (or the batch lost a deadlock), every caller gets that answer at once.
+//! and commits, in one round trip. When a batch fails for a reason that may be one caller's (a
+//! duplicate id, a missing webhook), each request is written again on its own so that only that
+//! caller sees the failure; when the database is unavailable (or the batch lost a deadlock),
+//! every caller gets that answer at once.
 
 use std::fmt;
 use std::sync::Arc;

@@ -187,10 +187,12 @@ pub(crate) struct WebhookRow {
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
     /// Read as [`LAST_TRIGGERED_AT`]; written as given.
-    #[diesel(select_expression = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(LAST_TRIGGERED_AT))]
-    #[diesel(select_expression_type = diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>)]
+    #[diesel(select_expression = diesel::dsl::sql::<NullableTime>(LAST_TRIGGERED_AT))]
+    #[diesel(select_expression_type = diesel::expression::SqlLiteral<NullableTime>)]
     pub(crate) last_triggered_at: Option<OffsetDateTime>,
 }
+
+type NullableTime = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
 
 /// A webhook's `last_triggered_at` as read: its latest accepted invocation (one step into the
 /// partial index `invocations_accepted_by_webhook`), or the column, which keeps the latest one
