@@ -12,10 +12,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info_span, warn};
+use webhook_domain::model::{
+    AttemptVerdict, ClaimedTask, DeliveryFailure, DeliveryReport, QueueStats,
+};
 use webhook_domain::model::{DeliveryAttempt, TargetId, TargetResponse, Timestamp};
 use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, Clock, DeliveryFailure, DeliveryReport, Entropy, QueueStats,
-    SecretSealer, StoreError, TargetDelivery, TaskQueue,
+    Adapters, Clock as _, Entropy as _, SecretSealer as _, StoreError, TargetDelivery as _,
+    TaskQueue as _,
 };
 use webhook_domain::rules::{RetryPolicy, attempt_verdict, next_attempt_number, next_delay};
 
@@ -77,11 +80,11 @@ pub struct ClaimOutcome {
 
 /// Delivers queued tasks; see the module docs. Cheap to clone: clones share everything, the
 /// concurrency limits included.
-pub struct Dispatcher<S, D, K, C, E> {
-    inner: Arc<Inner<S, D, K, C, E>>,
+pub struct Dispatcher<A: Adapters> {
+    inner: Arc<Inner<A>>,
 }
 
-impl<S, D, K, C, E> Clone for Dispatcher<S, D, K, C, E> {
+impl<A: Adapters> Clone for Dispatcher<A> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -89,7 +92,7 @@ impl<S, D, K, C, E> Clone for Dispatcher<S, D, K, C, E> {
     }
 }
 
-impl<S, D, K, C, E> std::fmt::Debug for Dispatcher<S, D, K, C, E> {
+impl<A: Adapters> std::fmt::Debug for Dispatcher<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("config", &self.inner.config)
@@ -97,12 +100,12 @@ impl<S, D, K, C, E> std::fmt::Debug for Dispatcher<S, D, K, C, E> {
     }
 }
 
-struct Inner<S, D, K, C, E> {
-    store: S,
-    delivery: D,
-    sealer: K,
-    clock: C,
-    entropy: E,
+struct Inner<A: Adapters> {
+    store: A::Store,
+    delivery: A::Delivery,
+    sealer: A::Sealer,
+    clock: A::Clock,
+    entropy: A::Entropy,
     config: DispatchConfig,
     metrics: Arc<DispatchMetrics>,
     node: Arc<Semaphore>,
@@ -110,22 +113,15 @@ struct Inner<S, D, K, C, E> {
     wake: Arc<Notify>,
 }
 
-impl<S, D, K, C, E> Dispatcher<S, D, K, C, E>
-where
-    S: TaskQueue + 'static,
-    D: TargetDelivery + 'static,
-    K: SecretSealer + 'static,
-    C: Clock + 'static,
-    E: Entropy + 'static,
-{
+impl<A: Adapters> Dispatcher<A> {
     /// A dispatcher over `store`, pushing with `delivery`; `sealer` opens the targets' signing
     /// secrets.
     pub fn new(
-        store: S,
-        delivery: D,
-        sealer: K,
-        clock: C,
-        entropy: E,
+        store: A::Store,
+        delivery: A::Delivery,
+        sealer: A::Sealer,
+        clock: A::Clock,
+        entropy: A::Entropy,
         config: DispatchConfig,
     ) -> Self {
         let config = DispatchConfig {
@@ -366,17 +362,11 @@ where
 }
 
 /// One attempt of a claimed task, from unsealing its target's secret to recording the result.
-async fn attempt<S, D, K, C, E>(
-    dispatcher: &Dispatcher<S, D, K, C, E>,
+async fn attempt<A: Adapters>(
+    dispatcher: &Dispatcher<A>,
     claimed: ClaimedTask,
     mut abort: watch::Receiver<bool>,
-) where
-    S: TaskQueue + 'static,
-    D: TargetDelivery + 'static,
-    K: SecretSealer + 'static,
-    C: Clock + 'static,
-    E: Entropy + 'static,
-{
+) {
     let inner = &dispatcher.inner;
     inner.metrics.in_flight_add(1);
     let started_at = inner.clock.now();

@@ -9,7 +9,8 @@ use reqwest::redirect::Policy;
 use time::PrimitiveDateTime;
 use time::macros::format_description;
 use webhook_domain::model::{DeliveryAttempt, EndpointUrl, Secret, Task, Timestamp};
-use webhook_domain::ports::{DeliveryFailure, DeliveryReport, TargetDelivery};
+use webhook_domain::model::{DeliveryFailure, DeliveryReport};
+use webhook_domain::ports::TargetDelivery;
 
 use crate::guard::{BlockedAddresses, GuardedResolver, OutboundPolicy, literal_refused};
 use crate::message::task_body;

@@ -7,7 +7,6 @@
 //! - [`check_endpoint`]: the SSRF check for an endpoint URL when a target is saved, and
 //!   [`OutboundGuard`], the same as the management use cases' endpoint guard.
 //! - [`DispatchMetrics`]: counters rendered in the Prometheus text format.
-//! - [`WakeOnAccept`]: wakes the dispatcher when ingest commits a task.
 
 mod dispatcher;
 mod guard;
@@ -15,7 +14,6 @@ mod http;
 mod message;
 mod metrics;
 mod signing;
-mod wake;
 
 pub use dispatcher::{ClaimOutcome, DispatchConfig, Dispatcher};
 pub use guard::{EndpointRefused, OutboundGuard, OutboundPolicy, check_endpoint, is_public};
@@ -23,4 +21,3 @@ pub use http::{ClientBuildError, DeliveryConfig, HttpDelivery};
 pub use message::task_body;
 pub use metrics::{AttemptResult, DispatchMetrics};
 pub use signing::{SECRET_PREFIX, SigningKey, standard_form};
-pub use wake::WakeOnAccept;

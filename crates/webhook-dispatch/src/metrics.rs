@@ -10,8 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use webhook_domain::model::QueueStats;
 use webhook_domain::model::Timestamp;
-use webhook_domain::ports::QueueStats;
 
 /// Upper bounds, in seconds, of the attempt-latency histogram's buckets.
 const LATENCY_BUCKETS: [f64; 12] = [

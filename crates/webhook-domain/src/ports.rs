@@ -3,19 +3,23 @@
 //!
 //! Each method's `# Errors` section says what an implementation MUST return; the store contract
 //! suite (`webhook-store-contract`) has a case for each of these obligations.
+//!
+//! [`Adapters`] names one implementation of each port: the use cases and the dispatcher take
+//! that one bundle as their type parameter (`Ingest<A>`, `Management<A>`), so a bound reads
+//! `A::Store` or `A::Clock` wherever it appears.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
-    InvocationId, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, RatePerMinute,
-    SealedSecret, Secret, Target, TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp,
-    Webhook, WebhookId, WebhookStatus,
+    ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimedTask, CoalescedRejection, DeliveryAttempt,
+    DeliveryReport, EndpointUrl, IngestRoute, Invocation, InvocationId, Lease, Organization,
+    OrganizationId, OutcomeFilter, Page, PageRequest, QueueStats, RateRequest, SealedSecret,
+    Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook,
+    WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -81,16 +85,6 @@ pub trait KeyHasher: Send + Sync {
 
 // ---------------------------------------------------------------------------------------------
 // Rate limiting
-
-/// One request to charge against a webhook's and its organization's quotas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateRequest {
-    pub webhook_id: WebhookId,
-    pub webhook_quota: RatePerMinute,
-    pub organization_id: OrganizationId,
-    pub organization_quota: RatePerMinute,
-    pub now: Timestamp,
-}
 
 /// The limiter's state could not be read or written (a shared limiter that is down).
 #[derive(Debug, thiserror::Error)]
@@ -238,7 +232,7 @@ pub trait WebhookStore: Send + Sync {
 
     /// Replaces every field but id, organization, `created_at` and `last_triggered_at` (which
     /// only [`InvocationLog::record_invocation`] moves, so a read-modify-write never takes it
-    /// back). Deleting is an update to [`WebhookStatus::Deleted`].
+    /// back). Deleting is an update to [`crate::model::WebhookStatus::Deleted`].
     ///
     /// # Errors
     /// MUST return `NotFound` when no webhook of this organization has the id, and `Conflict`
@@ -292,46 +286,6 @@ pub trait InvocationLog: Send + Sync {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-}
-
-/// Proof that a dispatcher holds a task: the lease is held while `now < until`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub task_id: TaskId,
-    pub token: Uuid,
-    pub until: Timestamp,
-}
-
-/// A task handed to a dispatcher, with what it needs to deliver it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedTask {
-    pub task: Task,
-    pub lease: Lease,
-    pub endpoint_url: EndpointUrl,
-    pub signing_secret: SealedSecret,
-}
-
-/// What becomes of a task after a delivery attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptVerdict {
-    /// The target answered 2xx: `queued → delivered`.
-    Delivered,
-    /// Try again no earlier than this; the task stays `queued`.
-    RetryAt(Timestamp),
-    /// Permanent refusal or retries exhausted: `queued → failed`.
-    Failed,
-}
-
-/// How many tasks wait for delivery, for the dispatcher's gauges.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Tasks waiting for delivery: `queued`, of a live target with an endpoint (the tasks
-    /// [`TaskQueue::claim_tasks`] may return, leased or not, due or not).
-    pub queued: u64,
-    /// Of those, the tasks whose `next_attempt_at` has come.
-    pub due: u64,
-    /// The earliest `created_at` among them; `None` when none waits.
-    pub oldest_queued_at: Option<Timestamp>,
 }
 
 /// The task board and the delivery queue.
@@ -445,19 +399,6 @@ impl<T> Store for T where
 // ---------------------------------------------------------------------------------------------
 // Ingest's hot path
 
-/// What ingest needs to know of a webhook, with its secret already unsealed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestRoute {
-    pub webhook_id: WebhookId,
-    pub organization_id: OrganizationId,
-    pub target_id: TargetId,
-    pub status: WebhookStatus,
-    pub secret: Option<Secret>,
-    pub event_types: EventTypes,
-    pub webhook_quota: RatePerMinute,
-    pub organization_quota: RatePerMinute,
-}
-
 /// Finds the route of a webhook id, typically from a cache in front of the stores.
 pub trait WebhookResolver: Send + Sync {
     /// `None` when no webhook ever had this id.
@@ -470,27 +411,6 @@ pub trait WebhookResolver: Send + Sync {
     ) -> impl Future<Output = Result<Option<Arc<IngestRoute>>, StoreError>> + Send;
 }
 
-/// Why a coalesced rejection happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CoalescedReason {
-    /// 403 `webhook_disabled`.
-    Disabled,
-    /// 429 `rate_limited`.
-    RateLimited,
-}
-
-/// A rejection that is counted, not written one by one, so a flood cannot become a flood of
-/// writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CoalescedRejection {
-    pub webhook_id: WebhookId,
-    pub organization_id: OrganizationId,
-    pub reason: CoalescedReason,
-    pub source_ip: Option<IpAddr>,
-    pub at: Timestamp,
-    pub test: bool,
-}
-
 /// Collects coalesced rejections until they are written as one log entry per webhook and
 /// reason.
 pub trait RejectionCounter: Send + Sync {
@@ -500,36 +420,6 @@ pub trait RejectionCounter: Send + Sync {
 
 // ---------------------------------------------------------------------------------------------
 // Delivery
-
-/// Why a delivery attempt got no HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryFailure {
-    /// No answer within the timeout.
-    Timeout,
-    /// The connection could not be made or broke.
-    Connection(String),
-    /// The endpoint resolves to an address that outbound policy forbids.
-    Blocked(String),
-}
-
-/// What a target answered to one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryReport {
-    /// An HTTP answer.
-    Answered {
-        status_code: u16,
-        /// At most [`DeliveryAttempt::EXCERPT_MAX`] bytes of the body.
-        body_excerpt: String,
-        /// The `Retry-After` the target asked for, if any.
-        retry_after: Option<Duration>,
-        latency: Duration,
-    },
-    /// No HTTP answer.
-    Failed {
-        failure: DeliveryFailure,
-        latency: Duration,
-    },
-}
 
 /// An endpoint that outbound policy forbids, or whose host cannot be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -560,4 +450,61 @@ pub trait TargetDelivery: Send + Sync {
         task: &Task,
         now: Timestamp,
     ) -> impl Future<Output = DeliveryReport> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+
+/// What the use cases tell the rest of the node (and, on a shared store, the other nodes) once a
+/// change is committed. Both calls are cheap and infallible: they wake or invalidate, they never
+/// write.
+pub trait Notifier: Send + Sync {
+    /// A task was committed: delivery may start it now rather than at its next poll.
+    fn task_queued(&self);
+
+    /// A change to a webhook or an organization made these cached ingest routes stale. Called
+    /// before the change is answered, so the next request of this node sees it.
+    fn routes_changed(&self, stale: Stale);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bundle
+
+/// One adapter for each port: what a node (or a test, or a service embedding the domain) is
+/// built from. The use cases and the dispatcher take this one type parameter, and name the
+/// adapters they use as `A::Store`, `A::Clock`, … .
+///
+/// Implement it on a marker type:
+///
+/// ```ignore
+/// struct MyAdapters;
+/// impl Adapters for MyAdapters {
+///     type Store = MemoryStore;
+///     type Clock = SystemClock;
+///     // …
+/// }
+/// ```
+pub trait Adapters: Send + Sync + 'static {
+    /// Organizations, keys, targets, webhooks, the invocation log and the task queue.
+    type Store: Store + Clone + 'static;
+    /// The current time.
+    type Clock: Clock + Clone + 'static;
+    /// Random bytes: ids, secrets, keys.
+    type Entropy: Entropy + 'static;
+    /// Seals secrets at rest.
+    type Sealer: SecretSealer + 'static;
+    /// Hashes API keys.
+    type Hasher: KeyHasher + 'static;
+    /// The rate-limit windows.
+    type Limiter: RateLimiter + 'static;
+    /// Counts flood rejections instead of writing each.
+    type Rejections: RejectionCounter + 'static;
+    /// Webhook id → ingest route, usually cached.
+    type Resolver: WebhookResolver + 'static;
+    /// Checks target endpoints when they are saved.
+    type Endpoints: EndpointGuard + 'static;
+    /// Pushes tasks to their targets.
+    type Delivery: TargetDelivery + 'static;
+    /// Wakes delivery and invalidates cached routes after a change.
+    type Notifier: Notifier + 'static;
 }

@@ -1,7 +1,6 @@
-//! `POST /api/webhooks/{webhook_id}`: reads the request head, runs [`Ingest::begin`], streams
-//! the body within the limit, runs [`Ingest::finish`] and maps the outcome to an answer.
+//! `POST /api/webhooks/{webhook_id}`: reads the request head, runs `Ingest::begin`, streams
+//! the body within the limit, runs `Ingest::finish` and maps the outcome to an answer.
 
-use std::future::Future;
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -11,13 +10,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use serde::Serialize;
 use webhook_domain::model::{InvocationId, TaskId};
-use webhook_domain::ports::{
-    Clock, Entropy, InvocationLog, RateLimiter, RejectionCounter, WebhookResolver,
-};
+use webhook_domain::ports::Adapters;
 use webhook_domain::rules::RateStatus;
-use webhook_domain::service::{
-    Admission, BodyRead, Ingest, IngestHead, IngestOutcome, IngestRejection, Sender,
-};
+use webhook_domain::service::{BodyRead, IngestHead, IngestOutcome, IngestRejection, Sender};
 
 use crate::AppState;
 use crate::problem::{ErrorChain, Problem, log_server_error, rate_headers};
@@ -26,74 +21,6 @@ use crate::problem::{ErrorChain, Problem, log_server_error, rate_headers};
 pub const SECRET_HEADER: &str = "x-webhook-secret";
 /// The header naming the event type; it takes precedence over the payload's `event_type`.
 pub const EVENT_TYPE_HEADER: &str = "x-event-type";
-
-/// The ingest use case as the handler drives it: [`Ingest`] over any adapters of its ports.
-pub trait IngestPipeline: 'static {
-    /// See [`Ingest::begin`].
-    fn begin(&self, head: IngestHead<'_>)
-    -> impl Future<Output = Result<Admission, IngestOutcome>>;
-    /// See [`Ingest::finish`].
-    fn finish(
-        &self,
-        admission: Admission,
-        content_type_is_json: bool,
-        body: BodyRead<'_>,
-    ) -> impl Future<Output = IngestOutcome>;
-    /// The largest body accepted, in bytes.
-    fn body_limit(&self) -> usize;
-}
-
-impl<R, L, S, C, K, E> IngestPipeline for Ingest<R, L, S, C, K, E>
-where
-    R: WebhookResolver + 'static,
-    L: RateLimiter + 'static,
-    S: InvocationLog + 'static,
-    C: RejectionCounter + 'static,
-    K: Clock + 'static,
-    E: Entropy + 'static,
-{
-    fn begin(
-        &self,
-        head: IngestHead<'_>,
-    ) -> impl Future<Output = Result<Admission, IngestOutcome>> {
-        Ingest::begin(self, head)
-    }
-
-    fn finish(
-        &self,
-        admission: Admission,
-        content_type_is_json: bool,
-        body: BodyRead<'_>,
-    ) -> impl Future<Output = IngestOutcome> {
-        Ingest::finish(self, admission, content_type_is_json, body)
-    }
-
-    fn body_limit(&self) -> usize {
-        self.config.body_limit
-    }
-}
-
-impl<P: IngestPipeline + Send + Sync> IngestPipeline for std::sync::Arc<P> {
-    fn begin(
-        &self,
-        head: IngestHead<'_>,
-    ) -> impl Future<Output = Result<Admission, IngestOutcome>> {
-        P::begin(self, head)
-    }
-
-    fn finish(
-        &self,
-        admission: Admission,
-        content_type_is_json: bool,
-        body: BodyRead<'_>,
-    ) -> impl Future<Output = IngestOutcome> {
-        P::finish(self, admission, content_type_is_json, body)
-    }
-
-    fn body_limit(&self) -> usize {
-        P::body_limit(self)
-    }
-}
 
 #[derive(Serialize)]
 struct AcceptedBody {
@@ -109,15 +36,11 @@ struct IgnoredBody {
 }
 
 /// The handler.
-pub(crate) async fn handle<P, S>(
+pub(crate) async fn handle<A: Adapters>(
     request: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState<P, S>>,
-) -> HttpResponse
-where
-    P: IngestPipeline,
-    S: 'static,
-{
+    state: web::Data<AppState<A>>,
+) -> HttpResponse {
     let started = Instant::now();
     let (outcome, response) = run(&request, payload, &state).await;
     state.metrics.observe_ingest(outcome, started.elapsed());
@@ -125,14 +48,11 @@ where
 }
 
 /// Runs one request; returns the metrics label of its outcome and the answer.
-async fn run<P, S>(
+async fn run<A: Adapters>(
     request: &HttpRequest,
     payload: web::Payload,
-    state: &AppState<P, S>,
-) -> (&'static str, HttpResponse)
-where
-    P: IngestPipeline,
-{
+    state: &AppState<A>,
+) -> (&'static str, HttpResponse) {
     let headers = request.headers();
     let webhook_id = request.match_info().get("webhook_id").unwrap_or_default();
     let source_ip = state.client_ip.client_ip(

@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use webhook_domain::ports::OrganizationStore;
+use webhook_domain::ports::{Adapters, OrganizationStore as _};
 
 use crate::AppState;
 use crate::problem::{ErrorChain, Problem};
@@ -102,12 +102,10 @@ pub(crate) async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: the store answers; 503 `store_unavailable` otherwise.
-pub(crate) async fn readyz<P, S>(state: web::Data<AppState<P, S>>) -> Result<HttpResponse, Problem>
-where
-    P: 'static,
-    S: OrganizationStore + 'static,
-{
-    match state.store.count_organizations().await {
+pub(crate) async fn readyz<A: Adapters>(
+    state: web::Data<AppState<A>>,
+) -> Result<HttpResponse, Problem> {
+    match state.ingest.store.count_organizations().await {
         Ok(_) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = %ErrorChain(&e), "readiness check failed: the store does not answer");
@@ -117,11 +115,7 @@ where
 }
 
 /// `GET /metrics`.
-pub(crate) async fn metrics<P, S>(state: web::Data<AppState<P, S>>) -> HttpResponse
-where
-    P: 'static,
-    S: 'static,
-{
+pub(crate) async fn metrics<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, METRICS_CONTENT_TYPE))
         .body(state.metrics.encode())

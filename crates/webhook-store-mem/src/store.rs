@@ -11,9 +11,9 @@ use webhook_domain::model::{
     InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, Target,
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
 use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, QueueStats, StoreError,
-    TargetStore, TaskQueue, WebhookStore,
+    InvocationLog, OrganizationStore, StoreError, TargetStore, TaskQueue, WebhookStore,
 };
 
 /// The error inside [`StoreError::Unavailable`] while a [`MemoryStore`] is set unavailable.

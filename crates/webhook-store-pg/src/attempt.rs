@@ -18,8 +18,8 @@ use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use time::OffsetDateTime;
+use webhook_domain::model::Lease;
 use webhook_domain::model::TaskStatus;
-use webhook_domain::ports::Lease;
 
 use crate::rows::AttemptRow;
 

@@ -17,9 +17,9 @@ use webhook_domain::model::{
     OrganizationId, OutcomeFilter, Page, PageRequest, Target, TargetId, Task, TaskFilter, TaskId,
     TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
 use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, InvocationLog, Lease, OrganizationStore, QueueStats, StoreError,
-    TargetStore, TaskQueue, WebhookStore,
+    InvocationLog, OrganizationStore, StoreError, TargetStore, TaskQueue, WebhookStore,
 };
 
 use crate::PgStore;

@@ -18,16 +18,16 @@ use webhook_domain::model::PublicUrl;
 /// variables, then the TOML file given with `--config`, then defaults.
 #[derive(Debug, Parser)]
 #[command(name = "webhookd", version, about, long_about)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(flatten)]
-    pub(crate) settings: Settings,
+    pub settings: Settings,
     #[command(subcommand)]
-    pub(crate) command: Option<Command>,
+    pub command: Option<Command>,
 }
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Serve the ingest endpoint and the management API (the default).
     Serve,
     /// Apply pending database migrations, then exit.
@@ -42,7 +42,7 @@ pub(crate) enum Command {
 
 /// `webhookd org …`
 #[derive(Debug, Subcommand)]
-pub(crate) enum OrgCommand {
+pub enum OrgCommand {
     /// Create an organization and its first admin API key; prints
     /// `{"organization":{…},"api_key":"…"}` on stdout.
     Create {
@@ -54,7 +54,7 @@ pub(crate) enum OrgCommand {
 
 /// `webhookd api-key …`
 #[derive(Debug, Subcommand)]
-pub(crate) enum ApiKeyCommand {
+pub enum ApiKeyCommand {
     /// Create an API key in an organization; prints the key (shown only this once) as JSON on
     /// stdout.
     Create {
@@ -72,7 +72,7 @@ pub(crate) enum ApiKeyCommand {
 
 /// An API key's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum KeyRole {
+pub enum KeyRole {
     /// Reads and manages everything of its organization.
     Admin,
     /// Reads everything, changes nothing.
@@ -81,7 +81,7 @@ pub(crate) enum KeyRole {
 
 impl KeyRole {
     /// The role's name in the management API.
-    pub(crate) const fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Admin => "admin",
             Self::Viewer => "viewer",
@@ -92,7 +92,7 @@ impl KeyRole {
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Readable lines.
     #[default]
     Human,
@@ -102,19 +102,19 @@ pub(crate) enum LogFormat {
 
 /// The settings, as flags and environment variables. Every one may also be set in the file.
 #[derive(Debug, Default, Args)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// TOML configuration file; flags and environment variables override it.
     #[arg(long, global = true, env = "WEBHOOKD_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, global = true, env = "WEBHOOKD_LISTEN", value_name = "ADDR")]
-    pub(crate) listen: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
     /// Externally reachable base URL; webhook URLs are built on it [default: http://<listen>].
     #[arg(long, global = true, env = "WEBHOOKD_PUBLIC_URL", value_name = "URL")]
-    pub(crate) public_url: Option<String>,
+    pub public_url: Option<String>,
     /// Directory of the embedded SQLite database and the master key [default: ./webhookd-data].
     #[arg(long, global = true, env = "WEBHOOKD_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// PostgreSQL URL (postgres://…); without it the embedded SQLite database is used.
     #[arg(
         long,
@@ -123,10 +123,10 @@ pub(crate) struct Settings {
         value_name = "URL",
         hide_env_values = true
     )]
-    pub(crate) database_url: Option<String>,
+    pub database_url: Option<String>,
     /// Largest accepted event body, in bytes or with a unit (512KiB, 1MiB) [default: 1MiB].
     #[arg(long, global = true, env = "WEBHOOKD_BODY_LIMIT", value_name = "SIZE", value_parser = parse_size)]
-    pub(crate) body_limit: Option<usize>,
+    pub body_limit: Option<usize>,
     /// A proxy network (CIDR) whose X-Forwarded-For is believed; repeat for several.
     #[arg(
         long,
@@ -135,7 +135,7 @@ pub(crate) struct Settings {
         value_name = "CIDR",
         value_delimiter = ','
     )]
-    pub(crate) trusted_proxy: Vec<IpNet>,
+    pub trusted_proxy: Vec<IpNet>,
     /// Allow delivery to private, loopback and link-local addresses [default: false].
     #[arg(
         long,
@@ -145,7 +145,7 @@ pub(crate) struct Settings {
         num_args = 0..=1,
         default_missing_value = "true"
     )]
-    pub(crate) allow_private_targets: Option<bool>,
+    pub allow_private_targets: Option<bool>,
     /// Master key sealing secrets at rest, 32 bytes in base64 [default: <data-dir>/master.key,
     /// created on first start].
     #[arg(
@@ -155,10 +155,10 @@ pub(crate) struct Settings {
         value_name = "BASE64",
         hide_env_values = true
     )]
-    pub(crate) master_key: Option<String>,
+    pub master_key: Option<String>,
     /// Log format [default: human].
     #[arg(long, global = true, env = "WEBHOOKD_LOG_FORMAT", value_enum)]
-    pub(crate) log_format: Option<LogFormat>,
+    pub log_format: Option<LogFormat>,
     /// Days invocation logs are kept before they are purged [default: 30].
     #[arg(
         long,
@@ -166,10 +166,10 @@ pub(crate) struct Settings {
         env = "WEBHOOKD_RETENTION_DAYS",
         value_name = "DAYS"
     )]
-    pub(crate) retention_days: Option<u32>,
+    pub retention_days: Option<u32>,
     /// HTTP worker threads [default: number of CPU cores].
     #[arg(long, global = true, env = "WEBHOOKD_WORKERS", value_name = "N")]
-    pub(crate) workers: Option<usize>,
+    pub workers: Option<usize>,
     /// Do not deliver tasks from this node: ingest and the API only [default: false].
     #[arg(
         long,
@@ -179,7 +179,7 @@ pub(crate) struct Settings {
         num_args = 0..=1,
         default_missing_value = "true"
     )]
-    pub(crate) no_dispatch: Option<bool>,
+    pub no_dispatch: Option<bool>,
     /// Most deliveries in progress at once on this node [default: 64].
     #[arg(
         long,
@@ -187,7 +187,7 @@ pub(crate) struct Settings {
         env = "WEBHOOKD_DISPATCH_CONCURRENCY",
         value_name = "N"
     )]
-    pub(crate) dispatch_concurrency: Option<usize>,
+    pub dispatch_concurrency: Option<usize>,
     /// Most deliveries in progress at once to one target, per node [default: 4].
     #[arg(
         long,
@@ -195,7 +195,7 @@ pub(crate) struct Settings {
         env = "WEBHOOKD_DISPATCH_PER_TARGET",
         value_name = "N"
     )]
-    pub(crate) dispatch_per_target: Option<usize>,
+    pub dispatch_per_target: Option<usize>,
     /// Longest a delivery attempt may take, in seconds, connecting included [default: 15].
     #[arg(
         long,
@@ -203,11 +203,11 @@ pub(crate) struct Settings {
         env = "WEBHOOKD_DELIVERY_TIMEOUT",
         value_name = "SECONDS"
     )]
-    pub(crate) delivery_timeout: Option<u64>,
+    pub delivery_timeout: Option<u64>,
     /// Delivery attempts per task, the first included, before it fails; a manual retry grants
     /// as many again [default: 8].
     #[arg(long, global = true, env = "WEBHOOKD_MAX_ATTEMPTS", value_name = "N")]
-    pub(crate) max_attempts: Option<u32>,
+    pub max_attempts: Option<u32>,
 }
 
 /// The TOML file: the same settings, snake case.
@@ -242,35 +242,35 @@ enum SizeSetting {
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) listen: SocketAddr,
+pub struct Config {
+    pub listen: SocketAddr,
     /// `None`: `http://` and the address listened on.
-    pub(crate) public_url: Option<PublicUrl>,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) database_url: Option<String>,
-    pub(crate) body_limit: usize,
-    pub(crate) trusted_proxies: Vec<IpNet>,
-    pub(crate) allow_private_targets: bool,
-    pub(crate) master_key: Option<String>,
-    pub(crate) log_format: LogFormat,
-    pub(crate) retention_days: u32,
-    pub(crate) workers: usize,
-    pub(crate) dispatch: DispatchSettings,
+    pub public_url: Option<PublicUrl>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub body_limit: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allow_private_targets: bool,
+    pub master_key: Option<String>,
+    pub log_format: LogFormat,
+    pub retention_days: u32,
+    pub workers: usize,
+    pub dispatch: DispatchSettings,
 }
 
 /// How this node delivers tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DispatchSettings {
+pub struct DispatchSettings {
     /// Whether this node delivers at all.
-    pub(crate) enabled: bool,
+    pub enabled: bool,
     /// Most deliveries in progress at once on this node.
-    pub(crate) concurrency: usize,
+    pub concurrency: usize,
     /// Most deliveries in progress at once to one target on this node.
-    pub(crate) per_target: usize,
+    pub per_target: usize,
     /// Longest one attempt may take.
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
     /// Attempts per task and delivery round, the first included.
-    pub(crate) max_attempts: u32,
+    pub max_attempts: u32,
 }
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -283,9 +283,35 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// Longest accepted delivery timeout: a lease must outlast an attempt.
 const MAX_DELIVERY_TIMEOUT_SECS: u64 = 600;
 
+impl Default for Config {
+    /// What a node runs with when nothing is configured (workers: one per core).
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            public_url: None,
+            data_dir: PathBuf::from("webhookd-data"),
+            database_url: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            trusted_proxies: Vec::new(),
+            allow_private_targets: false,
+            master_key: None,
+            log_format: LogFormat::default(),
+            retention_days: DEFAULT_RETENTION_DAYS,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            dispatch: DispatchSettings {
+                enabled: true,
+                concurrency: DEFAULT_DISPATCH_CONCURRENCY,
+                per_target: DEFAULT_DISPATCH_PER_TARGET,
+                timeout: Duration::from_secs(DEFAULT_DELIVERY_TIMEOUT_SECS),
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
+            },
+        }
+    }
+}
+
 impl Config {
     /// The configured public URL, or `http://{address}` (loopback for an unspecified address).
-    pub(crate) fn public_url_for(&self, address: SocketAddr) -> anyhow::Result<PublicUrl> {
+    pub fn public_url_for(&self, address: SocketAddr) -> anyhow::Result<PublicUrl> {
         if let Some(url) = &self.public_url {
             return Ok(url.clone());
         }
@@ -299,7 +325,7 @@ impl Config {
     }
 
     /// Merges `settings` over the file they name (if any) over the defaults.
-    pub(crate) fn load(settings: Settings) -> anyhow::Result<Self> {
+    pub fn load(settings: Settings) -> anyhow::Result<Self> {
         let file = match &settings.config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
@@ -405,7 +431,7 @@ fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
 
 /// A size in bytes: a number, optionally followed by `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`
 /// (case-insensitive; `k`, `m`, `g` count in 1024s).
-pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -3,12 +3,16 @@
 use std::time::Duration;
 
 use uuid::Uuid;
-use webhook_dispatch::DeliveryConfig;
+use webhook_dispatch::{DeliveryConfig, OutboundGuard, OutboundPolicy};
+use webhook_domain::model::QueueStats;
 use webhook_domain::model::{ApiKeyId, DeliveryAttempt, PublicUrl, Role, TaskStatus};
-use webhook_domain::ports::{Clock as _, InvocationLog as _, QueueStats, TaskQueue as _};
+use webhook_domain::ports::{Clock as _, InvocationLog as _, TaskQueue as _};
 use webhook_domain::rules::RetryPolicy;
-use webhook_domain::service::manage::{Caller, Management};
+use webhook_domain::service::manage::Caller;
 use webhook_store_mem::MemoryStore;
+use webhook_system::MasterKey;
+use webhookd::config::Config;
+use webhookd::{Node, NodeParts};
 
 use crate::support::{
     Reply, TargetServer, World, clock, closed_port, delivery_config, dispatch_config, dispatcher,
@@ -261,15 +265,18 @@ async fn a_retry_by_hand_grants_the_whole_schedule_again() {
     let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
     let config = dispatch_config();
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
-    let board = Management {
-        store: store.clone(),
-        sealer: (),
-        hasher: (),
-        clock: clock.clone(),
-        entropy: (),
-        endpoints: (),
-        public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
-    };
+    let node = Node::build(
+        &Config::default(),
+        NodeParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            endpoints: OutboundGuard(OutboundPolicy::default()),
+            master_key: MasterKey::from_bytes([3; 32]),
+            public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
+        },
+    )
+    .unwrap();
+    let board = &node.manage.management;
     let operator = Caller {
         organization_id: world.organization.id,
         role: Role::Admin,

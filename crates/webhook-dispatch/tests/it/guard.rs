@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use webhook_dispatch::{DeliveryConfig, HttpDelivery, OutboundPolicy};
+use webhook_domain::model::{DeliveryFailure, DeliveryReport};
 use webhook_domain::model::{EndpointUrl, TaskStatus};
-use webhook_domain::ports::{Clock as _, DeliveryFailure, DeliveryReport, TargetDelivery as _};
+use webhook_domain::ports::{Clock as _, TargetDelivery as _};
 use webhook_store_mem::MemoryStore;
 
 use crate::support::{

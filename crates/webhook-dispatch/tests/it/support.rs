@@ -22,8 +22,8 @@ use webhook_domain::model::{EndpointUrl, Organization, Secret, Target, Task, Tim
 use webhook_domain::ports::{Clock as _, SecretSealer as _, Store};
 use webhook_domain::rules::RetryPolicy;
 use webhook_store_contract::fixtures;
-use webhook_store_mem::ManualClock;
-use webhook_system::{MasterKey, RingSealer, SystemClock, SystemEntropy};
+use webhook_system::{ManualClock, MasterKey, RingSealer, SystemClock, SystemEntropy};
+use webhookd::NodeAdapters;
 
 /// What the target answers to one request.
 #[derive(Debug, Clone)]
@@ -332,10 +332,10 @@ pub(crate) fn dispatch_config() -> DispatchConfig {
     }
 }
 
-pub(crate) type TestDispatcher<S> =
-    Dispatcher<S, HttpDelivery, RingSealer, ManualClock, SystemEntropy>;
+/// A dispatcher of the binary's composition over store `S` with a manual clock.
+pub(crate) type TestDispatcher<S> = Dispatcher<NodeAdapters<S, ManualClock>>;
 
-pub(crate) fn dispatcher<S: Store + 'static>(
+pub(crate) fn dispatcher<S: Store + Clone + 'static>(
     store: S,
     clock: &ManualClock,
     delivery: DeliveryConfig,

@@ -1,7 +1,9 @@
 //! Entities and value types of the webhook domain.
 
+mod delivery;
 mod event_type;
 mod ids;
+mod ingest;
 mod invocation;
 mod organization;
 mod page;
@@ -12,8 +14,12 @@ mod timestamp;
 mod validated;
 mod webhook;
 
+pub use delivery::{
+    AttemptVerdict, ClaimedTask, DeliveryFailure, DeliveryReport, Lease, QueueStats,
+};
 pub use event_type::{EventTypePattern, EventTypes, InvalidEventTypePattern};
 pub use ids::{ApiKeyId, IdParseError, InvocationId, OrganizationId, TargetId, TaskId, WebhookId};
+pub use ingest::{CoalescedReason, CoalescedRejection, IngestRoute, RateRequest, Stale};
 pub use invocation::{
     DeliveryAttempt, InvalidPayload, Invocation, InvocationOutcome, OutcomeFilter, Payload,
     PayloadFields, TargetResponse,

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::model::Timestamp;
-use crate::ports::{AttemptVerdict, DeliveryFailure, DeliveryReport};
+use crate::model::{AttemptVerdict, DeliveryFailure, DeliveryReport};
 
 /// How often and how far apart a task's delivery is attempted in one round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
-    InvalidPayload, Invocation, InvocationId, InvocationOutcome, Payload, Task, TaskId, TaskSource,
-    TaskStatus, Timestamp, WebhookId, WebhookStatus,
+    CoalescedReason, CoalescedRejection, IngestRoute, InvalidPayload, Invocation, InvocationId,
+    InvocationOutcome, Payload, RateRequest, Task, TaskId, TaskSource, TaskStatus, Timestamp,
+    WebhookId, WebhookStatus,
 };
 use crate::ports::{
-    Clock, CoalescedReason, CoalescedRejection, Entropy, IngestRoute, InvocationLog, RateLimiter,
-    RateRequest, RejectionCounter, StoreError, WebhookResolver,
+    Adapters, Clock as _, InvocationLog as _, Notifier as _, RateLimiter as _,
+    RejectionCounter as _, StoreError, WebhookResolver as _,
 };
 use crate::rules::{RateDecision, RateScope, RateStatus};
 use crate::service::time_ordered_id;
@@ -173,27 +174,33 @@ impl IngestOutcome {
     }
 }
 
-/// The ingest use case over its ports.
-#[derive(Debug)]
-pub struct Ingest<R, L, S, C, K, E> {
-    pub resolver: R,
-    pub limiter: L,
-    pub log: S,
-    pub rejections: C,
-    pub clock: K,
-    pub entropy: E,
+/// The ingest use case over a node's [`Adapters`].
+pub struct Ingest<A: Adapters> {
+    pub resolver: A::Resolver,
+    pub limiter: A::Limiter,
+    pub store: A::Store,
+    pub rejections: A::Rejections,
+    pub clock: A::Clock,
+    pub entropy: A::Entropy,
+    /// Told when a task is committed, so delivery starts at once.
+    pub notifier: A::Notifier,
     pub config: IngestConfig,
 }
 
-impl<R, L, S, C, K, E> Ingest<R, L, S, C, K, E>
-where
-    R: WebhookResolver,
-    L: RateLimiter,
-    S: InvocationLog,
-    C: RejectionCounter,
-    K: Clock,
-    E: Entropy,
-{
+impl<A: Adapters> std::fmt::Debug for Ingest<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Adapters> Ingest<A> {
+    /// The largest body accepted, in bytes.
+    pub const fn body_limit(&self) -> usize {
+        self.config.body_limit
+    }
+
     /// Steps 1 to 5: the webhook exists, is not deleted, is not disabled, both rate limits
     /// admit the request, and the secret matches.
     pub async fn begin(&self, head: IngestHead<'_>) -> Result<Admission, IngestOutcome> {
@@ -346,7 +353,7 @@ where
             target_response: None,
         };
         if !route.event_types.selects(event_type.as_deref()) {
-            return match self.log.record_invocation(&invocation, None).await {
+            return match self.store.record_invocation(&invocation, None).await {
                 Ok(()) => IngestOutcome::Ignored {
                     invocation_id,
                     rate,
@@ -381,12 +388,15 @@ where
             created_at: received_at,
             updated_at: received_at,
         };
-        match self.log.record_invocation(&invocation, Some(&task)).await {
-            Ok(()) => IngestOutcome::Accepted {
-                invocation_id,
-                task_id,
-                rate,
-            },
+        match self.store.record_invocation(&invocation, Some(&task)).await {
+            Ok(()) => {
+                self.notifier.task_queued();
+                IngestOutcome::Accepted {
+                    invocation_id,
+                    task_id,
+                    rate,
+                }
+            }
             Err(e) => IngestOutcome::rejected(IngestRejection::StoreUnavailable(e)),
         }
     }
@@ -430,7 +440,7 @@ where
             test: admission.test,
             target_response: None,
         };
-        let unlogged = self.log.record_invocation(&invocation, None).await.err();
+        let unlogged = self.store.record_invocation(&invocation, None).await.err();
         IngestOutcome::Rejected {
             rejection,
             unlogged,

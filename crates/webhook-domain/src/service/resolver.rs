@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::model::WebhookId;
-use crate::ports::{
-    IngestRoute, OrganizationStore, SecretSealer, StoreError, WebhookResolver, WebhookStore,
-};
+use crate::model::{IngestRoute, WebhookId};
+use crate::ports::{OrganizationStore, SecretSealer, StoreError, WebhookResolver, WebhookStore};
 
 /// A [`WebhookResolver`] that reads the webhook and its organization on every call. Put a cache
 /// in front of it on the hot path.

@@ -4,12 +4,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::model::Page;
 use webhook_domain::service::manage::{NewApiKey, OrganizationPatch};
 
+use webhook_domain::ports::Adapters;
+
+use super::ManageState;
 use super::dto::{
     ApiKeyList, ApiKeyOut, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
-use super::{ManageContext, caller, created, openapi_json, writer};
+use super::{caller, created, openapi_json, writer};
 
 /// Create an API key; the key is in the answer, once.
 #[utoipa::path(
@@ -24,8 +27,8 @@ use super::{ManageContext, caller, created, openapi_json, writer};
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn create_key<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn create_key<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -52,8 +55,8 @@ pub(crate) async fn create_key<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list_keys<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn list_keys<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
@@ -78,8 +81,8 @@ pub(crate) async fn list_keys<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn delete_key<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn delete_key<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -97,8 +100,8 @@ pub(crate) async fn delete_key<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn organization<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn organization<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
@@ -119,8 +122,8 @@ pub(crate) async fn organization<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn patch_organization<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn patch_organization<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -130,9 +133,8 @@ pub(crate) async fn patch_organization<A: ManageContext>(
         name: body.name,
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let changed = ctx.management().update_organization(&caller, patch).await?;
-    ctx.invalidate(changed.stale);
-    Ok(HttpResponse::Ok().json(OrganizationOut::from(changed.value)))
+    let organization = ctx.management().update_organization(&caller, patch).await?;
+    Ok(HttpResponse::Ok().json(OrganizationOut::from(organization)))
 }
 
 /// This document: the `OpenAPI` 3.1 description of the management API. No key needed.
@@ -144,7 +146,7 @@ pub(crate) async fn patch_organization<A: ManageContext>(
     clippy::extra_unused_type_parameters,
     reason = "every route is registered as `handler::<A>`"
 )]
-pub(crate) async fn openapi<A: ManageContext>() -> HttpResponse {
+pub(crate) async fn openapi<A: Adapters>() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(openapi_json())

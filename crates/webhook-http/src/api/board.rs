@@ -4,13 +4,16 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::service::manage::page_request;
 
+use webhook_domain::ports::Adapters;
+
+use super::ManageState;
 use super::dto::{
     InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskOut, TaskQuery,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
 use super::targets::parse_limit;
-use super::{ManageContext, caller, writer};
+use super::{caller, writer};
 
 /// A webhook's invocations, newest first, optionally filtered by outcome.
 #[utoipa::path(
@@ -25,8 +28,8 @@ use super::{ManageContext, caller, writer};
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn invocations<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn invocations<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -52,8 +55,8 @@ pub(crate) async fn invocations<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn invocation<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn invocation<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -74,8 +77,8 @@ pub(crate) async fn invocation<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn tasks<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn tasks<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
@@ -100,8 +103,8 @@ pub(crate) async fn tasks<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn task<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn task<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -127,8 +130,8 @@ pub(crate) async fn task<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn patch_task<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn patch_task<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
@@ -160,8 +163,8 @@ pub(crate) async fn patch_task<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn retry_task<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn retry_task<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

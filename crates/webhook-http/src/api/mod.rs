@@ -2,13 +2,12 @@
 //! API keys and the organization, authenticated with `Authorization: Bearer <api key>`, and its
 //! `OpenAPI` 3.1 document at `/api/v1/openapi.json`.
 //!
-//! Mount it with [`configure`] and a [`ManageContext`] (for instance a [`ManageState`]) in the
-//! app data:
+//! Mount it with [`configure`] and a [`ManageState`] in the app data:
 //!
 //! ```text
 //! App::new()
 //!     .app_data(web::Data::new(manage_state))
-//!     .configure(webhook_http::api::configure::<MyManageState>)
+//!     .configure(webhook_http::api::configure::<MyAdapters>)
 //! ```
 //!
 //! Every route is declared once, in the `routes!` list below, which registers it and puts it in
@@ -23,91 +22,49 @@ mod targets;
 mod webhooks;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
-use webhook_domain::ports::{Clock, EndpointGuard, Entropy, KeyHasher, SecretSealer, Store};
-use webhook_domain::service::manage::{Caller, Management, Stale, TestSender};
+use webhook_domain::ports::Adapters;
+use webhook_domain::service::Ingest;
+use webhook_domain::service::manage::{Caller, Management};
 
 pub use dto::*;
 pub use error::{ApiError, ProblemBody};
 
-/// What the management handlers need: the use cases, the ingest pipeline for test events, and
-/// the cache of ingest routes to invalidate after changes.
-pub trait ManageContext: 'static {
-    type Store: Store;
-    type Sealer: SecretSealer;
-    type Hasher: KeyHasher;
-    type Clock: Clock;
-    type Entropy: Entropy;
-    type Guard: EndpointGuard;
-    type Tester: TestSender;
+/// What the management handlers share: the use cases, and the node's ingest, through which
+/// test events run.
+pub struct ManageState<A: Adapters> {
+    pub management: Management<A>,
+    pub ingest: Arc<Ingest<A>>,
+}
 
+impl<A: Adapters> std::fmt::Debug for ManageState<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManageState").finish_non_exhaustive()
+    }
+}
+
+impl<A: Adapters> ManageState<A> {
     /// The management use cases.
-    fn management(&self) -> &ManagementOf<Self>;
-
-    /// Runs test events through the real ingest pipeline.
-    fn tester(&self) -> &Self::Tester;
-
-    /// Drops cached ingest routes that a change made stale; called before the answer is sent.
-    fn invalidate(&self, stale: Stale);
-}
-
-/// The use cases of a [`ManageContext`].
-pub type ManagementOf<A> = Management<
-    <A as ManageContext>::Store,
-    <A as ManageContext>::Sealer,
-    <A as ManageContext>::Hasher,
-    <A as ManageContext>::Clock,
-    <A as ManageContext>::Entropy,
-    <A as ManageContext>::Guard,
->;
-
-/// A ready [`ManageContext`]: the use cases, a [`TestSender`] (the node's ingest, e.g. in an
-/// `Arc`) and a function that invalidates cached ingest routes.
-#[derive(Debug)]
-pub struct ManageState<S, K, H, C, E, G, T, F> {
-    pub management: Management<S, K, H, C, E, G>,
-    pub tester: T,
-    pub invalidate: F,
-}
-
-impl<S, K, H, C, E, G, T, F> ManageContext for ManageState<S, K, H, C, E, G, T, F>
-where
-    S: Store + 'static,
-    K: SecretSealer + 'static,
-    H: KeyHasher + 'static,
-    C: Clock + 'static,
-    E: Entropy + 'static,
-    G: EndpointGuard + 'static,
-    T: TestSender + 'static,
-    F: Fn(Stale) + 'static,
-{
-    type Store = S;
-    type Sealer = K;
-    type Hasher = H;
-    type Clock = C;
-    type Entropy = E;
-    type Guard = G;
-    type Tester = T;
-
-    fn management(&self) -> &Management<S, K, H, C, E, G> {
+    pub fn management(&self) -> &Management<A> {
         &self.management
     }
 
-    fn tester(&self) -> &T {
-        &self.tester
-    }
-
-    fn invalidate(&self, stale: Stale) {
-        (self.invalidate)(stale);
+    /// The ingest pipeline test events run through.
+    pub fn tester(&self) -> &Ingest<A> {
+        &self.ingest
     }
 }
 
 /// The caller of a request: a valid API key is required.
-async fn caller<A: ManageContext>(ctx: &A, request: &HttpRequest) -> Result<Caller, ApiError> {
+async fn caller<A: Adapters>(
+    ctx: &ManageState<A>,
+    request: &HttpRequest,
+) -> Result<Caller, ApiError> {
     let key = input::bearer(request).ok_or_else(|| {
         ApiError::unauthorized("send an API key as `Authorization: Bearer <api key>`")
     })?;
@@ -115,7 +72,10 @@ async fn caller<A: ManageContext>(ctx: &A, request: &HttpRequest) -> Result<Call
 }
 
 /// The caller of a write: a valid admin key is required. Checked before the body is read.
-async fn writer<A: ManageContext>(ctx: &A, request: &HttpRequest) -> Result<Caller, ApiError> {
+async fn writer<A: Adapters>(
+    ctx: &ManageState<A>,
+    request: &HttpRequest,
+) -> Result<Caller, ApiError> {
     let caller = caller(ctx, request).await?;
     caller.require_write()?;
     Ok(caller)
@@ -203,7 +163,7 @@ macro_rules! routes {
         /// Every management route as (lower-case method, path), as registered and documented.
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
-        fn route_table<A: ManageContext>() -> Vec<(&'static str, Route)> {
+        fn route_table<A: Adapters>() -> Vec<(&'static str, Route)> {
             vec![$(($path, web::$method().to($module::$handler::<A>))),*]
         }
 
@@ -259,7 +219,7 @@ routes! {
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
 
 /// Registers every management route. A path's other methods answer 405 problem+json.
-pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
+pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
     let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
     for (path, route) in route_table::<A>() {
         let resource = resources

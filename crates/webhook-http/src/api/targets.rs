@@ -3,10 +3,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::service::manage::{NewTarget, TargetPatch, page_request};
 
+use webhook_domain::ports::Adapters;
+
+use super::ManageState;
 use super::dto::{CreateTarget, CreatedTargetOut, ListQuery, PatchTarget, TargetList, TargetOut};
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::{ManageContext, caller, created, writer};
+use super::{caller, created, writer};
 
 /// Create a target; its signing secret is in the answer, once.
 #[utoipa::path(
@@ -21,8 +24,8 @@ use super::{ManageContext, caller, created, writer};
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn create<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn create<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -53,8 +56,8 @@ pub(crate) async fn create<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn list<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
@@ -76,8 +79,8 @@ pub(crate) async fn list<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn get<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn get<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -101,8 +104,8 @@ pub(crate) async fn get<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn patch<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn patch<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
@@ -132,8 +135,8 @@ pub(crate) async fn patch<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn delete<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn delete<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

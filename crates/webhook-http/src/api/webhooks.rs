@@ -1,10 +1,12 @@
 //! `/api/v1/webhooks`: create, list, read, change, re-key, test and delete webhooks.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use webhook_domain::ports::Adapters;
 use webhook_domain::service::manage::{
-    Changed, CreatedWebhook, NewWebhook, TestResult, WebhookPatch, page_request,
+    CreatedWebhook, NewWebhook, TestResult, WebhookPatch, page_request,
 };
 
+use super::ManageState;
 use super::dto::{
     CreateWebhook, ListQuery, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList,
     WebhookOut, WebhookWithSecret,
@@ -12,19 +14,13 @@ use super::dto::{
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
 use super::targets::parse_limit;
-use super::{ManageContext, caller, created, writer};
+use super::{caller, created, writer};
 
 fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
     WebhookWithSecret {
         secret: created.secret.map(|s| s.expose().to_owned()),
         webhook: WebhookOut::from(created.view),
     }
-}
-
-/// Drops the stale cached route, then hands back the value.
-fn apply<A: ManageContext, T>(ctx: &A, changed: Changed<T>) -> T {
-    ctx.invalidate(changed.stale);
-    changed.value
 }
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
@@ -40,8 +36,8 @@ fn apply<A: ManageContext, T>(ctx: &A, changed: Changed<T>) -> T {
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn create<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn create<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -55,8 +51,7 @@ pub(crate) async fn create<A: ManageContext>(
         generate_secret: body.generate_secret.unwrap_or(false),
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let changed = ctx.management().create_webhook(&caller, new).await?;
-    let out = with_secret(apply(ctx.get_ref(), changed));
+    let out = with_secret(ctx.management().create_webhook(&caller, new).await?);
     Ok(created(
         format!("/api/v1/webhooks/{}", out.webhook.id),
         &out,
@@ -75,8 +70,8 @@ pub(crate) async fn create<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn list<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
@@ -98,8 +93,8 @@ pub(crate) async fn list<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn get<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn get<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -124,8 +119,8 @@ pub(crate) async fn get<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn patch<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn patch<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
@@ -139,8 +134,7 @@ pub(crate) async fn patch<A: ManageContext>(
         status: body.status,
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let changed = ctx.management().update_webhook(&caller, &id, patch).await?;
-    let view = apply(ctx.get_ref(), changed);
+    let view = ctx.management().update_webhook(&caller, &id, patch).await?;
     Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
 }
 
@@ -158,14 +152,13 @@ pub(crate) async fn patch<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn delete<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn delete<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
-    let changed = ctx.management().delete_webhook(&caller, &id).await?;
-    apply(ctx.get_ref(), changed);
+    ctx.management().delete_webhook(&caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -185,19 +178,19 @@ pub(crate) async fn delete<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn rotate_secret<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn rotate_secret<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = writer(ctx.get_ref(), &request).await?;
     let body: RotateSecret = read_json(&request, payload).await?;
-    let changed = ctx
+    let rotated = ctx
         .management()
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
         .await?;
-    let out = with_secret(apply(ctx.get_ref(), changed));
+    let out = with_secret(rotated);
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -217,8 +210,8 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn test<A: ManageContext>(
-    ctx: web::Data<A>,
+pub(crate) async fn test<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
     request: HttpRequest,
     id: web::Path<String>,
     payload: web::Payload,

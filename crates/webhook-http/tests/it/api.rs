@@ -13,11 +13,9 @@
 )]
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer, web};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use webhook_domain::model::{
@@ -27,25 +25,12 @@ use webhook_domain::model::{
 use webhook_domain::ports::{
     EndpointGuard, EndpointRefused, Entropy as _, KeyHasher as _, TaskQueue as _,
 };
-use webhook_domain::service::manage::{Management, Stale};
-use webhook_domain::service::{Ingest, IngestConfig, StoreResolver};
-use webhook_http::api::{self, ManageState, PUBLIC_ROUTES, ROUTES};
-use webhook_http::{AppState, ClientIpPolicy, Metrics};
-use webhook_store_mem::{
-    CacheConfig, CachedResolver, CoalescingCounter, ManualClock, MemoryRateLimiter, MemoryStore,
-};
-use webhook_system::{MasterKey, RingSealer, Sha256KeyHasher, SystemEntropy};
+use webhook_http::api::{PUBLIC_ROUTES, ROUTES};
+use webhook_store_mem::MemoryStore;
+use webhook_system::{ManualClock, MasterKey, Sha256KeyHasher, SystemEntropy};
+use webhookd::NodeParts;
 
-use crate::helpers::{Backend, Resolver, problem};
-
-type AppIngest<S> = Ingest<
-    Resolver<S>,
-    MemoryRateLimiter,
-    S,
-    CoalescingCounter<SystemEntropy>,
-    ManualClock,
-    SystemEntropy,
->;
+use crate::helpers::{Backend, Options, problem, serve_node};
 
 /// An outbound policy without DNS: refuses hosts that are loopback, private, link-local or
 /// unspecified IP literals, and allows every name.
@@ -71,25 +56,8 @@ impl EndpointGuard for LiteralGuard {
     }
 }
 
-fn sealer() -> RingSealer {
-    RingSealer::new(&MasterKey::from_bytes([9; 32]))
-}
-
-fn ingest<S: Backend>(
-    resolver: &Resolver<S>,
-    limiter: &MemoryRateLimiter,
-    store: &S,
-    clock: &ManualClock,
-) -> AppIngest<S> {
-    Ingest {
-        resolver: resolver.clone(),
-        limiter: limiter.clone(),
-        log: store.clone(),
-        rejections: CoalescingCounter::new(SystemEntropy::new()),
-        clock: clock.clone(),
-        entropy: SystemEntropy::new(),
-        config: IngestConfig::default(),
-    }
+fn master_key() -> MasterKey {
+    MasterKey::from_bytes([9; 32])
 }
 
 /// The whole app (ingest and management) on a loopback port, stopped when dropped.
@@ -123,57 +91,14 @@ impl ApiApp {
 impl<S: Backend> ApiApp<S> {
     /// The app over `store`.
     pub(crate) fn start_on(store: S) -> Self {
-        let clock = ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000));
-        let resolver: Resolver<S> = CachedResolver::new(
-            StoreResolver::new(store.clone(), sealer()),
-            clock.clone(),
-            CacheConfig::default(),
-        );
-        let limiter = MemoryRateLimiter::new();
-        let state = web::Data::new(AppState {
-            ingest: ingest(&resolver, &limiter, &store, &clock),
+        let parts = NodeParts {
             store: store.clone(),
-            client_ip: ClientIpPolicy::new(Vec::new()),
-            metrics: Metrics::new(),
-        });
-        let (store2, clock2, resolver2, limiter2) = (
-            store.clone(),
-            clock.clone(),
-            resolver.clone(),
-            limiter.clone(),
-        );
-        let server = HttpServer::new(move || {
-            let invalidating = resolver2.clone();
-            let manage = web::Data::new(ManageState {
-                management: Management {
-                    store: store2.clone(),
-                    sealer: sealer(),
-                    hasher: Sha256KeyHasher,
-                    clock: clock2.clone(),
-                    entropy: SystemEntropy::new(),
-                    endpoints: LiteralGuard,
-                    public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
-                },
-                tester: Arc::new(ingest(&resolver2, &limiter2, &store2, &clock2)),
-                invalidate: Box::new(move |stale| match stale {
-                    Stale::Webhook(id) => invalidating.invalidate(id),
-                    Stale::Organization(id) => invalidating.invalidate_organization(id),
-                }) as Box<dyn Fn(Stale)>,
-            });
-            let state = state.clone();
-            App::new()
-                .app_data(manage)
-                .configure(api::configure::<ManageStateOf<S>>)
-                .configure(|cfg| webhook_http::configure(cfg, &state))
-        })
-        .workers(2)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .expect("bind a loopback port");
-        let address = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
+            clock: ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000)),
+            endpoints: LiteralGuard,
+            master_key: master_key(),
+            public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
+        };
+        let (address, _node, handle) = serve_node(parts, Options::default());
         Self {
             base: format!("http://{address}"),
             store,
@@ -314,17 +239,6 @@ impl<S: Backend> ApiApp<S> {
         request.send().await.unwrap()
     }
 }
-
-type ManageStateOf<S> = ManageState<
-    S,
-    RingSealer,
-    Sha256KeyHasher,
-    ManualClock,
-    SystemEntropy,
-    LiteralGuard,
-    Arc<AppIngest<S>>,
-    Box<dyn Fn(Stale)>,
->;
 
 fn s(value: &Value) -> &str {
     value

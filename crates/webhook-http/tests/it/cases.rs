@@ -134,7 +134,7 @@ pub(crate) async fn disabled_webhooks_are_403_and_counted<S: Backend>(store: S) 
         let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
         assert_eq!((answer.status, answer.code()), (403, "webhook_disabled"));
     }
-    let coalesced = app.rejections.drain();
+    let coalesced = app.rejections().drain();
     assert_eq!(coalesced.len(), 1);
     assert_eq!(coalesced[0].repeat_count, 3);
     assert_eq!(coalesced[0].error_code.as_deref(), Some("webhook_disabled"));
@@ -163,7 +163,7 @@ pub(crate) async fn webhook_rate_limit_is_429_with_headers<S: Backend>(store: S)
     assert!((1..=61).contains(&reset), "{reset}");
     // Counted, not written one by one.
     assert_eq!(app.invocations(&webhook).await.len(), 2);
-    let coalesced = app.rejections.drain();
+    let coalesced = app.rejections().drain();
     assert_eq!(coalesced.len(), 1);
     assert_eq!(coalesced[0].error_code.as_deref(), Some("rate_limited"));
     // Once the window has moved on, requests are admitted again.

@@ -7,20 +7,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer, web};
 use ipnet::IpNet;
 use uuid::Uuid;
+use webhook_dispatch::{OutboundGuard, OutboundPolicy};
+use webhook_domain::model::PublicUrl;
 use webhook_domain::model::{
     EventTypes, Invocation, Name, Organization, OrganizationId, PageRequest, RatePerMinute, Secret,
     Target, TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::ports::{SecretSealer as _, Store};
-use webhook_domain::service::{Ingest, IngestConfig, StoreResolver};
-use webhook_http::{AppState, ClientIpPolicy, Metrics};
-use webhook_store_mem::{
-    CacheConfig, CachedResolver, CoalescingCounter, ManualClock, MemoryRateLimiter,
-};
-use webhook_system::{MasterKey, RingSealer, SystemEntropy};
+use webhook_domain::ports::{EndpointGuard, SecretSealer as _, Store};
+use webhook_domain::service::IngestConfig;
+use webhook_runtime::CoalescingCounter;
+use webhook_system::{ManualClock, MasterKey, RingSealer, SystemEntropy};
+use webhookd::config::Config;
+use webhookd::{Node, NodeAdapters, NodeParts};
 
 /// A store the ingest tests run on, and a way to make it fail.
 pub(crate) trait Backend: Store + Clone + Send + Sync + 'static {
@@ -99,8 +99,6 @@ pub(crate) async fn fresh_sqlite() -> webhook_store_sqlite::SqliteStore {
     .expect("the SQLite store opens")
 }
 
-pub(crate) type Resolver<S> = CachedResolver<StoreResolver<S, RingSealer>, ManualClock>;
-
 /// How to start an app.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -117,19 +115,43 @@ impl Default for Options {
     }
 }
 
+/// A node of the binary's composition over `store`, with a manual clock, serving on a loopback
+/// port with two workers; its address and the handle that stops it.
+pub(crate) fn serve_node<S: Backend, G: EndpointGuard + 'static>(
+    parts: NodeParts<S, ManualClock, G>,
+    options: Options,
+) -> (
+    SocketAddr,
+    Node<NodeAdapters<S, ManualClock, G>>,
+    ServerHandle,
+) {
+    let config = Config {
+        body_limit: options.body_limit,
+        trusted_proxies: options.trusted_proxies,
+        workers: 2,
+        ..Config::default()
+    };
+    let node = Node::build(&config, parts).expect("the node builds");
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind a loopback port");
+    let address = listener.local_addr().expect("a local address");
+    let server = node.http_server(listener).expect("the server starts");
+    let handle = server.handle();
+    tokio::spawn(server);
+    (address, node, handle)
+}
+
 /// The app serving on `127.0.0.1:{port}`, stopped when dropped.
-pub(crate) struct TestApp<S> {
+pub(crate) struct TestApp<S: Backend> {
     pub(crate) address: SocketAddr,
     pub(crate) store: S,
     pub(crate) clock: ManualClock,
-    pub(crate) rejections: CoalescingCounter<SystemEntropy>,
-    pub(crate) resolver: Resolver<S>,
+    pub(crate) node: Node<NodeAdapters<S, ManualClock>>,
     pub(crate) sealer: RingSealer,
     pub(crate) client: reqwest::Client,
     handle: ServerHandle,
 }
 
-impl<S> Drop for TestApp<S> {
+impl<S: Backend> Drop for TestApp<S> {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
     }
@@ -160,53 +182,31 @@ impl<S: Backend> TestApp<S> {
     /// Starts the app over `store`.
     pub(crate) fn start_with(store: S, options: Options) -> Self {
         let clock = ManualClock::new(at(0));
-        let sealer = RingSealer::new(&master_key());
-        let resolver = CachedResolver::new(
-            StoreResolver::new(store.clone(), RingSealer::new(&master_key())),
-            clock.clone(),
-            CacheConfig::default(),
-        );
-        let rejections = CoalescingCounter::new(SystemEntropy::new());
-        let state = web::Data::new(AppState {
-            ingest: Ingest {
-                resolver: resolver.clone(),
-                limiter: MemoryRateLimiter::new(),
-                log: store.clone(),
-                rejections: rejections.clone(),
-                clock: clock.clone(),
-                entropy: SystemEntropy::new(),
-                config: IngestConfig {
-                    body_limit: options.body_limit,
-                },
-            },
+        let parts = NodeParts {
             store: store.clone(),
-            client_ip: ClientIpPolicy::new(options.trusted_proxies),
-            metrics: Metrics::new(),
-        });
-        let server = HttpServer::new(move || {
-            App::new().configure(|cfg| webhook_http::configure(cfg, &state))
-        })
-        .workers(2)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .expect("bind a loopback port");
-        let address = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
+            clock: clock.clone(),
+            endpoints: OutboundGuard(OutboundPolicy::default()),
+            master_key: master_key(),
+            public_url: PublicUrl::parse("http://127.0.0.1").unwrap(),
+        };
+        let (address, node, handle) = serve_node(parts, options);
         Self {
             address,
             store,
             clock,
-            rejections,
-            resolver,
-            sealer,
+            node,
+            sealer: RingSealer::new(&master_key()),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("build a client"),
             handle,
         }
+    }
+
+    /// The rejections counted, not yet written.
+    pub(crate) fn rejections(&self) -> &CoalescingCounter<SystemEntropy> {
+        &self.node.rejections
     }
 
     /// `http://127.0.0.1:{port}{path}`.
@@ -290,7 +290,7 @@ impl<S: Backend> TestApp<S> {
         webhook.status = status;
         webhook.updated_at = at(-50);
         self.store.update_webhook(webhook).await.unwrap();
-        self.resolver.invalidate(webhook.id);
+        self.node.routes.invalidate(webhook.id);
     }
 
     /// A correctly authenticated JSON POST of `body` to `webhook`.

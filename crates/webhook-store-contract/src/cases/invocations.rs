@@ -4,10 +4,11 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use uuid::Uuid;
+use webhook_domain::model::AttemptVerdict;
 use webhook_domain::model::{
     Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
 };
-use webhook_domain::ports::{AttemptVerdict, Store};
+use webhook_domain::ports::Store;
 
 use super::{assert_conflict, assert_not_found};
 use crate::ContractStore;

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use uuid::Uuid;
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
 use webhook_domain::model::{Task, TaskFilter, TaskId, TaskStatus};
-use webhook_domain::ports::{AttemptVerdict, ClaimedTask, Lease, QueueStats, Store};
+use webhook_domain::ports::Store;
 
 use super::{assert_conflict, assert_not_found};
 use crate::ContractStore;

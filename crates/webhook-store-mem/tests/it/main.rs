@@ -1,4 +1,3 @@
-//! Integration tests of the in-memory adapters: the store contract suite and the ingest table.
+//! Integration tests of the in-memory store: the store contract suite.
 
 mod contract;
-mod ingest;

@@ -7,13 +7,12 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use uuid::Uuid;
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
 use webhook_domain::model::{
     Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret,
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp,
 };
-use webhook_domain::ports::{
-    AttemptVerdict, ClaimedTask, Lease, QueueStats, StoreError, TaskQueue,
-};
+use webhook_domain::ports::{StoreError, TaskQueue};
 
 use super::{into_page, overfetch};
 use crate::SqliteStore;

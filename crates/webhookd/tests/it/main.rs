@@ -9,6 +9,7 @@
 mod agent;
 mod daemon;
 mod dispatch;
+mod ingest;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@ use super::{
     Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
 };
 use crate::model::{ApiKey, ApiKeyId, Role, Secret};
-use crate::ports::{Clock, Entropy, KeyHasher, OrganizationStore};
+use crate::ports::{Adapters, Clock, KeyHasher, OrganizationStore};
 use crate::service::random_id;
 
 /// Prefix of generated API keys, so that scanners and people recognize them.
@@ -25,13 +25,7 @@ pub struct CreatedApiKey {
     pub api_key: Secret,
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: OrganizationStore,
-    H: KeyHasher,
-    C: Clock,
-    E: Entropy,
-{
+impl<A: Adapters> Management<A> {
     /// Creates a key in the caller's organization.
     pub async fn create_api_key(
         &self,

@@ -2,7 +2,7 @@
 
 use super::{AuthError, ManageError, Management};
 use crate::model::{ApiKeyId, OrganizationId, Role, Secret};
-use crate::ports::{KeyHasher, OrganizationStore, StoreError};
+use crate::ports::{Adapters, KeyHasher, OrganizationStore, StoreError};
 
 /// Who is calling: the organization and role of a valid API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +23,7 @@ impl Caller {
     }
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: OrganizationStore,
-    H: KeyHasher,
-{
+impl<A: Adapters> Management<A> {
     /// Finds the live key whose hash matches `key` (the text after `Bearer `).
     pub async fn authenticate(&self, key: &str) -> Result<Caller, AuthError> {
         // Generated keys always pass this check; anything else cannot be a stored key.

@@ -2,7 +2,7 @@
 
 use super::{Caller, Invalid, ManageError, Management, parse_id};
 use crate::model::{Invocation, InvocationId, OutcomeFilter, Page, PageRequest, WebhookId};
-use crate::ports::{InvocationLog, WebhookStore};
+use crate::ports::{Adapters, InvocationLog};
 
 /// Reads the `outcome` filter of the invocation log.
 pub fn parse_outcome_filter(text: &str) -> Result<OutcomeFilter, Invalid> {
@@ -14,10 +14,7 @@ pub fn parse_outcome_filter(text: &str) -> Result<OutcomeFilter, Invalid> {
     })
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: InvocationLog + WebhookStore,
-{
+impl<A: Adapters> Management<A> {
     /// One invocation of the caller's organization.
     pub async fn invocation(&self, caller: &Caller, id: &str) -> Result<Invocation, ManageError> {
         let id: InvocationId = parse_id("id", id)?;

@@ -30,40 +30,31 @@ pub use webhooks::{
 use std::str::FromStr;
 
 use crate::model::{
-    Cursor, Name, OrganizationId, PageRequest, PublicUrl, RatePerMinute, Secret, Webhook, WebhookId,
+    Cursor, Name, PageRequest, PublicUrl, RatePerMinute, Secret, Webhook, WebhookId,
 };
-use crate::ports::{Entropy, WebhookStore};
+use crate::ports::{Adapters, Entropy, WebhookStore};
 
-/// The management use cases over their ports.
-#[derive(Debug, Clone)]
-pub struct Management<S, K, H, C, E, G> {
-    pub store: S,
-    pub sealer: K,
-    pub hasher: H,
-    pub clock: C,
-    pub entropy: E,
+/// The management use cases over a node's [`Adapters`].
+pub struct Management<A: Adapters> {
+    pub store: A::Store,
+    pub sealer: A::Sealer,
+    pub hasher: A::Hasher,
+    pub clock: A::Clock,
+    pub entropy: A::Entropy,
     /// Checks target endpoints against outbound policy when they are saved.
-    pub endpoints: G,
+    pub endpoints: A::Endpoints,
+    /// Told of every change that makes cached ingest routes stale.
+    pub notifier: A::Notifier,
     /// Base of the webhook URLs handed out.
     pub public_url: PublicUrl,
 }
 
-/// Which cached ingest routes a change made stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stale {
-    /// This webhook's route.
-    Webhook(WebhookId),
-    /// The routes of every webhook of this organization (its limit changed).
-    Organization(OrganizationId),
-}
-
-/// The result of a write that changed what ingest reads: the adapter MUST drop the `stale`
-/// cached routes before it answers, or ingest keeps using the old settings.
-#[derive(Debug)]
-#[must_use = "the stale ingest routes must be invalidated"]
-pub struct Changed<T> {
-    pub value: T,
-    pub stale: Stale,
+impl<A: Adapters> std::fmt::Debug for Management<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Management")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads an id from a path segment or a body field.
@@ -88,7 +79,7 @@ pub fn page_request(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequ
     Ok(page.after(after))
 }
 
-impl<S: WebhookStore, K, H, C, E, G> Management<S, K, H, C, E, G> {
+impl<A: Adapters> Management<A> {
     /// A webhook of the caller's organization, whatever its status; another organization's
     /// webhook is not found.
     async fn owned(&self, caller: &Caller, id: WebhookId) -> Result<Webhook, ManageError> {

@@ -1,8 +1,9 @@
 //! The caller's organization: its name and its rate limit.
 
-use super::{Caller, Changed, ManageError, Management, Stale, parse_name, parse_rate};
+use super::{Caller, ManageError, Management, parse_name, parse_rate};
 use crate::model::Organization;
-use crate::ports::{Clock, OrganizationStore};
+use crate::model::Stale;
+use crate::ports::{Adapters, Clock, Notifier as _, OrganizationStore};
 
 /// Changes to an organization; absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,11 +12,7 @@ pub struct OrganizationPatch {
     pub rate_limit_per_minute: Option<i64>,
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: OrganizationStore,
-    C: Clock,
-{
+impl<A: Adapters> Management<A> {
     /// The caller's organization.
     pub async fn organization(&self, caller: &Caller) -> Result<Organization, ManageError> {
         Ok(self.store.organization(caller.organization_id).await?)
@@ -26,7 +23,7 @@ where
         &self,
         caller: &Caller,
         patch: OrganizationPatch,
-    ) -> Result<Changed<Organization>, ManageError> {
+    ) -> Result<Organization, ManageError> {
         caller.require_write()?;
         let name = patch
             .name
@@ -46,9 +43,8 @@ where
         }
         organization.updated_at = self.clock.now();
         self.store.update_organization(&organization).await?;
-        Ok(Changed {
-            stale: Stale::Organization(organization.id),
-            value: organization,
-        })
+        self.notifier
+            .routes_changed(Stale::Organization(organization.id));
+        Ok(organization)
     }
 }

@@ -2,7 +2,9 @@
 
 use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id, parse_name};
 use crate::model::{EndpointUrl, Page, PageRequest, Secret, Target, TargetId, TargetKind};
-use crate::ports::{Clock, EndpointGuard, Entropy, SecretSealer, StoreError, TargetStore};
+use crate::ports::{
+    Adapters, Clock, EndpointGuard, Entropy, SecretSealer, StoreError, TargetStore,
+};
 use crate::service::time_ordered_id;
 
 /// Prefix of generated signing secrets (`whsec_` + standard base64 of 32 random bytes, the
@@ -43,14 +45,7 @@ fn parse_endpoint(text: &str) -> Result<EndpointUrl, Invalid> {
     EndpointUrl::parse(text).map_err(|e| Invalid::new("endpoint_url", e))
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: TargetStore,
-    K: SecretSealer,
-    C: Clock,
-    E: Entropy,
-    G: EndpointGuard,
-{
+impl<A: Adapters> Management<A> {
     /// An endpoint that outbound policy allows, or the refusal of `endpoint_url`.
     async fn checked_endpoint(&self, text: &str) -> Result<EndpointUrl, Invalid> {
         let endpoint = parse_endpoint(text)?;

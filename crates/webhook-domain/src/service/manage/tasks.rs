@@ -2,7 +2,7 @@
 
 use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id};
 use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus};
-use crate::ports::{Clock, StoreError, TaskQueue};
+use crate::ports::{Adapters, Clock, StoreError, TaskQueue};
 use crate::rules::task_transition;
 
 /// Reads a task status name, for `field`.
@@ -15,11 +15,7 @@ pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid>
     })
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: TaskQueue,
-    C: Clock,
-{
+impl<A: Adapters> Management<A> {
     /// The board, newest first, filtered by target and status.
     pub async fn tasks(
         &self,

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use super::{Caller, Invalid, ManageError, Management};
 use crate::model::{InvocationId, Payload, TaskId, WebhookId};
-use crate::ports::{
-    Clock, Entropy, InvocationLog, RateLimiter, RejectionCounter, WebhookResolver, WebhookStore,
-};
+use crate::ports::Adapters;
 use crate::service::{BodyRead, Ingest, IngestHead, IngestOutcome, IngestRejection, Sender};
 
 /// The payload sent when the caller gives none.
@@ -24,15 +22,7 @@ pub trait TestSender: Send + Sync {
     ) -> impl Future<Output = IngestOutcome> + Send;
 }
 
-impl<R, L, S, C, K, E> TestSender for Ingest<R, L, S, C, K, E>
-where
-    R: WebhookResolver,
-    L: RateLimiter,
-    S: InvocationLog,
-    C: RejectionCounter,
-    K: Clock,
-    E: Entropy,
-{
+impl<A: Adapters> TestSender for Ingest<A> {
     async fn send_test(&self, webhook_id: WebhookId, payload: &[u8]) -> IngestOutcome {
         let id = webhook_id.to_string();
         let head = IngestHead {
@@ -75,10 +65,7 @@ pub enum TestResult {
     Rejected(IngestRejection),
 }
 
-impl<St, K, H, C, E, G> Management<St, K, H, C, E, G>
-where
-    St: WebhookStore,
-{
+impl<A: Adapters> Management<A> {
     /// Sends `payload` (JSON text of an object; the default test event when `None`) to one of
     /// the caller's webhooks through `sender`.
     pub async fn test_webhook(

@@ -4,14 +4,17 @@
 use std::collections::HashMap;
 
 use super::{
-    Caller, Changed, ConflictCode, Invalid, ManageError, Management, Stale, generate_secret,
-    parse_id, parse_name, parse_rate,
+    Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
+    parse_rate,
 };
+use crate::model::Stale;
 use crate::model::{
     EventTypePattern, EventTypes, Name, OrganizationId, Page, PageRequest, RatePerMinute, Secret,
     TargetId, TargetKind, Webhook, WebhookId, WebhookStatus,
 };
-use crate::ports::{Clock, Entropy, SecretSealer, StoreError, TargetStore, WebhookStore};
+use crate::ports::{
+    Adapters, Clock, Notifier as _, SecretSealer, StoreError, TargetStore, WebhookStore,
+};
 use crate::rules::webhook_transition;
 use crate::service::random_id;
 
@@ -105,19 +108,13 @@ fn deleted_conflict() -> ManageError {
     )
 }
 
-impl<S, K, H, C, E, G> Management<S, K, H, C, E, G>
-where
-    S: WebhookStore + TargetStore,
-    K: SecretSealer,
-    C: Clock,
-    E: Entropy,
-{
+impl<A: Adapters> Management<A> {
     /// Creates a webhook with a random id (its URL is a capability).
     pub async fn create_webhook(
         &self,
         caller: &Caller,
         new: NewWebhook,
-    ) -> Result<Changed<CreatedWebhook>, ManageError> {
+    ) -> Result<CreatedWebhook, ManageError> {
         caller.require_write()?;
         let name = parse_name("name", &new.name)?;
         let target_id: TargetId = parse_id("target_id", &new.target_id)?;
@@ -162,10 +159,9 @@ where
             Err(e) => return Err(e.into()),
         }
         let view = self.view_with(webhook, Some(target));
-        Ok(Changed {
-            stale: Stale::Webhook(view.webhook.id),
-            value: CreatedWebhook { view, secret },
-        })
+        self.notifier
+            .routes_changed(Stale::Webhook(view.webhook.id));
+        Ok(CreatedWebhook { view, secret })
     }
 
     /// One webhook of the caller's organization, tombstones included.
@@ -208,7 +204,7 @@ where
         caller: &Caller,
         id: &str,
         patch: WebhookPatch,
-    ) -> Result<Changed<WebhookView>, ManageError> {
+    ) -> Result<WebhookView, ManageError> {
         caller.require_write()?;
         let id: WebhookId = parse_id("id", id)?;
         let name = patch
@@ -260,10 +256,8 @@ where
         }
         webhook.updated_at = self.clock.now();
         self.write(&webhook).await?;
-        Ok(Changed {
-            stale: Stale::Webhook(webhook.id),
-            value: self.view(webhook).await?,
-        })
+        self.notifier.routes_changed(Stale::Webhook(webhook.id));
+        self.view(webhook).await
     }
 
     /// Replaces a webhook's secret with `secret`, or with a generated one; the new secret is
@@ -273,7 +267,7 @@ where
         caller: &Caller,
         id: &str,
         secret: Option<&str>,
-    ) -> Result<Changed<CreatedWebhook>, ManageError> {
+    ) -> Result<CreatedWebhook, ManageError> {
         caller.require_write()?;
         let id: WebhookId = parse_id("id", id)?;
         let secret = match secret {
@@ -288,21 +282,16 @@ where
         webhook.updated_at = self.clock.now();
         self.write(&webhook).await?;
         let view = self.view(webhook).await?;
-        Ok(Changed {
-            stale: Stale::Webhook(view.webhook.id),
-            value: CreatedWebhook {
-                view,
-                secret: Some(secret),
-            },
+        self.notifier
+            .routes_changed(Stale::Webhook(view.webhook.id));
+        Ok(CreatedWebhook {
+            view,
+            secret: Some(secret),
         })
     }
 
     /// Deletes a webhook: it becomes a tombstone, its URL answers 410 forever.
-    pub async fn delete_webhook(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Changed<()>, ManageError> {
+    pub async fn delete_webhook(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
         caller.require_write()?;
         let id: WebhookId = parse_id("id", id)?;
         let mut webhook = self.owned(caller, id).await?;
@@ -313,10 +302,8 @@ where
             .map_err(|e| ManageError::conflict(ConflictCode::InvalidTransition, e.to_string()))?;
         webhook.updated_at = self.clock.now();
         self.write(&webhook).await?;
-        Ok(Changed {
-            stale: Stale::Webhook(webhook.id),
-            value: (),
-        })
+        self.notifier.routes_changed(Stale::Webhook(webhook.id));
+        Ok(())
     }
 
     async fn write(&self, webhook: &Webhook) -> Result<(), ManageError> {

@@ -1,11 +1,12 @@
-//! [`CachedResolver`]: a time-bounded cache of ingest routes in front of a resolver.
+//! [`CachedResolver`]: a time-bounded cache of ingest routes in front of a resolver, and
+//! [`RouteCache`], the handle that drops its stale entries when a change is announced.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use webhook_domain::model::{OrganizationId, Timestamp, WebhookId};
-use webhook_domain::ports::{Clock, IngestRoute, StoreError, WebhookResolver};
+use webhook_domain::model::{IngestRoute, OrganizationId, Stale, Timestamp, WebhookId};
+use webhook_domain::ports::{Clock, StoreError, WebhookResolver};
 
 /// How long [`CachedResolver`] trusts what it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +36,30 @@ impl Default for CacheConfig {
 /// A [`WebhookResolver`] that remembers routes of `R` for [`CacheConfig::ttl`] and unknown ids
 /// for [`CacheConfig::negative_ttl`]. Errors are never remembered.
 ///
-/// Cheap to clone; clones share the cache. Management code calls
-/// [`CachedResolver::invalidate`] after it updates, disables or deletes a webhook (and after it
-/// creates one, in case its id was remembered as unknown), and
-/// [`CachedResolver::invalidate_organization`] after it changes an organization's limit.
+/// Cheap to clone; clones share the cache. Its [`RouteCache`] handle drops stale entries: the
+/// node's notifier calls it after a webhook is created, updated, disabled or deleted, and after
+/// an organization's limit changes.
 #[derive(Debug)]
 pub struct CachedResolver<R, K> {
-    inner: Arc<Inner<R, K>>,
+    cache: RouteCache,
+    source: Arc<Source<R, K>>,
 }
 
 #[derive(Debug)]
-struct Inner<R, K> {
+struct Source<R, K> {
     resolver: R,
     clock: K,
+}
+
+/// The remembered routes of a [`CachedResolver`], without the resolver behind them: what a
+/// notifier holds to drop stale entries. Cheap to clone; clones share the entries.
+#[derive(Debug, Clone)]
+pub struct RouteCache {
+    inner: Arc<Entries>,
+}
+
+#[derive(Debug)]
+struct Entries {
     config: CacheConfig,
     found: DashMap<WebhookId, (Arc<IngestRoute>, Timestamp)>,
     unknown: DashMap<WebhookId, Timestamp>,
@@ -62,22 +74,39 @@ enum Known {
 impl<R, K> Clone for CachedResolver<R, K> {
     fn clone(&self) -> Self {
         Self {
-            inner: Arc::clone(&self.inner),
+            cache: self.cache.clone(),
+            source: Arc::clone(&self.source),
         }
     }
 }
 
-impl<R: WebhookResolver, K: Clock> CachedResolver<R, K> {
+impl<R, K> CachedResolver<R, K> {
     /// A cache in front of `resolver`, its ages measured with `clock`.
     pub fn new(resolver: R, clock: K, config: CacheConfig) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                resolver,
-                clock,
-                config,
-                found: DashMap::new(),
-                unknown: DashMap::new(),
-            }),
+            cache: RouteCache {
+                inner: Arc::new(Entries {
+                    config,
+                    found: DashMap::new(),
+                    unknown: DashMap::new(),
+                }),
+            },
+            source: Arc::new(Source { resolver, clock }),
+        }
+    }
+
+    /// The handle that drops this cache's stale entries.
+    pub fn cache(&self) -> &RouteCache {
+        &self.cache
+    }
+}
+
+impl RouteCache {
+    /// Drops the entries a change made stale.
+    pub fn invalidate_stale(&self, stale: Stale) {
+        match stale {
+            Stale::Webhook(id) => self.invalidate(id),
+            Stale::Organization(id) => self.invalidate_organization(id),
         }
     }
 
@@ -141,19 +170,20 @@ impl<R: WebhookResolver, K: Clock> CachedResolver<R, K> {
 
 impl<R: WebhookResolver, K: Clock> WebhookResolver for CachedResolver<R, K> {
     async fn resolve(&self, id: WebhookId) -> Result<Option<Arc<IngestRoute>>, StoreError> {
-        let now = self.inner.clock.now();
-        match self.fresh(id, now) {
+        let now = self.source.clock.now();
+        let cache = &self.cache;
+        match cache.fresh(id, now) {
             Some(Known::Found(route)) => return Ok(Some(route)),
             Some(Known::Unknown) => return Ok(None),
             None => {}
         }
-        let resolved = self.inner.resolver.resolve(id).await?;
+        let resolved = self.source.resolver.resolve(id).await?;
         if let Some(route) = &resolved {
-            self.inner.unknown.remove(&id);
-            self.inner.found.insert(id, (Arc::clone(route), now));
+            cache.inner.unknown.remove(&id);
+            cache.inner.found.insert(id, (Arc::clone(route), now));
         } else {
-            self.inner.found.remove(&id);
-            self.remember_unknown(id, now);
+            cache.inner.found.remove(&id);
+            cache.remember_unknown(id, now);
         }
         Ok(resolved)
     }
@@ -167,7 +197,7 @@ mod tests {
     use webhook_domain::model::{EventTypes, RatePerMinute, TargetId, WebhookStatus};
 
     use super::*;
-    use crate::ManualClock;
+    use webhook_system::ManualClock;
 
     /// A resolver over a settable map that counts its calls and can fail.
     #[derive(Debug, Clone, Default)]
@@ -240,7 +270,7 @@ mod tests {
         cache.resolve(one.webhook_id).await.unwrap();
         assert_eq!(calls(&source), 2);
 
-        cache.invalidate(one.webhook_id);
+        cache.cache().invalidate(one.webhook_id);
         cache.resolve(one.webhook_id).await.unwrap();
         assert_eq!(calls(&source), 3);
 
@@ -248,7 +278,7 @@ mod tests {
             cache.resolve(route(n, 0).webhook_id).await.unwrap();
         }
         assert_eq!(calls(&source), 5);
-        cache.invalidate_organization(one.organization_id);
+        cache.cache().invalidate_organization(one.organization_id);
         for n in [1, 2, 3] {
             cache.resolve(route(n, 0).webhook_id).await.unwrap();
         }
@@ -276,11 +306,11 @@ mod tests {
         for n in 2..10 {
             cache.resolve(route(n, 10).webhook_id).await.unwrap();
         }
-        assert!(cache.len() <= 2);
+        assert!(cache.cache().len() <= 2);
 
         // A webhook created meanwhile is found once invalidated.
         source.routes.lock().unwrap().push(route(1, 10));
-        cache.invalidate(unknown);
+        cache.cache().invalidate(unknown);
         assert!(cache.resolve(unknown).await.unwrap().is_some());
     }
 
@@ -300,6 +330,6 @@ mod tests {
         assert_eq!(calls(&source), 2);
         *source.down.lock().unwrap() = false;
         assert_eq!(cache.resolve(id).await.unwrap(), None);
-        assert!(cache.is_empty() || cache.len() == 1);
+        assert!(cache.cache().is_empty() || cache.cache().len() == 1);
     }
 }

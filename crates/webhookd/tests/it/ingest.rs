@@ -1,6 +1,5 @@
-//! The design's ingest table, row by row, on the in-memory adapters: the ingest use case over
-//! a cached store resolver, the memory rate limiter, store and rejection counter, and a manual
-//! clock.
+//! The design's ingest table, row by row, on the ingest use case of a node built as the binary
+//! builds it, over the in-memory store and a manual clock.
 
 #![expect(
     clippy::unwrap_used,
@@ -11,32 +10,29 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use uuid::Uuid;
+use webhook_dispatch::{OutboundGuard, OutboundPolicy};
+use webhook_domain::model::PublicUrl;
 use webhook_domain::model::{
     EventTypes, Invocation, InvocationOutcome, OutcomeFilter, PageRequest, RatePerMinute, Secret,
     Task, TaskFilter, TaskStatus, Webhook, WebhookStatus,
 };
 use webhook_domain::ports::{InvocationLog, SecretSealer, TaskQueue, WebhookStore};
 use webhook_domain::rules::RateScope;
-use webhook_domain::service::{
-    BodyRead, Ingest, IngestConfig, IngestHead, IngestOutcome, IngestRejection, Sender,
-    StoreResolver,
-};
+use webhook_domain::service::{BodyRead, IngestHead, IngestOutcome, IngestRejection, Sender};
+use webhook_runtime::CacheConfig;
 use webhook_store_contract::fixtures::{World, at, rate, webhook};
-use webhook_store_mem::{
-    CacheConfig, CachedResolver, CoalescingCounter, ManualClock, MemoryRateLimiter, MemoryStore,
-};
-use webhook_system::{MasterKey, RingSealer, SystemEntropy};
+use webhook_store_mem::MemoryStore;
+use webhook_system::{ManualClock, MasterKey, RingSealer};
+use webhookd::config::Config;
+use webhookd::{Node, NodeAdapters, NodeParts};
 
 const SECRET: &str = "s3cret-of-the-ci-pipeline";
 const BODY: &[u8] = br#"{"message":"Deploy api to prod","event_type":"deploy.finished"}"#;
 const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 23));
 const BODY_LIMIT: usize = 256;
 
-type Resolver = CachedResolver<StoreResolver<MemoryStore, RingSealer>, ManualClock>;
-type Counter = CoalescingCounter<SystemEntropy>;
-
 struct Harness {
-    ingest: Ingest<Resolver, MemoryRateLimiter, MemoryStore, Counter, ManualClock, SystemEntropy>,
+    node: Node<NodeAdapters<MemoryStore, ManualClock>>,
     store: MemoryStore,
     clock: ManualClock,
     world: World,
@@ -66,8 +62,12 @@ impl Default for Request<'_> {
     }
 }
 
+fn master_key() -> MasterKey {
+    MasterKey::from_bytes([7; 32])
+}
+
 fn sealer() -> RingSealer {
-    RingSealer::new(&MasterKey::from_bytes([7; 32]))
+    RingSealer::new(&master_key())
 }
 
 impl Harness {
@@ -96,24 +96,20 @@ impl Harness {
             .unwrap();
 
         let clock = ManualClock::new(at(1000));
-        let resolver = CachedResolver::new(
-            StoreResolver::new(store.clone(), sealer),
-            clock.clone(),
-            CacheConfig::default(),
-        );
-        let ingest = Ingest {
-            resolver,
-            limiter: MemoryRateLimiter::new(),
-            log: store.clone(),
-            rejections: CoalescingCounter::new(SystemEntropy::new()),
-            clock: clock.clone(),
-            entropy: SystemEntropy::new(),
-            config: IngestConfig {
-                body_limit: BODY_LIMIT,
-            },
+        let config = Config {
+            body_limit: BODY_LIMIT,
+            ..Config::default()
         };
+        let parts = NodeParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            endpoints: OutboundGuard(OutboundPolicy::default()),
+            master_key: master_key(),
+            public_url: PublicUrl::parse("http://127.0.0.1:8080").unwrap(),
+        };
+        let node = Node::build(&config, parts).unwrap();
         Self {
-            ingest,
+            node,
             store,
             clock,
             world,
@@ -132,9 +128,10 @@ impl Harness {
             sender: request.sender,
             event_type: request.event_type,
         };
-        match self.ingest.begin(head).await {
+        match self.node.ingest.begin(head).await {
             Ok(admission) => {
-                self.ingest
+                self.node
+                    .ingest
                     .finish(admission, request.json, request.body)
                     .await
             }
@@ -154,7 +151,7 @@ impl Harness {
             .update_webhook(&self.world.webhook)
             .await
             .unwrap();
-        self.ingest.resolver.invalidate(self.world.webhook.id);
+        self.node.routes.invalidate(self.world.webhook.id);
     }
 
     async fn log(&self) -> Vec<Invocation> {
@@ -260,7 +257,7 @@ async fn disabled_webhook_is_403_even_with_a_wrong_secret_and_is_coalesced() {
     assert_eq!(h.answer(request).await, (403, "webhook_disabled"));
     assert!(h.log().await.is_empty(), "written one by one");
 
-    let written = h.ingest.rejections.flush_into(&h.store).await.unwrap();
+    let written = h.node.rejections.flush_into(&h.store).await.unwrap();
     assert_eq!(written, 1);
     let log = h.log().await;
     assert_eq!(log.len(), 1);
@@ -368,11 +365,11 @@ async fn coalesced_429s_become_one_invocation_with_a_repeat_count() {
 
     // A flush while the store is down writes nothing and loses nothing.
     h.store.set_unavailable(true);
-    assert!(h.ingest.rejections.flush_into(&h.store).await.is_err());
+    assert!(h.node.rejections.flush_into(&h.store).await.is_err());
     h.store.set_unavailable(false);
     assert_eq!(h.log().await.len(), 5);
 
-    assert_eq!(h.ingest.rejections.flush_into(&h.store).await.unwrap(), 1);
+    assert_eq!(h.node.rejections.flush_into(&h.store).await.unwrap(), 1);
     let limited = h
         .store
         .invocations(
@@ -396,7 +393,7 @@ async fn coalesced_429s_become_one_invocation_with_a_repeat_count() {
     );
     assert_eq!(entry.received_at, at(1000).plus(Duration::from_millis(10)));
     assert!(entry.payload.is_none());
-    assert_eq!(h.ingest.rejections.flush_into(&h.store).await.unwrap(), 0);
+    assert_eq!(h.node.rejections.flush_into(&h.store).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -656,7 +653,7 @@ async fn store_unavailable_is_503_and_writes_nothing() {
         }
     ));
     // Nothing cached: the lookup itself fails.
-    h.ingest.resolver.clear();
+    h.node.routes.clear();
     assert_eq!(
         h.answer(Request::default()).await,
         (503, "store_unavailable")
@@ -685,7 +682,7 @@ async fn cached_routes_see_changes_on_invalidation_or_after_the_ttl() {
 
     // This node re-enables it and invalidates: seen at once.
     h.store.update_webhook(&h.world.webhook).await.unwrap();
-    h.ingest.resolver.invalidate(h.world.webhook.id);
+    h.node.routes.invalidate(h.world.webhook.id);
     assert_eq!(h.answer(Request::default()).await, (202, "accepted"));
 
     // A new organization limit is seen once the organization is invalidated.
@@ -694,7 +691,7 @@ async fn cached_routes_see_changes_on_invalidation_or_after_the_ttl() {
     webhook_domain::ports::OrganizationStore::update_organization(&h.store, &org)
         .await
         .unwrap();
-    h.ingest.resolver.invalidate_organization(org.id);
+    h.node.routes.invalidate_organization(org.id);
     assert_eq!(h.answer(Request::default()).await, (429, "rate_limited"));
 }
 

@@ -4,8 +4,9 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
+use webhook_domain::model::RateRequest;
 use webhook_domain::model::{OrganizationId, Timestamp, WebhookId};
-use webhook_domain::ports::{RateLimiter, RateLimiterUnavailable, RateRequest};
+use webhook_domain::ports::{RateLimiter, RateLimiterUnavailable};
 use webhook_domain::rules::{RateDecision, SlidingWindow, decide};
 
 type Window = Arc<Mutex<SlidingWindow>>;

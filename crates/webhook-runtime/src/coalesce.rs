@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use webhook_domain::model::{
-    Invocation, InvocationId, InvocationOutcome, OrganizationId, Timestamp, WebhookId,
+    CoalescedReason, CoalescedRejection, Invocation, InvocationId, InvocationOutcome,
+    OrganizationId, Timestamp, WebhookId,
 };
-use webhook_domain::ports::{
-    CoalescedReason, CoalescedRejection, Entropy, InvocationLog, RejectionCounter, StoreError,
-};
+use webhook_domain::ports::{Entropy, InvocationLog, RejectionCounter, StoreError};
 use webhook_domain::service::time_ordered_id;
 
 /// What one log entry is about: the same webhook, reason and test flag.

@@ -1,0 +1,78 @@
+//! What delivery works with besides the entities: a lease on a claimed task, the verdict of an
+//! attempt, what a target answered, and the size of the queue.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{EndpointUrl, SealedSecret, Task, TaskId, Timestamp};
+
+/// Proof that a dispatcher holds a task: the lease is held while `now < until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub task_id: TaskId,
+    pub token: Uuid,
+    pub until: Timestamp,
+}
+
+/// A task handed to a dispatcher, with what it needs to deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTask {
+    pub task: Task,
+    pub lease: Lease,
+    pub endpoint_url: EndpointUrl,
+    pub signing_secret: SealedSecret,
+}
+
+/// What becomes of a task after a delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptVerdict {
+    /// The target answered 2xx: `queued → delivered`.
+    Delivered,
+    /// Try again no earlier than this; the task stays `queued`.
+    RetryAt(Timestamp),
+    /// Permanent refusal or retries exhausted: `queued → failed`.
+    Failed,
+}
+
+/// How many tasks wait for delivery, for the dispatcher's gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Tasks waiting for delivery: `queued`, of a live target with an endpoint (the tasks
+    /// [`TaskQueue::claim_tasks`] may return, leased or not, due or not).
+    pub queued: u64,
+    /// Of those, the tasks whose `next_attempt_at` has come.
+    pub due: u64,
+    /// The earliest `created_at` among them; `None` when none waits.
+    pub oldest_queued_at: Option<Timestamp>,
+}
+
+/// Why a delivery attempt got no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connection(String),
+    /// The endpoint resolves to an address that outbound policy forbids.
+    Blocked(String),
+}
+
+/// What a target answered to one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryReport {
+    /// An HTTP answer.
+    Answered {
+        status_code: u16,
+        /// At most [`crate::model::DeliveryAttempt::EXCERPT_MAX`] bytes of the body.
+        body_excerpt: String,
+        /// The `Retry-After` the target asked for, if any.
+        retry_after: Option<Duration>,
+        latency: Duration,
+    },
+    /// No HTTP answer.
+    Failed {
+        failure: DeliveryFailure,
+        latency: Duration,
+    },
+}

@@ -1,0 +1,108 @@
+//! The first start, and the creation of an organization with its first admin key: on an empty
+//! store, [`Bootstrap::run_once`] creates the default organization and hands back its admin key,
+//! which only the caller (the binary) shows.
+
+use crate::model::{ApiKeyId, Name, Organization, OrganizationId, RatePerMinute, Role, Secret};
+use crate::ports::{Adapters, Clock as _, OrganizationStore as _};
+use crate::service::manage::{Caller, CreatedApiKey, Invalid, ManageError, Management, NewApiKey};
+use crate::service::random_id;
+
+/// The name of the organization a first start creates.
+pub const DEFAULT_ORGANIZATION_NAME: &str = "Default";
+
+/// An organization just created, with its first admin key in clear text (shown once).
+#[derive(Debug)]
+pub struct NewOrganization {
+    pub organization: Organization,
+    pub admin_key: CreatedApiKey,
+}
+
+impl NewOrganization {
+    /// The admin key, to show its owner once.
+    pub fn api_key(&self) -> &Secret {
+        &self.admin_key.api_key
+    }
+}
+
+/// Creates organizations for the operator (the command line and the first start).
+#[derive(Debug)]
+pub struct Bootstrap<'a, A: Adapters> {
+    management: &'a Management<A>,
+}
+
+impl<'a, A: Adapters> Bootstrap<'a, A> {
+    /// Bootstrap through `management`'s adapters.
+    pub const fn new(management: &'a Management<A>) -> Self {
+        Self { management }
+    }
+
+    /// On a store without organizations, creates the default one with its admin key; `None`
+    /// when an organization exists.
+    ///
+    /// # Errors
+    /// The store's errors.
+    pub async fn run_once(&self) -> Result<Option<NewOrganization>, ManageError> {
+        if self.management.store.count_organizations().await? > 0 {
+            return Ok(None);
+        }
+        self.create_organization(DEFAULT_ORGANIZATION_NAME)
+            .await
+            .map(Some)
+    }
+
+    /// Creates an organization with the default limit and its first admin key.
+    ///
+    /// # Errors
+    /// [`ManageError::Invalid`] for a name that is not a name; the store's errors.
+    pub async fn create_organization(&self, name: &str) -> Result<NewOrganization, ManageError> {
+        let management = self.management;
+        let name = Name::parse(name).map_err(|e| Invalid::new("name", e))?;
+        let now = management.clock.now();
+        let organization = Organization {
+            id: OrganizationId::from_uuid(random_id(&management.entropy)),
+            name,
+            rate_limit_per_minute: RatePerMinute::ORGANIZATION_DEFAULT,
+            created_at: now,
+            updated_at: now,
+        };
+        management.store.insert_organization(&organization).await?;
+        let admin_key = management
+            .create_api_key(
+                &self.operator(organization.id),
+                NewApiKey {
+                    name: "admin".to_owned(),
+                    role: Role::Admin.as_str().to_owned(),
+                },
+            )
+            .await?;
+        Ok(NewOrganization {
+            organization,
+            admin_key,
+        })
+    }
+
+    /// Creates an API key in an existing organization, for the operator.
+    ///
+    /// # Errors
+    /// [`ManageError::NotFound`] when the organization does not exist; as
+    /// [`Management::create_api_key`] otherwise.
+    pub async fn create_api_key(
+        &self,
+        organization_id: OrganizationId,
+        new: NewApiKey,
+    ) -> Result<CreatedApiKey, ManageError> {
+        self.management.store.organization(organization_id).await?;
+        self.management
+            .create_api_key(&self.operator(organization_id), new)
+            .await
+    }
+
+    /// The operator, acting as an admin of `organization_id` from the command line.
+    fn operator(&self, organization_id: OrganizationId) -> Caller {
+        Caller {
+            organization_id,
+            role: Role::Admin,
+            key_id: ApiKeyId::from_uuid(random_id(&self.management.entropy)),
+        }
+    }
+}

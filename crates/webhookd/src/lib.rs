@@ -1,0 +1,255 @@
+//! webhookd as a library: its configuration, and [`Node`], the one composition root through
+//! which the binary, the end-to-end tests and the benches build a node. The binary (`main.rs`)
+//! only parses the command line, calls these, and prints what they return.
+
+pub mod config;
+mod node;
+
+use std::net::TcpListener;
+
+use anyhow::{Context as _, anyhow};
+use webhook_domain::model::{OrganizationId, PublicUrl};
+use webhook_domain::ports::Store;
+use webhook_domain::service::NewOrganization;
+use webhook_domain::service::manage::{CreatedApiKey, NewApiKey};
+use webhook_store_pg::{PgStore, PgStoreOptions};
+use webhook_store_sqlite::{SqliteOptions, SqliteStore};
+use webhook_system::MasterKey;
+
+pub use node::{Node, NodeAdapters, NodeParts, outbound_policy};
+
+use crate::config::Config;
+
+/// The store `config` names: PostgreSQL with a database URL, else SQLite in the data directory.
+#[derive(Debug)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens (and migrates) the configured store.
+    ///
+    /// # Errors
+    /// When the data directory cannot be made or the store cannot be opened.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        if let Some(url) = &config.database_url {
+            let store = PgStore::connect(url, PgStoreOptions::default())
+                .await
+                .context("connecting to PostgreSQL")?;
+            return Ok(Self::Postgres(store));
+        }
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let path = config.data_dir.join("webhookd.db");
+        let store = SqliteStore::open(SqliteOptions::new(&path))
+            .await
+            .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+        Ok(Self::Sqlite(store))
+    }
+
+    /// Lets go of the store: SQLite's writer finishes and stops.
+    pub async fn close(self) {
+        if let Self::Sqlite(store) = self {
+            store.close().await;
+        }
+    }
+}
+
+/// The master key `config` names (`--master-key`), or the one in the data directory, made on
+/// first use.
+///
+/// # Errors
+/// When the key is malformed, or cannot be read or written.
+pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(text) = &config.master_key {
+        return MasterKey::from_base64(text).context("reading --master-key");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("master.key");
+    MasterKey::load_or_create(&path).context("loading the master key")
+}
+
+/// Applies the PostgreSQL migrations (SQLite migrates when it opens).
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    if let Some(url) = &config.database_url {
+        return PgStore::migrate(url)
+            .await
+            .context("migrating the PostgreSQL database");
+    }
+    AnyStore::open(config).await?.close().await;
+    Ok(())
+}
+
+/// Serves until SIGTERM or SIGINT. On an empty store it first creates the default organization
+/// and hands it, with its admin key, to `first_start` (which shows the key once).
+///
+/// # Errors
+/// When the store, the master key or the listener cannot be had, or the server fails.
+pub async fn serve(
+    config: &Config,
+    first_start: impl FnOnce(&NewOrganization),
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let public_url = config.public_url_for(address)?;
+    on_node(
+        config,
+        public_url,
+        Serve {
+            listener,
+            first_start,
+        },
+    )
+    .await
+}
+
+/// Creates an organization and its first admin key.
+///
+/// # Errors
+/// When the name is invalid or the store fails.
+pub async fn create_organization(config: &Config, name: &str) -> anyhow::Result<NewOrganization> {
+    on_node(
+        config,
+        config.public_url_for(config.listen)?,
+        CreateOrganization(name),
+    )
+    .await
+}
+
+/// Creates an API key in an existing organization.
+///
+/// # Errors
+/// When the organization does not exist, the input is invalid or the store fails.
+pub async fn create_api_key(
+    config: &Config,
+    organization: &str,
+    new: NewApiKey,
+) -> anyhow::Result<CreatedApiKey> {
+    let organization_id: OrganizationId = organization
+        .parse()
+        .map_err(|_| anyhow!("--organization {organization:?} is not an organization id"))?;
+    let public_url = config.public_url_for(config.listen)?;
+    on_node(config, public_url, CreateApiKey(organization_id, new)).await
+}
+
+/// Something to do with a production node, whichever store it has.
+trait WithNode {
+    type Output;
+
+    async fn run<S: Store + Clone + 'static>(
+        self,
+        node: Node<NodeAdapters<S>>,
+    ) -> anyhow::Result<Self::Output>;
+}
+
+/// Builds a production node on the configured store, runs `work` on it, and closes the store.
+async fn on_node<W: WithNode>(
+    config: &Config,
+    public_url: PublicUrl,
+    work: W,
+) -> anyhow::Result<W::Output> {
+    let key = master_key(config)?;
+    match AnyStore::open(config).await? {
+        AnyStore::Sqlite(store) => {
+            let parts = NodeParts::production(config, store.clone(), key, public_url);
+            let result = match Node::build(config, parts) {
+                Ok(node) => work.run(node).await,
+                Err(e) => Err(e),
+            };
+            store.close().await;
+            result
+        }
+        AnyStore::Postgres(store) => {
+            let parts = NodeParts::production(config, store, key, public_url);
+            work.run(Node::build(config, parts)?).await
+        }
+    }
+}
+
+struct Serve<F> {
+    listener: TcpListener,
+    first_start: F,
+}
+
+impl<F: FnOnce(&NewOrganization)> WithNode for Serve<F> {
+    type Output = ();
+
+    async fn run<S: Store + Clone + 'static>(
+        self,
+        node: Node<NodeAdapters<S>>,
+    ) -> anyhow::Result<()> {
+        if let Some(created) = node
+            .bootstrap()
+            .run_once()
+            .await
+            .context("creating the default organization")?
+        {
+            tracing::info!(org.id = %created.organization.id, "created the default organization");
+            (self.first_start)(&created);
+        }
+        node.run(self.listener, shutdown_signal()).await
+    }
+}
+
+struct CreateOrganization<'a>(&'a str);
+
+impl WithNode for CreateOrganization<'_> {
+    type Output = NewOrganization;
+
+    async fn run<S: Store + Clone + 'static>(
+        self,
+        node: Node<NodeAdapters<S>>,
+    ) -> anyhow::Result<NewOrganization> {
+        node.bootstrap()
+            .create_organization(self.0)
+            .await
+            .context("creating the organization")
+    }
+}
+
+struct CreateApiKey(OrganizationId, NewApiKey);
+
+impl WithNode for CreateApiKey {
+    type Output = CreatedApiKey;
+
+    async fn run<S: Store + Clone + 'static>(
+        self,
+        node: Node<NodeAdapters<S>>,
+    ) -> anyhow::Result<CreatedApiKey> {
+        let Self(organization_id, new) = self;
+        node.bootstrap()
+            .create_api_key(organization_id, new)
+            .await
+            .with_context(|| format!("creating an API key in organization {organization_id}"))
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("listening for Ctrl-C")?;
+    }
+    Ok(())
+}
