@@ -27,6 +27,7 @@ pub use source::{
     InvalidHeaderName, InvalidInstructionTemplate, InvalidSetting, MacAlgorithm, RequestHeaders,
     SignatureEncoding, Source, SourceSettings, Verification,
 };
+pub(crate) use source::{header_text, scalar_text};
 pub use target::{EndpointUrl, InvalidEndpointUrl, Target, TargetKind};
 pub use task::{Task, TaskFilter, TaskSource, TaskStatus};
 pub use timestamp::Timestamp;
