@@ -213,10 +213,10 @@ mod tests {
     fn slack_slash_commands_become_objects() {
         let slack = SourceSettings::of(Source::Slack);
         // The example of Slack's request-verification documentation.
-        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebbot&text=test&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
         let json = json_of(&slack, MediaType::Form, body).unwrap();
-        assert_eq!(json["command"], "/webbot");
-        assert_eq!(json["text"], "test");
+        assert_eq!(json["command"], "/webhook-collect");
+        assert_eq!(json["text"], "");
         assert_eq!(json["user_name"], "roadrunner");
         assert_eq!(
             json["response_url"],
