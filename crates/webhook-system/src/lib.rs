@@ -1,10 +1,15 @@
 //! Adapters of the domain's system ports: the wall clock, the operating system's random
-//! numbers, secret sealing (AES-256-GCM) and API-key hashing (SHA-256), all through `ring`.
+//! numbers, secret sealing (AES-256-GCM), API-key hashing (SHA-256) and the senders' signature
+//! HMACs, all through `ring`; and instruction templates through `minijinja`.
 
 mod clock;
+mod mac;
 mod master_key;
 mod secrets;
+mod template;
 
 pub use clock::SystemClock;
+pub use mac::RingMac;
 pub use master_key::{MasterKey, MasterKeyError};
 pub use secrets::{RingSealer, Sha256KeyHasher, SystemEntropy};
+pub use template::MiniJinjaTemplates;
