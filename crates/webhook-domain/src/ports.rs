@@ -508,3 +508,74 @@ pub trait Adapters: Send + Sync + 'static {
     /// Wakes delivery and invalidates cached routes after a change.
     type Notifier: Notifier + 'static;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sources: signature arithmetic and instruction templates
+
+/// The HMAC arithmetic behind the senders' body signatures (see [`crate::rules`]'s source
+/// rules for what is signed). The domain decides which headers, which bytes and which
+/// tolerance; this port only computes and compares.
+pub trait SignatureMac: Send + Sync {
+    /// The HMAC of the concatenation of `message`'s parts under `key`. Any key length is
+    /// accepted (keys longer than the hash's block are hashed first, as HMAC defines).
+    fn sign(&self, algorithm: crate::model::MacAlgorithm, key: &[u8], message: &[&[u8]])
+    -> Vec<u8>;
+
+    /// Whether `tag` is the HMAC of the concatenation of `message`'s parts under `key`. MUST
+    /// compare in time independent of where the tags differ, and MUST return `false` (never
+    /// panic) for a tag of the wrong length.
+    fn verify(
+        &self,
+        algorithm: crate::model::MacAlgorithm,
+        key: &[u8],
+        message: &[&[u8]],
+        tag: &[u8],
+    ) -> bool;
+}
+
+/// A template's syntax is wrong; `reason` says what and where, for the person saving it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct TemplateInvalid {
+    pub reason: String,
+}
+
+/// A render did not produce an instruction; ingest falls back to the next instruction and
+/// notes why on the invocation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderFailed {
+    /// The render used up its budget of work (a loop that runs away).
+    #[error("the template took too much work to render")]
+    BudgetExhausted,
+    /// The output grew past `limit` bytes.
+    #[error("the template rendered more than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// Any other failure: a syntax error, an operation on a value of the wrong type, a filter
+    /// that refused its input.
+    #[error("the template failed: {reason}")]
+    Failed { reason: String },
+}
+
+/// Renders webhooks' `instruction_template`s over their payloads, sandboxed: no file system,
+/// no network, no environment, bounded work and output.
+pub trait InstructionTemplates: Send + Sync {
+    /// Checks the syntax of `template`, as it is saved.
+    ///
+    /// # Errors
+    /// MUST return [`TemplateInvalid`] when `template` cannot be parsed, saying what is wrong
+    /// and where; MUST NOT refuse a template because of what a payload might hold (a field it
+    /// names being absent is a render-time matter).
+    fn check(&self, template: &str) -> Result<(), TemplateInvalid>;
+
+    /// Renders `template` with the payload's fields as its variables (`{{ event.type }}`
+    /// reads `payload["event"]["type"]`), as plain text (no HTML escaping). A field that is
+    /// absent renders as nothing.
+    ///
+    /// # Errors
+    /// MUST return [`RenderFailed::BudgetExhausted`] when the render exceeds its bounded
+    /// budget of work (so a runaway loop ends in milliseconds, not seconds),
+    /// [`RenderFailed::TooLarge`] when the output would exceed the adapter's output limit
+    /// (without first producing unbounded output), and [`RenderFailed::Failed`] for any other
+    /// failure, syntax errors included. MUST NOT panic, whatever the template and payload.
+    fn render(&self, template: &str, payload: &serde_json::Value) -> Result<String, RenderFailed>;
+}

@@ -8,6 +8,7 @@ mod invocation;
 mod organization;
 mod page;
 mod secret;
+mod source;
 mod target;
 mod task;
 mod timestamp;
@@ -27,6 +28,12 @@ pub use invocation::{
 pub use organization::{ApiKey, Organization, Role};
 pub use page::{Cursor, InvalidPageLimit, Page, PageRequest};
 pub use secret::{ApiKeyHash, InvalidSecret, SealedSecret, Secret};
+pub use source::{
+    Cidr, CidrList, FieldRef, HeaderName, InstructionTemplate, InvalidCidr, InvalidFieldRef,
+    InvalidHeaderName, InvalidInstructionTemplate, InvalidSetting, MacAlgorithm, RequestHeaders,
+    SignatureEncoding, Source, SourceSettings, Verification,
+};
+pub(crate) use source::{header_text, scalar_text};
 pub use target::{EndpointUrl, InvalidEndpointUrl, Target, TargetKind};
 pub use task::{Task, TaskFilter, TaskSource, TaskStatus};
 pub use timestamp::Timestamp;

@@ -1,14 +1,20 @@
-//! The domain's rules as pure functions: status transitions, the rate-limit policy and the
-//! delivery retry policy.
+//! The domain's rules as pure functions: status transitions, the rate-limit policy, the
+//! delivery retry policy, and the senders' dialects (sources).
 
 mod rate_limit;
 mod retry;
+mod source;
 mod status;
 
 pub use rate_limit::{RateDecision, RateScope, RateStatus, SlidingWindow, decide};
 pub use retry::{
     AttemptNumber, Disposition, RetryPolicy, attempt_verdict, classify, next_attempt_number,
     next_delay,
+};
+pub use source::{
+    AuthFailure, AuthStage, Authenticity, BodyRefused, EventFields, Extraction, Handshake,
+    HeadCheck, InstructionOrigin, MAX_DELIVERY_ID_BYTES, MAX_INSTRUCTION_BYTES, MediaType,
+    SIGNATURE_TOLERANCE, TemplateFallback,
 };
 pub use status::{
     TaskTransitionError, WebhookTransitionError, task_transition, webhook_transition,
