@@ -232,6 +232,9 @@ fn log_rejection(rejection: &IngestRejection, webhook_id: &str) {
         IngestRejection::StoreUnavailable(e) => {
             log_server_error("ingest failed: the store is unavailable", e);
         }
+        IngestRejection::Internal(e) => {
+            log_server_error("ingest failed: the store failed", e);
+        }
         IngestRejection::WebhookNotFound
         | IngestRejection::WebhookDeleted
         | IngestRejection::WebhookDisabled

@@ -128,6 +128,17 @@ impl Problem {
         )
     }
 
+    /// 500 `internal_error`: the service failed in a way retrying will not mend (a corrupt
+    /// row, a secret that cannot be unsealed). Its cause is logged, never answered.
+    pub fn internal_error() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            "the service failed to process this request; its operator has the details in the log",
+        )
+    }
+
     /// The problem for an ingest rejection. Its cause, if any, stays out of the body: log it
     /// with [`log_server_error`] first.
     pub fn from_rejection(rejection: &IngestRejection) -> Self {
@@ -207,6 +218,7 @@ impl Problem {
                 "Store unavailable",
                 "the event could not be stored; nothing was accepted, send it again later",
             ),
+            IngestRejection::Internal(_) => Self::internal_error(),
         }
     }
 
@@ -347,6 +359,7 @@ mod tests {
             IngestRejection::UnsupportedMediaType,
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject),
             IngestRejection::StoreUnavailable(StoreError::Unavailable("db down".into())),
+            IngestRejection::store(StoreError::Internal("db down".into())),
         ];
         for rejection in &rejections {
             let problem = Problem::from_rejection(rejection);
@@ -354,6 +367,14 @@ mod tests {
             assert_eq!(problem.code(), rejection.code());
             assert!(!problem.detail.contains("db down"), "cause leaked");
         }
+        assert_eq!(
+            (rejections[8].http_status(), rejections[8].code()),
+            (503, "store_unavailable")
+        );
+        assert_eq!(
+            (rejections[9].http_status(), rejections[9].code()),
+            (500, "internal_error")
+        );
         let limited = Problem::from_rejection(&rejections[3]);
         assert_eq!(limited.scope, Some("organization"));
         let header = |name: &str| {

@@ -109,9 +109,24 @@ pub enum IngestRejection {
     InvalidPayload(InvalidPayload),
     #[error("the event could not be stored; nothing was accepted, send it again later")]
     StoreUnavailable(#[source] StoreError),
+    /// The store answered with something that should not happen (a corrupt row, a secret
+    /// that cannot be unsealed): retrying will not help.
+    #[error("the event could not be processed: the service failed")]
+    Internal(#[source] StoreError),
 }
 
 impl IngestRejection {
+    /// The rejection for a store error: an internal one (500) when the store failed in a way
+    /// retrying cannot mend, else unavailable (503).
+    pub fn store(error: StoreError) -> Self {
+        match error {
+            StoreError::Internal(_) => Self::Internal(error),
+            StoreError::NotFound | StoreError::Conflict(_) | StoreError::Unavailable(_) => {
+                Self::StoreUnavailable(error)
+            }
+        }
+    }
+
     /// The HTTP status of the design's ingest table.
     pub const fn http_status(&self) -> u16 {
         match self {
@@ -124,6 +139,7 @@ impl IngestRejection {
             Self::UnsupportedMediaType => 415,
             Self::InvalidPayload(_) => 400,
             Self::StoreUnavailable(_) => 503,
+            Self::Internal(_) => 500,
         }
     }
 
@@ -139,6 +155,7 @@ impl IngestRejection {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidPayload(_) => "invalid_payload",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::Internal(_) => "internal_error",
         }
     }
 }
@@ -210,9 +227,7 @@ impl<A: Adapters> Ingest<A> {
             Ok(Some(route)) => route,
             Ok(None) => return Err(not_found()),
             Err(e) => {
-                return Err(IngestOutcome::rejected(IngestRejection::StoreUnavailable(
-                    e,
-                )));
+                return Err(IngestOutcome::rejected(IngestRejection::store(e)));
             }
         };
         let now = self.clock.now();
@@ -358,7 +373,7 @@ impl<A: Adapters> Ingest<A> {
                     invocation_id,
                     rate,
                 },
-                Err(e) => IngestOutcome::rejected(IngestRejection::StoreUnavailable(e)),
+                Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
             };
         }
         let task_id = TaskId::from_uuid(time_ordered_id(&self.entropy, received_at));
@@ -397,7 +412,7 @@ impl<A: Adapters> Ingest<A> {
                     rate,
                 }
             }
-            Err(e) => IngestOutcome::rejected(IngestRejection::StoreUnavailable(e)),
+            Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
         }
     }
 

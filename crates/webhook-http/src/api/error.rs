@@ -35,7 +35,7 @@ pub struct ProblemBody {
     /// Stable machine-readable code: `unauthorized`, `forbidden`, `not_found`,
     /// `validation_failed`, `invalid_transition`, `webhook_deleted`, `target_in_use`,
     /// `last_admin_key`, `conflict`, `method_not_allowed`, `payload_too_large`,
-    /// `store_unavailable`.
+    /// `store_unavailable`, `internal_error`.
     pub code: String,
     /// For `validation_failed`: the refused field (`name`, `event_types[1]`, `limit`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,14 +127,29 @@ impl ApiError {
         )
     }
 
+    /// 503 `store_unavailable` when the store could not be reached; 500 `internal_error` when
+    /// it failed in a way retrying cannot mend. Logged with its chain either way.
     fn store(error: &StoreError) -> Self {
-        log_server_error("management request failed in the store", error);
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "Store unavailable",
-            "the store could not complete the request; nothing was changed, try again later",
-        )
+        match error {
+            StoreError::Internal(_) => {
+                log_server_error("management request failed: the store failed", error);
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Internal error",
+                    "the service failed to process this request; its operator has the details in the log",
+                )
+            }
+            StoreError::NotFound | StoreError::Conflict(_) | StoreError::Unavailable(_) => {
+                log_server_error("management request failed in the store", error);
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "Store unavailable",
+                    "the store could not complete the request; nothing was changed, try again later",
+                )
+            }
+        }
     }
 
     /// The stable code.
@@ -216,5 +231,30 @@ impl From<AuthError> for ApiError {
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
         Self::invalid(invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_answer_500_when_internal_and_503_when_unavailable() {
+        let check = |error: StoreError, status: u16, code: &str| {
+            let answer = ApiError::from(ManageError::Store(error));
+            assert_eq!((answer.status.as_u16(), answer.code), (status, code));
+        };
+        check(
+            StoreError::Internal("corrupt row".into()),
+            500,
+            "internal_error",
+        );
+        check(
+            StoreError::Unavailable("connection refused".into()),
+            503,
+            "store_unavailable",
+        );
+        let auth = ApiError::from(AuthError::Store(StoreError::Internal("corrupt row".into())));
+        assert_eq!((auth.status.as_u16(), auth.code), (500, "internal_error"));
     }
 }
