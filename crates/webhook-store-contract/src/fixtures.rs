@@ -270,6 +270,16 @@ impl World {
             .await
             .expect("insert organization");
         let target = target(&organization, at(0));
+        Self::of_target(store, organization, target).await
+    }
+
+    /// Stores `target`, of this world's organization, and an active webhook of it created at
+    /// [`at`]`(0)`: the world of that target.
+    pub async fn with_target<S: Store>(&self, store: &S, target: Target) -> Self {
+        Self::of_target(store, self.organization.clone(), target).await
+    }
+
+    async fn of_target<S: Store>(store: &S, organization: Organization, target: Target) -> Self {
         store.insert_target(&target).await.expect("insert target");
         let webhook = webhook(&target, at(0));
         store
