@@ -2,33 +2,26 @@
 //! that cannot write answers `Unavailable` and leaves nothing behind, and concurrent writes
 //! grouped into one commit still each get their own result.
 
-use std::ffi::OsString;
 use std::fmt::Debug;
 use std::time::Duration;
 
 use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sqlite::SqliteConnection;
 use webhook_domain::ports::{InvocationLog, StoreError, TaskQueue, WebhookStore};
-use webhook_store_contract::fixtures::{World, accepted, at, at_micros};
+use webhook_store_contract::fixtures::{World, accepted, at, at_micros, last_triggered_at};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
-use crate::support::{open_temp, temp_path};
+use crate::support::{open_temp, remove_database, temp_path};
 
-/// The store's database file, or its WAL or shared-memory file by `suffix` (`-wal`, `-shm`).
-fn file(store: &SqliteStore, suffix: &str) -> OsString {
+/// The length of the store's database file, or of its WAL by `suffix` `-wal`; 0 when absent.
+fn file_len(store: &SqliteStore, suffix: &str) -> u64 {
     let mut file = store.path().to_owned().into_os_string();
     file.push(suffix);
-    file
-}
-
-fn file_len(store: &SqliteStore, suffix: &str) -> u64 {
-    std::fs::metadata(file(store, suffix)).map_or(0, |m| m.len())
+    std::fs::metadata(file).map_or(0, |m| m.len())
 }
 
 fn remove(store: &SqliteStore) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(file(store, suffix));
-    }
+    remove_database(store.path());
 }
 
 #[track_caller]
@@ -54,11 +47,7 @@ async fn acknowledged_writes_survive_close_and_reopen() {
     assert_eq!(stored.expect("invocation"), invocation);
     assert_eq!(reopened.task(org, task.id).await.expect("task"), task);
     assert_eq!(
-        reopened
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at,
+        last_triggered_at(&reopened, &world.webhook).await,
         Some(at(1))
     );
     reopened.close().await;
