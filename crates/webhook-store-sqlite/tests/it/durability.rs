@@ -24,6 +24,12 @@ fn remove(store: &SqliteStore) {
     remove_database(store.path());
 }
 
+/// Closes `store` and removes its files.
+async fn close_and_remove(store: SqliteStore) {
+    store.close().await;
+    remove(&store);
+}
+
 #[track_caller]
 fn assert_not_found<T: Debug>(result: Result<T, StoreError>) {
     match result {
@@ -50,8 +56,7 @@ async fn acknowledged_writes_survive_close_and_reopen() {
         last_triggered_at(&reopened, &world.webhook).await,
         Some(at(1))
     );
-    reopened.close().await;
-    remove(&reopened);
+    close_and_remove(reopened).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,8 +71,7 @@ async fn normal_synchronous_mode_opens_and_writes() {
     let org = world.organization.id;
     let stored = store.invocation(org, invocation.id).await;
     assert_eq!(stored.expect("invocation"), invocation);
-    store.close().await;
-    remove(&store);
+    close_and_remove(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,8 +116,7 @@ async fn a_locked_file_answers_unavailable_and_writes_nothing() {
     // Once the lock is gone, the store writes again.
     let (invocation, _) = world.accept(&store, at(2)).await;
     assert!(store.invocation(org, invocation.id).await.is_ok());
-    store.close().await;
-    remove(&store);
+    close_and_remove(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,8 +177,7 @@ async fn grouped_writes_each_get_their_own_result() {
     }
     let first = store.task(org, taken_task.id).await;
     assert_eq!(first.expect("the first write stands"), taken_task);
-    store.close().await;
-    remove(&store);
+    close_and_remove(store).await;
 }
 
 /// Committed pages reach the database file while the store runs, copied from the WAL by the
