@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's developer and CI tasks, written in Rust so they run the same
-//! everywhere. `test` is the one gate (formatting, lints, dependency policy, domain purity, the
-//! test suite against PostgreSQL); `ci` is exactly `test`; `db` hands out a PostgreSQL database.
+//! everywhere. `test` is the one gate (formatting, lints, dependency policy, the test suite
+//! against PostgreSQL, domain purity among its tests); `ci` is exactly `test`; `db` hands out a
+//! PostgreSQL database.
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -15,6 +16,8 @@ mod deny;
 mod metadata;
 mod pipeline;
 mod postgres;
+#[cfg(test)]
+mod purity;
 mod suite;
 
 use std::process::ExitCode;
@@ -33,9 +36,10 @@ COMMANDS:
                  clippy    cargo clippy --workspace --all-targets -- -D warnings
                  deny      cargo deny check (installs cargo-deny when missing; advisories only
                            when the RustSec database can be fetched or is already present)
-                 purity    webhook-domain depends on no I/O crate (cargo tree)
                  postgres  provide a PostgreSQL database (see `db`)
-                 tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace
+                 tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace;
+                           among them xtask's purity test: webhook-domain depends on no I/O
+                           crate (cargo tree)
                  browser   the web console in headless Chromium against the real binary
                            (console-tests/: npm ci when needed, then node run.mjs); without
                            chromium or node: fails when CI=true, else skipped

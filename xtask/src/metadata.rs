@@ -1,5 +1,5 @@
 //! What the workspace contains, read from `cargo metadata`, so steps can adapt to a workspace
-//! that is still growing (no domain crate yet, no library with doctests yet).
+//! that is still growing (no library with doctests yet).
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -30,10 +30,6 @@ impl Workspace {
     /// Where cargo builds (`target/` unless configured otherwise).
     pub(crate) fn target_directory(&self) -> Option<&str> {
         self.metadata["target_directory"].as_str()
-    }
-
-    pub(crate) fn has_package(&self, name: &str) -> bool {
-        self.packages().any(|package| package["name"] == name)
     }
 
     /// Whether any member has a target whose doctests `cargo test --doc` would run

@@ -15,9 +15,7 @@ use crate::{browser, checks, deny, postgres, suite};
 pub(crate) const SKIP_ENV: &str = "XTASK_SKIP";
 
 /// Every step of `cargo xtask test`, in the order they run.
-const STEPS: [&str; 7] = [
-    "fmt", "clippy", "deny", "purity", "postgres", "tests", "browser",
-];
+const STEPS: [&str; 6] = ["fmt", "clippy", "deny", "postgres", "tests", "browser"];
 
 /// Runs every step of `cargo xtask test`, then prints the summary whatever happened.
 pub(crate) fn test(skips: &Skips) -> Result<()> {
@@ -36,7 +34,6 @@ fn steps(pipeline: &mut Pipeline) -> Result<()> {
     pipeline.step("fmt", checks::fmt)?;
     pipeline.step("clippy", checks::clippy)?;
     pipeline.step("deny", deny::check)?;
-    pipeline.step("purity", checks::domain_purity)?;
     // Skipping `tests` makes a database pointless; skipping `postgres` alone runs the tests with
     // whatever DATABASE_URL the environment has.
     let database = if pipeline.skips("tests") {
@@ -289,9 +286,7 @@ mod tests {
             .collect();
         assert_eq!(
             states,
-            [
-                "skipped", "ok", "FAILED", "not", "not", "not", "not", "total"
-            ]
+            ["skipped", "ok", "FAILED", "not", "not", "not", "total"]
         );
         assert!(summary.contains("fine"), "{summary}");
     }

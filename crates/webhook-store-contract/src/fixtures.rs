@@ -270,6 +270,16 @@ impl World {
             .await
             .expect("insert organization");
         let target = target(&organization, at(0));
+        Self::of_target(store, organization, target).await
+    }
+
+    /// Stores `target`, of this world's organization, and an active webhook of it created at
+    /// [`at`]`(0)`: the world of that target.
+    pub async fn with_target<S: Store>(&self, store: &S, target: Target) -> Self {
+        Self::of_target(store, self.organization.clone(), target).await
+    }
+
+    async fn of_target<S: Store>(store: &S, organization: Organization, target: Target) -> Self {
         store.insert_target(&target).await.expect("insert target");
         let webhook = webhook(&target, at(0));
         store
@@ -294,16 +304,40 @@ impl World {
     }
 }
 
-/// Checks a store just migrated from the first schema, which held `task` of `organization`:
-/// failed after three attempts with the error `the target answered HTTP 503`, its context the
+/// Random ids of the rows a migration test writes with SQL under the first schema: an
+/// organization, its target and webhook, and an accepted invocation with its task.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstSchemaIds {
+    pub organization: Uuid,
+    pub target: Uuid,
+    pub webhook: Uuid,
+    pub invocation: Uuid,
+    pub task: Uuid,
+}
+
+impl FirstSchemaIds {
+    pub fn random() -> Self {
+        Self {
+            organization: Uuid::new_v4(),
+            target: Uuid::new_v4(),
+            webhook: Uuid::new_v4(),
+            invocation: Uuid::new_v4(),
+            task: Uuid::new_v4(),
+        }
+    }
+}
+
+/// Checks a store just migrated from the first schema, which held the task of `ids`: failed
+/// after three attempts with the error `the target answered HTTP 503`, its context the
 /// invocation's payload `{"message":"Deploy"}`. It reads back in its first delivery round, and
 /// a manual retry at `retry_at` starts a round after those three attempts.
 pub async fn check_task_from_the_first_schema<S: TaskQueue>(
     store: &S,
-    organization: OrganizationId,
-    task: TaskId,
+    ids: &FirstSchemaIds,
     retry_at: Timestamp,
 ) {
+    let organization = OrganizationId::from_uuid(ids.organization);
+    let task = TaskId::from_uuid(ids.task);
     let stored = store.task(organization, task).await.expect("read");
     assert_eq!(stored.status, TaskStatus::Failed);
     assert_eq!((stored.attempts, stored.attempts_before_round), (3, 0));

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use uuid::Uuid;
 use webhook_dispatch::DispatchConfig;
 use webhook_domain::model::{Task, TaskStatus};
@@ -10,8 +9,8 @@ use webhook_domain::ports::{Clock as _, TaskQueue as _};
 use webhook_store_mem::MemoryStore;
 
 use crate::support::{
-    Reply, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher, eventually,
-    generated_secret, stored,
+    Reply, Running, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher,
+    eventually, generated_secret, stored,
 };
 
 async fn statuses(store: &MemoryStore, tasks: &[Task]) -> Vec<TaskStatus> {
@@ -50,17 +49,7 @@ async fn a_slow_target_does_not_hold_up_the_others() {
         ..dispatch_config()
     };
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let dispatcher = dispatcher.clone();
-        async move {
-            dispatcher
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }
-    });
+    let running = Running::start(dispatcher.clone());
 
     eventually(
         Duration::from_secs(10),
@@ -77,8 +66,7 @@ async fn a_slow_target_does_not_hold_up_the_others() {
     assert!(slow.count() <= 2, "{}", slow.count());
 
     // Shutdown with a short grace: the slow attempt in progress gives its lease back.
-    stop.send(()).unwrap();
-    running.await.unwrap();
+    running.stop().await;
     let queued = statuses(&store, &slow_tasks)
         .await
         .into_iter()
@@ -107,23 +95,12 @@ async fn shutdown_lets_attempts_in_progress_finish() {
     let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
     let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let dispatcher = dispatcher.clone();
-        async move {
-            dispatcher
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }
-    });
+    let running = Running::start(dispatcher.clone());
     eventually(Duration::from_secs(5), "the attempt to start", || async {
         server.count() == 1
     })
     .await;
-    stop.send(()).unwrap();
-    running.await.unwrap();
+    running.stop().await;
     assert_eq!(stored(&store, &task).await.status, TaskStatus::Delivered);
 }
 
@@ -138,23 +115,12 @@ async fn a_wake_up_claims_before_the_next_poll() {
         ..dispatch_config()
     };
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let dispatcher = dispatcher.clone();
-        async move {
-            dispatcher
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }
-    });
+    let running = Running::start(dispatcher.clone());
     let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
     dispatcher.waker().notify_one();
     eventually(Duration::from_secs(5), "the woken delivery", || async {
         stored(&store, &task).await.status == TaskStatus::Delivered
     })
     .await;
-    stop.send(()).unwrap();
-    running.await.unwrap();
+    running.stop().await;
 }

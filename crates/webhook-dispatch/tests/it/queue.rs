@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use webhook_dispatch::DispatchConfig;
 use webhook_domain::model::{Task, TaskStatus};
 use webhook_domain::ports::Clock as _;
@@ -12,8 +11,8 @@ use webhook_store_pg::test_db::{database_url, drop_database, fresh_store};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
 use crate::support::{
-    Reply, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher, eventually,
-    generated_secret, stored, task_ids,
+    Reply, Running, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher,
+    eventually, generated_secret, stored, task_ids,
 };
 
 /// Two stores on one fresh database, as two nodes would have, and the database's name.
@@ -48,29 +47,16 @@ async fn two_dispatchers_deliver_every_task_exactly_once() {
         max_in_flight_per_target: 8,
         ..dispatch_config()
     };
-    let mut stops = Vec::new();
-    let mut running = Vec::new();
-    for store in [first.clone(), second.clone()] {
-        let dispatcher = dispatcher(store, &clock, delivery_config(), config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
-        running.push(tokio::spawn(async move {
-            dispatcher
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }));
-    }
+    let running: Vec<Running> = [first.clone(), second.clone()]
+        .into_iter()
+        .map(|store| Running::start(dispatcher(store, &clock, delivery_config(), config)))
+        .collect();
     eventually(Duration::from_secs(30), "every task delivered", || async {
         count_status(&first, &tasks, TaskStatus::Delivered).await == tasks.len()
     })
     .await;
-    for stop in stops {
-        stop.send(()).unwrap();
-    }
     for run in running {
-        run.await.unwrap();
+        run.stop().await;
     }
 
     let mut seen: HashMap<String, usize> = HashMap::new();

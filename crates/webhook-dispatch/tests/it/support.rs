@@ -362,3 +362,29 @@ pub(crate) async fn stored(store: &impl Store, task: &Task) -> Task {
 pub(crate) fn task_ids(tasks: &[Task]) -> Vec<String> {
     tasks.iter().map(|t| t.id.to_string()).collect()
 }
+
+/// A dispatcher running in the background until [`Running::stop`].
+pub(crate) struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub(crate) fn start<S: Store + 'static>(dispatcher: TestDispatcher<S>) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            dispatcher
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self { stop, task }
+    }
+
+    /// Asks for the graceful shutdown and waits until the dispatcher has stopped.
+    pub(crate) async fn stop(self) {
+        self.stop.send(()).expect("the dispatcher is running");
+        self.task.await.expect("the dispatcher did not panic");
+    }
+}

@@ -258,25 +258,9 @@ async fn every_route_checks_keys_roles_and_organizations() {
     let webhook = app.webhook(&a.admin, &target).await;
     let spare_webhook = app.webhook(&a.admin, &target).await;
     let webhook_id = s(&webhook["id"]);
-    let test = app
-        .expect(
-            200,
-            "post",
-            &format!("/api/v1/webhooks/{webhook_id}/test"),
-            &a.admin,
-            None,
-        )
-        .await;
+    let test = test_send(&app, &a.admin, webhook_id, None).await;
     let task_id = s(&test["task_id"]).to_owned();
-    let test2 = app
-        .expect(
-            200,
-            "post",
-            &format!("/api/v1/webhooks/{webhook_id}/test"),
-            &a.admin,
-            None,
-        )
-        .await;
+    let test2 = test_send(&app, &a.admin, webhook_id, None).await;
     let failed_task: TaskId = s(&test2["task_id"]).parse().unwrap();
     app.store
         .set_task_status(
@@ -288,15 +272,7 @@ async fn every_route_checks_keys_roles_and_organizations() {
         )
         .await
         .unwrap();
-    let spare_key = app
-        .expect(
-            201,
-            "post",
-            "/api/v1/api-keys",
-            &a.admin,
-            Some(json!({"name": "spare", "role": "viewer"})),
-        )
-        .await;
+    let spare_key = create_key(&app, &a.admin, json!({"name": "spare", "role": "viewer"})).await;
 
     // (path with ids, admin body, admin status) for each route, in `ROUTES` order.
     let case = |method: &str, path: &str| -> (String, Option<Value>, u16) {
@@ -474,15 +450,7 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
 
     let target = app.target(key).await;
     assert!(s(&target["signing_secret"]).starts_with("whsec_"));
-    let fetched = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/targets/{}", s(&target["id"])),
-            key,
-            None,
-        )
-        .await;
+    let fetched = get(&app, key, &format!("/api/v1/targets/{}", s(&target["id"]))).await;
     assert!(fetched.get("signing_secret").is_none(), "shown once only");
 
     let created = app
@@ -521,6 +489,7 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
         ])
     );
     let id = s(&created["id"]).to_owned();
+    let hook = format!("/api/v1/webhooks/{id}");
     assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 4);
     assert_eq!(
         created["url"],
@@ -539,11 +508,9 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
     let secret = s(&created["secret"]).to_owned();
     assert!(secret.starts_with("whsec_"));
 
-    let fetched = app
-        .expect(200, "get", &format!("/api/v1/webhooks/{id}"), key, None)
-        .await;
+    let fetched = get(&app, key, &hook).await;
     assert!(fetched.get("secret").is_none(), "shown once only");
-    let listed = app.expect(200, "get", "/api/v1/webhooks", key, None).await;
+    let listed = get(&app, key, "/api/v1/webhooks").await;
     assert_eq!(listed["items"][0]["id"], created["id"]);
     assert_eq!(listed["next_cursor"], Value::Null);
 
@@ -565,49 +532,24 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
 
     // The test endpoint runs the pipeline; the default payload has no event type, so a
     // subscription to `deploy.*` ignores it, and a typed payload is accepted.
-    let ignored = app
-        .expect(
-            200,
-            "post",
-            &format!("/api/v1/webhooks/{id}/test"),
-            key,
-            None,
-        )
-        .await;
+    let ignored = test_send(&app, key, &id, None).await;
     assert_eq!(ignored["status"], "ignored");
-    let accepted = app
-        .expect(
-            200,
-            "post",
-            &format!("/api/v1/webhooks/{id}/test"),
-            key,
-            Some(json!({"payload": {"message": "Test deploy", "event_type": "deploy.test"}})),
-        )
-        .await;
+    let payload = json!({"payload": {"message": "Test deploy", "event_type": "deploy.test"}});
+    let accepted = test_send(&app, key, &id, Some(payload)).await;
     assert_eq!(accepted["status"], "accepted");
-    let invocation = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/invocations/{}", s(&accepted["invocation_id"])),
-            key,
-            None,
-        )
-        .await;
+    let invocation_path = format!("/api/v1/invocations/{}", s(&accepted["invocation_id"]));
+    let invocation = get(&app, key, &invocation_path).await;
     assert_eq!(invocation["test"], true);
     assert_eq!(invocation["outcome"], "accepted");
     assert_eq!(invocation["task_id"], accepted["task_id"]);
     assert_eq!(invocation["payload"]["message"], "Test deploy");
     assert_eq!(invocation["target_response"], Value::Null);
-    let task = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/tasks/{}", s(&accepted["task_id"])),
-            key,
-            None,
-        )
-        .await;
+    let task = get(
+        &app,
+        key,
+        &format!("/api/v1/tasks/{}", s(&accepted["task_id"])),
+    )
+    .await;
     assert_eq!(
         (task["test"].clone(), task["status"].clone()),
         (json!(true), json!("queued"))
@@ -619,7 +561,7 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
         .expect(
             200,
             "patch",
-            &format!("/api/v1/webhooks/{id}"),
+            &hook,
             key,
             Some(json!({"status": "disabled"})),
         )
@@ -627,79 +569,37 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
     assert_eq!(disabled["status"], "disabled");
     let answer = problem(app.send(&created, Some(&secret), "{}").await).await;
     assert_eq!((answer.status, answer.code()), (403, "webhook_disabled"));
-    let refused = app
-        .expect(
-            200,
-            "post",
-            &format!("/api/v1/webhooks/{id}/test"),
-            key,
-            None,
-        )
-        .await;
+    let refused = test_send(&app, key, &id, None).await;
     assert_eq!(
         (refused["status"].clone(), refused["code"].clone()),
         (json!("rejected"), json!("webhook_disabled"))
     );
 
     // Failed invocations: the wrong secret, newest first.
-    let failed = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/webhooks/{id}/invocations?outcome=failed"),
-            key,
-            None,
-        )
-        .await;
+    let failed = get(&app, key, &format!("{hook}/invocations?outcome=failed")).await;
     let items = failed["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{failed}");
     assert_eq!(items[0]["http_status"], 401);
     assert_eq!(items[0]["error_code"], "invalid_secret");
     assert_eq!(items[0]["source_ip"], "127.0.0.1");
-    let all = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/webhooks/{id}/invocations?limit=2"),
-            key,
-            None,
-        )
-        .await;
+    let all = get(&app, key, &format!("{hook}/invocations?limit=2")).await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
     let cursor = s(&all["next_cursor"]).to_owned();
-    let rest = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/webhooks/{id}/invocations?limit=2&cursor={cursor}"),
-            key,
-            None,
-        )
-        .await;
+    let rest_path = format!("{hook}/invocations?limit=2&cursor={cursor}");
+    let rest = get(&app, key, &rest_path).await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 2, "{rest}");
     assert_ne!(rest["items"][0]["id"], all["items"][0]["id"]);
 
     // Delete: 204, then 410 at the URL forever; the tombstone reads back and never changes.
-    app.expect(204, "delete", &format!("/api/v1/webhooks/{id}"), key, None)
-        .await;
+    app.expect(204, "delete", &hook, key, None).await;
     let answer = problem(app.send(&created, Some(&secret), "{}").await).await;
     assert_eq!((answer.status, answer.code()), (410, "webhook_deleted"));
-    let tombstone = app
-        .expect(200, "get", &format!("/api/v1/webhooks/{id}"), key, None)
-        .await;
+    let tombstone = get(&app, key, &hook).await;
     assert_eq!(tombstone["status"], "deleted");
-    let answer = problem(
-        app.call(
-            "patch",
-            &format!("/api/v1/webhooks/{id}"),
-            Some(key),
-            Some(&json!({"status": "active"})),
-        )
-        .await,
-    )
-    .await;
+    let revive = json!({"status": "active"});
+    let answer = problem(app.call("patch", &hook, Some(key), Some(&revive)).await).await;
     assert_eq!((answer.status, answer.code()), (409, "webhook_deleted"));
-    let listed = app.expect(200, "get", "/api/v1/webhooks", key, None).await;
+    let listed = get(&app, key, "/api/v1/webhooks").await;
     assert_eq!(listed["items"], json!([]));
 }
 
@@ -716,10 +616,10 @@ async fn refused_values_name_their_field_and_change_nothing() {
 
     let check = |status: u16,
                  method: &'static str,
-                 path: String,
+                 path: &str,
                  body: Option<Value>,
                  field: &'static str| {
-        let app = &app;
+        let (app, path) = (&app, path.to_owned());
         async move {
             let answer = problem(app.call(method, &path, Some(key), body.as_ref()).await).await;
             assert_eq!(
@@ -731,236 +631,76 @@ async fn refused_values_name_their_field_and_change_nothing() {
             assert_eq!(answer.body["field"], field, "{}", answer.body);
         }
     };
-    let create = "/api/v1/webhooks".to_owned();
     let base = json!({"name": "x", "target_id": target["id"]});
-    let with = |extra: Value| {
+    let rate = "rate_limit_per_minute";
+    // Creating a webhook: a body without a name, then a valid body with one field changed.
+    let no_name = json!({"target_id": target["id"]});
+    check(400, "post", "/api/v1/webhooks", Some(no_name), "name").await;
+    for (status, extra, field) in [
+        (400, json!({"colour": "red"}), "colour"),
+        (400, json!({rate: "fast"}), rate),
+        (422, json!({"name": "n".repeat(201)}), "name"),
+        (
+            422,
+            json!({"event_types": ["ok", "bad*"]}),
+            "event_types[1]",
+        ),
+        (422, json!({rate: 0}), rate),
+        (422, json!({rate: 1_000_001}), rate),
+        (422, json!({"target_id": "nope"}), "target_id"),
+        (422, json!({"target_id": foreign_target["id"]}), "target_id"),
+        (422, json!({"secret": "short"}), "secret"),
+        (
+            422,
+            json!({"secret": "0123456789abcdef", "generate_secret": true}),
+            "generate_secret",
+        ),
+    ] {
         let mut body = base.clone();
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        Some(body)
-    };
-    check(
-        400,
-        "post",
-        create.clone(),
-        with(json!({"colour": "red"})),
-        "colour",
-    )
-    .await;
-    check(
-        400,
-        "post",
-        create.clone(),
-        Some(json!({"target_id": target["id"]})),
-        "name",
-    )
-    .await;
-    check(
-        400,
-        "post",
-        create.clone(),
-        with(json!({"rate_limit_per_minute": "fast"})),
-        "rate_limit_per_minute",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"name": "n".repeat(201)})),
-        "name",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"event_types": ["ok", "bad*"]})),
-        "event_types[1]",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"rate_limit_per_minute": 0})),
-        "rate_limit_per_minute",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"rate_limit_per_minute": 1_000_001})),
-        "rate_limit_per_minute",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"target_id": "nope"})),
-        "target_id",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"target_id": foreign_target["id"]})),
-        "target_id",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"secret": "short"})),
-        "secret",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        create.clone(),
-        with(json!({"secret": "0123456789abcdef", "generate_secret": true})),
-        "generate_secret",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        "/api/v1/targets".to_owned(),
-        Some(json!({"kind": "robot", "name": "x"})),
-        "kind",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        "/api/v1/targets".to_owned(),
-        Some(json!({"kind": "agent", "name": "x", "endpoint_url": "ftp://x"})),
-        "endpoint_url",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        "/api/v1/targets".to_owned(),
-        Some(json!({"kind": "agent", "name": "x", "endpoint_url": "http://127.0.0.1:9000/hook"})),
-        "endpoint_url",
-    )
-    .await;
-    check(
-        422,
-        "patch",
-        format!("/api/v1/targets/{}", s(&target["id"])),
-        Some(json!({"endpoint_url": "http://169.254.169.254/latest/meta-data"})),
-        "endpoint_url",
-    )
-    .await;
-    check(
-        422,
-        "patch",
-        format!("/api/v1/webhooks/{id}"),
-        Some(json!({"status": "deleted"})),
-        "status",
-    )
-    .await;
-    check(
-        422,
-        "patch",
-        "/api/v1/organization".to_owned(),
-        Some(json!({"rate_limit_per_minute": 2_000_000})),
-        "rate_limit_per_minute",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        "/api/v1/api-keys".to_owned(),
-        Some(json!({"name": "x", "role": "root"})),
-        "role",
-    )
-    .await;
-    check(
-        422,
-        "get",
-        "/api/v1/webhooks?limit=0".to_owned(),
-        None,
-        "limit",
-    )
-    .await;
-    check(
-        422,
-        "get",
-        "/api/v1/webhooks?limit=501".to_owned(),
-        None,
-        "limit",
-    )
-    .await;
-    check(
-        422,
-        "get",
-        "/api/v1/webhooks?cursor=zzz".to_owned(),
-        None,
-        "cursor",
-    )
-    .await;
-    check(
-        400,
-        "get",
-        "/api/v1/webhooks?colour=red".to_owned(),
-        None,
-        "colour",
-    )
-    .await;
-    check(
-        422,
-        "get",
-        format!("/api/v1/webhooks/{id}/invocations?outcome=bogus"),
-        None,
-        "outcome",
-    )
-    .await;
-    check(
-        422,
-        "get",
-        "/api/v1/tasks?status=done".to_owned(),
-        None,
-        "status",
-    )
-    .await;
-    check(
-        422,
-        "get",
-        "/api/v1/webhooks/not-a-uuid".to_owned(),
-        None,
-        "id",
-    )
-    .await;
-    check(
-        422,
-        "post",
-        format!("/api/v1/webhooks/{id}/test"),
-        Some(json!({"payload": [1, 2]})),
-        "payload",
-    )
-    .await;
+        check(status, "post", "/api/v1/webhooks", Some(body), field).await;
+    }
+    // Other bodies, all 422: (method, path, body, the field named).
+    let hook = format!("/api/v1/webhooks/{id}");
+    let this_target = format!("/api/v1/targets/{}", s(&target["id"]));
+    let (test, organization) = (format!("{hook}/test"), "/api/v1/organization");
+    let (targets, keys) = ("/api/v1/targets", "/api/v1/api-keys");
+    let endpoint = "endpoint_url";
+    let of_kind = |kind: &str| json!({"kind": kind, "name": "x"});
+    let agent_at = |url: &str| json!({"kind": "agent", "name": "x", endpoint: url});
+    let loopback = "http://127.0.0.1:9000/hook";
+    let metadata = "http://169.254.169.254/latest/meta-data";
+    for (method, path, body, field) in [
+        ("post", targets, of_kind("robot"), "kind"),
+        ("post", targets, agent_at("ftp://x"), endpoint),
+        ("post", targets, agent_at(loopback), endpoint),
+        ("patch", &this_target, json!({endpoint: metadata}), endpoint),
+        ("patch", &hook, json!({"status": "deleted"}), "status"),
+        ("patch", organization, json!({rate: 2_000_000}), rate),
+        ("post", keys, json!({"name": "x", "role": "root"}), "role"),
+        ("post", &test, json!({"payload": [1, 2]}), "payload"),
+    ] {
+        check(422, method, path, Some(body), field).await;
+    }
+    // Queries and path ids: (status, path, the field named).
+    for (status, path, field) in [
+        (422, "/api/v1/webhooks?limit=0", "limit"),
+        (422, "/api/v1/webhooks?limit=501", "limit"),
+        (422, "/api/v1/webhooks?cursor=zzz", "cursor"),
+        (400, "/api/v1/webhooks?colour=red", "colour"),
+        (422, &format!("{hook}/invocations?outcome=bogus"), "outcome"),
+        (422, "/api/v1/tasks?status=done", "status"),
+        (422, "/api/v1/webhooks/not-a-uuid", "id"),
+    ] {
+        check(status, "get", path, None, field).await;
+    }
 
     // A valid name with an invalid limit: nothing is applied.
-    check(
-        422,
-        "patch",
-        format!("/api/v1/webhooks/{id}"),
-        Some(json!({"name": "Changed", "rate_limit_per_minute": 0})),
-        "rate_limit_per_minute",
-    )
-    .await;
-    let unchanged = app
-        .expect(200, "get", &format!("/api/v1/webhooks/{id}"), key, None)
-        .await;
+    let body = json!({"name": "Changed", rate: 0});
+    check(422, "patch", &hook, Some(body), rate).await;
+    let unchanged = get(&app, key, &hook).await;
     assert_eq!(unchanged["name"], "CI");
     assert_eq!(unchanged["updated_at"], webhook["updated_at"]);
 }
@@ -972,15 +712,7 @@ async fn task_moves_follow_the_lifecycle() {
     let key = org.admin.as_str();
     let target = app.target(key).await;
     let webhook = app.webhook(key, &target).await;
-    let sent = app
-        .expect(
-            200,
-            "post",
-            &format!("/api/v1/webhooks/{}/test", s(&webhook["id"])),
-            key,
-            None,
-        )
-        .await;
+    let sent = test_send(&app, key, s(&webhook["id"]), None).await;
     let task = format!("/api/v1/tasks/{}", s(&sent["task_id"]));
 
     let refused = |body: Value, path: String| {
@@ -1028,19 +760,10 @@ async fn task_moves_follow_the_lifecycle() {
     assert_eq!(retried["status"], "queued");
 
     // The board filters by status and target.
-    let board = app
-        .expect(
-            200,
-            "get",
-            &format!("/api/v1/tasks?status=queued&target_id={}", s(&target["id"])),
-            key,
-            None,
-        )
-        .await;
+    let queued = format!("/api/v1/tasks?status=queued&target_id={}", s(&target["id"]));
+    let board = get(&app, key, &queued).await;
     assert_eq!(board["items"].as_array().unwrap().len(), 1);
-    let board = app
-        .expect(200, "get", "/api/v1/tasks?status=failed", key, None)
-        .await;
+    let board = get(&app, key, "/api/v1/tasks?status=failed").await;
     assert_eq!(board["items"], json!([]));
 }
 
@@ -1048,20 +771,10 @@ async fn task_moves_follow_the_lifecycle() {
 async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
     let app = ApiApp::start();
     let org = app.org().await;
-    let created = app
-        .expect(
-            201,
-            "post",
-            "/api/v1/api-keys",
-            &org.admin,
-            Some(json!({"name": "CI", "role": "admin"})),
-        )
-        .await;
+    let created = create_key(&app, &org.admin, json!({"name": "CI", "role": "admin"})).await;
     let new_key = s(&created["api_key"]).to_owned();
     assert!(new_key.starts_with("whk_"));
-    let listed = app
-        .expect(200, "get", "/api/v1/api-keys", &new_key, None)
-        .await;
+    let listed = get(&app, &new_key, "/api/v1/api-keys").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
     assert!(
         !listed.to_string().contains(&new_key),
@@ -1083,9 +796,7 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
     assert_eq!(answer.status, 401);
 
     // The last admin key stays.
-    let keys = app
-        .expect(200, "get", "/api/v1/api-keys", &org.admin, None)
-        .await;
+    let keys = get(&app, &org.admin, "/api/v1/api-keys").await;
     let admin = keys["items"]
         .as_array()
         .unwrap()
@@ -1131,7 +842,7 @@ async fn lists_page_with_cursors() {
     let mut seen = Vec::new();
     let mut path = "/api/v1/webhooks?limit=2".to_owned();
     loop {
-        let page = app.expect(200, "get", &path, &org.admin, None).await;
+        let page = get(&app, &org.admin, &path).await;
         seen.extend(
             page["items"]
                 .as_array()
@@ -1181,4 +892,22 @@ async fn bodies_over_the_limit_are_refused_after_the_key() {
     )
     .await;
     assert_eq!((answer.status, answer.code()), (422, "validation_failed"));
+}
+
+/// `GET path` as `key`, which must answer 200: the JSON body.
+async fn get(app: &ApiApp, key: &str, path: &str) -> Value {
+    app.expect(200, "get", path, key, None).await
+}
+
+/// `POST /api/v1/webhooks/{webhook_id}/test` as `key`, with `body` when given, which must answer
+/// 200: the JSON body.
+async fn test_send(app: &ApiApp, key: &str, webhook_id: &str, body: Option<Value>) -> Value {
+    let path = format!("/api/v1/webhooks/{webhook_id}/test");
+    app.expect(200, "post", &path, key, body).await
+}
+
+/// `POST /api/v1/api-keys` with `body` as `admin`, which must answer 201: the JSON body.
+async fn create_key(app: &ApiApp, admin: &str, body: Value) -> Value {
+    app.expect(201, "post", "/api/v1/api-keys", admin, Some(body))
+        .await
 }

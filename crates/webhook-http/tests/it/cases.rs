@@ -2,9 +2,10 @@
 
 #![expect(clippy::unwrap_used, reason = "tests: a panic is how a test fails")]
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use webhook_domain::model::{InvocationOutcome, TaskStatus, WebhookId, WebhookStatus};
+use webhook_domain::model::{InvocationOutcome, TaskStatus, Webhook, WebhookId, WebhookStatus};
 
 use crate::helpers::{Backend, Options, SECRET, TestApp, loopback, problem};
 
@@ -99,14 +100,7 @@ pub(crate) async fn unknown_ids_are_404<S: Backend>(store: S) {
         format!("/api/webhooks/{unknown}"),
         "/api/webhooks/not-a-uuid".to_owned(),
     ] {
-        let response = app
-            .client
-            .post(app.url(&path))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let response = post_json(&app, app.url(&path), "{}").send().await.unwrap();
         let answer = problem(response).await;
         assert_eq!((answer.status, answer.code()), (404, "webhook_not_found"));
         assert_eq!(answer.header("ratelimit-limit"), None);
@@ -143,12 +137,12 @@ pub(crate) async fn disabled_webhooks_are_403_and_counted<S: Backend>(store: S) 
 pub(crate) async fn webhook_rate_limit_is_429_with_headers<S: Backend>(store: S) {
     let app = TestApp::start(store);
     let webhook = app.webhook_with(2, 1000, true).await;
-    for remaining in ["1", "0"] {
-        let response = app
-            .post(&webhook, r#"{"event_type":"build.finished"}"#)
+    let typed = || {
+        app.post(&webhook, r#"{"event_type":"build.finished"}"#)
             .send()
-            .await
-            .unwrap();
+    };
+    for remaining in ["1", "0"] {
+        let response = typed().await.unwrap();
         assert_eq!(response.status(), 202);
         assert_eq!(response.headers()["ratelimit-remaining"], remaining);
     }
@@ -168,12 +162,7 @@ pub(crate) async fn webhook_rate_limit_is_429_with_headers<S: Backend>(store: S)
     assert_eq!(coalesced[0].error_code.as_deref(), Some("rate_limited"));
     // Once the window has moved on, requests are admitted again.
     app.advance(Duration::from_secs(retry_after));
-    let response = app
-        .post(&webhook, r#"{"event_type":"build.finished"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    assert_eq!(typed().await.unwrap().status(), 202);
 }
 
 pub(crate) async fn organization_rate_limit_is_429_with_scope<S: Backend>(store: S) {
@@ -190,20 +179,12 @@ pub(crate) async fn organization_rate_limit_is_429_with_scope<S: Backend>(store:
 pub(crate) async fn missing_or_wrong_secret_is_401_and_logged<S: Backend>(store: S) {
     let app = TestApp::start(store);
     let webhook = app.webhook().await;
-    let without = app
-        .client
-        .post(app.ingest_url(&webhook))
-        .header("content-type", "application/json")
-        .body("{}")
+    let without = post_json(&app, app.ingest_url(&webhook), "{}")
         .send()
         .await
         .unwrap();
-    let wrong = app
-        .client
-        .post(app.ingest_url(&webhook))
-        .header("content-type", "application/json")
+    let wrong = post_json(&app, app.ingest_url(&webhook), "{}")
         .header("x-webhook-secret", format!("{SECRET}x"))
-        .body("{}")
         .send()
         .await
         .unwrap();
@@ -224,12 +205,8 @@ pub(crate) async fn missing_or_wrong_secret_is_401_and_logged<S: Backend>(store:
 pub(crate) async fn webhooks_without_secret_accept_any_sender<S: Backend>(store: S) {
     let app = TestApp::start(store);
     let webhook = app.webhook_with(100, 1000, false).await;
-    let response = app
-        .client
-        .post(app.ingest_url(&webhook))
-        .header("content-type", "application/json")
+    let response = post_json(&app, app.ingest_url(&webhook), r#"{"message":"hi"}"#)
         .header("x-event-type", "deploy.started")
-        .body(r#"{"message":"hi"}"#)
         .send()
         .await
         .unwrap();
@@ -440,37 +417,44 @@ pub(crate) async fn trusted_proxy_forwarded_for<S: Backend>(store: S) {
         },
     );
     let webhook = app.webhook_for_all().await;
-    let response = app
-        .post(&webhook, "{}")
-        .header("x-forwarded-for", "192.0.2.66, 198.51.100.7, 10.1.2.3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let invocations = app.invocations(&webhook).await;
+    let forwarded = "192.0.2.66, 198.51.100.7, 10.1.2.3";
     assert_eq!(
-        invocations[0].source_ip,
+        source_ip(&app, &webhook, Some(forwarded)).await,
         Some("198.51.100.7".parse().unwrap())
     );
     // Without the header, the proxy itself.
     app.advance(Duration::from_millis(1));
-    app.post(&webhook, "{}").send().await.unwrap();
-    let invocations = app.invocations(&webhook).await;
-    assert_eq!(invocations[0].source_ip, Some(loopback()));
+    assert_eq!(source_ip(&app, &webhook, None).await, Some(loopback()));
 }
 
 pub(crate) async fn untrusted_forwarded_for_is_ignored<S: Backend>(store: S) {
     let app = TestApp::start(store);
     let webhook = app.webhook_for_all().await;
-    let response = app
-        .post(&webhook, "{}")
-        .header("x-forwarded-for", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let invocations = app.invocations(&webhook).await;
-    assert_eq!(invocations[0].source_ip, Some(loopback()));
+    let forwarded = Some("198.51.100.7");
+    assert_eq!(source_ip(&app, &webhook, forwarded).await, Some(loopback()));
+}
+
+/// A JSON POST of `body` to `url`, without a secret.
+fn post_json<S>(app: &TestApp<S>, url: String, body: &'static str) -> reqwest::RequestBuilder {
+    app.client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+/// Posts `{}` to `webhook`, with `X-Forwarded-For: forwarded_for` when given, which must be
+/// accepted: the source address recorded on the newest invocation.
+async fn source_ip<S: Backend>(
+    app: &TestApp<S>,
+    webhook: &Webhook,
+    forwarded_for: Option<&str>,
+) -> Option<IpAddr> {
+    let mut request = app.post(webhook, "{}");
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 202);
+    app.invocations(webhook).await[0].source_ip
 }
 
 pub(crate) async fn readiness_follows_the_store<S: Backend>(store: S) {

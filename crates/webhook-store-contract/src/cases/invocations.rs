@@ -10,7 +10,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found};
+use super::{assert_conflict, assert_not_found, attempts, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
     LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, organization,
@@ -81,13 +81,7 @@ pub async fn record_invocation_round_trips<S: ContractStore>(store: S) {
         );
     }
     assert_eq!(store.task(org, task.id).await.expect("task"), task);
-    assert!(
-        store
-            .delivery_attempts(org, task.id)
-            .await
-            .expect("attempts")
-            .is_empty()
-    );
+    assert!(attempts(&store, org, task.id).await.is_empty());
 }
 
 /// Recording an invocation whose id exists is a `Conflict` and writes nothing.
@@ -224,16 +218,7 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
     let org = world.organization.id;
     world.accept(&store, at(3)).await;
     let (_, finished) = world.accept(&store, at(5)).await;
-    store
-        .set_task_status(
-            org,
-            finished.id,
-            TaskStatus::Queued,
-            TaskStatus::Failed,
-            at(6),
-        )
-        .await
-        .expect("fail");
+    move_queued(&store, org, finished.id, TaskStatus::Failed, at(6)).await;
     store
         .record_invocation(&rejected(&world.webhook, at(7)), None)
         .await
@@ -571,16 +556,7 @@ pub async fn purge_removes_old_finished_invocations_only<S: ContractStore>(store
         .await
         .expect("record");
     let (new_done, new_done_task) = world.accept(&store, at(51)).await;
-    store
-        .set_task_status(
-            org,
-            new_done_task.id,
-            TaskStatus::Queued,
-            TaskStatus::Failed,
-            at(52),
-        )
-        .await
-        .expect("fail");
+    move_queued(&store, org, new_done_task.id, TaskStatus::Failed, at(52)).await;
 
     let purged = store.purge_invocations(at(50)).await.expect("purge");
     assert_eq!(purged, 5, "2 without task, 1 completed, 2 failed");

@@ -6,7 +6,8 @@
 
 use std::fmt::Debug;
 
-use webhook_domain::ports::StoreError;
+use webhook_domain::model::{DeliveryAttempt, OrganizationId, Task, TaskId, TaskStatus, Timestamp};
+use webhook_domain::ports::{Store, StoreError};
 
 mod invocations;
 mod organizations;
@@ -26,6 +27,25 @@ fn assert_not_found<T: Debug>(result: Result<T, StoreError>, what: &str) {
         Err(StoreError::NotFound) => {}
         other => panic!("{what}: expected NotFound, got {other:?}"),
     }
+}
+
+/// Moves the queued `task` to `to` at `at`, as an agent or the API would.
+async fn move_queued<S: Store>(
+    store: &S,
+    org: OrganizationId,
+    task: TaskId,
+    to: TaskStatus,
+    at: Timestamp,
+) -> Task {
+    store
+        .set_task_status(org, task, TaskStatus::Queued, to, at)
+        .await
+        .expect("move a queued task")
+}
+
+/// The delivery attempts of `task`, oldest first.
+async fn attempts<S: Store>(store: &S, org: OrganizationId, task: TaskId) -> Vec<DeliveryAttempt> {
+    store.delivery_attempts(org, task).await.expect("attempts")
 }
 
 #[track_caller]

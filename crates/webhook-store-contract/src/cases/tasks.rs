@@ -9,11 +9,10 @@ use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
 use webhook_domain::model::{Task, TaskFilter, TaskId, TaskStatus};
 use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found};
+use super::{assert_conflict, assert_not_found, attempts, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
-    LONG_LEASE, World, accepted, answered, at, at_micros, board_target, organization, page, target,
-    timed_out, webhook,
+    LONG_LEASE, World, answered, at, at_micros, board_target, organization, page, target, timed_out,
 };
 
 /// Every page of the board with `filter`, following the cursors.
@@ -55,32 +54,20 @@ async fn claim_all<S: Store>(store: &S, now: webhook_domain::model::Timestamp) -
 pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let team = board_target(&world.organization, at(0));
-    store.insert_target(&team).await.expect("insert target");
-    let team_hook = webhook(&team, at(0));
-    store
-        .insert_webhook(&team_hook)
-        .await
-        .expect("insert webhook");
+    let team = world
+        .with_target(&store, board_target(&world.organization, at(0)))
+        .await;
     let other = World::seed(&store).await;
     other.accept(&store, at(1)).await;
 
     let mut all = Vec::new();
     for i in 0..4 {
-        for hook in [&world.webhook, &team_hook] {
-            let (invocation, task) = accepted(hook, at_micros(i));
-            store
-                .record_invocation(&invocation, Some(&task))
-                .await
-                .expect("record");
-            all.push(task);
+        for hooked in [&world, &team] {
+            all.push(hooked.accept(&store, at_micros(i)).await.1);
         }
     }
     let moved = all[2].id;
-    store
-        .set_task_status(org, moved, TaskStatus::Queued, TaskStatus::Delivered, at(5))
-        .await
-        .expect("deliver");
+    move_queued(&store, org, moved, TaskStatus::Delivered, at(5)).await;
     let all_now: Vec<Task> = {
         let mut v = Vec::new();
         for t in &all {
@@ -97,7 +84,7 @@ pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: 
         &store,
         &world,
         TaskFilter {
-            target_id: Some(team.id),
+            target_id: Some(team.target.id),
             status: None,
         },
         2,
@@ -108,7 +95,7 @@ pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: 
         task_ids(
             &all_now
                 .iter()
-                .filter(|t| t.target_id == team.id)
+                .filter(|t| t.target_id == team.target.id)
                 .cloned()
                 .collect::<Vec<_>>()
         )
@@ -156,13 +143,8 @@ pub async fn task_of_another_organization_is_not_found<S: ContractStore>(store: 
             .items
             .is_empty()
     );
-    assert_eq!(
-        store
-            .task(world.organization.id, task.id)
-            .await
-            .expect("read"),
-        task
-    );
+    let org = world.organization.id;
+    assert_eq!(store.task(org, task.id).await.expect("read"), task);
 }
 
 /// A status changes only from the expected one: a stale `from` is a `Conflict` that changes
@@ -171,16 +153,7 @@ pub async fn set_task_status_is_compare_and_set<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (_, task) = world.accept(&store, at(1)).await;
-    let delivered = store
-        .set_task_status(
-            org,
-            task.id,
-            TaskStatus::Queued,
-            TaskStatus::Delivered,
-            at(2),
-        )
-        .await
-        .expect("deliver");
+    let delivered = move_queued(&store, org, task.id, TaskStatus::Delivered, at(2)).await;
     assert_eq!(delivered.status, TaskStatus::Delivered);
     assert_eq!(store.task(org, task.id).await.expect("read"), delivered);
     assert_conflict(
@@ -228,13 +201,8 @@ pub async fn finished_attempt_is_taken_as_given<S: ContractStore>(store: S) {
         .expect("finish");
     assert_eq!(finished.attempts, 5);
     assert_eq!(finished.last_error, None);
-    assert_eq!(
-        store
-            .task(world.organization.id, task.id)
-            .await
-            .expect("read"),
-        finished
-    );
+    let org = world.organization.id;
+    assert_eq!(store.task(org, task.id).await.expect("read"), finished);
 }
 
 /// A failed task set back to queued is due at the given time, with no lease, and is claimed
@@ -346,10 +314,7 @@ pub async fn retry_starts_a_new_round_and_numbering_goes_on<S: ContractStore>(st
 
     // Every attempt of both rounds is in the log, numbered once each.
     assert_eq!(
-        store
-            .delivery_attempts(org, task.id)
-            .await
-            .expect("attempts"),
+        attempts(&store, org, task.id).await,
         vec![first, second, third, fourth]
     );
 
@@ -374,16 +339,7 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
     }
     let (_, future) = world.accept(&store, at(30)).await;
     let (_, delivered) = world.accept(&store, at(-5)).await;
-    store
-        .set_task_status(
-            org,
-            delivered.id,
-            TaskStatus::Queued,
-            TaskStatus::Delivered,
-            at(0),
-        )
-        .await
-        .expect("deliver");
+    move_queued(&store, org, delivered.id, TaskStatus::Delivered, at(0)).await;
     tasks.sort_by_key(|t| t.next_attempt_at);
 
     let now = at(10);
@@ -431,41 +387,25 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
 pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let team = board_target(&world.organization, at(0));
-    store.insert_target(&team).await.expect("insert target");
-    let team_hook = webhook(&team, at(0));
-    store
-        .insert_webhook(&team_hook)
-        .await
-        .expect("insert webhook");
-    let (inv, team_task) = accepted(&team_hook, at(1));
-    store
-        .record_invocation(&inv, Some(&team_task))
-        .await
-        .expect("record");
+    let team = world
+        .with_target(&store, board_target(&world.organization, at(0)))
+        .await;
+    let (_, team_task) = team.accept(&store, at(1)).await;
 
-    let doomed = target(&world.organization, at(0));
-    store.insert_target(&doomed).await.expect("insert target");
-    let doomed_hook = webhook(&doomed, at(0));
-    store
-        .insert_webhook(&doomed_hook)
-        .await
-        .expect("insert webhook");
-    let (inv, orphan_task) = accepted(&doomed_hook, at(2));
-    store
-        .record_invocation(&inv, Some(&orphan_task))
-        .await
-        .expect("record");
+    let doomed = world
+        .with_target(&store, target(&world.organization, at(0)))
+        .await;
+    doomed.accept(&store, at(2)).await;
     let tombstone = webhook_domain::model::Webhook {
         status: webhook_domain::model::WebhookStatus::Deleted,
-        ..doomed_hook
+        ..doomed.webhook
     };
     store
         .update_webhook(&tombstone)
         .await
         .expect("delete webhook");
     store
-        .delete_target(org, doomed.id)
+        .delete_target(org, doomed.target.id)
         .await
         .expect("delete target");
 
@@ -474,7 +414,7 @@ pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
     let pushed = webhook_domain::model::Target {
         endpoint_url: world.target.endpoint_url.clone(),
         updated_at: at(11),
-        ..team.clone()
+        ..team.target
     };
     store
         .update_target(&pushed)
@@ -489,21 +429,9 @@ pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
 /// tasks are claimed instead, oldest first; without skips the oldest come first again.
 pub async fn claim_passes_over_skipped_targets<S: ContractStore>(store: S) {
     let busy = World::seed(&store).await;
-    let other_target = target(&busy.organization, at(0));
-    store
-        .insert_target(&other_target)
-        .await
-        .expect("insert target");
-    let other_hook = webhook(&other_target, at(0));
-    store
-        .insert_webhook(&other_hook)
-        .await
-        .expect("insert webhook");
-    let other = World {
-        organization: busy.organization.clone(),
-        target: other_target,
-        webhook: other_hook,
-    };
+    let other = busy
+        .with_target(&store, target(&busy.organization, at(0)))
+        .await;
     let mut backlog = Vec::new();
     for i in 0..5 {
         backlog.push(busy.accept(&store, at(i)).await.1);
@@ -624,13 +552,7 @@ pub async fn finish_attempt_records_attempt_and_target_response<S: ContractStore
     assert_eq!(finished.status, TaskStatus::Delivered);
     assert_eq!(finished.attempts, 1);
     assert_eq!(store.task(org, task.id).await.expect("read"), finished);
-    assert_eq!(
-        store
-            .delivery_attempts(org, task.id)
-            .await
-            .expect("attempts"),
-        vec![attempt.clone()]
-    );
+    assert_eq!(attempts(&store, org, task.id).await, vec![attempt.clone()]);
     let logged = store.invocation(org, invocation.id).await.expect("read");
     assert_eq!(logged.target_response, Some(attempt.response));
     assert_conflict(store.release_lease(&lease).await, "the lease was released");
@@ -672,10 +594,7 @@ pub async fn finish_attempt_retries_then_fails<S: ContractStore>(store: S) {
     assert_eq!(failed.attempts, 2);
     assert_eq!(failed.last_error, second.response.error);
     assert_eq!(
-        store
-            .delivery_attempts(org, task.id)
-            .await
-            .expect("attempts"),
+        attempts(&store, org, task.id).await,
         vec![first, second.clone()]
     );
     assert_eq!(
@@ -738,29 +657,14 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
         "finish under a forged lease",
     );
     assert_eq!(store.task(org, task.id).await.expect("read"), before);
-    assert!(
-        store
-            .delivery_attempts(org, task.id)
-            .await
-            .expect("attempts")
-            .is_empty()
-    );
+    assert!(attempts(&store, org, task.id).await.is_empty());
     assert_eq!(
         store.invocation(org, invocation.id).await.expect("read"),
         invocation
     );
 
     // The agent moved the task on meanwhile: the holder's lease no longer counts.
-    store
-        .set_task_status(
-            org,
-            task.id,
-            TaskStatus::Queued,
-            TaskStatus::Delivered,
-            at(22),
-        )
-        .await
-        .expect("agent picks it up");
+    move_queued(&store, org, task.id, TaskStatus::Delivered, at(22)).await;
     assert_conflict(
         store
             .finish_attempt(
@@ -775,13 +679,7 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
         store.release_lease(&fresh).await,
         "release on a task not queued",
     );
-    assert!(
-        store
-            .delivery_attempts(org, task.id)
-            .await
-            .expect("attempts")
-            .is_empty()
-    );
+    assert!(attempts(&store, org, task.id).await.is_empty());
 }
 
 /// A released task is claimable again at once, untouched; releasing twice is a `Conflict`.
@@ -807,29 +705,12 @@ pub async fn queue_stats_count_tasks_waiting_for_delivery<S: ContractStore>(stor
     );
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let team = board_target(&world.organization, at(0));
-    store.insert_target(&team).await.expect("insert target");
-    let team_hook = webhook(&team, at(0));
-    store
-        .insert_webhook(&team_hook)
-        .await
-        .expect("insert webhook");
-    let (inv, board_task) = accepted(&team_hook, at(-20));
-    store
-        .record_invocation(&inv, Some(&board_task))
-        .await
-        .expect("record a board task");
+    let team = world
+        .with_target(&store, board_target(&world.organization, at(0)))
+        .await;
+    team.accept(&store, at(-20)).await;
     let (_, delivered) = world.accept(&store, at(-10)).await;
-    store
-        .set_task_status(
-            org,
-            delivered.id,
-            TaskStatus::Queued,
-            TaskStatus::Delivered,
-            at(-9),
-        )
-        .await
-        .expect("deliver");
+    move_queued(&store, org, delivered.id, TaskStatus::Delivered, at(-9)).await;
     let (_, first) = world.accept(&store, at(1)).await;
     world.accept(&store, at(2)).await;
     world.accept(&store, at(30)).await;

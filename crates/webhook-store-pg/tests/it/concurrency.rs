@@ -7,7 +7,9 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::{LONG_LEASE, World, accepted, at, at_micros, webhook};
+use webhook_store_contract::fixtures::{
+    LONG_LEASE, World, accepted, at, at_micros, last_triggered_at, webhook,
+};
 use webhook_store_pg::PgStoreOptions;
 use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
 
@@ -88,11 +90,7 @@ async fn group_commit_gives_each_caller_its_own_result() {
         .unwrap();
     assert_eq!(stored, duplicate_task);
     assert_eq!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .unwrap()
-            .last_triggered_at,
+        last_triggered_at(&store, &world.webhook).await,
         Some(at(109))
     );
     store.teardown().await;
@@ -142,7 +140,7 @@ async fn concurrent_batches_on_shared_webhooks_never_deadlock() {
     let last = next.load(Ordering::Relaxed) - 1;
     let mut latest = Vec::new();
     for hook in &hooks {
-        latest.push(store.webhook(hook.id).await.unwrap().last_triggered_at);
+        latest.push(last_triggered_at(&store, hook).await);
     }
     latest.sort();
     assert_eq!(

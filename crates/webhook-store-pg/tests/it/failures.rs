@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::{World, accepted, at};
+use webhook_store_contract::fixtures::{World, accepted, at, last_triggered_at};
 use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
@@ -126,14 +126,7 @@ async fn a_backend_terminated_mid_transaction_leaves_nothing_half_written() {
     assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
     let found = store.task(world.organization.id, task.id).await;
     assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
-    assert_eq!(
-        store
-            .webhook(world.webhook.id)
-            .await
-            .unwrap()
-            .last_triggered_at,
-        None
-    );
+    assert_eq!(last_triggered_at(&store, &world.webhook).await, None);
     drop(blocker);
     store.teardown().await;
 }

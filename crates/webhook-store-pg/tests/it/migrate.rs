@@ -5,11 +5,10 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use tokio::task::JoinSet;
-use uuid::Uuid;
-use webhook_domain::model::{OrganizationId, TaskId, Timestamp};
+use webhook_domain::model::Timestamp;
 use webhook_domain::ports::OrganizationStore as _;
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::check_task_from_the_first_schema;
+use webhook_store_contract::fixtures::{FirstSchemaIds, check_task_from_the_first_schema};
 use webhook_store_pg::test_db::{create_empty_database, database_url};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
@@ -55,13 +54,14 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     .expect("join");
     assert_eq!(first, "20250101000000");
 
-    let (org, target, webhook, invocation, task) = (
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-    );
+    let ids = FirstSchemaIds::random();
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        webhook,
+        invocation,
+        task,
+    } = ids;
     let t = "'2026-01-01T00:00:00Z'";
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
     conn.batch_execute(&format!(
@@ -84,12 +84,7 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     let store = PgStore::connect(&url, PgStoreOptions::default())
         .await
         .expect("migrate and connect");
-    check_task_from_the_first_schema(
-        &store,
-        OrganizationId::from_uuid(org),
-        TaskId::from_uuid(task),
-        Timestamp::from_unix_micros(1_800_000_000_000_000),
-    )
-    .await;
+    let retry_at = Timestamp::from_unix_micros(1_800_000_000_000_000);
+    check_task_from_the_first_schema(&store, &ids, retry_at).await;
     store.teardown().await;
 }

@@ -2,21 +2,39 @@
 //! that cannot write answers `Unavailable` and leaves nothing behind, and concurrent writes
 //! grouped into one commit still each get their own result.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
 use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sqlite::SqliteConnection;
 use webhook_domain::ports::{InvocationLog, StoreError, TaskQueue, WebhookStore};
-use webhook_store_contract::fixtures::{World, accepted, at, at_micros};
+use webhook_store_contract::fixtures::{World, accepted, at, at_micros, last_triggered_at};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
-use crate::support::temp_path;
+use crate::support::{open_temp, remove_database, temp_path};
+
+/// The length of the store's database file, or of its WAL by `suffix` `-wal`; 0 when absent.
+fn file_len(store: &SqliteStore, suffix: &str) -> u64 {
+    let mut file = store.path().to_owned().into_os_string();
+    file.push(suffix);
+    std::fs::metadata(file).map_or(0, |m| m.len())
+}
 
 fn remove(store: &SqliteStore) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = store.path().to_owned().into_os_string();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
+    remove_database(store.path());
+}
+
+/// Closes `store` and removes its files.
+async fn close_and_remove(store: SqliteStore) {
+    store.close().await;
+    remove(&store);
+}
+
+#[track_caller]
+fn assert_not_found<T: Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("expected NotFound, got {other:?}"),
     }
 }
 
@@ -31,24 +49,14 @@ async fn acknowledged_writes_survive_close_and_reopen() {
 
     let reopened = SqliteStore::open(options).await.expect("reopen");
     let org = world.organization.id;
-    assert_eq!(
-        reopened
-            .invocation(org, invocation.id)
-            .await
-            .expect("invocation"),
-        invocation
-    );
+    let stored = reopened.invocation(org, invocation.id).await;
+    assert_eq!(stored.expect("invocation"), invocation);
     assert_eq!(reopened.task(org, task.id).await.expect("task"), task);
     assert_eq!(
-        reopened
-            .webhook(world.webhook.id)
-            .await
-            .expect("webhook")
-            .last_triggered_at,
+        last_triggered_at(&reopened, &world.webhook).await,
         Some(at(1))
     );
-    reopened.close().await;
-    remove(&reopened);
+    close_and_remove(reopened).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,15 +68,10 @@ async fn normal_synchronous_mode_opens_and_writes() {
     let store = SqliteStore::open(options).await.expect("open");
     let world = World::seed(&store).await;
     let (invocation, _) = world.accept(&store, at(1)).await;
-    assert_eq!(
-        store
-            .invocation(world.organization.id, invocation.id)
-            .await
-            .expect("invocation"),
-        invocation
-    );
-    store.close().await;
-    remove(&store);
+    let org = world.organization.id;
+    let stored = store.invocation(org, invocation.id).await;
+    assert_eq!(stored.expect("invocation"), invocation);
+    close_and_remove(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,6 +82,7 @@ async fn a_locked_file_answers_unavailable_and_writes_nothing() {
     };
     let store = SqliteStore::open(options.clone()).await.expect("open");
     let world = World::seed(&store).await;
+    let org = world.organization.id;
 
     // Another process takes the write lock and keeps it.
     let path = options.path.to_str().expect("utf-8 path").to_owned();
@@ -107,28 +111,17 @@ async fn a_locked_file_answers_unavailable_and_writes_nothing() {
 
     other.batch_execute("ROLLBACK;").expect("unlock");
     for invocation in &failed {
-        assert!(matches!(
-            store.invocation(world.organization.id, invocation.id).await,
-            Err(StoreError::NotFound)
-        ));
+        assert_not_found(store.invocation(org, invocation.id).await);
     }
     // Once the lock is gone, the store writes again.
     let (invocation, _) = world.accept(&store, at(2)).await;
-    assert!(
-        store
-            .invocation(world.organization.id, invocation.id)
-            .await
-            .is_ok()
-    );
-    store.close().await;
-    remove(&store);
+    assert!(store.invocation(org, invocation.id).await.is_ok());
+    close_and_remove(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_writer_answers_unavailable_and_reads_go_on() {
-    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
-        .await
-        .expect("open");
+    let store = open_temp().await;
     let world = World::seed(&store).await;
     let clone = store.clone();
     store.close().await;
@@ -139,10 +132,7 @@ async fn a_closed_writer_answers_unavailable_and_reads_go_on() {
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
     );
-    assert!(matches!(
-        clone.invocation(world.organization.id, invocation.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(clone.invocation(world.organization.id, invocation.id).await);
     assert_eq!(
         clone.webhook(world.webhook.id).await.expect("read"),
         world.webhook
@@ -152,10 +142,9 @@ async fn a_closed_writer_answers_unavailable_and_reads_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grouped_writes_each_get_their_own_result() {
-    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
-        .await
-        .expect("open");
+    let store = open_temp().await;
     let world = World::seed(&store).await;
+    let org = world.organization.id;
     let (taken, taken_task) = world.accept(&store, at(1)).await;
 
     // 64 writers at once; every fourth reuses an invocation id that is already stored.
@@ -178,43 +167,17 @@ async fn grouped_writes_each_get_their_own_result() {
         let (duplicate, invocation, task, result) = write.await.expect("join");
         if duplicate {
             assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
-            assert!(matches!(
-                store.task(world.organization.id, task.id).await,
-                Err(StoreError::NotFound)
-            ));
+            assert_not_found(store.task(org, task.id).await);
         } else {
             result.expect("a distinct write commits");
-            assert_eq!(
-                store
-                    .invocation(world.organization.id, invocation.id)
-                    .await
-                    .expect("stored"),
-                invocation
-            );
-            assert_eq!(
-                store
-                    .task(world.organization.id, task.id)
-                    .await
-                    .expect("stored"),
-                task
-            );
+            let stored = store.invocation(org, invocation.id).await;
+            assert_eq!(stored.expect("stored"), invocation);
+            assert_eq!(store.task(org, task.id).await.expect("stored"), task);
         }
     }
-    assert_eq!(
-        store
-            .task(world.organization.id, taken_task.id)
-            .await
-            .expect("the first write stands"),
-        taken_task
-    );
-    store.close().await;
-    remove(&store);
-}
-
-fn file_len(store: &SqliteStore, suffix: &str) -> u64 {
-    let mut file = store.path().to_owned().into_os_string();
-    file.push(suffix);
-    std::fs::metadata(file).map_or(0, |m| m.len())
+    let first = store.task(org, taken_task.id).await;
+    assert_eq!(first.expect("the first write stands"), taken_task);
+    close_and_remove(store).await;
 }
 
 /// Committed pages reach the database file while the store runs, copied from the WAL by the
@@ -222,9 +185,7 @@ fn file_len(store: &SqliteStore, suffix: &str) -> u64 {
 /// leaves an empty WAL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_is_checkpointed_in_the_background_and_emptied_on_close() {
-    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
-        .await
-        .expect("open");
+    let store = open_temp().await;
     let world = World::seed(&store).await;
     let before = file_len(&store, "");
     let writes: Vec<_> = (0..200)

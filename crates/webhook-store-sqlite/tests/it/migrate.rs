@@ -4,11 +4,11 @@ use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use uuid::Uuid;
-use webhook_domain::model::{OrganizationId, TaskId, Timestamp};
-use webhook_store_contract::fixtures::check_task_from_the_first_schema;
+use webhook_domain::model::Timestamp;
+use webhook_store_contract::fixtures::{FirstSchemaIds, check_task_from_the_first_schema};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 
-use crate::support::temp_path;
+use crate::support::{remove_database, temp_path};
 
 fn blob(id: Uuid) -> String {
     format!("X'{}'", id.simple())
@@ -18,13 +18,7 @@ fn blob(id: Uuid) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     let path = temp_path();
-    let (org, target, webhook, invocation, task) = (
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-    );
+    let ids = FirstSchemaIds::random();
     {
         let mut conn =
             SqliteConnection::establish(path.to_str().expect("utf-8 path")).expect("create");
@@ -48,11 +42,11 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
              INSERT INTO tasks VALUES ({task}, {org}, {target}, {webhook}, {invocation},
                  'Deploy', NULL, NULL, 'failed', 0, 1, NULL, 2, 3, 8,
                  'the target answered HTTP 503', NULL, NULL, 2, 9);",
-            org = blob(org),
-            target = blob(target),
-            webhook = blob(webhook),
-            invocation = blob(invocation),
-            task = blob(task),
+            org = blob(ids.organization),
+            target = blob(ids.target),
+            webhook = blob(ids.webhook),
+            invocation = blob(ids.invocation),
+            task = blob(ids.task),
         ))
         .expect("data of the first schema");
     }
@@ -60,18 +54,8 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     let store = SqliteStore::open(SqliteOptions::new(path.clone()))
         .await
         .expect("open and migrate");
-    check_task_from_the_first_schema(
-        &store,
-        OrganizationId::from_uuid(org),
-        TaskId::from_uuid(task),
-        Timestamp::from_unix_micros(20),
-    )
-    .await;
+    check_task_from_the_first_schema(&store, &ids, Timestamp::from_unix_micros(20)).await;
 
     store.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.clone().into_os_string();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
-    }
+    remove_database(&path);
 }

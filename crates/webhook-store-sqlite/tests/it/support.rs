@@ -1,6 +1,6 @@
 //! Stores on temporary files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 
@@ -14,4 +14,13 @@ pub(crate) async fn open_temp() -> SqliteStore {
     SqliteStore::open(SqliteOptions::new(temp_path()))
         .await
         .expect("open a temporary store")
+}
+
+/// Removes the database at `path` with its WAL and shared-memory files, as far as they exist.
+pub(crate) fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_owned().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
 }

@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::agent::{Agent, Delivery, REPLY};
 use crate::daemon::Daemon;
-use crate::send_event;
+use crate::{created, first_start, get, metrics, send_event};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -62,24 +62,10 @@ async fn pushed_webhook(
     key: &str,
     endpoint: &str,
 ) -> (String, String, String, String) {
-    let (status, target) = daemon
-        .api(
-            "POST",
-            "/api/v1/targets",
-            key,
-            Some(json!({"kind": "agent", "name": "build agent", "endpoint_url": endpoint})),
-        )
-        .await;
-    assert_eq!(status, 201, "{target}");
-    let (status, webhook) = daemon
-        .api(
-            "POST",
-            "/api/v1/webhooks",
-            key,
-            Some(json!({"name": "CI", "target_id": target["id"], "generate_secret": true})),
-        )
-        .await;
-    assert_eq!(status, 201, "{webhook}");
+    let agent = json!({"kind": "agent", "name": "build agent", "endpoint_url": endpoint});
+    let target = created(daemon, key, "/api/v1/targets", agent).await;
+    let hook = json!({"name": "CI", "target_id": target["id"], "generate_secret": true});
+    let webhook = created(daemon, key, "/api/v1/webhooks", hook).await;
     let text = |value: &Value| value.as_str().unwrap().to_owned();
     (
         text(&target["signing_secret"]),
@@ -90,19 +76,14 @@ async fn pushed_webhook(
 }
 
 async fn task_status(daemon: &Daemon, key: &str, task_id: &str) -> String {
-    let (status, task) = daemon
-        .api("GET", &format!("/api/v1/tasks/{task_id}"), key, None)
-        .await;
-    assert_eq!(status, 200, "{task}");
+    let task = get(daemon, key, &format!("/api/v1/tasks/{task_id}")).await;
     task["status"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_is_delivered_signed_to_its_agent_and_the_answer_is_logged() {
     let agent = Agent::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &["--allow-private-targets"]).await;
-    let key = daemon.admin_key().unwrap();
+    let (_dir, daemon, key) = first_start(&["--allow-private-targets"]).await;
     let (signing_secret, url, secret, webhook_id) =
         pushed_webhook(&daemon, &key, &agent.url("/tasks")).await;
 
@@ -130,26 +111,18 @@ async fn an_event_is_delivered_signed_to_its_agent_and_the_answer_is_logged() {
         (task_status(&daemon, &key, &task_id).await == "delivered").then_some(())
     })
     .await;
-    let (status, page) = daemon
-        .api(
-            "GET",
-            &format!("/api/v1/webhooks/{webhook_id}/invocations"),
-            &key,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{page}");
+    let page = get(
+        &daemon,
+        &key,
+        &format!("/api/v1/webhooks/{webhook_id}/invocations"),
+    )
+    .await;
     let response = &page["items"][0]["target_response"];
     assert_eq!(response["status_code"], 200, "{page}");
     assert_eq!(response["body_excerpt"], REPLY, "{page}");
     assert_eq!(agent.received().len(), 1, "delivered once");
 
-    let metrics = reqwest::get(format!("{}/metrics", daemon.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&daemon).await;
     for line in [
         r#"webhookd_ingest_requests_total{outcome="accepted"} 1"#,
         r#"webhookd_dispatch_attempts_total{result="delivered"} 1"#,
@@ -167,9 +140,7 @@ async fn an_event_is_delivered_signed_to_its_agent_and_the_answer_is_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_only_node_leaves_tasks_queued_for_the_others() {
     let agent = Agent::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &["--allow-private-targets", "--no-dispatch"]).await;
-    let key = daemon.admin_key().unwrap();
+    let (dir, daemon, key) = first_start(&["--allow-private-targets", "--no-dispatch"]).await;
     let (_, url, secret, _) = pushed_webhook(&daemon, &key, &agent.url("/")).await;
     let (status, accepted) = send_event(&url, &secret).await;
     assert_eq!(status, 202, "{accepted}");
@@ -191,16 +162,10 @@ async fn an_ingest_only_node_leaves_tasks_queued_for_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loopback_endpoint_is_refused_unless_private_targets_are_allowed() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &[]).await;
-    let key = daemon.admin_key().unwrap();
+    let (_dir, daemon, key) = first_start(&[]).await;
+    let local = json!({"kind": "agent", "name": "local", "endpoint_url": "http://127.0.0.1:9/"});
     let (status, problem) = daemon
-        .api(
-            "POST",
-            "/api/v1/targets",
-            &key,
-            Some(json!({"kind": "agent", "name": "local", "endpoint_url": "http://127.0.0.1:9/"})),
-        )
+        .api("POST", "/api/v1/targets", &key, Some(local))
         .await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["code"], "validation_failed", "{problem}");

@@ -18,39 +18,61 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::daemon::{Daemon, run};
 
+/// A first start with `args` on a new data directory: the directory (removed when dropped), the
+/// daemon and the admin key it printed.
+async fn first_start(args: &[&str]) -> (tempfile::TempDir, Daemon, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), args).await;
+    let key = daemon
+        .admin_key()
+        .expect("the first start prints an admin key");
+    (dir, daemon, key)
+}
+
 /// Creates a target and a webhook with a generated secret; returns (ingest URL, secret).
 async fn webhook(daemon: &Daemon, key: &str) -> (String, String) {
     webhook_with_rate(daemon, key, 100).await
 }
 
 async fn webhook_with_rate(daemon: &Daemon, key: &str, rate: u32) -> (String, String) {
-    let target = daemon
-        .api(
-            "POST",
-            "/api/v1/targets",
-            key,
-            Some(json!({"kind": "agent", "name": "build agent"})),
-        )
-        .await;
-    assert_eq!(target.0, 201, "{}", target.1);
-    let webhook = daemon
-        .api(
-            "POST",
-            "/api/v1/webhooks",
-            key,
-            Some(json!({
-                "name": "CI",
-                "target_id": target.1["id"],
-                "generate_secret": true,
-                "rate_limit_per_minute": rate,
-            })),
-        )
-        .await;
-    assert_eq!(webhook.0, 201, "{}", webhook.1);
-    (
-        webhook.1["url"].as_str().unwrap().to_owned(),
-        webhook.1["secret"].as_str().unwrap().to_owned(),
+    let agent = json!({"kind": "agent", "name": "build agent"});
+    let target = created(daemon, key, "/api/v1/targets", agent).await;
+    let webhook = created(
+        daemon,
+        key,
+        "/api/v1/webhooks",
+        json!({
+            "name": "CI",
+            "target_id": target["id"],
+            "generate_secret": true,
+            "rate_limit_per_minute": rate,
+        }),
     )
+    .await;
+    (
+        webhook["url"].as_str().unwrap().to_owned(),
+        webhook["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `POST path` of `body` as `key`, which must answer 201: the JSON body.
+async fn created(daemon: &Daemon, key: &str, path: &str, body: Value) -> Value {
+    let (status, body) = daemon.api("POST", path, key, Some(body)).await;
+    assert_eq!(status, 201, "POST {path}: {body}");
+    body
+}
+
+/// The daemon's `/metrics` text.
+async fn metrics(daemon: &Daemon) -> String {
+    let response = reqwest::get(format!("{}/metrics", daemon.base)).await;
+    response.unwrap().text().await.unwrap()
+}
+
+/// `GET path` as `key`, which must answer 200: the JSON body.
+async fn get(daemon: &Daemon, key: &str, path: &str) -> Value {
+    let (status, body) = daemon.api("GET", path, key, None).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
 }
 
 async fn send_event(url: &str, secret: &str) -> (u16, Value) {
@@ -77,29 +99,18 @@ async fn send_event_with_headers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_prints_the_key_once_and_a_restart_keeps_what_was_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &[]).await;
-    let key = daemon
-        .admin_key()
-        .expect("the first start prints an admin key");
+    let (dir, daemon, key) = first_start(&[]).await;
     let (url, secret) = webhook(&daemon, &key).await;
     assert!(url.starts_with(&daemon.base), "{url}");
     let (status, accepted) = send_event(&url, &secret).await;
     assert_eq!(status, 202, "{accepted}");
-    let health = reqwest::get(format!("{}/healthz", daemon.base))
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = reqwest::get(format!("{}/readyz", daemon.base))
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    let metrics = reqwest::get(format!("{}/metrics", daemon.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    for probe in ["/healthz", "/readyz"] {
+        let answer = reqwest::get(format!("{}{probe}", daemon.base))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{probe}");
+    }
+    let metrics = metrics(&daemon).await;
     assert!(
         metrics.contains(r#"webhookd_ingest_requests_total{outcome="accepted"} 1"#),
         "{metrics}"
@@ -119,27 +130,17 @@ async fn first_start_prints_the_key_once_and_a_restart_keeps_what_was_acknowledg
     let daemon = Daemon::start(dir.path(), &[]).await;
     assert_eq!(daemon.admin_key(), None, "stdout: {}", daemon.stdout());
     let webhook_id = url.rsplit('/').next().unwrap();
-    let (status, page) = daemon
-        .api(
-            "GET",
-            &format!("/api/v1/webhooks/{webhook_id}/invocations"),
-            &key,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{page}");
+    let page = get(
+        &daemon,
+        &key,
+        &format!("/api/v1/webhooks/{webhook_id}/invocations"),
+    )
+    .await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{page}");
     assert_eq!(items[0]["id"], accepted["invocation_id"]);
-    let (status, task) = daemon
-        .api(
-            "GET",
-            &format!("/api/v1/tasks/{}", accepted["task_id"].as_str().unwrap()),
-            &key,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{task}");
+    let task_id = accepted["task_id"].as_str().unwrap();
+    get(&daemon, &key, &format!("/api/v1/tasks/{task_id}")).await;
     // Secrets were sealed with the key in the data directory and still open. (The port is a
     // new one.)
     let url = format!("{}/api/webhooks/{webhook_id}", daemon.base);
@@ -183,37 +184,21 @@ async fn org_and_api_key_commands_print_json() {
     for line in daemon.stderr().lines() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
-    let (status, organization) = daemon
-        .api("GET", "/api/v1/organization", viewer_key, None)
-        .await;
-    assert_eq!(status, 200, "{organization}");
+    let organization = get(&daemon, viewer_key, "/api/v1/organization").await;
     assert_eq!(organization["name"], "Acme");
-    let (status, _) = daemon
-        .api(
-            "POST",
-            "/api/v1/targets",
-            viewer_key,
-            Some(json!({"kind": "team", "name": "ops"})),
-        )
-        .await;
-    assert_eq!(status, 403);
-    let (status, _) = daemon
-        .api(
-            "POST",
-            "/api/v1/targets",
-            admin_key,
-            Some(json!({"kind": "team", "name": "ops"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    let team = json!({"kind": "team", "name": "ops"});
+    for (key, expected) in [(viewer_key, 403), (admin_key, 201)] {
+        let (status, _) = daemon
+            .api("POST", "/api/v1/targets", key, Some(team.clone()))
+            .await;
+        assert_eq!(status, expected);
+    }
     assert!(daemon.stop().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &[]).await;
-    let key = daemon.admin_key().unwrap();
+    let (_dir, daemon, key) = first_start(&[]).await;
     // The organization's quota is the tightest one, so every answer's `RateLimit-Remaining`
     // tells how many requests the organization has admitted: that shows when the server has
     // begun the slow request.
@@ -310,11 +295,7 @@ async fn help_lists_every_setting_and_migrate_runs() {
 async fn serves_on_postgres() {
     let database = webhook_store_pg::test_db::create_empty_database().await;
     let url = webhook_store_pg::test_db::database_url(&database);
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), &["--database-url", &url]).await;
-    let key = daemon
-        .admin_key()
-        .expect("the first start prints an admin key");
+    let (dir, daemon, key) = first_start(&["--database-url", &url]).await;
     let (webhook_url, secret) = webhook(&daemon, &key).await;
     let (status, accepted) = send_event(&webhook_url, &secret).await;
     assert_eq!(status, 202, "{accepted}");
@@ -322,15 +303,8 @@ async fn serves_on_postgres() {
     // Restarted on the same database: the event is there and no new key is made.
     let daemon = Daemon::start(dir.path(), &["--database-url", &url]).await;
     assert_eq!(daemon.admin_key(), None);
-    let (status, task) = daemon
-        .api(
-            "GET",
-            &format!("/api/v1/tasks/{}", accepted["task_id"].as_str().unwrap()),
-            &key,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{task}");
+    let task_id = accepted["task_id"].as_str().unwrap();
+    get(&daemon, &key, &format!("/api/v1/tasks/{task_id}")).await;
     assert!(daemon.stop().await.success());
     webhook_store_pg::test_db::drop_database(&database).await;
 }

@@ -1,0 +1,361 @@
+//! `cargo xtask bench ingest`: accepted events per second over loopback from `webhook-loadgen`
+//! against a bare actix-web handler (the ceiling) and webhookd on SQLite and on PostgreSQL.
+
+use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::database::BenchDatabase;
+use super::process::{CpuTime, Pinning, Scratch, Server, free_port};
+use super::{report_of, run_json, write_report};
+use crate::{cmd, metadata::Workspace, postgres};
+
+/// Organizations and webhooks per organization the load is spread over.
+const ORGANIZATIONS: u32 = 10;
+const WEBHOOKS_PER_ORGANIZATION: u32 = 20;
+/// Connections of the load generator, each with one request in flight.
+const CONCURRENCY: &str = "32";
+/// Connections for the fixed-rate run: more than the closed loop needs, so a slow answer delays
+/// the requests behind it only when the server, not the generator, is the bottleneck.
+const RATE_CONCURRENCY: &str = "64";
+const WARMUP_SECS: &str = "2";
+const MEASURE_SECS: &str = "10";
+
+/// One target of `bench ingest`: its closed-loop maximum and its latency at half of it.
+struct IngestRow {
+    target: &'static str,
+    max: Value,
+    half: Value,
+}
+
+impl IngestRow {
+    fn accepted_per_sec(&self) -> f64 {
+        self.max["accepted_per_sec"].as_f64().unwrap_or(0.0)
+    }
+
+    /// CPU time per request at the maximum rate, in µs: the server's, or PostgreSQL's.
+    fn cpu_us(&self, whose: &str) -> f64 {
+        self.max["cpu_us_per_request"][whose]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+/// `cargo xtask bench ingest`: accepted events per second over loopback at a fixed concurrency
+/// against a bare actix-web handler (the ceiling) and webhookd on SQLite and on PostgreSQL, then
+/// the latency of each at half of its maximum rate.
+pub(crate) fn ingest() -> Result<()> {
+    eprintln!("==> building webhookd, webhook-loadgen and the bare handler (release)");
+    cmd::run(&mut cmd::cargo([
+        "build",
+        "--release",
+        "-p",
+        "webhookd",
+        "-p",
+        "webhook-loadgen",
+    ]))?;
+    cmd::run(&mut cmd::cargo([
+        "build",
+        "--release",
+        "-p",
+        "webhook-http",
+        "--example",
+        "bare_accept",
+    ]))?;
+    let workspace = Workspace::load()?;
+    let release = Path::new(
+        workspace
+            .target_directory()
+            .context("no target directory")?,
+    )
+    .join("release");
+    let bench = Bench {
+        webhookd: release.join("webhookd"),
+        loadgen: release.join("webhook-loadgen"),
+        scratch: Scratch::create(&release.join("..").join("bench"))?,
+        pinning: Pinning::detect(),
+        cpu: CpuTime::detect(),
+    };
+    eprintln!("{}", bench.pinning.describe());
+
+    let mut rows = Vec::new();
+    eprintln!("==> bare actix-web handler (the ceiling)");
+    rows.push(bench.bare(&release.join("examples").join("bare_accept"))?);
+    eprintln!("==> webhookd on SQLite");
+    rows.push(bench.sqlite()?);
+    eprintln!("==> webhookd on PostgreSQL");
+    rows.push(bench.postgres()?);
+
+    let ceiling = rows[0].accepted_per_sec();
+    let table = ingest_table(&rows, ceiling, &bench.pinning)?;
+    print!("{table}");
+    let report = json!({
+        "organizations": ORGANIZATIONS,
+        "webhooks_per_organization": WEBHOOKS_PER_ORGANIZATION,
+        "pinned": bench.pinning.cores.is_some(),
+        "targets": rows.iter().map(|row| json!({
+            "target": row.target,
+            "max": row.max,
+            "half_rate": row.half,
+            "ratio_to_bare": row.accepted_per_sec() / ceiling,
+        })).collect::<Vec<_>>(),
+        "table": table,
+    });
+    write_report("ingest", &report)
+}
+
+/// The table of `bench ingest`, with a warning line for each run where not every request was
+/// accepted.
+fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<String> {
+    let mut table = String::new();
+    writeln!(
+        table,
+        "{:<10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} | {:>9} {:>8} {:>8} {:>8}",
+        "target",
+        "accepted/s",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms",
+        "vs bare",
+        "cpu µs",
+        "db µs",
+        "half rate",
+        "p50 ms",
+        "p99 ms",
+        "p999 ms"
+    )?;
+    for row in rows {
+        let latency = |run: &Value, q: &str| run["latency_ms"][q].as_f64().unwrap_or(f64::NAN);
+        writeln!(
+            table,
+            "{:<10} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>7.0}% {:>7.1} {:>7} | {:>9.0} {:>8.2} {:>8.2} {:>8.2}",
+            row.target,
+            row.accepted_per_sec(),
+            latency(&row.max, "p50"),
+            latency(&row.max, "p99"),
+            latency(&row.max, "p999"),
+            100.0 * row.accepted_per_sec() / ceiling,
+            row.cpu_us("server"),
+            match row.cpu_us("postgres") {
+                us if us.is_nan() => "-".to_owned(),
+                us => format!("{us:.1}"),
+            },
+            row.half["accepted_per_sec"].as_f64().unwrap_or(f64::NAN),
+            latency(&row.half, "p50"),
+            latency(&row.half, "p99"),
+            latency(&row.half, "p999"),
+        )?;
+    }
+    writeln!(
+        table,
+        "{ORGANIZATIONS} organizations x {WEBHOOKS_PER_ORGANIZATION} webhooks, limits at \
+         1,000,000/min; {CONCURRENCY} connections for {MEASURE_SECS} s after {WARMUP_SECS} s of \
+         warm-up; half rate: an open loop at half of each target's maximum over \
+         {RATE_CONCURRENCY} connections, latency counted from when each request was due; cpu µs: \
+         the server's CPU time (user and system, all threads) per request at the maximum rate; \
+         db µs: that of every postgres process on the machine; {}",
+        pinning.describe()
+    )?;
+    let anomalies: Vec<String> = rows
+        .iter()
+        .flat_map(|row| [(row.target, &row.max), (row.target, &row.half)])
+        .filter_map(|(target, run)| {
+            let requests = run["requests"].as_u64().unwrap_or(0);
+            let accepted = run["accepted"].as_u64().unwrap_or(0);
+            (requests != accepted).then(|| {
+                format!(
+                    "{target}: {accepted} of {requests} requests accepted (status {}, errors {}, first error {})",
+                    run["status"], run["errors"], run["first_error"]
+                )
+            })
+        })
+        .collect();
+    for anomaly in &anomalies {
+        writeln!(table, "warning: {anomaly}")?;
+    }
+    Ok(table)
+}
+
+/// The built programs, a scratch directory and how processes are pinned.
+struct Bench {
+    webhookd: PathBuf,
+    loadgen: PathBuf,
+    scratch: Scratch,
+    pinning: Pinning,
+    cpu: CpuTime,
+}
+
+impl Bench {
+    fn bare(&self, program: &Path) -> Result<IngestRow> {
+        let port = free_port()?;
+        let mut command = self.pinning.server(program);
+        command.arg(format!("127.0.0.1:{port}"));
+        let server = Server::start("bare_accept", command, port, &self.scratch.path)?;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut urls = String::new();
+        for n in 0..ORGANIZATIONS * WEBHOOKS_PER_ORGANIZATION {
+            writeln!(
+                urls,
+                "http://127.0.0.1:{port}/api/webhooks/{:016x}{n:016x}",
+                hasher.hash_one(n)
+            )?;
+        }
+        let row = self.measure("bare", &urls, &server, false)?;
+        server.stop()?;
+        Ok(row)
+    }
+
+    fn sqlite(&self) -> Result<IngestRow> {
+        let data_dir = self.scratch.path.join("sqlite");
+        self.webhookd_row("sqlite", &data_dir, None)
+    }
+
+    fn postgres(&self) -> Result<IngestRow> {
+        let server = postgres::for_bench()?;
+        let database = BenchDatabase::create(server.url())?;
+        let data_dir = self.scratch.path.join("postgres");
+        let row = self.webhookd_row("postgres", &data_dir, Some(&database.url));
+        drop(database);
+        drop(server);
+        row
+    }
+
+    /// Creates the organizations, starts webhookd, provisions the webhooks and measures.
+    fn webhookd_row(
+        &self,
+        target: &'static str,
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> Result<IngestRow> {
+        let webhookd = |args: &[&str]| {
+            let mut command = Command::new(&self.webhookd);
+            command
+                .args(args)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .env("RUST_LOG", "warn")
+                .env_remove("DATABASE_URL");
+            if let Some(url) = database_url {
+                command.env("DATABASE_URL", url);
+            }
+            command
+        };
+        let mut keys = Vec::new();
+        for n in 0..ORGANIZATIONS {
+            let name = format!("bench-{n}");
+            let output = cmd::read(&mut webhookd(&["org", "create", "--name", &name]))?;
+            let created: Value = serde_json::from_str(output.trim())
+                .with_context(|| format!("reading `webhookd org create` output: {output}"))?;
+            let key = created["api_key"]
+                .as_str()
+                .context("`webhookd org create` printed no api_key")?;
+            keys.push(key.to_owned());
+        }
+        let port = free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let mut serve = webhookd(&["serve", "--listen", &listen, "--log-format", "json"]);
+        let mut pinned = self.pinning.server(serve.get_program());
+        pinned.args(serve.get_args());
+        for (key, value) in serve.get_envs() {
+            match value {
+                Some(value) => pinned.env(key, value),
+                None => pinned.env_remove(key),
+            };
+        }
+        serve = pinned;
+        let server = Server::start("webhookd", serve, port, &self.scratch.path)?;
+        let mut urls = String::new();
+        for key in &keys {
+            let mut provision = Command::new(&self.loadgen);
+            provision
+                .args([
+                    "provision",
+                    "--base-url",
+                    &format!("http://{listen}"),
+                    "--webhooks",
+                    &WEBHOOKS_PER_ORGANIZATION.to_string(),
+                ])
+                .env("WEBHOOKD_API_KEY", key);
+            urls.push_str(&cmd::read(&mut provision)?);
+        }
+        let row = self.measure(target, &urls, &server, database_url.is_some())?;
+        server.stop()?;
+        Ok(row)
+    }
+
+    /// The closed-loop maximum, with the CPU time it cost the server (and PostgreSQL when
+    /// `postgres`), then an open loop at half of it.
+    fn measure(
+        &self,
+        target: &'static str,
+        urls: &str,
+        server: &Server,
+        postgres: bool,
+    ) -> Result<IngestRow> {
+        let url_file = self.scratch.path.join(format!("{target}.urls"));
+        std::fs::write(&url_file, urls)
+            .with_context(|| format!("writing {}", url_file.display()))?;
+        let mut command = self.loadgen_command(&url_file, CONCURRENCY, &[]);
+        let running = cmd::start_read(&mut command)?;
+        // Count from the end of the warm-up to the end of the run.
+        std::thread::sleep(Duration::from_secs_f64(WARMUP_SECS.parse()?));
+        let cpu = &self.cpu;
+        let before = (cpu.of_process(server.child.id()), cpu.of_named("postgres"));
+        let output = cmd::finish_read(&command, running);
+        let after = (cpu.of_process(server.child.id()), cpu.of_named("postgres"));
+        let mut max = report_of(&command, &output?)?;
+        let requests = max["requests"].as_f64().unwrap_or(0.0).max(1.0);
+        let per_request = |before: Duration, after: Duration| {
+            after.saturating_sub(before).as_secs_f64() * 1e6 / requests
+        };
+        max["cpu_us_per_request"] = json!({
+            "server": per_request(before.0?, after.0?),
+            "postgres": postgres.then(|| per_request(before.1, after.1)),
+        });
+        let half = max["accepted_per_sec"].as_f64().unwrap_or(0.0) / 2.0;
+        if half < 1.0 {
+            bail!(
+                "{target}: no request was accepted at full load: {}",
+                serde_json::to_string(&max)?
+            );
+        }
+        eprintln!(
+            "{target}: {:.0} accepted/s; now at {half:.0}/s",
+            max["accepted_per_sec"].as_f64().unwrap_or(0.0)
+        );
+        let half = self.loadgen(
+            &url_file,
+            RATE_CONCURRENCY,
+            &["--rate", &format!("{half:.0}")],
+        )?;
+        Ok(IngestRow { target, max, half })
+    }
+
+    fn loadgen(&self, url_file: &Path, concurrency: &str, extra: &[&str]) -> Result<Value> {
+        run_json(&mut self.loadgen_command(url_file, concurrency, extra))
+    }
+
+    fn loadgen_command(&self, url_file: &Path, concurrency: &str, extra: &[&str]) -> Command {
+        let mut command = self.pinning.generator(&self.loadgen);
+        command
+            .arg("run")
+            .arg("--url-file")
+            .arg(url_file)
+            .args([
+                "--concurrency",
+                concurrency,
+                "--warmup",
+                WARMUP_SECS,
+                "--duration",
+                MEASURE_SECS,
+            ])
+            .args(extra);
+        eprintln!("$ {}", cmd::display(&command));
+        command
+    }
+}

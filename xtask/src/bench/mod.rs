@@ -1,0 +1,62 @@
+//! `cargo xtask bench`: runs the benchmarks in release mode, prints a table of each beside the
+//! baseline measured in the same run, and writes the figures to `target/bench/<name>.json`.
+//! `ingest` runs webhookd and a bare actix-web handler as processes and loads them over loopback
+//! with `webhook-loadgen`. This module holds what the benches share: reading a JSON report from a
+//! program's output and writing one under `target/bench/`.
+
+mod database;
+mod dispatch;
+mod ingest;
+mod process;
+mod store;
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{cmd, metadata::Workspace};
+
+pub(crate) use dispatch::dispatch;
+pub(crate) use ingest::ingest;
+pub(crate) use store::store;
+
+pub(super) fn run_json(command: &mut std::process::Command) -> Result<Value> {
+    let output = cmd::read(command)?;
+    report_of(command, &output)
+}
+
+/// The JSON report that `command` printed in `output`.
+pub(super) fn report_of(command: &Command, output: &str) -> Result<Value> {
+    let start = output.find('{').with_context(|| {
+        format!(
+            "no JSON report in the output of `{}`",
+            cmd::display(command)
+        )
+    })?;
+    serde_json::from_str(output[start..].trim())
+        .with_context(|| format!("reading the report of `{}`", cmd::display(command)))
+}
+
+pub(super) fn number(value: &Value) -> Result<f64> {
+    match value.as_f64() {
+        Some(n) if n > 0.0 => Ok(n),
+        _ => bail!("the bench report lacks a positive number where one was expected: {value}"),
+    }
+}
+
+pub(super) fn write_report(name: &str, report: &Value) -> Result<()> {
+    let workspace = Workspace::load()?;
+    let dir = std::path::Path::new(
+        workspace
+            .target_directory()
+            .context("no target directory")?,
+    )
+    .join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("report written to {}", path.display());
+    Ok(())
+}
