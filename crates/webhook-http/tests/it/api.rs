@@ -1268,3 +1268,36 @@ async fn bodies_over_the_limit_are_refused_after_the_key() {
     .await;
     assert_eq!((answer.status, answer.code()), (422, "validation_failed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_bodies_must_be_json_objects_not_arrays() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let target = app.target(&org.admin).await;
+    for (path, body) in [
+        ("/api/v1/api-keys", json!(["k", "viewer"])),
+        ("/api/v1/webhooks", json!(["wh", target["id"]])),
+        ("/api/v1/targets", json!(["agent", "bot"])),
+    ] {
+        let answer = problem(app.call("post", path, Some(&org.admin), Some(&body)).await).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "validation_failed"),
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["field"], Value::Null, "{}", answer.body);
+    }
+    let keys = app
+        .expect(200, "get", "/api/v1/api-keys", &org.admin, None)
+        .await;
+    assert_eq!(
+        keys["items"].as_array().unwrap().len(),
+        2,
+        "nothing created"
+    );
+    let webhooks = app
+        .expect(200, "get", "/api/v1/webhooks", &org.admin, None)
+        .await;
+    assert_eq!(webhooks["items"], json!([]), "nothing created");
+}
