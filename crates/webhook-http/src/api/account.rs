@@ -64,7 +64,8 @@ pub(crate) async fn list_keys<A: ManageContext>(
     })))
 }
 
-/// Delete an API key; it stops authenticating at once. The last admin key cannot be deleted.
+/// Delete an API key; it stops authenticating at once. A key cannot delete itself (another
+/// admin key deletes it), and the last admin key cannot be deleted.
 #[utoipa::path(
     delete, path = "/api/v1/api-keys/{id}", tag = "account",
     params(("id" = String, Path, description = "API key id")),
@@ -73,7 +74,7 @@ pub(crate) async fn list_keys<A: ManageContext>(
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`last_admin_key`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`own_key`: the key of this request cannot delete itself; `last_admin_key`: the organization's last admin key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),

@@ -1168,7 +1168,7 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
     .await;
     assert_eq!(answer.status, 401);
 
-    // The last admin key stays.
+    // The last admin key stays: the only key that could delete it is itself.
     let keys = app
         .expect(200, "get", "/api/v1/api-keys", &org.admin, None)
         .await;
@@ -1188,7 +1188,7 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
         .await,
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (409, "last_admin_key"));
+    assert_eq!((answer.status, answer.code()), (409, "own_key"));
 
     let organization = app
         .expect(
@@ -1300,4 +1300,40 @@ async fn management_bodies_must_be_json_objects_not_arrays() {
         .expect(200, "get", "/api/v1/webhooks", &org.admin, None)
         .await;
     assert_eq!(webhooks["items"], json!([]), "nothing created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_cannot_delete_itself() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let created = app
+        .expect(
+            201,
+            "post",
+            "/api/v1/api-keys",
+            &org.admin,
+            Some(json!({"name": "second admin", "role": "admin"})),
+        )
+        .await;
+    let second = s(&created["api_key"]).to_owned();
+    let path = format!("/api/v1/api-keys/{}", s(&created["id"]));
+
+    // Another admin key exists, so this is not about the last admin key.
+    let answer = problem(app.call("delete", &path, Some(&second), None).await).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (409, "own_key"),
+        "{}",
+        answer.body
+    );
+    // It still works, and another admin key may delete it.
+    app.expect(200, "get", "/api/v1/api-keys", &second, None)
+        .await;
+    app.expect(204, "delete", &path, &org.admin, None).await;
+    let answer = problem(
+        app.call("get", "/api/v1/api-keys", Some(&second), None)
+            .await,
+    )
+    .await;
+    assert_eq!(answer.status, 401);
 }
