@@ -49,11 +49,16 @@ where
                 .route(web::post().to(ingest::handle::<P, S>))
                 .default_service(web::to(ingest::method_not_allowed)),
         )
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz::<P, S>))
-        .route("/metrics", web::get().to(ops::metrics::<P, S>))
+        .service(get_only("/healthz").route(web::get().to(ops::healthz)))
+        .service(get_only("/readyz").route(web::get().to(ops::readyz::<P, S>)))
+        .service(get_only("/metrics").route(web::get().to(ops::metrics::<P, S>)))
         .configure(console::configure)
         .default_service(web::to(not_found));
+}
+
+/// A resource serving only GET: other methods answer 405 with `Allow: GET`.
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { Problem::method_not_allowed("GET") }))
 }
 
 async fn not_found() -> Problem {

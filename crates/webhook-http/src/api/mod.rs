@@ -258,13 +258,18 @@ routes! {
 /// The paths that answer without an API key.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
 
-/// Registers every management route. A path's other methods answer 405 problem+json.
+/// Registers every management route. A path's other methods answer 405 problem+json with an
+/// `Allow` header listing the methods the path serves.
 pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
     let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
     for (path, route) in route_table::<A>() {
-        let resource = resources
-            .remove(path)
-            .unwrap_or_else(|| web::resource(path).default_service(web::to(method_not_allowed)));
+        let resource = resources.remove(path).unwrap_or_else(|| {
+            let allow = allowed_methods(path);
+            web::resource(path).default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(&allow) }
+            }))
+        });
         resources.insert(path, resource.route(route));
     }
     for resource in resources.into_values() {
@@ -272,11 +277,27 @@ pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// The `Allow` value of `path`: its methods in [`ROUTES`], upper case, in the order listed.
+fn allowed_methods(path: &str) -> String {
+    ROUTES
+        .iter()
+        .filter(|(_, p)| *p == path)
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Largest management request body: room for a test payload at ingest's default limit.
 const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-async fn method_not_allowed() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::method_not_allowed())
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::method_not_allowed());
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// The `OpenAPI` document as JSON text.

@@ -1337,3 +1337,56 @@ async fn an_api_key_cannot_delete_itself() {
     .await;
     assert_eq!(answer.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_405_names_the_allowed_methods() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let id = Uuid::new_v4().to_string();
+    let mut allowed = std::collections::BTreeMap::<&str, BTreeSet<String>>::new();
+    for (method, path) in ROUTES {
+        allowed
+            .entry(path)
+            .or_default()
+            .insert(method.to_uppercase());
+    }
+    let mut paths: Vec<(String, BTreeSet<String>)> = allowed
+        .into_iter()
+        .map(|(path, methods)| (path.replace("{id}", &id), methods))
+        .collect();
+    for (path, methods) in [
+        (format!("/api/webhooks/{id}"), &["POST"][..]),
+        ("/healthz".to_owned(), &["GET"]),
+        ("/readyz".to_owned(), &["GET"]),
+        ("/metrics".to_owned(), &["GET"]),
+        ("/".to_owned(), &["GET", "HEAD"]),
+    ] {
+        paths.push((path, methods.iter().map(|m| (*m).to_owned()).collect()));
+    }
+    for (path, methods) in &paths {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if methods.contains(method) {
+                continue;
+            }
+            let answer = problem(
+                app.request(method, path, Some(&org.admin))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (405, "method_not_allowed"),
+                "{method} {path}"
+            );
+            let allow: BTreeSet<String> = answer
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(&allow, methods, "{method} {path}");
+        }
+    }
+}
