@@ -9,14 +9,14 @@ use super::dto::{
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
-use super::{ManageContext, caller, created, openapi_json, writer};
+use super::{ManageContext, caller, created_with_secret, openapi_json, writer};
 
 /// Create an API key; the key is in the answer, once.
 #[utoipa::path(
     post, path = "/api/v1/api-keys", tag = "account",
     request_body = CreateApiKey,
     responses(
-        (status = 201, description = "Created", body = CreatedApiKeyOut),
+        (status = 201, description = "Created", body = CreatedApiKeyOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -40,7 +40,10 @@ pub(crate) async fn create_key<A: ManageContext>(
         api_key: created_key.api_key.expose().to_owned(),
         key: ApiKeyOut::from(created_key.key),
     };
-    Ok(created(format!("/api/v1/api-keys/{}", out.key.id), &out))
+    Ok(created_with_secret(
+        format!("/api/v1/api-keys/{}", out.key.id),
+        &out,
+    ))
 }
 
 /// The organization's API keys, oldest first (one page).

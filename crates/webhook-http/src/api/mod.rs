@@ -24,7 +24,7 @@ mod webhooks;
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpRequest, HttpResponse, Route, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Route, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -121,11 +121,22 @@ async fn writer<A: ManageContext>(ctx: &A, request: &HttpRequest) -> Result<Call
     Ok(caller)
 }
 
-/// `Location` of a created object.
-fn created(location: String, body: &impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Created()
+/// A 201 with the `Location` of the created object, whose answer carries its secret or key
+/// (see [`secret_answer`]).
+fn created_with_secret(location: String, body: &impl serde::Serialize) -> HttpResponse {
+    secret_answer(HttpResponse::Created())
         .insert_header((actix_web::http::header::LOCATION, location))
         .json(body)
+}
+
+/// Marks an answer that carries a secret or an API key `Cache-Control: no-store`: no cache on
+/// its way (a proxy, the browser's) may keep a copy of what is shown only once.
+fn secret_answer(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
+    response.insert_header((
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    ));
+    response
 }
 
 struct BearerAuth;

@@ -12,7 +12,7 @@ use super::dto::{
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
 use super::targets::parse_limit;
-use super::{ManageContext, caller, created, writer};
+use super::{ManageContext, caller, created_with_secret, secret_answer, writer};
 
 fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
     WebhookWithSecret {
@@ -32,7 +32,7 @@ fn apply<A: ManageContext, T>(ctx: &A, changed: Changed<T>) -> T {
     post, path = "/api/v1/webhooks", tag = "webhooks",
     request_body = CreateWebhook,
     responses(
-        (status = 201, description = "Created", body = WebhookWithSecret),
+        (status = 201, description = "Created", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -57,7 +57,7 @@ pub(crate) async fn create<A: ManageContext>(
     };
     let changed = ctx.management().create_webhook(&caller, new).await?;
     let out = with_secret(apply(ctx.get_ref(), changed));
-    Ok(created(
+    Ok(created_with_secret(
         format!("/api/v1/webhooks/{}", out.webhook.id),
         &out,
     ))
@@ -175,7 +175,7 @@ pub(crate) async fn delete<A: ManageContext>(
     params(("id" = String, Path, description = "Webhook id")),
     request_body(content = Option<RotateSecret>, description = "Optional: the new secret"),
     responses(
-        (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret),
+        (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -198,7 +198,7 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
         .await?;
     let out = with_secret(apply(ctx.get_ref(), changed));
-    Ok(HttpResponse::Ok().json(out))
+    Ok(secret_answer(HttpResponse::Ok()).json(out))
 }
 
 /// Send a test event through the real pipeline as an authenticated sender; the invocation and

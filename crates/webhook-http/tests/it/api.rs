@@ -1390,3 +1390,67 @@ async fn every_405_names_the_allowed_methods() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_with_a_secret_or_key_are_not_stored_by_caches() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let no_store = |response: &reqwest::Response, what: &str| {
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}"
+        );
+    };
+
+    let response = app
+        .call(
+            "post",
+            "/api/v1/targets",
+            Some(&org.admin),
+            Some(&json!({"kind": "agent", "name": "bot"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    no_store(&response, "create target (signing_secret)");
+    let target: Value = response.json().await.unwrap();
+    assert!(target["signing_secret"].is_string());
+
+    let response = app
+        .call(
+            "post",
+            "/api/v1/webhooks",
+            Some(&org.admin),
+            Some(&json!({"name": "CI", "target_id": target["id"], "generate_secret": true})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    no_store(&response, "create webhook (secret)");
+    let webhook: Value = response.json().await.unwrap();
+    assert!(webhook["secret"].is_string());
+
+    let response = app
+        .call(
+            "post",
+            &format!("/api/v1/webhooks/{}/rotate-secret", s(&webhook["id"])),
+            Some(&org.admin),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    no_store(&response, "rotate-secret");
+
+    let response = app
+        .call(
+            "post",
+            "/api/v1/api-keys",
+            Some(&org.admin),
+            Some(&json!({"name": "ci", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    no_store(&response, "create api key");
+}
