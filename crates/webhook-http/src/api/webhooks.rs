@@ -213,7 +213,7 @@ pub(crate) async fn rotate_secret<A: ManageContext>(
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The payload is not a JSON object, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The payload is not a JSON object (or nests deeper than 128 levels), or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
