@@ -12,10 +12,12 @@
 pub mod api;
 pub mod client_ip;
 pub mod console;
+pub mod head;
 pub mod ingest;
 pub mod ops;
 pub mod problem;
 
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use webhook_domain::ports::OrganizationStore;
 
@@ -38,6 +40,7 @@ pub struct AppState<P, S> {
 }
 
 /// Registers the ingest and operations routes, and problem+json answers for unknown paths.
+/// Every route refuses a request head over [`head::MAX_REQUEST_HEAD_BYTES`] with 431.
 pub fn configure<P, S>(cfg: &mut ServiceConfig, state: &web::Data<AppState<P, S>>)
 where
     P: IngestPipeline,
@@ -47,11 +50,24 @@ where
         .service(
             web::resource("/api/webhooks/{webhook_id}")
                 .route(web::post().to(ingest::handle::<P, S>))
-                .default_service(web::to(ingest::method_not_allowed)),
+                .default_service(web::to(ingest::method_not_allowed))
+                .wrap(from_fn(head::limit_request_head)),
         )
-        .service(get_only("/healthz").route(web::get().to(ops::healthz)))
-        .service(get_only("/readyz").route(web::get().to(ops::readyz::<P, S>)))
-        .service(get_only("/metrics").route(web::get().to(ops::metrics::<P, S>)))
+        .service(
+            get_only("/healthz")
+                .route(web::get().to(ops::healthz))
+                .wrap(from_fn(head::limit_request_head)),
+        )
+        .service(
+            get_only("/readyz")
+                .route(web::get().to(ops::readyz::<P, S>))
+                .wrap(from_fn(head::limit_request_head)),
+        )
+        .service(
+            get_only("/metrics")
+                .route(web::get().to(ops::metrics::<P, S>))
+                .wrap(from_fn(head::limit_request_head)),
+        )
         .configure(console::configure)
         .default_service(web::to(not_found));
 }
@@ -61,6 +77,11 @@ fn get_only(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async { Problem::method_not_allowed("GET") }))
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found()
+async fn not_found(request: actix_web::HttpRequest) -> Problem {
+    let size = head::head_size(&request);
+    if size > head::MAX_REQUEST_HEAD_BYTES {
+        head::head_too_large(size)
+    } else {
+        Problem::not_found()
+    }
 }

@@ -159,8 +159,9 @@ impl Modify for BearerAuth {
 }
 
 /// The answers many operations share, documented here once rather than on every route: every
-/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`, and
-/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`.
+/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`,
+/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`,
+/// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
 struct SharedProblems;
 
 impl Modify for SharedProblems {
@@ -184,6 +185,10 @@ impl Modify for SharedProblems {
         ));
         let unavailable =
             problem("`store_unavailable`: the store could not be reached; nothing was changed");
+        let head_too_large = problem(&format!(
+            "`request_header_too_large`: the request line and headers are over {} KiB",
+            crate::head::MAX_REQUEST_HEAD_BYTES / 1024
+        ));
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -194,6 +199,9 @@ impl Modify for SharedProblems {
             ];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
+                responses
+                    .entry("431".to_owned())
+                    .or_insert_with(|| head_too_large.clone());
                 if operation.request_body.is_some() {
                     responses
                         .entry("413".to_owned())
@@ -270,7 +278,8 @@ routes! {
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
 
 /// Registers every management route. A path's other methods answer 405 problem+json with an
-/// `Allow` header listing the methods the path serves.
+/// `Allow` header listing the methods the path serves; a request head over
+/// [`crate::head::MAX_REQUEST_HEAD_BYTES`] answers 431.
 pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
     let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
     for (path, route) in route_table::<A>() {
@@ -284,7 +293,9 @@ pub fn configure<A: ManageContext>(cfg: &mut web::ServiceConfig) {
         resources.insert(path, resource.route(route));
     }
     for resource in resources.into_values() {
-        cfg.service(resource);
+        cfg.service(resource.wrap(actix_web::middleware::from_fn(
+            crate::head::limit_request_head,
+        )));
     }
 }
 

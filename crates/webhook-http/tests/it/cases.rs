@@ -27,6 +27,7 @@ macro_rules! backend_cases {
             cases::unsubscribed_event_types_are_ignored,
             cases::store_down_at_commit_is_503_without_ack,
             cases::other_methods_are_405,
+            head::request_heads_over_32_kib_are_431,
             cases::trusted_proxy_forwarded_for,
             cases::untrusted_forwarded_for_is_ignored,
             cases::metrics_count_outcomes,
