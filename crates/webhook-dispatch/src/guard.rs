@@ -108,9 +108,13 @@ fn low_32(bits: u128) -> u32 {
 /// Why an endpoint may not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointRefused {
-    /// The host is, or resolves to, an address the policy forbids.
-    #[error("{host} resolves to {address}, which is not a public address")]
-    Blocked { host: String, address: IpAddr },
+    /// The host is an IP literal the policy forbids (named: the user wrote it).
+    #[error("{address} is not a public address")]
+    BlockedLiteral { address: IpAddr },
+    /// The host name resolves to an address the policy forbids. Which one stays out of the
+    /// message: DNS answers for internal names are not told to whoever saves a target.
+    #[error("{host} resolves to a refused address")]
+    Blocked { host: String },
     /// The host name could not be resolved.
     #[error("{host} could not be resolved")]
     Unresolvable {
@@ -132,9 +136,11 @@ pub async fn check_endpoint(
 ) -> Result<(), EndpointRefused> {
     let url = endpoint.as_url();
     let host_text = url.host_str().unwrap_or_default().to_owned();
+    if let Some(address) = literal_refused(endpoint, policy) {
+        return Err(EndpointRefused::BlockedLiteral { address });
+    }
     let addresses: Vec<IpAddr> = match url.host() {
-        Some(Host::Ipv4(v4)) => vec![IpAddr::V4(v4)],
-        Some(Host::Ipv6(v6)) => vec![IpAddr::V6(v6)],
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => return Ok(()),
         Some(Host::Domain(domain)) => tokio::net::lookup_host((domain, 0))
             .await
             .map_err(|source| EndpointRefused::Unresolvable {
@@ -148,12 +154,10 @@ pub async fn check_endpoint(
     if addresses.is_empty() {
         return Err(EndpointRefused::NoAddress { host: host_text });
     }
-    match addresses.into_iter().find(|&ip| !policy.permits(ip)) {
-        Some(address) => Err(EndpointRefused::Blocked {
-            host: host_text,
-            address,
-        }),
-        None => Ok(()),
+    if addresses.into_iter().all(|ip| policy.permits(ip)) {
+        Ok(())
+    } else {
+        Err(EndpointRefused::Blocked { host: host_text })
     }
 }
 
@@ -168,8 +172,11 @@ impl EndpointGuard for OutboundGuard {
             .await
             .map_err(|refused| ports::EndpointRefused {
                 reason: match refused {
-                    EndpointRefused::Blocked { address, .. } => {
-                        format!("resolves to {address}, which is not a public address")
+                    EndpointRefused::BlockedLiteral { address } => {
+                        format!("{address} is not a public address")
+                    }
+                    EndpointRefused::Blocked { .. } => {
+                        "its host name resolves to a refused address".to_owned()
                     }
                     EndpointRefused::Unresolvable { .. } => {
                         "its host name could not be resolved".to_owned()
@@ -194,23 +201,16 @@ pub(crate) fn literal_refused(endpoint: &EndpointUrl, policy: OutboundPolicy) ->
 }
 
 /// Every address a host name resolved to was forbidden; found in the source chain of a
-/// failed request.
+/// failed request. The addresses stay out of it: the message reaches the task's `last_error`,
+/// and DNS answers for internal names are not told to API users.
 #[derive(Debug)]
 pub(crate) struct BlockedAddresses {
     pub(crate) host: String,
-    pub(crate) addresses: Vec<IpAddr>,
 }
 
 impl fmt::Display for BlockedAddresses {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} resolves only to refused addresses (", self.host)?;
-        for (i, address) in self.addresses.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{address}")?;
-        }
-        f.write_str(")")
+        write!(f, "{} resolves only to refused addresses", self.host)
     }
 }
 
@@ -240,8 +240,7 @@ impl Resolve for GuardedResolver {
                 .into_iter()
                 .partition(|socket| policy.permits(socket.ip()));
             if allowed.is_empty() && !refused.is_empty() {
-                let addresses = refused.iter().map(SocketAddr::ip).collect();
-                return Err(Box::new(BlockedAddresses { host, addresses }) as _);
+                return Err(Box::new(BlockedAddresses { host }) as _);
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -353,16 +352,22 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://2130706433/",
             "http://0x7f.1/",
-            "http://localhost:9000/",
         ] {
             let endpoint = EndpointUrl::parse(url).unwrap();
             let refused = check_endpoint(&endpoint, strict).await;
             assert!(
-                matches!(refused, Err(EndpointRefused::Blocked { .. })),
+                matches!(refused, Err(EndpointRefused::BlockedLiteral { .. })),
                 "{url}: {refused:?}"
             );
             check_endpoint(&endpoint, lax).await.unwrap();
         }
+        let named = EndpointUrl::parse("http://localhost:9000/").unwrap();
+        let refused = check_endpoint(&named, strict).await;
+        assert!(
+            matches!(refused, Err(EndpointRefused::Blocked { .. })),
+            "{refused:?}"
+        );
+        check_endpoint(&named, lax).await.unwrap();
         let public = EndpointUrl::parse("https://93.184.215.14/").unwrap();
         check_endpoint(&public, strict).await.unwrap();
         let nowhere = EndpointUrl::parse("http://no-such-host.invalid/").unwrap();
@@ -373,10 +378,36 @@ mod tests {
 
         let loopback = EndpointUrl::parse("http://127.0.0.1:8080/").unwrap();
         let refused = OutboundGuard(strict).check(&loopback).await.unwrap_err();
+        assert_eq!(refused.reason, "127.0.0.1 is not a public address");
+        OutboundGuard(lax).check(&loopback).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refusals_do_not_reveal_what_a_name_resolves_to() {
+        let strict = OutboundPolicy::default();
+        let named = EndpointUrl::parse("http://localhost:9000/").unwrap();
+        let refused = OutboundGuard(strict).check(&named).await.unwrap_err();
         assert_eq!(
             refused.reason,
-            "resolves to 127.0.0.1, which is not a public address"
+            "its host name resolves to a refused address"
         );
-        OutboundGuard(lax).check(&loopback).await.unwrap();
+        let error = check_endpoint(&named, strict)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "localhost resolves to a refused address");
+        let blocked = BlockedAddresses {
+            host: "internal-name".to_owned(),
+        };
+        assert_eq!(
+            blocked.to_string(),
+            "internal-name resolves only to refused addresses"
+        );
+        for text in [&refused.reason, &error, &blocked.to_string()] {
+            assert!(
+                !text.contains("127.0.0.1") && !text.contains("::1"),
+                "{text}"
+            );
+        }
     }
 }

@@ -62,7 +62,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(asset.path)
                 .route(web::get().to(serve))
                 .route(web::head().to(serve))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(web::to(method_not_allowed))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::head::limit_request_head,
+                )),
         );
     }
 }

@@ -12,12 +12,14 @@
 pub mod api;
 pub mod client_ip;
 pub mod console;
+pub mod head;
 pub mod ingest;
 pub mod ops;
 pub mod problem;
 
 use std::sync::Arc;
 
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::Ingest;
@@ -45,20 +47,44 @@ impl<A: Adapters> std::fmt::Debug for AppState<A> {
 }
 
 /// Registers the ingest and operations routes, and problem+json answers for unknown paths.
+/// Every route refuses a request head over [`head::MAX_REQUEST_HEAD_BYTES`] with 431.
 pub fn configure<A: Adapters>(cfg: &mut ServiceConfig, state: &web::Data<AppState<A>>) {
     cfg.app_data(state.clone())
         .service(
             web::resource("/api/webhooks/{webhook_id}")
                 .route(web::post().to(ingest::handle::<A>))
-                .default_service(web::to(ingest::method_not_allowed)),
+                .default_service(web::to(ingest::method_not_allowed))
+                .wrap(from_fn(head::limit_request_head)),
         )
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz::<A>))
-        .route("/metrics", web::get().to(ops::metrics::<A>))
+        .service(
+            get_only("/healthz")
+                .route(web::get().to(ops::healthz))
+                .wrap(from_fn(head::limit_request_head)),
+        )
+        .service(
+            get_only("/readyz")
+                .route(web::get().to(ops::readyz::<A>))
+                .wrap(from_fn(head::limit_request_head)),
+        )
+        .service(
+            get_only("/metrics")
+                .route(web::get().to(ops::metrics::<A>))
+                .wrap(from_fn(head::limit_request_head)),
+        )
         .configure(console::configure)
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found()
+/// A resource serving only GET: other methods answer 405 with `Allow: GET`.
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { Problem::method_not_allowed("GET") }))
+}
+
+async fn not_found(request: actix_web::HttpRequest) -> Problem {
+    let size = head::head_size(&request);
+    if size > head::MAX_REQUEST_HEAD_BYTES {
+        head::head_too_large(size)
+    } else {
+        Problem::not_found()
+    }
 }

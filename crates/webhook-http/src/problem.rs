@@ -212,6 +212,12 @@ impl Problem {
                 "Invalid payload",
                 format!("the body is not valid JSON: {reason}"),
             ),
+            IngestRejection::InvalidPayload(InvalidPayload::TooDeep { limit }) => Self::new(
+                status,
+                code,
+                "Invalid payload",
+                format!("the body nests objects and arrays deeper than {limit} levels"),
+            ),
             IngestRejection::StoreUnavailable(_) => Self::new(
                 status,
                 code,

@@ -22,6 +22,14 @@
 //! still gets its own result (see `writer`). Reads run on a small pool of read-only
 //! connections on blocking threads. Nothing blocks the async runtime.
 //!
+//! # Files
+//!
+//! The database and its `-wal` and `-shm` companions are readable by their owner only (mode
+//! 0600 on Unix, whatever the umask): the file is created private before SQLite opens it, and
+//! SQLite gives the companions the database file's mode. Files left more open by an older
+//! version are made private when the store opens, and a data directory other users can enter
+//! is warned about.
+//!
 //! # Schema
 //!
 //! The migrations in `migrations/sqlite/` are embedded and applied when the store is opened.
@@ -30,6 +38,7 @@ mod checkpoint;
 #[cfg(feature = "test-util")]
 mod contract;
 mod error;
+mod files;
 mod readers;
 mod rows;
 mod schema;
@@ -156,6 +165,8 @@ impl SqliteStore {
             path: path.clone(),
             source: failure.into_store(),
         };
+        files::make_private(&path)
+            .map_err(|e| connection_error(Failure::Store(StoreError::Unavailable(Box::new(e)))))?;
         let mut conn = connect(options, false).map_err(connection_error)?;
         conn.batch_execute("PRAGMA journal_mode = WAL;")
             .map_err(|e| connection_error(e.into()))?;

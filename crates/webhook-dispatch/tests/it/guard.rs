@@ -81,3 +81,31 @@ async fn a_refused_endpoint_fails_its_task_at_once() {
     );
     assert_eq!(server.count(), 0);
 }
+
+#[tokio::test]
+async fn a_refused_host_name_does_not_reveal_its_addresses() {
+    let server = TargetServer::ok().await;
+    let port = server.addr.port();
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let delivery = HttpDelivery::new(strict()).unwrap();
+    let endpoint = EndpointUrl::parse(&format!("http://localhost:{port}/")).unwrap();
+    let report = delivery
+        .deliver(&endpoint, &generated_secret(3), &task, clock.now())
+        .await;
+    let DeliveryReport::Failed {
+        failure: DeliveryFailure::Blocked(detail),
+        ..
+    } = report
+    else {
+        panic!("not refused: {report:?}");
+    };
+    assert_eq!(detail, "localhost resolves only to refused addresses");
+    assert!(
+        !detail.contains("127.0.0.1") && !detail.contains("::1"),
+        "{detail}"
+    );
+    assert_eq!(server.count(), 0);
+}

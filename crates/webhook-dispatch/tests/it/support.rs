@@ -370,7 +370,7 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) fn start<S: Store + 'static>(dispatcher: TestDispatcher<S>) -> Self {
+    pub(crate) fn start<S: Store + Clone + 'static>(dispatcher: TestDispatcher<S>) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             dispatcher

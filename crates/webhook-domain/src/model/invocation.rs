@@ -22,6 +22,50 @@ pub enum InvalidPayload {
     /// Valid JSON, but an array, string, number, boolean or null.
     #[error("the body must be a JSON object")]
     NotAnObject,
+    /// Objects and arrays nested deeper than `limit`: readers that walk the payload (the
+    /// console, targets) would run out of stack.
+    #[error("the body nests objects and arrays deeper than {limit} levels")]
+    TooDeep { limit: usize },
+}
+
+/// The deepest nesting of objects and arrays a payload may have: `{}` is 1, `{"a":[]}` is 2.
+pub const MAX_PAYLOAD_DEPTH: usize = 128;
+
+/// Whether `body` nests objects and arrays deeper than `limit`, in one pass without recursion.
+///
+/// `serde_json` bounds recursion only where it builds values; the values it skips or keeps raw
+/// (every member here: `message` and `event_type` are read as raw values) are walked
+/// iteratively with no bound, so the depth is checked before parsing. Brackets inside strings, escaped quotes included, do not
+/// count. The answer is exact for valid JSON; for invalid JSON it only decides which of two
+/// refusals is reported.
+fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The fields of a payload that ingest reads.
@@ -53,10 +97,16 @@ fn string_or_json(raw: &RawValue) -> Option<String> {
 }
 
 impl Payload {
-    /// Validates that `body` is one JSON object and reads its `message` and `event_type`.
+    /// Validates that `body` is one JSON object nested at most [`MAX_PAYLOAD_DEPTH`] deep and
+    /// reads its `message` and `event_type`.
     pub fn parse_object(body: &[u8]) -> Result<(Self, PayloadFields), InvalidPayload> {
         let text =
             std::str::from_utf8(body).map_err(|e| InvalidPayload::Malformed(e.to_string()))?;
+        if nests_deeper_than(body, MAX_PAYLOAD_DEPTH) {
+            return Err(InvalidPayload::TooDeep {
+                limit: MAX_PAYLOAD_DEPTH,
+            });
+        }
         if !text.trim_start().starts_with('{') {
             // Check it is JSON at all, to say which of the two is wrong.
             return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
@@ -230,6 +280,63 @@ mod tests {
                 event_type: None
             }
         );
+    }
+
+    /// An object `depth` levels deep: arrays in one member, or objects in objects.
+    fn nested(depth: usize, arrays: bool) -> String {
+        if arrays {
+            format!(
+                r#"{{"a":{}{}}}"#,
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        } else {
+            format!(
+                "{}{{}}{}",
+                r#"{"a":"#.repeat(depth - 1),
+                "}".repeat(depth - 1)
+            )
+        }
+    }
+
+    #[test]
+    fn refuses_nesting_deeper_than_128() {
+        let too_deep = Err(InvalidPayload::TooDeep { limit: 128 });
+        for arrays in [true, false] {
+            let at_limit = nested(MAX_PAYLOAD_DEPTH, arrays);
+            let parsed = Payload::parse_object(at_limit.as_bytes());
+            assert!(parsed.is_ok(), "{arrays}: {parsed:?}");
+            let over = nested(MAX_PAYLOAD_DEPTH + 1, arrays);
+            assert_eq!(Payload::parse_object(over.as_bytes()), too_deep, "{arrays}");
+            let far_over = nested(100_000, arrays);
+            assert_eq!(
+                Payload::parse_object(far_over.as_bytes()),
+                too_deep,
+                "{arrays}"
+            );
+        }
+        // Under `message`, which is read as a raw value, too.
+        let message = format!(r#"{{"message":{}}}"#, "[".repeat(200) + &"]".repeat(200));
+        assert_eq!(Payload::parse_object(message.as_bytes()), too_deep);
+        // A top-level array that deep is refused for its depth before its kind.
+        assert_eq!(
+            Payload::parse_object("[".repeat(100_000).as_bytes()),
+            too_deep
+        );
+    }
+
+    #[test]
+    fn brackets_in_strings_do_not_count_as_nesting() {
+        let brackets = "[{".repeat(200);
+        for text in [
+            format!(r#"{{"message":"{brackets}"}}"#),
+            format!(r#"{{"message":"\"{brackets}\\"}}"#),
+            format!(r#"{{"a\"{brackets}":1,"b":"\\\"{brackets}"}}"#),
+        ] {
+            assert!(Payload::parse_object(text.as_bytes()).is_ok(), "{text}");
+        }
+        assert!(!nests_deeper_than(br#"{"a":"\\"}"#, 1));
+        assert!(nests_deeper_than(br#"{"a":"\\",{}}"#, 1));
     }
 
     #[test]

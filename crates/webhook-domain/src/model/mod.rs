@@ -22,8 +22,8 @@ pub use event_type::{EventTypePattern, EventTypes, InvalidEventTypePattern};
 pub use ids::{ApiKeyId, IdParseError, InvocationId, OrganizationId, TargetId, TaskId, WebhookId};
 pub use ingest::{CoalescedReason, CoalescedRejection, IngestRoute, RateRequest, Stale};
 pub use invocation::{
-    DeliveryAttempt, InvalidPayload, Invocation, InvocationOutcome, OutcomeFilter, Payload,
-    PayloadFields, TargetResponse,
+    DeliveryAttempt, InvalidPayload, Invocation, InvocationOutcome, MAX_PAYLOAD_DEPTH,
+    OutcomeFilter, Payload, PayloadFields, TargetResponse,
 };
 pub use organization::{ApiKey, Organization, Role};
 pub use page::{Cursor, InvalidPageLimit, Page, PageRequest};

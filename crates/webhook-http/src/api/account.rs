@@ -12,14 +12,14 @@ use super::dto::{
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
-use super::{caller, created, openapi_json, writer};
+use super::{caller, created_with_secret, openapi_json, writer};
 
 /// Create an API key; the key is in the answer, once.
 #[utoipa::path(
     post, path = "/api/v1/api-keys", tag = "account",
     request_body = CreateApiKey,
     responses(
-        (status = 201, description = "Created", body = CreatedApiKeyOut),
+        (status = 201, description = "Created", body = CreatedApiKeyOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -43,7 +43,10 @@ pub(crate) async fn create_key<A: Adapters>(
         api_key: created_key.api_key.expose().to_owned(),
         key: ApiKeyOut::from(created_key.key),
     };
-    Ok(created(format!("/api/v1/api-keys/{}", out.key.id), &out))
+    Ok(created_with_secret(
+        format!("/api/v1/api-keys/{}", out.key.id),
+        &out,
+    ))
 }
 
 /// The organization's API keys, oldest first (one page).
@@ -67,7 +70,8 @@ pub(crate) async fn list_keys<A: Adapters>(
     })))
 }
 
-/// Delete an API key; it stops authenticating at once. The last admin key cannot be deleted.
+/// Delete an API key; it stops authenticating at once. A key cannot delete itself (another
+/// admin key deletes it), and the last admin key cannot be deleted.
 #[utoipa::path(
     delete, path = "/api/v1/api-keys/{id}", tag = "account",
     params(("id" = String, Path, description = "API key id")),
@@ -76,7 +80,7 @@ pub(crate) async fn list_keys<A: Adapters>(
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`last_admin_key`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`own_key`: the key of this request cannot delete itself; `last_admin_key`: the organization's last admin key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),

@@ -20,12 +20,24 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
 }
 
 /// Parses a JSON body; an empty body reads as `{}` (every field absent).
+///
+/// Only a JSON object is accepted: serde's derived `Deserialize` would also map an array onto
+/// a struct's fields by position (`["k","viewer"]` as `{name, role}`), so anything that does
+/// not start with `{` is refused before it reaches the type.
 pub(crate) fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
         body
     };
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => ApiError::malformed(None, "the body must be a JSON object"),
+                Err(e) => refusal(".", &e.to_string()),
+            },
+        );
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|e| refusal(&e.path().to_string(), &e.inner().to_string()))?;
@@ -122,11 +134,39 @@ mod tests {
             Some("list[1]")
         );
         assert_eq!(field(r"[1]"), None);
+        assert_eq!(field(r"[1"), None);
         assert_eq!(field(r#"{"name":"a"} x"#), None);
         let body = json_body::<Body>(br#"{"name":"a","list":["x"]}"#).unwrap();
         assert_eq!(
             (body.name.as_str(), body.list.as_deref()),
             ("a", Some(&["x".to_owned()][..]))
+        );
+    }
+
+    #[test]
+    fn refuses_every_body_that_is_not_an_object() {
+        for body in [
+            r#"["a"]"#,
+            r#" ["a", ["x"]]"#,
+            r#""a""#,
+            "1",
+            "null",
+            "true",
+            "[",
+        ] {
+            let error = json_body::<Body>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (error.code(), error.field()),
+                ("validation_failed", None),
+                "{body}"
+            );
+        }
+        let error = json_body::<Body>(br#"["a"]"#).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("400 validation_failed: the body must be a JSON object"),
+            "{error}"
         );
     }
 

@@ -24,7 +24,7 @@ mod webhooks;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, Route, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Route, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -81,11 +81,22 @@ async fn writer<A: Adapters>(
     Ok(caller)
 }
 
-/// `Location` of a created object.
-fn created(location: String, body: &impl serde::Serialize) -> HttpResponse {
-    HttpResponse::Created()
+/// A 201 with the `Location` of the created object, whose answer carries its secret or key
+/// (see [`secret_answer`]).
+fn created_with_secret(location: String, body: &impl serde::Serialize) -> HttpResponse {
+    secret_answer(HttpResponse::Created())
         .insert_header((actix_web::http::header::LOCATION, location))
         .json(body)
+}
+
+/// Marks an answer that carries a secret or an API key `Cache-Control: no-store`: no cache on
+/// its way (a proxy, the browser's) may keep a copy of what is shown only once.
+fn secret_answer(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
+    response.insert_header((
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    ));
+    response
 }
 
 struct BearerAuth;
@@ -108,8 +119,9 @@ impl Modify for BearerAuth {
 }
 
 /// The answers many operations share, documented here once rather than on every route: every
-/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`, and
-/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`.
+/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`,
+/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`,
+/// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
 struct SharedProblems;
 
 impl Modify for SharedProblems {
@@ -133,6 +145,10 @@ impl Modify for SharedProblems {
         ));
         let unavailable =
             problem("`store_unavailable`: the store could not be reached; nothing was changed");
+        let head_too_large = problem(&format!(
+            "`request_header_too_large`: the request line and headers are over {} KiB",
+            crate::head::MAX_REQUEST_HEAD_BYTES / 1024
+        ));
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -143,6 +159,9 @@ impl Modify for SharedProblems {
             ];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
+                responses
+                    .entry("431".to_owned())
+                    .or_insert_with(|| head_too_large.clone());
                 if operation.request_body.is_some() {
                     responses
                         .entry("413".to_owned())
@@ -218,25 +237,49 @@ routes! {
 /// The paths that answer without an API key.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/api/v1/openapi.json")];
 
-/// Registers every management route. A path's other methods answer 405 problem+json.
+/// Registers every management route. A path's other methods answer 405 problem+json with an
+/// `Allow` header listing the methods the path serves; a request head over
+/// [`crate::head::MAX_REQUEST_HEAD_BYTES`] answers 431.
 pub fn configure<A: Adapters>(cfg: &mut web::ServiceConfig) {
     let mut resources: BTreeMap<&'static str, actix_web::Resource> = BTreeMap::new();
     for (path, route) in route_table::<A>() {
-        let resource = resources
-            .remove(path)
-            .unwrap_or_else(|| web::resource(path).default_service(web::to(method_not_allowed)));
+        let resource = resources.remove(path).unwrap_or_else(|| {
+            let allow = allowed_methods(path);
+            web::resource(path).default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(&allow) }
+            }))
+        });
         resources.insert(path, resource.route(route));
     }
     for resource in resources.into_values() {
-        cfg.service(resource);
+        cfg.service(resource.wrap(actix_web::middleware::from_fn(
+            crate::head::limit_request_head,
+        )));
     }
+}
+
+/// The `Allow` value of `path`: its methods in [`ROUTES`], upper case, in the order listed.
+fn allowed_methods(path: &str) -> String {
+    ROUTES
+        .iter()
+        .filter(|(_, p)| *p == path)
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Largest management request body: room for a test payload at ingest's default limit.
 const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-async fn method_not_allowed() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::method_not_allowed())
+fn method_not_allowed(allow: &str) -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::method_not_allowed());
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// The `OpenAPI` document as JSON text.

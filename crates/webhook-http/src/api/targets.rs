@@ -9,14 +9,14 @@ use super::ManageState;
 use super::dto::{CreateTarget, CreatedTargetOut, ListQuery, PatchTarget, TargetList, TargetOut};
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::{caller, created, writer};
+use super::{caller, created_with_secret, writer};
 
 /// Create a target; its signing secret is in the answer, once.
 #[utoipa::path(
     post, path = "/api/v1/targets", tag = "targets",
     request_body = CreateTarget,
     responses(
-        (status = 201, description = "Created", body = CreatedTargetOut),
+        (status = 201, description = "Created", body = CreatedTargetOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -41,7 +41,10 @@ pub(crate) async fn create<A: Adapters>(
         signing_secret: created_target.signing_secret.expose().to_owned(),
         target: TargetOut::from(created_target.target),
     };
-    Ok(created(format!("/api/v1/targets/{}", out.target.id), &out))
+    Ok(created_with_secret(
+        format!("/api/v1/targets/{}", out.target.id),
+        &out,
+    ))
 }
 
 /// List targets, newest first.

@@ -14,7 +14,7 @@ use super::dto::{
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
 use super::targets::parse_limit;
-use super::{caller, created, writer};
+use super::{caller, created_with_secret, secret_answer, writer};
 
 fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
     WebhookWithSecret {
@@ -28,7 +28,7 @@ fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
     post, path = "/api/v1/webhooks", tag = "webhooks",
     request_body = CreateWebhook,
     responses(
-        (status = 201, description = "Created", body = WebhookWithSecret),
+        (status = 201, description = "Created", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -52,7 +52,7 @@ pub(crate) async fn create<A: Adapters>(
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
     let out = with_secret(ctx.management().create_webhook(&caller, new).await?);
-    Ok(created(
+    Ok(created_with_secret(
         format!("/api/v1/webhooks/{}", out.webhook.id),
         &out,
     ))
@@ -168,7 +168,7 @@ pub(crate) async fn delete<A: Adapters>(
     params(("id" = String, Path, description = "Webhook id")),
     request_body(content = Option<RotateSecret>, description = "Optional: the new secret"),
     responses(
-        (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret),
+        (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
@@ -191,7 +191,7 @@ pub(crate) async fn rotate_secret<A: Adapters>(
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
         .await?;
     let out = with_secret(rotated);
-    Ok(HttpResponse::Ok().json(out))
+    Ok(secret_answer(HttpResponse::Ok()).json(out))
 }
 
 /// Send a test event through the real pipeline as an authenticated sender; the invocation and
@@ -206,7 +206,7 @@ pub(crate) async fn rotate_secret<A: Adapters>(
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The payload is not a JSON object, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The payload is not a JSON object (or nests deeper than 128 levels), or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

@@ -795,7 +795,7 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
     .await;
     assert_eq!(answer.status, 401);
 
-    // The last admin key stays.
+    // The last admin key stays: the only key that could delete it is itself.
     let keys = get(&app, &org.admin, "/api/v1/api-keys").await;
     let admin = keys["items"]
         .as_array()
@@ -813,7 +813,7 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
         .await,
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (409, "last_admin_key"));
+    assert_eq!((answer.status, answer.code()), (409, "own_key"));
 
     let organization = app
         .expect(
@@ -910,4 +910,190 @@ async fn test_send(app: &ApiApp, key: &str, webhook_id: &str, body: Option<Value
 async fn create_key(app: &ApiApp, admin: &str, body: Value) -> Value {
     app.expect(201, "post", "/api/v1/api-keys", admin, Some(body))
         .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_bodies_must_be_json_objects_not_arrays() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let target = app.target(&org.admin).await;
+    for (path, body) in [
+        ("/api/v1/api-keys", json!(["k", "viewer"])),
+        ("/api/v1/webhooks", json!(["wh", target["id"]])),
+        ("/api/v1/targets", json!(["agent", "bot"])),
+    ] {
+        let answer = problem(app.call("post", path, Some(&org.admin), Some(&body)).await).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "validation_failed"),
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["field"], Value::Null, "{}", answer.body);
+    }
+    let keys = app
+        .expect(200, "get", "/api/v1/api-keys", &org.admin, None)
+        .await;
+    assert_eq!(
+        keys["items"].as_array().unwrap().len(),
+        2,
+        "nothing created"
+    );
+    let webhooks = app
+        .expect(200, "get", "/api/v1/webhooks", &org.admin, None)
+        .await;
+    assert_eq!(webhooks["items"], json!([]), "nothing created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_cannot_delete_itself() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let created = app
+        .expect(
+            201,
+            "post",
+            "/api/v1/api-keys",
+            &org.admin,
+            Some(json!({"name": "second admin", "role": "admin"})),
+        )
+        .await;
+    let second = s(&created["api_key"]).to_owned();
+    let path = format!("/api/v1/api-keys/{}", s(&created["id"]));
+
+    // Another admin key exists, so this is not about the last admin key.
+    let answer = problem(app.call("delete", &path, Some(&second), None).await).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (409, "own_key"),
+        "{}",
+        answer.body
+    );
+    // It still works, and another admin key may delete it.
+    app.expect(200, "get", "/api/v1/api-keys", &second, None)
+        .await;
+    app.expect(204, "delete", &path, &org.admin, None).await;
+    let answer = problem(
+        app.call("get", "/api/v1/api-keys", Some(&second), None)
+            .await,
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_405_names_the_allowed_methods() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let id = Uuid::new_v4().to_string();
+    let mut allowed = std::collections::BTreeMap::<&str, BTreeSet<String>>::new();
+    for (method, path) in ROUTES {
+        allowed
+            .entry(path)
+            .or_default()
+            .insert(method.to_uppercase());
+    }
+    let mut paths: Vec<(String, BTreeSet<String>)> = allowed
+        .into_iter()
+        .map(|(path, methods)| (path.replace("{id}", &id), methods))
+        .collect();
+    for (path, methods) in [
+        (format!("/api/webhooks/{id}"), &["POST"][..]),
+        ("/healthz".to_owned(), &["GET"]),
+        ("/readyz".to_owned(), &["GET"]),
+        ("/metrics".to_owned(), &["GET"]),
+        ("/".to_owned(), &["GET", "HEAD"]),
+    ] {
+        paths.push((path, methods.iter().map(|m| (*m).to_owned()).collect()));
+    }
+    for (path, methods) in &paths {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            if methods.contains(method) {
+                continue;
+            }
+            let answer = problem(
+                app.request(method, path, Some(&org.admin))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (405, "method_not_allowed"),
+                "{method} {path}"
+            );
+            let allow: BTreeSet<String> = answer
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(&allow, methods, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_with_a_secret_or_key_are_not_stored_by_caches() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let no_store = |response: &reqwest::Response, what: &str| {
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}"
+        );
+    };
+
+    let response = app
+        .call(
+            "post",
+            "/api/v1/targets",
+            Some(&org.admin),
+            Some(&json!({"kind": "agent", "name": "bot"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    no_store(&response, "create target (signing_secret)");
+    let target: Value = response.json().await.unwrap();
+    assert!(target["signing_secret"].is_string());
+
+    let response = app
+        .call(
+            "post",
+            "/api/v1/webhooks",
+            Some(&org.admin),
+            Some(&json!({"name": "CI", "target_id": target["id"], "generate_secret": true})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    no_store(&response, "create webhook (secret)");
+    let webhook: Value = response.json().await.unwrap();
+    assert!(webhook["secret"].is_string());
+
+    let response = app
+        .call(
+            "post",
+            &format!("/api/v1/webhooks/{}/rotate-secret", s(&webhook["id"])),
+            Some(&org.admin),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    no_store(&response, "rotate-secret");
+
+    let response = app
+        .call(
+            "post",
+            "/api/v1/api-keys",
+            Some(&org.admin),
+            Some(&json!({"name": "ci", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    no_store(&response, "create api key");
 }

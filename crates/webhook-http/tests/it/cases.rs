@@ -24,9 +24,11 @@ macro_rules! backend_cases {
             cases::bodies_over_the_limit_are_413,
             cases::non_json_media_types_are_415,
             cases::malformed_or_non_object_bodies_are_400,
+            cases::bodies_nested_deeper_than_128_are_400,
             cases::unsubscribed_event_types_are_ignored,
             cases::store_down_at_commit_is_503_without_ack,
             cases::other_methods_are_405,
+            head::request_heads_over_32_kib_are_431,
             cases::trusted_proxy_forwarded_for,
             cases::untrusted_forwarded_for_is_ignored,
             cases::metrics_count_outcomes,
@@ -302,6 +304,33 @@ pub(crate) async fn malformed_or_non_object_bodies_are_400<S: Backend>(store: S)
     }
 }
 
+pub(crate) async fn bodies_nested_deeper_than_128_are_400<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"message":"deep","n":{}{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        )
+    };
+    for depth in [129, 100_000] {
+        let answer = problem(app.post(&webhook, &nested(depth)).send().await.unwrap()).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "invalid_payload"),
+            "depth {depth}"
+        );
+        assert!(
+            answer.body["detail"].as_str().unwrap().contains("128"),
+            "{}",
+            answer.body
+        );
+    }
+    let response = app.post(&webhook, &nested(128)).send().await.unwrap();
+    assert_eq!(response.status(), 202, "depth 128 is allowed");
+}
+
 pub(crate) async fn unsubscribed_event_types_are_ignored<S: Backend>(store: S) {
     let app = TestApp::start(store);
     let webhook = app.webhook().await;
@@ -435,7 +464,7 @@ pub(crate) async fn untrusted_forwarded_for_is_ignored<S: Backend>(store: S) {
 }
 
 /// A JSON POST of `body` to `url`, without a secret.
-fn post_json<S>(app: &TestApp<S>, url: String, body: &'static str) -> reqwest::RequestBuilder {
+fn post_json<S: Backend>(app: &TestApp<S>, url: String, body: &'static str) -> reqwest::RequestBuilder {
     app.client
         .post(url)
         .header("content-type", "application/json")

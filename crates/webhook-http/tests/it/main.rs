@@ -3,6 +3,7 @@
 mod api;
 mod cases;
 mod conformance;
+mod head;
 mod helpers;
 mod streaming;
 

@@ -3,6 +3,7 @@
 
 mod durability;
 mod migrate;
+mod permissions;
 mod support;
 
 use webhook_store_sqlite::SqliteStore;

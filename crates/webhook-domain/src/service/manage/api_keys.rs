@@ -54,11 +54,18 @@ impl<A: Adapters> Management<A> {
         Ok(self.store.api_keys(caller.organization_id).await?)
     }
 
-    /// Deletes a key. The organization's last admin key cannot be deleted: nobody could manage
-    /// it any more.
+    /// Deletes a key. A key cannot delete itself (the caller would lock itself out mid-session;
+    /// another admin key deletes it), and the organization's last admin key cannot be deleted:
+    /// nobody could manage it any more.
     pub async fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
         caller.require_write()?;
         let id: ApiKeyId = parse_id("id", id)?;
+        if id == caller.key_id {
+            return Err(ManageError::conflict(
+                ConflictCode::OwnKey,
+                "an API key cannot delete itself; delete it with another admin key",
+            ));
+        }
         let keys = self.store.api_keys(caller.organization_id).await?;
         let key = keys
             .iter()

@@ -42,6 +42,8 @@ pub enum ConflictCode {
     TargetInUse,
     /// The organization would be left without an admin key.
     LastAdminKey,
+    /// A key may not delete itself: every later request with it would answer 401.
+    OwnKey,
     /// The object changed meanwhile (a concurrent write won); read it again.
     Concurrent,
 }
@@ -54,6 +56,7 @@ impl ConflictCode {
             Self::WebhookDeleted => "webhook_deleted",
             Self::TargetInUse => "target_in_use",
             Self::LastAdminKey => "last_admin_key",
+            Self::OwnKey => "own_key",
             Self::Concurrent => "conflict",
         }
     }
