@@ -119,7 +119,8 @@ impl Modify for BearerAuth {
 }
 
 /// The answers many operations share, documented here once rather than on every route: every
-/// operation behind an API key reads the store, so it may answer 503 `store_unavailable`,
+/// operation behind an API key reads the store, so it may answer 503 `store_unavailable` (or
+/// 500 `internal_error` when the store fails beyond retrying),
 /// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`,
 /// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
 struct SharedProblems;
@@ -145,6 +146,9 @@ impl Modify for SharedProblems {
         ));
         let unavailable =
             problem("`store_unavailable`: the store could not be reached; nothing was changed");
+        let internal = problem(
+            "`internal_error`: the store failed in a way retrying cannot mend (a corrupt row, a secret that cannot be unsealed)",
+        );
         let head_too_large = problem(&format!(
             "`request_header_too_large`: the request line and headers are over {} KiB",
             crate::head::MAX_REQUEST_HEAD_BYTES / 1024
@@ -171,6 +175,9 @@ impl Modify for SharedProblems {
                     responses
                         .entry("503".to_owned())
                         .or_insert_with(|| unavailable.clone());
+                    responses
+                        .entry("500".to_owned())
+                        .or_insert_with(|| internal.clone());
                 }
             }
         }

@@ -464,7 +464,11 @@ pub(crate) async fn untrusted_forwarded_for_is_ignored<S: Backend>(store: S) {
 }
 
 /// A JSON POST of `body` to `url`, without a secret.
-fn post_json<S: Backend>(app: &TestApp<S>, url: String, body: &'static str) -> reqwest::RequestBuilder {
+fn post_json<S: Backend>(
+    app: &TestApp<S>,
+    url: String,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
     app.client
         .post(url)
         .header("content-type", "application/json")
