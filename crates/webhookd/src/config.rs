@@ -330,7 +330,8 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let listen = settings.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN);
+        let defaults = Self::default();
+        let listen = settings.listen.or(file.listen).unwrap_or(defaults.listen);
         let public_url = settings
             .public_url
             .or(file.public_url)
@@ -343,7 +344,7 @@ impl Config {
             (None, Some(SizeSetting::Text(text))) => {
                 parse_size(&text).map_err(|e| anyhow::anyhow!("body_limit: {e}"))?
             }
-            (None, None) => DEFAULT_BODY_LIMIT,
+            (None, None) => defaults.body_limit,
         };
         if body_limit == 0 {
             bail!("the body limit must be at least 1 byte");
@@ -351,35 +352,36 @@ impl Config {
         let retention_days = settings
             .retention_days
             .or(file.retention_days)
-            .unwrap_or(DEFAULT_RETENTION_DAYS);
+            .unwrap_or(defaults.retention_days);
         if retention_days == 0 {
             bail!("the retention must be at least 1 day");
         }
         let workers = settings
             .workers
             .or(file.workers)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .unwrap_or(defaults.workers)
             .max(1);
         let dispatch = DispatchSettings {
-            enabled: !settings.no_dispatch.or(file.no_dispatch).unwrap_or(false),
+            enabled: settings
+                .no_dispatch
+                .or(file.no_dispatch)
+                .map_or(defaults.dispatch.enabled, |no| !no),
             concurrency: settings
                 .dispatch_concurrency
                 .or(file.dispatch_concurrency)
-                .unwrap_or(DEFAULT_DISPATCH_CONCURRENCY),
+                .unwrap_or(defaults.dispatch.concurrency),
             per_target: settings
                 .dispatch_per_target
                 .or(file.dispatch_per_target)
-                .unwrap_or(DEFAULT_DISPATCH_PER_TARGET),
-            timeout: Duration::from_secs(
-                settings
-                    .delivery_timeout
-                    .or(file.delivery_timeout)
-                    .unwrap_or(DEFAULT_DELIVERY_TIMEOUT_SECS),
-            ),
+                .unwrap_or(defaults.dispatch.per_target),
+            timeout: settings
+                .delivery_timeout
+                .or(file.delivery_timeout)
+                .map_or(defaults.dispatch.timeout, Duration::from_secs),
             max_attempts: settings
                 .max_attempts
                 .or(file.max_attempts)
-                .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+                .unwrap_or(defaults.dispatch.max_attempts),
         };
         if dispatch.concurrency == 0 || dispatch.per_target == 0 {
             bail!("the dispatch concurrency and per-target limit must be at least 1");
@@ -398,7 +400,7 @@ impl Config {
             data_dir: settings
                 .data_dir
                 .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("webhookd-data")),
+                .unwrap_or(defaults.data_dir),
             database_url: settings
                 .database_url
                 .or(file.database_url)
@@ -412,7 +414,7 @@ impl Config {
             allow_private_targets: settings
                 .allow_private_targets
                 .or(file.allow_private_targets)
-                .unwrap_or(false),
+                .unwrap_or(defaults.allow_private_targets),
             master_key: settings.master_key.or(file.master_key),
             log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
             retention_days,
