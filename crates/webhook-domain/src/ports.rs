@@ -102,6 +102,17 @@ pub trait RateLimiter: Send + Sync {
         &self,
         request: RateRequest,
     ) -> impl Future<Output = Result<RateDecision, RateLimiterUnavailable>> + Send;
+
+    /// What [`RateLimiter::acquire`] would decide now, with [`crate::rules::peek`], charging
+    /// nothing: ingest asks before it authenticates a request, so that an exhausted quota is
+    /// refused early and a request that fails authentication consumes none.
+    ///
+    /// # Errors
+    /// MUST return [`RateLimiterUnavailable`] when the windows cannot be read.
+    fn peek(
+        &self,
+        request: RateRequest,
+    ) -> impl Future<Output = Result<RateDecision, RateLimiterUnavailable>> + Send;
 }
 
 // ---------------------------------------------------------------------------------------------

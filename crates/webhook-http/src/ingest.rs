@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use bytes::{Bytes, BytesMut};
@@ -42,9 +41,19 @@ pub(crate) async fn handle<A: Adapters>(
     state: web::Data<AppState<A>>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let (outcome, response) = run(&request, payload, &state).await;
-    state.metrics.observe_ingest(outcome, started.elapsed());
-    response
+    let in_flight = state.metrics.ingest_in_flight();
+    // On a task of its own: when the connection breaks (a body cut off, a framing error), the
+    // HTTP library drops this handler, and the request would go unlogged. The task finishes
+    // the request (and logs it) whatever becomes of the connection.
+    let request = actix_web::rt::spawn(async move {
+        let (outcome, response) = run(&request, payload, &state).await;
+        state.metrics.observe_ingest(outcome, started.elapsed());
+        drop(in_flight);
+        response
+    });
+    request
+        .await
+        .unwrap_or_else(|_| Problem::internal_error().error_response())
 }
 
 /// Runs one request; returns the metrics label of its outcome and the answer.
@@ -81,27 +90,19 @@ async fn run<A: Adapters>(
     let rate = admission.rate();
     let is_json = content_type_is_json(headers);
     let limit = state.ingest.body_limit();
-    let body = match read_body(headers, payload, limit).await {
-        Ok(body) => body,
-        Err(e) => {
-            tracing::debug!(webhook.id = webhook_id, error = %e, "the request body could not be read");
-            let problem = Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                "Invalid payload",
-                "the request body could not be read",
-            )
-            .with_rate_headers(rate)
-            .closing_connection();
-            return ("invalid_payload", problem.error_response());
-        }
+    let read = read_body(headers, payload, limit).await;
+    if let Err(e) = &read {
+        tracing::debug!(webhook.id = webhook_id, error = %e, "the request body could not be read");
+    }
+    let body = match &read {
+        Ok(Some(body)) => BodyRead::Complete(body),
+        Ok(None) => BodyRead::TooLarge,
+        Err(_) => BodyRead::Broken,
     };
-    let too_large = body.is_none();
-    let read = body
-        .as_deref()
-        .map_or(BodyRead::TooLarge, BodyRead::Complete);
-    let outcome = state.ingest.finish(admission, is_json, read).await;
-    respond(outcome, Some(rate), too_large, webhook_id)
+    // What is left of a refused or broken body is not read: the connection is closed.
+    let unread = !matches!(body, BodyRead::Complete(_));
+    let outcome = state.ingest.finish(admission, is_json, body).await;
+    respond(outcome, Some(rate), unread, webhook_id)
 }
 
 /// Reads the whole body, or `None` as soon as it is known to exceed `limit`: from
@@ -241,6 +242,7 @@ fn log_rejection(rejection: &IngestRejection, webhook_id: &str) {
         | IngestRejection::RateLimited { .. }
         | IngestRejection::InvalidSecret
         | IngestRejection::PayloadTooLarge { .. }
+        | IngestRejection::BodyUnreadable
         | IngestRejection::UnsupportedMediaType
         | IngestRejection::InvalidPayload(_) => {
             tracing::debug!(

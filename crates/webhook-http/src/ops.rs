@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use webhook_domain::ports::{Adapters, OrganizationStore as _};
@@ -36,11 +37,12 @@ struct Inner {
     registry: Registry,
     requests: Family<OutcomeLabels, Counter>,
     latency: Histogram,
+    in_flight: Gauge,
 }
 
 impl Metrics {
-    /// A registry with `webhookd_ingest_requests_total{outcome}` and
-    /// `webhookd_ingest_duration_seconds`.
+    /// A registry with `webhookd_ingest_requests_total{outcome}`,
+    /// `webhookd_ingest_duration_seconds` and `webhookd_ingest_requests_in_flight`.
     pub fn new() -> Self {
         Self::new_with(|_| {})
     }
@@ -62,12 +64,19 @@ impl Metrics {
             "Time from the start of an ingest request to its answer",
             latency.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "webhookd_ingest_requests_in_flight",
+            "Ingest requests begun and not yet answered (slow senders show here)",
+            in_flight.clone(),
+        );
         register(&mut registry);
         Self {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 latency,
+                in_flight,
             }),
         }
     }
@@ -81,12 +90,29 @@ impl Metrics {
         self.inner.latency.observe(elapsed.as_secs_f64());
     }
 
+    /// Counts an ingest request as in flight until the returned guard is dropped.
+    pub fn ingest_in_flight(&self) -> InFlight {
+        self.inner.in_flight.inc();
+        InFlight(self.inner.in_flight.clone())
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut text = String::with_capacity(2048);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
         text
+    }
+}
+
+/// An ingest request in flight; it stops counting when dropped (also when the client goes away
+/// and the request is abandoned).
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

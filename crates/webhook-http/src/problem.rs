@@ -194,6 +194,12 @@ impl Problem {
                 "Payload too large",
                 format!("the body is larger than the limit of {limit} bytes"),
             ),
+            IngestRejection::BodyUnreadable => Self::new(
+                status,
+                code,
+                "Invalid payload",
+                "the request body could not be read",
+            ),
             IngestRejection::UnsupportedMediaType => Self::new(
                 status,
                 code,
@@ -362,6 +368,7 @@ mod tests {
             },
             IngestRejection::InvalidSecret,
             IngestRejection::PayloadTooLarge { limit: 10 },
+            IngestRejection::BodyUnreadable,
             IngestRejection::UnsupportedMediaType,
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject),
             IngestRejection::StoreUnavailable(StoreError::Unavailable("db down".into())),
@@ -374,11 +381,11 @@ mod tests {
             assert!(!problem.detail.contains("db down"), "cause leaked");
         }
         assert_eq!(
-            (rejections[8].http_status(), rejections[8].code()),
+            (rejections[9].http_status(), rejections[9].code()),
             (503, "store_unavailable")
         );
         assert_eq!(
-            (rejections[9].http_status(), rejections[9].code()),
+            (rejections[10].http_status(), rejections[10].code()),
             (500, "internal_error")
         );
         let limited = Problem::from_rejection(&rejections[3]);

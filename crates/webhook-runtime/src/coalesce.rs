@@ -37,8 +37,8 @@ impl Tally {
     }
 }
 
-/// The [`RejectionCounter`] of one node. Counting is a map update, so a flood of disabled or
-/// rate-limited requests costs no write; [`CoalescingCounter::flush_into`], run periodically
+/// The [`RejectionCounter`] of one node. Counting is a map update, so a flood of requests to a
+/// deleted or disabled webhook, over a quota or with a wrong secret costs no write; [`CoalescingCounter::flush_into`], run periodically
 /// (say every 10 seconds) and at shutdown, writes one rejected invocation per webhook, reason
 /// and test flag, whose `repeat_count` says how many requests it stands for.
 ///
@@ -79,8 +79,8 @@ impl<E: Entropy> CoalescingCounter<E> {
         self.inner.tallies.len()
     }
 
-    /// Takes every count and turns each into a rejected invocation, oldest first: status 403
-    /// `webhook_disabled` or 429 `rate_limited`, `repeat_count` the number of requests,
+    /// Takes every count and turns each into a rejected invocation, oldest first: the status
+    /// and code of its reason (410, 403, 429 or 401), `repeat_count` the number of requests,
     /// `received_at` the first one's time, `source_ip` the last one's, no payload.
     pub fn drain(&self) -> Vec<Invocation> {
         self.take()
@@ -138,10 +138,7 @@ impl<E: Entropy> CoalescingCounter<E> {
     }
 
     fn invocation(&self, (webhook_id, reason, test): Key, tally: Tally) -> Invocation {
-        let (http_status, code) = match reason {
-            CoalescedReason::Disabled => (403, "webhook_disabled"),
-            CoalescedReason::RateLimited => (429, "rate_limited"),
-        };
+        let (http_status, code) = reason.answer();
         Invocation {
             id: InvocationId::from_uuid(time_ordered_id(&self.inner.entropy, tally.first_at)),
             organization_id: tally.organization_id,

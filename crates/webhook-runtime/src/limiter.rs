@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
 use webhook_domain::model::RateRequest;
-use webhook_domain::model::{OrganizationId, Timestamp, WebhookId};
+use webhook_domain::model::{OrganizationId, RatePerMinute, Timestamp, WebhookId};
 use webhook_domain::ports::{RateLimiter, RateLimiterUnavailable};
-use webhook_domain::rules::{RateDecision, SlidingWindow, decide};
+use webhook_domain::rules::{RateDecision, SlidingWindow, decide, peek};
 
 type Window = Arc<Mutex<SlidingWindow>>;
 
@@ -86,6 +86,26 @@ impl MemoryRateLimiter {
 
     /// Decides `request` synchronously; [`RateLimiter::acquire`] is this, and cannot fail.
     pub fn decide(&self, request: RateRequest) -> RateDecision {
+        self.with_windows(request, decide)
+    }
+
+    /// What [`MemoryRateLimiter::decide`] would answer, charging nothing; [`RateLimiter::peek`]
+    /// is this, and cannot fail.
+    pub fn peek(&self, request: RateRequest) -> RateDecision {
+        self.with_windows(request, peek)
+    }
+
+    fn with_windows(
+        &self,
+        request: RateRequest,
+        rule: fn(
+            &mut SlidingWindow,
+            RatePerMinute,
+            &mut SlidingWindow,
+            RatePerMinute,
+            Timestamp,
+        ) -> RateDecision,
+    ) -> RateDecision {
         let webhook = window_of(&self.windows.webhooks, request.webhook_id, request.now);
         let organization = window_of(
             &self.windows.organizations,
@@ -96,7 +116,7 @@ impl MemoryRateLimiter {
         // invariants are restored by `advance`), so a poisoned lock is used as it is.
         let mut webhook = webhook.lock().unwrap_or_else(PoisonError::into_inner);
         let mut organization = organization.lock().unwrap_or_else(PoisonError::into_inner);
-        decide(
+        rule(
             &mut webhook,
             request.webhook_quota,
             &mut organization,
@@ -110,6 +130,10 @@ impl RateLimiter for MemoryRateLimiter {
     async fn acquire(&self, request: RateRequest) -> Result<RateDecision, RateLimiterUnavailable> {
         Ok(self.decide(request))
     }
+
+    async fn peek(&self, request: RateRequest) -> Result<RateDecision, RateLimiterUnavailable> {
+        Ok(MemoryRateLimiter::peek(self, request))
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +141,6 @@ mod tests {
     use std::time::Duration;
 
     use uuid::Uuid;
-    use webhook_domain::model::RatePerMinute;
     use webhook_domain::rules::RateScope;
 
     use super::*;

@@ -35,10 +35,26 @@ pub struct IngestRoute {
 /// Why a coalesced rejection happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CoalescedReason {
+    /// 410 `webhook_deleted`.
+    Deleted,
     /// 403 `webhook_disabled`.
     Disabled,
     /// 429 `rate_limited`.
     RateLimited,
+    /// 401 `invalid_secret`.
+    InvalidSecret,
+}
+
+impl CoalescedReason {
+    /// The HTTP status and problem `code` the requests were answered with.
+    pub const fn answer(self) -> (u16, &'static str) {
+        match self {
+            Self::Deleted => (410, "webhook_deleted"),
+            Self::Disabled => (403, "webhook_disabled"),
+            Self::RateLimited => (429, "rate_limited"),
+            Self::InvalidSecret => (401, "invalid_secret"),
+        }
+    }
 }
 
 /// A rejection that is counted, not written one by one, so a flood cannot become a flood of

@@ -6,7 +6,7 @@ mod retry;
 mod source;
 mod status;
 
-pub use rate_limit::{RateDecision, RateScope, RateStatus, SlidingWindow, decide};
+pub use rate_limit::{RateDecision, RateScope, RateStatus, SlidingWindow, decide, peek};
 pub use retry::{
     AttemptNumber, Disposition, RetryPolicy, attempt_verdict, classify, next_attempt_number,
     next_delay,

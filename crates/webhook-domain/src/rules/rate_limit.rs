@@ -165,6 +165,34 @@ pub fn decide(
     organization_quota: RatePerMinute,
     now: Timestamp,
 ) -> RateDecision {
+    let verdict = peek(
+        webhook,
+        webhook_quota,
+        organization,
+        organization_quota,
+        now,
+    );
+    if let RateDecision::Denied { .. } = verdict {
+        return verdict;
+    }
+    webhook.charge();
+    organization.charge();
+    RateDecision::Admitted(closest_to_exhaustion(
+        webhook.status(webhook_quota, now),
+        organization.status(organization_quota, now),
+    ))
+}
+
+/// What [`decide`] would answer now, charging neither window: ingest asks this before it knows
+/// whether the request is authentic, so that a request that fails authentication consumes no
+/// quota. Moving the windows to `now` changes no later decision.
+pub fn peek(
+    webhook: &mut SlidingWindow,
+    webhook_quota: RatePerMinute,
+    organization: &mut SlidingWindow,
+    organization_quota: RatePerMinute,
+    now: Timestamp,
+) -> RateDecision {
     webhook.advance(now);
     organization.advance(now);
     if !webhook.admits(webhook_quota) {
@@ -181,17 +209,19 @@ pub fn decide(
             status: organization.status(organization_quota, now),
         };
     }
-    webhook.charge();
-    organization.charge();
-    let webhook_status = webhook.status(webhook_quota, now);
-    let organization_status = organization.status(organization_quota, now);
-    RateDecision::Admitted(
-        if organization_status.remaining < webhook_status.remaining {
-            organization_status
-        } else {
-            webhook_status
-        },
-    )
+    RateDecision::Admitted(closest_to_exhaustion(
+        webhook.status(webhook_quota, now),
+        organization.status(organization_quota, now),
+    ))
+}
+
+/// The status the `RateLimit-*` headers report: the quota with fewer requests left.
+fn closest_to_exhaustion(webhook: RateStatus, organization: RateStatus) -> RateStatus {
+    if organization.remaining < webhook.remaining {
+        organization
+    } else {
+        webhook
+    }
 }
 
 #[cfg(test)]
@@ -397,5 +427,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_peek_charges_nothing() {
+        let now = at_secs(1000.5);
+        let (mut w, mut o) = (SlidingWindow::new(now), SlidingWindow::new(now));
+        for _ in 0..5 {
+            assert!(matches!(
+                peek(&mut w, rate(2), &mut o, rate(100), now),
+                RateDecision::Admitted(RateStatus { remaining: 2, .. })
+            ));
+        }
+        assert_eq!((w.total(), o.total()), (0, 0));
+        for _ in 0..2 {
+            decide(&mut w, rate(2), &mut o, rate(100), now);
+        }
+        let check = |w: &mut SlidingWindow, o: &mut SlidingWindow, q_w, q_o, scope| {
+            let RateDecision::Denied { scope: got, .. } = peek(w, rate(q_w), o, rate(q_o), now)
+            else {
+                panic!("a full window is refused by a peek too");
+            };
+            assert_eq!(got, scope);
+        };
+        check(&mut w, &mut o, 2, 100, RateScope::Webhook);
+        check(&mut w, &mut o, 100, 2, RateScope::Organization);
+        assert_eq!(
+            (w.total(), o.total()),
+            (2, 2),
+            "a refused peek charges nothing"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! The ingest use case: `POST /api/webhooks/{id}`, step by step as the design's ingest table
 //! orders it. Split in two so the HTTP adapter can refuse a request before reading its body:
-//! [`Ingest::begin`] runs every step that needs only the request head (lookup, status, rate
-//! limits, secret), [`Ingest::finish`] the steps that need the body (size, media type, JSON,
-//! event type, commit).
+//! [`Ingest::begin`] runs every step that needs only the request head (lookup, status, a peek
+//! at the rate limits that charges nothing, secret), [`Ingest::finish`] the steps that need the
+//! body (size, the charge to the quotas, media type, JSON, event type, commit). A request that
+//! fails authentication therefore consumes no quota.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -82,6 +83,8 @@ pub enum BodyRead<'a> {
     Complete(&'a [u8]),
     /// The body is longer than [`IngestConfig::body_limit`]; the adapter stopped reading.
     TooLarge,
+    /// The body broke off before its end (the connection failed, or its framing was wrong).
+    Broken,
 }
 
 /// Why ingest refused a request. Each has one HTTP status and one stable problem `code`.
@@ -103,6 +106,8 @@ pub enum IngestRejection {
     InvalidSecret,
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the body could not be read to its end")]
+    BodyUnreadable,
     #[error("the body must be sent as application/json")]
     UnsupportedMediaType,
     #[error(transparent)]
@@ -137,7 +142,7 @@ impl IngestRejection {
             Self::InvalidSecret => 401,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
-            Self::InvalidPayload(_) => 400,
+            Self::BodyUnreadable | Self::InvalidPayload(_) => 400,
             Self::StoreUnavailable(_) => 503,
             Self::Internal(_) => 500,
         }
@@ -153,7 +158,7 @@ impl IngestRejection {
             Self::InvalidSecret => "invalid_secret",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::InvalidPayload(_) => "invalid_payload",
+            Self::BodyUnreadable | Self::InvalidPayload(_) => "invalid_payload",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -191,6 +196,13 @@ impl IngestOutcome {
     }
 }
 
+/// Whether a limiter call charges the quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    Peek,
+    Charge,
+}
+
 /// The ingest use case over a node's [`Adapters`].
 pub struct Ingest<A: Adapters> {
     pub resolver: A::Resolver,
@@ -218,8 +230,10 @@ impl<A: Adapters> Ingest<A> {
         self.config.body_limit
     }
 
-    /// Steps 1 to 5: the webhook exists, is not deleted, is not disabled, both rate limits
-    /// admit the request, and the secret matches.
+    /// The head's steps: the webhook exists, is not deleted, is not disabled, neither quota is
+    /// already exhausted (a peek: nothing is charged), and the secret matches. Deleted,
+    /// disabled, rate-limited and unauthenticated requests are counted into coalesced log
+    /// entries, so a flood of them costs no write each.
     pub async fn begin(&self, head: IngestHead<'_>) -> Result<Admission, IngestOutcome> {
         let not_found = || IngestOutcome::rejected(IngestRejection::WebhookNotFound);
         let webhook_id: WebhookId = head.webhook_id.parse().map_err(|_| not_found())?;
@@ -232,50 +246,27 @@ impl<A: Adapters> Ingest<A> {
         };
         let now = self.clock.now();
         let test = matches!(head.sender, Sender::TestEndpoint);
+        let count = |reason| self.count(&route, reason, head.source_ip, now, test);
         match route.status {
             WebhookStatus::Active => {}
             WebhookStatus::Deleted => {
+                count(CoalescedReason::Deleted);
                 return Err(IngestOutcome::rejected(IngestRejection::WebhookDeleted));
             }
             WebhookStatus::Disabled => {
-                self.count(&route, CoalescedReason::Disabled, head.source_ip, now, test);
+                count(CoalescedReason::Disabled);
                 return Err(IngestOutcome::rejected(IngestRejection::WebhookDisabled));
             }
         }
-        let decision = self
-            .limiter
-            .acquire(RateRequest {
-                webhook_id,
-                webhook_quota: route.webhook_quota,
-                organization_id: route.organization_id,
-                organization_quota: route.organization_quota,
-                now,
-            })
-            .await
-            .map_err(|e| {
-                IngestOutcome::rejected(IngestRejection::StoreUnavailable(StoreError::Unavailable(
-                    Box::new(e),
-                )))
-            })?;
-        let rate = match decision {
-            RateDecision::Admitted(status) => status,
-            RateDecision::Denied {
-                scope,
-                retry_after,
-                status,
-            } => {
-                self.count(
-                    &route,
-                    CoalescedReason::RateLimited,
-                    head.source_ip,
-                    now,
-                    test,
-                );
-                return Err(IngestOutcome::rejected(IngestRejection::RateLimited {
-                    scope,
-                    retry_after,
-                    status,
-                }));
+        // A peek: an exhausted quota is refused before anything else, but nothing is charged
+        // until the request is known to be authentic.
+        let rate = match self.limit(&route, now, Limit::Peek).await {
+            Ok(rate) => rate,
+            Err(rejection) => {
+                if let IngestRejection::RateLimited { .. } = rejection {
+                    count(CoalescedReason::RateLimited);
+                }
+                return Err(IngestOutcome::rejected(rejection));
             }
         };
         let verified = match (head.sender, &route.secret) {
@@ -288,18 +279,9 @@ impl<A: Adapters> Ingest<A> {
                 Some(secret),
             ) if secret.matches(presented) => true,
             (Sender::Http { .. }, Some(_)) => {
-                let admission = Admission {
-                    route,
-                    received_at: now,
-                    source_ip: head.source_ip,
-                    verified: false,
-                    test,
-                    event_type: None,
-                    rate,
-                };
-                return Err(self
-                    .reject_logged(&admission, IngestRejection::InvalidSecret)
-                    .await);
+                // Counted, not written one by one: a flood of wrong secrets costs no write.
+                count(CoalescedReason::InvalidSecret);
+                return Err(IngestOutcome::rejected(IngestRejection::InvalidSecret));
             }
         };
         Ok(Admission {
@@ -313,21 +295,51 @@ impl<A: Adapters> Ingest<A> {
         })
     }
 
-    /// Steps 6 to 10: size, media type, JSON object, event type, and the commit of the
-    /// invocation with its task.
+    /// Asks the limiter about `route`'s quotas at `now`: a peek charges nothing, a charge takes
+    /// one slot of each. A refusal is the rejection to answer.
+    async fn limit(
+        &self,
+        route: &IngestRoute,
+        now: Timestamp,
+        how: Limit,
+    ) -> Result<RateStatus, IngestRejection> {
+        let request = RateRequest {
+            webhook_id: route.webhook_id,
+            webhook_quota: route.webhook_quota,
+            organization_id: route.organization_id,
+            organization_quota: route.organization_quota,
+            now,
+        };
+        let decision = match how {
+            Limit::Peek => self.limiter.peek(request).await,
+            Limit::Charge => self.limiter.acquire(request).await,
+        }
+        .map_err(|e| IngestRejection::StoreUnavailable(StoreError::Unavailable(Box::new(e))))?;
+        match decision {
+            RateDecision::Admitted(status) => Ok(status),
+            RateDecision::Denied {
+                scope,
+                retry_after,
+                status,
+            } => Err(IngestRejection::RateLimited {
+                scope,
+                retry_after,
+                status,
+            }),
+        }
+    }
+
+    /// The body's steps: size (or a body that broke off), the charge to both quotas, media
+    /// type, JSON object, event type, and the commit of the invocation with its task.
     pub async fn finish(
         &self,
         admission: Admission,
         content_type_is_json: bool,
         body: BodyRead<'_>,
     ) -> IngestOutcome {
-        let body = match body {
-            BodyRead::Complete(body) if body.len() <= self.config.body_limit => body,
-            BodyRead::Complete(_) | BodyRead::TooLarge => {
-                let limit = self.config.body_limit;
-                let rejection = IngestRejection::PayloadTooLarge { limit };
-                return self.reject_logged(&admission, rejection).await;
-            }
+        let (body, admission) = match self.charge(admission, body).await {
+            Ok(admitted) => admitted,
+            Err(outcome) => return outcome,
         };
         if !content_type_is_json {
             let rejection = IngestRejection::UnsupportedMediaType;
@@ -414,6 +426,48 @@ impl<A: Adapters> Ingest<A> {
             }
             Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
         }
+    }
+
+    /// The body is whole and within the limit: the request is charged to both quotas. A
+    /// refusal is logged (an oversized or broken body) or counted (a quota exhausted meanwhile).
+    async fn charge<'b>(
+        &self,
+        admission: Admission,
+        body: BodyRead<'b>,
+    ) -> Result<(&'b [u8], Admission), IngestOutcome> {
+        let body = match body {
+            BodyRead::Complete(body) if body.len() <= self.config.body_limit => body,
+            BodyRead::Complete(_) | BodyRead::TooLarge => {
+                let limit = self.config.body_limit;
+                let rejection = IngestRejection::PayloadTooLarge { limit };
+                return Err(self.reject_logged(&admission, rejection).await);
+            }
+            BodyRead::Broken => {
+                let rejection = IngestRejection::BodyUnreadable;
+                return Err(self.reject_logged(&admission, rejection).await);
+            }
+        };
+        // The request is authentic and whole: now it is charged to the quotas.
+        let rate = match self
+            .limit(&admission.route, admission.received_at, Limit::Charge)
+            .await
+        {
+            Ok(rate) => rate,
+            Err(rejection) => {
+                if let IngestRejection::RateLimited { .. } = rejection {
+                    self.count(
+                        &admission.route,
+                        CoalescedReason::RateLimited,
+                        admission.source_ip,
+                        admission.received_at,
+                        admission.test,
+                    );
+                }
+                return Err(IngestOutcome::rejected(rejection));
+            }
+        };
+        let admission = Admission { rate, ..admission };
+        Ok((body, admission))
     }
 
     fn count(

@@ -28,7 +28,7 @@ use webhook_domain::ports::{
 use webhook_http::api::{PUBLIC_ROUTES, ROUTES};
 use webhook_store_mem::MemoryStore;
 use webhook_system::{ManualClock, MasterKey, Sha256KeyHasher, SystemEntropy};
-use webhookd::NodeParts;
+use webhookd::{Node, NodeAdapters, NodeParts};
 
 use crate::helpers::{Backend, Options, problem, serve_node};
 
@@ -61,14 +61,15 @@ fn master_key() -> MasterKey {
 }
 
 /// The whole app (ingest and management) on a loopback port, stopped when dropped.
-pub(crate) struct ApiApp<S = MemoryStore> {
+pub(crate) struct ApiApp<S: Backend = MemoryStore> {
     base: String,
     pub(crate) store: S,
+    node: Node<NodeAdapters<S, ManualClock, LiteralGuard>>,
     client: reqwest::Client,
     handle: ServerHandle,
 }
 
-impl<S> Drop for ApiApp<S> {
+impl<S: Backend> Drop for ApiApp<S> {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
     }
@@ -98,16 +99,22 @@ impl<S: Backend> ApiApp<S> {
             master_key: master_key(),
             public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
         };
-        let (address, _node, handle) = serve_node(parts, Options::default());
+        let (address, node, handle) = serve_node(parts, Options::default());
         Self {
             base: format!("http://{address}"),
             store,
+            node,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
             handle,
         }
+    }
+
+    /// Writes the counted rejections to the log, as the node does every second.
+    async fn flush_rejections(&self) {
+        self.node.rejections.flush_into(&self.store).await.unwrap();
     }
 
     fn url(&self, path: &str) -> String {
@@ -529,6 +536,8 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
             .status(),
         401
     );
+    // The 401 is counted; the node writes its count to the log every second.
+    app.flush_rejections().await;
 
     // The test endpoint runs the pipeline; the default payload has no event type, so a
     // subscription to `deploy.*` ignores it, and a typed payload is accepted.

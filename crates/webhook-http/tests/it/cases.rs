@@ -5,6 +5,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use webhook_domain::model::{InvocationOutcome, TaskStatus, Webhook, WebhookId, WebhookStatus};
 
 use crate::helpers::{Backend, Options, SECRET, TestApp, loopback, problem};
@@ -20,6 +22,7 @@ macro_rules! backend_cases {
             cases::webhook_rate_limit_is_429_with_headers,
             cases::organization_rate_limit_is_429_with_scope,
             cases::missing_or_wrong_secret_is_401_and_logged,
+            cases::wrong_secrets_consume_no_quota,
             cases::webhooks_without_secret_accept_any_sender,
             cases::bodies_over_the_limit_are_413,
             cases::non_json_media_types_are_415,
@@ -35,6 +38,7 @@ macro_rules! backend_cases {
             streaming::chunked_fifty_mib_is_refused_while_still_sending,
             streaming::declared_length_over_the_limit_is_refused_before_the_body,
             streaming::a_body_in_many_chunks_is_joined,
+            streaming::a_body_broken_mid_stream_is_400_and_logged,
             conformance::answers_match_the_openapi_document,
         );
     };
@@ -116,8 +120,22 @@ pub(crate) async fn deleted_webhooks_are_410<S: Backend>(store: S) {
     let app = TestApp::start(store);
     let mut webhook = app.webhook().await;
     app.set_status(&mut webhook, WebhookStatus::Deleted).await;
-    let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
-    assert_eq!((answer.status, answer.code()), (410, "webhook_deleted"));
+    for _ in 0..2 {
+        let answer = problem(app.post(&webhook, "{}").send().await.unwrap()).await;
+        assert_eq!((answer.status, answer.code()), (410, "webhook_deleted"));
+    }
+    // Logged, as a count: a sender that keeps posting to a deleted URL costs no write each.
+    app.rejections().flush_into(&app.store).await.unwrap();
+    let logged = app.invocations(&webhook).await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        (
+            logged[0].http_status,
+            logged[0].error_code.as_deref(),
+            logged[0].repeat_count
+        ),
+        (410, Some("webhook_deleted"), 2)
+    );
 }
 
 pub(crate) async fn disabled_webhooks_are_403_and_counted<S: Backend>(store: S) {
@@ -194,14 +212,57 @@ pub(crate) async fn missing_or_wrong_secret_is_401_and_logged<S: Backend>(store:
         let answer = problem(response).await;
         assert_eq!((answer.status, answer.code()), (401, "invalid_secret"));
     }
+    // Counted, then written as one entry standing for both requests.
+    assert!(
+        app.invocations(&webhook).await.is_empty(),
+        "no write per 401"
+    );
+    app.rejections().flush_into(&app.store).await.unwrap();
     let invocations = app.invocations(&webhook).await;
-    assert_eq!(invocations.len(), 2);
+    assert_eq!(invocations.len(), 1);
     for invocation in invocations {
         assert_eq!(invocation.outcome, InvocationOutcome::Rejected);
         assert_eq!(invocation.http_status, 401);
         assert_eq!(invocation.error_code.as_deref(), Some("invalid_secret"));
         assert_eq!(invocation.payload, None);
+        assert_eq!(invocation.repeat_count, 2);
     }
+}
+
+/// A flood of wrong secrets to one webhook charges no quota: the organization's other webhooks
+/// keep accepting good requests.
+pub(crate) async fn wrong_secrets_consume_no_quota<S: Backend>(store: S) {
+    let app = TestApp::start(store);
+    let flooded = app.webhook_with(100, 10, true).await;
+    let mut other = flooded.clone();
+    other.id = WebhookId::from_uuid(Uuid::new_v4());
+    app.store.insert_webhook(&other).await.unwrap();
+    for _ in 0..12 {
+        let response = post_json(&app, app.ingest_url(&flooded), "{}")
+            .header("x-webhook-secret", "not-the-secret-0123456789")
+            .send()
+            .await
+            .unwrap();
+        let answer = problem(response).await;
+        assert_eq!((answer.status, answer.code()), (401, "invalid_secret"));
+    }
+    let response = app
+        .post(
+            &other,
+            r#"{"message":"deploy","event_type":"deploy.finished"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        202,
+        "the organization's quota is untouched"
+    );
+    app.rejections().flush_into(&app.store).await.unwrap();
+    let flood = app.invocations(&flooded).await;
+    assert_eq!(flood.len(), 1, "a flood of 401s is one log entry");
+    assert_eq!((flood[0].http_status, flood[0].repeat_count), (401, 12));
 }
 
 pub(crate) async fn webhooks_without_secret_accept_any_sender<S: Backend>(store: S) {

@@ -425,7 +425,7 @@ impl Known {
 }
 
 /// One case: an organization of its own, and what its answers revealed.
-struct Case<'a, S> {
+struct Case<'a, S: Backend> {
     app: &'a ApiApp<S>,
     contract: &'a Contract,
     org: Org,

@@ -115,6 +115,42 @@ pub(crate) async fn declared_length_over_the_limit_is_refused_before_the_body<
     );
 }
 
+pub(crate) async fn a_body_broken_mid_stream_is_400_and_logged<S: crate::helpers::Backend>(
+    store: S,
+) {
+    let app = TestApp::start(store);
+    let webhook = app.webhook_for_all().await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    let head = request_head(&webhook, "Transfer-Encoding: chunked");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A first chunk, then a chunk size that is not hexadecimal.
+    stream.write_all(b"5\r\n{\"a\":\r\nzz\r\n").await.unwrap();
+    // The HTTP library may close the connection before the answer reaches the sender; when an
+    // answer comes, it is 400.
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+    // Either way the request is in the log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let logged = app.invocations(&webhook).await;
+        if !logged.is_empty() || std::time::Instant::now() > deadline {
+            break logged;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(logged.len(), 1, "the broken request is in the log");
+    assert_eq!(
+        (logged[0].http_status, logged[0].error_code.as_deref()),
+        (400, Some("invalid_payload"))
+    );
+    assert_eq!(logged[0].payload, None);
+}
+
 pub(crate) async fn a_body_in_many_chunks_is_joined<S: crate::helpers::Backend>(store: S) {
     let app = TestApp::start(store);
     let webhook = app.webhook_for_all().await;
