@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use bytes::{Bytes, BytesMut};
@@ -85,14 +84,7 @@ async fn run<A: Adapters>(
         Ok(body) => body,
         Err(e) => {
             tracing::debug!(webhook.id = webhook_id, error = %e, "the request body could not be read");
-            let problem = Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                "Invalid payload",
-                "the request body could not be read",
-            )
-            .with_rate_headers(rate)
-            .closing_connection();
+            let problem = Problem::unreadable_payload().with_rate_headers(rate);
             return ("invalid_payload", problem.error_response());
         }
     };
