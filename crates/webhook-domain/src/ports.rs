@@ -473,7 +473,7 @@ pub trait Notifier: Send + Sync {
 /// built from. The use cases and the dispatcher take this one type parameter, and name the
 /// adapters they use as `A::Store`, `A::Clock`, … .
 ///
-/// Implement it on a marker type:
+/// Implement it on a marker type (the crate-level example builds a complete one):
 ///
 /// ```ignore
 /// struct MyAdapters;
