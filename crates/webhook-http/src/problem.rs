@@ -1,5 +1,6 @@
-//! RFC 9457 problem details (`application/problem+json`): the one shape every error answer of
-//! the service takes, with a stable machine-readable `code`.
+//! RFC 9457 problem details (`application/problem+json`): the one type every error answer of
+//! the service takes, with a stable machine-readable `code`, and the one table ([`Kind`]) from
+//! every rejection and error of the domain and of HTTP to its status, code and title.
 
 use std::error::Error as StdError;
 use std::fmt;
