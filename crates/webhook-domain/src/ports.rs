@@ -18,8 +18,8 @@ use crate::model::{
     ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimedTask, CoalescedRejection, DeliveryAttempt,
     DeliveryReport, EndpointUrl, IngestRoute, Invocation, InvocationId, Lease, Organization,
     OrganizationId, OutcomeFilter, Page, PageRequest, QueueStats, RateRequest, SealedSecret,
-    Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook,
-    WebhookId,
+    Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, Timestamp,
+    Webhook, WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -317,23 +317,22 @@ pub trait TaskQueue: Send + Sync {
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Task>, StoreError>> + Send;
 
-    /// Sets the status to `to` if it is still `from` (compare and set) and `updated_at` to `at`,
-    /// clearing any lease. A task set back to `queued` (a manual retry: the only way there)
-    /// starts a new delivery round: it is due at `at`, `attempts_before_round` becomes its
-    /// `attempts` and `last_error` is cleared. `attempts` is kept, so attempt numbers stay
-    /// unique over a task's life. Returns the updated task. The caller checked the transition
-    /// with [`crate::rules::task_transition`].
+    /// Persists `change` as it is given, if the task's status is still `change.from` (compare
+    /// and set): the status becomes `change.to` and `updated_at` `change.at`, and any lease ends.
+    /// When the change starts a [`crate::model::DeliveryRound`] (a manual retry, decided by
+    /// [`crate::rules::task_status_change`]), `attempts_before_round` becomes
+    /// `round.attempts_before`, `next_attempt_at` `round.due_at`, and `last_error` is cleared;
+    /// otherwise those fields are kept. `attempts` is always kept. Returns the updated task.
     ///
     /// # Errors
     /// MUST return `NotFound` as [`TaskQueue::task`] does, and `Conflict` when the status is no
-    /// longer `from`.
+    /// longer `change.from` or, for a change that starts a round, the task's `attempts` is no
+    /// longer `round.attempts_before` (another round ran meanwhile); then nothing is written.
     fn set_task_status(
         &self,
         organization_id: OrganizationId,
         id: TaskId,
-        from: TaskStatus,
-        to: TaskStatus,
-        at: Timestamp,
+        change: TaskStatusChange,
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
 
     /// Leases up to `limit` due tasks: `queued`, `next_attempt_at <= now`, not leased or with
@@ -485,7 +484,7 @@ pub trait Notifier: Send + Sync {
 /// built from. The use cases and the dispatcher take this one type parameter, and name the
 /// adapters they use as `A::Store`, `A::Clock`, … .
 ///
-/// Implement it on a marker type:
+/// Implement it on a marker type (the crate-level example builds a complete one):
 ///
 /// ```ignore
 /// struct MyAdapters;

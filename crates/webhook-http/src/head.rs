@@ -6,7 +6,6 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, ResponseError as _};
 
@@ -33,16 +32,7 @@ pub fn head_size(request: &HttpRequest) -> usize {
 /// The answer to a head of `size` bytes over [`MAX_REQUEST_HEAD_BYTES`]: 431
 /// `request_header_too_large`, closing the connection.
 pub fn head_too_large(size: usize) -> Problem {
-    Problem::new(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "request_header_too_large",
-        "Request header too large",
-        format!(
-            "the request line and headers take {size} bytes, over the limit of \
-             {MAX_REQUEST_HEAD_BYTES}"
-        ),
-    )
-    .closing_connection()
+    Problem::request_header_too_large(size, MAX_REQUEST_HEAD_BYTES)
 }
 
 /// Middleware (for [`actix_web::middleware::from_fn`]) answering a head over

@@ -1,5 +1,6 @@
-//! RFC 9457 problem details (`application/problem+json`): the one shape every error answer of
-//! the service takes, with a stable machine-readable `code`.
+//! RFC 9457 problem details (`application/problem+json`): the one type every error answer of
+//! the service takes, with a stable machine-readable `code`, and the one table ([`Kind`]) from
+//! every rejection and error of the domain and of HTTP to its status, code and title.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -11,8 +12,10 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Responder, ResponseError};
 use serde::Serialize;
 use webhook_domain::model::InvalidPayload;
+use webhook_domain::ports::StoreError;
 use webhook_domain::rules::RateStatus;
 use webhook_domain::service::IngestRejection;
+use webhook_domain::service::manage::{AuthError, ConflictCode, Invalid, ManageError};
 
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -20,20 +23,156 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Prefix of every problem `type`: `urn:webhookd:problem:{code}`.
 pub const TYPE_PREFIX: &str = "urn:webhookd:problem:";
 
-/// An error answer: status, stable `code`, human title and detail, optional extra headers.
+/// Every kind of problem the service answers. [`Kind::answer`] is the one table from a kind to
+/// its status, stable `code` and title; the detail is the occurrence's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// No route serves the path, or no such object in the caller's organization.
+    NotFound,
+    /// The path does not accept the method.
+    MethodNotAllowed,
+    /// A body over the limit.
+    PayloadTooLarge,
+    /// A request line and headers over the limit.
+    RequestHeaderTooLarge,
+    /// No valid API key.
+    Unauthorized,
+    /// A management request that is not well-formed (malformed JSON, unknown field, wrong type).
+    Malformed,
+    /// Ingest: no webhook has the id.
+    WebhookNotFound,
+    /// Ingest: the webhook was deleted.
+    WebhookDeleted,
+    /// Ingest: the webhook is disabled.
+    WebhookDisabled,
+    /// Ingest: a rate limit is exhausted.
+    RateLimited,
+    /// Ingest: the secret is missing or wrong.
+    InvalidSecret,
+    /// Ingest: the body is not sent as JSON.
+    UnsupportedMediaType,
+    /// Ingest: the body is not a JSON object, or could not be read.
+    InvalidPayload,
+    /// Management: the key may only read.
+    Forbidden,
+    /// Management: a well-formed value was refused.
+    Invalid,
+    /// Management: the write contradicts the stored state.
+    Conflict(ConflictCode),
+    /// The store could not be reached; nothing was changed.
+    StoreUnavailable,
+    /// A failure retrying will not mend (a corrupt row, a secret that cannot be unsealed).
+    Internal,
+}
+
+impl Kind {
+    /// The kind's status, stable `code` (snake case) and title (the same for every occurrence).
+    pub const fn answer(self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            Self::RequestHeaderTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request_header_too_large",
+                "Request header too large",
+            ),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Malformed => (
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Validation failed",
+            ),
+            Self::WebhookNotFound => (
+                StatusCode::NOT_FOUND,
+                "webhook_not_found",
+                "Webhook not found",
+            ),
+            Self::WebhookDeleted => (StatusCode::GONE, "webhook_deleted", "Webhook deleted"),
+            Self::WebhookDisabled => (
+                StatusCode::FORBIDDEN,
+                "webhook_disabled",
+                "Webhook disabled",
+            ),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Rate limited",
+            ),
+            Self::InvalidSecret => (StatusCode::UNAUTHORIZED, "invalid_secret", "Invalid secret"),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            Self::InvalidPayload => (
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                "Invalid payload",
+            ),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Invalid => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+            ),
+            Self::Conflict(code) => (StatusCode::CONFLICT, code.as_str(), "Conflict"),
+            Self::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "Store unavailable",
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The kind of an ingest rejection.
+    pub const fn of_rejection(rejection: &IngestRejection) -> Self {
+        match rejection {
+            IngestRejection::WebhookNotFound => Self::WebhookNotFound,
+            IngestRejection::WebhookDeleted => Self::WebhookDeleted,
+            IngestRejection::WebhookDisabled => Self::WebhookDisabled,
+            IngestRejection::RateLimited { .. } => Self::RateLimited,
+            IngestRejection::InvalidSecret => Self::InvalidSecret,
+            IngestRejection::PayloadTooLarge { .. } => Self::PayloadTooLarge,
+            IngestRejection::UnsupportedMediaType => Self::UnsupportedMediaType,
+            IngestRejection::BodyUnreadable | IngestRejection::InvalidPayload(_) => {
+                Self::InvalidPayload
+            }
+            IngestRejection::StoreUnavailable(_) => Self::StoreUnavailable,
+            IngestRejection::Internal(_) => Self::Internal,
+        }
+    }
+}
+
+/// An error answer: status, stable `code`, human title and detail, the refused `field` or the
+/// refusing quota's `scope`, extra headers, and whether the connection closes after it.
 ///
 /// Handlers return it as their error type; it renders itself as problem+json.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    status: StatusCode,
-    code: &'static str,
-    title: &'static str,
+    kind: Kind,
     detail: String,
+    field: Option<String>,
     scope: Option<&'static str>,
     headers: Vec<(HeaderName, HeaderValue)>,
     close: bool,
 }
 
+/// The body every problem is answered with (the management API documents it as
+/// `crate::api::error::ProblemBody`; at most one of `scope` and `field` is present).
 #[derive(Serialize)]
 struct Body<'a> {
     #[serde(rename = "type")]
@@ -44,22 +183,18 @@ struct Body<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
 }
 
 impl Problem {
-    /// A problem with `status`, a stable `code` (snake case), a short `title` that is the same
-    /// for every occurrence of the code, and a `detail` about this occurrence.
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    /// A problem of `kind` (its status, code and title from [`Kind::answer`]) with a `detail`
+    /// about this occurrence.
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         Self {
-            status,
-            code,
-            title,
+            kind,
             detail: detail.into(),
+            field: None,
             scope: None,
             headers: Vec::new(),
             close: false,
@@ -70,6 +205,13 @@ impl Problem {
     #[must_use]
     pub fn with_scope(mut self, scope: &'static str) -> Self {
         self.scope = Some(scope);
+        self
+    }
+
+    /// Adds the `field` member (which field was refused).
+    #[must_use]
+    pub fn with_field(mut self, field: Option<String>) -> Self {
+        self.field = field;
         self
     }
 
@@ -89,41 +231,97 @@ impl Problem {
 
     /// The HTTP status.
     pub const fn status(&self) -> StatusCode {
-        self.status
+        self.kind.answer().0
     }
 
     /// The stable code.
     pub const fn code(&self) -> &'static str {
-        self.code
+        self.kind.answer().1
+    }
+
+    /// The refused field, for validation failures.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
     }
 
     /// 404 `not_found`, for paths no route serves.
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "Not found",
-            "no resource at this path",
-        )
+        Self::new(Kind::NotFound, "no resource at this path")
     }
 
     /// 405 `method_not_allowed`, with the `Allow` header listing `allowed`.
     pub fn method_not_allowed(allowed: &'static str) -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed",
+            Kind::MethodNotAllowed,
             format!("this resource accepts {allowed}"),
         )
         .with_header(header::ALLOW, HeaderValue::from_static(allowed))
     }
 
+    /// 405 `method_not_allowed` for a management path, with the `Allow` header listing `allow`
+    /// (left out if it is not a valid header value).
+    pub fn api_method_not_allowed(allow: &str) -> Self {
+        let problem = Self::new(
+            Kind::MethodNotAllowed,
+            "this resource does not accept this method; see /api/v1/openapi.json",
+        );
+        match HeaderValue::from_str(allow) {
+            Ok(value) => problem.with_header(header::ALLOW, value),
+            Err(_) => problem,
+        }
+    }
+
+    /// 413 `payload_too_large`: a management request body over `limit` bytes; the rest of it is
+    /// not read.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            Kind::PayloadTooLarge,
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+        .closing_connection()
+    }
+
+    /// 431 `request_header_too_large`: a request line and headers of `size` bytes, over
+    /// `limit`; the connection closes.
+    pub fn request_header_too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            Kind::RequestHeaderTooLarge,
+            format!("the request line and headers take {size} bytes, over the limit of {limit}"),
+        )
+        .closing_connection()
+    }
+
+    /// 400 `validation_failed`: a management request body that could not be read to its end.
+    pub fn unreadable_body(error: &actix_web::error::PayloadError) -> Self {
+        Self::malformed(None, format!("the request body could not be read: {error}"))
+            .closing_connection()
+    }
+
+    /// 401 `unauthorized`: no valid API key; asks for a bearer token.
+    pub fn unauthorized(detail: &str) -> Self {
+        Self::new(Kind::Unauthorized, detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    /// 400 `validation_failed`: the request is not well-formed (malformed JSON, unknown field,
+    /// wrong type), naming the `field` when it is known.
+    pub fn malformed(field: Option<String>, detail: impl Into<String>) -> Self {
+        Self::new(Kind::Malformed, detail).with_field(field)
+    }
+
+    /// 422 `validation_failed`: a well-formed value was refused.
+    pub fn invalid(invalid: Invalid) -> Self {
+        Self::new(
+            Kind::Invalid,
+            format!("`{}` {}", invalid.field, invalid.reason),
+        )
+        .with_field(Some(invalid.field))
+    }
+
     /// 503 `store_unavailable`, the answer whenever the store cannot be reached.
     pub fn store_unavailable() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "Store unavailable",
+            Kind::StoreUnavailable,
             "the store could not be reached; nothing was changed, try again later",
         )
     }
@@ -132,33 +330,40 @@ impl Problem {
     /// row, a secret that cannot be unsealed). Its cause is logged, never answered.
     pub fn internal_error() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Internal error",
+            Kind::Internal,
             "the service failed to process this request; its operator has the details in the log",
         )
+    }
+
+    /// A management request the store failed: 500 `internal_error` when it failed in a way
+    /// retrying cannot mend, else 503 `store_unavailable`. Logged with its chain either way.
+    fn store(error: &StoreError) -> Self {
+        match error {
+            StoreError::Internal(_) => {
+                log_server_error("management request failed: the store failed", error);
+                Self::internal_error()
+            }
+            StoreError::NotFound | StoreError::Conflict(_) | StoreError::Unavailable(_) => {
+                log_server_error("management request failed in the store", error);
+                Self::new(
+                    Kind::StoreUnavailable,
+                    "the store could not complete the request; nothing was changed, try again later",
+                )
+            }
+        }
     }
 
     /// The problem for an ingest rejection. Its cause, if any, stays out of the body: log it
     /// with [`log_server_error`] first.
     pub fn from_rejection(rejection: &IngestRejection) -> Self {
-        let status = StatusCode::from_u16(rejection.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let code = rejection.code();
+        let kind = Kind::of_rejection(rejection);
         match rejection {
-            IngestRejection::WebhookNotFound => {
-                Self::new(status, code, "Webhook not found", "no webhook has this id")
+            IngestRejection::WebhookNotFound => Self::new(kind, "no webhook has this id"),
+            IngestRejection::WebhookDeleted => {
+                Self::new(kind, "this webhook was deleted and accepts no more events")
             }
-            IngestRejection::WebhookDeleted => Self::new(
-                status,
-                code,
-                "Webhook deleted",
-                "this webhook was deleted and accepts no more events",
-            ),
             IngestRejection::WebhookDisabled => Self::new(
-                status,
-                code,
-                "Webhook disabled",
+                kind,
                 "this webhook is disabled; its owner can enable it again",
             ),
             IngestRejection::RateLimited {
@@ -166,9 +371,7 @@ impl Problem {
                 retry_after,
                 status: rate,
             } => Self::new(
-                status,
-                code,
-                "Rate limited",
+                kind,
                 format!(
                     "the {} rate limit of {} requests per minute is exhausted; retry after {} s",
                     scope.as_str(),
@@ -183,51 +386,32 @@ impl Problem {
             )
             .with_rate_headers(*rate),
             IngestRejection::InvalidSecret => Self::new(
-                status,
-                code,
-                "Invalid secret",
+                kind,
                 "the X-Webhook-Secret header is missing or does not match this webhook's secret",
             ),
             IngestRejection::PayloadTooLarge { limit } => Self::new(
-                status,
-                code,
-                "Payload too large",
+                kind,
                 format!("the body is larger than the limit of {limit} bytes"),
             ),
-            IngestRejection::BodyUnreadable => Self::new(
-                status,
-                code,
-                "Invalid payload",
-                "the request body could not be read",
-            ),
+            IngestRejection::BodyUnreadable => {
+                Self::new(kind, "the request body could not be read")
+            }
             IngestRejection::UnsupportedMediaType => Self::new(
-                status,
-                code,
-                "Unsupported media type",
+                kind,
                 "the body must be sent with Content-Type: application/json",
             ),
-            IngestRejection::InvalidPayload(InvalidPayload::NotAnObject) => Self::new(
-                status,
-                code,
-                "Invalid payload",
-                "the body must be a JSON object",
-            ),
-            IngestRejection::InvalidPayload(InvalidPayload::Malformed(reason)) => Self::new(
-                status,
-                code,
-                "Invalid payload",
-                format!("the body is not valid JSON: {reason}"),
-            ),
+            IngestRejection::InvalidPayload(InvalidPayload::NotAnObject) => {
+                Self::new(kind, "the body must be a JSON object")
+            }
+            IngestRejection::InvalidPayload(InvalidPayload::Malformed(reason)) => {
+                Self::new(kind, format!("the body is not valid JSON: {reason}"))
+            }
             IngestRejection::InvalidPayload(InvalidPayload::TooDeep { limit }) => Self::new(
-                status,
-                code,
-                "Invalid payload",
+                kind,
                 format!("the body nests objects and arrays deeper than {limit} levels"),
             ),
             IngestRejection::StoreUnavailable(_) => Self::new(
-                status,
-                code,
-                "Store unavailable",
+                kind,
                 "the event could not be stored; nothing was accepted, send it again later",
             ),
             IngestRejection::Internal(_) => Self::internal_error(),
@@ -242,15 +426,17 @@ impl Problem {
     }
 
     fn respond(&self) -> HttpResponse {
+        let (status, code, title) = self.kind.answer();
         let body = Body {
-            kind: format!("{TYPE_PREFIX}{}", self.code),
-            title: self.title,
-            status: self.status.as_u16(),
+            kind: format!("{TYPE_PREFIX}{code}"),
+            title,
+            status: status.as_u16(),
             detail: &self.detail,
-            code: self.code,
+            code,
             scope: self.scope,
+            field: self.field.as_deref(),
         };
-        let mut response = HttpResponseBuilder::new(self.status);
+        let mut response = HttpResponseBuilder::new(status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         for (name, value) in &self.headers {
             response.insert_header((name.clone(), value.clone()));
@@ -265,7 +451,13 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status().as_u16(),
+            self.code(),
+            self.detail
+        )
     }
 }
 
@@ -279,11 +471,43 @@ impl Responder for Problem {
 
 impl ResponseError for Problem {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
         self.respond()
+    }
+}
+
+impl From<ManageError> for Problem {
+    fn from(error: ManageError) -> Self {
+        match error {
+            ManageError::NotFound => {
+                Self::new(Kind::NotFound, "no such object in this organization")
+            }
+            ManageError::Forbidden => Self::new(
+                Kind::Forbidden,
+                "this API key may only read; writing needs an admin key",
+            ),
+            ManageError::Invalid(invalid) => Self::invalid(invalid),
+            ManageError::Conflict { code, message } => Self::new(Kind::Conflict(code), message),
+            ManageError::Store(e) => Self::store(&e),
+        }
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthorized => Self::unauthorized("the API key is unknown or was deleted"),
+            AuthError::Store(e) => Self::store(&e),
+        }
+    }
+}
+
+impl From<Invalid> for Problem {
+    fn from(invalid: Invalid) -> Self {
+        Self::invalid(invalid)
     }
 }
 
@@ -339,7 +563,6 @@ pub fn log_server_error(context: &'static str, error: &(dyn StdError + 'static))
 #[cfg(test)]
 mod tests {
     use super::*;
-    use webhook_domain::ports::StoreError;
     use webhook_domain::rules::RateScope;
 
     #[test]
@@ -401,6 +624,132 @@ mod tests {
         assert_eq!(header("ratelimit-limit").as_deref(), Some("10"));
         assert_eq!(header("ratelimit-remaining").as_deref(), Some("0"));
         assert_eq!(header("ratelimit-reset").as_deref(), Some("60"));
+    }
+
+    #[test]
+    fn every_kind_has_its_status_code_and_title() {
+        let check = |kind: Kind, status: u16, code: &str, title: &str| {
+            let (s, c, t) = kind.answer();
+            assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
+            let problem = Problem::new(kind, "detail");
+            assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
+        };
+        check(Kind::NotFound, 404, "not_found", "Not found");
+        check(
+            Kind::MethodNotAllowed,
+            405,
+            "method_not_allowed",
+            "Method not allowed",
+        );
+        check(
+            Kind::PayloadTooLarge,
+            413,
+            "payload_too_large",
+            "Payload too large",
+        );
+        check(
+            Kind::RequestHeaderTooLarge,
+            431,
+            "request_header_too_large",
+            "Request header too large",
+        );
+        check(Kind::Unauthorized, 401, "unauthorized", "Unauthorized");
+        check(
+            Kind::Malformed,
+            400,
+            "validation_failed",
+            "Validation failed",
+        );
+        check(
+            Kind::WebhookNotFound,
+            404,
+            "webhook_not_found",
+            "Webhook not found",
+        );
+        check(
+            Kind::WebhookDeleted,
+            410,
+            "webhook_deleted",
+            "Webhook deleted",
+        );
+        check(
+            Kind::WebhookDisabled,
+            403,
+            "webhook_disabled",
+            "Webhook disabled",
+        );
+        check(Kind::RateLimited, 429, "rate_limited", "Rate limited");
+        check(Kind::InvalidSecret, 401, "invalid_secret", "Invalid secret");
+        check(
+            Kind::UnsupportedMediaType,
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+        );
+        check(
+            Kind::InvalidPayload,
+            400,
+            "invalid_payload",
+            "Invalid payload",
+        );
+        check(Kind::Forbidden, 403, "forbidden", "Forbidden");
+        check(Kind::Invalid, 422, "validation_failed", "Validation failed");
+        for (code, name) in [
+            (ConflictCode::InvalidTransition, "invalid_transition"),
+            (ConflictCode::WebhookDeleted, "webhook_deleted"),
+            (ConflictCode::TargetInUse, "target_in_use"),
+            (ConflictCode::LastAdminKey, "last_admin_key"),
+            (ConflictCode::OwnKey, "own_key"),
+            (ConflictCode::Concurrent, "conflict"),
+        ] {
+            check(Kind::Conflict(code), 409, name, "Conflict");
+        }
+        check(
+            Kind::StoreUnavailable,
+            503,
+            "store_unavailable",
+            "Store unavailable",
+        );
+        check(Kind::Internal, 500, "internal_error", "Internal error");
+    }
+
+    #[test]
+    fn store_errors_answer_500_when_internal_and_503_when_unavailable() {
+        let check = |error: StoreError, status: u16, code: &str| {
+            let answer = Problem::from(ManageError::Store(error));
+            assert_eq!((answer.status().as_u16(), answer.code()), (status, code));
+            assert!(!answer.detail.contains("corrupt row"), "cause leaked");
+        };
+        check(
+            StoreError::Internal("corrupt row".into()),
+            500,
+            "internal_error",
+        );
+        check(
+            StoreError::Unavailable("connection refused".into()),
+            503,
+            "store_unavailable",
+        );
+        let auth = Problem::from(AuthError::Store(StoreError::Internal("corrupt row".into())));
+        assert_eq!(
+            (auth.status().as_u16(), auth.code()),
+            (500, "internal_error")
+        );
+    }
+
+    #[test]
+    fn only_an_unknown_key_asks_for_a_bearer_token() {
+        let asks = |problem: &Problem| {
+            problem
+                .headers
+                .iter()
+                .any(|(name, value)| name == header::WWW_AUTHENTICATE && value == "Bearer")
+        };
+        assert!(asks(&Problem::from(AuthError::Unauthorized)));
+        assert!(asks(&Problem::unauthorized("send a key")));
+        assert!(!asks(&Problem::from_rejection(
+            &IngestRejection::InvalidSecret
+        )));
     }
 
     #[test]

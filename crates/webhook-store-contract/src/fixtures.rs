@@ -9,9 +9,10 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
     InvocationId, InvocationOutcome, Name, Organization, OrganizationId, PageRequest, Payload,
     RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
-    TaskSource, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+    TaskSource, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{Store, TaskQueue, WebhookStore};
+use webhook_domain::rules::task_status_change;
 
 /// 2026-01-01T00:00:00.123457Z: the instant every case's timeline starts from.
 pub const BASE_MICROS: i64 = 1_767_225_600_123_457;
@@ -19,6 +20,24 @@ pub const BASE_MICROS: i64 = 1_767_225_600_123_457;
 /// `seconds` after [`BASE_MICROS`] (negative: before).
 pub fn at(seconds: i64) -> Timestamp {
     Timestamp::from_unix_micros(BASE_MICROS + seconds * 1_000_000)
+}
+
+/// A status change `from → to` at `at` that starts no delivery round (an agent's report, or
+/// the queue giving up).
+pub fn status_change(from: TaskStatus, to: TaskStatus, at: Timestamp) -> TaskStatusChange {
+    TaskStatusChange {
+        from,
+        to,
+        at,
+        round: None,
+    }
+}
+
+/// A manual retry at `at` of a failed task that made `attempts` attempts, as the domain's rule
+/// decides it: a new round after those attempts, due at `at`.
+pub fn manual_retry(attempts: u32, at: Timestamp) -> TaskStatusChange {
+    task_status_change(TaskStatus::Failed, attempts, TaskStatus::Queued, at)
+        .expect("a failed task may be retried")
 }
 
 /// `micros` after [`BASE_MICROS`].
@@ -348,13 +367,7 @@ pub async fn check_task_from_the_first_schema<S: TaskQueue>(
     assert_eq!(stored.context.as_str(), "{\"message\":\"Deploy\"}");
 
     let retried = store
-        .set_task_status(
-            organization,
-            task,
-            TaskStatus::Failed,
-            TaskStatus::Queued,
-            retry_at,
-        )
+        .set_task_status(organization, task, manual_retry(stored.attempts, retry_at))
         .await
         .expect("retry");
     assert_eq!((retried.attempts, retried.attempts_before_round), (3, 3));

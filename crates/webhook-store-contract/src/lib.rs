@@ -96,6 +96,8 @@ macro_rules! for_each_case {
             tasks_are_paged_newest_first_and_filtered,
             task_of_another_organization_is_not_found,
             set_task_status_is_compare_and_set,
+            set_task_status_persists_the_change_as_given,
+            set_task_status_round_after_another_round_conflicts,
             retry_requeues_failed_task,
             retry_starts_a_new_round_and_numbering_goes_on,
             finished_attempt_is_taken_as_given,

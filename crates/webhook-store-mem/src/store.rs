@@ -11,7 +11,7 @@ use webhook_domain::model::{
     InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, Target,
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::ports::{
     InvocationLog, OrganizationStore, StoreError, TargetStore, TaskQueue, WebhookStore,
 };
@@ -620,32 +620,35 @@ impl TaskQueue for MemoryStore {
         &self,
         organization_id: OrganizationId,
         id: TaskId,
-        from: TaskStatus,
-        to: TaskStatus,
-        at: Timestamp,
+        change: TaskStatusChange,
     ) -> Result<Task, StoreError> {
         let mut state = self.write()?;
         let old_due = {
             let stored = state.task_in(organization_id, id)?;
-            if stored.task.status != from {
+            if stored.task.status != change.from {
                 return Err(conflict("the task's status changed"));
+            }
+            if change
+                .round
+                .is_some_and(|round| round.attempts_before != stored.task.attempts)
+            {
+                return Err(conflict("another delivery round ran meanwhile"));
             }
             (stored.task.next_attempt_at, *id.as_uuid())
         };
         state.due.remove(&old_due);
         let stored = state.tasks.get_mut(&id).ok_or(StoreError::NotFound)?;
-        stored.task.status = to;
-        stored.task.updated_at = at;
+        stored.task.status = change.to;
+        stored.task.updated_at = change.at;
         stored.lease = None;
-        if to == TaskStatus::Queued {
-            // A manual retry: a new delivery round, due at once.
-            stored.task.next_attempt_at = at;
-            stored.task.attempts_before_round = stored.task.attempts;
+        if let Some(round) = change.round {
+            stored.task.next_attempt_at = round.due_at;
+            stored.task.attempts_before_round = round.attempts_before;
             stored.task.last_error = None;
         }
         let task = stored.task.clone();
-        if to == TaskStatus::Queued {
-            state.due.insert((at, *id.as_uuid()));
+        if task.status == TaskStatus::Queued {
+            state.due.insert((task.next_attempt_at, *id.as_uuid()));
         }
         Ok(task)
     }

@@ -17,7 +17,7 @@ use webhook_domain::model::{
     OrganizationId, OutcomeFilter, Page, PageRequest, Target, TargetId, Task, TaskFilter, TaskId,
     TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::ports::{
     InvocationLog, OrganizationStore, StoreError, TargetStore, TaskQueue, WebhookStore,
 };
@@ -27,7 +27,7 @@ use crate::attempt::FinishAttempt;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
     ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
-    endpoint, ts,
+    endpoint, int, ts,
 };
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
@@ -619,9 +619,7 @@ impl TaskQueue for PgStore {
         &self,
         organization_id: OrganizationId,
         id: TaskId,
-        from: TaskStatus,
-        to: TaskStatus,
-        at_: Timestamp,
+        change: TaskStatusChange,
     ) -> Result<Task, StoreError> {
         let mut conn = self.conn().await?;
         let result = conn
@@ -629,15 +627,16 @@ impl TaskQueue for PgStore {
                 let target = tasks::table
                     .filter(tasks::id.eq(id.as_uuid()))
                     .filter(tasks::organization_id.eq(organization_id.as_uuid()))
-                    .filter(tasks::status.eq(from.as_str()));
-                let updated = if to == TaskStatus::Queued {
-                    // A manual retry: a new delivery round, due at once.
-                    diesel::update(target)
+                    .filter(tasks::status.eq(change.from.as_str()));
+                // Any status change ends a lease; a new round is written as the change gives it.
+                let updated = if let Some(round) = change.round {
+                    let attempts_before = int(round.attempts_before);
+                    diesel::update(target.filter(tasks::attempts.eq(attempts_before)))
                         .set((
-                            tasks::status.eq(to.as_str()),
-                            tasks::updated_at.eq(at(at_)),
-                            tasks::next_attempt_at.eq(at(at_)),
-                            tasks::attempts_before_round.eq(tasks::attempts),
+                            tasks::status.eq(change.to.as_str()),
+                            tasks::updated_at.eq(at(change.at)),
+                            tasks::next_attempt_at.eq(at(round.due_at)),
+                            tasks::attempts_before_round.eq(attempts_before),
                             tasks::last_error.eq(None::<String>),
                             tasks::lease_token.eq(None::<Uuid>),
                             tasks::lease_until.eq(None::<time::OffsetDateTime>),
@@ -646,12 +645,17 @@ impl TaskQueue for PgStore {
                         .await?
                 } else {
                     diesel::update(target)
-                        .set((tasks::status.eq(to.as_str()), tasks::updated_at.eq(at(at_))))
+                        .set((
+                            tasks::status.eq(change.to.as_str()),
+                            tasks::updated_at.eq(at(change.at)),
+                            tasks::lease_token.eq(None::<Uuid>),
+                            tasks::lease_until.eq(None::<time::OffsetDateTime>),
+                        ))
                         .execute(conn)
                         .await?
                 };
                 if updated == 0 {
-                    // Absent (NotFound) or no longer `from` (Conflict).
+                    // Absent (NotFound), no longer `from` or after another round (Conflict).
                     load_task(conn, Some(organization_id), id).await?;
                     return Err(StoreError::Conflict("the task's status changed").into());
                 }

@@ -35,7 +35,7 @@ pub use source::{
 };
 pub(crate) use source::{header_text, scalar_text};
 pub use target::{EndpointUrl, InvalidEndpointUrl, Target, TargetKind};
-pub use task::{Task, TaskFilter, TaskSource, TaskStatus};
+pub use task::{DeliveryRound, Task, TaskFilter, TaskSource, TaskStatus, TaskStatusChange};
 pub use timestamp::Timestamp;
 pub use validated::{InvalidName, InvalidRate, Name, RatePerMinute};
 pub use webhook::{InvalidPublicUrl, PublicUrl, Webhook, WebhookStatus};

@@ -88,6 +88,30 @@ pub struct Task {
     pub updated_at: Timestamp,
 }
 
+/// A status change of a task, as the use case decided it (see
+/// [`crate::rules::task_status_change`]) and a store persists it: compare and set on `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskStatusChange {
+    /// The status the task must still have.
+    pub from: TaskStatus,
+    /// Its new status.
+    pub to: TaskStatus,
+    /// When the change is made: the task's new `updated_at`.
+    pub at: Timestamp,
+    /// The delivery round the change starts, if any (a manual retry).
+    pub round: Option<DeliveryRound>,
+}
+
+/// A new delivery round of a task: the retry policy starts counting again, and the last error
+/// is cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRound {
+    /// The task's `attempts` when the round starts, which becomes its `attempts_before_round`.
+    pub attempts_before: u32,
+    /// When the round's first attempt is due: the task's new `next_attempt_at`.
+    pub due_at: Timestamp,
+}
+
 /// The task board's filters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TaskFilter {

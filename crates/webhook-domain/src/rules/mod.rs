@@ -9,7 +9,7 @@ mod status;
 pub use rate_limit::{RateDecision, RateScope, RateStatus, SlidingWindow, decide, peek};
 pub use retry::{
     AttemptNumber, Disposition, RetryPolicy, attempt_verdict, classify, next_attempt_number,
-    next_delay,
+    next_delay, task_status_change,
 };
 pub use source::{
     AuthFailure, AuthStage, Authenticity, BodyRefused, EventFields, Extraction, Handshake,

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use crate::model::Timestamp;
+use super::{TaskTransitionError, task_transition};
 use crate::model::{AttemptVerdict, DeliveryFailure, DeliveryReport};
+use crate::model::{DeliveryRound, TaskStatus, TaskStatusChange, Timestamp};
 
 /// How often and how far apart a task's delivery is attempted in one round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +55,35 @@ pub const fn next_attempt_number(attempts: u32, attempts_before_round: u32) -> A
             .saturating_sub(attempts_before_round)
             .saturating_add(1),
     }
+}
+
+/// The change that moves a task from `from`, after `attempts` delivery attempts, to `to` at
+/// `at`, if the board allows it (see [`task_transition`]).
+///
+/// Setting a task back to `queued` (a manual retry: the only way there) starts a new delivery
+/// round: due at `at`, after the `attempts` made so far (so the policy counts from 1 again), with
+/// the last error cleared. `attempts` itself is kept, so attempt numbers stay unique over a
+/// task's life. Any other change starts no round.
+///
+/// # Errors
+/// [`TaskTransitionError`] when the board does not allow `from → to`.
+pub fn task_status_change(
+    from: TaskStatus,
+    attempts: u32,
+    to: TaskStatus,
+    at: Timestamp,
+) -> Result<TaskStatusChange, TaskTransitionError> {
+    let to = task_transition(from, to)?;
+    let round = (to == TaskStatus::Queued).then_some(DeliveryRound {
+        attempts_before: attempts,
+        due_at: at,
+    });
+    Ok(TaskStatusChange {
+        from,
+        to,
+        at,
+        round,
+    })
 }
 
 /// What an attempt's report means for its task.
@@ -397,5 +427,50 @@ mod tests {
             failed(DeliveryFailure::Blocked("10.0.0.1".into())),
             AttemptVerdict::Failed,
         );
+    }
+
+    #[test]
+    fn only_a_retry_starts_a_new_round() {
+        use TaskStatus::{Completed, Delivered, Failed, InProgress, Queued};
+        let at = Timestamp::from_unix_micros(42_000_000);
+        let round = |attempts_before| {
+            Some(DeliveryRound {
+                attempts_before,
+                due_at: at,
+            })
+        };
+        // (from, attempts so far, to, the round the change starts; None: not allowed)
+        let check = |from, attempts, to, expected: Option<Option<DeliveryRound>>| {
+            let change = task_status_change(from, attempts, to, at);
+            match expected {
+                Some(round) => assert_eq!(
+                    change,
+                    Ok(TaskStatusChange {
+                        from,
+                        to,
+                        at,
+                        round
+                    }),
+                    "{from:?} -> {to:?} after {attempts}"
+                ),
+                None => assert_eq!(
+                    change,
+                    Err(TaskTransitionError { from, to }),
+                    "{from:?} -> {to:?}"
+                ),
+            }
+        };
+        check(Failed, 3, Queued, Some(round(3)));
+        check(Failed, 0, Queued, Some(round(0)));
+        check(Failed, u32::MAX, Queued, Some(round(u32::MAX)));
+        check(Queued, 2, Delivered, Some(None));
+        check(Queued, 8, Failed, Some(None));
+        check(Delivered, 1, InProgress, Some(None));
+        check(InProgress, 1, Completed, Some(None));
+        check(InProgress, 1, Failed, Some(None));
+        check(Queued, 0, Queued, None);
+        check(Completed, 1, Queued, None);
+        check(InProgress, 1, Queued, None);
+        check(Delivered, 1, Queued, None);
     }
 }

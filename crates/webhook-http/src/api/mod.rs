@@ -280,13 +280,7 @@ fn allowed_methods(path: &str) -> String {
 const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 fn method_not_allowed(allow: &str) -> HttpResponse {
-    let mut response = actix_web::ResponseError::error_response(&ApiError::method_not_allowed());
-    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::ALLOW, value);
-    }
-    response
+    actix_web::ResponseError::error_response(&ApiError::api_method_not_allowed(allow))
 }
 
 /// The `OpenAPI` document as JSON text.

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyId, EndpointUrl, Name, Organization, OrganizationId, PublicUrl, RatePerMinute,
-    Role, Secret, TaskId, TaskStatus, Timestamp,
+    Role, Secret, TaskId, TaskStatus, TaskStatusChange, Timestamp,
 };
 use webhook_domain::ports::{
     EndpointGuard, EndpointRefused, Entropy as _, KeyHasher as _, TaskQueue as _,
@@ -273,9 +273,12 @@ async fn every_route_checks_keys_roles_and_organizations() {
         .set_task_status(
             a.id,
             failed_task,
-            TaskStatus::Queued,
-            TaskStatus::Failed,
-            Timestamp::UNIX_EPOCH,
+            TaskStatusChange {
+                from: TaskStatus::Queued,
+                to: TaskStatus::Failed,
+                at: Timestamp::UNIX_EPOCH,
+                round: None,
+            },
         )
         .await
         .unwrap();

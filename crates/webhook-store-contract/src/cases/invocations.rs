@@ -14,7 +14,7 @@ use super::{assert_conflict, assert_not_found, attempts, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
     LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, organization,
-    page, rejected, timed_out, webhook,
+    page, rejected, status_change, timed_out, webhook,
 };
 
 /// Every page of a webhook's invocations, following the cursors.
@@ -461,7 +461,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
         (TaskStatus::InProgress, TaskStatus::Failed),
     ] {
         store
-            .set_task_status(org, reported_task.id, from, to, later)
+            .set_task_status(org, reported_task.id, status_change(from, to, later))
             .await
             .expect("the agent reports failure");
     }
@@ -540,7 +540,7 @@ pub async fn purge_removes_old_finished_invocations_only<S: ContractStore>(store
         let mut from = TaskStatus::Queued;
         for to in path {
             store
-                .set_task_status(org, task.id, from, to, at(9))
+                .set_task_status(org, task.id, status_change(from, to, at(9)))
                 .await
                 .expect("move");
             from = to;

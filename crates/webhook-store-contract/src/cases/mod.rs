@@ -9,6 +9,8 @@ use std::fmt::Debug;
 use webhook_domain::model::{DeliveryAttempt, OrganizationId, Task, TaskId, TaskStatus, Timestamp};
 use webhook_domain::ports::{Store, StoreError};
 
+use crate::fixtures::status_change;
+
 mod invocations;
 mod organizations;
 mod targets;
@@ -38,7 +40,7 @@ async fn move_queued<S: Store>(
     at: Timestamp,
 ) -> Task {
     store
-        .set_task_status(org, task, TaskStatus::Queued, to, at)
+        .set_task_status(org, task, status_change(TaskStatus::Queued, to, at))
         .await
         .expect("move a queued task")
 }

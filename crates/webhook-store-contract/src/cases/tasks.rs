@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
-use webhook_domain::model::{Task, TaskFilter, TaskId, TaskStatus};
+use webhook_domain::model::{
+    DeliveryRound, Task, TaskFilter, TaskId, TaskStatus, TaskStatusChange,
+};
 use webhook_domain::ports::Store;
 
 use super::{assert_conflict, assert_not_found, attempts, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
-    LONG_LEASE, World, answered, at, at_micros, board_target, organization, page, target, timed_out,
+    LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, organization, page,
+    status_change, target, timed_out,
 };
 
 /// Every page of the board with `filter`, following the cursors.
@@ -125,9 +128,7 @@ pub async fn task_of_another_organization_is_not_found<S: ContractStore>(store: 
             .set_task_status(
                 other.id,
                 task.id,
-                TaskStatus::Queued,
-                TaskStatus::Failed,
-                at(2),
+                status_change(TaskStatus::Queued, TaskStatus::Failed, at(2)),
             )
             .await,
         "set status",
@@ -158,7 +159,11 @@ pub async fn set_task_status_is_compare_and_set<S: ContractStore>(store: S) {
     assert_eq!(store.task(org, task.id).await.expect("read"), delivered);
     assert_conflict(
         store
-            .set_task_status(org, task.id, TaskStatus::Queued, TaskStatus::Failed, at(3))
+            .set_task_status(
+                org,
+                task.id,
+                status_change(TaskStatus::Queued, TaskStatus::Failed, at(3)),
+            )
             .await,
         "stale from",
     );
@@ -171,7 +176,11 @@ pub async fn set_task_status_is_compare_and_set<S: ContractStore>(store: S) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .set_task_status(org, task.id, TaskStatus::Delivered, to, at(4))
+                    .set_task_status(
+                        org,
+                        task.id,
+                        status_change(TaskStatus::Delivered, to, at(4)),
+                    )
                     .await
             })
         })
@@ -227,7 +236,7 @@ pub async fn retry_requeues_failed_task<S: ContractStore>(store: S) {
     );
 
     let requeued = store
-        .set_task_status(org, task.id, TaskStatus::Failed, TaskStatus::Queued, at(30))
+        .set_task_status(org, task.id, manual_retry(failed.attempts, at(30)))
         .await
         .expect("retry");
     assert_eq!(requeued.status, TaskStatus::Queued);
@@ -283,7 +292,7 @@ pub async fn retry_starts_a_new_round_and_numbering_goes_on<S: ContractStore>(st
 
     // Retried by hand: the second round starts after attempt 2.
     let requeued = store
-        .set_task_status(org, task.id, TaskStatus::Failed, TaskStatus::Queued, at(50))
+        .set_task_status(org, task.id, manual_retry(exhausted.attempts, at(50)))
         .await
         .expect("retry by hand");
     assert_eq!(requeued.status, TaskStatus::Queued);
@@ -320,12 +329,114 @@ pub async fn retry_starts_a_new_round_and_numbering_goes_on<S: ContractStore>(st
 
     // A third round starts after attempt 4.
     let again = store
-        .set_task_status(org, task.id, TaskStatus::Failed, TaskStatus::Queued, at(90))
+        .set_task_status(org, task.id, manual_retry(failed.attempts, at(90)))
         .await
         .expect("retry by hand again");
     assert_eq!((again.attempts, again.attempts_before_round), (4, 4));
     assert_eq!(again.last_error, None);
     assert_eq!(store.task(org, task.id).await.expect("read"), again);
+}
+
+/// A status change is persisted as it is given: a new round takes the given due time and round
+/// start (not the change's time), and a change without a round keeps the task's due time, round
+/// and last error; either way the lease ends.
+pub async fn set_task_status_persists_the_change_as_given<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let lease = claim_all(&store, at(1)).await.remove(0).lease;
+    let first = answered(&task, 1, 503, at(2));
+    let retrying = store
+        .finish_attempt(&lease, &first, AttemptVerdict::RetryAt(at(10)))
+        .await
+        .expect("retry");
+    let lease = claim_all(&store, at(10)).await.remove(0).lease;
+
+    // Given up while leased, with no new round.
+    let failed = store
+        .set_task_status(
+            org,
+            task.id,
+            status_change(TaskStatus::Queued, TaskStatus::Failed, at(11)),
+        )
+        .await
+        .expect("give up");
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert_eq!(failed.updated_at, at(11));
+    assert_eq!(failed.next_attempt_at, retrying.next_attempt_at);
+    assert_eq!((failed.attempts, failed.attempts_before_round), (1, 0));
+    assert_eq!(failed.last_error, first.response.error);
+    assert_conflict(
+        store.release_lease(&lease).await,
+        "the lease of a changed task",
+    );
+
+    // Retried with a round that is due later than the change is made.
+    let round = DeliveryRound {
+        attempts_before: 1,
+        due_at: at(70),
+    };
+    let change = TaskStatusChange {
+        from: TaskStatus::Failed,
+        to: TaskStatus::Queued,
+        at: at(50),
+        round: Some(round),
+    };
+    let requeued = store
+        .set_task_status(org, task.id, change)
+        .await
+        .expect("retry by hand");
+    assert_eq!(requeued.status, TaskStatus::Queued);
+    assert_eq!(requeued.updated_at, at(50));
+    assert_eq!(requeued.next_attempt_at, at(70));
+    assert_eq!((requeued.attempts, requeued.attempts_before_round), (1, 1));
+    assert_eq!(requeued.last_error, None);
+    assert_eq!(store.task(org, task.id).await.expect("read"), requeued);
+    assert!(
+        claim_all(&store, at(69)).await.is_empty(),
+        "claimed before the round is due"
+    );
+    assert_eq!(claimed_ids(&claim_all(&store, at(70)).await), vec![task.id]);
+}
+
+/// A new round computed from a stale read (the task's `attempts` moved on since: another round
+/// ran meanwhile) is a `Conflict` that changes nothing, even though the status is `from` again.
+pub async fn set_task_status_round_after_another_round_conflicts<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let lease = claim_all(&store, at(1)).await.remove(0).lease;
+    let failed = store
+        .finish_attempt(
+            &lease,
+            &answered(&task, 1, 404, at(2)),
+            AttemptVerdict::Failed,
+        )
+        .await
+        .expect("fail");
+    let stale = manual_retry(failed.attempts, at(5));
+
+    // Another caller retries first, and the second round fails too.
+    store
+        .set_task_status(org, task.id, manual_retry(failed.attempts, at(3)))
+        .await
+        .expect("the other retry");
+    let lease = claim_all(&store, at(3)).await.remove(0).lease;
+    let failed_again = store
+        .finish_attempt(
+            &lease,
+            &answered(&task, 2, 404, at(4)),
+            AttemptVerdict::Failed,
+        )
+        .await
+        .expect("fail again");
+    assert_eq!(failed_again.status, TaskStatus::Failed);
+
+    assert_conflict(
+        store.set_task_status(org, task.id, stale).await,
+        "a round after another round",
+    );
+    assert_eq!(store.task(org, task.id).await.expect("read"), failed_again);
 }
 
 /// A claim leases due tasks oldest due first, up to the limit, with their target's endpoint and

@@ -7,7 +7,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
+use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::model::{
     Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret,
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp,
@@ -171,37 +171,40 @@ impl TaskQueue for SqliteStore {
         &self,
         organization_id: OrganizationId,
         task_id: TaskId,
-        from: TaskStatus,
-        to: TaskStatus,
-        at: Timestamp,
+        change: TaskStatusChange,
     ) -> Result<Task, StoreError> {
         self.write(move |conn| {
-            let status: String = tasks::table
+            let (status, attempts): (String, i64) = tasks::table
                 .filter(tasks::id.eq(id(task_id.as_uuid())))
                 .filter(tasks::organization_id.eq(id(organization_id.as_uuid())))
-                .select(tasks::status)
+                .select((tasks::status, tasks::attempts))
                 .first(conn)
                 .optional()?
                 .ok_or_else(Failure::not_found)?;
-            if status != from.as_str() {
+            if status != change.from.as_str() {
                 return Err(Failure::conflict("the task's status changed"));
             }
-            // Any status change ends a lease; a task queued again (a manual retry) starts a
-            // new delivery round, due at once.
+            if change
+                .round
+                .is_some_and(|round| attempts != i64::from(round.attempts_before))
+            {
+                return Err(Failure::conflict("another delivery round ran meanwhile"));
+            }
+            // Any status change ends a lease; a new round is written as the change gives it.
             let key = id(task_id.as_uuid());
             diesel::update(tasks::table.find(&key))
                 .set((
-                    tasks::status.eq(to.as_str()),
-                    tasks::updated_at.eq(at.unix_micros()),
+                    tasks::status.eq(change.to.as_str()),
+                    tasks::updated_at.eq(change.at.unix_micros()),
                     tasks::lease_token.eq(None::<Vec<u8>>),
                     tasks::lease_until.eq(None::<i64>),
                 ))
                 .execute(conn)?;
-            if to == TaskStatus::Queued {
+            if let Some(round) = change.round {
                 diesel::update(tasks::table.find(&key))
                     .set((
-                        tasks::next_attempt_at.eq(at.unix_micros()),
-                        tasks::attempts_before_round.eq(tasks::attempts),
+                        tasks::next_attempt_at.eq(round.due_at.unix_micros()),
+                        tasks::attempts_before_round.eq(i64::from(round.attempts_before)),
                         tasks::last_error.eq(None::<String>),
                     ))
                     .execute(conn)?;

@@ -3,7 +3,7 @@
 use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id};
 use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus};
 use crate::ports::{Adapters, Clock, StoreError, TaskQueue};
-use crate::rules::task_transition;
+use crate::rules::task_status_change;
 
 /// Reads a task status name, for `field`.
 pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid> {
@@ -54,7 +54,7 @@ impl<A: Adapters> Management<A> {
     }
 
     /// Puts a failed task back in the queue, due now, for a new delivery round: the whole retry
-    /// schedule again, with its last error cleared (see [`TaskQueue::set_task_status`]).
+    /// schedule again, with its last error cleared (see [`task_status_change`]).
     pub async fn retry_task(&self, caller: &Caller, id: &str) -> Result<Task, ManageError> {
         caller.require_write()?;
         let id: TaskId = parse_id("id", id)?;
@@ -68,12 +68,11 @@ impl<A: Adapters> Management<A> {
         to: TaskStatus,
     ) -> Result<Task, ManageError> {
         let task = self.store.task(caller.organization_id, id).await?;
-        let to = task_transition(task.status, to)
+        let change = task_status_change(task.status, task.attempts, to, self.clock.now())
             .map_err(|e| ManageError::conflict(ConflictCode::InvalidTransition, e.to_string()))?;
-        let now = self.clock.now();
         match self
             .store
-            .set_task_status(caller.organization_id, id, task.status, to, now)
+            .set_task_status(caller.organization_id, id, change)
             .await
         {
             Ok(task) => Ok(task),
