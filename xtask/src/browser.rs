@@ -58,7 +58,7 @@ pub(crate) fn run() -> Result<Outcome> {
     Ok(Outcome::passed().with_note(format!("headless {}", version.join(" "))))
 }
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value == "true")
 }
 
@@ -93,7 +93,7 @@ fn needs_install(dir: &Path) -> bool {
 /// The `webhookd` binary as the test step built it: `cargo test --workspace --no-run` selects
 /// the same targets and features as that step, so it only names what is already built (a
 /// `cargo build -p webhookd` would unify features differently and rebuild half the tree).
-fn build_webhookd() -> Result<PathBuf> {
+pub(crate) fn build_webhookd() -> Result<PathBuf> {
     let mut build = cmd::cargo([
         "test",
         "--workspace",
@@ -127,7 +127,7 @@ fn build_webhookd() -> Result<PathBuf> {
 
 /// Runs `command` with inherited output; fails when it fails or outlives `limit` (then it is
 /// killed).
-fn run_bounded(command: &mut Command, limit: Duration) -> Result<()> {
+pub(crate) fn run_bounded(command: &mut Command, limit: Duration) -> Result<()> {
     let line = cmd::display(command);
     eprintln!("$ {line}");
     let mut child = command

@@ -14,6 +14,7 @@ mod checks;
 mod cmd;
 mod deny;
 mod metadata;
+mod openapi;
 mod pipeline;
 mod postgres;
 #[cfg(test)]
@@ -40,6 +41,11 @@ COMMANDS:
                  tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace;
                            among them xtask's purity test: webhook-domain depends on no I/O
                            crate (cargo tree)
+                 openapi   the OpenAPI document: openapi-spec-validator, then schemathesis
+                           (every check, fixed seed, bounded examples) against the real binary
+                           on SQLite in a temp dir; both from a venv under target/schemathesis/
+                           (python3 -m venv + pip, pinned, made once); without python3: fails
+                           when CI=true, else skipped
                  browser   the web console in headless Chromium against the real binary
                            (console-tests/: npm ci when needed, then node run.mjs); without
                            chromium or node: fails when CI=true, else skipped

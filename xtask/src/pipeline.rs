@@ -9,13 +9,15 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use crate::{browser, checks, deny, postgres, suite};
+use crate::{browser, checks, deny, openapi, postgres, suite};
 
 /// The environment variable naming steps to skip, comma-separated.
 pub(crate) const SKIP_ENV: &str = "XTASK_SKIP";
 
 /// Every step of `cargo xtask test`, in the order they run.
-const STEPS: [&str; 6] = ["fmt", "clippy", "deny", "postgres", "tests", "browser"];
+const STEPS: [&str; 7] = [
+    "fmt", "clippy", "deny", "postgres", "tests", "openapi", "browser",
+];
 
 /// Runs every step of `cargo xtask test`, then prints the summary whatever happened.
 pub(crate) fn test(skips: &Skips) -> Result<()> {
@@ -45,6 +47,7 @@ fn steps(pipeline: &mut Pipeline) -> Result<()> {
     pipeline.step("tests", || {
         suite::run(database.as_ref().map(postgres::Database::url))
     })?;
+    pipeline.step("openapi", openapi::run)?;
     pipeline.step("browser", browser::run)?;
     // A throwaway cluster started for this run stops here, before the summary.
     drop(database);
@@ -286,7 +289,9 @@ mod tests {
             .collect();
         assert_eq!(
             states,
-            ["skipped", "ok", "FAILED", "not", "not", "not", "total"]
+            [
+                "skipped", "ok", "FAILED", "not", "not", "not", "not", "total"
+            ]
         );
         assert!(summary.contains("fine"), "{summary}");
     }

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use serde::Serialize;
+use utoipa::ToSchema;
 use webhook_domain::model::{InvocationId, TaskId};
 use webhook_domain::ports::Adapters;
 use webhook_domain::rules::RateStatus;
@@ -21,20 +22,94 @@ pub const SECRET_HEADER: &str = "x-webhook-secret";
 /// The header naming the event type; it takes precedence over the payload's `event_type`.
 pub const EVENT_TYPE_HEADER: &str = "x-event-type";
 
-#[derive(Serialize)]
+/// 202: the event is stored, with its task.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IngestAccepted)]
 struct AcceptedBody {
+    /// `accepted`.
+    #[schema(value_type = String, pattern = "^accepted$", example = "accepted")]
     status: &'static str,
+    #[schema(value_type = uuid::Uuid)]
     invocation_id: InvocationId,
+    #[schema(value_type = uuid::Uuid)]
     task_id: TaskId,
 }
 
-#[derive(Serialize)]
+/// 200: the event is logged but makes no task: the webhook does not subscribe to its type.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IngestIgnored)]
 struct IgnoredBody {
+    /// `ignored`.
+    #[schema(value_type = String, pattern = "^ignored$", example = "ignored")]
     status: &'static str,
+    #[schema(value_type = uuid::Uuid)]
     invocation_id: InvocationId,
 }
 
-/// The handler.
+/// An RFC 9457 problem as ingest and the operations endpoints answer it.
+#[derive(Debug, ToSchema)]
+pub struct IngestProblem {
+    /// `urn:webhookd:problem:{code}`.
+    #[schema(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code: `webhook_not_found`, `webhook_deleted`,
+    /// `webhook_disabled`, `rate_limited`, `invalid_secret`, `payload_too_large`,
+    /// `unsupported_media_type`, `invalid_payload`, `store_unavailable`, `internal_error`,
+    /// `not_found`, `method_not_allowed`, `request_header_too_large`.
+    pub code: String,
+    /// For `rate_limited`: the quota that is exhausted, `webhook` or `organization`.
+    #[schema(value_type = Option<String>, pattern = "^(webhook|organization)$")]
+    pub scope: Option<String>,
+}
+
+/// Receive an event: a JSON object, posted by the sender to the URL the webhook was created
+/// with. The steps run in order, and the first that fails answers: the webhook exists (404),
+/// is not deleted (410) and not disabled (403); its quota and the organization's are not
+/// exhausted (429); `X-Webhook-Secret` matches when the webhook has a secret (401); the body is
+/// within the limit (413, 1 MiB unless configured); `Content-Type` is JSON (415); the body is a
+/// JSON object nested at most 128 levels deep (400); then the invocation and its task are
+/// committed in one transaction (202), or the event is logged without a task when its type is
+/// not subscribed (200). A 503 `store_unavailable` means nothing was accepted.
+#[utoipa::path(
+    post, path = "/api/webhooks/{webhook_id}", tag = "ingest",
+    operation_id = "ingest_event",
+    params(
+        ("webhook_id" = String, Path, format = Uuid, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The webhook's id, canonical: lower-case and hyphenated"),
+        ("X-Webhook-Secret" = Option<String>, Header, nullable = false, description = "The webhook's secret, when it has one; never logged or stored"),
+        ("X-Event-Type" = Option<String>, Header, nullable = false, description = "The event type; takes precedence over the payload's `event_type`"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "Any JSON object nested at most 128 levels deep (also sent as `application/*+json`); its `message` becomes the task's instruction"),
+    responses(
+        (status = 202, description = "Accepted: the invocation and its task are stored", body = AcceptedBody, headers(
+            ("RateLimit-Limit" = u32, description = "The webhook's quota, requests per minute"),
+            ("RateLimit-Remaining" = u32, description = "Requests left in the current window"),
+            ("RateLimit-Reset" = u32, description = "Seconds until the window ends"),
+        )),
+        (status = 200, description = "Ignored: logged, but the webhook does not subscribe to this event type", body = IgnoredBody, headers(
+            ("RateLimit-Limit" = u32, description = "The webhook's quota, requests per minute"),
+            ("RateLimit-Remaining" = u32, description = "Requests left in the current window"),
+            ("RateLimit-Reset" = u32, description = "Seconds until the window ends"),
+        )),
+        (status = 400, description = "`invalid_payload`: not JSON, not an object, nested deeper than 128 levels, or the body could not be read", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_secret`: `X-Webhook-Secret` is missing or wrong", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 403, description = "`webhook_disabled`", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`: no webhook has this id (or it is not canonical)", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 410, description = "`webhook_deleted`", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the body is over the limit (1 MiB unless configured); refused before it is read", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: `Content-Type` is not `application/json` or `application/*+json`", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the webhook's or the organization's quota is exhausted (`scope` says which)", body = IngestProblem, content_type = "application/problem+json", headers(
+            ("Retry-After" = u32, description = "Seconds to wait before sending again, at least 1"),
+            ("RateLimit-Limit" = u32, description = "The exhausted quota, requests per minute"),
+            ("RateLimit-Remaining" = u32, description = "0"),
+            ("RateLimit-Reset" = u32, description = "Seconds until the window ends"),
+        )),
+        (status = 500, description = "`internal_error`: the store failed in a way retrying cannot mend", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 503, description = "`store_unavailable`: the store could not be reached; nothing was accepted, send the event again later", body = IngestProblem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn handle<A: Adapters>(
     request: HttpRequest,
     payload: web::Payload,

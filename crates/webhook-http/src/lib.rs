@@ -46,12 +46,25 @@ impl<A: Adapters> std::fmt::Debug for AppState<A> {
     }
 }
 
+/// The ingest endpoint's path.
+pub const INGEST_PATH: &str = "/api/webhooks/{webhook_id}";
+
+/// The routes [`configure`] serves, as (lower-case method, path), all described in the
+/// `OpenAPI` document beside the management API's [`api::ROUTES`]. The console's pages are not
+/// part of the API.
+pub const SERVICE_ROUTES: &[(&str, &str)] = &[
+    ("post", INGEST_PATH),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
 /// Registers the ingest and operations routes, and problem+json answers for unknown paths.
 /// Every route refuses a request head over [`head::MAX_REQUEST_HEAD_BYTES`] with 431.
 pub fn configure<A: Adapters>(cfg: &mut ServiceConfig, state: &web::Data<AppState<A>>) {
     cfg.app_data(state.clone())
         .service(
-            web::resource("/api/webhooks/{webhook_id}")
+            web::resource(INGEST_PATH)
                 .route(web::post().to(ingest::handle::<A>))
                 .default_service(web::to(ingest::method_not_allowed))
                 .wrap(from_fn(head::limit_request_head)),

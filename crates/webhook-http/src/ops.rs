@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use utoipa::ToSchema;
 use webhook_domain::ports::{Adapters, OrganizationStore as _};
 
 use crate::AppState;
@@ -122,12 +123,31 @@ impl Default for Metrics {
     }
 }
 
-/// `GET /healthz`: the process is up and answering.
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Debug, ToSchema)]
+pub struct OpsStatus {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    #[schema(pattern = "^(ok|ready)$")]
+    pub status: String,
+}
+
+/// The process is up and answering.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", operation_id = "healthz",
+    responses((status = 200, description = "`{\"status\":\"ok\"}`", body = OpsStatus)),
+)]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the store answers; 503 `store_unavailable` otherwise.
+/// The store answers: the node can serve requests.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations", operation_id = "readyz",
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\"}`", body = OpsStatus),
+        (status = 503, description = "`store_unavailable`: the store does not answer", body = crate::ingest::IngestProblem, content_type = "application/problem+json"),
+    ),
+)]
 pub(crate) async fn readyz<A: Adapters>(
     state: web::Data<AppState<A>>,
 ) -> Result<HttpResponse, Problem> {
@@ -140,7 +160,12 @@ pub(crate) async fn readyz<A: Adapters>(
     }
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics in the `OpenMetrics` text format: ingest requests by outcome, ingest
+/// latency, and the dispatcher's counters.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text")),
+)]
 pub(crate) async fn metrics<A: Adapters>(state: web::Data<AppState<A>>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, METRICS_CONTENT_TYPE))

@@ -16,6 +16,7 @@ use super::{caller, created_with_secret, openapi_json, writer};
 
 /// Create an API key; the key is in the answer, once.
 #[utoipa::path(
+    operation_id = "create_api_key",
     post, path = "/api/v1/api-keys", tag = "account",
     request_body = CreateApiKey,
     responses(
@@ -51,6 +52,7 @@ pub(crate) async fn create_key<A: Adapters>(
 
 /// The organization's API keys, oldest first (one page).
 #[utoipa::path(
+    operation_id = "list_api_keys",
     get, path = "/api/v1/api-keys", tag = "account",
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
@@ -73,8 +75,9 @@ pub(crate) async fn list_keys<A: Adapters>(
 /// Delete an API key; it stops authenticating at once. A key cannot delete itself (another
 /// admin key deletes it), and the last admin key cannot be deleted.
 #[utoipa::path(
+    operation_id = "delete_api_key",
     delete, path = "/api/v1/api-keys/{id}", tag = "account",
-    params(("id" = String, Path, description = "API key id")),
+    params(("id" = uuid::Uuid, Path, description = "API key id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
@@ -97,6 +100,7 @@ pub(crate) async fn delete_key<A: Adapters>(
 
 /// The caller's organization.
 #[utoipa::path(
+    operation_id = "get_organization",
     get, path = "/api/v1/organization", tag = "account",
     responses(
         (status = 200, description = "The organization", body = OrganizationOut),
@@ -115,6 +119,7 @@ pub(crate) async fn organization<A: Adapters>(
 
 /// Rename the organization or change its rate limit.
 #[utoipa::path(
+    operation_id = "update_organization",
     patch, path = "/api/v1/organization", tag = "account",
     request_body = PatchOrganization,
     responses(
@@ -143,6 +148,7 @@ pub(crate) async fn patch_organization<A: Adapters>(
 
 /// This document: the `OpenAPI` 3.1 description of the management API. No key needed.
 #[utoipa::path(
+    operation_id = "get_openapi",
     get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json")),
 )]

@@ -17,8 +17,9 @@ use super::{caller, writer};
 
 /// A webhook's invocations, newest first, optionally filtered by outcome.
 #[utoipa::path(
+    operation_id = "list_invocations",
     get, path = "/api/v1/webhooks/{id}/invocations", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id"), InvocationQuery),
+    params(("id" = uuid::Uuid, Path, description = "Webhook id"), InvocationQuery),
     responses(
         (status = 200, description = "A page of invocations", body = InvocationList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
@@ -45,8 +46,9 @@ pub(crate) async fn invocations<A: Adapters>(
 
 /// One invocation.
 #[utoipa::path(
+    operation_id = "get_invocation",
     get, path = "/api/v1/invocations/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "Invocation id")),
+    params(("id" = uuid::Uuid, Path, description = "Invocation id")),
     responses(
         (status = 200, description = "The invocation", body = InvocationOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
@@ -67,6 +69,7 @@ pub(crate) async fn invocation<A: Adapters>(
 
 /// The task board, newest first, filtered by target and status.
 #[utoipa::path(
+    operation_id = "list_tasks",
     get, path = "/api/v1/tasks", tag = "tasks",
     params(TaskQuery),
     responses(
@@ -93,8 +96,9 @@ pub(crate) async fn tasks<A: Adapters>(
 
 /// One task.
 #[utoipa::path(
+    operation_id = "get_task",
     get, path = "/api/v1/tasks/{id}", tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task", body = TaskOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
@@ -116,8 +120,9 @@ pub(crate) async fn task<A: Adapters>(
 /// Move a task (an agent reporting progress): `queued → delivered → in_progress → completed |
 /// failed`, `queued → failed`, `failed → queued` (a retry, as `POST /api/v1/tasks/{id}/retry`).
 #[utoipa::path(
+    operation_id = "update_task",
     patch, path = "/api/v1/tasks/{id}", tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
     request_body = PatchTask,
     responses(
         (status = 200, description = "The moved task", body = TaskOut),
@@ -151,8 +156,9 @@ pub(crate) async fn patch_task<A: Adapters>(
 /// from the first delay. Its attempts go on being numbered after the earlier ones;
 /// `attempts_before_round` becomes `attempts` and `last_error` is cleared.
 #[utoipa::path(
+    operation_id = "retry_task",
     post, path = "/api/v1/tasks/{id}/retry", tag = "tasks",
-    params(("id" = String, Path, description = "Task id")),
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The queued task", body = TaskOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),

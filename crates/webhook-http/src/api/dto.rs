@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use webhook_domain::model::{
@@ -11,20 +13,151 @@ use webhook_domain::model::{
 use webhook_domain::service::manage::{TargetSummary, WebhookView};
 
 // ---------------------------------------------------------------------------------------------
+// Schemas of the values the server checks
+//
+// These types exist for the `OpenAPI` document only: each states, as a JSON Schema, exactly
+// what the domain accepts (`webhook_domain::model::{Name, Secret, EventTypePattern, …}`), so
+// a generated client or a schema-driven tester agrees with the server.
+
+macro_rules! value_schemas {
+    ($($(#[doc = $doc:literal])* $name:ident => $schema:expr;)*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let description = [$($doc),*].map(str::trim).join("\n");
+                let schema: ObjectBuilder = $schema;
+                RefOr::T(Schema::Object(schema.description(Some(description)).build()))
+            }
+        }
+
+        impl ToSchema for $name {}
+    )*};
+}
+
+/// [`DisplayName`]'s pattern: optional white space, 1 to 200 characters without control
+/// characters that neither start nor end with white space, optional white space.
+const NAME_PATTERN: &str = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f](?:[^\u0000-\u001f\u007f-\u009f]{0,198}[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f])?[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
+
+fn text() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+value_schemas! {
+    /// A display name: 1 to 200 characters once white space is trimmed from both ends, and no
+    /// control characters within them. (White space is Unicode's, as the pattern lists it.)
+    DisplayName => text()
+        .min_length(Some(1))
+        .pattern(Some(NAME_PATTERN))
+        .examples(["Deploy bot"]);
+    /// An event type (`deploy.finished`) or a prefix of them (`deploy.*`): letters, digits and
+    /// `. _ - : /`, with an optional trailing `.*` after a prefix; at most 128 characters.
+    EventTypePattern => text()
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .pattern(Some(r"^(?:[A-Za-z0-9._:/-]+|[A-Za-z0-9._:/-]+\.\*)$"))
+        .examples(["deploy.*"]);
+    /// A webhook secret, which senders put in `X-Webhook-Secret` as is: 16 to 256 visible
+    /// ASCII characters.
+    WebhookSecret => text()
+        .min_length(Some(16))
+        .max_length(Some(256))
+        .pattern(Some("^[!-~]{16,256}$"));
+    /// A rate limit in requests per minute: 1 to 1,000,000.
+    RateLimitPerMinute => ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(1_000_000))
+        .examples([100]);
+}
+
+/// What an API key may do: `admin` reads and writes, `viewer` only reads.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Viewer,
+}
+
+/// A target: one `agent` or a `team`.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TargetKind {
+    Agent,
+    Team,
+}
+
+/// A webhook's status; `deleted` is a tombstone whose URL answers 410.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    Active,
+    Disabled,
+    Deleted,
+}
+
+/// The statuses a webhook can be set to.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SettableWebhookStatus {
+    Active,
+    Disabled,
+}
+
+/// A task's place in its lifecycle.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Delivered,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// What happened to a request to a webhook URL.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum InvocationOutcome {
+    Accepted,
+    Ignored,
+    Rejected,
+}
+
+/// The invocation log's filter: an outcome, or `failed` (rejected, plus accepted ones whose
+/// latest delivery attempt or whose task failed).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum OutcomeFilter {
+    Accepted,
+    Ignored,
+    Rejected,
+    Failed,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Requests
 
 /// `POST /api/v1/targets`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTarget {
-    /// `agent` or `team`.
-    #[schema(example = "agent")]
+    #[schema(value_type = TargetKind)]
     pub kind: String,
-    #[schema(example = "Deploy bot")]
+    #[schema(value_type = DisplayName)]
     pub name: String,
-    /// Where tasks are pushed; without one, tasks wait on the board.
+    /// Where tasks are pushed; without one, tasks wait on the board. An `http` or `https` URL
+    /// of at most 2048 characters, without credentials, whose host resolves to addresses the
+    /// outbound policy allows (private, loopback and link-local ones are refused unless the
+    /// operator allows them): checked when saved, 422 otherwise.
     #[serde(default)]
-    #[schema(example = "https://agent.example.com/tasks")]
+    #[schema(
+        example = "https://agent.example.com/tasks",
+        max_length = 2048,
+        pattern = "^[hH][tT][tT][pP][sS]?://"
+    )]
     pub endpoint_url: Option<String>,
 }
 
@@ -33,11 +166,14 @@ pub struct CreateTarget {
 #[serde(deny_unknown_fields)]
 pub struct PatchTarget {
     #[serde(default)]
+    #[schema(value_type = Option<TargetKind>)]
     pub kind: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
+    /// As in `CreateTarget`; `null` removes the endpoint.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^[hH][tT][tT][pP][sS]?://")]
     pub endpoint_url: Option<Option<String>>,
 }
 
@@ -45,21 +181,26 @@ pub struct PatchTarget {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    #[schema(example = "CI pipeline")]
+    #[schema(value_type = DisplayName)]
     pub name: String,
+    /// A target of the caller's organization.
+    #[schema(value_type = Uuid)]
     pub target_id: String,
-    /// Exact names or `prefix.*`; empty or absent subscribes to every event.
+    /// Exact names or `prefix.*`, at most 64 (duplicates dropped); empty or absent subscribes
+    /// to every event.
     #[serde(default)]
-    #[schema(example = json!(["deploy.*"]))]
+    #[schema(value_type = Option<Vec<EventTypePattern>>, max_items = 64, example = json!(["deploy.*"]))]
     pub event_types: Option<Vec<String>>,
-    /// A secret of 16 to 256 visible ASCII characters senders put in `X-Webhook-Secret`.
+    /// The secret senders put in `X-Webhook-Secret`; exclusive with `generate_secret: true`.
     #[serde(default)]
+    #[schema(value_type = Option<WebhookSecret>)]
     pub secret: Option<String>,
     /// Generate a secret (returned once in the answer); exclusive with `secret`.
     #[serde(default)]
     pub generate_secret: Option<bool>,
-    /// 1 to 1,000,000; default 100.
-    #[serde(default)]
+    /// Default 100.
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(value_type = Option<RateLimitPerMinute>)]
     pub rate_limit_per_minute: Option<i64>,
 }
 
@@ -68,16 +209,20 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct PatchWebhook {
     #[serde(default)]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Uuid>)]
     pub target_id: Option<String>,
+    /// As in `CreateWebhook`; `[]` subscribes to every event.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EventTypePattern>>, max_items = 64)]
     pub event_types: Option<Vec<String>>,
-    /// `active` or `disabled`.
     #[serde(default)]
-    #[schema(example = "disabled")]
+    #[schema(value_type = Option<SettableWebhookStatus>)]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(value_type = Option<RateLimitPerMinute>)]
     pub rate_limit_per_minute: Option<i64>,
 }
 
@@ -86,6 +231,7 @@ pub struct PatchWebhook {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     #[serde(default)]
+    #[schema(value_type = Option<WebhookSecret>)]
     pub secret: Option<String>,
 }
 
@@ -93,7 +239,8 @@ pub struct RotateSecret {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestWebhook {
-    /// A JSON object; default `{"message":"Test event","test":true}`.
+    /// A JSON object nested at most 128 levels deep; default
+    /// `{"message":"Test event","test":true}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Box<RawValue>>,
@@ -104,7 +251,7 @@ pub struct TestWebhook {
 #[serde(deny_unknown_fields)]
 pub struct PatchTask {
     /// The new status, as the task lifecycle allows.
-    #[schema(example = "in_progress")]
+    #[schema(value_type = TaskStatus)]
     pub status: String,
 }
 
@@ -112,9 +259,9 @@ pub struct PatchTask {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
+    #[schema(value_type = DisplayName)]
     pub name: String,
-    /// `admin` or `viewer`.
-    #[schema(example = "viewer")]
+    #[schema(value_type = Role)]
     pub role: String,
 }
 
@@ -123,8 +270,10 @@ pub struct CreateApiKey {
 #[serde(deny_unknown_fields)]
 pub struct PatchOrganization {
     #[serde(default)]
+    #[schema(value_type = Option<DisplayName>)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(value_type = Option<RateLimitPerMinute>)]
     pub rate_limit_per_minute: Option<i64>,
 }
 
@@ -133,10 +282,11 @@ pub struct PatchOrganization {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// 1 to 500; default 50.
-    #[param(value_type = Option<i64>)]
+    /// Items per page, 1 to 500; default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{48}$")]
     pub cursor: Option<String>,
 }
 
@@ -147,9 +297,13 @@ pub struct ListQuery {
 pub struct InvocationQuery {
     /// `accepted`, `ignored`, `rejected` or `failed` (rejected, plus accepted ones whose latest
     /// delivery attempt or whose task failed).
+    #[param(value_type = Option<OutcomeFilter>)]
     pub outcome: Option<String>,
-    #[param(value_type = Option<i64>)]
+    /// Items per page, 1 to 500; default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{48}$")]
     pub cursor: Option<String>,
 }
 
@@ -158,12 +312,49 @@ pub struct InvocationQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TaskQuery {
+    /// Only this target's tasks.
+    #[param(value_type = Option<Uuid>)]
     pub target_id: Option<String>,
-    /// `queued`, `delivered`, `in_progress`, `completed` or `failed`.
+    /// Only tasks with this status.
+    #[param(value_type = Option<TaskStatus>)]
     pub status: Option<String>,
-    #[param(value_type = Option<i64>)]
+    /// Items per page, 1 to 500; default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{48}$")]
     pub cursor: Option<String>,
+}
+
+/// Deserializes an optional whole number, also when it is written with a zero fraction
+/// (`100.0`): JSON Schema's `integer`, which the document promises, is any number without a
+/// fractional part.
+fn integer<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = number.as_i64() {
+        return Ok(Some(whole));
+    }
+    match number.as_f64() {
+        // Beyond i64's range the value is out of every range the server accepts anyway.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a float without a fraction, within i64's range"
+        )]
+        Some(float) if float.fract() == 0.0 => Ok(Some(if float.abs() < 9.2e18 {
+            float as i64
+        } else {
+            i64::MAX
+        })),
+        _ => Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Other(&number.to_string()),
+            &"a whole number",
+        )),
+    }
 }
 
 /// Deserializes a present field, `null` included, as `Some(value)`; with `#[serde(default)]`
@@ -190,7 +381,7 @@ fn time(at: Timestamp) -> String {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TargetRef {
     pub id: Uuid,
-    #[schema(example = "agent")]
+    #[schema(value_type = TargetKind)]
     pub kind: &'static str,
     pub name: String,
 }
@@ -217,8 +408,7 @@ pub struct WebhookOut {
     pub target: Option<TargetRef>,
     pub event_types: Vec<String>,
     pub has_secret: bool,
-    /// `active`, `disabled` or `deleted`.
-    #[schema(example = "active")]
+    #[schema(value_type = WebhookStatus)]
     pub status: &'static str,
     pub rate_limit_per_minute: u32,
     #[schema(format = DateTime)]
@@ -267,7 +457,7 @@ pub struct WebhookWithSecret {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TargetOut {
     pub id: Uuid,
-    /// `agent` or `team`.
+    #[schema(value_type = TargetKind)]
     pub kind: &'static str,
     pub name: String,
     #[schema(required = true)]
@@ -305,7 +495,7 @@ pub struct CreatedTargetOut {
 pub struct ApiKeyOut {
     pub id: Uuid,
     pub name: String,
-    /// `admin` or `viewer`.
+    #[schema(value_type = Role)]
     pub role: &'static str,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -395,7 +585,7 @@ pub struct InvocationOut {
     /// The body received, when it was a JSON object.
     #[schema(value_type = Option<Object>, required = true)]
     pub payload: Option<Box<RawValue>>,
-    /// `accepted`, `ignored` or `rejected`.
+    #[schema(value_type = InvocationOutcome)]
     pub outcome: &'static str,
     /// The HTTP status answered to the sender.
     pub http_status: u16,
@@ -458,7 +648,7 @@ pub struct TaskOut {
     pub context: Option<Box<RawValue>>,
     #[schema(required = true)]
     pub event_type: Option<String>,
-    /// `queued`, `delivered`, `in_progress`, `completed` or `failed`.
+    #[schema(value_type = TaskStatus)]
     pub status: &'static str,
     pub test: bool,
     pub source: TaskSourceOut,
@@ -511,7 +701,8 @@ impl From<Task> for TaskOut {
 /// What the pipeline did with a test event.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestOut {
-    /// `accepted`, `ignored` or `rejected`, as for a real sender.
+    /// As for a real sender.
+    #[schema(value_type = InvocationOutcome)]
     pub status: &'static str,
     /// The HTTP status a real sender would have received.
     pub http_status: u16,
@@ -601,6 +792,44 @@ mod tests {
         assert_eq!(json["attempts_before_round"], 3);
         assert_eq!(json["status"], "queued");
         assert_eq!(json["last_error"], "the target answered HTTP 503");
+    }
+
+    #[test]
+    fn whole_numbers_may_carry_a_zero_fraction() {
+        let rate = |body: &str| {
+            crate::api::input::json_body::<PatchOrganization>(body.as_bytes())
+                .map(|patch| patch.rate_limit_per_minute)
+                .map_err(|e| (e.code(), e.field().map(str::to_owned)))
+        };
+        assert_eq!(rate(r#"{"rate_limit_per_minute": 250}"#), Ok(Some(250)));
+        assert_eq!(rate(r#"{"rate_limit_per_minute": 250.0}"#), Ok(Some(250)));
+        assert_eq!(rate(r#"{"rate_limit_per_minute": 2.5e2}"#), Ok(Some(250)));
+        assert_eq!(rate(r#"{"rate_limit_per_minute": -3.0}"#), Ok(Some(-3)));
+        assert_eq!(rate(r#"{"rate_limit_per_minute": null}"#), Ok(None));
+        assert_eq!(rate("{}"), Ok(None));
+        // Out of i64's range: out of every accepted range, refused by the range check (422).
+        assert_eq!(
+            rate(r#"{"rate_limit_per_minute": 1e30}"#),
+            Ok(Some(i64::MAX))
+        );
+        assert_eq!(
+            rate(r#"{"rate_limit_per_minute": 18446744073709551615}"#),
+            Ok(Some(i64::MAX))
+        );
+        for refused in [
+            r#"{"rate_limit_per_minute": 2.5}"#,
+            r#"{"rate_limit_per_minute": "250"}"#,
+            r#"{"rate_limit_per_minute": true}"#,
+        ] {
+            assert_eq!(
+                rate(refused),
+                Err((
+                    "validation_failed",
+                    Some("rate_limit_per_minute".to_owned())
+                )),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

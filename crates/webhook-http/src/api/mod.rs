@@ -184,6 +184,47 @@ impl Modify for SharedProblems {
     }
 }
 
+/// Marks a request body optional when its schema requires no property: the server reads an
+/// empty body as `{}` (every field absent), so a PATCH without a body changes nothing and
+/// `rotate-secret` or `test` without one take their defaults.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = &openapi.components else {
+            return;
+        };
+        let requires_nothing = |schema: &RefOr<utoipa::openapi::schema::Schema>| {
+            let RefOr::Ref(reference) = schema else {
+                return false;
+            };
+            let name = reference
+                .ref_location
+                .trim_start_matches("#/components/schemas/");
+            matches!(
+                components.schemas.get(name),
+                Some(RefOr::T(utoipa::openapi::schema::Schema::Object(object)))
+                    if object.required.is_empty()
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.post, &mut item.patch, &mut item.put];
+            for operation in operations.into_iter().flatten() {
+                let Some(body) = &mut operation.request_body else {
+                    continue;
+                };
+                let optional = body
+                    .content
+                    .values()
+                    .all(|content| content.schema.as_ref().is_some_and(requires_nothing));
+                if optional {
+                    body.required = Some(utoipa::openapi::Required::False);
+                }
+            }
+        }
+    }
+}
+
 macro_rules! routes {
     ($($method:ident $path:literal => $module:ident :: $handler:ident),* $(,)?) => {
         /// Every management route as (lower-case method, path), as registered and documented.
@@ -193,21 +234,32 @@ macro_rules! routes {
             vec![$(($path, web::$method().to($module::$handler::<A>))),*]
         }
 
-        /// The `OpenAPI` document of the management API.
+        /// The `OpenAPI` document of the management API, and of the routes
+        /// [`crate::configure`] serves beside it ([`crate::SERVICE_ROUTES`]: ingest and the
+        /// operations endpoints).
         #[derive(Debug, OpenApi)]
         #[openapi(
             info(
-                title = "webhookd management API",
-                description = "Targets, webhooks, invocation logs, the task board, API keys and organization settings. Errors are RFC 9457 problem+json with a stable `code`.",
+                title = "webhookd API",
+                description = "The ingest endpoint senders post events to; the management API of targets, webhooks, invocation logs, the task board, API keys and organization settings; and the operations endpoints. Errors are RFC 9457 problem+json with a stable `code`.",
             ),
-            paths($($module::$handler),*),
-            modifiers(&BearerAuth, &SharedProblems),
+            paths(
+                $($module::$handler,)*
+                crate::ingest::handle,
+                crate::ops::healthz,
+                crate::ops::readyz,
+                crate::ops::metrics,
+            ),
+            components(schemas(dto::OutcomeFilter, dto::TaskStatus)),
+            modifiers(&BearerAuth, &SharedProblems, &OptionalBodies),
             tags(
                 (name = "targets", description = "Agents and teams that receive tasks"),
                 (name = "webhooks", description = "Webhook endpoints and their invocation logs"),
                 (name = "tasks", description = "The task board"),
                 (name = "account", description = "API keys and organization settings"),
                 (name = "meta", description = "This document"),
+                (name = "ingest", description = "Where senders post events"),
+                (name = "operations", description = "Liveness, readiness and metrics"),
             ),
         )]
         pub struct ApiDoc;

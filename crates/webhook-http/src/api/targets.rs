@@ -13,6 +13,7 @@ use super::{caller, created_with_secret, writer};
 
 /// Create a target; its signing secret is in the answer, once.
 #[utoipa::path(
+    operation_id = "create_target",
     post, path = "/api/v1/targets", tag = "targets",
     request_body = CreateTarget,
     responses(
@@ -49,6 +50,7 @@ pub(crate) async fn create<A: Adapters>(
 
 /// List targets, newest first.
 #[utoipa::path(
+    operation_id = "list_targets",
     get, path = "/api/v1/targets", tag = "targets",
     params(ListQuery),
     responses(
@@ -72,8 +74,9 @@ pub(crate) async fn list<A: Adapters>(
 
 /// Read a target.
 #[utoipa::path(
+    operation_id = "get_target",
     get, path = "/api/v1/targets/{id}", tag = "targets",
-    params(("id" = String, Path, description = "Target id")),
+    params(("id" = uuid::Uuid, Path, description = "Target id")),
     responses(
         (status = 200, description = "The target", body = TargetOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
@@ -94,8 +97,9 @@ pub(crate) async fn get<A: Adapters>(
 
 /// Change a target's kind, name or endpoint.
 #[utoipa::path(
+    operation_id = "update_target",
     patch, path = "/api/v1/targets/{id}", tag = "targets",
-    params(("id" = String, Path, description = "Target id")),
+    params(("id" = uuid::Uuid, Path, description = "Target id")),
     request_body = PatchTarget,
     responses(
         (status = 200, description = "The changed target", body = TargetOut),
@@ -126,8 +130,9 @@ pub(crate) async fn patch<A: Adapters>(
 
 /// Delete a target no live webhook points at; its tasks stay on the board.
 #[utoipa::path(
+    operation_id = "delete_target",
     delete, path = "/api/v1/targets/{id}", tag = "targets",
-    params(("id" = String, Path, description = "Target id")),
+    params(("id" = uuid::Uuid, Path, description = "Target id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),

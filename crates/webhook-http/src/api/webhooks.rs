@@ -25,6 +25,7 @@ fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
 #[utoipa::path(
+    operation_id = "create_webhook",
     post, path = "/api/v1/webhooks", tag = "webhooks",
     request_body = CreateWebhook,
     responses(
@@ -60,6 +61,7 @@ pub(crate) async fn create<A: Adapters>(
 
 /// List webhooks that are not deleted, newest first.
 #[utoipa::path(
+    operation_id = "list_webhooks",
     get, path = "/api/v1/webhooks", tag = "webhooks",
     params(ListQuery),
     responses(
@@ -83,8 +85,9 @@ pub(crate) async fn list<A: Adapters>(
 
 /// Read a webhook (deleted ones included, with status `deleted`).
 #[utoipa::path(
+    operation_id = "get_webhook",
     get, path = "/api/v1/webhooks/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(("id" = uuid::Uuid, Path, description = "Webhook id")),
     responses(
         (status = 200, description = "The webhook", body = WebhookOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
@@ -105,8 +108,9 @@ pub(crate) async fn get<A: Adapters>(
 
 /// Change a webhook's name, target, event types, status (`active` | `disabled`) or limit.
 #[utoipa::path(
+    operation_id = "update_webhook",
     patch, path = "/api/v1/webhooks/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(("id" = uuid::Uuid, Path, description = "Webhook id")),
     request_body = PatchWebhook,
     responses(
         (status = 200, description = "The changed webhook", body = WebhookOut),
@@ -140,8 +144,9 @@ pub(crate) async fn patch<A: Adapters>(
 
 /// Delete a webhook: it stays as a tombstone and its URL answers 410 forever.
 #[utoipa::path(
+    operation_id = "delete_webhook",
     delete, path = "/api/v1/webhooks/{id}", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(("id" = uuid::Uuid, Path, description = "Webhook id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
@@ -164,9 +169,10 @@ pub(crate) async fn delete<A: Adapters>(
 
 /// Replace the webhook's secret with `secret` or a generated one; the old one stops working.
 #[utoipa::path(
+    operation_id = "rotate_webhook_secret",
     post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
-    request_body(content = Option<RotateSecret>, description = "Optional: the new secret"),
+    params(("id" = uuid::Uuid, Path, description = "Webhook id")),
+    request_body(content = RotateSecret, description = "Optional: the new secret"),
     responses(
         (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
@@ -197,9 +203,10 @@ pub(crate) async fn rotate_secret<A: Adapters>(
 /// Send a test event through the real pipeline as an authenticated sender; the invocation and
 /// task are marked `test`.
 #[utoipa::path(
+    operation_id = "test_webhook",
     post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
-    request_body(content = Option<TestWebhook>, description = "Optional: the payload to send"),
+    params(("id" = uuid::Uuid, Path, description = "Webhook id")),
+    request_body(content = TestWebhook, description = "Optional: the payload to send"),
     responses(
         (status = 200, description = "What the pipeline did; `status` is `accepted`, `ignored` or `rejected`", body = TestOut),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),

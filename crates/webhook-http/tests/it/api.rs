@@ -25,6 +25,7 @@ use webhook_domain::model::{
 use webhook_domain::ports::{
     EndpointGuard, EndpointRefused, Entropy as _, KeyHasher as _, TaskQueue as _,
 };
+use webhook_http::SERVICE_ROUTES;
 use webhook_http::api::{PUBLIC_ROUTES, ROUTES};
 use webhook_store_mem::MemoryStore;
 use webhook_system::{ManualClock, MasterKey, Sha256KeyHasher, SystemEntropy};
@@ -430,8 +431,38 @@ async fn the_openapi_document_lists_exactly_the_registered_routes() {
         .iter()
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
-    assert_eq!(documented, registered);
+    let service: BTreeSet<(String, String)> = SERVICE_ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert!(
+        registered.is_disjoint(&service),
+        "{registered:?} {service:?}"
+    );
+    assert_eq!(
+        documented,
+        registered.union(&service).cloned().collect::<BTreeSet<_>>()
+    );
     assert!(document["components"]["securitySchemes"]["api_key"].is_object());
+
+    // Each documented service route is served by `webhook_http::configure`: the operations
+    // endpoints answer, and ingest answers its own 404 for an unknown webhook, not the
+    // catch-all's.
+    for (method, path) in &service {
+        let path = path.replace("{webhook_id}", &Uuid::new_v4().to_string());
+        let body = (method == "post").then(|| json!({}));
+        let response = app.call(method, &path, None, body.as_ref()).await;
+        if method == "post" {
+            let answer = problem(response).await;
+            assert_eq!(
+                (answer.status, answer.code()),
+                (404, "webhook_not_found"),
+                "{method} {path}"
+            );
+        } else {
+            assert_eq!(response.status(), 200, "{method} {path}");
+        }
+    }
 
     // Each documented route is served: without a key it is refused, not unknown.
     for (method, path) in &registered {
@@ -840,6 +871,18 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
         organization,
         json!({"id": org.id.to_string(), "name": "Acme Inc", "rate_limit_per_minute": 5000})
     );
+    // The document's `integer` is JSON Schema's: a whole number written with a zero fraction
+    // is one.
+    let organization = app
+        .expect(
+            200,
+            "patch",
+            "/api/v1/organization",
+            &org.admin,
+            Some(json!({"rate_limit_per_minute": 250.0})),
+        )
+        .await;
+    assert_eq!(organization["rate_limit_per_minute"], 250);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
