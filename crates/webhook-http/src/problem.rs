@@ -224,6 +224,12 @@ impl Problem {
                 "Store unavailable",
                 "the event could not be stored; nothing was accepted, send it again later",
             ),
+            IngestRejection::OutcomeUnknown(_) => Self::new(
+                status,
+                code,
+                "Outcome unknown",
+                "the store was lost while the event was committed: it may have been accepted, and sending it again may make a duplicate",
+            ),
             IngestRejection::Internal(_) => Self::internal_error(),
         }
     }
@@ -366,6 +372,7 @@ mod tests {
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject),
             IngestRejection::StoreUnavailable(StoreError::Unavailable("db down".into())),
             IngestRejection::store(StoreError::Internal("db down".into())),
+            IngestRejection::store(StoreError::OutcomeUnknown("db down".into())),
         ];
         for rejection in &rejections {
             let problem = Problem::from_rejection(rejection);
@@ -380,6 +387,10 @@ mod tests {
         assert_eq!(
             (rejections[9].http_status(), rejections[9].code()),
             (500, "internal_error")
+        );
+        assert_eq!(
+            (rejections[10].http_status(), rejections[10].code()),
+            (503, "outcome_unknown")
         );
         let limited = Problem::from_rejection(&rejections[3]);
         assert_eq!(limited.scope, Some("organization"));

@@ -127,8 +127,9 @@ impl ApiError {
         )
     }
 
-    /// 503 `store_unavailable` when the store could not be reached; 500 `internal_error` when
-    /// it failed in a way retrying cannot mend. Logged with its chain either way.
+    /// 503 `store_unavailable` when the store could not be reached (`outcome_unknown` when it
+    /// was lost during a commit); 500 `internal_error` when it failed in a way retrying cannot
+    /// mend. Logged with its chain either way.
     fn store(error: &StoreError) -> Self {
         match error {
             StoreError::Internal(_) => {
@@ -138,6 +139,18 @@ impl ApiError {
                     "internal_error",
                     "Internal error",
                     "the service failed to process this request; its operator has the details in the log",
+                )
+            }
+            StoreError::OutcomeUnknown(_) => {
+                log_server_error(
+                    "management request failed: its commit's outcome is unknown",
+                    error,
+                );
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "outcome_unknown",
+                    "Outcome unknown",
+                    "the store was lost while the change was committed; it may have been made, read it back before trying again",
                 )
             }
             StoreError::NotFound | StoreError::Conflict(_) | StoreError::Unavailable(_) => {
