@@ -39,6 +39,10 @@ pub enum StoreError {
     /// Nothing of the failed operation was written.
     #[error("the store is unavailable")]
     Unavailable(#[source] BoxError),
+    /// The connection was lost while a write was being committed and the store could not find
+    /// out, before its deadline, whether the write committed: it may be durable or not.
+    #[error("the store was lost during the commit; whether it committed is unknown")]
+    OutcomeUnknown(#[source] BoxError),
     /// The store answered with something that should not happen (corrupt row, bug).
     #[error("the store failed")]
     Internal(#[source] BoxError),
@@ -262,10 +266,15 @@ pub trait InvocationLog: Send + Sync {
     ///
     /// # Errors
     /// MUST return `Conflict` when the invocation or task id exists, `NotFound` when the
-    /// webhook does not exist in the invocation's organization, `Unavailable` when the store
-    /// cannot commit (and then nothing is written — except when the connection broke during
-    /// the commit itself, where a networked store cannot know; the sender's retry then makes a
-    /// second invocation, which delivery being at-least-once already allows).
+    /// webhook does not exist in the invocation's organization, and `Unavailable` when the
+    /// store cannot commit, and then nothing is written.
+    ///
+    /// When the connection breaks during the commit itself (a networked store cannot tell
+    /// whether the commit happened), the store MUST find out by reading back the ids, which
+    /// are known before the write, until it answers or its deadline passes: `Ok` when the
+    /// write is durable, `Unavailable` when nothing was written, and `OutcomeUnknown` only when
+    /// the deadline passed first. It MUST NOT answer `Unavailable` for a write that is durable:
+    /// a sender retries after that answer, and its retry would make a second task.
     fn record_invocation(
         &self,
         invocation: &Invocation,

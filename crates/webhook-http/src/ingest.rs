@@ -308,6 +308,12 @@ fn log_rejection(rejection: &IngestRejection, webhook_id: &str) {
         IngestRejection::StoreUnavailable(e) => {
             log_server_error("ingest failed: the store is unavailable", e);
         }
+        IngestRejection::OutcomeUnknown(e) => {
+            log_server_error(
+                "ingest failed: the store was lost during the commit, whose outcome is unknown",
+                e,
+            );
+        }
         IngestRejection::Internal(e) => {
             log_server_error("ingest failed: the store failed", e);
         }

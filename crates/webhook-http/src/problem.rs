@@ -61,6 +61,9 @@ pub enum Kind {
     Conflict(ConflictCode),
     /// The store could not be reached; nothing was changed.
     StoreUnavailable,
+    /// The store was lost during a commit and did not answer again in time: the change may
+    /// have been made.
+    OutcomeUnknown,
     /// A failure retrying will not mend (a corrupt row, a secret that cannot be unsealed).
     Internal,
 }
@@ -130,6 +133,11 @@ impl Kind {
                 "store_unavailable",
                 "Store unavailable",
             ),
+            Self::OutcomeUnknown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome_unknown",
+                "Outcome unknown",
+            ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -152,6 +160,7 @@ impl Kind {
                 Self::InvalidPayload
             }
             IngestRejection::StoreUnavailable(_) => Self::StoreUnavailable,
+            IngestRejection::OutcomeUnknown(_) => Self::OutcomeUnknown,
             IngestRejection::Internal(_) => Self::Internal,
         }
     }
@@ -343,6 +352,16 @@ impl Problem {
                 log_server_error("management request failed: the store failed", error);
                 Self::internal_error()
             }
+            StoreError::OutcomeUnknown(_) => {
+                log_server_error(
+                    "management request failed: its commit's outcome is unknown",
+                    error,
+                );
+                Self::new(
+                    Kind::OutcomeUnknown,
+                    "the store was lost while the change was committed; it may have been made, read it back before trying again",
+                )
+            }
             StoreError::NotFound | StoreError::Conflict(_) | StoreError::Unavailable(_) => {
                 log_server_error("management request failed in the store", error);
                 Self::new(
@@ -413,6 +432,10 @@ impl Problem {
             IngestRejection::StoreUnavailable(_) => Self::new(
                 kind,
                 "the event could not be stored; nothing was accepted, send it again later",
+            ),
+            IngestRejection::OutcomeUnknown(_) => Self::new(
+                kind,
+                "the store was lost while the event was committed: it may have been accepted, and sending it again may make a duplicate",
             ),
             IngestRejection::Internal(_) => Self::internal_error(),
         }
@@ -596,6 +619,7 @@ mod tests {
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject),
             IngestRejection::StoreUnavailable(StoreError::Unavailable("db down".into())),
             IngestRejection::store(StoreError::Internal("db down".into())),
+            IngestRejection::store(StoreError::OutcomeUnknown("db down".into())),
         ];
         for rejection in &rejections {
             let problem = Problem::from_rejection(rejection);
@@ -610,6 +634,10 @@ mod tests {
         assert_eq!(
             (rejections[10].http_status(), rejections[10].code()),
             (500, "internal_error")
+        );
+        assert_eq!(
+            (rejections[11].http_status(), rejections[11].code()),
+            (503, "outcome_unknown")
         );
         let limited = Problem::from_rejection(&rejections[3]);
         assert_eq!(limited.scope, Some("organization"));

@@ -54,6 +54,24 @@ pub trait ContractStore: webhook_domain::ports::Store + Clone + Send + Sync + 's
     fn teardown(self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Makes the next `record_invocation` lose its connection to the database at `fault`, as
+    /// a network cut or a server crash would, while the database itself stays reachable.
+    /// Returns `false` (the default) for a store that has no connection to lose, such as an
+    /// embedded or in-memory one, whose commit always reports its own outcome.
+    fn break_next_commit(&self, fault: CommitFault) -> bool {
+        let _ = fault;
+        false
+    }
+}
+
+/// Where [`ContractStore::break_next_commit`] breaks a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitFault {
+    /// The connection breaks before the write reaches the database: nothing is written.
+    BeforeCommit,
+    /// The database commits, and the connection breaks before its answer arrives.
+    AfterCommit,
 }
 
 /// Calls `$callback!` with `$args` followed by the name of every contract case, separated by
@@ -84,6 +102,7 @@ macro_rules! for_each_case {
             record_invocation_round_trips,
             record_invocation_twice_conflicts,
             record_invocation_is_all_or_nothing,
+            record_invocation_with_a_lost_commit_answers_what_is_stored,
             invocation_for_another_organizations_webhook_is_not_found,
             accepted_invocation_sets_last_triggered_at,
             invocation_of_another_organization_is_not_found,

@@ -86,6 +86,39 @@ fn is_unavailable_message(message: &str) -> bool {
     MESSAGES.iter().any(|m| message.contains(m))
 }
 
+/// Whether a write that failed with `error` may have committed all the same, so that only
+/// reading it back can tell: the connection was lost while the statement was in flight.
+///
+/// `connection_lost` says whether the connection was closed or left broken by the failure. A
+/// lost connection (an I/O error, "connection closed", "error communicating with the server",
+/// which the asynchronous driver reports as [`DatabaseErrorKind::UnableToSendCommand`]) hides
+/// the commit's answer; so does a server that ends the session ("terminating connection …",
+/// SQLSTATE 57P01–57P03): an immediate shutdown stops a backend at any point, also after its
+/// commit record was flushed, and recovery then keeps the write. An error the server answered
+/// on a live connection (a constraint, a serialization failure, a deadlock) rolled the
+/// statement back: its outcome is known.
+pub(crate) fn may_have_committed(error: &DieselError, connection_lost: bool) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        DieselError::DatabaseError(_, info) if is_session_end_message(info.message()) => true,
+        _ => connection_lost,
+    }
+}
+
+/// The server's words for ending a session (SQLSTATE 57P01–57P03), sent in place of a
+/// statement's answer.
+fn is_session_end_message(message: &str) -> bool {
+    const MESSAGES: [&str; 3] = [
+        "terminating connection",
+        "the database system is shutting down",
+        "server closed the connection",
+    ];
+    MESSAGES.iter().any(|m| message.contains(m))
+}
+
 /// A pool that cannot hand out a connection: the database is unreachable or saturated.
 pub(crate) fn pool_error(error: PoolError) -> StoreError {
     match error {
@@ -154,6 +187,47 @@ mod tests {
         assert!(matches!(
             pool_error(PoolError::Closed),
             StoreError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn tells_a_lost_commit_from_a_refused_one() {
+        let db =
+            |kind, message: &str| DieselError::DatabaseError(kind, Box::new(String::from(message)));
+        let lost = [
+            db(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            db(
+                DatabaseErrorKind::UnableToSendCommand,
+                "error communicating with the server: Connection reset by peer",
+            ),
+            db(DatabaseErrorKind::ClosedConnection, "closed"),
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to immediate shutdown command",
+            ),
+        ];
+        for error in &lost {
+            assert!(may_have_committed(error, false), "{error}");
+        }
+        let refused = [
+            db(DatabaseErrorKind::UniqueViolation, "duplicate key"),
+            db(DatabaseErrorKind::ForeignKeyViolation, "fk"),
+            db(
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize",
+            ),
+            db(DatabaseErrorKind::Unknown, "deadlock detected"),
+        ];
+        for error in &refused {
+            assert!(!may_have_committed(error, false), "{error}");
+        }
+        assert!(may_have_committed(
+            &db(DatabaseErrorKind::Unknown, "anything"),
+            true
         ));
     }
 }

@@ -46,6 +46,9 @@ pub struct PgStoreOptions {
     pub writers: usize,
     /// Most invocations one group commit writes.
     pub max_batch: usize,
+    /// How long a write whose connection was lost during its commit keeps reading back its
+    /// ids to find out whether it committed, before it answers `OutcomeUnknown`.
+    pub outcome_timeout: Duration,
 }
 
 impl Default for PgStoreOptions {
@@ -55,6 +58,7 @@ impl Default for PgStoreOptions {
             acquire_timeout: Duration::from_secs(5),
             writers: 2,
             max_batch: 128,
+            outcome_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -69,6 +73,10 @@ pub struct PgStore {
 struct Inner {
     pool: Pool<AsyncPgConnection>,
     acquire_timeout: Duration,
+    outcome_timeout: Duration,
+    /// A connection loss the next group commit simulates (the contract suite's hook).
+    #[cfg(feature = "test-util")]
+    commit_fault: std::sync::Mutex<Option<group_commit::CommitFault>>,
     /// Kept for test support, which drops the database it names; never shown.
     #[cfg_attr(
         not(feature = "test-util"),
@@ -129,6 +137,9 @@ impl PgStore {
         let inner = Arc::new(Inner {
             pool,
             acquire_timeout: options.acquire_timeout,
+            outcome_timeout: options.outcome_timeout,
+            #[cfg(feature = "test-util")]
+            commit_fault: std::sync::Mutex::default(),
             url: url.to_owned(),
         });
         let writer = GroupCommit::start(&inner, options.writers.max(1), options.max_batch.max(1));

@@ -219,4 +219,18 @@ impl webhook_store_contract::ContractStore for PgStore {
             drop_database(&name).await;
         }
     }
+
+    fn break_next_commit(&self, fault: webhook_store_contract::CommitFault) -> bool {
+        use crate::group_commit::CommitFault;
+        let fault = match fault {
+            webhook_store_contract::CommitFault::BeforeCommit => CommitFault::BeforeCommit,
+            webhook_store_contract::CommitFault::AfterCommit => CommitFault::AfterCommit,
+        };
+        *self
+            .inner
+            .commit_fault
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fault);
+        true
+    }
 }

@@ -128,6 +128,7 @@ mod tests {
                 StoreError::NotFound => "not_found",
                 StoreError::Conflict(_) => "conflict",
                 StoreError::Unavailable(_) => "unavailable",
+                StoreError::OutcomeUnknown(_) => "outcome_unknown",
                 StoreError::Internal(_) => "internal",
             };
             assert_eq!(mapped, expected);

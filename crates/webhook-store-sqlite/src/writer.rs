@@ -9,6 +9,17 @@
 //! the batch itself fails — `BEGIN`, an engine error such as busy or I/O, or the `COMMIT` —
 //! nothing of it was written, and each operation is run again in a transaction of its own, so
 //! every caller still gets its own answer.
+//!
+//! This store never answers `StoreError::OutcomeUnknown`: a commit's outcome cannot be lost on
+//! the way back, because there is no way back to lose. SQLite runs inside this process, and
+//! `COMMIT` is a function call on the writer thread that returns only once the transaction is
+//! committed or rolled back; when it reports an error (busy, I/O, a full disk), the transaction
+//! is not in the database the connection sees (in WAL mode a commit becomes visible when its
+//! last frame is in the WAL index, which a failed commit never updates), so reading back could
+//! only confirm what the error already says. The one uncertain case is a failing disk: when the
+//! `fsync` after the commit's frames fails, a later start's WAL recovery may find those frames;
+//! no read-back on the running store could settle that either. A crash of the process ends the
+//! callers too, so no answer is sent for a commit whose outcome the writer did not see.
 
 use std::thread::JoinHandle;
 

@@ -114,6 +114,10 @@ pub enum IngestRejection {
     InvalidPayload(InvalidPayload),
     #[error("the event could not be stored; nothing was accepted, send it again later")]
     StoreUnavailable(#[source] StoreError),
+    /// The store was lost during the commit and did not come back before the deadline: the
+    /// event may have been accepted, and a retry may make a duplicate.
+    #[error("the store was lost during the commit; the event may have been accepted")]
+    OutcomeUnknown(#[source] StoreError),
     /// The store answered with something that should not happen (a corrupt row, a secret
     /// that cannot be unsealed): retrying will not help.
     #[error("the event could not be processed: the service failed")]
@@ -122,10 +126,12 @@ pub enum IngestRejection {
 
 impl IngestRejection {
     /// The rejection for a store error: an internal one (500) when the store failed in a way
-    /// retrying cannot mend, else unavailable (503).
+    /// retrying cannot mend, outcome unknown (503) when a commit may or may not have happened,
+    /// else unavailable (503).
     pub fn store(error: StoreError) -> Self {
         match error {
             StoreError::Internal(_) => Self::Internal(error),
+            StoreError::OutcomeUnknown(_) => Self::OutcomeUnknown(error),
             StoreError::NotFound | StoreError::Conflict(_) | StoreError::Unavailable(_) => {
                 Self::StoreUnavailable(error)
             }
@@ -143,7 +149,7 @@ impl IngestRejection {
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
             Self::BodyUnreadable | Self::InvalidPayload(_) => 400,
-            Self::StoreUnavailable(_) => 503,
+            Self::StoreUnavailable(_) | Self::OutcomeUnknown(_) => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -160,6 +166,7 @@ impl IngestRejection {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyUnreadable | Self::InvalidPayload(_) => "invalid_payload",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::Internal(_) => "internal_error",
         }
     }

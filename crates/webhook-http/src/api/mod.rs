@@ -119,8 +119,9 @@ impl Modify for BearerAuth {
 }
 
 /// The answers many operations share, documented here once rather than on every route: every
-/// operation behind an API key reads the store, so it may answer 503 `store_unavailable` (or
-/// 500 `internal_error` when the store fails beyond retrying),
+/// operation behind an API key reads the store, so it may answer 503 `store_unavailable` (the
+/// test endpoint also `outcome_unknown`) or 500 `internal_error` when the store fails beyond
+/// retrying,
 /// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`,
 /// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
 struct SharedProblems;
@@ -144,8 +145,9 @@ impl Modify for SharedProblems {
             "`payload_too_large`: the body is over {} MiB",
             BODY_LIMIT / (1024 * 1024)
         ));
-        let unavailable =
-            problem("`store_unavailable`: the store could not be reached; nothing was changed");
+        let unavailable = problem(
+            "`store_unavailable`: the store could not be reached; nothing was changed. `outcome_unknown` (the test endpoint only): the store was lost during the commit and did not come back in time to say whether the test event was stored",
+        );
         let internal = problem(
             "`internal_error`: the store failed in a way retrying cannot mend (a corrupt row, a secret that cannot be unsealed)",
         );

@@ -8,14 +8,14 @@ use webhook_domain::model::AttemptVerdict;
 use webhook_domain::model::{
     Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
 };
-use webhook_domain::ports::Store;
+use webhook_domain::ports::{Store, StoreError};
 
 use super::{assert_conflict, assert_not_found, attempts, move_queued};
-use crate::ContractStore;
 use crate::fixtures::{
     LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, organization,
     page, rejected, status_change, timed_out, webhook,
 };
+use crate::{CommitFault, ContractStore};
 
 /// Every page of a webhook's invocations, following the cursors.
 async fn all_pages<S: Store>(
@@ -137,6 +137,42 @@ pub async fn record_invocation_is_all_or_nothing<S: ContractStore>(store: S) {
         "last_triggered_at moved"
     );
     assert_eq!(all_pages(&store, &world, None, page(10)).await.len(), 1);
+}
+
+/// A connection lost during the commit does not make the store answer `Unavailable` for a
+/// write that is durable: while the database is reachable it finds out, and answers `Ok` when
+/// the write committed and `Unavailable` (with nothing written) when it did not. Never
+/// `OutcomeUnknown` here: the database answers well within any deadline.
+pub async fn record_invocation_with_a_lost_commit_answers_what_is_stored<S: ContractStore>(
+    store: S,
+) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    for (n, fault) in [CommitFault::AfterCommit, CommitFault::BeforeCommit]
+        .into_iter()
+        .enumerate()
+    {
+        if !store.break_next_commit(fault) {
+            return;
+        }
+        let (acc, task) = accepted(&world.webhook, at(10 + i64::try_from(n).expect("small")));
+        let result = store.record_invocation(&acc, Some(&task)).await;
+        let invocation = store.invocation(org, acc.id).await;
+        let stored_task = store.task(org, task.id).await;
+        match (fault, result) {
+            (CommitFault::AfterCommit, Ok(())) => {
+                assert_eq!(invocation.expect("the committed invocation"), acc);
+                assert_eq!(stored_task.expect("the committed task"), task);
+            }
+            (CommitFault::BeforeCommit, Err(StoreError::Unavailable(_))) => {
+                assert_not_found(invocation, "invocation written");
+                assert_not_found(stored_task, "task written");
+            }
+            (fault, result) => panic!(
+                "{fault:?}: answered {result:?} while the invocation reads back as {invocation:?}"
+            ),
+        }
+    }
 }
 
 /// An invocation that names a webhook of another organization is `NotFound`, accepted or

@@ -1,9 +1,12 @@
 //! Integration tests of the PostgreSQL store: the store contract suite, and what only a shared
-//! server shows (concurrent claimers, group commit, a database that goes away, migrations).
+//! server shows (concurrent claimers, group commit, a database that goes away, migrations), and
+//! a server of the test's own stopped under load.
 
 mod batch;
+mod cluster;
 mod concurrency;
 mod contract;
 mod failures;
 mod migrate;
+mod outage;
 mod support;

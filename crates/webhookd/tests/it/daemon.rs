@@ -188,6 +188,11 @@ impl Daemon {
             .unwrap()
     }
 
+    /// SIGKILL, as a crash would end the process, then waits for the exit.
+    pub(crate) async fn kill(mut self) {
+        self.child.kill().await.expect("webhookd is killed");
+    }
+
     /// SIGTERM, then waits for the exit.
     pub(crate) async fn stop(self) -> ExitStatus {
         self.terminate();

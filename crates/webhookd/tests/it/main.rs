@@ -7,6 +7,7 @@
 )]
 
 mod agent;
+mod crash;
 mod daemon;
 mod dispatch;
 mod ingest;

@@ -99,7 +99,9 @@ impl From<StoreError> for ManageError {
                 ConflictCode::Concurrent,
                 format!("the object changed meanwhile ({what}); read it again"),
             ),
-            StoreError::Unavailable(_) | StoreError::Internal(_) => Self::Store(error),
+            StoreError::Unavailable(_)
+            | StoreError::OutcomeUnknown(_)
+            | StoreError::Internal(_) => Self::Store(error),
         }
     }
 }

@@ -93,7 +93,10 @@ impl<A: Adapters> Management<A> {
                 Ok(TestResult::Ignored { invocation_id })
             }
             IngestOutcome::Rejected {
-                rejection: IngestRejection::StoreUnavailable(e) | IngestRejection::Internal(e),
+                rejection:
+                    IngestRejection::StoreUnavailable(e)
+                    | IngestRejection::OutcomeUnknown(e)
+                    | IngestRejection::Internal(e),
                 ..
             } => Err(ManageError::Store(e)),
             IngestOutcome::Rejected { rejection, .. } => Ok(TestResult::Rejected(rejection)),
