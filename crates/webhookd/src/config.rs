@@ -50,6 +50,8 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// List every organization, oldest first: one JSON object per line on stdout.
+    List,
 }
 
 /// `webhookd api-key …`

@@ -8,7 +8,7 @@ mod node;
 use std::net::TcpListener;
 
 use anyhow::{Context as _, anyhow};
-use webhook_domain::model::{OrganizationId, PublicUrl};
+use webhook_domain::model::{Organization, OrganizationId, PublicUrl};
 use webhook_domain::ports::Store;
 use webhook_domain::service::NewOrganization;
 use webhook_domain::service::manage::{CreatedApiKey, NewApiKey};
@@ -125,6 +125,19 @@ pub async fn create_organization(config: &Config, name: &str) -> anyhow::Result<
     .await
 }
 
+/// Every organization, oldest first.
+///
+/// # Errors
+/// When the store fails.
+pub async fn organizations(config: &Config) -> anyhow::Result<Vec<Organization>> {
+    on_node(
+        config,
+        config.public_url_for(config.listen)?,
+        ListOrganizations,
+    )
+    .await
+}
+
 /// Creates an API key in an existing organization.
 ///
 /// # Errors
@@ -213,6 +226,22 @@ impl WithNode for CreateOrganization<'_> {
             .create_organization(self.0)
             .await
             .context("creating the organization")
+    }
+}
+
+struct ListOrganizations;
+
+impl WithNode for ListOrganizations {
+    type Output = Vec<Organization>;
+
+    async fn run<S: Store + Clone + 'static>(
+        self,
+        node: Node<NodeAdapters<S>>,
+    ) -> anyhow::Result<Vec<Organization>> {
+        node.bootstrap()
+            .organizations()
+            .await
+            .context("listing the organizations")
     }
 }
 

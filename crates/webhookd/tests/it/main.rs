@@ -7,6 +7,7 @@
 )]
 
 mod agent;
+mod bootstrap;
 mod daemon;
 mod dispatch;
 mod ingest;
