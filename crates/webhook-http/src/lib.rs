@@ -75,6 +75,18 @@ pub fn configure<A: Adapters>(cfg: &mut ServiceConfig, state: &web::Data<AppStat
         .default_service(web::to(not_found));
 }
 
+/// The routes of a node that is still opening its store: `/healthz` answers 200 (the process
+/// is up), `/readyz` and every other path 503 `store_unavailable` (nothing can be accepted
+/// yet). The node's own routes ([`configure`]) replace these once the store is open.
+pub fn configure_starting(cfg: &mut ServiceConfig) {
+    cfg.service(
+        get_only("/healthz")
+            .route(web::get().to(ops::healthz))
+            .wrap(from_fn(head::limit_request_head)),
+    )
+    .default_service(web::to(|| async { Problem::store_unavailable() }));
+}
+
 /// A resource serving only GET: other methods answer 405 with `Allow: GET`.
 fn get_only(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async { Problem::method_not_allowed("GET") }))

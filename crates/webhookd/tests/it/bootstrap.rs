@@ -1,5 +1,7 @@
 //! The first start and the organization commands: one organization per empty database however
-//! many nodes start on it, and `org list`.
+//! many nodes start on it, a database that is not there yet, and `org list`.
+
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use webhook_store_pg::test_db;
@@ -8,7 +10,7 @@ use webhook_system::MasterKey;
 use webhookd::config::Config;
 use webhookd::{Node, NodeParts};
 
-use crate::daemon::run;
+use crate::daemon::{Daemon, run};
 
 /// Nodes starting together on one empty PostgreSQL database: one of them creates the default
 /// organization, the others find it.
@@ -67,4 +69,52 @@ async fn org_list_prints_one_organization_per_line() {
     assert_eq!(listed_ids, ids);
     assert_eq!(lines[0]["rate_limit_per_minute"], 1000);
     assert!(lines[0].get("api_key").is_none(), "{listed}");
+}
+
+/// A node whose PostgreSQL database cannot be reached at start waits for it: live, not ready,
+/// then ready once the database exists, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waits_for_its_database_and_becomes_ready() {
+    let database = test_db::new_database_name();
+    let url = test_db::database_url(&database);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &["--database-url", &url]).await;
+    let status = |path: &'static str| {
+        let url = format!("{}{path}", daemon.base);
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/healthz").await, 200);
+    assert_eq!(status("/readyz").await, 503);
+    daemon
+        .wait_for_log("trying again", Duration::from_secs(20))
+        .await;
+    assert_eq!(status("/readyz").await, 503, "{}", daemon.stderr());
+
+    test_db::create_empty_database_named(&database).await;
+    let started = Instant::now();
+    while status("/readyz").await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready: {}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(daemon.admin_key().is_some(), "{}", daemon.stdout());
+    assert!(daemon.stop().await.success());
+    test_db::drop_database(&database).await;
+}
+
+/// A signal while the node waits for its database stops it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waiting_for_its_database_stops_on_sigterm() {
+    let url = test_db::database_url(&test_db::new_database_name());
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &["--database-url", &url]).await;
+    daemon
+        .wait_for_log("trying again", Duration::from_secs(20))
+        .await;
+    let started = Instant::now();
+    assert!(daemon.stop().await.success());
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
