@@ -317,6 +317,14 @@ pub trait InvocationLog: Send + Sync {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Checks that the store can commit a write now (readiness): a cheap write that leaves
+    /// nothing any other method can read.
+    ///
+    /// # Errors
+    /// MUST return `Unavailable` when a write could not be committed now (the store is
+    /// unreachable, read-only or full, or its writer is stopped), even while reads work.
+    fn check_writable(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The task board and the delivery queue.

@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers) and
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store can commit) and
 //! `/metrics` (Prometheus text exposition of the ingest counters and latency histogram, and of
 //! whatever else the binary registers, such as the dispatcher's metrics).
 
@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use webhook_domain::ports::{Adapters, OrganizationStore as _};
+use webhook_domain::ports::{Adapters, InvocationLog as _};
 
 use crate::AppState;
 use crate::problem::{ErrorChain, Problem};
@@ -101,14 +101,15 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the store answers; 503 `store_unavailable` otherwise.
+/// `GET /readyz`: the store can commit a write; 503 `store_unavailable` otherwise (also when
+/// it still answers reads: a node that cannot accept an event is not ready).
 pub(crate) async fn readyz<A: Adapters>(
     state: web::Data<AppState<A>>,
 ) -> Result<HttpResponse, Problem> {
-    match state.ingest.store.count_organizations().await {
-        Ok(_) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+    match state.ingest.store.check_writable().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
         Err(e) => {
-            tracing::warn!(error = %ErrorChain(&e), "readiness check failed: the store does not answer");
+            tracing::warn!(error = %ErrorChain(&e), "readiness check failed: the store cannot commit a write");
             Err(Problem::store_unavailable())
         }
     }

@@ -97,6 +97,7 @@ macro_rules! for_each_case {
             invocations_filter_failed,
             purge_removes_old_finished_invocations_only,
             last_triggered_at_outlives_the_purge,
+            check_writable_leaves_nothing_visible,
             tasks_are_paged_newest_first_and_filtered,
             task_of_another_organization_is_not_found,
             set_task_status_is_compare_and_set,

@@ -587,6 +587,10 @@ impl InvocationLog for MemoryStore {
         Ok(page_of_keyed(items, page))
     }
 
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write().map(drop)
+    }
+
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut state = self.write()?;
         let doomed: Vec<Invocation> = state

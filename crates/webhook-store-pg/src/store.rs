@@ -546,6 +546,21 @@ impl InvocationLog for PgStore {
         }))
     }
 
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        // A transaction that takes a transaction id writes a commit record, and fails on a
+        // read-only server (a standby, `default_transaction_read_only`).
+        let result = conn
+            .transaction(async |conn| {
+                diesel::sql_query("SELECT pg_current_xact_id()")
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        check(result, &mut conn)
+    }
+
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
         // Tasks and their attempts go with their invocation (ON DELETE CASCADE). Webhooks keep
