@@ -118,6 +118,20 @@ impl Problem {
         .with_header(header::ALLOW, HeaderValue::from_static(allowed))
     }
 
+    /// 408 `request_timeout`: the whole body did not arrive within `after` (slow or stalled
+    /// senders). Close the connection with it: the rest of the body is not read.
+    pub fn request_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "Request timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                after.as_secs_f64()
+            ),
+        )
+    }
+
     /// 503 `store_unavailable`, the answer whenever the store cannot be reached.
     pub fn store_unavailable() -> Self {
         Self::new(

@@ -109,6 +109,23 @@ impl ApiError {
         }
     }
 
+    /// 408 `request_timeout`: the whole body did not arrive within `after`; the connection is
+    /// closed.
+    pub fn request_timeout(after: std::time::Duration) -> Self {
+        Self {
+            close: true,
+            ..Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    after.as_secs_f64()
+                ),
+            )
+        }
+    }
+
     /// 400: the request body could not be read to its end.
     pub fn unreadable_body(error: &actix_web::error::PayloadError) -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! `InvocationLog`: the invocation log, and the one write that accepts an event.
 
-use diesel::dsl::sql;
 use diesel::connection::SimpleConnection as _;
+use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Binary, Bool, Integer};

@@ -282,6 +282,10 @@ async fn help_lists_every_setting_and_migrate_runs() {
         "--dispatch-per-target",
         "--delivery-timeout",
         "--max-attempts",
+        "--body-timeout",
+        "--max-connections",
+        "WEBHOOKD_BODY_TIMEOUT",
+        "WEBHOOKD_MAX_CONNECTIONS",
         "WEBHOOKD_LISTEN",
         "DATABASE_URL",
     ] {
