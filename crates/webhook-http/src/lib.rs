@@ -14,6 +14,7 @@ pub mod client_ip;
 pub mod console;
 pub mod head;
 pub mod ingest;
+pub mod log_limit;
 pub mod ops;
 pub mod problem;
 

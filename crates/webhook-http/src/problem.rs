@@ -3,7 +3,8 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
@@ -13,6 +14,8 @@ use serde::Serialize;
 use webhook_domain::model::InvalidPayload;
 use webhook_domain::rules::RateStatus;
 use webhook_domain::service::IngestRejection;
+
+use crate::log_limit::{LogDecision, LogLimiter};
 
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -339,9 +342,29 @@ impl fmt::Debug for ErrorChain<'_> {
     }
 }
 
-/// Logs a server-side failure once, with its whole chain; the answer carries none of it.
+/// How often one kind of server error is logged at most, after its first occurrence.
+pub const SERVER_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+static SERVER_ERRORS: LazyLock<LogLimiter> =
+    LazyLock::new(|| LogLimiter::new(SERVER_ERROR_LOG_INTERVAL));
+
+/// Logs a server-side failure with its whole chain; the answer carries none of it. Repeats of
+/// one `context` are bounded: the first is logged at once, then at most one line per
+/// [`SERVER_ERROR_LOG_INTERVAL`], which says how many were left out before it.
 pub fn log_server_error(context: &'static str, error: &(dyn StdError + 'static)) {
-    tracing::error!(error = %ErrorChain(error), "{context}");
+    match SERVER_ERRORS.decide(context, Instant::now()) {
+        LogDecision::Log { left_out: 0 } => {
+            tracing::error!(error = %ErrorChain(error), "{context}");
+        }
+        LogDecision::Log { left_out } => {
+            tracing::error!(
+                error = %ErrorChain(error),
+                left_out,
+                "{context} ({left_out} more since the last such line)"
+            );
+        }
+        LogDecision::LeaveOut => {}
+    }
 }
 
 #[cfg(test)]
