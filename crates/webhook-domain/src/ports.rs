@@ -122,6 +122,15 @@ pub trait RateLimiter: Send + Sync {
 // ---------------------------------------------------------------------------------------------
 // Stores
 
+/// When [`OrganizationStore::insert_organization_with_key`] creates its organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationInsert {
+    /// Whatever organizations exist (`webhookd org create`).
+    Always,
+    /// Only when no organization exists (the first start).
+    FirstOnly,
+}
+
 /// Organizations and their API keys.
 pub trait OrganizationStore: Send + Sync {
     /// # Errors
@@ -149,6 +158,28 @@ pub trait OrganizationStore: Send + Sync {
 
     /// How many organizations exist (the first start creates one when there are none).
     fn count_organizations(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every organization, oldest first by (`created_at`, id).
+    fn organizations(&self) -> impl Future<Output = Result<Vec<Organization>, StoreError>> + Send;
+
+    /// Creates `organization` with its first API key `key` (whose `organization_id` is
+    /// `organization.id`) in one transaction: when this returns `Ok(true)` both are durable,
+    /// otherwise neither was written, so a crash can never leave an organization without a key.
+    ///
+    /// With [`OrganizationInsert::FirstOnly`] it writes nothing and returns `Ok(false)` when any
+    /// organization exists; the check and the insert are atomic, so of concurrent first-only
+    /// calls (several nodes starting on one empty database) exactly one creates an
+    /// organization.
+    ///
+    /// # Errors
+    /// MUST return `Conflict` when an organization with this id exists, or when the key's id or
+    /// hash is stored, and then write nothing (neither the organization nor the key).
+    fn insert_organization_with_key(
+        &self,
+        organization: &Organization,
+        key: &ApiKey,
+        mode: OrganizationInsert,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// # Errors
     /// MUST return `Conflict` when the id or the hash is already stored, `NotFound` when the
@@ -306,6 +337,14 @@ pub trait InvocationLog: Send + Sync {
         &self,
         before: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Checks that the store can commit a write now (readiness): a cheap write that leaves
+    /// nothing any other method can read.
+    ///
+    /// # Errors
+    /// MUST return `Unavailable` when a write could not be committed now (the store is
+    /// unreachable, read-only or full, or its writer is stopped), even while reads work.
+    fn check_writable(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The task board and the delivery queue.

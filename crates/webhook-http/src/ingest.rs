@@ -1,7 +1,7 @@
 //! `POST /api/webhooks/{webhook_id}`: reads the request head, runs `Ingest::begin`, streams
 //! the body within the limit, runs `Ingest::finish` and maps the outcome to an answer.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
@@ -165,14 +165,29 @@ async fn run<A: Adapters>(
     let rate = admission.rate();
     let is_json = content_type_is_json(headers);
     let limit = state.ingest.body_limit();
-    let read = read_body(headers, payload, limit).await;
-    if let Err(e) = &read {
-        tracing::debug!(webhook.id = webhook_id, error = %e, "the request body could not be read");
-    }
+    let read = match read_body(request, payload, limit).await {
+        Err(BodyError::TimedOut(after)) => {
+            tracing::info!(
+                webhook.id = webhook_id,
+                code = "request_timeout",
+                timeout_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                "ingest request rejected: the body did not arrive within the body timeout"
+            );
+            let problem = Problem::request_timeout(after)
+                .with_rate_headers(rate)
+                .closing_connection();
+            return ("request_timeout", problem.error_response());
+        }
+        Err(BodyError::Payload(e)) => {
+            tracing::debug!(webhook.id = webhook_id, error = %e, "the request body could not be read");
+            Err(())
+        }
+        Ok(read) => Ok(read),
+    };
     let body = match &read {
         Ok(Some(body)) => BodyRead::Complete(body),
         Ok(None) => BodyRead::TooLarge,
-        Err(_) => BodyRead::Broken,
+        Err(()) => BodyRead::Broken,
     };
     // What is left of a refused or broken body is not read: the connection is closed.
     let unread = !matches!(body, BodyRead::Complete(_));
@@ -180,10 +195,48 @@ async fn run<A: Adapters>(
     respond(outcome, Some(rate), unread, webhook_id)
 }
 
-/// Reads the whole body, or `None` as soon as it is known to exceed `limit`: from
-/// `Content-Length` before reading anything, else when the bytes read pass the limit. What is
-/// left of a refused body is never read into memory.
+/// The longest the whole request body may take to arrive, from the end of the head: registered
+/// as app data (`App::app_data(BodyTimeout(…))`); without it, [`BodyTimeout::default`] (30 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
+
+impl Default for BodyTimeout {
+    fn default() -> Self {
+        Self(Duration::from_secs(30))
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// The connection failed or the body was malformed (a broken chunked encoding).
+    #[error(transparent)]
+    Payload(#[from] actix_web::error::PayloadError),
+    /// The whole body did not arrive within the body timeout.
+    #[error("the body did not arrive within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Reads the whole body within the request's [`BodyTimeout`], or `None` as soon as it is known
+/// to exceed `limit`: from `Content-Length` before reading anything, else when the bytes read
+/// pass the limit. What is left of a refused body is never read into memory.
 pub(crate) async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Option<Bytes>, BodyError> {
+    let timeout = request
+        .app_data::<BodyTimeout>()
+        .copied()
+        .unwrap_or_default()
+        .0;
+    actix_web::rt::time::timeout(timeout, read_limited(request.headers(), payload, limit))
+        .await
+        .map_err(|_| BodyError::TimedOut(timeout))?
+        .map_err(BodyError::Payload)
+}
+
+async fn read_limited(
     headers: &HeaderMap,
     mut payload: web::Payload,
     limit: usize,

@@ -14,6 +14,7 @@ pub mod client_ip;
 pub mod console;
 pub mod head;
 pub mod ingest;
+pub mod log_limit;
 pub mod ops;
 pub mod problem;
 
@@ -86,6 +87,18 @@ pub fn configure<A: Adapters>(cfg: &mut ServiceConfig, state: &web::Data<AppStat
         )
         .configure(console::configure)
         .default_service(web::to(not_found));
+}
+
+/// The routes of a node that is still opening its store: `/healthz` answers 200 (the process
+/// is up), `/readyz` and every other path 503 `store_unavailable` (nothing can be accepted
+/// yet). The node's own routes ([`configure`]) replace these once the store is open.
+pub fn configure_starting(cfg: &mut ServiceConfig) {
+    cfg.service(
+        get_only("/healthz")
+            .route(web::get().to(ops::healthz))
+            .wrap(from_fn(head::limit_request_head)),
+    )
+    .default_service(web::to(|| async { Problem::store_unavailable() }));
 }
 
 /// A resource serving only GET: other methods answer 405 with `Allow: GET`.

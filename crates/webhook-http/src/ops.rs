@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store answers) and
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store can commit) and
 //! `/metrics` (Prometheus text exposition of the ingest counters and latency histogram, and of
 //! whatever else the binary registers, such as the dispatcher's metrics).
 
@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use utoipa::ToSchema;
-use webhook_domain::ports::{Adapters, OrganizationStore as _};
+use webhook_domain::ports::{Adapters, InvocationLog as _};
 
 use crate::AppState;
 use crate::problem::{ErrorChain, Problem};
@@ -140,21 +140,22 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The store answers: the node can serve requests.
+/// The store can commit a write: the node can accept events. A store that still answers reads
+/// but cannot write is not ready.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
         (status = 200, description = "`{\"status\":\"ready\"}`", body = OpsStatus),
-        (status = 503, description = "`store_unavailable`: the store does not answer", body = crate::ingest::IngestProblem, content_type = "application/problem+json"),
+        (status = 503, description = "`store_unavailable`: the store cannot commit a write", body = crate::ingest::IngestProblem, content_type = "application/problem+json"),
     ),
 )]
 pub(crate) async fn readyz<A: Adapters>(
     state: web::Data<AppState<A>>,
 ) -> Result<HttpResponse, Problem> {
-    match state.ingest.store.count_organizations().await {
-        Ok(_) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
+    match state.ingest.store.check_writable().await {
+        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))),
         Err(e) => {
-            tracing::warn!(error = %ErrorChain(&e), "readiness check failed: the store does not answer");
+            tracing::warn!(error = %ErrorChain(&e), "readiness check failed: the store cannot commit a write");
             Err(Problem::store_unavailable())
         }
     }

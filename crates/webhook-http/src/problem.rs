@@ -4,7 +4,8 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
@@ -16,6 +17,8 @@ use webhook_domain::ports::StoreError;
 use webhook_domain::rules::RateStatus;
 use webhook_domain::service::IngestRejection;
 use webhook_domain::service::manage::{AuthError, ConflictCode, Invalid, ManageError};
+
+use crate::log_limit::{LogDecision, LogLimiter};
 
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -35,6 +38,8 @@ pub enum Kind {
     PayloadTooLarge,
     /// A request line and headers over the limit.
     RequestHeaderTooLarge,
+    /// A body that did not arrive within the body timeout.
+    RequestTimeout,
     /// No valid API key.
     Unauthorized,
     /// A management request that is not well-formed (malformed JSON, unknown field, wrong type).
@@ -87,6 +92,11 @@ impl Kind {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request_header_too_large",
                 "Request header too large",
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
             ),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Malformed => (
@@ -325,6 +335,19 @@ impl Problem {
             format!("`{}` {}", invalid.field, invalid.reason),
         )
         .with_field(Some(invalid.field))
+    }
+
+    /// 408 `request_timeout`: the whole body did not arrive within `after` (slow or stalled
+    /// senders). The connection closes with it: the rest of the body is not read.
+    pub fn request_timeout(after: std::time::Duration) -> Self {
+        Self::new(
+            Kind::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} s",
+                after.as_secs_f64()
+            ),
+        )
+        .closing_connection()
     }
 
     /// 503 `store_unavailable`, the answer whenever the store cannot be reached.
@@ -578,9 +601,29 @@ impl fmt::Debug for ErrorChain<'_> {
     }
 }
 
-/// Logs a server-side failure once, with its whole chain; the answer carries none of it.
+/// How often one kind of server error is logged at most, after its first occurrence.
+pub const SERVER_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+static SERVER_ERRORS: LazyLock<LogLimiter> =
+    LazyLock::new(|| LogLimiter::new(SERVER_ERROR_LOG_INTERVAL));
+
+/// Logs a server-side failure with its whole chain; the answer carries none of it. Repeats of
+/// one `context` are bounded: the first is logged at once, then at most one line per
+/// [`SERVER_ERROR_LOG_INTERVAL`], which says how many were left out before it.
 pub fn log_server_error(context: &'static str, error: &(dyn StdError + 'static)) {
-    tracing::error!(error = %ErrorChain(error), "{context}");
+    match SERVER_ERRORS.decide(context, Instant::now()) {
+        LogDecision::Log { left_out: 0 } => {
+            tracing::error!(error = %ErrorChain(error), "{context}");
+        }
+        LogDecision::Log { left_out } => {
+            tracing::error!(
+                error = %ErrorChain(error),
+                left_out,
+                "{context} ({left_out} more since the last such line)"
+            );
+        }
+        LogDecision::LeaveOut => {}
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use webhook_domain::model::{
 };
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::ports::{
-    InvocationLog, OrganizationStore, StoreError, TargetStore, TaskQueue, WebhookStore,
+    InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
+    WebhookStore,
 };
 
 /// The error inside [`StoreError::Unavailable`] while a [`MemoryStore`] is set unavailable.
@@ -262,6 +263,36 @@ impl OrganizationStore for MemoryStore {
 
     async fn count_organizations(&self) -> Result<u64, StoreError> {
         Ok(self.read()?.organizations.len() as u64)
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        let mut all: Vec<Organization> = self.read()?.organizations.values().cloned().collect();
+        all.sort_unstable_by_key(|o| (o.created_at, o.id));
+        Ok(all)
+    }
+
+    async fn insert_organization_with_key(
+        &self,
+        organization: &Organization,
+        key: &ApiKey,
+        mode: OrganizationInsert,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.write()?;
+        if mode == OrganizationInsert::FirstOnly && !state.organizations.is_empty() {
+            return Ok(false);
+        }
+        if state.organizations.contains_key(&organization.id) {
+            return Err(conflict("an organization with this id exists"));
+        }
+        if state.api_keys.contains_key(&key.id) || state.api_keys_by_hash.contains_key(&key.hash) {
+            return Err(conflict("an API key with this id or hash exists"));
+        }
+        state
+            .organizations
+            .insert(organization.id, organization.clone());
+        state.api_keys_by_hash.insert(key.hash, key.id);
+        state.api_keys.insert(key.id, key.clone());
+        Ok(true)
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
@@ -554,6 +585,10 @@ impl InvocationLog for MemoryStore {
             .map(|i| ((i.received_at, *i.id.as_uuid()), i.clone()))
             .collect();
         Ok(page_of_keyed(items, page))
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.write().map(drop)
     }
 
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {

@@ -19,7 +19,8 @@ use webhook_domain::model::{
 };
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::ports::{
-    InvocationLog, OrganizationStore, StoreError, TargetStore, TaskQueue, WebhookStore,
+    InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
+    WebhookStore,
 };
 
 use crate::PgStore;
@@ -37,6 +38,10 @@ use crate::schema::{
 fn check<T>(result: Result<T, TxError>, conn: &mut AsyncPgConnection) -> Result<T, StoreError> {
     result.map_err(|e| store_error(e, conn.is_broken()))
 }
+
+/// The advisory lock under which a first start counts organizations and creates the default
+/// one ("webhorg1" in ASCII).
+const FIRST_ORGANIZATION_LOCK: i64 = 0x7765_6268_6f72_6731;
 
 fn collect<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
 where
@@ -129,6 +134,54 @@ impl OrganizationStore for PgStore {
             .await;
         let count = check(result.map_err(TxError::from), &mut conn)?;
         u64::try_from(count).map_err(|_| corrupt("count"))
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = organizations::table
+            .order((organizations::created_at.asc(), organizations::id.asc()))
+            .select(OrganizationRow::as_select())
+            .load(&mut conn)
+            .await;
+        collect(check(result.map_err(TxError::from), &mut conn)?)
+    }
+
+    async fn insert_organization_with_key(
+        &self,
+        organization: &Organization,
+        key: &ApiKey,
+        mode: OrganizationInsert,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let org_row = OrganizationRow::from(organization);
+        let key_row = ApiKeyRow::from(key);
+        let result = conn
+            .transaction(async |conn| {
+                if mode == OrganizationInsert::FirstOnly {
+                    // Nodes starting together on an empty database: the lock, held until the
+                    // transaction ends, makes their count-then-insert run one after the other.
+                    diesel::sql_query(format!(
+                        "SELECT pg_advisory_xact_lock({FIRST_ORGANIZATION_LOCK})"
+                    ))
+                    .execute(conn)
+                    .await?;
+                    let count = organizations::table.count().get_result::<i64>(conn).await?;
+                    if count > 0 {
+                        return Ok(false);
+                    }
+                }
+                diesel::insert_into(organizations::table)
+                    .values(&org_row)
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(api_keys::table)
+                    .values(&key_row)
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+            .await;
+        check(result, &mut conn)
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
@@ -491,6 +544,21 @@ impl InvocationLog for PgStore {
             at: i.received_at,
             id: *i.id.as_uuid(),
         }))
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        // A transaction that takes a transaction id writes a commit record, and fails on a
+        // read-only server (a standby, `default_transaction_read_only`).
+        let result = conn
+            .transaction(async |conn| {
+                diesel::sql_query("SELECT pg_current_xact_id()")
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        check(result, &mut conn)
     }
 
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {

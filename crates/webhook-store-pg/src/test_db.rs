@@ -161,14 +161,29 @@ pub async fn create_database() -> String {
 /// # Panics
 /// When the server at `DATABASE_URL` cannot be used.
 pub async fn create_empty_database() -> String {
-    let name = format!(
+    let name = new_database_name();
+    create_empty_database_named(&name).await;
+    name
+}
+
+/// A fresh test database name, of a database not created yet: a test can point a node at it
+/// and create it later with [`create_empty_database_named`].
+pub fn new_database_name() -> String {
+    format!(
         "{PREFIX}{}_{}",
         unix_now(),
         &Uuid::new_v4().simple().to_string()[..12]
-    );
+    )
+}
+
+/// Creates the empty database `name`, from [`new_database_name`].
+///
+/// # Panics
+/// When the name is not a test database's, or the server at `DATABASE_URL` cannot be used.
+pub async fn create_empty_database_named(name: &str) {
+    assert!(name.starts_with(PREFIX), "only test databases are created");
     let mut conn = admin().await;
     run(&mut conn, &format!("CREATE DATABASE {name}")).await;
-    name
 }
 
 /// Drops a database made by [`create_database`], closing whatever still uses it.

@@ -53,6 +53,29 @@ impl Failure {
         }
     }
 
+    /// Whether this failure is the database's rather than one operation's: an I/O error, a full
+    /// disk, a read-only or unopenable file. Every operation of a batch would fail the same way,
+    /// so running them again one by one would only multiply the failed writes.
+    pub(crate) fn is_engine_wide(&self) -> bool {
+        match self {
+            Self::Db(DieselError::DatabaseError(_, info)) => {
+                let message = info.message().to_ascii_lowercase();
+                ENGINE_WIDE_MESSAGES.iter().any(|m| message.contains(m))
+            }
+            _ => false,
+        }
+    }
+
+    /// What a caller of a batch that failed engine-wide gets: `Unavailable`, with the batch's
+    /// failure as its cause.
+    pub(crate) fn batch_failed(cause: &Self) -> Self {
+        let text = match cause {
+            Self::Db(error) => error.to_string(),
+            Self::Store(error) => error.to_string(),
+        };
+        Self::Store(StoreError::Unavailable(Box::new(BatchFailed(text))))
+    }
+
     pub(crate) fn into_store(self) -> StoreError {
         match self {
             Self::Store(error) => error,
@@ -70,6 +93,19 @@ pub(crate) struct CorruptRow(&'static str);
 #[derive(Debug, thiserror::Error)]
 #[error("the store's writer is not running")]
 pub(crate) struct WriterClosed;
+
+/// The commit of a whole batch failed for a reason no one operation caused; nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[error("the group commit failed: {0}")]
+pub(crate) struct BatchFailed(String);
+
+/// Messages of SQLite's result codes that concern the database file, not an operation.
+const ENGINE_WIDE_MESSAGES: &[&str] = &[
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database file",
+    "attempt to write a readonly database",
+];
 
 /// Messages of SQLite's result codes that mean "not now": busy, locked, I/O, full, read-only.
 const UNAVAILABLE_MESSAGES: &[&str] = &[

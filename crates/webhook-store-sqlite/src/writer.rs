@@ -6,9 +6,11 @@
 //! first touches into a sub-journal). When an operation fails (a duplicate id, a lost lease),
 //! that attempt is rolled back and the batch runs again with each operation inside its own
 //! savepoint, so the failing one rolls back alone and its caller alone gets the error. When
-//! the batch itself fails — `BEGIN`, an engine error such as busy or I/O, or the `COMMIT` —
-//! nothing of it was written, and each operation is run again in a transaction of its own, so
-//! every caller still gets its own answer.
+//! the batch itself fails — `BEGIN`, an engine error such as busy, or the `COMMIT` — nothing of
+//! it was written, and each operation is run again in a transaction of its own, so every caller
+//! still gets its own answer. When the failure is the database file's (an I/O error, a full
+//! disk, a read-only file), every operation would fail alike: each caller gets `Unavailable` at
+//! once, and the warning is logged at most once per [`FAILURE_LOG_INTERVAL`] with a count.
 //!
 //! This store never answers `StoreError::OutcomeUnknown`: a commit's outcome cannot be lost on
 //! the way back, because there is no way back to lose. SQLite runs inside this process, and
@@ -22,6 +24,7 @@
 //! callers too, so no answer is sent for a commit whose outcome the writer did not see.
 
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use diesel::connection::Connection as _;
 use diesel::sqlite::SqliteConnection;
@@ -110,12 +113,45 @@ pub(crate) fn spawn(
     Ok((WriterHandle { sender }, thread))
 }
 
+/// How often a failing group commit is logged at most, after its first failure.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Bounds the warnings of failed batches: the first at once, then one per
+/// [`FAILURE_LOG_INTERVAL`] saying how many were left out.
+#[derive(Debug, Default)]
+struct FailureLog {
+    logged_at: Option<Instant>,
+    left_out: u64,
+}
+
+impl FailureLog {
+    fn warn(&mut self, size: usize, failure: &Failure, action: &str) {
+        let now = Instant::now();
+        if self
+            .logged_at
+            .is_some_and(|at| now.saturating_duration_since(at) < FAILURE_LOG_INTERVAL)
+        {
+            self.left_out += 1;
+            return;
+        }
+        tracing::warn!(
+            batch.size = size,
+            error = ?failure,
+            left_out = self.left_out,
+            "group commit failed; {action}"
+        );
+        self.logged_at = Some(now);
+        self.left_out = 0;
+    }
+}
+
 fn run(
     mut conn: SqliteConnection,
     checkpointer: &Checkpointer,
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
 ) {
+    let mut failures = FailureLog::default();
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -125,12 +161,16 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut batch);
+        commit_batch(&mut conn, &mut batch, &mut failures);
         checkpointer.committed();
     }
 }
 
-fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
+fn commit_batch(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<Box<dyn Job>>,
+    failures: &mut FailureLog,
+) {
     if batch.len() > 1 {
         let together =
             conn.immediate_transaction(|conn| batch.iter_mut().try_for_each(|job| job.run(conn)));
@@ -152,11 +192,14 @@ fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Box<dyn Job>>) {
         } else {
             failure
         };
-        tracing::warn!(
-            batch.size = batch.len(),
-            error = ?failure,
-            "group commit failed; writing its operations one by one"
-        );
+        if failure.is_engine_wide() {
+            failures.warn(batch.len(), &failure, "the database cannot be written");
+            for job in batch.drain(..) {
+                job.complete(Err(Failure::batch_failed(&failure)));
+            }
+            return;
+        }
+        failures.warn(batch.len(), &failure, "writing its operations one by one");
     }
     for mut job in batch.drain(..) {
         let outcome = conn.immediate_transaction(|conn| job.run(conn));
@@ -186,4 +229,78 @@ fn commit_isolated(
         job.complete(outcome);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::*;
+
+    /// A job that counts its runs; the failing one fails every run with `message`.
+    struct Probe {
+        fails_with: Option<&'static str>,
+        runs: Arc<AtomicUsize>,
+        outcomes: Arc<Mutex<Vec<Result<(), String>>>>,
+    }
+
+    impl Job for Probe {
+        fn run(&mut self, _conn: &mut SqliteConnection) -> Result<(), Failure> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            match self.fails_with {
+                Some(message) => Err(Failure::Db(DieselError::DatabaseError(
+                    DatabaseErrorKind::Unknown,
+                    Box::new(message.to_owned()),
+                ))),
+                None => Ok(()),
+            }
+        }
+
+        fn complete(self: Box<Self>, outcome: Result<(), Failure>) {
+            let outcome = outcome.map_err(|f| match f.into_store() {
+                StoreError::Unavailable(_) => "unavailable".to_owned(),
+                other => format!("{other:?}"),
+            });
+            self.outcomes.lock().unwrap().push(outcome);
+        }
+    }
+
+    /// Commits a batch of three jobs whose first fails with `message`: how many runs it took
+    /// and what the callers got.
+    fn batch_with_failure(message: &'static str) -> (usize, Vec<Result<(), String>>) {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let mut batch: Vec<Box<dyn Job>> = [Some(message), None, None]
+            .into_iter()
+            .map(|fails_with| {
+                Box::new(Probe {
+                    fails_with,
+                    runs: Arc::clone(&runs),
+                    outcomes: Arc::clone(&outcomes),
+                }) as Box<dyn Job>
+            })
+            .collect();
+        commit_batch(&mut conn, &mut batch, &mut FailureLog::default());
+        let outcomes = outcomes.lock().unwrap().clone();
+        (runs.load(Ordering::SeqCst), outcomes)
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_batch_at_once_without_a_retry_per_operation() {
+        let (runs, outcomes) = batch_with_failure("database or disk is full");
+        assert_eq!(runs, 1, "the batch ran once, not again one by one");
+        assert_eq!(outcomes, vec![Err("unavailable".to_owned()); 3]);
+    }
+
+    #[test]
+    fn an_operation_failure_is_isolated_one_by_one() {
+        let (runs, outcomes) = batch_with_failure("some engine error of one statement");
+        assert_eq!(runs, 4, "once together, then each alone");
+        assert!(outcomes[0].is_err(), "{outcomes:?}");
+        assert_eq!(outcomes[1..], [Ok(()), Ok(())]);
+    }
 }

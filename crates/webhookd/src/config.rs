@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -50,6 +50,8 @@ pub enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// List every organization, oldest first: one JSON object per line on stdout.
+    List,
 }
 
 /// `webhookd api-key …`
@@ -167,6 +169,25 @@ pub struct Settings {
         value_name = "DAYS"
     )]
     pub retention_days: Option<u32>,
+    /// Longest the whole body of a request (ingest and management API) may take to arrive
+    /// after its head, in seconds; a slower one is answered 408 and its connection closed
+    /// [default: 30].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_BODY_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub body_timeout: Option<u64>,
+    /// Most open connections per HTTP worker; the node holds at most this times --workers, and
+    /// further connections wait in the kernel's accept queue until one closes [default: 25000].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub max_connections: Option<usize>,
     /// HTTP worker threads [default: number of CPU cores].
     #[arg(long, global = true, env = "WEBHOOKD_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
@@ -225,6 +246,8 @@ struct FileSettings {
     master_key: Option<String>,
     log_format: Option<LogFormat>,
     retention_days: Option<u32>,
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
     workers: Option<usize>,
     no_dispatch: Option<bool>,
     dispatch_concurrency: Option<usize>,
@@ -254,6 +277,10 @@ pub struct Config {
     pub master_key: Option<String>,
     pub log_format: LogFormat,
     pub retention_days: u32,
+    /// Longest the whole body of a request may take to arrive.
+    pub body_timeout: Duration,
+    /// Most open connections per HTTP worker.
+    pub max_connections: usize,
     pub workers: usize,
     pub dispatch: DispatchSettings,
 }
@@ -276,6 +303,9 @@ pub struct DispatchSettings {
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 const DEFAULT_RETENTION_DAYS: u32 = 30;
+const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+/// actix-web's own default.
+const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
 const DEFAULT_DISPATCH_CONCURRENCY: usize = 64;
 const DEFAULT_DISPATCH_PER_TARGET: usize = 4;
 const DEFAULT_DELIVERY_TIMEOUT_SECS: u64 = 15;
@@ -297,6 +327,8 @@ impl Default for Config {
             master_key: None,
             log_format: LogFormat::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             dispatch: DispatchSettings {
                 enabled: true,
@@ -353,9 +385,12 @@ impl Config {
             .retention_days
             .or(file.retention_days)
             .unwrap_or(defaults.retention_days);
-        if retention_days == 0 {
-            bail!("the retention must be at least 1 day");
-        }
+        ensure!(retention_days > 0, "the retention must be at least 1 day");
+        let (body_timeout, max_connections) = connection_limits(
+            settings.body_timeout.or(file.body_timeout),
+            settings.max_connections.or(file.max_connections),
+            &defaults,
+        )?;
         let workers = settings
             .workers
             .or(file.workers)
@@ -418,10 +453,31 @@ impl Config {
             master_key: settings.master_key.or(file.master_key),
             log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
             retention_days,
+            body_timeout,
+            max_connections,
             workers,
             dispatch,
         })
     }
+}
+
+/// The body timeout (seconds) and the per-worker connection limit, defaulted and checked.
+fn connection_limits(
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    defaults: &Config,
+) -> anyhow::Result<(Duration, usize)> {
+    let body_timeout = body_timeout.map_or(defaults.body_timeout, Duration::from_secs);
+    ensure!(
+        !body_timeout.is_zero(),
+        "the body timeout must be at least 1 second"
+    );
+    let max_connections = max_connections.unwrap_or(defaults.max_connections);
+    ensure!(
+        max_connections > 0,
+        "the connection limit must be at least 1"
+    );
+    Ok((body_timeout, max_connections))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -499,6 +555,8 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("webhookd-data"));
         assert_eq!(config.database_url, None);
         assert_eq!(config.body_limit, 1024 * 1024);
+        assert_eq!(config.body_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_connections, 25_000);
         assert!(config.trusted_proxies.is_empty());
         assert!(!config.allow_private_targets);
         assert_eq!(config.log_format, LogFormat::Human);
@@ -584,6 +642,8 @@ trusted_proxies = ["10.0.0.0/8"]
 allow_private_targets = true
 log_format = "json"
 retention_days = 7
+body_timeout = 12
+max_connections = 500
 "#,
         )
         .unwrap();
@@ -603,6 +663,8 @@ retention_days = 7
         assert!(from_file.allow_private_targets);
         assert_eq!(from_file.log_format, LogFormat::Json);
         assert_eq!(from_file.retention_days, 7);
+        assert_eq!(from_file.body_timeout, Duration::from_secs(12));
+        assert_eq!(from_file.max_connections, 500);
 
         let flags = Config::load(settings(&[
             "--config",
@@ -620,6 +682,8 @@ retention_days = 7
             "--allow-private-targets=false",
             "--log-format",
             "human",
+            "--body-timeout",
+            "3",
         ]))
         .unwrap();
         assert_eq!(flags.listen, "127.0.0.1:7000".parse().unwrap());
@@ -631,8 +695,10 @@ retention_days = 7
         assert_eq!(flags.trusted_proxies.len(), 2);
         assert!(!flags.allow_private_targets);
         assert_eq!(flags.log_format, LogFormat::Human);
+        assert_eq!(flags.body_timeout, Duration::from_secs(3));
         // Unset by flags: still from the file.
         assert_eq!(flags.retention_days, 7);
+        assert_eq!(flags.max_connections, 500);
     }
 
     #[test]

@@ -6,9 +6,13 @@ pub mod config;
 mod node;
 
 use std::net::TcpListener;
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
 
 use anyhow::{Context as _, anyhow};
-use webhook_domain::model::{OrganizationId, PublicUrl};
+use webhook_domain::model::{Organization, OrganizationId, PublicUrl};
 use webhook_domain::ports::Store;
 use webhook_domain::service::NewOrganization;
 use webhook_domain::service::manage::{CreatedApiKey, NewApiKey};
@@ -89,8 +93,13 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 /// Serves until SIGTERM or SIGINT. On an empty store it first creates the default organization
 /// and hands it, with its admin key, to `first_start` (which shows the key once).
 ///
+/// A PostgreSQL database that cannot be reached at start is waited for: the node retries with
+/// exponential backoff (from [`FIRST_RETRY`] up to [`MAX_RETRY`]), logging each try, while its
+/// listener answers `/healthz` 200 and everything else 503 `store_unavailable`; a signal stops
+/// the wait.
+///
 /// # Errors
-/// When the store, the master key or the listener cannot be had, or the server fails.
+/// When the SQLite store, the master key or the listener cannot be had, or the server fails.
 pub async fn serve(
     config: &Config,
     first_start: impl FnOnce(&NewOrganization),
@@ -101,15 +110,86 @@ pub async fn serve(
         .local_addr()
         .context("reading the listening address")?;
     let public_url = config.public_url_for(address)?;
-    on_node(
+    let key = master_key(config)?;
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let Some(store) = open_while_starting(config, &listener, shutdown.as_mut()).await? else {
+        tracing::info!("stopped before the store opened");
+        return Ok(());
+    };
+    on_store(
         config,
         public_url,
+        key,
+        store,
         Serve {
             listener,
             first_start,
+            shutdown,
         },
     )
     .await
+}
+
+/// The first wait before opening the store again.
+pub const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The longest wait between two tries to open the store.
+pub const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// Opens the store; while a PostgreSQL database cannot be reached, answers on `listener` as a
+/// node that is not ready and tries again with backoff. `None` when `shutdown` came first.
+async fn open_while_starting(
+    config: &Config,
+    listener: &TcpListener,
+    mut shutdown: Pin<&mut impl Future<Output = anyhow::Result<()>>>,
+) -> anyhow::Result<Option<AnyStore>> {
+    let mut error = match AnyStore::open(config).await {
+        Ok(store) => return Ok(Some(store)),
+        // A SQLite file that cannot be opened will not mend by waiting.
+        Err(e) if config.database_url.is_none() => return Err(e),
+        Err(e) => e,
+    };
+    let address = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let starting = HttpServer::new(|| App::new().configure(webhook_http::configure_starting))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener.try_clone().context("sharing the listener")?)
+        .with_context(|| format!("serving on {address}"))?
+        .run();
+    let handle = starting.handle();
+    let starting = tokio::spawn(starting);
+    tracing::info!("listening on http://{address} (not ready until the store opens)");
+    let mut delay = FIRST_RETRY;
+    let mut tries: u32 = 1;
+    let outcome = loop {
+        tracing::warn!(
+            tries,
+            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            error = format!("{error:#}"),
+            "the store cannot be opened; trying again"
+        );
+        let opened = tokio::select! {
+            signal = shutdown.as_mut() => break signal.map(|()| None),
+            opened = async {
+                tokio::time::sleep(delay).await;
+                AnyStore::open(config).await
+            } => opened,
+        };
+        tries += 1;
+        match opened {
+            Ok(store) => {
+                tracing::info!(tries, "the store is open");
+                break Ok(Some(store));
+            }
+            Err(e) => error = e,
+        }
+        delay = (delay * 2).min(MAX_RETRY);
+    };
+    handle.stop(true).await;
+    let _ = starting.await;
+    outcome
 }
 
 /// Creates an organization and its first admin key.
@@ -121,6 +201,19 @@ pub async fn create_organization(config: &Config, name: &str) -> anyhow::Result<
         config,
         config.public_url_for(config.listen)?,
         CreateOrganization(name),
+    )
+    .await
+}
+
+/// Every organization, oldest first.
+///
+/// # Errors
+/// When the store fails.
+pub async fn organizations(config: &Config) -> anyhow::Result<Vec<Organization>> {
+    on_node(
+        config,
+        config.public_url_for(config.listen)?,
+        ListOrganizations,
     )
     .await
 }
@@ -158,7 +251,19 @@ async fn on_node<W: WithNode>(
     work: W,
 ) -> anyhow::Result<W::Output> {
     let key = master_key(config)?;
-    match AnyStore::open(config).await? {
+    let store = AnyStore::open(config).await?;
+    on_store(config, public_url, key, store, work).await
+}
+
+/// Builds a production node on `store`, runs `work` on it, and closes the store.
+async fn on_store<W: WithNode>(
+    config: &Config,
+    public_url: PublicUrl,
+    key: MasterKey,
+    store: AnyStore,
+    work: W,
+) -> anyhow::Result<W::Output> {
+    match store {
         AnyStore::Sqlite(store) => {
             let parts = NodeParts::production(config, store.clone(), key, public_url);
             let result = match Node::build(config, parts) {
@@ -175,12 +280,13 @@ async fn on_node<W: WithNode>(
     }
 }
 
-struct Serve<F> {
+struct Serve<F, D> {
     listener: TcpListener,
     first_start: F,
+    shutdown: D,
 }
 
-impl<F: FnOnce(&NewOrganization)> WithNode for Serve<F> {
+impl<F: FnOnce(&NewOrganization), D: Future<Output = anyhow::Result<()>>> WithNode for Serve<F, D> {
     type Output = ();
 
     async fn run<S: Store + Clone + 'static>(
@@ -196,7 +302,7 @@ impl<F: FnOnce(&NewOrganization)> WithNode for Serve<F> {
             tracing::info!(org.id = %created.organization.id, "created the default organization");
             (self.first_start)(&created);
         }
-        node.run(self.listener, shutdown_signal()).await
+        node.run(self.listener, self.shutdown).await
     }
 }
 
@@ -213,6 +319,22 @@ impl WithNode for CreateOrganization<'_> {
             .create_organization(self.0)
             .await
             .context("creating the organization")
+    }
+}
+
+struct ListOrganizations;
+
+impl WithNode for ListOrganizations {
+    type Output = Vec<Organization>;
+
+    async fn run<S: Store + Clone + 'static>(
+        self,
+        node: Node<NodeAdapters<S>>,
+    ) -> anyhow::Result<Vec<Organization>> {
+        node.bootstrap()
+            .organizations()
+            .await
+            .context("listing the organizations")
     }
 }
 

@@ -49,6 +49,12 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             }));
             Ok(())
         }
+        Command::Org(OrgCommand::List) => {
+            for organization in webhookd::organizations(config).await? {
+                print_json(&organization_json(&organization));
+            }
+            Ok(())
+        }
         Command::ApiKey(ApiKeyCommand::Create {
             organization,
             name,

@@ -20,6 +20,7 @@ use webhook_domain::rules::RetryPolicy;
 use webhook_domain::service::manage::Management;
 use webhook_domain::service::{Bootstrap, Ingest, IngestConfig, Retention, StoreResolver};
 use webhook_http::api::ManageState;
+use webhook_http::ingest::BodyTimeout;
 use webhook_http::problem::ErrorChain;
 use webhook_http::{AppState, ClientIpPolicy, Metrics};
 use webhook_runtime::{
@@ -231,14 +232,16 @@ where
     pub fn http_server(&self, listener: TcpListener) -> std::io::Result<Server> {
         let app = self.app.clone();
         let manage = self.manage.clone();
+        let body_timeout = BodyTimeout(self.config.body_timeout);
         let server = HttpServer::new(move || {
-            App::new().configure(|cfg| {
+            App::new().app_data(body_timeout).configure(|cfg| {
                 webhook_http::configure(cfg, &app);
                 cfg.app_data(manage.clone());
                 webhook_http::api::configure::<NodeAdapters<S, C, G>>(cfg);
             })
         })
         .workers(self.config.workers)
+        .max_connections(self.config.max_connections)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)?;
@@ -266,6 +269,11 @@ where
             public_url = self.manage.management.public_url.as_str(),
             workers = self.config.workers,
             body_limit = self.config.body_limit,
+            body_timeout_s = self.config.body_timeout.as_secs_f64(),
+            max_connections = self
+                .config
+                .max_connections
+                .saturating_mul(self.config.workers),
             "listening on http://{address}"
         );
         if self.config.allow_private_targets {

@@ -3,7 +3,7 @@
 //! which only the caller (the binary) shows.
 
 use crate::model::{ApiKeyId, Name, Organization, OrganizationId, RatePerMinute, Role, Secret};
-use crate::ports::{Adapters, Clock as _, OrganizationStore as _};
+use crate::ports::{Adapters, Clock as _, OrganizationInsert, OrganizationStore as _, StoreError};
 use crate::service::manage::{Caller, CreatedApiKey, Invalid, ManageError, Management, NewApiKey};
 use crate::service::random_id;
 
@@ -37,24 +37,44 @@ impl<'a, A: Adapters> Bootstrap<'a, A> {
     }
 
     /// On a store without organizations, creates the default one with its admin key; `None`
-    /// when an organization exists.
+    /// when an organization exists. The check and the creation are one atomic store operation,
+    /// so nodes starting together on one empty database create one organization.
     ///
     /// # Errors
     /// The store's errors.
     pub async fn run_once(&self) -> Result<Option<NewOrganization>, ManageError> {
-        if self.management.store.count_organizations().await? > 0 {
-            return Ok(None);
-        }
-        self.create_organization(DEFAULT_ORGANIZATION_NAME)
+        self.create(DEFAULT_ORGANIZATION_NAME, OrganizationInsert::FirstOnly)
             .await
-            .map(Some)
     }
 
-    /// Creates an organization with the default limit and its first admin key.
+    /// Creates an organization with the default limit and its first admin key, in one
+    /// transaction: a crash never leaves an organization whose key nobody saw.
     ///
     /// # Errors
     /// [`ManageError::Invalid`] for a name that is not a name; the store's errors.
     pub async fn create_organization(&self, name: &str) -> Result<NewOrganization, ManageError> {
+        self.create(name, OrganizationInsert::Always)
+            .await?
+            .ok_or_else(|| {
+                ManageError::Store(StoreError::Internal(
+                    "the store declined an unconditional insert".into(),
+                ))
+            })
+    }
+
+    /// Every organization, oldest first (`webhookd org list`).
+    ///
+    /// # Errors
+    /// The store's errors.
+    pub async fn organizations(&self) -> Result<Vec<Organization>, ManageError> {
+        Ok(self.management.store.organizations().await?)
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        mode: OrganizationInsert,
+    ) -> Result<Option<NewOrganization>, ManageError> {
         let management = self.management;
         let name = Name::parse(name).map_err(|e| Invalid::new("name", e))?;
         let now = management.clock.now();
@@ -65,20 +85,21 @@ impl<'a, A: Adapters> Bootstrap<'a, A> {
             created_at: now,
             updated_at: now,
         };
-        management.store.insert_organization(&organization).await?;
-        let admin_key = management
-            .create_api_key(
-                &self.operator(organization.id),
-                NewApiKey {
-                    name: "admin".to_owned(),
-                    role: Role::Admin.as_str().to_owned(),
-                },
-            )
+        let admin_key = management.new_api_key(
+            organization.id,
+            &NewApiKey {
+                name: "admin".to_owned(),
+                role: Role::Admin.as_str().to_owned(),
+            },
+        )?;
+        let created = management
+            .store
+            .insert_organization_with_key(&organization, &admin_key.key, mode)
             .await?;
-        Ok(NewOrganization {
+        Ok(created.then_some(NewOrganization {
             organization,
             admin_key,
-        })
+        }))
     }
 
     /// Creates an API key in an existing organization, for the operator.

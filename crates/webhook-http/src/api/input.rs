@@ -5,17 +5,27 @@ use actix_web::{HttpRequest, web};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, BODY_LIMIT};
+use crate::ingest::BodyError;
 
 /// Reads a JSON body of at most [`BODY_LIMIT`] bytes (a longer one is refused before it is
-/// read), after the caller was checked.
+/// read) within the body timeout (else 408 `request_timeout`), after the caller was checked.
 pub(crate) async fn read_json<T: DeserializeOwned>(
     request: &HttpRequest,
     payload: web::Payload,
 ) -> Result<T, ApiError> {
-    match crate::ingest::read_body(request.headers(), payload, BODY_LIMIT).await {
+    match crate::ingest::read_body(request, payload, BODY_LIMIT).await {
         Ok(Some(body)) => json_body(&body),
         Ok(None) => Err(ApiError::payload_too_large(BODY_LIMIT)),
-        Err(e) => Err(ApiError::unreadable_body(&e)),
+        Err(BodyError::Payload(e)) => Err(ApiError::unreadable_body(&e)),
+        Err(BodyError::TimedOut(after)) => {
+            tracing::info!(
+                code = "request_timeout",
+                path = request.path(),
+                timeout_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                "management request rejected: the body did not arrive within the body timeout"
+            );
+            Err(ApiError::request_timeout(after))
+        }
     }
 }
 

@@ -122,7 +122,8 @@ impl Modify for BearerAuth {
 /// operation behind an API key reads the store, so it may answer 503 `store_unavailable` (the
 /// test endpoint also `outcome_unknown`) or 500 `internal_error` when the store fails beyond
 /// retrying,
-/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`,
+/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`
+/// and one that does not arrive within the body timeout with 408 `request_timeout`,
 /// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
 struct SharedProblems;
 
@@ -145,6 +146,9 @@ impl Modify for SharedProblems {
             "`payload_too_large`: the body is over {} MiB",
             BODY_LIMIT / (1024 * 1024)
         ));
+        let timed_out = problem(
+            "`request_timeout`: the whole body did not arrive within the body timeout; the connection is closed",
+        );
         let unavailable = problem(
             "`store_unavailable`: the store could not be reached; nothing was changed. `outcome_unknown` (the test endpoint only): the store was lost during the commit and did not come back in time to say whether the test event was stored",
         );
@@ -172,6 +176,9 @@ impl Modify for SharedProblems {
                     responses
                         .entry("413".to_owned())
                         .or_insert_with(|| too_large.clone());
+                    responses
+                        .entry("408".to_owned())
+                        .or_insert_with(|| timed_out.clone());
                 }
                 if operation.security.is_some() {
                     responses

@@ -93,6 +93,11 @@ impl ApiApp {
 impl<S: Backend> ApiApp<S> {
     /// The app over `store`.
     pub(crate) fn start_on(store: S) -> Self {
+        Self::start_on_with(store, Options::default())
+    }
+
+    /// The app over `store`, with `options`.
+    pub(crate) fn start_on_with(store: S, options: Options) -> Self {
         let parts = NodeParts {
             store: store.clone(),
             clock: ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000)),
@@ -100,7 +105,7 @@ impl<S: Backend> ApiApp<S> {
             master_key: master_key(),
             public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
         };
-        let (address, node, handle) = serve_node(parts, Options::default());
+        let (address, node, handle) = serve_node(parts, options);
         Self {
             base: format!("http://{address}"),
             store,
@@ -1151,4 +1156,39 @@ async fn answers_with_a_secret_or_key_are_not_stored_by_caches() {
         .await;
     assert_eq!(response.status(), 201);
     no_store(&response, "create api key");
+}
+
+/// A management body that stops arriving is answered 408 `request_timeout` once the body
+/// timeout passes, and the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_body_is_answered_408_after_the_body_timeout() {
+    let app = ApiApp::start_on_with(
+        MemoryStore::new(),
+        Options {
+            body_timeout: Duration::from_millis(300),
+            ..Options::default()
+        },
+    );
+    let org = app.org().await;
+    let address = app.base.strip_prefix("http://").unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/targets HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        org.admin
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer),
+    )
+    .await
+    .expect("an answer and a closed connection within the deadline")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
 }

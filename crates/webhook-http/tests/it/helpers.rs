@@ -104,6 +104,7 @@ pub(crate) async fn fresh_sqlite() -> webhook_store_sqlite::SqliteStore {
 pub(crate) struct Options {
     pub(crate) body_limit: usize,
     pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) body_timeout: Duration,
 }
 
 impl Default for Options {
@@ -111,6 +112,7 @@ impl Default for Options {
         Self {
             body_limit: IngestConfig::default().body_limit,
             trusted_proxies: Vec::new(),
+            body_timeout: Config::default().body_timeout,
         }
     }
 }
@@ -128,6 +130,7 @@ pub(crate) fn serve_node<S: Backend, G: EndpointGuard + 'static>(
     let config = Config {
         body_limit: options.body_limit,
         trusted_proxies: options.trusted_proxies,
+        body_timeout: options.body_timeout,
         workers: 2,
         ..Config::default()
     };

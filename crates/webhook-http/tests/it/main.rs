@@ -16,7 +16,7 @@ mod memory {
 }
 
 mod sqlite {
-    crate::cases::backend_cases!(crate::helpers::fresh_sqlite());
+    crate::cases::backend_cases!(crate::helpers::fresh_sqlite(), with_readiness);
 }
 
 mod postgres {

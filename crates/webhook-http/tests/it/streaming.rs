@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use webhook_domain::model::Webhook;
 
-use crate::helpers::{SECRET, TestApp};
+use crate::helpers::{Options, SECRET, TestApp};
 
 const FIFTY_MIB: usize = 50 * 1024 * 1024;
 /// What the chunked sender sends of its 50 MiB before it stalls: four times the 1 MiB limit.
@@ -178,4 +178,30 @@ pub(crate) async fn a_body_in_many_chunks_is_joined<S: crate::helpers::Backend>(
             .map(webhook_domain::model::Payload::as_str),
         Some(r#"{"message":"split in three"}"#)
     );
+}
+
+/// An ingest body that stops arriving (`Content-Length: 100`, one byte sent) is answered 408
+/// `request_timeout` once the body timeout passes, and the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_body_is_answered_408_after_the_body_timeout() {
+    let app = TestApp::start_with(
+        webhook_store_mem::MemoryStore::new(),
+        Options {
+            body_timeout: Duration::from_millis(300),
+            ..Options::default()
+        },
+    );
+    let webhook = app.webhook_for_all().await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    let head = request_head(&webhook, "Content-Length: 100");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{").await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("an answer and a closed connection within the deadline")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
 }

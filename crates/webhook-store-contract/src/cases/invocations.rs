@@ -1,10 +1,10 @@
 //! Cases of `InvocationLog`: the one write that accepts an event, the log's pages and filters,
-//! and the purge.
+//! the purge, and the write check behind readiness.
 
 use std::net::{IpAddr, Ipv6Addr};
 
 use uuid::Uuid;
-use webhook_domain::model::AttemptVerdict;
+use webhook_domain::model::{AttemptVerdict, QueueStats};
 use webhook_domain::model::{
     Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
 };
@@ -627,4 +627,19 @@ pub async fn purge_removes_old_finished_invocations_only<S: ContractStore>(store
     let listed = all_pages(&store, &world, None, page(50)).await;
     assert_eq!(listed.len(), 5);
     assert_eq!(store.purge_invocations(at(50)).await.expect("again"), 0);
+}
+
+/// The write check succeeds on a working store and leaves nothing to read.
+pub async fn check_writable_leaves_nothing_visible<S: ContractStore>(store: S) {
+    store
+        .check_writable()
+        .await
+        .expect("a working store can write");
+    store.check_writable().await.expect("and again");
+    assert_eq!(store.count_organizations().await.expect("count"), 0);
+    assert!(store.organizations().await.expect("list").is_empty());
+    assert_eq!(
+        store.queue_stats(at(0)).await.expect("queue stats"),
+        QueueStats::default()
+    );
 }

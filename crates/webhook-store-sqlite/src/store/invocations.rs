@@ -1,9 +1,10 @@
 //! `InvocationLog`: the invocation log, and the one write that accepts an event.
 
+use diesel::connection::SimpleConnection as _;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Binary, Bool};
+use diesel::sql_types::{BigInt, Binary, Bool, Integer};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
     Cursor, Invocation, InvocationId, InvocationOutcome, OrganizationId, OutcomeFilter, Page,
@@ -221,6 +222,21 @@ impl InvocationLog for SqliteStore {
                     id: *i.id.as_uuid(),
                 }
             })
+        })
+        .await
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // Through the writer, like every write: setting the schema's `user_version` to the
+        // value it has dirties the database header, so the commit appends to the WAL and fails
+        // as a real write would (read-only file, full disk, stopped writer).
+        self.write(|conn| {
+            let version: i32 = diesel::select(sql::<Integer>(
+                "(SELECT user_version FROM pragma_user_version)",
+            ))
+            .get_result(conn)?;
+            conn.batch_execute(&format!("PRAGMA user_version = {version}"))?;
+            Ok(())
         })
         .await
     }

@@ -1,8 +1,9 @@
 //! `OrganizationStore`: organizations and their API keys.
 
 use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
 use webhook_domain::model::{ApiKey, ApiKeyHash, ApiKeyId, Organization, OrganizationId};
-use webhook_domain::ports::{OrganizationStore, StoreError};
+use webhook_domain::ports::{OrganizationInsert, OrganizationStore, StoreError};
 
 use crate::SqliteStore;
 use crate::error::Failure;
@@ -12,20 +13,8 @@ use crate::schema::{api_keys, organizations};
 impl OrganizationStore for SqliteStore {
     async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
         let org = organization.clone();
-        self.write(move |conn| {
-            diesel::insert_into(organizations::table)
-                .values((
-                    organizations::id.eq(id(org.id.as_uuid())),
-                    organizations::name.eq(org.name.as_str()),
-                    organizations::rate_limit_per_minute
-                        .eq(i64::from(org.rate_limit_per_minute.get())),
-                    organizations::created_at.eq(org.created_at.unix_micros()),
-                    organizations::updated_at.eq(org.updated_at.unix_micros()),
-                ))
-                .execute(conn)?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| insert_organization_row(conn, &org))
+            .await
     }
 
     async fn organization(&self, org_id: OrganizationId) -> Result<Organization, StoreError> {
@@ -67,22 +56,46 @@ impl OrganizationStore for SqliteStore {
         .await
     }
 
-    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.write(move |conn| {
-            diesel::insert_into(api_keys::table)
-                .values((
-                    api_keys::id.eq(id(key.id.as_uuid())),
-                    api_keys::organization_id.eq(id(key.organization_id.as_uuid())),
-                    api_keys::name.eq(key.name.as_str()),
-                    api_keys::role.eq(key.role.as_str()),
-                    api_keys::hash.eq(key.hash.as_bytes().as_slice()),
-                    api_keys::created_at.eq(key.created_at.unix_micros()),
-                ))
-                .execute(conn)?;
-            Ok(())
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        self.read(|conn| {
+            organizations::table
+                .order((organizations::created_at.asc(), organizations::id.asc()))
+                .load::<OrganizationRow>(conn)?
+                .into_iter()
+                .map(OrganizationRow::into_domain)
+                .collect()
         })
         .await
+    }
+
+    async fn insert_organization_with_key(
+        &self,
+        organization: &Organization,
+        key: &ApiKey,
+        mode: OrganizationInsert,
+    ) -> Result<bool, StoreError> {
+        let org = organization.clone();
+        let key = key.clone();
+        // One write job is one transaction (or one savepoint of a group commit), and the single
+        // writer runs jobs one at a time: the count and the inserts cannot interleave with
+        // another start's.
+        self.write(move |conn| {
+            if mode == OrganizationInsert::FirstOnly {
+                let count: i64 = organizations::table.count().get_result(conn)?;
+                if count > 0 {
+                    return Ok(false);
+                }
+            }
+            insert_organization_row(conn, &org)?;
+            insert_api_key_row(conn, &key)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.write(move |conn| insert_api_key_row(conn, &key)).await
     }
 
     async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<ApiKey, StoreError> {
@@ -130,4 +143,31 @@ impl OrganizationStore for SqliteStore {
         })
         .await
     }
+}
+
+fn insert_organization_row(conn: &mut SqliteConnection, org: &Organization) -> Result<(), Failure> {
+    diesel::insert_into(organizations::table)
+        .values((
+            organizations::id.eq(id(org.id.as_uuid())),
+            organizations::name.eq(org.name.as_str()),
+            organizations::rate_limit_per_minute.eq(i64::from(org.rate_limit_per_minute.get())),
+            organizations::created_at.eq(org.created_at.unix_micros()),
+            organizations::updated_at.eq(org.updated_at.unix_micros()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn insert_api_key_row(conn: &mut SqliteConnection, key: &ApiKey) -> Result<(), Failure> {
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::id.eq(id(key.id.as_uuid())),
+            api_keys::organization_id.eq(id(key.organization_id.as_uuid())),
+            api_keys::name.eq(key.name.as_str()),
+            api_keys::role.eq(key.role.as_str()),
+            api_keys::hash.eq(key.hash.as_bytes().as_slice()),
+            api_keys::created_at.eq(key.created_at.unix_micros()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

@@ -7,6 +7,7 @@
 )]
 
 mod agent;
+mod bootstrap;
 mod crash;
 mod daemon;
 mod dispatch;
@@ -264,6 +265,10 @@ async fn help_lists_every_setting_and_migrate_runs() {
         "--dispatch-per-target",
         "--delivery-timeout",
         "--max-attempts",
+        "--body-timeout",
+        "--max-connections",
+        "WEBHOOKD_BODY_TIMEOUT",
+        "WEBHOOKD_MAX_CONNECTIONS",
         "WEBHOOKD_LISTEN",
         "DATABASE_URL",
     ] {

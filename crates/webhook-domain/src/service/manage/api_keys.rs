@@ -3,7 +3,7 @@
 use super::{
     Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
 };
-use crate::model::{ApiKey, ApiKeyId, Role, Secret};
+use crate::model::{ApiKey, ApiKeyId, OrganizationId, Role, Secret};
 use crate::ports::{Adapters, Clock, KeyHasher, OrganizationStore};
 use crate::service::random_id;
 
@@ -33,19 +33,29 @@ impl<A: Adapters> Management<A> {
         new: NewApiKey,
     ) -> Result<CreatedApiKey, ManageError> {
         caller.require_write()?;
+        let created = self.new_api_key(caller.organization_id, &new)?;
+        self.store.insert_api_key(&created.key).await?;
+        Ok(created)
+    }
+
+    /// A fresh key of `organization_id`, checked but not stored yet.
+    pub(crate) fn new_api_key(
+        &self,
+        organization_id: OrganizationId,
+        new: &NewApiKey,
+    ) -> Result<CreatedApiKey, ManageError> {
         let name = parse_name("name", &new.name)?;
         let role = Role::parse(&new.role)
             .ok_or_else(|| Invalid::new("role", "must be `admin` or `viewer`"))?;
         let api_key = generate_secret(&self.entropy, API_KEY_PREFIX);
         let key = ApiKey {
             id: ApiKeyId::from_uuid(random_id(&self.entropy)),
-            organization_id: caller.organization_id,
+            organization_id,
             name,
             role,
             hash: self.hasher.hash(&api_key),
             created_at: self.clock.now(),
         };
-        self.store.insert_api_key(&key).await?;
         Ok(CreatedApiKey { key, api_key })
     }
 
