@@ -3,6 +3,7 @@
 mod api;
 mod cases;
 mod conformance;
+mod fuzz;
 mod head;
 mod helpers;
 mod openapi;
