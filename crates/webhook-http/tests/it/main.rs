@@ -5,6 +5,7 @@ mod cases;
 mod conformance;
 mod head;
 mod helpers;
+mod lists;
 mod openapi;
 mod streaming;
 
