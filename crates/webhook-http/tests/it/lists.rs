@@ -172,7 +172,7 @@ pub(crate) async fn list_answers_stay_small_whatever_was_sent<S: Backend>(store:
         }
         match page["next_cursor"].as_str() {
             Some(cursor) => {
-                path = format!("/api/v1/tasks?include=context&limit=20&cursor={cursor}")
+                path = format!("/api/v1/tasks?include=context&limit=20&cursor={cursor}");
             }
             None => break,
         }
