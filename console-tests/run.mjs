@@ -339,9 +339,12 @@ step('an event sent to the URL shows in the log, payload expandable', async () =
   const entry = page.locator('.log > li').filter({ hasText: 'deploy.finished' });
   await entry.waitFor();
   assert.match(await entry.textContent(), /Accepted.*HTTP 202/);
+  // The row previews the message; opening it reads the whole payload.
+  assert.match(await entry.locator('summary').textContent(), /Deploy api to production/);
   await entry.locator('summary').click();
-  await entry.locator('pre.json').filter({ hasText: 'Deploy api to production' }).waitFor();
+  await entry.locator('pre.json').filter({ hasText: '"version": "2.4.1"' }).waitFor();
   await entry.getByText('No delivery attempt yet').waitFor();
+  await entry.getByText('Open the task · Queued').waitFor();
 });
 
 step('Test sends an editable payload, shows the outcome and links to the task on the board', async () => {

@@ -16,10 +16,10 @@ use uuid::Uuid;
 
 use crate::model::{
     ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimedTask, CoalescedRejection, DeliveryAttempt,
-    DeliveryReport, EndpointUrl, IngestRoute, Invocation, InvocationId, Lease, Organization,
-    OrganizationId, OutcomeFilter, Page, PageRequest, QueueStats, RateRequest, SealedSecret,
-    Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, Timestamp,
-    Webhook, WebhookId,
+    DeliveryReport, EndpointUrl, IngestRoute, Invocation, InvocationId, InvocationSummary, Lease,
+    Organization, OrganizationId, OutcomeFilter, Page, PageRequest, QueueStats, RateRequest,
+    SealedSecret, Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange,
+    TaskSummary, Timestamp, Webhook, WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -330,6 +330,23 @@ pub trait InvocationLog: Send + Sync {
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Invocation>, StoreError>> + Send;
 
+    /// The same entries as [`InvocationLog::invocations`], summarized for a list: no payload,
+    /// but its first bytes (`payload_excerpt`, at most
+    /// [`crate::model::PAYLOAD_EXCERPT_BYTES`]), the first characters of its `message` when
+    /// that is a string (`message_preview`, at most [`crate::model::MESSAGE_PREVIEW_CHARS`]),
+    /// and the delivery state of an accepted invocation's task
+    /// ([`crate::model::DeliveryStatus::of`]).
+    ///
+    /// A store SHOULD read only prefixes of the payloads, so that the memory a list read takes
+    /// is bounded by the page size whatever was sent.
+    fn invocation_summaries(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<InvocationSummary>, StoreError>> + Send;
+
     /// Deletes invocations received before `before` whose task is absent or finished
     /// (completed or failed), with those tasks and their attempts. Returns how many
     /// invocations were deleted.
@@ -364,6 +381,15 @@ pub trait TaskQueue: Send + Sync {
         filter: TaskFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Task>, StoreError>> + Send;
+
+    /// The same tasks as [`TaskQueue::tasks`], without their contexts, which a store SHOULD
+    /// NOT read: the board's list, whose memory is then bounded whatever was sent.
+    fn task_summaries(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<TaskSummary>, StoreError>> + Send;
 
     /// Persists `change` as it is given, if the task's status is still `change.from` (compare
     /// and set): the status becomes `change.to` and `updated_at` `change.at`, and any lease ends.

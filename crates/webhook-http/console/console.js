@@ -11,7 +11,7 @@
   const STATUS_LABELS = {
     active: 'Active', disabled: 'Disabled', deleted: 'Deleted',
     accepted: 'Accepted', ignored: 'Ignored', rejected: 'Rejected',
-    queued: 'Queued', delivered: 'Delivered', in_progress: 'In progress', completed: 'Completed', failed: 'Failed',
+    queued: 'Queued', retrying: 'Retrying', delivered: 'Delivered', in_progress: 'In progress', completed: 'Completed', failed: 'Failed',
   };
   // The moves the task lifecycle allows, as the console offers them.
   const TASK_MOVES = {
@@ -801,7 +801,8 @@
       h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
       h('span', { class: 'event' },
         item.event_type ? h('code', {}, item.event_type) : h('span', { class: 'muted' }, 'no event type'),
-        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null),
+        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
+        item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
       h('span', { class: 'actions source' },
         item.test ? h('span', { class: 'tag-test' }, 'test') : null,
         item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical rejections coalesced into this entry' }, `×${item.repeat_count}`) : null,
@@ -809,7 +810,9 @@
     const answer = h('dl', { class: 'props' },
       h('dt', {}, 'Answered'), h('dd', {}, `HTTP ${item.http_status}`, item.error_code ? [' · ', h('code', {}, item.error_code)] : null),
       h('dt', {}, 'Source IP'), h('dd', {}, item.source_ip || h('span', { class: 'muted' }, 'unknown')),
-      h('dt', {}, 'Task'), h('dd', {}, item.task_id ? h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task') : h('span', { class: 'muted' }, 'None')));
+      h('dt', {}, 'Task'), h('dd', {}, item.task_id
+        ? [h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task'), item.delivery_status ? [' · ', label(item.delivery_status)] : null]
+        : h('span', { class: 'muted' }, 'None')));
     const target = response
       ? h('dl', { class: 'props' },
         h('dt', {}, 'Status'), h('dd', {}, response.status_code ? `HTTP ${response.status_code}` : h('span', { class: 'muted' }, 'No answer')),
@@ -818,12 +821,28 @@
         response.error ? [h('dt', {}, 'Error'), h('dd', { class: 'field-error' }, response.error)] : null,
         response.body_excerpt ? [h('dt', {}, 'Body'), h('dd', {}, h('pre', { class: 'json' }, response.body_excerpt))] : null)
       : h('p', { class: 'muted' }, item.task_id ? 'No delivery attempt yet: the task waits on the board or for its next attempt.' : 'No delivery: no task was created.');
-    return h('li', {}, h('details', {}, summary,
-      h('div', { class: 'expanded' },
-        h('div', {}, h('h3', {}, 'Payload'), item.payload ? prettyJson(item.payload) : h('p', { class: 'muted' }, 'No JSON object was received.')),
-        h('div', { class: 'stack' },
-          h('div', {}, h('h3', {}, 'Answer to the sender'), answer),
-          h('div', {}, h('h3', {}, 'Target response'), target)))));
+    // Lists carry an excerpt of the payload; the whole of it is read when the entry is opened.
+    const payload = h('div', {}, h('h3', {}, 'Payload'), item.payload_excerpt !== null
+      ? h('pre', { class: 'json' }, item.payload_excerpt)
+      : h('p', { class: 'muted' }, 'No JSON object was received.'));
+    let loaded = item.payload_excerpt === null;
+    const details = h('details', { ontoggle: async () => {
+      if (!details.open || loaded) return;
+      loaded = true;
+      try {
+        const whole = await api('GET', `/api/v1/invocations/${encodeURIComponent(item.id)}`);
+        payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'));
+      } catch (err) {
+        loaded = false;
+        toast(errorText(err));
+      }
+    } }, summary,
+    h('div', { class: 'expanded' },
+      payload,
+      h('div', { class: 'stack' },
+        h('div', {}, h('h3', {}, 'Answer to the sender'), answer),
+        h('div', {}, h('h3', {}, 'Target response'), target))));
+    return h('li', {}, details);
   }
 
   // ------------------------------------------------------------------------------------------

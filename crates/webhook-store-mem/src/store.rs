@@ -12,6 +12,7 @@ use webhook_domain::model::{
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
+use webhook_domain::model::{DeliveryStatus, InvocationSummary, TaskSummary};
 use webhook_domain::ports::{
     InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
     WebhookStore,
@@ -587,6 +588,39 @@ impl InvocationLog for MemoryStore {
         Ok(page_of_keyed(items, page))
     }
 
+    async fn invocation_summaries(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> Result<Page<InvocationSummary>, StoreError> {
+        let state = self.read()?;
+        let Some(index) = state.invocations_by_webhook.get(&webhook_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let items: Vec<(TimeKey, InvocationSummary)> = newest_keys(index, page.after)
+            .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
+            .filter(|i| i.organization_id == organization_id)
+            .filter(|i| filter.is_none_or(|f| state.selects(i, f)))
+            .take(overfetch(page))
+            .map(|i| {
+                let delivery = i
+                    .task_id
+                    .and_then(|id| state.tasks.get(&id))
+                    .map(|t| DeliveryStatus::of(t.task.status, t.task.last_error.is_some()));
+                (
+                    (i.received_at, *i.id.as_uuid()),
+                    InvocationSummary::of(i, delivery),
+                )
+            })
+            .collect();
+        Ok(page_of_keyed(items, page))
+    }
+
     async fn check_writable(&self) -> Result<(), StoreError> {
         self.write().map(drop)
     }
@@ -647,6 +681,30 @@ impl TaskQueue for MemoryStore {
             .filter(|t| filter.status.is_none_or(|s| t.status == s))
             .take(overfetch(page))
             .map(|t| ((t.created_at, *t.id.as_uuid()), t.clone()))
+            .collect();
+        Ok(page_of_keyed(items, page))
+    }
+
+    async fn task_summaries(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<TaskSummary>, StoreError> {
+        let state = self.read()?;
+        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let items: Vec<(TimeKey, TaskSummary)> = newest_keys(index, page.after)
+            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
+            .map(|stored| &stored.task)
+            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
+            .filter(|t| filter.status.is_none_or(|s| t.status == s))
+            .take(overfetch(page))
+            .map(|t| ((t.created_at, *t.id.as_uuid()), TaskSummary::from(t)))
             .collect();
         Ok(page_of_keyed(items, page))
     }

@@ -9,7 +9,7 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
     InvocationId, InvocationOutcome, Name, Organization, OrganizationId, Payload, RatePerMinute,
     Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+    TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -333,19 +333,26 @@ pub(crate) struct TaskRow {
 
 impl TaskRow {
     /// The task, with `payload` the invocation's payload read by join.
-    pub(crate) fn into_task(self, payload: Option<String>) -> Result<Task, StoreError> {
+    pub(crate) fn into_task(mut self, payload: Option<String>) -> Result<Task, StoreError> {
         let context = self
             .context
+            .take()
             .or(payload)
             .ok_or_else(|| corrupt("task context"))?;
-        Ok(Task {
+        Ok(self
+            .into_summary()?
+            .with_context(Payload::from_stored(context)))
+    }
+
+    /// The task without its context (which a list does not read).
+    pub(crate) fn into_summary(self) -> Result<TaskSummary, StoreError> {
+        Ok(TaskSummary {
             id: TaskId::from_uuid(self.id),
             organization_id: OrganizationId::from_uuid(self.organization_id),
             target_id: TargetId::from_uuid(self.target_id),
             webhook_id: WebhookId::from_uuid(self.webhook_id),
             invocation_id: InvocationId::from_uuid(self.invocation_id),
             instruction: self.instruction,
-            context: Payload::from_stored(context),
             event_type: self.event_type,
             status: TaskStatus::parse(&self.status).ok_or_else(|| corrupt("task status"))?,
             test: self.test,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use diesel::dsl::{exists, not};
+use diesel::dsl::{exists, not, sql};
 use diesel::sql_types;
 use diesel::{
     BoolExpressionMethods as _, ExpressionMethods as _, NullableExpressionMethods as _,
@@ -13,9 +13,10 @@ use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationId, Organization,
-    OrganizationId, OutcomeFilter, Page, PageRequest, Target, TargetId, Task, TaskFilter, TaskId,
-    TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+    ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, DeliveryStatus, Invocation,
+    InvocationId, InvocationSummary, MESSAGE_PREVIEW_CHARS, Organization, OrganizationId,
+    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Target, TargetId, Task, TaskFilter,
+    TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::ports::{
@@ -87,6 +88,97 @@ async fn load_task(
     }
     let (row, payload) = query.first::<(TaskRow, Option<String>)>(conn).await?;
     Ok(row.into_task(payload)?)
+}
+
+/// The first characters of the payload: enough for [`PAYLOAD_EXCERPT_BYTES`] bytes, however
+/// many bytes each character takes, and never the whole of a large payload.
+const PAYLOAD_PREFIX: &str = "left(invocations.payload, 1024)";
+
+/// The first characters of the payload's `message`, when it is a string.
+const MESSAGE_PREFIX: &str = "(CASE WHEN jsonb_typeof(invocations.payload::jsonb -> 'message') \
+     = 'string' THEN left(invocations.payload::jsonb ->> 'message', 200) END)";
+
+/// The status of the invocation's task.
+const TASK_STATUS: &str = "(SELECT tasks.status FROM tasks WHERE tasks.id = invocations.task_id)";
+
+/// Whether the latest attempt of the task's round failed.
+const TASK_FAILED_ATTEMPT: &str =
+    "(SELECT tasks.last_error IS NOT NULL FROM tasks WHERE tasks.id = invocations.task_id)";
+
+const _: () = assert!(PAYLOAD_EXCERPT_BYTES == 1024 && MESSAGE_PREVIEW_CHARS == 200);
+
+/// An invocation row with a payload prefix in the payload's place, its message's prefix, and
+/// its task's status and whether the task's latest attempt failed.
+type InvocationSummaryRow = (InvocationRow, Option<String>, Option<String>, Option<bool>);
+
+fn invocation_summary(
+    (mut row, message, task_status, failed_attempt): InvocationSummaryRow,
+) -> Result<InvocationSummary, StoreError> {
+    let payload_prefix = row.payload.take();
+    let delivery = task_status
+        .map(|status| {
+            TaskStatus::parse(&status)
+                .map(|status| DeliveryStatus::of(status, failed_attempt.unwrap_or(false)))
+                .ok_or_else(|| corrupt("task status"))
+        })
+        .transpose()?;
+    Ok(InvocationSummary::from_prefixes(
+        Invocation::try_from(row)?,
+        payload_prefix,
+        message,
+        delivery,
+    ))
+}
+
+/// A webhook's invocations of this organization, filtered, newest first, one page and one
+/// more.
+fn listed_invocations(
+    organization_id: OrganizationId,
+    webhook_id: WebhookId,
+    filter: Option<OutcomeFilter>,
+    page: PageRequest,
+) -> invocations::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = invocations::table
+        .filter(invocations::webhook_id.eq(*webhook_id.as_uuid()))
+        .filter(invocations::organization_id.eq(*organization_id.as_uuid()))
+        .order((invocations::received_at.desc(), invocations::id.desc()))
+        .limit(overfetch(page))
+        .into_boxed();
+    query = match filter {
+        None => query,
+        Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
+        Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
+        Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
+        Some(OutcomeFilter::Failed) => {
+            let task_failed = exists(
+                tasks::table
+                    .filter(tasks::id.nullable().eq(invocations::task_id))
+                    .filter(tasks::status.eq(TaskStatus::Failed.as_str())),
+            );
+            query.filter(
+                invocations::outcome.eq("rejected").or(invocations::outcome
+                    .eq("accepted")
+                    .and(
+                        invocations::response_succeeded
+                            .eq(false)
+                            .nullable()
+                            .or(task_failed.nullable()),
+                    )
+                    .assume_not_null()),
+            )
+        }
+    };
+    if let Some(Cursor { at: after, id }) = page.after {
+        let after = at(after);
+        query = query.filter(
+            invocations::received_at
+                .lt(after)
+                .or(invocations::received_at
+                    .eq(after)
+                    .and(invocations::id.lt(id))),
+        );
+    }
+    query
 }
 
 impl OrganizationStore for PgStore {
@@ -497,53 +589,63 @@ impl InvocationLog for PgStore {
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
         let mut conn = self.conn().await?;
-        let mut query = invocations::table
-            .filter(invocations::webhook_id.eq(webhook_id.as_uuid()))
-            .filter(invocations::organization_id.eq(organization_id.as_uuid()))
-            .order((invocations::received_at.desc(), invocations::id.desc()))
-            .limit(overfetch(page))
-            .select(InvocationRow::as_select())
-            .into_boxed();
-        query = match filter {
-            None => query,
-            Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
-            Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
-            Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
-            Some(OutcomeFilter::Failed) => {
-                let task_failed = exists(
-                    tasks::table
-                        .filter(tasks::id.nullable().eq(invocations::task_id))
-                        .filter(tasks::status.eq(TaskStatus::Failed.as_str())),
-                );
-                query.filter(
-                    invocations::outcome.eq("rejected").or(invocations::outcome
-                        .eq("accepted")
-                        .and(
-                            invocations::response_succeeded
-                                .eq(false)
-                                .nullable()
-                                .or(task_failed.nullable()),
-                        )
-                        .assume_not_null()),
-                )
-            }
-        };
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                invocations::received_at
-                    .lt(after)
-                    .or(invocations::received_at
-                        .eq(after)
-                        .and(invocations::id.lt(id))),
-            );
-        }
+        let query = listed_invocations(organization_id, webhook_id, filter, page)
+            .select(InvocationRow::as_select());
         let result = query.load(&mut conn).await;
         let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
         Ok(Page::from_overfetch(items, page, |i: &Invocation| Cursor {
             at: i.received_at,
             id: *i.id.as_uuid(),
         }))
+    }
+
+    async fn invocation_summaries(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> Result<Page<InvocationSummary>, StoreError> {
+        let mut conn = self.conn().await?;
+        let query = listed_invocations(organization_id, webhook_id, filter, page).select((
+            (
+                invocations::id,
+                invocations::organization_id,
+                invocations::webhook_id,
+                invocations::received_at,
+                invocations::source_ip,
+                invocations::event_type,
+                sql::<sql_types::Nullable<sql_types::Text>>(PAYLOAD_PREFIX),
+                invocations::outcome,
+                invocations::http_status,
+                invocations::error_code,
+                invocations::task_id,
+                invocations::repeat_count,
+                invocations::test,
+                invocations::response_status_code,
+                invocations::response_body_excerpt,
+                invocations::response_latency_ms,
+                invocations::response_error,
+                invocations::response_at,
+                invocations::response_succeeded,
+            ),
+            sql::<sql_types::Nullable<sql_types::Text>>(MESSAGE_PREFIX),
+            sql::<sql_types::Nullable<sql_types::Text>>(TASK_STATUS),
+            sql::<sql_types::Nullable<sql_types::Bool>>(TASK_FAILED_ATTEMPT),
+        ));
+        let result = query.load::<InvocationSummaryRow>(&mut conn).await;
+        let items = check(result.map_err(TxError::from), &mut conn)?
+            .into_iter()
+            .map(invocation_summary)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(
+            items,
+            page,
+            |s: &InvocationSummary| Cursor {
+                at: s.invocation.received_at,
+                id: *s.invocation.id.as_uuid(),
+            },
+        ))
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
@@ -680,6 +782,67 @@ impl TaskQueue for PgStore {
         Ok(Page::from_overfetch(items, page, |t: &Task| Cursor {
             at: t.created_at,
             id: *t.id.as_uuid(),
+        }))
+    }
+
+    async fn task_summaries(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<TaskSummary>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut query = tasks::table
+            .filter(tasks::organization_id.eq(organization_id.as_uuid()))
+            .order((tasks::created_at.desc(), tasks::id.desc()))
+            .limit(overfetch(page))
+            .select((
+                tasks::id,
+                tasks::organization_id,
+                tasks::target_id,
+                tasks::webhook_id,
+                tasks::invocation_id,
+                tasks::instruction,
+                // The context is left unread.
+                sql::<sql_types::Nullable<sql_types::Text>>("NULL"),
+                tasks::event_type,
+                tasks::status,
+                tasks::test,
+                tasks::source_verified,
+                tasks::source_ip,
+                tasks::source_received_at,
+                tasks::attempts,
+                tasks::next_attempt_at,
+                tasks::last_error,
+                tasks::created_at,
+                tasks::updated_at,
+                tasks::attempts_before_round,
+            ))
+            .into_boxed();
+        if let Some(target_id) = filter.target_id {
+            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(tasks::status.eq(status.as_str()));
+        }
+        if let Some(Cursor { at: after, id }) = page.after {
+            let after = at(after);
+            query = query.filter(
+                tasks::created_at
+                    .lt(after)
+                    .or(tasks::created_at.eq(after).and(tasks::id.lt(id))),
+            );
+        }
+        let result = query.load::<TaskRow>(&mut conn).await;
+        let items = check(result.map_err(TxError::from), &mut conn)?
+            .into_iter()
+            .map(TaskRow::into_summary)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page, |t: &TaskSummary| {
+            Cursor {
+                at: t.created_at,
+                id: *t.id.as_uuid(),
+            }
         }))
     }
 

@@ -9,7 +9,7 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
     InvocationId, InvocationOutcome, Name, Organization, OrganizationId, Payload, RatePerMinute,
     Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+    TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 
 use crate::error::Failure;
@@ -201,6 +201,11 @@ pub(crate) struct InvocationRow {
 }
 
 impl InvocationRow {
+    /// Takes what was read in the payload's place (a list reads a prefix there).
+    pub(crate) fn take_payload(&mut self) -> Option<String> {
+        self.payload.take()
+    }
+
     pub(crate) fn into_domain(self) -> Result<Invocation, Failure> {
         let target_response = match (
             self.response_at,
@@ -276,12 +281,23 @@ pub(crate) struct TaskRow {
 impl TaskRow {
     /// `invocation_payload` is the payload of the task's invocation, read by join: the task's
     /// context unless the row stores a context of its own.
-    pub(crate) fn into_domain(self, invocation_payload: Option<String>) -> Result<Task, Failure> {
+    pub(crate) fn into_domain(
+        mut self,
+        invocation_payload: Option<String>,
+    ) -> Result<Task, Failure> {
         let context = self
             .context
+            .take()
             .or(invocation_payload)
             .ok_or_else(|| Failure::corrupt("task context"))?;
-        Ok(Task {
+        Ok(self
+            .into_summary()?
+            .with_context(Payload::from_stored(context)))
+    }
+
+    /// The task without its context (which a list does not read).
+    pub(crate) fn into_summary(self) -> Result<TaskSummary, Failure> {
+        Ok(TaskSummary {
             id: TaskId::from_uuid(uuid(&self.id, "task id")?),
             organization_id: OrganizationId::from_uuid(uuid(
                 &self.organization_id,
@@ -291,7 +307,6 @@ impl TaskRow {
             webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
             invocation_id: InvocationId::from_uuid(uuid(&self.invocation_id, "invocation id")?),
             instruction: self.instruction,
-            context: Payload::from_stored(context),
             event_type: self.event_type,
             status: TaskStatus::parse(&self.status)
                 .ok_or_else(|| Failure::corrupt("task status"))?,

@@ -9,6 +9,7 @@ mod organization;
 mod page;
 mod secret;
 mod source;
+mod summary;
 mod target;
 mod task;
 mod timestamp;
@@ -34,6 +35,10 @@ pub use source::{
     SignatureEncoding, Source, SourceSettings, Verification,
 };
 pub(crate) use source::{header_text, scalar_text};
+pub use summary::{
+    DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS, PAYLOAD_EXCERPT_BYTES, TaskSummary,
+    cut_bytes, cut_chars,
+};
 pub use target::{EndpointUrl, InvalidEndpointUrl, Target, TargetKind};
 pub use task::{DeliveryRound, Task, TaskFilter, TaskSource, TaskStatus, TaskStatusChange};
 pub use timestamp::Timestamp;

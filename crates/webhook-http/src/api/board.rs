@@ -1,21 +1,29 @@
 //! The invocation log (`/api/v1/webhooks/{id}/invocations`, `/api/v1/invocations/{id}`) and the
 //! task board (`/api/v1/tasks`).
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use webhook_domain::service::manage::page_request;
+use std::sync::Arc;
 
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use webhook_domain::model::{Page, TaskSummary};
 use webhook_domain::ports::Adapters;
+use webhook_domain::service::manage::{
+    Caller, Invalid, MAX_TASKS_WITH_CONTEXT, ManageError, page_request,
+};
 
 use super::ManageState;
 use super::dto::{
-    InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskOut, TaskQuery,
+    InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskListItem, TaskOut,
+    TaskQuery,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
 use super::targets::parse_limit;
 use super::{caller, writer};
 
-/// A webhook's invocations, newest first, optionally filtered by outcome.
+/// A webhook's invocations, newest first, optionally filtered by outcome. Entries carry
+/// summaries of their payloads (`message_preview`, `payload_excerpt`), never whole payloads:
+/// `GET /api/v1/invocations/{id}` has the whole record.
 #[utoipa::path(
     operation_id = "list_invocations",
     get, path = "/api/v1/webhooks/{id}/invocations", tag = "webhooks",
@@ -67,7 +75,9 @@ pub(crate) async fn invocation<A: Adapters>(
     Ok(HttpResponse::Ok().json(InvocationOut::from(invocation)))
 }
 
-/// The task board, newest first, filtered by target and status.
+/// The task board, newest first, filtered by target and status. Tasks carry their `context`
+/// only with `include=context`: then a page is at most 50 tasks, read and written one at a
+/// time into a streamed answer, so the memory an answer takes stays bounded.
 #[utoipa::path(
     operation_id = "list_tasks",
     get, path = "/api/v1/tasks", tag = "tasks",
@@ -76,7 +86,7 @@ pub(crate) async fn invocation<A: Adapters>(
         (status = 200, description = "A page of tasks", body = TaskList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Bad filter, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad filter, include, limit (above 50 with `include=context`) or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -86,12 +96,101 @@ pub(crate) async fn tasks<A: Adapters>(
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
     let q: TaskQuery = query(&request)?;
+    let with_context = match q.include.as_deref() {
+        None => false,
+        Some("context") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(Invalid::new(
+                "include",
+                "must be `context`",
+            )));
+        }
+    };
     let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    if with_context && page.limit() > MAX_TASKS_WITH_CONTEXT {
+        return Err(ApiError::invalid(Invalid::new(
+            "limit",
+            format!("must be at most {MAX_TASKS_WITH_CONTEXT} with `include=context`"),
+        )));
+    }
     let page = ctx
         .management()
         .tasks(&caller, q.target_id.as_deref(), q.status.as_deref(), page)
         .await?;
-    Ok(HttpResponse::Ok().json(TaskList::from_page(page)))
+    if !with_context {
+        return Ok(HttpResponse::Ok().json(TaskList::from_page(page)));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(mime::APPLICATION_JSON)
+        .streaming(tasks_with_context(ctx.into_inner(), caller, page)))
+}
+
+/// Where [`tasks_with_context`] is.
+struct BoardStream<A: Adapters> {
+    ctx: Arc<ManageState<A>>,
+    caller: Caller,
+    tasks: std::vec::IntoIter<TaskSummary>,
+    started: bool,
+    wrote_item: bool,
+    tail: Option<String>,
+}
+
+/// A page of the board as a `TaskList`, each task read whole (with its context) and written
+/// only when the previous one was sent: one payload at a time in memory. A task that
+/// disappeared since the page was read (purged) is left out.
+fn tasks_with_context<A: Adapters>(
+    ctx: Arc<ManageState<A>>,
+    caller: Caller,
+    page: Page<TaskSummary>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let tail = format!(
+        "],\"next_cursor\":{}}}",
+        serde_json::to_string(&page.next.map(|c| c.encode())).unwrap_or_else(|_| "null".into())
+    );
+    let state = BoardStream {
+        ctx,
+        caller,
+        tasks: page.items.into_iter(),
+        started: false,
+        wrote_item: false,
+        tail: Some(tail),
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if !state.started {
+            state.started = true;
+            return Some((Ok(Bytes::from_static(b"{\"items\":[")), state));
+        }
+        while let Some(summary) = state.tasks.next() {
+            match state
+                .ctx
+                .management()
+                .task_by_id(&state.caller, summary.id)
+                .await
+            {
+                Ok(task) => {
+                    let mut chunk = Vec::new();
+                    if state.wrote_item {
+                        chunk.push(b',');
+                    }
+                    state.wrote_item = true;
+                    if let Err(e) = serde_json::to_writer(&mut chunk, &TaskListItem::from(task)) {
+                        state.tail = None;
+                        return Some((Err(std::io::Error::other(e)), state));
+                    }
+                    return Some((Ok(Bytes::from(chunk)), state));
+                }
+                Err(ManageError::NotFound) => {}
+                Err(e) => {
+                    // The status line is sent: the answer can only be cut short.
+                    tracing::warn!(error = %e, "a task could not be read for the board's stream");
+                    state.tail = None;
+                    state.tasks = Vec::new().into_iter();
+                    return Some((Err(std::io::Error::other(e)), state));
+                }
+            }
+        }
+        state.tail.take().map(|tail| (Ok(Bytes::from(tail)), state))
+    })
 }
 
 /// One task.

@@ -8,7 +8,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, Invocation, Organization, Page, Target, TargetResponse, Task, Timestamp,
+    ApiKey, Invocation, InvocationSummary, Organization, Page, Target, TargetResponse, Task,
+    TaskSummary, Timestamp,
 };
 use webhook_domain::service::manage::{TargetSummary, WebhookView};
 
@@ -124,6 +125,26 @@ pub enum InvocationOutcome {
     Accepted,
     Ignored,
     Rejected,
+}
+
+/// Where an accepted invocation's task stands in delivery: `queued` (waiting for an attempt, or
+/// on a board agents read), `retrying` (the latest attempt failed and another is pending),
+/// `delivered` (the target acknowledged it; the task may since be in progress or completed),
+/// `failed` (delivery gave up, or the target reported failure).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Queued,
+    Retrying,
+    Delivered,
+    Failed,
+}
+
+/// What the task board's list adds to each task: `context`, the whole payload.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum TaskInclude {
+    Context,
 }
 
 /// The invocation log's filter: an outcome, or `failed` (rejected, plus accepted ones whose
@@ -318,7 +339,11 @@ pub struct TaskQuery {
     /// Only tasks with this status.
     #[param(value_type = Option<TaskStatus>)]
     pub status: Option<String>,
-    /// Items per page, 1 to 500; default 50.
+    /// `context`: each task carries its `context` (the whole payload). The page is then at most
+    /// 50 tasks (`limit` above 50 is refused with 422), and the answer is streamed.
+    #[param(value_type = Option<TaskInclude>)]
+    pub include: Option<String>,
+    /// Items per page, 1 to 500 (1 to 50 with `include=context`); default 50.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
@@ -622,6 +647,70 @@ impl From<Invocation> for InvocationOut {
     }
 }
 
+/// An entry of an invocation list: the invocation without its payload, summarized. The whole
+/// payload is in `GET /api/v1/invocations/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvocationSummaryOut {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    #[schema(format = DateTime)]
+    pub received_at: String,
+    #[schema(required = true)]
+    pub source_ip: Option<String>,
+    #[schema(required = true)]
+    pub event_type: Option<String>,
+    /// The first 200 characters of the payload's `message`, when it is a string.
+    #[schema(required = true, max_length = 200)]
+    pub message_preview: Option<String>,
+    /// The first bytes (at most 1 KiB, cut on a character boundary) of the payload's JSON
+    /// text; null when no JSON object was received. Not JSON itself when it is cut.
+    #[schema(required = true)]
+    pub payload_excerpt: Option<String>,
+    /// Where the task of an accepted invocation stands in delivery; null without a task.
+    #[schema(value_type = Option<DeliveryStatus>, required = true)]
+    pub delivery_status: Option<&'static str>,
+    #[schema(value_type = InvocationOutcome)]
+    pub outcome: &'static str,
+    /// The HTTP status answered to the sender.
+    pub http_status: u16,
+    /// The problem `code` answered, for rejections.
+    #[schema(required = true)]
+    pub error_code: Option<String>,
+    #[schema(required = true)]
+    pub task_id: Option<Uuid>,
+    /// How many identical rejections this entry stands for (floods are coalesced).
+    pub repeat_count: u32,
+    /// Sent by the test endpoint.
+    pub test: bool,
+    #[schema(required = true)]
+    pub target_response: Option<TargetResponseOut>,
+}
+
+impl From<InvocationSummary> for InvocationSummaryOut {
+    fn from(summary: InvocationSummary) -> Self {
+        let invocation = summary.invocation;
+        Self {
+            id: *invocation.id.as_uuid(),
+            webhook_id: *invocation.webhook_id.as_uuid(),
+            received_at: time(invocation.received_at),
+            source_ip: invocation.source_ip.map(|ip| ip.to_string()),
+            event_type: invocation.event_type,
+            message_preview: summary.message_preview,
+            payload_excerpt: summary.payload_excerpt,
+            delivery_status: summary
+                .delivery_status
+                .map(webhook_domain::model::DeliveryStatus::as_str),
+            outcome: invocation.outcome.as_str(),
+            http_status: invocation.http_status,
+            error_code: invocation.error_code,
+            task_id: invocation.task_id.map(|t| *t.as_uuid()),
+            repeat_count: invocation.repeat_count,
+            test: invocation.test,
+            target_response: invocation.target_response.map(TargetResponseOut::from),
+        }
+    }
+}
+
 /// Where a task's event came from.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskSourceOut {
@@ -698,6 +787,80 @@ impl From<Task> for TaskOut {
     }
 }
 
+/// A task on the board's list: the task without its context, unless the list was asked for
+/// it with `include=context`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskListItem {
+    pub id: Uuid,
+    pub target_id: Uuid,
+    pub webhook_id: Uuid,
+    pub invocation_id: Uuid,
+    /// The payload's `message`: untrusted text from outside.
+    #[schema(required = true)]
+    pub instruction: Option<String>,
+    /// The whole payload; only with `include=context`.
+    #[schema(value_type = Object)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Box<RawValue>>,
+    #[schema(required = true)]
+    pub event_type: Option<String>,
+    #[schema(value_type = TaskStatus)]
+    pub status: &'static str,
+    pub test: bool,
+    pub source: TaskSourceOut,
+    /// Delivery attempts made so far, over the task's whole life.
+    pub attempts: u32,
+    /// The attempts made before the current delivery round (see `TaskOut`).
+    pub attempts_before_round: u32,
+    /// When a queued task is next due for delivery.
+    #[schema(format = DateTime)]
+    pub next_attempt_at: String,
+    /// Why the latest attempt of the current round failed; cleared by a retry.
+    #[schema(required = true)]
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<TaskSummary> for TaskListItem {
+    fn from(task: TaskSummary) -> Self {
+        Self {
+            id: *task.id.as_uuid(),
+            target_id: *task.target_id.as_uuid(),
+            webhook_id: *task.webhook_id.as_uuid(),
+            invocation_id: *task.invocation_id.as_uuid(),
+            instruction: task.instruction,
+            context: None,
+            event_type: task.event_type,
+            status: task.status.as_str(),
+            test: task.test,
+            source: TaskSourceOut {
+                verified: task.source.verified,
+                source_ip: task.source.source_ip.map(|ip| ip.to_string()),
+                received_at: time(task.source.received_at),
+            },
+            attempts: task.attempts,
+            attempts_before_round: task.attempts_before_round,
+            next_attempt_at: time(task.next_attempt_at),
+            last_error: task.last_error,
+            created_at: time(task.created_at),
+            updated_at: time(task.updated_at),
+        }
+    }
+}
+
+impl From<Task> for TaskListItem {
+    fn from(task: Task) -> Self {
+        let context = raw_json(task.context.as_str());
+        Self {
+            context,
+            ..Self::from(TaskSummary::from(&task))
+        }
+    }
+}
+
 /// What the pipeline did with a test event.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestOut {
@@ -742,8 +905,8 @@ macro_rules! list_types {
 list_types!(
     TargetList of TargetOut,
     WebhookList of WebhookOut,
-    InvocationList of InvocationOut,
-    TaskList of TaskOut,
+    InvocationList of InvocationSummaryOut,
+    TaskList of TaskListItem,
     ApiKeyList of ApiKeyOut,
 );
 

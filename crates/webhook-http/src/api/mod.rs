@@ -259,7 +259,12 @@ macro_rules! routes {
                 crate::ops::readyz,
                 crate::ops::metrics,
             ),
-            components(schemas(dto::OutcomeFilter, dto::TaskStatus)),
+            components(schemas(
+                dto::OutcomeFilter,
+                dto::TaskStatus,
+                dto::DeliveryStatus,
+                dto::TaskInclude
+            )),
             modifiers(&BearerAuth, &SharedProblems, &OptionalBodies),
             tags(
                 (name = "targets", description = "Agents and teams that receive tasks"),

@@ -195,7 +195,7 @@ impl<S: Backend> ApiApp<S> {
     }
 
     /// A call that must answer `status`; returns the JSON body (null when empty).
-    async fn expect(
+    pub(crate) async fn expect(
         &self,
         status: u16,
         method: &str,
@@ -214,7 +214,7 @@ impl<S: Backend> ApiApp<S> {
         }
     }
 
-    async fn target(&self, key: &str) -> Value {
+    pub(crate) async fn target(&self, key: &str) -> Value {
         self.expect(
             201,
             "post",
@@ -225,7 +225,7 @@ impl<S: Backend> ApiApp<S> {
         .await
     }
 
-    async fn webhook(&self, key: &str, target: &Value) -> Value {
+    pub(crate) async fn webhook(&self, key: &str, target: &Value) -> Value {
         self.expect(
             201,
             "post",

@@ -40,6 +40,7 @@ macro_rules! backend_cases {
             streaming::a_body_in_many_chunks_is_joined,
             streaming::a_body_broken_mid_stream_is_400_and_logged,
             conformance::answers_match_the_openapi_document,
+            lists::list_answers_stay_small_whatever_was_sent,
         );
     };
     ($new_store:expr, with_readiness) => {

@@ -508,7 +508,7 @@ impl<S: Backend> Case<'_, S> {
 
 /// What every case starts with, so that the generated calls find objects to work on: a target,
 /// a webhook of it, two test events (invocations and tasks), the second task failed, a target
-/// without webhooks, and the board.
+/// without webhooks, the board (with and without contexts), and an API key made and deleted.
 fn seed_calls() -> Vec<Call> {
     let call = |method: &'static str, template: &'static str, id: usize, body: Body| Call {
         route: (method, template),
@@ -551,6 +551,17 @@ fn seed_calls() -> Vec<Call> {
             Body::Json(json!({"kind": "team", "name": "Ops"})),
         ),
         call("get", "/api/v1/tasks", 0, Body::None),
+        Call {
+            query: vec![("include".to_owned(), "context".to_owned())],
+            ..call("get", "/api/v1/tasks", 0, Body::None)
+        },
+        call(
+            "post",
+            "/api/v1/api-keys",
+            0,
+            Body::Json(json!({"name": "CI", "role": "viewer"})),
+        ),
+        call("delete", "/api/v1/api-keys/{id}", 0, Body::None),
     ]
 }
 
@@ -641,6 +652,7 @@ fn request((method, template): Route) -> (u32, BoxedStrategy<Request>) {
                     "target_id",
                     prop_oneof![2 => Just(Value::Null), 1 => id_text("targets")].boxed(),
                 ),
+                ("include", choice(&["context"], &["everything", ""])),
             ]),
             no_body(),
         ),

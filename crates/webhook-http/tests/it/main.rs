@@ -6,6 +6,7 @@ mod conformance;
 mod fuzz;
 mod head;
 mod helpers;
+mod lists;
 mod openapi;
 mod streaming;
 

@@ -13,12 +13,14 @@ use crate::fixtures::status_change;
 
 mod invocations;
 mod organizations;
+mod summaries;
 mod targets;
 mod tasks;
 mod webhooks;
 
 pub use invocations::*;
 pub use organizations::*;
+pub use summaries::*;
 pub use targets::*;
 pub use tasks::*;
 pub use webhooks::*;

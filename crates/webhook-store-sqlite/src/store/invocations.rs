@@ -4,11 +4,12 @@ use diesel::connection::SimpleConnection as _;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Binary, Bool, Integer};
+use diesel::sql_types::{BigInt, Binary, Bool, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
-    Cursor, Invocation, InvocationId, InvocationOutcome, OrganizationId, OutcomeFilter, Page,
-    PageRequest, Payload, Task, Timestamp, WebhookId,
+    Cursor, DeliveryStatus, Invocation, InvocationId, InvocationOutcome, InvocationSummary,
+    MESSAGE_PREVIEW_CHARS, OrganizationId, OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest,
+    Payload, Task, TaskStatus, Timestamp, WebhookId,
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
@@ -22,6 +23,78 @@ use crate::schema::{invocations, tasks, webhooks};
 const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome = 'accepted' \
      AND (invocations.response_succeeded = 0 OR EXISTS (SELECT 1 FROM tasks \
      WHERE tasks.id = invocations.task_id AND tasks.status = 'failed'))))";
+
+/// The first characters of the payload: enough for [`PAYLOAD_EXCERPT_BYTES`] bytes, however
+/// many bytes each character takes, and never the whole of a large payload.
+const PAYLOAD_PREFIX: &str = "substr(invocations.payload, 1, 1024)";
+
+/// The first characters of the payload's `message`, when it is a string.
+const MESSAGE_PREFIX: &str = "(CASE WHEN json_type(invocations.payload, '$.message') = 'text' \
+     THEN substr(json_extract(invocations.payload, '$.message'), 1, 200) END)";
+
+/// The status of the invocation's task.
+const TASK_STATUS: &str = "(SELECT tasks.status FROM tasks WHERE tasks.id = invocations.task_id)";
+
+/// Whether the latest attempt of the task's round failed.
+const TASK_FAILED_ATTEMPT: &str =
+    "(SELECT tasks.last_error IS NOT NULL FROM tasks WHERE tasks.id = invocations.task_id)";
+
+const _: () = assert!(PAYLOAD_EXCERPT_BYTES == 1024 && MESSAGE_PREVIEW_CHARS == 200);
+
+/// An invocation row with a payload prefix in place of the payload, its message's prefix, and
+/// its task's status and whether the task's latest attempt failed.
+type SummaryRow = (InvocationRow, Option<String>, Option<String>, Option<bool>);
+
+fn summary_of(
+    (mut row, message, task_status, failed_attempt): SummaryRow,
+) -> Result<InvocationSummary, Failure> {
+    let payload_prefix = row.take_payload();
+    let delivery = task_status
+        .map(|status| {
+            TaskStatus::parse(&status)
+                .map(|status| DeliveryStatus::of(status, failed_attempt.unwrap_or(false)))
+                .ok_or_else(|| Failure::corrupt("task status"))
+        })
+        .transpose()?;
+    Ok(InvocationSummary::from_prefixes(
+        row.into_domain()?,
+        payload_prefix,
+        message,
+        delivery,
+    ))
+}
+
+/// A webhook's invocations of this organization, filtered, newest first, one page and one
+/// more.
+fn listed(
+    organization_id: OrganizationId,
+    webhook_id: WebhookId,
+    filter: Option<OutcomeFilter>,
+    page: PageRequest,
+) -> invocations::BoxedQuery<'static, Sqlite> {
+    let mut query = invocations::table
+        .filter(invocations::webhook_id.eq(id(webhook_id.as_uuid())))
+        .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
+        .into_boxed();
+    query = match filter {
+        None => query,
+        Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
+        Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
+        Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
+        Some(OutcomeFilter::Failed) => query.filter(sql::<Bool>(FAILED)),
+    };
+    if let Some(after) = page.after {
+        let at = after.at.unix_micros();
+        query = query.filter(
+            invocations::received_at.lt(at).or(invocations::received_at
+                .eq(at)
+                .and(invocations::id.lt(id(&after.id)))),
+        );
+    }
+    query
+        .order((invocations::received_at.desc(), invocations::id.desc()))
+        .limit(overfetch(page))
+}
 
 /// Moves the webhook's `last_triggered_at` forward to the invocation's time; touches one row
 /// exactly when the webhook is the organization's.
@@ -193,34 +266,57 @@ impl InvocationLog for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
         self.read(move |conn| {
-            let mut query = invocations::table
-                .filter(invocations::webhook_id.eq(id(webhook_id.as_uuid())))
-                .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
-                .into_boxed();
-            query = match filter {
-                None => query,
-                Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
-                Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
-                Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
-                Some(OutcomeFilter::Failed) => query.filter(sql::<Bool>(FAILED)),
-            };
-            if let Some(after) = page.after {
-                let at = after.at.unix_micros();
-                query = query.filter(
-                    invocations::received_at.lt(at).or(invocations::received_at
-                        .eq(at)
-                        .and(invocations::id.lt(id(&after.id)))),
-                );
-            }
-            let rows = query
-                .order((invocations::received_at.desc(), invocations::id.desc()))
-                .limit(overfetch(page))
-                .load::<InvocationRow>(conn)?;
+            let rows =
+                listed(organization_id, webhook_id, filter, page).load::<InvocationRow>(conn)?;
             into_page(rows, page, InvocationRow::into_domain, |i: &Invocation| {
                 Cursor {
                     at: i.received_at,
                     id: *i.id.as_uuid(),
                 }
+            })
+        })
+        .await
+    }
+
+    async fn invocation_summaries(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: Option<OutcomeFilter>,
+        page: PageRequest,
+    ) -> Result<Page<InvocationSummary>, StoreError> {
+        self.read(move |conn| {
+            let rows = listed(organization_id, webhook_id, filter, page)
+                .select((
+                    (
+                        invocations::id,
+                        invocations::organization_id,
+                        invocations::webhook_id,
+                        invocations::received_at,
+                        invocations::source_ip,
+                        invocations::event_type,
+                        sql::<Nullable<Text>>(PAYLOAD_PREFIX),
+                        invocations::outcome,
+                        invocations::http_status,
+                        invocations::error_code,
+                        invocations::task_id,
+                        invocations::repeat_count,
+                        invocations::test,
+                        invocations::response_status_code,
+                        invocations::response_body_excerpt,
+                        invocations::response_latency_ms,
+                        invocations::response_error,
+                        invocations::response_at,
+                        invocations::response_succeeded,
+                    ),
+                    sql::<Nullable<Text>>(MESSAGE_PREFIX),
+                    sql::<Nullable<Text>>(TASK_STATUS),
+                    sql::<Nullable<Bool>>(TASK_FAILED_ATTEMPT),
+                ))
+                .load::<SummaryRow>(conn)?;
+            into_page(rows, page, summary_of, |s: &InvocationSummary| Cursor {
+                at: s.invocation.received_at,
+                id: *s.invocation.id.as_uuid(),
             })
         })
         .await

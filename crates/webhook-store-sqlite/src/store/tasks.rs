@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{Bool, Nullable, Text};
 use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::model::{
     Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret,
-    TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp,
+    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp,
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
 
@@ -162,6 +162,68 @@ impl TaskQueue for SqliteStore {
             into_page(rows, page, task_of, |t: &Task| Cursor {
                 at: t.created_at,
                 id: *t.id.as_uuid(),
+            })
+        })
+        .await
+    }
+
+    async fn task_summaries(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<TaskSummary>, StoreError> {
+        self.read(move |conn| {
+            let mut query = tasks::table
+                .filter(tasks::organization_id.eq(id(organization_id.as_uuid())))
+                .select((
+                    tasks::id,
+                    tasks::organization_id,
+                    tasks::target_id,
+                    tasks::webhook_id,
+                    tasks::invocation_id,
+                    tasks::instruction,
+                    // The context is left unread.
+                    sql::<Nullable<Text>>("NULL"),
+                    tasks::event_type,
+                    tasks::status,
+                    tasks::test,
+                    tasks::source_verified,
+                    tasks::source_ip,
+                    tasks::source_received_at,
+                    tasks::attempts,
+                    tasks::next_attempt_at,
+                    tasks::last_error,
+                    tasks::lease_token,
+                    tasks::lease_until,
+                    tasks::created_at,
+                    tasks::updated_at,
+                    tasks::attempts_before_round,
+                ))
+                .into_boxed();
+            if let Some(target) = filter.target_id {
+                query = query.filter(tasks::target_id.eq(id(target.as_uuid())));
+            }
+            if let Some(status) = filter.status {
+                query = query.filter(tasks::status.eq(status.as_str()));
+            }
+            if let Some(after) = page.after {
+                let at = after.at.unix_micros();
+                query = query.filter(
+                    tasks::created_at
+                        .lt(at)
+                        .or(tasks::created_at.eq(at).and(tasks::id.lt(id(&after.id)))),
+                );
+            }
+            let rows = query
+                .order((tasks::created_at.desc(), tasks::id.desc()))
+                .limit(overfetch(page))
+                .load::<TaskRow>(conn)?;
+            into_page(rows, page, TaskRow::into_summary, |t: &TaskSummary| {
+                Cursor {
+                    at: t.created_at,
+                    id: *t.id.as_uuid(),
+                }
             })
         })
         .await

@@ -1,7 +1,9 @@
 //! The invocation log of a webhook, and single entries.
 
 use super::{Caller, Invalid, ManageError, Management, parse_id};
-use crate::model::{Invocation, InvocationId, OutcomeFilter, Page, PageRequest, WebhookId};
+use crate::model::{
+    Invocation, InvocationId, InvocationSummary, OutcomeFilter, Page, PageRequest, WebhookId,
+};
 use crate::ports::{Adapters, InvocationLog};
 
 /// Reads the `outcome` filter of the invocation log.
@@ -21,20 +23,21 @@ impl<A: Adapters> Management<A> {
         Ok(self.store.invocation(caller.organization_id, id).await?)
     }
 
-    /// A webhook's invocations, newest first, deleted webhooks included.
+    /// A webhook's invocations, newest first, deleted webhooks included, summarized: no whole
+    /// payloads (read one with [`Management::invocation`]).
     pub async fn invocations(
         &self,
         caller: &Caller,
         webhook_id: &str,
         outcome: Option<&str>,
         page: PageRequest,
-    ) -> Result<Page<Invocation>, ManageError> {
+    ) -> Result<Page<InvocationSummary>, ManageError> {
         let filter = outcome.map(parse_outcome_filter).transpose()?;
         let webhook_id: WebhookId = parse_id("id", webhook_id)?;
         let webhook = self.owned(caller, webhook_id).await?;
         Ok(self
             .store
-            .invocations(caller.organization_id, webhook.id, filter, page)
+            .invocation_summaries(caller.organization_id, webhook.id, filter, page)
             .await?)
     }
 }

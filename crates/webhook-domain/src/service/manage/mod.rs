@@ -21,7 +21,7 @@ pub use error::{AuthError, ConflictCode, Invalid, ManageError};
 pub use invocations::parse_outcome_filter;
 pub use organization::OrganizationPatch;
 pub use targets::{CreatedTarget, NewTarget, SIGNING_SECRET_PREFIX, TargetPatch};
-pub use tasks::parse_task_status;
+pub use tasks::{MAX_TASKS_WITH_CONTEXT, parse_task_status};
 pub use test_send::{DEFAULT_TEST_PAYLOAD, TestResult, TestSender};
 pub use webhooks::{
     CreatedWebhook, NewWebhook, TargetSummary, WEBHOOK_SECRET_PREFIX, WebhookPatch, WebhookView,

@@ -1,9 +1,12 @@
 //! The task board: list and read tasks, move them as the lifecycle allows, retry failed ones.
 
 use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id};
-use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus};
+use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus, TaskSummary};
 use crate::ports::{Adapters, Clock, StoreError, TaskQueue};
 use crate::rules::task_status_change;
+
+/// The most tasks a page of the board holds when each carries its context (`include=context`).
+pub const MAX_TASKS_WITH_CONTEXT: u32 = 50;
 
 /// Reads a task status name, for `field`.
 pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid> {
@@ -16,22 +19,28 @@ pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid>
 }
 
 impl<A: Adapters> Management<A> {
-    /// The board, newest first, filtered by target and status.
+    /// The board, newest first, filtered by target and status, without contexts (read them
+    /// one at a time with [`Management::task_by_id`]).
     pub async fn tasks(
         &self,
         caller: &Caller,
         target_id: Option<&str>,
         status: Option<&str>,
         page: PageRequest,
-    ) -> Result<Page<Task>, ManageError> {
+    ) -> Result<Page<TaskSummary>, ManageError> {
         let filter = TaskFilter {
             target_id: target_id.map(|t| parse_id("target_id", t)).transpose()?,
             status: status.map(|s| parse_task_status("status", s)).transpose()?,
         };
         Ok(self
             .store
-            .tasks(caller.organization_id, filter, page)
+            .task_summaries(caller.organization_id, filter, page)
             .await?)
+    }
+
+    /// One task of the caller's organization, by an id already read.
+    pub async fn task_by_id(&self, caller: &Caller, id: TaskId) -> Result<Task, ManageError> {
+        Ok(self.store.task(caller.organization_id, id).await?)
     }
 
     /// One task of the caller's organization.
