@@ -12,8 +12,8 @@ use uuid::Uuid;
 use webhook_dispatch::{OutboundGuard, OutboundPolicy};
 use webhook_domain::model::PublicUrl;
 use webhook_domain::model::{
-    EventTypes, Invocation, Name, Organization, OrganizationId, PageRequest, RatePerMinute, Secret,
-    Target, TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
+    EventTypes, Invocation, Name, Organization, OrganizationId, RatePerMinute, Secret, Target,
+    TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{EndpointGuard, SecretSealer as _, Store};
 use webhook_domain::service::IngestConfig;
@@ -307,16 +307,7 @@ impl<S: Backend> TestApp<S> {
 
     /// `webhook`'s logged invocations, newest first.
     pub(crate) async fn invocations(&self, webhook: &Webhook) -> Vec<Invocation> {
-        self.store
-            .invocations(
-                webhook.organization_id,
-                webhook.id,
-                None,
-                PageRequest::first(500).unwrap(),
-            )
-            .await
-            .unwrap()
-            .items
+        webhook_store_contract::fixtures::logged(&self.store, webhook).await
     }
 
     /// Moves the clock on.
