@@ -20,7 +20,7 @@ use webhook_domain::ports::{InvocationLog, SecretSealer, TaskQueue, WebhookStore
 use webhook_domain::rules::RateScope;
 use webhook_domain::service::{BodyRead, IngestHead, IngestOutcome, IngestRejection, Sender};
 use webhook_runtime::CacheConfig;
-use webhook_store_contract::fixtures::{World, at, logged, rate, webhook};
+use webhook_store_contract::fixtures::{World, at, last_triggered_at, logged, rate, webhook};
 use webhook_store_mem::MemoryStore;
 use webhook_system::{ManualClock, MasterKey, RingSealer};
 use webhookd::config::Config;
@@ -497,14 +497,7 @@ async fn unsubscribed_event_is_ignored_logged_and_makes_no_task() {
         );
     }
     assert!(h.tasks().await.is_empty());
-    assert_eq!(
-        h.store
-            .webhook(h.world.webhook.id)
-            .await
-            .unwrap()
-            .last_triggered_at,
-        None
-    );
+    assert_eq!(last_triggered_at(&h.store, &h.world.webhook).await, None);
 }
 
 #[tokio::test]
@@ -555,11 +548,7 @@ async fn accepted_event_commits_invocation_and_task() {
     assert_eq!(task.next_attempt_at, at(1000));
     assert!(!task.test);
     assert_eq!(
-        h.store
-            .webhook(h.world.webhook.id)
-            .await
-            .unwrap()
-            .last_triggered_at,
+        last_triggered_at(&h.store, &h.world.webhook).await,
         Some(at(1000))
     );
 
