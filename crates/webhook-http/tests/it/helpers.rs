@@ -370,3 +370,19 @@ pub(crate) async fn problem(response: reqwest::Response) -> ProblemAnswer {
 pub(crate) fn loopback() -> IpAddr {
     IpAddr::from([127, 0, 0, 1])
 }
+
+/// Reads `stream` until the server closes it, within 10 seconds, and checks that what it
+/// answered is a 408 `request_timeout` problem.
+pub(crate) async fn assert_timed_out(stream: &mut tokio::net::TcpStream) {
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_string(stream, &mut answer),
+    )
+    .await
+    .expect("an answer and a closed connection within the deadline")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+}
