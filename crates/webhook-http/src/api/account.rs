@@ -7,9 +7,7 @@ use webhook_domain::service::manage::{NewApiKey, OrganizationPatch};
 use webhook_domain::ports::Adapters;
 
 use super::ManageState;
-use super::dto::{
-    ApiKeyList, ApiKeyOut, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization,
-};
+use super::dto::{ApiKeyList, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization};
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
 use super::{caller, created_with_secret, openapi_json, writer};
@@ -37,15 +35,8 @@ pub(crate) async fn create_key<A: Adapters>(
         name: body.name,
         role: body.role,
     };
-    let created_key = ctx.management().create_api_key(&caller, new).await?;
-    let out = CreatedApiKeyOut {
-        api_key: created_key.api_key.expose().to_owned(),
-        key: ApiKeyOut::from(created_key.key),
-    };
-    Ok(created_with_secret(
-        format!("/api/v1/api-keys/{}", out.key.id),
-        &out,
-    ))
+    let out = CreatedApiKeyOut::from(ctx.management().create_api_key(&caller, new).await?);
+    Ok(created_with_secret("/api/v1/api-keys", out.key.id, &out))
 }
 
 /// The organization's API keys, oldest first (one page).

@@ -10,7 +10,9 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, Invocation, Organization, Page, Target, TargetResponse, Task, Timestamp,
 };
-use webhook_domain::service::manage::{TargetSummary, WebhookView};
+use webhook_domain::service::manage::{
+    CreatedApiKey, CreatedTarget, CreatedWebhook, TargetSummary, WebhookView,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Schemas of the values the server checks
@@ -453,6 +455,15 @@ pub struct WebhookWithSecret {
     pub secret: Option<String>,
 }
 
+impl From<CreatedWebhook> for WebhookWithSecret {
+    fn from(created: CreatedWebhook) -> Self {
+        Self {
+            secret: created.secret.map(|s| s.expose().to_owned()),
+            webhook: WebhookOut::from(created.view),
+        }
+    }
+}
+
 /// A target.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TargetOut {
@@ -490,6 +501,15 @@ pub struct CreatedTargetOut {
     pub signing_secret: String,
 }
 
+impl From<CreatedTarget> for CreatedTargetOut {
+    fn from(created: CreatedTarget) -> Self {
+        Self {
+            signing_secret: created.signing_secret.expose().to_owned(),
+            target: TargetOut::from(created.target),
+        }
+    }
+}
+
 /// An API key (never its value).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyOut {
@@ -519,6 +539,15 @@ pub struct CreatedApiKeyOut {
     pub key: ApiKeyOut,
     /// Send it as `Authorization: Bearer <api_key>`. Never shown again.
     pub api_key: String,
+}
+
+impl From<CreatedApiKey> for CreatedApiKeyOut {
+    fn from(created: CreatedApiKey) -> Self {
+        Self {
+            api_key: created.api_key.expose().to_owned(),
+            key: ApiKeyOut::from(created.key),
+        }
+    }
 }
 
 /// The caller's organization.

@@ -91,11 +91,18 @@ fn list_page(request: &HttpRequest) -> Result<PageRequest, ApiError> {
     )?)
 }
 
-/// A 201 with the `Location` of the created object, whose answer carries its secret or key
-/// (see [`secret_answer`]).
-fn created_with_secret(location: String, body: &impl serde::Serialize) -> HttpResponse {
+/// A 201 with the `Location` of the object created in `collection` as `id`, whose answer
+/// carries its secret or key (see [`secret_answer`]).
+fn created_with_secret(
+    collection: &str,
+    id: uuid::Uuid,
+    body: &impl serde::Serialize,
+) -> HttpResponse {
     secret_answer(HttpResponse::Created())
-        .insert_header((actix_web::http::header::LOCATION, location))
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{collection}/{id}"),
+        ))
         .json(body)
 }
 

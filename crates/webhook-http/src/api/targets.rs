@@ -35,15 +35,8 @@ pub(crate) async fn create<A: Adapters>(
         name: body.name,
         endpoint_url: body.endpoint_url,
     };
-    let created_target = ctx.management().create_target(&caller, new).await?;
-    let out = CreatedTargetOut {
-        signing_secret: created_target.signing_secret.expose().to_owned(),
-        target: TargetOut::from(created_target.target),
-    };
-    Ok(created_with_secret(
-        format!("/api/v1/targets/{}", out.target.id),
-        &out,
-    ))
+    let out = CreatedTargetOut::from(ctx.management().create_target(&caller, new).await?);
+    Ok(created_with_secret("/api/v1/targets", out.target.id, &out))
 }
 
 /// List targets, newest first.

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::ports::Adapters;
-use webhook_domain::service::manage::{CreatedWebhook, NewWebhook, TestResult, WebhookPatch};
+use webhook_domain::service::manage::{NewWebhook, TestResult, WebhookPatch};
 
 use super::ManageState;
 use super::dto::{
@@ -12,13 +12,6 @@ use super::dto::{
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
 use super::{caller, created_with_secret, list_page, secret_answer, writer};
-
-fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
-    WebhookWithSecret {
-        secret: created.secret.map(|s| s.expose().to_owned()),
-        webhook: WebhookOut::from(created.view),
-    }
-}
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
 #[utoipa::path(
@@ -47,9 +40,10 @@ pub(crate) async fn create<A: Adapters>(
         generate_secret: body.generate_secret.unwrap_or(false),
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let out = with_secret(ctx.management().create_webhook(&caller, new).await?);
+    let out = WebhookWithSecret::from(ctx.management().create_webhook(&caller, new).await?);
     Ok(created_with_secret(
-        format!("/api/v1/webhooks/{}", out.webhook.id),
+        "/api/v1/webhooks",
+        out.webhook.id,
         &out,
     ))
 }
@@ -184,8 +178,7 @@ pub(crate) async fn rotate_secret<A: Adapters>(
         .management()
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
         .await?;
-    let out = with_secret(rotated);
-    Ok(secret_answer(HttpResponse::Ok()).json(out))
+    Ok(secret_answer(HttpResponse::Ok()).json(WebhookWithSecret::from(rotated)))
 }
 
 /// Send a test event through the real pipeline as an authenticated sender; the invocation and
