@@ -32,25 +32,23 @@ pub(crate) fn check() -> Result<Outcome> {
         "licenses",
         "sources",
     ]))?;
+    let offline_advisories = || {
+        cmd::run(&mut cmd::cargo([
+            "deny",
+            "--offline",
+            "check",
+            "advisories",
+        ]))
+    };
     match fetch_advisory_db()? {
         Ok(()) => {
             // Fresh database: `--offline` only stops cargo-deny fetching it a second time.
-            cmd::run(&mut cmd::cargo([
-                "deny",
-                "--offline",
-                "check",
-                "advisories",
-            ]))?;
+            offline_advisories()?;
             Ok(Outcome::passed())
         }
         Err(why) if local_advisory_db() => {
             eprintln!("could not update the advisory database ({why}); using the local copy");
-            cmd::run(&mut cmd::cargo([
-                "deny",
-                "--offline",
-                "check",
-                "advisories",
-            ]))?;
+            offline_advisories()?;
             Ok(Outcome::passed().with_note(format!(
                 "advisories checked against a local, possibly stale database ({why})"
             )))

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError as _, web};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -129,6 +129,14 @@ pub(crate) async fn handle<A: Adapters>(
     request
         .await
         .unwrap_or_else(|_| Problem::internal_error().error_response())
+}
+
+/// `response` with the `RateLimit-*` headers of `rate`.
+fn with_rate_headers(mut response: HttpResponseBuilder, rate: RateStatus) -> HttpResponseBuilder {
+    for header in rate_headers(rate) {
+        response.insert_header(header);
+    }
+    response
 }
 
 /// Runs one request; returns the metrics label of its outcome and the answer.
@@ -305,10 +313,7 @@ fn respond(
             rate,
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, task.id = %task_id, "event accepted");
-            let mut response = HttpResponse::Accepted();
-            for header in rate_headers(rate) {
-                response.insert_header(header);
-            }
+            let mut response = with_rate_headers(HttpResponse::Accepted(), rate);
             let body = AcceptedBody {
                 status: "accepted",
                 invocation_id,
@@ -321,10 +326,7 @@ fn respond(
             rate,
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, "event ignored: its type is not subscribed");
-            let mut response = HttpResponse::Ok();
-            for header in rate_headers(rate) {
-                response.insert_header(header);
-            }
+            let mut response = with_rate_headers(HttpResponse::Ok(), rate);
             let body = IgnoredBody {
                 status: "ignored",
                 invocation_id,

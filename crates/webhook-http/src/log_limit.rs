@@ -93,25 +93,22 @@ mod tests {
         for millis in [1, 500, 9_999] {
             assert_eq!(limiter.decide("store", at(millis)), LogDecision::LeaveOut);
         }
-        // Another kind has its own window.
-        assert_eq!(
-            limiter.decide("other", at(9_999)),
-            LogDecision::Log { left_out: 0 }
-        );
-        assert_eq!(
-            limiter.decide("store", at(10_000)),
-            LogDecision::Log { left_out: 3 }
-        );
-        assert_eq!(limiter.decide("store", at(10_001)), LogDecision::LeaveOut);
-        // A quiet spell: the next one is logged, with what was left out before it.
-        assert_eq!(
-            limiter.decide("store", at(60_000)),
-            LogDecision::Log { left_out: 1 }
-        );
-        assert_eq!(
-            limiter.decide("store", at(70_000)),
-            LogDecision::Log { left_out: 0 }
-        );
+        // Another kind has its own window; a quiet spell logs the next one, with what was left
+        // out before it.
+        let expected = [
+            ("other", 9_999, LogDecision::Log { left_out: 0 }),
+            ("store", 10_000, LogDecision::Log { left_out: 3 }),
+            ("store", 10_001, LogDecision::LeaveOut),
+            ("store", 60_000, LogDecision::Log { left_out: 1 }),
+            ("store", 70_000, LogDecision::Log { left_out: 0 }),
+        ];
+        for (kind, millis, decision) in expected {
+            assert_eq!(
+                limiter.decide(kind, at(millis)),
+                decision,
+                "{kind} at {millis} ms"
+            );
+        }
     }
 
     #[test]

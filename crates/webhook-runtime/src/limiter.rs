@@ -159,32 +159,21 @@ mod tests {
     fn webhook_and_organization_quotas_hold() {
         let limiter = MemoryRateLimiter::new();
         let now = Timestamp::from_unix_micros(1_000_000_000);
-        assert!(matches!(
-            limiter.decide(request(1, 2, 3, now)),
-            RateDecision::Admitted(_)
-        ));
-        assert!(matches!(
-            limiter.decide(request(1, 2, 3, now)),
-            RateDecision::Admitted(_)
-        ));
-        assert!(matches!(
-            limiter.decide(request(1, 2, 3, now)),
-            RateDecision::Denied {
-                scope: RateScope::Webhook,
-                ..
-            }
-        ));
-        assert!(matches!(
-            limiter.decide(request(2, 2, 3, now)),
-            RateDecision::Admitted(_)
-        ));
-        assert!(matches!(
-            limiter.decide(request(3, 2, 3, now)),
-            RateDecision::Denied {
-                scope: RateScope::Organization,
-                ..
-            }
-        ));
+        // Per request, in order: the webhook and the quota that refused it, if one did.
+        let expected = [
+            (1, None),
+            (1, None),
+            (1, Some(RateScope::Webhook)),
+            (2, None),
+            (3, Some(RateScope::Organization)),
+        ];
+        for (webhook, refused_by) in expected {
+            let scope = match limiter.decide(request(webhook, 2, 3, now)) {
+                RateDecision::Admitted(_) => None,
+                RateDecision::Denied { scope, .. } => Some(scope),
+            };
+            assert_eq!(scope, refused_by, "webhook {webhook}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use webhook_domain::model::{
     RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
     TaskSource, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::ports::{Store, TaskQueue, WebhookStore};
+use webhook_domain::ports::{InvocationLog, Store, TaskQueue, WebhookStore};
 use webhook_domain::rules::task_status_change;
 
 /// 2026-01-01T00:00:00.123457Z: the instant every case's timeline starts from.
@@ -381,4 +381,13 @@ pub async fn last_triggered_at<S: WebhookStore>(store: &S, webhook: &Webhook) ->
         .await
         .expect("the webhook is stored")
         .last_triggered_at
+}
+
+/// Every invocation logged for `webhook`, newest first: one page of 500, more than a test logs.
+pub async fn logged<S: InvocationLog>(store: &S, webhook: &Webhook) -> Vec<Invocation> {
+    store
+        .invocations(webhook.organization_id, webhook.id, None, page(500))
+        .await
+        .expect("the log is readable")
+        .items
 }

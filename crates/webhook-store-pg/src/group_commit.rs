@@ -152,19 +152,13 @@ async fn commit(inner: &Inner, batch: &mut Vec<Request>) {
             // Nothing was written, and writing one by one would fail alike.
             let shared = Arc::new(StoreError::Unavailable(cause));
             tracing::warn!(error = %shared, batch.size = batch.len(), "group commit failed");
-            for request in batch.drain(..) {
-                let error = StoreError::Unavailable(Box::new(GroupFailed(Arc::clone(&shared))));
-                let _ = request.reply.send(Err(error));
-            }
+            share_failure(batch, &shared, StoreError::Unavailable);
         }
         Err(StoreError::OutcomeUnknown(cause)) => {
             // The batch may be durable: writing it again one by one could duplicate it.
             let shared = Arc::new(StoreError::OutcomeUnknown(cause));
             tracing::warn!(error = %shared, batch.size = batch.len(), "group commit outcome unknown");
-            for request in batch.drain(..) {
-                let error = StoreError::OutcomeUnknown(Box::new(GroupFailed(Arc::clone(&shared))));
-                let _ = request.reply.send(Err(error));
-            }
+            share_failure(batch, &shared, StoreError::OutcomeUnknown);
         }
         Err(_) => {
             for request in batch.drain(..) {
@@ -172,6 +166,19 @@ async fn commit(inner: &Inner, batch: &mut Vec<Request>) {
                 let _ = request.reply.send(result);
             }
         }
+    }
+}
+
+/// Answers every request of `batch` with a `kind` error whose cause is the group's `shared` one.
+fn share_failure(
+    batch: &mut Vec<Request>,
+    shared: &Arc<StoreError>,
+    kind: fn(webhook_domain::ports::BoxError) -> StoreError,
+) {
+    for request in batch.drain(..) {
+        let error = kind(Box::new(GroupFailed(Arc::clone(shared))));
+        // A caller that stopped waiting no longer needs its answer.
+        let _ = request.reply.send(Err(error));
     }
 }
 

@@ -174,18 +174,13 @@ mod tests {
             db(DatabaseErrorKind::ForeignKeyViolation, "FK"),
             "not_found",
         );
-        check(
-            db(DatabaseErrorKind::Unknown, "database is locked"),
-            "unavailable",
-        );
-        check(
-            db(DatabaseErrorKind::Unknown, "disk I/O error"),
-            "unavailable",
-        );
-        check(
-            db(DatabaseErrorKind::Unknown, "database or disk is full"),
-            "unavailable",
-        );
+        for message in [
+            "database is locked",
+            "disk I/O error",
+            "database or disk is full",
+        ] {
+            check(db(DatabaseErrorKind::Unknown, message), "unavailable");
+        }
         check(
             db(DatabaseErrorKind::ClosedConnection, "closed"),
             "unavailable",

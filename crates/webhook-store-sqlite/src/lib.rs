@@ -208,22 +208,12 @@ impl SqliteStore {
     pub async fn close(&self) {
         let writer = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         drop(writer);
-        let thread = self
-            .inner
-            .writer_thread
-            .lock()
-            .ok()
-            .and_then(|mut t| t.take());
-        let checkpoint_thread = self
-            .inner
-            .checkpoint_thread
-            .lock()
-            .ok()
-            .and_then(|mut t| t.take());
+        let threads = [&self.inner.writer_thread, &self.inner.checkpoint_thread]
+            .map(|slot| slot.lock().ok().and_then(|mut t| t.take()));
         // Other handles may still be sending; the writer ends once they are done, and the
         // checkpointer after it, with a last checkpoint.
         let _ = tokio::task::spawn_blocking(move || {
-            for thread in [thread, checkpoint_thread].into_iter().flatten() {
+            for thread in threads.into_iter().flatten() {
                 let _ = thread.join();
             }
         })

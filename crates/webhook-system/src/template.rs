@@ -247,39 +247,31 @@ mod tests {
     fn the_domain_renders_instructions_through_it() {
         let template =
             InstructionTemplate::parse("{{ event.event_type }}: {{ event.data.title }}").unwrap();
-        let settings =
-            SourceSettings::new(Source::Pagerduty, None, None, None, Some(template)).unwrap();
         let payload = json!({"event": {"id": "01", "event_type": "incident.triggered", "data": {"title": "DB down"}}});
-        let Extraction::Event(fields) = settings.extract(
-            &Vec::<(String, Vec<u8>)>::new(),
-            &payload,
-            &MiniJinjaTemplates::new(),
-        ) else {
-            panic!("an incident is an event");
+        let extract = |template: InstructionTemplate| {
+            let settings =
+                SourceSettings::new(Source::Pagerduty, None, None, None, Some(template)).unwrap();
+            let Extraction::Event(fields) = settings.extract(
+                &Vec::<(String, Vec<u8>)>::new(),
+                &payload,
+                &MiniJinjaTemplates::new(),
+            ) else {
+                panic!("an incident is an event");
+            };
+            assert_eq!(
+                fields.instruction.as_deref(),
+                Some("incident.triggered: DB down")
+            );
+            fields
         };
-        assert_eq!(
-            fields.instruction.as_deref(),
-            Some("incident.triggered: DB down")
-        );
+        let fields = extract(template);
         assert_eq!(fields.instruction_origin, InstructionOrigin::Template);
 
         let runaway = InstructionTemplate::parse(
             "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
         )
         .unwrap();
-        let settings =
-            SourceSettings::new(Source::Pagerduty, None, None, None, Some(runaway)).unwrap();
-        let Extraction::Event(fields) = settings.extract(
-            &Vec::<(String, Vec<u8>)>::new(),
-            &payload,
-            &MiniJinjaTemplates::new(),
-        ) else {
-            panic!("an incident is an event");
-        };
-        assert_eq!(
-            fields.instruction.as_deref(),
-            Some("incident.triggered: DB down")
-        );
+        let fields = extract(runaway);
         assert_eq!(fields.instruction_origin, InstructionOrigin::SourceDefault);
         assert_eq!(
             fields.template_fallback,

@@ -139,22 +139,14 @@ mod tests {
 
     #[test]
     fn refuses_bad_bases() {
-        assert_eq!(
-            PublicUrl::parse("example.com"),
-            Err(InvalidPublicUrl::NotAUrl)
-        );
-        assert_eq!(
-            PublicUrl::parse("ftp://example.com"),
-            Err(InvalidPublicUrl::UnsupportedScheme)
-        );
-        assert_eq!(
-            PublicUrl::parse("https://example.com/?a=b"),
-            Err(InvalidPublicUrl::NotABase)
-        );
-        assert_eq!(
-            PublicUrl::parse("https://u:p@example.com/"),
-            Err(InvalidPublicUrl::NotABase)
-        );
+        for (base, refused) in [
+            ("example.com", InvalidPublicUrl::NotAUrl),
+            ("ftp://example.com", InvalidPublicUrl::UnsupportedScheme),
+            ("https://example.com/?a=b", InvalidPublicUrl::NotABase),
+            ("https://u:p@example.com/", InvalidPublicUrl::NotABase),
+        ] {
+            assert_eq!(PublicUrl::parse(base), Err(refused), "{base}");
+        }
     }
 
     #[test]

@@ -361,30 +361,17 @@ mod tests {
             }
         };
         let retry_at = |s| AttemptVerdict::RetryAt(now.plus(secs(s)));
-        assert_eq!(
-            schedule(0),
-            [
-                (1, retry_at(5)),
-                (2, retry_at(10)),
-                (3, AttemptVerdict::Failed)
-            ]
-        );
-        assert_eq!(
-            schedule(3),
-            [
-                (4, retry_at(5)),
-                (5, retry_at(10)),
-                (6, AttemptVerdict::Failed)
-            ]
-        );
-        assert_eq!(
-            schedule(1_000),
-            [
-                (1_001, retry_at(5)),
-                (1_002, retry_at(10)),
-                (1_003, AttemptVerdict::Failed)
-            ]
-        );
+        for before_round in [0, 3, 1_000] {
+            assert_eq!(
+                schedule(before_round),
+                [
+                    (before_round + 1, retry_at(5)),
+                    (before_round + 2, retry_at(10)),
+                    (before_round + 3, AttemptVerdict::Failed)
+                ],
+                "{before_round} attempts before the round"
+            );
+        }
     }
 
     #[test]

@@ -7,9 +7,7 @@ use webhook_domain::service::manage::{NewApiKey, OrganizationPatch};
 use webhook_domain::ports::Adapters;
 
 use super::ManageState;
-use super::dto::{
-    ApiKeyList, ApiKeyOut, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization,
-};
+use super::dto::{ApiKeyList, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization};
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
 use super::{caller, created_with_secret, openapi_json, writer};
@@ -22,8 +20,6 @@ use super::{caller, created_with_secret, openapi_json, writer};
     responses(
         (status = 201, description = "Created", body = CreatedApiKeyOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -39,15 +35,8 @@ pub(crate) async fn create_key<A: Adapters>(
         name: body.name,
         role: body.role,
     };
-    let created_key = ctx.management().create_api_key(&caller, new).await?;
-    let out = CreatedApiKeyOut {
-        api_key: created_key.api_key.expose().to_owned(),
-        key: ApiKeyOut::from(created_key.key),
-    };
-    Ok(created_with_secret(
-        format!("/api/v1/api-keys/{}", out.key.id),
-        &out,
-    ))
+    let out = CreatedApiKeyOut::from(ctx.management().create_api_key(&caller, new).await?);
+    Ok(created_with_secret("/api/v1/api-keys", out.key.id, &out))
 }
 
 /// The organization's API keys, oldest first (one page).
@@ -56,7 +45,6 @@ pub(crate) async fn create_key<A: Adapters>(
     get, path = "/api/v1/api-keys", tag = "account",
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -80,8 +68,6 @@ pub(crate) async fn list_keys<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "API key id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`own_key`: the key of this request cannot delete itself; `last_admin_key`: the organization's last admin key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
@@ -104,7 +90,6 @@ pub(crate) async fn delete_key<A: Adapters>(
     get, path = "/api/v1/organization", tag = "account",
     responses(
         (status = 200, description = "The organization", body = OrganizationOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -125,8 +110,6 @@ pub(crate) async fn organization<A: Adapters>(
     responses(
         (status = 200, description = "The changed organization", body = OrganizationOut),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),

@@ -11,7 +11,9 @@ use webhook_domain::model::{
     ApiKey, Invocation, InvocationSummary, Organization, Page, Target, TargetResponse, Task,
     TaskSummary, Timestamp,
 };
-use webhook_domain::service::manage::{TargetSummary, WebhookView};
+use webhook_domain::service::manage::{
+    CreatedApiKey, CreatedTarget, CreatedWebhook, TargetSummary, WebhookView,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Schemas of the values the server checks
@@ -478,6 +480,15 @@ pub struct WebhookWithSecret {
     pub secret: Option<String>,
 }
 
+impl From<CreatedWebhook> for WebhookWithSecret {
+    fn from(created: CreatedWebhook) -> Self {
+        Self {
+            secret: created.secret.map(|s| s.expose().to_owned()),
+            webhook: WebhookOut::from(created.view),
+        }
+    }
+}
+
 /// A target.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TargetOut {
@@ -515,6 +526,15 @@ pub struct CreatedTargetOut {
     pub signing_secret: String,
 }
 
+impl From<CreatedTarget> for CreatedTargetOut {
+    fn from(created: CreatedTarget) -> Self {
+        Self {
+            signing_secret: created.signing_secret.expose().to_owned(),
+            target: TargetOut::from(created.target),
+        }
+    }
+}
+
 /// An API key (never its value).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyOut {
@@ -544,6 +564,15 @@ pub struct CreatedApiKeyOut {
     pub key: ApiKeyOut,
     /// Send it as `Authorization: Bearer <api_key>`. Never shown again.
     pub api_key: String,
+}
+
+impl From<CreatedApiKey> for CreatedApiKeyOut {
+    fn from(created: CreatedApiKey) -> Self {
+        Self {
+            api_key: created.api_key.expose().to_owned(),
+            key: ApiKeyOut::from(created.key),
+        }
+    }
 }
 
 /// The caller's organization.

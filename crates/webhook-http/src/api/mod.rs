@@ -28,9 +28,10 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Route, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
+use webhook_domain::model::PageRequest;
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::Ingest;
-use webhook_domain::service::manage::{Caller, Management};
+use webhook_domain::service::manage::{Caller, Management, page_request};
 
 pub use dto::*;
 pub use error::{ApiError, ProblemBody};
@@ -81,11 +82,27 @@ async fn writer<A: Adapters>(
     Ok(caller)
 }
 
-/// A 201 with the `Location` of the created object, whose answer carries its secret or key
-/// (see [`secret_answer`]).
-fn created_with_secret(location: String, body: &impl serde::Serialize) -> HttpResponse {
+/// The page a list request asks for with its `limit` and `cursor` query parameters.
+fn list_page(request: &HttpRequest) -> Result<PageRequest, ApiError> {
+    let q: ListQuery = input::query(request)?;
+    Ok(page_request(
+        targets::parse_limit(q.limit.as_deref())?,
+        q.cursor.as_deref(),
+    )?)
+}
+
+/// A 201 with the `Location` of the object created in `collection` as `id`, whose answer
+/// carries its secret or key (see [`secret_answer`]).
+fn created_with_secret(
+    collection: &str,
+    id: uuid::Uuid,
+    body: &impl serde::Serialize,
+) -> HttpResponse {
     secret_answer(HttpResponse::Created())
-        .insert_header((actix_web::http::header::LOCATION, location))
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{collection}/{id}"),
+        ))
         .json(body)
 }
 
@@ -119,13 +136,23 @@ impl Modify for BearerAuth {
 }
 
 /// The answers many operations share, documented here once rather than on every route: every
-/// operation behind an API key reads the store, so it may answer 503 `store_unavailable` (the
-/// test endpoint also `outcome_unknown`) or 500 `internal_error` when the store fails beyond
-/// retrying,
+/// operation behind an API key answers 401 `unauthorized` without a valid key, and every write
+/// among them 403 `forbidden` to a viewer key; each reads the store, so it may answer 503
+/// `store_unavailable` (the test endpoint also `outcome_unknown`) or 500 `internal_error` when
+/// the store fails beyond retrying,
 /// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`
 /// and one that does not arrive within the body timeout with 408 `request_timeout`,
 /// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
 struct SharedProblems;
+
+/// Which operations a shared answer belongs to.
+#[derive(Clone, Copy)]
+enum SharedTo {
+    Every,
+    WithBody,
+    Secured,
+    SecuredWrites,
+}
 
 impl Modify for SharedProblems {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -142,51 +169,75 @@ impl Modify for SharedProblems {
                     .build(),
             )
         };
-        let too_large = problem(&format!(
-            "`payload_too_large`: the body is over {} MiB",
-            BODY_LIMIT / (1024 * 1024)
-        ));
-        let timed_out = problem(
-            "`request_timeout`: the whole body did not arrive within the body timeout; the connection is closed",
-        );
-        let unavailable = problem(
-            "`store_unavailable`: the store could not be reached; nothing was changed. `outcome_unknown` (the test endpoint only): the store was lost during the commit and did not come back in time to say whether the test event was stored",
-        );
-        let internal = problem(
-            "`internal_error`: the store failed in a way retrying cannot mend (a corrupt row, a secret that cannot be unsealed)",
-        );
-        let head_too_large = problem(&format!(
-            "`request_header_too_large`: the request line and headers are over {} KiB",
-            crate::head::MAX_REQUEST_HEAD_BYTES / 1024
-        ));
+        let shared = [
+            (
+                SharedTo::Every,
+                "431",
+                problem(&format!(
+                    "`request_header_too_large`: the request line and headers are over {} KiB",
+                    crate::head::MAX_REQUEST_HEAD_BYTES / 1024
+                )),
+            ),
+            (
+                SharedTo::WithBody,
+                "413",
+                problem(&format!(
+                    "`payload_too_large`: the body is over {} MiB",
+                    BODY_LIMIT / (1024 * 1024)
+                )),
+            ),
+            (
+                SharedTo::WithBody,
+                "408",
+                problem(
+                    "`request_timeout`: the whole body did not arrive within the body timeout; the connection is closed",
+                ),
+            ),
+            (SharedTo::Secured, "401", problem("No valid API key")),
+            (SharedTo::SecuredWrites, "403", problem("Viewer key")),
+            (
+                SharedTo::Secured,
+                "503",
+                problem(
+                    "`store_unavailable`: the store could not be reached; nothing was changed. `outcome_unknown` (the test endpoint only): the store was lost during the commit and did not come back in time to say whether the test event was stored",
+                ),
+            ),
+            (
+                SharedTo::Secured,
+                "500",
+                problem(
+                    "`internal_error`: the store failed in a way retrying cannot mend (a corrupt row, a secret that cannot be unsealed)",
+                ),
+            ),
+        ];
         for item in openapi.paths.paths.values_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
+                (false, &mut item.get),
+                (true, &mut item.put),
+                (true, &mut item.post),
+                (true, &mut item.delete),
+                (true, &mut item.patch),
             ];
-            for operation in operations.into_iter().flatten() {
-                let responses = &mut operation.responses.responses;
-                responses
-                    .entry("431".to_owned())
-                    .or_insert_with(|| head_too_large.clone());
-                if operation.request_body.is_some() {
-                    responses
-                        .entry("413".to_owned())
-                        .or_insert_with(|| too_large.clone());
-                    responses
-                        .entry("408".to_owned())
-                        .or_insert_with(|| timed_out.clone());
-                }
-                if operation.security.is_some() {
-                    responses
-                        .entry("503".to_owned())
-                        .or_insert_with(|| unavailable.clone());
-                    responses
-                        .entry("500".to_owned())
-                        .or_insert_with(|| internal.clone());
+            for (writes, operation) in operations {
+                let Some(operation) = operation else {
+                    continue;
+                };
+                let secured = operation.security.is_some();
+                let with_body = operation.request_body.is_some();
+                for (to, status, answer) in &shared {
+                    let applies = match to {
+                        SharedTo::Every => true,
+                        SharedTo::WithBody => with_body,
+                        SharedTo::Secured => secured,
+                        SharedTo::SecuredWrites => secured && writes,
+                    };
+                    if applies {
+                        operation
+                            .responses
+                            .responses
+                            .entry((*status).to_owned())
+                            .or_insert_with(|| answer.clone());
+                    }
                 }
             }
         }

@@ -1,15 +1,15 @@
 //! `/api/v1/targets`: the agents and teams tasks go to.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use webhook_domain::service::manage::{NewTarget, TargetPatch, page_request};
+use webhook_domain::service::manage::{NewTarget, TargetPatch};
 
 use webhook_domain::ports::Adapters;
 
 use super::ManageState;
 use super::dto::{CreateTarget, CreatedTargetOut, ListQuery, PatchTarget, TargetList, TargetOut};
 use super::error::{ApiError, ProblemBody};
-use super::input::{query, read_json};
-use super::{caller, created_with_secret, writer};
+use super::input::read_json;
+use super::{caller, created_with_secret, list_page, writer};
 
 /// Create a target; its signing secret is in the answer, once.
 #[utoipa::path(
@@ -19,8 +19,6 @@ use super::{caller, created_with_secret, writer};
     responses(
         (status = 201, description = "Created", body = CreatedTargetOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -37,15 +35,8 @@ pub(crate) async fn create<A: Adapters>(
         name: body.name,
         endpoint_url: body.endpoint_url,
     };
-    let created_target = ctx.management().create_target(&caller, new).await?;
-    let out = CreatedTargetOut {
-        signing_secret: created_target.signing_secret.expose().to_owned(),
-        target: TargetOut::from(created_target.target),
-    };
-    Ok(created_with_secret(
-        format!("/api/v1/targets/{}", out.target.id),
-        &out,
-    ))
+    let out = CreatedTargetOut::from(ctx.management().create_target(&caller, new).await?);
+    Ok(created_with_secret("/api/v1/targets", out.target.id, &out))
 }
 
 /// List targets, newest first.
@@ -56,7 +47,6 @@ pub(crate) async fn create<A: Adapters>(
     responses(
         (status = 200, description = "A page of targets", body = TargetList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -66,9 +56,10 @@ pub(crate) async fn list<A: Adapters>(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
-    let q: ListQuery = query(&request)?;
-    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
-    let page = ctx.management().targets(&caller, page).await?;
+    let page = ctx
+        .management()
+        .targets(&caller, list_page(&request)?)
+        .await?;
     Ok(HttpResponse::Ok().json(TargetList::from_page(page)))
 }
 
@@ -79,7 +70,6 @@ pub(crate) async fn list<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Target id")),
     responses(
         (status = 200, description = "The target", body = TargetOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -104,8 +94,6 @@ pub(crate) async fn get<A: Adapters>(
     responses(
         (status = 200, description = "The changed target", body = TargetOut),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -135,8 +123,6 @@ pub(crate) async fn patch<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Target id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`target_in_use`: webhooks point at it", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),

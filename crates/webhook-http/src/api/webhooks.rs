@@ -2,9 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::ports::Adapters;
-use webhook_domain::service::manage::{
-    CreatedWebhook, NewWebhook, TestResult, WebhookPatch, page_request,
-};
+use webhook_domain::service::manage::{NewWebhook, TestResult, WebhookPatch};
 
 use super::ManageState;
 use super::dto::{
@@ -12,16 +10,8 @@ use super::dto::{
     WebhookOut, WebhookWithSecret,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::{query, read_json};
-use super::targets::parse_limit;
-use super::{caller, created_with_secret, secret_answer, writer};
-
-fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
-    WebhookWithSecret {
-        secret: created.secret.map(|s| s.expose().to_owned()),
-        webhook: WebhookOut::from(created.view),
-    }
-}
+use super::input::read_json;
+use super::{caller, created_with_secret, list_page, secret_answer, writer};
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
 #[utoipa::path(
@@ -31,8 +21,6 @@ fn with_secret(created: CreatedWebhook) -> WebhookWithSecret {
     responses(
         (status = 201, description = "Created", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -52,9 +40,10 @@ pub(crate) async fn create<A: Adapters>(
         generate_secret: body.generate_secret.unwrap_or(false),
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let out = with_secret(ctx.management().create_webhook(&caller, new).await?);
+    let out = WebhookWithSecret::from(ctx.management().create_webhook(&caller, new).await?);
     Ok(created_with_secret(
-        format!("/api/v1/webhooks/{}", out.webhook.id),
+        "/api/v1/webhooks",
+        out.webhook.id,
         &out,
     ))
 }
@@ -67,7 +56,6 @@ pub(crate) async fn create<A: Adapters>(
     responses(
         (status = 200, description = "A page of webhooks", body = WebhookList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -77,9 +65,10 @@ pub(crate) async fn list<A: Adapters>(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
-    let q: ListQuery = query(&request)?;
-    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
-    let page = ctx.management().webhooks(&caller, page).await?;
+    let page = ctx
+        .management()
+        .webhooks(&caller, list_page(&request)?)
+        .await?;
     Ok(HttpResponse::Ok().json(WebhookList::from_page(page)))
 }
 
@@ -90,7 +79,6 @@ pub(crate) async fn list<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Webhook id")),
     responses(
         (status = 200, description = "The webhook", body = WebhookOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -115,8 +103,6 @@ pub(crate) async fn get<A: Adapters>(
     responses(
         (status = 200, description = "The changed webhook", body = WebhookOut),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: a tombstone never changes", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
@@ -149,8 +135,6 @@ pub(crate) async fn patch<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Webhook id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: already deleted", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
@@ -176,8 +160,6 @@ pub(crate) async fn delete<A: Adapters>(
     responses(
         (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The secret or the id was refused", body = ProblemBody, content_type = "application/problem+json"),
@@ -196,8 +178,7 @@ pub(crate) async fn rotate_secret<A: Adapters>(
         .management()
         .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
         .await?;
-    let out = with_secret(rotated);
-    Ok(secret_answer(HttpResponse::Ok()).json(out))
+    Ok(secret_answer(HttpResponse::Ok()).json(WebhookWithSecret::from(rotated)))
 }
 
 /// Send a test event through the real pipeline as an authenticated sender; the invocation and
@@ -210,8 +191,6 @@ pub(crate) async fn rotate_secret<A: Adapters>(
     responses(
         (status = 200, description = "What the pipeline did; `status` is `accepted`, `ignored` or `rejected`", body = TestOut),
         (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The payload is not a JSON object (or nests deeper than 128 levels), or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),

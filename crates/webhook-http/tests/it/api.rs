@@ -1098,7 +1098,13 @@ async fn every_405_names_the_allowed_methods() {
 async fn answers_with_a_secret_or_key_are_not_stored_by_caches() {
     let app = ApiApp::start();
     let org = app.org().await;
-    let no_store = |response: &reqwest::Response, what: &str| {
+    // Posts `body` to `path` as the admin, and checks the answer's status and that no cache
+    // may keep it.
+    let post = async |path: &str, body: Option<Value>, status: u16, what: &str| -> Value {
+        let response = app
+            .call("post", path, Some(&org.admin), body.as_ref())
+            .await;
+        assert_eq!(response.status(), status, "{what}");
         assert_eq!(
             response
                 .headers()
@@ -1107,55 +1113,34 @@ async fn answers_with_a_secret_or_key_are_not_stored_by_caches() {
             Some("no-store"),
             "{what}"
         );
+        response.json().await.unwrap()
     };
 
-    let response = app
-        .call(
-            "post",
-            "/api/v1/targets",
-            Some(&org.admin),
-            Some(&json!({"kind": "agent", "name": "bot"})),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    no_store(&response, "create target (signing_secret)");
-    let target: Value = response.json().await.unwrap();
+    let target = post(
+        "/api/v1/targets",
+        Some(json!({"kind": "agent", "name": "bot"})),
+        201,
+        "create target (signing_secret)",
+    )
+    .await;
     assert!(target["signing_secret"].is_string());
-
-    let response = app
-        .call(
-            "post",
-            "/api/v1/webhooks",
-            Some(&org.admin),
-            Some(&json!({"name": "CI", "target_id": target["id"], "generate_secret": true})),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    no_store(&response, "create webhook (secret)");
-    let webhook: Value = response.json().await.unwrap();
+    let webhook = post(
+        "/api/v1/webhooks",
+        Some(json!({"name": "CI", "target_id": target["id"], "generate_secret": true})),
+        201,
+        "create webhook (secret)",
+    )
+    .await;
     assert!(webhook["secret"].is_string());
-
-    let response = app
-        .call(
-            "post",
-            &format!("/api/v1/webhooks/{}/rotate-secret", s(&webhook["id"])),
-            Some(&org.admin),
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    no_store(&response, "rotate-secret");
-
-    let response = app
-        .call(
-            "post",
-            "/api/v1/api-keys",
-            Some(&org.admin),
-            Some(&json!({"name": "ci", "role": "viewer"})),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    no_store(&response, "create api key");
+    let rotate = format!("/api/v1/webhooks/{}/rotate-secret", s(&webhook["id"]));
+    post(&rotate, None, 200, "rotate-secret").await;
+    post(
+        "/api/v1/api-keys",
+        Some(json!({"name": "ci", "role": "viewer"})),
+        201,
+        "create api key",
+    )
+    .await;
 }
 
 /// A management body that stops arriving is answered 408 `request_timeout` once the body
@@ -1180,15 +1165,5 @@ async fn an_unfinished_body_is_answered_408_after_the_body_timeout() {
     tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
         .await
         .unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer),
-    )
-    .await
-    .expect("an answer and a closed connection within the deadline")
-    .unwrap();
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("application/problem+json"), "{answer}");
-    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    crate::helpers::assert_timed_out(&mut stream).await;
 }

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use webhook_dispatch::{OutboundGuard, OutboundPolicy};
 use webhook_domain::model::PublicUrl;
 use webhook_domain::model::{
-    EventTypes, Invocation, Name, Organization, OrganizationId, PageRequest, RatePerMinute, Secret,
-    Target, TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
+    EventTypes, Invocation, Name, Organization, OrganizationId, RatePerMinute, Secret, Target,
+    TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{EndpointGuard, SecretSealer as _, Store};
 use webhook_domain::service::IngestConfig;
@@ -307,16 +307,7 @@ impl<S: Backend> TestApp<S> {
 
     /// `webhook`'s logged invocations, newest first.
     pub(crate) async fn invocations(&self, webhook: &Webhook) -> Vec<Invocation> {
-        self.store
-            .invocations(
-                webhook.organization_id,
-                webhook.id,
-                None,
-                PageRequest::first(500).unwrap(),
-            )
-            .await
-            .unwrap()
-            .items
+        webhook_store_contract::fixtures::logged(&self.store, webhook).await
     }
 
     /// Moves the clock on.
@@ -378,4 +369,20 @@ pub(crate) async fn problem(response: reqwest::Response) -> ProblemAnswer {
 /// The peer address every loopback request comes from.
 pub(crate) fn loopback() -> IpAddr {
     IpAddr::from([127, 0, 0, 1])
+}
+
+/// Reads `stream` until the server closes it, within 10 seconds, and checks that what it
+/// answered is a 408 `request_timeout` problem.
+pub(crate) async fn assert_timed_out(stream: &mut tokio::net::TcpStream) {
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_string(stream, &mut answer),
+    )
+    .await
+    .expect("an answer and a closed connection within the deadline")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
 }

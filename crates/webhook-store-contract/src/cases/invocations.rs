@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, QueueStats};
+use webhook_domain::model::{AttemptVerdict, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
     Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
 };
@@ -415,6 +415,8 @@ pub async fn invocations_filter_by_outcome<S: ContractStore>(store: S) {
 /// `failed` selects rejected invocations and accepted ones whose latest delivery attempt failed
 /// (even with a retry pending) or whose task failed.
 pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
+    use AttemptVerdict::{Delivered, Failed, RetryAt};
+
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let rej = rejected(&world.webhook, at(1));
@@ -442,38 +444,16 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
             .expect("claimed")
             .lease
     };
-    store
-        .finish_attempt(
-            &lease(retrying_task.id),
-            &timed_out(&retrying_task, 1, now),
-            AttemptVerdict::RetryAt(at(60)),
-        )
-        .await
-        .expect("retry");
-    store
-        .finish_attempt(
-            &lease(recovered_task.id),
-            &answered(&recovered_task, 1, 503, now),
-            AttemptVerdict::RetryAt(now),
-        )
-        .await
-        .expect("retry");
-    store
-        .finish_attempt(
-            &lease(given_up_task.id),
-            &answered(&given_up_task, 1, 410, now),
-            AttemptVerdict::Failed,
-        )
-        .await
-        .expect("fail");
-    store
-        .finish_attempt(
-            &lease(reported_task.id),
-            &answered(&reported_task, 1, 200, now),
-            AttemptVerdict::Delivered,
-        )
-        .await
-        .expect("deliver");
+    let finish = async |attempt: DeliveryAttempt, verdict: AttemptVerdict| {
+        store
+            .finish_attempt(&lease(attempt.task_id), &attempt, verdict)
+            .await
+            .expect("finish");
+    };
+    finish(timed_out(&retrying_task, 1, now), RetryAt(at(60))).await;
+    finish(answered(&recovered_task, 1, 503, now), RetryAt(now)).await;
+    finish(answered(&given_up_task, 1, 410, now), Failed).await;
+    finish(answered(&reported_task, 1, 200, now), Delivered).await;
     let later = at(11);
     let again = store
         .claim_tasks(later, LONG_LEASE, Uuid::new_v4(), 10, &[])

@@ -53,6 +53,26 @@ async fn claim_all<S: Store>(store: &S, now: webhook_domain::model::Timestamp) -
         .expect("claim")
 }
 
+/// Claims the one due task at `at(seconds)` and fails its attempt `number` with a 404 a second
+/// later; returns the failed task and the lease it was claimed with.
+async fn fail_attempt<S: Store>(
+    store: &S,
+    task: &Task,
+    number: u32,
+    seconds: i64,
+) -> (Task, Lease) {
+    let lease = claim_all(store, at(seconds)).await.remove(0).lease;
+    let failed = store
+        .finish_attempt(
+            &lease,
+            &answered(task, number, 404, at(seconds + 1)),
+            AttemptVerdict::Failed,
+        )
+        .await
+        .expect("fail");
+    (failed, lease)
+}
+
 /// The board lists tasks newest first by (`created_at`, id), filtered by target and status.
 pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
@@ -220,15 +240,7 @@ pub async fn retry_requeues_failed_task<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (_, task) = world.accept(&store, at(1)).await;
-    let lease = claim_all(&store, at(1)).await.remove(0).lease;
-    let failed = store
-        .finish_attempt(
-            &lease,
-            &answered(&task, 1, 404, at(2)),
-            AttemptVerdict::Failed,
-        )
-        .await
-        .expect("fail");
+    let (failed, lease) = fail_attempt(&store, &task, 1, 1).await;
     assert_eq!(failed.status, TaskStatus::Failed);
     assert!(
         claim_all(&store, at(3)).await.is_empty(),
@@ -405,15 +417,7 @@ pub async fn set_task_status_round_after_another_round_conflicts<S: ContractStor
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (_, task) = world.accept(&store, at(1)).await;
-    let lease = claim_all(&store, at(1)).await.remove(0).lease;
-    let failed = store
-        .finish_attempt(
-            &lease,
-            &answered(&task, 1, 404, at(2)),
-            AttemptVerdict::Failed,
-        )
-        .await
-        .expect("fail");
+    let (failed, _) = fail_attempt(&store, &task, 1, 1).await;
     let stale = manual_retry(failed.attempts, at(5));
 
     // Another caller retries first, and the second round fails too.
@@ -421,15 +425,7 @@ pub async fn set_task_status_round_after_another_round_conflicts<S: ContractStor
         .set_task_status(org, task.id, manual_retry(failed.attempts, at(3)))
         .await
         .expect("the other retry");
-    let lease = claim_all(&store, at(3)).await.remove(0).lease;
-    let failed_again = store
-        .finish_attempt(
-            &lease,
-            &answered(&task, 2, 404, at(4)),
-            AttemptVerdict::Failed,
-        )
-        .await
-        .expect("fail again");
+    let (failed_again, _) = fail_attempt(&store, &task, 2, 3).await;
     assert_eq!(failed_again.status, TaskStatus::Failed);
 
     assert_conflict(

@@ -20,7 +20,7 @@ use webhook_domain::ports::{InvocationLog, SecretSealer, TaskQueue, WebhookStore
 use webhook_domain::rules::RateScope;
 use webhook_domain::service::{BodyRead, IngestHead, IngestOutcome, IngestRejection, Sender};
 use webhook_runtime::CacheConfig;
-use webhook_store_contract::fixtures::{World, at, rate, webhook};
+use webhook_store_contract::fixtures::{World, at, last_triggered_at, logged, rate, webhook};
 use webhook_store_mem::MemoryStore;
 use webhook_system::{ManualClock, MasterKey, RingSealer};
 use webhookd::config::Config;
@@ -145,6 +145,13 @@ impl Harness {
     }
 
     /// Changes the stored webhook and drops it from the route cache, as management does.
+    /// A harness whose webhook has `status`.
+    async fn with_status(status: WebhookStatus) -> Self {
+        let mut h = Self::new().await;
+        h.change_webhook(|w| w.status = status).await;
+        h
+    }
+
     async fn change_webhook(&mut self, change: impl FnOnce(&mut Webhook)) {
         change(&mut self.world.webhook);
         self.store
@@ -159,16 +166,7 @@ impl Harness {
     }
 
     async fn log_of(&self, webhook: &Webhook) -> Vec<Invocation> {
-        self.store
-            .invocations(
-                self.world.organization.id,
-                webhook.id,
-                None,
-                PageRequest::first(500).unwrap(),
-            )
-            .await
-            .unwrap()
-            .items
+        logged(&self.store, webhook).await
     }
 
     async fn tasks(&self) -> Vec<Task> {
@@ -224,9 +222,7 @@ async fn unknown_or_malformed_id_is_404_and_not_logged() {
 
 #[tokio::test]
 async fn deleted_webhook_is_410_before_any_other_check() {
-    let mut h = Harness::new().await;
-    h.change_webhook(|w| w.status = WebhookStatus::Deleted)
-        .await;
+    let h = Harness::with_status(WebhookStatus::Deleted).await;
     for request in [
         Request::default(),
         Request {
@@ -242,9 +238,7 @@ async fn deleted_webhook_is_410_before_any_other_check() {
 
 #[tokio::test]
 async fn disabled_webhook_is_403_even_with_a_wrong_secret_and_is_coalesced() {
-    let mut h = Harness::new().await;
-    h.change_webhook(|w| w.status = WebhookStatus::Disabled)
-        .await;
+    let h = Harness::with_status(WebhookStatus::Disabled).await;
     assert_eq!(
         h.answer(Request::default()).await,
         (403, "webhook_disabled")
@@ -503,14 +497,7 @@ async fn unsubscribed_event_is_ignored_logged_and_makes_no_task() {
         );
     }
     assert!(h.tasks().await.is_empty());
-    assert_eq!(
-        h.store
-            .webhook(h.world.webhook.id)
-            .await
-            .unwrap()
-            .last_triggered_at,
-        None
-    );
+    assert_eq!(last_triggered_at(&h.store, &h.world.webhook).await, None);
 }
 
 #[tokio::test]
@@ -561,11 +548,7 @@ async fn accepted_event_commits_invocation_and_task() {
     assert_eq!(task.next_attempt_at, at(1000));
     assert!(!task.test);
     assert_eq!(
-        h.store
-            .webhook(h.world.webhook.id)
-            .await
-            .unwrap()
-            .last_triggered_at,
+        last_triggered_at(&h.store, &h.world.webhook).await,
         Some(at(1000))
     );
 
