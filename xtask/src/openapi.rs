@@ -274,12 +274,19 @@ mod tests {
             .flat_map(|list| list.split('"').skip(1).step_by(2))
             .collect();
         assert!(!ids.is_empty(), "{config}");
-        let sources: String = ["api/targets.rs", "api/webhooks.rs", "ingest.rs"]
-            .iter()
-            .map(|file| {
-                fs::read_to_string(cmd::root().join("crates/webhook-http/src").join(file)).unwrap()
-            })
-            .collect();
+        let sources: String = [
+            "api/targets.rs",
+            "api/webhooks.rs",
+            "api/board.rs",
+            "api/account.rs",
+            "ingest.rs",
+            "ops.rs",
+        ]
+        .iter()
+        .map(|file| {
+            fs::read_to_string(cmd::root().join("crates/webhook-http/src").join(file)).unwrap()
+        })
+        .collect();
         for id in ids {
             assert!(
                 sources.contains(&format!("operation_id = \"{id}\"")),
