@@ -15,7 +15,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimedTask, CoalescedRejection, DeliveryAttempt,
+    ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimedTask, CoalescedRejection,
+    DeliveryAttempt, DeliveryClaim,
     DeliveryReport, EndpointUrl, IngestRoute, Invocation, InvocationId, InvocationSummary, Lease,
     Organization, OrganizationId, OutcomeFilter, Page, PageRequest, QueueStats, RateRequest,
     SealedSecret, Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange,
@@ -312,6 +313,30 @@ pub trait InvocationLog: Send + Sync {
         task: Option<&Task>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records an invocation as [`InvocationLog::record_invocation`] does, and in the same
+    /// transaction claims `claim.delivery_id` on the invocation's webhook. When another
+    /// invocation claimed that id at or after `claim.window_start`, nothing is written and the
+    /// answer names it; an older claim has lapsed and is taken over.
+    ///
+    /// MUST be exact under concurrency, across connections and nodes sharing the store (a
+    /// unique constraint, not a read-then-write): of requests claiming one id at once, exactly
+    /// one is `Recorded`.
+    ///
+    /// # Errors
+    /// As [`InvocationLog::record_invocation`].
+    fn record_claimed(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+        claim: &DeliveryClaim,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Deletes delivery-id claims made before `before` (they have lapsed). Returns how many.
+    fn purge_delivery_claims(
+        &self,
+        before: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// # Errors
     /// MUST return `NotFound` when the invocation does not exist in this organization.
     fn invocation(
@@ -591,6 +616,10 @@ pub trait Adapters: Send + Sync + 'static {
     type Delivery: TargetDelivery + 'static;
     /// Wakes delivery and invalidates cached routes after a change.
     type Notifier: Notifier + 'static;
+    /// The HMAC arithmetic of the senders' body signatures.
+    type Mac: SignatureMac + 'static;
+    /// Renders webhooks' instruction templates.
+    type Templates: InstructionTemplates + 'static;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ use webhook_domain::model::{
 use webhook_domain::ports::{Entropy, InvocationLog, RejectionCounter, StoreError};
 use webhook_domain::service::time_ordered_id;
 
-/// What one log entry is about: the same webhook, reason and test flag.
-type Key = (WebhookId, CoalescedReason, bool);
+/// What one log entry is about: the same webhook, reason and test flag (and, for duplicates,
+/// the same first request).
+type Key = (WebhookId, CoalescedReason, bool, Option<InvocationId>);
 
 /// Rejections of one key since the last drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +138,12 @@ impl<E: Entropy> CoalescingCounter<E> {
             .or_insert(tally);
     }
 
-    fn invocation(&self, (webhook_id, reason, test): Key, tally: Tally) -> Invocation {
+    fn invocation(&self, (webhook_id, reason, test, duplicate_of): Key, tally: Tally) -> Invocation {
         let (http_status, code) = reason.answer();
+        let (outcome, error_code) = match reason {
+            CoalescedReason::Duplicate => (InvocationOutcome::Duplicate, None),
+            _ => (InvocationOutcome::Rejected, Some(code.to_owned())),
+        };
         Invocation {
             id: InvocationId::from_uuid(time_ordered_id(&self.inner.entropy, tally.first_at)),
             organization_id: tally.organization_id,
@@ -147,13 +152,16 @@ impl<E: Entropy> CoalescingCounter<E> {
             source_ip: tally.last_source_ip,
             event_type: None,
             payload: None,
-            outcome: InvocationOutcome::Rejected,
+            outcome,
             http_status,
-            error_code: Some(code.to_owned()),
+            error_code,
             task_id: None,
             repeat_count: tally.count,
             test,
             target_response: None,
+            delivery_id: None,
+            duplicate_of,
+            instruction_fallback: None,
         }
     }
 }
@@ -168,7 +176,12 @@ impl<E: Entropy> RejectionCounter for CoalescingCounter<E> {
             last_source_ip: rejection.source_ip,
         };
         self.put_back(
-            (rejection.webhook_id, rejection.reason, rejection.test),
+            (
+                rejection.webhook_id,
+                rejection.reason,
+                rejection.test,
+                rejection.duplicate_of,
+            ),
             tally,
         );
     }

@@ -11,6 +11,7 @@ use webhook_domain::model::{
     RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
     TaskSource, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
+use webhook_domain::model::{CidrList, Source, SourceSettings};
 use webhook_domain::ports::{InvocationLog, Store, TaskQueue, WebhookStore};
 use webhook_domain::rules::task_status_change;
 
@@ -149,6 +150,10 @@ pub fn webhook(target: &Target, created_at: Timestamp) -> Webhook {
         event_types: EventTypes::parse(&["deploy.*", "build.finished"])
             .expect("fixture patterns are valid"),
         secret: Some(sealed(2)),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        source: SourceSettings::default(),
+        allowed_source_ips: CidrList::default(),
         rate_limit_per_minute: RatePerMinute::WEBHOOK_DEFAULT,
         status: WebhookStatus::Active,
         created_at,
@@ -173,6 +178,9 @@ fn invocation(webhook: &Webhook, received_at: Timestamp) -> Invocation {
         repeat_count: 1,
         test: false,
         target_response: None,
+        delivery_id: None,
+        duplicate_of: None,
+        instruction_fallback: None,
     }
 }
 
@@ -222,6 +230,7 @@ pub fn accepted(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task)
             verified: true,
             source_ip: invocation.source_ip,
             received_at,
+            provider: Source::Generic,
         },
         attempts: 0,
         attempts_before_round: 0,

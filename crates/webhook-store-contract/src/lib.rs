@@ -138,6 +138,14 @@ macro_rules! for_each_case {
             finish_attempt_with_lost_lease_conflicts_and_records_nothing,
             release_lease_gives_the_task_back,
             queue_stats_count_tasks_waiting_for_delivery,
+            webhook_source_settings_round_trip,
+            source_fields_of_invocations_and_tasks_round_trip,
+            invocations_filter_duplicates,
+            a_claimed_delivery_id_answers_the_first_claim,
+            delivery_ids_are_claimed_per_webhook,
+            a_lapsed_claim_is_taken_over,
+            concurrent_claims_record_exactly_one,
+            purge_delivery_claims_removes_lapsed_claims,
         }
     };
 }

@@ -12,6 +12,7 @@ use webhook_domain::model::{
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
+use webhook_domain::model::{ClaimOutcome, DeliveryClaim};
 use webhook_domain::model::{DeliveryStatus, InvocationSummary, TaskSummary};
 use webhook_domain::ports::{
     InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
@@ -69,6 +70,15 @@ struct State {
     /// Queued tasks by (`next_attempt_at`, id): the delivery queue.
     due: BTreeSet<TimeKey>,
     attempts: HashMap<TaskId, Vec<DeliveryAttempt>>,
+    /// Delivery ids claimed per webhook: the claiming invocation, its task and when.
+    claims: HashMap<(WebhookId, String), StoredClaim>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StoredClaim {
+    invocation_id: InvocationId,
+    task_id: Option<TaskId>,
+    claimed_at: Timestamp,
 }
 
 #[derive(Debug)]
@@ -187,9 +197,10 @@ impl State {
             OutcomeFilter::Accepted => invocation.outcome == InvocationOutcome::Accepted,
             OutcomeFilter::Ignored => invocation.outcome == InvocationOutcome::Ignored,
             OutcomeFilter::Rejected => invocation.outcome == InvocationOutcome::Rejected,
+            OutcomeFilter::Duplicate => invocation.outcome == InvocationOutcome::Duplicate,
             OutcomeFilter::Failed => match invocation.outcome {
                 InvocationOutcome::Rejected => true,
-                InvocationOutcome::Ignored => false,
+                InvocationOutcome::Ignored | InvocationOutcome::Duplicate => false,
                 InvocationOutcome::Accepted => {
                     invocation
                         .target_response
@@ -505,50 +516,42 @@ impl InvocationLog for MemoryStore {
         task: Option<&Task>,
     ) -> Result<(), StoreError> {
         let mut state = self.write()?;
-        // Every check first: nothing is written unless everything can be.
-        if state.invocations.contains_key(&invocation.id) {
-            return Err(conflict("an invocation with this id exists"));
-        }
-        if task.is_some_and(|t| state.tasks.contains_key(&t.id)) {
-            return Err(conflict("a task with this id exists"));
-        }
-        let webhook = state
-            .webhooks
-            .get_mut(&invocation.webhook_id)
-            .filter(|w| w.organization_id == invocation.organization_id)
-            .ok_or(StoreError::NotFound)?;
-        if invocation.outcome == InvocationOutcome::Accepted
-            && webhook
-                .last_triggered_at
-                .is_none_or(|at| at < invocation.received_at)
+        record(&mut state, invocation, task)
+    }
+
+    async fn record_claimed(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+        claim: &DeliveryClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut state = self.write()?;
+        let key = (invocation.webhook_id, claim.delivery_id.clone());
+        if let Some(held) = state.claims.get(&key)
+            && held.claimed_at >= claim.window_start
         {
-            webhook.last_triggered_at = Some(invocation.received_at);
+            return Ok(ClaimOutcome::Duplicate {
+                invocation_id: held.invocation_id,
+                task_id: held.task_id,
+            });
         }
-        state
-            .invocations_by_webhook
-            .entry(invocation.webhook_id)
-            .or_default()
-            .insert((invocation.received_at, *invocation.id.as_uuid()));
-        state.invocations.insert(invocation.id, invocation.clone());
-        if let Some(task) = task {
-            let id = *task.id.as_uuid();
-            state
-                .tasks_by_organization
-                .entry(task.organization_id)
-                .or_default()
-                .insert((task.created_at, id));
-            if task.status == TaskStatus::Queued {
-                state.due.insert((task.next_attempt_at, id));
-            }
-            state.tasks.insert(
-                task.id,
-                StoredTask {
-                    task: task.clone(),
-                    lease: None,
-                },
-            );
-        }
-        Ok(())
+        record(&mut state, invocation, task)?;
+        state.claims.insert(
+            key,
+            StoredClaim {
+                invocation_id: invocation.id,
+                task_id: task.map(|t| t.id),
+                claimed_at: invocation.received_at,
+            },
+        );
+        Ok(ClaimOutcome::Recorded)
+    }
+
+    async fn purge_delivery_claims(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut state = self.write()?;
+        let count = state.claims.len();
+        state.claims.retain(|_, claim| claim.claimed_at >= before);
+        Ok((count - state.claims.len()) as u64)
     }
 
     async fn invocation(
@@ -929,4 +932,57 @@ mod tests {
         clone.insert_organization(&organization()).await.unwrap();
         assert_eq!(store.count_organizations().await.unwrap(), 1);
     }
+}
+
+/// Writes an invocation and its task, after checking everything first: nothing is written
+/// unless everything can be.
+fn record(
+    state: &mut State,
+    invocation: &Invocation,
+    task: Option<&Task>,
+) -> Result<(), StoreError> {
+    // Every check first: nothing is written unless everything can be.
+    if state.invocations.contains_key(&invocation.id) {
+        return Err(conflict("an invocation with this id exists"));
+    }
+    if task.is_some_and(|t| state.tasks.contains_key(&t.id)) {
+        return Err(conflict("a task with this id exists"));
+    }
+    let webhook = state
+        .webhooks
+        .get_mut(&invocation.webhook_id)
+        .filter(|w| w.organization_id == invocation.organization_id)
+        .ok_or(StoreError::NotFound)?;
+    if invocation.outcome == InvocationOutcome::Accepted
+        && webhook
+            .last_triggered_at
+            .is_none_or(|at| at < invocation.received_at)
+    {
+        webhook.last_triggered_at = Some(invocation.received_at);
+    }
+    state
+        .invocations_by_webhook
+        .entry(invocation.webhook_id)
+        .or_default()
+        .insert((invocation.received_at, *invocation.id.as_uuid()));
+    state.invocations.insert(invocation.id, invocation.clone());
+    if let Some(task) = task {
+        let id = *task.id.as_uuid();
+        state
+            .tasks_by_organization
+            .entry(task.organization_id)
+            .or_default()
+            .insert((task.created_at, id));
+        if task.status == TaskStatus::Queued {
+            state.due.insert((task.next_attempt_at, id));
+        }
+        state.tasks.insert(
+            task.id,
+            StoredTask {
+                task: task.clone(),
+                lease: None,
+            },
+        );
+    }
+    Ok(())
 }

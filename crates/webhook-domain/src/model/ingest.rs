@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use super::{
-    EventTypes, OrganizationId, RatePerMinute, Secret, TargetId, Timestamp, WebhookId,
-    WebhookStatus,
+    CidrList, EventTypes, InvocationId, OrganizationId, RatePerMinute, Secret, SourceSettings,
+    TargetId, Timestamp, WebhookId, WebhookStatus,
 };
 
 /// One request to charge against a webhook's and its organization's quotas.
@@ -27,9 +27,27 @@ pub struct IngestRoute {
     pub target_id: TargetId,
     pub status: WebhookStatus,
     pub secret: Option<Secret>,
+    /// The secret a rotation replaced, with the time it stops verifying.
+    pub previous_secret: Option<(Secret, Timestamp)>,
     pub event_types: EventTypes,
     pub webhook_quota: RatePerMinute,
     pub organization_quota: RatePerMinute,
+    pub source: SourceSettings,
+    /// Empty allows every address.
+    pub allowed_source_ips: CidrList,
+}
+
+impl IngestRoute {
+    /// The secrets that verify a request at `now`: the current one and, during a rotation's
+    /// overlap, the previous one. Empty when the webhook has no secret.
+    pub fn secrets_at(&self, now: Timestamp) -> Vec<&Secret> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|(_, expires_at)| now < *expires_at)
+            .map(|(secret, _)| secret);
+        self.secret.iter().chain(previous).collect()
+    }
 }
 
 /// Why a coalesced rejection happened.
@@ -43,6 +61,14 @@ pub enum CoalescedReason {
     RateLimited,
     /// 401 `invalid_secret`.
     InvalidSecret,
+    /// 401 `invalid_signature`.
+    InvalidSignature,
+    /// 401 `signature_expired`.
+    SignatureExpired,
+    /// 403 `source_not_allowed`.
+    SourceNotAllowed,
+    /// 200 `duplicate`: a delivery id already accepted within the dedup window.
+    Duplicate,
 }
 
 impl CoalescedReason {
@@ -53,6 +79,10 @@ impl CoalescedReason {
             Self::Disabled => (403, "webhook_disabled"),
             Self::RateLimited => (429, "rate_limited"),
             Self::InvalidSecret => (401, "invalid_secret"),
+            Self::InvalidSignature => (401, "invalid_signature"),
+            Self::SignatureExpired => (401, "signature_expired"),
+            Self::SourceNotAllowed => (403, "source_not_allowed"),
+            Self::Duplicate => (200, "duplicate"),
         }
     }
 }
@@ -67,6 +97,30 @@ pub struct CoalescedRejection {
     pub source_ip: Option<IpAddr>,
     pub at: Timestamp,
     pub test: bool,
+    /// For [`CoalescedReason::Duplicate`]: the invocation that claimed the delivery id first.
+    pub duplicate_of: Option<InvocationId>,
+}
+
+/// A delivery id an accepted or ignored event claims on its webhook, so that a sender's retry
+/// within the window is answered as a duplicate instead of becoming a second task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryClaim {
+    /// At most [`crate::rules::MAX_DELIVERY_ID_BYTES`] bytes.
+    pub delivery_id: String,
+    /// A claim of the same id made before this time has lapsed and is taken over.
+    pub window_start: Timestamp,
+}
+
+/// What [`crate::ports::InvocationLog::record_claimed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The invocation (and its task) were written and now hold the claim.
+    Recorded,
+    /// Another invocation holds the claim within the window; nothing was written.
+    Duplicate {
+        invocation_id: InvocationId,
+        task_id: Option<super::TaskId>,
+    },
 }
 
 /// Which cached ingest routes a change made stale.

@@ -26,6 +26,9 @@ pub enum InvalidPayload {
     /// console, targets) would run out of stack.
     #[error("the body nests objects and arrays deeper than {limit} levels")]
     TooDeep { limit: usize },
+    /// A form body that does not carry what the webhook's source sends in one.
+    #[error("the form is not one this source sends: {0}")]
+    InvalidForm(String),
 }
 
 /// The deepest nesting of objects and arrays a payload may have: `{}` is 1, `{"a":[]}` is 2.
@@ -152,6 +155,8 @@ pub enum InvocationOutcome {
     Ignored,
     /// Refused (403, 429, 401, 413, 415, 400).
     Rejected,
+    /// Its delivery id was already accepted on the webhook within the dedup window (200).
+    Duplicate,
 }
 
 impl InvocationOutcome {
@@ -161,6 +166,7 @@ impl InvocationOutcome {
             Self::Accepted => "accepted",
             Self::Ignored => "ignored",
             Self::Rejected => "rejected",
+            Self::Duplicate => "duplicate",
         }
     }
 
@@ -170,6 +176,7 @@ impl InvocationOutcome {
             "accepted" => Some(Self::Accepted),
             "ignored" => Some(Self::Ignored),
             "rejected" => Some(Self::Rejected),
+            "duplicate" => Some(Self::Duplicate),
             _ => None,
         }
     }
@@ -181,6 +188,7 @@ pub enum OutcomeFilter {
     Accepted,
     Ignored,
     Rejected,
+    Duplicate,
     /// Rejected requests, plus accepted ones whose latest delivery attempt failed (even while
     /// retries are pending) or whose task failed.
     Failed,
@@ -193,6 +201,7 @@ impl OutcomeFilter {
             "accepted" => Some(Self::Accepted),
             "ignored" => Some(Self::Ignored),
             "rejected" => Some(Self::Rejected),
+            "duplicate" => Some(Self::Duplicate),
             "failed" => Some(Self::Failed),
             _ => None,
         }
@@ -252,6 +261,13 @@ pub struct Invocation {
     pub test: bool,
     /// Filled in by delivery attempts.
     pub target_response: Option<TargetResponse>,
+    /// The sender's delivery id, when its source has one and the request carried it.
+    pub delivery_id: Option<String>,
+    /// For a duplicate: the invocation that was accepted with the same delivery id.
+    pub duplicate_of: Option<InvocationId>,
+    /// Why the webhook's instruction template did not make the task's instruction, when it
+    /// did not.
+    pub instruction_fallback: Option<String>,
 }
 
 #[cfg(test)]

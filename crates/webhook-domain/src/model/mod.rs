@@ -21,7 +21,10 @@ pub use delivery::{
 };
 pub use event_type::{EventTypePattern, EventTypes, InvalidEventTypePattern};
 pub use ids::{ApiKeyId, IdParseError, InvocationId, OrganizationId, TargetId, TaskId, WebhookId};
-pub use ingest::{CoalescedReason, CoalescedRejection, IngestRoute, RateRequest, Stale};
+pub use ingest::{
+    ClaimOutcome, CoalescedReason, CoalescedRejection, DeliveryClaim, IngestRoute, RateRequest,
+    Stale,
+};
 pub use invocation::{
     DeliveryAttempt, InvalidPayload, Invocation, InvocationOutcome, MAX_PAYLOAD_DEPTH,
     OutcomeFilter, Payload, PayloadFields, TargetResponse,

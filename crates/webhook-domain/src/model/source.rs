@@ -655,6 +655,16 @@ impl SourceSettings {
         self.source
     }
 
+    /// The `generic` source with no override: the seed's behaviour, which ingest reads without
+    /// parsing the payload twice.
+    pub const fn is_plain_generic(&self) -> bool {
+        matches!(self.source, Source::Generic)
+            && self.verification.is_none()
+            && self.event_type_from.is_none()
+            && self.dedup_key_from.is_none()
+            && self.instruction_template.is_none()
+    }
+
     pub const fn verification(&self) -> Option<&Verification> {
         self.verification.as_ref()
     }
@@ -792,9 +802,9 @@ impl fmt::Debug for Cidr {
     }
 }
 
-/// A webhook's `allowed_source_ips`: the networks its requests may come from (1 to
-/// [`CidrList::MAX_LEN`] of them).
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// A webhook's `allowed_source_ips`: the networks its requests may come from (at most
+/// [`CidrList::MAX_LEN`] of them); an empty list allows every address.
+#[derive(Default, Clone, PartialEq, Eq, Hash)]
 pub struct CidrList(Vec<Cidr>);
 
 impl CidrList {
@@ -805,12 +815,6 @@ impl CidrList {
     /// `allowed_source_ips[i]`.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, InvalidSetting> {
         const FIELD: &str = "allowed_source_ips";
-        if entries.is_empty() {
-            return Err(InvalidSetting::new(
-                FIELD,
-                "must list at least one network; send null to accept any address",
-            ));
-        }
         if entries.len() > Self::MAX_LEN {
             return Err(InvalidSetting::new(
                 FIELD,
@@ -828,7 +832,18 @@ impl CidrList {
             .map(Self)
     }
 
-    /// Whether a request from `source_ip` is allowed; an unknown source IP is not.
+    /// Whether no network is listed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a webhook with this list accepts a request from `source_ip`: any address when
+    /// the list is empty, else only one inside a listed network.
+    pub fn admits(&self, source_ip: Option<IpAddr>) -> bool {
+        self.is_empty() || self.allows(source_ip)
+    }
+
+    /// Whether `source_ip` is inside a listed network; an unknown source IP is not.
     pub fn allows(&self, source_ip: Option<IpAddr>) -> bool {
         source_ip.is_some_and(|ip| self.0.iter().any(|cidr| cidr.contains(ip)))
     }

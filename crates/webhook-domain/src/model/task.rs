@@ -56,6 +56,8 @@ pub struct TaskSource {
     pub verified: bool,
     pub source_ip: Option<IpAddr>,
     pub received_at: Timestamp,
+    /// The webhook's source when the event arrived: which sender's dialect it spoke.
+    pub provider: super::Source,
 }
 
 /// A unit of work for a target, created from one accepted invocation.

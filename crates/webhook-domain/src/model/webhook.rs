@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{
-    EventTypes, Name, OrganizationId, RatePerMinute, SealedSecret, TargetId, Timestamp, WebhookId,
+    CidrList, EventTypes, Name, OrganizationId, RatePerMinute, SealedSecret, SourceSettings,
+    TargetId, Timestamp, WebhookId,
 };
 
 /// A webhook's lifecycle state; see [`crate::rules::webhook_transition`].
@@ -50,8 +51,16 @@ pub struct Webhook {
     pub name: Name,
     pub target_id: TargetId,
     pub event_types: EventTypes,
-    /// When set, senders must present it in `X-Webhook-Secret`.
+    /// When set, senders must prove they hold it, as the webhook's source does.
     pub secret: Option<SealedSecret>,
+    /// The secret replaced by the last rotation, which also verifies until
+    /// `previous_secret_expires_at`.
+    pub previous_secret: Option<SealedSecret>,
+    pub previous_secret_expires_at: Option<Timestamp>,
+    /// The sender's dialect and the webhook's overrides of it.
+    pub source: SourceSettings,
+    /// The networks requests may come from; empty allows every address.
+    pub allowed_source_ips: CidrList,
     pub rate_limit_per_minute: RatePerMinute,
     pub status: WebhookStatus,
     pub created_at: Timestamp,

@@ -14,7 +14,7 @@ pub use retry::{
 pub use source::{
     AuthFailure, AuthStage, Authenticity, BodyRefused, EventFields, Extraction, Handshake,
     HeadCheck, InstructionOrigin, MAX_DELIVERY_ID_BYTES, MAX_INSTRUCTION_BYTES, MediaType,
-    SIGNATURE_TOLERANCE, TemplateFallback,
+    SIGNATURE_TOLERANCE, TemplateFallback, cap_instruction,
 };
 pub use status::{
     TaskTransitionError, WebhookTransitionError, task_transition, webhook_transition,

@@ -24,7 +24,7 @@ pub use auth::{AuthFailure, AuthStage, Authenticity, HeadCheck, SIGNATURE_TOLERA
 pub use body::{BodyRefused, MediaType};
 pub use extract::{
     EventFields, Extraction, Handshake, InstructionOrigin, MAX_DELIVERY_ID_BYTES,
-    MAX_INSTRUCTION_BYTES, TemplateFallback,
+    MAX_INSTRUCTION_BYTES, TemplateFallback, cap_instruction,
 };
 
 #[cfg(test)]

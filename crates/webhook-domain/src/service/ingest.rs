@@ -1,24 +1,33 @@
 //! The ingest use case: `POST /api/webhooks/{id}`, step by step as the design's ingest table
 //! orders it. Split in two so the HTTP adapter can refuse a request before reading its body:
-//! [`Ingest::begin`] runs every step that needs only the request head (lookup, status, a peek
-//! at the rate limits that charges nothing, secret), [`Ingest::finish`] the steps that need the
-//! body (size, the charge to the quotas, media type, JSON, event type, commit). A request that
-//! fails authentication therefore consumes no quota.
+//! [`Ingest::begin`] runs every step that needs only the request head (lookup, status, the
+//! source-IP allowlist, a peek at the rate limits that charges nothing, header
+//! authentication), [`Ingest::finish`] the steps that need the body (size, the body signature,
+//! the charge to the quotas, media type, JSON, the source's handshakes, deduplication, event
+//! type, commit). A request that fails authentication therefore consumes no quota.
+//!
+//! What each sender's headers and payload mean is the webhook's source's business: the rules
+//! are in [`crate::rules`] (`rules/source`), the HMAC arithmetic and template rendering behind
+//! the [`crate::ports::SignatureMac`] and [`crate::ports::InstructionTemplates`] ports.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
-    CoalescedReason, CoalescedRejection, IngestRoute, InvalidPayload, Invocation, InvocationId,
-    InvocationOutcome, Payload, RateRequest, Task, TaskId, TaskSource, TaskStatus, Timestamp,
-    WebhookId, WebhookStatus,
+    ClaimOutcome, CoalescedReason, CoalescedRejection, DeliveryClaim, IngestRoute, InvalidPayload,
+    Invocation, InvocationId, InvocationOutcome, Payload, PayloadFields, RateRequest,
+    RequestHeaders, Secret, Task, TaskId, TaskSource, TaskStatus, Timestamp, WebhookId,
+    WebhookStatus,
 };
 use crate::ports::{
     Adapters, Clock as _, InvocationLog as _, Notifier as _, RateLimiter as _,
     RejectionCounter as _, StoreError, WebhookResolver as _,
 };
-use crate::rules::{RateDecision, RateScope, RateStatus};
+use crate::rules::{
+    AuthFailure, Authenticity, BodyRefused, EventFields, Extraction, Handshake, HeadCheck,
+    InstructionOrigin, MAX_DELIVERY_ID_BYTES, MediaType, RateDecision, RateScope, RateStatus,
+};
 use crate::service::time_ordered_id;
 
 /// Settings of the ingest use case.
@@ -26,35 +35,44 @@ use crate::service::time_ordered_id;
 pub struct IngestConfig {
     /// Largest body accepted, in bytes.
     pub body_limit: usize,
+    /// How long an accepted delivery id makes its repeats duplicates.
+    pub dedup_window: Duration,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             body_limit: 1024 * 1024,
+            dedup_window: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
 
 /// Who is sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender<'a> {
-    /// An outside system, with the `X-Webhook-Secret` it presented, if any.
-    Http { secret: Option<&'a [u8]> },
+pub enum Sender {
+    /// An outside system, which authenticates as the webhook's source says.
+    Http,
     /// The management API's test endpoint, acting as a correctly authenticated sender; the
-    /// invocation and task are marked `test`.
+    /// invocation and task are marked `test`, and it claims no delivery id.
     TestEndpoint,
 }
 
-/// What ingest reads from a request before its body.
+/// What ingest reads from a request before its body, besides its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestHead<'a> {
     /// The `{webhook_id}` path segment, unparsed.
     pub webhook_id: &'a str,
     pub source_ip: Option<IpAddr>,
-    pub sender: Sender<'a>,
-    /// The `X-Event-Type` header, which takes precedence over the payload's `event_type`.
-    pub event_type: Option<&'a str>,
+    pub sender: Sender,
+}
+
+/// Where authentication stands after the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authentication {
+    Decided(Authenticity),
+    /// The source signs the body: verified once it is read.
+    AwaitBody,
 }
 
 /// A request that passed every check on its head; hand it to [`Ingest::finish`] with the body.
@@ -63,9 +81,8 @@ pub struct Admission {
     route: Arc<IngestRoute>,
     received_at: Timestamp,
     source_ip: Option<IpAddr>,
-    verified: bool,
+    authentication: Authentication,
     test: bool,
-    event_type: Option<String>,
     rate: RateStatus,
 }
 
@@ -73,6 +90,11 @@ impl Admission {
     /// The rate-limit status to report on the answer.
     pub const fn rate(&self) -> RateStatus {
         self.rate
+    }
+
+    /// Whether the body must be read before authentication is decided.
+    pub const fn awaits_body_signature(&self) -> bool {
+        matches!(self.authentication, Authentication::AwaitBody)
     }
 }
 
@@ -87,6 +109,14 @@ pub enum BodyRead<'a> {
     Broken,
 }
 
+/// The request's body as [`Ingest::finish`] receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestBody<'a> {
+    /// The `Content-Type` header's value.
+    pub content_type: Option<&'a [u8]>,
+    pub body: BodyRead<'a>,
+}
+
 /// Why ingest refused a request. Each has one HTTP status and one stable problem `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestRejection {
@@ -96,20 +126,26 @@ pub enum IngestRejection {
     WebhookDeleted,
     #[error("this webhook is disabled")]
     WebhookDisabled,
+    #[error("this webhook does not accept requests from this address")]
+    SourceNotAllowed,
     #[error("the {} rate limit is exhausted", scope.as_str())]
     RateLimited {
         scope: RateScope,
         retry_after: Duration,
         status: RateStatus,
     },
-    #[error("the X-Webhook-Secret header is missing or wrong")]
+    #[error("the webhook's secret is missing from the request or wrong")]
     InvalidSecret,
+    #[error("the body's signature is missing or does not match the webhook's secret")]
+    InvalidSignature,
+    #[error("the signature's timestamp is more than 300 seconds away from now")]
+    SignatureExpired,
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body could not be read to its end")]
     BodyUnreadable,
-    #[error("the body must be sent as application/json")]
-    UnsupportedMediaType,
+    #[error("the body must be sent as {expected}")]
+    UnsupportedMediaType { expected: &'static str },
     #[error(transparent)]
     InvalidPayload(InvalidPayload),
     #[error("the event could not be stored; nothing was accepted, send it again later")]
@@ -143,11 +179,11 @@ impl IngestRejection {
         match self {
             Self::WebhookNotFound => 404,
             Self::WebhookDeleted => 410,
-            Self::WebhookDisabled => 403,
+            Self::WebhookDisabled | Self::SourceNotAllowed => 403,
             Self::RateLimited { .. } => 429,
-            Self::InvalidSecret => 401,
+            Self::InvalidSecret | Self::InvalidSignature | Self::SignatureExpired => 401,
             Self::PayloadTooLarge { .. } => 413,
-            Self::UnsupportedMediaType => 415,
+            Self::UnsupportedMediaType { .. } => 415,
             Self::BodyUnreadable | Self::InvalidPayload(_) => 400,
             Self::StoreUnavailable(_) | Self::OutcomeUnknown(_) => 503,
             Self::Internal(_) => 500,
@@ -160,14 +196,31 @@ impl IngestRejection {
             Self::WebhookNotFound => "webhook_not_found",
             Self::WebhookDeleted => "webhook_deleted",
             Self::WebhookDisabled => "webhook_disabled",
+            Self::SourceNotAllowed => "source_not_allowed",
             Self::RateLimited { .. } => "rate_limited",
             Self::InvalidSecret => "invalid_secret",
+            Self::InvalidSignature => "invalid_signature",
+            Self::SignatureExpired => "signature_expired",
             Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::BodyUnreadable | Self::InvalidPayload(_) => "invalid_payload",
             Self::StoreUnavailable(_) => "store_unavailable",
             Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The rejection of an authentication failure, and the reason its repeats are counted
+    /// under.
+    const fn of_auth(failure: AuthFailure) -> (Self, CoalescedReason) {
+        match failure {
+            AuthFailure::InvalidSecret => (Self::InvalidSecret, CoalescedReason::InvalidSecret),
+            AuthFailure::InvalidSignature => {
+                (Self::InvalidSignature, CoalescedReason::InvalidSignature)
+            }
+            AuthFailure::SignatureExpired => {
+                (Self::SignatureExpired, CoalescedReason::SignatureExpired)
+            }
         }
     }
 }
@@ -184,6 +237,20 @@ pub enum IngestOutcome {
     /// 200: logged, but the event type is not subscribed.
     Ignored {
         invocation_id: InvocationId,
+        rate: RateStatus,
+    },
+    /// 200: the delivery id was accepted (or ignored) before, within the dedup window; these
+    /// are the first request's ids. No task was made.
+    Duplicate {
+        invocation_id: InvocationId,
+        task_id: Option<TaskId>,
+        rate: RateStatus,
+    },
+    /// 200: the source's handshake or ping, logged as ignored; no task. Slack's challenge is
+    /// to be answered.
+    Handshake {
+        invocation_id: InvocationId,
+        handshake: Handshake,
         rate: RateStatus,
     },
     /// Refused. `unlogged` holds the store's error when the rejection should have been logged
@@ -220,6 +287,10 @@ pub struct Ingest<A: Adapters> {
     pub entropy: A::Entropy,
     /// Told when a task is committed, so delivery starts at once.
     pub notifier: A::Notifier,
+    /// Verifies body signatures.
+    pub mac: A::Mac,
+    /// Renders instruction templates.
+    pub templates: A::Templates,
     pub config: IngestConfig,
 }
 
@@ -237,11 +308,16 @@ impl<A: Adapters> Ingest<A> {
         self.config.body_limit
     }
 
-    /// The head's steps: the webhook exists, is not deleted, is not disabled, neither quota is
-    /// already exhausted (a peek: nothing is charged), and the secret matches. Deleted,
-    /// disabled, rate-limited and unauthenticated requests are counted into coalesced log
-    /// entries, so a flood of them costs no write each.
-    pub async fn begin(&self, head: IngestHead<'_>) -> Result<Admission, IngestOutcome> {
+    /// The head's steps: the webhook exists, is not deleted, is not disabled, the source IP is
+    /// allowed, neither quota is already exhausted (a peek: nothing is charged), and a secret
+    /// presented in a header matches. Deleted, disabled, disallowed, rate-limited and
+    /// unauthenticated requests are counted into coalesced log entries, so a flood of them
+    /// costs no write each.
+    pub async fn begin(
+        &self,
+        head: IngestHead<'_>,
+        headers: &impl RequestHeaders,
+    ) -> Result<Admission, IngestOutcome> {
         let not_found = || IngestOutcome::rejected(IngestRejection::WebhookNotFound);
         let webhook_id: WebhookId = head.webhook_id.parse().map_err(|_| not_found())?;
         let route = match self.resolver.resolve(webhook_id).await {
@@ -253,7 +329,7 @@ impl<A: Adapters> Ingest<A> {
         };
         let now = self.clock.now();
         let test = matches!(head.sender, Sender::TestEndpoint);
-        let count = |reason| self.count(&route, reason, head.source_ip, now, test);
+        let count = |reason| self.count(&route, reason, head.source_ip, now, test, None);
         match route.status {
             WebhookStatus::Active => {}
             WebhookStatus::Deleted => {
@@ -264,6 +340,10 @@ impl<A: Adapters> Ingest<A> {
                 count(CoalescedReason::Disabled);
                 return Err(IngestOutcome::rejected(IngestRejection::WebhookDisabled));
             }
+        }
+        if !test && !route.allowed_source_ips.admits(head.source_ip) {
+            count(CoalescedReason::SourceNotAllowed);
+            return Err(IngestOutcome::rejected(IngestRejection::SourceNotAllowed));
         }
         // A peek: an exhausted quota is refused before anything else, but nothing is charged
         // until the request is known to be authentic.
@@ -276,28 +356,33 @@ impl<A: Adapters> Ingest<A> {
                 return Err(IngestOutcome::rejected(rejection));
             }
         };
-        let verified = match (head.sender, &route.secret) {
-            (Sender::TestEndpoint, secret) => secret.is_some(),
-            (Sender::Http { .. }, None) => false,
-            (
-                Sender::Http {
-                    secret: Some(presented),
-                },
-                Some(secret),
-            ) if secret.matches(presented) => true,
-            (Sender::Http { .. }, Some(_)) => {
-                // Counted, not written one by one: a flood of wrong secrets costs no write.
-                count(CoalescedReason::InvalidSecret);
-                return Err(IngestOutcome::rejected(IngestRejection::InvalidSecret));
+        let authentication = if test {
+            Authentication::Decided(if route.secret.is_some() {
+                Authenticity::Verified
+            } else {
+                Authenticity::Unverified
+            })
+        } else {
+            match route
+                .source
+                .authenticate_head(headers, &route.secrets_at(now))
+            {
+                Ok(HeadCheck::Done(authenticity)) => Authentication::Decided(authenticity),
+                Ok(HeadCheck::AwaitBody) => Authentication::AwaitBody,
+                Err(failure) => {
+                    // Counted, not written one by one: a flood of wrong secrets costs no write.
+                    let (rejection, reason) = IngestRejection::of_auth(failure);
+                    count(reason);
+                    return Err(IngestOutcome::rejected(rejection));
+                }
             }
         };
         Ok(Admission {
             route,
             received_at: now,
             source_ip: head.source_ip,
-            verified,
+            authentication,
             test,
-            event_type: head.event_type.filter(|t| !t.is_empty()).map(str::to_owned),
             rate,
         })
     }
@@ -336,47 +421,58 @@ impl<A: Adapters> Ingest<A> {
         }
     }
 
-    /// The body's steps: size (or a body that broke off), the charge to both quotas, media
-    /// type, JSON object, event type, and the commit of the invocation with its task.
+    /// The body's steps: size (or a body that broke off), the body signature, the charge to
+    /// both quotas, media type, JSON object, the source's handshake, the delivery id, the
+    /// event type, and the commit of the invocation with its task.
     pub async fn finish(
         &self,
         admission: Admission,
-        content_type_is_json: bool,
-        body: BodyRead<'_>,
+        headers: &impl RequestHeaders,
+        request: IngestBody<'_>,
     ) -> IngestOutcome {
-        let (body, admission) = match self.charge(admission, body).await {
+        let (body, admission) = match self.authenticate_and_charge(admission, headers, request.body).await
+        {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
-        if !content_type_is_json {
-            let rejection = IngestRejection::UnsupportedMediaType;
-            return self.reject_logged(&admission, rejection).await;
-        }
-        let (payload, fields) = match Payload::parse_object(body) {
+        let media = MediaType::of(request.content_type);
+        let json = match admission.route.source.payload_json(media, body) {
+            Ok(json) => json,
+            Err(refused) => {
+                let rejection = match refused {
+                    BodyRefused::UnsupportedMediaType { expected } => {
+                        IngestRejection::UnsupportedMediaType { expected }
+                    }
+                    BodyRefused::InvalidForm(reason) => {
+                        IngestRejection::InvalidPayload(InvalidPayload::InvalidForm(reason))
+                    }
+                };
+                return self.reject_logged(&admission, rejection).await;
+            }
+        };
+        let (payload, fields) = match Payload::parse_object(&json) {
             Ok(parsed) => parsed,
             Err(e) => {
                 let rejection = IngestRejection::InvalidPayload(e);
                 return self.reject_logged(&admission, rejection).await;
             }
         };
+        let extraction = self.read_event(&admission, headers, &payload, fields);
         let Admission {
             route,
             received_at,
             source_ip,
-            verified,
+            authentication,
             test,
-            event_type,
             rate,
         } = admission;
-        let event_type = event_type.or(fields.event_type);
-        let invocation_id = InvocationId::from_uuid(time_ordered_id(&self.entropy, received_at));
         let mut invocation = Invocation {
-            id: invocation_id,
+            id: InvocationId::from_uuid(time_ordered_id(&self.entropy, received_at)),
             organization_id: route.organization_id,
             webhook_id: route.webhook_id,
             received_at,
             source_ip,
-            event_type: event_type.clone(),
+            event_type: None,
             payload: Some(payload.clone()),
             outcome: InvocationOutcome::Ignored,
             http_status: 200,
@@ -385,47 +481,113 @@ impl<A: Adapters> Ingest<A> {
             repeat_count: 1,
             test,
             target_response: None,
+            delivery_id: None,
+            duplicate_of: None,
+            instruction_fallback: None,
         };
-        if !route.event_types.selects(event_type.as_deref()) {
-            return match self.store.record_invocation(&invocation, None).await {
-                Ok(()) => IngestOutcome::Ignored {
-                    invocation_id,
+        let event = match extraction {
+            Extraction::Handshake(handshake) => {
+                invocation.event_type = Some(handshake.event_type().to_owned());
+                return match self.store.record_invocation(&invocation, None).await {
+                    Ok(()) => IngestOutcome::Handshake {
+                        invocation_id: invocation.id,
+                        handshake,
+                        rate,
+                    },
+                    Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
+                };
+            }
+            Extraction::Event(event) => event,
+        };
+        let EventFields {
+            event_type,
+            delivery_id,
+            instruction,
+            instruction_origin: _,
+            template_fallback,
+        } = event;
+        invocation.event_type.clone_from(&event_type);
+        invocation.delivery_id.clone_from(&delivery_id);
+        invocation.instruction_fallback = template_fallback.map(|f| f.to_string());
+        let task = route.event_types.selects(event_type.as_deref()).then(|| {
+            let task_id = TaskId::from_uuid(time_ordered_id(&self.entropy, received_at));
+            invocation.outcome = InvocationOutcome::Accepted;
+            invocation.http_status = 202;
+            invocation.task_id = Some(task_id);
+            Task {
+                id: task_id,
+                organization_id: route.organization_id,
+                target_id: route.target_id,
+                webhook_id: route.webhook_id,
+                invocation_id: invocation.id,
+                instruction,
+                context: payload,
+                event_type,
+                status: TaskStatus::Queued,
+                test,
+                source: TaskSource {
+                    verified: matches!(
+                        authentication,
+                        Authentication::Decided(Authenticity::Verified)
+                    ),
+                    source_ip,
+                    received_at,
+                    provider: route.source.source(),
+                },
+                attempts: 0,
+                attempts_before_round: 0,
+                next_attempt_at: received_at,
+                last_error: None,
+                created_at: received_at,
+                updated_at: received_at,
+            }
+        });
+        // Only outside senders claim their delivery ids: a test (or a replay) is never a
+        // sender's retry.
+        let claim = delivery_id.filter(|_| !test).map(|delivery_id| DeliveryClaim {
+            delivery_id,
+            window_start: received_at.minus(self.config.dedup_window),
+        });
+        let recorded = match &claim {
+            Some(claim) => {
+                self.store
+                    .record_claimed(&invocation, task.as_ref(), claim)
+                    .await
+            }
+            None => self
+                .store
+                .record_invocation(&invocation, task.as_ref())
+                .await
+                .map(|()| ClaimOutcome::Recorded),
+        };
+        match recorded {
+            Ok(ClaimOutcome::Recorded) => match task {
+                Some(task) => {
+                    self.notifier.task_queued();
+                    IngestOutcome::Accepted {
+                        invocation_id: invocation.id,
+                        task_id: task.id,
+                        rate,
+                    }
+                }
+                None => IngestOutcome::Ignored {
+                    invocation_id: invocation.id,
                     rate,
                 },
-                Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
-            };
-        }
-        let task_id = TaskId::from_uuid(time_ordered_id(&self.entropy, received_at));
-        invocation.outcome = InvocationOutcome::Accepted;
-        invocation.http_status = 202;
-        invocation.task_id = Some(task_id);
-        let task = Task {
-            id: task_id,
-            organization_id: route.organization_id,
-            target_id: route.target_id,
-            webhook_id: route.webhook_id,
-            invocation_id,
-            instruction: fields.message,
-            context: payload,
-            event_type,
-            status: TaskStatus::Queued,
-            test,
-            source: TaskSource {
-                verified,
-                source_ip,
-                received_at,
             },
-            attempts: 0,
-            attempts_before_round: 0,
-            next_attempt_at: received_at,
-            last_error: None,
-            created_at: received_at,
-            updated_at: received_at,
-        };
-        match self.store.record_invocation(&invocation, Some(&task)).await {
-            Ok(()) => {
-                self.notifier.task_queued();
-                IngestOutcome::Accepted {
+            Ok(ClaimOutcome::Duplicate {
+                invocation_id,
+                task_id,
+            }) => {
+                self.count(
+                    &route,
+                    CoalescedReason::Duplicate,
+                    source_ip,
+                    received_at,
+                    test,
+                    Some(invocation_id),
+                );
+                IngestOutcome::Duplicate {
                     invocation_id,
                     task_id,
                     rate,
@@ -435,11 +597,54 @@ impl<A: Adapters> Ingest<A> {
         }
     }
 
-    /// The body is whole and within the limit: the request is charged to both quotas. A
-    /// refusal is logged (an oversized or broken body) or counted (a quota exhausted meanwhile).
-    async fn charge<'b>(
+    /// What the payload says, as the webhook's source reads it. A plain generic webhook (no
+    /// overrides, no template) reads only the fields [`Payload::parse_object`] already found,
+    /// so the seed's path parses nothing twice.
+    fn read_event(
+        &self,
+        admission: &Admission,
+        headers: &impl RequestHeaders,
+        payload: &Payload,
+        fields: PayloadFields,
+    ) -> Extraction {
+        let source = &admission.route.source;
+        if source.is_plain_generic() {
+            let header = |name| {
+                headers
+                    .get(name)
+                    .and_then(|value| std::str::from_utf8(value).ok())
+                    .map(str::trim)
+                    .filter(|value| !value.is_empty())
+            };
+            let instruction_origin = if fields.message.is_some() {
+                InstructionOrigin::Message
+            } else {
+                InstructionOrigin::Absent
+            };
+            return Extraction::Event(EventFields {
+                event_type: header("x-event-type")
+                    .map(str::to_owned)
+                    .or(fields.event_type),
+                delivery_id: header("idempotency-key")
+                    .filter(|id| id.len() <= MAX_DELIVERY_ID_BYTES)
+                    .map(str::to_owned),
+                instruction: fields.message.map(crate::rules::cap_instruction),
+                instruction_origin,
+                template_fallback: None,
+            });
+        }
+        // The payload was validated as a JSON object just before; parsing it again cannot fail.
+        let value = serde_json::from_str(payload.as_str()).unwrap_or_default();
+        source.extract(headers, &value, &self.templates)
+    }
+
+    /// The body is whole and within the limit, and (for a source that signs the body) its
+    /// signature is verified: the request is charged to both quotas. A refusal is logged (an
+    /// oversized or broken body) or counted (a bad signature, a quota exhausted meanwhile).
+    async fn authenticate_and_charge<'b>(
         &self,
         admission: Admission,
+        headers: &impl RequestHeaders,
         body: BodyRead<'b>,
     ) -> Result<(&'b [u8], Admission), IngestOutcome> {
         let body = match body {
@@ -454,26 +659,59 @@ impl<A: Adapters> Ingest<A> {
                 return Err(self.reject_logged(&admission, rejection).await);
             }
         };
+        let route = &admission.route;
+        let authentication = match admission.authentication {
+            Authentication::Decided(authenticity) => Authentication::Decided(authenticity),
+            Authentication::AwaitBody => {
+                let secrets: Vec<&Secret> = route.secrets_at(admission.received_at);
+                match route.source.verify_body(
+                    headers,
+                    body,
+                    &secrets,
+                    admission.received_at,
+                    &self.mac,
+                ) {
+                    Ok(authenticity) => Authentication::Decided(authenticity),
+                    Err(failure) => {
+                        let (rejection, reason) = IngestRejection::of_auth(failure);
+                        self.count(
+                            route,
+                            reason,
+                            admission.source_ip,
+                            admission.received_at,
+                            admission.test,
+                            None,
+                        );
+                        return Err(IngestOutcome::rejected(rejection));
+                    }
+                }
+            }
+        };
         // The request is authentic and whole: now it is charged to the quotas.
         let rate = match self
-            .limit(&admission.route, admission.received_at, Limit::Charge)
+            .limit(route, admission.received_at, Limit::Charge)
             .await
         {
             Ok(rate) => rate,
             Err(rejection) => {
                 if let IngestRejection::RateLimited { .. } = rejection {
                     self.count(
-                        &admission.route,
+                        route,
                         CoalescedReason::RateLimited,
                         admission.source_ip,
                         admission.received_at,
                         admission.test,
+                        None,
                     );
                 }
                 return Err(IngestOutcome::rejected(rejection));
             }
         };
-        let admission = Admission { rate, ..admission };
+        let admission = Admission {
+            rate,
+            authentication,
+            ..admission
+        };
         Ok((body, admission))
     }
 
@@ -484,6 +722,7 @@ impl<A: Adapters> Ingest<A> {
         source_ip: Option<IpAddr>,
         at: Timestamp,
         test: bool,
+        duplicate_of: Option<InvocationId>,
     ) {
         self.rejections.count(CoalescedRejection {
             webhook_id: route.webhook_id,
@@ -492,6 +731,7 @@ impl<A: Adapters> Ingest<A> {
             source_ip,
             at,
             test,
+            duplicate_of,
         });
     }
 
@@ -506,7 +746,7 @@ impl<A: Adapters> Ingest<A> {
             webhook_id: admission.route.webhook_id,
             received_at: admission.received_at,
             source_ip: admission.source_ip,
-            event_type: admission.event_type.clone(),
+            event_type: None,
             payload: None,
             outcome: InvocationOutcome::Rejected,
             http_status: rejection.http_status(),
@@ -515,6 +755,9 @@ impl<A: Adapters> Ingest<A> {
             repeat_count: 1,
             test: admission.test,
             target_response: None,
+            delivery_id: None,
+            duplicate_of: None,
+            instruction_fallback: None,
         };
         let unlogged = self.store.record_invocation(&invocation, None).await.err();
         IngestOutcome::Rejected {

@@ -11,7 +11,8 @@ pub mod manage;
 pub use bootstrap::{Bootstrap, DEFAULT_ORGANIZATION_NAME, NewOrganization};
 pub use ids::{random_id, time_ordered_id};
 pub use ingest::{
-    Admission, BodyRead, Ingest, IngestConfig, IngestHead, IngestOutcome, IngestRejection, Sender,
+    Admission, BodyRead, Ingest, IngestBody, IngestConfig, IngestHead, IngestOutcome,
+    IngestRejection, Sender,
 };
 pub use resolver::StoreResolver;
 pub use retention::Retention;

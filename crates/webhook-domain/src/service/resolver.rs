@@ -38,15 +38,27 @@ where
             .map(|sealed| self.sealer.unseal(sealed))
             .transpose()
             .map_err(|e| StoreError::Internal(Box::new(e)))?;
+        let previous_secret = match (&webhook.previous_secret, webhook.previous_secret_expires_at) {
+            (Some(sealed), Some(expires_at)) => Some((
+                self.sealer
+                    .unseal(sealed)
+                    .map_err(|e| StoreError::Internal(Box::new(e)))?,
+                expires_at,
+            )),
+            _ => None,
+        };
         Ok(Some(Arc::new(IngestRoute {
             webhook_id: webhook.id,
             organization_id: webhook.organization_id,
             target_id: webhook.target_id,
             status: webhook.status,
             secret,
+            previous_secret,
             event_types: webhook.event_types,
             webhook_quota: webhook.rate_limit_per_minute,
             organization_quota: organization.rate_limit_per_minute,
+            source: webhook.source,
+            allowed_source_ips: webhook.allowed_source_ips,
         })))
     }
 }

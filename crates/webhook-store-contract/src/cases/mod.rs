@@ -13,6 +13,7 @@ use crate::fixtures::status_change;
 
 mod invocations;
 mod organizations;
+mod sources;
 mod summaries;
 mod targets;
 mod tasks;
@@ -20,6 +21,7 @@ mod webhooks;
 
 pub use invocations::*;
 pub use organizations::*;
+pub use sources::*;
 pub use summaries::*;
 pub use targets::*;
 pub use tasks::*;

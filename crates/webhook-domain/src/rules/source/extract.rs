@@ -30,6 +30,15 @@ pub enum Handshake {
 
 impl Handshake {
     /// The text to answer with: Slack's challenge, nothing for pings.
+    /// The event type the handshake is logged under.
+    pub const fn event_type(&self) -> &'static str {
+        match self {
+            Self::SlackUrlVerification { .. } => "url_verification",
+            Self::GithubPing => "ping",
+            Self::PagerdutyPing => "pagey.ping",
+        }
+    }
+
     pub fn challenge(&self) -> Option<&str> {
         match self {
             Self::SlackUrlVerification { challenge } => Some(challenge),
@@ -387,7 +396,7 @@ fn alert_summary(payload: &Value) -> Option<String> {
 }
 
 /// `text` cut to at most [`MAX_INSTRUCTION_BYTES`], on a character boundary.
-fn cap_instruction(mut text: String) -> String {
+pub fn cap_instruction(mut text: String) -> String {
     if text.len() > MAX_INSTRUCTION_BYTES {
         let mut end = MAX_INSTRUCTION_BYTES;
         while !text.is_char_boundary(end) {

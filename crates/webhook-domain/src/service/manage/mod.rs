@@ -24,7 +24,8 @@ pub use targets::{CreatedTarget, NewTarget, SIGNING_SECRET_PREFIX, TargetPatch};
 pub use tasks::{MAX_TASKS_WITH_CONTEXT, parse_task_status};
 pub use test_send::{DEFAULT_TEST_PAYLOAD, TestResult, TestSender};
 pub use webhooks::{
-    CreatedWebhook, NewWebhook, TargetSummary, WEBHOOK_SECRET_PREFIX, WebhookPatch, WebhookView,
+    CreatedWebhook, MAX_PREVIOUS_SECRET_SECONDS, NewWebhook, SecretRotation, SourceFields,
+    TargetSummary, WEBHOOK_SECRET_PREFIX, WebhookPatch, WebhookView,
 };
 
 use std::str::FromStr;
@@ -45,6 +46,8 @@ pub struct Management<A: Adapters> {
     pub endpoints: A::Endpoints,
     /// Told of every change that makes cached ingest routes stale.
     pub notifier: A::Notifier,
+    /// Checks instruction templates when they are saved.
+    pub templates: A::Templates,
     /// Base of the webhook URLs handed out.
     pub public_url: PublicUrl,
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::{Caller, Invalid, ManageError, Management};
 use crate::model::{InvocationId, Payload, TaskId, WebhookId};
 use crate::ports::Adapters;
-use crate::service::{BodyRead, Ingest, IngestHead, IngestOutcome, IngestRejection, Sender};
+use crate::service::{
+    BodyRead, Ingest, IngestBody, IngestHead, IngestOutcome, IngestRejection, Sender,
+};
 
 /// The payload sent when the caller gives none.
 pub const DEFAULT_TEST_PAYLOAD: &str = r#"{"message":"Test event","test":true}"#;
@@ -29,12 +31,15 @@ impl<A: Adapters> TestSender for Ingest<A> {
             webhook_id: &id,
             source_ip: None,
             sender: Sender::TestEndpoint,
-            event_type: None,
         };
-        match self.begin(head).await {
+        let headers: &[(String, Vec<u8>)] = &[];
+        match self.begin(head, &headers).await {
             Ok(admission) => {
-                self.finish(admission, true, BodyRead::Complete(payload))
-                    .await
+                let body = IngestBody {
+                    content_type: Some(b"application/json"),
+                    body: BodyRead::Complete(payload),
+                };
+                self.finish(admission, &headers, body).await
             }
             Err(outcome) => outcome,
         }
@@ -61,6 +66,12 @@ pub enum TestResult {
     },
     /// Logged, but the webhook does not subscribe to the payload's event type.
     Ignored { invocation_id: InvocationId },
+    /// A repeat of an earlier delivery id (the test endpoint claims none, so only a replay of
+    /// a sender's request can be one): the earlier request's ids.
+    Duplicate {
+        invocation_id: InvocationId,
+        task_id: Option<TaskId>,
+    },
     /// Refused as a real sender would be (disabled, deleted, rate limited, …).
     Rejected(IngestRejection),
 }
@@ -89,9 +100,18 @@ impl<A: Adapters> Management<A> {
                 invocation_id,
                 task_id,
             }),
-            IngestOutcome::Ignored { invocation_id, .. } => {
+            IngestOutcome::Ignored { invocation_id, .. }
+            | IngestOutcome::Handshake { invocation_id, .. } => {
                 Ok(TestResult::Ignored { invocation_id })
             }
+            IngestOutcome::Duplicate {
+                invocation_id,
+                task_id,
+                ..
+            } => Ok(TestResult::Duplicate {
+                invocation_id,
+                task_id,
+            }),
             IngestOutcome::Rejected {
                 rejection:
                     IngestRejection::StoreUnavailable(e)

@@ -7,10 +7,14 @@ use super::{
     Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
     parse_rate,
 };
-use crate::model::Stale;
+use std::time::Duration;
+
+use serde_json::Value;
+
 use crate::model::{
-    EventTypePattern, EventTypes, Name, OrganizationId, Page, PageRequest, RatePerMinute, Secret,
-    TargetId, TargetKind, Webhook, WebhookId, WebhookStatus,
+    CidrList, EventTypePattern, EventTypes, FieldRef, InstructionTemplate, InvalidSetting, Name,
+    OrganizationId, Page, PageRequest, RatePerMinute, Secret, Source, SourceSettings, Stale,
+    TargetId, TargetKind, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use crate::ports::{
     Adapters, Clock, Notifier as _, SecretSealer, StoreError, TargetStore, WebhookStore,
@@ -20,6 +24,22 @@ use crate::service::random_id;
 
 /// Prefix of generated webhook secrets.
 pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// Longest overlap a rotation may give the previous secret: seven days.
+pub const MAX_PREVIOUS_SECRET_SECONDS: i64 = 7 * 24 * 60 * 60;
+
+/// The source settings a create or a change names. On a change an absent field stays as it
+/// is, and `Some(None)` (JSON `null`) clears an override.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceFields {
+    pub source: Option<String>,
+    pub verification: Option<Option<Value>>,
+    pub event_type_from: Option<Option<String>>,
+    pub dedup_key_from: Option<Option<String>>,
+    pub instruction_template: Option<Option<String>>,
+    /// CIDRs; empty (or `Some(None)`, JSON `null`) allows every address.
+    pub allowed_source_ips: Option<Option<Vec<String>>>,
+}
 
 /// A webhook to create.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +52,7 @@ pub struct NewWebhook {
     pub secret: Option<String>,
     pub generate_secret: bool,
     pub rate_limit_per_minute: Option<i64>,
+    pub source: SourceFields,
 }
 
 /// Changes to a webhook; absent fields stay as they are.
@@ -43,6 +64,17 @@ pub struct WebhookPatch {
     /// `active` or `disabled`; deleting is its own use case.
     pub status: Option<String>,
     pub rate_limit_per_minute: Option<i64>,
+    pub source: SourceFields,
+}
+
+/// A rotation of a webhook's secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretRotation {
+    /// The new secret; generated when absent.
+    pub secret: Option<String>,
+    /// How long the replaced secret keeps verifying, 0 to
+    /// [`MAX_PREVIOUS_SECRET_SECONDS`]; absent or 0 ends it at once.
+    pub previous_valid_for_seconds: Option<i64>,
 }
 
 /// What a webhook's answer shows of its target.
@@ -84,6 +116,73 @@ fn parse_event_types(patterns: &[String]) -> Result<EventTypes, Invalid> {
             Invalid::new(format!("event_types[{index}]"), e)
         }
     })
+}
+
+fn invalid(setting: InvalidSetting) -> Invalid {
+    Invalid::new(setting.field, setting.reason)
+}
+
+fn parse_field_ref(field: &str, text: Option<&str>) -> Result<Option<FieldRef>, Invalid> {
+    text.map(|t| FieldRef::parse(t).map_err(|e| Invalid::new(field, e)))
+        .transpose()
+}
+
+/// The settings `fields` make of `current`: every field validated, the combination checked.
+/// Changing the source away from `generic` drops a verification the change does not name, since
+/// only a generic webhook takes one.
+fn source_settings(
+    current: &SourceSettings,
+    fields: &SourceFields,
+) -> Result<SourceSettings, Invalid> {
+    let source = match fields.source.as_deref() {
+        Some(text) => Source::parse_field(text).map_err(invalid)?,
+        None => current.source(),
+    };
+    let verification = match &fields.verification {
+        Some(Some(value)) => Some(Verification::from_json(value).map_err(invalid)?),
+        Some(None) => None,
+        None if source == Source::Generic => current.verification().cloned(),
+        None => None,
+    };
+    let event_type_from = match &fields.event_type_from {
+        Some(text) => parse_field_ref("event_type_from", text.as_deref())?,
+        None => current.event_type_from().cloned(),
+    };
+    let dedup_key_from = match &fields.dedup_key_from {
+        Some(text) => parse_field_ref("dedup_key_from", text.as_deref())?,
+        None => current.dedup_key_from().cloned(),
+    };
+    let instruction_template = match &fields.instruction_template {
+        Some(Some(text)) => Some(
+            InstructionTemplate::parse(text)
+                .map_err(|e| Invalid::new("instruction_template", e))?,
+        ),
+        Some(None) => None,
+        None => current.instruction_template().cloned(),
+    };
+    SourceSettings::new(
+        source,
+        verification,
+        event_type_from,
+        dedup_key_from,
+        instruction_template,
+    )
+    .map_err(invalid)
+}
+
+fn parse_allowed_source_ips(entries: &[String]) -> Result<CidrList, Invalid> {
+    CidrList::parse(entries).map_err(invalid)
+}
+
+fn parse_previous_validity(seconds: Option<i64>) -> Result<Duration, Invalid> {
+    match seconds {
+        None => Ok(Duration::ZERO),
+        Some(s @ 0..=MAX_PREVIOUS_SECRET_SECONDS) => Ok(Duration::from_secs(s.unsigned_abs())),
+        Some(_) => Err(Invalid::new(
+            "previous_valid_for_seconds",
+            format!("must be between 0 and {MAX_PREVIOUS_SECRET_SECONDS} (seven days)"),
+        )),
+    }
 }
 
 fn parse_secret(text: &str) -> Result<Secret, Invalid> {
@@ -136,6 +235,12 @@ impl<A: Adapters> Management<A> {
             .map(|r| parse_rate("rate_limit_per_minute", r))
             .transpose()?
             .unwrap_or(RatePerMinute::WEBHOOK_DEFAULT);
+        let source = source_settings(&SourceSettings::default(), &new.source)?;
+        source.check_template(&self.templates).map_err(invalid)?;
+        let allowed_source_ips = match &new.source.allowed_source_ips {
+            Some(Some(entries)) => parse_allowed_source_ips(entries)?,
+            Some(None) | None => CidrList::default(),
+        };
         let target = self
             .target_for_body(caller.organization_id, target_id)
             .await?;
@@ -147,6 +252,10 @@ impl<A: Adapters> Management<A> {
             target_id,
             event_types,
             secret: secret.as_ref().map(|s| self.sealer.seal(s)),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            source,
+            allowed_source_ips,
             rate_limit_per_minute: rate,
             status: WebhookStatus::Active,
             created_at: now,
@@ -231,9 +340,22 @@ impl<A: Adapters> Management<A> {
             .rate_limit_per_minute
             .map(|r| parse_rate("rate_limit_per_minute", r))
             .transpose()?;
+        let allowed_source_ips = match &patch.source.allowed_source_ips {
+            Some(Some(entries)) => Some(parse_allowed_source_ips(entries)?),
+            Some(None) => Some(CidrList::default()),
+            None => None,
+        };
         let mut webhook = self.owned(caller, id).await?;
         if webhook.status == WebhookStatus::Deleted {
             return Err(deleted_conflict());
+        }
+        let source = source_settings(&webhook.source, &patch.source)?;
+        if patch.source.instruction_template.is_some() {
+            source.check_template(&self.templates).map_err(invalid)?;
+        }
+        webhook.source = source;
+        if let Some(allowed_source_ips) = allowed_source_ips {
+            webhook.allowed_source_ips = allowed_source_ips;
         }
         if let Some(target_id) = target_id {
             self.target_for_body(caller.organization_id, target_id)
@@ -260,26 +382,33 @@ impl<A: Adapters> Management<A> {
         self.view(webhook).await
     }
 
-    /// Replaces a webhook's secret with `secret`, or with a generated one; the new secret is
-    /// returned once and the old one stops working at once.
+    /// Replaces a webhook's secret with the rotation's, or with a generated one; the new
+    /// secret is returned once. The old one keeps verifying for the overlap the rotation
+    /// asks for (at most seven days), else stops at once.
     pub async fn rotate_webhook_secret(
         &self,
         caller: &Caller,
         id: &str,
-        secret: Option<&str>,
+        rotation: SecretRotation,
     ) -> Result<CreatedWebhook, ManageError> {
         caller.require_write()?;
         let id: WebhookId = parse_id("id", id)?;
-        let secret = match secret {
+        let secret = match rotation.secret.as_deref() {
             Some(text) => parse_secret(text)?,
             None => generate_secret(&self.entropy, WEBHOOK_SECRET_PREFIX),
         };
+        let overlap = parse_previous_validity(rotation.previous_valid_for_seconds)?;
         let mut webhook = self.owned(caller, id).await?;
         if webhook.status == WebhookStatus::Deleted {
             return Err(deleted_conflict());
         }
-        webhook.secret = Some(self.sealer.seal(&secret));
-        webhook.updated_at = self.clock.now();
+        let now = self.clock.now();
+        let replaced = webhook.secret.replace(self.sealer.seal(&secret));
+        (webhook.previous_secret, webhook.previous_secret_expires_at) = match replaced {
+            Some(previous) if !overlap.is_zero() => (Some(previous), Some(now.plus(overlap))),
+            _ => (None, None),
+        };
+        webhook.updated_at = now;
         self.write(&webhook).await?;
         let view = self.view(webhook).await?;
         self.notifier

@@ -1,0 +1,302 @@
+//! Cases of what the senders' dialects add to the stores: a webhook's source settings, allowlist
+//! and rotation overlap; the delivery id, duplicate and template note of an invocation; a
+//! task's provider; and the delivery-id claims that make deduplication exact.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use webhook_domain::model::{
+    CidrList, ClaimOutcome, DeliveryClaim, FieldRef, InstructionTemplate, Invocation,
+    InvocationOutcome, OutcomeFilter, Source, SourceSettings, TaskFilter, Verification, Webhook,
+};
+
+use super::assert_not_found;
+use crate::ContractStore;
+use crate::fixtures::{World, accepted, at, ignored, page, sealed, webhook};
+
+fn claim(delivery_id: &str, window_start: i64) -> DeliveryClaim {
+    DeliveryClaim {
+        delivery_id: delivery_id.to_owned(),
+        window_start: at(window_start),
+    }
+}
+
+/// A duplicate's log entry on `webhook`: what ingest writes for repeats of `first`.
+fn duplicate_of(webhook: &Webhook, first: &Invocation, received_at: i64) -> Invocation {
+    Invocation {
+        outcome: InvocationOutcome::Duplicate,
+        http_status: 200,
+        duplicate_of: Some(first.id),
+        repeat_count: 3,
+        payload: None,
+        ..ignored(webhook, at(received_at))
+    }
+}
+
+/// A webhook's source, overrides, allowlist and previous secret are read back as written, on
+/// insert and on update, and cleared by an update.
+pub async fn webhook_source_settings_round_trip<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let mut hook = webhook(&world.target, at(1));
+    hook.source = SourceSettings::new(
+        Source::Generic,
+        Some(Verification::Bearer),
+        Some(FieldRef::parse("header:X-Kind").expect("reference")),
+        Some(FieldRef::parse("/event/id").expect("pointer")),
+        Some(InstructionTemplate::parse("Deploy {{ service }}").expect("template")),
+    )
+    .expect("settings");
+    hook.allowed_source_ips =
+        CidrList::parse(&["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]).expect("networks");
+    store.insert_webhook(&hook).await.expect("insert");
+    assert_eq!(store.webhook(hook.id).await.expect("read"), hook);
+
+    hook.source = SourceSettings::of(Source::StandardWebhooks);
+    hook.previous_secret = Some(sealed(9));
+    hook.previous_secret_expires_at = Some(at(3_600));
+    hook.updated_at = at(2);
+    store.update_webhook(&hook).await.expect("update");
+    assert_eq!(store.webhook(hook.id).await.expect("read"), hook);
+
+    hook.source = SourceSettings::default();
+    hook.allowed_source_ips = CidrList::default();
+    hook.previous_secret = None;
+    hook.previous_secret_expires_at = None;
+    hook.updated_at = at(3);
+    store.update_webhook(&hook).await.expect("update");
+    assert_eq!(store.webhook(hook.id).await.expect("read"), hook);
+}
+
+/// An invocation's delivery id, duplicate reference and template note, and a task's provider,
+/// are read back as written.
+pub async fn source_fields_of_invocations_and_tasks_round_trip<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (mut first, mut task) = accepted(&world.webhook, at(1));
+    first.delivery_id = Some("b2c1e7a0-3f4d-11ef-9a5b-0242ac120002".to_owned());
+    first.instruction_fallback = Some("the template took too much work to render".to_owned());
+    task.source.provider = Source::Github;
+    store
+        .record_invocation(&first, Some(&task))
+        .await
+        .expect("accepted");
+    let repeat = duplicate_of(&world.webhook, &first, 2);
+    store
+        .record_invocation(&repeat, None)
+        .await
+        .expect("duplicate");
+
+    assert_eq!(store.invocation(org, first.id).await.expect("read"), first);
+    assert_eq!(
+        store.invocation(org, repeat.id).await.expect("read"),
+        repeat
+    );
+    assert_eq!(store.task(org, task.id).await.expect("task"), task);
+}
+
+/// `outcome=duplicate` lists the duplicates only, and `failed` does not count them.
+pub async fn invocations_filter_duplicates<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let (first, _) = world.accept(&store, at(1)).await;
+    let repeat = duplicate_of(&world.webhook, &first, 2);
+    store
+        .record_invocation(&repeat, None)
+        .await
+        .expect("duplicate");
+    let listed = |filter| {
+        let store = store.clone();
+        let world = world.clone();
+        async move {
+            store
+                .invocations(
+                    world.organization.id,
+                    world.webhook.id,
+                    Some(filter),
+                    page(50),
+                )
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .map(|i| i.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(OutcomeFilter::Duplicate).await, vec![repeat.id]);
+    assert!(listed(OutcomeFilter::Failed).await.is_empty());
+    assert_eq!(listed(OutcomeFilter::Accepted).await, vec![first.id]);
+}
+
+/// The first claim of a delivery id records; a second within the window writes nothing and
+/// names the first invocation and its task.
+pub async fn a_claimed_delivery_id_answers_the_first_claim<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (first, first_task) = accepted(&world.webhook, at(10));
+    let outcome = store
+        .record_claimed(&first, Some(&first_task), &claim("delivery-1", 0))
+        .await
+        .expect("first claim");
+    assert_eq!(outcome, ClaimOutcome::Recorded);
+
+    let (second, second_task) = accepted(&world.webhook, at(20));
+    let outcome = store
+        .record_claimed(&second, Some(&second_task), &claim("delivery-1", 5))
+        .await
+        .expect("second claim");
+    assert_eq!(
+        outcome,
+        ClaimOutcome::Duplicate {
+            invocation_id: first.id,
+            task_id: Some(first_task.id),
+        }
+    );
+    assert_not_found(
+        store.invocation(org, second.id).await,
+        "the duplicate's invocation",
+    );
+    assert_not_found(
+        store.task(org, second_task.id).await,
+        "the duplicate's task",
+    );
+
+    // An ignored event claims its id too, with no task.
+    let ignored_first = ignored(&world.webhook, at(30));
+    let outcome = store
+        .record_claimed(&ignored_first, None, &claim("delivery-2", 0))
+        .await
+        .expect("ignored claim");
+    assert_eq!(outcome, ClaimOutcome::Recorded);
+    let ignored_again = ignored(&world.webhook, at(31));
+    let outcome = store
+        .record_claimed(&ignored_again, None, &claim("delivery-2", 0))
+        .await
+        .expect("repeat of an ignored event");
+    assert_eq!(
+        outcome,
+        ClaimOutcome::Duplicate {
+            invocation_id: ignored_first.id,
+            task_id: None,
+        }
+    );
+}
+
+/// Delivery ids are per webhook: the same id on another webhook is another claim.
+pub async fn delivery_ids_are_claimed_per_webhook<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let other = webhook(&world.target, at(0));
+    store.insert_webhook(&other).await.expect("other webhook");
+    let (first, first_task) = accepted(&world.webhook, at(10));
+    let (second, second_task) = accepted(&other, at(11));
+    for (invocation, task) in [(&first, &first_task), (&second, &second_task)] {
+        let outcome = store
+            .record_claimed(invocation, Some(task), &claim("shared-id", 0))
+            .await
+            .expect("claim");
+        assert_eq!(outcome, ClaimOutcome::Recorded);
+    }
+}
+
+/// A claim made before the window's start has lapsed: the next request with the id records
+/// and holds the claim from then on.
+pub async fn a_lapsed_claim_is_taken_over<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let (first, first_task) = accepted(&world.webhook, at(10));
+    store
+        .record_claimed(&first, Some(&first_task), &claim("delivery-1", 0))
+        .await
+        .expect("first claim");
+    let (later, later_task) = accepted(&world.webhook, at(100_000));
+    let outcome = store
+        .record_claimed(&later, Some(&later_task), &claim("delivery-1", 11))
+        .await
+        .expect("claim after the window");
+    assert_eq!(outcome, ClaimOutcome::Recorded);
+    let (third, third_task) = accepted(&world.webhook, at(100_001));
+    let outcome = store
+        .record_claimed(&third, Some(&third_task), &claim("delivery-1", 11))
+        .await
+        .expect("repeat of the new claim");
+    assert_eq!(
+        outcome,
+        ClaimOutcome::Duplicate {
+            invocation_id: later.id,
+            task_id: Some(later_task.id),
+        }
+    );
+}
+
+/// Of 64 requests claiming one id at once, exactly one records; the others name it.
+pub async fn concurrent_claims_record_exactly_one<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let requests: Vec<_> = (0..64)
+        .map(|i| accepted(&world.webhook, at(10).plus(Duration::from_micros(i))))
+        .collect();
+    let outcomes = join_all(requests.iter().map(|(invocation, task)| {
+        let store = store.clone();
+        let invocation = invocation.clone();
+        let task = task.clone();
+        tokio::spawn(async move {
+            store
+                .record_claimed(&invocation, Some(&task), &claim("burst", 0))
+                .await
+                .map(|outcome| (outcome, invocation.id, task.id))
+        })
+    }))
+    .await;
+    let outcomes: Vec<_> = outcomes
+        .into_iter()
+        .map(|joined| joined.expect("task").expect("claim"))
+        .collect();
+    let recorded: Vec<_> = outcomes
+        .iter()
+        .filter(|(outcome, _, _)| *outcome == ClaimOutcome::Recorded)
+        .collect();
+    assert_eq!(recorded.len(), 1, "exactly one request records");
+    let (_, winner, winner_task) = *recorded[0];
+    for (outcome, _, _) in &outcomes {
+        assert!(
+            *outcome == ClaimOutcome::Recorded
+                || *outcome
+                    == ClaimOutcome::Duplicate {
+                        invocation_id: winner,
+                        task_id: Some(winner_task),
+                    },
+            "every other request names the winner: {outcome:?}"
+        );
+    }
+    let tasks = store
+        .tasks(world.organization.id, TaskFilter::default(), page(100))
+        .await
+        .expect("tasks");
+    assert_eq!(tasks.items.len(), 1, "one task");
+}
+
+/// The purge removes claims made before its time, and only those.
+pub async fn purge_delivery_claims_removes_lapsed_claims<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let (old, old_task) = accepted(&world.webhook, at(10));
+    store
+        .record_claimed(&old, Some(&old_task), &claim("old", 0))
+        .await
+        .expect("old claim");
+    let (new, new_task) = accepted(&world.webhook, at(50));
+    store
+        .record_claimed(&new, Some(&new_task), &claim("new", 0))
+        .await
+        .expect("new claim");
+    assert_eq!(store.purge_delivery_claims(at(20)).await.expect("purge"), 1);
+    // With the window reaching back to 0, "old" would still be a duplicate had it survived.
+    let (again, again_task) = accepted(&world.webhook, at(60));
+    let outcome = store
+        .record_claimed(&again, Some(&again_task), &claim("old", 0))
+        .await
+        .expect("claim of a purged id");
+    assert_eq!(outcome, ClaimOutcome::Recorded);
+    let (repeat, repeat_task) = accepted(&world.webhook, at(61));
+    let outcome = store
+        .record_claimed(&repeat, Some(&repeat_task), &claim("new", 0))
+        .await
+        .expect("repeat of a kept claim");
+    assert!(matches!(outcome, ClaimOutcome::Duplicate { .. }));
+}
