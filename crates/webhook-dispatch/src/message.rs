@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use webhook_domain::model::{TargetId, Task, TaskId, Timestamp, WebhookId};
+use webhook_domain::model::{Source, TargetId, Task, TaskId, Timestamp, WebhookId};
 
 #[derive(Serialize)]
 struct TaskMessage<'a> {
@@ -27,10 +27,12 @@ struct SourceMessage {
     verified: bool,
     source_ip: Option<IpAddr>,
     received_at: Timestamp,
+    /// The webhook's source: whose dialect the event came in (`github`, `stripe`, …).
+    provider: Source,
 }
 
 /// The body of the `POST` for `task`: `{task_id, webhook_id, target_id, instruction, context,
-/// event_type, test, created_at, source: {verified, source_ip, received_at}}`.
+/// event_type, test, created_at, source: {verified, source_ip, received_at, provider}}`.
 pub fn task_body(task: &Task) -> Vec<u8> {
     let stored = task.context.as_str();
     // Payloads are validated JSON objects when they are accepted; should a stored one not
@@ -56,6 +58,7 @@ pub fn task_body(task: &Task) -> Vec<u8> {
             verified: task.source.verified,
             source_ip: task.source.source_ip,
             received_at: task.source.received_at,
+            provider: task.source.provider,
         },
     };
     // Serializing plain fields and a valid RawValue into a Vec cannot fail.

@@ -11,15 +11,20 @@ use webhook_domain::model::{
     DeliveryFailure, DeliveryReport, EndpointUrl, PublicUrl, Secret, Task, TaskStatus, Timestamp,
 };
 use webhook_domain::ports::{Adapters, EndpointGuard, EndpointRefused, TargetDelivery, TaskQueue};
-use webhook_domain::service::manage::{ManageError, Management, NewTarget, NewWebhook};
+use webhook_domain::service::manage::{
+    ManageError, Management, NewTarget, NewWebhook, SourceFields,
+};
 use webhook_domain::service::{
-    BodyRead, Bootstrap, Ingest, IngestConfig, IngestHead, IngestOutcome, Sender, StoreResolver,
+    BodyRead, Bootstrap, Ingest, IngestBody, IngestConfig, IngestHead, IngestOutcome, Sender,
+    StoreResolver,
 };
 use webhook_runtime::{
     CacheConfig, CachedResolver, CoalescingCounter, MemoryRateLimiter, NodeNotifier,
 };
 use webhook_store_mem::MemoryStore;
-use webhook_system::{MasterKey, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy};
+use webhook_system::{
+    MasterKey, MiniJinjaTemplates, RingMac, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy,
+};
 
 /// Saves only `https` endpoints. (A node's guard also resolves the host and refuses private
 /// addresses; `webhook-dispatch` has it.)
@@ -74,6 +79,8 @@ impl Adapters for Embedded {
     type Endpoints = HttpsOnly;
     type Delivery = NoPush;
     type Notifier = NodeNotifier;
+    type Mac = RingMac;
+    type Templates = MiniJinjaTemplates;
 }
 
 #[tokio::main]
@@ -98,6 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         entropy: SystemEntropy::new(),
         endpoints: HttpsOnly,
         notifier: notifier.clone(),
+        templates: MiniJinjaTemplates::new(),
         public_url: PublicUrl::parse("https://hooks.example.com")?,
     };
     let ingest = Ingest::<Embedded> {
@@ -108,6 +116,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock: SystemClock,
         entropy: SystemEntropy::new(),
         notifier,
+        mac: RingMac,
+        templates: MiniJinjaTemplates::new(),
         config: IngestConfig::default(),
     };
 
@@ -139,30 +149,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 secret: None,
                 generate_secret: true,
                 rate_limit_per_minute: None,
+                source: SourceFields::default(),
             },
         )
         .await?;
     let secret = webhook.secret.ok_or("the webhook has a generated secret")?;
 
     // One event, as an HTTP adapter hands it over: the head first (refused before the body is
-    // read when it fails a check), then the body.
+    // read when it fails a check), then the body. The webhook's source (`generic` here) says
+    // which headers carry the secret, the event type and the delivery id.
     let webhook_id = webhook.view.webhook.id.to_string();
     let head = IngestHead {
         webhook_id: &webhook_id,
         source_ip: None,
-        sender: Sender::Http {
-            secret: Some(secret.expose().as_bytes()),
-        },
-        event_type: Some("deploy"),
+        sender: Sender::Http,
     };
-    let admission = match ingest.begin(head).await {
+    let headers: Vec<(String, Vec<u8>)> = vec![
+        ("x-webhook-secret".to_owned(), secret.expose().into()),
+        ("x-event-type".to_owned(), b"deploy".to_vec()),
+        ("idempotency-key".to_owned(), b"deploy-v1.2".to_vec()),
+    ];
+    let admission = match ingest.begin(head, &headers).await {
         Ok(admission) => admission,
         Err(outcome) => return Err(format!("the head was refused: {outcome:?}").into()),
     };
     let body = br#"{"message": "Deploy v1.2 to production"}"#;
-    let outcome = ingest
-        .finish(admission, true, BodyRead::Complete(body))
-        .await;
+    let request = IngestBody {
+        content_type: Some(b"application/json"),
+        body: BodyRead::Complete(body),
+    };
+    let outcome = ingest.finish(admission, &headers, request).await;
     let IngestOutcome::Accepted { task_id, .. } = outcome else {
         return Err(format!("the event was not accepted: {outcome:?}").into());
     };

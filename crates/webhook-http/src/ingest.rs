@@ -9,18 +9,25 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use serde::Serialize;
 use utoipa::ToSchema;
-use webhook_domain::model::{InvocationId, TaskId};
+use webhook_domain::model::{InvocationId, RequestHeaders, TaskId};
 use webhook_domain::ports::Adapters;
-use webhook_domain::rules::RateStatus;
-use webhook_domain::service::{BodyRead, IngestHead, IngestOutcome, IngestRejection, Sender};
+use webhook_domain::rules::{Handshake, RateStatus};
+use webhook_domain::service::{
+    BodyRead, IngestBody, IngestHead, IngestOutcome, IngestRejection, Sender,
+};
 
 use crate::AppState;
 use crate::problem::{ErrorChain, Problem, log_server_error, rate_headers};
 
-/// The header a sender presents the webhook's secret in. Never logged or stored.
-pub const SECRET_HEADER: &str = "x-webhook-secret";
-/// The header naming the event type; it takes precedence over the payload's `event_type`.
-pub const EVENT_TYPE_HEADER: &str = "x-event-type";
+/// A request's headers as the domain's source rules read them, without a copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Headers<'a>(pub &'a HeaderMap);
+
+impl RequestHeaders for Headers<'_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).map(header::HeaderValue::as_bytes)
+    }
+}
 
 /// 202: the event is stored, with its task.
 #[derive(Serialize, ToSchema)]
@@ -46,6 +53,42 @@ struct IgnoredBody {
     invocation_id: InvocationId,
 }
 
+/// 200: a repeat of a delivery id already accepted (or ignored) on this webhook within the
+/// dedup window; no task was made. The ids are the first request's.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IngestDuplicate)]
+struct DuplicateBody {
+    /// `duplicate`.
+    #[schema(value_type = String, pattern = "^duplicate$", example = "duplicate")]
+    status: &'static str,
+    #[schema(value_type = uuid::Uuid)]
+    invocation_id: InvocationId,
+    /// Null when the first request was ignored.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    task_id: Option<TaskId>,
+}
+
+/// 200: the sender's ping (GitHub `ping`, `PagerDuty` `pagey.ping`), logged; no task.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IngestHandshake)]
+struct HandshakeBody {
+    /// `handshake`.
+    #[schema(value_type = String, pattern = "^handshake$", example = "handshake")]
+    status: &'static str,
+    #[schema(value_type = uuid::Uuid)]
+    invocation_id: InvocationId,
+}
+
+/// 200: the request was logged and made no task: ignored, a duplicate, or a handshake.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = IngestNoTask)]
+enum NoTaskBody {
+    Ignored(IgnoredBody),
+    Duplicate(DuplicateBody),
+    Handshake(HandshakeBody),
+}
+
 /// An RFC 9457 problem as ingest and the operations endpoints answer it.
 #[derive(Debug, ToSchema)]
 pub struct IngestProblem {
@@ -56,50 +99,60 @@ pub struct IngestProblem {
     pub status: u16,
     pub detail: String,
     /// Stable machine-readable code: `webhook_not_found`, `webhook_deleted`,
-    /// `webhook_disabled`, `rate_limited`, `invalid_secret`, `payload_too_large`,
-    /// `unsupported_media_type`, `invalid_payload`, `store_unavailable`, `internal_error`,
-    /// `not_found`, `method_not_allowed`, `request_header_too_large`.
+    /// `webhook_disabled`, `source_not_allowed`, `rate_limited`, `invalid_secret`,
+    /// `invalid_signature`, `signature_expired`, `payload_too_large`, `request_timeout`,
+    /// `unsupported_media_type`, `invalid_payload`, `store_unavailable`, `outcome_unknown`,
+    /// `internal_error`, `not_found`, `method_not_allowed`, `request_header_too_large`.
     pub code: String,
     /// For `rate_limited`: the quota that is exhausted, `webhook` or `organization`.
     #[schema(value_type = Option<String>, pattern = "^(webhook|organization)$")]
     pub scope: Option<String>,
 }
 
-/// Receive an event: a JSON object, posted by the sender to the URL the webhook was created
-/// with. The steps run in order, and the first that fails answers: the webhook exists (404),
-/// is not deleted (410) and not disabled (403); its quota and the organization's are not
-/// exhausted (429); `X-Webhook-Secret` matches when the webhook has a secret (401); the body is
-/// within the limit (413, 1 MiB unless configured); `Content-Type` is JSON (415); the body is a
-/// JSON object nested at most 128 levels deep (400); then the invocation and its task are
-/// committed in one transaction (202), or the event is logged without a task when its type is
-/// not subscribed (200). A 503 `store_unavailable` means nothing was accepted.
+/// Receive an event: a JSON object (or the form its source posts), sent by the sender to the
+/// URL the webhook was created with, in the sender's own dialect (the webhook's `source`:
+/// GitHub, Stripe, Slack, … see docs/SOURCES.md). The steps run in order, and the first that
+/// fails answers: the webhook exists (404), is not deleted (410) and not disabled (403); the
+/// source address is allowed (403); its quota and the organization's are not exhausted (429);
+/// a secret presented in a header matches (401 `invalid_secret`); the body is within the limit
+/// (413, 1 MiB unless configured) and the body timeout (408); a body signature matches and is
+/// fresh (401 `invalid_signature` / `signature_expired`); both quotas are charged (429);
+/// `Content-Type` is JSON or the source's form (415); the body is a JSON object nested at most
+/// 128 levels deep (400); a handshake or ping is answered without a task (200; Slack's
+/// `url_verification` with its challenge as plain text); a delivery id already accepted within
+/// the dedup window answers 200 `duplicate` with the first request's ids; then the invocation
+/// and its task are committed in one transaction (202), or the event is logged without a task
+/// when its type is not subscribed (200). A 503 `store_unavailable` means nothing was
+/// accepted.
 #[utoipa::path(
     post, path = "/api/webhooks/{webhook_id}", tag = "ingest",
     operation_id = "ingest_event",
     params(
         ("webhook_id" = String, Path, format = Uuid, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The webhook's id, canonical: lower-case and hyphenated"),
-        ("X-Webhook-Secret" = Option<String>, Header, nullable = false, description = "The webhook's secret, when it has one; never logged or stored"),
-        ("X-Event-Type" = Option<String>, Header, nullable = false, description = "The event type; takes precedence over the payload's `event_type`"),
+        ("X-Webhook-Secret" = Option<String>, Header, nullable = false, description = "A generic webhook's secret, when it has one; never logged or stored. Other sources authenticate with their own headers (`X-Hub-Signature-256`, `Stripe-Signature`, `X-Slack-Signature`, `X-PagerDuty-Signature`, `X-Shopify-Hmac-Sha256`, `webhook-signature`, `X-Gitlab-Token`, `Authorization`)"),
+        ("X-Event-Type" = Option<String>, Header, nullable = false, description = "A generic webhook's event type; takes precedence over the payload's `event_type`"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "A generic webhook's delivery id: a repeat within the dedup window answers `duplicate`"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "Any JSON object nested at most 128 levels deep (also sent as `application/*+json`); its `message` becomes the task's instruction"),
+    request_body(content = Object, content_type = "application/json", description = "Any JSON object nested at most 128 levels deep (also sent as `application/*+json`; GitHub and Slack webhooks also take `application/x-www-form-urlencoded`); its `message`, or what the webhook's source makes of it, becomes the task's instruction"),
     responses(
         (status = 202, description = "Accepted: the invocation and its task are stored", body = AcceptedBody, headers(
             ("RateLimit-Limit" = u32, description = "The webhook's quota, requests per minute"),
             ("RateLimit-Remaining" = u32, description = "Requests left in the current window"),
             ("RateLimit-Reset" = u32, description = "Seconds until the window ends"),
         )),
-        (status = 200, description = "Ignored: logged, but the webhook does not subscribe to this event type", body = IgnoredBody, headers(
+        (status = 200, description = "Ignored (the webhook does not subscribe to this event type), a duplicate of an earlier delivery id, or a handshake: logged, no task. Slack's `url_verification` is answered with its challenge as `text/plain`", body = NoTaskBody, headers(
             ("RateLimit-Limit" = u32, description = "The webhook's quota, requests per minute"),
             ("RateLimit-Remaining" = u32, description = "Requests left in the current window"),
             ("RateLimit-Reset" = u32, description = "Seconds until the window ends"),
         )),
         (status = 400, description = "`invalid_payload`: not JSON, not an object, nested deeper than 128 levels, or the body could not be read", body = IngestProblem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_secret`: `X-Webhook-Secret` is missing or wrong", body = IngestProblem, content_type = "application/problem+json"),
-        (status = 403, description = "`webhook_disabled`", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_secret`: the secret header is missing or wrong; `invalid_signature`: the body's signature is missing or wrong; `signature_expired`: its timestamp is more than 300 s from now", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 403, description = "`webhook_disabled`, or `source_not_allowed`: the source address is outside the webhook's `allowed_source_ips`", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 408, description = "`request_timeout`: the body did not arrive within the body timeout", body = IngestProblem, content_type = "application/problem+json"),
         (status = 404, description = "`webhook_not_found`: no webhook has this id (or it is not canonical)", body = IngestProblem, content_type = "application/problem+json"),
         (status = 410, description = "`webhook_deleted`", body = IngestProblem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: the body is over the limit (1 MiB unless configured); refused before it is read", body = IngestProblem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: `Content-Type` is not `application/json` or `application/*+json`", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: `Content-Type` is not `application/json`, `application/*+json`, or the form its source posts", body = IngestProblem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: the webhook's or the organization's quota is exhausted (`scope` says which)", body = IngestProblem, content_type = "application/problem+json", headers(
             ("Retry-After" = u32, description = "Seconds to wait before sending again, at least 1"),
             ("RateLimit-Limit" = u32, description = "The exhausted quota, requests per minute"),
@@ -107,7 +160,7 @@ pub struct IngestProblem {
             ("RateLimit-Reset" = u32, description = "Seconds until the window ends"),
         )),
         (status = 500, description = "`internal_error`: the store failed in a way retrying cannot mend", body = IngestProblem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`: the store could not be reached; nothing was accepted, send the event again later", body = IngestProblem, content_type = "application/problem+json"),
+        (status = 503, description = "`store_unavailable`: the store could not be reached; nothing was accepted, send the event again later. `outcome_unknown`: the store was lost during the commit; the event may have been accepted (a retry with the same delivery id is answered `duplicate` if it was)", body = IngestProblem, content_type = "application/problem+json"),
     ),
 )]
 pub(crate) async fn handle<A: Adapters>(
@@ -156,22 +209,13 @@ async fn run<A: Adapters>(
     let head = IngestHead {
         webhook_id,
         source_ip,
-        sender: Sender::Http {
-            secret: headers
-                .get(SECRET_HEADER)
-                .map(header::HeaderValue::as_bytes),
-        },
-        event_type: headers
-            .get(EVENT_TYPE_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim),
+        sender: Sender::Http,
     };
-    let admission = match state.ingest.begin(head).await {
+    let admission = match state.ingest.begin(head, &Headers(headers)).await {
         Ok(admission) => admission,
         Err(outcome) => return respond(outcome, None, false, webhook_id),
     };
     let rate = admission.rate();
-    let is_json = content_type_is_json(headers);
     let limit = state.ingest.body_limit();
     let read = match read_body(request, payload, limit).await {
         Err(BodyError::TimedOut(after)) => {
@@ -199,7 +243,16 @@ async fn run<A: Adapters>(
     };
     // What is left of a refused or broken body is not read: the connection is closed.
     let unread = !matches!(body, BodyRead::Complete(_));
-    let outcome = state.ingest.finish(admission, is_json, body).await;
+    let request_body = IngestBody {
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .map(header::HeaderValue::as_bytes),
+        body,
+    };
+    let outcome = state
+        .ingest
+        .finish(admission, &Headers(headers), request_body)
+        .await;
     respond(outcome, Some(rate), unread, webhook_id)
 }
 
@@ -287,19 +340,6 @@ async fn read_limited(
     }))
 }
 
-/// Whether `Content-Type` is `application/json` or `application/*+json`, parameters allowed.
-pub fn content_type_is_json(headers: &HeaderMap) -> bool {
-    let Some(mime) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<mime::Mime>().ok())
-    else {
-        return false;
-    };
-    mime.type_() == mime::APPLICATION
-        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-}
-
 fn respond(
     outcome: IngestOutcome,
     rate: Option<RateStatus>,
@@ -327,11 +367,45 @@ fn respond(
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, "event ignored: its type is not subscribed");
             let mut response = with_rate_headers(HttpResponse::Ok(), rate);
-            let body = IgnoredBody {
+            let body = NoTaskBody::Ignored(IgnoredBody {
                 status: "ignored",
                 invocation_id,
-            };
+            });
             ("ignored", response.json(body))
+        }
+        IngestOutcome::Duplicate {
+            invocation_id,
+            task_id,
+            rate,
+        } => {
+            tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, "event answered as a duplicate of an earlier delivery");
+            let mut response = with_rate_headers(HttpResponse::Ok(), rate);
+            let body = NoTaskBody::Duplicate(DuplicateBody {
+                status: "duplicate",
+                invocation_id,
+                task_id,
+            });
+            ("duplicate", response.json(body))
+        }
+        IngestOutcome::Handshake {
+            invocation_id,
+            handshake,
+            rate,
+        } => {
+            tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, handshake = handshake.event_type(), "sender's handshake answered");
+            let mut response = with_rate_headers(HttpResponse::Ok(), rate);
+            let response = match handshake {
+                Handshake::SlackUrlVerification { challenge } => response
+                    .content_type(mime::TEXT_PLAIN_UTF_8)
+                    .body(challenge),
+                Handshake::GithubPing | Handshake::PagerdutyPing => {
+                    response.json(NoTaskBody::Handshake(HandshakeBody {
+                        status: "handshake",
+                        invocation_id,
+                    }))
+                }
+            };
+            ("handshake", response)
         }
         IngestOutcome::Rejected {
             rejection,
@@ -376,10 +450,13 @@ fn log_rejection(rejection: &IngestRejection, webhook_id: &str) {
         | IngestRejection::WebhookDeleted
         | IngestRejection::WebhookDisabled
         | IngestRejection::RateLimited { .. }
+        | IngestRejection::SourceNotAllowed
         | IngestRejection::InvalidSecret
+        | IngestRejection::InvalidSignature
+        | IngestRejection::SignatureExpired
         | IngestRejection::PayloadTooLarge { .. }
         | IngestRejection::BodyUnreadable
-        | IngestRejection::UnsupportedMediaType
+        | IngestRejection::UnsupportedMediaType { .. }
         | IngestRejection::InvalidPayload(_) => {
             tracing::debug!(
                 webhook.id = webhook_id,
@@ -393,32 +470,4 @@ fn log_rejection(rejection: &IngestRejection, webhook_id: &str) {
 /// `405` for any method but POST on the ingest path.
 pub(crate) async fn method_not_allowed() -> Problem {
     Problem::method_not_allowed("POST")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::http::header::HeaderValue;
-
-    #[test]
-    fn json_media_types() {
-        let check = |value: Option<&str>, expected: bool| {
-            let mut headers = HeaderMap::new();
-            if let Some(value) = value {
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
-            }
-            assert_eq!(content_type_is_json(&headers), expected, "{value:?}");
-        };
-        check(Some("application/json"), true);
-        check(Some("application/json; charset=utf-8"), true);
-        check(Some("Application/JSON"), true);
-        check(Some("application/vnd.github+json"), true);
-        check(Some("application/cloudevents+json; charset=UTF-8"), true);
-        check(Some("text/json"), false);
-        check(Some("text/plain"), false);
-        check(Some("application/x-www-form-urlencoded"), false);
-        check(Some("application/jsonp"), false);
-        check(Some("not a media type"), false);
-        check(None, false);
-    }
 }

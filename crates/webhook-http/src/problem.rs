@@ -54,6 +54,12 @@ pub enum Kind {
     RateLimited,
     /// Ingest: the secret is missing or wrong.
     InvalidSecret,
+    /// Ingest: the body's signature is missing or wrong.
+    InvalidSignature,
+    /// Ingest: the body's signature is right but its timestamp is too far from now.
+    SignatureExpired,
+    /// Ingest: the source address is outside the webhook's allowed networks.
+    SourceNotAllowed,
     /// Ingest: the body is not sent as JSON.
     UnsupportedMediaType,
     /// Ingest: the body is not a JSON object, or could not be read.
@@ -121,6 +127,21 @@ impl Kind {
                 "Rate limited",
             ),
             Self::InvalidSecret => (StatusCode::UNAUTHORIZED, "invalid_secret", "Invalid secret"),
+            Self::InvalidSignature => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "Invalid signature",
+            ),
+            Self::SignatureExpired => (
+                StatusCode::UNAUTHORIZED,
+                "signature_expired",
+                "Signature expired",
+            ),
+            Self::SourceNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "source_not_allowed",
+                "Source not allowed",
+            ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -164,8 +185,11 @@ impl Kind {
             IngestRejection::WebhookDisabled => Self::WebhookDisabled,
             IngestRejection::RateLimited { .. } => Self::RateLimited,
             IngestRejection::InvalidSecret => Self::InvalidSecret,
+            IngestRejection::InvalidSignature => Self::InvalidSignature,
+            IngestRejection::SignatureExpired => Self::SignatureExpired,
+            IngestRejection::SourceNotAllowed => Self::SourceNotAllowed,
             IngestRejection::PayloadTooLarge { .. } => Self::PayloadTooLarge,
-            IngestRejection::UnsupportedMediaType => Self::UnsupportedMediaType,
+            IngestRejection::UnsupportedMediaType { .. } => Self::UnsupportedMediaType,
             IngestRejection::BodyUnreadable | IngestRejection::InvalidPayload(_) => {
                 Self::InvalidPayload
             }
@@ -429,7 +453,19 @@ impl Problem {
             .with_rate_headers(*rate),
             IngestRejection::InvalidSecret => Self::new(
                 kind,
-                "the X-Webhook-Secret header is missing or does not match this webhook's secret",
+                "the header carrying this webhook's secret (X-Webhook-Secret, or the one its source uses: X-Gitlab-Token, Authorization, a configured header) is missing or does not match",
+            ),
+            IngestRejection::InvalidSignature => Self::new(
+                kind,
+                "the body's signature header is missing, malformed, or does not match this webhook's secret",
+            ),
+            IngestRejection::SignatureExpired => Self::new(
+                kind,
+                "the signature is right but its timestamp is more than 300 seconds from now; a replayed or delayed request is refused",
+            ),
+            IngestRejection::SourceNotAllowed => Self::new(
+                kind,
+                "this webhook accepts requests only from the networks its owner listed",
             ),
             IngestRejection::PayloadTooLarge { limit } => Self::new(
                 kind,
@@ -438,9 +474,9 @@ impl Problem {
             IngestRejection::BodyUnreadable => {
                 Self::new(kind, "the request body could not be read")
             }
-            IngestRejection::UnsupportedMediaType => Self::new(
+            IngestRejection::UnsupportedMediaType { expected } => Self::new(
                 kind,
-                "the body must be sent with Content-Type: application/json",
+                format!("the body must be sent with Content-Type: {expected}"),
             ),
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject) => {
                 Self::new(kind, "the body must be a JSON object")
@@ -452,6 +488,9 @@ impl Problem {
                 kind,
                 format!("the body nests objects and arrays deeper than {limit} levels"),
             ),
+            IngestRejection::InvalidPayload(e @ InvalidPayload::InvalidForm(_)) => {
+                Self::new(kind, e.to_string())
+            }
             IngestRejection::StoreUnavailable(_) => Self::new(
                 kind,
                 "the event could not be stored; nothing was accepted, send it again later",
@@ -658,7 +697,12 @@ mod tests {
             IngestRejection::InvalidSecret,
             IngestRejection::PayloadTooLarge { limit: 10 },
             IngestRejection::BodyUnreadable,
-            IngestRejection::UnsupportedMediaType,
+            IngestRejection::UnsupportedMediaType {
+                expected: "application/json",
+            },
+            IngestRejection::InvalidSignature,
+            IngestRejection::SignatureExpired,
+            IngestRejection::SourceNotAllowed,
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject),
             IngestRejection::StoreUnavailable(StoreError::Unavailable("db down".into())),
             IngestRejection::store(StoreError::Internal("db down".into())),
@@ -751,6 +795,24 @@ mod tests {
         );
         check(Kind::RateLimited, 429, "rate_limited", "Rate limited");
         check(Kind::InvalidSecret, 401, "invalid_secret", "Invalid secret");
+        check(
+            Kind::InvalidSignature,
+            401,
+            "invalid_signature",
+            "Invalid signature",
+        );
+        check(
+            Kind::SignatureExpired,
+            401,
+            "signature_expired",
+            "Signature expired",
+        );
+        check(
+            Kind::SourceNotAllowed,
+            403,
+            "source_not_allowed",
+            "Source not allowed",
+        );
         check(
             Kind::UnsupportedMediaType,
             415,

@@ -18,6 +18,8 @@ use crate::stats::Tally;
 /// The event every request carries.
 const BODY: &str = r#"{"message":"Load test event: deploy finished","event_type":"load.test","source":"webhook-loadgen"}"#;
 const SECRET_HEADER: HeaderName = HeaderName::from_static("x-webhook-secret");
+const GITHUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
+const GITHUB_EVENT: HeaderName = HeaderName::from_static("x-github-event");
 /// The pause after a failed connection attempt, so a server that is gone is not hammered.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -31,11 +33,37 @@ pub(crate) struct Targets {
 #[derive(Debug)]
 struct Webhook {
     path: Uri,
-    secret: Option<HeaderValue>,
+    /// The headers that authenticate each request, as the webhook's source expects them.
+    auth: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The headers with which a sender of `source` authenticates [`BODY`] with `secret`: the
+/// secret itself for `generic`, GitHub's signature of the body (and its event header) for
+/// `github`.
+fn auth_headers(source: &str, secret: &str) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    let sensitive = |text: &str| -> Result<HeaderValue> {
+        let mut value = HeaderValue::from_str(text).context("the secret is not a header value")?;
+        value.set_sensitive(true);
+        Ok(value)
+    };
+    match source {
+        "generic" => Ok(vec![(SECRET_HEADER, sensitive(secret)?)]),
+        "github" => {
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+            let tag = ring::hmac::sign(&key, BODY.as_bytes());
+            let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            Ok(vec![
+                (GITHUB_SIGNATURE, sensitive(&format!("sha256={hex}"))?),
+                (GITHUB_EVENT, HeaderValue::from_static("push")),
+            ])
+        }
+        other => bail!("the source {other:?} is not one the generator can sign for (generic, github)"),
+    }
 }
 
 impl Targets {
-    /// Reads `URL [SECRET]` lines; blank lines and `#` comments are skipped.
+    /// Reads `URL [SECRET [SOURCE]]` lines (`SOURCE` is `generic`, the default, or `github`);
+    /// blank lines and `#` comments are skipped.
     pub(crate) fn parse(text: &str) -> Result<Self> {
         let mut first: Option<Uri> = None;
         let mut webhooks = Vec::new();
@@ -45,8 +73,10 @@ impl Targets {
                 continue;
             }
             let mut fields = line.split_whitespace();
-            let (Some(url), secret, None) = (fields.next(), fields.next(), fields.next()) else {
-                bail!("line {}: expected `URL [SECRET]`", number + 1);
+            let (Some(url), secret, source, None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                bail!("line {}: expected `URL [SECRET [SOURCE]]`", number + 1);
             };
             let url: Uri = url
                 .parse()
@@ -66,15 +96,12 @@ impl Targets {
                 .map_or("/", |path| path.as_str())
                 .parse()
                 .context("a URL's path")?;
-            let secret = secret
-                .map(HeaderValue::from_str)
-                .transpose()
-                .with_context(|| format!("line {}: the secret is not a header value", number + 1))?
-                .map(|mut value| {
-                    value.set_sensitive(true);
-                    value
-                });
-            webhooks.push(Webhook { path, secret });
+            let auth = match secret {
+                Some(secret) => auth_headers(source.unwrap_or("generic"), secret)
+                    .with_context(|| format!("line {}", number + 1))?,
+                None => Vec::new(),
+            };
+            webhooks.push(Webhook { path, auth });
         }
         let Some(url) = first else {
             bail!("no webhook URL in the file");
@@ -90,8 +117,8 @@ impl Targets {
         let headers = request.headers_mut();
         headers.insert(HOST, host.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(secret) = &webhook.secret {
-            headers.insert(SECRET_HEADER, secret.clone());
+        for (name, value) in &webhook.auth {
+            headers.insert(name.clone(), value.clone());
         }
         request
     }

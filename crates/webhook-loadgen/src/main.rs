@@ -8,7 +8,7 @@
 //!   from when they were due, so time spent queueing behind a slow server counts.
 //! - `webhook-loadgen provision --base-url URL --api-key KEY --webhooks 20`: raises the
 //!   organization's limit, creates a target and webhooks with the limit raised and a secret, and
-//!   prints their `URL SECRET` lines for `--url-file`.
+//!   prints their `URL SECRET SOURCE` lines for `--url-file`.
 #![expect(
     clippy::print_stdout,
     reason = "a command-line tool: its report is printed on stdout"
@@ -36,14 +36,16 @@ struct Cli {
 enum Command {
     /// Send events and print throughput, status counts and latency percentiles as JSON.
     Run(RunArgs),
-    /// Prepare webhooks for a run on a webhookd organization; print `URL SECRET` lines.
+    /// Prepare webhooks for a run on a webhookd organization; print `URL SECRET SOURCE` lines.
     Provision(ProvisionArgs),
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
     /// File of webhook URLs, one a line, each optionally followed by whitespace and the
-    /// `X-Webhook-Secret` value; all on one host. Blank lines and `#` comments are skipped.
+    /// webhook's secret, and then by its source (`generic`, the default: the secret in
+    /// `X-Webhook-Secret`; `github`: the body signed in `X-Hub-Signature-256`); all on one host.
+    /// Blank lines and `#` comments are skipped.
     #[arg(long, value_name = "FILE")]
     url_file: PathBuf,
     /// Connections, each with one request in flight at a time.
@@ -81,6 +83,10 @@ struct ProvisionArgs {
     /// The organization's and each webhook's requests per minute.
     #[arg(long, default_value_t = 1_000_000)]
     rate_limit: u32,
+    /// The webhooks' source: `generic` (the secret in `X-Webhook-Secret`) or `github` (the
+    /// body signed in `X-Hub-Signature-256`).
+    #[arg(long, default_value = "generic")]
+    source: String,
 }
 
 fn main() -> Result<()> {

@@ -1,5 +1,5 @@
 //! `provision`: readies one organization for a run through the management API and prints the
-//! `URL SECRET` lines of its webhooks.
+//! `URL SECRET SOURCE` lines of its webhooks.
 
 use std::fmt::Write as _;
 
@@ -64,6 +64,7 @@ pub(crate) async fn provision(args: &ProvisionArgs) -> Result<()> {
                     "target_id": target_id,
                     "generate_secret": true,
                     "rate_limit_per_minute": limit,
+                    "source": args.source,
                 }),
             )
             .await?;
@@ -72,7 +73,7 @@ pub(crate) async fn provision(args: &ProvisionArgs) -> Result<()> {
         let secret = webhook["secret"]
             .as_str()
             .context("the webhook was created without its secret")?;
-        writeln!(lines, "{url} {secret}")?;
+        writeln!(lines, "{url} {secret} {}", args.source)?;
     }
     print!("{lines}");
     Ok(())

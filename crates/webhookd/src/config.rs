@@ -179,6 +179,15 @@ pub struct Settings {
         value_name = "SECONDS"
     )]
     pub body_timeout: Option<u64>,
+    /// How long a sender's delivery id, once accepted on a webhook, makes repeats of it
+    /// duplicates (answered 200 `duplicate`, no task), in seconds [default: 86400, a day].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_DEDUP_WINDOW",
+        value_name = "SECONDS"
+    )]
+    pub dedup_window: Option<u64>,
     /// Most open connections per HTTP worker; the node holds at most this times --workers, and
     /// further connections wait in the kernel's accept queue until one closes [default: 25000].
     #[arg(
@@ -247,6 +256,7 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     retention_days: Option<u32>,
     body_timeout: Option<u64>,
+    dedup_window: Option<u64>,
     max_connections: Option<usize>,
     workers: Option<usize>,
     no_dispatch: Option<bool>,
@@ -279,6 +289,8 @@ pub struct Config {
     pub retention_days: u32,
     /// Longest the whole body of a request may take to arrive.
     pub body_timeout: Duration,
+    /// How long an accepted delivery id makes its repeats duplicates.
+    pub dedup_window: Duration,
     /// Most open connections per HTTP worker.
     pub max_connections: usize,
     pub workers: usize,
@@ -304,6 +316,9 @@ const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOS
 const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 const DEFAULT_RETENTION_DAYS: u32 = 30;
 const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_DEDUP_WINDOW_SECS: u64 = 24 * 3600;
+/// Longest dedup window accepted: thirty days.
+const MAX_DEDUP_WINDOW_SECS: u64 = 30 * 24 * 3600;
 /// actix-web's own default.
 const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
 const DEFAULT_DISPATCH_CONCURRENCY: usize = 64;
@@ -328,6 +343,7 @@ impl Default for Config {
             log_format: LogFormat::default(),
             retention_days: DEFAULT_RETENTION_DAYS,
             body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT_SECS),
+            dedup_window: Duration::from_secs(DEFAULT_DEDUP_WINDOW_SECS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             dispatch: DispatchSettings {
@@ -391,6 +407,14 @@ impl Config {
             settings.max_connections.or(file.max_connections),
             &defaults,
         )?;
+        let dedup_window = settings
+            .dedup_window
+            .or(file.dedup_window)
+            .map_or(defaults.dedup_window, Duration::from_secs);
+        ensure!(
+            (1..=MAX_DEDUP_WINDOW_SECS).contains(&dedup_window.as_secs()),
+            "the dedup window must be between 1 and {MAX_DEDUP_WINDOW_SECS} seconds (30 days)"
+        );
         let workers = settings
             .workers
             .or(file.workers)
@@ -454,6 +478,7 @@ impl Config {
             log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
             retention_days,
             body_timeout,
+            dedup_window,
             max_connections,
             workers,
             dispatch,

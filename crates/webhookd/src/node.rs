@@ -26,7 +26,9 @@ use webhook_http::{AppState, ClientIpPolicy, Metrics};
 use webhook_runtime::{
     CacheConfig, CachedResolver, CoalescingCounter, MemoryRateLimiter, NodeNotifier, RouteCache,
 };
-use webhook_system::{MasterKey, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy};
+use webhook_system::{
+    MasterKey, MiniJinjaTemplates, RingMac, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy,
+};
 
 use crate::config::{Config, DispatchSettings};
 
@@ -73,6 +75,8 @@ where
     type Endpoints = G;
     type Delivery = HttpDelivery;
     type Notifier = NodeNotifier;
+    type Mac = RingMac;
+    type Templates = MiniJinjaTemplates;
 }
 
 /// What the builder of a node chooses; see [`NodeAdapters`].
@@ -178,8 +182,11 @@ where
             clock: clock.clone(),
             entropy: SystemEntropy::new(),
             notifier: notifier.clone(),
+            mac: RingMac,
+            templates: MiniJinjaTemplates::new(),
             config: IngestConfig {
                 body_limit: config.body_limit,
+                dedup_window: config.dedup_window,
             },
         });
         let metrics = Metrics::new_with(|registry| dispatcher.metrics().register(registry));
@@ -197,6 +204,7 @@ where
                 entropy: SystemEntropy::new(),
                 endpoints,
                 notifier,
+                templates: MiniJinjaTemplates::new(),
                 public_url,
             },
             ingest: Arc::clone(&ingest),
@@ -205,6 +213,7 @@ where
             store,
             clock,
             keep: Duration::from_secs(u64::from(config.retention_days) * 24 * 3600),
+            dedup_window: config.dedup_window,
         };
         Ok(Self {
             ingest,

@@ -46,6 +46,15 @@ impl IngestRow {
     }
 }
 
+/// The name of a row of webhookd on `store` with webhooks of `source`.
+fn row_name(store: &'static str, source: &str) -> &'static str {
+    match (store, source) {
+        ("sqlite", "github") => "sqlite github",
+        ("postgres", "github") => "postgres github",
+        (store, _) => store,
+    }
+}
+
 /// `cargo xtask bench ingest`: accepted events per second over loopback at a fixed concurrency
 /// against a bare actix-web handler (the ceiling) and webhookd on SQLite and on PostgreSQL, then
 /// the latency of each at half of its maximum rate.
@@ -87,9 +96,13 @@ pub(crate) fn ingest() -> Result<()> {
     eprintln!("==> bare actix-web handler (the ceiling)");
     rows.push(bench.bare(&release.join("examples").join("bare_accept"))?);
     eprintln!("==> webhookd on SQLite");
-    rows.push(bench.sqlite()?);
+    rows.push(bench.sqlite("generic")?);
+    eprintln!("==> webhookd on SQLite, GitHub webhooks (signed bodies)");
+    rows.push(bench.sqlite("github")?);
     eprintln!("==> webhookd on PostgreSQL");
-    rows.push(bench.postgres()?);
+    rows.push(bench.postgres("generic")?);
+    eprintln!("==> webhookd on PostgreSQL, GitHub webhooks (signed bodies)");
+    rows.push(bench.postgres("github")?);
 
     let ceiling = rows[0].accepted_per_sec();
     let table = ingest_table(&rows, ceiling, &bench.pinning)?;
@@ -115,7 +128,7 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
     let mut table = String::new();
     writeln!(
         table,
-        "{:<10} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} | {:>9} {:>8} {:>8} {:>8}",
+        "{:<16} {:>11} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7} | {:>9} {:>8} {:>8} {:>8}",
         "target",
         "accepted/s",
         "p50 ms",
@@ -133,7 +146,7 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
         let latency = |run: &Value, q: &str| run["latency_ms"][q].as_f64().unwrap_or(f64::NAN);
         writeln!(
             table,
-            "{:<10} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>7.0}% {:>7.1} {:>7} | {:>9.0} {:>8.2} {:>8.2} {:>8.2}",
+            "{:<16} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>7.0}% {:>7.1} {:>7} | {:>9.0} {:>8.2} {:>8.2} {:>8.2}",
             row.target,
             row.accepted_per_sec(),
             latency(&row.max, "p50"),
@@ -161,6 +174,20 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
          db µs: that of every postgres process on the machine; {}",
         pinning.describe()
     )?;
+    for store in ["sqlite", "postgres"] {
+        let cpu = |name: &str| {
+            rows.iter()
+                .find(|row| row.target == name)
+                .map(|row| row.cpu_us("server"))
+        };
+        if let (Some(generic), Some(github)) = (cpu(store), cpu(row_name(store, "github"))) {
+            writeln!(
+                table,
+                "{store}: a GitHub webhook (HMAC-SHA256 of the body, the payload read for the                  source's fields) costs {:.2}x the server CPU per request of a generic one",
+                github / generic
+            )?;
+        }
+    }
     let anomalies: Vec<String> = rows
         .iter()
         .flat_map(|row| [(row.target, &row.max), (row.target, &row.half)])
@@ -210,16 +237,20 @@ impl Bench {
         Ok(row)
     }
 
-    fn sqlite(&self) -> Result<IngestRow> {
-        let data_dir = self.scratch.path.join("sqlite");
-        self.webhookd_row("sqlite", &data_dir, None)
+    /// webhookd on SQLite, with webhooks of `source` (`generic` or `github`).
+    fn sqlite(&self, source: &'static str) -> Result<IngestRow> {
+        let target = row_name("sqlite", source);
+        let data_dir = self.scratch.path.join(target);
+        self.webhookd_row(target, &data_dir, None, source)
     }
 
-    fn postgres(&self) -> Result<IngestRow> {
+    /// webhookd on PostgreSQL, with webhooks of `source` (`generic` or `github`).
+    fn postgres(&self, source: &'static str) -> Result<IngestRow> {
+        let target = row_name("postgres", source);
         let server = postgres::for_bench()?;
         let database = BenchDatabase::create(server.url())?;
-        let data_dir = self.scratch.path.join("postgres");
-        let row = self.webhookd_row("postgres", &data_dir, Some(&database.url));
+        let data_dir = self.scratch.path.join(target);
+        let row = self.webhookd_row(target, &data_dir, Some(&database.url), source);
         drop(database);
         drop(server);
         row
@@ -231,6 +262,7 @@ impl Bench {
         target: &'static str,
         data_dir: &Path,
         database_url: Option<&str>,
+        source: &str,
     ) -> Result<IngestRow> {
         let webhookd = |args: &[&str]| {
             let mut command = Command::new(&self.webhookd);
@@ -279,6 +311,8 @@ impl Bench {
                     &format!("http://{listen}"),
                     "--webhooks",
                     &WEBHOOKS_PER_ORGANIZATION.to_string(),
+                    "--source",
+                    source,
                 ])
                 .env("WEBHOOKD_API_KEY", key);
             urls.push_str(&cmd::read(&mut provision)?);

@@ -1241,7 +1241,12 @@ mod tests {
             let refused = CidrList::parse(entries).unwrap_err();
             assert_eq!(refused.field, field, "{refused}");
         };
-        check(&[], "allowed_source_ips");
+        let none = CidrList::parse::<String>(&[]).unwrap();
+        assert!(none.is_empty());
+        assert!(none.admits(None));
+        assert!(none.admits(Some("192.0.2.1".parse().unwrap())));
+        assert!(!list.admits(None));
+        assert!(list.admits(Some("10.1.2.3".parse().unwrap())));
         check(&vec!["10.0.0.1".to_owned(); 101], "allowed_source_ips");
         check(
             &["10.0.0.0/8".to_owned(), "nope".to_owned()],

@@ -1,5 +1,6 @@
 //! Retention: invocations older than the retention period are purged, with their finished
-//! tasks. [`Retention::run_once`] is one pass; the node schedules it.
+//! tasks, and delivery-id claims older than the dedup window. [`Retention::run_once`] is one
+//! pass; the node schedules it.
 
 use std::time::Duration;
 
@@ -12,16 +13,21 @@ pub struct Retention<A: Adapters> {
     pub clock: A::Clock,
     /// How long invocations are kept.
     pub keep: Duration,
+    /// How long a delivery id's claim holds; older claims have lapsed.
+    pub dedup_window: Duration,
 }
 
 impl<A: Adapters> Retention<A> {
-    /// Deletes the invocations received more than `keep` ago whose task is absent or finished;
-    /// returns how many were deleted.
+    /// Deletes the invocations received more than `keep` ago whose task is absent or finished,
+    /// and the lapsed delivery-id claims; returns how many invocations were deleted.
     ///
     /// # Errors
     /// The store's errors; nothing is lost by retrying later.
     pub async fn run_once(&self) -> Result<u64, StoreError> {
-        let before = self.clock.now().minus(self.keep);
-        self.store.purge_invocations(before).await
+        let now = self.clock.now();
+        self.store
+            .purge_delivery_claims(now.minus(self.dedup_window))
+            .await?;
+        self.store.purge_invocations(now.minus(self.keep)).await
     }
 }

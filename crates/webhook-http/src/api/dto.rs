@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use webhook_domain::model::{
@@ -12,7 +12,8 @@ use webhook_domain::model::{
     TaskSummary, Timestamp,
 };
 use webhook_domain::service::manage::{
-    CreatedApiKey, CreatedTarget, CreatedWebhook, TargetSummary, WebhookView,
+    CreatedApiKey, CreatedTarget, CreatedWebhook, MAX_PREVIOUS_SECRET_SECONDS, TargetSummary,
+    WebhookView,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -68,12 +69,120 @@ value_schemas! {
         .min_length(Some(16))
         .max_length(Some(256))
         .pattern(Some("^[!-~]{16,256}$"));
+    /// Where a value is read from: a request header, `header:X-Name`, or an RFC 6901 JSON
+    /// Pointer into the payload, `/event/id`; at most 256 characters.
+    FieldReference => text()
+        .max_length(Some(256))
+        .pattern(Some(r"^(?:header:[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}|(?:/(?:[^~/]|~[01])*)+)$"))
+        .examples(["/event/id"]);
+    /// A template over the payload making the task's instruction (minijinja syntax: `{{ a.b }}`,
+    /// `{% if %}`, filters); 1 to 4096 bytes, checked when saved.
+    InstructionTemplate => text()
+        .min_length(Some(1))
+        .max_length(Some(4096))
+        .pattern(Some(r"\S"))
+        .examples(["Deploy of {{ service }} to {{ environment }}: {{ status }}"]);
+    /// A network in CIDR notation (`192.0.2.0/24`, `2001:db8::/32`) or one address.
+    Cidr => text()
+        .min_length(Some(2))
+        .max_length(Some(64))
+        .pattern(Some(r"^[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?$"))
+        .examples(["192.0.2.0/24"]);
+    /// How many seconds the replaced secret keeps verifying: 0 (it stops at once, the
+    /// default) to 604800 (seven days).
+    PreviousValidForSeconds => ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(MAX_PREVIOUS_SECRET_SECONDS))
+        .examples([86_400]);
     /// A rate limit in requests per minute: 1 to 1,000,000.
     RateLimitPerMinute => ObjectBuilder::new()
         .schema_type(Type::Integer)
         .minimum(Some(1))
         .maximum(Some(1_000_000))
         .examples([100]);
+}
+
+/// How a generic webhook's sender authenticates with its secret, instead of `X-Webhook-Secret`:
+/// the secret in a header of its choice, an HMAC of the body, `Authorization: Bearer`, or
+/// `Authorization: Basic` with the secret as password.
+#[derive(Debug)]
+pub struct Verification;
+
+impl utoipa::PartialSchema for Verification {
+    fn schema() -> RefOr<Schema> {
+        let scheme = |name: &str| {
+            ObjectBuilder::new()
+                .property("scheme", text().enum_values(Some([name])))
+                .required("scheme")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let header = || {
+            text()
+                .min_length(Some(1))
+                .max_length(Some(64))
+                .pattern(Some(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"))
+        };
+        let one_of = OneOfBuilder::new()
+            .item(
+                scheme("header")
+                    .description(Some("The header's value equals the secret"))
+                    .property("header", header())
+                    .required("header"),
+            )
+            .item(
+                scheme("hmac")
+                    .description(Some(
+                        "The header carries `prefix` + the HMAC of the body keyed with the secret",
+                    ))
+                    .property("header", header())
+                    .required("header")
+                    .property(
+                        "algorithm",
+                        text().enum_values(Some(["sha1", "sha256", "sha512"])),
+                    )
+                    .required("algorithm")
+                    .property("encoding", text().enum_values(Some(["hex", "base64"])))
+                    .required("encoding")
+                    .property(
+                        "prefix",
+                        text()
+                            .min_length(Some(1))
+                            .max_length(Some(32))
+                            .pattern(Some("^[!-~]+$")),
+                    ),
+            )
+            .item(scheme("bearer").description(Some("`Authorization: Bearer <secret>`")))
+            .item(scheme("basic").description(Some(
+                "`Authorization: Basic`, the secret as password, any user name",
+            )));
+        RefOr::T(Schema::OneOf(
+            one_of
+                .description(Some(
+                    "How a generic webhook's sender authenticates with the secret",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for Verification {}
+
+/// The sender a webhook expects: how it authenticates, where its event type and delivery id
+/// are, and the task's default instruction (docs/SOURCES.md).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum Source {
+    Generic,
+    Github,
+    Gitlab,
+    Stripe,
+    Slack,
+    Pagerduty,
+    Shopify,
+    StandardWebhooks,
+    Alertmanager,
+    Grafana,
 }
 
 /// What an API key may do: `admin` reads and writes, `viewer` only reads.
@@ -127,6 +236,7 @@ pub enum InvocationOutcome {
     Accepted,
     Ignored,
     Rejected,
+    Duplicate,
 }
 
 /// Where an accepted invocation's task stands in delivery: `queued` (waiting for an attempt, or
@@ -157,6 +267,7 @@ pub enum OutcomeFilter {
     Accepted,
     Ignored,
     Rejected,
+    Duplicate,
     Failed,
 }
 
@@ -225,6 +336,34 @@ pub struct CreateWebhook {
     #[serde(default, deserialize_with = "integer")]
     #[schema(value_type = Option<RateLimitPerMinute>)]
     pub rate_limit_per_minute: Option<i64>,
+    /// The sender's dialect; default `generic`.
+    #[serde(default)]
+    #[schema(value_type = Option<Source>)]
+    pub source: Option<String>,
+    /// For a `generic` webhook only: how its sender authenticates instead of
+    /// `X-Webhook-Secret`; `null` for the default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Verification>)]
+    pub verification: Option<Option<serde_json::Value>>,
+    /// Where the event type is, instead of the source's place; `null` for the source's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<FieldReference>)]
+    pub event_type_from: Option<Option<String>>,
+    /// Where the delivery id that deduplicates is, instead of the source's; `null` for the
+    /// source's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<FieldReference>)]
+    pub dedup_key_from: Option<Option<String>>,
+    /// Makes the task's instruction from the payload, before its `message` and the source's
+    /// own; `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<InstructionTemplate>)]
+    pub instruction_template: Option<Option<String>>,
+    /// The networks requests may come from (at most 100), matched on the source IP as
+    /// resolved through trusted proxies; `null` or `[]` for any.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Cidr>>, max_items = 100)]
+    pub allowed_source_ips: Option<Option<Vec<String>>>,
 }
 
 /// `PATCH /api/v1/webhooks/{id}`: absent fields stay.
@@ -247,15 +386,66 @@ pub struct PatchWebhook {
     #[serde(default, deserialize_with = "integer")]
     #[schema(value_type = Option<RateLimitPerMinute>)]
     pub rate_limit_per_minute: Option<i64>,
+    /// The sender's dialect; default `generic`.
+    #[serde(default)]
+    #[schema(value_type = Option<Source>)]
+    pub source: Option<String>,
+    /// For a `generic` webhook only: how its sender authenticates instead of
+    /// `X-Webhook-Secret`; `null` for the default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Verification>)]
+    pub verification: Option<Option<serde_json::Value>>,
+    /// Where the event type is, instead of the source's place; `null` for the source's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<FieldReference>)]
+    pub event_type_from: Option<Option<String>>,
+    /// Where the delivery id that deduplicates is, instead of the source's; `null` for the
+    /// source's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<FieldReference>)]
+    pub dedup_key_from: Option<Option<String>>,
+    /// Makes the task's instruction from the payload, before its `message` and the source's
+    /// own; `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<InstructionTemplate>)]
+    pub instruction_template: Option<Option<String>>,
+    /// The networks requests may come from (at most 100), matched on the source IP as
+    /// resolved through trusted proxies; `null` or `[]` for any.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Cidr>>, max_items = 100)]
+    pub allowed_source_ips: Option<Option<Vec<String>>>,
 }
 
-/// `POST /api/v1/webhooks/{id}/rotate-secret`: the new secret, or none to generate one.
+/// The source fields of a [`CreateWebhook`] or a [`PatchWebhook`], as the management use cases
+/// take them.
+macro_rules! source_fields {
+    ($body:expr) => {
+        webhook_domain::service::manage::SourceFields {
+            source: $body.source,
+            verification: $body.verification,
+            event_type_from: $body.event_type_from,
+            dedup_key_from: $body.dedup_key_from,
+            instruction_template: $body.instruction_template,
+            allowed_source_ips: $body.allowed_source_ips,
+        }
+    };
+}
+
+pub(crate) use source_fields;
+
+/// `POST /api/v1/webhooks/{id}/rotate-secret`: the new secret, or none to generate one, and
+/// how long the replaced one keeps verifying.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     #[serde(default)]
     #[schema(value_type = Option<WebhookSecret>)]
     pub secret: Option<String>,
+    /// Seconds during which the replaced secret keeps verifying beside the new one, so a
+    /// sender can be switched over without losing events; 0 or absent ends it at once.
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(value_type = Option<PreviousValidForSeconds>)]
+    pub previous_valid_for_seconds: Option<i64>,
 }
 
 /// `POST /api/v1/webhooks/{id}/test`.
@@ -444,6 +634,25 @@ pub struct WebhookOut {
     pub updated_at: String,
     #[schema(format = DateTime, required = true)]
     pub last_triggered_at: Option<String>,
+    /// The sender's dialect.
+    #[schema(value_type = Source)]
+    pub source: &'static str,
+    /// A generic webhook's own authentication scheme; null for the source's.
+    #[schema(value_type = Option<Verification>, required = true)]
+    pub verification: Option<webhook_domain::model::Verification>,
+    #[schema(value_type = Option<FieldReference>, required = true)]
+    pub event_type_from: Option<String>,
+    #[schema(value_type = Option<FieldReference>, required = true)]
+    pub dedup_key_from: Option<String>,
+    #[schema(value_type = Option<InstructionTemplate>, required = true)]
+    pub instruction_template: Option<String>,
+    /// Null when requests are accepted from any address.
+    #[schema(value_type = Option<Vec<Cidr>>, required = true)]
+    pub allowed_source_ips: Option<Vec<String>>,
+    /// Until when the secret replaced by the last rotation keeps verifying; null when it no
+    /// longer does.
+    #[schema(format = DateTime, required = true)]
+    pub previous_secret_expires_at: Option<String>,
 }
 
 impl From<WebhookView> for WebhookOut {
@@ -466,6 +675,26 @@ impl From<WebhookView> for WebhookOut {
             created_at: time(webhook.created_at),
             updated_at: time(webhook.updated_at),
             last_triggered_at: webhook.last_triggered_at.map(time),
+            source: webhook.source.source().as_str(),
+            verification: webhook.source.verification().cloned(),
+            event_type_from: webhook.source.event_type_from().map(ToString::to_string),
+            dedup_key_from: webhook.source.dedup_key_from().map(ToString::to_string),
+            instruction_template: webhook
+                .source
+                .instruction_template()
+                .map(|t| t.as_str().to_owned()),
+            allowed_source_ips: (!webhook.allowed_source_ips.is_empty()).then(|| {
+                webhook
+                    .allowed_source_ips
+                    .as_slice()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            }),
+            previous_secret_expires_at: webhook
+                .previous_secret
+                .and(webhook.previous_secret_expires_at)
+                .map(time),
         }
     }
 }
@@ -654,6 +883,16 @@ pub struct InvocationOut {
     pub test: bool,
     #[schema(required = true)]
     pub target_response: Option<TargetResponseOut>,
+    /// The sender's delivery id, when its source has one and the request carried it.
+    #[schema(required = true)]
+    pub delivery_id: Option<String>,
+    /// For a duplicate: the invocation first accepted with the same delivery id.
+    #[schema(required = true)]
+    pub duplicate_of: Option<Uuid>,
+    /// Why the webhook's instruction template did not make the task's instruction (the
+    /// payload's `message` or the source's instruction was used instead).
+    #[schema(required = true)]
+    pub instruction_fallback: Option<String>,
 }
 
 impl From<Invocation> for InvocationOut {
@@ -672,6 +911,9 @@ impl From<Invocation> for InvocationOut {
             repeat_count: invocation.repeat_count,
             test: invocation.test,
             target_response: invocation.target_response.map(TargetResponseOut::from),
+            delivery_id: invocation.delivery_id,
+            duplicate_of: invocation.duplicate_of.map(|i| *i.as_uuid()),
+            instruction_fallback: invocation.instruction_fallback,
         }
     }
 }
@@ -713,6 +955,16 @@ pub struct InvocationSummaryOut {
     pub test: bool,
     #[schema(required = true)]
     pub target_response: Option<TargetResponseOut>,
+    /// The sender's delivery id, when its source has one and the request carried it.
+    #[schema(required = true)]
+    pub delivery_id: Option<String>,
+    /// For a duplicate: the invocation first accepted with the same delivery id.
+    #[schema(required = true)]
+    pub duplicate_of: Option<Uuid>,
+    /// Why the webhook's instruction template did not make the task's instruction (the
+    /// payload's `message` or the source's instruction was used instead).
+    #[schema(required = true)]
+    pub instruction_fallback: Option<String>,
 }
 
 impl From<InvocationSummary> for InvocationSummaryOut {
@@ -736,6 +988,9 @@ impl From<InvocationSummary> for InvocationSummaryOut {
             repeat_count: invocation.repeat_count,
             test: invocation.test,
             target_response: invocation.target_response.map(TargetResponseOut::from),
+            delivery_id: invocation.delivery_id,
+            duplicate_of: invocation.duplicate_of.map(|i| *i.as_uuid()),
+            instruction_fallback: invocation.instruction_fallback,
         }
     }
 }
@@ -749,6 +1004,9 @@ pub struct TaskSourceOut {
     pub source_ip: Option<String>,
     #[schema(format = DateTime)]
     pub received_at: String,
+    /// The webhook's source when the event arrived: whose dialect it spoke.
+    #[schema(value_type = Source)]
+    pub provider: &'static str,
 }
 
 /// A task on the board.
@@ -805,6 +1063,7 @@ impl From<Task> for TaskOut {
                 verified: task.source.verified,
                 source_ip: task.source.source_ip.map(|ip| ip.to_string()),
                 received_at: time(task.source.received_at),
+                provider: task.source.provider.as_str(),
             },
             attempts: task.attempts,
             attempts_before_round: task.attempts_before_round,
@@ -869,6 +1128,7 @@ impl From<TaskSummary> for TaskListItem {
                 verified: task.source.verified,
                 source_ip: task.source.source_ip.map(|ip| ip.to_string()),
                 received_at: time(task.source.received_at),
+                provider: task.source.provider.as_str(),
             },
             attempts: task.attempts,
             attempts_before_round: task.attempts_before_round,

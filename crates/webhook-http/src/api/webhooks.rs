@@ -2,12 +2,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::ports::Adapters;
-use webhook_domain::service::manage::{NewWebhook, TestResult, WebhookPatch};
+use webhook_domain::service::manage::{NewWebhook, SecretRotation, TestResult, WebhookPatch};
 
 use super::ManageState;
 use super::dto::{
     CreateWebhook, ListQuery, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList,
-    WebhookOut, WebhookWithSecret,
+    WebhookOut, WebhookWithSecret, source_fields,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
@@ -33,6 +33,7 @@ pub(crate) async fn create<A: Adapters>(
     let caller = writer(ctx.get_ref(), &request).await?;
     let body: CreateWebhook = read_json(&request, payload).await?;
     let new = NewWebhook {
+        source: source_fields!(body),
         name: body.name,
         target_id: body.target_id,
         event_types: body.event_types.unwrap_or_default(),
@@ -94,7 +95,8 @@ pub(crate) async fn get<A: Adapters>(
     Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
 }
 
-/// Change a webhook's name, target, event types, status (`active` | `disabled`) or limit.
+/// Change a webhook's name, target, event types, status (`active` | `disabled`), limit, source
+/// and its overrides, or allowed networks; `null` clears an override.
 #[utoipa::path(
     operation_id = "update_webhook",
     patch, path = "/api/v1/webhooks/{id}", tag = "webhooks",
@@ -118,6 +120,7 @@ pub(crate) async fn patch<A: Adapters>(
     let caller = writer(ctx.get_ref(), &request).await?;
     let body: PatchWebhook = read_json(&request, payload).await?;
     let patch = WebhookPatch {
+        source: source_fields!(body),
         name: body.name,
         target_id: body.target_id,
         event_types: body.event_types,
@@ -151,7 +154,8 @@ pub(crate) async fn delete<A: Adapters>(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Replace the webhook's secret with `secret` or a generated one; the old one stops working.
+/// Replace the webhook's secret with `secret` or a generated one; the old one stops working at
+/// once, or after `previous_valid_for_seconds` (at most seven days) during which both verify.
 #[utoipa::path(
     operation_id = "rotate_webhook_secret",
     post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
@@ -176,7 +180,14 @@ pub(crate) async fn rotate_secret<A: Adapters>(
     let body: RotateSecret = read_json(&request, payload).await?;
     let rotated = ctx
         .management()
-        .rotate_webhook_secret(&caller, &id, body.secret.as_deref())
+        .rotate_webhook_secret(
+            &caller,
+            &id,
+            SecretRotation {
+                secret: body.secret,
+                previous_valid_for_seconds: body.previous_valid_for_seconds,
+            },
+        )
         .await?;
     Ok(secret_answer(HttpResponse::Ok()).json(WebhookWithSecret::from(rotated)))
 }
@@ -234,6 +245,17 @@ pub(crate) async fn test<A: Adapters>(
             task_id: None,
             code: None,
             detail: Some("the webhook does not subscribe to this event type".to_owned()),
+        },
+        TestResult::Duplicate {
+            invocation_id,
+            task_id,
+        } => TestOut {
+            status: "duplicate",
+            http_status: 200,
+            invocation_id: Some(*invocation_id.as_uuid()),
+            task_id: task_id.map(|t| *t.as_uuid()),
+            code: None,
+            detail: Some("a request with this delivery id was accepted before".to_owned()),
         },
         TestResult::Rejected(rejection) => TestOut {
             status: "rejected",

@@ -1167,3 +1167,202 @@ async fn an_unfinished_body_is_answered_408_after_the_body_timeout() {
         .unwrap();
     crate::helpers::assert_timed_out(&mut stream).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_take_a_source_with_its_overrides_and_refuse_bad_ones() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let key = org.admin.as_str();
+    let target = app.target(key).await;
+
+    // Created with a source: shown back, never the secret.
+    let created = app
+        .expect(
+            201,
+            "post",
+            "/api/v1/webhooks",
+            key,
+            Some(json!({
+                "name": "Repo", "target_id": target["id"], "generate_secret": true,
+                "source": "github",
+                "instruction_template": "Review {{ pull_request.title }}",
+                "allowed_source_ips": ["192.0.2.0/24", "2001:db8::/32"],
+            })),
+        )
+        .await;
+    assert_eq!(created["source"], "github");
+    assert_eq!(created["verification"], Value::Null);
+    assert_eq!(
+        created["instruction_template"],
+        "Review {{ pull_request.title }}"
+    );
+    assert_eq!(
+        created["allowed_source_ips"],
+        json!(["192.0.2.0/24", "2001:db8::/32"])
+    );
+    assert_eq!(created["previous_secret_expires_at"], Value::Null);
+    let hook = format!("/api/v1/webhooks/{}", s(&created["id"]));
+    let read = get(&app, key, &hook).await;
+    assert!(read.get("secret").is_none());
+    assert_eq!(read["source"], "github");
+
+    // Refused values name their field, and nothing is saved.
+    let base = json!({"name": "x", "target_id": target["id"]});
+    for (extra, field) in [
+        (json!({"source": "gitea"}), "source"),
+        (json!({"event_type_from": "event/id"}), "event_type_from"),
+        (json!({"dedup_key_from": "/a/~2"}), "dedup_key_from"),
+        (json!({"dedup_key_from": "header:X Bad"}), "dedup_key_from"),
+        (
+            json!({"instruction_template": "{{ unclosed"}),
+            "instruction_template",
+        ),
+        (
+            json!({"instruction_template": "{% for %}"}),
+            "instruction_template",
+        ),
+        (
+            json!({"allowed_source_ips": ["10.0.0.0/8", "garbage"]}),
+            "allowed_source_ips[1]",
+        ),
+        (
+            json!({"allowed_source_ips": ["10.0.0.1/8"]}),
+            "allowed_source_ips[0]",
+        ),
+        (
+            json!({"verification": {"scheme": "rot13"}}),
+            "verification.scheme",
+        ),
+        (
+            json!({"verification": {"scheme": "hmac", "header": "X-Sig", "algorithm": "md5", "encoding": "hex"}}),
+            "verification.algorithm",
+        ),
+        (
+            json!({"source": "stripe", "verification": {"scheme": "bearer"}}),
+            "verification",
+        ),
+    ] {
+        let mut body = base.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let answer = problem(
+            app.call("post", "/api/v1/webhooks", Some(key), Some(&body))
+                .await,
+        )
+        .await;
+        assert_eq!(answer.status, 422, "{body}: {}", answer.body);
+        assert_eq!(answer.body["field"], field, "{body}: {}", answer.body);
+        let answer = problem(app.call("patch", &hook, Some(key), Some(&extra)).await).await;
+        assert_eq!(answer.status, 422, "{extra}: {}", answer.body);
+        assert_eq!(answer.body["field"], field, "{extra}: {}", answer.body);
+    }
+    let listed = get(&app, key, "/api/v1/webhooks").await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+    assert_eq!(get(&app, key, &hook).await, read, "nothing was changed");
+
+    // A change to generic with a verification, then `null` clears the overrides.
+    let changed = app
+        .expect(
+            200,
+            "patch",
+            &hook,
+            key,
+            Some(json!({
+                "source": "generic",
+                "verification": {"scheme": "hmac", "header": "X-Signature", "algorithm": "sha512", "encoding": "base64", "prefix": "sha512="},
+                "event_type_from": "header:X-Kind",
+                "dedup_key_from": "/delivery/id",
+            })),
+        )
+        .await;
+    assert_eq!(
+        changed["verification"],
+        json!({"scheme": "hmac", "header": "x-signature", "algorithm": "sha512", "encoding": "base64", "prefix": "sha512="})
+    );
+    assert_eq!(changed["event_type_from"], "header:x-kind");
+    assert_eq!(changed["dedup_key_from"], "/delivery/id");
+    assert_eq!(
+        changed["instruction_template"],
+        "Review {{ pull_request.title }}"
+    );
+    let cleared = app
+        .expect(
+            200,
+            "patch",
+            &hook,
+            key,
+            Some(json!({
+                "verification": null, "event_type_from": null, "dedup_key_from": null,
+                "instruction_template": null, "allowed_source_ips": null,
+            })),
+        )
+        .await;
+    for field in [
+        "verification",
+        "event_type_from",
+        "dedup_key_from",
+        "instruction_template",
+        "allowed_source_ips",
+    ] {
+        assert_eq!(cleared[field], Value::Null, "{field}");
+    }
+
+    // Rotation with an overlap: both secrets verify until it ends; a week at most.
+    let old = s(&created["secret"]).to_owned();
+    let generic = app.webhook(key, &target).await;
+    let generic_hook = format!("/api/v1/webhooks/{}", s(&generic["id"]));
+    let old_generic = s(&generic["secret"]).to_owned();
+    let rotate = format!("{generic_hook}/rotate-secret");
+    let answer = problem(
+        app.call(
+            "post",
+            &rotate,
+            Some(key),
+            Some(&json!({"previous_valid_for_seconds": 604_801})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (answer.status, answer.body["field"].as_str()),
+        (422, Some("previous_valid_for_seconds"))
+    );
+    let rotated = app
+        .expect(
+            200,
+            "post",
+            &rotate,
+            key,
+            Some(json!({"previous_valid_for_seconds": 3600})),
+        )
+        .await;
+    assert!(rotated["previous_secret_expires_at"].is_string());
+    let new = s(&rotated["secret"]).to_owned();
+    assert_ne!(new, old_generic);
+    let body = r#"{"message":"m"}"#;
+    assert_eq!(app.send(&generic, Some(&new), body).await.status(), 202);
+    assert_eq!(
+        app.send(&generic, Some(&old_generic), body).await.status(),
+        202
+    );
+    assert_eq!(app.send(&generic, Some(&old), body).await.status(), 401);
+    // A rotation without an overlap ends every earlier secret at once.
+    let again = app.expect(200, "post", &rotate, key, Some(json!({}))).await;
+    assert_eq!(again["previous_secret_expires_at"], Value::Null);
+    assert_eq!(app.send(&generic, Some(&new), body).await.status(), 401);
+    assert_eq!(
+        app.send(&generic, Some(&old_generic), body).await.status(),
+        401
+    );
+    assert_eq!(
+        app.send(&generic, Some(s(&again["secret"])), body)
+            .await
+            .status(),
+        202
+    );
+}

@@ -41,6 +41,16 @@ macro_rules! backend_cases {
             streaming::a_body_broken_mid_stream_is_400_and_logged,
             conformance::answers_match_the_openapi_document,
             lists::list_answers_stay_small_whatever_was_sent,
+            sources::github_requests_are_verified_and_make_tasks,
+            sources::github_vector_pings_and_forms,
+            sources::stripe_signatures_have_a_timestamp_and_any_v1,
+            sources::slack_vector_handshake_and_events,
+            sources::pagerduty_shopify_and_standard_webhooks,
+            sources::header_schemes_are_checked_on_the_head,
+            sources::a_runaway_template_falls_back_and_is_noted,
+            sources::a_rotated_secret_verifies_within_its_overlap_only,
+            sources::requests_from_outside_the_allowlist_are_403,
+            sources::concurrent_duplicates_make_one_task,
         );
     };
     ($new_store:expr, with_readiness) => {

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use uuid::Uuid;
 use webhook_dispatch::{OutboundGuard, OutboundPolicy};
 use webhook_domain::model::PublicUrl;
+use webhook_domain::model::{CidrList, SourceSettings};
 use webhook_domain::model::{
     EventTypes, Invocation, Name, Organization, OrganizationId, RatePerMinute, Secret, Target,
     TargetId, TargetKind, Timestamp, Webhook, WebhookId, WebhookStatus,
@@ -265,6 +266,10 @@ impl<S: Backend> TestApp<S> {
             target_id: target.id,
             event_types: EventTypes::parse(&["deploy.*", "build.finished"]).unwrap(),
             secret: secret.then(|| self.sealer.seal(&Secret::parse(SECRET).unwrap())),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            source: SourceSettings::default(),
+            allowed_source_ips: CidrList::default(),
             rate_limit_per_minute: RatePerMinute::new(rate).unwrap(),
             status: WebhookStatus::Active,
             created_at: at(-100),
@@ -278,6 +283,26 @@ impl<S: Backend> TestApp<S> {
     /// A new webhook with default limits and [`SECRET`].
     pub(crate) async fn webhook(&self) -> Webhook {
         self.webhook_with(100, 1000, true).await
+    }
+
+    /// A new webhook subscribed to every event type, of `source` with `secret`.
+    pub(crate) async fn webhook_of(&self, source: SourceSettings, secret: &str) -> Webhook {
+        let mut webhook = self.webhook().await;
+        webhook.event_types = EventTypes::all();
+        webhook.source = source;
+        // As the store reads it back: a provider's documented secret may hold spaces, which
+        // the API would refuse.
+        let secret = Secret::from_unsealed(secret.to_owned());
+        webhook.secret = Some(self.sealer.seal(&secret));
+        self.store.update_webhook(&webhook).await.unwrap();
+        self.node.routes.invalidate(webhook.id);
+        webhook
+    }
+
+    /// Saves `webhook` as changed and forgets its cached route, as management does.
+    pub(crate) async fn save(&self, webhook: &Webhook) {
+        self.store.update_webhook(webhook).await.unwrap();
+        self.node.routes.invalidate(webhook.id);
     }
 
     /// A new webhook subscribed to every event type.

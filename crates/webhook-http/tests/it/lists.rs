@@ -47,6 +47,9 @@ fn big_event(organization: OrganizationId, webhook: &Value, second: i64) -> (Inv
         repeat_count: 1,
         test: false,
         target_response: None,
+        delivery_id: None,
+        duplicate_of: None,
+        instruction_fallback: None,
     };
     let task = Task {
         id: task_id,
@@ -63,6 +66,7 @@ fn big_event(organization: OrganizationId, webhook: &Value, second: i64) -> (Inv
             verified: true,
             source_ip: invocation.source_ip,
             received_at,
+            provider: webhook_domain::model::Source::Generic,
         },
         attempts: 0,
         attempts_before_round: 0,

@@ -8,6 +8,7 @@ mod head;
 mod helpers;
 mod lists;
 mod openapi;
+mod sources;
 mod streaming;
 
 mod memory {

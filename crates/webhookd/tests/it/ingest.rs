@@ -18,7 +18,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{InvocationLog, SecretSealer, TaskQueue, WebhookStore};
 use webhook_domain::rules::RateScope;
-use webhook_domain::service::{BodyRead, IngestHead, IngestOutcome, IngestRejection, Sender};
+use webhook_domain::service::{BodyRead, IngestBody, IngestHead, IngestOutcome, IngestRejection};
 use webhook_runtime::CacheConfig;
 use webhook_store_contract::fixtures::{World, at, last_triggered_at, logged, rate, webhook};
 use webhook_store_mem::MemoryStore;
@@ -36,6 +36,14 @@ struct Harness {
     store: MemoryStore,
     clock: ManualClock,
     world: World,
+}
+
+/// Who sends a request: a generic sender with the `X-Webhook-Secret` it presents, or the test
+/// endpoint.
+#[derive(Clone, Copy)]
+enum Sender<'a> {
+    Http { secret: Option<&'a [u8]> },
+    TestEndpoint,
 }
 
 /// What one request looks like; `Default` is a correct request from an outside system.
@@ -122,18 +130,36 @@ impl Harness {
 
     async fn post(&self, request: Request<'_>) -> IngestOutcome {
         let id = self.id();
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        let sender = match request.sender {
+            Sender::Http { secret } => {
+                if let Some(secret) = secret {
+                    headers.push(("x-webhook-secret".to_owned(), secret.to_vec()));
+                }
+                webhook_domain::service::Sender::Http
+            }
+            Sender::TestEndpoint => webhook_domain::service::Sender::TestEndpoint,
+        };
+        if let Some(event_type) = request.event_type {
+            headers.push(("x-event-type".to_owned(), event_type.as_bytes().to_vec()));
+        }
         let head = IngestHead {
             webhook_id: request.webhook_id.unwrap_or(&id),
             source_ip: Some(SOURCE),
-            sender: request.sender,
-            event_type: request.event_type,
+            sender,
         };
-        match self.node.ingest.begin(head).await {
+        let content_type: &[u8] = if request.json {
+            b"application/json"
+        } else {
+            b"text/plain"
+        };
+        match self.node.ingest.begin(head, &headers).await {
             Ok(admission) => {
-                self.node
-                    .ingest
-                    .finish(admission, request.json, request.body)
-                    .await
+                let body = IngestBody {
+                    content_type: Some(content_type),
+                    body: request.body,
+                };
+                self.node.ingest.finish(admission, &headers, body).await
             }
             Err(outcome) => outcome,
         }
@@ -186,6 +212,8 @@ fn answer_of(outcome: &IngestOutcome) -> (u16, &'static str) {
     match outcome {
         IngestOutcome::Accepted { .. } => (202, "accepted"),
         IngestOutcome::Ignored { .. } => (200, "ignored"),
+        IngestOutcome::Duplicate { .. } => (200, "duplicate"),
+        IngestOutcome::Handshake { .. } => (200, "handshake"),
         IngestOutcome::Rejected { rejection, .. } => (rejection.http_status(), rejection.code()),
     }
 }
