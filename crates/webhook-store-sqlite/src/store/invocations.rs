@@ -507,3 +507,140 @@ impl InvocationLog for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+    use webhook_domain::ports::TaskQueue as _;
+    use webhook_store_contract::fixtures::{World, accepted, at, page};
+
+    use super::*;
+    use crate::writer::{Job, commit_together, job};
+    use crate::{SqliteOptions, connect};
+
+    type Answer = oneshot::Receiver<Result<ClaimOutcome, StoreError>>;
+
+    /// A write claiming `delivery_id` for `invocation` and `task`, as `record_claimed` queues it.
+    fn claiming(invocation: &Invocation, task: &Task, delivery_id: &str) -> (Box<dyn Job>, Answer) {
+        let (invocation, task) = (invocation.clone(), task.clone());
+        let claim = DeliveryClaim {
+            delivery_id: delivery_id.to_owned(),
+            window_start: at(0),
+        };
+        job(move |conn| record_claimed(conn, &invocation, Some(&task), &claim))
+    }
+
+    fn answer(mut answer: Answer) -> Result<ClaimOutcome, StoreError> {
+        answer.try_recv().expect("the batch answered every write")
+    }
+
+    fn duplicate_of(invocation: &Invocation, task: &Task) -> ClaimOutcome {
+        ClaimOutcome::Duplicate {
+            invocation_id: invocation.id,
+            task_id: Some(task.id),
+        }
+    }
+
+    /// Claims of one id written in one group commit answer like claims committed one after
+    /// another: the first that commits holds the id, the later ones name it, and neither a
+    /// duplicate nor a failing write disturbs the other writes of the batch. The first batch
+    /// has a write that fails, so that it is written again with a savepoint per write; the
+    /// second is written in one go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_in_one_group_commit_are_held_by_the_first_that_commits() {
+        let options = SqliteOptions::new(
+            std::env::temp_dir().join(format!("webhookd-test-{}.sqlite", uuid::Uuid::new_v4())),
+        );
+        let store = SqliteStore::open(options.clone()).await.expect("open");
+        let world = World::seed(&store).await;
+        let org = world.organization.id;
+        let (taken, _) = world.accept(&store, at(1)).await;
+        store.close().await;
+
+        let hook = &world.webhook;
+        let (mut failing, mut failing_task) = accepted(hook, at(10));
+        failing.id = taken.id;
+        failing_task.invocation_id = taken.id;
+        let (first, first_task) = accepted(hook, at(11));
+        let (second, second_task) = accepted(hook, at(12));
+        let (other, other_task) = accepted(hook, at(13));
+        let (later, later_task) = accepted(hook, at(20));
+        let (later_again, later_again_task) = accepted(hook, at(21));
+        let (shared_again, shared_again_task) = accepted(hook, at(22));
+
+        let mut conn = connect(&options, false).expect("connect");
+        let (jobs, answers): (Vec<_>, Vec<_>) = [
+            claiming(&failing, &failing_task, "shared"),
+            claiming(&first, &first_task, "shared"),
+            claiming(&second, &second_task, "shared"),
+            claiming(&other, &other_task, "other"),
+        ]
+        .into_iter()
+        .unzip();
+        commit_together(&mut conn, jobs);
+        let [failed, first_answer, second_answer, other_answer] =
+            <[Answer; 4]>::try_from(answers).expect("four answers");
+        assert!(
+            matches!(answer(failed), Err(StoreError::Conflict(_))),
+            "the write with a taken id fails alone"
+        );
+        assert_eq!(answer(first_answer).expect("first"), ClaimOutcome::Recorded);
+        assert_eq!(
+            answer(second_answer).expect("second"),
+            duplicate_of(&first, &first_task)
+        );
+        assert_eq!(answer(other_answer).expect("other"), ClaimOutcome::Recorded);
+
+        let (jobs, answers): (Vec<_>, Vec<_>) = [
+            claiming(&later, &later_task, "again"),
+            claiming(&later_again, &later_again_task, "again"),
+            claiming(&shared_again, &shared_again_task, "shared"),
+        ]
+        .into_iter()
+        .unzip();
+        commit_together(&mut conn, jobs);
+        let [later_answer, later_again_answer, shared_again_answer] =
+            <[Answer; 3]>::try_from(answers).expect("three answers");
+        assert_eq!(answer(later_answer).expect("later"), ClaimOutcome::Recorded);
+        assert_eq!(
+            answer(later_again_answer).expect("later again"),
+            duplicate_of(&later, &later_task)
+        );
+        assert_eq!(
+            answer(shared_again_answer).expect("shared again"),
+            duplicate_of(&first, &first_task)
+        );
+        drop(conn);
+
+        let store = SqliteStore::open(options.clone()).await.expect("reopen");
+        for (invocation, task) in [
+            (&first, &first_task),
+            (&other, &other_task),
+            (&later, &later_task),
+        ] {
+            let stored = store.invocation(org, invocation.id).await;
+            assert_eq!(&stored.expect("a recorded invocation"), invocation);
+            let stored = store.task(org, task.id).await;
+            assert_eq!(&stored.expect("its task"), task);
+        }
+        for invocation in [&second, &later_again, &shared_again] {
+            assert!(
+                matches!(
+                    store.invocation(org, invocation.id).await,
+                    Err(StoreError::NotFound)
+                ),
+                "a duplicate writes nothing"
+            );
+        }
+        let listed = store
+            .invocations(org, hook.id, None, page(50))
+            .await
+            .expect("list");
+        assert_eq!(listed.items.len(), 4, "the first write and three claims");
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = options.path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
