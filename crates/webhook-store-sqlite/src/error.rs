@@ -94,6 +94,11 @@ pub(crate) struct CorruptRow(&'static str);
 #[error("the store's writer is not running")]
 pub(crate) struct WriterClosed;
 
+/// Rows that reference a row that does not exist, found after migrating.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} rows reference rows that do not exist after migrating")]
+pub(crate) struct BrokenReferences(pub(crate) i64);
+
 /// The commit of a whole batch failed for a reason no one operation caused; nothing was written.
 #[derive(Debug, thiserror::Error)]
 #[error("the group commit failed: {0}")]

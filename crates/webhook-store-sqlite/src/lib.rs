@@ -32,7 +32,9 @@
 //!
 //! # Schema
 //!
-//! The migrations in `migrations/sqlite/` are embedded and applied when the store is opened.
+//! The migrations in `migrations/sqlite/` are embedded and applied when the store is opened,
+//! with foreign keys off so that a migration may rebuild a table others reference; the foreign
+//! keys are checked once they are applied.
 
 mod checkpoint;
 #[cfg(feature = "test-util")]
@@ -50,6 +52,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use diesel::RunQueryDsl as _;
 use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
@@ -170,11 +173,10 @@ impl SqliteStore {
         let mut conn = connect(options, false).map_err(connection_error)?;
         conn.batch_execute("PRAGMA journal_mode = WAL;")
             .map_err(|e| connection_error(e.into()))?;
-        conn.run_pending_migrations(MIGRATIONS)
-            .map_err(|source| OpenError::Migration {
-                path: path.clone(),
-                source,
-            })?;
+        migrate(&mut conn).map_err(|source| OpenError::Migration {
+            path: path.clone(),
+            source,
+        })?;
         let reader_options = options.clone();
         let readers = Arc::new(ReadPool::new(
             options.read_connections,
@@ -251,6 +253,32 @@ impl SqliteStore {
     {
         self.inner.readers.read(query).await
     }
+}
+
+/// Applies the pending migrations as SQLite's procedure for schema changes asks: with foreign
+/// keys off, each migration in a transaction of its own (with its record in
+/// `__diesel_schema_migrations`), and every foreign key checked once they are done. A migration
+/// that rebuilds a table drops the old one while other tables still reference it; with foreign
+/// keys on, that drop would delete the old rows first and fail on their references.
+fn migrate(
+    conn: &mut SqliteConnection,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+    conn.batch_execute("PRAGMA foreign_keys = OFF;")?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.len());
+    conn.batch_execute("PRAGMA foreign_keys = ON;")?;
+    if applied? == 0 {
+        return Ok(());
+    }
+    let broken: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM pragma_foreign_key_check)",
+    ))
+    .get_result(conn)?;
+    if broken > 0 {
+        return Err(Box::new(error::BrokenReferences(broken)));
+    }
+    Ok(())
 }
 
 /// Pages (4 KiB) the WAL may hold before the writer checkpoints it itself: 16 MiB.

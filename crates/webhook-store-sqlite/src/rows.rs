@@ -6,11 +6,13 @@ use std::net::IpAddr;
 use diesel::Queryable;
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
-    InvocationId, InvocationOutcome, Name, Organization, OrganizationId, Payload, RatePerMinute,
-    Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
+    ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
+    InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
+    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
+    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
+    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
+use webhook_domain::ports::StoreError;
 
 use crate::error::Failure;
 
@@ -50,6 +52,35 @@ fn ip(text: Option<&str>, what: &'static str) -> Result<Option<IpAddr>, Failure>
 /// The stored form of an event-type list: a JSON array of patterns.
 pub(crate) fn event_types_text(event_types: &EventTypes) -> String {
     serde_json::to_string(event_types).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The stored form of a webhook's verification override: the management API's JSON object.
+pub(crate) fn verification_text(
+    verification: Option<&Verification>,
+) -> Result<Option<String>, Failure> {
+    verification
+        .map(|v| serde_json::to_string(v).map_err(|e| StoreError::Internal(Box::new(e)).into()))
+        .transpose()
+}
+
+/// The stored form of a webhook's allowed networks: a JSON array of CIDRs, NULL when the list
+/// is empty (every address is allowed).
+pub(crate) fn allowed_source_ips_text(networks: &CidrList) -> Result<Option<String>, Failure> {
+    if networks.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(networks)
+        .map(Some)
+        .map_err(|e| StoreError::Internal(Box::new(e)).into())
+}
+
+fn source(text: &str, what: &'static str) -> Result<Source, Failure> {
+    Source::parse(text).ok_or_else(|| Failure::corrupt(what))
+}
+
+fn field_ref(text: Option<&str>, what: &'static str) -> Result<Option<FieldRef>, Failure> {
+    text.map(|t| FieldRef::parse(t).map_err(|_| Failure::corrupt(what)))
+        .transpose()
 }
 
 #[derive(Queryable)]
@@ -152,10 +183,55 @@ pub(crate) struct WebhookRow {
     created_at: i64,
     updated_at: i64,
     last_triggered_at: Option<i64>,
+    source: String,
+    verification: Option<String>,
+    event_type_from: Option<String>,
+    dedup_key_from: Option<String>,
+    instruction_template: Option<String>,
+    allowed_source_ips: Option<String>,
+    previous_secret: Option<Vec<u8>>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl WebhookRow {
+    fn source_settings(&self) -> Result<SourceSettings, Failure> {
+        let verification = self
+            .verification
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str::<Verification>(text)
+                    .map_err(|_| Failure::corrupt("webhook verification"))
+            })
+            .transpose()?;
+        let instruction_template = self
+            .instruction_template
+            .as_deref()
+            .map(|text| {
+                InstructionTemplate::parse(text)
+                    .map_err(|_| Failure::corrupt("webhook instruction template"))
+            })
+            .transpose()?;
+        SourceSettings::new(
+            source(&self.source, "webhook source")?,
+            verification,
+            field_ref(self.event_type_from.as_deref(), "webhook event type field")?,
+            field_ref(self.dedup_key_from.as_deref(), "webhook delivery id field")?,
+            instruction_template,
+        )
+        .map_err(|_| Failure::corrupt("webhook source settings"))
+    }
+
     pub(crate) fn into_domain(self) -> Result<Webhook, Failure> {
+        let source = self.source_settings()?;
+        let allowed_source_ips = self
+            .allowed_source_ips
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str::<CidrList>(text)
+                    .map_err(|_| Failure::corrupt("webhook allowed source ips"))
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Webhook {
             id: WebhookId::from_uuid(uuid(&self.id, "webhook id")?),
             organization_id: OrganizationId::from_uuid(uuid(
@@ -167,6 +243,10 @@ impl WebhookRow {
             event_types: serde_json::from_str(&self.event_types)
                 .map_err(|_| Failure::corrupt("webhook event types"))?,
             secret: self.secret.map(SealedSecret::from_bytes),
+            previous_secret: self.previous_secret.map(SealedSecret::from_bytes),
+            previous_secret_expires_at: self.previous_secret_expires_at.map(ts),
+            source,
+            allowed_source_ips,
             rate_limit_per_minute: rate(self.rate_limit_per_minute, "webhook rate")?,
             status: WebhookStatus::parse(&self.status)
                 .ok_or_else(|| Failure::corrupt("webhook status"))?,
@@ -198,6 +278,9 @@ pub(crate) struct InvocationRow {
     response_error: Option<String>,
     response_at: Option<i64>,
     response_succeeded: Option<bool>,
+    delivery_id: Option<String>,
+    duplicate_of: Option<Vec<u8>>,
+    instruction_fallback: Option<String>,
 }
 
 impl InvocationRow {
@@ -247,6 +330,12 @@ impl InvocationRow {
             repeat_count: unsigned(self.repeat_count, "repeat count")?,
             test: self.test,
             target_response,
+            delivery_id: self.delivery_id,
+            duplicate_of: self
+                .duplicate_of
+                .map(|i| uuid(&i, "invocation id").map(InvocationId::from_uuid))
+                .transpose()?,
+            instruction_fallback: self.instruction_fallback,
         })
     }
 }
@@ -276,6 +365,7 @@ pub(crate) struct TaskRow {
     created_at: i64,
     updated_at: i64,
     attempts_before_round: i64,
+    source_provider: String,
 }
 
 impl TaskRow {
@@ -315,6 +405,7 @@ impl TaskRow {
                 verified: self.source_verified,
                 source_ip: ip(self.source_ip.as_deref(), "task source ip")?,
                 received_at: ts(self.source_received_at),
+                provider: source(&self.source_provider, "task source provider")?,
             },
             attempts: unsigned(self.attempts, "task attempts")?,
             attempts_before_round: unsigned(

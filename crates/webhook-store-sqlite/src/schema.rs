@@ -48,6 +48,14 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_triggered_at -> Nullable<BigInt>,
+        source -> Text,
+        verification -> Nullable<Text>,
+        event_type_from -> Nullable<Text>,
+        dedup_key_from -> Nullable<Text>,
+        instruction_template -> Nullable<Text>,
+        allowed_source_ips -> Nullable<Text>,
+        previous_secret -> Nullable<Binary>,
+        previous_secret_expires_at -> Nullable<BigInt>,
     }
 }
 
@@ -72,6 +80,9 @@ diesel::table! {
         response_error -> Nullable<Text>,
         response_at -> Nullable<BigInt>,
         response_succeeded -> Nullable<Bool>,
+        delivery_id -> Nullable<Text>,
+        duplicate_of -> Nullable<Binary>,
+        instruction_fallback -> Nullable<Text>,
     }
 }
 
@@ -98,6 +109,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         attempts_before_round -> BigInt,
+        source_provider -> Text,
     }
 }
 
@@ -114,6 +126,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    delivery_claims (webhook_id, delivery_id) {
+        webhook_id -> Binary,
+        delivery_id -> Text,
+        invocation_id -> Binary,
+        task_id -> Nullable<Binary>,
+        claimed_at -> BigInt,
+    }
+}
+
 diesel::joinable!(tasks -> invocations (invocation_id));
 diesel::joinable!(tasks -> targets (target_id));
 
@@ -125,4 +147,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     invocations,
     tasks,
     delivery_attempts,
+    delivery_claims,
 );

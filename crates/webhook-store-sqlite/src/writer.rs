@@ -231,6 +231,29 @@ fn commit_isolated(
     Ok(())
 }
 
+/// A job running `op` as [`WriterHandle::write`] queues it, and the receiver of its answer.
+#[cfg(test)]
+pub(crate) fn job<T, F>(op: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnMut(&mut SqliteConnection) -> Result<T, Failure> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job = Box::new(TypedJob {
+        op,
+        output: None,
+        reply,
+    });
+    (job, answer)
+}
+
+/// Commits `jobs` as the writer commits one batch: for tests of operations that are written
+/// together.
+#[cfg(test)]
+pub(crate) fn commit_together(conn: &mut SqliteConnection, mut jobs: Vec<Box<dyn Job>>) {
+    commit_batch(conn, &mut jobs, &mut FailureLog::default());
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -7,19 +7,21 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Binary, Bool, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
-    Cursor, DeliveryStatus, Invocation, InvocationId, InvocationOutcome, InvocationSummary,
-    MESSAGE_PREVIEW_CHARS, OrganizationId, OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest,
-    Payload, Task, TaskStatus, Timestamp, WebhookId,
+    ClaimOutcome, Cursor, DeliveryClaim, DeliveryStatus, Invocation, InvocationId,
+    InvocationOutcome, InvocationSummary, MESSAGE_PREVIEW_CHARS, OrganizationId, OutcomeFilter,
+    PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, Task, TaskId, TaskStatus, Timestamp,
+    WebhookId,
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
 use super::{into_page, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
-use crate::rows::{InvocationRow, id};
-use crate::schema::{invocations, tasks, webhooks};
+use crate::rows::{InvocationRow, id, uuid};
+use crate::schema::{delivery_claims, invocations, tasks, webhooks};
 
-/// `OutcomeFilter::Failed`: rejected, or accepted with a failed latest attempt or a failed task.
+/// `OutcomeFilter::Failed`: rejected, or accepted with a failed latest attempt or a failed task
+/// (never ignored or a duplicate).
 const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome = 'accepted' \
      AND (invocations.response_succeeded = 0 OR EXISTS (SELECT 1 FROM tasks \
      WHERE tasks.id = invocations.task_id AND tasks.status = 'failed'))))";
@@ -81,6 +83,7 @@ fn listed(
         Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
         Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
         Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
+        Some(OutcomeFilter::Duplicate) => query.filter(invocations::outcome.eq("duplicate")),
         Some(OutcomeFilter::Failed) => query.filter(sql::<Bool>(FAILED)),
     };
     if let Some(after) = page.after {
@@ -139,6 +142,88 @@ fn touch_webhook(conn: &mut SqliteConnection, inv: &Invocation) -> Result<bool, 
     Ok(touched == 1)
 }
 
+/// Claims a delivery id on a webhook for an invocation (and its task): inserts the claim, or
+/// takes over one made before `window_start`, which has lapsed. Touches no row when the claim
+/// is held, made at or after `window_start`.
+///
+/// One statement, so that the primary key decides: the store's one writer runs claims one
+/// after another, and a claim made earlier in the same transaction (another event of the same
+/// group commit) is held like a committed one. Written by hand, as [`TouchWebhook`] is, so
+/// that the statement stays prepared.
+struct ClaimDelivery<'a> {
+    webhook_id: &'a [u8],
+    delivery_id: &'a str,
+    invocation_id: &'a [u8],
+    task_id: Option<&'a [u8]>,
+    claimed_at: i64,
+    window_start: i64,
+}
+
+impl QueryId for ClaimDelivery<'_> {
+    type QueryId = ClaimDelivery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Sqlite> for ClaimDelivery<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO delivery_claims \
+             (webhook_id, delivery_id, invocation_id, task_id, claimed_at) VALUES (",
+        );
+        out.push_bind_param::<Binary, _>(self.webhook_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.delivery_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Binary, _>(self.invocation_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Binary>, _>(&self.task_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.claimed_at)?;
+        out.push_sql(
+            ") ON CONFLICT (webhook_id, delivery_id) DO UPDATE SET \
+             invocation_id = excluded.invocation_id, task_id = excluded.task_id, \
+             claimed_at = excluded.claimed_at WHERE delivery_claims.claimed_at < ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.window_start)?;
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<SqliteConnection> for ClaimDelivery<'_> {}
+
+/// Claims `claim` for the invocation and its task; when the claim is held, answers its
+/// holder's ids and writes nothing.
+fn claim_delivery(
+    conn: &mut SqliteConnection,
+    inv: &Invocation,
+    task: Option<&Task>,
+    claim: &DeliveryClaim,
+) -> Result<ClaimOutcome, Failure> {
+    let webhook_id = inv.webhook_id.as_uuid().as_bytes();
+    let claimed = ClaimDelivery {
+        webhook_id,
+        delivery_id: &claim.delivery_id,
+        invocation_id: inv.id.as_uuid().as_bytes(),
+        task_id: task.map(|t| t.id.as_uuid().as_bytes().as_slice()),
+        claimed_at: inv.received_at.unix_micros(),
+        window_start: claim.window_start.unix_micros(),
+    }
+    .execute(conn)?;
+    if claimed == 1 {
+        return Ok(ClaimOutcome::Recorded);
+    }
+    let (holder, holder_task): (Vec<u8>, Option<Vec<u8>>) = delivery_claims::table
+        .find((webhook_id.as_slice(), claim.delivery_id.as_str()))
+        .select((delivery_claims::invocation_id, delivery_claims::task_id))
+        .first(conn)?;
+    Ok(ClaimOutcome::Duplicate {
+        invocation_id: InvocationId::from_uuid(uuid(&holder, "claim invocation id")?),
+        task_id: holder_task
+            .map(|t| uuid(&t, "claim task id").map(TaskId::from_uuid))
+            .transpose()?,
+    })
+}
+
 fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<(), Failure> {
     let response = inv.target_response.as_ref();
     diesel::insert_into(invocations::table)
@@ -167,6 +252,11 @@ fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<()
                 invocations::response_error.eq(response.and_then(|r| r.error.as_deref())),
                 invocations::response_at.eq(response.map(|r| r.at.unix_micros())),
                 invocations::response_succeeded.eq(response.map(|r| r.succeeded)),
+            ),
+            (
+                invocations::delivery_id.eq(inv.delivery_id.as_deref()),
+                invocations::duplicate_of.eq(inv.duplicate_of.map(|i| id(i.as_uuid()))),
+                invocations::instruction_fallback.eq(inv.instruction_fallback.as_deref()),
             ),
         ))
         .execute(conn)?;
@@ -204,10 +294,53 @@ fn insert_task(
                 tasks::last_error.eq(task.last_error.as_deref()),
                 tasks::created_at.eq(task.created_at.unix_micros()),
                 tasks::updated_at.eq(task.updated_at.unix_micros()),
+                tasks::source_provider.eq(task.source.provider.as_str()),
             ),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Writes an invocation and its task; the webhook must be the invocation's organization's.
+fn record(
+    conn: &mut SqliteConnection,
+    inv: &Invocation,
+    task: Option<&Task>,
+) -> Result<(), Failure> {
+    let webhook_here = if inv.outcome == InvocationOutcome::Accepted {
+        // Moving `last_triggered_at` is also the check that the webhook is this
+        // organization's: one statement instead of a lookup and an update.
+        touch_webhook(conn, inv)?
+    } else {
+        let webhook = webhooks::table
+            .find(id(inv.webhook_id.as_uuid()))
+            .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid())));
+        diesel::select(diesel::dsl::exists(webhook)).get_result(conn)?
+    };
+    if !webhook_here {
+        return Err(Failure::not_found());
+    }
+    insert_invocation(conn, inv)?;
+    if let Some(task) = task {
+        insert_task(conn, task, inv.payload.as_ref().map(Payload::as_str))?;
+    }
+    Ok(())
+}
+
+/// Claims the delivery id and, when the claim is this invocation's, writes the invocation and
+/// its task. The claim comes first, so that a held one answers before anything is written; a
+/// failure of the write after it rolls the claim back with the rest of the operation.
+fn record_claimed(
+    conn: &mut SqliteConnection,
+    inv: &Invocation,
+    task: Option<&Task>,
+    claim: &DeliveryClaim,
+) -> Result<ClaimOutcome, Failure> {
+    let outcome = claim_delivery(conn, inv, task, claim)?;
+    if outcome == ClaimOutcome::Recorded {
+        record(conn, inv, task)?;
+    }
+    Ok(outcome)
 }
 
 impl InvocationLog for SqliteStore {
@@ -218,25 +351,31 @@ impl InvocationLog for SqliteStore {
     ) -> Result<(), StoreError> {
         let inv = invocation.clone();
         let task = task.cloned();
+        self.write(move |conn| record(conn, &inv, task.as_ref()))
+            .await
+    }
+
+    async fn record_claimed(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+        claim: &DeliveryClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let inv = invocation.clone();
+        let task = task.cloned();
+        let claim = claim.clone();
+        self.write(move |conn| record_claimed(conn, &inv, task.as_ref(), &claim))
+            .await
+    }
+
+    async fn purge_delivery_claims(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let before = before.unix_micros();
         self.write(move |conn| {
-            let webhook_here = if inv.outcome == InvocationOutcome::Accepted {
-                // Moving `last_triggered_at` is also the check that the webhook is this
-                // organization's: one statement instead of a lookup and an update.
-                touch_webhook(conn, &inv)?
-            } else {
-                let webhook = webhooks::table
-                    .find(id(inv.webhook_id.as_uuid()))
-                    .filter(webhooks::organization_id.eq(id(inv.organization_id.as_uuid())));
-                diesel::select(diesel::dsl::exists(webhook)).get_result(conn)?
-            };
-            if !webhook_here {
-                return Err(Failure::not_found());
-            }
-            insert_invocation(conn, &inv)?;
-            if let Some(task) = &task {
-                insert_task(conn, task, inv.payload.as_ref().map(Payload::as_str))?;
-            }
-            Ok(())
+            let deleted = diesel::delete(
+                delivery_claims::table.filter(delivery_claims::claimed_at.lt(before)),
+            )
+            .execute(conn)?;
+            u64::try_from(deleted).map_err(|_| Failure::corrupt("purge count"))
         })
         .await
     }
@@ -308,6 +447,9 @@ impl InvocationLog for SqliteStore {
                         invocations::response_error,
                         invocations::response_at,
                         invocations::response_succeeded,
+                        invocations::delivery_id,
+                        invocations::duplicate_of,
+                        invocations::instruction_fallback,
                     ),
                     sql::<Nullable<Text>>(MESSAGE_PREFIX),
                     sql::<Nullable<Text>>(TASK_STATUS),
@@ -362,5 +504,143 @@ impl InvocationLog for SqliteStore {
             u64::try_from(deleted).map_err(|_| Failure::corrupt("purge count"))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+    use webhook_domain::ports::TaskQueue as _;
+    use webhook_store_contract::fixtures::{World, accepted, at, page};
+
+    use super::*;
+    use crate::writer::{Job, commit_together, job};
+    use crate::{SqliteOptions, connect};
+
+    type Answer = oneshot::Receiver<Result<ClaimOutcome, StoreError>>;
+
+    /// A write claiming `delivery_id` for `invocation` and `task`, as `record_claimed` queues it.
+    fn claiming(invocation: &Invocation, task: &Task, delivery_id: &str) -> (Box<dyn Job>, Answer) {
+        let (invocation, task) = (invocation.clone(), task.clone());
+        let claim = DeliveryClaim {
+            delivery_id: delivery_id.to_owned(),
+            window_start: at(0),
+        };
+        job(move |conn| record_claimed(conn, &invocation, Some(&task), &claim))
+    }
+
+    fn answer(mut answer: Answer) -> Result<ClaimOutcome, StoreError> {
+        answer.try_recv().expect("the batch answered every write")
+    }
+
+    fn duplicate_of(invocation: &Invocation, task: &Task) -> ClaimOutcome {
+        ClaimOutcome::Duplicate {
+            invocation_id: invocation.id,
+            task_id: Some(task.id),
+        }
+    }
+
+    /// Claims of one id written in one group commit answer like claims committed one after
+    /// another: the first that commits holds the id, the later ones name it, and neither a
+    /// duplicate nor a failing write disturbs the other writes of the batch. The first batch
+    /// has a write that fails, so that it is written again with a savepoint per write; the
+    /// second is written in one go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_in_one_group_commit_are_held_by_the_first_that_commits() {
+        let options = SqliteOptions::new(
+            std::env::temp_dir().join(format!("webhookd-test-{}.sqlite", uuid::Uuid::new_v4())),
+        );
+        let store = SqliteStore::open(options.clone()).await.expect("open");
+        let world = World::seed(&store).await;
+        let org = world.organization.id;
+        let (taken, _) = world.accept(&store, at(1)).await;
+        store.close().await;
+
+        let hook = &world.webhook;
+        let (mut failing, mut failing_task) = accepted(hook, at(10));
+        failing.id = taken.id;
+        failing_task.invocation_id = taken.id;
+        let (first, first_task) = accepted(hook, at(11));
+        let (second, second_task) = accepted(hook, at(12));
+        let (other, other_task) = accepted(hook, at(13));
+        let (later, later_task) = accepted(hook, at(20));
+        let (later_again, later_again_task) = accepted(hook, at(21));
+        let (shared_again, shared_again_task) = accepted(hook, at(22));
+
+        let mut conn = connect(&options, false).expect("connect");
+        let (jobs, answers): (Vec<_>, Vec<_>) = [
+            claiming(&failing, &failing_task, "shared"),
+            claiming(&first, &first_task, "shared"),
+            claiming(&second, &second_task, "shared"),
+            claiming(&other, &other_task, "other"),
+        ]
+        .into_iter()
+        .unzip();
+        commit_together(&mut conn, jobs);
+        let [failed, first_answer, second_answer, other_answer] =
+            <[Answer; 4]>::try_from(answers).expect("four answers");
+        assert!(
+            matches!(answer(failed), Err(StoreError::Conflict(_))),
+            "the write with a taken id fails alone"
+        );
+        assert_eq!(answer(first_answer).expect("first"), ClaimOutcome::Recorded);
+        assert_eq!(
+            answer(second_answer).expect("second"),
+            duplicate_of(&first, &first_task)
+        );
+        assert_eq!(answer(other_answer).expect("other"), ClaimOutcome::Recorded);
+
+        let (jobs, answers): (Vec<_>, Vec<_>) = [
+            claiming(&later, &later_task, "again"),
+            claiming(&later_again, &later_again_task, "again"),
+            claiming(&shared_again, &shared_again_task, "shared"),
+        ]
+        .into_iter()
+        .unzip();
+        commit_together(&mut conn, jobs);
+        let [later_answer, later_again_answer, shared_again_answer] =
+            <[Answer; 3]>::try_from(answers).expect("three answers");
+        assert_eq!(answer(later_answer).expect("later"), ClaimOutcome::Recorded);
+        assert_eq!(
+            answer(later_again_answer).expect("later again"),
+            duplicate_of(&later, &later_task)
+        );
+        assert_eq!(
+            answer(shared_again_answer).expect("shared again"),
+            duplicate_of(&first, &first_task)
+        );
+        drop(conn);
+
+        let store = SqliteStore::open(options.clone()).await.expect("reopen");
+        for (invocation, task) in [
+            (&first, &first_task),
+            (&other, &other_task),
+            (&later, &later_task),
+        ] {
+            let stored = store.invocation(org, invocation.id).await;
+            assert_eq!(&stored.expect("a recorded invocation"), invocation);
+            let stored = store.task(org, task.id).await;
+            assert_eq!(&stored.expect("its task"), task);
+        }
+        for invocation in [&second, &later_again, &shared_again] {
+            assert!(
+                matches!(
+                    store.invocation(org, invocation.id).await,
+                    Err(StoreError::NotFound)
+                ),
+                "a duplicate writes nothing"
+            );
+        }
+        let listed = store
+            .invocations(org, hook.id, None, page(50))
+            .await
+            .expect("list");
+        assert_eq!(listed.items.len(), 4, "the first write and three claims");
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = options.path.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
     }
 }

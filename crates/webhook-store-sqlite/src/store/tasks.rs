@@ -199,6 +199,7 @@ impl TaskQueue for SqliteStore {
                     tasks::created_at,
                     tasks::updated_at,
                     tasks::attempts_before_round,
+                    tasks::source_provider,
                 ))
                 .into_boxed();
             if let Some(target) = filter.target_id {

@@ -1,8 +1,10 @@
 //! `WebhookStore`: webhooks and their tombstones.
 
+use diesel::dsl::Eq;
 use diesel::prelude::*;
 use webhook_domain::model::{
-    Cursor, OrganizationId, Page, PageRequest, SealedSecret, Timestamp, Webhook, WebhookId,
+    Cursor, InstructionTemplate, OrganizationId, Page, PageRequest, SealedSecret, Timestamp,
+    Webhook, WebhookId,
 };
 use webhook_domain::ports::{StoreError, WebhookStore};
 
@@ -10,8 +12,58 @@ use super::targets::live_target_exists;
 use super::{into_page, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
-use crate::rows::{WebhookRow, event_types_text, id};
+use crate::rows::{WebhookRow, allowed_source_ips_text, event_types_text, id, verification_text};
 use crate::schema::webhooks;
+
+/// The stored forms of a webhook's source settings, allowlist and previous secret that are
+/// not the domain's values as they are.
+struct SourceColumns {
+    verification: Option<String>,
+    allowed_source_ips: Option<String>,
+}
+
+impl SourceColumns {
+    fn of(hook: &Webhook) -> Result<Self, Failure> {
+        Ok(Self {
+            verification: verification_text(hook.source.verification())?,
+            allowed_source_ips: allowed_source_ips_text(&hook.allowed_source_ips)?,
+        })
+    }
+
+    /// The columns' assignments, for an insert or an update.
+    #[expect(
+        clippy::type_complexity,
+        reason = "diesel's types of eight assignments, written once here"
+    )]
+    fn values<'a>(
+        &'a self,
+        hook: &'a Webhook,
+    ) -> (
+        Eq<webhooks::source, &'a str>,
+        Eq<webhooks::verification, Option<&'a str>>,
+        Eq<webhooks::event_type_from, Option<String>>,
+        Eq<webhooks::dedup_key_from, Option<String>>,
+        Eq<webhooks::instruction_template, Option<&'a str>>,
+        Eq<webhooks::allowed_source_ips, Option<&'a str>>,
+        Eq<webhooks::previous_secret, Option<&'a [u8]>>,
+        Eq<webhooks::previous_secret_expires_at, Option<i64>>,
+    ) {
+        let source = &hook.source;
+        (
+            webhooks::source.eq(source.source().as_str()),
+            webhooks::verification.eq(self.verification.as_deref()),
+            webhooks::event_type_from.eq(source.event_type_from().map(ToString::to_string)),
+            webhooks::dedup_key_from.eq(source.dedup_key_from().map(ToString::to_string)),
+            webhooks::instruction_template.eq(source
+                .instruction_template()
+                .map(InstructionTemplate::as_str)),
+            webhooks::allowed_source_ips.eq(self.allowed_source_ips.as_deref()),
+            webhooks::previous_secret.eq(hook.previous_secret.as_ref().map(SealedSecret::as_bytes)),
+            webhooks::previous_secret_expires_at
+                .eq(hook.previous_secret_expires_at.map(Timestamp::unix_micros)),
+        )
+    }
+}
 
 impl WebhookStore for SqliteStore {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
@@ -27,20 +79,25 @@ impl WebhookStore for SqliteStore {
             if !live_target_exists(conn, hook.organization_id, hook.target_id)? {
                 return Err(Failure::not_found());
             }
+            let sources = SourceColumns::of(&hook)?;
             diesel::insert_into(webhooks::table)
                 .values((
-                    webhooks::id.eq(id(hook.id.as_uuid())),
-                    webhooks::organization_id.eq(id(hook.organization_id.as_uuid())),
-                    webhooks::name.eq(hook.name.as_str()),
-                    webhooks::target_id.eq(id(hook.target_id.as_uuid())),
-                    webhooks::event_types.eq(event_types_text(&hook.event_types)),
-                    webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
-                    webhooks::rate_limit_per_minute.eq(i64::from(hook.rate_limit_per_minute.get())),
-                    webhooks::status.eq(hook.status.as_str()),
-                    webhooks::created_at.eq(hook.created_at.unix_micros()),
-                    webhooks::updated_at.eq(hook.updated_at.unix_micros()),
-                    webhooks::last_triggered_at
-                        .eq(hook.last_triggered_at.map(Timestamp::unix_micros)),
+                    (
+                        webhooks::id.eq(id(hook.id.as_uuid())),
+                        webhooks::organization_id.eq(id(hook.organization_id.as_uuid())),
+                        webhooks::name.eq(hook.name.as_str()),
+                        webhooks::target_id.eq(id(hook.target_id.as_uuid())),
+                        webhooks::event_types.eq(event_types_text(&hook.event_types)),
+                        webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
+                        webhooks::rate_limit_per_minute
+                            .eq(i64::from(hook.rate_limit_per_minute.get())),
+                        webhooks::status.eq(hook.status.as_str()),
+                        webhooks::created_at.eq(hook.created_at.unix_micros()),
+                        webhooks::updated_at.eq(hook.updated_at.unix_micros()),
+                        webhooks::last_triggered_at
+                            .eq(hook.last_triggered_at.map(Timestamp::unix_micros)),
+                    ),
+                    sources.values(&hook),
                 ))
                 .execute(conn)?;
             Ok(())
@@ -113,15 +170,20 @@ impl WebhookStore for SqliteStore {
             {
                 return Err(Failure::not_found());
             }
+            let sources = SourceColumns::of(&hook)?;
             diesel::update(webhooks::table.find(id(hook.id.as_uuid())))
                 .set((
-                    webhooks::name.eq(hook.name.as_str()),
-                    webhooks::target_id.eq(id(hook.target_id.as_uuid())),
-                    webhooks::event_types.eq(event_types_text(&hook.event_types)),
-                    webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
-                    webhooks::rate_limit_per_minute.eq(i64::from(hook.rate_limit_per_minute.get())),
-                    webhooks::status.eq(hook.status.as_str()),
-                    webhooks::updated_at.eq(hook.updated_at.unix_micros()),
+                    (
+                        webhooks::name.eq(hook.name.as_str()),
+                        webhooks::target_id.eq(id(hook.target_id.as_uuid())),
+                        webhooks::event_types.eq(event_types_text(&hook.event_types)),
+                        webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
+                        webhooks::rate_limit_per_minute
+                            .eq(i64::from(hook.rate_limit_per_minute.get())),
+                        webhooks::status.eq(hook.status.as_str()),
+                        webhooks::updated_at.eq(hook.updated_at.unix_micros()),
+                    ),
+                    sources.values(&hook),
                 ))
                 .execute(conn)?;
             Ok(())

@@ -4,6 +4,7 @@
 mod durability;
 mod migrate;
 mod permissions;
+mod sources;
 mod support;
 
 use webhook_store_sqlite::SqliteStore;
