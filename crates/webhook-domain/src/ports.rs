@@ -16,11 +16,10 @@ use uuid::Uuid;
 
 use crate::model::{
     ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimedTask, CoalescedRejection,
-    DeliveryAttempt, DeliveryClaim,
-    DeliveryReport, EndpointUrl, IngestRoute, Invocation, InvocationId, InvocationSummary, Lease,
-    Organization, OrganizationId, OutcomeFilter, Page, PageRequest, QueueStats, RateRequest,
-    SealedSecret, Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange,
-    TaskSummary, Timestamp, Webhook, WebhookId,
+    DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl, IngestRoute, Invocation,
+    InvocationId, InvocationSummary, Lease, Organization, OrganizationId, OutcomeFilter, Page,
+    PageRequest, QueueStats, RateRequest, SealedSecret, Secret, Stale, Target, TargetId, Task,
+    TaskFilter, TaskId, TaskStatusChange, TaskSummary, Timestamp, Webhook, WebhookId,
 };
 use crate::rules::RateDecision;
 

@@ -51,13 +51,19 @@ fn auth_headers(source: &str, secret: &str) -> Result<Vec<(HeaderName, HeaderVal
         "github" => {
             let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
             let tag = ring::hmac::sign(&key, BODY.as_bytes());
-            let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            let hex = tag.as_ref().iter().fold(String::new(), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
             Ok(vec![
                 (GITHUB_SIGNATURE, sensitive(&format!("sha256={hex}"))?),
                 (GITHUB_EVENT, HeaderValue::from_static("push")),
             ])
         }
-        other => bail!("the source {other:?} is not one the generator can sign for (generic, github)"),
+        other => {
+            bail!("the source {other:?} is not one the generator can sign for (generic, github)")
+        }
     }
 }
 
@@ -336,19 +342,37 @@ mod tests {
     #[test]
     fn url_file_lines() {
         let targets = Targets::parse(
-            "# webhooks\n\nhttp://127.0.0.1:8080/api/webhooks/a s3cret\n  http://127.0.0.1:8080/api/webhooks/b\n",
+            "# webhooks\n\nhttp://127.0.0.1:8080/api/webhooks/a s3cret\n  http://127.0.0.1:8080/api/webhooks/b\nhttp://127.0.0.1:8080/api/webhooks/c It's-a-Secret-to-Everybody github\n",
         )
         .unwrap();
-        assert_eq!(targets.webhooks.len(), 2);
+        assert_eq!(targets.webhooks.len(), 3);
         assert_eq!(targets.webhooks[0].path, "/api/webhooks/a");
+        let auth = |n: usize| -> Vec<(String, Vec<u8>)> {
+            targets.webhooks[n]
+                .auth
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+                .collect()
+        };
         assert_eq!(
-            targets.webhooks[0]
-                .secret
-                .as_ref()
-                .map(HeaderValue::as_bytes),
-            Some(&b"s3cret"[..])
+            auth(0),
+            vec![("x-webhook-secret".to_owned(), b"s3cret".to_vec())]
         );
-        assert!(targets.webhooks[1].secret.is_none());
+        assert!(auth(1).is_empty());
+        // The body's HMAC-SHA256 under the secret, as GitHub signs.
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"It's-a-Secret-to-Everybody");
+        assert!(auth(2).iter().any(|(name, value)| {
+            name == "x-hub-signature-256"
+                && value.strip_prefix(b"sha256=").is_some_and(|hex| {
+                    let tag: Vec<u8> = hex
+                        .chunks(2)
+                        .map(|pair| {
+                            u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap()
+                        })
+                        .collect();
+                    ring::hmac::verify(&key, BODY.as_bytes(), &tag).is_ok()
+                })
+        }));
     }
 
     #[test]
@@ -358,7 +382,14 @@ mod tests {
             assert!(error.contains(fragment), "{text:?}: {error}");
         };
         check("", "no webhook URL");
-        check("http://a:1/x s extra\n", "expected `URL [SECRET]`");
+        check(
+            "http://a:1/x s github extra\n",
+            "expected `URL [SECRET [SOURCE]]`",
+        );
+        check(
+            "http://a:1/x s gitea\n",
+            "not one the generator can sign for",
+        );
         check("http://a:1/x\nhttp://b:1/y\n", "one server");
     }
 

@@ -138,7 +138,11 @@ impl<E: Entropy> CoalescingCounter<E> {
             .or_insert(tally);
     }
 
-    fn invocation(&self, (webhook_id, reason, test, duplicate_of): Key, tally: Tally) -> Invocation {
+    fn invocation(
+        &self,
+        (webhook_id, reason, test, duplicate_of): Key,
+        tally: Tally,
+    ) -> Invocation {
         let (http_status, code) = reason.answer();
         let (outcome, error_code) = match reason {
             CoalescedReason::Duplicate => (InvocationOutcome::Duplicate, None),
@@ -215,7 +219,31 @@ mod tests {
             source_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, ip))),
             at: Timestamp::from_unix_micros(at),
             test: false,
+            duplicate_of: None,
         }
+    }
+
+    #[test]
+    fn duplicates_are_entries_of_their_own_naming_the_first_request() {
+        let counter = CoalescingCounter::new(Counting::default());
+        let first = InvocationId::from_uuid(Uuid::from_u128(77));
+        let other = InvocationId::from_uuid(Uuid::from_u128(78));
+        let duplicate = |of, at| CoalescedRejection {
+            duplicate_of: Some(of),
+            ..rejection(1, CoalescedReason::Duplicate, at, 1)
+        };
+        counter.count(duplicate(first, 10));
+        counter.count(duplicate(first, 11));
+        counter.count(duplicate(other, 12));
+        let mut drained = counter.drain();
+        drained.sort_by_key(|i| i.received_at);
+        assert_eq!(drained.len(), 2, "one entry per first request");
+        assert_eq!(drained[0].outcome, InvocationOutcome::Duplicate);
+        assert_eq!(drained[0].duplicate_of, Some(first));
+        assert_eq!(drained[0].repeat_count, 2);
+        assert_eq!(drained[0].http_status, 200);
+        assert_eq!(drained[0].error_code, None);
+        assert_eq!(drained[1].duplicate_of, Some(other));
     }
 
     #[test]

@@ -230,9 +230,12 @@ mod tests {
             target_id: TargetId::from_uuid(Uuid::from_u128(99)),
             status: WebhookStatus::Active,
             secret: None,
+            previous_secret: None,
             event_types: EventTypes::all(),
             webhook_quota: RatePerMinute::WEBHOOK_DEFAULT,
             organization_quota: RatePerMinute::ORGANIZATION_DEFAULT,
+            source: webhook_domain::model::SourceSettings::default(),
+            allowed_source_ips: webhook_domain::model::CidrList::default(),
         })
     }
 

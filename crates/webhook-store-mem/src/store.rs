@@ -893,47 +893,6 @@ impl TaskQueue for MemoryStore {
 #[cfg(feature = "test-util")]
 impl webhook_store_contract::ContractStore for MemoryStore {}
 
-#[cfg(test)]
-mod tests {
-    use webhook_domain::model::{Name, RatePerMinute};
-
-    use super::*;
-
-    fn organization() -> Organization {
-        Organization {
-            id: OrganizationId::from_uuid(Uuid::from_u128(1)),
-            name: Name::parse("Acme").unwrap(),
-            rate_limit_per_minute: RatePerMinute::ORGANIZATION_DEFAULT,
-            created_at: Timestamp::UNIX_EPOCH,
-            updated_at: Timestamp::UNIX_EPOCH,
-        }
-    }
-
-    #[tokio::test]
-    async fn an_unavailable_store_answers_unavailable_and_writes_nothing() {
-        let store = MemoryStore::new();
-        let clone = store.clone();
-        store.set_unavailable(true);
-        assert!(clone.is_unavailable(), "clones share the switch");
-        assert!(matches!(
-            clone.insert_organization(&organization()).await,
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            clone.count_organizations().await,
-            Err(StoreError::Unavailable(_))
-        ));
-        assert!(matches!(
-            clone.purge_invocations(Timestamp::UNIX_EPOCH).await,
-            Err(StoreError::Unavailable(_))
-        ));
-        store.set_unavailable(false);
-        assert_eq!(clone.count_organizations().await.unwrap(), 0);
-        clone.insert_organization(&organization()).await.unwrap();
-        assert_eq!(store.count_organizations().await.unwrap(), 1);
-    }
-}
-
 /// Writes an invocation and its task, after checking everything first: nothing is written
 /// unless everything can be.
 fn record(
@@ -985,4 +944,45 @@ fn record(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use webhook_domain::model::{Name, RatePerMinute};
+
+    use super::*;
+
+    fn organization() -> Organization {
+        Organization {
+            id: OrganizationId::from_uuid(Uuid::from_u128(1)),
+            name: Name::parse("Acme").unwrap(),
+            rate_limit_per_minute: RatePerMinute::ORGANIZATION_DEFAULT,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_answers_unavailable_and_writes_nothing() {
+        let store = MemoryStore::new();
+        let clone = store.clone();
+        store.set_unavailable(true);
+        assert!(clone.is_unavailable(), "clones share the switch");
+        assert!(matches!(
+            clone.insert_organization(&organization()).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            clone.count_organizations().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            clone.purge_invocations(Timestamp::UNIX_EPOCH).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        store.set_unavailable(false);
+        assert_eq!(clone.count_organizations().await.unwrap(), 0);
+        clone.insert_organization(&organization()).await.unwrap();
+        assert_eq!(store.count_organizations().await.unwrap(), 1);
+    }
 }

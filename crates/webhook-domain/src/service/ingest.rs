@@ -430,48 +430,27 @@ impl<A: Adapters> Ingest<A> {
         headers: &impl RequestHeaders,
         request: IngestBody<'_>,
     ) -> IngestOutcome {
-        let (body, admission) = match self.authenticate_and_charge(admission, headers, request.body).await
+        let (body, admission) = match self
+            .authenticate_and_charge(admission, headers, request.body)
+            .await
         {
             Ok(admitted) => admitted,
             Err(outcome) => return outcome,
         };
-        let media = MediaType::of(request.content_type);
-        let json = match admission.route.source.payload_json(media, body) {
-            Ok(json) => json,
-            Err(refused) => {
-                let rejection = match refused {
-                    BodyRefused::UnsupportedMediaType { expected } => {
-                        IngestRejection::UnsupportedMediaType { expected }
-                    }
-                    BodyRefused::InvalidForm(reason) => {
-                        IngestRejection::InvalidPayload(InvalidPayload::InvalidForm(reason))
-                    }
-                };
-                return self.reject_logged(&admission, rejection).await;
-            }
-        };
-        let (payload, fields) = match Payload::parse_object(&json) {
+        let (payload, fields) = match self
+            .parse_payload(&admission, request.content_type, body)
+            .await
+        {
             Ok(parsed) => parsed,
-            Err(e) => {
-                let rejection = IngestRejection::InvalidPayload(e);
-                return self.reject_logged(&admission, rejection).await;
-            }
+            Err(outcome) => return outcome,
         };
         let extraction = self.read_event(&admission, headers, &payload, fields);
-        let Admission {
-            route,
-            received_at,
-            source_ip,
-            authentication,
-            test,
-            rate,
-        } = admission;
-        let mut invocation = Invocation {
-            id: InvocationId::from_uuid(time_ordered_id(&self.entropy, received_at)),
-            organization_id: route.organization_id,
-            webhook_id: route.webhook_id,
-            received_at,
-            source_ip,
+        let invocation = Invocation {
+            id: InvocationId::from_uuid(time_ordered_id(&self.entropy, admission.received_at)),
+            organization_id: admission.route.organization_id,
+            webhook_id: admission.route.webhook_id,
+            received_at: admission.received_at,
+            source_ip: admission.source_ip,
             event_type: None,
             payload: Some(payload.clone()),
             outcome: InvocationOutcome::Ignored,
@@ -479,26 +458,76 @@ impl<A: Adapters> Ingest<A> {
             error_code: None,
             task_id: None,
             repeat_count: 1,
-            test,
+            test: admission.test,
             target_response: None,
             delivery_id: None,
             duplicate_of: None,
             instruction_fallback: None,
         };
-        let event = match extraction {
+        match extraction {
             Extraction::Handshake(handshake) => {
-                invocation.event_type = Some(handshake.event_type().to_owned());
-                return match self.store.record_invocation(&invocation, None).await {
-                    Ok(()) => IngestOutcome::Handshake {
-                        invocation_id: invocation.id,
-                        handshake,
-                        rate,
-                    },
-                    Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
-                };
+                self.answer_handshake(invocation, handshake, admission.rate)
+                    .await
             }
-            Extraction::Event(event) => event,
+            Extraction::Event(event) => {
+                self.commit_event(admission, invocation, payload, event)
+                    .await
+            }
+        }
+    }
+
+    /// The media type and the JSON object: the body as the source posts it (forms turned into
+    /// the JSON they carry), validated. A refusal is logged.
+    async fn parse_payload(
+        &self,
+        admission: &Admission,
+        content_type: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(Payload, PayloadFields), IngestOutcome> {
+        let media = MediaType::of(content_type);
+        let rejection = match admission.route.source.payload_json(media, body) {
+            Ok(json) => match Payload::parse_object(&json) {
+                Ok(parsed) => return Ok(parsed),
+                Err(e) => IngestRejection::InvalidPayload(e),
+            },
+            Err(BodyRefused::UnsupportedMediaType { expected }) => {
+                IngestRejection::UnsupportedMediaType { expected }
+            }
+            Err(BodyRefused::InvalidForm(reason)) => {
+                IngestRejection::InvalidPayload(InvalidPayload::InvalidForm(reason))
+            }
         };
+        Err(self.reject_logged(admission, rejection).await)
+    }
+
+    /// A handshake or ping: logged as ignored under its own event type, answered without a
+    /// task.
+    async fn answer_handshake(
+        &self,
+        mut invocation: Invocation,
+        handshake: Handshake,
+        rate: RateStatus,
+    ) -> IngestOutcome {
+        invocation.event_type = Some(handshake.event_type().to_owned());
+        match self.store.record_invocation(&invocation, None).await {
+            Ok(()) => IngestOutcome::Handshake {
+                invocation_id: invocation.id,
+                handshake,
+                rate,
+            },
+            Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
+        }
+    }
+
+    /// An event: its task when its type is subscribed, committed with the invocation, and its
+    /// delivery id claimed in the same transaction; a repeat of a claimed id is a duplicate.
+    async fn commit_event(
+        &self,
+        admission: Admission,
+        mut invocation: Invocation,
+        payload: Payload,
+        event: EventFields,
+    ) -> IngestOutcome {
         let EventFields {
             event_type,
             delivery_id,
@@ -509,45 +538,35 @@ impl<A: Adapters> Ingest<A> {
         invocation.event_type.clone_from(&event_type);
         invocation.delivery_id.clone_from(&delivery_id);
         invocation.instruction_fallback = template_fallback.map(|f| f.to_string());
-        let task = route.event_types.selects(event_type.as_deref()).then(|| {
-            let task_id = TaskId::from_uuid(time_ordered_id(&self.entropy, received_at));
-            invocation.outcome = InvocationOutcome::Accepted;
-            invocation.http_status = 202;
-            invocation.task_id = Some(task_id);
-            Task {
-                id: task_id,
-                organization_id: route.organization_id,
-                target_id: route.target_id,
-                webhook_id: route.webhook_id,
-                invocation_id: invocation.id,
-                instruction,
-                context: payload,
-                event_type,
-                status: TaskStatus::Queued,
-                test,
-                source: TaskSource {
-                    verified: matches!(
-                        authentication,
-                        Authentication::Decided(Authenticity::Verified)
-                    ),
-                    source_ip,
-                    received_at,
-                    provider: route.source.source(),
-                },
-                attempts: 0,
-                attempts_before_round: 0,
-                next_attempt_at: received_at,
-                last_error: None,
-                created_at: received_at,
-                updated_at: received_at,
-            }
-        });
+        let task = admission
+            .route
+            .event_types
+            .selects(event_type.as_deref())
+            .then(|| {
+                self.new_task(
+                    &admission,
+                    &mut invocation,
+                    payload,
+                    instruction,
+                    event_type,
+                )
+            });
+        let Admission {
+            route,
+            received_at,
+            source_ip,
+            test,
+            rate,
+            ..
+        } = admission;
         // Only outside senders claim their delivery ids: a test (or a replay) is never a
         // sender's retry.
-        let claim = delivery_id.filter(|_| !test).map(|delivery_id| DeliveryClaim {
-            delivery_id,
-            window_start: received_at.minus(self.config.dedup_window),
-        });
+        let claim = delivery_id
+            .filter(|_| !test)
+            .map(|delivery_id| DeliveryClaim {
+                delivery_id,
+                window_start: received_at.minus(self.config.dedup_window),
+            });
         let recorded = match &claim {
             Some(claim) => {
                 self.store
@@ -594,6 +613,50 @@ impl<A: Adapters> Ingest<A> {
                 }
             }
             Err(e) => IngestOutcome::rejected(IngestRejection::store(e)),
+        }
+    }
+
+    /// The queued task of `invocation`, which becomes accepted and names it.
+    fn new_task(
+        &self,
+        admission: &Admission,
+        invocation: &mut Invocation,
+        payload: Payload,
+        instruction: Option<String>,
+        event_type: Option<String>,
+    ) -> Task {
+        let received_at = admission.received_at;
+        let task_id = TaskId::from_uuid(time_ordered_id(&self.entropy, received_at));
+        invocation.outcome = InvocationOutcome::Accepted;
+        invocation.http_status = 202;
+        invocation.task_id = Some(task_id);
+        let route = &admission.route;
+        Task {
+            id: task_id,
+            organization_id: route.organization_id,
+            target_id: route.target_id,
+            webhook_id: route.webhook_id,
+            invocation_id: invocation.id,
+            instruction,
+            context: payload,
+            event_type,
+            status: TaskStatus::Queued,
+            test: admission.test,
+            source: TaskSource {
+                verified: matches!(
+                    admission.authentication,
+                    Authentication::Decided(Authenticity::Verified)
+                ),
+                source_ip: admission.source_ip,
+                received_at,
+                provider: route.source.source(),
+            },
+            attempts: 0,
+            attempts_before_round: 0,
+            next_attempt_at: received_at,
+            last_error: None,
+            created_at: received_at,
+            updated_at: received_at,
         }
     }
 
@@ -708,8 +771,8 @@ impl<A: Adapters> Ingest<A> {
             }
         };
         let admission = Admission {
-            rate,
             authentication,
+            rate,
             ..admission
         };
         Ok((body, admission))

@@ -195,7 +195,8 @@ fn every_id_is_a_uuid() {
     assert_eq!(checked, 16);
     for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
         for (field, property) in schema["properties"].as_object().into_iter().flatten() {
-            if field == "id" || field.ends_with("_id") {
+            // A sender's delivery id is the sender's own text, not one of ours.
+            if field == "id" || (field.ends_with("_id") && field != "delivery_id") {
                 let property = resolve(&document, property);
                 assert_eq!(property["format"], "uuid", "{name}.{field}: {property}");
             }
@@ -242,10 +243,15 @@ fn the_enums_are_the_domain_s() {
             InvocationOutcome::Accepted.as_str(),
             InvocationOutcome::Ignored.as_str(),
             InvocationOutcome::Rejected.as_str(),
+            InvocationOutcome::Duplicate.as_str(),
         ],
     );
+    check(
+        "Source",
+        &webhook_domain::model::Source::ALL.map(webhook_domain::model::Source::as_str),
+    );
     let filters = enum_values(schema("OutcomeFilter"));
-    assert_eq!(filters.len(), 4);
+    assert_eq!(filters.len(), 5);
     for filter in filters {
         assert!(OutcomeFilter::parse(filter).is_some(), "{filter}");
     }
@@ -264,6 +270,10 @@ fn the_enums_are_the_domain_s() {
         ("TaskOut", "status", "TaskStatus"),
         ("InvocationOut", "outcome", "InvocationOutcome"),
         ("TestOut", "status", "InvocationOutcome"),
+        ("CreateWebhook", "source", "Source"),
+        ("PatchWebhook", "source", "Source"),
+        ("WebhookOut", "source", "Source"),
+        ("TaskSourceOut", "provider", "Source"),
     ];
     for (object, field, expected) in uses {
         let property = not_null(&document, &schema(object)["properties"][field]);

@@ -738,3 +738,48 @@ pub(crate) async fn concurrent_duplicates_make_one_task<S: Backend>(store: S) {
         202
     );
 }
+
+/// Two nodes on one PostgreSQL database, 64 requests with one delivery id spread over both at
+/// once: exactly one task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_across_two_nodes_on_postgres_make_one_task() {
+    let first_store = webhook_store_pg::test_db::fresh_store().await;
+    let name = first_store.test_database().unwrap();
+    let second_store = webhook_store_pg::PgStore::open(
+        &webhook_store_pg::test_db::database_url(&name),
+        webhook_store_pg::PgStoreOptions::default(),
+    )
+    .unwrap();
+    let first = TestApp::start(first_store.clone());
+    let second = TestApp::start(second_store);
+    let webhook = first.webhook_of(settings(Source::Github), SECRET).await;
+    let body = json!({"ref": "refs/heads/main"}).to_string();
+    let headers = github_headers("push", "across-nodes", &body, SECRET.as_bytes());
+    let answers = futures::future::join_all((0..64).map(|n| {
+        let node = if n % 2 == 0 { &first } else { &second };
+        send(node, &webhook, "application/json", &headers, &body)
+    }))
+    .await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "exactly one 202: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 200),
+        "{statuses:?}"
+    );
+    let tasks = first
+        .store
+        .tasks(
+            webhook.organization_id,
+            webhook_domain::model::TaskFilter::default(),
+            webhook_domain::model::PageRequest::first(100).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tasks.items.len(), 1, "one task");
+    drop((first, second));
+    webhook_store_pg::test_db::drop_database(&name).await;
+}

@@ -140,9 +140,8 @@ fn source_settings(
     };
     let verification = match &fields.verification {
         Some(Some(value)) => Some(Verification::from_json(value).map_err(invalid)?),
-        Some(None) => None,
         None if source == Source::Generic => current.verification().cloned(),
-        None => None,
+        Some(None) | None => None,
     };
     let event_type_from = match &fields.event_type_from {
         Some(text) => parse_field_ref("event_type_from", text.as_deref())?,
