@@ -34,8 +34,7 @@ use crate::rows::{
     endpoint, int, ts,
 };
 use crate::schema::{
-    api_keys, delivery_attempts, delivery_claims, invocations, organizations, targets, tasks,
-    webhooks,
+    api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
 };
 
 /// Translates a failure, looking at whether it cost the connection.
@@ -591,11 +590,10 @@ impl InvocationLog for PgStore {
 
     async fn purge_delivery_claims(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
-        let result = diesel::delete(
-            delivery_claims::table.filter(delivery_claims::claimed_at.lt(at(before))),
-        )
-        .execute(&mut conn)
-        .await;
+        let result = diesel::sql_query(PURGE_CLAIMS)
+            .bind::<sql_types::Timestamptz, _>(at(before))
+            .execute(&mut conn)
+            .await;
         let purged = check(result.map_err(TxError::from), &mut conn)?;
         Ok(u64::try_from(purged).unwrap_or(0))
     }
@@ -712,6 +710,18 @@ impl InvocationLog for PgStore {
         Ok(u64::try_from(purged.deleted).unwrap_or(0))
     }
 }
+
+/// Deletes the delivery-id claims made before `$1`. Their rows are locked in key order, as a
+/// batch claiming ids takes them, so that the purge and a batch taking over lapsed claims never
+/// wait for each other in a cycle; a claim taken over meanwhile is no longer before `$1`, and
+/// stays.
+const PURGE_CLAIMS: &str = "\
+DELETE FROM delivery_claims d USING (
+    SELECT webhook_id, delivery_id FROM delivery_claims WHERE claimed_at < $1
+    ORDER BY webhook_id, delivery_id
+    FOR UPDATE
+) lapsed
+WHERE d.webhook_id = lapsed.webhook_id AND d.delivery_id = lapsed.delivery_id";
 
 /// Deletes the finished invocations received before `$1`, with their tasks and attempts, and
 /// moves `webhooks.last_triggered_at` to the latest accepted invocation deleted, which reads of
