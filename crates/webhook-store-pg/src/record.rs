@@ -1,26 +1,41 @@
-//! The one statement that records a batch of invocations with their tasks: one round trip,
-//! atomic without an explicit transaction, and kept prepared by the connection because its text
-//! never changes. It writes no other row: a webhook's `last_triggered_at` is read from its
-//! invocations, so writers of one webhook's events never wait for each other.
+//! The one statement that records a batch of invocations with their tasks and the delivery ids
+//! they claim: one round trip, atomic without an explicit transaction, and kept prepared by the
+//! connection because its text never changes. It writes no other row: a webhook's
+//! `last_triggered_at` is read from its invocations, so writers of one webhook's events never
+//! wait for each other.
 //!
 //! Each column of the new rows travels as one array parameter; `unnest` turns the arrays back
 //! into rows. The statement is
 //!
 //! ```sql
-//! WITH inv AS (INSERT INTO invocations (…) SELECT * FROM unnest($1::uuid[], …))
-//! INSERT INTO tasks (…) SELECT * FROM unnest($20::uuid[], …)
+//! WITH claim AS (SELECT * FROM unnest($1::uuid[], …) AS n (webhook_id, …, window_start)),
+//! claimed AS (INSERT INTO delivery_claims … ON CONFLICT … DO UPDATE … WHERE <lapsed>
+//!             RETURNING invocation_id),
+//! inv AS (INSERT INTO invocations (…) SELECT * FROM unnest($7::uuid[], …) AS n (…)
+//!         WHERE <not claiming, or claimed>),
+//! task AS (INSERT INTO tasks (…) SELECT * FROM unnest($29::uuid[], …) AS n (…) WHERE <same>)
+//! SELECT invocation_id FROM claimed
 //! ```
+//!
+//! A claim is the row of its (webhook, delivery id) in `delivery_claims`, whose primary key
+//! makes it exact: a claim of an id that another transaction is claiming waits for it, then
+//! finds its row. A held claim (made at or after the claim's `window_start`) is left alone and
+//! its invocation and task are not inserted; a lapsed one is taken over in place. The statement
+//! answers the invocations whose claims it took; the caller reads the holders of the others.
+//! Claims are inserted in key order, so that two batches claiming the same ids cannot wait for
+//! each other in a cycle. One batch claims each (webhook, delivery id) at most once: a row
+//! cannot be claimed twice by one statement.
 //!
 //! Foreign keys hold as they did with one statement per table: PostgreSQL checks them when the
 //! whole statement is done, so a task finds its invocation inserted by the same statement.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use webhook_domain::model::{Invocation, Payload, Task};
+use webhook_domain::model::{DeliveryClaim, Invocation, Payload, Task};
 
 use crate::rows::{at, int};
 
@@ -29,13 +44,13 @@ fn separator(first: &mut bool) -> &'static str {
     if std::mem::take(first) { "" } else { ", " }
 }
 
-/// Declares the new rows of one table as one array per column, with the `INSERT … SELECT *
-/// FROM unnest(…)` that writes them: the column list and the arrays come from one list, so they
-/// cannot fall out of step.
+/// Declares new rows as one array per column, with the `SELECT * FROM unnest(…) AS n (…)` that
+/// turns them back into rows and the column list an `INSERT` names: both come from one list,
+/// so they cannot fall out of step.
 macro_rules! columns {
     (
         $(#[$meta:meta])*
-        $name:ident => $table:literal {
+        $name:ident {
             $($column:ident: $element:ty => $sql:ty as $cast:literal,)*
         }
     ) => {
@@ -46,21 +61,28 @@ macro_rules! columns {
         }
 
         impl<'a> $name<'a> {
-            fn walk_insert<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-                out.push_sql(concat!("INSERT INTO ", $table, " ("));
+            /// `(column, …)`.
+            fn walk_columns(out: &mut AstPass<'_, '_, Pg>) {
+                out.push_sql("(");
                 let mut first = true;
                 $(
                     out.push_sql(separator(&mut first));
                     out.push_sql(stringify!($column));
                 )*
-                out.push_sql(") SELECT * FROM unnest(");
+                out.push_sql(")");
+            }
+
+            /// `SELECT * FROM unnest($1::type[], …) AS n (column, …)`: the rows, as `n`.
+            fn walk_rows<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                out.push_sql("SELECT * FROM unnest(");
                 let mut first = true;
                 $(
                     out.push_sql(separator(&mut first));
                     out.push_bind_param::<Array<$sql>, _>(&self.$column)?;
                     out.push_sql(concat!("::", $cast, "[]"));
                 )*
-                out.push_sql(")");
+                out.push_sql(") AS n ");
+                Self::walk_columns(out);
                 Ok(())
             }
         }
@@ -68,8 +90,21 @@ macro_rules! columns {
 }
 
 columns! {
+    /// Delivery ids claimed, one array element per claim: the columns of `delivery_claims`,
+    /// and the start of each claim's window.
+    Claims {
+        webhook_id: Uuid => SqlUuid as "uuid",
+        delivery_id: &'a str => Text as "text",
+        invocation_id: Uuid => SqlUuid as "uuid",
+        task_id: Option<Uuid> => Nullable<SqlUuid> as "uuid",
+        claimed_at: OffsetDateTime => Timestamptz as "timestamptz",
+        window_start: OffsetDateTime => Timestamptz as "timestamptz",
+    }
+}
+
+columns! {
     /// New invocations, one array element per invocation.
-    Invocations => "invocations" {
+    Invocations {
         id: Uuid => SqlUuid as "uuid",
         organization_id: Uuid => SqlUuid as "uuid",
         webhook_id: Uuid => SqlUuid as "uuid",
@@ -89,12 +124,15 @@ columns! {
         response_error: Option<&'a str> => Nullable<Text> as "text",
         response_at: Option<OffsetDateTime> => Nullable<Timestamptz> as "timestamptz",
         response_succeeded: Option<bool> => Nullable<Bool> as "boolean",
+        delivery_id: Option<&'a str> => Nullable<Text> as "text",
+        duplicate_of: Option<Uuid> => Nullable<SqlUuid> as "uuid",
+        instruction_fallback: Option<&'a str> => Nullable<Text> as "text",
     }
 }
 
 columns! {
     /// New tasks, one array element per task.
-    Tasks => "tasks" {
+    Tasks {
         id: Uuid => SqlUuid as "uuid",
         organization_id: Uuid => SqlUuid as "uuid",
         target_id: Uuid => SqlUuid as "uuid",
@@ -108,12 +146,24 @@ columns! {
         source_verified: bool => Bool as "boolean",
         source_ip: Option<String> => Nullable<Text> as "text",
         source_received_at: OffsetDateTime => Timestamptz as "timestamptz",
+        source_provider: &'static str => Text as "text",
         attempts: i32 => Integer as "integer",
         attempts_before_round: i32 => Integer as "integer",
         next_attempt_at: OffsetDateTime => Timestamptz as "timestamptz",
         last_error: Option<&'a str> => Nullable<Text> as "text",
         created_at: OffsetDateTime => Timestamptz as "timestamptz",
         updated_at: OffsetDateTime => Timestamptz as "timestamptz",
+    }
+}
+
+impl<'a> Claims<'a> {
+    fn push(&mut self, claim: &'a DeliveryClaim, invocation: &Invocation, task: Option<&Task>) {
+        self.webhook_id.push(*invocation.webhook_id.as_uuid());
+        self.delivery_id.push(&claim.delivery_id);
+        self.invocation_id.push(*invocation.id.as_uuid());
+        self.task_id.push(task.map(|t| *t.id.as_uuid()));
+        self.claimed_at.push(at(invocation.received_at));
+        self.window_start.push(at(claim.window_start));
     }
 }
 
@@ -141,6 +191,10 @@ impl<'a> Invocations<'a> {
         self.response_error.push(r.and_then(|r| r.error.as_deref()));
         self.response_at.push(r.map(|r| at(r.at)));
         self.response_succeeded.push(r.map(|r| r.succeeded));
+        self.delivery_id.push(i.delivery_id.as_deref());
+        self.duplicate_of.push(i.duplicate_of.map(|d| *d.as_uuid()));
+        self.instruction_fallback
+            .push(i.instruction_fallback.as_deref());
     }
 }
 
@@ -163,6 +217,7 @@ impl<'a> Tasks<'a> {
         self.source_ip
             .push(t.source.source_ip.map(|ip| ip.to_string()));
         self.source_received_at.push(at(t.source.received_at));
+        self.source_provider.push(t.source.provider.as_str());
         self.attempts.push(int(t.attempts));
         self.attempts_before_round
             .push(int(t.attempts_before_round));
@@ -173,15 +228,27 @@ impl<'a> Tasks<'a> {
     }
 }
 
-/// A batch of invocations with their tasks, written by one statement.
+/// A batch of invocations with their tasks and claims, written by one statement, which answers
+/// the ids of the invocations whose claims it took.
 #[derive(Default)]
 pub(crate) struct RecordBatch<'a> {
+    claims: Claims<'a>,
     invocations: Invocations<'a>,
     tasks: Tasks<'a>,
 }
 
 impl<'a> RecordBatch<'a> {
-    pub(crate) fn push(&mut self, invocation: &'a Invocation, task: Option<&'a Task>) {
+    /// Adds an invocation with its task, written as is, or, with a `claim`, only when the claim
+    /// is taken. A batch holds at most one claim of each (webhook, delivery id).
+    pub(crate) fn push(
+        &mut self,
+        invocation: &'a Invocation,
+        task: Option<&'a Task>,
+        claim: Option<&'a DeliveryClaim>,
+    ) {
+        if let Some(claim) = claim {
+            self.claims.push(claim, invocation, task);
+        }
         self.invocations.push(invocation);
         if let Some(task) = task {
             self.tasks.push(task, invocation);
@@ -195,12 +262,50 @@ impl QueryId for RecordBatch<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
+impl Query for RecordBatch<'_> {
+    /// The invocations whose claims the statement took.
+    type SqlType = SqlUuid;
+}
+
+/// Keeps the rows whose invocation (`n.{column}`) claims nothing, or took its claim.
+fn walk_unless_held(out: &mut AstPass<'_, '_, Pg>, column: &'static str) {
+    out.push_sql(" WHERE n.");
+    out.push_sql(column);
+    out.push_sql(" NOT IN (SELECT invocation_id FROM claim) OR n.");
+    out.push_sql(column);
+    out.push_sql(" IN (SELECT invocation_id FROM claimed)");
+}
+
 impl QueryFragment<Pg> for RecordBatch<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("WITH inv AS (");
-        self.invocations.walk_insert(&mut out)?;
-        out.push_sql(") ");
-        self.tasks.walk_insert(&mut out)
+        out.push_sql("WITH claim AS (");
+        self.claims.walk_rows(&mut out)?;
+        // A held claim's row is locked and left as it is; a lapsed one is taken over.
+        out.push_sql(
+            "), claimed AS (\
+             INSERT INTO delivery_claims AS held \
+             (webhook_id, delivery_id, invocation_id, task_id, claimed_at) \
+             SELECT webhook_id, delivery_id, invocation_id, task_id, claimed_at FROM claim \
+             ORDER BY webhook_id, delivery_id \
+             ON CONFLICT (webhook_id, delivery_id) DO UPDATE SET \
+             invocation_id = excluded.invocation_id, task_id = excluded.task_id, \
+             claimed_at = excluded.claimed_at \
+             WHERE held.claimed_at < (SELECT c.window_start FROM claim c \
+             WHERE c.webhook_id = excluded.webhook_id AND c.delivery_id = excluded.delivery_id) \
+             RETURNING invocation_id\
+             ), inv AS (INSERT INTO invocations ",
+        );
+        Invocations::walk_columns(&mut out);
+        out.push_sql(" ");
+        self.invocations.walk_rows(&mut out)?;
+        walk_unless_held(&mut out, "id");
+        out.push_sql("), task AS (INSERT INTO tasks ");
+        Tasks::walk_columns(&mut out);
+        out.push_sql(" ");
+        self.tasks.walk_rows(&mut out)?;
+        walk_unless_held(&mut out, "invocation_id");
+        out.push_sql(") SELECT invocation_id FROM claimed");
+        Ok(())
     }
 }
 
@@ -209,6 +314,8 @@ mod tests {
     use diesel::QueryableByName;
     use diesel::sql_types::BigInt;
     use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    use uuid::Uuid;
+    use webhook_domain::model::DeliveryClaim;
     use webhook_store_contract::ContractStore as _;
     use webhook_store_contract::fixtures::{World, accepted, at, rejected};
 
@@ -221,8 +328,8 @@ mod tests {
         n: i64,
     }
 
-    /// Batches of any size run one statement that the connection prepared once: a batch costs
-    /// one round trip.
+    /// Batches of any size, with claims or without, run one statement that the connection
+    /// prepared once: a batch costs one round trip.
     #[tokio::test]
     async fn batches_share_one_prepared_statement() {
         let store = fresh_store().await;
@@ -232,31 +339,51 @@ mod tests {
 
         let (one, one_task) = accepted(&world.webhook, at(1));
         let mut batch = RecordBatch::default();
-        batch.push(&one, Some(&one_task));
-        assert_eq!(batch.execute(&mut conn).await.expect("first batch"), 1);
+        batch.push(&one, Some(&one_task), None);
+        let taken = batch.load::<Uuid>(&mut conn).await.expect("first batch");
+        assert!(taken.is_empty(), "no claims: {taken:?}");
 
         let (two, two_task) = accepted(&world.webhook, at(2));
         let three = rejected(&world.webhook, at(3));
+        let (four, four_task) = accepted(&world.webhook, at(4));
+        let claim = DeliveryClaim {
+            delivery_id: "delivery-4".to_owned(),
+            window_start: at(0),
+        };
         let mut batch = RecordBatch::default();
-        batch.push(&two, Some(&two_task));
-        batch.push(&three, None);
-        assert_eq!(batch.execute(&mut conn).await.expect("second batch"), 1);
+        batch.push(&two, Some(&two_task), None);
+        batch.push(&three, None, None);
+        batch.push(&four, Some(&four_task), Some(&claim));
+        let taken = batch.load::<Uuid>(&mut conn).await.expect("second batch");
+        assert_eq!(taken, vec![*four.id.as_uuid()]);
+
+        // The same id again, within its window: held, so this invocation and task are not
+        // written; the rest of the batch is.
+        let (five, five_task) = accepted(&world.webhook, at(5));
+        let (six, six_task) = accepted(&world.webhook, at(6));
+        let mut batch = RecordBatch::default();
+        batch.push(&five, Some(&five_task), Some(&claim));
+        batch.push(&six, Some(&six_task), None);
+        let taken = batch.load::<Uuid>(&mut conn).await.expect("third batch");
+        assert!(taken.is_empty(), "the claim is held: {taken:?}");
 
         let prepared = diesel::sql_query(
             "SELECT count(*) AS n FROM pg_prepared_statements \
-             WHERE statement LIKE 'WITH inv AS (INSERT INTO invocations %'",
+             WHERE statement LIKE 'WITH claim AS (SELECT * FROM unnest(%'",
         )
         .get_result::<Count>(&mut conn)
         .await
         .expect("pg_prepared_statements is readable");
         assert_eq!(prepared.n, 1);
         let stored = diesel::sql_query(
-            "SELECT (SELECT count(*) FROM invocations) + (SELECT count(*) FROM tasks) AS n",
+            "SELECT (SELECT count(*) FROM invocations) + (SELECT count(*) FROM tasks) \
+             + (SELECT count(*) FROM delivery_claims) AS n",
         )
         .get_result::<Count>(&mut conn)
         .await
         .expect("count");
-        assert_eq!(stored.n, 5);
+        // Five invocations (not the fifth), four tasks (the rejected one has none), one claim.
+        assert_eq!(stored.n, 5 + 4 + 1);
         drop(conn);
         store.teardown().await;
     }

@@ -6,10 +6,11 @@ use diesel::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
-    InvocationId, InvocationOutcome, Name, Organization, OrganizationId, Payload, RatePerMinute,
-    Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
+    ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
+    InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
+    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
+    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
+    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -41,6 +42,10 @@ fn name(text: &str) -> Result<Name, StoreError> {
 
 fn rate(n: i32) -> Result<RatePerMinute, StoreError> {
     RatePerMinute::new(unsigned(n, "rate")?).map_err(|_| corrupt("rate"))
+}
+
+pub(crate) fn source(text: &str) -> Result<Source, StoreError> {
+    Source::parse(text).ok_or_else(|| corrupt("source"))
 }
 
 fn ip(text: Option<&str>) -> Result<Option<IpAddr>, StoreError> {
@@ -190,6 +195,14 @@ pub(crate) struct WebhookRow {
     #[diesel(select_expression = diesel::dsl::sql::<NullableTime>(LAST_TRIGGERED_AT))]
     #[diesel(select_expression_type = diesel::expression::SqlLiteral<NullableTime>)]
     pub(crate) last_triggered_at: Option<OffsetDateTime>,
+    pub(crate) source: String,
+    pub(crate) verification: Option<serde_json::Value>,
+    pub(crate) event_type_from: Option<String>,
+    pub(crate) dedup_key_from: Option<String>,
+    pub(crate) instruction_template: Option<String>,
+    pub(crate) allowed_source_ips: Vec<String>,
+    pub(crate) previous_secret: Option<Vec<u8>>,
+    pub(crate) previous_secret_expires_at: Option<OffsetDateTime>,
 }
 
 type NullableTime = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
@@ -201,9 +214,17 @@ const LAST_TRIGGERED_AT: &str = "GREATEST(webhooks.last_triggered_at, \
      (SELECT max(i.received_at) FROM invocations i \
       WHERE i.webhook_id = webhooks.id AND i.outcome = 'accepted'))";
 
-impl From<&Webhook> for WebhookRow {
-    fn from(w: &Webhook) -> Self {
-        Self {
+impl TryFrom<&Webhook> for WebhookRow {
+    type Error = StoreError;
+
+    fn try_from(w: &Webhook) -> Result<Self, StoreError> {
+        let settings = &w.source;
+        let verification = settings
+            .verification()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| StoreError::Internal(Box::new(e)))?;
+        Ok(Self {
             id: *w.id.as_uuid(),
             organization_id: *w.organization_id.as_uuid(),
             name: w.name.as_str().to_owned(),
@@ -220,7 +241,47 @@ impl From<&Webhook> for WebhookRow {
             created_at: at(w.created_at),
             updated_at: at(w.updated_at),
             last_triggered_at: w.last_triggered_at.map(at),
-        }
+            source: settings.source().as_str().to_owned(),
+            verification,
+            event_type_from: settings.event_type_from().map(ToString::to_string),
+            dedup_key_from: settings.dedup_key_from().map(ToString::to_string),
+            instruction_template: settings
+                .instruction_template()
+                .map(|t| t.as_str().to_owned()),
+            allowed_source_ips: w
+                .allowed_source_ips
+                .as_slice()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            previous_secret: w.previous_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            previous_secret_expires_at: w.previous_secret_expires_at.map(at),
+        })
+    }
+}
+
+impl WebhookRow {
+    /// The source settings the row's columns hold.
+    fn source_settings(&self) -> Result<SourceSettings, StoreError> {
+        let field = |text: &Option<String>, what| {
+            text.as_deref()
+                .map(|t| FieldRef::parse(t).map_err(|_| corrupt(what)))
+                .transpose()
+        };
+        SourceSettings::new(
+            source(&self.source)?,
+            self.verification
+                .as_ref()
+                .map(|v| Verification::from_json(v).map_err(|_| corrupt("verification")))
+                .transpose()?,
+            field(&self.event_type_from, "event_type_from")?,
+            field(&self.dedup_key_from, "dedup_key_from")?,
+            self.instruction_template
+                .as_deref()
+                .map(|t| InstructionTemplate::parse(t).map_err(|_| corrupt("instruction template")))
+                .transpose()?,
+        )
+        .map_err(|_| corrupt("source settings"))
     }
 }
 
@@ -228,6 +289,7 @@ impl TryFrom<WebhookRow> for Webhook {
     type Error = StoreError;
 
     fn try_from(row: WebhookRow) -> Result<Self, StoreError> {
+        let source = row.source_settings()?;
         Ok(Self {
             id: WebhookId::from_uuid(row.id),
             organization_id: OrganizationId::from_uuid(row.organization_id),
@@ -235,6 +297,11 @@ impl TryFrom<WebhookRow> for Webhook {
             target_id: TargetId::from_uuid(row.target_id),
             event_types: EventTypes::parse(&row.event_types).map_err(|_| corrupt("event types"))?,
             secret: row.secret.map(SealedSecret::from_bytes),
+            previous_secret: row.previous_secret.map(SealedSecret::from_bytes),
+            previous_secret_expires_at: row.previous_secret_expires_at.map(ts),
+            source,
+            allowed_source_ips: CidrList::parse(&row.allowed_source_ips)
+                .map_err(|_| corrupt("allowed source ips"))?,
             rate_limit_per_minute: rate(row.rate_limit_per_minute)?,
             status: WebhookStatus::parse(&row.status).ok_or_else(|| corrupt("webhook status"))?,
             created_at: ts(row.created_at),
@@ -266,6 +333,9 @@ pub(crate) struct InvocationRow {
     pub(crate) response_error: Option<String>,
     pub(crate) response_at: Option<OffsetDateTime>,
     pub(crate) response_succeeded: Option<bool>,
+    pub(crate) delivery_id: Option<String>,
+    pub(crate) duplicate_of: Option<Uuid>,
+    pub(crate) instruction_fallback: Option<String>,
 }
 
 fn status_code(code: Option<i32>) -> Result<Option<u16>, StoreError> {
@@ -303,6 +373,9 @@ impl TryFrom<InvocationRow> for Invocation {
             repeat_count: unsigned(row.repeat_count, "repeat count")?,
             test: row.test,
             target_response,
+            delivery_id: row.delivery_id,
+            duplicate_of: row.duplicate_of.map(InvocationId::from_uuid),
+            instruction_fallback: row.instruction_fallback,
         })
     }
 }
@@ -329,6 +402,7 @@ pub(crate) struct TaskRow {
     pub(crate) created_at: OffsetDateTime,
     pub(crate) updated_at: OffsetDateTime,
     pub(crate) attempts_before_round: i32,
+    pub(crate) source_provider: String,
 }
 
 impl TaskRow {
@@ -360,6 +434,7 @@ impl TaskRow {
                 verified: self.source_verified,
                 source_ip: ip(self.source_ip.as_deref())?,
                 received_at: ts(self.source_received_at),
+                provider: source(&self.source_provider)?,
             },
             attempts: unsigned(self.attempts, "attempts")?,
             attempts_before_round: unsigned(

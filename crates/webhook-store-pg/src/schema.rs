@@ -48,6 +48,14 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         last_triggered_at -> Nullable<Timestamptz>,
+        source -> Text,
+        verification -> Nullable<Jsonb>,
+        event_type_from -> Nullable<Text>,
+        dedup_key_from -> Nullable<Text>,
+        instruction_template -> Nullable<Text>,
+        allowed_source_ips -> Array<Text>,
+        previous_secret -> Nullable<Bytea>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -72,6 +80,9 @@ diesel::table! {
         response_error -> Nullable<Text>,
         response_at -> Nullable<Timestamptz>,
         response_succeeded -> Nullable<Bool>,
+        delivery_id -> Nullable<Text>,
+        duplicate_of -> Nullable<Uuid>,
+        instruction_fallback -> Nullable<Text>,
     }
 }
 
@@ -98,6 +109,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         attempts_before_round -> Integer,
+        source_provider -> Text,
     }
 }
 
@@ -111,6 +123,16 @@ diesel::table! {
         error -> Nullable<Text>,
         at -> Timestamptz,
         succeeded -> Bool,
+    }
+}
+
+diesel::table! {
+    delivery_claims (webhook_id, delivery_id) {
+        webhook_id -> Uuid,
+        delivery_id -> Text,
+        invocation_id -> Uuid,
+        task_id -> Nullable<Uuid>,
+        claimed_at -> Timestamptz,
     }
 }
 
@@ -130,4 +152,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     invocations,
     tasks,
     delivery_attempts,
+    delivery_claims,
 );

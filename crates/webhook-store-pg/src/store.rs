@@ -18,7 +18,9 @@ use webhook_domain::model::{
     OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Target, TargetId, Task, TaskFilter,
     TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
+use webhook_domain::model::{
+    AttemptVerdict, ClaimOutcome, ClaimedTask, DeliveryClaim, Lease, QueueStats, TaskStatusChange,
+};
 use webhook_domain::ports::{
     InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
     WebhookStore,
@@ -149,6 +151,8 @@ fn listed_invocations(
         Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
         Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
         Some(OutcomeFilter::Rejected) => query.filter(invocations::outcome.eq("rejected")),
+        Some(OutcomeFilter::Duplicate) => query.filter(invocations::outcome.eq("duplicate")),
+        // Rejected, or accepted and then failed: never ignored, never a duplicate.
         Some(OutcomeFilter::Failed) => {
             let task_failed = exists(
                 tasks::table
@@ -467,7 +471,7 @@ async fn lock_live_target(
 impl WebhookStore for PgStore {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let row = WebhookRow::from(webhook);
+        let row = WebhookRow::try_from(webhook)?;
         let result = conn
             .transaction(async |conn| {
                 lock_live_target(conn, row.organization_id, row.target_id).await?;
@@ -522,7 +526,7 @@ impl WebhookStore for PgStore {
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let row = WebhookRow::from(webhook);
+        let row = WebhookRow::try_from(webhook)?;
         let result = conn
             .transaction(async |conn| {
                 let (status, target_id) = webhooks::table
@@ -544,6 +548,14 @@ impl WebhookStore for PgStore {
                         webhooks::target_id.eq(row.target_id),
                         webhooks::event_types.eq(&row.event_types),
                         webhooks::secret.eq(&row.secret),
+                        webhooks::previous_secret.eq(&row.previous_secret),
+                        webhooks::previous_secret_expires_at.eq(row.previous_secret_expires_at),
+                        webhooks::source.eq(&row.source),
+                        webhooks::verification.eq(&row.verification),
+                        webhooks::event_type_from.eq(&row.event_type_from),
+                        webhooks::dedup_key_from.eq(&row.dedup_key_from),
+                        webhooks::instruction_template.eq(&row.instruction_template),
+                        webhooks::allowed_source_ips.eq(&row.allowed_source_ips),
                         webhooks::rate_limit_per_minute.eq(row.rate_limit_per_minute),
                         webhooks::status.eq(&row.status),
                         webhooks::updated_at.eq(row.updated_at),
@@ -564,6 +576,26 @@ impl InvocationLog for PgStore {
         task: Option<&Task>,
     ) -> Result<(), StoreError> {
         self.writer.record(invocation, task).await
+    }
+
+    async fn record_claimed(
+        &self,
+        invocation: &Invocation,
+        task: Option<&Task>,
+        claim: &DeliveryClaim,
+    ) -> Result<ClaimOutcome, StoreError> {
+        // In the same statement as the invocation and its task, through the group commit.
+        self.writer.record_claimed(invocation, task, claim).await
+    }
+
+    async fn purge_delivery_claims(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = diesel::sql_query(PURGE_CLAIMS)
+            .bind::<sql_types::Timestamptz, _>(at(before))
+            .execute(&mut conn)
+            .await;
+        let purged = check(result.map_err(TxError::from), &mut conn)?;
+        Ok(u64::try_from(purged).unwrap_or(0))
     }
 
     async fn invocation(
@@ -628,6 +660,9 @@ impl InvocationLog for PgStore {
                 invocations::response_error,
                 invocations::response_at,
                 invocations::response_succeeded,
+                invocations::delivery_id,
+                invocations::duplicate_of,
+                invocations::instruction_fallback,
             ),
             sql::<sql_types::Nullable<sql_types::Text>>(MESSAGE_PREFIX),
             sql::<sql_types::Nullable<sql_types::Text>>(TASK_STATUS),
@@ -675,6 +710,18 @@ impl InvocationLog for PgStore {
         Ok(u64::try_from(purged.deleted).unwrap_or(0))
     }
 }
+
+/// Deletes the delivery-id claims made before `$1`. Their rows are locked in key order, as a
+/// batch claiming ids takes them, so that the purge and a batch taking over lapsed claims never
+/// wait for each other in a cycle; a claim taken over meanwhile is no longer before `$1`, and
+/// stays.
+const PURGE_CLAIMS: &str = "\
+DELETE FROM delivery_claims d USING (
+    SELECT webhook_id, delivery_id FROM delivery_claims WHERE claimed_at < $1
+    ORDER BY webhook_id, delivery_id
+    FOR UPDATE
+) lapsed
+WHERE d.webhook_id = lapsed.webhook_id AND d.delivery_id = lapsed.delivery_id";
 
 /// Deletes the finished invocations received before `$1`, with their tasks and attempts, and
 /// moves `webhooks.last_triggered_at` to the latest accepted invocation deleted, which reads of
@@ -817,6 +864,7 @@ impl TaskQueue for PgStore {
                 tasks::created_at,
                 tasks::updated_at,
                 tasks::attempts_before_round,
+                tasks::source_provider,
             ))
             .into_boxed();
         if let Some(target_id) = filter.target_id {

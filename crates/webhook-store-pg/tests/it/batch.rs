@@ -1,5 +1,6 @@
 //! One batch of the group commit, made on purpose: requests queued behind a writer that waits on
 //! a webhook's row lock are written together, by one statement, once the lock is released.
+//! Claims of delivery ids in a batch settle each caller alone, as they would one by one.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::task::Poll;
@@ -7,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_query;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
-use webhook_domain::model::{Invocation, InvocationId, TargetResponse, Task, TaskStatus};
+use webhook_domain::model::{
+    ClaimOutcome, DeliveryClaim, Invocation, InvocationId, TargetResponse, Task, TaskStatus,
+};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{
-    World, accepted, at, last_triggered_at, payload, rejected, webhook,
+    World, accepted, at, ignored, last_triggered_at, payload, rejected, webhook,
 };
 use webhook_store_pg::test_db::{database_url, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
@@ -28,15 +31,36 @@ async fn one_writer() -> PgStore {
 }
 
 /// Records `requests` as one batch and returns each caller's result, in order.
-///
-/// The writer is first held on `world`'s webhook (another session locks its row, and an
-/// accepted invocation of it waits for the lock); the requests are queued meanwhile, and the
-/// writer takes them all at once when the lock is released.
 async fn one_batch(
     store: &PgStore,
     world: &World,
     requests: &[(Invocation, Option<Task>)],
 ) -> Vec<Result<(), StoreError>> {
+    let requests: Vec<_> = requests
+        .iter()
+        .map(|(invocation, task)| (invocation.clone(), task.clone(), None))
+        .collect();
+    one_claiming_batch(store, world, &requests)
+        .await
+        .into_iter()
+        .map(|result| result.map(|outcome| assert_eq!(outcome, ClaimOutcome::Recorded)))
+        .collect()
+}
+
+/// A request of a batch: an invocation, its task, and the delivery id it claims, if any.
+type Request = (Invocation, Option<Task>, Option<DeliveryClaim>);
+
+/// Records `requests` as one batch, each with its claim when it has one, and returns each
+/// caller's result, in order.
+///
+/// The writer is first held on `world`'s webhook (another session locks its row, and an
+/// accepted invocation of it waits for the lock); the requests are queued meanwhile, and the
+/// writer takes them all at once when the lock is released.
+async fn one_claiming_batch(
+    store: &PgStore,
+    world: &World,
+    requests: &[Request],
+) -> Vec<Result<ClaimOutcome, StoreError>> {
     let database = store.test_database().expect("a test database");
     let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
     let (held, held_task) = accepted(&world.webhook, at(-1));
@@ -53,7 +77,18 @@ async fn one_batch(
 
     let mut calls: Vec<_> = requests
         .iter()
-        .map(|(invocation, task)| Box::pin(store.record_invocation(invocation, task.as_ref())))
+        .map(|(invocation, task, claim)| {
+            let store = store.clone();
+            Box::pin(async move {
+                match claim {
+                    Some(claim) => store.record_claimed(invocation, task.as_ref(), claim).await,
+                    None => store
+                        .record_invocation(invocation, task.as_ref())
+                        .await
+                        .map(|()| ClaimOutcome::Recorded),
+                }
+            })
+        })
         .collect();
     for call in &mut calls {
         // The first poll queues the request; the answer comes after the commit.
@@ -302,4 +337,228 @@ async fn assert_stored(store: &PgStore, written: &[(&Invocation, &Task)]) {
 
 fn assert_not_found<T: std::fmt::Debug>(result: &Result<T, StoreError>) {
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+fn claim(delivery_id: &str, window_start: i64) -> DeliveryClaim {
+    DeliveryClaim {
+        delivery_id: delivery_id.to_owned(),
+        window_start: at(window_start),
+    }
+}
+
+fn duplicate_of(invocation: &Invocation, task: Option<&Task>) -> ClaimOutcome {
+    ClaimOutcome::Duplicate {
+        invocation_id: invocation.id,
+        task_id: task.map(|t| t.id),
+    }
+}
+
+/// A batch settles each claim as if its requests came one by one: a claim held before the
+/// batch, or by an earlier request of it, makes a duplicate that writes nothing, while the rest
+/// of the batch is written; a lapsed claim is taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_in_one_batch_settle_each_caller_alone() {
+    let store = one_writer().await;
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (held, held_task) = accepted(&world.webhook, at(1));
+    let (lapsed, lapsed_task) = accepted(&world.webhook, at(2));
+    for (invocation, task, delivery_id) in [
+        (&held, &held_task, "held"),
+        (&lapsed, &lapsed_task, "lapsed"),
+    ] {
+        let outcome = store
+            .record_claimed(invocation, Some(task), &claim(delivery_id, 0))
+            .await
+            .expect("claim before the batch");
+        assert_eq!(outcome, ClaimOutcome::Recorded);
+    }
+
+    let (repeat, repeat_task) = accepted(&world.webhook, at(10));
+    let (plain, plain_task) = accepted(&world.webhook, at(11));
+    let (fresh, fresh_task) = accepted(&world.webhook, at(12));
+    let (fresh_again, fresh_again_task) = accepted(&world.webhook, at(13));
+    let quiet = ignored(&world.webhook, at(14));
+    let quiet_again = ignored(&world.webhook, at(15));
+    let (late, late_task) = accepted(&world.webhook, at(16));
+    let (repeat_again, repeat_again_task) = accepted(&world.webhook, at(17));
+    let requests = [
+        (
+            repeat.clone(),
+            Some(repeat_task.clone()),
+            Some(claim("held", 0)),
+        ),
+        (plain.clone(), Some(plain_task.clone()), None),
+        (
+            fresh.clone(),
+            Some(fresh_task.clone()),
+            Some(claim("fresh", 0)),
+        ),
+        (
+            fresh_again.clone(),
+            Some(fresh_again_task.clone()),
+            Some(claim("fresh", 0)),
+        ),
+        (quiet.clone(), None, Some(claim("quiet", 0))),
+        (quiet_again.clone(), None, Some(claim("quiet", 0))),
+        (
+            late.clone(),
+            Some(late_task.clone()),
+            Some(claim("lapsed", 5)),
+        ),
+        (
+            repeat_again.clone(),
+            Some(repeat_again_task.clone()),
+            Some(claim("held", 0)),
+        ),
+    ];
+    let results = one_claiming_batch(&store, &world, &requests).await;
+    let outcomes: Vec<_> = results
+        .into_iter()
+        .map(|r| r.expect("every request is settled"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            duplicate_of(&held, Some(&held_task)),
+            ClaimOutcome::Recorded,
+            ClaimOutcome::Recorded,
+            duplicate_of(&fresh, Some(&fresh_task)),
+            ClaimOutcome::Recorded,
+            duplicate_of(&quiet, None),
+            ClaimOutcome::Recorded,
+            duplicate_of(&held, Some(&held_task)),
+        ]
+    );
+
+    assert_stored(
+        &store,
+        &[
+            (&held, &held_task),
+            (&lapsed, &lapsed_task),
+            (&plain, &plain_task),
+            (&fresh, &fresh_task),
+            (&late, &late_task),
+        ],
+    )
+    .await;
+    assert_eq!(store.invocation(org, quiet.id).await.expect("read"), quiet);
+    for (invocation, task) in [
+        (&repeat, &repeat_task),
+        (&fresh_again, &fresh_again_task),
+        (&repeat_again, &repeat_again_task),
+    ] {
+        assert_not_found(&store.invocation(org, invocation.id).await);
+        assert_not_found(&store.task(org, task.id).await);
+    }
+    assert_not_found(&store.invocation(org, quiet_again.id).await);
+
+    // The lapsed claim now belongs to the late request: a repeat within its window names it.
+    let (after, after_task) = accepted(&world.webhook, at(20));
+    let outcome = store
+        .record_claimed(&after, Some(&after_task), &claim("lapsed", 5))
+        .await
+        .expect("repeat of the taken-over claim");
+    assert_eq!(outcome, duplicate_of(&late, Some(&late_task)));
+    store.teardown().await;
+}
+
+/// A request that fails in a batch with claims fails alone: the others are written one by one,
+/// and a later claim of an id whose first claim failed is written in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_claim_in_a_batch_leaves_the_id_to_the_next_claim() {
+    let store = one_writer().await;
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (stored, _) = world.accept(&store, at(0)).await;
+
+    let (first, first_task) = accepted(&world.webhook, at(1));
+    let (second, second_task) = accepted(&world.webhook, at(2));
+    // An invocation id already stored: a `Conflict`, which writes nothing, its claim included.
+    let (clash, clash_task) = accepted(&world.webhook, at(3));
+    let clash = Invocation {
+        id: stored.id,
+        ..clash
+    };
+    let clash_task = Task {
+        invocation_id: stored.id,
+        ..clash_task
+    };
+    let (plain, plain_task) = accepted(&world.webhook, at(4));
+    let (next, next_task) = accepted(&world.webhook, at(5));
+    let (next_again, next_again_task) = accepted(&world.webhook, at(6));
+    let requests = [
+        (
+            first.clone(),
+            Some(first_task.clone()),
+            Some(claim("one", 0)),
+        ),
+        (
+            second.clone(),
+            Some(second_task.clone()),
+            Some(claim("one", 0)),
+        ),
+        (
+            clash.clone(),
+            Some(clash_task.clone()),
+            Some(claim("retried", 0)),
+        ),
+        (plain.clone(), Some(plain_task.clone()), None),
+        (
+            next.clone(),
+            Some(next_task.clone()),
+            Some(claim("retried", 0)),
+        ),
+        (
+            next_again.clone(),
+            Some(next_again_task.clone()),
+            Some(claim("retried", 0)),
+        ),
+    ];
+    let results = one_claiming_batch(&store, &world, &requests).await;
+
+    assert_eq!(results[0].as_ref().ok(), Some(&ClaimOutcome::Recorded));
+    assert_eq!(
+        results[1].as_ref().ok(),
+        Some(&duplicate_of(&first, Some(&first_task)))
+    );
+    assert!(
+        matches!(results[2], Err(StoreError::Conflict(_))),
+        "a stored invocation id: {:?}",
+        results[2]
+    );
+    assert_eq!(results[3].as_ref().ok(), Some(&ClaimOutcome::Recorded));
+    assert_eq!(
+        results[4].as_ref().ok(),
+        Some(&ClaimOutcome::Recorded),
+        "the id whose first claim failed is free"
+    );
+    assert_eq!(
+        results[5].as_ref().ok(),
+        Some(&duplicate_of(&next, Some(&next_task)))
+    );
+    assert_stored(
+        &store,
+        &[
+            (&first, &first_task),
+            (&plain, &plain_task),
+            (&next, &next_task),
+        ],
+    )
+    .await;
+    for task in [&second_task, &clash_task, &next_again_task] {
+        assert_not_found(&store.task(org, task.id).await);
+    }
+    for invocation in [&second, &next_again] {
+        assert_not_found(&store.invocation(org, invocation.id).await);
+    }
+    let url = database_url(&store.test_database().expect("a test database"));
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let claims = sql_query("SELECT count(*) AS n FROM delivery_claims")
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(claims.n, 2, "\"one\" and \"retried\"");
+    drop(conn);
+    store.teardown().await;
 }

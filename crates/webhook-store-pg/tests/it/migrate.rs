@@ -5,10 +5,17 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use tokio::task::JoinSet;
-use webhook_domain::model::Timestamp;
-use webhook_domain::ports::OrganizationStore as _;
+use webhook_domain::model::{
+    CidrList, Invocation, InvocationId, InvocationOutcome, OrganizationId, Source, SourceSettings,
+    TaskId, Timestamp, WebhookId,
+};
+use webhook_domain::ports::{
+    InvocationLog as _, OrganizationStore as _, TaskQueue as _, WebhookStore as _,
+};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::{FirstSchemaIds, check_task_from_the_first_schema};
+use webhook_store_contract::fixtures::{
+    FirstSchemaIds, at, check_task_from_the_first_schema, ignored,
+};
 use webhook_store_pg::test_db::{create_empty_database, database_url};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
@@ -86,5 +93,118 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
         .expect("migrate and connect");
     let retry_at = Timestamp::from_unix_micros(1_800_000_000_000_000);
     check_task_from_the_first_schema(&store, &ids, retry_at).await;
+    store.teardown().await;
+}
+
+/// The migrations up to and including `last`, applied to the empty database at `url`.
+async fn migrate_up_to(url: &str, last: &'static str) {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
+            diesel::Connection::establish(&url).expect("connect");
+        let migrations = FileBasedMigrations::from_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../migrations/postgres"
+        ))
+        .expect("the migrations directory");
+        loop {
+            let version = conn
+                .run_next_migration(migrations.clone())
+                .expect("the next migration")
+                .to_string();
+            if version == last {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("join");
+}
+
+/// A webhook, an accepted invocation and its task stored before webhooks had sources read back
+/// as the `generic` source's, with no overrides, allowlist, previous secret, delivery id,
+/// duplicate or template note; and the log then takes duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_stored_before_sources_are_generic() {
+    let name = create_empty_database().await;
+    let url = database_url(&name);
+    migrate_up_to(&url, "20261127110000").await;
+
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        webhook,
+        invocation,
+        task,
+    } = FirstSchemaIds::random();
+    let t = "'2026-01-01T00:00:00Z'";
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute(&format!(
+        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {t}, {t});
+         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
+             {t}, {t});
+         INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', '\\x01',
+             100, 'active', {t}, {t}, NULL);
+         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {t}, NULL, NULL,
+             '{{\"message\":\"Deploy\"}}', 'accepted', 202, NULL, '{task}', 1, false,
+             NULL, NULL, NULL, NULL, NULL, NULL);
+         INSERT INTO tasks (id, organization_id, target_id, webhook_id, invocation_id,
+             instruction, context, event_type, status, test, source_verified, source_ip,
+             source_received_at, attempts, next_attempt_at, last_error, lease_token,
+             lease_until, created_at, updated_at, attempts_before_round)
+         VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}', 'Deploy', NULL,
+             NULL, 'queued', false, true, NULL, {t}, 0, {t}, NULL, NULL, NULL, {t}, {t}, 0);"
+    ))
+    .await
+    .expect("data of the schema before sources");
+    drop(conn);
+
+    let store = PgStore::connect(&url, PgStoreOptions::default())
+        .await
+        .expect("migrate and connect");
+    let organization = OrganizationId::from_uuid(org);
+    let stored = store
+        .webhook(WebhookId::from_uuid(webhook))
+        .await
+        .expect("the webhook");
+    assert_eq!(stored.source, SourceSettings::default());
+    assert_eq!(stored.allowed_source_ips, CidrList::default());
+    assert!(stored.previous_secret.is_none(), "{stored:?}");
+    assert_eq!(stored.previous_secret_expires_at, None);
+    let logged = store
+        .invocation(organization, InvocationId::from_uuid(invocation))
+        .await
+        .expect("the invocation");
+    assert_eq!(
+        (
+            logged.delivery_id.as_deref(),
+            logged.duplicate_of,
+            logged.instruction_fallback.as_deref()
+        ),
+        (None, None, None)
+    );
+    let queued = store
+        .task(organization, TaskId::from_uuid(task))
+        .await
+        .expect("the task");
+    assert_eq!(queued.source.provider, Source::Generic);
+
+    let duplicate = Invocation {
+        outcome: InvocationOutcome::Duplicate,
+        http_status: 200,
+        duplicate_of: Some(logged.id),
+        ..ignored(&stored, at(1))
+    };
+    store
+        .record_invocation(&duplicate, None)
+        .await
+        .expect("a duplicate");
+    assert_eq!(
+        store
+            .invocation(organization, duplicate.id)
+            .await
+            .expect("read"),
+        duplicate
+    );
     store.teardown().await;
 }

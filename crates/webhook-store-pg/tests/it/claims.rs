@@ -1,0 +1,133 @@
+//! Delivery-id claims where only a shared server shows them: several nodes claiming one id at
+//! once, and a claim whose commit's answer was lost.
+
+use tokio::task::JoinSet;
+use webhook_domain::model::{ClaimOutcome, DeliveryClaim, TaskFilter};
+use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _};
+use webhook_store_contract::fixtures::{World, accepted, at, page};
+use webhook_store_contract::{CommitFault, ContractStore as _};
+use webhook_store_pg::test_db::{database_url, fresh_store};
+use webhook_store_pg::{PgStore, PgStoreOptions};
+
+fn claim(delivery_id: &str) -> DeliveryClaim {
+    DeliveryClaim {
+        delivery_id: delivery_id.to_owned(),
+        window_start: at(0),
+    }
+}
+
+/// Four nodes on one database, each with its own pool and writers, receive the same delivery
+/// 16 times each at once: exactly one request records it, and every other names that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_claiming_one_id_at_once_record_it_once() {
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+    let url = database_url(&store.test_database().expect("a test database"));
+    let nodes: Vec<PgStore> = (0..4)
+        .map(|_| PgStore::open(&url, PgStoreOptions::default()).expect("a node"))
+        .collect();
+    let mut requests = JoinSet::new();
+    for n in 0..64 {
+        let node = nodes[usize::try_from(n % 4).expect("small")].clone();
+        let (invocation, task) = accepted(&world.webhook, at(10 + n));
+        requests.spawn(async move {
+            node.record_claimed(&invocation, Some(&task), &claim("burst"))
+                .await
+                .map(|outcome| (outcome, invocation.id, task.id))
+        });
+    }
+    let outcomes: Vec<_> = requests
+        .join_all()
+        .await
+        .into_iter()
+        .map(|result| result.expect("claim"))
+        .collect();
+    let recorded: Vec<_> = outcomes
+        .iter()
+        .filter(|(outcome, _, _)| *outcome == ClaimOutcome::Recorded)
+        .collect();
+    assert_eq!(recorded.len(), 1, "exactly one request records");
+    let (_, winner, winner_task) = *recorded[0];
+    let duplicate = ClaimOutcome::Duplicate {
+        invocation_id: winner,
+        task_id: Some(winner_task),
+    };
+    for (outcome, _, _) in &outcomes {
+        assert!(
+            *outcome == ClaimOutcome::Recorded || *outcome == duplicate,
+            "{outcome:?}"
+        );
+    }
+    let tasks = store
+        .tasks(world.organization.id, TaskFilter::default(), page(100))
+        .await
+        .expect("tasks");
+    assert_eq!(tasks.items.len(), 1, "one task");
+    drop(nodes);
+    store.teardown().await;
+}
+
+/// A claim whose commit's answer is lost answers what is stored: `Recorded` when it committed;
+/// `Unavailable` when nothing was written, also when the claim was found held (a duplicate
+/// writes nothing: the sender's retry is answered as a duplicate); and an id whose claim never
+/// reached the database stays free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_with_a_lost_commit_answers_what_is_stored() {
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+
+    let (first, first_task) = accepted(&world.webhook, at(1));
+    assert!(store.break_next_commit(CommitFault::AfterCommit));
+    let outcome = store
+        .record_claimed(&first, Some(&first_task), &claim("after"))
+        .await
+        .expect("committed");
+    assert_eq!(outcome, ClaimOutcome::Recorded);
+    assert_eq!(store.invocation(org, first.id).await.expect("read"), first);
+
+    let (repeat, repeat_task) = accepted(&world.webhook, at(2));
+    assert!(store.break_next_commit(CommitFault::AfterCommit));
+    let result = store
+        .record_claimed(&repeat, Some(&repeat_task), &claim("after"))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(matches!(
+        store.invocation(org, repeat.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let retried = store
+        .record_claimed(&repeat, Some(&repeat_task), &claim("after"))
+        .await
+        .expect("the sender's retry");
+    assert_eq!(
+        retried,
+        ClaimOutcome::Duplicate {
+            invocation_id: first.id,
+            task_id: Some(first_task.id),
+        }
+    );
+
+    let (other, other_task) = accepted(&world.webhook, at(3));
+    assert!(store.break_next_commit(CommitFault::BeforeCommit));
+    let result = store
+        .record_claimed(&other, Some(&other_task), &claim("before"))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    let retried = store
+        .record_claimed(&other, Some(&other_task), &claim("before"))
+        .await
+        .expect("the sender's retry");
+    assert_eq!(retried, ClaimOutcome::Recorded);
+    assert_eq!(
+        store.task(org, other_task.id).await.expect("read"),
+        other_task
+    );
+    store.teardown().await;
+}
