@@ -217,6 +217,8 @@
       ],
     },
   ];
+  // How long a rotated-out secret may keep working, as the rotate dialog offers it.
+  const OVERLAPS = [[0, 'None'], [3600, '1 hour'], [86400, '24 hours'], [604800, '7 days']];
 
   const state = { key: null, role: null, org: null, generation: 0, focusAfter: null };
   const main = document.getElementById('main');
@@ -1040,8 +1042,8 @@
           h('p', { id: 'status-help' }, active ? 'Senders get 202 Accepted.' : 'Disabled: senders get 403 webhook_disabled.')),
         toggle),
       h('div', { class: 'switch-row' },
-        h('div', {}, h('strong', {}, 'Secret'), h('p', {}, 'Replace it; the current one stops working at once.')),
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => rotateDialog(webhook) }, 'Rotate secret')),
+        h('div', {}, h('strong', {}, 'Secret'), h('p', {}, 'Replace it, or paste the sender’s new one; the old one may keep working for a while.')),
+        h('button', { type: 'button', class: 'btn btn-small', 'data-action': 'rotate', onclick: () => rotateDialog(webhook) }, 'Rotate secret')),
       h('div', { class: 'switch-row' },
         h('div', {}, h('strong', {}, 'Delete'), h('p', {}, 'Its URL answers 410 Gone forever.')),
         h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => deleteWebhookDialog(webhook) }, 'Delete'))));
@@ -1049,16 +1051,62 @@
   }
 
   function rotateDialog(webhook) {
+    const source = sourceOf(webhook.source);
+    const fromSender = source.secretFrom === 'sender';
+    const generate = h('input', { type: 'radio', name: 'rotate_mode', value: 'generate', checked: !fromSender });
+    const own = h('input', { type: 'radio', name: 'rotate_mode', value: 'own', checked: fromSender });
+    const secret = h('input', { type: 'text', name: 'secret', 'data-field': 'secret', autocomplete: 'off', spellcheck: 'false', minlength: 16, maxlength: 256, placeholder: fromSender ? source.secretPlaceholder || null : null });
+    const secretField = field(fromSender ? source.secretName : 'The sender’s secret', secret, '16 to 256 visible ASCII characters.');
+    const onMode = () => { secretField.hidden = !own.checked; };
+    generate.addEventListener('change', onMode);
+    own.addEventListener('change', onMode);
+    onMode();
+    const overlap = h('div', { class: 'segmented', role: 'radiogroup', 'aria-labelledby': 'overlap-legend' },
+      OVERLAPS.map(([seconds, text]) => h('label', {},
+        h('input', { type: 'radio', name: 'previous_valid_for_seconds', value: String(seconds), checked: seconds === 0, 'data-field': seconds === 0 ? 'previous_valid_for_seconds' : null }),
+        h('span', {}, text))));
     confirmDialog({
       title: 'Rotate the secret?',
-      message: h('p', {}, `Senders using the current secret of “${webhook.name}” are refused (401) from now on, until they use the new one. A new secret is generated and shown once.`),
+      message: [
+        h('fieldset', {},
+          h('legend', {}, 'New secret'),
+          h('div', { class: 'radio-row' },
+            h('label', {}, generate, 'Generate one'),
+            h('label', {}, own, 'Paste the sender’s secret'))),
+        secretField,
+        h('fieldset', {},
+          h('legend', { id: 'overlap-legend' }, 'Keep the old secret valid for'),
+          overlap,
+          h('p', { class: 'hint' }, 'While it lasts, both secrets are accepted, so senders can move to the new one without refused requests. With none, senders still using the old secret are refused (401) from now on.')),
+      ],
       confirmLabel: 'Rotate secret',
       action: async (handle) => {
-        const rotated = await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, {});
-        handle.setTitle('New secret');
-        handle.body.replaceChildren(...secretOnce('secret', rotated.secret),
+        const body = {};
+        if (own.checked) {
+          if (!secret.value.trim()) throw Object.assign(new Error(), { field: 'secret', detail: 'Paste the new secret, or choose Generate one.' });
+          body.secret = secret.value.trim();
+        }
+        const seconds = Number(handle.body.querySelector('input[name="previous_valid_for_seconds"]:checked').value);
+        // Without an overlap nothing is sent: the old secret stops at once, as it always did.
+        if (seconds > 0) body.previous_valid_for_seconds = seconds;
+        const rotated = await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, body);
+        const until = rotated.previous_secret_expires_at;
+        handle.setTitle(own.checked ? 'Secret replaced' : 'New secret');
+        handle.body.replaceChildren(
+          ...(own.checked
+            ? [h('p', { class: 'callout callout-ok', role: 'status' }, 'webhookd now checks requests with the secret you pasted.')]
+            : secretOnce('secret', rotated.secret)),
+          until
+            ? h('p', { class: 'callout callout-info', 'data-previous-secret': '' }, 'The old secret keeps working until ', time(until), '.')
+            : h('p', { class: 'hint' }, 'The old secret no longer works.'),
           h('div', { class: 'dialog-actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => handle.dialog.close() }, 'Done')));
-        handle.body.querySelector('#shown-secret').focus();
+        const focus = handle.body.querySelector('#shown-secret') || handle.body.querySelector('.dialog-actions .btn');
+        focus.focus();
+        handle.dialog.addEventListener('close', async () => {
+          await route({ keepFocus: true });
+          const again = document.querySelector('[data-action="rotate"]');
+          if (again) again.focus();
+        });
       },
     });
   }
