@@ -10,7 +10,7 @@
   const TASK_STATUSES = ['queued', 'delivered', 'in_progress', 'completed', 'failed'];
   const STATUS_LABELS = {
     active: 'Active', disabled: 'Disabled', deleted: 'Deleted',
-    accepted: 'Accepted', ignored: 'Ignored', rejected: 'Rejected',
+    accepted: 'Accepted', ignored: 'Ignored', duplicate: 'Duplicate', rejected: 'Rejected',
     queued: 'Queued', retrying: 'Retrying', delivered: 'Delivered', in_progress: 'In progress', completed: 'Completed', failed: 'Failed',
   };
   // The moves the task lifecycle allows, as the console offers them.
@@ -1158,11 +1158,12 @@
       submit.disabled = true;
       try {
         const outcome = await api('POST', `/api/v1/webhooks/${webhook.id}/test`, { payload: parsed });
-        const kind = outcome.status === 'accepted' ? 'ok' : (outcome.status === 'ignored' ? 'info' : 'warn');
+        const kind = { accepted: 'ok', ignored: 'info', duplicate: 'info' }[outcome.status] || 'warn';
         const explain = {
           accepted: 'The event was accepted and a task was created.',
           ignored: 'The webhook does not subscribe to this event type, so no task was created.',
           rejected: 'A real sender would have been refused.',
+          duplicate: 'An event with the same delivery id was accepted before, so no task was created.',
         }[outcome.status];
         result.replaceChildren(h('div', { class: `callout callout-${kind} test-outcome`, role: 'status' },
           h('div', { class: 'actions' }, badge(outcome.status), h('strong', {}, `HTTP ${outcome.http_status}`),
@@ -1186,7 +1187,7 @@
   // ------------------------------------------------------------------------------------------
   // Invocation log
 
-  const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['rejected', 'Rejected']];
+  const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['duplicate', 'Duplicate'], ['rejected', 'Rejected']];
 
   async function logPage(gen, id, query) {
     const outcome = OUTCOMES.some(([value]) => value === query.get('outcome')) ? query.get('outcome') : '';
@@ -1240,27 +1241,36 @@
     page(webhookHead(webhook), webhookTabs(webhook, 'log'), toolbar, body);
   }
 
-  function invocationItem(item) {
-    const response = item.target_response;
-    const summary = h('summary', {},
-      h('span', { class: 'nowrap' }, time(item.received_at)),
-      h('span', {}, badge(item.outcome)),
-      h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
-      h('span', { class: 'event' },
-        item.event_type ? h('code', {}, item.event_type) : h('span', { class: 'muted' }, 'no event type'),
-        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
-        item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
-      h('span', { class: 'actions source' },
-        item.test ? h('span', { class: 'tag-test' }, 'test') : null,
-        item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical rejections coalesced into this entry' }, `×${item.repeat_count}`) : null,
-        h('span', { class: 'muted mono' }, item.source_ip || '')));
-    const answer = h('dl', { class: 'props' },
+  function shortId(id) {
+    return `${id.slice(0, 8)}…`;
+  }
+
+  function duplicateLink(id) {
+    return h('a', { href: `#/invocations/${id}`, class: 'duplicate-of', 'aria-label': `Duplicate of invocation ${id}` }, `duplicate of ${shortId(id)}`);
+  }
+
+  // Why the webhook's template did not make the task's instruction.
+  function fallbackNote(text) {
+    return h('p', { class: 'callout callout-warn fallback', role: 'note' },
+      h('strong', {}, 'The instruction template did not make the instruction: '), text,
+      '. The task took the payload’s message or the sender’s default instead.');
+  }
+
+  // What the sender was answered, and what it led to.
+  function answerProps(item) {
+    return h('dl', { class: 'props' },
       h('dt', {}, 'Answered'), h('dd', {}, `HTTP ${item.http_status}`, item.error_code ? [' · ', h('code', {}, item.error_code)] : null),
+      item.delivery_id ? [h('dt', {}, 'Delivery id'), h('dd', {}, h('code', {}, item.delivery_id))] : null,
+      item.duplicate_of ? [h('dt', {}, 'Duplicate of'), h('dd', {}, h('a', { href: `#/invocations/${item.duplicate_of}` }, 'The invocation first accepted with this delivery id'))] : null,
       h('dt', {}, 'Source IP'), h('dd', {}, item.source_ip || h('span', { class: 'muted' }, 'unknown')),
       h('dt', {}, 'Task'), h('dd', {}, item.task_id
         ? [h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task'), item.delivery_status ? [' · ', label(item.delivery_status)] : null]
         : h('span', { class: 'muted' }, 'None')));
-    const target = response
+  }
+
+  function targetProps(item) {
+    const response = item.target_response;
+    return response
       ? h('dl', { class: 'props' },
         h('dt', {}, 'Status'), h('dd', {}, response.status_code ? `HTTP ${response.status_code}` : h('span', { class: 'muted' }, 'No answer')),
         h('dt', {}, 'Latency'), h('dd', {}, `${response.latency_ms} ms`),
@@ -1268,17 +1278,37 @@
         response.error ? [h('dt', {}, 'Error'), h('dd', { class: 'field-error' }, response.error)] : null,
         response.body_excerpt ? [h('dt', {}, 'Body'), h('dd', {}, h('pre', { class: 'json' }, response.body_excerpt))] : null)
       : h('p', { class: 'muted' }, item.task_id ? 'No delivery attempt yet: the task waits on the board or for its next attempt.' : 'No delivery: no task was created.');
+  }
+
+  function invocationItem(item) {
+    const summary = h('summary', {},
+      h('span', { class: 'nowrap' }, time(item.received_at)),
+      h('span', {}, badge(item.outcome)),
+      h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
+      h('span', { class: 'event' },
+        item.event_type ? h('code', {}, item.event_type) : h('span', { class: 'muted' }, 'no event type'),
+        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
+        item.duplicate_of ? [' ', duplicateLink(item.duplicate_of)] : null,
+        item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
+      h('span', { class: 'actions source' },
+        item.test ? h('span', { class: 'tag-test' }, 'test') : null,
+        item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical requests coalesced into this entry' }, `×${item.repeat_count}`) : null,
+        h('span', { class: 'muted mono' }, item.source_ip || '')));
+    const fallback = h('div', {}, item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null);
     // Lists carry an excerpt of the payload; the whole of it is read when the entry is opened.
     const payload = h('div', {}, h('h3', {}, 'Payload'), item.payload_excerpt !== null
       ? h('pre', { class: 'json' }, item.payload_excerpt)
       : h('p', { class: 'muted' }, 'No JSON object was received.'));
-    let loaded = item.payload_excerpt === null;
+    let loaded = false;
     const details = h('details', { ontoggle: async () => {
       if (!details.open || loaded) return;
       loaded = true;
       try {
         const whole = await api('GET', `/api/v1/invocations/${encodeURIComponent(item.id)}`);
-        payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'));
+        if (item.payload_excerpt !== null) {
+          payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'));
+        }
+        if (whole.instruction_fallback) fallback.replaceChildren(fallbackNote(whole.instruction_fallback));
       } catch (err) {
         loaded = false;
         toast(errorText(err));
@@ -1287,9 +1317,31 @@
     h('div', { class: 'expanded' },
       payload,
       h('div', { class: 'stack' },
-        h('div', {}, h('h3', {}, 'Answer to the sender'), answer),
-        h('div', {}, h('h3', {}, 'Target response'), target))));
+        fallback,
+        h('div', {}, h('h3', {}, 'Answer to the sender'), answerProps(item)),
+        h('div', {}, h('h3', {}, 'Target response'), targetProps(item)))));
     return h('li', {}, details);
+  }
+
+  // One invocation, whole: where a duplicate's "duplicate of" link leads.
+  async function invocationPage(gen, id) {
+    const item = await api('GET', `/api/v1/invocations/${encodeURIComponent(id)}`);
+    const webhook = await api('GET', `/api/v1/webhooks/${item.webhook_id}`).catch(() => null);
+    if (gen !== state.generation) return;
+    const crumbs = webhook
+      ? [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name), ' / ',
+        h('a', { href: `#/webhooks/${webhook.id}/log` }, 'Invocation log'), ' / ', 'Invocation']
+      : [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', 'Invocation'];
+    page(pageHead(
+      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, item.event_type || 'Invocation'), badge(item.outcome), item.test ? h('span', { class: 'tag-test' }, 'test') : null),
+      h('span', {}, 'Received ', time(item.received_at), item.duplicate_of ? [' · ', duplicateLink(item.duplicate_of)] : null), null, crumbs),
+    h('div', { class: 'grid-2' },
+      h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Payload'),
+        item.payload ? prettyJson(item.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'))),
+      h('div', { class: 'stack' },
+        item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null,
+        h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Answer to the sender'), answerProps(item))),
+        h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Target response'), targetProps(item))))));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1494,7 +1546,8 @@
       h('dt', {}, 'Target'), h('dd', {}, target ? h('a', { href: `#/board/${target.id}` }, target.name) : task.target_id),
       h('dt', {}, 'Webhook'), h('dd', {}, webhook ? h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name) : task.webhook_id),
       h('dt', {}, 'Event type'), h('dd', {}, task.event_type ? h('code', {}, task.event_type) : h('span', { class: 'muted' }, 'None')),
-      h('dt', {}, 'Source'), h('dd', {}, task.source.verified ? 'Verified sender' : 'Unverified sender', task.source.source_ip ? ` · ${task.source.source_ip}` : ''),
+      h('dt', {}, 'Source'), h('dd', {}, task.source.provider ? `${sourceOf(task.source.provider).name} · ` : '',
+        task.source.verified ? 'Verified sender' : 'Unverified sender', task.source.source_ip ? ` · ${task.source.source_ip}` : ''),
       h('dt', {}, 'Received'), h('dd', {}, time(task.source.received_at)),
       h('dt', {}, 'Attempts'), h('dd', {}, String(task.attempts)),
       h('dt', {}, 'Next attempt'), h('dd', {}, time(task.next_attempt_at)),
@@ -1503,7 +1556,7 @@
       h('dt', {}, 'Updated'), h('dd', {}, time(task.updated_at)));
     page(pageHead(
       h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, task.instruction || 'Task'), badge(task.status), task.test ? h('span', { class: 'tag-test' }, 'test') : null),
-      'The instruction comes from the payload’s message: untrusted text from the sender.', null,
+      'The instruction comes from the sender’s payload: untrusted text from outside.', null,
       [h('a', { href: target ? `#/board/${target.id}` : '#/board' }, 'Task board'), ' / ', 'Task']),
     h('div', { class: 'grid-2' },
       h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Context'), h('p', { class: 'lead' }, 'The whole payload.'), prettyJson(task.context))),
@@ -1531,7 +1584,7 @@
     const [path, search] = raw.split('?');
     const query = new URLSearchParams(search || '');
     const parts = path.split('/').filter(Boolean);
-    const section = parts[0] === 'tasks' ? 'board' : parts[0];
+    const section = { tasks: 'board', invocations: 'webhooks' }[parts[0]] || parts[0];
     for (const link of document.querySelectorAll('.mainnav a')) {
       if (link.dataset.section === section) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
@@ -1545,6 +1598,7 @@
       else if (parts[0] === 'targets' && parts.length === 1) await targetsPage(gen);
       else if (parts[0] === 'board' && parts.length <= 2) await boardPage(gen, parts[1]);
       else if (parts[0] === 'tasks' && parts.length === 2) await taskPage(gen, parts[1]);
+      else if (parts[0] === 'invocations' && parts.length === 2) await invocationPage(gen, parts[1]);
       else notFoundPage();
     } catch (error) {
       if (!state.key || gen !== state.generation) return;
