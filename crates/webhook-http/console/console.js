@@ -34,7 +34,8 @@
       auth: 'The `X-Webhook-Secret` header equals the secret.',
       eventType: 'The `X-Event-Type` header, else the payload’s `event_type`.',
       deliveryId: 'The `Idempotency-Key` header.',
-      instruction: 'the payload’s `message`',
+      // The generic sender's instruction is the payload's `message` itself.
+      instruction: null,
       events: 'deploy.*, alert.fired',
       sample: null,
       steps: [
@@ -331,8 +332,17 @@
   function snippet(labelText, text) {
     const id = nextId('snippet');
     return h('div', { class: 'snippet' },
-      h('pre', { id, tabindex: '0', 'aria-label': labelText }, text),
+      // Focusable and named, so that a keyboard can scroll a long line into view.
+      h('pre', { id, tabindex: '0', role: 'region', 'aria-label': labelText }, text),
       h('div', { class: 'actions' }, copyButton(text, labelText)));
+  }
+
+  // Where a task's instruction comes from without a template.
+  function instructionText(source, lower) {
+    const text = source.instruction
+      ? `The payload’s \`message\` when it is a string, else ${source.instruction}.`
+      : 'The payload’s `message` (written as JSON when it is not a string).';
+    return lower ? `t${text.slice(1)}` : text;
   }
 
   function sourceOf(id) {
@@ -807,7 +817,7 @@
         pasted.placeholder = source.secretPlaceholder || '';
         pastedHint.replaceChildren(...richText(source.pasteHint));
       }
-      templateHint.replaceChildren(...richText(`Jinja syntax over the payload. Leave it empty for the payload’s \`message\`, else ${source.instruction}.`));
+      templateHint.replaceChildren(...richText(`Jinja syntax over the payload. Leave it empty for ${instructionText(source, true)}`));
     };
     sender.addEventListener('change', onSender);
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create webhook');
@@ -985,7 +995,7 @@
       h('dt', {}, 'Delivery id from'), h('dd', {}, overridable(webhook.dedup_key_from, source.deliveryId)),
       h('dt', {}, 'Instruction'), h('dd', { 'data-prop': 'instruction' }, webhook.instruction_template
         ? [h('pre', { class: 'template' }, webhook.instruction_template), h('span', { class: 'muted' }, 'Template set on this webhook')]
-        : richText(`The payload’s \`message\` when it is a string, else ${source.instruction}.`)),
+        : richText(instructionText(source))),
       h('dt', {}, 'Allowed source IPs'), h('dd', { 'data-prop': 'allowed_source_ips' }, ips.length
         ? ips.map((cidr) => h('span', { class: 'chip' }, cidr))
         : h('span', { class: 'muted' }, 'Any address')),
@@ -1061,7 +1071,7 @@
     generate.addEventListener('change', onMode);
     own.addEventListener('change', onMode);
     onMode();
-    const overlap = h('div', { class: 'segmented', role: 'radiogroup', 'aria-labelledby': 'overlap-legend' },
+    const overlap = h('div', { class: 'segmented' },
       OVERLAPS.map(([seconds, text]) => h('label', {},
         h('input', { type: 'radio', name: 'previous_valid_for_seconds', value: String(seconds), checked: seconds === 0, 'data-field': seconds === 0 ? 'previous_valid_for_seconds' : null }),
         h('span', {}, text))));
@@ -1075,7 +1085,7 @@
             h('label', {}, own, 'Paste the sender’s secret'))),
         secretField,
         h('fieldset', {},
-          h('legend', { id: 'overlap-legend' }, 'Keep the old secret valid for'),
+          h('legend', {}, 'Keep the old secret valid for'),
           overlap,
           h('p', { class: 'hint' }, 'While it lasts, both secrets are accepted, so senders can move to the new one without refused requests. With none, senders still using the old secret are refused (401) from now on.')),
       ],
