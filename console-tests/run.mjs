@@ -572,7 +572,7 @@ step('a GitHub webhook shows GitHub’s setup steps with its URL and secret; dup
   const duplicate = page.locator('.log > li').filter({ hasText: 'Duplicate' });
   await duplicate.waitFor();
   assert.equal(await page.locator('.log > li').count(), 1);
-  assert.match(await duplicate.textContent(), /pull_request\.opened.*duplicate of/);
+  assert.match(await duplicate.locator('summary').textContent(), /Duplicate.*HTTP 200.*duplicate of/);
   await shot('log-duplicate');
   await duplicate.getByRole('link', { name: `Duplicate of invocation ${first.json.invocation_id}` }).click();
   await heading('pull_request.opened');

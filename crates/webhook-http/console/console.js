@@ -1296,7 +1296,8 @@
       h('span', {}, badge(item.outcome)),
       h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
       h('span', { class: 'event' },
-        item.event_type ? h('code', {}, item.event_type) : h('span', { class: 'muted' }, 'no event type'),
+        // A duplicate is logged without the payload it repeats: its type is the original's.
+        item.event_type ? h('code', {}, item.event_type) : (item.duplicate_of ? null : h('span', { class: 'muted' }, 'no event type')),
         item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
         item.duplicate_of ? [' ', duplicateLink(item.duplicate_of)] : null,
         item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
