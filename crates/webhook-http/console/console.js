@@ -930,6 +930,8 @@
   function samplePayload(webhook) {
     const source = sourceOf(webhook.source);
     if (source.sample) return JSON.stringify(source.sample, null, 2);
+    // Senders that name the event in a header (GitHub, Shopify): the payload cannot type it.
+    if (source.id !== 'generic') return JSON.stringify({ message: 'Test event from the console', test: true }, null, 2);
     const pattern = webhook.event_types.find((p) => !p.endsWith('*'));
     const prefix = webhook.event_types.find((p) => p.endsWith('.*'));
     const payload = { message: 'Test event from the console' };
