@@ -14,6 +14,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -103,10 +104,13 @@ async function stopWebhookd(server) {
   clearTimeout(timer);
 }
 
-/** A request with a deadline; answers the status and the parsed JSON body (or null). */
-async function http(method, url, { headers = {}, body } = {}) {
+/**
+ * A request with a deadline; answers the status and the parsed JSON body (or null). `body` is
+ * sent as JSON, `raw` as it is (a signed body must arrive byte for byte).
+ */
+async function http(method, url, { headers = {}, body, raw } = {}) {
   const response = await fetch(url, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(ACTION_MS),
+    method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)), signal: AbortSignal.timeout(ACTION_MS),
   });
   const text = await response.text();
   let json = null;
@@ -481,5 +485,118 @@ step('targets page lists and deletes; a viewer key sees everything read-only', a
   await page.getByRole('button', { name: 'Delete Deploy bot' }).click();
   await page.getByRole('dialog', { name: 'Delete target “Deploy bot”?' }).getByRole('button', { name: 'Delete “Deploy bot”' }).click();
   await waitForText('.empty', 'No targets yet');
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('a GitHub webhook shows GitHub’s setup steps with its URL and secret; duplicates and rotation show in the console', async () => {
+  const auth = { Authorization: `Bearer ${server.adminKey}`, 'Content-Type': 'application/json' };
+  const target = await http('POST', `${server.base}/api/v1/targets`, { headers: auth, body: { kind: 'agent', name: 'Review bot' } });
+  assert.equal(target.status, 201);
+  await nav('Webhooks').click();
+  await heading('Webhooks');
+  await page.getByRole('button', { name: '+ Create Webhook' }).first().click();
+  const dialog = page.getByRole('dialog', { name: 'Create webhook' });
+  await dialog.getByLabel('Name').fill('Repository events');
+  await dialog.getByLabel('Target').selectOption({ label: 'Review bot (agent)' });
+  await dialog.getByLabel('Sender').selectOption({ label: 'GitHub' });
+  // The hint says what webhookd checks; GitHub signs with a secret webhookd generates.
+  await dialog.getByText('X-Hub-Signature-256').waitFor();
+  assert.equal(await dialog.getByLabel('Generate one for me').isChecked(), true);
+  await dialog.getByLabel('Event types').fill('pull_request.*');
+  await dialog.getByText('Advanced', { exact: true }).click();
+  await dialog.getByLabel('Instruction template').fill('Review {{ pull_request.title }} in {{ repository.full_name }}');
+  await dialog.getByLabel('Allowed source IPs').fill('127.0.0.1/32\n::1/128');
+  await shot('create-webhook-github');
+  const answer = page.waitForResponse((r) => r.url().endsWith('/api/v1/webhooks') && r.request().method() === 'POST');
+  await dialog.getByRole('button', { name: 'Create webhook' }).click();
+  const made = await (await answer).json();
+  assert.equal(made.source, 'github', JSON.stringify(made));
+  assert.deepEqual(made.allowed_source_ips, ['127.0.0.1/32', '::1/128']);
+
+  // GitHub's own words and fields, with the URL and the secret to paste into them.
+  const created = page.getByRole('dialog', { name: 'Webhook created' });
+  const steps = created.locator('.setup');
+  await steps.getByRole('heading', { name: 'Set up GitHub' }).waitFor();
+  const text = await steps.textContent();
+  for (const part of ['Settings → Webhooks → Add webhook', 'Payload URL', 'application/json', 'Secret']) {
+    assert.ok(text.includes(part), `${part} missing from the steps: ${text}`);
+  }
+  assert.ok(!text.includes('X-Hub-Signature-256'), 'the steps speak GitHub’s words, not its headers');
+  const url = await steps.getByLabel('Payload URL', { exact: true }).inputValue();
+  const secret = await steps.getByLabel('Secret', { exact: true }).inputValue();
+  assert.equal(url, made.url);
+  assert.equal(secret, made.secret);
+  await created.getByText('you will not see this again').waitFor();
+  await steps.getByRole('button', { name: 'Copy payload url' }).click();
+  assert.equal(await clipboard(), url);
+  await shot('webhook-created-github');
+  await page.setViewportSize(NARROW);
+  assert.ok(await created.evaluate((d) => d.scrollWidth <= d.clientWidth), 'the dialog scrolls sideways at 390 px');
+  await page.setViewportSize(WIDE);
+  await created.getByRole('button', { name: 'Done' }).click();
+  await heading('Repository events');
+
+  // Its page: the sender, the template, the networks, and the steps without the secret.
+  assert.equal(await page.locator('[data-prop="source"]').textContent(), 'GitHub');
+  await waitForText('[data-prop="instruction"]', 'Review {{ pull_request.title }}');
+  await waitForText('[data-prop="allowed_source_ips"]', '::1/128');
+  const setup = page.locator('section.setup');
+  assert.equal(await setup.getByLabel('Payload URL', { exact: true }).inputValue(), url);
+  assert.ok(!(await setup.textContent()).includes(secret), 'the secret is shown only once');
+
+  // GitHub delivers the same event twice: the second is a duplicate of the first.
+  const body = JSON.stringify({ action: 'opened', pull_request: { title: 'Add retries' }, repository: { full_name: 'acme/api' } });
+  const github = (key, delivery) => ({
+    'Content-Type': 'application/json',
+    'X-GitHub-Event': 'pull_request',
+    'X-GitHub-Delivery': delivery,
+    'X-Hub-Signature-256': `sha256=${createHmac('sha256', key).update(body).digest('hex')}`,
+  });
+  const first = await http('POST', url, { headers: github(secret, 'a1b2c3d4-0000-4000-8000-000000000001'), raw: body });
+  assert.equal(first.status, 202, JSON.stringify(first.json));
+  const again = await http('POST', url, { headers: github(secret, 'a1b2c3d4-0000-4000-8000-000000000001'), raw: body });
+  assert.equal(again.status, 200, JSON.stringify(again.json));
+  assert.equal(again.json.status, 'duplicate');
+  assert.equal(again.json.invocation_id, first.json.invocation_id);
+  const task = await http('GET', `${server.base}/api/v1/tasks/${first.json.task_id}`, { headers: auth });
+  assert.equal(task.json.instruction, 'Review Add retries in acme/api');
+  assert.equal(task.json.source.provider, 'github');
+  await until(async () => {
+    const log = await http('GET', `${server.base}/api/v1/webhooks/${made.id}/invocations?outcome=duplicate`, { headers: auth });
+    return log.json.items.length > 0;
+  }, 'the duplicate in the invocation log');
+
+  await page.getByRole('link', { name: 'Invocation log' }).click();
+  await filter('Duplicate');
+  await page.waitForURL(/outcome=duplicate$/);
+  const duplicate = page.locator('.log > li').filter({ hasText: 'Duplicate' });
+  await duplicate.waitFor();
+  assert.equal(await page.locator('.log > li').count(), 1);
+  assert.match(await duplicate.locator('summary').textContent(), /Duplicate.*HTTP 200.*duplicate of/);
+  await shot('log-duplicate');
+  await duplicate.getByRole('link', { name: `Duplicate of invocation ${first.json.invocation_id}` }).click();
+  await heading('pull_request.opened');
+  await waitForText('.title-row', 'Accepted');
+  await page.getByRole('link', { name: 'Open the task' }).click();
+  await heading('Review Add retries in acme/api');
+  await waitForText('dd', 'GitHub · Verified sender');
+
+  // Rotation with an overlap: both secrets verify until the old one expires.
+  await page.goto(`${server.base}/#/webhooks/${made.id}`);
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  const rotate = page.getByRole('dialog', { name: 'Rotate the secret?' });
+  await rotate.locator('.segmented label').filter({ hasText: '24 hours' }).click();
+  await shot('rotate-secret');
+  await rotate.getByRole('button', { name: 'Rotate secret' }).click();
+  const rotated = page.getByRole('dialog', { name: 'New secret' });
+  const fresh = await rotated.getByLabel('Secret', { exact: true }).inputValue();
+  assert.notEqual(fresh, secret);
+  await rotated.getByText('The old secret keeps working until').waitFor();
+  await rotated.getByRole('button', { name: 'Done' }).click();
+  await waitForText('[data-previous-secret]', 'The previous secret also works until');
+  for (const [key, delivery] of [[secret, 'a1b2c3d4-0000-4000-8000-000000000002'], [fresh, 'a1b2c3d4-0000-4000-8000-000000000003']]) {
+    const sent = await http('POST', url, { headers: github(key, delivery), raw: body });
+    assert.equal(sent.status, 202, JSON.stringify(sent.json));
+  }
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });

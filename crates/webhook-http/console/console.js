@@ -10,7 +10,7 @@
   const TASK_STATUSES = ['queued', 'delivered', 'in_progress', 'completed', 'failed'];
   const STATUS_LABELS = {
     active: 'Active', disabled: 'Disabled', deleted: 'Deleted',
-    accepted: 'Accepted', ignored: 'Ignored', rejected: 'Rejected',
+    accepted: 'Accepted', ignored: 'Ignored', duplicate: 'Duplicate', rejected: 'Rejected',
     queued: 'Queued', retrying: 'Retrying', delivered: 'Delivered', in_progress: 'In progress', completed: 'Completed', failed: 'Failed',
   };
   // The moves the task lifecycle allows, as the console offers them.
@@ -21,6 +21,205 @@
     completed: [],
     failed: [],
   };
+  // The senders a webhook can speak with (its `source`), and how to set each one up. Step and
+  // hint texts are data: **…** is a label in the sender's own interface, `…` is code. A step
+  // may carry a value to copy (`url` or `secret`), a snippet in which {url} and {secret} are
+  // filled in, or `paste`: the place where a secret made by the sender goes into webhookd.
+  const SOURCES = [
+    {
+      id: 'generic',
+      label: 'Generic (X-Webhook-Secret)',
+      name: 'Generic',
+      secretFrom: 'webhookd',
+      auth: 'The `X-Webhook-Secret` header equals the secret.',
+      eventType: 'The `X-Event-Type` header, else the payload’s `event_type`.',
+      deliveryId: 'The `Idempotency-Key` header.',
+      // The generic sender's instruction is the payload's `message` itself.
+      instruction: null,
+      events: 'deploy.*, alert.fired',
+      sample: null,
+      steps: [
+        { text: 'Have the sender POST a JSON object to the webhook URL, with the task’s instruction in `message` and its type in `event_type` (or the `X-Event-Type` header).', value: 'url', label: 'Webhook URL' },
+        { text: 'It sends the secret in the `X-Webhook-Secret` header.', value: 'secret', label: 'Secret' },
+        { text: 'For example, with curl:', label: 'curl example', snippet: 'curl -X POST \'{url}\' \\\n  -H \'Content-Type: application/json\' \\\n  -H \'X-Webhook-Secret: {secret}\' \\\n  -d \'{"message":"Deploy api to production","event_type":"deploy.finished"}\'' },
+        { text: 'To make retries safe, it may send an `Idempotency-Key` header: a repeat within the deduplication window is answered `duplicate` and makes no second task.' },
+      ],
+    },
+    {
+      id: 'github',
+      label: 'GitHub',
+      name: 'GitHub',
+      secretFrom: 'webhookd',
+      auth: '`X-Hub-Signature-256`: an HMAC-SHA256 of the body, keyed with the secret.',
+      eventType: 'The `X-GitHub-Event` header, plus `.action` when the payload has one (`pull_request.opened`).',
+      deliveryId: 'The `X-GitHub-Delivery` header.',
+      instruction: 'the event, repository and title',
+      events: 'push, pull_request.*',
+      sample: null,
+      steps: [
+        { text: 'In GitHub, open the repository’s **Settings → Webhooks → Add webhook** (or the organization’s, for all its repositories).' },
+        { text: '**Payload URL**: the webhook URL.', value: 'url', label: 'Payload URL' },
+        { text: '**Content type**: `application/json`.' },
+        { text: '**Secret**: the webhook’s secret.', value: 'secret', label: 'Secret' },
+        { text: 'Under **Which events would you like to trigger this webhook?**, choose the events, keep **Active** ticked and **Add webhook**. GitHub’s first delivery is a `ping`: webhookd answers it and makes no task.' },
+      ],
+    },
+    {
+      id: 'gitlab',
+      label: 'GitLab',
+      name: 'GitLab',
+      secretFrom: 'webhookd',
+      auth: 'The `X-Gitlab-Token` header equals the secret.',
+      eventType: 'The payload’s `object_kind` (`push`, `merge_request`, `pipeline`…).',
+      deliveryId: 'The `Idempotency-Key` header.',
+      instruction: 'the event, project and title',
+      events: 'merge_request, pipeline',
+      sample: { object_kind: 'pipeline', project: { path_with_namespace: 'acme/api' }, object_attributes: { name: 'Deploy to production' } },
+      steps: [
+        { text: 'In GitLab, open the project’s (or group’s) **Settings → Webhooks → Add new webhook**.' },
+        { text: '**URL**: the webhook URL.', value: 'url', label: 'URL' },
+        { text: '**Secret token**: the webhook’s secret.', value: 'secret', label: 'Secret token' },
+        { text: 'Under **Trigger**, tick the events, then **Add webhook**. **Test** sends a sample event, which becomes a task.' },
+      ],
+    },
+    {
+      id: 'stripe',
+      label: 'Stripe',
+      name: 'Stripe',
+      secretFrom: 'sender',
+      secretName: 'Stripe’s signing secret',
+      secretPlaceholder: 'whsec_…',
+      pasteHint: 'Stripe makes the signing secret (`whsec_…`) when you add the endpoint, which needs this webhook’s URL: leave this empty and paste it on the next screen. Until then webhookd refuses every request.',
+      auth: '`Stripe-Signature`: `t=<time>,v1=<HMAC-SHA256 of “{t}.{body}”>`, keyed with Stripe’s signing secret; the time within 300 s.',
+      eventType: 'The payload’s `type` (`payment_intent.succeeded`).',
+      deliveryId: 'The payload’s `id` (the event’s `evt_…`).',
+      instruction: 'the type and object id',
+      events: 'payment_intent.*, invoice.paid',
+      sample: { type: 'payment_intent.succeeded', data: { object: { id: 'pi_test', object: 'payment_intent' } } },
+      steps: [
+        { text: 'In the Stripe Dashboard, open **Developers → Webhooks → Add endpoint** (in Workbench: **Webhooks → Add destination**, then **Webhook endpoint**).' },
+        { text: '**Endpoint URL**: the webhook URL.', value: 'url', label: 'Endpoint URL' },
+        { text: 'Select the events to send, then **Add endpoint**.' },
+        { text: 'On the endpoint’s page, **Signing secret → Reveal**: copy the `whsec_…` secret and paste it into webhookd.', value: 'paste' },
+      ],
+    },
+    {
+      id: 'slack',
+      label: 'Slack',
+      name: 'Slack',
+      secretFrom: 'sender',
+      secretName: 'Slack’s signing secret',
+      secretPlaceholder: '',
+      pasteHint: 'From your Slack app’s **Basic Information → App Credentials → Signing Secret**. Paste it now or on the next screen, before you set the Request URL: Slack checks that URL with a signed request.',
+      auth: '`X-Slack-Signature`: `v0=<HMAC-SHA256 of “v0:{X-Slack-Request-Timestamp}:{body}”>`, keyed with the app’s signing secret; the timestamp within 300 s.',
+      eventType: 'The payload’s `event.type`, else `type`; for a slash command, the command.',
+      deliveryId: 'The payload’s `event_id`.',
+      instruction: '`event.text`; for a slash command, its `text`',
+      events: 'app_mention, message',
+      sample: { type: 'event_callback', event: { type: 'app_mention', text: 'Deploy api to production' } },
+      steps: [
+        { text: 'At api.slack.com/apps, open your app’s **Basic Information → App Credentials**, show the **Signing Secret** and paste it into webhookd. Do this first: Slack checks the Request URL with a signed request.', value: 'paste' },
+        { text: 'Open **Event Subscriptions**, turn on **Enable Events** and set the **Request URL** to the webhook URL. webhookd answers Slack’s `url_verification` challenge, and Slack shows **Verified**.', value: 'url', label: 'Request URL' },
+        { text: 'Under **Subscribe to bot events**, add the events (e.g. `app_mention`), then **Save Changes**.' },
+        { text: 'For a slash command: **Slash Commands → Create New Command**, with the same Request URL. The command becomes the event type and its text the instruction.' },
+      ],
+    },
+    {
+      id: 'pagerduty',
+      label: 'PagerDuty',
+      name: 'PagerDuty',
+      secretFrom: 'sender',
+      secretName: 'PagerDuty’s signing secret',
+      secretPlaceholder: '',
+      pasteHint: 'PagerDuty shows the signing secret once, when you add the subscription, which needs this webhook’s URL: leave this empty and paste it on the next screen. Until then webhookd refuses every request.',
+      auth: '`X-PagerDuty-Signature`: `v1=<HMAC-SHA256 of the body>`, any of a comma-separated list, keyed with the subscription’s signing secret.',
+      eventType: 'The payload’s `event.event_type` (`incident.triggered`).',
+      deliveryId: 'The payload’s `event.id`.',
+      instruction: 'the event type and `event.data.title`',
+      events: 'incident.*',
+      sample: { event: { event_type: 'incident.triggered', data: { title: 'Checkout latency above 2 s' } } },
+      steps: [
+        { text: 'In PagerDuty, open **Integrations → Generic Webhooks (v3) → New Webhook**.' },
+        { text: '**Webhook URL**: the webhook URL.', value: 'url', label: 'Webhook URL' },
+        { text: 'Choose the **Scope Type** (a service, a team or the account) and the **Event Subscription**, then **Add Webhook**.' },
+        { text: 'PagerDuty shows the subscription’s signing secret once: copy it and paste it into webhookd.', value: 'paste' },
+        { text: '**Send Test Notification** sends a `pagey.ping`: webhookd answers it and makes no task.' },
+      ],
+    },
+    {
+      id: 'shopify',
+      label: 'Shopify',
+      name: 'Shopify',
+      secretFrom: 'sender',
+      secretName: 'Shopify’s signing key',
+      secretPlaceholder: '',
+      pasteHint: 'For webhooks made in the Shopify admin: the key under **Settings → Notifications → Webhooks** (“Your webhooks will be signed with …”). For an app’s webhooks: the app’s client secret.',
+      auth: '`X-Shopify-Hmac-Sha256`: the base64 HMAC-SHA256 of the body, keyed with the signing key or the app’s client secret.',
+      eventType: 'The `X-Shopify-Topic` header (`orders/create`).',
+      deliveryId: 'The `X-Shopify-Webhook-Id` header.',
+      instruction: 'the topic and object id',
+      events: 'orders/create, orders/paid',
+      sample: null,
+      steps: [
+        { text: 'In the Shopify admin, open **Settings → Notifications → Webhooks → Create webhook** (an app subscribes through the webhook API or its `shopify.app.toml` instead).' },
+        { text: 'Choose the **Event**, **Format** JSON, and set the **URL** to the webhook URL, then **Save**.', value: 'url', label: 'URL' },
+        { text: 'Paste the key Shopify signs with into webhookd: the one shown under the webhooks (“Your webhooks will be signed with …”), or, for an app, its client secret.', value: 'paste' },
+      ],
+    },
+    {
+      id: 'standard_webhooks',
+      label: 'Standard Webhooks',
+      name: 'Standard Webhooks',
+      secretFrom: 'webhookd',
+      auth: '`webhook-signature`: `v1,<base64 HMAC-SHA256 of “{webhook-id}.{webhook-timestamp}.{body}”>`, any of a space-separated list, keyed with the base64 key after `whsec_`; the timestamp within 300 s.',
+      eventType: 'The payload’s `type`.',
+      deliveryId: 'The `webhook-id` header.',
+      instruction: 'the `type`',
+      events: 'invoice.*',
+      sample: { type: 'invoice.paid', data: { id: 'inv_test' } },
+      steps: [
+        { text: 'In the sending service, add an endpoint with the webhook URL.', value: 'url', label: 'Endpoint URL' },
+        { text: 'Give it the signing secret: a `whsec_…` base64 key, which every Standard Webhooks library takes as it is.', value: 'secret', label: 'Signing secret' },
+        { text: 'The sender signs each message in the `webhook-id`, `webhook-timestamp` and `webhook-signature` headers; webhookd refuses a signature more than five minutes old.' },
+      ],
+    },
+    {
+      id: 'alertmanager',
+      label: 'Prometheus Alertmanager',
+      name: 'Alertmanager',
+      secretFrom: 'webhookd',
+      auth: '`Authorization: Bearer <secret>`, or Basic with the secret as the password.',
+      eventType: '`alertmanager.firing` or `alertmanager.resolved`, from the notification’s `status`.',
+      deliveryId: 'None: Alertmanager repeats notifications on purpose.',
+      instruction: 'the status, alert name, summary and alert count',
+      events: 'alertmanager.firing',
+      sample: { status: 'firing', commonLabels: { alertname: 'HighLatency' }, commonAnnotations: { summary: 'p99 above 2 s' }, alerts: [{ status: 'firing', labels: { alertname: 'HighLatency' } }] },
+      steps: [
+        { text: 'Add a receiver to `alertmanager.yml`, and route alerts to it:', label: 'Alertmanager configuration', snippet: 'receivers:\n  - name: webhookd\n    webhook_configs:\n      - url: \'{url}\'\n        http_config:\n          authorization:\n            credentials: \'{secret}\'' },
+        { text: 'Reload Alertmanager. Resolved alerts arrive as `alertmanager.resolved` unless the receiver says `send_resolved: false`.' },
+      ],
+    },
+    {
+      id: 'grafana',
+      label: 'Grafana',
+      name: 'Grafana',
+      secretFrom: 'webhookd',
+      auth: '`Authorization: Bearer <secret>`, or Basic with the secret as the password.',
+      eventType: '`grafana.firing` or `grafana.resolved`, from the notification’s `status`.',
+      deliveryId: 'None: Grafana repeats notifications on purpose.',
+      instruction: 'the `title`',
+      events: 'grafana.firing',
+      sample: { status: 'firing', title: '[FIRING:1] HighLatency', alerts: [{ status: 'firing', labels: { alertname: 'HighLatency' } }] },
+      steps: [
+        { text: 'In Grafana, open **Alerting → Contact points → Add contact point** and choose the **Webhook** integration.' },
+        { text: '**URL**: the webhook URL.', value: 'url', label: 'URL' },
+        { text: 'Under **Optional Webhook settings**, set **Authorization Header - Scheme** to `Bearer` and **Authorization Header - Credentials** to the secret.', value: 'secret', label: 'Credentials' },
+        { text: '**Test** sends a test notification, which becomes a task. **Save contact point** and use it in a notification policy.' },
+      ],
+    },
+  ];
+  // How long a rotated-out secret may keep working, as the rotate dialog offers it.
+  const OVERLAPS = [[0, 'None'], [3600, '1 hour'], [86400, '24 hours'], [604800, '7 days']];
 
   const state = { key: null, role: null, org: null, generation: 0, focusAfter: null };
   const main = document.getElementById('main');
@@ -115,9 +314,39 @@
   // A read-only value with a copy button, for URLs and secrets shown once.
   function copyField(labelText, value, id) {
     const input = h('input', { type: 'text', id: id || nextId('copy'), readonly: true, value, spellcheck: 'false', onfocus: (e) => e.target.select() });
-    return h('div', { class: 'field' },
+    return h('div', { class: 'field copy-field' },
       h('label', { for: input.id }, labelText),
       h('div', { class: 'copy-row' }, input, copyButton(value, labelText.toLowerCase())));
+  }
+
+  // Text with **interface labels** and `code` marked, as the sources table writes it.
+  function richText(text) {
+    return text.split(/(\*\*[^*]+\*\*|`[^`]+`)/).filter(Boolean).map((part) => {
+      if (part.startsWith('**')) return h('strong', {}, part.slice(2, -2));
+      if (part.startsWith('`')) return h('code', {}, part.slice(1, -1));
+      return part;
+    });
+  }
+
+  // A block of text to paste elsewhere (a command, a configuration), with a copy button.
+  function snippet(labelText, text) {
+    const id = nextId('snippet');
+    return h('div', { class: 'snippet' },
+      // Focusable and named, so that a keyboard can scroll a long line into view.
+      h('pre', { id, tabindex: '0', role: 'region', 'aria-label': labelText }, text),
+      h('div', { class: 'actions' }, copyButton(text, labelText)));
+  }
+
+  // Where a task's instruction comes from without a template.
+  function instructionText(source, lower) {
+    const text = source.instruction
+      ? `The payload’s \`message\` when it is a string, else ${source.instruction}.`
+      : 'The payload’s `message` (written as JSON when it is not a string).';
+    return lower ? `t${text.slice(1)}` : text;
+  }
+
+  function sourceOf(id) {
+    return SOURCES.find((s) => s.id === id) || SOURCES[0];
   }
 
   // A labelled form control with a hint and a place for its error.
@@ -155,6 +384,9 @@
       place.textContent = detail;
       place.hidden = false;
       control.setAttribute('aria-invalid', 'true');
+      // A control inside a closed disclosure (Advanced) cannot take focus.
+      const disclosure = control.closest('details');
+      if (disclosure) disclosure.open = true;
       control.focus();
       return;
     }
@@ -446,7 +678,8 @@
     const addRows = (items) => {
       for (const webhook of items) {
         tbody.append(h('tr', {},
-          h('td', { class: 'primary', 'data-label': 'Name' }, h('a', { class: 'name-link', href: `#/webhooks/${webhook.id}` }, webhook.name)),
+          h('td', { class: 'primary', 'data-label': 'Name' }, h('a', { class: 'name-link', href: `#/webhooks/${webhook.id}` }, webhook.name),
+            webhook.source && webhook.source !== 'generic' ? h('span', { class: 'sender' }, sourceOf(webhook.source).name) : null),
           h('td', { 'data-label': 'URL' }, h('div', { class: 'url-cell' },
             h('code', { title: webhook.url }, webhook.url), copyButton(webhook.url, `URL of ${webhook.name}`))),
           h('td', { 'data-label': 'Target', class: 'target' }, webhook.target ? webhook.target.name : h('span', { class: 'muted' }, 'None')),
@@ -477,6 +710,60 @@
     page(head, readOnlyNote(), h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, table), foot));
   }
 
+  // The steps that connect a sender to a webhook. The secret is known only right after the
+  // webhook is made; `paste` is the form in which a secret made by the sender is saved, where
+  // the steps can offer one (else they point at Rotate secret).
+  function setupSteps(source, { url, secret, paste }) {
+    const fill = (text) => text.replaceAll('{url}', url).replaceAll('{secret}', secret || '<secret>');
+    return h('ol', { class: 'steps' }, source.steps.map((step) => {
+      const extra = [];
+      if (step.value === 'url') {
+        extra.push(copyField(step.label, url));
+      } else if (step.value === 'secret') {
+        extra.push(secret
+          ? copyField(step.label, secret)
+          : h('p', { class: 'hint' }, 'webhookd showed the secret once, when it was made. Lost it? Rotate secret makes a new one.'));
+      } else if (step.value === 'paste') {
+        extra.push(paste || h('p', { class: 'hint' }, canWrite()
+          ? richText('On this page: **Rotate secret**, then **Paste the sender’s secret**.')
+          : 'An admin pastes it with Rotate secret on this page.'));
+      }
+      if (step.snippet) extra.push(snippet(step.label, fill(step.snippet)));
+      return h('li', {}, h('p', {}, richText(step.text)), extra);
+    }));
+  }
+
+  // Where a secret made by the sender (Stripe's signing secret…) is saved into webhookd.
+  function pasteSecretForm(webhook, source) {
+    const input = h('input', { type: 'text', name: 'secret', 'data-field': 'secret', autocomplete: 'off', spellcheck: 'false', minlength: 16, maxlength: 256, placeholder: source.secretPlaceholder || null });
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save secret');
+    const form = h('form', { novalidate: true, class: 'paste-secret' },
+      formError(),
+      field(source.secretName, input, '16 to 256 visible ASCII characters. webhookd keeps it encrypted and never shows it.'),
+      h('div', { class: 'actions' }, submit));
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(form);
+      const secret = input.value.trim();
+      if (!secret) {
+        showError(form, { field: 'secret', detail: `Paste ${source.secretName}.` });
+        return;
+      }
+      submit.disabled = true;
+      try {
+        await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, { secret });
+        const done = h('p', { class: 'callout callout-ok', role: 'status', tabindex: '-1' },
+          `Saved: webhookd now checks ${source.name}’s signatures with it.`);
+        form.replaceWith(done);
+        done.focus();
+      } catch (err) {
+        showError(form, err);
+        submit.disabled = false;
+      }
+    });
+    return form;
+  }
+
   function createWebhookDialog(targets) {
     if (targets.length === 0) {
       openDialog('Create webhook', [
@@ -488,10 +775,13 @@
     const name = h('input', { type: 'text', name: 'name', 'data-field': 'name', required: true, maxlength: 200, autocomplete: 'off' });
     const target = h('select', { name: 'target_id', 'data-field': 'target_id', required: true },
       targets.map((t) => h('option', { value: t.id }, `${t.name} (${t.kind})`)));
-    const events = h('input', { type: 'text', name: 'event_types', 'data-field': 'event_types', autocomplete: 'off', spellcheck: 'false', placeholder: 'deploy.*, alert.fired' });
+    const sender = h('select', { name: 'source', 'data-field': 'source' },
+      SOURCES.map((s) => h('option', { value: s.id }, s.label)));
+    const senderHint = h('span', {});
+    const events = h('input', { type: 'text', name: 'event_types', 'data-field': 'event_types', autocomplete: 'off', spellcheck: 'false', placeholder: SOURCES[0].events });
     const rate = h('input', { type: 'number', name: 'rate_limit_per_minute', 'data-field': 'rate_limit_per_minute', min: 1, max: 1000000, value: '100' });
     const secret = h('input', { type: 'text', name: 'secret', 'data-field': 'secret', autocomplete: 'off', spellcheck: 'false', minlength: 16, maxlength: 256 });
-    const secretField = field('Your secret', secret, '16 to 256 visible ASCII characters. Senders put it in the X-Webhook-Secret header.');
+    const secretField = field('Your secret', secret, '16 to 256 visible ASCII characters, which the sender uses as this webhook’s secret.');
     secretField.hidden = true;
     const generate = h('input', { type: 'radio', name: 'secret_mode', value: 'generate', checked: true });
     const own = h('input', { type: 'radio', name: 'secret_mode', value: 'own' });
@@ -501,22 +791,55 @@
     };
     generate.addEventListener('change', onMode);
     own.addEventListener('change', onMode);
+    const secretChoice = h('fieldset', {},
+      h('legend', {}, 'Secret'),
+      h('div', { class: 'radio-row' },
+        h('label', {}, generate, 'Generate one for me'),
+        h('label', {}, own, 'Use my own')));
+    // For senders that make the secret themselves, the secret is pasted rather than generated.
+    const pasted = h('input', { type: 'text', name: 'sender_secret', 'data-field': 'sender_secret', autocomplete: 'off', spellcheck: 'false', minlength: 16, maxlength: 256 });
+    const pastedLabel = h('span', {});
+    const pastedHint = h('span', {});
+    const pastedField = field(pastedLabel, pasted, pastedHint, true);
+    const template = h('textarea', { name: 'instruction_template', 'data-field': 'instruction_template', rows: 3, spellcheck: 'false', maxlength: 4096, placeholder: 'Deploy {{ deployment.environment }} failed: {{ message }}' });
+    const templateHint = h('span', {});
+    const ips = h('textarea', { name: 'allowed_source_ips', 'data-field': 'allowed_source_ips', rows: 2, spellcheck: 'false', placeholder: '192.0.2.0/24, 2001:db8::/32' });
+    const onSender = () => {
+      const source = sourceOf(sender.value);
+      senderHint.replaceChildren(...richText(`webhookd checks: ${source.auth}`));
+      events.placeholder = source.events;
+      const fromSender = source.secretFrom === 'sender';
+      secretChoice.hidden = fromSender;
+      secretField.hidden = fromSender || !own.checked;
+      pastedField.hidden = !fromSender;
+      if (fromSender) {
+        pastedLabel.textContent = source.secretName;
+        pasted.placeholder = source.secretPlaceholder || '';
+        pastedHint.replaceChildren(...richText(source.pasteHint));
+      }
+      templateHint.replaceChildren(...richText(`Jinja syntax over the payload. Leave it empty for ${instructionText(source, true)}`));
+    };
+    sender.addEventListener('change', onSender);
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create webhook');
     const form = h('form', { novalidate: true },
       formError(),
       field('Name', name, 'Shown in the console and the logs, e.g. “CI pipeline”.'),
       field('Target', target, 'Who receives the tasks this webhook creates.'),
+      field('Sender', sender, senderHint),
       field('Event types', events, 'Exact names or prefix.*, separated by commas. Leave empty to accept every event.', true),
-      h('fieldset', {},
-        h('legend', {}, 'Secret'),
-        h('div', { class: 'radio-row' },
-          h('label', {}, generate, 'Generate one for me'),
-          h('label', {}, own, 'Use my own'))),
+      secretChoice,
       secretField,
+      pastedField,
       field('Rate limit per minute', rate, 'Requests beyond it are answered 429.'),
+      h('details', { class: 'disclosure' },
+        h('summary', {}, 'Advanced'),
+        h('div', { class: 'disclosure-body' },
+          field('Instruction template', template, templateHint, true),
+          field('Allowed source IPs', ips, 'Networks in CIDR notation, separated by commas or new lines. Requests from elsewhere are refused (403). Leave empty to accept any address.', true))),
       h('div', { class: 'dialog-actions' },
         h('button', { type: 'button', class: 'btn', onclick: () => handle.dialog.close() }, 'Cancel'),
         submit));
+    onSender();
     const handle = openDialog('Create webhook', form);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -525,12 +848,19 @@
         showError(form, { field: 'name', detail: 'Give the webhook a name.' });
         return;
       }
+      const source = sourceOf(sender.value);
       const body = {
         name: name.value.trim(),
         target_id: target.value,
         event_types: events.value.split(',').map((s) => s.trim()).filter(Boolean),
       };
-      if (own.checked) body.secret = secret.value;
+      // Settings left at their defaults are not sent: the answer says what they are.
+      if (source.id !== 'generic') body.source = source.id;
+      const fromSender = source.secretFrom === 'sender';
+      if (fromSender && pasted.value.trim()) body.secret = pasted.value.trim();
+      // Until the sender's own secret is pasted, a generated one nobody knows refuses everything.
+      else if (fromSender) body.generate_secret = true;
+      else if (own.checked) body.secret = secret.value;
       else body.generate_secret = true;
       if (rate.value !== '') {
         const value = Number(rate.value);
@@ -540,26 +870,48 @@
         }
         body.rate_limit_per_minute = value;
       }
+      if (template.value.trim()) body.instruction_template = template.value;
+      const networks = ips.value.split(/[\s,]+/).filter(Boolean);
+      if (networks.length) body.allowed_source_ips = networks;
       submit.disabled = true;
       try {
         const created = await api('POST', '/api/v1/webhooks', body);
-        handle.setTitle('Webhook created');
-        handle.body.replaceChildren(
-          h('p', { class: 'callout callout-ok', role: 'status' }, `“${created.name}” is ready. Hand its URL and secret to the sender.`),
-          copyField('Webhook URL', created.url, 'created-url'),
-          ...(created.secret ? secretOnce('secret', created.secret) : []),
-          h('div', { class: 'dialog-actions' },
-            h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { go(`#/webhooks/${created.id}`); handle.dialog.close(); } }, 'Done')));
-        handle.body.querySelector('#created-url').focus();
+        showCreated(handle, created, sourceOf(created.source || source.id), fromSender && !body.secret);
         if (location.hash === '#/webhooks' || location.hash === '') {
           handle.dialog.addEventListener('close', () => { if (location.hash === '#/webhooks') route(); });
         }
       } catch (err) {
+        // The sender's pasted secret is sent as `secret`: show a refusal next to it.
+        if (fromSender && err.field === 'secret') err.field = 'sender_secret';
         showError(form, err);
       } finally {
         submit.disabled = false;
       }
     });
+  }
+
+  // The dialog after creation: the sender's setup steps, with the URL and the secret, shown
+  // once, to copy; or, for senders that make the secret, the place to paste theirs.
+  function showCreated(handle, created, source, needsSenderSecret) {
+    const fromSender = source.secretFrom === 'sender';
+    let paste = null;
+    if (needsSenderSecret) paste = pasteSecretForm(created, source);
+    else if (fromSender) paste = h('p', { class: 'callout callout-ok' }, `${source.secretName} is saved.`);
+    handle.setTitle('Webhook created');
+    handle.body.replaceChildren();
+    append(handle.body, [
+      h('p', { class: 'callout callout-ok', role: 'status' }, `“${created.name}” is ready. ${fromSender ? `Connect ${source.name} to its URL.` : 'Hand its URL and secret to the sender.'}`),
+      !fromSender && created.secret ? h('div', { class: 'callout callout-warn', role: 'note' },
+        h('strong', {}, 'Copy the secret now: you will not see this again.'),
+        ' webhookd keeps the secret encrypted and never shows it a second time.') : null,
+      h('section', { class: 'setup', 'aria-labelledby': 'setup-title' },
+        h('h3', { id: 'setup-title' }, source.id === 'generic' ? 'Send events' : `Set up ${source.name}`),
+        setupSteps(source, { url: created.url, secret: fromSender ? null : created.secret, paste })),
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn btn-primary', onclick: () => { go(`#/webhooks/${created.id}`); handle.dialog.close(); } }, 'Done')),
+    ]);
+    const first = handle.body.querySelector('.setup input');
+    if (first) first.focus();
   }
 
   function webhookTabs(webhook, current) {
@@ -576,6 +928,10 @@
   }
 
   function samplePayload(webhook) {
+    const source = sourceOf(webhook.source);
+    if (source.sample) return JSON.stringify(source.sample, null, 2);
+    // Senders that name the event in a header (GitHub, Shopify): the payload cannot type it.
+    if (source.id !== 'generic') return JSON.stringify({ message: 'Test event from the console', test: true }, null, 2);
     const pattern = webhook.event_types.find((p) => !p.endsWith('*'));
     const prefix = webhook.event_types.find((p) => p.endsWith('.*'));
     const payload = { message: 'Test event from the console' };
@@ -585,19 +941,66 @@
     return JSON.stringify(payload, null, 2);
   }
 
+  // How the webhook's sender proves it holds the secret: the source's way, or a generic
+  // webhook's `verification` override.
+  function verificationText(webhook, source) {
+    const v = webhook.verification;
+    if (!v) return source.auth;
+    if (v.scheme === 'header') return `The \`${v.header}\` header equals the secret.`;
+    if (v.scheme === 'bearer') return '`Authorization: Bearer <secret>`.';
+    if (v.scheme === 'basic') return '`Authorization: Basic`, with the secret as the password.';
+    if (v.scheme === 'hmac') {
+      const algorithm = (v.algorithm || 'sha256').toUpperCase().replace('SHA', 'SHA-');
+      const prefix = v.prefix ? `, after \`${v.prefix}\`` : '';
+      return `\`${v.header}\`: the ${v.encoding || 'hex'} HMAC-${algorithm} of the body${prefix}.`;
+    }
+    return `\`${JSON.stringify(v)}\``;
+  }
+
+  // A setting that the webhook may override: the override, or what the source does.
+  function overridable(value, fallback) {
+    return value
+      ? [h('code', {}, value), h('span', { class: 'muted' }, ' · set on this webhook')]
+      : richText(fallback);
+  }
+
+  function secretText(webhook) {
+    if (!webhook.has_secret) return h('span', { class: 'muted' }, 'None: anyone with the URL can post, and tasks say the sender is unverified');
+    const expires = webhook.previous_secret_expires_at;
+    return [
+      'Set',
+      expires && new Date(expires) > new Date()
+        ? h('p', { class: 'hint', 'data-previous-secret': '' }, 'The previous secret also works until ', time(expires), '.')
+        : null,
+    ];
+  }
+
   async function webhookPage(gen, id) {
     const webhook = await api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}`);
     if (gen !== state.generation) return;
     const deleted = webhook.status === 'deleted';
+    const source = sourceOf(webhook.source);
+    const ips = webhook.allowed_source_ips || [];
     const props = h('dl', { class: 'props' },
       h('dt', {}, 'URL'), h('dd', {}, h('div', { class: 'url-cell' }, h('code', {}, webhook.url), copyButton(webhook.url, 'webhook URL'))),
       h('dt', {}, 'Target'), h('dd', {}, webhook.target
         ? [h('a', { href: `#/board/${webhook.target.id}` }, webhook.target.name), h('span', { class: 'muted' }, ` · ${webhook.target.kind}`)]
         : h('span', { class: 'muted' }, 'Deleted')),
+      h('dt', {}, 'Sender'), h('dd', { 'data-prop': 'source' }, source.label),
+      h('dt', {}, 'Authentication'), h('dd', {}, richText(verificationText(webhook, source)),
+        webhook.verification ? h('span', { class: 'muted' }, ' · set on this webhook') : null),
+      h('dt', {}, 'Secret'), h('dd', {}, secretText(webhook)),
       h('dt', {}, 'Event types'), h('dd', {}, webhook.event_types.length
         ? webhook.event_types.map((t) => h('span', { class: 'chip' }, t))
         : h('span', { class: 'muted' }, 'Every event')),
-      h('dt', {}, 'Secret'), h('dd', {}, webhook.has_secret ? 'Required in X-Webhook-Secret' : h('span', { class: 'muted' }, 'None: anyone with the URL can post')),
+      h('dt', {}, 'Event type from'), h('dd', {}, overridable(webhook.event_type_from, source.eventType)),
+      h('dt', {}, 'Delivery id from'), h('dd', {}, overridable(webhook.dedup_key_from, source.deliveryId)),
+      h('dt', {}, 'Instruction'), h('dd', { 'data-prop': 'instruction' }, webhook.instruction_template
+        ? [h('pre', { class: 'template' }, webhook.instruction_template), h('span', { class: 'muted' }, 'Template set on this webhook')]
+        : richText(instructionText(source))),
+      h('dt', {}, 'Allowed source IPs'), h('dd', { 'data-prop': 'allowed_source_ips' }, ips.length
+        ? ips.map((cidr) => h('span', { class: 'chip' }, cidr))
+        : h('span', { class: 'muted' }, 'Any address')),
       h('dt', {}, 'Rate limit'), h('dd', {}, `${webhook.rate_limit_per_minute.toLocaleString()} requests per minute`),
       h('dt', {}, 'Created'), h('dd', {}, time(webhook.created_at)),
       h('dt', {}, 'Updated'), h('dd', {}, time(webhook.updated_at)),
@@ -605,6 +1008,14 @@
     const left = h('div', { class: 'stack' },
       h('section', { class: 'card', 'aria-labelledby': 'details-title' }, h('div', { class: 'card-body' },
         h('h2', { id: 'details-title', class: 'visually-hidden' }, 'Details'), props)));
+    if (!deleted) {
+      left.append(h('section', { class: 'card setup', 'aria-labelledby': 'setup-title' }, h('div', { class: 'card-body' },
+        h('h2', { id: 'setup-title' }, source.id === 'generic' ? 'Send events' : `Set up ${source.name}`),
+        h('p', { class: 'lead' }, source.id === 'generic'
+          ? 'How a sender posts events to this webhook.'
+          : `How to point ${source.name} at this webhook.`),
+        setupSteps(source, { url: webhook.url, secret: null }))));
+    }
     const right = h('div', { class: 'stack' });
     if (deleted) {
       right.append(h('div', { class: 'callout callout-warn' }, 'This webhook is deleted: its URL answers 410 Gone to every sender. Its log stays readable.'));
@@ -643,8 +1054,8 @@
           h('p', { id: 'status-help' }, active ? 'Senders get 202 Accepted.' : 'Disabled: senders get 403 webhook_disabled.')),
         toggle),
       h('div', { class: 'switch-row' },
-        h('div', {}, h('strong', {}, 'Secret'), h('p', {}, 'Replace it; the current one stops working at once.')),
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => rotateDialog(webhook) }, 'Rotate secret')),
+        h('div', {}, h('strong', {}, 'Secret'), h('p', {}, 'Replace it, or paste the sender’s new one; the old one may keep working for a while.')),
+        h('button', { type: 'button', class: 'btn btn-small', 'data-action': 'rotate', onclick: () => rotateDialog(webhook) }, 'Rotate secret')),
       h('div', { class: 'switch-row' },
         h('div', {}, h('strong', {}, 'Delete'), h('p', {}, 'Its URL answers 410 Gone forever.')),
         h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', onclick: () => deleteWebhookDialog(webhook) }, 'Delete'))));
@@ -652,16 +1063,62 @@
   }
 
   function rotateDialog(webhook) {
+    const source = sourceOf(webhook.source);
+    const fromSender = source.secretFrom === 'sender';
+    const generate = h('input', { type: 'radio', name: 'rotate_mode', value: 'generate', checked: !fromSender });
+    const own = h('input', { type: 'radio', name: 'rotate_mode', value: 'own', checked: fromSender });
+    const secret = h('input', { type: 'text', name: 'secret', 'data-field': 'secret', autocomplete: 'off', spellcheck: 'false', minlength: 16, maxlength: 256, placeholder: fromSender ? source.secretPlaceholder || null : null });
+    const secretField = field(fromSender ? source.secretName : 'The sender’s secret', secret, '16 to 256 visible ASCII characters.');
+    const onMode = () => { secretField.hidden = !own.checked; };
+    generate.addEventListener('change', onMode);
+    own.addEventListener('change', onMode);
+    onMode();
+    const overlap = h('div', { class: 'segmented' },
+      OVERLAPS.map(([seconds, text]) => h('label', {},
+        h('input', { type: 'radio', name: 'previous_valid_for_seconds', value: String(seconds), checked: seconds === 0, 'data-field': seconds === 0 ? 'previous_valid_for_seconds' : null }),
+        h('span', {}, text))));
     confirmDialog({
       title: 'Rotate the secret?',
-      message: h('p', {}, `Senders using the current secret of “${webhook.name}” are refused (401) from now on, until they use the new one. A new secret is generated and shown once.`),
+      message: [
+        h('fieldset', {},
+          h('legend', {}, 'New secret'),
+          h('div', { class: 'radio-row' },
+            h('label', {}, generate, 'Generate one'),
+            h('label', {}, own, 'Paste the sender’s secret'))),
+        secretField,
+        h('fieldset', {},
+          h('legend', {}, 'Keep the old secret valid for'),
+          overlap,
+          h('p', { class: 'hint' }, 'While it lasts, both secrets are accepted, so senders can move to the new one without refused requests. With none, senders still using the old secret are refused (401) from now on.')),
+      ],
       confirmLabel: 'Rotate secret',
       action: async (handle) => {
-        const rotated = await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, {});
-        handle.setTitle('New secret');
-        handle.body.replaceChildren(...secretOnce('secret', rotated.secret),
+        const body = {};
+        if (own.checked) {
+          if (!secret.value.trim()) throw Object.assign(new Error(), { field: 'secret', detail: 'Paste the new secret, or choose Generate one.' });
+          body.secret = secret.value.trim();
+        }
+        const seconds = Number(handle.body.querySelector('input[name="previous_valid_for_seconds"]:checked').value);
+        // Without an overlap nothing is sent: the old secret stops at once, as it always did.
+        if (seconds > 0) body.previous_valid_for_seconds = seconds;
+        const rotated = await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, body);
+        const until = rotated.previous_secret_expires_at;
+        handle.setTitle(own.checked ? 'Secret replaced' : 'New secret');
+        handle.body.replaceChildren(
+          ...(own.checked
+            ? [h('p', { class: 'callout callout-ok', role: 'status' }, 'webhookd now checks requests with the secret you pasted.')]
+            : secretOnce('secret', rotated.secret)),
+          until
+            ? h('p', { class: 'callout callout-info', 'data-previous-secret': '' }, 'The old secret keeps working until ', time(until), '.')
+            : h('p', { class: 'hint' }, 'The old secret no longer works.'),
           h('div', { class: 'dialog-actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => handle.dialog.close() }, 'Done')));
-        handle.body.querySelector('#shown-secret').focus();
+        const focus = handle.body.querySelector('#shown-secret') || handle.body.querySelector('.dialog-actions .btn');
+        focus.focus();
+        handle.dialog.addEventListener('close', async () => {
+          await route({ keepFocus: true });
+          const again = document.querySelector('[data-action="rotate"]');
+          if (again) again.focus();
+        });
       },
     });
   }
@@ -690,7 +1147,9 @@
     const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Send test event');
     const form = h('form', { novalidate: true },
       formError(),
-      field('Sample payload (JSON)', payload, 'A JSON object. Its event_type field selects the event type; message becomes the task’s instruction.'),
+      field('Sample payload (JSON)', payload, sourceOf(webhook.source).id === 'generic'
+        ? 'A JSON object. Its event_type field selects the event type; message becomes the task’s instruction.'
+        : `A JSON object as ${sourceOf(webhook.source).name} sends it. A message string in it becomes the task’s instruction.`),
       h('div', { class: 'actions' }, submit),
       result);
     form.addEventListener('submit', async (event) => {
@@ -711,11 +1170,12 @@
       submit.disabled = true;
       try {
         const outcome = await api('POST', `/api/v1/webhooks/${webhook.id}/test`, { payload: parsed });
-        const kind = outcome.status === 'accepted' ? 'ok' : (outcome.status === 'ignored' ? 'info' : 'warn');
+        const kind = { accepted: 'ok', ignored: 'info', duplicate: 'info' }[outcome.status] || 'warn';
         const explain = {
           accepted: 'The event was accepted and a task was created.',
           ignored: 'The webhook does not subscribe to this event type, so no task was created.',
           rejected: 'A real sender would have been refused.',
+          duplicate: 'An event with the same delivery id was accepted before, so no task was created.',
         }[outcome.status];
         result.replaceChildren(h('div', { class: `callout callout-${kind} test-outcome`, role: 'status' },
           h('div', { class: 'actions' }, badge(outcome.status), h('strong', {}, `HTTP ${outcome.http_status}`),
@@ -739,7 +1199,7 @@
   // ------------------------------------------------------------------------------------------
   // Invocation log
 
-  const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['rejected', 'Rejected']];
+  const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['duplicate', 'Duplicate'], ['rejected', 'Rejected']];
 
   async function logPage(gen, id, query) {
     const outcome = OUTCOMES.some(([value]) => value === query.get('outcome')) ? query.get('outcome') : '';
@@ -793,27 +1253,36 @@
     page(webhookHead(webhook), webhookTabs(webhook, 'log'), toolbar, body);
   }
 
-  function invocationItem(item) {
-    const response = item.target_response;
-    const summary = h('summary', {},
-      h('span', { class: 'nowrap' }, time(item.received_at)),
-      h('span', {}, badge(item.outcome)),
-      h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
-      h('span', { class: 'event' },
-        item.event_type ? h('code', {}, item.event_type) : h('span', { class: 'muted' }, 'no event type'),
-        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
-        item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
-      h('span', { class: 'actions source' },
-        item.test ? h('span', { class: 'tag-test' }, 'test') : null,
-        item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical rejections coalesced into this entry' }, `×${item.repeat_count}`) : null,
-        h('span', { class: 'muted mono' }, item.source_ip || '')));
-    const answer = h('dl', { class: 'props' },
+  function shortId(id) {
+    return `${id.slice(0, 8)}…`;
+  }
+
+  function duplicateLink(id) {
+    return h('a', { href: `#/invocations/${id}`, class: 'duplicate-of', 'aria-label': `Duplicate of invocation ${id}` }, `duplicate of ${shortId(id)}`);
+  }
+
+  // Why the webhook's template did not make the task's instruction.
+  function fallbackNote(text) {
+    return h('p', { class: 'callout callout-warn fallback', role: 'note' },
+      h('strong', {}, 'The instruction template did not make the instruction: '), text,
+      '. The task took the payload’s message or the sender’s default instead.');
+  }
+
+  // What the sender was answered, and what it led to.
+  function answerProps(item) {
+    return h('dl', { class: 'props' },
       h('dt', {}, 'Answered'), h('dd', {}, `HTTP ${item.http_status}`, item.error_code ? [' · ', h('code', {}, item.error_code)] : null),
+      item.delivery_id ? [h('dt', {}, 'Delivery id'), h('dd', {}, h('code', {}, item.delivery_id))] : null,
+      item.duplicate_of ? [h('dt', {}, 'Duplicate of'), h('dd', {}, h('a', { href: `#/invocations/${item.duplicate_of}` }, 'The invocation first accepted with this delivery id'))] : null,
       h('dt', {}, 'Source IP'), h('dd', {}, item.source_ip || h('span', { class: 'muted' }, 'unknown')),
       h('dt', {}, 'Task'), h('dd', {}, item.task_id
         ? [h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task'), item.delivery_status ? [' · ', label(item.delivery_status)] : null]
         : h('span', { class: 'muted' }, 'None')));
-    const target = response
+  }
+
+  function targetProps(item) {
+    const response = item.target_response;
+    return response
       ? h('dl', { class: 'props' },
         h('dt', {}, 'Status'), h('dd', {}, response.status_code ? `HTTP ${response.status_code}` : h('span', { class: 'muted' }, 'No answer')),
         h('dt', {}, 'Latency'), h('dd', {}, `${response.latency_ms} ms`),
@@ -821,17 +1290,38 @@
         response.error ? [h('dt', {}, 'Error'), h('dd', { class: 'field-error' }, response.error)] : null,
         response.body_excerpt ? [h('dt', {}, 'Body'), h('dd', {}, h('pre', { class: 'json' }, response.body_excerpt))] : null)
       : h('p', { class: 'muted' }, item.task_id ? 'No delivery attempt yet: the task waits on the board or for its next attempt.' : 'No delivery: no task was created.');
+  }
+
+  function invocationItem(item) {
+    const summary = h('summary', {},
+      h('span', { class: 'nowrap' }, time(item.received_at)),
+      h('span', {}, badge(item.outcome)),
+      h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
+      h('span', { class: 'event' },
+        // A duplicate is logged without the payload it repeats: its type is the original's.
+        item.event_type ? h('code', {}, item.event_type) : (item.duplicate_of ? null : h('span', { class: 'muted' }, 'no event type')),
+        item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
+        item.duplicate_of ? [' ', duplicateLink(item.duplicate_of)] : null,
+        item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
+      h('span', { class: 'actions source' },
+        item.test ? h('span', { class: 'tag-test' }, 'test') : null,
+        item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical requests coalesced into this entry' }, `×${item.repeat_count}`) : null,
+        h('span', { class: 'muted mono' }, item.source_ip || '')));
+    const fallback = h('div', {}, item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null);
     // Lists carry an excerpt of the payload; the whole of it is read when the entry is opened.
     const payload = h('div', {}, h('h3', {}, 'Payload'), item.payload_excerpt !== null
       ? h('pre', { class: 'json' }, item.payload_excerpt)
       : h('p', { class: 'muted' }, 'No JSON object was received.'));
-    let loaded = item.payload_excerpt === null;
+    let loaded = false;
     const details = h('details', { ontoggle: async () => {
       if (!details.open || loaded) return;
       loaded = true;
       try {
         const whole = await api('GET', `/api/v1/invocations/${encodeURIComponent(item.id)}`);
-        payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'));
+        if (item.payload_excerpt !== null) {
+          payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'));
+        }
+        if (whole.instruction_fallback) fallback.replaceChildren(fallbackNote(whole.instruction_fallback));
       } catch (err) {
         loaded = false;
         toast(errorText(err));
@@ -840,9 +1330,31 @@
     h('div', { class: 'expanded' },
       payload,
       h('div', { class: 'stack' },
-        h('div', {}, h('h3', {}, 'Answer to the sender'), answer),
-        h('div', {}, h('h3', {}, 'Target response'), target))));
+        fallback,
+        h('div', {}, h('h3', {}, 'Answer to the sender'), answerProps(item)),
+        h('div', {}, h('h3', {}, 'Target response'), targetProps(item)))));
     return h('li', {}, details);
+  }
+
+  // One invocation, whole: where a duplicate's "duplicate of" link leads.
+  async function invocationPage(gen, id) {
+    const item = await api('GET', `/api/v1/invocations/${encodeURIComponent(id)}`);
+    const webhook = await api('GET', `/api/v1/webhooks/${item.webhook_id}`).catch(() => null);
+    if (gen !== state.generation) return;
+    const crumbs = webhook
+      ? [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name), ' / ',
+        h('a', { href: `#/webhooks/${webhook.id}/log` }, 'Invocation log'), ' / ', 'Invocation']
+      : [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', 'Invocation'];
+    page(pageHead(
+      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, item.event_type || 'Invocation'), badge(item.outcome), item.test ? h('span', { class: 'tag-test' }, 'test') : null),
+      h('span', {}, 'Received ', time(item.received_at), item.duplicate_of ? [' · ', duplicateLink(item.duplicate_of)] : null), null, crumbs),
+    h('div', { class: 'grid-2' },
+      h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Payload'),
+        item.payload ? prettyJson(item.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'))),
+      h('div', { class: 'stack' },
+        item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null,
+        h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Answer to the sender'), answerProps(item))),
+        h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Target response'), targetProps(item))))));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1047,7 +1559,8 @@
       h('dt', {}, 'Target'), h('dd', {}, target ? h('a', { href: `#/board/${target.id}` }, target.name) : task.target_id),
       h('dt', {}, 'Webhook'), h('dd', {}, webhook ? h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name) : task.webhook_id),
       h('dt', {}, 'Event type'), h('dd', {}, task.event_type ? h('code', {}, task.event_type) : h('span', { class: 'muted' }, 'None')),
-      h('dt', {}, 'Source'), h('dd', {}, task.source.verified ? 'Verified sender' : 'Unverified sender', task.source.source_ip ? ` · ${task.source.source_ip}` : ''),
+      h('dt', {}, 'Source'), h('dd', {}, task.source.provider ? `${sourceOf(task.source.provider).name} · ` : '',
+        task.source.verified ? 'Verified sender' : 'Unverified sender', task.source.source_ip ? ` · ${task.source.source_ip}` : ''),
       h('dt', {}, 'Received'), h('dd', {}, time(task.source.received_at)),
       h('dt', {}, 'Attempts'), h('dd', {}, String(task.attempts)),
       h('dt', {}, 'Next attempt'), h('dd', {}, time(task.next_attempt_at)),
@@ -1056,7 +1569,7 @@
       h('dt', {}, 'Updated'), h('dd', {}, time(task.updated_at)));
     page(pageHead(
       h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, task.instruction || 'Task'), badge(task.status), task.test ? h('span', { class: 'tag-test' }, 'test') : null),
-      'The instruction comes from the payload’s message: untrusted text from the sender.', null,
+      'The instruction comes from the sender’s payload: untrusted text from outside.', null,
       [h('a', { href: target ? `#/board/${target.id}` : '#/board' }, 'Task board'), ' / ', 'Task']),
     h('div', { class: 'grid-2' },
       h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Context'), h('p', { class: 'lead' }, 'The whole payload.'), prettyJson(task.context))),
@@ -1084,7 +1597,7 @@
     const [path, search] = raw.split('?');
     const query = new URLSearchParams(search || '');
     const parts = path.split('/').filter(Boolean);
-    const section = parts[0] === 'tasks' ? 'board' : parts[0];
+    const section = { tasks: 'board', invocations: 'webhooks' }[parts[0]] || parts[0];
     for (const link of document.querySelectorAll('.mainnav a')) {
       if (link.dataset.section === section) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
@@ -1098,6 +1611,7 @@
       else if (parts[0] === 'targets' && parts.length === 1) await targetsPage(gen);
       else if (parts[0] === 'board' && parts.length <= 2) await boardPage(gen, parts[1]);
       else if (parts[0] === 'tasks' && parts.length === 2) await taskPage(gen, parts[1]);
+      else if (parts[0] === 'invocations' && parts.length === 2) await invocationPage(gen, parts[1]);
       else notFoundPage();
     } catch (error) {
       if (!state.key || gen !== state.generation) return;
