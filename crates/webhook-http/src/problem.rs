@@ -700,13 +700,13 @@ mod tests {
             IngestRejection::UnsupportedMediaType {
                 expected: "application/json",
             },
-            IngestRejection::InvalidSignature,
-            IngestRejection::SignatureExpired,
-            IngestRejection::SourceNotAllowed,
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject),
             IngestRejection::StoreUnavailable(StoreError::Unavailable("db down".into())),
             IngestRejection::store(StoreError::Internal("db down".into())),
             IngestRejection::store(StoreError::OutcomeUnknown("db down".into())),
+            IngestRejection::InvalidSignature,
+            IngestRejection::SignatureExpired,
+            IngestRejection::SourceNotAllowed,
         ];
         for rejection in &rejections {
             let problem = Problem::from_rejection(rejection);

@@ -1227,6 +1227,7 @@ mod tests {
                 verified: true,
                 source_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
                 received_at: at,
+                provider: webhook_domain::model::Source::Github,
             },
             attempts: 4,
             attempts_before_round: 3,

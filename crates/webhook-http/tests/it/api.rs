@@ -532,8 +532,16 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
             "updated_at",
             "last_triggered_at",
             "secret",
+            "source",
+            "verification",
+            "event_type_from",
+            "dedup_key_from",
+            "instruction_template",
+            "allowed_source_ips",
+            "previous_secret_expires_at",
         ])
     );
+    assert_eq!(created["source"], "generic", "the seed's behaviour by default");
     let id = s(&created["id"]).to_owned();
     let hook = format!("/api/v1/webhooks/{id}");
     assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 4);
