@@ -749,82 +749,36 @@ mod tests {
             let problem = Problem::new(kind, "detail");
             assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
         };
-        check(Kind::NotFound, 404, "not_found", "Not found");
-        check(
-            Kind::MethodNotAllowed,
-            405,
-            "method_not_allowed",
-            "Method not allowed",
-        );
-        check(
-            Kind::PayloadTooLarge,
-            413,
-            "payload_too_large",
-            "Payload too large",
-        );
-        check(
-            Kind::RequestHeaderTooLarge,
-            431,
-            "request_header_too_large",
-            "Request header too large",
-        );
-        check(Kind::Unauthorized, 401, "unauthorized", "Unauthorized");
-        check(
-            Kind::Malformed,
-            400,
-            "validation_failed",
-            "Validation failed",
-        );
-        check(
-            Kind::WebhookNotFound,
-            404,
-            "webhook_not_found",
-            "Webhook not found",
-        );
-        check(
-            Kind::WebhookDeleted,
-            410,
-            "webhook_deleted",
-            "Webhook deleted",
-        );
-        check(
-            Kind::WebhookDisabled,
-            403,
-            "webhook_disabled",
-            "Webhook disabled",
-        );
-        check(Kind::RateLimited, 429, "rate_limited", "Rate limited");
-        check(Kind::InvalidSecret, 401, "invalid_secret", "Invalid secret");
-        check(
-            Kind::InvalidSignature,
-            401,
-            "invalid_signature",
-            "Invalid signature",
-        );
-        check(
-            Kind::SignatureExpired,
-            401,
-            "signature_expired",
-            "Signature expired",
-        );
-        check(
-            Kind::SourceNotAllowed,
-            403,
-            "source_not_allowed",
-            "Source not allowed",
-        );
-        check(
-            Kind::UnsupportedMediaType,
-            415,
-            "unsupported_media_type",
-            "Unsupported media type",
-        );
-        check(
-            Kind::InvalidPayload,
-            400,
-            "invalid_payload",
-            "Invalid payload",
-        );
+        for (kind, status, code, title) in [
+            (Kind::NotFound, 404, "not_found", "Not found"),
+            (
+                Kind::MethodNotAllowed,
+                405,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            (
+                Kind::PayloadTooLarge,
+                413,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            (
+                Kind::RequestHeaderTooLarge,
+                431,
+                "request_header_too_large",
+                "Request header too large",
+            ),
+            (Kind::Unauthorized, 401, "unauthorized", "Unauthorized"),
+            (
+                Kind::Malformed,
+                400,
+                "validation_failed",
+                "Validation failed",
+            ),
+        ] {
+            check(kind, status, code, title);
+        }
         check(Kind::Forbidden, 403, "forbidden", "Forbidden");
         check(Kind::Invalid, 422, "validation_failed", "Validation failed");
         for (code, name) in [
@@ -844,6 +798,70 @@ mod tests {
             "Store unavailable",
         );
         check(Kind::Internal, 500, "internal_error", "Internal error");
+    }
+
+    #[test]
+    fn every_ingest_kind_has_its_status_code_and_title() {
+        let check = |kind: Kind, status: u16, code: &str, title: &str| {
+            let (s, c, t) = kind.answer();
+            assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
+            let problem = Problem::new(kind, "detail");
+            assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
+        };
+        for (kind, status, code, title) in [
+            (
+                Kind::WebhookNotFound,
+                404,
+                "webhook_not_found",
+                "Webhook not found",
+            ),
+            (
+                Kind::WebhookDeleted,
+                410,
+                "webhook_deleted",
+                "Webhook deleted",
+            ),
+            (
+                Kind::WebhookDisabled,
+                403,
+                "webhook_disabled",
+                "Webhook disabled",
+            ),
+            (Kind::RateLimited, 429, "rate_limited", "Rate limited"),
+            (Kind::InvalidSecret, 401, "invalid_secret", "Invalid secret"),
+            (
+                Kind::InvalidSignature,
+                401,
+                "invalid_signature",
+                "Invalid signature",
+            ),
+            (
+                Kind::SignatureExpired,
+                401,
+                "signature_expired",
+                "Signature expired",
+            ),
+            (
+                Kind::SourceNotAllowed,
+                403,
+                "source_not_allowed",
+                "Source not allowed",
+            ),
+            (
+                Kind::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            (
+                Kind::InvalidPayload,
+                400,
+                "invalid_payload",
+                "Invalid payload",
+            ),
+        ] {
+            check(kind, status, code, title);
+        }
     }
 
     #[test]

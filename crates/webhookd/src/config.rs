@@ -379,6 +379,7 @@ impl Config {
             None => FileSettings::default(),
         };
         let defaults = Self::default();
+        let dispatch = dispatch_settings(&settings, &file, &defaults)?;
         let listen = settings.listen.or(file.listen).unwrap_or(defaults.listen);
         let public_url = settings
             .public_url
@@ -407,52 +408,12 @@ impl Config {
             settings.max_connections.or(file.max_connections),
             &defaults,
         )?;
-        let dedup_window = settings
-            .dedup_window
-            .or(file.dedup_window)
-            .map_or(defaults.dedup_window, Duration::from_secs);
-        ensure!(
-            (1..=MAX_DEDUP_WINDOW_SECS).contains(&dedup_window.as_secs()),
-            "the dedup window must be between 1 and {MAX_DEDUP_WINDOW_SECS} seconds (30 days)"
-        );
+        let dedup_window = dedup_window(settings.dedup_window.or(file.dedup_window), &defaults)?;
         let workers = settings
             .workers
             .or(file.workers)
             .unwrap_or(defaults.workers)
             .max(1);
-        let dispatch = DispatchSettings {
-            enabled: settings
-                .no_dispatch
-                .or(file.no_dispatch)
-                .map_or(defaults.dispatch.enabled, |no| !no),
-            concurrency: settings
-                .dispatch_concurrency
-                .or(file.dispatch_concurrency)
-                .unwrap_or(defaults.dispatch.concurrency),
-            per_target: settings
-                .dispatch_per_target
-                .or(file.dispatch_per_target)
-                .unwrap_or(defaults.dispatch.per_target),
-            timeout: settings
-                .delivery_timeout
-                .or(file.delivery_timeout)
-                .map_or(defaults.dispatch.timeout, Duration::from_secs),
-            max_attempts: settings
-                .max_attempts
-                .or(file.max_attempts)
-                .unwrap_or(defaults.dispatch.max_attempts),
-        };
-        if dispatch.concurrency == 0 || dispatch.per_target == 0 {
-            bail!("the dispatch concurrency and per-target limit must be at least 1");
-        }
-        if dispatch.timeout.is_zero()
-            || dispatch.timeout > Duration::from_secs(MAX_DELIVERY_TIMEOUT_SECS)
-        {
-            bail!("the delivery timeout must be between 1 and {MAX_DELIVERY_TIMEOUT_SECS} seconds");
-        }
-        if dispatch.max_attempts == 0 {
-            bail!("the delivery attempts must be at least 1");
-        }
         Ok(Self {
             listen,
             public_url,
@@ -484,6 +445,58 @@ impl Config {
             dispatch,
         })
     }
+}
+
+/// How this node delivers, from the flags, the file and the defaults, checked.
+fn dispatch_settings(
+    settings: &Settings,
+    file: &FileSettings,
+    defaults: &Config,
+) -> anyhow::Result<DispatchSettings> {
+    let dispatch = DispatchSettings {
+        enabled: settings
+            .no_dispatch
+            .or(file.no_dispatch)
+            .map_or(defaults.dispatch.enabled, |no| !no),
+        concurrency: settings
+            .dispatch_concurrency
+            .or(file.dispatch_concurrency)
+            .unwrap_or(defaults.dispatch.concurrency),
+        per_target: settings
+            .dispatch_per_target
+            .or(file.dispatch_per_target)
+            .unwrap_or(defaults.dispatch.per_target),
+        timeout: settings
+            .delivery_timeout
+            .or(file.delivery_timeout)
+            .map_or(defaults.dispatch.timeout, Duration::from_secs),
+        max_attempts: settings
+            .max_attempts
+            .or(file.max_attempts)
+            .unwrap_or(defaults.dispatch.max_attempts),
+    };
+    if dispatch.concurrency == 0 || dispatch.per_target == 0 {
+        bail!("the dispatch concurrency and per-target limit must be at least 1");
+    }
+    if dispatch.timeout.is_zero()
+        || dispatch.timeout > Duration::from_secs(MAX_DELIVERY_TIMEOUT_SECS)
+    {
+        bail!("the delivery timeout must be between 1 and {MAX_DELIVERY_TIMEOUT_SECS} seconds");
+    }
+    if dispatch.max_attempts == 0 {
+        bail!("the delivery attempts must be at least 1");
+    }
+    Ok(dispatch)
+}
+
+/// The dedup window (seconds), defaulted and checked.
+fn dedup_window(seconds: Option<u64>, defaults: &Config) -> anyhow::Result<Duration> {
+    let window = seconds.map_or(defaults.dedup_window, Duration::from_secs);
+    ensure!(
+        (1..=MAX_DEDUP_WINDOW_SECS).contains(&window.as_secs()),
+        "the dedup window must be between 1 and {MAX_DEDUP_WINDOW_SECS} seconds (30 days)"
+    );
+    Ok(window)
 }
 
 /// The body timeout (seconds) and the per-worker connection limit, defaulted and checked.

@@ -541,7 +541,10 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
             "previous_secret_expires_at",
         ])
     );
-    assert_eq!(created["source"], "generic", "the seed's behaviour by default");
+    assert_eq!(
+        created["source"], "generic",
+        "the seed's behaviour by default"
+    );
     let id = s(&created["id"]).to_owned();
     let hook = format!("/api/v1/webhooks/{id}");
     assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 4);
