@@ -131,3 +131,54 @@ pub enum Stale {
     /// The routes of every webhook of this organization (its limit changed).
     Organization(OrganizationId),
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn route(secret: Option<&str>, previous: Option<(&str, i64)>) -> IngestRoute {
+        let secret_of = |text: &str| Secret::parse(text).unwrap();
+        IngestRoute {
+            webhook_id: WebhookId::from_uuid(Uuid::from_u128(1)),
+            organization_id: OrganizationId::from_uuid(Uuid::from_u128(2)),
+            target_id: TargetId::from_uuid(Uuid::from_u128(3)),
+            status: WebhookStatus::Active,
+            secret: secret.map(secret_of),
+            previous_secret: previous
+                .map(|(text, until)| (secret_of(text), Timestamp::from_unix_micros(until))),
+            event_types: EventTypes::all(),
+            webhook_quota: RatePerMinute::WEBHOOK_DEFAULT,
+            organization_quota: RatePerMinute::ORGANIZATION_DEFAULT,
+            source: SourceSettings::default(),
+            allowed_source_ips: CidrList::default(),
+        }
+    }
+
+    #[test]
+    fn the_previous_secret_verifies_until_its_overlap_ends() {
+        let new = "whsec_the-new-secret-0001";
+        let old = "whsec_the-old-secret-0001";
+        let route = route(Some(new), Some((old, 1_000)));
+        let names = |at: i64| -> Vec<String> {
+            route
+                .secrets_at(Timestamp::from_unix_micros(at))
+                .iter()
+                .map(|s| s.expose().to_owned())
+                .collect()
+        };
+        assert_eq!(names(999), [new, old]);
+        assert_eq!(names(1_000), [new], "the overlap ends at its expiry");
+        assert_eq!(names(5_000), [new]);
+    }
+
+    #[test]
+    fn a_webhook_without_a_secret_has_none_to_verify() {
+        assert!(
+            route(None, None)
+                .secrets_at(Timestamp::from_unix_micros(0))
+                .is_empty()
+        );
+    }
+}
