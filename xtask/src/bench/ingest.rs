@@ -183,7 +183,8 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
         if let (Some(generic), Some(github)) = (cpu(store), cpu(row_name(store, "github"))) {
             writeln!(
                 table,
-                "{store}: a GitHub webhook (HMAC-SHA256 of the body, the payload read for the                  source's fields) costs {:.2}x the server CPU per request of a generic one",
+                "{store}: a GitHub webhook (HMAC-SHA256 of the body, the payload read for the \
+                 source's fields) costs {:.2}x the server CPU per request of a generic one",
                 github / generic
             )?;
         }
