@@ -265,6 +265,8 @@ async fn help_lists_every_setting_and_migrate_runs() {
         "--dispatch-per-target",
         "--delivery-timeout",
         "--max-attempts",
+        "--dispatch-lease",
+        "WEBHOOKD_DISPATCH_LEASE",
         "--body-timeout",
         "--max-connections",
         "WEBHOOKD_BODY_TIMEOUT",
