@@ -40,7 +40,9 @@ COMMANDS:
                  postgres  provide a PostgreSQL database (see `db`)
                  tests     cargo nextest run --workspace (+ doctests), else cargo test --workspace;
                            among them xtask's purity test: webhook-domain depends on no I/O
-                           crate (cargo tree)
+                           crate (cargo tree), and the cluster tests: several real webhookd
+                           processes on one throwaway PostgreSQL database
+                           (crates/webhookd/tests/it/cluster/)
                  openapi   the OpenAPI document: openapi-spec-validator, then schemathesis
                            (every check, fixed seed, bounded examples) against the real binary
                            on SQLite in a temp dir; both from a venv under target/schemathesis/

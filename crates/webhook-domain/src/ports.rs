@@ -493,14 +493,31 @@ pub trait TaskQueue: Send + Sync {
     ) -> impl Future<Output = Result<Vec<DeliveryAttempt>, StoreError>> + Send;
 }
 
+/// The master key's check: a known value sealed under the key that seals the store's secrets,
+/// kept by the store so that a node holding another key finds out before it serves (every
+/// node on one database must hold the same key). Never the key itself.
+pub trait KeyCheckStore: Send + Sync {
+    /// Keeps `check` when the store keeps none yet, and returns the check the store keeps:
+    /// `check` itself on the first call, the first check kept on every later one. The first
+    /// check is never replaced, and of concurrent first calls (nodes starting together on one
+    /// empty database) exactly one check is kept and every call returns it.
+    ///
+    /// # Errors
+    /// MUST return `Unavailable` when the store cannot be reached, having kept nothing.
+    fn keep_key_check(
+        &self,
+        check: &SealedSecret,
+    ) -> impl Future<Output = Result<SealedSecret, StoreError>> + Send;
+}
+
 /// Everything a store adapter provides; the contract suite checks all of it.
 pub trait Store:
-    OrganizationStore + TargetStore + WebhookStore + InvocationLog + TaskQueue
+    OrganizationStore + TargetStore + WebhookStore + InvocationLog + TaskQueue + KeyCheckStore
 {
 }
 
 impl<T> Store for T where
-    T: OrganizationStore + TargetStore + WebhookStore + InvocationLog + TaskQueue
+    T: OrganizationStore + TargetStore + WebhookStore + InvocationLog + TaskQueue + KeyCheckStore
 {
 }
 

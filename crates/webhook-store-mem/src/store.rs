@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use uuid::Uuid;
+use webhook_domain::model::SealedSecret;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationId,
     InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, Target,
@@ -15,8 +16,8 @@ use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, Task
 use webhook_domain::model::{ClaimOutcome, DeliveryClaim};
 use webhook_domain::model::{DeliveryStatus, InvocationSummary, TaskSummary};
 use webhook_domain::ports::{
-    InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
-    WebhookStore,
+    InvocationLog, KeyCheckStore, OrganizationInsert, OrganizationStore, StoreError, TargetStore,
+    TaskQueue, WebhookStore,
 };
 
 /// The error inside [`StoreError::Unavailable`] while a [`MemoryStore`] is set unavailable.
@@ -72,6 +73,8 @@ struct State {
     attempts: HashMap<TaskId, Vec<DeliveryAttempt>>,
     /// Delivery ids claimed per webhook: the claiming invocation, its task and when.
     claims: HashMap<(WebhookId, String), StoredClaim>,
+    /// The master key's check, once kept.
+    key_check: Option<SealedSecret>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -887,6 +890,16 @@ impl TaskQueue for MemoryStore {
         let state = self.read()?;
         state.task_in(organization_id, id)?;
         Ok(state.attempts.get(&id).cloned().unwrap_or_default())
+    }
+}
+
+impl KeyCheckStore for MemoryStore {
+    async fn keep_key_check(&self, check: &SealedSecret) -> Result<SealedSecret, StoreError> {
+        Ok(self
+            .write()?
+            .key_check
+            .get_or_insert_with(|| check.clone())
+            .clone())
     }
 }
 

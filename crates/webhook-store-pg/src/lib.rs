@@ -7,6 +7,7 @@
 mod attempt;
 mod error;
 mod group_commit;
+mod key_check;
 mod migrate;
 mod record;
 mod rows;

@@ -136,6 +136,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    master_key_check (id) {
+        id -> SmallInt,
+        sealed -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> organizations (organization_id));
 diesel::joinable!(targets -> organizations (organization_id));
 diesel::joinable!(webhooks -> targets (target_id));
@@ -153,4 +161,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     delivery_attempts,
     delivery_claims,
+    master_key_check,
 );

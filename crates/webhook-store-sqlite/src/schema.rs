@@ -136,6 +136,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    master_key_check (id) {
+        id -> BigInt,
+        sealed -> Binary,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(tasks -> invocations (invocation_id));
 diesel::joinable!(tasks -> targets (target_id));
 
@@ -148,4 +156,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     delivery_attempts,
     delivery_claims,
+    master_key_check,
 );

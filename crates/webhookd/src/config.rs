@@ -238,6 +238,17 @@ pub struct Settings {
     /// as many again [default: 8].
     #[arg(long, global = true, env = "WEBHOOKD_MAX_ATTEMPTS", value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// How long a task claimed for delivery stays leased to this node, in seconds; a node that
+    /// dies leaves its leases, and another node delivers the task once the lease ends. Must
+    /// outlast an attempt: an attempt is cut short at nine tenths of the lease [default: twice
+    /// the delivery timeout, at least 60].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_DISPATCH_LEASE",
+        value_name = "SECONDS"
+    )]
+    pub dispatch_lease: Option<u64>,
 }
 
 /// The TOML file: the same settings, snake case.
@@ -264,6 +275,7 @@ struct FileSettings {
     dispatch_per_target: Option<usize>,
     delivery_timeout: Option<u64>,
     max_attempts: Option<u32>,
+    dispatch_lease: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,6 +322,19 @@ pub struct DispatchSettings {
     pub timeout: Duration,
     /// Attempts per task and delivery round, the first included.
     pub max_attempts: u32,
+    /// How long a claimed task stays leased; `None`: derived from the timeout, see
+    /// [`DispatchSettings::lease`].
+    pub lease: Option<Duration>,
+}
+
+impl DispatchSettings {
+    /// How long a claimed task stays leased: as configured, else twice the delivery timeout
+    /// and at least [`DEFAULT_MIN_LEASE_SECS`].
+    pub fn lease(&self) -> Duration {
+        self.lease.unwrap_or_else(|| {
+            Duration::from_secs(DEFAULT_MIN_LEASE_SECS).max(self.timeout.saturating_mul(2))
+        })
+    }
 }
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -327,6 +352,10 @@ const DEFAULT_DELIVERY_TIMEOUT_SECS: u64 = 15;
 const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// Longest accepted delivery timeout: a lease must outlast an attempt.
 const MAX_DELIVERY_TIMEOUT_SECS: u64 = 600;
+/// The shortest lease a node derives when none is configured.
+pub const DEFAULT_MIN_LEASE_SECS: u64 = 60;
+/// Longest accepted dispatch lease: a day.
+const MAX_DISPATCH_LEASE_SECS: u64 = 24 * 3600;
 
 impl Default for Config {
     /// What a node runs with when nothing is configured (workers: one per core).
@@ -352,6 +381,7 @@ impl Default for Config {
                 per_target: DEFAULT_DISPATCH_PER_TARGET,
                 timeout: Duration::from_secs(DEFAULT_DELIVERY_TIMEOUT_SECS),
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
+                lease: None,
             },
         }
     }
@@ -474,6 +504,10 @@ fn dispatch_settings(
             .max_attempts
             .or(file.max_attempts)
             .unwrap_or(defaults.dispatch.max_attempts),
+        lease: settings
+            .dispatch_lease
+            .or(file.dispatch_lease)
+            .map(Duration::from_secs),
     };
     if dispatch.concurrency == 0 || dispatch.per_target == 0 {
         bail!("the dispatch concurrency and per-target limit must be at least 1");
@@ -486,7 +520,29 @@ fn dispatch_settings(
     if dispatch.max_attempts == 0 {
         bail!("the delivery attempts must be at least 1");
     }
+    if let Some(lease) = dispatch.lease {
+        check_lease(lease.as_secs(), dispatch.timeout.as_secs())?;
+    }
     Ok(dispatch)
+}
+
+/// A configured lease of `lease` seconds must outlast an attempt of up to `timeout` seconds:
+/// an attempt is cut short at nine tenths of its lease, so that its result is recorded while
+/// the lease still holds, hence at least ten ninths of the timeout.
+fn check_lease(lease: u64, timeout: u64) -> anyhow::Result<()> {
+    ensure!(
+        lease <= MAX_DISPATCH_LEASE_SECS,
+        "the dispatch lease must be at most {MAX_DISPATCH_LEASE_SECS} seconds (a day)"
+    );
+    let shortest = (timeout * 10).div_ceil(9);
+    ensure!(
+        lease >= shortest,
+        "the dispatch lease ({lease} s) must outlast a delivery attempt: with a delivery timeout \
+         of {timeout} s, set --dispatch-lease to at least {shortest} s (an attempt is cut short \
+         at nine tenths of its lease, so that its result is recorded while the lease holds), \
+         or shorten --delivery-timeout"
+    );
+    Ok(())
 }
 
 /// The dedup window (seconds), defaulted and checked.
@@ -607,8 +663,10 @@ mod tests {
                 per_target: 4,
                 timeout: Duration::from_secs(15),
                 max_attempts: 8,
+                lease: None,
             }
         );
+        assert_eq!(config.dispatch.lease(), Duration::from_secs(60));
     }
 
     #[test]
@@ -617,7 +675,8 @@ mod tests {
         let file = dir.path().join("webhookd.toml");
         std::fs::write(
             &file,
-            "no_dispatch = true\ndispatch_concurrency = 8\ndelivery_timeout = 30\nmax_attempts = 3\n",
+            "no_dispatch = true\ndispatch_concurrency = 8\ndelivery_timeout = 30\nmax_attempts = 3\n\
+             dispatch_lease = 90\n",
         )
         .unwrap();
         let path = file.to_str().unwrap();
@@ -632,6 +691,7 @@ mod tests {
                 per_target: 4,
                 timeout: Duration::from_secs(30),
                 max_attempts: 3,
+                lease: Some(Duration::from_secs(90)),
             }
         );
         let flags = Config::load(settings(&[
@@ -649,6 +709,7 @@ mod tests {
         assert_eq!(flags.per_target, 2);
         assert_eq!(flags.timeout, Duration::from_secs(5));
         assert_eq!(flags.concurrency, 8);
+        assert_eq!(flags.lease(), Duration::from_secs(90));
         assert!(
             !Config::load(settings(&["--no-dispatch"]))
                 .unwrap()
@@ -661,9 +722,41 @@ mod tests {
             &["--delivery-timeout", "0"],
             &["--delivery-timeout", "601"],
             &["--max-attempts", "0"],
+            &["--dispatch-lease", "0"],
+            &["--dispatch-lease", "14"],
+            &["--dispatch-lease", "16"],
+            &["--delivery-timeout", "2", "--dispatch-lease", "2"],
+            &["--dispatch-lease", "86401"],
         ] {
             assert!(Config::load(settings(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_lease_outlasts_an_attempt() {
+        let lease = |args: &[&str]| Config::load(settings(args)).map(|c| c.dispatch.lease());
+        let secs = Duration::from_secs;
+        // Derived: twice the timeout, at least a minute.
+        assert_eq!(lease(&[]).unwrap(), secs(60));
+        assert_eq!(lease(&["--delivery-timeout", "45"]).unwrap(), secs(90));
+        // Configured: as given, once it outlasts an attempt cut at nine tenths of it.
+        assert_eq!(lease(&["--dispatch-lease", "17"]).unwrap(), secs(17));
+        assert_eq!(
+            lease(&["--delivery-timeout", "1", "--dispatch-lease", "2"]).unwrap(),
+            secs(2)
+        );
+        assert_eq!(
+            lease(&["--delivery-timeout", "9", "--dispatch-lease", "10"]).unwrap(),
+            secs(10)
+        );
+        let refused = lease(&["--delivery-timeout", "10", "--dispatch-lease", "11"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("must outlast a delivery attempt")
+                && refused.contains("at least 12 s"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use actix_web::{App, HttpServer};
 use anyhow::{Context as _, anyhow};
 use webhook_domain::model::{Organization, OrganizationId, PublicUrl};
 use webhook_domain::ports::Store;
-use webhook_domain::service::NewOrganization;
 use webhook_domain::service::manage::{CreatedApiKey, NewApiKey};
+use webhook_domain::service::{KeyCheck, KeyCheckError, NewOrganization};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 use webhook_system::MasterKey;
@@ -125,9 +125,50 @@ pub async fn serve(
             listener,
             first_start,
             shutdown,
+            key_source: KeySource::of(config),
         },
     )
     .await
+}
+
+/// Where a node's master key came from and which store it serves, for the message that
+/// refuses another key.
+struct KeySource {
+    /// The key file, or `None` when the key was configured.
+    file: Option<std::path::PathBuf>,
+    postgres: bool,
+}
+
+impl KeySource {
+    fn of(config: &Config) -> Self {
+        Self {
+            file: config
+                .master_key
+                .is_none()
+                .then(|| config.data_dir.join("master.key")),
+            postgres: config.database_url.is_some(),
+        }
+    }
+
+    /// Refuses to serve: the store's secrets are sealed with another key than this node's.
+    fn mismatch(&self) -> anyhow::Error {
+        let ours = match &self.file {
+            None => "the key set with --master-key or WEBHOOKD_MASTER_KEY".to_owned(),
+            Some(path) => format!("the key in {}", path.display()),
+        };
+        let remedy = if self.postgres {
+            "Every node on one database must hold the same key: copy master.key from a node \
+             that serves this database into this node's data directory (mode 0600), or set \
+             WEBHOOKD_MASTER_KEY to its contents on every node"
+        } else {
+            "Start with the key this database was first started with: the data directory's \
+             master.key, or the --master-key (WEBHOOKD_MASTER_KEY) given then"
+        };
+        anyhow!(
+            "refusing to start: this node's master key ({ours}) is not the key this database's \
+             secrets are sealed with, so none of them would open. {remedy}"
+        )
+    }
 }
 
 /// The first wait before opening the store again.
@@ -284,6 +325,7 @@ struct Serve<F, D> {
     listener: TcpListener,
     first_start: F,
     shutdown: D,
+    key_source: KeySource,
 }
 
 impl<F: FnOnce(&NewOrganization), D: Future<Output = anyhow::Result<()>>> WithNode for Serve<F, D> {
@@ -293,6 +335,15 @@ impl<F: FnOnce(&NewOrganization), D: Future<Output = anyhow::Result<()>>> WithNo
         self,
         node: Node<NodeAdapters<S>>,
     ) -> anyhow::Result<()> {
+        match node.bootstrap().check_master_key().await {
+            Ok(KeyCheck::Kept) => tracing::info!(
+                "the store now keeps a check of this node's master key: every node on it must \
+                 hold the same key"
+            ),
+            Ok(KeyCheck::Matched) => {}
+            Err(KeyCheckError::Mismatch) => return Err(self.key_source.mismatch()),
+            Err(e) => return Err(e.into()),
+        }
         if let Some(created) = node
             .bootstrap()
             .run_once()

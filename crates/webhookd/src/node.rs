@@ -38,8 +38,6 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
-/// The shortest lease on a claimed task; longer delivery timeouts get twice their length.
-const MIN_LEASE: Duration = Duration::from_secs(60);
 /// How long to wait for a connection to a target.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -334,6 +332,7 @@ where
         tracing::info!(
             concurrency = self.config.dispatch.concurrency,
             per_target = self.config.dispatch.per_target,
+            lease_s = self.config.dispatch.lease().as_secs(),
             "delivering tasks to their targets"
         );
         let dispatcher = self.dispatcher.clone();
@@ -375,7 +374,7 @@ fn dispatch_config(settings: DispatchSettings) -> DispatchConfig {
     DispatchConfig {
         max_in_flight: settings.concurrency,
         max_in_flight_per_target: settings.per_target,
-        lease_for: MIN_LEASE.max(settings.timeout * 2),
+        lease_for: settings.lease(),
         retry: RetryPolicy {
             max_attempts: settings.max_attempts,
             ..defaults.retry

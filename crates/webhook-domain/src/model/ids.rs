@@ -28,6 +28,20 @@ macro_rules! id_type {
             pub const fn as_uuid(&self) -> &Uuid {
                 &self.0
             }
+
+            /// Parses the one canonical form only, lower-case and hyphenated (what `Display`
+            /// writes), so that one text is one id wherever it is compared as text (a URL in a
+            /// cache, a balancer's rule, a log). [`FromStr`] also takes the unhyphenated form
+            /// and upper case.
+            ///
+            /// # Errors
+            /// [`IdParseError`] for any other text.
+            pub fn parse_canonical(s: &str) -> Result<Self, IdParseError> {
+                if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(IdParseError);
+                }
+                Uuid::try_parse(s).map(Self).map_err(|_| IdParseError)
+            }
         }
 
         impl fmt::Debug for $name {
@@ -102,6 +116,31 @@ mod tests {
             "67e55044-10b1-426f-9247-bb680e5fe0cz",
         ] {
             assert_eq!(bad.parse::<WebhookId>(), Err(IdParseError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn canonical_is_lower_case_and_hyphenated_only() {
+        let text = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        let id = WebhookId::parse_canonical(text).unwrap();
+        assert_eq!(id.to_string(), text);
+        for other in [
+            "",
+            "nope",
+            "67E55044-10B1-426F-9247-BB680E5FE0C8",
+            "67e55044-10b1-426f-9247-bb680e5fe0C8",
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+            "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "67e55044-10b1-426f-9247-bb680e5fe0cz",
+            "67e55044+10b1-426f-9247-bb680e5fe0c8",
+            "67e5504-410b1-426f-9247-bb680e5fe0c8",
+        ] {
+            assert_eq!(
+                WebhookId::parse_canonical(other),
+                Err(IdParseError),
+                "{other}"
+            );
         }
     }
 }

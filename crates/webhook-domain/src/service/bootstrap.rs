@@ -1,9 +1,13 @@
 //! The first start, and the creation of an organization with its first admin key: on an empty
 //! store, [`Bootstrap::run_once`] creates the default organization and hands back its admin key,
-//! which only the caller (the binary) shows.
+//! which only the caller (the binary) shows. Before either, [`Bootstrap::check_master_key`]
+//! makes sure the node holds the master key the store's secrets are sealed with.
 
 use crate::model::{ApiKeyId, Name, Organization, OrganizationId, RatePerMinute, Role, Secret};
-use crate::ports::{Adapters, Clock as _, OrganizationInsert, OrganizationStore as _, StoreError};
+use crate::ports::{
+    Adapters, Clock as _, KeyCheckStore as _, OrganizationInsert, OrganizationStore as _,
+    SecretSealer as _, StoreError,
+};
 use crate::service::manage::{Caller, CreatedApiKey, Invalid, ManageError, Management, NewApiKey};
 use crate::service::random_id;
 
@@ -24,6 +28,29 @@ impl NewOrganization {
     }
 }
 
+/// The known text whose sealed form is the store's master-key check.
+const KEY_CHECK_TEXT: &str = "webhookd master key check v1";
+
+/// How a node's master key compares with the store's check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The store kept no check yet: this node's key is now the store's.
+    Kept,
+    /// The store's check was sealed with this node's key.
+    Matched,
+}
+
+/// Why a node may not serve with its master key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    /// The store's check was sealed with another key: secrets sealed by other nodes would not
+    /// open here, nor this node's there.
+    #[error("this node's master key is not the key the store's secrets are sealed with")]
+    Mismatch,
+    #[error("the master key's check could not be read or kept")]
+    Store(#[source] StoreError),
+}
+
 /// Creates organizations for the operator (the command line and the first start).
 #[derive(Debug)]
 pub struct Bootstrap<'a, A: Adapters> {
@@ -34,6 +61,31 @@ impl<'a, A: Adapters> Bootstrap<'a, A> {
     /// Bootstrap through `management`'s adapters.
     pub const fn new(management: &'a Management<A>) -> Self {
         Self { management }
+    }
+
+    /// Compares this node's master key with the store's check, keeping a check sealed with it
+    /// when the store has none (the first node to start on a database decides its key).
+    ///
+    /// # Errors
+    /// [`KeyCheckError::Mismatch`] when the store's check was sealed with another key, and
+    /// [`KeyCheckError::Store`] with the store's error.
+    pub async fn check_master_key(&self) -> Result<KeyCheck, KeyCheckError> {
+        let management = self.management;
+        let ours = management
+            .sealer
+            .seal(&Secret::from_unsealed(KEY_CHECK_TEXT.to_owned()));
+        let kept = management
+            .store
+            .keep_key_check(&ours)
+            .await
+            .map_err(KeyCheckError::Store)?;
+        if kept == ours {
+            return Ok(KeyCheck::Kept);
+        }
+        match management.sealer.unseal(&kept) {
+            Ok(text) if text.expose() == KEY_CHECK_TEXT => Ok(KeyCheck::Matched),
+            _ => Err(KeyCheckError::Mismatch),
+        }
     }
 
     /// On a store without organizations, creates the default one with its admin key; `None`

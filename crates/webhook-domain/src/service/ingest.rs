@@ -319,7 +319,8 @@ impl<A: Adapters> Ingest<A> {
         headers: &impl RequestHeaders,
     ) -> Result<Admission, IngestOutcome> {
         let not_found = || IngestOutcome::rejected(IngestRejection::WebhookNotFound);
-        let webhook_id: WebhookId = head.webhook_id.parse().map_err(|_| not_found())?;
+        // Only the canonical form: one URL is one webhook for every cache, balancer and log.
+        let webhook_id = WebhookId::parse_canonical(head.webhook_id).map_err(|_| not_found())?;
         let route = match self.resolver.resolve(webhook_id).await {
             Ok(Some(route)) => route,
             Ok(None) => return Err(not_found()),

@@ -8,7 +8,9 @@ mod retention;
 
 pub mod manage;
 
-pub use bootstrap::{Bootstrap, DEFAULT_ORGANIZATION_NAME, NewOrganization};
+pub use bootstrap::{
+    Bootstrap, DEFAULT_ORGANIZATION_NAME, KeyCheck, KeyCheckError, NewOrganization,
+};
 pub use ids::{random_id, time_ordered_id};
 pub use ingest::{
     Admission, BodyRead, Ingest, IngestBody, IngestConfig, IngestHead, IngestOutcome,

@@ -12,6 +12,7 @@ use webhook_domain::ports::{Store, StoreError};
 use crate::fixtures::status_change;
 
 mod invocations;
+mod key_check;
 mod organizations;
 mod sources;
 mod summaries;
@@ -20,6 +21,7 @@ mod tasks;
 mod webhooks;
 
 pub use invocations::*;
+pub use key_check::*;
 pub use organizations::*;
 pub use sources::*;
 pub use summaries::*;

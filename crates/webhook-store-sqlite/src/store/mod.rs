@@ -1,6 +1,7 @@
 //! The store ports implemented on [`crate::SqliteStore`], one module per port.
 
 mod invocations;
+mod key_check;
 mod organizations;
 mod targets;
 mod tasks;

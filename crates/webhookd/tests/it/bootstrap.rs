@@ -4,13 +4,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use webhook_domain::service::{KeyCheck, KeyCheckError};
 use webhook_store_pg::test_db;
 use webhook_store_pg::{PgStore, PgStoreOptions};
 use webhook_system::MasterKey;
 use webhookd::config::Config;
 use webhookd::{Node, NodeParts};
 
-use crate::daemon::{Daemon, run};
+use crate::daemon::{Daemon, refused, run};
 
 /// Nodes starting together on one empty PostgreSQL database: one of them creates the default
 /// organization, the others find it.
@@ -43,6 +44,45 @@ async fn concurrent_first_starts_on_postgres_create_one_organization() {
     assert_eq!(organizations.len(), 1, "{organizations:?}");
     drop(bootstraps);
     drop(nodes);
+    test_db::drop_database(&database).await;
+}
+
+/// Nodes with one key starting together on one empty database: one keeps the check, the others
+/// match it; a node with another key does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_starts_keep_one_master_key_check() {
+    let database = test_db::create_database().await;
+    let url = test_db::database_url(&database);
+    let config = Config::default();
+    let public_url = config.public_url_for(config.listen).unwrap();
+    let node = |key: MasterKey| {
+        let store = PgStore::open(&url, PgStoreOptions::default()).unwrap();
+        let parts = NodeParts::production(&config, store, key, public_url.clone());
+        Node::build(&config, parts).unwrap()
+    };
+    let key = MasterKey::from_bytes([9; 32]);
+    let nodes: Vec<_> = (0..4).map(|_| node(key.clone())).collect();
+    let bootstraps: Vec<_> = nodes.iter().map(Node::bootstrap).collect();
+    let (a, b, c, d) = tokio::join!(
+        bootstraps[0].check_master_key(),
+        bootstraps[1].check_master_key(),
+        bootstraps[2].check_master_key(),
+        bootstraps[3].check_master_key(),
+    );
+    let checks: Vec<KeyCheck> = [a, b, c, d].into_iter().map(Result::unwrap).collect();
+    let kept = checks.iter().filter(|c| **c == KeyCheck::Kept).count();
+    assert_eq!(kept, 1, "{checks:?}");
+    let other = node(MasterKey::from_bytes([10; 32]));
+    assert!(matches!(
+        other.bootstrap().check_master_key().await,
+        Err(KeyCheckError::Mismatch)
+    ));
+    assert_eq!(
+        bootstraps[0].check_master_key().await.unwrap(),
+        KeyCheck::Matched
+    );
+    drop(bootstraps);
+    drop((nodes, other));
     test_db::drop_database(&database).await;
 }
 
@@ -117,4 +157,67 @@ async fn a_node_waiting_for_its_database_stops_on_sigterm() {
     let started = Instant::now();
     assert!(daemon.stop().await.success());
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// One master key per database: the first node keeps a check of its key in PostgreSQL; a node
+/// with another key refuses to start, saying why and what to do, while the first serves on;
+/// a node given the first key (copied from its data directory) starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_master_key_refuses_to_start_on_postgres() {
+    let database = test_db::create_database().await;
+    let url = test_db::database_url(&database);
+    let (dir_a, dir_b, dir_c) = (tempdir(), tempdir(), tempdir());
+    let a = Daemon::start(dir_a.path(), &["--database-url", &url]).await;
+    a.wait_for_log("check of this node's master key", Duration::from_secs(10))
+        .await;
+
+    let stderr = refused(dir_b.path(), &["--database-url", &url]).await;
+    let key_b = dir_b.path().join("master.key");
+    for needle in [
+        "refusing to start",
+        "master key",
+        &key_b.display().to_string(),
+        "not the key this database's secrets are sealed with",
+        "copy master.key",
+        "WEBHOOKD_MASTER_KEY",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+
+    let key_a = std::fs::read_to_string(dir_a.path().join("master.key")).unwrap();
+    let c = Daemon::start(
+        dir_c.path(),
+        &["--database-url", &url, "--master-key", key_a.trim()],
+    )
+    .await;
+    assert!(!c.stderr().contains("check of this node's master key"));
+    assert!(c.stop().await.success());
+    assert!(a.stop().await.success());
+    // Key B is still refused after both stopped: the check stays with the database.
+    refused(dir_b.path(), &["--database-url", &url]).await;
+    test_db::drop_database(&database).await;
+}
+
+/// On SQLite, a `--master-key` (or `WEBHOOKD_MASTER_KEY`) other than the key the database was
+/// first started with is refused, and the data directory's key starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_master_key_refuses_to_start_on_sqlite() {
+    let dir = tempdir();
+    let first = Daemon::start(dir.path(), &[]).await;
+    assert!(first.stop().await.success());
+    let other = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    let stderr = refused(dir.path(), &["--master-key", other]).await;
+    for needle in [
+        "refusing to start",
+        "the key set with --master-key or WEBHOOKD_MASTER_KEY",
+        "the key this database was first started with",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+    }
+    let again = Daemon::start(dir.path(), &[]).await;
+    assert!(again.stop().await.success());
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }

@@ -37,6 +37,29 @@ pub(crate) async fn run(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Serves from `data_dir` with `args`, which must fail before it listens; returns stderr.
+pub(crate) async fn refused(data_dir: &Path, args: &[&str]) -> String {
+    let mut all = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let output = tokio::time::timeout(STARTUP, command(&all).output())
+        .await
+        .expect("webhookd exits in time")
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        !output.status.success(),
+        "webhookd {args:?} served: {stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    stderr
+}
+
 /// A running server; killed if the test ends without stopping it.
 pub(crate) struct Daemon {
     child: Child,

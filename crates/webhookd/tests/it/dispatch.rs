@@ -1,8 +1,6 @@
 //! Delivery end to end: an event sent to the real binary reaches a loopback agent, signed so a
 //! stock Standard Webhooks verifier accepts it, and its answer shows in the invocation log.
 
-use std::time::{Duration, Instant};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit as _, Mac as _};
@@ -11,25 +9,7 @@ use sha2::Sha256;
 
 use crate::agent::{Agent, Delivery, REPLY};
 use crate::daemon::Daemon;
-use crate::{created, first_start, get, metrics, send_event};
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Polls `check` every 20 ms until it yields a value; fails the test after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::{created, eventually, first_start, get, metrics, send_event};
 
 /// Verifies a delivery as the Standard Webhooks reference libraries do: the secret is
 /// `whsec_` + strict, padded standard base64 of the key.
@@ -57,7 +37,7 @@ fn verify(secret: &str, delivery: &Delivery) -> bool {
 
 /// Creates a target pushed to `endpoint` and a webhook on it; returns (signing secret, ingest
 /// URL, webhook secret, webhook id).
-async fn pushed_webhook(
+pub(crate) async fn pushed_webhook(
     daemon: &Daemon,
     key: &str,
     endpoint: &str,
@@ -75,7 +55,7 @@ async fn pushed_webhook(
     )
 }
 
-async fn task_status(daemon: &Daemon, key: &str, task_id: &str) -> String {
+pub(crate) async fn task_status(daemon: &Daemon, key: &str, task_id: &str) -> String {
     let task = get(daemon, key, &format!("/api/v1/tasks/{task_id}")).await;
     task["status"].as_str().unwrap().to_owned()
 }

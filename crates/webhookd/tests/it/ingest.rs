@@ -228,12 +228,24 @@ fn wrong_secret<'a>() -> Sender<'a> {
 async fn unknown_or_malformed_id_is_404_and_not_logged() {
     let h = Harness::new().await;
     let unknown = Uuid::new_v4().to_string();
+    // The webhook's own id in every form but the canonical one: one URL is one webhook.
+    let id = h.world.webhook.id.as_uuid();
+    let other_forms = [
+        id.hyphenated().to_string().to_uppercase(),
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+        format!(" {}", id.hyphenated()),
+    ];
     for id in [
         unknown.as_str(),
         "nope",
         "",
         "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
-    ] {
+    ]
+    .into_iter()
+    .chain(other_forms.iter().map(String::as_str))
+    {
         let request = Request {
             webhook_id: Some(id),
             ..Request::default()
@@ -246,6 +258,11 @@ async fn unknown_or_malformed_id_is_404_and_not_logged() {
     }
     assert!(h.log().await.is_empty());
     assert!(h.tasks().await.is_empty());
+    // Nothing was counted for a later coalesced entry either.
+    assert_eq!(h.node.rejections.flush_into(&h.store).await.unwrap(), 0);
+    assert!(h.log().await.is_empty());
+    // The canonical form reaches the webhook.
+    assert_eq!(h.answer(Request::default()).await, (202, "accepted"));
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Integration tests of the `webhookd` binary: the real program on a temporary data directory
-//! and a free loopback port, driven over HTTP and with signals.
+//! and a free loopback port, driven over HTTP and with signals; and several of them on one
+//! PostgreSQL database (`cluster`).
 
 #![expect(
     clippy::unwrap_used,
@@ -8,6 +9,7 @@
 
 mod agent;
 mod bootstrap;
+mod cluster;
 mod crash;
 mod daemon;
 mod dispatch;
@@ -19,6 +21,25 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::daemon::{Daemon, run};
+
+/// How long [`eventually`] waits.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `check` every 20 ms until it yields a value; fails the test after [`DEADLINE`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// A first start with `args` on a new data directory: the directory (removed when dropped), the
 /// daemon and the admin key it printed.
@@ -265,6 +286,8 @@ async fn help_lists_every_setting_and_migrate_runs() {
         "--dispatch-per-target",
         "--delivery-timeout",
         "--max-attempts",
+        "--dispatch-lease",
+        "WEBHOOKD_DISPATCH_LEASE",
         "--body-timeout",
         "--max-connections",
         "WEBHOOKD_BODY_TIMEOUT",
