@@ -1,0 +1,181 @@
+//! Route changes across nodes: committed writes to webhooks and organizations are announced,
+//! failed ones are not, and the listener comes back after its connection is cut, saying so.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use webhook_domain::model::{OrganizationId, Stale, WebhookStatus};
+use webhook_domain::ports::{OrganizationStore as _, StoreError, WebhookStore as _};
+use webhook_store_contract::fixtures::{World, at, rate, webhook};
+use webhook_store_pg::test_db::{database_url, drop_database, fresh_store};
+use webhook_store_pg::{APPLICATION_NAME, ChangeEvent, ChangeListener, ListenerOptions};
+
+use crate::support::{admin, backends, execute};
+
+/// A listener running on its own task, its events on a channel; stopped when dropped.
+struct Listening {
+    events: mpsc::UnboundedReceiver<ChangeEvent>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Listening {
+    /// Listens on `database` and waits until it listens.
+    async fn start(database: &str) -> Self {
+        let options = ListenerOptions {
+            first_retry: Duration::from_millis(20),
+            max_retry: Duration::from_millis(200),
+            ..ListenerOptions::default()
+        };
+        let listener = ChangeListener::new(&database_url(database), options).expect("a usable URL");
+        let (send, events) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            listener
+                .run(
+                    move |event| {
+                        let _ = send.send(event);
+                    },
+                    async move { drop(stopped.await) },
+                )
+                .await;
+        });
+        let mut listening = Self {
+            events,
+            _stop: stop,
+        };
+        listening.expect(ChangeEvent::Listening).await;
+        listening
+    }
+
+    /// The next event, within five seconds.
+    async fn next(&mut self) -> ChangeEvent {
+        tokio::time::timeout(Duration::from_secs(5), self.events.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("the listener runs")
+    }
+
+    async fn expect(&mut self, event: ChangeEvent) {
+        assert_eq!(self.next().await, event);
+    }
+
+    /// Nothing comes within `wait`.
+    async fn quiet_for(&mut self, wait: Duration) {
+        if let Ok(event) = tokio::time::timeout(wait, self.events.recv()).await {
+            panic!("nothing expected, got {event:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_changes_are_announced_and_failed_ones_are_not() {
+    let store = fresh_store().await;
+    let database = store.test_database().expect("a test database");
+    let world = World::seed(&store).await;
+    let mut listening = Listening::start(&database).await;
+    let changed_webhook = |id| ChangeEvent::Changed(Stale::Webhook(id));
+
+    let mut disabled = world.webhook.clone();
+    disabled.status = WebhookStatus::Disabled;
+    store.update_webhook(&disabled).await.expect("stored");
+    listening.expect(changed_webhook(disabled.id)).await;
+
+    let mut limited = world.organization.clone();
+    limited.rate_limit_per_minute = rate(7);
+    store.update_organization(&limited).await.expect("stored");
+    listening
+        .expect(ChangeEvent::Changed(Stale::Organization(limited.id)))
+        .await;
+
+    let created = webhook(&world.target, at(1));
+    store.insert_webhook(&created).await.expect("stored");
+    listening.expect(changed_webhook(created.id)).await;
+
+    // Refused writes change nothing and announce nothing.
+    let mut deleted = created.clone();
+    deleted.status = WebhookStatus::Deleted;
+    store.update_webhook(&deleted).await.expect("stored");
+    listening.expect(changed_webhook(created.id)).await;
+    assert!(matches!(
+        store.update_webhook(&created).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut unknown = limited.clone();
+    unknown.id = OrganizationId::from_uuid(Uuid::new_v4());
+    assert!(matches!(
+        store.update_organization(&unknown).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.insert_webhook(&created).await,
+        Err(StoreError::Conflict(_))
+    ));
+    listening.quiet_for(Duration::from_millis(300)).await;
+
+    drop(listening);
+    drop(store);
+    drop_database(&database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_comes_back_after_its_connection_is_cut() {
+    let store = fresh_store().await;
+    let database = store.test_database().expect("a test database");
+    let world = World::seed(&store).await;
+    let mut listening = Listening::start(&database).await;
+    let mut admin = admin().await;
+    let listener_backend = format!("application_name = '{APPLICATION_NAME}'");
+    assert_eq!(backends(&mut admin, &database, &listener_backend).await, 1);
+
+    // Cut: the listener says so and listens again.
+    execute(
+        &mut admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND {listener_backend}"
+        ),
+    )
+    .await;
+    listening.expect(ChangeEvent::Lost).await;
+    listening.expect(ChangeEvent::Listening).await;
+
+    // Cut while new connections are refused: lost until they are allowed again; a change
+    // committed meanwhile (on a connection the store already holds) goes unheard, which is
+    // why listening again is reported.
+    execute(
+        &mut admin,
+        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"),
+    )
+    .await;
+    execute(
+        &mut admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND {listener_backend}"
+        ),
+    )
+    .await;
+    listening.expect(ChangeEvent::Lost).await;
+    let mut disabled = world.webhook.clone();
+    disabled.status = WebhookStatus::Disabled;
+    store.update_webhook(&disabled).await.expect("stored");
+    listening.quiet_for(Duration::from_millis(500)).await;
+    execute(
+        &mut admin,
+        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    listening.expect(ChangeEvent::Listening).await;
+
+    // Heard again.
+    disabled.status = WebhookStatus::Active;
+    store.update_webhook(&disabled).await.expect("stored");
+    listening
+        .expect(ChangeEvent::Changed(Stale::Webhook(disabled.id)))
+        .await;
+
+    drop(listening);
+    drop(store);
+    drop_database(&database).await;
+}
