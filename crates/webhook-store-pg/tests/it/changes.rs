@@ -8,10 +8,12 @@ use uuid::Uuid;
 use webhook_domain::model::{OrganizationId, Stale, WebhookStatus};
 use webhook_domain::ports::{OrganizationStore as _, StoreError, WebhookStore as _};
 use webhook_store_contract::fixtures::{World, at, rate, webhook};
-use webhook_store_pg::test_db::{database_url, drop_database, fresh_store};
+use webhook_store_pg::test_db::{
+    allow_connections, cut_change_listeners, database_url, drop_database, fresh_store,
+};
 use webhook_store_pg::{APPLICATION_NAME, ChangeEvent, ChangeListener, ListenerOptions};
 
-use crate::support::{admin, backends, execute};
+use crate::support::{admin, backends};
 
 /// A listener running on its own task, its events on a channel; stopped when dropped.
 struct Listening {
@@ -129,43 +131,21 @@ async fn the_listener_comes_back_after_its_connection_is_cut() {
     assert_eq!(backends(&mut admin, &database, &listener_backend).await, 1);
 
     // Cut: the listener says so and listens again.
-    execute(
-        &mut admin,
-        &format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = '{database}' AND {listener_backend}"
-        ),
-    )
-    .await;
+    cut_change_listeners(&database).await;
     listening.expect(ChangeEvent::Lost).await;
     listening.expect(ChangeEvent::Listening).await;
 
     // Cut while new connections are refused: lost until they are allowed again; a change
     // committed meanwhile (on a connection the store already holds) goes unheard, which is
     // why listening again is reported.
-    execute(
-        &mut admin,
-        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"),
-    )
-    .await;
-    execute(
-        &mut admin,
-        &format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = '{database}' AND {listener_backend}"
-        ),
-    )
-    .await;
+    allow_connections(&database, false).await;
+    cut_change_listeners(&database).await;
     listening.expect(ChangeEvent::Lost).await;
     let mut disabled = world.webhook.clone();
     disabled.status = WebhookStatus::Disabled;
     store.update_webhook(&disabled).await.expect("stored");
     listening.quiet_for(Duration::from_millis(500)).await;
-    execute(
-        &mut admin,
-        &format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true"),
-    )
-    .await;
+    allow_connections(&database, true).await;
     listening.expect(ChangeEvent::Listening).await;
 
     // Heard again.
