@@ -12,9 +12,10 @@ use webhook_domain::ports::{Clock, StoreError, WebhookResolver};
 /// How long [`CachedResolver`] trusts what it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// How long a found route is served from memory. On one node, management calls
-    /// [`CachedResolver::invalidate`] on every change, so this only bounds how late another
-    /// node sees a change (a disable, a delete, a new limit).
+    /// How long a found route is served from memory. Changes drop it sooner through the
+    /// [`RouteCache`] handle: the node's notifier after its own changes, and on PostgreSQL the
+    /// listener after every node's. This bounds how late a change is seen only while the
+    /// listener cannot listen.
     pub ttl: Duration,
     /// How long an unknown id is remembered as unknown, so a flood of random ids does not reach
     /// the store. Shorter than `ttl`: a webhook created on another node becomes reachable here
@@ -39,7 +40,8 @@ impl Default for CacheConfig {
 ///
 /// Cheap to clone; clones share the cache. Its [`RouteCache`] handle drops stale entries: the
 /// node's notifier calls it after a webhook is created, updated, disabled or deleted, and after
-/// an organization's limit changes.
+/// an organization's limit changes; on PostgreSQL, so does the listener for every node's
+/// changes.
 #[derive(Debug)]
 pub struct CachedResolver<R, K> {
     cache: RouteCache,
