@@ -1,15 +1,18 @@
 //! Route changes across nodes: committed writes to webhooks and organizations are announced,
-//! failed ones are not, and the listener comes back after its connection is cut, saying so.
+//! failed ones are not, and the listener comes back after its connection is cut or goes
+//! silent, saying so.
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use webhook_domain::model::{OrganizationId, Stale, WebhookStatus};
 use webhook_domain::ports::{OrganizationStore as _, StoreError, WebhookStore as _};
 use webhook_store_contract::fixtures::{World, at, rate, webhook};
 use webhook_store_pg::test_db::{
-    allow_connections, cut_change_listeners, database_url, drop_database, fresh_store,
+    admin_url, allow_connections, cut_change_listeners, database_url, drop_database, fresh_store,
 };
 use webhook_store_pg::{APPLICATION_NAME, ChangeEvent, ChangeListener, ListenerOptions};
 
@@ -21,15 +24,24 @@ struct Listening {
     _stop: oneshot::Sender<()>,
 }
 
+/// Short waits, so outages end quickly.
+fn quick() -> ListenerOptions {
+    ListenerOptions {
+        first_retry: Duration::from_millis(20),
+        max_retry: Duration::from_millis(200),
+        ..ListenerOptions::default()
+    }
+}
+
 impl Listening {
     /// Listens on `database` and waits until it listens.
     async fn start(database: &str) -> Self {
-        let options = ListenerOptions {
-            first_retry: Duration::from_millis(20),
-            max_retry: Duration::from_millis(200),
-            ..ListenerOptions::default()
-        };
-        let listener = ChangeListener::new(&database_url(database), options).expect("a usable URL");
+        Self::start_at(&database_url(database), quick()).await
+    }
+
+    /// Listens at `url` with `options` and waits until it listens.
+    async fn start_at(url: &str, options: ListenerOptions) -> Self {
+        let listener = ChangeListener::new(url, options).expect("a usable URL");
         let (send, events) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -155,6 +167,102 @@ async fn the_listener_comes_back_after_its_connection_is_cut() {
         .expect(ChangeEvent::Changed(Stale::Webhook(disabled.id)))
         .await;
 
+    drop(listening);
+    drop(store);
+    drop_database(&database).await;
+}
+
+/// A TCP relay to the test server that can be frozen: while frozen it holds what either side
+/// sends, as a network that drops packets without a word would.
+struct Relay {
+    address: std::net::SocketAddr,
+    frozen: watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start() -> Self {
+        let server = url::Url::parse(&admin_url()).expect("DATABASE_URL is a URL");
+        let upstream = format!(
+            "{}:{}",
+            server.host_str().expect("a host"),
+            server.port().unwrap_or(5432)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("an address");
+        let (frozen, _) = watch::channel(false);
+        let relay = Self { address, frozen };
+        let frozen = relay.frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, frozen.subscribe()));
+                tokio::spawn(pump(server_read, client_write, frozen.subscribe()));
+            }
+        });
+        relay
+    }
+
+    /// `url` through the relay.
+    fn url(&self, url: &str) -> String {
+        let mut url = url::Url::parse(url).expect("a URL");
+        url.set_port(Some(self.address.port())).expect("a port");
+        url.set_host(Some("127.0.0.1")).expect("a host");
+        url.to_string()
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+}
+
+/// Copies `from` to `to`, holding each chunk while `frozen`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: watch::Receiver<bool>,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 || frozen.wait_for(|frozen| !*frozen).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_noticed_by_its_heartbeat() {
+    let store = fresh_store().await;
+    let database = store.test_database().expect("a test database");
+    let world = World::seed(&store).await;
+    let relay = Relay::start().await;
+    let options = ListenerOptions {
+        heartbeat: Duration::from_millis(200),
+        timeout: Duration::from_millis(300),
+        ..quick()
+    };
+    let mut listening = Listening::start_at(&relay.url(&database_url(&database)), options).await;
+
+    // The network goes silent: no error, no close, only no answer.
+    relay.freeze(true);
+    listening.expect(ChangeEvent::Lost).await;
+    listening.quiet_for(Duration::from_millis(500)).await;
+    relay.freeze(false);
+    listening.expect(ChangeEvent::Listening).await;
+
+    store.update_webhook(&world.webhook).await.expect("stored");
+    listening
+        .expect(ChangeEvent::Changed(Stale::Webhook(world.webhook.id)))
+        .await;
     drop(listening);
     drop(store);
     drop_database(&database).await;
