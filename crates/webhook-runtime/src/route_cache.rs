@@ -2,6 +2,7 @@
 //! [`RouteCache`], the handle that drops its stale entries when a change is announced.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -11,9 +12,10 @@ use webhook_domain::ports::{Clock, StoreError, WebhookResolver};
 /// How long [`CachedResolver`] trusts what it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
-    /// How long a found route is served from memory. On one node, management calls
-    /// [`CachedResolver::invalidate`] on every change, so this only bounds how late another
-    /// node sees a change (a disable, a delete, a new limit).
+    /// How long a found route is served from memory. Changes drop it sooner through the
+    /// [`RouteCache`] handle: the node's notifier after its own changes, and on PostgreSQL the
+    /// listener after every node's. This bounds how late a change is seen only while the
+    /// listener cannot listen.
     pub ttl: Duration,
     /// How long an unknown id is remembered as unknown, so a flood of random ids does not reach
     /// the store. Shorter than `ttl`: a webhook created on another node becomes reachable here
@@ -38,7 +40,8 @@ impl Default for CacheConfig {
 ///
 /// Cheap to clone; clones share the cache. Its [`RouteCache`] handle drops stale entries: the
 /// node's notifier calls it after a webhook is created, updated, disabled or deleted, and after
-/// an organization's limit changes.
+/// an organization's limit changes; on PostgreSQL, so does the listener for every node's
+/// changes.
 #[derive(Debug)]
 pub struct CachedResolver<R, K> {
     cache: RouteCache,
@@ -63,6 +66,10 @@ struct Entries {
     config: CacheConfig,
     found: DashMap<WebhookId, (Arc<IngestRoute>, Timestamp)>,
     unknown: DashMap<WebhookId, Timestamp>,
+    /// Counts invalidations. Each one counts before it removes anything, and a read remembers
+    /// what it read only if no invalidation counted since the read began: what was read may
+    /// predate the change the invalidation announced.
+    invalidations: AtomicU64,
 }
 
 /// A fresh answer from the cache.
@@ -89,6 +96,7 @@ impl<R, K> CachedResolver<R, K> {
                     config,
                     found: DashMap::new(),
                     unknown: DashMap::new(),
+                    invalidations: AtomicU64::new(0),
                 }),
             },
             source: Arc::new(Source { resolver, clock }),
@@ -112,12 +120,14 @@ impl RouteCache {
 
     /// Forgets what is known of `id`: the next request reads it from the resolver.
     pub fn invalidate(&self, id: WebhookId) {
+        self.count_invalidation();
         self.inner.found.remove(&id);
         self.inner.unknown.remove(&id);
     }
 
     /// Forgets the routes of every webhook of `organization_id` (its limit changed).
     pub fn invalidate_organization(&self, organization_id: OrganizationId) {
+        self.count_invalidation();
         self.inner
             .found
             .retain(|_, (route, _)| route.organization_id != organization_id);
@@ -125,6 +135,7 @@ impl RouteCache {
 
     /// Forgets everything.
     pub fn clear(&self) {
+        self.count_invalidation();
         self.inner.found.clear();
         self.inner.unknown.clear();
     }
@@ -137,6 +148,42 @@ impl RouteCache {
     /// Whether nothing is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn count_invalidation(&self) {
+        self.inner.invalidations.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Where the count of invalidations stands, taken before reading a route.
+    fn invalidations(&self) -> u64 {
+        self.inner.invalidations.load(Ordering::SeqCst)
+    }
+
+    /// Remembers what a read begun at `invalidations` found, unless an invalidation came
+    /// meanwhile. Checked again after inserting: an invalidation that counts after the first
+    /// check removes after the insert, and one that counted before the second check is seen.
+    fn remember(
+        &self,
+        id: WebhookId,
+        resolved: Option<&Arc<IngestRoute>>,
+        now: Timestamp,
+        invalidations: u64,
+    ) {
+        let entries = &self.inner;
+        if self.invalidations() != invalidations {
+            return;
+        }
+        if let Some(route) = resolved {
+            entries.unknown.remove(&id);
+            entries.found.insert(id, (Arc::clone(route), now));
+        } else {
+            entries.found.remove(&id);
+            self.remember_unknown(id, now);
+        }
+        if self.invalidations() != invalidations {
+            entries.found.remove(&id);
+            entries.unknown.remove(&id);
+        }
     }
 
     fn fresh(&self, id: WebhookId, now: Timestamp) -> Option<Known> {
@@ -177,14 +224,9 @@ impl<R: WebhookResolver, K: Clock> WebhookResolver for CachedResolver<R, K> {
             Some(Known::Unknown) => return Ok(None),
             None => {}
         }
+        let invalidations = cache.invalidations();
         let resolved = self.source.resolver.resolve(id).await?;
-        if let Some(route) = &resolved {
-            cache.inner.unknown.remove(&id);
-            cache.inner.found.insert(id, (Arc::clone(route), now));
-        } else {
-            cache.inner.found.remove(&id);
-            cache.remember_unknown(id, now);
-        }
+        cache.remember(id, resolved.as_ref(), now, invalidations);
         Ok(resolved)
     }
 }
@@ -315,6 +357,73 @@ mod tests {
         source.routes.lock().unwrap().push(route(1, 10));
         cache.cache().invalidate(unknown);
         assert!(cache.resolve(unknown).await.unwrap().is_some());
+    }
+
+    /// A resolver that reads its route when called and answers only when let go.
+    #[derive(Debug, Clone)]
+    struct Slow {
+        route: Arc<Mutex<Arc<IngestRoute>>>,
+        calls: Arc<Mutex<u32>>,
+        reading: Arc<tokio::sync::Notify>,
+        go_on: Arc<tokio::sync::Notify>,
+    }
+
+    impl WebhookResolver for Slow {
+        async fn resolve(&self, _id: WebhookId) -> Result<Option<Arc<IngestRoute>>, StoreError> {
+            *self.calls.lock().unwrap() += 1;
+            let read = Arc::clone(&self.route.lock().unwrap());
+            self.reading.notify_one();
+            self.go_on.notified().await;
+            Ok(Some(read))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_overtaken_by_an_invalidation_is_not_remembered() {
+        for invalidate in [false, true] {
+            let old = route(1, 10);
+            let slow = Slow {
+                route: Arc::new(Mutex::new(old.clone())),
+                calls: Arc::default(),
+                reading: Arc::default(),
+                go_on: Arc::default(),
+            };
+            let clock = ManualClock::new(Timestamp::from_unix_micros(1_000_000_000));
+            let cache = CachedResolver::new(slow.clone(), clock, CacheConfig::default());
+            let id = old.webhook_id;
+            let read = tokio::spawn({
+                let cache = cache.clone();
+                async move { cache.resolve(id).await }
+            });
+            slow.reading.notified().await;
+            // The change commits and is announced while the old route is on its way.
+            let mut new = (*old).clone();
+            new.status = WebhookStatus::Disabled;
+            let new = Arc::new(new);
+            *slow.route.lock().unwrap() = new.clone();
+            if invalidate {
+                cache
+                    .cache()
+                    .invalidate_stale(Stale::Webhook(old.webhook_id));
+            }
+            slow.go_on.notify_one();
+            assert_eq!(read.await.unwrap().unwrap(), Some(old.clone()));
+
+            slow.go_on.notify_one();
+            let next = cache.resolve(old.webhook_id).await.unwrap();
+            let calls = *slow.calls.lock().unwrap();
+            if invalidate {
+                assert_eq!(
+                    next,
+                    Some(new),
+                    "read again: the old route was not remembered"
+                );
+                assert_eq!(calls, 2);
+            } else {
+                assert_eq!(next, Some(old), "served from memory");
+                assert_eq!(calls, 1);
+            }
+        }
     }
 
     #[tokio::test]

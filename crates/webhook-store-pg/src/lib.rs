@@ -2,9 +2,11 @@
 //! deadpool connection pool, embedded migrations and a group-commit writer for ingest.
 //!
 //! Several nodes may share one database: tasks are claimed with `FOR UPDATE SKIP LOCKED` under
-//! a lease, and migrations are serialized by an advisory lock.
+//! a lease, migrations are serialized by an advisory lock, and changes to webhooks and
+//! organizations are announced to every node with `NOTIFY` ([`ChangeListener`]).
 
 mod attempt;
+mod changes;
 mod error;
 mod group_commit;
 mod key_check;
@@ -27,6 +29,9 @@ use diesel_async::pooled_connection::{
 };
 use webhook_domain::ports::StoreError;
 
+pub use changes::{
+    APPLICATION_NAME, CHANNEL, ChangeEvent, ChangeListener, ListenerOptions, UrlError,
+};
 pub use migrate::MigrateError;
 
 use crate::error::{PoolTimeout, pool_error};

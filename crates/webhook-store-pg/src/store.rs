@@ -15,8 +15,8 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, DeliveryStatus, Invocation,
     InvocationId, InvocationSummary, MESSAGE_PREVIEW_CHARS, Organization, OrganizationId,
-    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Target, TargetId, Task, TaskFilter,
-    TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
+    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Stale, Target, TargetId, Task,
+    TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimOutcome, ClaimedTask, DeliveryClaim, Lease, QueueStats, TaskStatusChange,
@@ -28,6 +28,7 @@ use webhook_domain::ports::{
 
 use crate::PgStore;
 use crate::attempt::FinishAttempt;
+use crate::changes::announce;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
     ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
@@ -208,18 +209,24 @@ impl OrganizationStore for PgStore {
     async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let row = OrganizationRow::from(organization);
-        let result = diesel::update(organizations::table.find(row.id))
-            .set((
-                organizations::name.eq(&row.name),
-                organizations::rate_limit_per_minute.eq(row.rate_limit_per_minute),
-                organizations::updated_at.eq(row.updated_at),
-            ))
-            .execute(&mut conn)
+        let result = conn
+            .transaction(async |conn| {
+                let updated = diesel::update(organizations::table.find(row.id))
+                    .set((
+                        organizations::name.eq(&row.name),
+                        organizations::rate_limit_per_minute.eq(row.rate_limit_per_minute),
+                        organizations::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound.into());
+                }
+                announce(conn, Stale::Organization(organization.id)).await?;
+                Ok(())
+            })
             .await;
-        match check(result.map_err(TxError::from), &mut conn)? {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
+        check(result, &mut conn)
     }
 
     async fn count_organizations(&self) -> Result<u64, StoreError> {
@@ -479,6 +486,8 @@ impl WebhookStore for PgStore {
                     .values(&row)
                     .execute(conn)
                     .await?;
+                // Other nodes may remember the id as unknown.
+                announce(conn, Stale::Webhook(webhook.id)).await?;
                 Ok(())
             })
             .await;
@@ -562,6 +571,7 @@ impl WebhookStore for PgStore {
                     ))
                     .execute(conn)
                     .await?;
+                announce(conn, Stale::Webhook(webhook.id)).await?;
                 Ok(())
             })
             .await;

@@ -200,6 +200,40 @@ pub async fn drop_database(name: &str) {
     .await;
 }
 
+/// Lets new connections into test database `name`, or refuses them (as a database that cannot
+/// be reached would); connections already open stay.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn allow_connections(name: &str, allow: bool) {
+    assert!(name.starts_with(PREFIX), "only test databases are changed");
+    let mut conn = admin().await;
+    run(
+        &mut conn,
+        &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"),
+    )
+    .await;
+}
+
+/// Cuts every connection to test database `name` that listens for route changes (as a
+/// restarted server or a network cut would), by their `application_name`.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn cut_change_listeners(name: &str) {
+    assert!(name.starts_with(PREFIX), "only test databases are changed");
+    let mut conn = admin().await;
+    run(
+        &mut conn,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND application_name = '{}'",
+            crate::APPLICATION_NAME
+        ),
+    )
+    .await;
+}
+
 /// A store on a fresh database; [`webhook_store_contract::ContractStore::teardown`] drops it.
 ///
 /// # Panics

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod node;
+mod route_changes;
 
 use std::net::TcpListener;
 use std::pin::Pin;

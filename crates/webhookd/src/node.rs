@@ -26,11 +26,13 @@ use webhook_http::{AppState, ClientIpPolicy, Metrics};
 use webhook_runtime::{
     CacheConfig, CachedResolver, CoalescingCounter, MemoryRateLimiter, NodeNotifier, RouteCache,
 };
+use webhook_store_pg::ListenerOptions;
 use webhook_system::{
     MasterKey, MiniJinjaTemplates, RingMac, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy,
 };
 
 use crate::config::{Config, DispatchSettings};
+use crate::route_changes::RouteChanges;
 
 /// How often coalesced rejections are written and idle rate-limit windows forgotten.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -125,6 +127,8 @@ pub struct Node<A: Adapters> {
     pub limiter: A::Limiter,
     /// The retention use case.
     pub retention: Retention<A>,
+    /// Keeps `routes` in step with other nodes' changes, on a PostgreSQL node.
+    route_changes: Option<RouteChanges>,
     config: Config,
 }
 
@@ -187,7 +191,16 @@ where
                 dedup_window: config.dedup_window,
             },
         });
-        let metrics = Metrics::new_with(|registry| dispatcher.metrics().register(registry));
+        let route_changes = config
+            .database_url
+            .is_some()
+            .then(|| RouteChanges::new(routes.clone()));
+        let metrics = Metrics::new_with(|registry| {
+            dispatcher.metrics().register(registry);
+            if let Some(route_changes) = &route_changes {
+                route_changes.register(registry);
+            }
+        });
         let app = web::Data::new(AppState {
             ingest: Arc::clone(&ingest),
             client_ip: ClientIpPolicy::new(config.trusted_proxies.clone()),
@@ -222,6 +235,7 @@ where
             rejections,
             limiter,
             retention,
+            route_changes,
             config: config.clone(),
         })
     }
@@ -291,6 +305,7 @@ where
         let (stop_dispatch, dispatch_stopped) = watch::channel(false);
         let dispatch = self.start_dispatch(dispatch_stopped);
         let (stop, stopped) = watch::channel(false);
+        let route_changes = self.follow_route_changes(stopped.clone());
         let maintenance = tokio::spawn(maintain(
             self.rejections.clone(),
             self.limiter.clone(),
@@ -315,9 +330,32 @@ where
         }
         let _ = stop.send(true);
         maintenance.await.context("the maintenance task failed")?;
+        if let Some(route_changes) = route_changes {
+            route_changes
+                .await
+                .context("the route listener task failed")?;
+        }
         outcome?;
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// On a PostgreSQL node, listens for the route changes every node commits and drops the
+    /// cached routes they made stale, until `stopped` turns true (see `RouteChanges`).
+    pub fn follow_route_changes(
+        &self,
+        mut stopped: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let route_changes = self.route_changes.clone()?;
+        let url = self.config.database_url.clone()?;
+        Some(tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            route_changes
+                .follow(&url, ListenerOptions::default(), stopped)
+                .await;
+        }))
     }
 
     /// Runs the dispatcher until `stopped` turns true, unless this node only ingests.

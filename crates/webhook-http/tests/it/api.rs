@@ -36,7 +36,7 @@ use crate::helpers::{Backend, Options, problem, serve_node};
 /// An outbound policy without DNS: refuses hosts that are loopback, private, link-local or
 /// unspecified IP literals, and allows every name.
 #[derive(Debug, Clone, Copy)]
-struct LiteralGuard;
+pub(crate) struct LiteralGuard;
 
 impl EndpointGuard for LiteralGuard {
     async fn check(&self, url: &EndpointUrl) -> Result<(), EndpointRefused> {
@@ -65,7 +65,7 @@ fn master_key() -> MasterKey {
 pub(crate) struct ApiApp<S: Backend = MemoryStore> {
     base: String,
     pub(crate) store: S,
-    node: Node<NodeAdapters<S, ManualClock, LiteralGuard>>,
+    pub(crate) node: Node<NodeAdapters<S, ManualClock, LiteralGuard>>,
     client: reqwest::Client,
     handle: ServerHandle,
 }
@@ -237,7 +237,12 @@ impl<S: Backend> ApiApp<S> {
     }
 
     /// Posts `body` to a webhook's URL on this server (its `url` names the public host).
-    async fn send(&self, webhook: &Value, secret: Option<&str>, body: &str) -> reqwest::Response {
+    pub(crate) async fn send(
+        &self,
+        webhook: &Value,
+        secret: Option<&str>,
+        body: &str,
+    ) -> reqwest::Response {
         let mut request = self
             .client
             .post(self.url(&format!(

@@ -106,6 +106,8 @@ pub(crate) struct Options {
     pub(crate) body_limit: usize,
     pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) body_timeout: Duration,
+    /// The PostgreSQL database the node's store uses, for the nodes that listen for changes.
+    pub(crate) database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -114,6 +116,7 @@ impl Default for Options {
             body_limit: IngestConfig::default().body_limit,
             trusted_proxies: Vec::new(),
             body_timeout: Config::default().body_timeout,
+            database_url: None,
         }
     }
 }
@@ -132,6 +135,7 @@ pub(crate) fn serve_node<S: Backend, G: EndpointGuard + 'static>(
         body_limit: options.body_limit,
         trusted_proxies: options.trusted_proxies,
         body_timeout: options.body_timeout,
+        database_url: options.database_url,
         workers: 2,
         ..Config::default()
     };

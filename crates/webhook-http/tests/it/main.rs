@@ -2,6 +2,7 @@
 
 mod api;
 mod cases;
+mod cluster;
 mod conformance;
 mod fuzz;
 mod head;

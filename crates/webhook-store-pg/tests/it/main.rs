@@ -3,6 +3,7 @@
 //! a server of the test's own stopped under load.
 
 mod batch;
+mod changes;
 mod claims;
 mod cluster;
 mod concurrency;
