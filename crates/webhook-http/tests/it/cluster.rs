@@ -212,8 +212,9 @@ async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
     wait_for_metric(&c.b, CONNECTED, 0).await;
     wait_for_metric(&c.a, CONNECTED, 0).await;
 
-    // A change made meanwhile (on a connection A's pool holds) goes unheard: B serves its
-    // cached route, as it would until the route's TTL.
+    // A change made meanwhile (on a connection A's pool holds) cannot be announced to B while
+    // its listener is away. (Whether B still serves its cached route then depends on when
+    // the cut reached it, so only what follows is asserted.)
     c.a.expect(
         200,
         "patch",
@@ -222,9 +223,6 @@ async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
         Some(json!({"status": "disabled"})),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(c.b.send(&webhook, Some(&secret), BODY).await.status(), 202);
-    assert_eq!(metric(&c.b, HEARD).await, heard);
 
     // Back: listening again drops every cached route, so the change shows at once.
     allow_connections(&c.database, true).await;
