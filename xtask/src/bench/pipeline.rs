@@ -29,7 +29,7 @@ const CONCURRENCY: &str = "32";
 const RATE_CONCURRENCY: &str = "128";
 const WARMUP_SECS: &str = "2";
 const MEASURE_SECS: &str = "10";
-/// The fixed rate offered, as a share of the ingest-only maximum.
+/// The fixed rate offered, as a share of the ingest-only maximum (the run is named for it).
 const RATE_SHARE: f64 = 0.8;
 /// How long the queue may take to empty after a run before the next one starts anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(90);
@@ -428,14 +428,14 @@ fn pipeline_table(stores: &[StoreRuns], pinning: &str) -> Result<String> {
     let mut table = String::new();
     writeln!(
         table,
-        "{:<9} {:<12} {:>9} {:>10} {:>11} {:>8} {:>8} {:>7} {:>7} | {:>9} {:>8} {:>8} {:>8} | {:>7}",
+        "{:<9} {:<12} {:>9} {:>10} {:>11} {:>12} {:>10} {:>7} {:>7} | {:>9} {:>8} {:>8} {:>8} | {:>10}",
         "store",
         "run",
         "offered/s",
         "accepted/s",
         "delivered/s",
-        "backlog<",
-        "backlog>",
+        "queued@start",
+        "queued@end",
         "cpu µs",
         "db µs",
         "to agent",
@@ -455,7 +455,7 @@ fn pipeline_table(stores: &[StoreRuns], pinning: &str) -> Result<String> {
             let latency = |pick: fn(&Latency) -> f64| or_dash(run.latency.as_ref().map(pick), 1);
             writeln!(
                 table,
-                "{:<9} {:<12} {:>9} {:>10.0} {:>11} {:>8} {:>8} {:>7.1} {:>7} | {:>9} {:>8} {:>8} {:>8} | {:>7.2}",
+                "{:<9} {:<12} {:>9} {:>10.0} {:>11} {:>12} {:>10} {:>7.1} {:>7} | {:>9} {:>8} {:>8} {:>8} | {:>10.2}",
                 store.store,
                 run.kind.name(),
                 or_dash(run.offered, 0),
@@ -480,24 +480,35 @@ fn pipeline_table(stores: &[StoreRuns], pinning: &str) -> Result<String> {
             )?;
         }
     }
-    writeln!(
-        table,
-        "{ORGANIZATIONS} organizations x {WEBHOOKS_PER_ORGANIZATION} webhooks, each organization \
-         one agent target on a loopback agent answering 200 at once; dispatch at webhookd's \
-         defaults. ingest only: {CONCURRENCY} connections, closed loop, to webhooks whose target \
-         has no endpoint (dispatch on, nothing to deliver); {:.0}% of max: a fixed rate of that \
-         share of it over {RATE_CONCURRENCY} connections; half rate: half of what that run \
-         accepted; closed loop: {CONCURRENCY} connections to the agent's webhooks. Each run \
-         measures {MEASURE_SECS} s after {WARMUP_SECS} s of warm-up, then waits for the queue to \
-         empty. accepted/s and delivered/s: webhookd's counters over the same window; \
-         backlog< and backlog>: tasks accepted and not yet delivered at its start and end; cpu \
-         µs and db µs: CPU time (user and system) of the server and of every postgres process \
-         per delivered event (per accepted event on the ingest-only row); to agent: deliveries \
-         of the events received in the window, timed from `source.received_at` to their \
-         arrival at the agent; ingest p99: the generator's, from when each request was due; {}",
-        100.0 * RATE_SHARE,
-        pinning,
-    )?;
+    let share = 100.0 * RATE_SHARE;
+    for line in [
+        format!(
+            "{ORGANIZATIONS} organizations x {WEBHOOKS_PER_ORGANIZATION} webhooks; each \
+             organization's agent target delivers to a loopback agent answering 200 at once; \
+             dispatch at webhookd's defaults."
+        ),
+        format!(
+            "ingest only: closed loop, {CONCURRENCY} connections, to webhooks whose target has no \
+             endpoint (dispatch on, nothing to deliver); {share:.0}% of max: that share of it at a \
+             fixed rate over {RATE_CONCURRENCY} connections; half rate: half of what that run \
+             accepted; closed loop: {CONCURRENCY} connections to the agent's webhooks."
+        ),
+        format!(
+            "Each run: {MEASURE_SECS} s measured after {WARMUP_SECS} s of warm-up, then a wait \
+             for the queue to empty. accepted/s, delivered/s: webhookd's counters over the same \
+             window; queued@start, queued@end: tasks accepted and not yet delivered at its edges."
+        ),
+        "cpu µs, db µs: CPU time (user and system) of the server and of every postgres process \
+         per delivered event (per accepted event on the ingest-only row)."
+            .to_owned(),
+        "to agent: deliveries of the events received in the window, timed from their \
+         `source.received_at` to their arrival at the agent; ingest p99: the generator's, from \
+         when each request was due."
+            .to_owned(),
+        format!("{pinning}."),
+    ] {
+        writeln!(table, "{line}")?;
+    }
     for store in stores {
         writeln!(table, "{}", store.verdicts())?;
     }
