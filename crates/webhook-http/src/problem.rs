@@ -741,14 +741,16 @@ mod tests {
         assert_eq!(header("ratelimit-reset").as_deref(), Some("60"));
     }
 
+    /// `kind` answers `status` with `code` and `title`, alone and in a [`Problem`].
+    fn check(kind: Kind, status: u16, code: &str, title: &str) {
+        let (s, c, t) = kind.answer();
+        assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
+        let problem = Problem::new(kind, "detail");
+        assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
+    }
+
     #[test]
     fn every_kind_has_its_status_code_and_title() {
-        let check = |kind: Kind, status: u16, code: &str, title: &str| {
-            let (s, c, t) = kind.answer();
-            assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
-            let problem = Problem::new(kind, "detail");
-            assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
-        };
         for (kind, status, code, title) in [
             (Kind::NotFound, 404, "not_found", "Not found"),
             (
@@ -802,12 +804,6 @@ mod tests {
 
     #[test]
     fn every_ingest_kind_has_its_status_code_and_title() {
-        let check = |kind: Kind, status: u16, code: &str, title: &str| {
-            let (s, c, t) = kind.answer();
-            assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
-            let problem = Problem::new(kind, "detail");
-            assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
-        };
         for (kind, status, code, title) in [
             (
                 Kind::WebhookNotFound,
