@@ -13,6 +13,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Responder, ResponseError};
 use serde::Serialize;
 use webhook_domain::model::InvalidPayload;
+pub use webhook_domain::ports::ErrorChain;
 use webhook_domain::ports::StoreError;
 use webhook_domain::rules::RateStatus;
 use webhook_domain::service::IngestRejection;
@@ -617,27 +618,6 @@ pub fn rate_headers(rate: RateStatus) -> [(HeaderName, HeaderValue); 3] {
 /// `duration` in whole seconds, rounded up.
 pub fn whole_seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-/// An error and its sources, joined by `: `, for one log line.
-pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
 }
 
 /// How often one kind of server error is logged at most, after its first occurrence.
