@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_dispatch::DispatchConfig;
-use webhook_domain::model::{Task, TaskStatus};
+use webhook_domain::model::{ClaimRequest, Task, TaskStatus};
 use webhook_domain::ports::{Clock as _, TaskQueue as _};
 use webhook_store_mem::MemoryStore;
 
@@ -74,13 +74,12 @@ async fn a_slow_target_does_not_hold_up_the_others() {
         .count();
     assert!(queued >= 19, "{queued}");
     let reclaimed = store
-        .claim_tasks(
+        .claim_tasks(ClaimRequest::new(
             clock.now(),
             Duration::from_secs(60),
             Uuid::from_u128(1),
             100,
-            &[],
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), queued, "no lease is left behind");

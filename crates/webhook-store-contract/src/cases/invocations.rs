@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, DeliveryAttempt, QueueStats};
+use webhook_domain::model::{AttemptVerdict, ClaimRequest, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
     Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
 };
@@ -433,7 +433,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
 
     let now = at(10);
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 5);
@@ -456,7 +456,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
     finish(answered(&reported_task, 1, 200, now), Delivered).await;
     let later = at(11);
     let again = store
-        .claim_tasks(later, LONG_LEASE, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(later, LONG_LEASE, Uuid::new_v4(), 10))
         .await
         .expect("claim again");
     let recovered_lease = again
@@ -505,7 +505,12 @@ async fn fail_after_one_attempt<S: Store>(
 ) -> (Invocation, webhook_domain::model::Task) {
     let (invocation, task) = world.accept(store, received_at).await;
     let claimed = store
-        .claim_tasks(received_at, LONG_LEASE, Uuid::new_v4(), 100, &[])
+        .claim_tasks(ClaimRequest::new(
+            received_at,
+            LONG_LEASE,
+            Uuid::new_v4(),
+            100,
+        ))
         .await
         .expect("claim");
     for c in &claimed {

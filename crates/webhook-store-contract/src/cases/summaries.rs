@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    AttemptVerdict, DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS,
+    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS,
     PAYLOAD_EXCERPT_BYTES, Page, Payload, TaskFilter, TaskStatus, TaskSummary,
 };
 use webhook_domain::ports::Store;
@@ -118,7 +118,7 @@ pub async fn invocation_summaries_say_where_delivery_stands<S: ContractStore>(st
     let (completed, completed_task) = world.accept(&store, at(5)).await;
     let now = at(10);
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     let lease = |id| {
