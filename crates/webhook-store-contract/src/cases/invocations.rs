@@ -6,14 +6,14 @@ use std::net::{IpAddr, Ipv6Addr};
 use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, ClaimRequest, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
-    Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
+    Invocation, InvocationId, OutcomeFilter, PageRequest, TaskId, TaskStatus,
 };
 use webhook_domain::ports::{Store, StoreError};
 
-use super::{assert_conflict, assert_not_found, attempts, move_queued};
+use super::{assert_conflict, assert_not_found, attempts, every_page, move_queued};
 use crate::fixtures::{
-    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, organization,
-    page, rejected, status_change, timed_out, webhook,
+    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, page,
+    rejected, status_change, stored_organization, timed_out, webhook,
 };
 use crate::{CommitFault, ContractStore};
 
@@ -24,21 +24,11 @@ async fn all_pages<S: Store>(
     filter: Option<OutcomeFilter>,
     request: PageRequest,
 ) -> Vec<Invocation> {
-    let mut seen = Vec::new();
-    let mut request = request;
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let Page { items, next } = store
-            .invocations(world.organization.id, world.webhook.id, filter, request)
-            .await
-            .expect("page");
-        assert!(items.len() <= request.limit() as usize);
-        seen.extend(items);
-        match next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => return seen,
-        }
-    }
-    panic!("the pages never end");
+    let (org, webhook) = (world.organization.id, world.webhook.id);
+    every_page(request, move |request| {
+        store.invocations(org, webhook, filter, request)
+    })
+    .await
 }
 
 fn ids(invocations: &[Invocation]) -> Vec<InvocationId> {
@@ -179,8 +169,7 @@ pub async fn record_invocation_with_a_lost_commit_answers_what_is_stored<S: Cont
 /// not, and nothing is written: neither the invocation, nor its task, nor `last_triggered_at`.
 pub async fn invocation_for_another_organizations_webhook_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let (acc, task) = accepted(&world.webhook, at(5));
     let acc = Invocation {
         organization_id: other.id,
@@ -276,8 +265,7 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
 /// Another organization's invocation is `NotFound`, and so is a missing one.
 pub async fn invocation_of_another_organization_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let (invocation, _) = world.accept(&store, at(1)).await;
     assert_not_found(store.invocation(other.id, invocation.id).await, "other org");
     assert_not_found(

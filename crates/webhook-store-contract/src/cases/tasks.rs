@@ -11,30 +11,20 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found, attempts, move_queued};
+use super::{assert_conflict, assert_not_found, attempts, every_page, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
-    LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, organization, page,
-    status_change, target, timed_out,
+    LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, page, status_change,
+    stored_organization, target, timed_out,
 };
 
 /// Every page of the board with `filter`, following the cursors.
 async fn board<S: Store>(store: &S, world: &World, filter: TaskFilter, limit: u32) -> Vec<Task> {
-    let mut seen = Vec::new();
-    let mut request = page(limit);
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let got = store
-            .tasks(world.organization.id, filter, request)
-            .await
-            .expect("page");
-        assert!(got.items.len() <= limit as usize);
-        seen.extend(got.items);
-        match got.next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => return seen,
-        }
-    }
-    panic!("the pages never end");
+    let org = world.organization.id;
+    every_page(page(limit), move |request| {
+        store.tasks(org, filter, request)
+    })
+    .await
 }
 
 fn task_ids(tasks: &[Task]) -> Vec<TaskId> {
@@ -139,8 +129,7 @@ pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: 
 /// Another organization's task is `NotFound` to read, change and list attempts of.
 pub async fn task_of_another_organization_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let (_, task) = world.accept(&store, at(1)).await;
     assert_not_found(store.task(other.id, task.id).await, "read");
     assert_not_found(

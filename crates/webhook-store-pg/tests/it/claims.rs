@@ -2,9 +2,9 @@
 //! once, and a claim whose commit's answer was lost.
 
 use tokio::task::JoinSet;
-use webhook_domain::model::{ClaimOutcome, DeliveryClaim, TaskFilter};
+use webhook_domain::model::{ClaimOutcome, DeliveryClaim};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _};
-use webhook_store_contract::fixtures::{World, accepted, at, page};
+use webhook_store_contract::fixtures::{World, accepted, at, check_one_recorded};
 use webhook_store_contract::{CommitFault, ContractStore as _};
 use webhook_store_pg::test_db::{database_url, fresh_store};
 use webhook_store_pg::{PgStore, PgStoreOptions};
@@ -42,27 +42,7 @@ async fn nodes_claiming_one_id_at_once_record_it_once() {
         .into_iter()
         .map(|result| result.expect("claim"))
         .collect();
-    let recorded: Vec<_> = outcomes
-        .iter()
-        .filter(|(outcome, _, _)| *outcome == ClaimOutcome::Recorded)
-        .collect();
-    assert_eq!(recorded.len(), 1, "exactly one request records");
-    let (_, winner, winner_task) = *recorded[0];
-    let duplicate = ClaimOutcome::Duplicate {
-        invocation_id: winner,
-        task_id: Some(winner_task),
-    };
-    for (outcome, _, _) in &outcomes {
-        assert!(
-            *outcome == ClaimOutcome::Recorded || *outcome == duplicate,
-            "{outcome:?}"
-        );
-    }
-    let tasks = store
-        .tasks(world.organization.id, TaskFilter::default(), page(100))
-        .await
-        .expect("tasks");
-    assert_eq!(tasks.items.len(), 1, "one task");
+    check_one_recorded(&store, &world, &outcomes).await;
     drop(nodes);
     store.teardown().await;
 }
