@@ -337,6 +337,16 @@ impl World {
             .expect("record accepted invocation");
         (invocation, task)
     }
+
+    /// Records a rejected invocation received at `received_at` (see [`rejected`]).
+    pub async fn reject<S: Store>(&self, store: &S, received_at: Timestamp) -> Invocation {
+        let invocation = rejected(&self.webhook, received_at);
+        store
+            .record_invocation(&invocation, None)
+            .await
+            .expect("record rejected invocation");
+        invocation
+    }
 }
 
 /// Random ids of the rows a migration test writes with SQL under the first schema: an

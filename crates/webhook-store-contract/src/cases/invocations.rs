@@ -78,8 +78,7 @@ pub async fn record_invocation_round_trips<S: ContractStore>(store: S) {
 pub async fn record_invocation_twice_conflicts<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let first = rejected(&world.webhook, at(1));
-    store.record_invocation(&first, None).await.expect("first");
+    let first = world.reject(&store, at(1)).await;
     let (acc, task) = accepted(&world.webhook, at(2));
     let again = Invocation {
         id: first.id,
@@ -209,10 +208,7 @@ pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store:
         .record_invocation(&ignored(&world.webhook, at(1)), None)
         .await
         .expect("ignored");
-    store
-        .record_invocation(&rejected(&world.webhook, at(2)), None)
-        .await
-        .expect("rejected");
+    world.reject(&store, at(2)).await;
     assert_eq!(last().await, None);
     world.accept(&store, at_micros(10_000_003)).await;
     assert_eq!(last().await, Some(at_micros(10_000_003)));
@@ -244,10 +240,7 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
     world.accept(&store, at(3)).await;
     let (_, finished) = world.accept(&store, at(5)).await;
     move_queued(&store, org, finished.id, TaskStatus::Failed, at(6)).await;
-    store
-        .record_invocation(&rejected(&world.webhook, at(7)), None)
-        .await
-        .expect("rejected");
+    world.reject(&store, at(7)).await;
 
     assert_eq!(store.purge_invocations(at(50)).await.expect("purge"), 2);
     assert_eq!(last_triggered_at(&store, &world.webhook).await, Some(at(5)));
@@ -293,12 +286,7 @@ pub async fn invocations_are_paged_newest_first<S: ContractStore>(store: S) {
     let mut all = Vec::new();
     for i in 0..7 {
         for _ in 0..2 {
-            let invocation = rejected(&world.webhook, at_micros(i));
-            store
-                .record_invocation(&invocation, None)
-                .await
-                .expect("record");
-            all.push(invocation);
+            all.push(world.reject(&store, at_micros(i)).await);
         }
         store
             .record_invocation(&rejected(&sibling, at_micros(i)), None)
@@ -321,12 +309,7 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
     let world = World::seed(&store).await;
     let mut before = Vec::new();
     for i in 0..20 {
-        let invocation = rejected(&world.webhook, at(i));
-        store
-            .record_invocation(&invocation, None)
-            .await
-            .expect("record");
-        before.push(invocation);
+        before.push(world.reject(&store, at(i)).await);
     }
     before.sort_by_key(|i| std::cmp::Reverse((i.received_at, i.id)));
 
@@ -407,8 +390,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
 
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let rej = rejected(&world.webhook, at(1));
-    store.record_invocation(&rej, None).await.expect("rejected");
+    let rej = world.reject(&store, at(1)).await;
     store
         .record_invocation(&ignored(&world.webhook, at(2)), None)
         .await

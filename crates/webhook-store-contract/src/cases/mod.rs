@@ -8,6 +8,7 @@ use std::fmt::Debug;
 
 use webhook_domain::model::{
     DeliveryAttempt, OrganizationId, Page, PageRequest, Task, TaskId, TaskStatus, Timestamp,
+    Webhook, WebhookStatus,
 };
 use webhook_domain::ports::{Store, StoreError};
 
@@ -75,6 +76,18 @@ async fn move_queued<S: Store>(
         .set_task_status(org, task, status_change(TaskStatus::Queued, to, at))
         .await
         .expect("move a queued task")
+}
+
+/// Deletes `webhook` as the management API does: its tombstone stays.
+async fn delete_webhook<S: Store>(store: &S, webhook: &Webhook) {
+    let tombstone = Webhook {
+        status: WebhookStatus::Deleted,
+        ..webhook.clone()
+    };
+    store
+        .update_webhook(&tombstone)
+        .await
+        .expect("delete webhook");
 }
 
 /// The delivery attempts of `task`, oldest first.

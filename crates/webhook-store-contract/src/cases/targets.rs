@@ -2,7 +2,7 @@
 
 use webhook_domain::model::{EndpointUrl, Target, TargetKind, TaskFilter};
 
-use super::{assert_conflict, assert_not_found, every_page};
+use super::{assert_conflict, assert_not_found, delete_webhook, every_page};
 use crate::ContractStore;
 use crate::fixtures::{
     World, at, at_micros, board_target, name, page, sealed, stored_organization, target, webhook,
@@ -142,18 +142,12 @@ pub async fn delete_target_with_live_webhook_conflicts<S: ContractStore>(store: 
         store.delete_target(org, world.target.id).await,
         "active webhook points at it",
     );
-    let mut gone = world.webhook.clone();
-    gone.status = webhook_domain::model::WebhookStatus::Deleted;
-    store.update_webhook(&gone).await.expect("delete webhook");
+    delete_webhook(&store, &world.webhook).await;
     assert_conflict(
         store.delete_target(org, world.target.id).await,
         "disabled webhook points at it",
     );
-    disabled.status = webhook_domain::model::WebhookStatus::Deleted;
-    store
-        .update_webhook(&disabled)
-        .await
-        .expect("delete webhook");
+    delete_webhook(&store, &disabled).await;
     store
         .delete_target(org, world.target.id)
         .await

@@ -11,7 +11,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found, attempts, every_page, move_queued};
+use super::{assert_conflict, assert_not_found, attempts, delete_webhook, every_page, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
     LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, page, status_change,
@@ -492,14 +492,7 @@ pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
         .with_target(&store, target(&world.organization, at(0)))
         .await;
     doomed.accept(&store, at(2)).await;
-    let tombstone = webhook_domain::model::Webhook {
-        status: webhook_domain::model::WebhookStatus::Deleted,
-        ..doomed.webhook
-    };
-    store
-        .update_webhook(&tombstone)
-        .await
-        .expect("delete webhook");
+    delete_webhook(&store, &doomed.webhook).await;
     store
         .delete_target(org, doomed.target.id)
         .await
