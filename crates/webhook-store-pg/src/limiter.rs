@@ -70,6 +70,7 @@ impl Default for RateLimiterOptions {
 /// documentation. Cheap to clone: clones share the batcher and the remembered refusals.
 #[derive(Clone)]
 pub struct PgRateLimiter {
+    inner: Arc<Inner>,
     shared: Arc<Shared>,
     queue: mpsc::Sender<Pending>,
 }
@@ -143,7 +144,11 @@ impl PgRateLimiter {
             requests,
             max_batch,
         ));
-        Self { shared, queue }
+        Self {
+            inner: Arc::clone(inner),
+            shared,
+            queue,
+        }
     }
 
     /// Adds the limiter's counters to the `/metrics` registry.
@@ -185,13 +190,9 @@ impl PgRateLimiter {
     ///
     /// # Errors
     /// When the database cannot be reached.
-    pub async fn delete_old_windows(
-        &self,
-        store: &PgStore,
-        now: Timestamp,
-    ) -> Result<usize, StoreError> {
+    pub async fn delete_old_windows(&self, now: Timestamp) -> Result<usize, StoreError> {
         let oldest_kept = bucket_of(now) - 60 - CLOCK_MARGIN_SECS;
-        let mut conn = store.conn().await?;
+        let mut conn = self.inner.conn().await?;
         let deleted = diesel::sql_query("DELETE FROM rate_limit_windows WHERE bucket < $1")
             .bind::<BigInt, _>(oldest_kept)
             .execute(&mut conn)

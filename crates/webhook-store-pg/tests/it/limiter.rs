@@ -458,15 +458,12 @@ async fn old_buckets_are_deleted_and_recent_ones_kept() {
     }
     let now = Timestamp::from_unix_micros(START + 400 * 1_000_000);
     // Kept: buckets within 60 + 300 seconds of now.
-    let deleted = limiters[1].delete_old_windows(&first, now).await.unwrap();
+    let deleted = limiters[1].delete_old_windows(now).await.unwrap();
     assert_eq!(
         deleted, 2,
         "the webhook's and the organization's oldest bucket"
     );
-    assert_eq!(
-        limiters[1].delete_old_windows(&first, now).await.unwrap(),
-        0
-    );
+    assert_eq!(limiters[1].delete_old_windows(now).await.unwrap(), 0);
     first.teardown().await;
 }
 
