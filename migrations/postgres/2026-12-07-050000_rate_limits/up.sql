@@ -40,7 +40,10 @@ CREATE FUNCTION rate_limit_acquire(
     status_limit integer,
     status_remaining integer,
     status_reset_after_us bigint
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+-- Plans made once per session: a custom plan per call would cost more than the call.
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     n integer := cardinality(nows);
     key_scopes smallint[];
@@ -62,6 +65,9 @@ DECLARE
     row_bucket bigint;
     row_count integer;
     row_newest bigint;
+    loaded_key integer;
+    webhook_list uuid[];
+    organization_list uuid[];
     i integer;
     j integer;
     base integer;
@@ -83,23 +89,32 @@ BEGIN
     END IF;
     PERFORM set_config('synchronous_commit', 'off', true);
 
-    -- Every key once, numbered in (scope, key) order, and each request's two keys.
-    WITH r AS (
-        SELECT u.w, u.o, u.i
-        FROM unnest(webhook_ids, organization_ids) WITH ORDINALITY AS u (w, o, i)
-    ), k AS (
-        SELECT d.scope, d.key, (row_number() OVER (ORDER BY d.scope, d.key))::integer AS j
-        FROM (SELECT 0::smallint AS scope, r.w AS key FROM r
-              UNION SELECT 1::smallint, r.o FROM r) AS d
-    )
-    SELECT (SELECT array_agg(k.scope ORDER BY k.j) FROM k),
-           (SELECT array_agg(k.key ORDER BY k.j) FROM k),
-           array_agg(kw.j ORDER BY r.i),
-           array_agg(ko.j ORDER BY r.i)
-    INTO key_scopes, key_ids, webhook_key, organization_key
-    FROM r
-    JOIN k AS kw ON kw.scope = 0 AND kw.key = r.w
-    JOIN k AS ko ON ko.scope = 1 AND ko.key = r.o;
+    -- Every key once (webhooks, then organizations), and each request's two keys. A batch
+    -- holds few distinct keys, and a search of a short array costs less than planning a join.
+    webhook_key := array_fill(0, ARRAY[n]);
+    organization_key := array_fill(0, ARRAY[n]);
+    webhook_list := '{}';
+    organization_list := '{}';
+    FOR i IN 1 .. n LOOP
+        j := array_position(webhook_list, webhook_ids[i]);
+        IF j IS NULL THEN
+            webhook_list := webhook_list || webhook_ids[i];
+            j := cardinality(webhook_list);
+        END IF;
+        webhook_key[i] := j;
+        j := array_position(organization_list, organization_ids[i]);
+        IF j IS NULL THEN
+            organization_list := organization_list || organization_ids[i];
+            j := cardinality(organization_list);
+        END IF;
+        organization_key[i] := j;
+    END LOOP;
+    FOR i IN 1 .. n LOOP
+        organization_key[i] := organization_key[i] + cardinality(webhook_list);
+    END LOOP;
+    key_ids := webhook_list || organization_list;
+    key_scopes := array_fill(0::smallint, ARRAY[cardinality(webhook_list)])
+        || array_fill(1::smallint, ARRAY[cardinality(organization_list)]);
     key_count := cardinality(key_ids);
 
     -- Lock every key, in one order for every caller.
@@ -119,14 +134,21 @@ BEGIN
     newest := array_fill(first_bucket, ARRAY[key_count]);
     total := array_fill(0, ARRAY[key_count]);
     counts := array_fill(0, ARRAY[key_count * 61]);
-    FOR row_key, row_bucket, row_count, row_newest IN
-        SELECT k.j, w.bucket, w.count, max(w.bucket) OVER (PARTITION BY k.j)
+    -- Newest first: a key's first row gives its newest bucket.
+    row_newest := NULL;
+    FOR row_key, row_bucket, row_count IN
+        SELECT k.j, w.bucket, w.count
         FROM unnest(key_scopes, key_ids) WITH ORDINALITY AS k (scope, key, j)
         JOIN rate_limit_windows AS w
           ON w.scope = k.scope AND w.key = k.key AND w.bucket > first_bucket - 61
+        ORDER BY k.j, w.bucket DESC
     LOOP
-        newest[row_key] := greatest(first_bucket, row_newest);
-        IF row_bucket > newest[row_key] - 61 THEN
+        IF row_newest IS NULL OR row_key <> loaded_key THEN
+            loaded_key := row_key;
+            row_newest := greatest(first_bucket, row_bucket);
+            newest[row_key] := row_newest;
+        END IF;
+        IF row_bucket > row_newest - 61 THEN
             s := ((row_bucket % 61 + 61) % 61)::integer;
             base := (row_key - 1) * 61 + s + 1;
             counts[base] := counts[base] + row_count;
