@@ -26,6 +26,24 @@ const RATE_CONCURRENCY: &str = "64";
 const WARMUP_SECS: &str = "2";
 const MEASURE_SECS: &str = "10";
 
+/// Rounds of each source, and their length in seconds, in the comparison of their CPU cost.
+const SOURCE_ROUNDS: u32 = 3;
+const SOURCE_SECS: &str = "5";
+
+/// The server's CPU time per request with webhooks of each source, measured in alternating
+/// rounds on one server.
+struct SourceCost {
+    store: &'static str,
+    generic_us: f64,
+    github_us: f64,
+}
+
+impl SourceCost {
+    fn ratio(&self) -> f64 {
+        self.github_us / self.generic_us
+    }
+}
+
 /// One target of `bench ingest`: its closed-loop maximum and its latency at half of it.
 struct IngestRow {
     target: &'static str,
@@ -95,17 +113,18 @@ pub(crate) fn ingest() -> Result<()> {
     let mut rows = Vec::new();
     eprintln!("==> bare actix-web handler (the ceiling)");
     rows.push(bench.bare(&release.join("examples").join("bare_accept"))?);
-    eprintln!("==> webhookd on SQLite");
-    rows.push(bench.sqlite("generic")?);
-    eprintln!("==> webhookd on SQLite, GitHub webhooks (signed bodies)");
-    rows.push(bench.sqlite("github")?);
-    eprintln!("==> webhookd on PostgreSQL");
-    rows.push(bench.postgres("generic")?);
-    eprintln!("==> webhookd on PostgreSQL, GitHub webhooks (signed bodies)");
-    rows.push(bench.postgres("github")?);
+    let mut paired = Vec::new();
+    eprintln!("==> webhookd on SQLite, generic and GitHub webhooks (signed bodies)");
+    let (sqlite, sqlite_sources) = bench.sqlite()?;
+    rows.extend(sqlite);
+    paired.push(sqlite_sources);
+    eprintln!("==> webhookd on PostgreSQL, generic and GitHub webhooks (signed bodies)");
+    let (postgres, postgres_sources) = bench.postgres()?;
+    rows.extend(postgres);
+    paired.push(postgres_sources);
 
     let ceiling = rows[0].accepted_per_sec();
-    let table = ingest_table(&rows, ceiling, &bench.pinning)?;
+    let table = ingest_table(&rows, &paired, ceiling, &bench.pinning)?;
     print!("{table}");
     let report = json!({
         "organizations": ORGANIZATIONS,
@@ -117,6 +136,13 @@ pub(crate) fn ingest() -> Result<()> {
             "half_rate": row.half,
             "ratio_to_bare": row.accepted_per_sec() / ceiling,
         })).collect::<Vec<_>>(),
+        "sources": paired.iter().map(|pair| json!({
+            "store": pair.store,
+            "rounds": SOURCE_ROUNDS,
+            "generic_cpu_us_per_request": pair.generic_us,
+            "github_cpu_us_per_request": pair.github_us,
+            "github_to_generic": pair.ratio(),
+        })).collect::<Vec<_>>(),
         "table": table,
     });
     write_report("ingest", &report)
@@ -124,7 +150,12 @@ pub(crate) fn ingest() -> Result<()> {
 
 /// The table of `bench ingest`, with a warning line for each run where not every request was
 /// accepted.
-fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<String> {
+fn ingest_table(
+    rows: &[IngestRow],
+    paired: &[SourceCost],
+    ceiling: f64,
+    pinning: &Pinning,
+) -> Result<String> {
     let mut table = String::new();
     writeln!(
         table,
@@ -174,20 +205,17 @@ fn ingest_table(rows: &[IngestRow], ceiling: f64, pinning: &Pinning) -> Result<S
          db µs: that of every postgres process on the machine; {}",
         pinning.describe()
     )?;
-    for store in ["sqlite", "postgres"] {
-        let cpu = |name: &str| {
-            rows.iter()
-                .find(|row| row.target == name)
-                .map(|row| row.cpu_us("server"))
-        };
-        if let (Some(generic), Some(github)) = (cpu(store), cpu(row_name(store, "github"))) {
-            writeln!(
-                table,
-                "{store}: a GitHub webhook (HMAC-SHA256 of the body, the payload read for the \
-                 source's fields) costs {:.2}x the server CPU per request of a generic one",
-                github / generic
-            )?;
-        }
+    for pair in paired {
+        writeln!(
+            table,
+            "{}: a GitHub webhook (HMAC-SHA256 of the body, the payload read for the source's \
+             fields) costs {:.2}x the server CPU per request of a generic one ({:.1} vs {:.1} µs, \
+             {SOURCE_ROUNDS} alternating rounds of {SOURCE_SECS} s on one server)",
+            pair.store,
+            pair.ratio(),
+            pair.github_us,
+            pair.generic_us,
+        )?;
     }
     let anomalies: Vec<String> = rows
         .iter()
@@ -238,33 +266,32 @@ impl Bench {
         Ok(row)
     }
 
-    /// webhookd on SQLite, with webhooks of `source` (`generic` or `github`).
-    fn sqlite(&self, source: &'static str) -> Result<IngestRow> {
-        let target = row_name("sqlite", source);
-        let data_dir = self.scratch.path.join(target);
-        self.webhookd_row(target, &data_dir, None, source)
+    /// webhookd on SQLite: its generic and GitHub rows, and what each source costs.
+    fn sqlite(&self) -> Result<(Vec<IngestRow>, SourceCost)> {
+        let data_dir = self.scratch.path.join("sqlite");
+        self.webhookd_rows("sqlite", &data_dir, None)
     }
 
-    /// webhookd on PostgreSQL, with webhooks of `source` (`generic` or `github`).
-    fn postgres(&self, source: &'static str) -> Result<IngestRow> {
-        let target = row_name("postgres", source);
+    /// webhookd on PostgreSQL: its generic and GitHub rows, and what each source costs.
+    fn postgres(&self) -> Result<(Vec<IngestRow>, SourceCost)> {
         let server = postgres::for_bench()?;
         let database = BenchDatabase::create(server.url())?;
-        let data_dir = self.scratch.path.join(target);
-        let row = self.webhookd_row(target, &data_dir, Some(&database.url), source);
+        let data_dir = self.scratch.path.join("postgres");
+        let rows = self.webhookd_rows("postgres", &data_dir, Some(&database.url));
         drop(database);
         drop(server);
-        row
+        rows
     }
 
-    /// Creates the organizations, starts webhookd, provisions the webhooks and measures.
-    fn webhookd_row(
+    /// Creates the organizations, starts webhookd, provisions generic and GitHub webhooks and
+    /// measures a row of each; then the two in alternating rounds on the same server, so that
+    /// what the machine does meanwhile weighs on both alike.
+    fn webhookd_rows(
         &self,
-        target: &'static str,
+        store: &'static str,
         data_dir: &Path,
         database_url: Option<&str>,
-        source: &str,
-    ) -> Result<IngestRow> {
+    ) -> Result<(Vec<IngestRow>, SourceCost)> {
         let webhookd = |args: &[&str]| {
             let mut command = Command::new(&self.webhookd);
             command
@@ -302,25 +329,70 @@ impl Bench {
         }
         serve = pinned;
         let server = Server::start("webhookd", serve, port, &self.scratch.path)?;
-        let mut urls = String::new();
-        for key in &keys {
-            let mut provision = Command::new(&self.loadgen);
-            provision
-                .args([
-                    "provision",
-                    "--base-url",
-                    &format!("http://{listen}"),
-                    "--webhooks",
-                    &WEBHOOKS_PER_ORGANIZATION.to_string(),
-                    "--source",
-                    source,
-                ])
-                .env("WEBHOOKD_API_KEY", key);
-            urls.push_str(&cmd::read(&mut provision)?);
-        }
-        let row = self.measure(target, &urls, &server, database_url.is_some())?;
+        let provision = |source: &str| -> Result<String> {
+            let mut urls = String::new();
+            for key in &keys {
+                let mut provision = Command::new(&self.loadgen);
+                provision
+                    .args([
+                        "provision",
+                        "--base-url",
+                        &format!("http://{listen}"),
+                        "--webhooks",
+                        &WEBHOOKS_PER_ORGANIZATION.to_string(),
+                        "--source",
+                        source,
+                    ])
+                    .env("WEBHOOKD_API_KEY", key);
+                urls.push_str(&cmd::read(&mut provision)?);
+            }
+            Ok(urls)
+        };
+        let (generic, github) = (provision("generic")?, provision("github")?);
+        let postgres = database_url.is_some();
+        let rows = vec![
+            self.measure(store, &generic, &server, postgres)?,
+            self.measure(row_name(store, "github"), &github, &server, postgres)?,
+        ];
+        let cost = self.source_cost(store, &generic, &github, &server)?;
         server.stop()?;
-        Ok(row)
+        Ok((rows, cost))
+    }
+
+    /// The server's CPU time per request of generic and of GitHub webhooks, closed loop, in
+    /// [`SOURCE_ROUNDS`] alternating rounds.
+    fn source_cost(
+        &self,
+        store: &'static str,
+        generic: &str,
+        github: &str,
+        server: &Server,
+    ) -> Result<SourceCost> {
+        let mut url_files = Vec::new();
+        for (source, urls) in [("generic", generic), ("github", github)] {
+            let url_file = self.scratch.path.join(format!("{store}-{source}.urls"));
+            std::fs::write(&url_file, urls)
+                .with_context(|| format!("writing {}", url_file.display()))?;
+            url_files.push(url_file);
+        }
+        let mut totals = [(Duration::ZERO, 0.0); 2];
+        for _ in 0..SOURCE_ROUNDS {
+            for (total, url_file) in totals.iter_mut().zip(&url_files) {
+                // No warm-up: the server's CPU time is read around the whole run.
+                let mut command = self.loadgen_for(url_file, CONCURRENCY, ("0", SOURCE_SECS), &[]);
+                let before = self.cpu.of_process(server.child.id())?;
+                let report = run_json(&mut command)?;
+                let after = self.cpu.of_process(server.child.id())?;
+                total.0 += after.saturating_sub(before);
+                total.1 += report["requests"].as_f64().unwrap_or(0.0);
+            }
+        }
+        let per_request = |(cpu, requests): (Duration, f64)| cpu.as_secs_f64() * 1e6 / requests;
+        Ok(SourceCost {
+            store,
+            generic_us: per_request(totals[0]),
+            github_us: per_request(totals[1]),
+        })
     }
 
     /// The closed-loop maximum, with the CPU time it cost the server (and PostgreSQL when
@@ -376,6 +448,17 @@ impl Bench {
     }
 
     fn loadgen_command(&self, url_file: &Path, concurrency: &str, extra: &[&str]) -> Command {
+        self.loadgen_for(url_file, concurrency, (WARMUP_SECS, MEASURE_SECS), extra)
+    }
+
+    /// A closed or open loop on `url_file`'s webhooks for `(warm-up, measured)` seconds.
+    fn loadgen_for(
+        &self,
+        url_file: &Path,
+        concurrency: &str,
+        (warmup, duration): (&str, &str),
+        extra: &[&str],
+    ) -> Command {
         let mut command = self.pinning.generator(&self.loadgen);
         command
             .arg("run")
@@ -385,9 +468,9 @@ impl Bench {
                 "--concurrency",
                 concurrency,
                 "--warmup",
-                WARMUP_SECS,
+                warmup,
                 "--duration",
-                MEASURE_SECS,
+                duration,
             ])
             .args(extra);
         eprintln!("$ {}", cmd::display(&command));
