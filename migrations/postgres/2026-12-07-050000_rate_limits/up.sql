@@ -65,7 +65,8 @@ DECLARE
     row_bucket bigint;
     row_count integer;
     row_newest bigint;
-    loaded_key integer;
+    loaded boolean[];
+    stored_newest bigint[];
     webhook_list uuid[];
     organization_list uuid[];
     i integer;
@@ -131,36 +132,54 @@ BEGIN
     SELECT min((t - ((t % 1000000 + 1000000) % 1000000)) / 1000000)
     INTO first_bucket
     FROM unnest(nows) AS t;
+    -- Each key's window positioned at its newest bucket (or at the batch's first second when
+    -- that is later), and the requests in it: one aggregate per key. The counts of its
+    -- buckets are read only for a key that a request moves to a later second or finds full
+    -- (`loaded`); until then its slots hold only this batch's charges.
     newest := array_fill(first_bucket, ARRAY[key_count]);
     total := array_fill(0, ARRAY[key_count]);
     counts := array_fill(0, ARRAY[key_count * 61]);
-    -- Newest first: a key's first row gives its newest bucket.
-    row_newest := NULL;
-    FOR row_key, row_bucket, row_count IN
-        SELECT k.j, w.bucket, w.count
-        FROM unnest(key_scopes, key_ids) WITH ORDINALITY AS k (scope, key, j)
-        JOIN rate_limit_windows AS w
-          ON w.scope = k.scope AND w.key = k.key AND w.bucket > first_bucket - 61
-        ORDER BY k.j, w.bucket DESC
+    loaded := array_fill(false, ARRAY[key_count]);
+    FOR row_key, row_newest, row_count IN
+        SELECT stored.j, stored.key_newest,
+               coalesce(sum(stored.count) FILTER (WHERE stored.bucket > stored.key_newest - 61), 0)
+        FROM (
+            SELECT k.j, w.bucket, w.count,
+                   greatest(first_bucket, max(w.bucket) OVER (PARTITION BY k.j)) AS key_newest
+            FROM unnest(key_scopes, key_ids) WITH ORDINALITY AS k (scope, key, j)
+            JOIN rate_limit_windows AS w
+              ON w.scope = k.scope AND w.key = k.key AND w.bucket > first_bucket - 61
+        ) AS stored
+        GROUP BY stored.j, stored.key_newest
     LOOP
-        IF row_newest IS NULL OR row_key <> loaded_key THEN
-            loaded_key := row_key;
-            row_newest := greatest(first_bucket, row_bucket);
-            newest[row_key] := row_newest;
-        END IF;
-        IF row_bucket > row_newest - 61 THEN
-            s := ((row_bucket % 61 + 61) % 61)::integer;
-            base := (row_key - 1) * 61 + s + 1;
-            counts[base] := counts[base] + row_count;
-            total[row_key] := total[row_key] + row_count;
-        END IF;
+        newest[row_key] := row_newest;
+        total[row_key] := row_count;
     END LOOP;
+    stored_newest := newest;
 
     FOR i IN 1 .. n LOOP
         now_us := nows[i];
         bucket_now := (now_us - ((now_us % 1000000 + 1000000) % 1000000)) / 1000000;
-        -- Move both windows to now; a clock behind the newest bucket counts in it.
+        -- Read the buckets of a key this request moves or finds full, then move both windows
+        -- to now; a clock behind the newest bucket counts in it.
         FOREACH j IN ARRAY ARRAY[webhook_key[i], organization_key[i]] LOOP
+            IF j = webhook_key[i] THEN
+                quota := webhook_quotas[i];
+            ELSE
+                quota := organization_quotas[i];
+            END IF;
+            IF NOT loaded[j] AND (bucket_now > newest[j] OR total[j] >= quota) THEN
+                FOR row_bucket, row_count IN
+                    SELECT w.bucket, w.count
+                    FROM rate_limit_windows AS w
+                    WHERE w.scope = key_scopes[j] AND w.key = key_ids[j]
+                      AND w.bucket > stored_newest[j] - 61
+                LOOP
+                    base := (j - 1) * 61 + ((row_bucket % 61 + 61) % 61)::integer + 1;
+                    counts[base] := counts[base] + row_count;
+                END LOOP;
+                loaded[j] := true;
+            END IF;
             IF bucket_now > newest[j] THEN
                 IF bucket_now - newest[j] >= 61 THEN
                     FOR s IN 1 .. 61 LOOP
