@@ -260,21 +260,22 @@ impl Server {
         self.dir.join("data")
     }
 
-    fn pg_ctl(&self, args: &[&OsStr]) -> Result<Command> {
-        self.run_as.command(&self.tools.pg_ctl, args)
+    /// `pg_ctl action -D <data directory> args…`.
+    fn pg_ctl(&self, action: &str, args: &[&OsStr]) -> Result<Command> {
+        let data = self.data();
+        let mut all: Vec<&OsStr> = vec![action.as_ref(), "-D".as_ref(), data.as_ref()];
+        all.extend_from_slice(args);
+        self.run_as.command(&self.tools.pg_ctl, &all)
     }
 
     /// The port of the cluster when it is running.
     fn running_port(&self) -> Option<u16> {
-        let data = self.data();
-        let mut status = self
-            .pg_ctl(&["status".as_ref(), "-D".as_ref(), data.as_ref()])
-            .ok()?;
+        let mut status = self.pg_ctl("status", &[]).ok()?;
         if !cmd::succeeds(&mut status) {
             return None;
         }
         // postmaster.pid: pid, data directory, start time, port, …
-        let pid_file = fs::read_to_string(data.join("postmaster.pid")).ok()?;
+        let pid_file = fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
         pid_file.lines().nth(3)?.trim().parse().ok()
     }
 
@@ -328,11 +329,7 @@ impl Server {
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             shell_quote(&self.socket_dir()?)
         );
-        let data = self.data();
-        let args: [&OsStr; 10] = [
-            "start".as_ref(),
-            "-D".as_ref(),
-            data.as_ref(),
+        let args: [&OsStr; 7] = [
             "-l".as_ref(),
             log.as_ref(),
             "-w".as_ref(),
@@ -342,7 +339,7 @@ impl Server {
             options.as_ref(),
         ];
         eprintln!("starting it on port {port} (log: {})", log.display());
-        cmd::read(&mut self.pg_ctl(&args)?).map_err(|error| {
+        cmd::read(&mut self.pg_ctl("start", &args)?).map_err(|error| {
             let log = fs::read_to_string(&log).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
             let tail = lines[lines.len().saturating_sub(10)..].join("\n");
@@ -354,16 +351,8 @@ impl Server {
     }
 
     fn stop(&self) -> Result<()> {
-        let data = self.data();
-        let args: [&OsStr; 6] = [
-            "stop".as_ref(),
-            "-D".as_ref(),
-            data.as_ref(),
-            "-m".as_ref(),
-            "fast".as_ref(),
-            "-w".as_ref(),
-        ];
-        cmd::read(&mut self.pg_ctl(&args)?)?;
+        let args: [&OsStr; 3] = ["-m".as_ref(), "fast".as_ref(), "-w".as_ref()];
+        cmd::read(&mut self.pg_ctl("stop", &args)?)?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info_span, warn};
 use webhook_domain::model::{
-    AttemptVerdict, ClaimedTask, DeliveryFailure, DeliveryReport, QueueStats,
+    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport, QueueStats,
 };
 use webhook_domain::model::{DeliveryAttempt, TargetId, TargetResponse, Timestamp};
 use webhook_domain::ports::{
@@ -290,11 +290,8 @@ impl<A: Adapters> Dispatcher<A> {
         let claimed = inner
             .store
             .claim_tasks(
-                inner.clock.now(),
-                inner.config.lease_for,
-                token,
-                limit,
-                &full,
+                ClaimRequest::new(inner.clock.now(), inner.config.lease_for, token, limit)
+                    .skipping(&full),
             )
             .await
             .inspect_err(|_| inner.metrics.store_error())?;

@@ -10,16 +10,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-
-use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimedTask, CoalescedRejection,
-    DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl, IngestRoute, Invocation,
-    InvocationId, InvocationSummary, Lease, Organization, OrganizationId, OutcomeFilter, Page,
-    PageRequest, QueueStats, RateRequest, SealedSecret, Secret, Stale, Target, TargetId, Task,
-    TaskFilter, TaskId, TaskStatusChange, TaskSummary, Timestamp, Webhook, WebhookId,
+    ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask,
+    CoalescedRejection, DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl, IngestRoute,
+    Invocation, InvocationId, InvocationSummary, Lease, Organization, OrganizationId,
+    OutcomeFilter, Page, PageRequest, QueueStats, RateRequest, SealedSecret, Secret, Stale, Target,
+    TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary, Timestamp, Webhook,
+    WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -46,6 +44,28 @@ pub enum StoreError {
     /// The store answered with something that should not happen (corrupt row, bug).
     #[error("the store failed")]
     Internal(#[source] BoxError),
+}
+
+/// An error and its sources, joined by `: `, for one log line: a port's error says little
+/// without the infrastructure's causes behind it.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,21 +460,18 @@ pub trait TaskQueue: Send + Sync {
         change: TaskStatusChange,
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
 
-    /// Leases up to `limit` due tasks: `queued`, `next_attempt_at <= now`, not leased or with
-    /// an expired lease, whose target is live, has an endpoint and is not in `skip_targets`.
-    /// Oldest due first. Two concurrent claims never return the same task while its lease
-    /// lasts.
+    /// Leases up to `claim.limit` due tasks with `claim.token` until
+    /// [`ClaimRequest::lease_until`]: `queued`, `next_attempt_at <= claim.now`, not leased or
+    /// with an expired lease, whose target is live, has an endpoint and is not in
+    /// `claim.skip_targets`. Oldest due first. Two concurrent claims never return the same task
+    /// while its lease lasts.
     ///
     /// `skip_targets` are the targets the caller cannot deliver to now (at their concurrency
     /// limit): their tasks are passed over, so a backlog of one target at the head of the queue
     /// does not hide the due tasks of the others.
     fn claim_tasks(
         &self,
-        now: Timestamp,
-        lease_for: Duration,
-        token: Uuid,
-        limit: u32,
-        skip_targets: &[TargetId],
+        claim: ClaimRequest<'_>,
     ) -> impl Future<Output = Result<Vec<ClaimedTask>, StoreError>> + Send;
 
     /// Records a delivery attempt under a lease, in one transaction: the attempt row, the

@@ -13,6 +13,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Responder, ResponseError};
 use serde::Serialize;
 use webhook_domain::model::InvalidPayload;
+pub use webhook_domain::ports::ErrorChain;
 use webhook_domain::ports::StoreError;
 use webhook_domain::rules::RateStatus;
 use webhook_domain::service::IngestRejection;
@@ -619,27 +620,6 @@ pub fn whole_seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
-/// An error and its sources, joined by `: `, for one log line.
-pub struct ErrorChain<'a>(pub &'a (dyn StdError + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
 /// How often one kind of server error is logged at most, after its first occurrence.
 pub const SERVER_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -741,14 +721,16 @@ mod tests {
         assert_eq!(header("ratelimit-reset").as_deref(), Some("60"));
     }
 
+    /// `kind` answers `status` with `code` and `title`, alone and in a [`Problem`].
+    fn check(kind: Kind, status: u16, code: &str, title: &str) {
+        let (s, c, t) = kind.answer();
+        assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
+        let problem = Problem::new(kind, "detail");
+        assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
+    }
+
     #[test]
     fn every_kind_has_its_status_code_and_title() {
-        let check = |kind: Kind, status: u16, code: &str, title: &str| {
-            let (s, c, t) = kind.answer();
-            assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
-            let problem = Problem::new(kind, "detail");
-            assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
-        };
         for (kind, status, code, title) in [
             (Kind::NotFound, 404, "not_found", "Not found"),
             (
@@ -802,12 +784,6 @@ mod tests {
 
     #[test]
     fn every_ingest_kind_has_its_status_code_and_title() {
-        let check = |kind: Kind, status: u16, code: &str, title: &str| {
-            let (s, c, t) = kind.answer();
-            assert_eq!((s.as_u16(), c, t), (status, code, title), "{kind:?}");
-            let problem = Problem::new(kind, "detail");
-            assert_eq!((problem.status().as_u16(), problem.code()), (status, code));
-        };
         for (kind, status, code, title) in [
             (
                 Kind::WebhookNotFound,

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, DeliveryAttempt, EndpointUrl, EventTypes, Invocation,
-    InvocationId, InvocationOutcome, Name, Organization, OrganizationId, PageRequest, Payload,
-    RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task, TaskId,
-    TaskSource, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId, WebhookStatus,
+    ApiKey, ApiKeyHash, ApiKeyId, ClaimOutcome, DeliveryAttempt, EndpointUrl, EventTypes,
+    Invocation, InvocationId, InvocationOutcome, Name, Organization, OrganizationId, PageRequest,
+    Payload, RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task,
+    TaskFilter, TaskId, TaskSource, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId,
+    WebhookStatus,
 };
 use webhook_domain::model::{CidrList, Source, SourceSettings};
 use webhook_domain::ports::{InvocationLog, Store, TaskQueue, WebhookStore};
@@ -99,6 +100,16 @@ pub fn organization(created_at: Timestamp) -> Organization {
         created_at,
         updated_at: created_at,
     }
+}
+
+/// An organization created at [`at`]`(0)`, stored.
+pub async fn stored_organization<S: Store>(store: &S) -> Organization {
+    let organization = organization(at(0));
+    store
+        .insert_organization(&organization)
+        .await
+        .expect("insert organization");
+    organization
 }
 
 /// An admin key of `organization` with a random hash.
@@ -292,11 +303,7 @@ pub struct World {
 impl World {
     /// Stores an organization, a target and a webhook created at [`at`]`(0)`.
     pub async fn seed<S: Store>(store: &S) -> Self {
-        let organization = organization(at(0));
-        store
-            .insert_organization(&organization)
-            .await
-            .expect("insert organization");
+        let organization = stored_organization(store).await;
         let target = target(&organization, at(0));
         Self::of_target(store, organization, target).await
     }
@@ -330,6 +337,16 @@ impl World {
             .expect("record accepted invocation");
         (invocation, task)
     }
+
+    /// Records a rejected invocation received at `received_at` (see [`rejected`]).
+    pub async fn reject<S: Store>(&self, store: &S, received_at: Timestamp) -> Invocation {
+        let invocation = rejected(&self.webhook, received_at);
+        store
+            .record_invocation(&invocation, None)
+            .await
+            .expect("record rejected invocation");
+        invocation
+    }
 }
 
 /// Random ids of the rows a migration test writes with SQL under the first schema: an
@@ -353,6 +370,37 @@ impl FirstSchemaIds {
             task: Uuid::new_v4(),
         }
     }
+}
+
+/// Checks the outcomes of requests that claimed one delivery id at once, each with the ids of
+/// its invocation and task: exactly one recorded, every other names that one as the original,
+/// and the board holds its one task.
+pub async fn check_one_recorded<S: Store>(
+    store: &S,
+    world: &World,
+    outcomes: &[(ClaimOutcome, InvocationId, TaskId)],
+) {
+    let recorded: Vec<_> = outcomes
+        .iter()
+        .filter(|(outcome, _, _)| *outcome == ClaimOutcome::Recorded)
+        .collect();
+    assert_eq!(recorded.len(), 1, "exactly one request records");
+    let (_, winner, winner_task) = *recorded[0];
+    let duplicate = ClaimOutcome::Duplicate {
+        invocation_id: winner,
+        task_id: Some(winner_task),
+    };
+    for (outcome, _, _) in outcomes {
+        assert!(
+            *outcome == ClaimOutcome::Recorded || *outcome == duplicate,
+            "every other request names the winner: {outcome:?}"
+        );
+    }
+    let tasks = store
+        .tasks(world.organization.id, TaskFilter::default(), page(100))
+        .await
+        .expect("tasks");
+    assert_eq!(tasks.items.len(), 1, "one task");
 }
 
 /// Checks a store just migrated from the first schema, which held the task of `ids`: failed

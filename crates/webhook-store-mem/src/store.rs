@@ -3,7 +3,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_domain::model::SealedSecret;
@@ -12,7 +11,9 @@ use webhook_domain::model::{
     InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, Target,
     TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
+use webhook_domain::model::{
+    AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
+};
 use webhook_domain::model::{ClaimOutcome, DeliveryClaim};
 use webhook_domain::model::{DeliveryStatus, InvocationSummary, TaskSummary};
 use webhook_domain::ports::{
@@ -752,16 +753,12 @@ impl TaskQueue for MemoryStore {
         Ok(task)
     }
 
-    async fn claim_tasks(
-        &self,
-        now: Timestamp,
-        lease_for: Duration,
-        token: Uuid,
-        limit: u32,
-        skip_targets: &[TargetId],
-    ) -> Result<Vec<ClaimedTask>, StoreError> {
+    async fn claim_tasks(&self, claim: ClaimRequest<'_>) -> Result<Vec<ClaimedTask>, StoreError> {
+        let ClaimRequest {
+            now, token, limit, ..
+        } = claim;
+        let until = claim.lease_until();
         let mut state = self.write()?;
-        let until = now.plus(lease_for);
         let mut claimable = Vec::new();
         for (_, id) in state.due.range(..=(now, Uuid::max())) {
             if claimable.len() >= limit as usize {
@@ -774,7 +771,7 @@ impl TaskQueue for MemoryStore {
                 continue;
             }
             let task = &stored.task;
-            if skip_targets.contains(&task.target_id) {
+            if claim.skip_targets.contains(&task.target_id) {
                 continue;
             }
             let Some(target) = state.live_target(task.organization_id, task.target_id) else {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use uuid::Uuid;
 use webhook_domain::model::{OrganizationId, Stale, WebhookId};
+use webhook_domain::ports::ErrorChain;
 
 /// The channel the announcements go on.
 pub const CHANNEL: &str = "webhookd_routes";
@@ -144,13 +145,13 @@ impl Outage {
     fn begin(error: &Lost, was_listening: bool) -> Self {
         if was_listening {
             tracing::warn!(
-                error = %Chain(error),
+                error = %ErrorChain(error),
                 "lost the connection that listens for route changes; other nodes' changes reach \
                  this node when its cached routes expire, until it listens again"
             );
         } else {
             tracing::warn!(
-                error = %Chain(error),
+                error = %ErrorChain(error),
                 "cannot listen for route changes; other nodes' changes reach this node when its \
                  cached routes expire, until it can"
             );
@@ -163,7 +164,7 @@ impl Outage {
 
     fn failed_again(&mut self, error: &Lost) {
         self.failed_tries += 1;
-        tracing::debug!(error = %Chain(error), failed_tries = self.failed_tries, "still cannot listen for route changes");
+        tracing::debug!(error = %ErrorChain(error), failed_tries = self.failed_tries, "still cannot listen for route changes");
     }
 
     /// Listening (again) after `outage`, or for the first time.
@@ -177,22 +178,6 @@ impl Outage {
             failed_tries = outage.failed_tries,
             "listening for route changes again"
         );
-    }
-}
-
-/// An error and its sources, joined by `: `, for one log line (the driver's errors say little
-/// more than "db error" without their sources).
-struct Chain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
     }
 }
 

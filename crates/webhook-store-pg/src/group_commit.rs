@@ -525,15 +525,22 @@ async fn claim_holders(
                 ((row.webhook_id, row.delivery_id), holder)
             })
             .collect()),
-        Err(error) => {
-            let broken = conn.is_broken();
-            let error = store_error(TxError::Db(error), broken);
-            if matches!(error, StoreError::Unavailable(_)) {
-                drop(Object::take(conn));
-            }
-            Err(error)
-        }
+        Err(error) => Err(read_failed(conn, error)),
     }
+}
+
+/// The error of a read on `conn`; a connection the read found unavailable leaves the pool, since
+/// the server may have ended it and the pool would hand it out again before noticing.
+fn read_failed(
+    mut conn: Object<diesel_async::AsyncPgConnection>,
+    error: diesel::result::Error,
+) -> StoreError {
+    let broken = conn.is_broken();
+    let error = store_error(TxError::Db(error), broken);
+    if matches!(error, StoreError::Unavailable(_)) {
+        drop(Object::take(conn));
+    }
+    error
 }
 
 /// A pooled connection that is not known to be closed: one that the server closed while it sat
@@ -631,13 +638,6 @@ async fn stored(inner: &Inner, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError
         .await;
     match result {
         Ok(found) => Ok(found.into_iter().collect()),
-        Err(error) => {
-            let broken = conn.is_broken();
-            let error = store_error(TxError::Db(error), broken);
-            if matches!(error, StoreError::Unavailable(_)) {
-                drop(Object::take(conn));
-            }
-            Err(error)
-        }
+        Err(error) => Err(read_failed(conn, error)),
     }
 }

@@ -1,8 +1,6 @@
 //! The store ports on [`PgStore`]: one function per port method, each one query or one
 //! transaction.
 
-use std::time::Duration;
-
 use diesel::dsl::{exists, not, sql};
 use diesel::sql_types;
 use diesel::{
@@ -19,7 +17,8 @@ use webhook_domain::model::{
     TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
-    AttemptVerdict, ClaimOutcome, ClaimedTask, DeliveryClaim, Lease, QueueStats, TaskStatusChange,
+    AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, Lease, QueueStats,
+    TaskStatusChange,
 };
 use webhook_domain::ports::{
     InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
@@ -954,26 +953,20 @@ impl TaskQueue for PgStore {
         check(result, &mut conn)
     }
 
-    async fn claim_tasks(
-        &self,
-        now: Timestamp,
-        lease_for: Duration,
-        token: Uuid,
-        limit: u32,
-        skip_targets: &[TargetId],
-    ) -> Result<Vec<ClaimedTask>, StoreError> {
-        if limit == 0 {
+    async fn claim_tasks(&self, claim: ClaimRequest<'_>) -> Result<Vec<ClaimedTask>, StoreError> {
+        if claim.limit == 0 {
             return Ok(Vec::new());
         }
-        let until = now.plus(lease_for);
+        let until = claim.lease_until();
         let mut conn = self.conn().await?;
         let claimed = diesel::sql_query(CLAIM)
-            .bind::<sql_types::Timestamptz, _>(at(now))
-            .bind::<sql_types::Uuid, _>(token)
+            .bind::<sql_types::Timestamptz, _>(at(claim.now))
+            .bind::<sql_types::Uuid, _>(claim.token)
             .bind::<sql_types::Timestamptz, _>(at(until))
-            .bind::<sql_types::BigInt, _>(i64::from(limit))
+            .bind::<sql_types::BigInt, _>(i64::from(claim.limit))
             .bind::<sql_types::Array<sql_types::Uuid>, _>(
-                skip_targets
+                claim
+                    .skip_targets
                     .iter()
                     .map(|target| *target.as_uuid())
                     .collect::<Vec<Uuid>>(),
@@ -1012,7 +1005,7 @@ impl TaskQueue for PgStore {
                 Ok(ClaimedTask {
                     lease: Lease {
                         task_id: task.id,
-                        token,
+                        token: claim.token,
                         until,
                     },
                     task,

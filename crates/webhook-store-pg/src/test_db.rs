@@ -63,6 +63,11 @@ async fn run(conn: &mut AsyncPgConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// Runs one statement `sql` on a connection of its own to the server's admin database.
+async fn run_as_admin(sql: &str) {
+    run(&mut admin().await, sql).await;
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -147,12 +152,7 @@ pub async fn create_database() -> String {
         unix_now(),
         &Uuid::new_v4().simple().to_string()[..12]
     );
-    let mut conn = admin().await;
-    run(
-        &mut conn,
-        &format!("CREATE DATABASE {name} TEMPLATE {template}"),
-    )
-    .await;
+    run_as_admin(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await;
     name
 }
 
@@ -182,8 +182,7 @@ pub fn new_database_name() -> String {
 /// When the name is not a test database's, or the server at `DATABASE_URL` cannot be used.
 pub async fn create_empty_database_named(name: &str) {
     assert!(name.starts_with(PREFIX), "only test databases are created");
-    let mut conn = admin().await;
-    run(&mut conn, &format!("CREATE DATABASE {name}")).await;
+    run_as_admin(&format!("CREATE DATABASE {name}")).await;
 }
 
 /// Drops a database made by [`create_database`], closing whatever still uses it.
@@ -192,12 +191,7 @@ pub async fn create_empty_database_named(name: &str) {
 /// When the server at `DATABASE_URL` cannot be used.
 pub async fn drop_database(name: &str) {
     assert!(name.starts_with(PREFIX), "only test databases are dropped");
-    let mut conn = admin().await;
-    run(
-        &mut conn,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    )
-    .await;
+    run_as_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
 }
 
 /// Lets new connections into test database `name`, or refuses them (as a database that cannot
@@ -207,12 +201,7 @@ pub async fn drop_database(name: &str) {
 /// When the server at `DATABASE_URL` cannot be used.
 pub async fn allow_connections(name: &str, allow: bool) {
     assert!(name.starts_with(PREFIX), "only test databases are changed");
-    let mut conn = admin().await;
-    run(
-        &mut conn,
-        &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"),
-    )
-    .await;
+    run_as_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}")).await;
 }
 
 /// Cuts every connection to test database `name` that listens for route changes (as a
@@ -222,15 +211,11 @@ pub async fn allow_connections(name: &str, allow: bool) {
 /// When the server at `DATABASE_URL` cannot be used.
 pub async fn cut_change_listeners(name: &str) {
     assert!(name.starts_with(PREFIX), "only test databases are changed");
-    let mut conn = admin().await;
-    run(
-        &mut conn,
-        &format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+    run_as_admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{name}' AND application_name = '{}'",
-            crate::APPLICATION_NAME
-        ),
-    )
+        crate::APPLICATION_NAME
+    ))
     .await;
 }
 

@@ -82,12 +82,7 @@ impl WriterHandle {
         T: Send + 'static,
         F: FnMut(&mut SqliteConnection) -> Result<T, Failure> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(TypedJob {
-            op,
-            output: None,
-            reply,
-        });
+        let (job, answer) = job(op);
         self.sender
             .send(job)
             .await
@@ -232,7 +227,6 @@ fn commit_isolated(
 }
 
 /// A job running `op` as [`WriterHandle::write`] queues it, and the receiver of its answer.
-#[cfg(test)]
 pub(crate) fn job<T, F>(op: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,

@@ -6,24 +6,12 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use super::{number, run_json, write_report};
-use crate::{cmd, postgres};
+use super::{number, run_json_on_postgres, write_report};
 
 /// `cargo xtask bench dispatch`: deliveries per second at several concurrency settings, with
 /// the memory store's figures as the in-run baseline for the durable stores.
 pub(crate) fn dispatch() -> Result<()> {
-    let database = postgres::for_bench()?;
-    let mut command = cmd::cargo([
-        "run",
-        "--release",
-        "-p",
-        "webhook-dispatch",
-        "--example",
-        "bench_dispatch",
-    ]);
-    command.env("DATABASE_URL", database.url());
-    let report = run_json(&mut command)?;
-    drop(database);
+    let report = run_json_on_postgres(&["-p", "webhook-dispatch", "--example", "bench_dispatch"])?;
     let results = report["results"]
         .as_array()
         .context("the dispatch report has no results")?;

@@ -26,6 +26,17 @@ pub(super) fn run_json(command: &mut std::process::Command) -> Result<Value> {
     report_of(command, &output)
 }
 
+/// Runs a bench example, `cargo run --release <args>`, against a fresh database of the bench
+/// PostgreSQL server, and reads the JSON report it prints.
+pub(super) fn run_json_on_postgres(args: &[&str]) -> Result<Value> {
+    let database = crate::postgres::for_bench()?;
+    let mut command = cmd::cargo(["run", "--release"].iter().chain(args));
+    command.env("DATABASE_URL", database.url());
+    let report = run_json(&mut command);
+    drop(database);
+    report
+}
+
 /// The JSON report that `command` printed in `output`.
 pub(super) fn report_of(command: &Command, output: &str) -> Result<Value> {
     let start = output.find('{').with_context(|| {

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use super::{number, run_json, write_report};
-use crate::{cmd, postgres};
+use super::{number, run_json, run_json_on_postgres, write_report};
+use crate::cmd;
 
 /// One measured row: a configuration of the store and its figures.
 struct Row {
@@ -29,21 +29,15 @@ pub(crate) fn store() -> Result<()> {
         "--bench",
         "record_invocation",
     ]))?;
-    let database = postgres::for_bench()?;
     eprintln!("==> PostgreSQL: group commit vs 50 events per INSERT transaction");
-    let mut pg_command = cmd::cargo([
-        "run",
-        "--release",
+    let postgres = run_json_on_postgres(&[
         "-p",
         "webhook-store-pg",
         "--features",
         "test-util",
         "--example",
         "bench_record",
-    ]);
-    pg_command.env("DATABASE_URL", database.url());
-    let postgres = run_json(&mut pg_command)?;
-    drop(database);
+    ])?;
 
     let sqlite_baseline = number(&sqlite["baseline_plain_batched_insert"]["ops_per_sec"])?;
     let pg_baseline = number(&postgres["baseline_batched_50"]["events_per_sec"])?;

@@ -16,7 +16,7 @@ use webhookd::{Node, NodeParts};
 
 use crate::support::{
     Reply, TargetServer, World, clock, closed_port, delivery_config, dispatch_config, dispatcher,
-    generated_secret, stored,
+    generated_secret, one_task, stored,
 };
 
 #[tokio::test]
@@ -106,10 +106,7 @@ async fn a_500_is_retried_later_and_then_delivered() {
         }
     })
     .await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(2)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 2).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
 
     dispatcher.run_once().await.unwrap();
@@ -153,10 +150,7 @@ async fn a_500_is_retried_later_and_then_delivered() {
 #[tokio::test]
 async fn a_400_fails_the_task_at_once() {
     let server = TargetServer::start(|_, _| Reply::status(400).body("bad task".into())).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 3).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
 
     dispatcher.run_once().await.unwrap();
@@ -176,10 +170,7 @@ async fn a_400_fails_the_task_at_once() {
 async fn a_timeout_is_recorded_and_retried() {
     let server =
         TargetServer::start(|_, _| Reply::status(200).after(Duration::from_secs(30))).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/slow"), &generated_secret(4)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/slow"), 4).await;
     let config = DeliveryConfig {
         timeout: Duration::from_millis(300),
         ..delivery_config()
@@ -231,10 +222,7 @@ async fn a_refused_connection_is_recorded_and_retried() {
 #[tokio::test]
 async fn exhausted_retries_fail_the_task() {
     let server = TargetServer::start(|_, _| Reply::status(503)).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(6)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 6).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
 
     for attempt in 1..=3 {
@@ -259,10 +247,7 @@ async fn exhausted_retries_fail_the_task() {
 #[tokio::test]
 async fn a_retry_by_hand_grants_the_whole_schedule_again() {
     let server = TargetServer::start(|_, _| Reply::status(503)).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(12)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, world, task) = one_task(&server.url("/"), 12).await;
     let config = dispatch_config();
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
     let node = Node::build(
@@ -340,10 +325,7 @@ async fn retry_after_is_honoured_up_to_the_longest_delay() {
         Reply::status(429).header("retry-after", if index == 0 { "30" } else { "7200" })
     })
     .await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(7)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 7).await;
     let mut config = dispatch_config();
     config.retry = RetryPolicy {
         max_attempts: 5,
@@ -379,10 +361,7 @@ async fn redirects_are_not_followed() {
         }
     })
     .await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/old"), &generated_secret(8)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/old"), 8).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
 
     dispatcher.run_once().await.unwrap();
@@ -398,10 +377,7 @@ async fn redirects_are_not_followed() {
 #[tokio::test]
 async fn only_the_start_of_a_long_answer_is_kept() {
     let server = TargetServer::start(|_, _| Reply::status(200).body("x".repeat(100_000))).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(9)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 9).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
 
     dispatcher.run_once().await.unwrap();

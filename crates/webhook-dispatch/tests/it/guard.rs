@@ -7,11 +7,9 @@ use webhook_dispatch::{DeliveryConfig, HttpDelivery, OutboundPolicy};
 use webhook_domain::model::{DeliveryFailure, DeliveryReport};
 use webhook_domain::model::{EndpointUrl, TaskStatus};
 use webhook_domain::ports::{Clock as _, TargetDelivery as _};
-use webhook_store_mem::MemoryStore;
 
 use crate::support::{
-    TargetServer, World, clock, delivery_config, dispatch_config, dispatcher, generated_secret,
-    stored,
+    TargetServer, delivery_config, dispatch_config, dispatcher, generated_secret, one_task, stored,
 };
 
 fn strict() -> DeliveryConfig {
@@ -26,10 +24,7 @@ fn strict() -> DeliveryConfig {
 async fn refuses_private_addresses_without_sending_anything() {
     let server = TargetServer::ok().await;
     let port = server.addr.port();
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(1)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (_, clock, _, task) = one_task(&server.url("/"), 1).await;
     let delivery = HttpDelivery::new(strict()).unwrap();
     let secret = generated_secret(1);
     for url in [
@@ -65,10 +60,7 @@ async fn refuses_private_addresses_without_sending_anything() {
 #[tokio::test]
 async fn a_refused_endpoint_fails_its_task_at_once() {
     let server = TargetServer::ok().await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(2)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 2).await;
     let dispatcher = dispatcher(store.clone(), &clock, strict(), dispatch_config());
 
     dispatcher.run_once().await.unwrap();
@@ -86,10 +78,7 @@ async fn a_refused_endpoint_fails_its_task_at_once() {
 async fn a_refused_host_name_does_not_reveal_its_addresses() {
     let server = TargetServer::ok().await;
     let port = server.addr.port();
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (_, clock, _, task) = one_task(&server.url("/"), 3).await;
     let delivery = HttpDelivery::new(strict()).unwrap();
     let endpoint = EndpointUrl::parse(&format!("http://localhost:{port}/")).unwrap();
     let report = delivery

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_dispatch::DispatchConfig;
-use webhook_domain::model::{Task, TaskStatus};
+use webhook_domain::model::{ClaimRequest, Task, TaskStatus};
 use webhook_domain::ports::{Clock as _, TaskQueue as _};
 use webhook_store_mem::MemoryStore;
 
 use crate::support::{
     Reply, Running, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher,
-    eventually, generated_secret, stored,
+    eventually, generated_secret, limited, one_task, stored,
 };
 
 async fn statuses(store: &MemoryStore, tasks: &[Task]) -> Vec<TaskStatus> {
@@ -42,11 +42,8 @@ async fn a_slow_target_does_not_hold_up_the_others() {
         .await;
     let fast_tasks = fast_world.enqueue(&store, 6, clock.now()).await;
     let config = DispatchConfig {
-        batch_size: 4,
-        max_in_flight: 4,
-        max_in_flight_per_target: 1,
         shutdown_grace: Duration::from_millis(100),
-        ..dispatch_config()
+        ..limited(4, 4, 1)
     };
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
     let running = Running::start(dispatcher.clone());
@@ -74,13 +71,12 @@ async fn a_slow_target_does_not_hold_up_the_others() {
         .count();
     assert!(queued >= 19, "{queued}");
     let reclaimed = store
-        .claim_tasks(
+        .claim_tasks(ClaimRequest::new(
             clock.now(),
             Duration::from_secs(60),
             Uuid::from_u128(1),
             100,
-            &[],
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(reclaimed.len(), queued, "no lease is left behind");
@@ -90,10 +86,7 @@ async fn a_slow_target_does_not_hold_up_the_others() {
 async fn shutdown_lets_attempts_in_progress_finish() {
     let server =
         TargetServer::start(|_, _| Reply::status(200).after(Duration::from_millis(500))).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    let (store, clock, _, task) = one_task(&server.url("/"), 3).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
     let running = Running::start(dispatcher.clone());
     eventually(Duration::from_secs(5), "the attempt to start", || async {

@@ -11,8 +11,8 @@ use webhook_store_pg::test_db::{database_url, drop_database, fresh_store};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
 use crate::support::{
-    Reply, Running, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher,
-    eventually, generated_secret, stored, task_ids,
+    Reply, Running, TargetServer, World, clock, delivery_config, dispatcher, eventually,
+    generated_secret, limited, stored, task_ids,
 };
 
 /// Two stores on one fresh database, as two nodes would have, and the database's name.
@@ -41,12 +41,7 @@ async fn two_dispatchers_deliver_every_task_exactly_once() {
     let clock = clock();
     let world = World::seed(&first, &server.url("/"), &generated_secret(1)).await;
     let tasks = world.enqueue(&first, 60, clock.now()).await;
-    let config = DispatchConfig {
-        batch_size: 5,
-        max_in_flight: 8,
-        max_in_flight_per_target: 8,
-        ..dispatch_config()
-    };
+    let config = limited(5, 8, 8);
     let running: Vec<Running> = [first.clone(), second.clone()]
         .into_iter()
         .map(|store| Running::start(dispatcher(store, &clock, delivery_config(), config)))
@@ -90,11 +85,8 @@ async fn a_killed_dispatcher_loses_nothing() {
     let world = World::seed(&first, &server.url("/"), &generated_secret(2)).await;
     let tasks = world.enqueue(&first, 10, clock.now()).await;
     let config = DispatchConfig {
-        batch_size: 4,
-        max_in_flight: 4,
-        max_in_flight_per_target: 4,
         lease_for: Duration::from_secs(30),
-        ..dispatch_config()
+        ..limited(4, 4, 4)
     };
 
     let doomed = dispatcher(first.clone(), &clock, delivery_config(), config);

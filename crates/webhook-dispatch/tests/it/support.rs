@@ -22,6 +22,7 @@ use webhook_domain::model::{EndpointUrl, Organization, Secret, Target, Task, Tim
 use webhook_domain::ports::{Clock as _, SecretSealer as _, Store};
 use webhook_domain::rules::RetryPolicy;
 use webhook_store_contract::fixtures;
+use webhook_store_mem::MemoryStore;
 use webhook_system::{ManualClock, MasterKey, RingSealer, SystemClock, SystemEntropy};
 use webhookd::NodeAdapters;
 
@@ -237,6 +238,19 @@ pub(crate) fn generated_secret(byte: u8) -> Secret {
     Secret::signing_key_from_random(&[byte; Secret::GENERATED_BYTES])
 }
 
+/// A memory store holding a world whose target is pushed to `endpoint` and signs with
+/// [`generated_secret`]`(secret)`, with one task due now on the clock returned beside it.
+pub(crate) async fn one_task(
+    endpoint: &str,
+    secret: u8,
+) -> (MemoryStore, ManualClock, World, Task) {
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, endpoint, &generated_secret(secret)).await;
+    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
+    (store, clock, world, task)
+}
+
 /// An organization, a target pushed to `endpoint` and a webhook, stored.
 #[derive(Debug, Clone)]
 pub(crate) struct World {
@@ -329,6 +343,17 @@ pub(crate) fn dispatch_config() -> DispatchConfig {
         },
         queue_stats_every: Duration::from_millis(20),
         settle_after_idle: Duration::from_millis(1),
+    }
+}
+
+/// [`dispatch_config`] claiming `batch_size` tasks at a time, delivering at most
+/// `max_in_flight` at once and `per_target` of them to one target.
+pub(crate) fn limited(batch_size: u32, max_in_flight: usize, per_target: usize) -> DispatchConfig {
+    DispatchConfig {
+        batch_size,
+        max_in_flight,
+        max_in_flight_per_target: per_target,
+        ..dispatch_config()
     }
 }
 

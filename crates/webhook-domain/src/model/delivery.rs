@@ -5,7 +5,49 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{EndpointUrl, SealedSecret, Task, TaskId, Timestamp};
+use super::{EndpointUrl, SealedSecret, TargetId, Task, TaskId, Timestamp};
+
+/// A dispatcher's claim on due tasks (see [`crate::ports::TaskQueue::claim_tasks`]): up to `limit` tasks due
+/// at `now`, none of them of a target in `skip_targets`, each leased with `token` for
+/// `lease_for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    pub now: Timestamp,
+    pub lease_for: Duration,
+    pub token: Uuid,
+    pub limit: u32,
+    pub skip_targets: &'a [TargetId],
+}
+
+impl ClaimRequest<'static> {
+    /// A claim of up to `limit` tasks due at `now`, leased with `token` for `lease_for`, of any
+    /// target.
+    pub const fn new(now: Timestamp, lease_for: Duration, token: Uuid, limit: u32) -> Self {
+        Self {
+            now,
+            lease_for,
+            token,
+            limit,
+            skip_targets: &[],
+        }
+    }
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// The same claim, passing over the tasks of `targets`.
+    #[must_use]
+    pub const fn skipping(self, targets: &'a [TargetId]) -> ClaimRequest<'a> {
+        ClaimRequest {
+            skip_targets: targets,
+            ..self
+        }
+    }
+
+    /// When the leases this claim takes end.
+    pub fn lease_until(&self) -> Timestamp {
+        self.now.plus(self.lease_for)
+    }
+}
 
 /// Proof that a dispatcher holds a task: the lease is held while `now < until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

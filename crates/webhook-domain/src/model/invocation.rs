@@ -197,13 +197,19 @@ pub enum OutcomeFilter {
 impl OutcomeFilter {
     /// Parses a filter name.
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "accepted" => Some(Self::Accepted),
-            "ignored" => Some(Self::Ignored),
-            "rejected" => Some(Self::Rejected),
-            "duplicate" => Some(Self::Duplicate),
-            "failed" => Some(Self::Failed),
-            _ => None,
+        if text == "failed" {
+            return Some(Self::Failed);
+        }
+        InvocationOutcome::parse(text).map(Self::outcome)
+    }
+
+    /// The filter that keeps exactly the invocations of `outcome`.
+    pub const fn outcome(outcome: InvocationOutcome) -> Self {
+        match outcome {
+            InvocationOutcome::Accepted => Self::Accepted,
+            InvocationOutcome::Ignored => Self::Ignored,
+            InvocationOutcome::Rejected => Self::Rejected,
+            InvocationOutcome::Duplicate => Self::Duplicate,
         }
     }
 }

@@ -17,7 +17,7 @@ mod validated;
 mod webhook;
 
 pub use delivery::{
-    AttemptVerdict, ClaimedTask, DeliveryFailure, DeliveryReport, Lease, QueueStats,
+    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport, Lease, QueueStats,
 };
 pub use event_type::{EventTypePattern, EventTypes, InvalidEventTypePattern};
 pub use ids::{ApiKeyId, IdParseError, InvocationId, OrganizationId, TargetId, TaskId, WebhookId};

@@ -230,21 +230,17 @@ mod tests {
 
     #[test]
     fn delivery_states() {
-        assert_eq!(
-            DeliveryStatus::of(TaskStatus::Queued, false),
-            DeliveryStatus::Queued
-        );
-        assert_eq!(
-            DeliveryStatus::of(TaskStatus::Queued, true),
-            DeliveryStatus::Retrying
-        );
-        assert_eq!(
-            DeliveryStatus::of(TaskStatus::Completed, false),
-            DeliveryStatus::Delivered
-        );
-        assert_eq!(
-            DeliveryStatus::of(TaskStatus::Failed, true),
-            DeliveryStatus::Failed
-        );
+        for (status, attempt_failed, expected) in [
+            (TaskStatus::Queued, false, DeliveryStatus::Queued),
+            (TaskStatus::Queued, true, DeliveryStatus::Retrying),
+            (TaskStatus::Completed, false, DeliveryStatus::Delivered),
+            (TaskStatus::Failed, true, DeliveryStatus::Failed),
+        ] {
+            assert_eq!(
+                DeliveryStatus::of(status, attempt_failed),
+                expected,
+                "{status:?}, latest attempt failed: {attempt_failed}"
+            );
+        }
     }
 }

@@ -335,15 +335,20 @@ mod tests {
         check(u32::MAX - 1, 2, u32::MAX, u32::MAX - 2);
     }
 
+    /// Three attempts a round, the first delay's ceiling 10 s.
+    fn three_attempts(max_delay: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            base: secs(10),
+            max_delay,
+        }
+    }
+
     /// Every round gets the whole schedule: the delays and the verdict at the end of a round
     /// depend on the attempt's number within its round, never on the attempts before it.
     #[test]
     fn a_retried_task_gets_the_whole_schedule_again() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            base: secs(10),
-            max_delay: secs(3600),
-        };
+        let policy = three_attempts(secs(3600));
         let now = Timestamp::from_unix_micros(1_000_000);
         let schedule = |before_round: u32| -> Vec<(u32, AttemptVerdict)> {
             let mut attempts = before_round;
@@ -376,11 +381,7 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            base: secs(10),
-            max_delay: secs(60),
-        };
+        let policy = three_attempts(secs(60));
         let now = Timestamp::from_unix_micros(1_000_000);
         let check = |attempt, report: DeliveryReport, expected: AttemptVerdict| {
             assert_eq!(

@@ -6,22 +6,18 @@
     reason = "test harness: a panic with a message is how a test fails"
 )]
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use serde_json::Value;
-use uuid::Uuid;
-use webhook_domain::model::{
-    Invocation, InvocationId, InvocationOutcome, OrganizationId, Payload, TargetId, Task, TaskId,
-    TaskSource, TaskStatus, Timestamp, WebhookId,
-};
+use webhook_domain::model::{Invocation, Payload, Task, Timestamp, Webhook, WebhookId};
+use webhook_store_contract::fixtures;
 
 use crate::api::ApiApp;
 use crate::helpers::{Backend, problem};
 
 const MIB: usize = 1 << 20;
 
-/// An accepted invocation of about 1 MiB and its task, received `second` seconds in.
-fn big_event(organization: OrganizationId, webhook: &Value, second: i64) -> (Invocation, Task) {
+/// An accepted invocation of about 1 MiB to `webhook` and its task, received `second` seconds
+/// in.
+fn big_event(webhook: &Webhook, second: i64) -> (Invocation, Task) {
     let received_at = Timestamp::from_unix_micros(1_767_225_600_000_000 + second * 1_000_000);
     let text = format!(
         r#"{{"message":"{}","n":{second},"pad":"{}"}}"#,
@@ -29,52 +25,12 @@ fn big_event(organization: OrganizationId, webhook: &Value, second: i64) -> (Inv
         "x".repeat(MIB)
     );
     let payload = Payload::from_stored(text);
-    let webhook_id = WebhookId::from_uuid(webhook["id"].as_str().unwrap().parse().unwrap());
-    let target_id = TargetId::from_uuid(webhook["target"]["id"].as_str().unwrap().parse().unwrap());
-    let task_id = TaskId::from_uuid(Uuid::new_v4());
-    let invocation = Invocation {
-        id: InvocationId::from_uuid(Uuid::new_v4()),
-        organization_id: organization,
-        webhook_id,
-        received_at,
-        source_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
-        event_type: None,
-        payload: Some(payload.clone()),
-        outcome: InvocationOutcome::Accepted,
-        http_status: 202,
-        error_code: None,
-        task_id: Some(task_id),
-        repeat_count: 1,
-        test: false,
-        target_response: None,
-        delivery_id: None,
-        duplicate_of: None,
-        instruction_fallback: None,
-    };
-    let task = Task {
-        id: task_id,
-        organization_id: organization,
-        target_id,
-        webhook_id,
-        invocation_id: invocation.id,
-        instruction: Some("é".repeat(300)),
-        context: payload,
-        event_type: None,
-        status: TaskStatus::Queued,
-        test: false,
-        source: TaskSource {
-            verified: true,
-            source_ip: invocation.source_ip,
-            received_at,
-            provider: webhook_domain::model::Source::Generic,
-        },
-        attempts: 0,
-        attempts_before_round: 0,
-        next_attempt_at: received_at,
-        last_error: None,
-        created_at: received_at,
-        updated_at: received_at,
-    };
+    let (mut invocation, mut task) = fixtures::accepted(webhook, received_at);
+    invocation.event_type = None;
+    invocation.payload = Some(payload.clone());
+    task.event_type = None;
+    task.instruction = Some("é".repeat(300));
+    task.context = payload;
     (invocation, task)
 }
 
@@ -96,9 +52,11 @@ pub(crate) async fn list_answers_stay_small_whatever_was_sent<S: Backend>(store:
     let org = app.org().await;
     let target = app.target(&org.admin).await;
     let webhook = app.webhook(&org.admin, &target).await;
+    let webhook_id = WebhookId::from_uuid(webhook["id"].as_str().unwrap().parse().unwrap());
+    let stored = app.store.webhook(webhook_id).await.unwrap();
     let mut sent = Vec::new();
     for second in 0..50 {
-        let (invocation, task) = big_event(org.id, &webhook, second);
+        let (invocation, task) = big_event(&stored, second);
         app.store
             .record_invocation(&invocation, Some(&task))
             .await

@@ -4,16 +4,16 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, DeliveryAttempt, QueueStats};
+use webhook_domain::model::{AttemptVerdict, ClaimRequest, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
-    Invocation, InvocationId, OutcomeFilter, Page, PageRequest, TaskId, TaskStatus,
+    Invocation, InvocationId, OutcomeFilter, PageRequest, TaskId, TaskStatus,
 };
 use webhook_domain::ports::{Store, StoreError};
 
-use super::{assert_conflict, assert_not_found, attempts, move_queued};
+use super::{assert_conflict, assert_not_found, attempts, every_page, move_queued};
 use crate::fixtures::{
-    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, organization,
-    page, rejected, status_change, timed_out, webhook,
+    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, page,
+    rejected, status_change, stored_organization, timed_out, webhook,
 };
 use crate::{CommitFault, ContractStore};
 
@@ -24,21 +24,11 @@ async fn all_pages<S: Store>(
     filter: Option<OutcomeFilter>,
     request: PageRequest,
 ) -> Vec<Invocation> {
-    let mut seen = Vec::new();
-    let mut request = request;
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let Page { items, next } = store
-            .invocations(world.organization.id, world.webhook.id, filter, request)
-            .await
-            .expect("page");
-        assert!(items.len() <= request.limit() as usize);
-        seen.extend(items);
-        match next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => return seen,
-        }
-    }
-    panic!("the pages never end");
+    let (org, webhook) = (world.organization.id, world.webhook.id);
+    every_page(request, move |request| {
+        store.invocations(org, webhook, filter, request)
+    })
+    .await
 }
 
 fn ids(invocations: &[Invocation]) -> Vec<InvocationId> {
@@ -88,8 +78,7 @@ pub async fn record_invocation_round_trips<S: ContractStore>(store: S) {
 pub async fn record_invocation_twice_conflicts<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let first = rejected(&world.webhook, at(1));
-    store.record_invocation(&first, None).await.expect("first");
+    let first = world.reject(&store, at(1)).await;
     let (acc, task) = accepted(&world.webhook, at(2));
     let again = Invocation {
         id: first.id,
@@ -179,8 +168,7 @@ pub async fn record_invocation_with_a_lost_commit_answers_what_is_stored<S: Cont
 /// not, and nothing is written: neither the invocation, nor its task, nor `last_triggered_at`.
 pub async fn invocation_for_another_organizations_webhook_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let (acc, task) = accepted(&world.webhook, at(5));
     let acc = Invocation {
         organization_id: other.id,
@@ -220,10 +208,7 @@ pub async fn accepted_invocation_sets_last_triggered_at<S: ContractStore>(store:
         .record_invocation(&ignored(&world.webhook, at(1)), None)
         .await
         .expect("ignored");
-    store
-        .record_invocation(&rejected(&world.webhook, at(2)), None)
-        .await
-        .expect("rejected");
+    world.reject(&store, at(2)).await;
     assert_eq!(last().await, None);
     world.accept(&store, at_micros(10_000_003)).await;
     assert_eq!(last().await, Some(at_micros(10_000_003)));
@@ -255,10 +240,7 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
     world.accept(&store, at(3)).await;
     let (_, finished) = world.accept(&store, at(5)).await;
     move_queued(&store, org, finished.id, TaskStatus::Failed, at(6)).await;
-    store
-        .record_invocation(&rejected(&world.webhook, at(7)), None)
-        .await
-        .expect("rejected");
+    world.reject(&store, at(7)).await;
 
     assert_eq!(store.purge_invocations(at(50)).await.expect("purge"), 2);
     assert_eq!(last_triggered_at(&store, &world.webhook).await, Some(at(5)));
@@ -276,8 +258,7 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
 /// Another organization's invocation is `NotFound`, and so is a missing one.
 pub async fn invocation_of_another_organization_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let (invocation, _) = world.accept(&store, at(1)).await;
     assert_not_found(store.invocation(other.id, invocation.id).await, "other org");
     assert_not_found(
@@ -305,12 +286,7 @@ pub async fn invocations_are_paged_newest_first<S: ContractStore>(store: S) {
     let mut all = Vec::new();
     for i in 0..7 {
         for _ in 0..2 {
-            let invocation = rejected(&world.webhook, at_micros(i));
-            store
-                .record_invocation(&invocation, None)
-                .await
-                .expect("record");
-            all.push(invocation);
+            all.push(world.reject(&store, at_micros(i)).await);
         }
         store
             .record_invocation(&rejected(&sibling, at_micros(i)), None)
@@ -333,12 +309,7 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
     let world = World::seed(&store).await;
     let mut before = Vec::new();
     for i in 0..20 {
-        let invocation = rejected(&world.webhook, at(i));
-        store
-            .record_invocation(&invocation, None)
-            .await
-            .expect("record");
-        before.push(invocation);
+        before.push(world.reject(&store, at(i)).await);
     }
     before.sort_by_key(|i| std::cmp::Reverse((i.received_at, i.id)));
 
@@ -419,8 +390,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
 
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let rej = rejected(&world.webhook, at(1));
-    store.record_invocation(&rej, None).await.expect("rejected");
+    let rej = world.reject(&store, at(1)).await;
     store
         .record_invocation(&ignored(&world.webhook, at(2)), None)
         .await
@@ -433,7 +403,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
 
     let now = at(10);
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 5);
@@ -456,7 +426,7 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
     finish(answered(&reported_task, 1, 200, now), Delivered).await;
     let later = at(11);
     let again = store
-        .claim_tasks(later, LONG_LEASE, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(later, LONG_LEASE, Uuid::new_v4(), 10))
         .await
         .expect("claim again");
     let recovered_lease = again
@@ -505,7 +475,12 @@ async fn fail_after_one_attempt<S: Store>(
 ) -> (Invocation, webhook_domain::model::Task) {
     let (invocation, task) = world.accept(store, received_at).await;
     let claimed = store
-        .claim_tasks(received_at, LONG_LEASE, Uuid::new_v4(), 100, &[])
+        .claim_tasks(ClaimRequest::new(
+            received_at,
+            LONG_LEASE,
+            Uuid::new_v4(),
+            100,
+        ))
         .await
         .expect("claim");
     for c in &claimed {

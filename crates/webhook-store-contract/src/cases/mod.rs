@@ -6,7 +6,10 @@
 
 use std::fmt::Debug;
 
-use webhook_domain::model::{DeliveryAttempt, OrganizationId, Task, TaskId, TaskStatus, Timestamp};
+use webhook_domain::model::{
+    DeliveryAttempt, OrganizationId, Page, PageRequest, Task, TaskId, TaskStatus, Timestamp,
+    Webhook, WebhookStatus,
+};
 use webhook_domain::ports::{Store, StoreError};
 
 use crate::fixtures::status_change;
@@ -29,6 +32,30 @@ pub use targets::*;
 pub use tasks::*;
 pub use webhooks::*;
 
+/// Every item of a listing, read with `read` a page at a time from `first` on, following the
+/// cursors; no page holds more than its limit.
+async fn every_page<T, F, Fut>(first: PageRequest, mut read: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut seen = Vec::new();
+    let mut request = first;
+    for _ in 0..crate::fixtures::MAX_PAGES {
+        let Page { items, next } = read(request).await.expect("page");
+        assert!(
+            items.len() <= request.limit() as usize,
+            "a page over its limit"
+        );
+        seen.extend(items);
+        match next {
+            Some(cursor) => request = request.after(Some(cursor)),
+            None => return seen,
+        }
+    }
+    panic!("the pages never end");
+}
+
 #[track_caller]
 fn assert_not_found<T: Debug>(result: Result<T, StoreError>, what: &str) {
     match result {
@@ -49,6 +76,18 @@ async fn move_queued<S: Store>(
         .set_task_status(org, task, status_change(TaskStatus::Queued, to, at))
         .await
         .expect("move a queued task")
+}
+
+/// Deletes `webhook` as the management API does: its tombstone stays.
+async fn delete_webhook<S: Store>(store: &S, webhook: &Webhook) {
+    let tombstone = Webhook {
+        status: WebhookStatus::Deleted,
+        ..webhook.clone()
+    };
+    store
+        .update_webhook(&tombstone)
+        .await
+        .expect("delete webhook");
 }
 
 /// The delivery attempts of `task`, oldest first.

@@ -5,13 +5,12 @@ use webhook_domain::ports::OrganizationInsert;
 
 use super::{assert_conflict, assert_not_found};
 use crate::ContractStore;
-use crate::fixtures::{api_key, at, at_micros, name, organization, rate};
+use crate::fixtures::{api_key, at, at_micros, name, organization, rate, stored_organization};
 
 /// An organization reads back as written, and its updates replace name, limit and `updated_at`.
 pub async fn organizations_round_trip<S: ContractStore>(store: S) {
     assert_eq!(store.count_organizations().await.expect("count"), 0);
-    let mut org = organization(at(0));
-    store.insert_organization(&org).await.expect("insert");
+    let mut org = stored_organization(&store).await;
     assert_eq!(store.organization(org.id).await.expect("read"), org);
     assert_eq!(store.count_organizations().await.expect("count"), 1);
 
@@ -41,8 +40,7 @@ pub async fn missing_organization_is_not_found<S: ContractStore>(store: S) {
 
 /// Inserting an organization whose id exists is a `Conflict` and changes nothing.
 pub async fn insert_organization_twice_conflicts<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    store.insert_organization(&org).await.expect("insert");
+    let org = stored_organization(&store).await;
     let again = Organization {
         name: name("Impostor"),
         ..org.clone()
@@ -54,8 +52,7 @@ pub async fn insert_organization_twice_conflicts<S: ContractStore>(store: S) {
 
 /// A key is found by its hash until it is deleted.
 pub async fn api_key_by_hash<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    store.insert_organization(&org).await.expect("insert org");
+    let org = stored_organization(&store).await;
     let key = api_key(&org, at(1));
     store.insert_api_key(&key).await.expect("insert key");
     assert_eq!(
@@ -77,8 +74,7 @@ pub async fn api_key_by_hash<S: ContractStore>(store: S) {
 /// A key whose id or hash is stored is a `Conflict`; a key of a missing organization is
 /// `NotFound`.
 pub async fn insert_api_key_conflicts_on_id_or_hash<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    store.insert_organization(&org).await.expect("insert org");
+    let org = stored_organization(&store).await;
     let key = api_key(&org, at(1));
     store.insert_api_key(&key).await.expect("insert key");
     let same_id = ApiKey {
@@ -102,11 +98,8 @@ pub async fn insert_api_key_conflicts_on_id_or_hash<S: ContractStore>(store: S) 
 
 /// An organization's keys are listed oldest first, and only its own.
 pub async fn api_keys_are_listed_oldest_first<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    let other = organization(at(0));
-    for o in [&org, &other] {
-        store.insert_organization(o).await.expect("insert org");
-    }
+    let org = stored_organization(&store).await;
+    let other = stored_organization(&store).await;
     let newest = api_key(&org, at(30));
     let oldest = api_key(&org, at_micros(1));
     let middle = api_key(&org, at_micros(2));
@@ -121,11 +114,8 @@ pub async fn api_keys_are_listed_oldest_first<S: ContractStore>(store: S) {
 
 /// Deleting a key of another organization, or a missing key, is `NotFound` and keeps the key.
 pub async fn delete_api_key_of_another_organization_is_not_found<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    let other = organization(at(0));
-    for o in [&org, &other] {
-        store.insert_organization(o).await.expect("insert org");
-    }
+    let org = stored_organization(&store).await;
+    let other = stored_organization(&store).await;
     let key = api_key(&org, at(1));
     store.insert_api_key(&key).await.expect("insert key");
     assert_not_found(

@@ -7,12 +7,12 @@ use std::time::Duration;
 use futures::future::join_all;
 use webhook_domain::model::{
     CidrList, ClaimOutcome, DeliveryClaim, FieldRef, InstructionTemplate, Invocation,
-    InvocationOutcome, OutcomeFilter, Source, SourceSettings, TaskFilter, Verification, Webhook,
+    InvocationOutcome, OutcomeFilter, Source, SourceSettings, Verification, Webhook,
 };
 
 use super::assert_not_found;
 use crate::ContractStore;
-use crate::fixtures::{World, accepted, at, ignored, page, sealed, webhook};
+use crate::fixtures::{World, accepted, at, check_one_recorded, ignored, page, sealed, webhook};
 
 fn claim(delivery_id: &str, window_start: i64) -> DeliveryClaim {
     DeliveryClaim {
@@ -248,28 +248,7 @@ pub async fn concurrent_claims_record_exactly_one<S: ContractStore>(store: S) {
         .into_iter()
         .map(|joined| joined.expect("task").expect("claim"))
         .collect();
-    let recorded: Vec<_> = outcomes
-        .iter()
-        .filter(|(outcome, _, _)| *outcome == ClaimOutcome::Recorded)
-        .collect();
-    assert_eq!(recorded.len(), 1, "exactly one request records");
-    let (_, winner, winner_task) = *recorded[0];
-    for (outcome, _, _) in &outcomes {
-        assert!(
-            *outcome == ClaimOutcome::Recorded
-                || *outcome
-                    == ClaimOutcome::Duplicate {
-                        invocation_id: winner,
-                        task_id: Some(winner_task),
-                    },
-            "every other request names the winner: {outcome:?}"
-        );
-    }
-    let tasks = store
-        .tasks(world.organization.id, TaskFilter::default(), page(100))
-        .await
-        .expect("tasks");
-    assert_eq!(tasks.items.len(), 1, "one task");
+    check_one_recorded(&store, &world, &outcomes).await;
 }
 
 /// The purge removes claims made before its time, and only those.

@@ -3,11 +3,12 @@
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    AttemptVerdict, DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS,
-    PAYLOAD_EXCERPT_BYTES, Page, Payload, TaskFilter, TaskStatus, TaskSummary,
+    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS,
+    PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskStatus, TaskSummary,
 };
 use webhook_domain::ports::Store;
 
+use super::every_page;
 use crate::ContractStore;
 use crate::fixtures::{
     LONG_LEASE, World, accepted, answered, at, ignored, page, rejected, timed_out,
@@ -15,20 +16,11 @@ use crate::fixtures::{
 
 /// Every summary of the world's webhook, a page of `limit` at a time.
 async fn all_summaries<S: Store>(store: &S, world: &World, limit: u32) -> Vec<InvocationSummary> {
-    let mut seen = Vec::new();
-    let mut request = page(limit);
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let Page { items, next } = store
-            .invocation_summaries(world.organization.id, world.webhook.id, None, request)
-            .await
-            .expect("page");
-        seen.extend(items);
-        match next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => return seen,
-        }
-    }
-    panic!("the pages never end");
+    let (org, webhook) = (world.organization.id, world.webhook.id);
+    every_page(page(limit), move |request| {
+        store.invocation_summaries(org, webhook, None, request)
+    })
+    .await
 }
 
 /// A list carries the first bytes of each payload (cut on a character boundary) and the first
@@ -118,7 +110,7 @@ pub async fn invocation_summaries_say_where_delivery_stands<S: ContractStore>(st
     let (completed, completed_task) = world.accept(&store, at(5)).await;
     let now = at(10);
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     let lease = |id| {

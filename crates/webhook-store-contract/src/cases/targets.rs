@@ -2,17 +2,16 @@
 
 use webhook_domain::model::{EndpointUrl, Target, TargetKind, TaskFilter};
 
-use super::{assert_conflict, assert_not_found};
+use super::{assert_conflict, assert_not_found, delete_webhook, every_page};
 use crate::ContractStore;
 use crate::fixtures::{
-    World, at, at_micros, board_target, name, organization, page, sealed, target, webhook,
+    World, at, at_micros, board_target, name, page, sealed, stored_organization, target, webhook,
 };
 
 /// A target reads back as written; an update replaces kind, name, endpoint, signing secret and
 /// `updated_at`.
 pub async fn target_round_trip_and_update<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    store.insert_organization(&org).await.expect("insert org");
+    let org = stored_organization(&store).await;
     let mut pushed = target(&org, at(1));
     let board = board_target(&org, at(2));
     for t in [&pushed, &board] {
@@ -35,8 +34,7 @@ pub async fn target_round_trip_and_update<S: ContractStore>(store: S) {
 
 /// Inserting a target whose id exists is a `Conflict`.
 pub async fn insert_target_twice_conflicts<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    store.insert_organization(&org).await.expect("insert org");
+    let org = stored_organization(&store).await;
     let t = target(&org, at(1));
     store.insert_target(&t).await.expect("insert");
     let again = Target {
@@ -49,11 +47,8 @@ pub async fn insert_target_twice_conflicts<S: ContractStore>(store: S) {
 
 /// Another organization's target is `NotFound` to read, update and delete.
 pub async fn target_of_another_organization_is_not_found<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    let other = organization(at(0));
-    for o in [&org, &other] {
-        store.insert_organization(o).await.expect("insert org");
-    }
+    let org = stored_organization(&store).await;
+    let other = stored_organization(&store).await;
     let t = target(&org, at(1));
     store.insert_target(&t).await.expect("insert");
     assert_not_found(store.target(other.id, t.id).await, "read");
@@ -73,11 +68,8 @@ pub async fn target_of_another_organization_is_not_found<S: ContractStore>(store
 
 /// Live targets are listed newest first by (`created_at`, id), a page at a time.
 pub async fn targets_are_paged_newest_first<S: ContractStore>(store: S) {
-    let org = organization(at(0));
-    let other = organization(at(0));
-    for o in [&org, &other] {
-        store.insert_organization(o).await.expect("insert org");
-    }
+    let org = stored_organization(&store).await;
+    let other = stored_organization(&store).await;
     let mut all = Vec::new();
     for i in 0..5 {
         // Two targets share each instant: the id breaks the tie.
@@ -93,17 +85,7 @@ pub async fn targets_are_paged_newest_first<S: ContractStore>(store: S) {
         .expect("insert other");
     all.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
 
-    let mut seen = Vec::new();
-    let mut request = page(3);
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let got = store.targets(org.id, request).await.expect("page");
-        assert!(got.items.len() <= 3);
-        seen.extend(got.items);
-        match got.next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => break,
-        }
-    }
+    let seen = every_page(page(3), |request| store.targets(org.id, request)).await;
     assert_eq!(seen, all);
 }
 
@@ -160,18 +142,12 @@ pub async fn delete_target_with_live_webhook_conflicts<S: ContractStore>(store: 
         store.delete_target(org, world.target.id).await,
         "active webhook points at it",
     );
-    let mut gone = world.webhook.clone();
-    gone.status = webhook_domain::model::WebhookStatus::Deleted;
-    store.update_webhook(&gone).await.expect("delete webhook");
+    delete_webhook(&store, &world.webhook).await;
     assert_conflict(
         store.delete_target(org, world.target.id).await,
         "disabled webhook points at it",
     );
-    disabled.status = webhook_domain::model::WebhookStatus::Deleted;
-    store
-        .update_webhook(&disabled)
-        .await
-        .expect("delete webhook");
+    delete_webhook(&store, &disabled).await;
     store
         .delete_target(org, world.target.id)
         .await

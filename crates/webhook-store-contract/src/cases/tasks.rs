@@ -5,36 +5,26 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats};
+use webhook_domain::model::{AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats};
 use webhook_domain::model::{
     DeliveryRound, Task, TaskFilter, TaskId, TaskStatus, TaskStatusChange,
 };
 use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found, attempts, move_queued};
+use super::{assert_conflict, assert_not_found, attempts, delete_webhook, every_page, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
-    LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, organization, page,
-    status_change, target, timed_out,
+    LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, page, status_change,
+    stored_organization, target, timed_out,
 };
 
 /// Every page of the board with `filter`, following the cursors.
 async fn board<S: Store>(store: &S, world: &World, filter: TaskFilter, limit: u32) -> Vec<Task> {
-    let mut seen = Vec::new();
-    let mut request = page(limit);
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let got = store
-            .tasks(world.organization.id, filter, request)
-            .await
-            .expect("page");
-        assert!(got.items.len() <= limit as usize);
-        seen.extend(got.items);
-        match got.next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => return seen,
-        }
-    }
-    panic!("the pages never end");
+    let org = world.organization.id;
+    every_page(page(limit), move |request| {
+        store.tasks(org, filter, request)
+    })
+    .await
 }
 
 fn task_ids(tasks: &[Task]) -> Vec<TaskId> {
@@ -48,7 +38,7 @@ fn claimed_ids(claimed: &[ClaimedTask]) -> Vec<TaskId> {
 /// Claims everything due at `now` with a new token.
 async fn claim_all<S: Store>(store: &S, now: webhook_domain::model::Timestamp) -> Vec<ClaimedTask> {
     store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 100, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 100))
         .await
         .expect("claim")
 }
@@ -139,8 +129,7 @@ pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: 
 /// Another organization's task is `NotFound` to read, change and list attempts of.
 pub async fn task_of_another_organization_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let (_, task) = world.accept(&store, at(1)).await;
     assert_not_found(store.task(other.id, task.id).await, "read");
     assert_not_found(
@@ -453,7 +442,7 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
     let token = Uuid::new_v4();
     let lease_for = Duration::from_secs(30);
     let first = store
-        .claim_tasks(now, lease_for, token, 3, &[])
+        .claim_tasks(ClaimRequest::new(now, lease_for, token, 3))
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&first), task_ids(&tasks[..3]));
@@ -478,7 +467,7 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
     assert!(claim_all(&store, now).await.is_empty());
     assert!(
         store
-            .claim_tasks(at(1000), lease_for, token, 0, &[])
+            .claim_tasks(ClaimRequest::new(at(1000), lease_for, token, 0))
             .await
             .expect("claim none")
             .is_empty()
@@ -503,14 +492,7 @@ pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
         .with_target(&store, target(&world.organization, at(0)))
         .await;
     doomed.accept(&store, at(2)).await;
-    let tombstone = webhook_domain::model::Webhook {
-        status: webhook_domain::model::WebhookStatus::Deleted,
-        ..doomed.webhook
-    };
-    store
-        .update_webhook(&tombstone)
-        .await
-        .expect("delete webhook");
+    delete_webhook(&store, &doomed.webhook).await;
     store
         .delete_target(org, doomed.target.id)
         .await
@@ -550,25 +532,24 @@ pub async fn claim_passes_over_skipped_targets<S: ContractStore>(store: S) {
 
     let now = at(20);
     let skipping = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 3, &[busy.target.id])
+        .claim_tasks(
+            ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 3).skipping(&[busy.target.id]),
+        )
         .await
         .expect("claim skipping the busy target");
     assert_eq!(claimed_ids(&skipping), task_ids(&others));
     assert!(
         store
             .claim_tasks(
-                now,
-                LONG_LEASE,
-                Uuid::new_v4(),
-                3,
-                &[busy.target.id, other.target.id]
+                ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 3)
+                    .skipping(&[busy.target.id, other.target.id])
             )
             .await
             .expect("claim skipping both")
             .is_empty()
     );
     let oldest = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 3, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 3))
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&oldest), task_ids(&backlog[..3]));
@@ -590,7 +571,7 @@ pub async fn two_claimers_never_get_the_same_task<S: ContractStore>(store: S) {
                 // 40 tasks by 3 need at most 14 rounds; more means tasks come back.
                 for _ in 0..20 {
                     let got = store
-                        .claim_tasks(at(10), LONG_LEASE, token, 3, &[])
+                        .claim_tasks(ClaimRequest::new(at(10), LONG_LEASE, token, 3))
                         .await
                         .expect("claim");
                     if got.is_empty() {
@@ -619,17 +600,17 @@ pub async fn expired_lease_is_claimable_again<S: ContractStore>(store: S) {
     let (_, task) = world.accept(&store, at(1)).await;
     let lease_for = Duration::from_secs(60);
     let first = store
-        .claim_tasks(at(2), lease_for, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(at(2), lease_for, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&first), vec![task.id]);
     let holding = store
-        .claim_tasks(at(61), lease_for, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(at(61), lease_for, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     assert!(holding.is_empty(), "claimed while the lease lasts");
     let second = store
-        .claim_tasks(at(62), lease_for, Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(at(62), lease_for, Uuid::new_v4(), 10))
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&second), vec![task.id]);
@@ -725,13 +706,13 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
     let (invocation, task) = world.accept(&store, at(1)).await;
     let lease_for = Duration::from_secs(10);
     let stale = store
-        .claim_tasks(at(1), lease_for, Uuid::new_v4(), 1, &[])
+        .claim_tasks(ClaimRequest::new(at(1), lease_for, Uuid::new_v4(), 1))
         .await
         .expect("claim")
         .remove(0)
         .lease;
     let fresh = store
-        .claim_tasks(at(20), lease_for, Uuid::new_v4(), 1, &[])
+        .claim_tasks(ClaimRequest::new(at(20), lease_for, Uuid::new_v4(), 1))
         .await
         .expect("claim")
         .remove(0)
@@ -836,7 +817,7 @@ pub async fn queue_stats_count_tasks_waiting_for_delivery<S: ContractStore>(stor
     );
 
     let claimed = store
-        .claim_tasks(now, LONG_LEASE, Uuid::new_v4(), 1, &[])
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 1))
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&claimed), vec![first.id]);

@@ -2,10 +2,11 @@
 
 use webhook_domain::model::{EventTypes, Webhook, WebhookStatus};
 
-use super::{assert_conflict, assert_not_found};
+use super::{assert_conflict, assert_not_found, every_page};
 use crate::ContractStore;
 use crate::fixtures::{
-    World, at, at_micros, board_target, name, organization, page, rate, sealed, target, webhook,
+    World, at, at_micros, board_target, name, page, rate, sealed, stored_organization, target,
+    webhook,
 };
 
 /// A webhook reads back as written; an update replaces every field but id, organization and
@@ -79,8 +80,7 @@ pub async fn insert_webhook_twice_conflicts<S: ContractStore>(store: S) {
 /// A webhook whose target is missing, deleted or of another organization is `NotFound`.
 pub async fn insert_webhook_without_its_target_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let foreign = target(&other, at(0));
     store.insert_target(&foreign).await.expect("insert target");
 
@@ -159,8 +159,7 @@ pub async fn webhook_tombstone_is_found_and_never_reused<S: ContractStore>(store
 /// Updating a webhook of another organization, or a missing one, is `NotFound`.
 pub async fn update_webhook_of_another_organization_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let hijacked = Webhook {
         organization_id: other.id,
         name: name("Hijacked"),
@@ -181,8 +180,7 @@ pub async fn update_webhook_of_another_organization_is_not_found<S: ContractStor
 /// (`created_at`, id), a page at a time.
 pub async fn webhooks_are_paged_newest_first<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = organization(at(0));
-    store.insert_organization(&other).await.expect("insert org");
+    let other = stored_organization(&store).await;
     let foreign_target = target(&other, at(0));
     store.insert_target(&foreign_target).await.expect("insert");
     store
@@ -208,19 +206,7 @@ pub async fn webhooks_are_paged_newest_first<S: ContractStore>(store: S) {
     store.update_webhook(&gone).await.expect("delete one");
     all.sort_by_key(|w| std::cmp::Reverse((w.created_at, w.id)));
 
-    let mut seen = Vec::new();
-    let mut request = page(2);
-    for _ in 0..crate::fixtures::MAX_PAGES {
-        let got = store
-            .webhooks(world.organization.id, request)
-            .await
-            .expect("page");
-        assert!(got.items.len() <= 2);
-        seen.extend(got.items);
-        match got.next {
-            Some(cursor) => request = request.after(Some(cursor)),
-            None => break,
-        }
-    }
+    let org = world.organization.id;
+    let seen = every_page(page(2), |request| store.webhooks(org, request)).await;
     assert_eq!(seen, all);
 }

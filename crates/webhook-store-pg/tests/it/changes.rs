@@ -14,9 +14,17 @@ use webhook_store_contract::fixtures::{World, at, rate, webhook};
 use webhook_store_pg::test_db::{
     admin_url, allow_connections, cut_change_listeners, database_url, drop_database, fresh_store,
 };
-use webhook_store_pg::{APPLICATION_NAME, ChangeEvent, ChangeListener, ListenerOptions};
+use webhook_store_pg::{APPLICATION_NAME, ChangeEvent, ChangeListener, ListenerOptions, PgStore};
 
 use crate::support::{admin, backends};
+
+/// A store on a fresh database, the database's name, and a world stored in it.
+async fn seeded() -> (PgStore, String, World) {
+    let store = fresh_store().await;
+    let database = store.test_database().expect("a test database");
+    let world = World::seed(&store).await;
+    (store, database, world)
+}
 
 /// A listener running on its own task, its events on a channel; stopped when dropped.
 struct Listening {
@@ -84,9 +92,7 @@ impl Listening {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_changes_are_announced_and_failed_ones_are_not() {
-    let store = fresh_store().await;
-    let database = store.test_database().expect("a test database");
-    let world = World::seed(&store).await;
+    let (store, database, world) = seeded().await;
     let mut listening = Listening::start(&database).await;
     let changed_webhook = |id| ChangeEvent::Changed(Stale::Webhook(id));
 
@@ -134,9 +140,7 @@ async fn committed_changes_are_announced_and_failed_ones_are_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_comes_back_after_its_connection_is_cut() {
-    let store = fresh_store().await;
-    let database = store.test_database().expect("a test database");
-    let world = World::seed(&store).await;
+    let (store, database, world) = seeded().await;
     let mut listening = Listening::start(&database).await;
     let mut admin = admin().await;
     let listener_backend = format!("application_name = '{APPLICATION_NAME}'");
@@ -241,9 +245,7 @@ async fn pump(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_is_noticed_by_its_heartbeat() {
-    let store = fresh_store().await;
-    let database = store.test_database().expect("a test database");
-    let world = World::seed(&store).await;
+    let (store, database, world) = seeded().await;
     let relay = Relay::start().await;
     let options = ListenerOptions {
         heartbeat: Duration::from_millis(200),

@@ -2,9 +2,9 @@
 //! once, and a claim whose commit's answer was lost.
 
 use tokio::task::JoinSet;
-use webhook_domain::model::{ClaimOutcome, DeliveryClaim, TaskFilter};
+use webhook_domain::model::{ClaimOutcome, DeliveryClaim, Invocation, Task, Timestamp};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _};
-use webhook_store_contract::fixtures::{World, accepted, at, page};
+use webhook_store_contract::fixtures::{World, accepted, at, check_one_recorded};
 use webhook_store_contract::{CommitFault, ContractStore as _};
 use webhook_store_pg::test_db::{database_url, fresh_store};
 use webhook_store_pg::{PgStore, PgStoreOptions};
@@ -14,6 +14,28 @@ fn claim(delivery_id: &str) -> DeliveryClaim {
         delivery_id: delivery_id.to_owned(),
         window_start: at(0),
     }
+}
+
+/// Claims `delivery_id` for an invocation accepted at `received_at` while the commit fails as
+/// `fault` says: the store answers `Unavailable`. Returns the invocation and its task, for the
+/// sender's retry.
+async fn claim_lost(
+    store: &PgStore,
+    world: &World,
+    received_at: Timestamp,
+    fault: CommitFault,
+    delivery_id: &str,
+) -> (Invocation, Task) {
+    let (invocation, task) = accepted(&world.webhook, received_at);
+    assert!(store.break_next_commit(fault));
+    let result = store
+        .record_claimed(&invocation, Some(&task), &claim(delivery_id))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    (invocation, task)
 }
 
 /// Four nodes on one database, each with its own pool and writers, receive the same delivery
@@ -42,27 +64,7 @@ async fn nodes_claiming_one_id_at_once_record_it_once() {
         .into_iter()
         .map(|result| result.expect("claim"))
         .collect();
-    let recorded: Vec<_> = outcomes
-        .iter()
-        .filter(|(outcome, _, _)| *outcome == ClaimOutcome::Recorded)
-        .collect();
-    assert_eq!(recorded.len(), 1, "exactly one request records");
-    let (_, winner, winner_task) = *recorded[0];
-    let duplicate = ClaimOutcome::Duplicate {
-        invocation_id: winner,
-        task_id: Some(winner_task),
-    };
-    for (outcome, _, _) in &outcomes {
-        assert!(
-            *outcome == ClaimOutcome::Recorded || *outcome == duplicate,
-            "{outcome:?}"
-        );
-    }
-    let tasks = store
-        .tasks(world.organization.id, TaskFilter::default(), page(100))
-        .await
-        .expect("tasks");
-    assert_eq!(tasks.items.len(), 1, "one task");
+    check_one_recorded(&store, &world, &outcomes).await;
     drop(nodes);
     store.teardown().await;
 }
@@ -86,15 +88,8 @@ async fn a_claim_with_a_lost_commit_answers_what_is_stored() {
     assert_eq!(outcome, ClaimOutcome::Recorded);
     assert_eq!(store.invocation(org, first.id).await.expect("read"), first);
 
-    let (repeat, repeat_task) = accepted(&world.webhook, at(2));
-    assert!(store.break_next_commit(CommitFault::AfterCommit));
-    let result = store
-        .record_claimed(&repeat, Some(&repeat_task), &claim("after"))
-        .await;
-    assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
-    );
+    let (repeat, repeat_task) =
+        claim_lost(&store, &world, at(2), CommitFault::AfterCommit, "after").await;
     assert!(matches!(
         store.invocation(org, repeat.id).await,
         Err(StoreError::NotFound)
@@ -111,15 +106,8 @@ async fn a_claim_with_a_lost_commit_answers_what_is_stored() {
         }
     );
 
-    let (other, other_task) = accepted(&world.webhook, at(3));
-    assert!(store.break_next_commit(CommitFault::BeforeCommit));
-    let result = store
-        .record_claimed(&other, Some(&other_task), &claim("before"))
-        .await;
-    assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
-    );
+    let (other, other_task) =
+        claim_lost(&store, &world, at(3), CommitFault::BeforeCommit, "before").await;
     let retried = store
         .record_claimed(&other, Some(&other_task), &claim("before"))
         .await

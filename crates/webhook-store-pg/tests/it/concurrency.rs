@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::task::JoinSet;
 use uuid::Uuid;
+use webhook_domain::model::ClaimRequest;
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{
@@ -32,7 +33,7 @@ async fn concurrent_claimers_never_get_the_same_task() {
             let mut mine = Vec::new();
             loop {
                 let claimed = store
-                    .claim_tasks(at(1_000), LONG_LEASE, token, 7, &[])
+                    .claim_tasks(ClaimRequest::new(at(1_000), LONG_LEASE, token, 7))
                     .await
                     .unwrap();
                 if claimed.is_empty() {

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use webhook_domain::model::{Invocation, Task};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{World, accepted, at, last_triggered_at};
@@ -9,6 +10,21 @@ use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
 use crate::support::{admin, backends, execute, hold_webhook_row};
+
+/// Recording `invocation` and `task` fails for want of the database.
+async fn record_fails(store: &PgStore, invocation: &Invocation, task: &Task) {
+    let result = store.record_invocation(invocation, Some(task)).await;
+    // When the batch went out before the client saw its connection terminated, the store cannot
+    // tell whether it committed, and the database refuses the read-back: `OutcomeUnknown` is
+    // then the honest answer. Either way nothing was written, as the callers check.
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
+        ),
+        "{result:?}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_port_is_unavailable() {
@@ -22,17 +38,7 @@ async fn a_closed_port_is_unavailable() {
     let world_store = fresh_store().await;
     let world = World::seed(&world_store).await;
     let (invocation, task) = accepted(&world.webhook, at(1));
-    let result = store.record_invocation(&invocation, Some(&task)).await;
-    // When the batch went out before the client saw its connection terminated, the store cannot
-    // tell whether it committed, and the database refuses the read-back: `OutcomeUnknown` is
-    // then the honest answer. Either way nothing was written, as checked below.
-    assert!(
-        matches!(
-            result,
-            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
-        ),
-        "{result:?}"
-    );
+    record_fails(&store, &invocation, &task).await;
     assert!(matches!(
         store.webhook(world.webhook.id).await,
         Err(StoreError::Unavailable(_))
@@ -61,17 +67,7 @@ async fn terminated_backends_make_the_write_unavailable_and_write_nothing() {
     )
     .await;
     let (invocation, task) = accepted(&world.webhook, at(1));
-    let result = store.record_invocation(&invocation, Some(&task)).await;
-    // When the batch went out before the client saw its connection terminated, the store cannot
-    // tell whether it committed, and the database refuses the read-back: `OutcomeUnknown` is
-    // then the honest answer. Either way nothing was written, as checked below.
-    assert!(
-        matches!(
-            result,
-            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_))
-        ),
-        "{result:?}"
-    );
+    record_fails(&store, &invocation, &task).await;
 
     // Back up: the write is absent, and the store recovers on its own.
     execute(

@@ -42,24 +42,7 @@ async fn nodes_starting_together_migrate_once() {
 /// next round after its attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
-    let name = create_empty_database().await;
-    let url = database_url(&name);
-    let first_schema = url.clone();
-    let first = tokio::task::spawn_blocking(move || {
-        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
-            diesel::Connection::establish(&first_schema).expect("connect");
-        let migrations = FileBasedMigrations::from_path(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../migrations/postgres"
-        ))
-        .expect("the migrations directory");
-        conn.run_next_migration(migrations)
-            .expect("the first schema")
-            .to_string()
-    })
-    .await
-    .expect("join");
-    assert_eq!(first, "20250101000000");
+    let url = database_up_to("20250101000000").await;
 
     let ids = FirstSchemaIds::random();
     let FirstSchemaIds {
@@ -87,13 +70,24 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     .await
     .expect("data of the first schema");
     drop(conn);
-
-    let store = PgStore::connect(&url, PgStoreOptions::default())
-        .await
-        .expect("migrate and connect");
+    let store = migrated(&url).await;
     let retry_at = Timestamp::from_unix_micros(1_800_000_000_000_000);
     check_task_from_the_first_schema(&store, &ids, retry_at).await;
     store.teardown().await;
+}
+
+/// A new database with the migrations up to and including `last` applied; its URL.
+async fn database_up_to(last: &'static str) -> String {
+    let url = database_url(&create_empty_database().await);
+    migrate_up_to(&url, last).await;
+    url
+}
+
+/// A store on the database at `url`, which runs the migrations still to run.
+async fn migrated(url: &str) -> PgStore {
+    PgStore::connect(url, PgStoreOptions::default())
+        .await
+        .expect("migrate and connect")
 }
 
 /// The migrations up to and including `last`, applied to the empty database at `url`.
@@ -126,9 +120,7 @@ async fn migrate_up_to(url: &str, last: &'static str) {
 /// duplicate or template note; and the log then takes duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_stored_before_sources_are_generic() {
-    let name = create_empty_database().await;
-    let url = database_url(&name);
-    migrate_up_to(&url, "20261127110000").await;
+    let url = database_up_to("20261127110000").await;
 
     let FirstSchemaIds {
         organization: org,
@@ -158,10 +150,7 @@ async fn rows_stored_before_sources_are_generic() {
     .await
     .expect("data of the schema before sources");
     drop(conn);
-
-    let store = PgStore::connect(&url, PgStoreOptions::default())
-        .await
-        .expect("migrate and connect");
+    let store = migrated(&url).await;
     let organization = OrganizationId::from_uuid(org);
     let stored = store
         .webhook(WebhookId::from_uuid(webhook))

@@ -1,16 +1,15 @@
 //! `TaskQueue`: the task board and the delivery queue. A task's context is its invocation's
 //! payload, read by join.
 
-use std::time::Duration;
-
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
-use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, ClaimedTask, Lease, QueueStats, TaskStatusChange};
 use webhook_domain::model::{
-    Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret,
-    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp,
+    AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
+};
+use webhook_domain::model::{
+    Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
+    TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp,
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
 
@@ -277,20 +276,16 @@ impl TaskQueue for SqliteStore {
         .await
     }
 
-    async fn claim_tasks(
-        &self,
-        now: Timestamp,
-        lease_for: Duration,
-        token: Uuid,
-        limit: u32,
-        skip_targets: &[TargetId],
-    ) -> Result<Vec<ClaimedTask>, StoreError> {
+    async fn claim_tasks(&self, claim: ClaimRequest<'_>) -> Result<Vec<ClaimedTask>, StoreError> {
+        let ClaimRequest {
+            now, token, limit, ..
+        } = claim;
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let until = now.plus(lease_for);
+        let until = claim.lease_until();
         let now_micros = now.unix_micros();
-        let skipped: Vec<Vec<u8>> = skip_targets.iter().map(|t| id(t.as_uuid())).collect();
+        let skipped: Vec<Vec<u8>> = claim.skip_targets.iter().map(|t| id(t.as_uuid())).collect();
         // Looking is a read: the writer is only asked to lease what was found due.
         let candidates: Vec<Vec<u8>> = self
             .read(move |conn| {

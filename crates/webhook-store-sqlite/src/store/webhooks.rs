@@ -15,6 +15,31 @@ use crate::error::Failure;
 use crate::rows::{WebhookRow, allowed_source_ips_text, event_types_text, id, verification_text};
 use crate::schema::webhooks;
 
+/// The assignments of what an owner sets on a webhook, the same for an insert and an update.
+#[expect(
+    clippy::type_complexity,
+    reason = "diesel's types of six assignments, written once here"
+)]
+fn settings(
+    hook: &Webhook,
+) -> (
+    Eq<webhooks::name, &str>,
+    Eq<webhooks::target_id, Vec<u8>>,
+    Eq<webhooks::event_types, String>,
+    Eq<webhooks::secret, Option<&[u8]>>,
+    Eq<webhooks::rate_limit_per_minute, i64>,
+    Eq<webhooks::status, &'static str>,
+) {
+    (
+        webhooks::name.eq(hook.name.as_str()),
+        webhooks::target_id.eq(id(hook.target_id.as_uuid())),
+        webhooks::event_types.eq(event_types_text(&hook.event_types)),
+        webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
+        webhooks::rate_limit_per_minute.eq(i64::from(hook.rate_limit_per_minute.get())),
+        webhooks::status.eq(hook.status.as_str()),
+    )
+}
+
 /// The stored forms of a webhook's source settings, allowlist and previous secret that are
 /// not the domain's values as they are.
 struct SourceColumns {
@@ -85,18 +110,12 @@ impl WebhookStore for SqliteStore {
                     (
                         webhooks::id.eq(id(hook.id.as_uuid())),
                         webhooks::organization_id.eq(id(hook.organization_id.as_uuid())),
-                        webhooks::name.eq(hook.name.as_str()),
-                        webhooks::target_id.eq(id(hook.target_id.as_uuid())),
-                        webhooks::event_types.eq(event_types_text(&hook.event_types)),
-                        webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
-                        webhooks::rate_limit_per_minute
-                            .eq(i64::from(hook.rate_limit_per_minute.get())),
-                        webhooks::status.eq(hook.status.as_str()),
                         webhooks::created_at.eq(hook.created_at.unix_micros()),
                         webhooks::updated_at.eq(hook.updated_at.unix_micros()),
                         webhooks::last_triggered_at
                             .eq(hook.last_triggered_at.map(Timestamp::unix_micros)),
                     ),
+                    settings(&hook),
                     sources.values(&hook),
                 ))
                 .execute(conn)?;
@@ -173,16 +192,8 @@ impl WebhookStore for SqliteStore {
             let sources = SourceColumns::of(&hook)?;
             diesel::update(webhooks::table.find(id(hook.id.as_uuid())))
                 .set((
-                    (
-                        webhooks::name.eq(hook.name.as_str()),
-                        webhooks::target_id.eq(id(hook.target_id.as_uuid())),
-                        webhooks::event_types.eq(event_types_text(&hook.event_types)),
-                        webhooks::secret.eq(hook.secret.as_ref().map(SealedSecret::as_bytes)),
-                        webhooks::rate_limit_per_minute
-                            .eq(i64::from(hook.rate_limit_per_minute.get())),
-                        webhooks::status.eq(hook.status.as_str()),
-                        webhooks::updated_at.eq(hook.updated_at.unix_micros()),
-                    ),
+                    webhooks::updated_at.eq(hook.updated_at.unix_micros()),
+                    settings(&hook),
                     sources.values(&hook),
                 ))
                 .execute(conn)?;

@@ -24,6 +24,15 @@ fn blob(id: Uuid) -> String {
     format!("X'{}'", id.simple())
 }
 
+/// A file holding the first schema's data of `ids`, and a store opened on it, which migrates it.
+async fn migrated_first_schema(ids: &FirstSchemaIds) -> (PathBuf, SqliteStore) {
+    let path = file_with_first_schema_data(ids);
+    let store = SqliteStore::open(SqliteOptions::new(path.clone()))
+        .await
+        .expect("open and migrate");
+    (path, store)
+}
+
 /// A new database file under the first schema only, holding the rows of `ids`: a webhook last
 /// triggered at 2 µs, and its accepted invocation whose task failed after three attempts.
 fn file_with_first_schema_data(ids: &FirstSchemaIds) -> PathBuf {
@@ -63,11 +72,7 @@ fn file_with_first_schema_data(ids: &FirstSchemaIds) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
     let ids = FirstSchemaIds::random();
-    let path = file_with_first_schema_data(&ids);
-
-    let store = SqliteStore::open(SqliteOptions::new(path.clone()))
-        .await
-        .expect("open and migrate");
+    let (path, store) = migrated_first_schema(&ids).await;
     check_task_from_the_first_schema(&store, &ids, Timestamp::from_unix_micros(20)).await;
 
     store.close().await;
@@ -92,10 +97,7 @@ struct Count {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_stored_before_sources_read_as_generic_and_the_log_admits_duplicates() {
     let ids = FirstSchemaIds::random();
-    let path = file_with_first_schema_data(&ids);
-    let store = SqliteStore::open(SqliteOptions::new(path.clone()))
-        .await
-        .expect("open and migrate");
+    let (path, store) = migrated_first_schema(&ids).await;
     let org = OrganizationId::from_uuid(ids.organization);
 
     let webhook = store

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use uuid::Uuid;
-use webhook_domain::model::{Source, TaskFilter};
+use webhook_domain::model::{ClaimRequest, Source, TaskFilter};
 use webhook_domain::ports::{InvocationLog as _, TaskQueue as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{World, accepted, at, page};
@@ -48,7 +48,12 @@ async fn every_read_path_carries_the_sources_columns() {
         invocation.instruction_fallback
     );
     let claimed = store
-        .claim_tasks(at(2), Duration::from_secs(60), Uuid::new_v4(), 10, &[])
+        .claim_tasks(ClaimRequest::new(
+            at(2),
+            Duration::from_secs(60),
+            Uuid::new_v4(),
+            10,
+        ))
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use serde_json::Value;
-use webhook_domain::service::{KeyCheck, KeyCheckError};
+use webhook_domain::service::{Bootstrap, KeyCheck, KeyCheckError};
 use webhook_store_pg::test_db;
 use webhook_store_pg::{PgStore, PgStoreOptions};
 use webhook_system::MasterKey;
@@ -32,13 +33,8 @@ async fn concurrent_first_starts_on_postgres_create_one_organization() {
         nodes.push(Node::build(&config, parts).unwrap());
     }
     let bootstraps: Vec<_> = nodes.iter().map(Node::bootstrap).collect();
-    let (a, b, c, d) = tokio::join!(
-        bootstraps[0].run_once(),
-        bootstraps[1].run_once(),
-        bootstraps[2].run_once(),
-        bootstraps[3].run_once(),
-    );
-    let created = [a, b, c, d].into_iter().filter_map(|r| r.unwrap()).count();
+    let runs = join_all(bootstraps.iter().map(Bootstrap::run_once)).await;
+    let created = runs.into_iter().filter_map(|r| r.unwrap()).count();
     assert_eq!(created, 1, "nodes that created an organization");
     let organizations = bootstraps[0].organizations().await.unwrap();
     assert_eq!(organizations.len(), 1, "{organizations:?}");
@@ -63,13 +59,11 @@ async fn concurrent_first_starts_keep_one_master_key_check() {
     let key = MasterKey::from_bytes([9; 32]);
     let nodes: Vec<_> = (0..4).map(|_| node(key.clone())).collect();
     let bootstraps: Vec<_> = nodes.iter().map(Node::bootstrap).collect();
-    let (a, b, c, d) = tokio::join!(
-        bootstraps[0].check_master_key(),
-        bootstraps[1].check_master_key(),
-        bootstraps[2].check_master_key(),
-        bootstraps[3].check_master_key(),
-    );
-    let checks: Vec<KeyCheck> = [a, b, c, d].into_iter().map(Result::unwrap).collect();
+    let checks: Vec<KeyCheck> = join_all(bootstraps.iter().map(Bootstrap::check_master_key))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     let kept = checks.iter().filter(|c| **c == KeyCheck::Kept).count();
     assert_eq!(kept, 1, "{checks:?}");
     let other = node(MasterKey::from_bytes([10; 32]));

@@ -37,8 +37,8 @@ pub(crate) async fn run(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Serves from `data_dir` with `args`, which must fail before it listens; returns stderr.
-pub(crate) async fn refused(data_dir: &Path, args: &[&str]) -> String {
+/// The arguments that serve from `data_dir` on a free port, then `args`.
+fn serve_args<'a>(data_dir: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
         "serve",
         "--listen",
@@ -47,6 +47,12 @@ pub(crate) async fn refused(data_dir: &Path, args: &[&str]) -> String {
         data_dir.to_str().unwrap(),
     ];
     all.extend_from_slice(args);
+    all
+}
+
+/// Serves from `data_dir` with `args`, which must fail before it listens; returns stderr.
+pub(crate) async fn refused(data_dir: &Path, args: &[&str]) -> String {
+    let all = serve_args(data_dir, args);
     let output = tokio::time::timeout(STARTUP, command(&all).output())
         .await
         .expect("webhookd exits in time")
@@ -87,14 +93,7 @@ fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Arc<Mu
 impl Daemon {
     /// Serves from `data_dir` on a free port; returns once it listens.
     pub(crate) async fn start(data_dir: &Path, args: &[&str]) -> Self {
-        let mut all = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
+        let all = serve_args(data_dir, args);
         let mut child = command(&all).spawn().unwrap();
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
