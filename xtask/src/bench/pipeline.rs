@@ -483,7 +483,8 @@ fn pipeline_table(stores: &[StoreRuns], pinning: &str) -> Result<String> {
         format!(
             "{ORGANIZATIONS} organizations x {WEBHOOKS_PER_ORGANIZATION} webhooks; each \
              organization's agent target delivers to a loopback agent answering 200 at once; \
-             dispatch at webhookd's defaults."
+             dispatch and rate limiter at webhookd's defaults (the limiter's windows shared in \
+             the database on PostgreSQL, in memory on SQLite)."
         ),
         format!(
             "ingest only: closed loop, {CONCURRENCY} connections, to webhooks whose target has no \
