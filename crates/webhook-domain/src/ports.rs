@@ -131,8 +131,15 @@ pub trait RateLimiter: Send + Sync {
     /// nothing: ingest asks before it authenticates a request, so that an exhausted quota is
     /// refused early and a request that fails authentication consumes none.
     ///
+    /// A refusal MUST be one that `acquire` would answer now (the same scope and retry-after).
+    /// An admission is advice: the charge that follows decides, so a limiter whose windows are
+    /// elsewhere (shared by several nodes) MAY answer admitted, with the status of windows that
+    /// hold nothing, when it knows of no refusal, rather than read the windows for every
+    /// request and then again to charge it.
+    ///
     /// # Errors
-    /// MUST return [`RateLimiterUnavailable`] when the windows cannot be read.
+    /// MUST return [`RateLimiterUnavailable`] when the windows it reads cannot be read (a
+    /// limiter that reads none for a request never fails it: its charge will).
     fn peek(
         &self,
         request: RateRequest,

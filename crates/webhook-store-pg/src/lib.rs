@@ -3,13 +3,15 @@
 //!
 //! Several nodes may share one database: tasks are claimed with `FOR UPDATE SKIP LOCKED` under
 //! a lease, migrations are serialized by an advisory lock, and changes to webhooks and
-//! organizations are announced to every node with `NOTIFY` ([`ChangeListener`]).
+//! organizations are announced to every node with `NOTIFY` ([`ChangeListener`]). The rate-limit
+//! windows can be shared too ([`PgRateLimiter`]), so that quotas hold across the nodes.
 
 mod attempt;
 mod changes;
 mod error;
 mod group_commit;
 mod key_check;
+mod limiter;
 mod migrate;
 mod record;
 mod rows;
@@ -32,6 +34,7 @@ use webhook_domain::ports::StoreError;
 pub use changes::{
     APPLICATION_NAME, CHANNEL, ChangeEvent, ChangeListener, ListenerOptions, UrlError,
 };
+pub use limiter::{PgRateLimiter, RateLimiterOptions};
 pub use migrate::MigrateError;
 
 use crate::error::{PoolTimeout, pool_error};

@@ -102,6 +102,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where a node keeps its rate-limit windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimiterKind {
+    /// In the PostgreSQL database, shared by every node on it: quotas hold across the cluster.
+    Shared,
+    /// In this node's memory: each node counts alone.
+    Memory,
+}
+
 /// The settings, as flags and environment variables. Every one may also be set in the file.
 #[derive(Debug, Default, Args)]
 pub struct Settings {
@@ -249,6 +259,18 @@ pub struct Settings {
         value_name = "SECONDS"
     )]
     pub dispatch_lease: Option<u64>,
+    /// Where the rate-limit windows are kept: `shared` in the PostgreSQL database, so that
+    /// quotas hold across every node on it, or `memory` on this node alone (each node then
+    /// admits a whole quota); `shared` needs --database-url [default: shared with PostgreSQL,
+    /// memory with SQLite].
+    #[arg(
+        long,
+        global = true,
+        env = "WEBHOOKD_RATE_LIMITER",
+        value_name = "WHERE",
+        value_enum
+    )]
+    pub rate_limiter: Option<RateLimiterKind>,
 }
 
 /// The TOML file: the same settings, snake case.
@@ -276,6 +298,7 @@ struct FileSettings {
     delivery_timeout: Option<u64>,
     max_attempts: Option<u32>,
     dispatch_lease: Option<u64>,
+    rate_limiter: Option<RateLimiterKind>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +330,8 @@ pub struct Config {
     pub max_connections: usize,
     pub workers: usize,
     pub dispatch: DispatchSettings,
+    /// Where the rate-limit windows are kept; `None`: see [`Config::rate_limiter`].
+    pub rate_limiter: Option<RateLimiterKind>,
 }
 
 /// How this node delivers tasks.
@@ -383,6 +408,7 @@ impl Default for Config {
                 max_attempts: DEFAULT_MAX_ATTEMPTS,
                 lease: None,
             },
+            rate_limiter: None,
         }
     }
 }
@@ -400,6 +426,16 @@ impl Config {
         };
         PublicUrl::parse(&format!("http://{host}"))
             .context("the listen address does not make a public URL; set --public-url")
+    }
+
+    /// Where this node keeps its rate-limit windows: as configured, else shared in the
+    /// PostgreSQL database when there is one, else in memory.
+    pub fn rate_limiter(&self) -> RateLimiterKind {
+        self.rate_limiter.unwrap_or(if self.database_url.is_some() {
+            RateLimiterKind::Shared
+        } else {
+            RateLimiterKind::Memory
+        })
     }
 
     /// Merges `settings` over the file they name (if any) over the defaults.
@@ -444,6 +480,16 @@ impl Config {
             .or(file.workers)
             .unwrap_or(defaults.workers)
             .max(1);
+        let database_url = settings
+            .database_url
+            .or(file.database_url)
+            .filter(|url| !url.is_empty());
+        let rate_limiter = settings.rate_limiter.or(file.rate_limiter);
+        ensure!(
+            database_url.is_some() || rate_limiter != Some(RateLimiterKind::Shared),
+            "--rate-limiter shared keeps the windows in PostgreSQL: it needs --database-url \
+             (a SQLite node keeps them in memory)"
+        );
         Ok(Self {
             listen,
             public_url,
@@ -451,10 +497,7 @@ impl Config {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or(defaults.data_dir),
-            database_url: settings
-                .database_url
-                .or(file.database_url)
-                .filter(|url| !url.is_empty()),
+            database_url,
             body_limit,
             trusted_proxies: if settings.trusted_proxy.is_empty() {
                 file.trusted_proxies
@@ -473,6 +516,7 @@ impl Config {
             max_connections,
             workers,
             dispatch,
+            rate_limiter,
         })
     }
 }
@@ -667,6 +711,49 @@ mod tests {
             }
         );
         assert_eq!(config.dispatch.lease(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn rate_limiter_follows_the_store_unless_set() {
+        let sqlite = Config::load(Settings::default()).unwrap();
+        assert_eq!(sqlite.rate_limiter(), RateLimiterKind::Memory);
+        let postgres =
+            Config::load(settings(&["--database-url", "postgres://db/webhookd"])).unwrap();
+        assert_eq!(postgres.rate_limiter(), RateLimiterKind::Shared);
+        let compared = Config::load(settings(&[
+            "--database-url",
+            "postgres://db/webhookd",
+            "--rate-limiter",
+            "memory",
+        ]))
+        .unwrap();
+        assert_eq!(compared.rate_limiter(), RateLimiterKind::Memory);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhookd.toml");
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://db/webhookd\"\nrate_limiter = \"memory\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = Config::load(settings(&["--config", path])).unwrap();
+        assert_eq!(from_file.rate_limiter(), RateLimiterKind::Memory);
+        let flag_over_file =
+            Config::load(settings(&["--config", path, "--rate-limiter", "shared"])).unwrap();
+        assert_eq!(flag_over_file.rate_limiter(), RateLimiterKind::Shared);
+
+        // Not parsed from flags, which would read DATABASE_URL from the environment.
+        let error = Config::load(Settings {
+            rate_limiter: Some(RateLimiterKind::Shared),
+            ..Settings::default()
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("needs --database-url"),
+            "{error}"
+        );
+        assert!(Cli::try_parse_from(["webhookd", "--rate-limiter", "redis"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! only parses the command line, calls these, and prints what they return.
 
 pub mod config;
+mod limiter;
 mod node;
 mod route_changes;
 
@@ -17,13 +18,14 @@ use webhook_domain::model::{Organization, OrganizationId, PublicUrl};
 use webhook_domain::ports::Store;
 use webhook_domain::service::manage::{CreatedApiKey, NewApiKey};
 use webhook_domain::service::{KeyCheck, KeyCheckError, NewOrganization};
-use webhook_store_pg::{PgStore, PgStoreOptions};
+use webhook_store_pg::{PgStore, PgStoreOptions, RateLimiterOptions};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 use webhook_system::MasterKey;
 
+pub use limiter::NodeLimiter;
 pub use node::{Node, NodeAdapters, NodeParts, outbound_policy};
 
-use crate::config::Config;
+use crate::config::{Config, RateLimiterKind};
 
 /// The store `config` names: PostgreSQL with a database URL, else SQLite in the data directory.
 #[derive(Debug)]
@@ -316,8 +318,15 @@ async fn on_store<W: WithNode>(
             result
         }
         AnyStore::Postgres(store) => {
+            let limiter = match config.rate_limiter() {
+                RateLimiterKind::Shared => {
+                    NodeLimiter::Shared(store.rate_limiter(RateLimiterOptions::default()))
+                }
+                RateLimiterKind::Memory => NodeLimiter::memory(),
+            };
             let parts = NodeParts::production(config, store, key, public_url);
-            work.run(Node::build(config, parts)?).await
+            work.run(Node::build_with_limiter(config, parts, limiter)?)
+                .await
         }
     }
 }

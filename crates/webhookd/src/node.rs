@@ -23,15 +23,14 @@ use webhook_http::api::ManageState;
 use webhook_http::ingest::BodyTimeout;
 use webhook_http::problem::ErrorChain;
 use webhook_http::{AppState, ClientIpPolicy, Metrics};
-use webhook_runtime::{
-    CacheConfig, CachedResolver, CoalescingCounter, MemoryRateLimiter, NodeNotifier, RouteCache,
-};
+use webhook_runtime::{CacheConfig, CachedResolver, CoalescingCounter, NodeNotifier, RouteCache};
 use webhook_store_pg::ListenerOptions;
 use webhook_system::{
     MasterKey, MiniJinjaTemplates, RingMac, RingSealer, Sha256KeyHasher, SystemClock, SystemEntropy,
 };
 
 use crate::config::{Config, DispatchSettings};
+use crate::limiter::{NodeLimiter, SWEEP_WINDOWS_EVERY};
 use crate::route_changes::RouteChanges;
 
 /// How often coalesced rejections are written and idle rate-limit windows forgotten.
@@ -69,7 +68,7 @@ where
     type Entropy = SystemEntropy;
     type Sealer = RingSealer;
     type Hasher = Sha256KeyHasher;
-    type Limiter = MemoryRateLimiter;
+    type Limiter = NodeLimiter;
     type Rejections = CoalescingCounter<SystemEntropy>;
     type Resolver = CachedResolver<StoreResolver<S, RingSealer>, C>;
     type Endpoints = G;
@@ -146,11 +145,24 @@ where
     C: Clock + Clone + 'static,
     G: EndpointGuard + 'static,
 {
-    /// Builds every adapter and use case of a node from `config` and `parts`. Nothing runs yet.
+    /// Builds every adapter and use case of a node from `config` and `parts`, with rate-limit
+    /// windows of its own in memory. Nothing runs yet.
     ///
     /// # Errors
     /// When the HTTP client for deliveries cannot be built.
     pub fn build(config: &Config, parts: NodeParts<S, C, G>) -> anyhow::Result<Self> {
+        Self::build_with_limiter(config, parts, NodeLimiter::memory())
+    }
+
+    /// [`Node::build`] with `limiter` (the windows shared on PostgreSQL, say).
+    ///
+    /// # Errors
+    /// When the HTTP client for deliveries cannot be built.
+    pub fn build_with_limiter(
+        config: &Config,
+        parts: NodeParts<S, C, G>,
+        limiter: NodeLimiter,
+    ) -> anyhow::Result<Self> {
         let NodeParts {
             store,
             clock,
@@ -174,7 +186,6 @@ where
         );
         let routes = resolver.cache().clone();
         let notifier = NodeNotifier::new(dispatcher.waker(), routes.clone());
-        let limiter = MemoryRateLimiter::new();
         let rejections = CoalescingCounter::new(SystemEntropy::new());
         let ingest = Arc::new(Ingest {
             resolver,
@@ -199,6 +210,9 @@ where
             dispatcher.metrics().register(registry);
             if let Some(route_changes) = &route_changes {
                 route_changes.register(registry);
+            }
+            if let NodeLimiter::Shared(limiter) = &limiter {
+                limiter.register(registry);
             }
         });
         let app = web::Data::new(AppState {
@@ -422,13 +436,13 @@ fn dispatch_config(settings: DispatchSettings) -> DispatchConfig {
 }
 
 /// The background work of a node: writes coalesced rejections every second, forgets idle
-/// rate-limit windows, purges invocations past retention every hour; writes the last counts
-/// when stopped.
+/// rate-limit windows (and ended refusals), deletes shared buckets that left every window every
+/// minute, purges invocations past retention every hour; writes the last counts when stopped.
 async fn maintain<
-    A: Adapters<Rejections = CoalescingCounter<SystemEntropy>, Limiter = MemoryRateLimiter>,
+    A: Adapters<Rejections = CoalescingCounter<SystemEntropy>, Limiter = NodeLimiter>,
 >(
     rejections: CoalescingCounter<SystemEntropy>,
-    limiter: MemoryRateLimiter,
+    limiter: NodeLimiter,
     retention: Retention<A>,
     store: A::Store,
     mut stopped: watch::Receiver<bool>,
@@ -437,12 +451,15 @@ async fn maintain<
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut purge = tokio::time::interval(PURGE_EVERY);
     purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(SWEEP_WINDOWS_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = flush.tick() => {
                 flush_rejections(&rejections, &store).await;
                 limiter.forget_idle(retention.clock.now());
             }
+            _ = sweep.tick() => limiter.sweep(retention.clock.now()).await,
             _ = purge.tick() => match retention.run_once().await {
                 Ok(0) => {}
                 Ok(purged) => tracing::info!(purged, "purged invocations past retention"),

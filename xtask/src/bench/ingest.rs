@@ -44,6 +44,18 @@ impl SourceCost {
     }
 }
 
+/// The server's and PostgreSQL's CPU time per request, in µs, with each rate limiter.
+struct LimiterCost {
+    shared: (f64, f64),
+    memory: (f64, f64),
+}
+
+impl LimiterCost {
+    fn ratio(&self) -> f64 {
+        (self.shared.0 + self.shared.1) / (self.memory.0 + self.memory.1)
+    }
+}
+
 /// One target of `bench ingest`: its closed-loop maximum and its latency at half of it.
 struct IngestRow {
     target: &'static str,
@@ -119,12 +131,12 @@ pub(crate) fn ingest() -> Result<()> {
     rows.extend(sqlite);
     paired.push(sqlite_sources);
     eprintln!("==> webhookd on PostgreSQL, generic and GitHub webhooks (signed bodies)");
-    let (postgres, postgres_sources) = bench.postgres()?;
+    let (postgres, postgres_sources, limiters) = bench.postgres()?;
     rows.extend(postgres);
     paired.push(postgres_sources);
 
     let ceiling = rows[0].accepted_per_sec();
-    let table = ingest_table(&rows, &paired, ceiling, &bench.pinning)?;
+    let table = ingest_table(&rows, &paired, &limiters, ceiling, &bench.pinning)?;
     print!("{table}");
     let report = json!({
         "organizations": ORGANIZATIONS,
@@ -143,6 +155,12 @@ pub(crate) fn ingest() -> Result<()> {
             "github_cpu_us_per_request": pair.github_us,
             "github_to_generic": pair.ratio(),
         })).collect::<Vec<_>>(),
+        "rate_limiters": {
+            "rounds": SOURCE_ROUNDS,
+            "shared": {"server_cpu_us": limiters.shared.0, "db_cpu_us": limiters.shared.1},
+            "memory": {"server_cpu_us": limiters.memory.0, "db_cpu_us": limiters.memory.1},
+            "shared_to_memory": limiters.ratio(),
+        },
         "table": table,
     });
     write_report("ingest", &report)
@@ -153,6 +171,7 @@ pub(crate) fn ingest() -> Result<()> {
 fn ingest_table(
     rows: &[IngestRow],
     paired: &[SourceCost],
+    limiters: &LimiterCost,
     ceiling: f64,
     pinning: &Pinning,
 ) -> Result<String> {
@@ -217,6 +236,17 @@ fn ingest_table(
             pair.generic_us,
         )?;
     }
+    writeln!(
+        table,
+        "postgres: the shared rate limiter costs {:.2}x the server + db CPU per request of the \
+         in-memory one ({:.1} + {:.1} vs {:.1} + {:.1} µs, {SOURCE_ROUNDS} alternating rounds of \
+         {SOURCE_SECS} s, a server started for each)",
+        limiters.ratio(),
+        limiters.shared.0,
+        limiters.shared.1,
+        limiters.memory.0,
+        limiters.memory.1,
+    )?;
     let anomalies: Vec<String> = rows
         .iter()
         .flat_map(|row| [(row.target, &row.max), (row.target, &row.half)])
@@ -269,18 +299,25 @@ impl Bench {
     /// webhookd on SQLite: its generic and GitHub rows, and what each source costs.
     fn sqlite(&self) -> Result<(Vec<IngestRow>, SourceCost)> {
         let data_dir = self.scratch.path.join("sqlite");
-        self.webhookd_rows("sqlite", &data_dir, None)
+        let (rows, sources, _) = self.webhookd_rows("sqlite", &data_dir, None)?;
+        Ok((rows, sources))
     }
 
-    /// webhookd on PostgreSQL: its generic and GitHub rows, and what each source costs.
-    fn postgres(&self) -> Result<(Vec<IngestRow>, SourceCost)> {
+    /// webhookd on PostgreSQL: its generic and GitHub rows (with the shared rate limiter), what
+    /// each source costs, and what each rate limiter costs.
+    fn postgres(&self) -> Result<(Vec<IngestRow>, SourceCost, LimiterCost)> {
         let server = postgres::for_bench()?;
         let database = BenchDatabase::create(server.url())?;
         let data_dir = self.scratch.path.join("postgres");
-        let rows = self.webhookd_rows("postgres", &data_dir, Some(&database.url));
+        let measured = self.webhookd_rows("postgres", &data_dir, Some(&database.url));
         drop(database);
         drop(server);
-        rows
+        let (rows, sources, limiters) = measured?;
+        Ok((
+            rows,
+            sources,
+            limiters.context("PostgreSQL measures both limiters")?,
+        ))
     }
 
     /// Creates the organizations, starts webhookd, provisions generic and GitHub webhooks and
@@ -291,7 +328,7 @@ impl Bench {
         store: &'static str,
         data_dir: &Path,
         database_url: Option<&str>,
-    ) -> Result<(Vec<IngestRow>, SourceCost)> {
+    ) -> Result<(Vec<IngestRow>, SourceCost, Option<LimiterCost>)> {
         let webhookd = |args: &[&str]| {
             let mut command = Command::new(&self.webhookd);
             command
@@ -316,19 +353,24 @@ impl Bench {
                 .context("`webhookd org create` printed no api_key")?;
             keys.push(key.to_owned());
         }
-        let port = free_port()?;
-        let listen = format!("127.0.0.1:{port}");
-        let mut serve = webhookd(&["serve", "--listen", &listen, "--log-format", "json"]);
-        let mut pinned = self.pinning.server(serve.get_program());
-        pinned.args(serve.get_args());
-        for (key, value) in serve.get_envs() {
-            match value {
-                Some(value) => pinned.env(key, value),
-                None => pinned.env_remove(key),
-            };
-        }
-        serve = pinned;
-        let server = Server::start("webhookd", serve, port, &self.scratch.path)?;
+        let serve = |extra: &[&str]| -> Result<(Server, String)> {
+            let port = free_port()?;
+            let listen = format!("127.0.0.1:{port}");
+            let mut args = vec!["serve", "--listen", &listen, "--log-format", "json"];
+            args.extend(extra);
+            let serve = webhookd(&args);
+            let mut pinned = self.pinning.server(serve.get_program());
+            pinned.args(serve.get_args());
+            for (key, value) in serve.get_envs() {
+                match value {
+                    Some(value) => pinned.env(key, value),
+                    None => pinned.env_remove(key),
+                };
+            }
+            let server = Server::start("webhookd", pinned, port, &self.scratch.path)?;
+            Ok((server, listen))
+        };
+        let (server, listen) = serve(&[])?;
         let provision = |source: &str| -> Result<String> {
             let mut urls = String::new();
             for key in &keys {
@@ -356,7 +398,53 @@ impl Bench {
         ];
         let cost = self.source_cost(store, &generic, &github, &server)?;
         server.stop()?;
-        Ok((rows, cost))
+        let limiters = if postgres {
+            Some(self.limiter_cost(&generic, &listen, serve)?)
+        } else {
+            None
+        };
+        Ok((rows, cost, limiters))
+    }
+
+    /// The server's and PostgreSQL's CPU time per request of generic webhooks with the shared
+    /// rate limiter and with the in-memory one, in [`SOURCE_ROUNDS`] alternating rounds, each
+    /// on a server started for it on the same database (`urls` name `listen`, where they were
+    /// provisioned).
+    fn limiter_cost(
+        &self,
+        urls: &str,
+        listen: &str,
+        serve: impl Fn(&[&str]) -> Result<(Server, String)>,
+    ) -> Result<LimiterCost> {
+        let mut totals = [(Duration::ZERO, Duration::ZERO, 0.0); 2];
+        for _ in 0..SOURCE_ROUNDS {
+            for (total, kind) in totals.iter_mut().zip(["shared", "memory"]) {
+                let (server, now_at) = serve(&["--rate-limiter", kind])?;
+                let url_file = self.scratch.path.join(format!("limiter-{kind}.urls"));
+                std::fs::write(&url_file, urls.replace(listen, &now_at))
+                    .with_context(|| format!("writing {}", url_file.display()))?;
+                // A second to fill the route cache, then the measured loop.
+                run_json(&mut self.loadgen_for(&url_file, CONCURRENCY, ("0", "1"), &[]))?;
+                let before = (
+                    self.cpu.of_process(server.child.id())?,
+                    self.cpu.of_named("postgres"),
+                );
+                let mut command = self.loadgen_for(&url_file, CONCURRENCY, ("0", SOURCE_SECS), &[]);
+                let report = run_json(&mut command)?;
+                total.0 += self
+                    .cpu
+                    .of_process(server.child.id())?
+                    .saturating_sub(before.0);
+                total.1 += self.cpu.of_named("postgres").saturating_sub(before.1);
+                total.2 += report["requests"].as_f64().unwrap_or(0.0);
+                server.stop()?;
+            }
+        }
+        let per_request = |cpu: Duration, requests: f64| cpu.as_secs_f64() * 1e6 / requests;
+        let [shared, memory] = totals.map(|(server, db, requests)| {
+            (per_request(server, requests), per_request(db, requests))
+        });
+        Ok(LimiterCost { shared, memory })
     }
 
     /// The server's CPU time per request of generic and of GitHub webhooks, closed loop, in

@@ -1,5 +1,6 @@
 //! The design's ingest table, row by row, on the ingest use case of a node built as the binary
-//! builds it, over the in-memory store and a manual clock.
+//! builds it, over the in-memory store and a manual clock (and once with the shared rate limiter
+//! on a database that cannot be reached).
 
 #![expect(
     clippy::unwrap_used,
@@ -22,9 +23,10 @@ use webhook_domain::service::{BodyRead, IngestBody, IngestHead, IngestOutcome, I
 use webhook_runtime::CacheConfig;
 use webhook_store_contract::fixtures::{World, at, last_triggered_at, logged, rate, webhook};
 use webhook_store_mem::MemoryStore;
+use webhook_store_pg::{PgStore, PgStoreOptions, RateLimiterOptions};
 use webhook_system::{ManualClock, MasterKey, RingSealer};
 use webhookd::config::Config;
-use webhookd::{Node, NodeAdapters, NodeParts};
+use webhookd::{Node, NodeAdapters, NodeLimiter, NodeParts};
 
 const SECRET: &str = "s3cret-of-the-ci-pipeline";
 const BODY: &[u8] = br#"{"message":"Deploy api to prod","event_type":"deploy.finished"}"#;
@@ -91,6 +93,15 @@ impl Harness {
 
     /// As [`Harness::new`], with these quotas.
     async fn with_quotas(webhook_quota: u32, organization_quota: u32) -> Self {
+        Self::with_limiter(webhook_quota, organization_quota, NodeLimiter::memory()).await
+    }
+
+    /// As [`Harness::with_quotas`], with `limiter`'s rate-limit windows.
+    async fn with_limiter(
+        webhook_quota: u32,
+        organization_quota: u32,
+        limiter: NodeLimiter,
+    ) -> Self {
         let store = MemoryStore::new();
         let sealer = sealer();
         let mut world = World::seed(&store).await;
@@ -115,7 +126,7 @@ impl Harness {
             master_key: master_key(),
             public_url: PublicUrl::parse("http://127.0.0.1:8080").unwrap(),
         };
-        let node = Node::build(&config, parts).unwrap();
+        let node = Node::build_with_limiter(&config, parts, limiter).unwrap();
         Self {
             node,
             store,
@@ -692,6 +703,34 @@ async fn store_unavailable_is_503_and_writes_nothing() {
     h.store.set_unavailable(false);
     assert_eq!(h.log().await.len(), 1);
     assert_eq!(h.tasks().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_shared_limiter_is_503_and_writes_nothing() {
+    // The store answers; the database holding the shared windows does not (nothing listens on
+    // port 1).
+    let windows = PgStore::open(
+        "postgres://postgres@127.0.0.1:1/webhookd",
+        PgStoreOptions {
+            acquire_timeout: Duration::from_secs(1),
+            ..PgStoreOptions::default()
+        },
+    )
+    .unwrap();
+    let limiter = NodeLimiter::Shared(windows.rate_limiter(RateLimiterOptions::default()));
+    let h = Harness::with_limiter(100, 1000, limiter).await;
+    assert_eq!(
+        h.answer(Request::default()).await,
+        (503, "store_unavailable")
+    );
+    assert!(h.tasks().await.is_empty());
+    assert!(
+        h.log()
+            .await
+            .iter()
+            .all(|i| i.outcome != InvocationOutcome::Accepted),
+        "nothing is accepted without its charge"
+    );
 }
 
 #[tokio::test]

@@ -288,6 +288,8 @@ async fn help_lists_every_setting_and_migrate_runs() {
         "--max-attempts",
         "--dispatch-lease",
         "WEBHOOKD_DISPATCH_LEASE",
+        "--rate-limiter",
+        "WEBHOOKD_RATE_LIMITER",
         "--body-timeout",
         "--max-connections",
         "WEBHOOKD_BODY_TIMEOUT",

@@ -5,11 +5,12 @@
 //! A case starts a [`Cluster`], spreads its requests over the nodes ([`Cluster::ingest_url`]
 //! gives a webhook's URL on any node), kills or stops nodes, and ends with [`Cluster::stop`],
 //! which stops the nodes still running and drops the database. Each property of a cluster is
-//! one `#[tokio::test]` function in a module of its own beside [`changes`] and [`dispatch`]; a module's doc says
-//! which property its cases prove.
+//! one `#[tokio::test]` function in a module of its own beside [`changes`], [`dispatch`] and
+//! [`limits`]; a module's doc says which property its cases prove.
 
 mod changes;
 mod dispatch;
+mod limits;
 
 use std::path::PathBuf;
 

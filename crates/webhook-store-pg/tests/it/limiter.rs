@@ -1,0 +1,508 @@
+//! The shared rate limiter: several limiters (as on several nodes) on one database decide as the
+//! domain's rule on one set of windows, never admit more than a quota in any minute whatever
+//! node each request reaches, refuse a flood with a few statements, and answer "unavailable"
+//! when the database cannot be reached.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, SmallInt, Uuid as SqlUuid};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use uuid::Uuid;
+use webhook_domain::model::{OrganizationId, RatePerMinute, RateRequest, Timestamp, WebhookId};
+use webhook_domain::ports::RateLimiter as _;
+use webhook_domain::rules::{self, RateDecision, RateScope, SlidingWindow};
+use webhook_store_contract::ContractStore as _;
+use webhook_store_pg::test_db::{database_url, fresh_store};
+use webhook_store_pg::{PgRateLimiter, PgStore, PgStoreOptions, RateLimiterOptions};
+
+/// Nodes sharing the database in the property tests.
+const NODES: usize = 3;
+/// A start in 2026, in microseconds since the Unix epoch.
+const START: i64 = 1_796_000_000_000_000;
+const MINUTE_US: i64 = 60_000_000;
+
+/// `NODES` limiters, each on a store of its own (its own pool and batcher), all on one fresh
+/// database; and the first store, for teardown.
+async fn cluster() -> (PgStore, Vec<PgRateLimiter>) {
+    let first = fresh_store().await;
+    let url = database_url(&first.test_database().expect("a test database"));
+    let mut limiters = vec![first.rate_limiter(RateLimiterOptions::default())];
+    for _ in 1..NODES {
+        let store = PgStore::open(&url, PgStoreOptions::default()).expect("the pool builds");
+        limiters.push(store.rate_limiter(RateLimiterOptions::default()));
+    }
+    (first, limiters)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn rate(n: u32) -> RatePerMinute {
+    RatePerMinute::new(n).expect("a valid quota")
+}
+
+/// One organization and its webhooks, fresh for each case (the database is shared by all).
+struct Keys {
+    organization: OrganizationId,
+    webhooks: Vec<WebhookId>,
+}
+
+impl Keys {
+    fn new(webhooks: usize) -> Self {
+        Self {
+            organization: OrganizationId::from_uuid(Uuid::new_v4()),
+            webhooks: (0..webhooks)
+                .map(|_| WebhookId::from_uuid(Uuid::new_v4()))
+                .collect(),
+        }
+    }
+
+    fn request(&self, webhook: usize, quotas: (u32, u32), now: i64) -> RateRequest {
+        RateRequest {
+            webhook_id: self.webhooks[webhook],
+            webhook_quota: rate(quotas.0),
+            organization_id: self.organization,
+            organization_quota: rate(quotas.1),
+            now: Timestamp::from_unix_micros(now),
+        }
+    }
+}
+
+/// Gaps in milliseconds between steps: none, sub-second, seconds, and beyond a window.
+fn gap() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), 0..50u32, 0..3_000u32, 0..70_000u32]
+}
+
+/// The most timestamps of `times` (sorted) in any 60-second interval.
+fn max_in_any_minute(times: &[i64]) -> usize {
+    let mut max = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= MINUTE_US {
+            start += 1;
+        }
+        max = max.max(end - start + 1);
+    }
+    max
+}
+
+/// [`rules::decide`] or [`rules::peek`].
+type Rule = fn(
+    &mut SlidingWindow,
+    RatePerMinute,
+    &mut SlidingWindow,
+    RatePerMinute,
+    Timestamp,
+) -> RateDecision;
+
+/// One request of a sequential run: the gap before it, its webhook, the node it reaches, and
+/// whether it is a peek.
+type Step = (u32, usize, usize, bool);
+
+/// Requests one after the other, each to any node, decide exactly as the domain's rule on one
+/// set of windows: same verdict, scope, retry-after and status. A peek's refusal is the rule's
+/// refusal; a peek may admit optimistically.
+#[test]
+fn sequential_decisions_on_any_node_match_the_rule_on_one_set_of_windows() {
+    let runtime = runtime();
+    let (first, limiters) = runtime.block_on(cluster());
+    let steps = prop::collection::vec((gap(), 0..3usize, 0..NODES, any::<bool>()), 1..80);
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        ..Config::default()
+    });
+    let result = runner.run(
+        &(steps, 1u32..8, 1u32..12),
+        |(steps, webhook_quota, organization_quota): (Vec<Step>, u32, u32)| {
+            runtime.block_on(sequential_case(
+                &limiters,
+                &steps,
+                (webhook_quota, organization_quota),
+            ))
+        },
+    );
+    runtime.block_on(first.teardown());
+    result.unwrap();
+}
+
+async fn sequential_case(
+    limiters: &[PgRateLimiter],
+    steps: &[Step],
+    quotas: (u32, u32),
+) -> Result<(), TestCaseError> {
+    let keys = Keys::new(3);
+    let start = Timestamp::from_unix_micros(START);
+    let mut webhook_windows: HashMap<usize, SlidingWindow> = HashMap::new();
+    let mut organization_window = SlidingWindow::new(start);
+    let mut now = START;
+    for (i, &(gap_ms, webhook, node, peek)) in steps.iter().enumerate() {
+        now += i64::from(gap_ms) * 1000;
+        let request = keys.request(webhook, quotas, now);
+        let window = webhook_windows
+            .entry(webhook)
+            .or_insert_with(|| SlidingWindow::new(request.now));
+        let rule: Rule = if peek { rules::peek } else { rules::decide };
+        let expected = rule(
+            window,
+            request.webhook_quota,
+            &mut organization_window,
+            request.organization_quota,
+            request.now,
+        );
+        let limiter = &limiters[node];
+        if peek {
+            let got = limiter.peek(request).await.expect("the database is up");
+            if let RateDecision::Denied { .. } = got {
+                prop_assert_eq!(got, expected, "peek {} on node {}", i, node);
+            }
+        } else {
+            let got = limiter.acquire(request).await.expect("the database is up");
+            prop_assert_eq!(got, expected, "request {} on node {}", i, node);
+        }
+    }
+    Ok(())
+}
+
+/// A step of a concurrent run: the gap before it, then requests sent at once, each with its
+/// webhook and node.
+type Burst = (u32, Vec<(usize, usize)>);
+
+/// Requests sent at once to several nodes, as a balancer spreads them: in any 60-second
+/// interval no webhook and no organization admits more than its quota, every admitted request
+/// is charged to both windows and every refused one to neither, and every refusal is
+/// justified by a full window.
+#[test]
+fn concurrent_requests_across_nodes_never_exceed_a_quota_in_any_minute() {
+    let runtime = runtime();
+    let (first, limiters) = runtime.block_on(cluster());
+    let url = database_url(&first.test_database().expect("a test database"));
+    let bursts = prop::collection::vec(
+        (gap(), prop::collection::vec((0..2usize, 0..NODES), 1..12)),
+        1..40,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        ..Config::default()
+    });
+    let result = runner.run(
+        &(bursts, 1u32..10, 1u32..15),
+        |(bursts, webhook_quota, organization_quota): (Vec<Burst>, u32, u32)| {
+            runtime.block_on(concurrent_case(
+                &limiters,
+                &url,
+                &bursts,
+                (webhook_quota, organization_quota),
+            ))
+        },
+    );
+    runtime.block_on(first.teardown());
+    result.unwrap();
+}
+
+#[derive(QueryableByName)]
+struct ChargedRow {
+    #[diesel(sql_type = SmallInt)]
+    scope: i16,
+    #[diesel(sql_type = SqlUuid)]
+    key: Uuid,
+    #[diesel(sql_type = BigInt)]
+    charged: i64,
+}
+
+async fn concurrent_case(
+    limiters: &[PgRateLimiter],
+    url: &str,
+    bursts: &[Burst],
+    quotas: (u32, u32),
+) -> Result<(), TestCaseError> {
+    let keys = Keys::new(2);
+    let mut now = START;
+    let mut admitted: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+    let mut refused: Vec<(usize, i64, RateScope)> = Vec::new();
+    for (gap_ms, requests) in bursts {
+        now += i64::from(*gap_ms) * 1000;
+        let decisions = futures_join(requests.iter().map(|&(webhook, node)| {
+            let request = keys.request(webhook, quotas, now);
+            let limiter = limiters[node].clone();
+            async move { (webhook, limiter.acquire(request).await) }
+        }))
+        .await;
+        for (webhook, decision) in decisions {
+            match decision.expect("the database is up") {
+                RateDecision::Admitted(_) => admitted[webhook].push(now),
+                RateDecision::Denied { scope, .. } => refused.push((webhook, now, scope)),
+            }
+        }
+    }
+    let mut all: Vec<i64> = admitted.concat();
+    all.sort_unstable();
+    for (webhook, times) in admitted.iter().enumerate() {
+        prop_assert!(
+            max_in_any_minute(times) <= quotas.0 as usize,
+            "webhook {} admitted {} in a minute, quota {}",
+            webhook,
+            max_in_any_minute(times),
+            quotas.0
+        );
+    }
+    prop_assert!(
+        max_in_any_minute(&all) <= quotas.1 as usize,
+        "the organization admitted {} in a minute, quota {}",
+        max_in_any_minute(&all),
+        quotas.1
+    );
+    // A refusal names a window that held its quota in the 61 buckets up to the refusal (the
+    // admissions decided before it are among all those counted here).
+    let in_window = |times: &[i64], at: i64| {
+        let bucket = at.div_euclid(1_000_000);
+        times
+            .iter()
+            .filter(|t| (bucket - 60..=bucket).contains(&t.div_euclid(1_000_000)))
+            .count()
+    };
+    for &(webhook, at, scope) in &refused {
+        let (held, quota) = match scope {
+            RateScope::Webhook => (in_window(&admitted[webhook], at), quotas.0),
+            RateScope::Organization => (in_window(&all, at), quotas.1),
+        };
+        prop_assert!(
+            held >= quota as usize,
+            "a refusal by the {:?} quota while its window held {} of {}",
+            scope,
+            held,
+            quota
+        );
+    }
+    // Both or neither: each webhook's window was charged exactly its admitted requests, the
+    // organization's exactly all of them.
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    let rows: Vec<ChargedRow> = sql_query(
+        "SELECT scope, key, sum(count)::bigint AS charged FROM rate_limit_windows \
+         WHERE key = ANY($1) GROUP BY scope, key",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(vec![
+        *keys.organization.as_uuid(),
+        *keys.webhooks[0].as_uuid(),
+        *keys.webhooks[1].as_uuid(),
+    ])
+    .load(&mut conn)
+    .await
+    .expect("the windows are readable");
+    let charged = |scope: i16, key: Uuid| {
+        rows.iter()
+            .find(|r| r.scope == scope && r.key == key)
+            .map_or(0, |r| usize::try_from(r.charged).unwrap_or(usize::MAX))
+    };
+    for (webhook, times) in admitted.iter().enumerate() {
+        prop_assert_eq!(charged(0, *keys.webhooks[webhook].as_uuid()), times.len());
+    }
+    prop_assert_eq!(charged(1, *keys.organization.as_uuid()), all.len());
+    Ok(())
+}
+
+/// Runs `futures` concurrently and returns their outputs in order.
+async fn futures_join<F: Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("the request task ends"));
+    }
+    outputs
+}
+
+/// A flood over two minutes on three nodes, 200 requests per node and second to a webhook at 5
+/// per minute: the database sees a few statements per node and minute, not one per request;
+/// the rest is refused from the remembered refusals, and the counters show in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_flood_costs_statements_per_node_and_second_not_per_request() {
+    const SECONDS: i64 = 120;
+    const PER_NODE_AND_SECOND: usize = 200;
+    let (first, limiters) = cluster().await;
+    let keys = Keys::new(1);
+    let mut admitted = 0;
+    for second in 0..SECONDS {
+        let now = START + second * 1_000_000;
+        let decisions = futures_join(limiters.iter().flat_map(|limiter| {
+            let request = keys.request(0, (5, 1000), now);
+            (0..PER_NODE_AND_SECOND).map(move |_| {
+                let limiter = limiter.clone();
+                async move { limiter.acquire(request).await }
+            })
+        }))
+        .await;
+        for decision in decisions {
+            if let RateDecision::Admitted(_) = decision.expect("the database is up") {
+                admitted += 1;
+            }
+        }
+    }
+    // Two windows' worth: at the start, and once the first admissions left the window.
+    assert_eq!(admitted, 10);
+    let requests = SECONDS as u64 * PER_NODE_AND_SECOND as u64;
+    for (node, limiter) in limiters.iter().enumerate() {
+        let statements = limiter.statements();
+        // A node asks when it knows no refusal: at the start and when a remembered refusal
+        // ends; each time, at most one statement per slot left and one that is refused,
+        // however many requests are waiting.
+        assert!(
+            (1..=12).contains(&statements),
+            "node {node} sent {statements} statements for {requests} requests"
+        );
+        assert!(
+            limiter.local_refusals() >= requests - statements * PER_NODE_AND_SECOND as u64,
+            "node {node} refused only {} locally",
+            limiter.local_refusals()
+        );
+    }
+    let mut registry = prometheus_client::registry::Registry::default();
+    limiters[0].register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    assert!(
+        text.contains(&format!(
+            "webhookd_rate_limit_statements_total {}\n",
+            limiters[0].statements()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("webhookd_rate_limit_local_refusals_total "),
+        "{text}"
+    );
+    first.teardown().await;
+}
+
+/// A remembered refusal ends when its retry-after does: the next request asks the database and
+/// is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_refusal_ends_with_its_retry_after() {
+    let (first, limiters) = cluster().await;
+    let keys = Keys::new(1);
+    let limiter = &limiters[0];
+    let at = |offset_ms: i64| keys.request(0, (2, 100), START + offset_ms * 1000);
+    for _ in 0..2 {
+        assert!(matches!(
+            limiter.acquire(at(0)).await.unwrap(),
+            RateDecision::Admitted(_)
+        ));
+    }
+    let RateDecision::Denied {
+        scope, retry_after, ..
+    } = limiter.acquire(at(500)).await.unwrap()
+    else {
+        panic!("a third request in the minute was admitted");
+    };
+    assert_eq!(scope, RateScope::Webhook);
+    assert_eq!(retry_after, Duration::from_millis(60_500));
+    let statements = limiter.statements();
+    // Another node has not heard of the refusal; this one refuses alone, to peeks too.
+    assert!(matches!(
+        limiter.peek(at(30_000)).await.unwrap(),
+        RateDecision::Denied {
+            scope: RateScope::Webhook,
+            ..
+        }
+    ));
+    assert!(matches!(
+        limiter.acquire(at(60_999)).await.unwrap(),
+        RateDecision::Denied { .. }
+    ));
+    assert_eq!(limiter.statements(), statements);
+    assert_eq!(limiter.local_refusals(), 2);
+    assert_eq!(
+        limiter.forget_expired(Timestamp::from_unix_micros(START)),
+        0
+    );
+    // A raised quota is not refused from a refusal under the lower one.
+    assert!(matches!(
+        limiter
+            .acquire(keys.request(0, (3, 100), START + 1_000_000))
+            .await
+            .unwrap(),
+        RateDecision::Admitted(_)
+    ));
+    assert!(matches!(
+        limiter.acquire(at(61_000)).await.unwrap(),
+        RateDecision::Admitted(_)
+    ));
+    assert_eq!(
+        limiter.forget_expired(Timestamp::from_unix_micros(START + 61_000_000)),
+        1
+    );
+    first.teardown().await;
+}
+
+/// Buckets that left every window (with the margin for lagging clocks) are deleted, the others
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_buckets_are_deleted_and_recent_ones_kept() {
+    let (first, limiters) = cluster().await;
+    let keys = Keys::new(1);
+    for offset_s in [0, 100, 400] {
+        let request = keys.request(0, (100, 1000), START + offset_s * 1_000_000);
+        limiters[0].acquire(request).await.unwrap();
+    }
+    let now = Timestamp::from_unix_micros(START + 400 * 1_000_000);
+    // Kept: buckets within 60 + 300 seconds of now.
+    let deleted = limiters[1].delete_old_windows(now).await.unwrap();
+    assert_eq!(
+        deleted, 2,
+        "the webhook's and the organization's oldest bucket"
+    );
+    assert_eq!(limiters[1].delete_old_windows(now).await.unwrap(), 0);
+    first.teardown().await;
+}
+
+/// A database that cannot be reached: every charge answers "unavailable" (ingest answers 503),
+/// within the pool's wait; a peek that knows no refusal reads nothing and admits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_answers_unavailable() {
+    // Nothing listens on port 1.
+    let store = PgStore::open(
+        "postgres://postgres@127.0.0.1:1/webhookd",
+        PgStoreOptions {
+            acquire_timeout: Duration::from_secs(2),
+            ..PgStoreOptions::default()
+        },
+    )
+    .expect("the pool builds without connecting");
+    let limiter = store.rate_limiter(RateLimiterOptions::default());
+    let keys = Keys::new(1);
+    let started = std::time::Instant::now();
+    let answers = futures_join((0..10).map(|i| {
+        let limiter = limiter.clone();
+        let request = keys.request(0, (100, 1000), START + i);
+        async move { limiter.acquire(request).await }
+    }))
+    .await;
+    for answer in answers {
+        let error = answer.expect_err("nothing can be decided");
+        let chain = std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
+        assert!(
+            chain.starts_with("the rate limiter is unavailable"),
+            "{chain}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(
+        limiter.peek(keys.request(0, (100, 1000), START)).await,
+        Ok(RateDecision::Admitted(_))
+    ));
+}

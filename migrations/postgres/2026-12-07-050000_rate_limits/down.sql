@@ -1,0 +1,2 @@
+DROP FUNCTION rate_limit_acquire(uuid[], integer[], uuid[], integer[], bigint[]);
+DROP TABLE rate_limit_windows;
