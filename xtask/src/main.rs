@@ -68,6 +68,15 @@ COMMANDS:
                organizations x 20 webhooks with their limits raised; then each at half of its
                maximum rate. Server and generator are pinned to CPUs 0 and 1 with taskset when
                available. Prints the ratio to the ceiling; writes target/bench/ingest.json.
+    bench pipeline
+               Ingest and delivery together: webhookd with dispatch on, on SQLite and on
+               PostgreSQL, delivering to a loopback agent (webhook-loadgen agent) that answers
+               200 at once. After the ingest-only maximum, a fixed rate of 80 % of it: offered,
+               accepted and delivered per second over one window, the queued tasks at its start
+               and end, server and PostgreSQL CPU µs per delivered event; then ingest -> agent
+               latency (p50/p99/p999) at half of the accepted rate, and the closed-loop maximum
+               with dispatch on. Prints whether the targets are met; writes
+               target/bench/pipeline.json.
     db         Provide PostgreSQL and print its URL on stdout, leaving a throwaway cluster running:
                  export DATABASE_URL=$(cargo xtask db)
     db stop    Stop the throwaway cluster started by `db`.
@@ -107,6 +116,7 @@ fn run(args: &[&str]) -> Result<()> {
         ["bench", "store"] => bench::store(),
         ["bench", "ingest"] => bench::ingest(),
         ["bench", "dispatch"] => bench::dispatch(),
+        ["bench", "pipeline"] => bench::pipeline(),
         ["db"] => postgres::db(),
         ["db", "stop"] => postgres::db_stop(),
         [] | ["help" | "--help" | "-h"] => {

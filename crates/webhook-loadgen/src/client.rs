@@ -57,6 +57,26 @@ impl Server {
         Ok(sender)
     }
 
+    /// A `GET` without credentials: the answer's status and body.
+    pub(crate) async fn get(&self, sender: &mut Sender, path: &str) -> Result<(StatusCode, Bytes)> {
+        let request = Request::get(path)
+            .header(HOST, self.host.clone())
+            .body(Full::new(Bytes::new()))?;
+        sender.ready().await.context("the connection closed")?;
+        let response = sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the answer to GET {path}"))?
+            .to_bytes();
+        Ok((status, body))
+    }
+
     /// One JSON request with a bearer key; the answer's status and JSON body (`null` if empty).
     pub(crate) async fn call_json(
         &self,

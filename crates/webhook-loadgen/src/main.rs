@@ -8,17 +8,25 @@
 //!   from when they were due, so time spent queueing behind a slow server counts.
 //! - `webhook-loadgen provision --base-url URL --api-key KEY --webhooks 20`: raises the
 //!   organization's limit, creates a target and webhooks with the limit raised and a secret, and
-//!   prints their `URL SECRET SOURCE` lines for `--url-file`.
+//!   prints their `URL SECRET SOURCE` lines for `--url-file`. With `--endpoint-url` the target
+//!   has that endpoint, and webhookd delivers the events' tasks there.
+//! - `webhook-loadgen agent --listen 127.0.0.1:9000 --report FILE`: a delivery target answering
+//!   200 at once, recording when each delivery arrived and when webhookd received its event.
+//! - `webhook-loadgen metrics --url http://127.0.0.1:8080/metrics`: the samples of a Prometheus
+//!   exposition as one JSON object.
 #![expect(
     clippy::print_stdout,
     reason = "a command-line tool: its report is printed on stdout"
 )]
 
+mod agent;
 mod client;
 mod load;
+mod metrics;
 mod provision;
 mod stats;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,6 +46,12 @@ enum Command {
     Run(RunArgs),
     /// Prepare webhooks for a run on a webhookd organization; print `URL SECRET SOURCE` lines.
     Provision(ProvisionArgs),
+    /// Answer deliveries 200 at once and record when each arrived and when webhookd received
+    /// its event (`source.received_at`); on SIGTERM or Ctrl-C print a summary as JSON. Signatures
+    /// are not verified.
+    Agent(AgentArgs),
+    /// Read a Prometheus text exposition (webhookd's `/metrics`) and print its samples as JSON.
+    Metrics(MetricsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,13 +101,39 @@ struct ProvisionArgs {
     /// body signed in `X-Hub-Signature-256`).
     #[arg(long, default_value = "generic")]
     source: String,
+    /// Where webhookd delivers the target's tasks (an agent's URL, say); without it the target
+    /// has no endpoint and its tasks are never dispatched.
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// The address to listen on; port 0 picks a free one (printed at start).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Where to write, at exit, the summary and every delivery's `[arrived, received_at]` in µs
+    /// since the Unix epoch (JSON).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Runtime threads [default: the CPUs this process may run on].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct MetricsArgs {
+    /// The exposition's URL, e.g. `http://127.0.0.1:8080/metrics`.
+    #[arg(long)]
+    url: String,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Run(args) => args.threads,
-        Command::Provision(_) => Some(1),
+        Command::Agent(args) => args.threads,
+        Command::Provision(_) | Command::Metrics(_) => Some(1),
     };
     let threads = threads
         .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
@@ -108,6 +148,8 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Provision(args) => provision::provision(&args).await,
+            Command::Agent(args) => agent::agent(&args).await,
+            Command::Metrics(args) => metrics::metrics(&args.url).await,
         }
     })
 }

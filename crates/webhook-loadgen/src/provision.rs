@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use crate::ProvisionArgs;
 use crate::client::Server;
 
-/// Raises the organization's limit, creates one target without an endpoint (its tasks are never
-/// dispatched) and `args.webhooks` webhooks on it, each with the raised limit and a secret.
+/// Raises the organization's limit, creates one agent target and `args.webhooks` webhooks on it,
+/// each with the raised limit and a secret. The target's endpoint is `args.endpoint_url`; without
+/// one its tasks wait on the board and are never dispatched.
 pub(crate) async fn provision(args: &ProvisionArgs) -> Result<()> {
     let base: Uri = args
         .base_url
@@ -39,13 +40,18 @@ pub(crate) async fn provision(args: &ProvisionArgs) -> Result<()> {
     )?;
     let organization_name = organization["name"].as_str().unwrap_or("organization");
 
+    let mut new_target =
+        json!({ "kind": "agent", "name": format!("{organization_name} load target") });
+    if let Some(endpoint) = &args.endpoint_url {
+        new_target["endpoint_url"] = json!(endpoint);
+    }
     let (status, target) = server
         .call_json(
             &mut sender,
             Method::POST,
             "/api/v1/targets",
             key,
-            &json!({ "kind": "agent", "name": format!("{organization_name} load target") }),
+            &new_target,
         )
         .await?;
     expect(status, StatusCode::CREATED, "creating the target", &target)?;

@@ -110,7 +110,7 @@ impl Tally {
 }
 
 /// The `q` quantile (nearest rank) of `sorted` microseconds, in milliseconds.
-fn percentile_ms(sorted: &[u32], q: f64) -> Option<f64> {
+pub(crate) fn percentile_ms(sorted: &[u32], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

@@ -116,7 +116,7 @@ pub(crate) fn ingest() -> Result<()> {
     let bench = Bench {
         webhookd: release.join("webhookd"),
         loadgen: release.join("webhook-loadgen"),
-        scratch: Scratch::create(&release.join("..").join("bench"))?,
+        scratch: Scratch::create(&release.join("..").join("bench"), "ingest")?,
         pinning: Pinning::detect(),
         cpu: CpuTime::detect(),
     };

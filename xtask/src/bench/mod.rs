@@ -1,12 +1,14 @@
 //! `cargo xtask bench`: runs the benchmarks in release mode, prints a table of each beside the
 //! baseline measured in the same run, and writes the figures to `target/bench/<name>.json`.
 //! `ingest` runs webhookd and a bare actix-web handler as processes and loads them over loopback
-//! with `webhook-loadgen`. This module holds what the benches share: reading a JSON report from a
+//! with `webhook-loadgen`; `pipeline` runs webhookd with dispatch on, delivering to the agent of
+//! `webhook-loadgen`. This module holds what the benches share: reading a JSON report from a
 //! program's output and writing one under `target/bench/`.
 
 mod database;
 mod dispatch;
 mod ingest;
+mod pipeline;
 mod process;
 mod store;
 
@@ -19,6 +21,7 @@ use crate::{cmd, metadata::Workspace};
 
 pub(crate) use dispatch::dispatch;
 pub(crate) use ingest::ingest;
+pub(crate) use pipeline::pipeline;
 pub(crate) use store::store;
 
 pub(super) fn run_json(command: &mut std::process::Command) -> Result<Value> {

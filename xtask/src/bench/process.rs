@@ -205,14 +205,14 @@ pub(super) fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// `target/bench/ingest-<pid>/`, removed when done.
+/// `target/bench/<name>-<pid>/`, removed when done.
 pub(super) struct Scratch {
     pub(super) path: PathBuf,
 }
 
 impl Scratch {
-    pub(super) fn create(bench_dir: &Path) -> Result<Self> {
-        let path = bench_dir.join(format!("ingest-{}", std::process::id()));
+    pub(super) fn create(bench_dir: &Path, name: &str) -> Result<Self> {
+        let path = bench_dir.join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self { path })
     }
