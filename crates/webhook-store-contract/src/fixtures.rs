@@ -9,8 +9,7 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, ClaimOutcome, DeliveryAttempt, EndpointUrl, EventTypes,
     Invocation, InvocationId, InvocationOutcome, Name, Organization, OrganizationId, PageRequest,
     Payload, RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task,
-    TaskFilter, TaskId, TaskSource, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId,
-    WebhookStatus,
+    TaskFilter, TaskId, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{CidrList, Source, SourceSettings};
 use webhook_domain::ports::{InvocationLog, Store, TaskQueue, WebhookStore};
@@ -223,33 +222,19 @@ pub fn accepted(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task)
         task_id: Some(task_id),
         ..invocation(webhook, received_at)
     };
-    let task = Task {
-        id: task_id,
-        organization_id: webhook.organization_id,
-        target_id: webhook.target_id,
-        webhook_id: webhook.id,
-        invocation_id: invocation.id,
-        instruction: Some("Deploy api".to_owned()),
-        context: invocation
-            .payload
-            .clone()
-            .expect("accepted invocations have a payload"),
-        event_type: invocation.event_type.clone(),
-        status: TaskStatus::Queued,
-        test: false,
-        source: TaskSource {
-            verified: true,
-            source_ip: invocation.source_ip,
-            received_at,
-            provider: Source::Generic,
-        },
-        attempts: 0,
-        attempts_before_round: 0,
-        next_attempt_at: received_at,
-        last_error: None,
-        created_at: received_at,
-        updated_at: received_at,
-    };
+    let context = invocation
+        .payload
+        .clone()
+        .expect("accepted invocations have a payload");
+    let task = Task::queued(
+        task_id,
+        &invocation,
+        webhook.target_id,
+        Some("Deploy api".to_owned()),
+        context,
+        true,
+        Source::Generic,
+    );
     (invocation, task)
 }
 

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::validated::text_conversions;
+
 /// One entry of a webhook's event-type list.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -75,19 +77,7 @@ impl EventTypePattern {
     }
 }
 
-impl TryFrom<String> for EventTypePattern {
-    type Error = InvalidEventTypePattern;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<EventTypePattern> for String {
-    fn from(pattern: EventTypePattern) -> Self {
-        pattern.to_string()
-    }
-}
+text_conversions!(display EventTypePattern, InvalidEventTypePattern);
 
 impl fmt::Display for EventTypePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -160,6 +160,14 @@ pub enum InvocationOutcome {
 }
 
 impl InvocationOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 4] = [
+        Self::Accepted,
+        Self::Ignored,
+        Self::Rejected,
+        Self::Duplicate,
+    ];
+
     /// The outcome's name in the API and in stores.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -172,13 +180,7 @@ impl InvocationOutcome {
 
     /// Parses an outcome name.
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "accepted" => Some(Self::Accepted),
-            "ignored" => Some(Self::Ignored),
-            "rejected" => Some(Self::Rejected),
-            "duplicate" => Some(Self::Duplicate),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|o| o.as_str() == text)
     }
 }
 
@@ -195,12 +197,29 @@ pub enum OutcomeFilter {
 }
 
 impl OutcomeFilter {
+    /// Every filter: one per outcome, then `failed`.
+    pub const ALL: [Self; 5] = [
+        Self::Accepted,
+        Self::Ignored,
+        Self::Rejected,
+        Self::Duplicate,
+        Self::Failed,
+    ];
+
+    /// The filter's name in the API: an outcome's name, or `failed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => InvocationOutcome::Accepted.as_str(),
+            Self::Ignored => InvocationOutcome::Ignored.as_str(),
+            Self::Rejected => InvocationOutcome::Rejected.as_str(),
+            Self::Duplicate => InvocationOutcome::Duplicate.as_str(),
+            Self::Failed => "failed",
+        }
+    }
+
     /// Parses a filter name.
     pub fn parse(text: &str) -> Option<Self> {
-        if text == "failed" {
-            return Some(Self::Failed);
-        }
-        InvocationOutcome::parse(text).map(Self::outcome)
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
     }
 
     /// The filter that keeps exactly the invocations of `outcome`.
@@ -279,6 +298,25 @@ pub struct Invocation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_names_are_the_outcomes_and_failed() {
+        let names = OutcomeFilter::ALL.map(OutcomeFilter::as_str);
+        assert_eq!(
+            names,
+            ["accepted", "ignored", "rejected", "duplicate", "failed"]
+        );
+        for outcome in InvocationOutcome::ALL {
+            let name = outcome.as_str();
+            assert_eq!(InvocationOutcome::parse(name), Some(outcome));
+            assert_eq!(
+                OutcomeFilter::parse(name),
+                Some(OutcomeFilter::outcome(outcome))
+            );
+        }
+        assert_eq!(OutcomeFilter::parse("failed"), Some(OutcomeFilter::Failed));
+        assert_eq!(InvocationOutcome::parse("failed"), None);
+    }
 
     #[test]
     fn parses_objects_and_reads_fields() {

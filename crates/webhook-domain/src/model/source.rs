@@ -11,6 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::validated::text_conversions;
+
 /// A refused setting, naming the field it came from (`source`, `verification.header`,
 /// `allowed_source_ips[2]`), for the management API to answer 422 with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,19 +195,7 @@ impl fmt::Display for HeaderName {
     }
 }
 
-impl TryFrom<String> for HeaderName {
-    type Error = InvalidHeaderName;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<HeaderName> for String {
-    fn from(name: HeaderName) -> Self {
-        name.0
-    }
-}
+text_conversions!(newtype HeaderName, InvalidHeaderName);
 
 // ---------------------------------------------------------------------------------------------
 // Verification overrides
@@ -529,19 +519,7 @@ impl fmt::Debug for FieldRef {
     }
 }
 
-impl TryFrom<String> for FieldRef {
-    type Error = InvalidFieldRef;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<FieldRef> for String {
-    fn from(reference: FieldRef) -> Self {
-        reference.to_string()
-    }
-}
+text_conversions!(display FieldRef, InvalidFieldRef);
 
 // ---------------------------------------------------------------------------------------------
 // Instruction templates
@@ -588,19 +566,7 @@ impl fmt::Debug for InstructionTemplate {
     }
 }
 
-impl TryFrom<String> for InstructionTemplate {
-    type Error = InvalidInstructionTemplate;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<InstructionTemplate> for String {
-    fn from(template: InstructionTemplate) -> Self {
-        template.0
-    }
-}
+text_conversions!(newtype InstructionTemplate, InvalidInstructionTemplate);
 
 // ---------------------------------------------------------------------------------------------
 // Source settings

@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{InvocationId, OrganizationId, Payload, TargetId, TaskId, Timestamp, WebhookId};
+use super::{
+    Invocation, InvocationId, OrganizationId, Payload, Source, TargetId, TaskId, Timestamp,
+    WebhookId,
+};
 
 /// A task's place on the board; see [`crate::rules::task_transition`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,7 +60,7 @@ pub struct TaskSource {
     pub source_ip: Option<IpAddr>,
     pub received_at: Timestamp,
     /// The webhook's source when the event arrived: which sender's dialect it spoke.
-    pub provider: super::Source,
+    pub provider: Source,
 }
 
 /// A unit of work for a target, created from one accepted invocation.
@@ -88,6 +91,48 @@ pub struct Task {
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl Task {
+    /// The new task of `invocation` for its webhook's target `target_id`: queued, due at once,
+    /// with no attempts yet. It takes its organization, webhook, event type, sender address,
+    /// reception time and test flag from the invocation; `verified` and `provider` say how the
+    /// sender authenticated and which source's dialect it spoke.
+    pub fn queued(
+        id: TaskId,
+        invocation: &Invocation,
+        target_id: TargetId,
+        instruction: Option<String>,
+        context: Payload,
+        verified: bool,
+        provider: Source,
+    ) -> Self {
+        let received_at = invocation.received_at;
+        Self {
+            id,
+            organization_id: invocation.organization_id,
+            target_id,
+            webhook_id: invocation.webhook_id,
+            invocation_id: invocation.id,
+            instruction,
+            context,
+            event_type: invocation.event_type.clone(),
+            status: TaskStatus::Queued,
+            test: invocation.test,
+            source: TaskSource {
+                verified,
+                source_ip: invocation.source_ip,
+                received_at,
+                provider,
+            },
+            attempts: 0,
+            attempts_before_round: 0,
+            next_attempt_at: received_at,
+            last_error: None,
+            created_at: received_at,
+            updated_at: received_at,
+        }
+    }
 }
 
 /// A status change of a task, as the use case decided it (see

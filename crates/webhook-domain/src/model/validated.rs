@@ -5,6 +5,40 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
+/// The `String` conversions serde uses for a value type validated by its `parse`
+/// (`#[serde(try_from = "String", into = "String")]`): a deserialized value is parsed like any
+/// other. A `newtype` gives back the text it wraps; a `display` type writes itself out.
+macro_rules! text_conversions {
+    (newtype $type:ident, $error:ident) => {
+        text_conversions!(@parse $type, $error);
+
+        impl From<$type> for String {
+            fn from(value: $type) -> Self {
+                value.0
+            }
+        }
+    };
+    (display $type:ident, $error:ident) => {
+        text_conversions!(@parse $type, $error);
+
+        impl From<$type> for String {
+            fn from(value: $type) -> Self {
+                value.to_string()
+            }
+        }
+    };
+    (@parse $type:ident, $error:ident) => {
+        impl TryFrom<String> for $type {
+            type Error = $error;
+
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                Self::parse(&text)
+            }
+        }
+    };
+}
+pub(super) use text_conversions;
+
 /// A display name: trimmed, 1 to 200 characters, no control characters.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -49,19 +83,7 @@ impl Name {
     }
 }
 
-impl TryFrom<String> for Name {
-    type Error = InvalidName;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
-    }
-}
-
-impl From<Name> for String {
-    fn from(name: Name) -> Self {
-        name.0
-    }
-}
+text_conversions!(newtype Name, InvalidName);
 
 impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -17,8 +17,7 @@ use std::time::Duration;
 use crate::model::{
     ClaimOutcome, CoalescedReason, CoalescedRejection, DeliveryClaim, IngestRoute, InvalidPayload,
     Invocation, InvocationId, InvocationOutcome, Payload, PayloadFields, RateRequest,
-    RequestHeaders, Secret, Task, TaskId, TaskSource, TaskStatus, Timestamp, WebhookId,
-    WebhookStatus,
+    RequestHeaders, Secret, Task, TaskId, Timestamp, WebhookId, WebhookStatus,
 };
 use crate::ports::{
     Adapters, Clock as _, InvocationLog as _, Notifier as _, RateLimiter as _,
@@ -447,23 +446,8 @@ impl<A: Adapters> Ingest<A> {
         };
         let extraction = self.read_event(&admission, headers, &payload, fields);
         let invocation = Invocation {
-            id: InvocationId::from_uuid(time_ordered_id(&self.entropy, admission.received_at)),
-            organization_id: admission.route.organization_id,
-            webhook_id: admission.route.webhook_id,
-            received_at: admission.received_at,
-            source_ip: admission.source_ip,
-            event_type: None,
             payload: Some(payload.clone()),
-            outcome: InvocationOutcome::Ignored,
-            http_status: 200,
-            error_code: None,
-            task_id: None,
-            repeat_count: 1,
-            test: admission.test,
-            target_response: None,
-            delivery_id: None,
-            duplicate_of: None,
-            instruction_fallback: None,
+            ..self.new_invocation(&admission)
         };
         match extraction {
             Extraction::Handshake(handshake) => {
@@ -543,15 +527,7 @@ impl<A: Adapters> Ingest<A> {
             .route
             .event_types
             .selects(event_type.as_deref())
-            .then(|| {
-                self.new_task(
-                    &admission,
-                    &mut invocation,
-                    payload,
-                    instruction,
-                    event_type,
-                )
-            });
+            .then(|| self.new_task(&admission, &mut invocation, payload, instruction));
         let Admission {
             route,
             received_at,
@@ -617,6 +593,30 @@ impl<A: Adapters> Ingest<A> {
         }
     }
 
+    /// The invocation `admission` logs, with a new id: ignored, without a payload, until the
+    /// request says more.
+    fn new_invocation(&self, admission: &Admission) -> Invocation {
+        Invocation {
+            id: InvocationId::from_uuid(time_ordered_id(&self.entropy, admission.received_at)),
+            organization_id: admission.route.organization_id,
+            webhook_id: admission.route.webhook_id,
+            received_at: admission.received_at,
+            source_ip: admission.source_ip,
+            event_type: None,
+            payload: None,
+            outcome: InvocationOutcome::Ignored,
+            http_status: 200,
+            error_code: None,
+            task_id: None,
+            repeat_count: 1,
+            test: admission.test,
+            target_response: None,
+            delivery_id: None,
+            duplicate_of: None,
+            instruction_fallback: None,
+        }
+    }
+
     /// The queued task of `invocation`, which becomes accepted and names it.
     fn new_task(
         &self,
@@ -624,7 +624,6 @@ impl<A: Adapters> Ingest<A> {
         invocation: &mut Invocation,
         payload: Payload,
         instruction: Option<String>,
-        event_type: Option<String>,
     ) -> Task {
         let received_at = admission.received_at;
         let task_id = TaskId::from_uuid(time_ordered_id(&self.entropy, received_at));
@@ -632,33 +631,18 @@ impl<A: Adapters> Ingest<A> {
         invocation.http_status = 202;
         invocation.task_id = Some(task_id);
         let route = &admission.route;
-        Task {
-            id: task_id,
-            organization_id: route.organization_id,
-            target_id: route.target_id,
-            webhook_id: route.webhook_id,
-            invocation_id: invocation.id,
+        Task::queued(
+            task_id,
+            invocation,
+            route.target_id,
             instruction,
-            context: payload,
-            event_type,
-            status: TaskStatus::Queued,
-            test: admission.test,
-            source: TaskSource {
-                verified: matches!(
-                    admission.authentication,
-                    Authentication::Decided(Authenticity::Verified)
-                ),
-                source_ip: admission.source_ip,
-                received_at,
-                provider: route.source.source(),
-            },
-            attempts: 0,
-            attempts_before_round: 0,
-            next_attempt_at: received_at,
-            last_error: None,
-            created_at: received_at,
-            updated_at: received_at,
-        }
+            payload,
+            matches!(
+                admission.authentication,
+                Authentication::Decided(Authenticity::Verified)
+            ),
+            route.source.source(),
+        )
     }
 
     /// What the payload says, as the webhook's source reads it. A plain generic webhook (no
@@ -805,23 +789,10 @@ impl<A: Adapters> Ingest<A> {
         rejection: IngestRejection,
     ) -> IngestOutcome {
         let invocation = Invocation {
-            id: InvocationId::from_uuid(time_ordered_id(&self.entropy, admission.received_at)),
-            organization_id: admission.route.organization_id,
-            webhook_id: admission.route.webhook_id,
-            received_at: admission.received_at,
-            source_ip: admission.source_ip,
-            event_type: None,
-            payload: None,
             outcome: InvocationOutcome::Rejected,
             http_status: rejection.http_status(),
             error_code: Some(rejection.code().to_owned()),
-            task_id: None,
-            repeat_count: 1,
-            test: admission.test,
-            target_response: None,
-            delivery_id: None,
-            duplicate_of: None,
-            instruction_fallback: None,
+            ..self.new_invocation(admission)
         };
         let unlogged = self.store.record_invocation(&invocation, None).await.err();
         IngestOutcome::Rejected {

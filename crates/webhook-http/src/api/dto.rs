@@ -8,7 +8,7 @@ use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder,
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use webhook_domain::model::{
-    ApiKey, Invocation, InvocationSummary, Organization, Page, Target, TargetResponse, Task,
+    self, ApiKey, Invocation, InvocationSummary, Organization, Page, Target, TargetResponse, Task,
     TaskSummary, Timestamp,
 };
 use webhook_domain::service::manage::{
@@ -47,6 +47,12 @@ const NAME_PATTERN: &str = r"^[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2
 
 fn text() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
+}
+
+/// A string that is one of `names`: the API's names of a domain enum's values, so the document
+/// lists exactly the values the server reads and writes.
+fn names<const N: usize>(names: [&'static str; N]) -> ObjectBuilder {
+    text().enum_values(Some(names))
 }
 
 value_schemas! {
@@ -168,21 +174,10 @@ impl utoipa::PartialSchema for Verification {
 
 impl ToSchema for Verification {}
 
-/// The sender a webhook expects: how it authenticates, where its event type and delivery id
-/// are, and the task's default instruction (docs/SOURCES.md).
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum Source {
-    Generic,
-    Github,
-    Gitlab,
-    Stripe,
-    Slack,
-    Pagerduty,
-    Shopify,
-    StandardWebhooks,
-    Alertmanager,
-    Grafana,
+value_schemas! {
+    /// The sender a webhook expects: how it authenticates, where its event type and delivery id
+    /// are, and the task's default instruction (docs/SOURCES.md).
+    Source => names(model::Source::ALL.map(model::Source::as_str));
 }
 
 /// What an API key may do: `admin` reads and writes, `viewer` only reads.
@@ -218,25 +213,14 @@ pub enum SettableWebhookStatus {
     Disabled,
 }
 
-/// A task's place in its lifecycle.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum TaskStatus {
-    Queued,
-    Delivered,
-    InProgress,
-    Completed,
-    Failed,
+value_schemas! {
+    /// A task's place in its lifecycle.
+    TaskStatus => names(model::TaskStatus::ALL.map(model::TaskStatus::as_str));
 }
 
-/// What happened to a request to a webhook URL.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum InvocationOutcome {
-    Accepted,
-    Ignored,
-    Rejected,
-    Duplicate,
+value_schemas! {
+    /// What happened to a request to a webhook URL.
+    InvocationOutcome => names(model::InvocationOutcome::ALL.map(model::InvocationOutcome::as_str));
 }
 
 /// Where an accepted invocation's task stands in delivery: `queued` (waiting for an attempt, or
@@ -259,16 +243,10 @@ pub enum TaskInclude {
     Context,
 }
 
-/// The invocation log's filter: an outcome, or `failed` (rejected, plus accepted ones whose
-/// latest delivery attempt or whose task failed).
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum OutcomeFilter {
-    Accepted,
-    Ignored,
-    Rejected,
-    Duplicate,
-    Failed,
+value_schemas! {
+    /// The invocation log's filter: an outcome, or `failed` (rejected, plus accepted ones whose
+    /// latest delivery attempt or whose task failed).
+    OutcomeFilter => names(model::OutcomeFilter::ALL.map(model::OutcomeFilter::as_str));
 }
 
 // ---------------------------------------------------------------------------------------------
