@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,9 +11,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use super::database::BenchDatabase;
-use super::process::{CpuTime, Pinning, Scratch, Server, free_port};
+use super::process::{Pinning, Programs, Server, free_port};
 use super::{report_of, run_json, write_report};
-use crate::{cmd, metadata::Workspace, postgres};
+use crate::{cmd, postgres};
 
 /// Organizations and webhooks per organization the load is spread over.
 const ORGANIZATIONS: u32 = 10;
@@ -89,15 +89,8 @@ fn row_name(store: &'static str, source: &str) -> &'static str {
 /// against a bare actix-web handler (the ceiling) and webhookd on SQLite and on PostgreSQL, then
 /// the latency of each at half of its maximum rate.
 pub(crate) fn ingest() -> Result<()> {
-    eprintln!("==> building webhookd, webhook-loadgen and the bare handler (release)");
-    cmd::run(&mut cmd::cargo([
-        "build",
-        "--release",
-        "-p",
-        "webhookd",
-        "-p",
-        "webhook-loadgen",
-    ]))?;
+    let bench = Programs::build("ingest")?;
+    eprintln!("==> building the bare handler (release)");
     cmd::run(&mut cmd::cargo([
         "build",
         "--release",
@@ -106,25 +99,10 @@ pub(crate) fn ingest() -> Result<()> {
         "--example",
         "bare_accept",
     ]))?;
-    let workspace = Workspace::load()?;
-    let release = Path::new(
-        workspace
-            .target_directory()
-            .context("no target directory")?,
-    )
-    .join("release");
-    let bench = Bench {
-        webhookd: release.join("webhookd"),
-        loadgen: release.join("webhook-loadgen"),
-        scratch: Scratch::create(&release.join("..").join("bench"), "ingest")?,
-        pinning: Pinning::detect(),
-        cpu: CpuTime::detect(),
-    };
-    eprintln!("{}", bench.pinning.describe());
 
     let mut rows = Vec::new();
     eprintln!("==> bare actix-web handler (the ceiling)");
-    rows.push(bench.bare(&release.join("examples").join("bare_accept"))?);
+    rows.push(bench.bare(&bench.release.join("examples").join("bare_accept"))?);
     let mut paired = Vec::new();
     eprintln!("==> webhookd on SQLite, generic and GitHub webhooks (signed bodies)");
     let (sqlite, sqlite_sources) = bench.sqlite()?;
@@ -267,16 +245,7 @@ fn ingest_table(
     Ok(table)
 }
 
-/// The built programs, a scratch directory and how processes are pinned.
-struct Bench {
-    webhookd: PathBuf,
-    loadgen: PathBuf,
-    scratch: Scratch,
-    pinning: Pinning,
-    cpu: CpuTime,
-}
-
-impl Bench {
+impl Programs {
     fn bare(&self, program: &Path) -> Result<IngestRow> {
         let port = free_port()?;
         let mut command = self.pinning.server(program);

@@ -15,9 +15,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use super::database::BenchDatabase;
-use super::process::{CpuTime, Pinning, Scratch, Server, free_port};
+use super::process::{Programs, Server, free_port};
 use super::{report_of, write_report};
-use crate::{cmd, metadata::Workspace, postgres};
+use crate::{cmd, postgres};
 
 /// Organizations, each with one agent target, and webhooks per organization.
 const ORGANIZATIONS: u32 = 10;
@@ -521,30 +521,7 @@ fn pipeline_table(stores: &[StoreRuns], pinning: &str) -> Result<String> {
 
 /// `cargo xtask bench pipeline`.
 pub(crate) fn pipeline() -> Result<()> {
-    eprintln!("==> building webhookd and webhook-loadgen (release)");
-    cmd::run(&mut cmd::cargo([
-        "build",
-        "--release",
-        "-p",
-        "webhookd",
-        "-p",
-        "webhook-loadgen",
-    ]))?;
-    let workspace = Workspace::load()?;
-    let release = Path::new(
-        workspace
-            .target_directory()
-            .context("no target directory")?,
-    )
-    .join("release");
-    let bench = Bench {
-        webhookd: release.join("webhookd"),
-        loadgen: release.join("webhook-loadgen"),
-        scratch: Scratch::create(&release.join("..").join("bench"), "pipeline")?,
-        pinning: Pinning::detect(),
-        cpu: CpuTime::detect(),
-    };
-    eprintln!("{}", bench.pinning.describe());
+    let bench = Programs::build("pipeline")?;
 
     eprintln!("==> webhookd on SQLite, dispatch on");
     let sqlite = bench.store("sqlite", None)?;
@@ -571,25 +548,16 @@ pub(crate) fn pipeline() -> Result<()> {
     )
 }
 
-/// The built programs, a scratch directory and how processes are pinned.
-struct Bench {
-    webhookd: PathBuf,
-    loadgen: PathBuf,
-    scratch: Scratch,
-    pinning: Pinning,
-    cpu: CpuTime,
-}
-
 /// webhookd serving one store.
 struct Node<'a> {
     server: Server,
     /// `http://127.0.0.1:<port>`.
     base_url: String,
     postgres: bool,
-    bench: &'a Bench,
+    bench: &'a Programs,
 }
 
-impl Bench {
+impl Programs {
     /// Every run on one store: an agent, then webhookd with dispatch on, its organizations and
     /// their webhooks (with and without an endpoint), the runs in order, and what the agent saw.
     fn store(&self, store: &'static str, database_url: Option<&str>) -> Result<StoreRuns> {
@@ -677,7 +645,7 @@ impl Bench {
 
     /// The generator on `url_file` for the warm-up and the measured seconds, at `rate` or in a
     /// closed loop.
-    fn loadgen(&self, url_file: &Path, rate: Option<f64>) -> Command {
+    fn loadgen_at(&self, url_file: &Path, rate: Option<f64>) -> Command {
         let mut command = self.pinning.generator(&self.loadgen);
         command.arg("run").arg("--url-file").arg(url_file).args([
             "--warmup",
@@ -782,7 +750,7 @@ impl Node<'_> {
     /// One run: the generator on `url_file`, the edges of its measured window read, then (for
     /// the agent's webhooks) a wait for the queue to empty.
     fn measure(&self, kind: Kind, url_file: &Path, rate: Option<f64>, base: f64) -> Result<Run> {
-        let mut command = self.bench.loadgen(url_file, rate);
+        let mut command = self.bench.loadgen_at(url_file, rate);
         let running = cmd::start_read(&mut command)?;
         std::thread::sleep(Duration::from_secs_f64(WARMUP_SECS.parse()?));
         let start = self.snapshot();

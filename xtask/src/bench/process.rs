@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::cmd;
+use crate::metadata::Workspace;
 
 /// How long a server may take to listen, and to stop after SIGTERM.
 const SERVER_DEADLINE: Duration = Duration::from_secs(60);
@@ -221,6 +222,51 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// What a bench that runs webhookd as a process needs: the release programs, a scratch
+/// directory of its own, how processes are pinned, and how their CPU time is read.
+pub(super) struct Programs {
+    pub(super) webhookd: PathBuf,
+    pub(super) loadgen: PathBuf,
+    /// The release build's directory.
+    pub(super) release: PathBuf,
+    pub(super) scratch: Scratch,
+    pub(super) pinning: Pinning,
+    pub(super) cpu: CpuTime,
+}
+
+impl Programs {
+    /// Builds webhookd and webhook-loadgen in release mode, and makes the scratch directory
+    /// `name` under `target/bench/`.
+    pub(super) fn build(name: &str) -> Result<Self> {
+        eprintln!("==> building webhookd and webhook-loadgen (release)");
+        cmd::run(&mut cmd::cargo([
+            "build",
+            "--release",
+            "-p",
+            "webhookd",
+            "-p",
+            "webhook-loadgen",
+        ]))?;
+        let workspace = Workspace::load()?;
+        let release = Path::new(
+            workspace
+                .target_directory()
+                .context("no target directory")?,
+        )
+        .join("release");
+        let programs = Self {
+            webhookd: release.join("webhookd"),
+            loadgen: release.join("webhook-loadgen"),
+            scratch: Scratch::create(&release.join("..").join("bench"), name)?,
+            pinning: Pinning::detect(),
+            cpu: CpuTime::detect(),
+            release,
+        };
+        eprintln!("{}", programs.pinning.describe());
+        Ok(programs)
     }
 }
 
