@@ -298,45 +298,14 @@ impl Programs {
         data_dir: &Path,
         database_url: Option<&str>,
     ) -> Result<(Vec<IngestRow>, SourceCost, Option<LimiterCost>)> {
-        let webhookd = |args: &[&str]| {
-            let mut command = Command::new(&self.webhookd);
-            command
-                .args(args)
-                .arg("--data-dir")
-                .arg(data_dir)
-                .env("RUST_LOG", "warn")
-                .env_remove("DATABASE_URL");
-            if let Some(url) = database_url {
-                command.env("DATABASE_URL", url);
-            }
-            command
-        };
-        let mut keys = Vec::new();
-        for n in 0..ORGANIZATIONS {
-            let name = format!("bench-{n}");
-            let output = cmd::read(&mut webhookd(&["org", "create", "--name", &name]))?;
-            let created: Value = serde_json::from_str(output.trim())
-                .with_context(|| format!("reading `webhookd org create` output: {output}"))?;
-            let key = created["api_key"]
-                .as_str()
-                .context("`webhookd org create` printed no api_key")?;
-            keys.push(key.to_owned());
-        }
+        let keys = self.organizations(data_dir, database_url, ORGANIZATIONS)?;
         let serve = |extra: &[&str]| -> Result<(Server, String)> {
             let port = free_port()?;
             let listen = format!("127.0.0.1:{port}");
             let mut args = vec!["serve", "--listen", &listen, "--log-format", "json"];
             args.extend(extra);
-            let serve = webhookd(&args);
-            let mut pinned = self.pinning.server(serve.get_program());
-            pinned.args(serve.get_args());
-            for (key, value) in serve.get_envs() {
-                match value {
-                    Some(value) => pinned.env(key, value),
-                    None => pinned.env_remove(key),
-                };
-            }
-            let server = Server::start("webhookd", pinned, port, &self.scratch.path)?;
+            let serve = self.webhookd(data_dir, database_url, &args);
+            let server = Server::start("webhookd", serve, port, &self.scratch.path)?;
             Ok((server, listen))
         };
         let (server, listen) = serve(&[])?;

@@ -562,30 +562,7 @@ impl Programs {
     /// their webhooks (with and without an endpoint), the runs in order, and what the agent saw.
     fn store(&self, store: &'static str, database_url: Option<&str>) -> Result<StoreRuns> {
         let data_dir = self.scratch.path.join(store);
-        let webhookd = |args: &[&str]| {
-            let mut command = self.pinning.server(&self.webhookd);
-            command
-                .args(args)
-                .arg("--data-dir")
-                .arg(&data_dir)
-                .env("RUST_LOG", "warn")
-                .env_remove("DATABASE_URL");
-            if let Some(url) = database_url {
-                command.env("DATABASE_URL", url);
-            }
-            command
-        };
-        let mut keys = Vec::new();
-        for n in 0..ORGANIZATIONS {
-            let name = format!("bench-{n}");
-            let output = cmd::read(&mut webhookd(&["org", "create", "--name", &name]))?;
-            let created: Value = serde_json::from_str(output.trim())
-                .with_context(|| format!("reading `webhookd org create` output: {output}"))?;
-            let key = created["api_key"]
-                .as_str()
-                .context("`webhookd org create` printed no api_key")?;
-            keys.push(key.to_owned());
-        }
+        let keys = self.organizations(&data_dir, database_url, ORGANIZATIONS)?;
 
         let agent_port = free_port()?;
         let agent_report = self.scratch.path.join(format!("{store}-agent.json"));
@@ -598,14 +575,18 @@ impl Programs {
 
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        let serve = webhookd(&[
-            "serve",
-            "--listen",
-            &listen,
-            "--log-format",
-            "json",
-            "--allow-private-targets",
-        ]);
+        let serve = self.webhookd(
+            &data_dir,
+            database_url,
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--log-format",
+                "json",
+                "--allow-private-targets",
+            ],
+        );
         let node = Node {
             server: Server::start("webhookd", serve, port, &self.scratch.path)?,
             base_url: format!("http://{listen}"),

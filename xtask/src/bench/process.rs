@@ -268,6 +268,51 @@ impl Programs {
         eprintln!("{}", programs.pinning.describe());
         Ok(programs)
     }
+
+    /// `webhookd <args> --data-dir <data_dir>`, pinned as the server, on `database_url` (else
+    /// on SQLite in the data directory), logging warnings only.
+    pub(super) fn webhookd(
+        &self,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        args: &[&str],
+    ) -> Command {
+        let mut command = self.pinning.server(&self.webhookd);
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL");
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        command
+    }
+
+    /// Creates `count` organizations (`bench-0`, `bench-1`, …) with `webhookd org create`:
+    /// their admin API keys.
+    pub(super) fn organizations(
+        &self,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        count: u32,
+    ) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for n in 0..count {
+            let name = format!("bench-{n}");
+            let mut create =
+                self.webhookd(data_dir, database_url, &["org", "create", "--name", &name]);
+            let output = cmd::read(&mut create)?;
+            let created: serde_json::Value = serde_json::from_str(output.trim())
+                .with_context(|| format!("reading `webhookd org create` output: {output}"))?;
+            let key = created["api_key"]
+                .as_str()
+                .context("`webhookd org create` printed no api_key")?;
+            keys.push(key.to_owned());
+        }
+        Ok(keys)
+    }
 }
 
 #[cfg(test)]
