@@ -296,8 +296,9 @@ impl Shared {
         self.pairs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts `request` in its pair's demand.
-    fn arrive(&self, request: &RateRequest) {
+    /// Counts `request` in its pair's demand, and admits it from the pair's reservation if
+    /// that has a slot for it.
+    fn arrive(&self, request: &RateRequest) -> Option<RateDecision> {
         let second = bucket_of(request.now);
         let organization = *request.organization_id.as_uuid();
         let mut pairs = self.pairs();
@@ -330,6 +331,7 @@ impl Shared {
             pair.second = second;
         }
         pair.arrived = pair.arrived.saturating_add(1);
+        self.take_slot(pair, request)
     }
 
     /// Admits `request` from its pair's reservation, if one has a slot in its second under its
@@ -340,6 +342,10 @@ impl Shared {
         if pair.organization != *request.organization_id.as_uuid() {
             return None;
         }
+        self.take_slot(pair, request)
+    }
+
+    fn take_slot(&self, pair: &mut Pair, request: &RateRequest) -> Option<RateDecision> {
         let reservation = pair.reservation.as_mut()?;
         let usable = reservation.left > 0
             && reservation.bucket == bucket_of(request.now)
@@ -390,9 +396,6 @@ impl Shared {
     /// Keeps the room and the reservation the database answered `request`'s charge of
     /// `charged` slots with.
     fn record(&self, request: &RateRequest, decision: &RateDecision, charged: u32) {
-        let RateDecision::Admitted(status) = *decision else {
-            return;
-        };
         let mut pairs = self.pairs();
         let Some(pair) = pairs.get_mut(request.webhook_id.as_uuid()) else {
             return;
@@ -400,6 +403,9 @@ impl Shared {
         if pair.organization != *request.organization_id.as_uuid() {
             return;
         }
+        let status = match *decision {
+            RateDecision::Admitted(status) | RateDecision::Denied { status, .. } => status,
+        };
         pair.room = status.remaining;
         if charged <= 1 {
             return;
@@ -482,11 +488,10 @@ impl Shared {
 
 impl RateLimiter for PgRateLimiter {
     async fn acquire(&self, request: RateRequest) -> Result<RateDecision, RateLimiterUnavailable> {
-        self.shared.arrive(&request);
         if let Some(refused) = self.refused_locally(&request) {
             return Ok(refused);
         }
-        if let Some(admitted) = self.shared.reserved(&request) {
+        if let Some(admitted) = self.shared.arrive(&request) {
             return Ok(admitted);
         }
         let (reply, answer) = oneshot::channel();
