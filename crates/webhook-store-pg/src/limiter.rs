@@ -16,6 +16,17 @@
 //! (group commit): an admitted request costs at most one statement, shared with the requests
 //! that arrived with it.
 //!
+//! **Reservations.** A stream of admitted requests of one (webhook, organization) pair at high
+//! quotas would still cost a statement per batch. So a node's charge asks the database for `n`
+//! slots instead of 1 ([`RateLimiterOptions`] sizes `n`: the pair's requests on this node in
+//! this or the previous second, at most an eighth of the room the tighter window had at the
+//! last answer, at most `max_reserved`; 1 below `reserve_from_quota`). When both windows have
+//! room for `n` and the request's second is their newest bucket, the database charges `n` to
+//! both; the node then admits up to `n - 1` more requests of the pair itself, in that same
+//! second only, without a statement. The slots are counted whether or not they are used: the
+//! node admits fewer requests than the windows count, never more, so no window admits more than
+//! its quota.
+//!
 //! **Refusals.** A refusal carries the time until the full window admits again, and until then
 //! nothing can make room in it (only requests leaving the window do). The node remembers it
 //! and refuses that webhook's requests itself until then, without a statement: a flood that is
@@ -58,13 +69,26 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 pub struct RateLimiterOptions {
     /// Most requests one statement decides.
     pub max_batch: usize,
+    /// Reservations only for pairs whose both quotas are at least this many requests per
+    /// minute: below it, every request is charged one by one, as the rule decides it.
+    pub reserve_from_quota: u32,
+    /// Most slots one reservation asks for.
+    pub max_reserved: u32,
 }
 
 impl Default for RateLimiterOptions {
     fn default() -> Self {
-        Self { max_batch: 256 }
+        Self {
+            max_batch: 256,
+            reserve_from_quota: 1000,
+            max_reserved: 1024,
+        }
     }
 }
+
+/// A reservation asks for at most this fraction (1 / `ROOM_SHARE`) of the room the tighter
+/// window had at the last answer: each node wastes at most that much of it per second.
+const ROOM_SHARE: u32 = 8;
 
 /// The [`RateLimiter`] shared by every node of one PostgreSQL database; see the module
 /// documentation. Cheap to clone: clones share the batcher and the remembered refusals.
@@ -76,12 +100,44 @@ pub struct PgRateLimiter {
 }
 
 struct Shared {
+    options: RateLimiterOptions,
     /// Webhooks known refused, by which quota and until when.
     refusals: Mutex<HashMap<Uuid, Refusal>>,
+    /// Per webhook: its demand on this node and its reservation.
+    pairs: Mutex<HashMap<Uuid, Pair>>,
     /// Statements sent to the database.
     statements: Counter,
     /// Requests refused from `refusals`, without a statement.
     local_refusals: Counter,
+    /// Requests admitted from a reservation, without a statement.
+    reserved_admissions: Counter,
+}
+
+/// A webhook's (and its organization's) requests on this node.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    organization: Uuid,
+    /// The second `arrived` counts; `previous` counts the second before it.
+    second: i64,
+    arrived: u32,
+    previous: u32,
+    /// Requests the tighter window had room for at the last admission the database answered.
+    room: u32,
+    reservation: Option<Reservation>,
+}
+
+/// Slots the database charged to both windows in `bucket` and this node has not used yet.
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    bucket: i64,
+    webhook_quota: u32,
+    organization_quota: u32,
+    left: u32,
+    /// The status of the next admission: the tighter quota, the requests left in it counting
+    /// the unused slots, and when the windows empty.
+    limit: u32,
+    remaining: u32,
+    reset_at: Timestamp,
 }
 
 /// A webhook's requests are refused by the `scope` quota until `until`, as long as its quotas
@@ -134,9 +190,12 @@ impl PgRateLimiter {
         let max_batch = options.max_batch.max(1);
         let (queue, requests) = mpsc::channel(max_batch * 4);
         let shared = Arc::new(Shared {
+            options,
             refusals: Mutex::default(),
+            pairs: Mutex::default(),
             statements: Counter::default(),
             local_refusals: Counter::default(),
+            reserved_admissions: Counter::default(),
         });
         tokio::spawn(batch_loop(
             Arc::clone(inner),
@@ -165,6 +224,12 @@ impl PgRateLimiter {
              the database",
             self.shared.local_refusals.clone(),
         );
+        registry.register(
+            "webhookd_rate_limit_reserved_admissions",
+            "Requests this node admitted from slots the database reserved for it, without asking \
+             the database",
+            self.shared.reserved_admissions.clone(),
+        );
     }
 
     /// Statements sent to the database so far.
@@ -177,8 +242,18 @@ impl PgRateLimiter {
         self.shared.local_refusals.get()
     }
 
-    /// Forgets the refusals that ended by `now`. Returns how many were forgotten.
+    /// Requests admitted from reservations, without a statement, so far.
+    pub fn reserved_admissions(&self) -> u64 {
+        self.shared.reserved_admissions.get()
+    }
+
+    /// Forgets the refusals that ended by `now`, and the demand and reservations of pairs with
+    /// no request since the second before `now`'s. Returns how many refusals were forgotten.
     pub fn forget_expired(&self, now: Timestamp) -> usize {
+        let second = bucket_of(now);
+        self.shared
+            .pairs()
+            .retain(|_, pair| pair.second >= second - 1);
         let mut refusals = self.shared.refusals();
         let before = refusals.len();
         refusals.retain(|_, refusal| now < refusal.until);
@@ -214,6 +289,149 @@ impl Shared {
     fn refusals(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Refusal>> {
         // A panic while the map was locked leaves it a valid map of refusals.
         self.refusals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pairs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Pair>> {
+        // Every update leaves a valid pair (a panic loses at most unused slots).
+        self.pairs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts `request` in its pair's demand, and admits it from the pair's reservation if
+    /// that has a slot for it.
+    fn arrive(&self, request: &RateRequest) -> Option<RateDecision> {
+        let second = bucket_of(request.now);
+        let organization = *request.organization_id.as_uuid();
+        let mut pairs = self.pairs();
+        let pair = pairs.entry(*request.webhook_id.as_uuid()).or_insert(Pair {
+            organization,
+            second,
+            arrived: 0,
+            previous: 0,
+            room: 0,
+            reservation: None,
+        });
+        if pair.organization != organization {
+            // The webhook moved to another organization: nothing of its pair holds.
+            *pair = Pair {
+                organization,
+                second,
+                arrived: 0,
+                previous: 0,
+                room: 0,
+                reservation: None,
+            };
+        }
+        if second > pair.second {
+            pair.previous = if second == pair.second + 1 {
+                pair.arrived
+            } else {
+                0
+            };
+            pair.arrived = 0;
+            pair.second = second;
+        }
+        pair.arrived = pair.arrived.saturating_add(1);
+        self.take_slot(pair, request)
+    }
+
+    /// Admits `request` from its pair's reservation, if one has a slot in its second under its
+    /// quotas: the slot is already counted in both windows' bucket of that second.
+    fn reserved(&self, request: &RateRequest) -> Option<RateDecision> {
+        let mut pairs = self.pairs();
+        let pair = pairs.get_mut(request.webhook_id.as_uuid())?;
+        if pair.organization != *request.organization_id.as_uuid() {
+            return None;
+        }
+        self.take_slot(pair, request)
+    }
+
+    fn take_slot(&self, pair: &mut Pair, request: &RateRequest) -> Option<RateDecision> {
+        let reservation = pair.reservation.as_mut()?;
+        let usable = reservation.left > 0
+            && reservation.bucket == bucket_of(request.now)
+            && reservation.webhook_quota == request.webhook_quota.get()
+            && reservation.organization_quota == request.organization_quota.get();
+        if !usable {
+            return None;
+        }
+        reservation.left -= 1;
+        reservation.remaining = reservation.remaining.saturating_sub(1);
+        let status = RateStatus {
+            limit: reservation.limit,
+            remaining: reservation.remaining,
+            reset_after: reservation.reset_at.since(request.now),
+        };
+        if reservation.left == 0 {
+            pair.reservation = None;
+        }
+        self.reserved_admissions.inc();
+        Some(RateDecision::Admitted(status))
+    }
+
+    /// The slots `request`'s charge asks for: 1, or the pair's demand on this node (this or
+    /// the previous second's requests) bounded by a share of the room and by `max_reserved`.
+    fn slots(&self, request: &RateRequest) -> u32 {
+        let smaller = request
+            .webhook_quota
+            .get()
+            .min(request.organization_quota.get());
+        if smaller < self.options.reserve_from_quota {
+            return 1;
+        }
+        let pairs = self.pairs();
+        let Some(pair) = pairs.get(request.webhook_id.as_uuid()) else {
+            return 1;
+        };
+        let demand = if pair.second == bucket_of(request.now) {
+            pair.arrived.max(pair.previous)
+        } else {
+            1
+        };
+        demand
+            .min(pair.room / ROOM_SHARE)
+            .min(self.options.max_reserved)
+            .max(1)
+    }
+
+    /// Keeps the room and the reservation the database answered `request`'s charge of
+    /// `charged` slots with.
+    fn record(&self, request: &RateRequest, decision: &RateDecision, charged: u32) {
+        let mut pairs = self.pairs();
+        let Some(pair) = pairs.get_mut(request.webhook_id.as_uuid()) else {
+            return;
+        };
+        if pair.organization != *request.organization_id.as_uuid() {
+            return;
+        }
+        let status = match *decision {
+            RateDecision::Admitted(status) | RateDecision::Denied { status, .. } => status,
+        };
+        pair.room = status.remaining;
+        if charged <= 1 {
+            return;
+        }
+        let bucket = bucket_of(request.now);
+        let webhook_quota = request.webhook_quota.get();
+        let organization_quota = request.organization_quota.get();
+        // Slots left from an earlier reservation of the same second stay usable: they are
+        // counted as well.
+        let earlier = pair
+            .reservation
+            .filter(|r| {
+                r.bucket == bucket
+                    && r.webhook_quota == webhook_quota
+                    && r.organization_quota == organization_quota
+            })
+            .map_or(0, |r| r.left);
+        pair.reservation = Some(Reservation {
+            bucket,
+            webhook_quota,
+            organization_quota,
+            left: charged - 1 + earlier,
+            limit: status.limit,
+            remaining: status.remaining.saturating_add(earlier),
+            reset_at: request.now.plus(status.reset_after),
+        });
     }
 
     /// The refusal a remembered one gives `request`: the one the database answered for its
@@ -273,6 +491,9 @@ impl RateLimiter for PgRateLimiter {
         if let Some(refused) = self.refused_locally(&request) {
             return Ok(refused);
         }
+        if let Some(admitted) = self.shared.arrive(&request) {
+            return Ok(admitted);
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { request, reply })
@@ -313,25 +534,41 @@ async fn batch_loop(
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     let mut warned: Option<Instant> = None;
     while queue.recv_many(&mut batch, max_batch).await > 0 {
-        // A refusal the previous statement answered settles the requests that queued for the
-        // same key meanwhile.
+        // A refusal or a reservation the previous statement answered settles the requests that
+        // queued for the same key meanwhile.
         for pending in std::mem::take(&mut batch) {
-            match shared.refused(&pending.request) {
-                Some(refused) => {
-                    shared.local_refusals.inc();
-                    let _ = pending.reply.send(Ok(refused));
-                }
-                None => batch.push(pending),
+            if let Some(refused) = shared.refused(&pending.request) {
+                shared.local_refusals.inc();
+                let _ = pending.reply.send(Ok(refused));
+            } else if let Some(admitted) = shared.reserved(&pending.request) {
+                let _ = pending.reply.send(Ok(admitted));
+            } else {
+                batch.push(pending);
             }
         }
         if batch.is_empty() {
             continue;
         }
+        // One reservation per webhook and batch: the batch's later requests of a pair are
+        // charged one by one (they are decided in the same statement).
+        let mut asked: Vec<Uuid> = Vec::new();
+        let slots: Vec<u32> = batch
+            .iter()
+            .map(|pending| {
+                let webhook = *pending.request.webhook_id.as_uuid();
+                if asked.contains(&webhook) {
+                    return 1;
+                }
+                asked.push(webhook);
+                shared.slots(&pending.request)
+            })
+            .collect();
         shared.statements.inc();
-        match decide(&inner, &batch).await {
+        match decide(&inner, &batch, &slots).await {
             Ok(decisions) => {
-                for (pending, decision) in batch.drain(..).zip(decisions) {
+                for (pending, (decision, charged)) in batch.drain(..).zip(decisions) {
                     shared.remember(&pending.request, &decision);
+                    shared.record(&pending.request, &decision, charged);
                     let _ = pending.reply.send(Ok(decision));
                 }
             }
@@ -366,6 +603,8 @@ struct DecisionRow {
     status_remaining: i32,
     #[diesel(sql_type = BigInt)]
     status_reset_after_us: i64,
+    #[diesel(sql_type = Integer)]
+    charged: i32,
 }
 
 fn quota(q: RatePerMinute) -> i32 {
@@ -385,8 +624,13 @@ fn bucket_of(now: Timestamp) -> i64 {
     now.unix_micros().div_euclid(1_000_000)
 }
 
-/// Decides `batch` with one statement, in order.
-async fn decide(inner: &Inner, batch: &[Pending]) -> Result<Vec<RateDecision>, StoreError> {
+/// Decides `batch` with one statement, in order, request `i` asking for `slots[i]`; answers
+/// each decision with the slots charged.
+async fn decide(
+    inner: &Inner,
+    batch: &[Pending],
+    slots: &[u32],
+) -> Result<Vec<(RateDecision, u32)>, StoreError> {
     let requests = batch.iter().map(|p| &p.request);
     let webhooks: Vec<Uuid> = requests.clone().map(|r| *r.webhook_id.as_uuid()).collect();
     let webhook_quotas: Vec<i32> = requests.clone().map(|r| quota(r.webhook_quota)).collect();
@@ -399,13 +643,18 @@ async fn decide(inner: &Inner, batch: &[Pending]) -> Result<Vec<RateDecision>, S
         .map(|r| quota(r.organization_quota))
         .collect();
     let nows: Vec<i64> = requests.map(|r| r.now.unix_micros()).collect();
+    let slots: Vec<i32> = slots
+        .iter()
+        .map(|&n| i32::try_from(n).unwrap_or(1))
+        .collect();
     let mut conn = inner.conn().await?;
-    let rows = diesel::sql_query("SELECT * FROM rate_limit_acquire($1, $2, $3, $4, $5)")
+    let rows = diesel::sql_query("SELECT * FROM rate_limit_acquire($1, $2, $3, $4, $5, $6)")
         .bind::<Array<SqlUuid>, _>(webhooks)
         .bind::<Array<Integer>, _>(webhook_quotas)
         .bind::<Array<SqlUuid>, _>(organizations)
         .bind::<Array<Integer>, _>(organization_quotas)
         .bind::<Array<BigInt>, _>(nows)
+        .bind::<Array<Integer>, _>(slots)
         .load::<DecisionRow>(&mut conn)
         .await;
     let rows = match rows {
@@ -433,18 +682,19 @@ async fn decide(inner: &Inner, batch: &[Pending]) -> Result<Vec<RateDecision>, S
                 reset_after: micros(row.status_reset_after_us),
             };
             if row.admitted {
-                return Ok(RateDecision::Admitted(status));
+                return Ok((RateDecision::Admitted(status), count(row.charged).max(1)));
             }
             let scope = match row.denied_scope {
                 Some(0) => RateScope::Webhook,
                 Some(1) => RateScope::Organization,
                 _ => return Err(corrupt("a rate-limit refusal without its scope")),
             };
-            Ok(RateDecision::Denied {
+            let denied = RateDecision::Denied {
                 scope,
                 retry_after: micros(row.retry_after_us),
                 status,
-            })
+            };
+            Ok((denied, 0))
         })
         .collect()
 }

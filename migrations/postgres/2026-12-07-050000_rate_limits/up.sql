@@ -17,7 +17,11 @@ CREATE TABLE rate_limit_windows (
 -- stored windows, charges the admitted ones and answers one row per request, in order.
 --
 -- Request i is (webhook_ids[i], webhook_quotas[i], organization_ids[i],
--- organization_quotas[i], nows[i] in microseconds since the Unix epoch). Each key's window is
+-- organization_quotas[i], nows[i] in microseconds since the Unix epoch, slots[i]). An admitted
+-- request asking for slots[i] > 1 is charged slots[i] to both windows when both have room for
+-- them and its second is their newest bucket (a reservation: the node admits up to
+-- slots[i] - 1 more requests of the pair in that second itself); else it is charged 1. Its
+-- row answers the slots charged, and the status as if it alone had been charged. Each key's window is
 -- locked (a transaction-scoped advisory lock, taken in one global order so that two batches
 -- never wait on each other in a cycle) before it is read, and stays locked until the charges
 -- commit: whatever node decides, no two decisions on one key overlap.
@@ -30,7 +34,8 @@ CREATE FUNCTION rate_limit_acquire(
     webhook_quotas integer[],
     organization_ids uuid[],
     organization_quotas integer[],
-    nows bigint[]
+    nows bigint[],
+    slots integer[]
 ) RETURNS TABLE (
     admitted boolean,
     -- Which quota refused: 0 the webhook's, 1 the organization's; NULL when admitted.
@@ -39,7 +44,9 @@ CREATE FUNCTION rate_limit_acquire(
     retry_after_us bigint,
     status_limit integer,
     status_remaining integer,
-    status_reset_after_us bigint
+    status_reset_after_us bigint,
+    -- Slots charged to both windows: 1, or slots[i] for a reservation; 0 when refused.
+    charged integer
 ) LANGUAGE plpgsql
 -- Plans made once per session: a custom plan per call would cost more than the call.
 SET plan_cache_mode = force_generic_plan
@@ -59,6 +66,7 @@ DECLARE
     counts integer[];
     charged_key integer[] := '{}';
     charged_bucket bigint[] := '{}';
+    charged_count integer[] := '{}';
     lock_class integer;
     lock_object integer;
     row_key integer;
@@ -210,6 +218,7 @@ BEGIN
         IF deny_key IS NOT NULL THEN
             j := deny_key;
             admitted := false;
+            charged := 0;
             denied_scope := key_scopes[j];
             -- Until enough requests leave the window for one more to fit.
             must_leave := total[j] - quota + 1;
@@ -237,20 +246,33 @@ BEGIN
                 END IF;
             END LOOP;
         ELSE
+            -- A reservation only in the request's own second, and only when both windows
+            -- have room for all of it (written so that no sum can overflow).
+            charged := 1;
+            IF slots[i] > 1
+               AND newest[webhook_key[i]] = bucket_now
+               AND newest[organization_key[i]] = bucket_now
+               AND total[webhook_key[i]] <= webhook_quotas[i] - slots[i]
+               AND total[organization_key[i]] <= organization_quotas[i] - slots[i] THEN
+                charged := slots[i];
+            END IF;
             FOREACH j IN ARRAY ARRAY[webhook_key[i], organization_key[i]] LOOP
                 base := (j - 1) * 61 + ((newest[j] % 61 + 61) % 61)::integer + 1;
-                counts[base] := counts[base] + 1;
-                total[j] := total[j] + 1;
+                counts[base] := counts[base] + charged;
+                total[j] := total[j] + charged;
                 charged_key := charged_key || j;
                 charged_bucket := charged_bucket || newest[j];
+                charged_count := charged_count || charged;
             END LOOP;
             admitted := true;
             denied_scope := NULL;
             retry_after_us := 0;
-            -- The quota with fewer requests left; both were just charged in their newest
+            -- The quota with fewer requests left, counting the reservation's other slots as
+            -- left (they are this node's to admit); both were just charged in their newest
             -- bucket, so each window empties 61 seconds after it.
-            w_remaining := greatest(webhook_quotas[i] - total[webhook_key[i]], 0);
-            o_remaining := greatest(organization_quotas[i] - total[organization_key[i]], 0);
+            w_remaining := greatest(webhook_quotas[i] - total[webhook_key[i]] + (charged - 1), 0);
+            o_remaining := greatest(organization_quotas[i] - total[organization_key[i]]
+                + (charged - 1), 0);
             IF o_remaining < w_remaining THEN
                 j := organization_key[i];
                 status_limit := organization_quotas[i];
@@ -267,8 +289,8 @@ BEGIN
 
     IF cardinality(charged_key) > 0 THEN
         INSERT INTO rate_limit_windows AS w (scope, key, bucket, count)
-        SELECT key_scopes[c.j], key_ids[c.j], c.bucket, count(*)::integer
-        FROM unnest(charged_key, charged_bucket) AS c (j, bucket)
+        SELECT key_scopes[c.j], key_ids[c.j], c.bucket, sum(c.slots)::integer
+        FROM unnest(charged_key, charged_bucket, charged_count) AS c (j, bucket, slots)
         GROUP BY c.j, c.bucket
         ON CONFLICT (scope, key, bucket) DO UPDATE SET count = w.count + excluded.count;
     END IF;
