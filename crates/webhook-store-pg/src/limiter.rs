@@ -126,6 +126,20 @@ struct Pair {
     reservation: Option<Reservation>,
 }
 
+impl Pair {
+    /// A pair first seen in `second`: no demand counted, no reservation.
+    const fn new(organization: Uuid, second: i64) -> Self {
+        Self {
+            organization,
+            second,
+            arrived: 0,
+            previous: 0,
+            room: 0,
+            reservation: None,
+        }
+    }
+}
+
 /// Slots the database charged to both windows in `bucket` and this node has not used yet.
 #[derive(Debug, Clone, Copy)]
 struct Reservation {
@@ -302,24 +316,12 @@ impl Shared {
         let second = bucket_of(request.now);
         let organization = *request.organization_id.as_uuid();
         let mut pairs = self.pairs();
-        let pair = pairs.entry(*request.webhook_id.as_uuid()).or_insert(Pair {
-            organization,
-            second,
-            arrived: 0,
-            previous: 0,
-            room: 0,
-            reservation: None,
-        });
+        let pair = pairs
+            .entry(*request.webhook_id.as_uuid())
+            .or_insert(Pair::new(organization, second));
         if pair.organization != organization {
             // The webhook moved to another organization: nothing of its pair holds.
-            *pair = Pair {
-                organization,
-                second,
-                arrived: 0,
-                previous: 0,
-                room: 0,
-                reservation: None,
-            };
+            *pair = Pair::new(organization, second);
         }
         if second > pair.second {
             pair.previous = if second == pair.second + 1 {
