@@ -35,7 +35,7 @@ const RATE_SHARE: f64 = 0.8;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(90);
 const DRAIN_POLL: Duration = Duration::from_millis(250);
 
-/// The targets of issue 16, as shares and bounds.
+/// The throughput targets, as shares and bounds.
 const ACCEPTED_OF_OFFERED: f64 = 0.95;
 const DELIVERED_OF_ACCEPTED: f64 = 0.95;
 /// The backlog at the end of the window, in seconds of ingest at the accepted rate.
@@ -317,7 +317,7 @@ impl StoreRuns {
         self.runs.iter().find(|run| run.kind == kind)
     }
 
-    /// Whether each target of the issue is met, in one line.
+    /// Whether each throughput target is met, in one line.
     fn verdicts(&self) -> String {
         let met = |ok: bool| if ok { "met" } else { "NOT met" };
         let mut line = format!("{}:", self.store);
