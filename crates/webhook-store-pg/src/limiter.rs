@@ -1,11 +1,11 @@
 //! [`PgRateLimiter`]: the rate-limit windows of every node of one database, kept in PostgreSQL,
 //! so that a webhook's and an organization's quotas hold across the cluster.
 //!
-//! **Mechanism.** The windows are rows of `rate_limit_windows`, one per key (webhook or
-//! organization) and second that admitted a request. One statement, the function
-//! `rate_limit_acquire`, decides a batch of requests: it locks each key of the batch (an
-//! advisory lock held until the statement commits, taken in one global order), reads their last
-//! 61 buckets, decides every request in order with the rule of
+//! **Mechanism.** The windows are rows of `rate_limit_counters`, one per key (webhook or
+//! organization) with the counts of its last 61 seconds. One statement, the function
+//! `rate_limit_acquire`, decides a batch of requests: it locks the row of each key of the batch
+//! (`FOR UPDATE`, held until the statement commits, taken in one global order), decides every
+//! request in order with the rule of
 //! [`webhook_domain::rules::decide`] (both quotas or neither), adds the admitted ones to their
 //! buckets and answers each decision. Decisions on one key are therefore serialized whatever
 //! node makes them, as the in-memory limiter serializes them on one node: no 60-second window
@@ -26,6 +26,13 @@
 //! second only, without a statement. The slots are counted whether or not they are used: the
 //! node admits fewer requests than the windows count, never more, so no window admits more than
 //! its quota.
+//!
+//! **Reservations asked ahead.** Each statement also asks, for this node's other pairs whose
+//! slots will run out before the second does, the slots they are expected to use in the rest of
+//! the second at their demand and half again (all of them or none, with the same bounds). The
+//! first request of a new second thereby reserves for every busy pair at once, and their
+//! requests are admitted without statements of their own: a node with many busy webhooks costs
+//! the database a few statements per second, not one per webhook and second.
 //!
 //! **Refusals.** A refusal carries the time until the full window admits again, and until then
 //! nothing can make room in it (only requests leaving the window do). The node remembers it
@@ -51,7 +58,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use webhook_domain::model::{RatePerMinute, RateRequest, Timestamp};
+use webhook_domain::model::{OrganizationId, RatePerMinute, RateRequest, Timestamp, WebhookId};
 use webhook_domain::ports::{RateLimiter, RateLimiterUnavailable, StoreError};
 use webhook_domain::rules::{RateDecision, RateScope, RateStatus};
 
@@ -117,6 +124,9 @@ struct Shared {
 #[derive(Debug, Clone, Copy)]
 struct Pair {
     organization: Uuid,
+    /// The quotas of the pair's latest request.
+    webhook_quota: RatePerMinute,
+    organization_quota: RatePerMinute,
     /// The second `arrived` counts; `previous` counts the second before it.
     second: i64,
     arrived: u32,
@@ -127,16 +137,50 @@ struct Pair {
 }
 
 impl Pair {
-    /// A pair first seen in `second`: no demand counted, no reservation.
-    const fn new(organization: Uuid, second: i64) -> Self {
+    /// A pair first seen in `second` with `request`: no demand counted, no reservation.
+    fn new(request: &RateRequest, second: i64) -> Self {
         Self {
-            organization,
+            organization: *request.organization_id.as_uuid(),
+            webhook_quota: request.webhook_quota,
+            organization_quota: request.organization_quota,
             second,
             arrived: 0,
             previous: 0,
             room: 0,
             reservation: None,
         }
+    }
+
+    /// The pair's requests per second on this node: the more of the previous second's and
+    /// this one's so far, as of `second`.
+    const fn demand(&self, second: i64) -> u32 {
+        if self.second == second {
+            if self.previous > self.arrived {
+                self.previous
+            } else {
+                self.arrived
+            }
+        } else if self.second + 1 == second {
+            self.arrived
+        } else {
+            0
+        }
+    }
+
+    /// The slots of `second` a reservation made at `now` should hold for the rest of the
+    /// second at the pair's demand, beyond those it still has.
+    fn wanted(&self, now: Timestamp) -> u32 {
+        let second = bucket_of(now);
+        let left_of_second = 1_000_000 - now.unix_micros().rem_euclid(1_000_000);
+        let demand = u64::from(self.demand(second));
+        let expected = (demand * u64::try_from(left_of_second).unwrap_or(0)).div_ceil(1_000_000);
+        let held = self
+            .reservation
+            .filter(|r| r.bucket == second)
+            .map_or(0, |r| r.left);
+        u32::try_from(expected)
+            .unwrap_or(u32::MAX)
+            .saturating_sub(held)
     }
 }
 
@@ -274,15 +318,16 @@ impl PgRateLimiter {
         before - refusals.len()
     }
 
-    /// Deletes the buckets that left every window by `now` (with a margin for lagging clocks).
-    /// Any node may run it; it changes no decision. Returns how many buckets were deleted.
+    /// Deletes the windows of keys whose every charge left them by `now` (with a margin for
+    /// lagging clocks). Any node may run it; it changes no decision. Returns how many windows
+    /// were deleted.
     ///
     /// # Errors
     /// When the database cannot be reached.
     pub async fn delete_old_windows(&self, now: Timestamp) -> Result<usize, StoreError> {
         let oldest_kept = bucket_of(now) - 60 - CLOCK_MARGIN_SECS;
         let mut conn = self.inner.conn().await?;
-        let deleted = diesel::sql_query("DELETE FROM rate_limit_windows WHERE bucket < $1")
+        let deleted = diesel::sql_query("DELETE FROM rate_limit_counters WHERE newest < $1")
             .bind::<BigInt, _>(oldest_kept)
             .execute(&mut conn)
             .await;
@@ -314,15 +359,16 @@ impl Shared {
     /// that has a slot for it.
     fn arrive(&self, request: &RateRequest) -> Option<RateDecision> {
         let second = bucket_of(request.now);
-        let organization = *request.organization_id.as_uuid();
         let mut pairs = self.pairs();
         let pair = pairs
             .entry(*request.webhook_id.as_uuid())
-            .or_insert(Pair::new(organization, second));
-        if pair.organization != organization {
+            .or_insert_with(|| Pair::new(request, second));
+        if pair.organization != *request.organization_id.as_uuid() {
             // The webhook moved to another organization: nothing of its pair holds.
-            *pair = Pair::new(organization, second);
+            *pair = Pair::new(request, second);
         }
+        pair.webhook_quota = request.webhook_quota;
+        pair.organization_quota = request.organization_quota;
         if second > pair.second {
             pair.previous = if second == pair.second + 1 {
                 pair.arrived
@@ -373,31 +419,85 @@ impl Shared {
     /// The slots `request`'s charge asks for: 1, or the pair's demand on this node (this or
     /// the previous second's requests) bounded by a share of the room and by `max_reserved`.
     fn slots(&self, request: &RateRequest) -> u32 {
-        let smaller = request
-            .webhook_quota
-            .get()
-            .min(request.organization_quota.get());
-        if smaller < self.options.reserve_from_quota {
+        if !self.reserves(request.webhook_quota, request.organization_quota) {
             return 1;
         }
         let pairs = self.pairs();
         let Some(pair) = pairs.get(request.webhook_id.as_uuid()) else {
             return 1;
         };
-        let demand = if pair.second == bucket_of(request.now) {
-            pair.arrived.max(pair.previous)
+        let second = bucket_of(request.now);
+        let demand = if pair.second == second {
+            pair.demand(second)
         } else {
             1
         };
-        demand
+        self.bounded(pair, demand)
+    }
+
+    /// Whether pairs under these quotas reserve slots.
+    fn reserves(&self, webhook_quota: RatePerMinute, organization_quota: RatePerMinute) -> bool {
+        webhook_quota.get().min(organization_quota.get()) >= self.options.reserve_from_quota
+    }
+
+    /// `slots`, at most a share of the room the pair's tighter window had and `max_reserved`;
+    /// at least 1.
+    fn bounded(&self, pair: &Pair, slots: u32) -> u32 {
+        slots
             .min(pair.room / ROOM_SHARE)
             .min(self.options.max_reserved)
             .max(1)
     }
 
+    /// Reservations to ask ahead of demand in a statement sent at `now`, at most `room` of
+    /// them: for each pair not in `asked` whose reservation will run out before the second
+    /// does, the slots it is expected to use in the rest of the second, and half again. A
+    /// statement is sent anyway; adding a pair to it costs the database far less than the
+    /// statement the pair's next request would need alone.
+    fn ahead(&self, now: Timestamp, asked: &[Uuid], room: usize) -> Vec<(RateRequest, u32)> {
+        let second = bucket_of(now);
+        let pairs = self.pairs();
+        let mut ahead = Vec::new();
+        for (webhook, pair) in pairs.iter() {
+            if ahead.len() >= room {
+                break;
+            }
+            if asked.contains(webhook)
+                || !self.reserves(pair.webhook_quota, pair.organization_quota)
+            {
+                continue;
+            }
+            // Only a pair that would otherwise need a statement of its own soon: it expects
+            // at least two more requests than it holds, and more than twice what it holds.
+            let wanted = pair.wanted(now);
+            let held = pair
+                .reservation
+                .filter(|r| r.bucket == second)
+                .map_or(0, |r| r.left);
+            if wanted < 2 || wanted < held {
+                continue;
+            }
+            // Half again what is expected, so that a second that brings more requests than the
+            // last seldom needs another statement for them.
+            let slots = self.bounded(pair, wanted.saturating_add(wanted / 2));
+            if slots < 2 {
+                continue;
+            }
+            let request = RateRequest {
+                webhook_id: WebhookId::from_uuid(*webhook),
+                webhook_quota: pair.webhook_quota,
+                organization_id: OrganizationId::from_uuid(pair.organization),
+                organization_quota: pair.organization_quota,
+                now,
+            };
+            ahead.push((request, slots));
+        }
+        ahead
+    }
+
     /// Keeps the room and the reservation the database answered `request`'s charge of
-    /// `charged` slots with.
-    fn record(&self, request: &RateRequest, decision: &RateDecision, charged: u32) {
+    /// `charged` slots with; all of them are spare for a reservation asked ahead.
+    fn record(&self, request: &RateRequest, decision: &RateDecision, charged: u32, ahead: bool) {
         let mut pairs = self.pairs();
         let Some(pair) = pairs.get_mut(request.webhook_id.as_uuid()) else {
             return;
@@ -408,8 +508,17 @@ impl Shared {
         let status = match *decision {
             RateDecision::Admitted(status) | RateDecision::Denied { status, .. } => status,
         };
+        if ahead && charged == 0 {
+            // No room for all of it: nothing was charged, and the next request asks itself.
+            return;
+        }
         pair.room = status.remaining;
-        if charged <= 1 {
+        let spare = if ahead {
+            charged
+        } else {
+            charged.saturating_sub(1)
+        };
+        if spare == 0 {
             return;
         }
         let bucket = bucket_of(request.now);
@@ -429,7 +538,7 @@ impl Shared {
             bucket,
             webhook_quota,
             organization_quota,
-            left: charged - 1 + earlier,
+            left: spare + earlier,
             limit: status.limit,
             remaining: status.remaining.saturating_add(earlier),
             reset_at: request.now.plus(status.reset_after),
@@ -565,13 +674,37 @@ async fn batch_loop(
                 shared.slots(&pending.request)
             })
             .collect();
+        let now = batch
+            .iter()
+            .map(|pending| pending.request.now)
+            .max()
+            .unwrap_or(Timestamp::from_unix_micros(0));
+        let ahead = shared.ahead(now, &asked, max_batch.saturating_sub(batch.len()));
+        let mut charges: Vec<Charge> = batch
+            .iter()
+            .zip(&slots)
+            .map(|(pending, &slots)| Charge {
+                request: pending.request,
+                slots,
+                ahead: false,
+            })
+            .collect();
+        charges.extend(ahead.into_iter().map(|(request, slots)| Charge {
+            request,
+            slots,
+            ahead: true,
+        }));
         shared.statements.inc();
-        match decide(&inner, &batch, &slots).await {
+        match decide(&inner, &charges).await {
             Ok(decisions) => {
-                for (pending, (decision, charged)) in batch.drain(..).zip(decisions) {
+                let mut decisions = charges.iter().zip(decisions);
+                for (pending, (_, (decision, charged))) in batch.drain(..).zip(decisions.by_ref()) {
                     shared.remember(&pending.request, &decision);
-                    shared.record(&pending.request, &decision, charged);
+                    shared.record(&pending.request, &decision, charged, false);
                     let _ = pending.reply.send(Ok(decision));
+                }
+                for (charge, (decision, charged)) in decisions {
+                    shared.record(&charge.request, &decision, charged, true);
                 }
             }
             Err(error) => {
@@ -626,14 +759,19 @@ fn bucket_of(now: Timestamp) -> i64 {
     now.unix_micros().div_euclid(1_000_000)
 }
 
-/// Decides `batch` with one statement, in order, request `i` asking for `slots[i]`; answers
-/// each decision with the slots charged.
-async fn decide(
-    inner: &Inner,
-    batch: &[Pending],
-    slots: &[u32],
-) -> Result<Vec<(RateDecision, u32)>, StoreError> {
-    let requests = batch.iter().map(|p| &p.request);
+/// One charge of a statement: a request asking for `slots`, or a reservation asked ahead of
+/// the pair's requests.
+struct Charge {
+    request: RateRequest,
+    slots: u32,
+    ahead: bool,
+}
+
+/// Decides `charges` with one statement, in order; answers each decision with the slots
+/// charged (a reservation asked ahead answers admitted when it was charged, and its decision
+/// is no refusal when it was not).
+async fn decide(inner: &Inner, charges: &[Charge]) -> Result<Vec<(RateDecision, u32)>, StoreError> {
+    let requests = charges.iter().map(|c| &c.request);
     let webhooks: Vec<Uuid> = requests.clone().map(|r| *r.webhook_id.as_uuid()).collect();
     let webhook_quotas: Vec<i32> = requests.clone().map(|r| quota(r.webhook_quota)).collect();
     let organizations: Vec<Uuid> = requests
@@ -645,18 +783,20 @@ async fn decide(
         .map(|r| quota(r.organization_quota))
         .collect();
     let nows: Vec<i64> = requests.map(|r| r.now.unix_micros()).collect();
-    let slots: Vec<i32> = slots
+    let slots: Vec<i32> = charges
         .iter()
-        .map(|&n| i32::try_from(n).unwrap_or(1))
+        .map(|c| i32::try_from(c.slots).unwrap_or(1))
         .collect();
+    let ahead: Vec<bool> = charges.iter().map(|c| c.ahead).collect();
     let mut conn = inner.conn().await?;
-    let rows = diesel::sql_query("SELECT * FROM rate_limit_acquire($1, $2, $3, $4, $5, $6)")
+    let rows = diesel::sql_query("SELECT * FROM rate_limit_acquire($1, $2, $3, $4, $5, $6, $7)")
         .bind::<Array<SqlUuid>, _>(webhooks)
         .bind::<Array<Integer>, _>(webhook_quotas)
         .bind::<Array<SqlUuid>, _>(organizations)
         .bind::<Array<Integer>, _>(organization_quotas)
         .bind::<Array<BigInt>, _>(nows)
         .bind::<Array<Integer>, _>(slots)
+        .bind::<Array<Bool>, _>(ahead)
         .load::<DecisionRow>(&mut conn)
         .await;
     let rows = match rows {
@@ -671,18 +811,22 @@ async fn decide(
             return Err(error);
         }
     };
-    if rows.len() != batch.len() {
+    if rows.len() != charges.len() {
         return Err(corrupt(
             "a rate-limit batch answered for another number of requests",
         ));
     }
     rows.into_iter()
-        .map(|row| {
+        .zip(charges)
+        .map(|(row, charge)| {
             let status = RateStatus {
                 limit: count(row.status_limit),
                 remaining: count(row.status_remaining),
                 reset_after: micros(row.status_reset_after_us),
             };
+            if charge.ahead {
+                return Ok((RateDecision::Admitted(status), count(row.charged)));
+            }
             if row.admitted {
                 return Ok((RateDecision::Admitted(status), count(row.charged).max(1)));
             }

@@ -249,13 +249,38 @@ fn concurrent_property(
 }
 
 #[derive(QueryableByName)]
-struct ChargedRow {
+struct WindowRow {
     #[diesel(sql_type = SmallInt)]
     scope: i16,
     #[diesel(sql_type = SqlUuid)]
     key: Uuid,
     #[diesel(sql_type = BigInt)]
-    charged: i64,
+    newest: i64,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Integer>)]
+    counts: Vec<i32>,
+}
+
+impl WindowRow {
+    /// The seconds of the window, oldest first, with the requests charged in each.
+    fn seconds(&self) -> impl Iterator<Item = (i64, i32)> + '_ {
+        (self.newest - 60..=self.newest).map(|second| {
+            let slot = usize::try_from(second.rem_euclid(61)).expect("a slot");
+            (second, self.counts[slot])
+        })
+    }
+}
+
+/// The stored windows of `keys`.
+async fn windows(url: &str, keys: &[Uuid]) -> Vec<WindowRow> {
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    sql_query(
+        "SELECT scope, key, newest, counts FROM rate_limit_counters WHERE key = ANY($1) \
+         ORDER BY scope, key",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(keys.to_vec())
+    .load(&mut conn)
+    .await
+    .expect("the windows are readable")
 }
 
 async fn concurrent_case(
@@ -325,37 +350,76 @@ async fn concurrent_case(
             quota
         );
     }
-    // Both or neither: each webhook's window was charged exactly its admitted requests, the
-    // organization's exactly all of them; with reservations, each window at least those, and
-    // the organization's exactly what its webhooks' were.
-    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
-    let rows: Vec<ChargedRow> = sql_query(
-        "SELECT scope, key, sum(count)::bigint AS charged FROM rate_limit_windows \
-         WHERE key = ANY($1) GROUP BY scope, key",
+    check_charges(url, &keys, &admitted, exact).await
+}
+
+/// Both or neither: in every second still in the windows, each webhook's window was charged
+/// exactly its admitted requests (`admitted[webhook]`), the organization's exactly all of them;
+/// with reservations, each webhook's window at least those, and the organization's exactly what
+/// its webhooks' were.
+async fn check_charges(
+    url: &str,
+    keys: &Keys,
+    admitted: &[Vec<i64>; 2],
+    exact: bool,
+) -> Result<(), TestCaseError> {
+    let all: Vec<i64> = admitted.concat();
+    let rows = windows(
+        url,
+        &[
+            *keys.organization.as_uuid(),
+            *keys.webhooks[0].as_uuid(),
+            *keys.webhooks[1].as_uuid(),
+        ],
     )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(vec![
-        *keys.organization.as_uuid(),
-        *keys.webhooks[0].as_uuid(),
-        *keys.webhooks[1].as_uuid(),
-    ])
-    .load(&mut conn)
-    .await
-    .expect("the windows are readable");
-    let charged = |scope: i16, key: Uuid| {
-        rows.iter()
-            .find(|r| r.scope == scope && r.key == key)
-            .map_or(0, |r| usize::try_from(r.charged).unwrap_or(usize::MAX))
-    };
-    let webhook_charges: Vec<usize> = (0..2)
-        .map(|w| charged(0, *keys.webhooks[w].as_uuid()))
+    .await;
+    let window = |scope: i16, key: Uuid| rows.iter().find(|r| r.scope == scope && r.key == key);
+    let organization = window(1, *keys.organization.as_uuid());
+    let webhooks: Vec<Option<&WindowRow>> = (0..2)
+        .map(|w| window(0, *keys.webhooks[w].as_uuid()))
         .collect();
-    let organization_charges = charged(1, *keys.organization.as_uuid());
-    prop_assert_eq!(organization_charges, webhook_charges.iter().sum::<usize>());
-    for (webhook, times) in admitted.iter().enumerate() {
+    let charged_in = |row: Option<&WindowRow>, second: i64| {
+        row.and_then(|r| r.seconds().find(|s| s.0 == second))
+            .map(|s| i64::from(s.1))
+    };
+    let admitted_in = |times: &[i64], second: i64| {
+        i64::try_from(
+            times
+                .iter()
+                .filter(|t| t.div_euclid(1_000_000) == second)
+                .count(),
+        )
+        .expect("few requests")
+    };
+    for (webhook, row) in webhooks.iter().enumerate() {
+        for (second, count) in row.iter().flat_map(|r| r.seconds()) {
+            let admitted_then = admitted_in(&admitted[webhook], second);
+            if exact {
+                prop_assert_eq!(i64::from(count), admitted_then, "second {}", second);
+            } else {
+                prop_assert!(i64::from(count) >= admitted_then, "second {}", second);
+            }
+        }
+    }
+    for (second, count) in organization.iter().flat_map(|r| r.seconds()) {
+        // Seconds that left a webhook's window are no longer counted in it.
+        let from_webhooks: Option<i64> = webhooks
+            .iter()
+            .map(|row| match row {
+                None => Some(0),
+                Some(_) => charged_in(*row, second),
+            })
+            .sum();
+        if let Some(from_webhooks) = from_webhooks {
+            prop_assert_eq!(i64::from(count), from_webhooks, "second {}", second);
+        }
         if exact {
-            prop_assert_eq!(webhook_charges[webhook], times.len());
-        } else {
-            prop_assert!(webhook_charges[webhook] >= times.len());
+            prop_assert_eq!(
+                i64::from(count),
+                admitted_in(&all, second),
+                "second {}",
+                second
+            );
         }
     }
     Ok(())
@@ -498,24 +562,44 @@ async fn a_remembered_refusal_ends_with_its_retry_after() {
     first.teardown().await;
 }
 
-/// Buckets that left every window (with the margin for lagging clocks) are deleted, the others
-/// kept.
+/// The windows of keys whose every charge left them (with the margin for lagging clocks) are
+/// deleted, the others kept, whatever their older seconds held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_buckets_are_deleted_and_recent_ones_kept() {
+async fn idle_windows_are_deleted_and_recent_ones_kept() {
     let (first, limiters) = cluster().await;
-    let keys = Keys::new(1);
+    let (idle, active) = (Keys::new(1), Keys::new(1));
+    limiters[0]
+        .acquire(idle.request(0, (100, 1000), START))
+        .await
+        .unwrap();
     for offset_s in [0, 100, 400] {
-        let request = keys.request(0, (100, 1000), START + offset_s * 1_000_000);
+        let request = active.request(0, (100, 1000), START + offset_s * 1_000_000);
         limiters[0].acquire(request).await.unwrap();
     }
     let now = Timestamp::from_unix_micros(START + 400 * 1_000_000);
-    // Kept: buckets within 60 + 300 seconds of now.
+    // Kept: windows charged within 60 + 300 seconds of now.
     let deleted = limiters[1].delete_old_windows(now).await.unwrap();
-    assert_eq!(
-        deleted, 2,
-        "the webhook's and the organization's oldest bucket"
-    );
+    assert_eq!(deleted, 2, "the idle webhook's and organization's windows");
     assert_eq!(limiters[1].delete_old_windows(now).await.unwrap(), 0);
+    let url = database_url(&first.test_database().expect("a test database"));
+    let kept = windows(
+        &url,
+        &[
+            *active.webhooks[0].as_uuid(),
+            *active.organization.as_uuid(),
+        ],
+    )
+    .await;
+    assert_eq!(kept.len(), 2);
+    // A deleted window starts again empty.
+    let decision = limiters[0]
+        .acquire(idle.request(0, (1, 1000), START + 401 * 1_000_000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, RateDecision::Admitted(_)),
+        "{decision:?}"
+    );
     first.teardown().await;
 }
 
@@ -559,33 +643,21 @@ async fn an_unreachable_database_answers_unavailable() {
     ));
 }
 
-#[derive(QueryableByName)]
-struct BucketRow {
-    #[diesel(sql_type = SmallInt)]
-    scope: i16,
-    #[diesel(sql_type = BigInt)]
-    bucket: i64,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    count: i32,
-}
-
-/// The buckets of `keys`' first webhook and its organization: (scope, second, count).
+/// The seconds of `keys`' first webhook and its organization that hold charges: (scope,
+/// second, count).
 async fn buckets(store: &PgStore, keys: &Keys) -> Vec<(i16, i64, i32)> {
     let url = database_url(&store.test_database().expect("a test database"));
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    let rows: Vec<BucketRow> = sql_query(
-        "SELECT scope, bucket, count FROM rate_limit_windows WHERE key = ANY($1) \
-         ORDER BY scope, bucket",
+    let rows = windows(
+        &url,
+        &[*keys.webhooks[0].as_uuid(), *keys.organization.as_uuid()],
     )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(vec![
-        *keys.webhooks[0].as_uuid(),
-        *keys.organization.as_uuid(),
-    ])
-    .load(&mut conn)
-    .await
-    .expect("the windows are readable");
-    rows.into_iter()
-        .map(|r| (r.scope, r.bucket, r.count))
+    .await;
+    rows.iter()
+        .flat_map(|row| {
+            row.seconds()
+                .filter(|s| s.1 > 0)
+                .map(|(second, count)| (row.scope, second, count))
+        })
         .collect()
 }
 
@@ -665,6 +737,62 @@ async fn an_admitted_stream_at_high_quotas_costs_few_statements() {
         "{text}"
     );
     eprintln!("{admitted} admitted requests cost {statements} statements");
+    first.teardown().await;
+}
+
+/// A statement also reserves, ahead of their requests, for this node's other pairs that will
+/// need slots in its second: at a new second, one statement serves every busy pair, and both
+/// windows count what was reserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_reserves_ahead_for_the_other_busy_pairs() {
+    let (first, limiters) = cluster().await;
+    let keys = Keys::new(2);
+    let limiter = &limiters[0];
+    let quotas = (1_000_000, 1_000_000);
+    let admitted =
+        |decision: Result<RateDecision, _>| matches!(decision, Ok(RateDecision::Admitted(_)));
+    // 50 requests of each webhook in the first second.
+    for i in 0..50 {
+        for webhook in 0..2 {
+            let request = keys.request(webhook, quotas, START + i * 10_000);
+            assert!(admitted(limiter.acquire(request).await));
+        }
+    }
+    let statements = limiter.statements();
+    // The next second: webhook 0's first request asks the database, which reserves for
+    // webhook 1's expected 50 as well.
+    let next = START + 1_000_000;
+    assert!(admitted(
+        limiter.acquire(keys.request(0, quotas, next)).await
+    ));
+    assert_eq!(limiter.statements(), statements + 1);
+    let reserved_before = limiter.reserved_admissions();
+    for i in 0..50 {
+        let request = keys.request(1, quotas, next + i * 10_000);
+        assert!(admitted(limiter.acquire(request).await));
+    }
+    assert_eq!(
+        limiter.statements(),
+        statements + 1,
+        "webhook 1 was admitted from the slots reserved ahead"
+    );
+    assert_eq!(limiter.reserved_admissions(), reserved_before + 50);
+    let url = database_url(&first.test_database().expect("a test database"));
+    let rows = windows(
+        &url,
+        &[*keys.webhooks[1].as_uuid(), *keys.organization.as_uuid()],
+    )
+    .await;
+    let second = next / 1_000_000;
+    let in_second = |scope: i16| {
+        rows.iter()
+            .find(|r| r.scope == scope)
+            .and_then(|r| r.seconds().find(|s| s.0 == second))
+            .map_or(0, |s| s.1)
+    };
+    // Webhook 1's expected 50 and half again; webhook 0's own request reserved its demand.
+    assert_eq!(in_second(0), 75, "webhook 1's reservation");
+    assert_eq!(in_second(1), 50 + 75, "both webhooks' reservations");
     first.teardown().await;
 }
 

@@ -4,20 +4,24 @@
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
+use std::time::Duration;
 use tokio::task::JoinSet;
+
+use uuid::Uuid;
 use webhook_domain::model::{
-    CidrList, Invocation, InvocationId, InvocationOutcome, OrganizationId, Source, SourceSettings,
-    TaskId, Timestamp, WebhookId,
+    CidrList, Invocation, InvocationId, InvocationOutcome, OrganizationId, RatePerMinute,
+    RateRequest, Source, SourceSettings, TaskId, Timestamp, WebhookId,
 };
 use webhook_domain::ports::{
-    InvocationLog as _, OrganizationStore as _, TaskQueue as _, WebhookStore as _,
+    InvocationLog as _, OrganizationStore as _, RateLimiter as _, TaskQueue as _, WebhookStore as _,
 };
+use webhook_domain::rules::{RateDecision, RateScope, RateStatus};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{
     FirstSchemaIds, at, check_task_from_the_first_schema, ignored,
 };
 use webhook_store_pg::test_db::{create_empty_database, database_url};
-use webhook_store_pg::{PgStore, PgStoreOptions};
+use webhook_store_pg::{PgStore, PgStoreOptions, RateLimiterOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once() {
@@ -194,6 +198,55 @@ async fn rows_stored_before_sources_are_generic() {
             .await
             .expect("read"),
         duplicate
+    );
+    store.teardown().await;
+}
+
+/// Rate-limit windows charged before windows were kept one row per key are moved over with
+/// their counts: a webhook that had used its quota is still refused, until its oldest charge
+/// leaves the window; seconds already out of the window are not carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_charged_before_the_counters_keep_refusing() {
+    let url = database_up_to("20261207050000").await;
+    let (webhook, organization) = (Uuid::new_v4(), Uuid::new_v4());
+    // A second in 2026.
+    let second: i64 = 1_796_000_000;
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute(&format!(
+        "INSERT INTO rate_limit_windows VALUES
+             (0, '{webhook}', {}, 50), (0, '{webhook}', {}, 3), (0, '{webhook}', {second}, 2),
+             (1, '{organization}', {second}, 5);",
+        second - 100,
+        second - 10,
+    ))
+    .await
+    .expect("windows of the schema before the counters");
+    drop(conn);
+    let store = migrated(&url).await;
+    let limiter = store.rate_limiter(RateLimiterOptions::default());
+    let request = |quota: u32| RateRequest {
+        webhook_id: WebhookId::from_uuid(webhook),
+        webhook_quota: RatePerMinute::new(quota).expect("a quota"),
+        organization_id: OrganizationId::from_uuid(organization),
+        organization_quota: RatePerMinute::new(1000).expect("a quota"),
+        now: Timestamp::from_unix_micros(second * 1_000_000),
+    };
+    let decision = limiter
+        .acquire(request(5))
+        .await
+        .expect("the database is up");
+    assert_eq!(
+        decision,
+        RateDecision::Denied {
+            scope: RateScope::Webhook,
+            retry_after: Duration::from_secs(51),
+            status: RateStatus {
+                limit: 5,
+                remaining: 0,
+                reset_after: Duration::from_secs(61),
+            },
+        },
+        "the 5 charges of the last 61 seconds hold, the 50 of 100 seconds ago do not"
     );
     store.teardown().await;
 }
