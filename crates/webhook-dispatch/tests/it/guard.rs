@@ -26,7 +26,12 @@ fn strict() -> DeliveryConfig {
 async fn refusing(secret: u8) -> (TargetServer, ManualClock, Task, HttpDelivery) {
     let server = TargetServer::ok().await;
     let (_, clock, _, task) = one_task(&server.url("/"), secret).await;
-    (server, clock, task, HttpDelivery::new(strict()).unwrap())
+    (
+        server,
+        clock,
+        task,
+        HttpDelivery::new(strict()).expect("HTTP client"),
+    )
 }
 
 #[tokio::test]
