@@ -96,8 +96,8 @@ impl Cluster {
 }
 
 /// The body of a webhook patch that sets its status.
-fn status(status: &str) -> Option<Value> {
-    Some(json!({ "status": status }))
+fn status(status: &str) -> Value {
+    json!({ "status": status })
 }
 
 const CONNECTED: &str = "webhookd_route_listener_connected";
@@ -163,13 +163,13 @@ async fn disable_rotation_and_delete_reach_the_other_node_within_a_second() {
     let (org, webhook, secret) = c.webhook_known_to_b().await;
     let hook = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
 
-    c.a.expect(200, "patch", &hook, &org.admin, status("disabled"))
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("disabled")))
         .await;
     let since = Instant::now();
     let code = Some(("code", "webhook_disabled"));
     answers_within(since, &c.b, &webhook, &secret, 403, code).await;
 
-    c.a.expect(200, "patch", &hook, &org.admin, status("active"))
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("active")))
         .await;
     answers_within(Instant::now(), &c.b, &webhook, &secret, 202, None).await;
 
@@ -226,7 +226,7 @@ async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
     // A change made meanwhile (on a connection A's pool holds) cannot be announced to B while
     // its listener is away. (Whether B still serves its cached route then depends on when
     // the cut reached it, so only what follows is asserted.)
-    c.a.expect(200, "patch", &hook, &org.admin, status("disabled"))
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("disabled")))
         .await;
 
     // Back: listening again drops every cached route, so the change shows at once.
@@ -236,7 +236,7 @@ async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
     assert_eq!((answer.status, answer.code()), (403, "webhook_disabled"));
 
     // And changes are heard again.
-    c.a.expect(200, "patch", &hook, &org.admin, status("active"))
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("active")))
         .await;
     answers_within(Instant::now(), &c.b, &webhook, &secret, 202, None).await;
     assert!(metric(&c.b, HEARD).await > heard);
