@@ -80,51 +80,23 @@ impl Default for DispatchMetrics {
 impl DispatchMetrics {
     /// Adds every metric to `registry`; they keep counting in the registry's copy.
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "webhookd_dispatch_attempts",
-            "Delivery attempts recorded, by what became of the task",
-            self.attempts.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_attempt_duration_seconds",
-            "Latency of delivery attempts, from sending to the last byte of the answer read",
-            self.latency.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_leases_lost",
-            "Attempts not recorded because another dispatcher took the task over",
-            self.leases_lost.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_leases_released",
-            "Claimed tasks given back without an attempt",
-            self.leases_released.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_store_errors",
-            "Store failures while claiming or recording attempts",
-            self.store_errors.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_in_flight",
-            "Deliveries in progress on this node",
-            self.in_flight.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_queued_tasks",
-            "Tasks waiting for delivery in the whole queue, due or in backoff",
-            self.queued.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_due_tasks",
-            "Tasks waiting for delivery whose next attempt is due",
-            self.due.clone(),
-        );
-        registry.register(
-            "webhookd_dispatch_oldest_queued_age_seconds",
-            "Age of the oldest task waiting for delivery, 0 when none waits",
-            self.oldest_queued_age.clone(),
-        );
+        // (name, help) => the metric
+        macro_rules! register {
+            ($(($name:literal, $help:literal) => $metric:ident;)*) => {
+                $(registry.register($name, $help, self.$metric.clone());)*
+            };
+        }
+        register! {
+            ("webhookd_dispatch_attempts", "Delivery attempts recorded, by what became of the task") => attempts;
+            ("webhookd_dispatch_attempt_duration_seconds", "Latency of delivery attempts, from sending to the last byte of the answer read") => latency;
+            ("webhookd_dispatch_leases_lost", "Attempts not recorded because another dispatcher took the task over") => leases_lost;
+            ("webhookd_dispatch_leases_released", "Claimed tasks given back without an attempt") => leases_released;
+            ("webhookd_dispatch_store_errors", "Store failures while claiming or recording attempts") => store_errors;
+            ("webhookd_dispatch_in_flight", "Deliveries in progress on this node") => in_flight;
+            ("webhookd_dispatch_queued_tasks", "Tasks waiting for delivery in the whole queue, due or in backoff") => queued;
+            ("webhookd_dispatch_due_tasks", "Tasks waiting for delivery whose next attempt is due") => due;
+            ("webhookd_dispatch_oldest_queued_age_seconds", "Age of the oldest task waiting for delivery, 0 when none waits") => oldest_queued_age;
+        }
     }
 
     /// Counts a recorded attempt and its latency.

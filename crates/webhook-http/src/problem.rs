@@ -424,84 +424,63 @@ impl Problem {
     /// with [`log_server_error`] first.
     pub fn from_rejection(rejection: &IngestRejection) -> Self {
         let kind = Kind::of_rejection(rejection);
-        match rejection {
-            IngestRejection::WebhookNotFound => Self::new(kind, "no webhook has this id"),
-            IngestRejection::WebhookDeleted => {
-                Self::new(kind, "this webhook was deleted and accepts no more events")
-            }
-            IngestRejection::WebhookDisabled => Self::new(
-                kind,
-                "this webhook is disabled; its owner can enable it again",
-            ),
+        let detail: String = match rejection {
             IngestRejection::RateLimited {
                 scope,
                 retry_after,
                 status: rate,
-            } => Self::new(
-                kind,
-                format!(
+            } => {
+                let detail = format!(
                     "the {} rate limit of {} requests per minute is exhausted; retry after {} s",
                     scope.as_str(),
                     rate.limit,
                     whole_seconds_up(*retry_after)
-                ),
-            )
-            .with_scope(scope.as_str())
-            .with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(whole_seconds_up(*retry_after).max(1)),
-            )
-            .with_rate_headers(*rate),
-            IngestRejection::InvalidSecret => Self::new(
-                kind,
-                "the header carrying this webhook's secret (X-Webhook-Secret, or the one its source uses: X-Gitlab-Token, Authorization, a configured header) is missing or does not match",
-            ),
-            IngestRejection::InvalidSignature => Self::new(
-                kind,
-                "the body's signature header is missing, malformed, or does not match this webhook's secret",
-            ),
-            IngestRejection::SignatureExpired => Self::new(
-                kind,
-                "the signature is right but its timestamp is more than 300 seconds from now; a replayed or delayed request is refused",
-            ),
-            IngestRejection::SourceNotAllowed => Self::new(
-                kind,
-                "this webhook accepts requests only from the networks its owner listed",
-            ),
-            IngestRejection::PayloadTooLarge { limit } => Self::new(
-                kind,
-                format!("the body is larger than the limit of {limit} bytes"),
-            ),
-            IngestRejection::BodyUnreadable => {
-                Self::new(kind, "the request body could not be read")
+                );
+                return Self::new(kind, detail)
+                    .with_scope(scope.as_str())
+                    .with_header(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(whole_seconds_up(*retry_after).max(1)),
+                    )
+                    .with_rate_headers(*rate);
             }
-            IngestRejection::UnsupportedMediaType { expected } => Self::new(
-                kind,
-                format!("the body must be sent with Content-Type: {expected}"),
-            ),
+            IngestRejection::Internal(_) => return Self::internal_error(),
+            IngestRejection::WebhookNotFound => "no webhook has this id".into(),
+            IngestRejection::WebhookDeleted => {
+                "this webhook was deleted and accepts no more events".into()
+            }
+            IngestRejection::WebhookDisabled => {
+                "this webhook is disabled; its owner can enable it again".into()
+            }
+            IngestRejection::InvalidSecret => "the header carrying this webhook's secret (X-Webhook-Secret, or the one its source uses: X-Gitlab-Token, Authorization, a configured header) is missing or does not match".into(),
+            IngestRejection::InvalidSignature => "the body's signature header is missing, malformed, or does not match this webhook's secret".into(),
+            IngestRejection::SignatureExpired => "the signature is right but its timestamp is more than 300 seconds from now; a replayed or delayed request is refused".into(),
+            IngestRejection::SourceNotAllowed => {
+                "this webhook accepts requests only from the networks its owner listed".into()
+            }
+            IngestRejection::PayloadTooLarge { limit } => {
+                format!("the body is larger than the limit of {limit} bytes")
+            }
+            IngestRejection::BodyUnreadable => "the request body could not be read".into(),
+            IngestRejection::UnsupportedMediaType { expected } => {
+                format!("the body must be sent with Content-Type: {expected}")
+            }
             IngestRejection::InvalidPayload(InvalidPayload::NotAnObject) => {
-                Self::new(kind, "the body must be a JSON object")
+                "the body must be a JSON object".into()
             }
             IngestRejection::InvalidPayload(InvalidPayload::Malformed(reason)) => {
-                Self::new(kind, format!("the body is not valid JSON: {reason}"))
+                format!("the body is not valid JSON: {reason}")
             }
-            IngestRejection::InvalidPayload(InvalidPayload::TooDeep { limit }) => Self::new(
-                kind,
-                format!("the body nests objects and arrays deeper than {limit} levels"),
-            ),
-            IngestRejection::InvalidPayload(e @ InvalidPayload::InvalidForm(_)) => {
-                Self::new(kind, e.to_string())
+            IngestRejection::InvalidPayload(InvalidPayload::TooDeep { limit }) => {
+                format!("the body nests objects and arrays deeper than {limit} levels")
             }
-            IngestRejection::StoreUnavailable(_) => Self::new(
-                kind,
-                "the event could not be stored; nothing was accepted, send it again later",
-            ),
-            IngestRejection::OutcomeUnknown(_) => Self::new(
-                kind,
-                "the store was lost while the event was committed: it may have been accepted, and sending it again may make a duplicate",
-            ),
-            IngestRejection::Internal(_) => Self::internal_error(),
-        }
+            IngestRejection::InvalidPayload(e @ InvalidPayload::InvalidForm(_)) => e.to_string(),
+            IngestRejection::StoreUnavailable(_) => {
+                "the event could not be stored; nothing was accepted, send it again later".into()
+            }
+            IngestRejection::OutcomeUnknown(_) => "the store was lost while the event was committed: it may have been accepted, and sending it again may make a duplicate".into(),
+        };
+        Self::new(kind, detail)
     }
 
     /// Adds the `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.

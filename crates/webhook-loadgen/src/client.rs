@@ -62,19 +62,7 @@ impl Server {
         let request = Request::get(path)
             .header(HOST, self.host.clone())
             .body(Full::new(Bytes::new()))?;
-        sender.ready().await.context("the connection closed")?;
-        let response = sender
-            .send_request(request)
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer to GET {path}"))?
-            .to_bytes();
-        Ok((status, body))
+        exchange(sender, request).await
     }
 
     /// One JSON request with a bearer key; the answer's status and JSON body (`null` if empty).
@@ -93,18 +81,7 @@ impl Server {
             .header(CONTENT_TYPE, "application/json")
             .header(AUTHORIZATION, format!("Bearer {api_key}"))
             .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
-        sender.ready().await.context("the connection closed")?;
-        let response = sender
-            .send_request(request)
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer to {method} {path}"))?
-            .to_bytes();
+        let (status, bytes) = exchange(sender, request).await?;
         let value = if bytes.is_empty() {
             Value::Null
         } else {
@@ -117,4 +94,25 @@ impl Server {
         };
         Ok((status, value))
     }
+}
+
+/// Sends `request` once the connection is ready: the answer's status and whole body.
+async fn exchange(
+    sender: &mut Sender,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes)> {
+    let what = format!("{} {}", request.method(), request.uri());
+    sender.ready().await.context("the connection closed")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .with_context(|| what.clone())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .with_context(|| format!("reading the answer to {what}"))?
+        .to_bytes();
+    Ok((status, body))
 }

@@ -137,6 +137,32 @@ impl MemoryStore {
             .write()
             .map_err(|_| StoreError::Internal(Box::new(Poisoned)))
     }
+
+    /// A page of the organization's board, newest first, as `view` shows each task.
+    fn board<T>(
+        &self,
+        organization_id: OrganizationId,
+        filter: TaskFilter,
+        page: PageRequest,
+        view: impl Fn(&Task) -> T,
+    ) -> Result<Page<T>, StoreError> {
+        let state = self.read()?;
+        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let items: Vec<(TimeKey, T)> = newest_keys(index, page.after)
+            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
+            .map(|stored| &stored.task)
+            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
+            .filter(|t| filter.status.is_none_or(|s| t.status == s))
+            .take(overfetch(page))
+            .map(|t| ((t.created_at, *t.id.as_uuid()), view(t)))
+            .collect();
+        Ok(page_of_keyed(items, page))
+    }
 }
 
 /// Up to `limit + 1` keys of `index` strictly before `after`, newest first.
@@ -674,22 +700,7 @@ impl TaskQueue for MemoryStore {
         filter: TaskFilter,
         page: PageRequest,
     ) -> Result<Page<Task>, StoreError> {
-        let state = self.read()?;
-        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, Task)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
-            .map(|stored| &stored.task)
-            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
-            .filter(|t| filter.status.is_none_or(|s| t.status == s))
-            .take(overfetch(page))
-            .map(|t| ((t.created_at, *t.id.as_uuid()), t.clone()))
-            .collect();
-        Ok(page_of_keyed(items, page))
+        self.board(organization_id, filter, page, Task::clone)
     }
 
     async fn task_summaries(
@@ -698,22 +709,9 @@ impl TaskQueue for MemoryStore {
         filter: TaskFilter,
         page: PageRequest,
     ) -> Result<Page<TaskSummary>, StoreError> {
-        let state = self.read()?;
-        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, TaskSummary)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
-            .map(|stored| &stored.task)
-            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
-            .filter(|t| filter.status.is_none_or(|s| t.status == s))
-            .take(overfetch(page))
-            .map(|t| ((t.created_at, *t.id.as_uuid()), TaskSummary::from(t)))
-            .collect();
-        Ok(page_of_keyed(items, page))
+        self.board(organization_id, filter, page, |task: &Task| {
+            TaskSummary::from(task)
+        })
     }
 
     async fn set_task_status(

@@ -5,22 +5,12 @@ use diesel_async::pooled_connection::deadpool::PoolError;
 use webhook_domain::ports::StoreError;
 
 /// An error inside a transaction: from the database, or a decision of the store's own checks.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum TxError {
-    Db(DieselError),
-    Store(StoreError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(error: DieselError) -> Self {
-        Self::Db(error)
-    }
-}
-
-impl From<StoreError> for TxError {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error)
-    }
+    #[error(transparent)]
+    Db(#[from] DieselError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A stored row that the domain refuses: a bug or a hand-edited database.

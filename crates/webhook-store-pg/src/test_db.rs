@@ -236,6 +236,22 @@ pub async fn fresh_store_with(options: PgStoreOptions) -> PgStore {
     PgStore::open(&database_url(&name), options).expect("the pool builds")
 }
 
+/// A store whose database cannot be reached (nothing listens on port 1): every connection it
+/// asks for fails once `acquire_timeout` has passed.
+///
+/// # Panics
+/// When the pool cannot be built, which needs no connection.
+pub fn unreachable_store(acquire_timeout: Duration) -> PgStore {
+    PgStore::open(
+        "postgres://postgres@127.0.0.1:1/webhookd",
+        PgStoreOptions {
+            acquire_timeout,
+            ..PgStoreOptions::default()
+        },
+    )
+    .expect("the pool builds without connecting")
+}
+
 impl PgStore {
     /// The name of the database this store uses, when it is a test database.
     pub fn test_database(&self) -> Option<String> {

@@ -5,22 +5,12 @@ use webhook_domain::ports::StoreError;
 
 /// What an operation inside the store failed with: a decision already made in domain terms, or
 /// a database error still to be translated.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum Failure {
-    Store(StoreError),
-    Db(DieselError),
-}
-
-impl From<DieselError> for Failure {
-    fn from(error: DieselError) -> Self {
-        Self::Db(error)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] DieselError),
 }
 
 impl Failure {

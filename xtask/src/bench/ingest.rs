@@ -12,19 +12,15 @@ use serde_json::{Value, json};
 
 use super::database::BenchDatabase;
 use super::process::{Pinning, Programs, Server, free_port};
-use super::{report_of, run_json, write_report};
+use super::{
+    CONCURRENCY, MEASURE_SECS, ORGANIZATIONS, WARMUP_SECS, WEBHOOKS_PER_ORGANIZATION, report_of,
+    run_json, write_report,
+};
 use crate::{cmd, postgres};
 
-/// Organizations and webhooks per organization the load is spread over.
-const ORGANIZATIONS: u32 = 10;
-const WEBHOOKS_PER_ORGANIZATION: u32 = 20;
-/// Connections of the load generator, each with one request in flight.
-const CONCURRENCY: &str = "32";
 /// Connections for the fixed-rate run: more than the closed loop needs, so a slow answer delays
 /// the requests behind it only when the server, not the generator, is the bottleneck.
 const RATE_CONCURRENCY: &str = "64";
-const WARMUP_SECS: &str = "2";
-const MEASURE_SECS: &str = "10";
 
 /// Rounds of each source, and their length in seconds, in the comparison of their CPU cost.
 const SOURCE_ROUNDS: u32 = 3;

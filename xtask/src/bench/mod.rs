@@ -24,6 +24,17 @@ pub(crate) use ingest::ingest;
 pub(crate) use pipeline::pipeline;
 pub(crate) use store::store;
 
+/// Organizations the HTTP benches (`ingest`, `pipeline`) provision, each with this many
+/// webhooks (and in `pipeline` one agent target): the same world in both, so their figures
+/// compare.
+const ORGANIZATIONS: u32 = 10;
+const WEBHOOKS_PER_ORGANIZATION: u32 = 20;
+/// Connections of the HTTP benches' closed loops, each with one request in flight.
+const CONCURRENCY: &str = "32";
+/// Seconds of warm-up before each measured run of the HTTP benches, and of the run.
+const WARMUP_SECS: &str = "2";
+const MEASURE_SECS: &str = "10";
+
 pub(super) fn run_json(command: &mut std::process::Command) -> Result<Value> {
     let output = cmd::read(command)?;
     report_of(command, &output)

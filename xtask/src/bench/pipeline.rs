@@ -16,19 +16,15 @@ use serde_json::{Value, json};
 
 use super::database::BenchDatabase;
 use super::process::{Programs, Server, free_port};
-use super::{report_of, write_report};
+use super::{
+    CONCURRENCY, MEASURE_SECS, ORGANIZATIONS, WARMUP_SECS, WEBHOOKS_PER_ORGANIZATION, report_of,
+    write_report,
+};
 use crate::{cmd, postgres};
 
-/// Organizations, each with one agent target, and webhooks per organization.
-const ORGANIZATIONS: u32 = 10;
-const WEBHOOKS_PER_ORGANIZATION: u32 = 20;
-/// Connections of the closed loops, each with one request in flight.
-const CONCURRENCY: &str = "32";
 /// Connections of the fixed-rate runs: enough that the generator keeps to its schedule while
 /// answers slow down, so a rate not reached is the server's doing.
 const RATE_CONCURRENCY: &str = "128";
-const WARMUP_SECS: &str = "2";
-const MEASURE_SECS: &str = "10";
 /// The fixed rate offered, as a share of the ingest-only maximum (the run is named for it).
 const RATE_SHARE: f64 = 0.8;
 /// How long the queue may take to empty after a run before the next one starts anyway.

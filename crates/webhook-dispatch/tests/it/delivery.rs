@@ -5,18 +5,18 @@ use std::time::Duration;
 use uuid::Uuid;
 use webhook_dispatch::{DeliveryConfig, OutboundGuard, OutboundPolicy};
 use webhook_domain::model::QueueStats;
-use webhook_domain::model::{ApiKeyId, DeliveryAttempt, PublicUrl, Role, TaskStatus};
+use webhook_domain::model::{ApiKeyId, DeliveryAttempt, PublicUrl, Role, Task, TaskStatus};
 use webhook_domain::ports::{Clock as _, InvocationLog as _, TaskQueue as _};
 use webhook_domain::rules::RetryPolicy;
 use webhook_domain::service::manage::Caller;
 use webhook_store_mem::MemoryStore;
-use webhook_system::MasterKey;
+use webhook_system::{ManualClock, MasterKey};
 use webhookd::config::Config;
 use webhookd::{Node, NodeParts};
 
 use crate::support::{
-    Reply, TargetServer, World, clock, closed_port, delivery_config, dispatch_config, dispatcher,
-    generated_secret, one_task, stored,
+    Reply, TargetServer, TestDispatcher, World, clock, closed_port, delivery_config,
+    dispatch_config, dispatcher, generated_secret, one_task, stored,
 };
 
 #[tokio::test]
@@ -62,10 +62,7 @@ async fn a_2xx_delivers_the_task_with_the_documented_body() {
     assert_eq!(after.status, TaskStatus::Delivered);
     assert_eq!(after.attempts, 1);
     assert_eq!(after.last_error, None);
-    let attempts = store
-        .delivery_attempts(task.organization_id, task.id)
-        .await
-        .unwrap();
+    let attempts = attempts(&store, task).await;
     assert_eq!(attempts.len(), 1);
     let response = &attempts[0].response;
     assert_eq!(response.status_code, Some(202));
@@ -106,17 +103,12 @@ async fn a_500_is_retried_later_and_then_delivered() {
         }
     })
     .await;
-    let (store, clock, _, task) = one_task(&server.url("/"), 2).await;
-    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let (store, clock, task, dispatcher) = dispatching(&server.url("/"), 2).await;
 
     dispatcher.run_once().await.unwrap();
     let after = stored(&store, &task).await;
-    assert_eq!(after.status, TaskStatus::Queued);
     assert_eq!(after.attempts, 1);
-    assert_eq!(
-        after.last_error.as_deref(),
-        Some("the target answered HTTP 500")
-    );
+    assert_outcome(&after, TaskStatus::Queued, "the target answered HTTP 500");
     // Full jitter under a 10 s ceiling for the first retry.
     assert!(after.next_attempt_at >= clock.now());
     assert!(after.next_attempt_at <= clock.now().plus(Duration::from_secs(10)));
@@ -138,10 +130,7 @@ async fn a_500_is_retried_later_and_then_delivered() {
     let after = stored(&store, &task).await;
     assert_eq!(after.status, TaskStatus::Delivered);
     assert_eq!(after.attempts, 2);
-    let attempts = store
-        .delivery_attempts(task.organization_id, task.id)
-        .await
-        .unwrap();
+    let attempts = attempts(&store, &task).await;
     let numbers: Vec<u32> = attempts.iter().map(|a| a.number).collect();
     assert_eq!(numbers, [1, 2]);
     assert_eq!(server.count(), 2);
@@ -150,17 +139,12 @@ async fn a_500_is_retried_later_and_then_delivered() {
 #[tokio::test]
 async fn a_400_fails_the_task_at_once() {
     let server = TargetServer::start(|_, _| Reply::status(400).body("bad task".into())).await;
-    let (store, clock, _, task) = one_task(&server.url("/"), 3).await;
-    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let (store, clock, task, dispatcher) = dispatching(&server.url("/"), 3).await;
 
     dispatcher.run_once().await.unwrap();
     let after = stored(&store, &task).await;
-    assert_eq!(after.status, TaskStatus::Failed);
     assert_eq!(after.attempts, 1);
-    assert_eq!(
-        after.last_error.as_deref(),
-        Some("the target answered HTTP 400")
-    );
+    assert_outcome(&after, TaskStatus::Failed, "the target answered HTTP 400");
     clock.advance(Duration::from_secs(3600));
     assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
     assert_eq!(server.count(), 1);
@@ -179,15 +163,8 @@ async fn a_timeout_is_recorded_and_retried() {
 
     dispatcher.run_once().await.unwrap();
     let after = stored(&store, &task).await;
-    assert_eq!(after.status, TaskStatus::Queued);
-    assert_eq!(
-        after.last_error.as_deref(),
-        Some("no answer before the timeout")
-    );
-    let attempts = store
-        .delivery_attempts(task.organization_id, task.id)
-        .await
-        .unwrap();
+    assert_outcome(&after, TaskStatus::Queued, "no answer before the timeout");
+    let attempts = attempts(&store, &task).await;
     let response = &attempts[0].response;
     assert_eq!(response.status_code, None);
     assert!(response.latency_ms >= 300, "{}", response.latency_ms);
@@ -222,8 +199,7 @@ async fn a_refused_connection_is_recorded_and_retried() {
 #[tokio::test]
 async fn exhausted_retries_fail_the_task() {
     let server = TargetServer::start(|_, _| Reply::status(503)).await;
-    let (store, clock, _, task) = one_task(&server.url("/"), 6).await;
-    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let (store, clock, task, dispatcher) = dispatching(&server.url("/"), 6).await;
 
     for attempt in 1..=3 {
         dispatcher.run_once().await.unwrap();
@@ -334,21 +310,20 @@ async fn retry_after_is_honoured_up_to_the_longest_delay() {
     };
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
 
-    dispatcher.run_once().await.unwrap();
-    let after = stored(&store, &task).await;
-    let wait = after.next_attempt_at.since(clock.now());
-    assert!(
-        wait >= Duration::from_secs(29) && wait <= Duration::from_secs(30),
-        "{wait:?}"
-    );
-    clock.advance(Duration::from_secs(30));
-    dispatcher.run_once().await.unwrap();
-    let after = stored(&store, &task).await;
-    let wait = after.next_attempt_at.since(clock.now());
-    assert!(
-        wait >= Duration::from_secs(59) && wait <= Duration::from_secs(60),
-        "clamped to max_delay: {wait:?}"
-    );
+    // (seconds waited before the attempt, the wait the answer sets, why)
+    for (waited, expected, why) in [
+        (0, 30, "as the first answer asks"),
+        (30, 60, "clamped to max_delay"),
+    ] {
+        clock.advance(Duration::from_secs(waited));
+        dispatcher.run_once().await.unwrap();
+        let after = stored(&store, &task).await;
+        let wait = after.next_attempt_at.since(clock.now());
+        assert!(
+            wait >= Duration::from_secs(expected - 1) && wait <= Duration::from_secs(expected),
+            "{why}: {wait:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -361,31 +336,46 @@ async fn redirects_are_not_followed() {
         }
     })
     .await;
-    let (store, clock, _, task) = one_task(&server.url("/old"), 8).await;
-    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let (store, _, task, dispatcher) = dispatching(&server.url("/old"), 8).await;
 
     dispatcher.run_once().await.unwrap();
     assert_eq!(server.count(), 1);
     let after = stored(&store, &task).await;
-    assert_eq!(after.status, TaskStatus::Queued);
-    assert_eq!(
-        after.last_error.as_deref(),
-        Some("the target answered HTTP 307")
-    );
+    assert_outcome(&after, TaskStatus::Queued, "the target answered HTTP 307");
 }
 
 #[tokio::test]
 async fn only_the_start_of_a_long_answer_is_kept() {
     let server = TargetServer::start(|_, _| Reply::status(200).body("x".repeat(100_000))).await;
-    let (store, clock, _, task) = one_task(&server.url("/"), 9).await;
-    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    let (store, _, task, dispatcher) = dispatching(&server.url("/"), 9).await;
 
     dispatcher.run_once().await.unwrap();
-    let attempts = store
-        .delivery_attempts(task.organization_id, task.id)
-        .await
-        .unwrap();
+    let attempts = attempts(&store, &task).await;
     let excerpt = attempts[0].response.body_excerpt.as_deref().unwrap();
     assert_eq!(excerpt.len(), DeliveryAttempt::EXCERPT_MAX);
     assert_eq!(stored(&store, &task).await.status, TaskStatus::Delivered);
+}
+
+/// Asserts the status a task was left in and the error its last attempt recorded.
+fn assert_outcome(task: &Task, status: TaskStatus, error: &str) {
+    assert_eq!(task.status, status);
+    assert_eq!(task.last_error.as_deref(), Some(error));
+}
+
+/// The task's delivery attempts, oldest first.
+async fn attempts(store: &MemoryStore, task: &Task) -> Vec<DeliveryAttempt> {
+    store
+        .delivery_attempts(task.organization_id, task.id)
+        .await
+        .expect("read the attempts")
+}
+
+/// A task for `endpoint` and a dispatcher with the default settings.
+async fn dispatching(
+    endpoint: &str,
+    secret: u8,
+) -> (MemoryStore, ManualClock, Task, TestDispatcher<MemoryStore>) {
+    let (store, clock, _, task) = one_task(endpoint, secret).await;
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
+    (store, clock, task, dispatcher)
 }

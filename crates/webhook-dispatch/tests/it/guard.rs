@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use webhook_dispatch::{DeliveryConfig, HttpDelivery, OutboundPolicy};
 use webhook_domain::model::{DeliveryFailure, DeliveryReport};
-use webhook_domain::model::{EndpointUrl, TaskStatus};
+use webhook_domain::model::{EndpointUrl, Task, TaskStatus};
 use webhook_domain::ports::{Clock as _, TargetDelivery as _};
+use webhook_system::ManualClock;
 
 use crate::support::{
     TargetServer, delivery_config, dispatch_config, dispatcher, generated_secret, one_task, stored,
@@ -20,12 +21,23 @@ fn strict() -> DeliveryConfig {
     }
 }
 
+/// A target on loopback, a task for it, and a delivery under the strict outbound policy, which
+/// refuses loopback: nothing may reach the target.
+async fn refusing(secret: u8) -> (TargetServer, ManualClock, Task, HttpDelivery) {
+    let server = TargetServer::ok().await;
+    let (_, clock, _, task) = one_task(&server.url("/"), secret).await;
+    (
+        server,
+        clock,
+        task,
+        HttpDelivery::new(strict()).expect("HTTP client"),
+    )
+}
+
 #[tokio::test]
 async fn refuses_private_addresses_without_sending_anything() {
-    let server = TargetServer::ok().await;
+    let (server, clock, task, delivery) = refusing(1).await;
     let port = server.addr.port();
-    let (_, clock, _, task) = one_task(&server.url("/"), 1).await;
-    let delivery = HttpDelivery::new(strict()).unwrap();
     let secret = generated_secret(1);
     for url in [
         format!("http://127.0.0.1:{port}/"),
@@ -76,10 +88,8 @@ async fn a_refused_endpoint_fails_its_task_at_once() {
 
 #[tokio::test]
 async fn a_refused_host_name_does_not_reveal_its_addresses() {
-    let server = TargetServer::ok().await;
+    let (server, clock, task, delivery) = refusing(3).await;
     let port = server.addr.port();
-    let (_, clock, _, task) = one_task(&server.url("/"), 3).await;
-    let delivery = HttpDelivery::new(strict()).unwrap();
     let endpoint = EndpointUrl::parse(&format!("http://localhost:{port}/")).unwrap();
     let report = delivery
         .deliver(&endpoint, &generated_secret(3), &task, clock.now())

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// The `String` conversions serde uses for a value type validated by its `parse`
 /// (`#[serde(try_from = "String", into = "String")]`): a deserialized value is parsed like any
-/// other. A `newtype` gives back the text it wraps; a `display` type writes itself out.
+/// other. A `newtype` gives back the text it wraps; a `text` newtype also shows as that text
+/// (`Debug` quoted); a `display` type writes itself out.
 macro_rules! text_conversions {
     (newtype $type:ident, $error:ident) => {
         text_conversions!(@parse $type, $error);
@@ -15,6 +16,21 @@ macro_rules! text_conversions {
         impl From<$type> for String {
             fn from(value: $type) -> Self {
                 value.0
+            }
+        }
+    };
+    (text $type:ident, $error:ident) => {
+        text_conversions!(newtype $type, $error);
+
+        impl ::std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl ::std::fmt::Display for $type {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
             }
         }
     };
@@ -83,19 +99,7 @@ impl Name {
     }
 }
 
-text_conversions!(newtype Name, InvalidName);
-
-impl fmt::Debug for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_conversions!(text Name, InvalidName);
 
 /// A rate limit in requests per minute, from 1 to 1,000,000.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

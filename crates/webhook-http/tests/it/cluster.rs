@@ -74,6 +74,17 @@ impl Cluster {
         (org, webhook, secret)
     }
 
+    /// A webhook made on A whose route B remembers, having accepted one event on it (which
+    /// counts one request against the webhook's and the organization's quotas on B).
+    async fn webhook_known_to_b(&self) -> (Org, Value, String) {
+        let (org, webhook, secret) = self.webhook().await;
+        assert_eq!(
+            self.b.send(&webhook, Some(&secret), BODY).await.status(),
+            202
+        );
+        (org, webhook, secret)
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(true);
         for listener in self.listeners {
@@ -82,6 +93,11 @@ impl Cluster {
         drop((self.a, self.b));
         drop_database(&self.database).await;
     }
+}
+
+/// The body of a webhook patch that sets its status.
+fn status(status: &str) -> Value {
+    json!({ "status": status })
 }
 
 const CONNECTED: &str = "webhookd_route_listener_connected";
@@ -144,19 +160,16 @@ async fn answers_within(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn disable_rotation_and_delete_reach_the_other_node_within_a_second() {
     let c = Cluster::start().await;
-    let (org, webhook, secret) = c.webhook().await;
+    let (org, webhook, secret) = c.webhook_known_to_b().await;
     let hook = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
-    // B remembers the route.
-    assert_eq!(c.b.send(&webhook, Some(&secret), BODY).await.status(), 202);
 
-    let patch = |status: &str| Some(json!({ "status": status }));
-    c.a.expect(200, "patch", &hook, &org.admin, patch("disabled"))
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("disabled")))
         .await;
     let since = Instant::now();
     let code = Some(("code", "webhook_disabled"));
     answers_within(since, &c.b, &webhook, &secret, 403, code).await;
 
-    c.a.expect(200, "patch", &hook, &org.admin, patch("active"))
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("active")))
         .await;
     answers_within(Instant::now(), &c.b, &webhook, &secret, 202, None).await;
 
@@ -185,9 +198,8 @@ async fn disable_rotation_and_delete_reach_the_other_node_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_organization_limit_change_reaches_the_other_node_within_a_second() {
     let c = Cluster::start().await;
-    let (org, webhook, secret) = c.webhook().await;
     // B remembers the route, with the organization's quota of 1000, and counts one request.
-    assert_eq!(c.b.send(&webhook, Some(&secret), BODY).await.status(), 202);
+    let (org, webhook, secret) = c.webhook_known_to_b().await;
 
     let limit = Some(json!({ "rate_limit_per_minute": 1 }));
     c.a.expect(200, "patch", "/api/v1/organization", &org.admin, limit)
@@ -201,9 +213,8 @@ async fn an_organization_limit_change_reaches_the_other_node_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
     let c = Cluster::start().await;
-    let (org, webhook, secret) = c.webhook().await;
+    let (org, webhook, secret) = c.webhook_known_to_b().await;
     let hook = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
-    assert_eq!(c.b.send(&webhook, Some(&secret), BODY).await.status(), 202);
     let heard = metric(&c.b, HEARD).await;
 
     // No new connection is allowed and the listening ones are cut: both nodes say so.
@@ -215,14 +226,8 @@ async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
     // A change made meanwhile (on a connection A's pool holds) cannot be announced to B while
     // its listener is away. (Whether B still serves its cached route then depends on when
     // the cut reached it, so only what follows is asserted.)
-    c.a.expect(
-        200,
-        "patch",
-        &hook,
-        &org.admin,
-        Some(json!({"status": "disabled"})),
-    )
-    .await;
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("disabled")))
+        .await;
 
     // Back: listening again drops every cached route, so the change shows at once.
     allow_connections(&c.database, true).await;
@@ -231,14 +236,8 @@ async fn a_cut_listener_says_so_and_drops_every_route_once_back() {
     assert_eq!((answer.status, answer.code()), (403, "webhook_disabled"));
 
     // And changes are heard again.
-    c.a.expect(
-        200,
-        "patch",
-        &hook,
-        &org.admin,
-        Some(json!({"status": "active"})),
-    )
-    .await;
+    c.a.expect(200, "patch", &hook, &org.admin, Some(status("active")))
+        .await;
     answers_within(Instant::now(), &c.b, &webhook, &secret, 202, None).await;
     assert!(metric(&c.b, HEARD).await > heard);
     c.stop().await;

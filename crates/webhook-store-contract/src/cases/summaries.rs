@@ -1,10 +1,12 @@
 //! Cases of the list reads that summarize: `InvocationLog::invocation_summaries` and
 //! `TaskQueue::task_summaries`.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS,
-    PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskStatus, TaskSummary,
+    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationSummary, Lease, MESSAGE_PREVIEW_CHARS,
+    PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskId, TaskStatus, TaskSummary,
 };
 use webhook_domain::ports::Store;
 
@@ -109,49 +111,40 @@ pub async fn invocation_summaries_say_where_delivery_stands<S: ContractStore>(st
     let (failed, failed_task) = world.accept(&store, at(4)).await;
     let (completed, completed_task) = world.accept(&store, at(5)).await;
     let now = at(10);
-    let claimed = store
+    let leases: HashMap<TaskId, Lease> = store
         .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
         .await
-        .expect("claim");
-    let lease = |id| {
-        claimed
-            .iter()
-            .find(|c| c.task.id == id)
-            .expect("claimed")
-            .lease
-    };
-    store
-        .finish_attempt(
-            &lease(retrying_task.id),
-            &timed_out(&retrying_task, 1, now),
+        .expect("claim")
+        .into_iter()
+        .map(|claimed| (claimed.task.id, claimed.lease))
+        .collect();
+    for (task, attempt, verdict) in [
+        (
+            &retrying_task,
+            timed_out(&retrying_task, 1, now),
             AttemptVerdict::RetryAt(at(60)),
-        )
-        .await
-        .expect("retry");
-    store
-        .finish_attempt(
-            &lease(delivered_task.id),
-            &answered(&delivered_task, 1, 200, now),
+        ),
+        (
+            &delivered_task,
+            answered(&delivered_task, 1, 200, now),
             AttemptVerdict::Delivered,
-        )
-        .await
-        .expect("deliver");
-    store
-        .finish_attempt(
-            &lease(failed_task.id),
-            &answered(&failed_task, 1, 410, now),
+        ),
+        (
+            &failed_task,
+            answered(&failed_task, 1, 410, now),
             AttemptVerdict::Failed,
-        )
-        .await
-        .expect("fail");
-    store
-        .finish_attempt(
-            &lease(completed_task.id),
-            &answered(&completed_task, 1, 200, now),
+        ),
+        (
+            &completed_task,
+            answered(&completed_task, 1, 200, now),
             AttemptVerdict::Delivered,
-        )
-        .await
-        .expect("deliver");
+        ),
+    ] {
+        store
+            .finish_attempt(&leases[&task.id], &attempt, verdict)
+            .await
+            .expect("finish the attempt");
+    }
     for (from, to) in [
         (TaskStatus::Delivered, TaskStatus::InProgress),
         (TaskStatus::InProgress, TaskStatus::Completed),

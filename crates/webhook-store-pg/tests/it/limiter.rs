@@ -17,7 +17,7 @@ use webhook_domain::model::{OrganizationId, RatePerMinute, RateRequest, Timestam
 use webhook_domain::ports::RateLimiter as _;
 use webhook_domain::rules::{self, RateDecision, RateScope, SlidingWindow};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_pg::test_db::{database_url, fresh_store};
+use webhook_store_pg::test_db::{database_url, fresh_store, unreachable_store};
 use webhook_store_pg::{PgRateLimiter, PgStore, PgStoreOptions, RateLimiterOptions};
 
 /// Nodes sharing the database in the property tests.
@@ -607,15 +607,7 @@ async fn idle_windows_are_deleted_and_recent_ones_kept() {
 /// within the pool's wait; a peek that knows no refusal reads nothing and admits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_answers_unavailable() {
-    // Nothing listens on port 1.
-    let store = PgStore::open(
-        "postgres://postgres@127.0.0.1:1/webhookd",
-        PgStoreOptions {
-            acquire_timeout: Duration::from_secs(2),
-            ..PgStoreOptions::default()
-        },
-    )
-    .expect("the pool builds without connecting");
+    let store = unreachable_store(Duration::from_secs(2));
     let limiter = store.rate_limiter(RateLimiterOptions::default());
     let keys = Keys::new(1);
     let started = std::time::Instant::now();

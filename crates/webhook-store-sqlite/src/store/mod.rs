@@ -1,5 +1,25 @@
 //! The store ports implemented on [`crate::SqliteStore`], one module per port.
 
+/// Narrows a boxed query of `$table` to the page `$page` asks for: newest first by
+/// (`created_at`, `id`), after the page's cursor, one row more than the page holds (see
+/// [`overfetch`]).
+macro_rules! newest_first {
+    ($query:expr, $table:ident, $page:expr) => {{
+        let mut query = $query;
+        if let Some(after) = $page.after {
+            let at = after.at.unix_micros();
+            query = query.filter(
+                $table::created_at.lt(at).or($table::created_at
+                    .eq(at)
+                    .and($table::id.lt($crate::rows::id(&after.id)))),
+            );
+        }
+        query
+            .order(($table::created_at.desc(), $table::id.desc()))
+            .limit($crate::store::overfetch($page))
+    }};
+}
+
 mod invocations;
 mod key_check;
 mod organizations;
@@ -7,6 +27,7 @@ mod targets;
 mod tasks;
 mod webhooks;
 
+use diesel::{OptionalExtension, QueryResult};
 use webhook_domain::model::{Page, PageRequest};
 
 use crate::error::Failure;
@@ -23,9 +44,27 @@ fn into_page<R, T>(
     convert: impl Fn(R) -> Result<T, Failure>,
     key: impl Fn(&T) -> webhook_domain::model::Cursor,
 ) -> Result<Page<T>, Failure> {
-    let items = rows
-        .into_iter()
-        .map(convert)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetch(items, page, key))
+    Ok(Page::from_overfetch(converted(rows, convert)?, page, key))
+}
+
+/// Converts every fetched row.
+fn converted<R, T>(
+    rows: Vec<R>,
+    convert: impl Fn(R) -> Result<T, Failure>,
+) -> Result<Vec<T>, Failure> {
+    rows.into_iter().map(convert).collect()
+}
+
+/// The row a query for one row found, or `NotFound`.
+fn found<R>(row: QueryResult<R>) -> Result<R, Failure> {
+    row.optional()?.ok_or_else(Failure::not_found)
+}
+
+/// `Ok` when a write changed its row, `NotFound` when it matched none.
+fn changed(rows: usize) -> Result<(), Failure> {
+    if rows == 0 {
+        Err(Failure::not_found())
+    } else {
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ use diesel::sqlite::SqliteConnection;
 use webhook_domain::model::{ApiKey, ApiKeyHash, ApiKeyId, Organization, OrganizationId};
 use webhook_domain::ports::{OrganizationInsert, OrganizationStore, StoreError};
 
+use super::{changed, converted, found};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{ApiKeyRow, OrganizationRow, id};
@@ -19,12 +20,8 @@ impl OrganizationStore for SqliteStore {
 
     async fn organization(&self, org_id: OrganizationId) -> Result<Organization, StoreError> {
         self.read(move |conn| {
-            organizations::table
-                .find(id(org_id.as_uuid()))
-                .first::<OrganizationRow>(conn)
-                .optional()?
-                .ok_or_else(Failure::not_found)?
-                .into_domain()
+            let row = organizations::table.find(id(org_id.as_uuid())).first(conn);
+            found::<OrganizationRow>(row)?.into_domain()
         })
         .await
     }
@@ -40,10 +37,7 @@ impl OrganizationStore for SqliteStore {
                     organizations::updated_at.eq(org.updated_at.unix_micros()),
                 ))
                 .execute(conn)?;
-            if updated == 0 {
-                return Err(Failure::not_found());
-            }
-            Ok(())
+            changed(updated)
         })
         .await
     }
@@ -58,12 +52,10 @@ impl OrganizationStore for SqliteStore {
 
     async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
         self.read(|conn| {
-            organizations::table
+            let rows = organizations::table
                 .order((organizations::created_at.asc(), organizations::id.asc()))
-                .load::<OrganizationRow>(conn)?
-                .into_iter()
-                .map(OrganizationRow::into_domain)
-                .collect()
+                .load(conn)?;
+            converted(rows, OrganizationRow::into_domain)
         })
         .await
     }
@@ -101,25 +93,19 @@ impl OrganizationStore for SqliteStore {
     async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<ApiKey, StoreError> {
         let hash = hash.as_bytes().to_vec();
         self.read(move |conn| {
-            api_keys::table
-                .filter(api_keys::hash.eq(hash))
-                .first::<ApiKeyRow>(conn)
-                .optional()?
-                .ok_or_else(Failure::not_found)?
-                .into_domain()
+            let row = api_keys::table.filter(api_keys::hash.eq(hash)).first(conn);
+            found::<ApiKeyRow>(row)?.into_domain()
         })
         .await
     }
 
     async fn api_keys(&self, organization_id: OrganizationId) -> Result<Vec<ApiKey>, StoreError> {
         self.read(move |conn| {
-            api_keys::table
+            let rows = api_keys::table
                 .filter(api_keys::organization_id.eq(id(organization_id.as_uuid())))
                 .order((api_keys::created_at.asc(), api_keys::id.asc()))
-                .load::<ApiKeyRow>(conn)?
-                .into_iter()
-                .map(ApiKeyRow::into_domain)
-                .collect()
+                .load(conn)?;
+            converted(rows, ApiKeyRow::into_domain)
         })
         .await
     }
@@ -136,10 +122,7 @@ impl OrganizationStore for SqliteStore {
                     .filter(api_keys::organization_id.eq(id(organization_id.as_uuid()))),
             )
             .execute(conn)?;
-            if deleted == 0 {
-                return Err(Failure::not_found());
-            }
-            Ok(())
+            changed(deleted)
         })
         .await
     }

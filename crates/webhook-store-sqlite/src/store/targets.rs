@@ -8,7 +8,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{StoreError, TargetStore};
 
-use super::{into_page, overfetch};
+use super::{changed, found, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{TargetRow, id};
@@ -64,14 +64,11 @@ impl TargetStore for SqliteStore {
         target_id: TargetId,
     ) -> Result<Target, StoreError> {
         self.read(move |conn| {
-            targets::table
+            let query = targets::table
                 .filter(targets::id.eq(id(target_id.as_uuid())))
                 .filter(targets::organization_id.eq(id(organization_id.as_uuid())))
-                .filter(targets::deleted_at.is_null())
-                .first::<TargetRow>(conn)
-                .optional()?
-                .ok_or_else(Failure::not_found)?
-                .into_domain()
+                .filter(targets::deleted_at.is_null());
+            found(query.first::<TargetRow>(conn))?.into_domain()
         })
         .await
     }
@@ -82,22 +79,11 @@ impl TargetStore for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Target>, StoreError> {
         self.read(move |conn| {
-            let mut query = targets::table
+            let live = targets::table
                 .filter(targets::organization_id.eq(id(organization_id.as_uuid())))
                 .filter(targets::deleted_at.is_null())
                 .into_boxed();
-            if let Some(after) = page.after {
-                let at = after.at.unix_micros();
-                query = query.filter(
-                    targets::created_at.lt(at).or(targets::created_at
-                        .eq(at)
-                        .and(targets::id.lt(id(&after.id)))),
-                );
-            }
-            let rows = query
-                .order((targets::created_at.desc(), targets::id.desc()))
-                .limit(overfetch(page))
-                .load::<TargetRow>(conn)?;
+            let rows = newest_first!(live, targets, page).load::<TargetRow>(conn)?;
             into_page(rows, page, TargetRow::into_domain, |t: &Target| Cursor {
                 at: t.created_at,
                 id: *t.id.as_uuid(),
@@ -123,10 +109,7 @@ impl TargetStore for SqliteStore {
                 targets::updated_at.eq(target.updated_at.unix_micros()),
             ))
             .execute(conn)?;
-            if updated == 0 {
-                return Err(Failure::not_found());
-            }
-            Ok(())
+            changed(updated)
         })
         .await
     }

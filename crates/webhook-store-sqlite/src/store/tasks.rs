@@ -13,7 +13,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
 
-use super::{into_page, overfetch};
+use super::{converted, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{AttemptRow, TaskRow, id};
@@ -37,6 +37,20 @@ fn load_task(
 }
 
 type TaskRowWithPayload = (TaskRow, Option<String>);
+
+/// Narrows a boxed query of the board to the tasks a [`TaskFilter`] asks for.
+macro_rules! on_board {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        if let Some(target) = $filter.target_id {
+            query = query.filter(tasks::target_id.eq(id(target.as_uuid())));
+        }
+        if let Some(status) = $filter.status {
+            query = query.filter(tasks::status.eq(status.as_str()));
+        }
+        query
+    }};
+}
 
 /// The ids of the due, unleased tasks of the live targets that have an endpoint, passing over
 /// `skipped`. Driven by the targets, through the `tasks_claimable` index, so that the queued
@@ -135,28 +149,12 @@ impl TaskQueue for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Task>, StoreError> {
         self.read(move |conn| {
-            let mut query = tasks::table
+            let query = tasks::table
                 .inner_join(invocations::table)
                 .filter(tasks::organization_id.eq(id(organization_id.as_uuid())))
                 .select((tasks::all_columns, invocations::payload))
                 .into_boxed();
-            if let Some(target) = filter.target_id {
-                query = query.filter(tasks::target_id.eq(id(target.as_uuid())));
-            }
-            if let Some(status) = filter.status {
-                query = query.filter(tasks::status.eq(status.as_str()));
-            }
-            if let Some(after) = page.after {
-                let at = after.at.unix_micros();
-                query = query.filter(
-                    tasks::created_at
-                        .lt(at)
-                        .or(tasks::created_at.eq(at).and(tasks::id.lt(id(&after.id)))),
-                );
-            }
-            let rows = query
-                .order((tasks::created_at.desc(), tasks::id.desc()))
-                .limit(overfetch(page))
+            let rows = newest_first!(on_board!(query, filter), tasks, page)
                 .load::<TaskRowWithPayload>(conn)?;
             into_page(rows, page, task_of, |t: &Task| Cursor {
                 at: t.created_at,
@@ -173,7 +171,7 @@ impl TaskQueue for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<TaskSummary>, StoreError> {
         self.read(move |conn| {
-            let mut query = tasks::table
+            let query = tasks::table
                 .filter(tasks::organization_id.eq(id(organization_id.as_uuid())))
                 .select((
                     tasks::id,
@@ -201,24 +199,8 @@ impl TaskQueue for SqliteStore {
                     tasks::source_provider,
                 ))
                 .into_boxed();
-            if let Some(target) = filter.target_id {
-                query = query.filter(tasks::target_id.eq(id(target.as_uuid())));
-            }
-            if let Some(status) = filter.status {
-                query = query.filter(tasks::status.eq(status.as_str()));
-            }
-            if let Some(after) = page.after {
-                let at = after.at.unix_micros();
-                query = query.filter(
-                    tasks::created_at
-                        .lt(at)
-                        .or(tasks::created_at.eq(at).and(tasks::id.lt(id(&after.id)))),
-                );
-            }
-            let rows = query
-                .order((tasks::created_at.desc(), tasks::id.desc()))
-                .limit(overfetch(page))
-                .load::<TaskRow>(conn)?;
+            let rows =
+                newest_first!(on_board!(query, filter), tasks, page).load::<TaskRow>(conn)?;
             into_page(rows, page, TaskRow::into_summary, |t: &TaskSummary| {
                 Cursor {
                     at: t.created_at,
@@ -462,13 +444,11 @@ impl TaskQueue for SqliteStore {
             if !exists {
                 return Err(Failure::not_found());
             }
-            delivery_attempts::table
+            let rows = delivery_attempts::table
                 .filter(delivery_attempts::task_id.eq(id(task_id.as_uuid())))
                 .order(delivery_attempts::number.asc())
-                .load::<AttemptRow>(conn)?
-                .into_iter()
-                .map(AttemptRow::into_domain)
-                .collect()
+                .load(conn)?;
+            converted(rows, AttemptRow::into_domain)
         })
         .await
     }

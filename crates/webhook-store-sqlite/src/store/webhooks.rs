@@ -9,7 +9,7 @@ use webhook_domain::model::{
 use webhook_domain::ports::{StoreError, WebhookStore};
 
 use super::targets::live_target_exists;
-use super::{into_page, overfetch};
+use super::{found, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{WebhookRow, allowed_source_ips_text, event_types_text, id, verification_text};
@@ -126,12 +126,8 @@ impl WebhookStore for SqliteStore {
 
     async fn webhook(&self, webhook_id: WebhookId) -> Result<Webhook, StoreError> {
         self.read(move |conn| {
-            webhooks::table
-                .find(id(webhook_id.as_uuid()))
-                .first::<WebhookRow>(conn)
-                .optional()?
-                .ok_or_else(Failure::not_found)?
-                .into_domain()
+            let row = webhooks::table.find(id(webhook_id.as_uuid())).first(conn);
+            found::<WebhookRow>(row)?.into_domain()
         })
         .await
     }
@@ -142,22 +138,11 @@ impl WebhookStore for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
         self.read(move |conn| {
-            let mut query = webhooks::table
+            let live = webhooks::table
                 .filter(webhooks::organization_id.eq(id(organization_id.as_uuid())))
                 .filter(webhooks::status.ne("deleted"))
                 .into_boxed();
-            if let Some(after) = page.after {
-                let at = after.at.unix_micros();
-                query = query.filter(
-                    webhooks::created_at.lt(at).or(webhooks::created_at
-                        .eq(at)
-                        .and(webhooks::id.lt(id(&after.id)))),
-                );
-            }
-            let rows = query
-                .order((webhooks::created_at.desc(), webhooks::id.desc()))
-                .limit(overfetch(page))
-                .load::<WebhookRow>(conn)?;
+            let rows = newest_first!(live, webhooks, page).load::<WebhookRow>(conn)?;
             into_page(rows, page, WebhookRow::into_domain, |w: &Webhook| Cursor {
                 at: w.created_at,
                 id: *w.id.as_uuid(),

@@ -23,7 +23,8 @@ use webhook_domain::service::{BodyRead, IngestBody, IngestHead, IngestOutcome, I
 use webhook_runtime::CacheConfig;
 use webhook_store_contract::fixtures::{World, at, last_triggered_at, logged, rate, webhook};
 use webhook_store_mem::MemoryStore;
-use webhook_store_pg::{PgStore, PgStoreOptions, RateLimiterOptions};
+use webhook_store_pg::RateLimiterOptions;
+use webhook_store_pg::test_db::unreachable_store;
 use webhook_system::{ManualClock, MasterKey, RingSealer};
 use webhookd::config::Config;
 use webhookd::{Node, NodeAdapters, NodeLimiter, NodeParts};
@@ -707,16 +708,8 @@ async fn store_unavailable_is_503_and_writes_nothing() {
 
 #[tokio::test]
 async fn an_unreachable_shared_limiter_is_503_and_writes_nothing() {
-    // The store answers; the database holding the shared windows does not (nothing listens on
-    // port 1).
-    let windows = PgStore::open(
-        "postgres://postgres@127.0.0.1:1/webhookd",
-        PgStoreOptions {
-            acquire_timeout: Duration::from_secs(1),
-            ..PgStoreOptions::default()
-        },
-    )
-    .unwrap();
+    // The store answers; the database holding the shared windows does not.
+    let windows = unreachable_store(Duration::from_secs(1));
     let limiter = NodeLimiter::Shared(windows.rate_limiter(RateLimiterOptions::default()));
     let h = Harness::with_limiter(100, 1000, limiter).await;
     assert_eq!(

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::model::{
-    InvalidSetting, RequestHeaders, Source, SourceSettings, header_text, scalar_text,
+    InvalidSetting, RequestHeaders, Source, SourceSettings, cut_bytes, header_text, scalar_text,
 };
 use crate::ports::{InstructionTemplates, RenderFailed};
 
@@ -396,15 +396,8 @@ fn alert_summary(payload: &Value) -> Option<String> {
 }
 
 /// `text` cut to at most [`MAX_INSTRUCTION_BYTES`], on a character boundary.
-pub fn cap_instruction(mut text: String) -> String {
-    if text.len() > MAX_INSTRUCTION_BYTES {
-        let mut end = MAX_INSTRUCTION_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
+pub fn cap_instruction(text: String) -> String {
+    cut_bytes(text, MAX_INSTRUCTION_BYTES)
 }
 
 #[cfg(test)]

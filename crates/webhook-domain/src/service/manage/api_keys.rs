@@ -1,7 +1,7 @@
 //! API keys: created with a random key shown once, stored only as a hash.
 
 use super::{
-    Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
+    Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_name, written_id,
 };
 use crate::model::{ApiKey, ApiKeyId, OrganizationId, Role, Secret};
 use crate::ports::{Adapters, Clock, KeyHasher, OrganizationStore};
@@ -68,8 +68,7 @@ impl<A: Adapters> Management<A> {
     /// another admin key deletes it), and the organization's last admin key cannot be deleted:
     /// nobody could manage it any more.
     pub async fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
-        caller.require_write()?;
-        let id: ApiKeyId = parse_id("id", id)?;
+        let id: ApiKeyId = written_id(caller, id)?;
         if id == caller.key_id {
             return Err(ManageError::conflict(
                 ConflictCode::OwnKey,

@@ -66,6 +66,13 @@ pub fn parse_id<T: FromStr>(field: &str, text: &str) -> Result<T, Invalid> {
         .map_err(|_| Invalid::new(field, "must be a UUID"))
 }
 
+/// The `id` of the object a write names, once the caller is allowed to write: the role is
+/// checked first, so a viewer is refused whatever the id.
+fn written_id<T: FromStr>(caller: &Caller, id: &str) -> Result<T, ManageError> {
+    caller.require_write()?;
+    Ok(parse_id("id", id)?)
+}
+
 /// Validates the `limit` and `cursor` of a list request.
 pub fn page_request(limit: Option<i64>, cursor: Option<&str>) -> Result<PageRequest, Invalid> {
     let limit = match limit {
@@ -112,6 +119,25 @@ fn parse_rate(field: &str, per_minute: i64) -> Result<RatePerMinute, Invalid> {
                 ),
             )
         })
+}
+
+/// A patch's new `name`, parsed, when it has one.
+fn patch_name(name: Option<&str>) -> Result<Option<Name>, Invalid> {
+    name.map(|n| parse_name("name", n)).transpose()
+}
+
+/// A patch's new `rate_limit_per_minute`, parsed, when it has one.
+fn patch_rate(per_minute: Option<i64>) -> Result<Option<RatePerMinute>, Invalid> {
+    per_minute
+        .map(|r| parse_rate("rate_limit_per_minute", r))
+        .transpose()
+}
+
+/// Puts a patch's value in `field` when the patch has one; an absent value leaves it as it is.
+fn apply<T>(field: &mut T, change: Option<T>) {
+    if let Some(value) = change {
+        *field = value;
+    }
 }
 
 fn generate_secret(entropy: &impl Entropy, prefix: &str) -> Secret {

@@ -1,6 +1,6 @@
 //! The caller's organization: its name and its rate limit.
 
-use super::{Caller, ManageError, Management, parse_name, parse_rate};
+use super::{Caller, ManageError, Management, apply, patch_name, patch_rate};
 use crate::model::Organization;
 use crate::model::Stale;
 use crate::ports::{Adapters, Clock, Notifier as _, OrganizationStore};
@@ -25,22 +25,11 @@ impl<A: Adapters> Management<A> {
         patch: OrganizationPatch,
     ) -> Result<Organization, ManageError> {
         caller.require_write()?;
-        let name = patch
-            .name
-            .as_deref()
-            .map(|n| parse_name("name", n))
-            .transpose()?;
-        let rate = patch
-            .rate_limit_per_minute
-            .map(|r| parse_rate("rate_limit_per_minute", r))
-            .transpose()?;
+        let name = patch_name(patch.name.as_deref())?;
+        let rate = patch_rate(patch.rate_limit_per_minute)?;
         let mut organization = self.store.organization(caller.organization_id).await?;
-        if let Some(name) = name {
-            organization.name = name;
-        }
-        if let Some(rate) = rate {
-            organization.rate_limit_per_minute = rate;
-        }
+        apply(&mut organization.name, name);
+        apply(&mut organization.rate_limit_per_minute, rate);
         organization.updated_at = self.clock.now();
         self.store.update_organization(&organization).await?;
         self.notifier

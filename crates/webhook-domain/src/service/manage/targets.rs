@@ -1,6 +1,9 @@
 //! Targets: the agents and teams tasks go to, each with a signing secret for its deliveries.
 
-use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id, parse_name};
+use super::{
+    Caller, ConflictCode, Invalid, ManageError, Management, apply, parse_id, parse_name,
+    patch_name, written_id,
+};
 use crate::model::{EndpointUrl, Page, PageRequest, Secret, Target, TargetId, TargetKind};
 use crate::ports::{
     Adapters, Clock, EndpointGuard, Entropy, SecretSealer, StoreError, TargetStore,
@@ -114,29 +117,18 @@ impl<A: Adapters> Management<A> {
         id: &str,
         patch: TargetPatch,
     ) -> Result<Target, ManageError> {
-        caller.require_write()?;
-        let id: TargetId = parse_id("id", id)?;
+        let id: TargetId = written_id(caller, id)?;
         let kind = patch.kind.as_deref().map(parse_kind).transpose()?;
-        let name = patch
-            .name
-            .as_deref()
-            .map(|n| parse_name("name", n))
-            .transpose()?;
+        let name = patch_name(patch.name.as_deref())?;
         let endpoint_url = match patch.endpoint_url {
             Some(Some(text)) => Some(Some(self.checked_endpoint(&text).await?)),
             Some(None) => Some(None),
             None => None,
         };
         let mut target = self.store.target(caller.organization_id, id).await?;
-        if let Some(kind) = kind {
-            target.kind = kind;
-        }
-        if let Some(name) = name {
-            target.name = name;
-        }
-        if let Some(endpoint_url) = endpoint_url {
-            target.endpoint_url = endpoint_url;
-        }
+        apply(&mut target.kind, kind);
+        apply(&mut target.name, name);
+        apply(&mut target.endpoint_url, endpoint_url);
         target.updated_at = self.clock.now();
         self.store.update_target(&target).await?;
         Ok(target)
@@ -144,8 +136,7 @@ impl<A: Adapters> Management<A> {
 
     /// Deletes a target that no live webhook points at; its tasks stay on the board.
     pub async fn delete_target(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
-        caller.require_write()?;
-        let id: TargetId = parse_id("id", id)?;
+        let id: TargetId = written_id(caller, id)?;
         match self.store.delete_target(caller.organization_id, id).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict(_)) => Err(ManageError::conflict(

@@ -1,6 +1,6 @@
 //! The task board: list and read tasks, move them as the lifecycle allows, retry failed ones.
 
-use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id};
+use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id, written_id};
 use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus, TaskSummary};
 use crate::ports::{Adapters, Clock, StoreError, TaskQueue};
 use crate::rules::task_status_change;
@@ -56,8 +56,7 @@ impl<A: Adapters> Management<A> {
         id: &str,
         status: &str,
     ) -> Result<Task, ManageError> {
-        caller.require_write()?;
-        let id: TaskId = parse_id("id", id)?;
+        let id: TaskId = written_id(caller, id)?;
         let to = parse_task_status("status", status)?;
         self.transition(caller, id, to).await
     }
@@ -65,8 +64,7 @@ impl<A: Adapters> Management<A> {
     /// Puts a failed task back in the queue, due now, for a new delivery round: the whole retry
     /// schedule again, with its last error cleared (see [`task_status_change`]).
     pub async fn retry_task(&self, caller: &Caller, id: &str) -> Result<Task, ManageError> {
-        caller.require_write()?;
-        let id: TaskId = parse_id("id", id)?;
+        let id: TaskId = written_id(caller, id)?;
         self.transition(caller, id, TaskStatus::Queued).await
     }
 

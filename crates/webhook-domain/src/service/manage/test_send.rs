@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{Caller, Invalid, ManageError, Management};
+use super::{Caller, Invalid, ManageError, Management, written_id};
 use crate::model::{InvocationId, Payload, TaskId, WebhookId};
 use crate::ports::Adapters;
 use crate::service::{
@@ -86,8 +86,7 @@ impl<A: Adapters> Management<A> {
         payload: Option<&str>,
         sender: &impl TestSender,
     ) -> Result<TestResult, ManageError> {
-        caller.require_write()?;
-        let id: WebhookId = super::parse_id("id", id)?;
+        let id: WebhookId = written_id(caller, id)?;
         let payload = payload.unwrap_or(DEFAULT_TEST_PAYLOAD);
         Payload::parse_object(payload.as_bytes()).map_err(|e| Invalid::new("payload", e))?;
         let webhook = self.owned(caller, id).await?;

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::{
-    Caller, ConflictCode, Invalid, ManageError, Management, generate_secret, parse_id, parse_name,
-    parse_rate,
+    Caller, ConflictCode, Invalid, ManageError, Management, apply, generate_secret, parse_id,
+    parse_name, patch_name, patch_rate, written_id,
 };
 use std::time::Duration;
 
@@ -229,11 +229,7 @@ impl<A: Adapters> Management<A> {
             (None, true) => Some(generate_secret(&self.entropy, WEBHOOK_SECRET_PREFIX)),
             (None, false) => None,
         };
-        let rate = new
-            .rate_limit_per_minute
-            .map(|r| parse_rate("rate_limit_per_minute", r))
-            .transpose()?
-            .unwrap_or(RatePerMinute::WEBHOOK_DEFAULT);
+        let rate = patch_rate(new.rate_limit_per_minute)?.unwrap_or(RatePerMinute::WEBHOOK_DEFAULT);
         let source = source_settings(&SourceSettings::default(), &new.source)?;
         source.check_template(&self.templates).map_err(invalid)?;
         let allowed_source_ips = match &new.source.allowed_source_ips {
@@ -313,13 +309,8 @@ impl<A: Adapters> Management<A> {
         id: &str,
         patch: WebhookPatch,
     ) -> Result<WebhookView, ManageError> {
-        caller.require_write()?;
-        let id: WebhookId = parse_id("id", id)?;
-        let name = patch
-            .name
-            .as_deref()
-            .map(|n| parse_name("name", n))
-            .transpose()?;
+        let id: WebhookId = written_id(caller, id)?;
+        let name = patch_name(patch.name.as_deref())?;
         let target_id: Option<TargetId> = patch
             .target_id
             .as_deref()
@@ -335,10 +326,7 @@ impl<A: Adapters> Management<A> {
             .as_deref()
             .map(parse_settable_status)
             .transpose()?;
-        let rate = patch
-            .rate_limit_per_minute
-            .map(|r| parse_rate("rate_limit_per_minute", r))
-            .transpose()?;
+        let rate = patch_rate(patch.rate_limit_per_minute)?;
         let allowed_source_ips = match &patch.source.allowed_source_ips {
             Some(Some(entries)) => Some(parse_allowed_source_ips(entries)?),
             Some(None) => Some(CidrList::default()),
@@ -353,9 +341,7 @@ impl<A: Adapters> Management<A> {
             source.check_template(&self.templates).map_err(invalid)?;
         }
         webhook.source = source;
-        if let Some(allowed_source_ips) = allowed_source_ips {
-            webhook.allowed_source_ips = allowed_source_ips;
-        }
+        apply(&mut webhook.allowed_source_ips, allowed_source_ips);
         if let Some(target_id) = target_id {
             self.target_for_body(caller.organization_id, target_id)
                 .await?;
@@ -366,15 +352,9 @@ impl<A: Adapters> Management<A> {
                 ManageError::conflict(ConflictCode::InvalidTransition, e.to_string())
             })?;
         }
-        if let Some(name) = name {
-            webhook.name = name;
-        }
-        if let Some(event_types) = event_types {
-            webhook.event_types = event_types;
-        }
-        if let Some(rate) = rate {
-            webhook.rate_limit_per_minute = rate;
-        }
+        apply(&mut webhook.name, name);
+        apply(&mut webhook.event_types, event_types);
+        apply(&mut webhook.rate_limit_per_minute, rate);
         webhook.updated_at = self.clock.now();
         self.write(&webhook).await?;
         self.notifier.routes_changed(Stale::Webhook(webhook.id));
@@ -390,8 +370,7 @@ impl<A: Adapters> Management<A> {
         id: &str,
         rotation: SecretRotation,
     ) -> Result<CreatedWebhook, ManageError> {
-        caller.require_write()?;
-        let id: WebhookId = parse_id("id", id)?;
+        let id: WebhookId = written_id(caller, id)?;
         let secret = match rotation.secret.as_deref() {
             Some(text) => parse_secret(text)?,
             None => generate_secret(&self.entropy, WEBHOOK_SECRET_PREFIX),
@@ -420,8 +399,7 @@ impl<A: Adapters> Management<A> {
 
     /// Deletes a webhook: it becomes a tombstone, its URL answers 410 forever.
     pub async fn delete_webhook(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
-        caller.require_write()?;
-        let id: WebhookId = parse_id("id", id)?;
+        let id: WebhookId = written_id(caller, id)?;
         let mut webhook = self.owned(caller, id).await?;
         if webhook.status == WebhookStatus::Deleted {
             return Err(deleted_conflict());
