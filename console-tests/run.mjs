@@ -529,6 +529,10 @@ step('a disabled webhook refuses senders with 403, and the log shows it', async 
   assert.equal(await page.locator('.log > li').count(), 1);
   assert.equal(await page.evaluate(() => document.activeElement.value), 'rejected', 'focus stays on the filter');
   assert.match(await entry.textContent(), /Rejected.*HTTP 403/);
+  // Refused before its body was read: the log says so rather than "no JSON".
+  await entry.locator('summary').click();
+  await entry.getByText('Body not read').waitFor();
+  assert.ok(!(await entry.textContent()).includes('No JSON object was received'));
   await filter('Failed');
   await page.waitForURL(/outcome=failed$/);
   await page.locator('.log > li').filter({ hasText: 'webhook_disabled' }).waitFor();
@@ -540,6 +544,10 @@ step('a disabled webhook refuses senders with 403, and the log shows it', async 
   assert.deepEqual(order, [...order].sort().reverse(), 'newest first');
   await page.locator('.log > li').filter({ hasText: 'deploy.rollback' }).locator('summary').click();
   await shot('log');
+  await fitsEveryWidth(() => page.locator('.log > li').filter({ hasText: 'deploy.rollback' }).locator('.expanded').waitFor());
+  await page.setViewportSize(NARROW);
+  await shot('log-390', { fullPage: true });
+  await page.setViewportSize(WIDE);
 });
 
 step('delete asks for a confirmation naming the webhook, then the URL answers 410', async () => {
@@ -709,5 +717,116 @@ step('a GitHub webhook shows GitHub’s setup steps with its URL and secret; dup
     const sent = await http('POST', url, { headers: github(key, delivery), raw: body });
     assert.equal(sent.status, 202, JSON.stringify(sent.json));
   }
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('the board shows every target at once and more than 50 per column', async () => {
+  const ops = await http('POST', `${server.base}/api/v1/targets`, { headers: adminHeaders(), body: { kind: 'team', name: 'Ops team' } });
+  assert.equal(ops.status, 201);
+  const review = (await http('GET', `${server.base}/api/v1/targets`, { headers: adminHeaders() })).json.items.find((t) => t.name === 'Review bot');
+  const alerts = await http('POST', `${server.base}/api/v1/webhooks`, { headers: adminHeaders(), body: { name: 'Alerts', target_id: ops.json.id, generate_secret: true } });
+  const bulk = await http('POST', `${server.base}/api/v1/webhooks`, { headers: adminHeaders(), body: { name: 'Bulk', target_id: review.id, generate_secret: true } });
+  assert.equal(alerts.status, 201);
+  assert.equal(bulk.status, 201);
+  seen.bulk = bulk.json;
+  const send = (webhook, message) => http('POST', webhook.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': webhook.secret }, body: { message, event_type: 'batch.item' },
+  });
+  for (let batch = 0; batch < 6; batch += 1) {
+    const sent = await Promise.all(Array.from({ length: 10 }, (_, i) => send(bulk.json, `Batch item ${batch * 10 + i + 1}`)));
+    assert.deepEqual(sent.map((r) => r.status), Array(10).fill(202));
+  }
+  // The newest, so on the first page.
+  assert.equal((await send(alerts.json, 'Page the on-call engineer')).status, 202);
+  const queued = async () => {
+    let count = 0;
+    let cursor = '';
+    do {
+      const answer = await http('GET', `${server.base}/api/v1/tasks?status=queued&limit=500${cursor}`, { headers: adminHeaders() });
+      count += answer.json.items.length;
+      cursor = answer.json.next_cursor ? `&cursor=${encodeURIComponent(answer.json.next_cursor)}` : '';
+    } while (cursor);
+    return count;
+  };
+  const total = await queued();
+  assert.ok(total > 50, `${total} queued tasks`);
+
+  await nav('Task board').click();
+  await heading('Task board');
+  assert.equal(await page.getByLabel('Target').locator('option:checked').textContent(), 'All targets');
+  const column = page.locator('[data-status="queued"]');
+  await column.locator('.task-card').filter({ hasText: 'Page the on-call engineer' }).waitFor();
+  await until(async () => (await column.locator('.count').textContent()) === '50+', 'a full first page in the queued column');
+  // Cards say whose they are when every target shows.
+  await column.locator('.task-card').filter({ hasText: 'Page the on-call engineer' }).locator('.card-target', { hasText: 'Ops team' }).waitFor();
+  await column.locator('.task-card .card-target', { hasText: 'Review bot' }).first().waitFor();
+  await shot('board-all');
+  await column.getByRole('button', { name: 'Load more queued tasks' }).click();
+  await until(async () => (await column.locator('.count').textContent()) === String(total), `all ${total} queued tasks`);
+  assert.equal(await column.locator('.task-card').count(), total);
+  // Nothing more to load: the button goes, and the last card has the focus.
+  assert.equal(await column.getByRole('button', { name: 'Load more queued tasks' }).isVisible(), false);
+  assert.ok(await column.locator('.task-card').last().evaluate((el) => el === document.activeElement));
+  await fitsEveryWidth(() => column.locator('.task-card').first().waitFor());
+
+  // One target's board from the same select.
+  await page.getByLabel('Target').selectOption({ label: 'Ops team (team)' });
+  await page.waitForURL(new RegExp(`#/board/${ops.json.id}$`));
+  await until(async () => (await column.locator('.count').textContent()) === '1', 'the Ops team board');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'board-target', 'focus stays on the select');
+});
+
+step('targets are edited in place; deleting one in use names the webhooks that use it', async () => {
+  await nav('Targets').click();
+  await heading('Targets');
+  await page.getByRole('button', { name: 'Delete Review bot' }).click();
+  const inUse = page.getByRole('dialog', { name: '“Review bot” is in use' });
+  await inUse.getByText('2 webhooks send their tasks to “Review bot”').waitFor();
+  await inUse.getByRole('link', { name: 'Repository events' }).waitFor();
+  await shot('target-in-use');
+  await inUse.getByRole('link', { name: 'Bulk' }).click();
+  await heading('Bulk');
+  await inUse.waitFor({ state: 'detached' });
+
+  await nav('Targets').click();
+  await page.getByRole('button', { name: 'Edit Ops team' }).click();
+  const edit = page.getByRole('dialog', { name: 'Edit target “Ops team”' });
+  const name = edit.getByLabel('Name');
+  const endpoint = edit.getByLabel('Endpoint URL');
+  await name.fill(' ');
+  await endpoint.fill('ftp://ops.example.com/tasks');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await edit.getByText('2 fields need a change: Name, Endpoint URL.').waitFor();
+  assert.equal(await page.locator(`#${await endpoint.getAttribute('id')}-error`).textContent(), 'Endpoint URL must use http or https.');
+  await name.fill('Ops on-call');
+  await endpoint.fill('');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await edit.waitFor({ state: 'detached' });
+  await waitForText('table.list td', 'Ops on-call');
+  assert.ok(await page.getByRole('button', { name: 'Edit Ops on-call' }).evaluate((el) => el === document.activeElement), 'focus comes back to Edit');
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('dark mode follows the system setting', async () => {
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`${server.base}/#/webhooks/${seen.bulk.id}/log`);
+  await heading('Bulk');
+  await page.locator('.log > li').first().locator('summary').click();
+  await page.locator('.log > li').first().locator('pre.json').waitFor();
+  const luminance = (color) => {
+    const [r, g, b] = color.match(/\d+(\.\d+)?/g).map(Number);
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+  };
+  const [background, text, card] = await page.evaluate(() => [
+    getComputedStyle(document.body).backgroundColor,
+    getComputedStyle(document.body).color,
+    getComputedStyle(document.querySelector('.card')).backgroundColor,
+  ]);
+  assert.ok(luminance(background) < 0.15, `a dark page: ${background}`);
+  assert.ok(luminance(card) < 0.2, `dark cards: ${card}`);
+  assert.ok(luminance(text) > 0.75, `light text: ${text}`);
+  await shot('log-dark');
+  await fitsEveryWidth(() => page.locator('.log > li').first().waitFor());
+  await page.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });
