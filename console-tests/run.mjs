@@ -478,10 +478,10 @@ step('a webhook’s details are edited in place; every mistake shows at once, in
     'Event type 3 (“bad type!”) may contain only letters, digits and . _ - : /, with an optional trailing .*.');
   assert.ok(await name.evaluate((el) => el === document.activeElement), 'focus goes to the first mistake');
   assert.ok(!(await form.textContent()).includes('`'), 'no code marks in the messages');
+  await shot('webhook-edit');
   await name.fill('CI pipeline');
   await events.fill('deploy.*, release.published');
   await form.getByLabel('Rate limit per minute').fill('120');
-  await shot('webhook-edit');
   const saved = page.waitForResponse((r) => r.url().endsWith(`/api/v1/webhooks/${seen.webhookId}`) && r.request().method() === 'PATCH');
   await form.getByRole('button', { name: 'Save changes' }).click();
   // Only what changed is sent.

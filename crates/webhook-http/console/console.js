@@ -2276,7 +2276,7 @@
     } catch (error) {
       if (!state.key || gen !== state.generation) return;
       if (error.status === 404) {
-        page(pageHead('Not found'), h('div', { class: 'card' }, emptyState('question', 'Not found', `${error.detail || 'It does not exist'}. It may belong to another organization, or the address is mistyped.`,
+        page(pageHead('Not found'), h('div', { class: 'card' }, emptyState('question', 'Not found', `${sentence(error.detail || 'It does not exist')} It may belong to another organization, or the address is mistyped.`,
           h('a', { class: 'btn btn-primary', href: '#/webhooks' }, 'Go to webhooks'))));
       } else {
         failure(error);
