@@ -28,6 +28,8 @@ const STEP_MS = 60_000;
 const WHOLE_RUN_MS = 300_000;
 const WIDE = { width: 1280, height: 860 };
 const NARROW = { width: 390, height: 844 };
+// The widths at which no page may scroll sideways.
+const CHECKED_WIDTHS = [{ width: 1440, height: 900 }, NARROW];
 
 // A last resort: whatever hangs, the run ends.
 setTimeout(() => {
@@ -194,9 +196,25 @@ async function clipboard() {
 }
 
 async function noHorizontalScroll() {
-  const widths = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  const widths = await page.evaluate(() => [document.scrollingElement.scrollWidth, window.innerWidth]);
   assert.ok(widths[0] <= widths[1], `the page scrolls sideways: ${widths[0]} px wide in a ${widths[1]} px window`);
+  // Nor is anything cut off inside it: a table wider than its card hides its last columns.
+  const clipped = await page.evaluate(() => [...document.querySelectorAll('.table-wrap, .card, .board, .log')]
+    .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => `${el.className}: ${el.scrollWidth} > ${el.clientWidth}`));
+  assert.deepEqual(clipped, [], `something is wider than its box at ${widths[1]} px`);
 }
+
+/** Asserts that the page, once `ready` answers, fits at 1440 and at 390 px; back to WIDE after. */
+async function fitsEveryWidth(ready) {
+  for (const size of CHECKED_WIDTHS) {
+    await page.setViewportSize(size);
+    await ready();
+    await noHorizontalScroll();
+  }
+  await page.setViewportSize(WIDE);
+}
+
+const adminHeaders = () => ({ Authorization: `Bearer ${server.adminKey}`, 'Content-Type': 'application/json' });
 
 step('webhookd starts and the browser opens the console', async () => {
   server = await startWebhookd();
@@ -245,7 +263,7 @@ step('a wrong key is refused next to the field, the admin key signs in', async (
 });
 
 step('a target is created, its signing secret shown once; a bad endpoint is refused in words', async () => {
-  await page.getByRole('button', { name: '+ Create Target' }).first().click();
+  await page.getByRole('button', { name: 'Create Target' }).first().click();
   const dialog = page.getByRole('dialog', { name: 'Create target' });
   await dialog.getByLabel('Kind').selectOption('agent');
   await dialog.getByLabel('Name').fill('Deploy bot');
@@ -254,7 +272,7 @@ step('a target is created, its signing secret shown once; a bad endpoint is refu
   await dialog.getByRole('button', { name: 'Create target' }).click();
   const error = page.locator(`#${await endpoint.getAttribute('id')}-error`);
   await error.waitFor();
-  assert.match(await error.textContent(), /endpoint_url.*http or https/);
+  assert.equal(await error.textContent(), 'Endpoint URL must use http or https.');
   await endpoint.fill('');
   await dialog.getByRole('button', { name: 'Create target' }).click();
   const created = page.getByRole('dialog', { name: 'Target created' });
@@ -269,7 +287,7 @@ step('a webhook is created with a generated secret, and its URL copied', async (
   await nav('Webhooks').click();
   await heading('Webhooks');
   // Keyboard: the dialog opens on the button, Escape closes it and focus comes back.
-  const open = page.getByRole('button', { name: '+ Create Webhook' }).first();
+  const open = page.getByRole('button', { name: 'Create Webhook' }).first();
   await open.focus();
   await page.keyboard.press('Enter');
   const dialog = page.getByRole('dialog', { name: 'Create webhook' });
@@ -277,7 +295,7 @@ step('a webhook is created with a generated secret, and its URL copied', async (
   assert.equal(await page.evaluate(() => document.activeElement.name), 'name');
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
-  assert.equal(await page.evaluate(() => document.activeElement.textContent), '+ Create Webhook');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Create Webhook');
 
   await open.click();
   await dialog.getByLabel('Name').fill('CI pipeline');
@@ -289,12 +307,26 @@ step('a webhook is created with a generated secret, and its URL copied', async (
   await dialog.getByRole('button', { name: 'Create webhook' }).click();
   const error = page.locator(`#${await events.getAttribute('id')}-error`);
   await error.waitFor();
-  assert.match(await error.textContent(), /event_types\[1\]/);
+  assert.match(await error.textContent(), /^Event type 2 \(“bad type!”\) may contain only letters/);
   await events.fill('deploy.*');
   await dialog.getByRole('button', { name: 'Create webhook' }).click();
 
   const created = page.getByRole('dialog', { name: 'Webhook created' });
   await created.getByText('you will not see this again').waitFor();
+  // The secret is shown once: Escape and the close button ask before the dialog goes.
+  await page.keyboard.press('Escape');
+  const ask = created.getByRole('alertdialog', { name: /Close without copying the secret/ });
+  await ask.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Keep it open', 'the question starts on the safe answer');
+  await page.keyboard.press('Escape');
+  await ask.waitFor({ state: 'detached' });
+  assert.ok(await created.isVisible(), 'Escape twice still keeps the secret on screen');
+  await created.getByRole('button', { name: 'Close', exact: true }).click();
+  await ask.waitFor();
+  await shot('secret-close-confirm');
+  await ask.getByRole('button', { name: 'Keep it open' }).click();
+  await ask.waitFor({ state: 'detached' });
+  assert.ok(await created.isVisible());
   seen.url = await created.getByLabel('Webhook URL', { exact: true }).inputValue();
   seen.secret = await created.getByLabel('Secret', { exact: true }).inputValue();
   assert.match(seen.url, new RegExp(`^${server.base}/api/webhooks/[0-9a-f-]{36}$`));
@@ -309,7 +341,7 @@ step('a webhook is created with a generated secret, and its URL copied', async (
   assert.ok(page.url().endsWith(`#/webhooks/${seen.webhookId}`));
 });
 
-step('the list shows the webhook and copies its URL, at 1280 and 390 px', async () => {
+step('the list shows the webhook and copies its URL; it fits at 1440 and 390 px', async () => {
   await page.evaluate(() => navigator.clipboard.writeText(''));
   await nav('Webhooks').click();
   const row = page.locator('table.list tbody tr').filter({ hasText: 'CI pipeline' });
@@ -320,13 +352,13 @@ step('the list shows the webhook and copies its URL, at 1280 and 390 px', async 
   await row.locator('button', { hasText: 'Copied' }).waitFor();
   assert.equal(await clipboard(), seen.url);
   await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor();
-  // Local time on the page, UTC on hover.
+  // A relative time on the page, UTC on hover.
   const created = row.locator('time').first();
+  assert.match(await created.textContent(), /^(just now|\d+ min ago)$/);
   assert.match(await created.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
   await shot('webhooks');
+  await fitsEveryWidth(() => row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor());
   await page.setViewportSize(NARROW);
-  await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor();
-  await noHorizontalScroll();
   await shot('webhooks-390', { fullPage: true });
   await page.setViewportSize(WIDE);
 });
@@ -349,6 +381,27 @@ step('an event sent to the URL shows in the log, payload expandable', async () =
   await entry.locator('pre.json').filter({ hasText: '"version": "2.4.1"' }).waitFor();
   await entry.getByText('No delivery attempt yet').waitFor();
   await entry.getByText('Open the task · Queued').waitFor();
+
+  // The log is live: a new request shows on top, and a row follows its delivery. A failed
+  // delivery is never green.
+  const again = await http('POST', seen.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': seen.secret, 'X-Event-Type': 'deploy.finished' },
+    body: { message: 'Deploy web to production' },
+  });
+  assert.equal(again.status, 202, JSON.stringify(again.json));
+  const web = page.locator('.log > li').first().filter({ hasText: 'Deploy web to production' });
+  await web.waitFor();
+  await web.locator('[data-delivery="queued"]').waitFor();
+  const failed = await http('PATCH', `${server.base}/api/v1/tasks/${again.json.task_id}`, { headers: adminHeaders(), body: { status: 'failed' } });
+  assert.equal(failed.status, 200, JSON.stringify(failed.json));
+  await web.locator('[data-delivery="failed"]').filter({ hasText: 'Delivery failed' }).waitFor();
+  const accepted = web.locator('[data-outcome="accepted"]');
+  assert.match(await accepted.getAttribute('class'), /badge-failed/);
+  const green = await accepted.evaluate((el) => {
+    const [r, g, b] = getComputedStyle(el).color.match(/\d+/g).map(Number);
+    return g > r + 40 && g > b + 40;
+  });
+  assert.equal(green, false, 'an accepted request whose delivery failed is not green');
 });
 
 step('Test sends an editable payload, shows the outcome and links to the task on the board', async () => {
@@ -366,6 +419,12 @@ step('Test sends an editable payload, shows the outcome and links to the task on
   const outcome = page.locator('.test-outcome');
   await outcome.waitFor();
   assert.match(await outcome.textContent(), /Accepted.*HTTP 202/);
+  // Focus stays on the result, in view, rather than dropping to the page.
+  assert.ok(await outcome.evaluate((el) => el === document.activeElement), 'the test result has the focus');
+  assert.ok(await outcome.evaluate((el) => {
+    const box = el.getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= window.innerHeight;
+  }), 'the test result is in view');
   await shot('webhook', { fullPage: true });
   await outcome.getByRole('link', { name: 'Open the task' }).click();
   await heading('Roll back api to 2.4.0');
@@ -386,6 +445,58 @@ step('Test sends an editable payload, shows the outcome and links to the task on
   assert.equal(moved.status, 200);
   await page.locator('[data-status="delivered"] .task-card').filter({ hasText: 'Deploy api to production' }).waitFor();
   await shot('board');
+
+  // The task page is live too, and a task that is not queued waits for no attempt.
+  await page.locator('[data-status="delivered"] .task-card').filter({ hasText: 'Deploy api to production' }).click();
+  await heading('Deploy api to production');
+  await waitForText('.title-row', 'Delivered');
+  assert.equal(await page.locator('dt', { hasText: 'Next attempt' }).count(), 0);
+  const started = await http('PATCH', `${server.base}/api/v1/tasks/${deploy.id}`, { headers: adminHeaders(), body: { status: 'in_progress' } });
+  assert.equal(started.status, 200);
+  await waitForText('.title-row', 'In progress');
+});
+
+step('a webhook’s details are edited in place; every mistake shows at once, in the form’s words', async () => {
+  await page.goto(`${server.base}/#/webhooks/${seen.webhookId}`);
+  await heading('CI pipeline');
+  await page.getByRole('button', { name: 'Edit', exact: true }).click();
+  const form = page.locator('form.edit-form');
+  const name = form.getByLabel('Name');
+  await name.waitFor();
+  assert.ok(await name.evaluate((el) => el === document.activeElement), 'editing starts on the first field');
+  const events = form.getByLabel('Event types');
+  assert.equal(await events.inputValue(), 'deploy.*');
+  await name.fill('');
+  await events.fill('deploy.*, release.published, bad type!');
+  await form.getByLabel('Rate limit per minute').fill('0');
+  await form.getByRole('button', { name: 'Save changes' }).click();
+  const summary = form.locator('.form-error');
+  await summary.waitFor();
+  assert.equal(await summary.textContent(), '3 fields need a change: Name, Event types, Rate limit per minute.');
+  assert.equal(await page.locator(`#${await name.getAttribute('id')}-error`).textContent(), 'Name is required.');
+  assert.equal(await page.locator(`#${await events.getAttribute('id')}-error`).textContent(),
+    'Event type 3 (“bad type!”) may contain only letters, digits and . _ - : /, with an optional trailing .*.');
+  assert.ok(await name.evaluate((el) => el === document.activeElement), 'focus goes to the first mistake');
+  assert.ok(!(await form.textContent()).includes('`'), 'no code marks in the messages');
+  await shot('webhook-edit');
+  await name.fill('CI pipeline');
+  await events.fill('deploy.*, release.published');
+  await form.getByLabel('Rate limit per minute').fill('120');
+  const saved = page.waitForResponse((r) => r.url().endsWith(`/api/v1/webhooks/${seen.webhookId}`) && r.request().method() === 'PATCH');
+  await form.getByRole('button', { name: 'Save changes' }).click();
+  // Only what changed is sent.
+  assert.deepEqual(JSON.parse((await saved).request().postData()), { event_types: ['deploy.*', 'release.published'], rate_limit_per_minute: 120 });
+  await waitForText('dd .chip', 'release.published');
+  await waitForText('dd', '120 requests per minute');
+  assert.ok(await page.getByRole('button', { name: 'Edit', exact: true }).evaluate((el) => el === document.activeElement), 'focus comes back to Edit');
+  const stored = await http('GET', `${server.base}/api/v1/webhooks/${seen.webhookId}`, { headers: adminHeaders() });
+  assert.deepEqual(stored.json.event_types, ['deploy.*', 'release.published']);
+  // Escape leaves the form unchanged.
+  await page.getByRole('button', { name: 'Edit', exact: true }).click();
+  await form.getByLabel('Name').fill('Something else');
+  await page.keyboard.press('Escape');
+  await form.waitFor({ state: 'detached' });
+  await heading('CI pipeline');
 });
 
 step('a disabled webhook refuses senders with 403, and the log shows it', async () => {
@@ -418,6 +529,10 @@ step('a disabled webhook refuses senders with 403, and the log shows it', async 
   assert.equal(await page.locator('.log > li').count(), 1);
   assert.equal(await page.evaluate(() => document.activeElement.value), 'rejected', 'focus stays on the filter');
   assert.match(await entry.textContent(), /Rejected.*HTTP 403/);
+  // Refused before its body was read: the log says so rather than "no JSON".
+  await entry.locator('summary').click();
+  await entry.getByText('Body not read').waitFor();
+  assert.ok(!(await entry.textContent()).includes('No JSON object was received'));
   await filter('Failed');
   await page.waitForURL(/outcome=failed$/);
   await page.locator('.log > li').filter({ hasText: 'webhook_disabled' }).waitFor();
@@ -429,6 +544,10 @@ step('a disabled webhook refuses senders with 403, and the log shows it', async 
   assert.deepEqual(order, [...order].sort().reverse(), 'newest first');
   await page.locator('.log > li').filter({ hasText: 'deploy.rollback' }).locator('summary').click();
   await shot('log');
+  await fitsEveryWidth(() => page.locator('.log > li').filter({ hasText: 'deploy.rollback' }).locator('.expanded').waitFor());
+  await page.setViewportSize(NARROW);
+  await shot('log-390', { fullPage: true });
+  await page.setViewportSize(WIDE);
 });
 
 step('delete asks for a confirmation naming the webhook, then the URL answers 410', async () => {
@@ -470,11 +589,11 @@ step('targets page lists and deletes; a viewer key sees everything read-only', a
   await waitForText('.callout', 'read-only key');
   await waitForText('table.list td', 'Deploy bot');
   assert.equal(await page.getByRole('button', { name: /Delete/ }).count(), 0);
-  assert.equal(await page.getByRole('button', { name: '+ Create Target' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Create Target' }).count(), 0);
   await nav('Webhooks').click();
   await heading('Webhooks');
   await waitForText('.empty', 'An admin creates webhooks');
-  assert.equal(await page.getByRole('button', { name: '+ Create Webhook' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Create Webhook' }).count(), 0);
 
   // Back as admin: the target, now unused, is deleted after a confirmation naming it.
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -494,7 +613,7 @@ step('a GitHub webhook shows GitHub’s setup steps with its URL and secret; dup
   assert.equal(target.status, 201);
   await nav('Webhooks').click();
   await heading('Webhooks');
-  await page.getByRole('button', { name: '+ Create Webhook' }).first().click();
+  await page.getByRole('button', { name: 'Create Webhook' }).first().click();
   const dialog = page.getByRole('dialog', { name: 'Create webhook' });
   await dialog.getByLabel('Name').fill('Repository events');
   await dialog.getByLabel('Target').selectOption({ label: 'Review bot (agent)' });
@@ -598,5 +717,116 @@ step('a GitHub webhook shows GitHub’s setup steps with its URL and secret; dup
     const sent = await http('POST', url, { headers: github(key, delivery), raw: body });
     assert.equal(sent.status, 202, JSON.stringify(sent.json));
   }
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('the board shows every target at once and more than 50 per column', async () => {
+  const ops = await http('POST', `${server.base}/api/v1/targets`, { headers: adminHeaders(), body: { kind: 'team', name: 'Ops team' } });
+  assert.equal(ops.status, 201);
+  const review = (await http('GET', `${server.base}/api/v1/targets`, { headers: adminHeaders() })).json.items.find((t) => t.name === 'Review bot');
+  const alerts = await http('POST', `${server.base}/api/v1/webhooks`, { headers: adminHeaders(), body: { name: 'Alerts', target_id: ops.json.id, generate_secret: true } });
+  const bulk = await http('POST', `${server.base}/api/v1/webhooks`, { headers: adminHeaders(), body: { name: 'Bulk', target_id: review.id, generate_secret: true } });
+  assert.equal(alerts.status, 201);
+  assert.equal(bulk.status, 201);
+  seen.bulk = bulk.json;
+  const send = (webhook, message) => http('POST', webhook.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': webhook.secret }, body: { message, event_type: 'batch.item' },
+  });
+  for (let batch = 0; batch < 6; batch += 1) {
+    const sent = await Promise.all(Array.from({ length: 10 }, (_, i) => send(bulk.json, `Batch item ${batch * 10 + i + 1}`)));
+    assert.deepEqual(sent.map((r) => r.status), Array(10).fill(202));
+  }
+  // The newest, so on the first page.
+  assert.equal((await send(alerts.json, 'Page the on-call engineer')).status, 202);
+  const queued = async () => {
+    let count = 0;
+    let cursor = '';
+    do {
+      const answer = await http('GET', `${server.base}/api/v1/tasks?status=queued&limit=500${cursor}`, { headers: adminHeaders() });
+      count += answer.json.items.length;
+      cursor = answer.json.next_cursor ? `&cursor=${encodeURIComponent(answer.json.next_cursor)}` : '';
+    } while (cursor);
+    return count;
+  };
+  const total = await queued();
+  assert.ok(total > 50, `${total} queued tasks`);
+
+  await nav('Task board').click();
+  await heading('Task board');
+  assert.equal(await page.getByLabel('Target').locator('option:checked').textContent(), 'All targets');
+  const column = page.locator('[data-status="queued"]');
+  await column.locator('.task-card').filter({ hasText: 'Page the on-call engineer' }).waitFor();
+  await until(async () => (await column.locator('.count').textContent()) === '50+', 'a full first page in the queued column');
+  // Cards say whose they are when every target shows.
+  await column.locator('.task-card').filter({ hasText: 'Page the on-call engineer' }).locator('.card-target', { hasText: 'Ops team' }).waitFor();
+  await column.locator('.task-card .card-target', { hasText: 'Review bot' }).first().waitFor();
+  await shot('board-all');
+  await column.getByRole('button', { name: 'Load more queued tasks' }).click();
+  await until(async () => (await column.locator('.count').textContent()) === String(total), `all ${total} queued tasks`);
+  assert.equal(await column.locator('.task-card').count(), total);
+  // Nothing more to load: the button goes, and the last card has the focus.
+  assert.equal(await column.getByRole('button', { name: 'Load more queued tasks' }).isVisible(), false);
+  assert.ok(await column.locator('.task-card').last().evaluate((el) => el === document.activeElement));
+  await fitsEveryWidth(() => column.locator('.task-card').first().waitFor());
+
+  // One target's board from the same select.
+  await page.getByLabel('Target').selectOption({ label: 'Ops team (team)' });
+  await page.waitForURL(new RegExp(`#/board/${ops.json.id}$`));
+  await until(async () => (await column.locator('.count').textContent()) === '1', 'the Ops team board');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'board-target', 'focus stays on the select');
+});
+
+step('targets are edited in place; deleting one in use names the webhooks that use it', async () => {
+  await nav('Targets').click();
+  await heading('Targets');
+  await page.getByRole('button', { name: 'Delete Review bot' }).click();
+  const inUse = page.getByRole('dialog', { name: '“Review bot” is in use' });
+  await inUse.getByText('2 webhooks send their tasks to “Review bot”').waitFor();
+  await inUse.getByRole('link', { name: 'Repository events' }).waitFor();
+  await shot('target-in-use');
+  await inUse.getByRole('link', { name: 'Bulk' }).click();
+  await heading('Bulk');
+  await inUse.waitFor({ state: 'detached' });
+
+  await nav('Targets').click();
+  await page.getByRole('button', { name: 'Edit Ops team' }).click();
+  const edit = page.getByRole('dialog', { name: 'Edit target “Ops team”' });
+  const name = edit.getByLabel('Name');
+  const endpoint = edit.getByLabel('Endpoint URL');
+  await name.fill(' ');
+  await endpoint.fill('ftp://ops.example.com/tasks');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await edit.getByText('2 fields need a change: Name, Endpoint URL.').waitFor();
+  assert.equal(await page.locator(`#${await endpoint.getAttribute('id')}-error`).textContent(), 'Endpoint URL must use http or https.');
+  await name.fill('Ops on-call');
+  await endpoint.fill('');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await edit.waitFor({ state: 'detached' });
+  await waitForText('table.list td', 'Ops on-call');
+  assert.ok(await page.getByRole('button', { name: 'Edit Ops on-call' }).evaluate((el) => el === document.activeElement), 'focus comes back to Edit');
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('dark mode follows the system setting', async () => {
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto(`${server.base}/#/webhooks/${seen.bulk.id}/log`);
+  await heading('Bulk');
+  await page.locator('.log > li').first().locator('summary').click();
+  await page.locator('.log > li').first().locator('pre.json').waitFor();
+  const luminance = (color) => {
+    const [r, g, b] = color.match(/\d+(\.\d+)?/g).map(Number);
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+  };
+  const [background, text, card] = await page.evaluate(() => [
+    getComputedStyle(document.body).backgroundColor,
+    getComputedStyle(document.body).color,
+    getComputedStyle(document.querySelector('.card')).backgroundColor,
+  ]);
+  assert.ok(luminance(background) < 0.15, `a dark page: ${background}`);
+  assert.ok(luminance(card) < 0.2, `dark cards: ${card}`);
+  assert.ok(luminance(text) > 0.75, `light text: ${text}`);
+  await shot('log-dark');
+  await fitsEveryWidth(() => page.locator('.log > li').first().waitFor());
+  await page.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });

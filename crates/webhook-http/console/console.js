@@ -6,12 +6,35 @@
 (() => {
   const KEY_STORAGE = 'webhookd.apiKey';
   const BOARD_POLL_MS = 3000;
+  // The log and the task page refresh themselves this often while the tab is visible.
+  const LIVE_POLL_MS = 4000;
   const PAGE_SIZE = 25;
+  // Cards a board column shows at first, and adds with each "Load more".
+  const COLUMN_SIZE = 50;
+  // The largest page the list endpoints answer.
+  const MAX_LIMIT = 500;
   const TASK_STATUSES = ['queued', 'delivered', 'in_progress', 'completed', 'failed'];
   const STATUS_LABELS = {
     active: 'Active', disabled: 'Disabled', deleted: 'Deleted',
     accepted: 'Accepted', ignored: 'Ignored', duplicate: 'Duplicate', rejected: 'Rejected',
     queued: 'Queued', retrying: 'Retrying', delivered: 'Delivered', in_progress: 'In progress', completed: 'Completed', failed: 'Failed',
+  };
+  // Where an accepted request's task stands in delivery (`delivery_status`), as a log row says it.
+  const DELIVERY_LABELS = { queued: 'Queued', retrying: 'Retrying delivery', delivered: 'Delivered', failed: 'Delivery failed' };
+  // Statuses with which a sender is refused before its body is read.
+  const REFUSED_UNREAD = [401, 403, 429];
+  // Icons as SVG path data on a 24 × 24 grid, drawn with the current text colour.
+  const ICONS = {
+    plus: 'M12 5v14M5 12h14',
+    close: 'M6 6l12 12M18 6L6 18',
+    zap: 'M13 2L4 14h7l-1 8 9-12h-7z',
+    target: 'M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18zM12 7.5a4.5 4.5 0 1 0 0 9a4.5 4.5 0 1 0 0-9zM12 11.5a.5.5 0 1 0 0 1a.5.5 0 1 0 0-1z',
+    inbox: 'M3 13h5l1.5 3h5l1.5-3h5M5.5 5h13L21 13v6H3v-6z',
+    board: 'M4 4h4v16H4zM10 4h4v10h-4zM16 4h4v13h-4z',
+    question: 'M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18zM9.2 9.3a2.9 2.9 0 1 1 4 2.7c-.7.3-1.2 1-1.2 1.8v.4M12 17.2v.1',
+    pencil: 'M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4',
+    trash: 'M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13',
+    copy: 'M9 9h11v11H9zM5 15H4V4h11v1',
   };
   // The moves the task lifecycle allows, as the console offers them.
   const TASK_MOVES = {
@@ -263,13 +286,49 @@
     return h('span', { class: `badge badge-${status}` }, text || label(status));
   }
 
+  function icon(name) {
+    const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', `icon icon-${name}`);
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+    path.setAttribute('d', ICONS[name]);
+    svg.append(path);
+    return svg;
+  }
+
+  // "3 min ago", "in 2 h", "yesterday"; a date beyond a week.
+  function relativeTime(date, now) {
+    const seconds = Math.round((date.getTime() - now) / 1000);
+    const ahead = seconds > 0;
+    const span = Math.abs(seconds);
+    const say = (n, unit) => (ahead ? `in ${n} ${unit}` : `${n} ${unit} ago`);
+    if (span < 45) return ahead ? 'in a moment' : 'just now';
+    if (span < 3570) return say(Math.max(1, Math.round(span / 60)), 'min');
+    if (span < 86400 - 1800) return say(Math.round(span / 3600), 'h');
+    const days = Math.round(span / 86400);
+    if (days === 1) return ahead ? 'tomorrow' : 'yesterday';
+    if (days < 7) return say(days, 'days');
+    const sameYear = date.getFullYear() === new Date(now).getFullYear();
+    return date.toLocaleDateString(undefined, { month: 'short', day: 'numeric', year: sameYear ? undefined : 'numeric' });
+  }
+
+  // A point in time as "3 min ago", with the UTC time on hover; the page keeps it current.
   function time(iso, fallback) {
     if (!iso) return h('span', { class: 'muted' }, fallback || 'Never');
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return h('span', {}, iso);
     const utc = `${date.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
-    return h('time', { datetime: iso, title: utc },
-      date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }));
+    return h('time', { datetime: iso, title: utc, 'data-relative': '' }, relativeTime(date, Date.now()));
+  }
+
+  function refreshTimes() {
+    const now = Date.now();
+    for (const el of document.querySelectorAll('time[data-relative]')) {
+      const text = relativeTime(new Date(el.getAttribute('datetime')), now);
+      if (el.textContent !== text) el.textContent = text;
+    }
   }
 
   function prettyJson(value) {
@@ -298,11 +357,17 @@
     }
   }
 
-  function copyButton(text, what) {
+  // A secret shown once says when it was copied, so that its dialog closes without asking.
+  function markCopied(el) {
+    el.dispatchEvent(new CustomEvent('secretcopied', { bubbles: true }));
+  }
+
+  function copyButton(text, what, secret) {
     const button = h('button', {
       type: 'button', class: 'btn btn-small', 'aria-label': `Copy ${what}`,
       onclick: async () => {
         const copied = await copyText(text);
+        if (copied && secret) markCopied(button);
         button.textContent = copied ? 'Copied' : 'Copy failed';
         toast(copied ? `${what[0].toUpperCase()}${what.slice(1)} copied to the clipboard` : 'Could not copy: select the text and copy it by hand');
         setTimeout(() => { button.textContent = 'Copy'; }, 2000);
@@ -312,11 +377,15 @@
   }
 
   // A read-only value with a copy button, for URLs and secrets shown once.
-  function copyField(labelText, value, id) {
-    const input = h('input', { type: 'text', id: id || nextId('copy'), readonly: true, value, spellcheck: 'false', onfocus: (e) => e.target.select() });
+  function copyField(labelText, value, id, secret) {
+    const input = h('input', {
+      type: 'text', id: id || nextId('copy'), readonly: true, value, spellcheck: 'false', 'data-secret': secret ? '' : null,
+      onfocus: (e) => e.target.select(),
+      oncopy: (e) => { if (secret) markCopied(e.target); },
+    });
     return h('div', { class: 'field copy-field' },
       h('label', { for: input.id }, labelText),
-      h('div', { class: 'copy-row' }, input, copyButton(value, labelText.toLowerCase())));
+      h('div', { class: 'copy-row' }, input, copyButton(value, labelText.toLowerCase(), secret)));
   }
 
   // Text with **interface labels** and `code` marked, as the sources table writes it.
@@ -329,12 +398,12 @@
   }
 
   // A block of text to paste elsewhere (a command, a configuration), with a copy button.
-  function snippet(labelText, text) {
+  function snippet(labelText, text, secret) {
     const id = nextId('snippet');
     return h('div', { class: 'snippet' },
       // Focusable and named, so that a keyboard can scroll a long line into view.
       h('pre', { id, tabindex: '0', role: 'region', 'aria-label': labelText }, text),
-      h('div', { class: 'actions' }, copyButton(text, labelText)));
+      h('div', { class: 'actions' }, copyButton(text, labelText, secret)));
   }
 
   // Where a task's instruction comes from without a template.
@@ -372,36 +441,175 @@
     for (const el of scope.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
   }
 
-  // Shows an API error next to the control it is about (problem+json `field`), else at the
-  // top of `scope`.
+  // The entries of a list typed into one control: comma-separated, or (`data-list="lines"`)
+  // separated by commas, spaces or new lines.
+  function listEntries(control) {
+    const separator = control.dataset.list === 'lines' ? /[\s,]+/ : /,/;
+    return control.value.split(separator).map((entry) => entry.trim()).filter(Boolean);
+  }
+
+  // What the API calls a field, in the words of the forms, for errors about a field that is
+  // not on the form at hand; and one entry of a list field.
+  const FIELD_LABELS = {
+    api_key: 'API key', name: 'Name', target_id: 'Target', source: 'Sender', event_types: 'Event types',
+    rate_limit_per_minute: 'Rate limit per minute', status: 'Status', secret: 'Secret', kind: 'Kind',
+    endpoint_url: 'Endpoint URL', instruction_template: 'Instruction template', allowed_source_ips: 'Allowed source IPs',
+    payload: 'Payload', previous_valid_for_seconds: 'Keep the old secret valid for',
+  };
+  const ITEM_LABELS = { event_types: 'Event type', allowed_source_ips: 'Allowed source IP' };
+
+  // API text as a sentence: no `code` marks, a capital first letter, a full stop.
+  function sentence(text) {
+    const plain = String(text).replace(/`([^`]*)`/g, '$1').replace(/\s+/g, ' ').trim();
+    if (!plain) return plain;
+    const capital = `${plain[0].toUpperCase()}${plain.slice(1)}`;
+    return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+  }
+
+  function controlFor(scope, name) {
+    return scope.querySelector(`[data-field="${CSS.escape(name)}"]`);
+  }
+
+  function labelOf(control) {
+    const el = control && control.id ? document.querySelector(`label[for="${CSS.escape(control.id)}"]`) : null;
+    if (!el) return null;
+    const copy = el.cloneNode(true);
+    for (const extra of copy.querySelectorAll('.optional')) extra.remove();
+    return copy.textContent.trim() || null;
+  }
+
+  // A refused field in the form's words: "Event type 2 (“bad type!”) may contain only …".
+  // `index` is the API's zero-based position in a list; people count from 1.
+  function fieldMessage(scope, problem) {
+    const control = controlFor(scope, problem.field);
+    let subject = labelOf(control) || FIELD_LABELS[problem.field] || sentence(problem.field.replace(/_/g, ' ')).slice(0, -1);
+    if (problem.index !== undefined) {
+      const entry = control && 'value' in control ? listEntries(control)[problem.index] : undefined;
+      subject = `${ITEM_LABELS[problem.field] || subject} ${problem.index + 1}${entry ? ` (“${entry}”)` : ''}`;
+    }
+    const reason = problem.reason.replace(/`([^`]*)`/g, '$1').trim();
+    const verb = /^(must|may|is|are|has|cannot|can|should|does|needs|contains)\b/.test(reason);
+    return sentence(verb ? `${subject} ${reason}` : `${subject}: ${reason}`);
+  }
+
+  // The refused fields of an error: a check's own list, or the one field the API names
+  // (problem+json `field`, `event_types[1]` for the second entry).
+  function problemsOf(error) {
+    if (error.problems) return error.problems;
+    if (!error.field) return [];
+    const [, name, index] = /^([^[]+)(?:\[(\d+)\])?/.exec(error.field);
+    let reason = error.detail || error.title || 'is not valid';
+    // The API's detail starts with the field it names: the form names it in its own words.
+    reason = reason.replace(/^`[^`]+` /, '');
+    // An error made here (no HTTP status) carries a whole sentence already.
+    const message = error.status === undefined ? error.detail : undefined;
+    return [{ field: name, index: index === undefined ? undefined : Number(index), reason, message }];
+  }
+
+  // Shows an error: each refused field's message next to it, all at once, with a summary on
+  // top when there are several; focus goes to the first. Other errors show on top of `scope`.
   function showError(scope, error) {
     clearErrors(scope);
-    const detail = errorText(error);
-    const name = error.field ? error.field.replace(/\[\d+\]$/, '') : null;
-    const control = name ? scope.querySelector(`[data-field="${CSS.escape(name)}"]`) : null;
-    const place = control && document.getElementById(`${control.id}-error`);
-    if (place) {
-      place.textContent = detail;
+    const problems = problemsOf(error);
+    const general = [];
+    let first = null;
+    const placed = [];
+    for (const problem of problems) {
+      const message = problem.message || fieldMessage(scope, problem);
+      const control = controlFor(scope, problem.field);
+      const place = control && document.getElementById(`${control.id}-error`);
+      if (!place) {
+        general.push(message);
+        continue;
+      }
+      place.textContent = place.hidden ? message : `${place.textContent} ${message}`;
       place.hidden = false;
       control.setAttribute('aria-invalid', 'true');
       // A control inside a closed disclosure (Advanced) cannot take focus.
       const disclosure = control.closest('details');
       if (disclosure) disclosure.open = true;
-      control.focus();
-      return;
+      if (!placed.includes(control)) placed.push(control);
+      first = first || control;
+    }
+    if (!problems.length) general.push(errorText(error));
+    if (placed.length > 1) {
+      general.unshift(`${placed.length} fields need a change: ${placed.map((c) => labelOf(c) || c.dataset.field).join(', ')}.`);
     }
     const box = scope.querySelector('.form-error');
-    if (box) {
-      box.textContent = detail;
+    if (general.length && box) {
+      box.textContent = general.join(' ');
       box.hidden = false;
-    } else {
-      toast(detail);
+    } else if (general.length) {
+      toast(general.join(' '));
     }
+    if (first) first.focus();
+  }
+
+  // Runs a form's checks and shows every refusal at once; true when all passed. `checks` are
+  // [field, reason or null, index?] with the API's field names.
+  function checkForm(scope, checks) {
+    const problems = checks.filter(([, reason]) => reason)
+      .map(([name, reason, index]) => ({ field: name, reason, index }));
+    if (problems.length) showError(scope, { problems });
+    else clearErrors(scope);
+    return problems.length === 0;
+  }
+
+  // The rules the API applies, checked before sending so that every mistake shows at once.
+  const RULES = {
+    name(value) {
+      const text = value.trim();
+      if (!text) return 'is required';
+      if ([...text].length > 200) return 'must be at most 200 characters';
+      if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) return 'must not contain control characters';
+      return null;
+    },
+    eventType(pattern) {
+      if (pattern.length > 128) return 'must be at most 128 characters';
+      let stem = pattern;
+      if (pattern.endsWith('*')) {
+        stem = pattern.slice(0, -1);
+        if (stem.length <= 1 || !stem.endsWith('.')) return 'may use a wildcard only as a trailing .* after a prefix, e.g. deploy.*';
+      }
+      if (stem.includes('*')) return 'may use a wildcard only as a trailing .* after a prefix, e.g. deploy.*';
+      if (!/^[A-Za-z0-9._:/-]*$/.test(stem)) return 'may contain only letters, digits and . _ - : /, with an optional trailing .*';
+      return null;
+    },
+    rate(value) {
+      if (value === '') return 'is required';
+      const number = Number(value);
+      if (!Number.isInteger(number)) return 'must be a whole number';
+      if (number < 1 || number > 1000000) return 'must be between 1 and 1,000,000 requests per minute';
+      return null;
+    },
+    secret(value) {
+      if (value.length < 16) return `must be at least 16 characters (this one has ${value.length})`;
+      if (value.length > 256) return 'must be at most 256 characters';
+      if (!/^[\x21-\x7e]+$/.test(value)) return 'must contain only visible ASCII characters, without spaces';
+      return null;
+    },
+    endpoint(value) {
+      if (value.length > 2048) return 'must be at most 2048 characters';
+      let url;
+      try { url = new URL(value); } catch { return 'must be an absolute URL, like https://agent.example.com/tasks'; }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must use http or https';
+      if (url.username || url.password) return 'must not contain credentials';
+      if (!url.hostname) return 'must name a host';
+      return null;
+    },
+  };
+
+  // The checks of an event-type list, one per refused entry.
+  function eventTypeChecks(control) {
+    const entries = listEntries(control);
+    const checks = entries.map((entry, index) => ['event_types', RULES.eventType(entry), index]);
+    if (entries.length > 64) checks.push(['event_types', 'may list at most 64 patterns']);
+    return checks;
   }
 
   function errorText(error) {
-    if (error.status === 403) return `${error.detail || 'Forbidden'}. Changes need an admin API key.`;
-    return error.detail || error.title || error.message || 'Something went wrong';
+    if (error.status === 403) return `${sentence(error.detail || 'Forbidden')} Changes need an admin API key.`;
+    return sentence(error.detail || error.title || error.message || 'Something went wrong');
   }
 
   // ------------------------------------------------------------------------------------------
@@ -459,16 +667,63 @@
   // ------------------------------------------------------------------------------------------
   // Dialogs
 
+  // A modal dialog. While it shows a secret that was not copied, Escape and the close button
+  // ask first: the secret is never shown again.
   function openDialog(title, content) {
     const opener = document.activeElement;
     const titleId = nextId('dialog-title');
     const body = h('div', { class: 'dialog-body' });
+    let copied = false;
+    let asking = null;
+    const keepOpen = () => {
+      asking.remove();
+      asking = null;
+      const secret = body.querySelector('[data-secret]');
+      if (secret) secret.focus();
+    };
+    const requestClose = () => {
+      if (asking) {
+        keepOpen();
+        return;
+      }
+      if (copied || !body.querySelector('[data-secret]')) {
+        dialog.close();
+        return;
+      }
+      const textId = nextId('ask');
+      const stay = h('button', { type: 'button', class: 'btn btn-primary', onclick: keepOpen }, 'Keep it open');
+      asking = h('div', { class: 'callout callout-warn close-confirm', role: 'alertdialog', 'aria-labelledby': textId, 'aria-modal': 'false' },
+        h('p', { id: textId }, h('strong', {}, 'Close without copying the secret?'), ' webhookd never shows it again; a lost secret can only be replaced.'),
+        h('div', { class: 'actions' }, stay,
+          h('button', { type: 'button', class: 'btn', onclick: () => dialog.close() }, 'Close anyway')));
+      body.prepend(asking);
+      stay.focus();
+    };
     const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId },
       h('div', { class: 'dialog-head' },
         h('h2', { id: titleId }, title),
-        h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close', onclick: () => dialog.close() }, '×')),
+        h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close', onclick: requestClose }, icon('close'))),
       body);
     append(body, [content]);
+    body.addEventListener('secretcopied', () => {
+      copied = true;
+      if (asking) asking.remove();
+      asking = null;
+    });
+    // Escape: the keydown's default would close the dialog; the cancel event is the fallback
+    // where a browser closes it another way.
+    let keyHandled = false;
+    dialog.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape') return;
+      event.preventDefault();
+      keyHandled = true;
+      setTimeout(() => { keyHandled = false; });
+      requestClose();
+    });
+    dialog.addEventListener('cancel', (event) => {
+      event.preventDefault();
+      if (!keyHandled) requestClose();
+    });
     dialog.addEventListener('close', () => {
       dialog.remove();
       if (opener && opener.isConnected) opener.focus();
@@ -511,7 +766,7 @@
       h('div', { class: 'callout callout-warn', role: 'note' },
         h('strong', {}, 'Copy the secret now: you will not see this again.'),
         ` webhookd keeps the ${what} encrypted and never shows it a second time.`),
-      copyField('Secret', secret, 'shown-secret'),
+      copyField('Secret', secret, 'shown-secret', true),
     ];
   }
 
@@ -533,9 +788,9 @@
       actions ? h('div', { class: 'actions' }, actions) : null);
   }
 
-  function emptyState(icon, title, text, action) {
+  function emptyState(iconName, title, text, action) {
     return h('div', { class: 'empty' },
-      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon),
+      h('div', { class: 'empty-icon', 'aria-hidden': 'true' }, icon(iconName)),
       h('h2', {}, title),
       h('p', {}, text),
       action || null);
@@ -650,7 +905,7 @@
     ]);
     if (gen !== state.generation) return;
     const create = canWrite()
-      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, '+ Create Webhook')
+      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, icon('plus'), 'Create Webhook')
       : null;
     const head = pageHead('Webhooks', 'Endpoints that external systems post events to. Each accepted event becomes a task for the webhook’s target.', create);
     if (list.items.length === 0) {
@@ -660,12 +915,12 @@
       } else if (targets.items.length === 0) {
         next = h('a', { class: 'btn btn-primary', href: '#/targets' }, 'Create a target first');
       } else {
-        next = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, '+ Create Webhook');
+        next = h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, icon('plus'), 'Create Webhook');
       }
       const text = targets.items.length === 0 && canWrite()
         ? 'A webhook delivers its events to a target (an agent or a team). Create a target, then a webhook to get a URL to hand to the sender.'
         : 'Create a webhook to get a URL that CI pipelines, monitors or other systems can post JSON events to.';
-      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('⚡', 'No webhooks yet', text, next)));
+      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('zap', 'No webhooks yet', text, next)));
       return;
     }
     const tbody = h('tbody', {});
@@ -721,14 +976,14 @@
         extra.push(copyField(step.label, url));
       } else if (step.value === 'secret') {
         extra.push(secret
-          ? copyField(step.label, secret)
+          ? copyField(step.label, secret, null, true)
           : h('p', { class: 'hint' }, 'webhookd showed the secret once, when it was made. Lost it? Rotate secret makes a new one.'));
       } else if (step.value === 'paste') {
         extra.push(paste || h('p', { class: 'hint' }, canWrite()
           ? richText('On this page: **Rotate secret**, then **Paste the sender’s secret**.')
           : 'An admin pastes it with Rotate secret on this page.'));
       }
-      if (step.snippet) extra.push(snippet(step.label, fill(step.snippet)));
+      if (step.snippet) extra.push(snippet(step.label, fill(step.snippet), Boolean(secret) && step.snippet.includes('{secret}')));
       return h('li', {}, h('p', {}, richText(step.text)), extra);
     }));
   }
@@ -749,6 +1004,7 @@
         showError(form, { field: 'secret', detail: `Paste ${source.secretName}.` });
         return;
       }
+      if (!checkForm(form, [['secret', RULES.secret(secret)]])) return;
       submit.disabled = true;
       try {
         await api('POST', `/api/v1/webhooks/${webhook.id}/rotate-secret`, { secret });
@@ -767,7 +1023,7 @@
   function createWebhookDialog(targets) {
     if (targets.length === 0) {
       openDialog('Create webhook', [
-        emptyState('🎯', 'Create a target first', 'A webhook turns each event into a task for a target: an agent or a team. Create one, then come back.',
+        emptyState('target', 'Create a target first', 'A webhook turns each event into a task for a target: an agent or a team. Create one, then come back.',
           h('a', { class: 'btn btn-primary', href: '#/targets', onclick: () => document.querySelector('dialog').close() }, 'Go to targets')),
       ]);
       return;
@@ -803,7 +1059,7 @@
     const pastedField = field(pastedLabel, pasted, pastedHint, true);
     const template = h('textarea', { name: 'instruction_template', 'data-field': 'instruction_template', rows: 3, spellcheck: 'false', maxlength: 4096, placeholder: 'Deploy {{ deployment.environment }} failed: {{ message }}' });
     const templateHint = h('span', {});
-    const ips = h('textarea', { name: 'allowed_source_ips', 'data-field': 'allowed_source_ips', rows: 2, spellcheck: 'false', placeholder: '192.0.2.0/24, 2001:db8::/32' });
+    const ips = h('textarea', { name: 'allowed_source_ips', 'data-field': 'allowed_source_ips', 'data-list': 'lines', rows: 2, spellcheck: 'false', placeholder: '192.0.2.0/24, 2001:db8::/32' });
     const onSender = () => {
       const source = sourceOf(sender.value);
       senderHint.replaceChildren(...richText(`webhookd checks: ${source.auth}`));
@@ -843,35 +1099,31 @@
     const handle = openDialog('Create webhook', form);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      clearErrors(form);
-      if (!name.value.trim()) {
-        showError(form, { field: 'name', detail: 'Give the webhook a name.' });
-        return;
-      }
       const source = sourceOf(sender.value);
+      const fromSender = source.secretFrom === 'sender';
+      const ok = checkForm(form, [
+        ['name', RULES.name(name.value)],
+        ...eventTypeChecks(events),
+        ['secret', !fromSender && own.checked ? RULES.secret(secret.value) : null],
+        ['sender_secret', fromSender && pasted.value.trim() ? RULES.secret(pasted.value.trim()) : null],
+        ['rate_limit_per_minute', RULES.rate(rate.value)],
+      ]);
+      if (!ok) return;
       const body = {
         name: name.value.trim(),
         target_id: target.value,
-        event_types: events.value.split(',').map((s) => s.trim()).filter(Boolean),
+        event_types: listEntries(events),
       };
       // Settings left at their defaults are not sent: the answer says what they are.
       if (source.id !== 'generic') body.source = source.id;
-      const fromSender = source.secretFrom === 'sender';
       if (fromSender && pasted.value.trim()) body.secret = pasted.value.trim();
       // Until the sender's own secret is pasted, a generated one nobody knows refuses everything.
       else if (fromSender) body.generate_secret = true;
       else if (own.checked) body.secret = secret.value;
       else body.generate_secret = true;
-      if (rate.value !== '') {
-        const value = Number(rate.value);
-        if (!Number.isInteger(value)) {
-          showError(form, { field: 'rate_limit_per_minute', detail: 'Enter a whole number of requests per minute.' });
-          return;
-        }
-        body.rate_limit_per_minute = value;
-      }
+      body.rate_limit_per_minute = Number(rate.value);
       if (template.value.trim()) body.instruction_template = template.value;
-      const networks = ips.value.split(/[\s,]+/).filter(Boolean);
+      const networks = listEntries(ips);
       if (networks.length) body.allowed_source_ips = networks;
       submit.disabled = true;
       try {
@@ -1005,9 +1257,7 @@
       h('dt', {}, 'Created'), h('dd', {}, time(webhook.created_at)),
       h('dt', {}, 'Updated'), h('dd', {}, time(webhook.updated_at)),
       h('dt', {}, 'Last triggered'), h('dd', {}, time(webhook.last_triggered_at)));
-    const left = h('div', { class: 'stack' },
-      h('section', { class: 'card', 'aria-labelledby': 'details-title' }, h('div', { class: 'card-body' },
-        h('h2', { id: 'details-title', class: 'visually-hidden' }, 'Details'), props)));
+    const left = h('div', { class: 'stack' }, detailsCard(webhook, props, canWrite() && !deleted));
     if (!deleted) {
       left.append(h('section', { class: 'card setup', 'aria-labelledby': 'setup-title' }, h('div', { class: 'card-body' },
         h('h2', { id: 'setup-title' }, source.id === 'generic' ? 'Send events' : `Set up ${source.name}`),
@@ -1024,6 +1274,104 @@
     }
     page(webhookHead(webhook), webhookTabs(webhook, 'overview'), readOnlyNote(),
       h('div', { class: 'grid-2' }, left, right.childElementCount ? right : h('div', {})));
+  }
+
+  // The webhook's details, which an admin edits in place: name, target, event types, limit
+  // and status.
+  function detailsCard(webhook, props, editable) {
+    const card = h('section', { class: 'card', 'aria-labelledby': 'details-title' });
+    const editButton = editable
+      ? h('button', { type: 'button', class: 'btn btn-small', 'data-action': 'edit', onclick: () => edit() }, icon('pencil'), 'Edit')
+      : null;
+    const show = () => {
+      card.replaceChildren(h('div', { class: 'card-body' },
+        h('div', { class: 'card-head' }, h('h2', { id: 'details-title' }, 'Details'), editButton),
+        props));
+    };
+    const edit = async () => {
+      editButton.disabled = true;
+      let targets;
+      try {
+        targets = (await api('GET', `/api/v1/targets?limit=${MAX_LIMIT}`)).items;
+      } catch (err) {
+        toast(errorText(err));
+        return;
+      } finally {
+        editButton.disabled = false;
+      }
+      card.replaceChildren(h('div', { class: 'card-body' },
+        h('div', { class: 'card-head' }, h('h2', { id: 'details-title' }, 'Edit details')),
+        editWebhookForm(webhook, targets, () => {
+          show();
+          editButton.focus();
+        })));
+      card.querySelector('input').focus();
+    };
+    show();
+    return card;
+  }
+
+  function editWebhookForm(webhook, targets, cancel) {
+    const name = h('input', { type: 'text', name: 'name', 'data-field': 'name', required: true, maxlength: 200, autocomplete: 'off', value: webhook.name });
+    const current = webhook.target ? webhook.target.id : '';
+    const target = h('select', { name: 'target_id', 'data-field': 'target_id' },
+      current && !targets.some((t) => t.id === current) ? h('option', { value: current, selected: true }, webhook.target.name) : null,
+      targets.map((t) => h('option', { value: t.id, selected: t.id === current }, `${t.name} (${t.kind})`)));
+    const events = h('input', { type: 'text', name: 'event_types', 'data-field': 'event_types', autocomplete: 'off', spellcheck: 'false', value: webhook.event_types.join(', '), placeholder: sourceOf(webhook.source).events });
+    const rate = h('input', { type: 'number', name: 'rate_limit_per_minute', 'data-field': 'rate_limit_per_minute', min: 1, max: 1000000, value: String(webhook.rate_limit_per_minute) });
+    const status = h('select', { name: 'status', 'data-field': 'status' },
+      h('option', { value: 'active', selected: webhook.status === 'active' }, 'Active: accepting events'),
+      h('option', { value: 'disabled', selected: webhook.status === 'disabled' }, 'Disabled: senders get 403'));
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save changes');
+    const form = h('form', { novalidate: true, class: 'edit-form' },
+      formError(),
+      field('Name', name),
+      field('Target', target, 'Who receives the tasks this webhook creates from now on.'),
+      field('Event types', events, 'Exact names or prefix.*, separated by commas. Leave empty to accept every event.', true),
+      field('Rate limit per minute', rate, 'Requests beyond it are answered 429.'),
+      field('Status', status),
+      h('div', { class: 'actions' },
+        submit,
+        h('button', { type: 'button', class: 'btn', onclick: cancel }, 'Cancel')));
+    form.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        cancel();
+      }
+    });
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const ok = checkForm(form, [
+        ['name', RULES.name(name.value)],
+        ...eventTypeChecks(events),
+        ['rate_limit_per_minute', RULES.rate(rate.value)],
+      ]);
+      if (!ok) return;
+      // Only what changed is sent.
+      const body = {};
+      if (name.value.trim() !== webhook.name) body.name = name.value.trim();
+      if (target.value !== current) body.target_id = target.value;
+      const types = listEntries(events);
+      if (JSON.stringify(types) !== JSON.stringify(webhook.event_types)) body.event_types = types;
+      if (Number(rate.value) !== webhook.rate_limit_per_minute) body.rate_limit_per_minute = Number(rate.value);
+      if (status.value !== webhook.status) body.status = status.value;
+      if (Object.keys(body).length === 0) {
+        cancel();
+        return;
+      }
+      submit.disabled = true;
+      try {
+        await api('PATCH', `/api/v1/webhooks/${webhook.id}`, body);
+        toast(`“${body.name || webhook.name}” saved`);
+        await route({ keepFocus: true });
+        const again = document.querySelector('[data-action="edit"]');
+        if (again) again.focus();
+      } catch (err) {
+        showError(form, err);
+        submit.disabled = false;
+      }
+    });
+    return form;
   }
 
   function manageCard(webhook) {
@@ -1160,11 +1508,11 @@
       try {
         parsed = JSON.parse(payload.value);
       } catch (err) {
-        showError(form, { field: 'payload', detail: `This is not valid JSON: ${err.message}` });
+        showError(form, { problems: [{ field: 'payload', reason: `is not valid JSON: ${err.message}` }] });
         return;
       }
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        showError(form, { field: 'payload', detail: 'The payload must be a JSON object, like {"message": "…"}.' });
+        showError(form, { problems: [{ field: 'payload', reason: 'must be a JSON object, like {"message": "…"}' }] });
         return;
       }
       submit.disabled = true;
@@ -1177,13 +1525,17 @@
           rejected: 'A real sender would have been refused.',
           duplicate: 'An event with the same delivery id was accepted before, so no task was created.',
         }[outcome.status];
-        result.replaceChildren(h('div', { class: `callout callout-${kind} test-outcome`, role: 'status' },
+        // Focus moves to the result (the button was disabled meanwhile), which scrolls into view.
+        const shown = h('div', { class: `callout callout-${kind} test-outcome`, role: 'status', tabindex: '-1' },
           h('div', { class: 'actions' }, badge(outcome.status), h('strong', {}, `HTTP ${outcome.http_status}`),
             outcome.code ? h('code', {}, outcome.code) : null),
           h('p', {}, explain, outcome.detail ? ` ${outcome.detail}` : ''),
           h('p', { class: 'actions' },
             outcome.task_id ? h('a', { href: `#/tasks/${outcome.task_id}` }, 'Open the task') : null,
-            h('a', { href: `#/webhooks/${webhook.id}/log` }, 'See it in the log'))));
+            h('a', { href: `#/webhooks/${webhook.id}/log` }, 'See it in the log')));
+        result.replaceChildren(shown);
+        shown.focus({ preventScroll: true });
+        shown.scrollIntoView({ block: 'nearest' });
       } catch (err) {
         showError(form, err);
       } finally {
@@ -1201,12 +1553,58 @@
 
   const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['duplicate', 'Duplicate'], ['rejected', 'Rejected']];
 
+  // Runs `tick` now and then every `ms` while this page is the one shown; while the tab is
+  // hidden it waits, and runs again as soon as the tab shows.
+  function live(gen, ms, tick) {
+    let timer = null;
+    let running = false;
+    const current = () => gen === state.generation && state.key;
+    const run = async () => {
+      timer = null;
+      if (!current() || document.hidden || running) return;
+      running = true;
+      try {
+        await tick();
+      } finally {
+        running = false;
+      }
+      if (current() && !document.hidden && timer === null) timer = setTimeout(run, ms);
+    };
+    const onVisibility = () => {
+      if (!current()) {
+        document.removeEventListener('visibilitychange', onVisibility);
+        return;
+      }
+      if (!document.hidden && timer === null) run();
+    };
+    document.addEventListener('visibilitychange', onVisibility);
+    return run();
+  }
+
+  // A line that says when a live page last refreshed, or why it could not.
+  function liveStatus() {
+    const text = h('span', {}, 'Loading…');
+    const el = h('p', { class: 'board-status', role: 'status', 'aria-live': 'off' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), text);
+    return {
+      el,
+      ok(ms) {
+        el.classList.remove('stale');
+        text.textContent = `Live · updated ${new Date().toLocaleTimeString()} · refreshes every ${ms / 1000} s while shown`;
+      },
+      failed(error) {
+        el.classList.add('stale');
+        text.textContent = `Could not refresh: ${errorText(error)} Retrying…`;
+      },
+    };
+  }
+
   async function logPage(gen, id, query) {
     const outcome = OUTCOMES.some(([value]) => value === query.get('outcome')) ? query.get('outcome') : '';
     const filter = outcome ? `&outcome=${outcome}` : '';
+    const listPath = `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${filter}`;
     const [webhook, first] = await Promise.all([
       api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}`),
-      api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${filter}`),
+      api('GET', listPath),
     ]);
     if (gen !== state.generation) return;
     const group = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Outcome' },
@@ -1218,7 +1616,13 @@
         h('span', {}, text))));
     const list = h('ul', { class: 'log', 'aria-label': 'Invocations, newest first' });
     const foot = h('div', { class: 'list-foot' });
-    const addItems = (items) => { for (const item of items) list.append(invocationItem(item)); };
+    const rows = new Map();
+    const row = (item) => {
+      const made = invocationItem(item);
+      rows.set(item.id, made);
+      return made.li;
+    };
+    const addItems = (items) => { for (const item of items) list.append(row(item)); };
     const setMore = (cursor) => {
       foot.replaceChildren();
       foot.hidden = !cursor;
@@ -1226,8 +1630,8 @@
       const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
         more.disabled = true;
         try {
-          const next = await api('GET', `/api/v1/webhooks/${webhook.id}/invocations?limit=${PAGE_SIZE}${filter}&cursor=${encodeURIComponent(cursor)}`);
-          addItems(next.items);
+          const next = await api('GET', `${listPath}&cursor=${encodeURIComponent(cursor)}`);
+          addItems(next.items.filter((item) => !rows.has(item.id)));
           setMore(next.next_cursor);
         } catch (err) {
           more.disabled = false;
@@ -1236,21 +1640,51 @@
       } }, 'Load more');
       foot.append(more);
     };
-    const toolbar = h('div', { class: 'toolbar' }, group,
-      h('button', { type: 'button', class: 'btn btn-small', onclick: () => route({ keepFocus: true }) }, 'Refresh'));
-    let body;
-    if (first.items.length === 0) {
-      const text = outcome
-        ? `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`
-        : 'Every request to this webhook’s URL is logged here, newest first. Send an event to its URL, or use Test on the Overview tab.';
-      body = h('div', { class: 'card' }, emptyState('📭', outcome ? 'Nothing here' : 'No invocations yet', text,
-        outcome ? null : h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview')));
-    } else {
-      addItems(first.items);
-      setMore(first.next_cursor);
-      body = h('div', { class: 'card' }, list, foot);
-    }
+    const text = outcome
+      ? `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`
+      : 'Every request to this webhook’s URL is logged here, newest first, as it arrives. Send an event to its URL, or use Test on the Overview tab.';
+    const empty = emptyState('inbox', outcome ? 'Nothing here' : 'No invocations yet', text,
+      outcome ? null : h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview'));
+    const body = h('div', { class: 'card' }, empty, list, foot);
+    const status = liveStatus();
+    const toolbar = h('div', { class: 'toolbar' }, group, status.el);
+    const showEmpty = () => {
+      empty.hidden = rows.size > 0;
+      list.hidden = rows.size === 0;
+    };
+    addItems(first.items);
+    setMore(first.next_cursor);
+    showEmpty();
     page(webhookHead(webhook), webhookTabs(webhook, 'log'), toolbar, body);
+
+    // Live: new requests come in on top, and the rows shown follow their delivery.
+    let fresh = true;
+    await live(gen, LIVE_POLL_MS, async () => {
+      try {
+        const latest = fresh ? first : await api('GET', listPath);
+        fresh = false;
+        if (gen !== state.generation) return;
+        const known = latest.items.findIndex((item) => rows.has(item.id));
+        if (known === -1 && latest.items.length > 0) {
+          // More arrived than one page holds: start over from the newest.
+          rows.clear();
+          list.replaceChildren();
+          addItems(latest.items);
+          setMore(latest.next_cursor);
+        } else {
+          const arrived = latest.items.slice(0, Math.max(known, 0));
+          for (const item of arrived.reverse()) list.prepend(row(item));
+          for (const item of latest.items.slice(Math.max(known, 0))) {
+            const shown = rows.get(item.id);
+            if (shown) shown.update(item);
+          }
+        }
+        showEmpty();
+        status.ok(LIVE_POLL_MS);
+      } catch (err) {
+        if (gen === state.generation) status.failed(err);
+      }
+    });
   }
 
   function shortId(id) {
@@ -1276,12 +1710,14 @@
       item.duplicate_of ? [h('dt', {}, 'Duplicate of'), h('dd', {}, h('a', { href: `#/invocations/${item.duplicate_of}` }, 'The invocation first accepted with this delivery id'))] : null,
       h('dt', {}, 'Source IP'), h('dd', {}, item.source_ip || h('span', { class: 'muted' }, 'unknown')),
       h('dt', {}, 'Task'), h('dd', {}, item.task_id
-        ? [h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task'), item.delivery_status ? [' · ', label(item.delivery_status)] : null]
+        ? [h('a', { href: `#/tasks/${item.task_id}` }, 'Open the task'), item.delivery_status ? [' · ', deliveryLabel(item.delivery_status)] : null]
         : h('span', { class: 'muted' }, 'None')));
   }
 
   function targetProps(item) {
     const response = item.target_response;
+    let waiting = 'No delivery: no task was created.';
+    if (item.task_id) waiting = 'No delivery attempt yet: the task waits on the board or for its next attempt.';
     return response
       ? h('dl', { class: 'props' },
         h('dt', {}, 'Status'), h('dd', {}, response.status_code ? `HTTP ${response.status_code}` : h('span', { class: 'muted' }, 'No answer')),
@@ -1289,29 +1725,66 @@
         h('dt', {}, 'At'), h('dd', {}, time(response.at)),
         response.error ? [h('dt', {}, 'Error'), h('dd', { class: 'field-error' }, response.error)] : null,
         response.body_excerpt ? [h('dt', {}, 'Body'), h('dd', {}, h('pre', { class: 'json' }, response.body_excerpt))] : null)
-      : h('p', { class: 'muted' }, item.task_id ? 'No delivery attempt yet: the task waits on the board or for its next attempt.' : 'No delivery: no task was created.');
+      : h('p', { class: 'muted' }, waiting);
   }
 
-  function invocationItem(item) {
-    const summary = h('summary', {},
-      h('span', { class: 'nowrap' }, time(item.received_at)),
-      h('span', {}, badge(item.outcome)),
-      h('span', { class: 'mono' }, `HTTP ${item.http_status}`),
+  function deliveryLabel(status) {
+    return DELIVERY_LABELS[status] || label(status);
+  }
+
+  // The outcome of a request, coloured by where its delivery stands: an accepted request is
+  // green only once delivered, and red when its delivery failed.
+  function outcomeBadges(item) {
+    if (item.outcome !== 'accepted' || !item.delivery_status) return [badge(item.outcome)];
+    const tone = { queued: 'pending', retrying: 'retrying', delivered: 'accepted', failed: 'failed' }[item.delivery_status] || 'pending';
+    return [
+      h('span', { class: `badge badge-${tone}`, 'data-outcome': 'accepted' }, label('accepted')),
+      h('span', { class: `badge plain delivery delivery-${item.delivery_status}`, 'data-delivery': item.delivery_status }, deliveryLabel(item.delivery_status)),
+    ];
+  }
+
+  // Why a log entry has no payload to show.
+  function noPayload(item) {
+    if (REFUSED_UNREAD.includes(item.http_status)) {
+      return h('p', { class: 'muted' }, 'Body not read: the request was refused before its body was read.');
+    }
+    return h('p', { class: 'muted' }, 'No JSON object was received.');
+  }
+
+  function summaryParts(item) {
+    return [
+      h('span', { class: 'when' }, time(item.received_at)),
+      h('span', { class: 'outcome' }, outcomeBadges(item)),
+      h('span', { class: 'mono status' }, `HTTP ${item.http_status}`),
       h('span', { class: 'event' },
         // A duplicate is logged without the payload it repeats: its type is the original's.
         item.event_type ? h('code', {}, item.event_type) : (item.duplicate_of ? null : h('span', { class: 'muted' }, 'no event type')),
         item.error_code ? [' ', h('code', { class: 'muted' }, item.error_code)] : null,
         item.duplicate_of ? [' ', duplicateLink(item.duplicate_of)] : null,
-        item.message_preview ? [' ', h('span', { class: 'muted' }, item.message_preview)] : null),
+        item.message_preview ? [' ', h('span', { class: 'preview' }, item.message_preview)] : null),
       h('span', { class: 'actions source' },
         item.test ? h('span', { class: 'tag-test' }, 'test') : null,
         item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical requests coalesced into this entry' }, `×${item.repeat_count}`) : null,
-        h('span', { class: 'muted mono' }, item.source_ip || '')));
+        h('span', { class: 'muted mono' }, item.source_ip || '')),
+    ];
+  }
+
+  // What changes in a log entry after it is written.
+  function rowSignature(item) {
+    return JSON.stringify([item.delivery_status, item.target_response && item.target_response.at, item.repeat_count, item.task_id]);
+  }
+
+  // One entry of the log: a summary that opens on the whole record. `update` shows a newer
+  // state of the same entry.
+  function invocationItem(item) {
+    const summary = h('summary', {}, summaryParts(item));
     const fallback = h('div', {}, item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null);
     // Lists carry an excerpt of the payload; the whole of it is read when the entry is opened.
     const payload = h('div', {}, h('h3', {}, 'Payload'), item.payload_excerpt !== null
       ? h('pre', { class: 'json' }, item.payload_excerpt)
-      : h('p', { class: 'muted' }, 'No JSON object was received.'));
+      : noPayload(item));
+    const answer = h('div', {}, h('h3', {}, 'Answer to the sender'), answerProps(item));
+    const delivery = h('div', {}, h('h3', {}, 'Target response'), targetProps(item));
     let loaded = false;
     const details = h('details', { ontoggle: async () => {
       if (!details.open || loaded) return;
@@ -1319,7 +1792,7 @@
       try {
         const whole = await api('GET', `/api/v1/invocations/${encodeURIComponent(item.id)}`);
         if (item.payload_excerpt !== null) {
-          payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'));
+          payload.replaceChildren(h('h3', {}, 'Payload'), whole.payload ? prettyJson(whole.payload) : noPayload(whole));
         }
         if (whole.instruction_fallback) fallback.replaceChildren(fallbackNote(whole.instruction_fallback));
       } catch (err) {
@@ -1329,28 +1802,46 @@
     } }, summary,
     h('div', { class: 'expanded' },
       payload,
-      h('div', { class: 'stack' },
-        fallback,
-        h('div', {}, h('h3', {}, 'Answer to the sender'), answerProps(item)),
-        h('div', {}, h('h3', {}, 'Target response'), targetProps(item)))));
-    return h('li', {}, details);
+      h('div', { class: 'stack' }, fallback, answer, delivery)));
+    let signature = rowSignature(item);
+    return {
+      li: h('li', { 'data-invocation': item.id }, details),
+      update(next) {
+        const changed = rowSignature(next);
+        if (changed === signature) return;
+        signature = changed;
+        summary.replaceChildren(...summaryParts(next));
+        answer.replaceChildren(h('h3', {}, 'Answer to the sender'), answerProps(next));
+        delivery.replaceChildren(h('h3', {}, 'Target response'), targetProps(next));
+      },
+    };
   }
 
   // One invocation, whole: where a duplicate's "duplicate of" link leads.
+  // Where a task stands in delivery, as the log's `delivery_status` says it.
+  function deliveryOf(task) {
+    if (task.status === 'queued') return task.last_error ? 'retrying' : 'queued';
+    return task.status === 'failed' ? 'failed' : 'delivered';
+  }
+
   async function invocationPage(gen, id) {
     const item = await api('GET', `/api/v1/invocations/${encodeURIComponent(id)}`);
-    const webhook = await api('GET', `/api/v1/webhooks/${item.webhook_id}`).catch(() => null);
+    const [webhook, task] = await Promise.all([
+      api('GET', `/api/v1/webhooks/${item.webhook_id}`).catch(() => null),
+      item.task_id ? api('GET', `/api/v1/tasks/${item.task_id}`).catch(() => null) : null,
+    ]);
+    if (task && !item.delivery_status) item.delivery_status = deliveryOf(task);
     if (gen !== state.generation) return;
     const crumbs = webhook
       ? [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name), ' / ',
         h('a', { href: `#/webhooks/${webhook.id}/log` }, 'Invocation log'), ' / ', 'Invocation']
       : [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', 'Invocation'];
     page(pageHead(
-      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, item.event_type || 'Invocation'), badge(item.outcome), item.test ? h('span', { class: 'tag-test' }, 'test') : null),
+      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, item.event_type || 'Invocation'), outcomeBadges(item), item.test ? h('span', { class: 'tag-test' }, 'test') : null),
       h('span', {}, 'Received ', time(item.received_at), item.duplicate_of ? [' · ', duplicateLink(item.duplicate_of)] : null), null, crumbs),
     h('div', { class: 'grid-2' },
       h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Payload'),
-        item.payload ? prettyJson(item.payload) : h('p', { class: 'muted' }, 'No JSON object was received.'))),
+        item.payload ? prettyJson(item.payload) : noPayload(item))),
       h('div', { class: 'stack' },
         item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null,
         h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Answer to the sender'), answerProps(item))),
@@ -1364,15 +1855,15 @@
     const list = await api('GET', '/api/v1/targets?limit=500');
     if (gen !== state.generation) return;
     const create = canWrite()
-      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: createTargetDialog }, '+ Create Target')
+      ? h('button', { type: 'button', class: 'btn btn-primary', onclick: createTargetDialog }, icon('plus'), 'Create Target')
       : null;
     const head = pageHead('Targets', 'The agents and teams that receive tasks. With an endpoint, tasks are pushed to it; without one, they wait on the board.', create);
     if (list.items.length === 0) {
-      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('🎯', 'No targets yet',
+      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('target', 'No targets yet',
         canWrite()
           ? 'Create a target for each agent or team that should receive tasks. Webhooks then point at a target.'
           : 'An admin creates targets; they will show up here.',
-        canWrite() ? h('button', { type: 'button', class: 'btn btn-primary', onclick: createTargetDialog }, '+ Create Target') : null)));
+        canWrite() ? h('button', { type: 'button', class: 'btn btn-primary', onclick: createTargetDialog }, icon('plus'), 'Create Target') : null)));
       return;
     }
     const rows = list.items.map((t) => h('tr', {},
@@ -1382,6 +1873,7 @@
       h('td', { 'data-label': 'Created', class: 'nowrap' }, time(t.created_at)),
       h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' },
         h('a', { class: 'btn btn-small', href: `#/board/${t.id}`, 'aria-label': `Task board of ${t.name}` }, 'Board'),
+        canWrite() ? h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Edit ${t.name}`, 'data-edit': t.id, onclick: () => editTargetDialog(t) }, icon('pencil'), 'Edit') : null,
         canWrite() ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', 'aria-label': `Delete ${t.name}`, onclick: () => deleteTargetDialog(t) }, 'Delete') : null))));
     page(head, readOnlyNote(), h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', { class: 'list' },
       h('thead', {}, h('tr', {}, ['Name', 'Kind', 'Endpoint', 'Created', h('span', { class: 'visually-hidden' }, 'Actions')].map((t) => h('th', { scope: 'col' }, t)))),
@@ -1404,11 +1896,11 @@
     const handle = openDialog('Create target', form);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
-      clearErrors(form);
-      if (!name.value.trim()) {
-        showError(form, { field: 'name', detail: 'Give the target a name.' });
-        return;
-      }
+      const ok = checkForm(form, [
+        ['name', RULES.name(name.value)],
+        ['endpoint_url', endpoint.value.trim() ? RULES.endpoint(endpoint.value.trim()) : null],
+      ]);
+      if (!ok) return;
       const body = { kind: kind.value, name: name.value.trim() };
       if (endpoint.value.trim()) body.endpoint_url = endpoint.value.trim();
       submit.disabled = true;
@@ -1431,14 +1923,105 @@
     });
   }
 
-  function deleteTargetDialog(target) {
+  function editTargetDialog(target) {
+    const name = h('input', { type: 'text', name: 'name', 'data-field': 'name', required: true, maxlength: 200, autocomplete: 'off', value: target.name });
+    const endpoint = h('input', { type: 'url', name: 'endpoint_url', 'data-field': 'endpoint_url', autocomplete: 'off', spellcheck: 'false', value: target.endpoint_url || '', placeholder: 'https://agent.example.com/tasks' });
+    const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save changes');
+    const form = h('form', { novalidate: true },
+      formError(),
+      field('Name', name),
+      field('Endpoint URL', endpoint, 'webhookd pushes each task there, signed with the target’s signing secret. Leave empty to let the target read tasks from the board.', true),
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn', onclick: () => handle.dialog.close() }, 'Cancel'),
+        submit));
+    const handle = openDialog(`Edit target “${target.name}”`, form);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const url = endpoint.value.trim();
+      const ok = checkForm(form, [
+        ['name', RULES.name(name.value)],
+        ['endpoint_url', url ? RULES.endpoint(url) : null],
+      ]);
+      if (!ok) return;
+      const body = {};
+      if (name.value.trim() !== target.name) body.name = name.value.trim();
+      if (url !== (target.endpoint_url || '')) body.endpoint_url = url || null;
+      if (Object.keys(body).length === 0) {
+        handle.dialog.close();
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const saved = await api('PATCH', `/api/v1/targets/${target.id}`, body);
+        handle.dialog.close();
+        toast(`Target “${saved.name}” saved`);
+        await route({ keepFocus: true });
+        const again = document.querySelector(`[data-edit="${target.id}"]`);
+        if (again) again.focus();
+      } catch (err) {
+        showError(form, err);
+        submit.disabled = false;
+      }
+    });
+  }
+
+  // The webhooks (not deleted) that point at a target, read page by page.
+  async function webhooksUsing(target) {
+    const using = [];
+    let cursor = null;
+    do {
+      const page = await api('GET', `/api/v1/webhooks?limit=${MAX_LIMIT}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      using.push(...page.items.filter((w) => w.status !== 'deleted' && w.target && w.target.id === target.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    return using;
+  }
+
+  // Why a target in use cannot be deleted, with the way out: each webhook, to edit or delete.
+  function targetInUse(target, webhooks) {
+    return [
+      h('p', {}, webhooks.length === 1
+        ? `One webhook sends its tasks to “${target.name}”. Point it at another target, or delete it, and then delete this target.`
+        : `${webhooks.length} webhooks send their tasks to “${target.name}”. Point each at another target, or delete it, and then delete this target.`),
+      h('ul', { class: 'using' }, webhooks.map((w) => h('li', {},
+        h('a', { href: `#/webhooks/${w.id}`, onclick: () => { const open = document.querySelector('dialog'); if (open) open.close(); } }, w.name),
+        ' ', badge(w.status)))),
+      h('p', { class: 'hint' }, 'On a webhook’s page, Edit changes its target.'),
+    ];
+  }
+
+  async function deleteTargetDialog(target) {
+    let using;
+    try {
+      using = await webhooksUsing(target);
+    } catch (err) {
+      toast(errorText(err));
+      return;
+    }
+    if (using.length > 0) {
+      const handle = openDialog(`“${target.name}” is in use`, [
+        targetInUse(target, using),
+        h('div', { class: 'dialog-actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => handle.dialog.close() }, 'Close')),
+      ]);
+      return;
+    }
     confirmDialog({
       title: `Delete target “${target.name}”?`,
-      message: h('p', {}, 'Only a target that no webhook points at can be deleted. Its tasks stay on record.'),
+      message: h('p', {}, 'No webhook points at it. Its tasks stay on record.'),
       confirmLabel: `Delete “${target.name}”`,
       danger: true,
       action: async (handle) => {
-        await api('DELETE', `/api/v1/targets/${target.id}`);
+        try {
+          await api('DELETE', `/api/v1/targets/${target.id}`);
+        } catch (err) {
+          if (err.code !== 'target_in_use') throw err;
+          // A webhook was pointed at it meanwhile.
+          handle.setTitle(`“${target.name}” is in use`);
+          handle.body.replaceChildren(...targetInUse(target, await webhooksUsing(target)),
+            h('div', { class: 'dialog-actions' }, h('button', { type: 'button', class: 'btn btn-primary', onclick: () => handle.dialog.close() }, 'Close')));
+          handle.body.querySelector('.btn-primary').focus();
+          return;
+        }
         handle.dialog.close();
         toast(`Target “${target.name}” deleted`);
         route();
@@ -1449,86 +2032,129 @@
   // ------------------------------------------------------------------------------------------
   // Task board
 
+  // The board of one target, or (`#/board`) of all of them. Each column shows its newest
+  // tasks and loads more on demand; the board refreshes itself while the tab is visible.
   async function boardPage(gen, targetId) {
-    const targets = (await api('GET', '/api/v1/targets?limit=500')).items;
+    const targets = (await api('GET', `/api/v1/targets?limit=${MAX_LIMIT}`)).items;
     if (gen !== state.generation) return;
     if (targets.length === 0) {
       page(pageHead('Task board', 'Tasks created by accepted events, by status.'),
-        h('div', { class: 'card' }, emptyState('🗂', 'No targets yet', 'The board shows the tasks of one target. Create a target and a webhook pointing at it; accepted events then appear here.',
+        h('div', { class: 'card' }, emptyState('board', 'No targets yet', 'The board shows the tasks of your targets. Create a target and a webhook pointing at it; accepted events then appear here.',
           canWrite() ? h('a', { class: 'btn btn-primary', href: '#/targets' }, 'Go to targets') : null)));
       return;
     }
-    const target = targets.find((t) => t.id === targetId);
-    if (!target) {
-      location.replace(`#/board/${targets[0].id}`);
+    const target = targetId ? targets.find((t) => t.id === targetId) : null;
+    if (targetId && !target) {
+      location.replace('#/board');
       return;
     }
+    const names = new Map(targets.map((t) => [t.id, t.name]));
     const select = h('select', { id: 'board-target', onchange: () => {
       state.focusAfter = '#board-target';
-      go(`#/board/${select.value}`);
+      go(select.value ? `#/board/${select.value}` : '#/board');
     } },
-      targets.map((t) => h('option', { value: t.id, selected: t.id === target.id }, `${t.name} (${t.kind})`)));
-    const status = h('p', { class: 'board-status' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), h('span', {}, 'Loading…'));
+      h('option', { value: '', selected: !target }, 'All targets'),
+      targets.map((t) => h('option', { value: t.id, selected: target && t.id === target.id }, `${t.name} (${t.kind})`)));
+    const status = liveStatus();
     const board = h('div', { class: 'board' });
-    const columns = {};
-    for (const s of TASK_STATUSES) {
-      const list = h('ul', { 'aria-labelledby': `col-${s}` });
-      const count = h('span', { class: 'count' }, '0');
-      columns[s] = { list, count };
-      board.append(h('section', { class: 'column', 'aria-labelledby': `col-${s}`, 'data-status': s },
-        h('div', { class: 'column-head' }, h('h2', { id: `col-${s}` }, label(s)), count),
-        list));
-    }
-    const hint = h('p', { class: 'callout callout-info', hidden: true },
-      'No tasks yet. Tasks appear here when a webhook pointing at this target accepts an event; try Test on a webhook.');
-    page(pageHead('Task board', target.endpoint_url
-      ? 'Tasks of this target, by status. webhookd pushes them to its endpoint.'
-      : 'Tasks of this target, by status. It has no endpoint: its agent works them from here or through the API.',
-    h('div', { class: 'field' }, h('label', { for: 'board-target' }, 'Target'), select)),
-    h('div', { class: 'toolbar' }, status), hint, board);
-
-    let last = '';
-    const refresh = async () => {
-      if (gen !== state.generation) return;
-      if (!document.hidden) {
+    const filter = target ? `target_id=${target.id}&` : '';
+    const columns = TASK_STATUSES.map((s) => {
+      const column = {
+        status: s,
+        want: COLUMN_SIZE,
+        signature: '',
+        list: h('ul', { 'aria-labelledby': `col-${s}` }),
+        count: h('span', { class: 'count' }, '0'),
+        more: h('button', { type: 'button', class: 'btn btn-small more', hidden: true }, 'Load more'),
+      };
+      column.more.setAttribute('aria-label', `Load more ${label(s).toLowerCase()} tasks`);
+      column.more.addEventListener('click', async () => {
+        column.want += COLUMN_SIZE;
+        column.more.disabled = true;
         try {
-          const pages = await Promise.all(TASK_STATUSES.map((s) =>
-            api('GET', `/api/v1/tasks?target_id=${target.id}&status=${s}&limit=50`)));
-          if (gen !== state.generation) return;
-          const signature = JSON.stringify(pages.map((p) => p.items.map((t) => [t.id, t.updated_at])));
-          if (signature !== last) {
-            last = signature;
-            pages.forEach((p, i) => renderColumn(columns[TASK_STATUSES[i]], TASK_STATUSES[i], p));
-            hint.hidden = pages.some((p) => p.items.length > 0);
-          }
-          status.classList.remove('stale');
-          status.lastChild.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every ${BOARD_POLL_MS / 1000} s`;
+          await refreshColumn(column);
         } catch (err) {
-          if (gen !== state.generation) return;
-          status.classList.add('stale');
-          status.lastChild.textContent = `Could not refresh: ${errorText(err)}. Retrying…`;
+          toast(errorText(err));
+        } finally {
+          column.more.disabled = false;
         }
-      }
-      setTimeout(refresh, BOARD_POLL_MS);
+        // With nothing more to load the button hides: the last card takes the focus.
+        if (column.more.hidden) {
+          const cards = column.list.querySelectorAll('.task-card');
+          if (cards.length) cards[cards.length - 1].focus();
+        }
+      });
+      board.append(h('section', { class: 'column', 'aria-labelledby': `col-${s}`, 'data-status': s },
+        h('div', { class: 'column-head' }, h('h2', { id: `col-${s}` }, label(s)), column.count),
+        column.list, column.more));
+      return column;
+    });
+    // A column's newest `want` tasks, read in pages of at most MAX_LIMIT.
+    const refreshColumn = async (column) => {
+      const items = [];
+      let cursor = null;
+      do {
+        const limit = Math.min(column.want - items.length, MAX_LIMIT);
+        const more = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+        const answer = await api('GET', `/api/v1/tasks?${filter}status=${column.status}&limit=${limit}${more}`);
+        items.push(...answer.items);
+        cursor = answer.next_cursor;
+      } while (cursor && items.length < column.want);
+      if (gen !== state.generation) return;
+      const signature = JSON.stringify([items.map((t) => [t.id, t.updated_at]), Boolean(cursor)]);
+      if (signature === column.signature) return;
+      column.signature = signature;
+      renderColumn(column, items, Boolean(cursor), target ? null : names);
     };
-    await refresh();
+    const hint = h('p', { class: 'callout callout-info', hidden: true }, target
+      ? 'No tasks yet. Tasks appear here when a webhook pointing at this target accepts an event; try Test on a webhook.'
+      : 'No tasks yet. Tasks appear here when a webhook accepts an event; try Test on a webhook.');
+    let lead = 'The tasks of every target, by status.';
+    if (target) {
+      lead = target.endpoint_url
+        ? 'Tasks of this target, by status. webhookd pushes them to its endpoint.'
+        : 'Tasks of this target, by status. It has no endpoint: its agent works them from here or through the API.';
+    }
+    page(pageHead('Task board', lead,
+      h('div', { class: 'field' }, h('label', { for: 'board-target' }, 'Target'), select)),
+    h('div', { class: 'toolbar' }, status.el), hint, board);
+
+    await live(gen, BOARD_POLL_MS, async () => {
+      try {
+        await Promise.all(columns.map(refreshColumn));
+        if (gen !== state.generation) return;
+        hint.hidden = columns.some((c) => c.list.querySelector('.task-card'));
+        status.ok(BOARD_POLL_MS);
+      } catch (err) {
+        if (gen === state.generation) status.failed(err);
+      }
+    });
   }
 
-  function renderColumn(column, status, pageOfTasks) {
-    column.count.textContent = pageOfTasks.next_cursor ? `${pageOfTasks.items.length}+` : String(pageOfTasks.items.length);
-    if (pageOfTasks.items.length === 0) {
-      column.list.replaceChildren(h('li', { class: 'column-empty' }, `Nothing ${label(status).toLowerCase()}`));
+  // Shows a column's tasks; `names` (target id → name) when the board shows every target.
+  function renderColumn(column, tasks, more, names) {
+    column.count.textContent = more ? `${tasks.length}+` : String(tasks.length);
+    column.more.hidden = !more;
+    if (tasks.length === 0) {
+      column.list.replaceChildren(h('li', { class: 'column-empty' }, `Nothing ${label(column.status).toLowerCase()}`));
       return;
     }
-    column.list.replaceChildren(...pageOfTasks.items.map((task) => h('li', {},
+    // The card that has the focus keeps it across a refresh.
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.task : null;
+    column.list.replaceChildren(...tasks.map((task) => h('li', {},
       h('a', { class: 'task-card', href: `#/tasks/${task.id}`, 'data-task': task.id },
         h('div', { class: 'instruction' }, task.instruction || h('span', { class: 'muted' }, '(no message)')),
         h('div', { class: 'meta' },
           task.test ? h('span', { class: 'tag-test' }, 'test') : null,
+          names ? h('span', { class: 'card-target' }, names.get(task.target_id) || 'Deleted target') : null,
           task.event_type ? h('code', {}, task.event_type) : null,
           time(task.created_at),
           task.attempts ? h('span', {}, `${task.attempts} attempt${task.attempts === 1 ? '' : 's'}`) : null),
         task.last_error ? h('div', { class: 'error' }, task.last_error) : null))));
+    if (focused) {
+      const again = column.list.querySelector(`[data-task="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
   }
 
   async function taskPage(gen, id) {
@@ -1538,6 +2164,37 @@
       api('GET', `/api/v1/webhooks/${task.webhook_id}`).catch(() => null),
     ]);
     if (gen !== state.generation) return;
+    const status = liveStatus();
+    const render = (current) => {
+      // A re-render keeps the focus on the control that had it, when it is still there.
+      const focused = main.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
+      page(...taskView(current, target, webhook, status));
+      if (focused) {
+        const again = main.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+        (again || main.querySelector('h1')).focus();
+      }
+    };
+    render(task);
+    let shown = JSON.stringify([task.status, task.updated_at, task.attempts, task.last_error]);
+    let fresh = true;
+    await live(gen, LIVE_POLL_MS, async () => {
+      try {
+        const latest = fresh ? task : await api('GET', `/api/v1/tasks/${task.id}`);
+        fresh = false;
+        if (gen !== state.generation) return;
+        const signature = JSON.stringify([latest.status, latest.updated_at, latest.attempts, latest.last_error]);
+        if (signature !== shown) {
+          shown = signature;
+          render(latest);
+        }
+        status.ok(LIVE_POLL_MS);
+      } catch (err) {
+        if (gen === state.generation) status.failed(err);
+      }
+    });
+  }
+
+  function taskView(task, target, webhook, status) {
     const error = formError();
     const move = async (body, path, method) => {
       try {
@@ -1550,39 +2207,42 @@
     };
     const buttons = canWrite()
       ? [
-        ...TASK_MOVES[task.status].map(([to, text]) => h('button', { type: 'button', class: 'btn btn-small', onclick: () => move({ status: to }, `/api/v1/tasks/${task.id}`, 'PATCH') }, text)),
-        task.status === 'failed' ? h('button', { type: 'button', class: 'btn btn-small btn-primary', onclick: () => move(undefined, `/api/v1/tasks/${task.id}/retry`, 'POST') }, 'Retry') : null,
+        ...TASK_MOVES[task.status].map(([to, text]) => h('button', { type: 'button', class: 'btn btn-small', 'data-focus-key': `move-${to}`, onclick: () => move({ status: to }, `/api/v1/tasks/${task.id}`, 'PATCH') }, text)),
+        task.status === 'failed' ? h('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-focus-key': 'retry', onclick: () => move(undefined, `/api/v1/tasks/${task.id}/retry`, 'POST') }, 'Retry') : null,
       ]
       : [];
     const actions = h('div', {}, error, h('div', { class: 'actions' }, buttons));
     const props = h('dl', { class: 'props' },
       h('dt', {}, 'Target'), h('dd', {}, target ? h('a', { href: `#/board/${target.id}` }, target.name) : task.target_id),
       h('dt', {}, 'Webhook'), h('dd', {}, webhook ? h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name) : task.webhook_id),
+      h('dt', {}, 'Request'), h('dd', {}, h('a', { href: `#/invocations/${task.invocation_id}` }, 'The request that made this task')),
       h('dt', {}, 'Event type'), h('dd', {}, task.event_type ? h('code', {}, task.event_type) : h('span', { class: 'muted' }, 'None')),
       h('dt', {}, 'Source'), h('dd', {}, task.source.provider ? `${sourceOf(task.source.provider).name} · ` : '',
         task.source.verified ? 'Verified sender' : 'Unverified sender', task.source.source_ip ? ` · ${task.source.source_ip}` : ''),
       h('dt', {}, 'Received'), h('dd', {}, time(task.source.received_at)),
       h('dt', {}, 'Attempts'), h('dd', {}, String(task.attempts)),
-      h('dt', {}, 'Next attempt'), h('dd', {}, time(task.next_attempt_at)),
+      // Only a queued task waits for an attempt.
+      task.status === 'queued' ? [h('dt', {}, 'Next attempt'), h('dd', {}, time(task.next_attempt_at))] : null,
       task.last_error ? [h('dt', {}, 'Last error'), h('dd', { class: 'field-error' }, task.last_error)] : null,
       h('dt', {}, 'Created'), h('dd', {}, time(task.created_at)),
       h('dt', {}, 'Updated'), h('dd', {}, time(task.updated_at)));
-    page(pageHead(
+    return [pageHead(
       h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, task.instruction || 'Task'), badge(task.status), task.test ? h('span', { class: 'tag-test' }, 'test') : null),
       'The instruction comes from the sender’s payload: untrusted text from outside.', null,
       [h('a', { href: target ? `#/board/${target.id}` : '#/board' }, 'Task board'), ' / ', 'Task']),
+    h('div', { class: 'toolbar' }, status.el),
     h('div', { class: 'grid-2' },
       h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Context'), h('p', { class: 'lead' }, 'The whole payload.'), prettyJson(task.context))),
       h('div', { class: 'stack' },
         h('section', { class: 'card' }, h('div', { class: 'card-body' }, props)),
-        buttons.some(Boolean) ? h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Move'), h('p', { class: 'lead' }, 'As the agent would report progress.'), actions)) : null)));
+        buttons.some(Boolean) ? h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Move'), h('p', { class: 'lead' }, 'As the agent would report progress.'), actions)) : null))];
   }
 
   // ------------------------------------------------------------------------------------------
   // Router
 
   function notFoundPage() {
-    page(pageHead('Page not found'), h('div', { class: 'card' }, emptyState('?', 'Nothing here', 'This address does not match a page of the console.',
+    page(pageHead('Page not found'), h('div', { class: 'card' }, emptyState('question', 'Nothing here', 'This address does not match a page of the console.',
       h('a', { class: 'btn btn-primary', href: '#/webhooks' }, 'Go to webhooks'))));
   }
 
@@ -1616,7 +2276,7 @@
     } catch (error) {
       if (!state.key || gen !== state.generation) return;
       if (error.status === 404) {
-        page(pageHead('Not found'), h('div', { class: 'card' }, emptyState('?', 'Not found', `${error.detail || 'It does not exist'}. It may belong to another organization, or the address is mistyped.`,
+        page(pageHead('Not found'), h('div', { class: 'card' }, emptyState('question', 'Not found', `${sentence(error.detail || 'It does not exist')} It may belong to another organization, or the address is mistyped.`,
           h('a', { class: 'btn btn-primary', href: '#/webhooks' }, 'Go to webhooks'))));
       } else {
         failure(error);
@@ -1633,6 +2293,8 @@
       main.focus();
     });
     window.addEventListener('hashchange', () => route());
+    // "3 min ago" stays true while a page is open.
+    setInterval(refreshTimes, 30000);
     const key = sessionStorage.getItem(KEY_STORAGE);
     if (!key) {
       renderSignIn();
