@@ -3,8 +3,8 @@
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationSummary, MESSAGE_PREVIEW_CHARS,
-    PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskStatus, TaskSummary,
+    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationFilter, InvocationSummary,
+    MESSAGE_PREVIEW_CHARS, PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskStatus, TaskSummary,
 };
 use webhook_domain::ports::Store;
 
@@ -17,8 +17,9 @@ use crate::fixtures::{
 /// Every summary of the world's webhook, a page of `limit` at a time.
 async fn all_summaries<S: Store>(store: &S, world: &World, limit: u32) -> Vec<InvocationSummary> {
     let (org, webhook) = (world.organization.id, world.webhook.id);
-    every_page(page(limit), move |request| {
-        store.invocation_summaries(org, webhook, None, request)
+    let filter = InvocationFilter::default();
+    every_page(page(limit), |request| {
+        store.invocation_summaries(org, webhook, &filter, request)
     })
     .await
 }
