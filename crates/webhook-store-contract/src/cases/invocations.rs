@@ -25,19 +25,9 @@ async fn all_pages<S: Store>(
     request: PageRequest,
 ) -> Vec<Invocation> {
     let filter = filter.map(InvocationFilter::outcome).unwrap_or_default();
-    filtered_pages(store, world, &filter, request).await
-}
-
-/// Every page of a webhook's invocations that `filter` keeps, following the cursors.
-async fn filtered_pages<S: Store>(
-    store: &S,
-    world: &World,
-    filter: &InvocationFilter,
-    request: PageRequest,
-) -> Vec<Invocation> {
     let (org, webhook) = (world.organization.id, world.webhook.id);
-    every_page(request, move |request| {
-        store.invocations(org, webhook, filter, request)
+    every_page(request, |request| {
+        store.invocations(org, webhook, &filter, request)
     })
     .await
 }
