@@ -77,6 +77,11 @@ COMMANDS:
                latency (p50/p99/p999) at half of the accepted rate, and the closed-loop maximum
                with dispatch on. Prints whether the targets are met; writes
                target/bench/pipeline.json.
+    bench search
+               Searches of the invocation log by words of the payload (q) on 1,000,000 invocations
+               of ~1 KiB (XTASK_SEARCH_INVOCATIONS to change it) written through the store, on
+               SQLite and on PostgreSQL: p50/p95 of 100 first pages (a common word, a rare one,
+               two words, a common word with an outcome filter); writes target/bench/search.json.
     db         Provide PostgreSQL and print its URL on stdout, leaving a throwaway cluster running:
                  export DATABASE_URL=$(cargo xtask db)
     db stop    Stop the throwaway cluster started by `db`.
@@ -117,6 +122,7 @@ fn run(args: &[&str]) -> Result<()> {
         ["bench", "ingest"] => bench::ingest(),
         ["bench", "dispatch"] => bench::dispatch(),
         ["bench", "pipeline"] => bench::pipeline(),
+        ["bench", "search"] => bench::search(),
         ["db"] => postgres::db(),
         ["db", "stop"] => postgres::db_stop(),
         [] | ["help" | "--help" | "-h"] => {

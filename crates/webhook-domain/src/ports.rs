@@ -14,9 +14,9 @@ use std::sync::Arc;
 use crate::model::{
     ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask,
     CoalescedRejection, DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl, IngestRoute,
-    Invocation, InvocationId, InvocationSummary, Lease, Organization, OrganizationId,
-    OutcomeFilter, Page, PageRequest, QueueStats, RateRequest, SealedSecret, Secret, Stale, Target,
-    TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary, Timestamp, Webhook,
+    Invocation, InvocationFilter, InvocationId, InvocationSummary, Lease, Organization,
+    OrganizationId, Page, PageRequest, QueueStats, RateRequest, SealedSecret, Secret, Stale,
+    Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary, Timestamp, Webhook,
     WebhookId,
 };
 use crate::rules::RateDecision;
@@ -371,13 +371,18 @@ pub trait InvocationLog: Send + Sync {
         id: InvocationId,
     ) -> impl Future<Output = Result<Invocation, StoreError>> + Send;
 
-    /// A webhook's invocations, newest first by (`received_at`, id), optionally filtered.
-    /// Pages are stable while new invocations arrive: no item is repeated or skipped.
+    /// A webhook's invocations, newest first by (`received_at`, id), that pass every filter
+    /// of `filter` that is set. Pages are stable while new invocations arrive: no item is
+    /// repeated or skipped, and a cursor stays valid with the same filter.
+    ///
+    /// `filter.words` MUST keep exactly the invocations whose payload has each of the words
+    /// among those [`crate::model::indexed_words`] makes of it, whatever the store: no
+    /// tokenizer, stemmer or locale of the store's own may change what a word is.
     fn invocations(
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Invocation>, StoreError>> + Send;
 
@@ -394,7 +399,7 @@ pub trait InvocationLog: Send + Sync {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<InvocationSummary>, StoreError>> + Send;
 

@@ -11,7 +11,7 @@ use webhook_domain::model::{
     Payload, RatePerMinute, Role, SealedSecret, Target, TargetId, TargetKind, TargetResponse, Task,
     TaskFilter, TaskId, TaskStatus, TaskStatusChange, Timestamp, Webhook, WebhookId, WebhookStatus,
 };
-use webhook_domain::model::{CidrList, Source, SourceSettings};
+use webhook_domain::model::{CidrList, InvocationFilter, Source, SourceSettings};
 use webhook_domain::ports::{InvocationLog, Store, TaskQueue, WebhookStore};
 use webhook_domain::rules::task_status_change;
 
@@ -428,7 +428,12 @@ pub async fn last_triggered_at<S: WebhookStore>(store: &S, webhook: &Webhook) ->
 /// Every invocation logged for `webhook`, newest first: one page of 500, more than a test logs.
 pub async fn logged<S: InvocationLog>(store: &S, webhook: &Webhook) -> Vec<Invocation> {
     store
-        .invocations(webhook.organization_id, webhook.id, None, page(500))
+        .invocations(
+            webhook.organization_id,
+            webhook.id,
+            &InvocationFilter::default(),
+            page(500),
+        )
         .await
         .expect("the log is readable")
         .items

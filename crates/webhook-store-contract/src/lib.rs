@@ -47,6 +47,7 @@ use std::future::Future;
 
 pub mod cases;
 pub mod fixtures;
+pub mod search_bench;
 
 /// A store under contract test.
 pub trait ContractStore: webhook_domain::ports::Store + Clone + Send + Sync + 'static {
@@ -114,6 +115,14 @@ macro_rules! for_each_case {
             invocation_pages_are_stable_under_concurrent_inserts,
             invocations_filter_by_outcome,
             invocations_filter_failed,
+            invocations_filter_by_event_type,
+            invocations_filter_by_source_ip,
+            invocations_filter_by_time,
+            invocations_filter_by_test,
+            search_keeps_payloads_with_every_word,
+            search_words_are_the_domains,
+            search_pages_combine_with_filters,
+            search_forgets_purged_invocations,
             invocation_summaries_carry_prefixes_not_payloads,
             invocation_summaries_say_where_delivery_stands,
             task_summaries_are_the_tasks_without_context,

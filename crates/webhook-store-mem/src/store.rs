@@ -7,9 +7,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 use webhook_domain::model::SealedSecret;
 use webhook_domain::model::{
-    ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationId,
-    InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page, PageRequest, Target,
-    TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook, WebhookId, WebhookStatus,
+    ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationFilter,
+    InvocationId, InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page,
+    PageRequest, Target, TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook,
+    WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
@@ -219,6 +220,11 @@ impl State {
             .get(&id)
             .filter(|t| t.task.organization_id == organization_id)
             .ok_or(StoreError::NotFound)
+    }
+
+    /// Whether `invocation` passes every filter of `filter`.
+    fn keeps(&self, invocation: &Invocation, filter: &InvocationFilter) -> bool {
+        filter.outcome.is_none_or(|f| self.selects(invocation, f)) && filter.admits(invocation)
     }
 
     /// Whether `invocation` matches `filter`, looking at its task for [`OutcomeFilter::Failed`].
@@ -601,7 +607,7 @@ impl InvocationLog for MemoryStore {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
         let state = self.read()?;
@@ -614,7 +620,7 @@ impl InvocationLog for MemoryStore {
         let items: Vec<(TimeKey, Invocation)> = newest_keys(index, page.after)
             .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
             .filter(|i| i.organization_id == organization_id)
-            .filter(|i| filter.is_none_or(|f| state.selects(i, f)))
+            .filter(|i| state.keeps(i, filter))
             .take(overfetch(page))
             .map(|i| ((i.received_at, *i.id.as_uuid()), i.clone()))
             .collect();
@@ -625,7 +631,7 @@ impl InvocationLog for MemoryStore {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
         let state = self.read()?;
@@ -638,7 +644,7 @@ impl InvocationLog for MemoryStore {
         let items: Vec<(TimeKey, InvocationSummary)> = newest_keys(index, page.after)
             .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
             .filter(|i| i.organization_id == organization_id)
-            .filter(|i| filter.is_none_or(|f| state.selects(i, f)))
+            .filter(|i| state.keeps(i, filter))
             .take(overfetch(page))
             .map(|i| {
                 let delivery = i

@@ -16,6 +16,7 @@ mod migrate;
 mod record;
 mod rows;
 mod schema;
+mod search;
 mod store;
 #[cfg(feature = "test-util")]
 pub mod test_db;
@@ -126,6 +127,16 @@ impl PgStore {
         let store = Self::open(url, options)?;
         // Fail now, not on the first request, when the database cannot be reached.
         store.ping().await.map_err(ConnectError::Unavailable)?;
+        let indexed = store
+            .index_unsearchable()
+            .await
+            .map_err(ConnectError::Unavailable)?;
+        if indexed > 0 {
+            tracing::info!(
+                invocations = indexed,
+                "indexed the words of invocations logged before the word index"
+            );
+        }
         Ok(store)
     }
 

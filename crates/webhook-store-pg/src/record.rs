@@ -127,6 +127,8 @@ columns! {
         delivery_id: Option<&'a str> => Nullable<Text> as "text",
         duplicate_of: Option<Uuid> => Nullable<SqlUuid> as "uuid",
         instruction_fallback: Option<&'a str> => Nullable<Text> as "text",
+        // The payload's words, as tsvector text (`search::tsvector_text`).
+        search_words: Option<String> => Nullable<Text> as "tsvector",
     }
 }
 
@@ -195,6 +197,8 @@ impl<'a> Invocations<'a> {
         self.duplicate_of.push(i.duplicate_of.map(|d| *d.as_uuid()));
         self.instruction_fallback
             .push(i.instruction_fallback.as_deref());
+        self.search_words
+            .push(i.payload.as_ref().map(crate::search::tsvector_text));
     }
 }
 

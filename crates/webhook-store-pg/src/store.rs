@@ -12,9 +12,10 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, DeliveryStatus, Invocation,
-    InvocationId, InvocationSummary, MESSAGE_PREVIEW_CHARS, Organization, OrganizationId,
-    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Stale, Target, TargetId, Task,
-    TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId, WebhookStatus,
+    InvocationFilter, InvocationId, InvocationSummary, MESSAGE_PREVIEW_CHARS, Organization,
+    OrganizationId, OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Stale, Target,
+    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId,
+    WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, Lease, QueueStats,
@@ -36,9 +37,13 @@ use crate::rows::{
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
 };
+use crate::search;
 
 /// Translates a failure, looking at whether it cost the connection.
-fn check<T>(result: Result<T, TxError>, conn: &mut AsyncPgConnection) -> Result<T, StoreError> {
+pub(crate) fn check<T>(
+    result: Result<T, TxError>,
+    conn: &mut AsyncPgConnection,
+) -> Result<T, StoreError> {
     result.map_err(|e| store_error(e, conn.is_broken()))
 }
 
@@ -137,7 +142,7 @@ fn invocation_summary(
 fn listed_invocations(
     organization_id: OrganizationId,
     webhook_id: WebhookId,
-    filter: Option<OutcomeFilter>,
+    filter: &InvocationFilter,
     page: PageRequest,
 ) -> invocations::BoxedQuery<'static, diesel::pg::Pg> {
     let mut query = invocations::table
@@ -146,7 +151,7 @@ fn listed_invocations(
         .order((invocations::received_at.desc(), invocations::id.desc()))
         .limit(overfetch(page))
         .into_boxed();
-    query = match filter {
+    query = match filter.outcome {
         None => query,
         Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
         Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
@@ -172,6 +177,28 @@ fn listed_invocations(
             )
         }
     };
+    if let Some(event_type) = &filter.event_type {
+        query = query.filter(invocations::event_type.eq(event_type.clone()));
+    }
+    if let Some(ip) = filter.source_ip {
+        query = query.filter(invocations::source_ip.eq(ip.to_string()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(invocations::received_at.ge(at(since)));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(invocations::received_at.lt(at(until)));
+    }
+    if let Some(test) = filter.test {
+        query = query.filter(invocations::test.eq(test));
+    }
+    if let Some(words) = &filter.words {
+        query = query.filter(
+            sql::<sql_types::Bool>("invocations.search_words @@ ")
+                .bind::<sql_types::Text, _>(search::tsquery(words))
+                .sql("::tsquery"),
+        );
+    }
     if let Some(Cursor { at: after, id }) = page.after {
         let after = at(after);
         query = query.filter(
@@ -626,7 +653,7 @@ impl InvocationLog for PgStore {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
         let mut conn = self.conn().await?;
@@ -644,7 +671,7 @@ impl InvocationLog for PgStore {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
         let mut conn = self.conn().await?;

@@ -44,6 +44,7 @@ mod files;
 mod readers;
 mod rows;
 mod schema;
+mod search;
 mod store;
 mod writer;
 
@@ -177,6 +178,16 @@ impl SqliteStore {
             path: path.clone(),
             source,
         })?;
+        let indexed = search::backfill(&mut conn).map_err(|failure| OpenError::Migration {
+            path: path.clone(),
+            source: Box::new(failure.into_store()),
+        })?;
+        if indexed > 0 {
+            tracing::info!(
+                invocations = indexed,
+                "indexed the words of invocations logged before the word index"
+            );
+        }
         let reader_options = options.clone();
         let readers = Arc::new(ReadPool::new(
             options.read_connections,

@@ -2,7 +2,8 @@
 //! baseline measured in the same run, and writes the figures to `target/bench/<name>.json`.
 //! `ingest` runs webhookd and a bare actix-web handler as processes and loads them over loopback
 //! with `webhook-loadgen`; `pipeline` runs webhookd with dispatch on, delivering to the agent of
-//! `webhook-loadgen`. This module holds what the benches share: reading a JSON report from a
+//! `webhook-loadgen`; `search` times searches of the invocation log on a million invocations
+//! written through each store. This module holds what the benches share: reading a JSON report from a
 //! program's output and writing one under `target/bench/`.
 
 mod database;
@@ -10,6 +11,7 @@ mod dispatch;
 mod ingest;
 mod pipeline;
 mod process;
+mod search;
 mod store;
 
 use std::process::Command;
@@ -22,6 +24,7 @@ use crate::{cmd, metadata::Workspace};
 pub(crate) use dispatch::dispatch;
 pub(crate) use ingest::ingest;
 pub(crate) use pipeline::pipeline;
+pub(crate) use search::search;
 pub(crate) use store::store;
 
 /// Organizations the HTTP benches (`ingest`, `pipeline`) provision, each with this many

@@ -7,6 +7,7 @@ mod ingest;
 mod invocation;
 mod organization;
 mod page;
+mod search;
 mod secret;
 mod source;
 mod summary;
@@ -31,6 +32,10 @@ pub use invocation::{
 };
 pub use organization::{ApiKey, Organization, Role};
 pub use page::{Cursor, InvalidPageLimit, Page, PageRequest};
+pub use search::{
+    InvalidSearch, InvocationFilter, MAX_INDEXED_BYTES, MAX_QUERY_WORDS, MAX_WORD_CHARS,
+    SearchWords, indexed_words,
+};
 pub use secret::{ApiKeyHash, InvalidSecret, SealedSecret, Secret};
 pub use source::{
     Cidr, CidrList, FieldRef, HeaderName, InstructionTemplate, InvalidCidr, InvalidFieldRef,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use webhook_domain::model::{Page, TaskSummary};
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::manage::{
-    Caller, Invalid, MAX_TASKS_WITH_CONTEXT, ManageError, page_request,
+    Caller, Invalid, LogQuery, MAX_TASKS_WITH_CONTEXT, ManageError, page_request,
 };
 
 use super::ManageState;
@@ -21,9 +21,11 @@ use super::input::{query, read_json};
 use super::targets::parse_limit;
 use super::{caller, writer};
 
-/// A webhook's invocations, newest first, optionally filtered by outcome. Entries carry
-/// summaries of their payloads (`message_preview`, `payload_excerpt`), never whole payloads:
-/// `GET /api/v1/invocations/{id}` has the whole record.
+/// A webhook's invocations, newest first, filtered by outcome, event type, source address,
+/// time, test flag and words of the payload (`q`); the filters combine, and a cursor is valid
+/// with the filters of its list. Entries carry summaries of their payloads
+/// (`message_preview`, `payload_excerpt`), never whole payloads: `GET /api/v1/invocations/{id}`
+/// has the whole record.
 #[utoipa::path(
     operation_id = "list_invocations",
     get, path = "/api/v1/webhooks/{id}/invocations", tag = "webhooks",
@@ -33,7 +35,7 @@ use super::{caller, writer};
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Bad id, outcome, limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, filter, limit or cursor (`field` names it): an outcome not listed, an empty `event_type`, a `source_ip` that is not an address, a `since` or `until` that is not RFC 3339 or an `until` not later than `since`, a `test` other than `true` or `false`, a `q` without a word, with a word over 64 letters and digits or with more than 16 words", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -45,9 +47,18 @@ pub(crate) async fn invocations<A: Adapters>(
     let caller = caller(ctx.get_ref(), &request).await?;
     let q: InvocationQuery = query(&request)?;
     let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let filters = LogQuery {
+        outcome: q.outcome.as_deref(),
+        event_type: q.event_type.as_deref(),
+        source_ip: q.source_ip.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+        test: q.test.as_deref(),
+        q: q.q.as_deref(),
+    };
     let page = ctx
         .management()
-        .invocations(&caller, &id, q.outcome.as_deref(), page)
+        .invocations(&caller, &id, &filters, page)
         .await?;
     Ok(HttpResponse::Ok().json(InvocationList::from_page(page)))
 }

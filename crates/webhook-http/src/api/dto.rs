@@ -4,7 +4,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use webhook_domain::model::{
@@ -481,7 +483,33 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-/// Query of the invocation log.
+/// An IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`).
+#[derive(Debug)]
+pub struct IpAddress;
+
+impl utoipa::PartialSchema for IpAddress {
+    fn schema() -> RefOr<Schema> {
+        let address = |format: &str| {
+            text()
+                .format(Some(SchemaFormat::Custom(format.to_owned())))
+                .build()
+        };
+        RefOr::T(Schema::AnyOf(
+            AnyOfBuilder::new()
+                .item(address("ipv4"))
+                .item(address("ipv6"))
+                .description(Some(
+                    "An IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`).",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for IpAddress {}
+
+/// Query of the invocation log. Every filter given applies; a cursor is valid with the filters
+/// of the list it came from.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -490,6 +518,28 @@ pub struct InvocationQuery {
     /// delivery attempt or whose task failed).
     #[param(value_type = Option<OutcomeFilter>)]
     pub outcome: Option<String>,
+    /// Only invocations of exactly this event type.
+    #[param(value_type = Option<String>, min_length = 1, example = "deploy.finished")]
+    pub event_type: Option<String>,
+    /// Only invocations sent from exactly this address.
+    #[param(value_type = Option<IpAddress>)]
+    pub source_ip: Option<String>,
+    /// Only invocations received at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Only invocations received before this time (RFC 3339); later than `since`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
+    /// `true`: only invocations sent by the test endpoint; `false`: none of them.
+    #[param(value_type = Option<bool>)]
+    pub test: Option<String>,
+    /// Words the payload must all have, in any order, case-insensitive: a word is a run of
+    /// letters and digits (anything else separates words, so `deploy.finished` is two), of at
+    /// most 64; up to 16 words. String values and numbers of the payload are searched, member
+    /// names are not; whole words only (`deplo` does not find `deploy`); accents count
+    /// (`cafe` does not find `café`).
+    #[param(value_type = Option<String>, min_length = 1, example = "deploy api")]
+    pub q: Option<String>,
     /// Items per page, 1 to 500; default 50.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,

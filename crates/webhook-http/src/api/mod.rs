@@ -312,6 +312,7 @@ macro_rules! routes {
             ),
             components(schemas(
                 dto::OutcomeFilter,
+                dto::IpAddress,
                 dto::TaskStatus,
                 dto::DeliveryStatus,
                 dto::TaskInclude

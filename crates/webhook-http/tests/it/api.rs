@@ -66,6 +66,8 @@ pub(crate) struct ApiApp<S: Backend = MemoryStore> {
     base: String,
     pub(crate) store: S,
     pub(crate) node: Node<NodeAdapters<S, ManualClock, LiteralGuard>>,
+    /// The node's clock, which moves only when a test moves it.
+    clock: ManualClock,
     client: reqwest::Client,
     handle: ServerHandle,
 }
@@ -98,9 +100,10 @@ impl<S: Backend> ApiApp<S> {
 
     /// The app over `store`, with `options`.
     pub(crate) fn start_on_with(store: S, options: Options) -> Self {
+        let clock = ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000));
         let parts = NodeParts {
             store: store.clone(),
-            clock: ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000)),
+            clock: clock.clone(),
             endpoints: LiteralGuard,
             master_key: master_key(),
             public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
@@ -110,6 +113,7 @@ impl<S: Backend> ApiApp<S> {
             base: format!("http://{address}"),
             store,
             node,
+            clock,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -1381,4 +1385,108 @@ async fn webhooks_take_a_source_with_its_overrides_and_refuse_bad_ones() {
             .status(),
         202
     );
+}
+
+/// The invocation log's filters over HTTP: each one alone, together with the cursor, and a
+/// refused value of each answered 422 naming its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocation_lists_filter_and_search() {
+    let app = ApiApp::start();
+    let org = app.org().await;
+    let key = org.admin.as_str();
+    let target = app.target(key).await;
+    let webhook = app.webhook(key, &target).await;
+    let secret = s(&webhook["secret"]).to_owned();
+    let id = s(&webhook["id"]).to_owned();
+    let log = format!("/api/v1/webhooks/{id}/invocations");
+    let deploy = r#"{"message":"Deploy of API finished","event_type":"deploy.finished"}"#;
+    let build = r#"{"message":"Build failed: api-gateway","event_type":"build.failed"}"#;
+    for body in [deploy, build] {
+        assert_eq!(app.send(&webhook, Some(&secret), body).await.status(), 202);
+        app.clock.advance(Duration::from_secs(1));
+    }
+    let payload = json!({"payload": {"message": "Deploy test", "event_type": "deploy.test"}});
+    let tested = test_send(&app, key, &id, Some(payload)).await;
+    let all = get(&app, key, &log).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{all}");
+    let (newest, middle, oldest) = (&items[0], &items[1], &items[2]);
+    assert_eq!(newest["id"], tested["invocation_id"]);
+
+    let ids = |page: &Value| -> Vec<Value> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect()
+    };
+    let listed = async |query: &str| ids(&get(&app, key, &format!("{log}?{query}")).await);
+    assert_eq!(
+        listed("event_type=deploy.finished").await,
+        [oldest["id"].clone()]
+    );
+    assert_eq!(
+        listed("source_ip=127.0.0.1").await,
+        [middle["id"].clone(), oldest["id"].clone()]
+    );
+    assert!(listed("source_ip=10.0.0.1").await.is_empty());
+    assert_eq!(listed("test=true").await, [newest["id"].clone()]);
+    assert_eq!(listed("test=false").await.len(), 2);
+    let at = |item: &Value| s(&item["received_at"]).to_owned();
+    assert_eq!(
+        listed(&format!("since={}", at(middle))).await,
+        [newest["id"].clone(), middle["id"].clone()]
+    );
+    assert_eq!(
+        listed(&format!("until={}", at(middle))).await,
+        [oldest["id"].clone()]
+    );
+    assert_eq!(
+        listed("q=deploy").await,
+        [newest["id"].clone(), oldest["id"].clone()]
+    );
+    assert_eq!(listed("q=API%20deploy").await, [oldest["id"].clone()]);
+    assert_eq!(
+        listed("q=gateway&outcome=accepted").await,
+        [middle["id"].clone()]
+    );
+    assert!(listed("q=gateway&outcome=rejected").await.is_empty());
+    assert_eq!(listed("q=deploy&test=false").await, [oldest["id"].clone()]);
+
+    // A search a page at a time: the cursor goes on with the same filters.
+    let first = get(&app, key, &format!("{log}?q=deploy&limit=1")).await;
+    assert_eq!(ids(&first), [newest["id"].clone()]);
+    let cursor = s(&first["next_cursor"]).to_owned();
+    let second = get(
+        &app,
+        key,
+        &format!("{log}?q=deploy&limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(ids(&second), [oldest["id"].clone()]);
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    for (query, field) in [
+        ("event_type=", "event_type"),
+        ("source_ip=localhost", "source_ip"),
+        ("source_ip=10.0.0.256", "source_ip"),
+        ("since=2026-12-07", "since"),
+        ("until=2026-13-01T00:00:00Z", "until"),
+        (
+            "since=2026-12-07T10:00:00Z&until=2026-12-07T09:00:00Z",
+            "until",
+        ),
+        ("test=yes", "test"),
+        ("q=...", "q"),
+        ("q=%F0%9F%98%80", "q"),
+        (&format!("q={}", "x".repeat(65)), "q"),
+        ("q=a+b+c+d+e+f+g+h+i+j+k+l+m+n+o+p+q", "q"),
+    ] {
+        let path = format!("{log}?{query}");
+        let answer = problem(app.call("get", &path, Some(key), None).await).await;
+        assert_eq!(answer.status, 422, "{path}: {}", answer.body);
+        assert_eq!(answer.code(), "validation_failed");
+        assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);
+    }
 }

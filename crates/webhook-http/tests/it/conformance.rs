@@ -627,17 +627,7 @@ fn request((method, template): Route) -> (u32, BoxedStrategy<Request>) {
             optional_body(object(vec![("secret", field(secret(), refused_secret()))])),
         ),
         ("post", "/api/v1/webhooks/{id}/test") => (4, no_query, optional_body(test_body())),
-        ("get", "/api/v1/webhooks/{id}/invocations") => (
-            3,
-            list_query(vec![(
-                "outcome",
-                choice(
-                    &["accepted", "ignored", "rejected", "failed"],
-                    &["bogus", ""],
-                ),
-            )]),
-            no_body(),
-        ),
+        ("get", "/api/v1/webhooks/{id}/invocations") => (3, invocation_query(), no_body()),
         ("get", "/api/v1/tasks") => (
             3,
             list_query(vec![
@@ -957,6 +947,37 @@ fn no_body() -> BoxedStrategy<Body> {
 }
 
 /// `limit`, `cursor` and `extra` parameters, each present or not; now and then an unknown one.
+/// The invocation log's query: every filter, each absent, valid or refused.
+fn invocation_query() -> BoxedStrategy<Vec<(String, String)>> {
+    list_query(vec![
+        (
+            "outcome",
+            choice(
+                &["accepted", "ignored", "rejected", "failed"],
+                &["bogus", ""],
+            ),
+        ),
+        ("event_type", choice(&["deploy.finished", "push"], &[""])),
+        (
+            "source_ip",
+            choice(&["127.0.0.1", "2001:db8::1"], &["localhost", "10.0.0.256"]),
+        ),
+        (
+            "since",
+            choice(&["2026-01-01T00:00:00Z"], &["yesterday", "2026-01-01"]),
+        ),
+        (
+            "until",
+            choice(&["2030-01-01T00:00:00.5+01:00"], &["2025-12-31T00:00:00Z"]),
+        ),
+        ("test", choice(&["true", "false"], &["yes", ""])),
+        (
+            "q",
+            choice(&["test", "Test event", "deploy.finished"], &["...", ""]),
+        ),
+    ])
+}
+
 fn list_query(
     extra: Vec<(&'static str, BoxedStrategy<Value>)>,
 ) -> BoxedStrategy<Vec<(String, String)>> {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, ClaimRequest, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
-    Invocation, InvocationId, OutcomeFilter, PageRequest, TaskId, TaskStatus,
+    Invocation, InvocationFilter, InvocationId, OutcomeFilter, PageRequest, TaskId, TaskStatus,
 };
 use webhook_domain::ports::{Store, StoreError};
 
@@ -24,9 +24,10 @@ async fn all_pages<S: Store>(
     filter: Option<OutcomeFilter>,
     request: PageRequest,
 ) -> Vec<Invocation> {
+    let filter = filter.map(InvocationFilter::outcome).unwrap_or_default();
     let (org, webhook) = (world.organization.id, world.webhook.id);
-    every_page(request, move |request| {
-        store.invocations(org, webhook, filter, request)
+    every_page(request, |request| {
+        store.invocations(org, webhook, &filter, request)
     })
     .await
 }
@@ -271,7 +272,12 @@ pub async fn invocation_of_another_organization_is_not_found<S: ContractStore>(s
         "missing",
     );
     let page = store
-        .invocations(other.id, world.webhook.id, None, page(10))
+        .invocations(
+            other.id,
+            world.webhook.id,
+            &InvocationFilter::default(),
+            page(10),
+        )
         .await
         .expect("list");
     assert!(page.items.is_empty(), "listed to another organization");
@@ -298,7 +304,12 @@ pub async fn invocations_are_paged_newest_first<S: ContractStore>(store: S) {
         assert_eq!(all_pages(&store, &world, None, page(limit)).await, all);
     }
     let first = store
-        .invocations(world.organization.id, world.webhook.id, None, page(14))
+        .invocations(
+            world.organization.id,
+            world.webhook.id,
+            &InvocationFilter::default(),
+            page(14),
+        )
         .await
         .expect("page");
     assert_eq!(first.next, None, "exactly one full page has no next");
@@ -329,7 +340,12 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
     };
     let mut seen = Vec::new();
     let first = store
-        .invocations(world.organization.id, world.webhook.id, None, page(3))
+        .invocations(
+            world.organization.id,
+            world.webhook.id,
+            &InvocationFilter::default(),
+            page(3),
+        )
         .await
         .expect("page");
     let cutoff = first.items.first().map(|i| (i.received_at, i.id));
@@ -340,7 +356,12 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
         pages += 1;
         assert!(pages <= crate::fixtures::MAX_PAGES, "the pages never end");
         let got = store
-            .invocations(world.organization.id, world.webhook.id, None, request)
+            .invocations(
+                world.organization.id,
+                world.webhook.id,
+                &InvocationFilter::default(),
+                request,
+            )
             .await
             .expect("page");
         seen.extend(got.items);

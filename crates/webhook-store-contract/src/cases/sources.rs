@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use webhook_domain::model::{
     CidrList, ClaimOutcome, DeliveryClaim, FieldRef, InstructionTemplate, Invocation,
-    InvocationOutcome, OutcomeFilter, Source, SourceSettings, Verification, Webhook,
+    InvocationFilter, InvocationOutcome, OutcomeFilter, Source, SourceSettings, Verification,
+    Webhook,
 };
 
 use super::assert_not_found;
@@ -111,7 +112,7 @@ pub async fn invocations_filter_duplicates<S: ContractStore>(store: S) {
                 .invocations(
                     world.organization.id,
                     world.webhook.id,
-                    Some(filter),
+                    &InvocationFilter::outcome(filter),
                     page(50),
                 )
                 .await

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationSummary, Lease, MESSAGE_PREVIEW_CHARS,
-    PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskId, TaskStatus, TaskSummary,
+    AttemptVerdict, ClaimRequest, DeliveryStatus, InvocationFilter, InvocationSummary, Lease,
+    MESSAGE_PREVIEW_CHARS, PAYLOAD_EXCERPT_BYTES, Payload, TaskFilter, TaskId, TaskStatus,
+    TaskSummary,
 };
 use webhook_domain::ports::Store;
 
@@ -19,8 +20,9 @@ use crate::fixtures::{
 /// Every summary of the world's webhook, a page of `limit` at a time.
 async fn all_summaries<S: Store>(store: &S, world: &World, limit: u32) -> Vec<InvocationSummary> {
     let (org, webhook) = (world.organization.id, world.webhook.id);
-    every_page(page(limit), move |request| {
-        store.invocation_summaries(org, webhook, None, request)
+    let filter = InvocationFilter::default();
+    every_page(page(limit), |request| {
+        store.invocation_summaries(org, webhook, &filter, request)
     })
     .await
 }

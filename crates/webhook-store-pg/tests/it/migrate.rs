@@ -9,8 +9,9 @@ use tokio::task::JoinSet;
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    CidrList, Invocation, InvocationId, InvocationOutcome, OrganizationId, RatePerMinute,
-    RateRequest, Source, SourceSettings, TaskId, Timestamp, WebhookId,
+    CidrList, Invocation, InvocationFilter, InvocationId, InvocationOutcome, OrganizationId,
+    Payload, RatePerMinute, RateRequest, SearchWords, Source, SourceSettings, TaskId, Timestamp,
+    WebhookId,
 };
 use webhook_domain::ports::{
     InvocationLog as _, OrganizationStore as _, RateLimiter as _, TaskQueue as _, WebhookStore as _,
@@ -18,7 +19,7 @@ use webhook_domain::ports::{
 use webhook_domain::rules::{RateDecision, RateScope, RateStatus};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{
-    FirstSchemaIds, at, check_task_from_the_first_schema, ignored,
+    FirstSchemaIds, at, check_task_from_the_first_schema, ignored, page,
 };
 use webhook_store_pg::test_db::{create_empty_database, database_url};
 use webhook_store_pg::{PgStore, PgStoreOptions, RateLimiterOptions};
@@ -248,5 +249,67 @@ async fn windows_charged_before_the_counters_keep_refusing() {
         },
         "the 5 charges of the last 61 seconds hold, the 50 of 100 seconds ago do not"
     );
+    store.teardown().await;
+}
+
+/// Invocations logged before the word index existed are indexed when a node starts, a batch at
+/// a time, and found by a search like those logged since; a second start has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_logged_before_the_word_index_are_found() {
+    let url = database_up_to("20250101000000").await;
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        webhook,
+        ..
+    } = FirstSchemaIds::random();
+    let t = "'2026-01-01T00:00:00Z'";
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute(&format!(
+        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {t}, {t});
+         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
+             {t}, {t});
+         INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', NULL, 100,
+             'active', {t}, {t}, {t});
+         INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
+             http_status, repeat_count, test)
+         SELECT gen_random_uuid(), '{org}', '{webhook}', {t}::timestamptz + n * interval '1 ms',
+             '{{\"message\":\"Bulk ' || n || '\"}}', 'ignored', 200, 1, false
+         FROM generate_series(1, 1100) AS n;
+         INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
+             http_status, repeat_count, test)
+         VALUES (gen_random_uuid(), '{org}', '{webhook}', {t}, NULL, 'rejected', 401, 1, false);"
+    ))
+    .await
+    .expect("a long log under the first schema");
+    drop(conn);
+    let (org, webhook) = (
+        OrganizationId::from_uuid(org),
+        WebhookId::from_uuid(webhook),
+    );
+    let search = |q: &str| InvocationFilter {
+        words: Some(SearchWords::parse(q).expect("a search")),
+        ..InvocationFilter::default()
+    };
+    for _ in 0..2 {
+        let store = migrated(&url).await;
+        let bulk = store
+            .invocations(org, webhook, &search("bulk"), page(500))
+            .await
+            .expect("search");
+        assert_eq!(bulk.items.len(), 500);
+        let one = store
+            .invocations(org, webhook, &search("BULK 777"), page(10))
+            .await
+            .expect("search");
+        assert_eq!(one.items.len(), 1);
+        assert_eq!(
+            one.items[0].payload.as_ref().map(Payload::as_str),
+            Some(r#"{"message":"Bulk 777"}"#)
+        );
+        assert_eq!(store.index_unsearchable().await.expect("index"), 0);
+        drop(store);
+    }
+    let store = migrated(&url).await;
     store.teardown().await;
 }

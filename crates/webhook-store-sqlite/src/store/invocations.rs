@@ -7,10 +7,10 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Binary, Bool, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
-    ClaimOutcome, Cursor, DeliveryClaim, DeliveryStatus, Invocation, InvocationId,
-    InvocationOutcome, InvocationSummary, MESSAGE_PREVIEW_CHARS, OrganizationId, OutcomeFilter,
-    PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, Task, TaskId, TaskStatus, Timestamp,
-    WebhookId,
+    ClaimOutcome, Cursor, DeliveryClaim, DeliveryStatus, Invocation, InvocationFilter,
+    InvocationId, InvocationOutcome, InvocationSummary, MESSAGE_PREVIEW_CHARS, OrganizationId,
+    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, Task, TaskId, TaskStatus,
+    Timestamp, WebhookId,
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
@@ -19,6 +19,7 @@ use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{InvocationRow, id, uuid};
 use crate::schema::{delivery_claims, invocations, tasks, webhooks};
+use crate::search;
 
 /// `OutcomeFilter::Failed`: rejected, or accepted with a failed latest attempt or a failed task
 /// (never ignored or a duplicate).
@@ -66,19 +67,34 @@ fn summary_of(
     ))
 }
 
-/// A webhook's invocations of this organization, filtered, newest first, one page and one
-/// more.
+/// A webhook's invocations of this organization, filtered (but for `filter.words`, which
+/// [`with_words`] applies), newest first, one page and one more.
+///
+/// With `among`, only those invocations (the matches of a search, a few thousand at most) are
+/// read, each by its id: the unary `+` keeps SQLite from walking the webhook's index or the
+/// time index instead, which it would otherwise prefer for the order, through the whole log.
 fn listed(
     organization_id: OrganizationId,
     webhook_id: WebhookId,
-    filter: Option<OutcomeFilter>,
+    filter: &InvocationFilter,
     page: PageRequest,
+    among: Option<Vec<Vec<u8>>>,
 ) -> invocations::BoxedQuery<'static, Sqlite> {
-    let mut query = invocations::table
-        .filter(invocations::webhook_id.eq(id(webhook_id.as_uuid())))
-        .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
-        .into_boxed();
-    query = match filter {
+    let webhook = id(webhook_id.as_uuid());
+    let organization = id(organization_id.as_uuid());
+    let by_id = among.is_some();
+    let mut query = match among {
+        None => invocations::table
+            .filter(invocations::webhook_id.eq(webhook))
+            .filter(invocations::organization_id.eq(organization))
+            .into_boxed(),
+        Some(ids) => invocations::table
+            .filter(invocations::id.eq_any(ids))
+            .filter(sql::<Bool>("+invocations.webhook_id = ").bind::<Binary, _>(webhook))
+            .filter(sql::<Bool>("+invocations.organization_id = ").bind::<Binary, _>(organization))
+            .into_boxed(),
+    };
+    query = match filter.outcome {
         None => query,
         Some(OutcomeFilter::Accepted) => query.filter(invocations::outcome.eq("accepted")),
         Some(OutcomeFilter::Ignored) => query.filter(invocations::outcome.eq("ignored")),
@@ -86,6 +102,21 @@ fn listed(
         Some(OutcomeFilter::Duplicate) => query.filter(invocations::outcome.eq("duplicate")),
         Some(OutcomeFilter::Failed) => query.filter(sql::<Bool>(FAILED)),
     };
+    if let Some(event_type) = &filter.event_type {
+        query = query.filter(invocations::event_type.eq(event_type.clone()));
+    }
+    if let Some(ip) = filter.source_ip {
+        query = query.filter(invocations::source_ip.eq(ip.to_string()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(invocations::received_at.ge(since.unix_micros()));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(invocations::received_at.lt(until.unix_micros()));
+    }
+    if let Some(test) = filter.test {
+        query = query.filter(invocations::test.eq(test));
+    }
     if let Some(after) = page.after {
         let at = after.at.unix_micros();
         query = query.filter(
@@ -94,9 +125,47 @@ fn listed(
                 .and(invocations::id.lt(id(&after.id)))),
         );
     }
-    query
-        .order((invocations::received_at.desc(), invocations::id.desc()))
-        .limit(overfetch(page))
+    let query = if by_id {
+        query.order((
+            sql::<BigInt>("+invocations.received_at").desc(),
+            invocations::id.desc(),
+        ))
+    } else {
+        query.order((invocations::received_at.desc(), invocations::id.desc()))
+    };
+    query.limit(overfetch(page))
+}
+
+/// Runs `load` on the listing of `filter`: as it is, or, with words to find, on the matches
+/// of the word index a chunk at a time ([`search::search`]).
+fn with_words<R>(
+    conn: &mut SqliteConnection,
+    organization_id: OrganizationId,
+    webhook_id: WebhookId,
+    filter: &InvocationFilter,
+    page: PageRequest,
+    load: impl Fn(
+        &mut SqliteConnection,
+        invocations::BoxedQuery<'static, Sqlite>,
+    ) -> QueryResult<Vec<R>>,
+) -> Result<Vec<R>, Failure> {
+    let listing = |among| listed(organization_id, webhook_id, filter, page, among);
+    let Some(words) = &filter.words else {
+        return Ok(load(conn, listing(None))?);
+    };
+    // Everything received up to the cursor's microsecond, and before `until`.
+    let before = [
+        page.after.map(|c| c.at.unix_micros().saturating_add(1)),
+        filter.until.map(Timestamp::unix_micros),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let window = search::Window::new(filter.since.map(Timestamp::unix_micros), before);
+    let wanted = usize::try_from(overfetch(page)).unwrap_or(usize::MAX);
+    search::search(conn, webhook_id, words, window, wanted, |conn, ids| {
+        Ok(load(conn, listing(Some(ids)))?)
+    })
 }
 
 /// Moves the webhook's `last_triggered_at` forward to the invocation's time; touches one row
@@ -301,10 +370,12 @@ fn insert_task(
     Ok(())
 }
 
-/// Writes an invocation and its task; the webhook must be the invocation's organization's.
+/// Writes an invocation, its index row with `words` ([`search::words_of`]) and its task; the
+/// webhook must be the invocation's organization's.
 fn record(
     conn: &mut SqliteConnection,
     inv: &Invocation,
+    words: Option<&str>,
     task: Option<&Task>,
 ) -> Result<(), Failure> {
     let webhook_here = if inv.outcome == InvocationOutcome::Accepted {
@@ -321,6 +392,7 @@ fn record(
         return Err(Failure::not_found());
     }
     insert_invocation(conn, inv)?;
+    search::index(conn, inv, words)?;
     if let Some(task) = task {
         insert_task(conn, task, inv.payload.as_ref().map(Payload::as_str))?;
     }
@@ -333,12 +405,13 @@ fn record(
 fn record_claimed(
     conn: &mut SqliteConnection,
     inv: &Invocation,
+    words: Option<&str>,
     task: Option<&Task>,
     claim: &DeliveryClaim,
 ) -> Result<ClaimOutcome, Failure> {
     let outcome = claim_delivery(conn, inv, task, claim)?;
     if outcome == ClaimOutcome::Recorded {
-        record(conn, inv, task)?;
+        record(conn, inv, words, task)?;
     }
     Ok(outcome)
 }
@@ -351,7 +424,9 @@ impl InvocationLog for SqliteStore {
     ) -> Result<(), StoreError> {
         let inv = invocation.clone();
         let task = task.cloned();
-        self.write(move |conn| record(conn, &inv, task.as_ref()))
+        // The words are made here, on the caller's thread, not on the one writer's.
+        let words = search::words_of(invocation);
+        self.write(move |conn| record(conn, &inv, words.as_deref(), task.as_ref()))
             .await
     }
 
@@ -364,7 +439,8 @@ impl InvocationLog for SqliteStore {
         let inv = invocation.clone();
         let task = task.cloned();
         let claim = claim.clone();
-        self.write(move |conn| record_claimed(conn, &inv, task.as_ref(), &claim))
+        let words = search::words_of(invocation);
+        self.write(move |conn| record_claimed(conn, &inv, words.as_deref(), task.as_ref(), &claim))
             .await
     }
 
@@ -401,12 +477,19 @@ impl InvocationLog for SqliteStore {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
+        let filter = filter.clone();
         self.read(move |conn| {
-            let rows =
-                listed(organization_id, webhook_id, filter, page).load::<InvocationRow>(conn)?;
+            let rows = with_words(
+                conn,
+                organization_id,
+                webhook_id,
+                &filter,
+                page,
+                |conn, q| q.load::<InvocationRow>(conn),
+            )?;
             into_page(rows, page, InvocationRow::into_domain, |i: &Invocation| {
                 Cursor {
                     at: i.received_at,
@@ -421,41 +504,50 @@ impl InvocationLog for SqliteStore {
         &self,
         organization_id: OrganizationId,
         webhook_id: WebhookId,
-        filter: Option<OutcomeFilter>,
+        filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
+        let filter = filter.clone();
         self.read(move |conn| {
-            let rows = listed(organization_id, webhook_id, filter, page)
-                .select((
-                    (
-                        invocations::id,
-                        invocations::organization_id,
-                        invocations::webhook_id,
-                        invocations::received_at,
-                        invocations::source_ip,
-                        invocations::event_type,
-                        sql::<Nullable<Text>>(PAYLOAD_PREFIX),
-                        invocations::outcome,
-                        invocations::http_status,
-                        invocations::error_code,
-                        invocations::task_id,
-                        invocations::repeat_count,
-                        invocations::test,
-                        invocations::response_status_code,
-                        invocations::response_body_excerpt,
-                        invocations::response_latency_ms,
-                        invocations::response_error,
-                        invocations::response_at,
-                        invocations::response_succeeded,
-                        invocations::delivery_id,
-                        invocations::duplicate_of,
-                        invocations::instruction_fallback,
-                    ),
-                    sql::<Nullable<Text>>(MESSAGE_PREFIX),
-                    sql::<Nullable<Text>>(TASK_STATUS),
-                    sql::<Nullable<Bool>>(TASK_FAILED_ATTEMPT),
-                ))
-                .load::<SummaryRow>(conn)?;
+            let rows = with_words(
+                conn,
+                organization_id,
+                webhook_id,
+                &filter,
+                page,
+                |conn, q| {
+                    q.select((
+                        (
+                            invocations::id,
+                            invocations::organization_id,
+                            invocations::webhook_id,
+                            invocations::received_at,
+                            invocations::source_ip,
+                            invocations::event_type,
+                            sql::<Nullable<Text>>(PAYLOAD_PREFIX),
+                            invocations::outcome,
+                            invocations::http_status,
+                            invocations::error_code,
+                            invocations::task_id,
+                            invocations::repeat_count,
+                            invocations::test,
+                            invocations::response_status_code,
+                            invocations::response_body_excerpt,
+                            invocations::response_latency_ms,
+                            invocations::response_error,
+                            invocations::response_at,
+                            invocations::response_succeeded,
+                            invocations::delivery_id,
+                            invocations::duplicate_of,
+                            invocations::instruction_fallback,
+                        ),
+                        sql::<Nullable<Text>>(MESSAGE_PREFIX),
+                        sql::<Nullable<Text>>(TASK_STATUS),
+                        sql::<Nullable<Bool>>(TASK_FAILED_ATTEMPT),
+                    ))
+                    .load::<SummaryRow>(conn)
+                },
+            )?;
             into_page(rows, page, summary_of, |s: &InvocationSummary| Cursor {
                 at: s.invocation.received_at,
                 id: *s.invocation.id.as_uuid(),
@@ -526,7 +618,8 @@ mod tests {
             delivery_id: delivery_id.to_owned(),
             window_start: at(0),
         };
-        job(move |conn| record_claimed(conn, &invocation, Some(&task), &claim))
+        let words = search::words_of(&invocation);
+        job(move |conn| record_claimed(conn, &invocation, words.as_deref(), Some(&task), &claim))
     }
 
     fn answer(mut answer: Answer) -> Result<ClaimOutcome, StoreError> {
@@ -632,7 +725,7 @@ mod tests {
             );
         }
         let listed = store
-            .invocations(org, hook.id, None, page(50))
+            .invocations(org, hook.id, &InvocationFilter::default(), page(50))
             .await
             .expect("list");
         assert_eq!(listed.items.len(), 4, "the first write and three claims");

@@ -9,8 +9,9 @@ use diesel::{QueryableByName, RunQueryDsl as _};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use uuid::Uuid;
 use webhook_domain::model::{
-    ClaimOutcome, DeliveryClaim, Invocation, InvocationId, InvocationOutcome, OrganizationId,
-    OutcomeFilter, Payload, Source, SourceSettings, TaskId, Timestamp, WebhookId,
+    ClaimOutcome, DeliveryClaim, Invocation, InvocationFilter, InvocationId, InvocationOutcome,
+    OrganizationId, OutcomeFilter, Payload, SearchWords, Source, SourceSettings, TaskId, Timestamp,
+    WebhookId,
 };
 use webhook_domain::ports::{InvocationLog as _, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::fixtures::{
@@ -173,7 +174,12 @@ async fn rows_stored_before_sources_read_as_generic_and_the_log_admits_duplicate
         .await
         .expect("the log admits duplicates");
     let listed = store
-        .invocations(org, webhook.id, Some(OutcomeFilter::Duplicate), page(10))
+        .invocations(
+            org,
+            webhook.id,
+            &InvocationFilter::outcome(OutcomeFilter::Duplicate),
+            page(10),
+        )
         .await
         .expect("list");
     assert_eq!(listed.items, vec![duplicate]);
@@ -214,4 +220,61 @@ fn check_rebuilt_log(path: &Path) {
         .get_result::<Count>(&mut conn)
         .expect("check");
     assert_eq!(broken.count, 0);
+}
+
+/// Invocations logged before the word index existed are indexed when the store opens, a batch
+/// at a time, and found by a search like those logged since; opening again indexes nothing
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invocations_logged_before_the_word_index_are_found() {
+    let ids = FirstSchemaIds::random();
+    let path = file_with_first_schema_data(&ids);
+    let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8 path")).expect("open");
+    conn.batch_execute(&format!(
+        "WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1100)
+         INSERT INTO invocations SELECT randomblob(16), {org}, {webhook}, 100 + n, NULL, NULL,
+             '{{\"message\":\"Bulk ' || n || '\"}}', 'ignored', 200, NULL, NULL, 1, 0,
+             NULL, NULL, NULL, NULL, NULL, NULL FROM c;",
+        org = blob(ids.organization),
+        webhook = blob(ids.webhook),
+    ))
+    .expect("a long log under the first schema");
+    drop(conn);
+    let org = OrganizationId::from_uuid(ids.organization);
+    let webhook = WebhookId::from_uuid(ids.webhook);
+    let search = |q: &str| InvocationFilter {
+        words: Some(SearchWords::parse(q).expect("a search")),
+        ..InvocationFilter::default()
+    };
+    for _ in 0..2 {
+        let store = SqliteStore::open(SqliteOptions::new(path.clone()))
+            .await
+            .expect("open and migrate");
+        let found = store
+            .invocations(org, webhook, &search("deploy"), page(10))
+            .await
+            .expect("search");
+        let found: Vec<Uuid> = found.items.iter().map(|i| *i.id.as_uuid()).collect();
+        assert_eq!(found, [ids.invocation]);
+        let bulk = store
+            .invocations(org, webhook, &search("bulk"), page(500))
+            .await
+            .expect("search");
+        assert_eq!(bulk.items.len(), 500);
+        assert_eq!(bulk.items[0].received_at, Timestamp::from_unix_micros(1200));
+        let one = store
+            .invocations(org, webhook, &search("BULK 777"), page(10))
+            .await
+            .expect("search");
+        assert_eq!(one.items.len(), 1);
+        assert_eq!(one.items[0].received_at, Timestamp::from_unix_micros(877));
+        store.close().await;
+    }
+    let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8 path")).expect("open");
+    let rows: Count = diesel::sql_query("SELECT count(*) AS count FROM invocation_search")
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(rows.count, 1101, "each invocation indexed once");
+    drop(conn);
+    remove_database(&path);
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use uuid::Uuid;
-use webhook_domain::model::{ClaimRequest, Source, TaskFilter};
+use webhook_domain::model::{ClaimRequest, InvocationFilter, Source, TaskFilter};
 use webhook_domain::ports::{InvocationLog as _, TaskQueue as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{World, accepted, at, page};
@@ -38,7 +38,12 @@ async fn every_read_path_carries_the_sources_columns() {
         .expect("summaries");
     assert_eq!(summaries.items[0].source.provider, Source::Pagerduty);
     let logged = store
-        .invocation_summaries(org, world.webhook.id, None, page(10))
+        .invocation_summaries(
+            org,
+            world.webhook.id,
+            &InvocationFilter::default(),
+            page(10),
+        )
         .await
         .expect("invocation summaries");
     let summary = &logged.items[0].invocation;

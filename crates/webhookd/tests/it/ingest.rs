@@ -14,8 +14,8 @@ use uuid::Uuid;
 use webhook_dispatch::{OutboundGuard, OutboundPolicy};
 use webhook_domain::model::PublicUrl;
 use webhook_domain::model::{
-    EventTypes, Invocation, InvocationOutcome, OutcomeFilter, PageRequest, RatePerMinute, Secret,
-    Task, TaskFilter, TaskStatus, Webhook, WebhookStatus,
+    EventTypes, Invocation, InvocationFilter, InvocationOutcome, OutcomeFilter, PageRequest,
+    RatePerMinute, Secret, Task, TaskFilter, TaskStatus, Webhook, WebhookStatus,
 };
 use webhook_domain::ports::{InvocationLog, SecretSealer, TaskQueue, WebhookStore};
 use webhook_domain::rules::RateScope;
@@ -426,7 +426,7 @@ async fn coalesced_429s_become_one_invocation_with_a_repeat_count() {
         .invocations(
             h.world.organization.id,
             h.world.webhook.id,
-            Some(OutcomeFilter::Rejected),
+            &InvocationFilter::outcome(OutcomeFilter::Rejected),
             PageRequest::first(10).unwrap(),
         )
         .await

@@ -18,7 +18,7 @@ mod webhooks;
 pub use api_keys::{API_KEY_PREFIX, CreatedApiKey, NewApiKey};
 pub use auth::Caller;
 pub use error::{AuthError, ConflictCode, Invalid, ManageError};
-pub use invocations::parse_outcome_filter;
+pub use invocations::{LogQuery, parse_invocation_filter, parse_outcome_filter};
 pub use organization::OrganizationPatch;
 pub use targets::{CreatedTarget, NewTarget, SIGNING_SECRET_PREFIX, TargetPatch};
 pub use tasks::{MAX_TASKS_WITH_CONTEXT, parse_task_status};

@@ -1,0 +1,42 @@
+//! Search latency on a large log: fills a fresh database of the server at `DATABASE_URL` with
+//! invocations through the store (`webhook_store_contract::search_bench`), lets PostgreSQL
+//! vacuum and analyze the log as autovacuum would after such a load, then times searches by
+//! words of the payload. Prints one JSON object.
+//!
+//! `cargo run --release -p webhook-store-pg --features test-util --example bench_search
+//! [INVOCATIONS]` (default 1,000,000).
+
+#![expect(clippy::print_stdout, reason = "the report is the program's output")]
+
+use std::time::Instant;
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::fixtures::World;
+use webhook_store_contract::search_bench::{fill, time_searches};
+use webhook_store_pg::test_db::{database_url, fresh_store};
+
+#[tokio::main]
+async fn main() {
+    let count: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+    let filled = fill(&store, &world, count, 64).await;
+    let url = database_url(&store.test_database().expect("a test database"));
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute("VACUUM ANALYZE invocations")
+        .await
+        .expect("vacuum");
+    drop(conn);
+    let started = Instant::now();
+    let report = time_searches(&store, &world).await;
+    println!(
+        r#"{{"store":"postgres","invocations":{count},"fill_s":{:.1},"search_s":{:.1},"searches":{report}}}"#,
+        filled.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    store.teardown().await;
+}

@@ -1,0 +1,50 @@
+//! Search latency on a large log: fills a new database with invocations through the store
+//! (`webhook_store_contract::search_bench`), then times searches by words of the payload.
+//! Prints one JSON object.
+//!
+//! `cargo bench -p webhook-store-sqlite --bench search [-- INVOCATIONS]` (default 1,000,000).
+
+#![expect(clippy::print_stdout, reason = "the report is the program's output")]
+
+use std::time::Instant;
+
+use webhook_store_contract::fixtures::World;
+use webhook_store_contract::search_bench::{fill, time_searches};
+use webhook_store_sqlite::{SqliteOptions, SqliteStore};
+
+fn main() {
+    let count: u64 = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(1_000_000);
+    let path = std::env::temp_dir().join(format!(
+        "webhookd-bench-search-{}.sqlite",
+        uuid::Uuid::new_v4()
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let store = SqliteStore::open(SqliteOptions::new(path.clone()))
+            .await
+            .expect("open");
+        let world = World::seed(&store).await;
+        let filled = fill(&store, &world, count, 64).await;
+        let started = Instant::now();
+        let report = time_searches(&store, &world).await;
+        let searching = started.elapsed();
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        println!(
+            r#"{{"store":"sqlite","invocations":{count},"fill_s":{:.1},"search_s":{:.1},"file_bytes":{size},"searches":{report}}}"#,
+            filled.as_secs_f64(),
+            searching.as_secs_f64(),
+        );
+        store.close().await;
+    });
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
