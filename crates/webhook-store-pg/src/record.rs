@@ -35,7 +35,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use webhook_domain::model::{DeliveryClaim, Invocation, Payload, Task};
+use webhook_domain::model::{DeliveryClaim, Invocation, Payload, RequestRecord, Task};
 
 use crate::rows::{at, int};
 
@@ -127,6 +127,8 @@ columns! {
         delivery_id: Option<&'a str> => Nullable<Text> as "text",
         duplicate_of: Option<Uuid> => Nullable<SqlUuid> as "uuid",
         instruction_fallback: Option<&'a str> => Nullable<Text> as "text",
+        request_record: Option<String> => Nullable<Text> as "text",
+        replay_of: Option<Uuid> => Nullable<SqlUuid> as "uuid",
     }
 }
 
@@ -195,6 +197,9 @@ impl<'a> Invocations<'a> {
         self.duplicate_of.push(i.duplicate_of.map(|d| *d.as_uuid()));
         self.instruction_fallback
             .push(i.instruction_fallback.as_deref());
+        self.request_record
+            .push(i.request.as_ref().map(RequestRecord::to_json));
+        self.replay_of.push(i.replay_of.map(|r| *r.as_uuid()));
     }
 }
 

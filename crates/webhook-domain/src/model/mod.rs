@@ -7,6 +7,7 @@ mod ingest;
 mod invocation;
 mod organization;
 mod page;
+mod record;
 mod secret;
 mod source;
 mod summary;
@@ -31,6 +32,10 @@ pub use invocation::{
 };
 pub use organization::{ApiKey, Organization, Role};
 pub use page::{Cursor, InvalidPageLimit, Page, PageRequest};
+pub use record::{
+    AnsweredProblem, BODY_EXCERPT_BYTES, BodyKept, MAX_RECORDED_HEADER_BYTES, MAX_RECORDED_HEADERS,
+    REDACTED, RequestRecord,
+};
 pub use secret::{ApiKeyHash, InvalidSecret, SealedSecret, Secret};
 pub use source::{
     Cidr, CidrList, FieldRef, HeaderName, InstructionTemplate, InvalidCidr, InvalidFieldRef,
