@@ -715,6 +715,7 @@ mod tests {
             (ConflictCode::LastAdminKey, "last_admin_key"),
             (ConflictCode::OwnKey, "own_key"),
             (ConflictCode::Concurrent, "conflict"),
+            (ConflictCode::NotReplayable, "not_replayable"),
         ] {
             check(Kind::Conflict(code), 409, name, "Conflict");
         }

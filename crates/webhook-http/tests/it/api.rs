@@ -66,6 +66,7 @@ pub(crate) struct ApiApp<S: Backend = MemoryStore> {
     base: String,
     pub(crate) store: S,
     pub(crate) node: Node<NodeAdapters<S, ManualClock, LiteralGuard>>,
+    pub(crate) clock: ManualClock,
     client: reqwest::Client,
     handle: ServerHandle,
 }
@@ -98,9 +99,10 @@ impl<S: Backend> ApiApp<S> {
 
     /// The app over `store`, with `options`.
     pub(crate) fn start_on_with(store: S, options: Options) -> Self {
+        let clock = ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000));
         let parts = NodeParts {
             store: store.clone(),
-            clock: ManualClock::new(Timestamp::from_unix_micros(1_767_225_600_000_000)),
+            clock: clock.clone(),
             endpoints: LiteralGuard,
             master_key: master_key(),
             public_url: PublicUrl::parse("https://hooks.example.com").unwrap(),
@@ -110,6 +112,7 @@ impl<S: Backend> ApiApp<S> {
             base: format!("http://{address}"),
             store,
             node,
+            clock,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -119,7 +122,7 @@ impl<S: Backend> ApiApp<S> {
     }
 
     /// Writes the counted rejections to the log, as the node does every second.
-    async fn flush_rejections(&self) {
+    pub(crate) async fn flush_rejections(&self) {
         self.node.rejections.flush_into(&self.store).await.unwrap();
     }
 
@@ -335,6 +338,10 @@ async fn every_route_checks_keys_roles_and_organizations() {
             ),
             ("get", "/api/v1/webhooks/{id}/invocations") => (with(webhook_id), None, 200),
             ("get", "/api/v1/invocations/{id}") => (with(s(&test["invocation_id"])), None, 200),
+            ("post", "/api/v1/invocations/{id}/replay") => {
+                (with(s(&test["invocation_id"])), None, 200)
+            }
+            ("get", "/api/v1/tasks/{id}/attempts") => (with(&task_id), None, 200),
             ("get", "/api/v1/tasks/{id}") => (with(&task_id), None, 200),
             ("patch", "/api/v1/tasks/{id}") => {
                 (with(&task_id), Some(json!({"status": "delivered"})), 200)
