@@ -15,9 +15,9 @@ use crate::model::{
     ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask,
     CoalescedRejection, DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl, IngestRoute,
     Invocation, InvocationFilter, InvocationId, InvocationSummary, Lease, Organization,
-    OrganizationId, Page, PageRequest, QueueStats, RateRequest, SealedSecret, Secret, Stale,
-    Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary, Timestamp, Webhook,
-    WebhookId,
+    OrganizationId, Page, PageRequest, QueueStats, RateRequest, RequestRecord, SealedSecret,
+    Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary,
+    Timestamp, Webhook, WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -568,8 +568,11 @@ pub trait WebhookResolver: Send + Sync {
 /// Collects coalesced rejections until they are written as one log entry per webhook and
 /// reason.
 pub trait RejectionCounter: Send + Sync {
-    /// Counts one rejection; cheap and infallible.
-    fn count(&self, rejection: CoalescedRejection);
+    /// Counts one rejection; cheap and infallible. `record` makes the request's record
+    /// (headers, body, problem), which the entry keeps from the first request it stands for: a
+    /// counter MUST call it only for a rejection that starts an entry, so a flood costs no
+    /// record each.
+    fn count(&self, rejection: CoalescedRejection, record: impl FnOnce() -> RequestRecord);
 }
 
 // ---------------------------------------------------------------------------------------------

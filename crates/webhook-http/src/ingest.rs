@@ -27,6 +27,12 @@ impl RequestHeaders for Headers<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
         self.0.get(name).map(header::HeaderValue::as_bytes)
     }
+
+    fn each(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        for (name, value) in self.0 {
+            visit(name.as_str(), value.as_bytes());
+        }
+    }
 }
 
 /// 202: the event is stored, with its task.

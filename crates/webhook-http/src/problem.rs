@@ -12,7 +12,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Responder, ResponseError};
 use serde::Serialize;
-use webhook_domain::model::InvalidPayload;
 pub use webhook_domain::ports::ErrorChain;
 use webhook_domain::ports::StoreError;
 use webhook_domain::rules::RateStatus;
@@ -423,64 +422,24 @@ impl Problem {
     /// The problem for an ingest rejection. Its cause, if any, stays out of the body: log it
     /// with [`log_server_error`] first.
     pub fn from_rejection(rejection: &IngestRejection) -> Self {
-        let kind = Kind::of_rejection(rejection);
-        let detail: String = match rejection {
-            IngestRejection::RateLimited {
-                scope,
-                retry_after,
-                status: rate,
-            } => {
-                let detail = format!(
-                    "the {} rate limit of {} requests per minute is exhausted; retry after {} s",
-                    scope.as_str(),
-                    rate.limit,
-                    whole_seconds_up(*retry_after)
-                );
-                return Self::new(kind, detail)
-                    .with_scope(scope.as_str())
-                    .with_header(
-                        header::RETRY_AFTER,
-                        HeaderValue::from(whole_seconds_up(*retry_after).max(1)),
-                    )
-                    .with_rate_headers(*rate);
-            }
-            IngestRejection::Internal(_) => return Self::internal_error(),
-            IngestRejection::WebhookNotFound => "no webhook has this id".into(),
-            IngestRejection::WebhookDeleted => {
-                "this webhook was deleted and accepts no more events".into()
-            }
-            IngestRejection::WebhookDisabled => {
-                "this webhook is disabled; its owner can enable it again".into()
-            }
-            IngestRejection::InvalidSecret => "the header carrying this webhook's secret (X-Webhook-Secret, or the one its source uses: X-Gitlab-Token, Authorization, a configured header) is missing or does not match".into(),
-            IngestRejection::InvalidSignature => "the body's signature header is missing, malformed, or does not match this webhook's secret".into(),
-            IngestRejection::SignatureExpired => "the signature is right but its timestamp is more than 300 seconds from now; a replayed or delayed request is refused".into(),
-            IngestRejection::SourceNotAllowed => {
-                "this webhook accepts requests only from the networks its owner listed".into()
-            }
-            IngestRejection::PayloadTooLarge { limit } => {
-                format!("the body is larger than the limit of {limit} bytes")
-            }
-            IngestRejection::BodyUnreadable => "the request body could not be read".into(),
-            IngestRejection::UnsupportedMediaType { expected } => {
-                format!("the body must be sent with Content-Type: {expected}")
-            }
-            IngestRejection::InvalidPayload(InvalidPayload::NotAnObject) => {
-                "the body must be a JSON object".into()
-            }
-            IngestRejection::InvalidPayload(InvalidPayload::Malformed(reason)) => {
-                format!("the body is not valid JSON: {reason}")
-            }
-            IngestRejection::InvalidPayload(InvalidPayload::TooDeep { limit }) => {
-                format!("the body nests objects and arrays deeper than {limit} levels")
-            }
-            IngestRejection::InvalidPayload(e @ InvalidPayload::InvalidForm(_)) => e.to_string(),
-            IngestRejection::StoreUnavailable(_) => {
-                "the event could not be stored; nothing was accepted, send it again later".into()
-            }
-            IngestRejection::OutcomeUnknown(_) => "the store was lost while the event was committed: it may have been accepted, and sending it again may make a duplicate".into(),
-        };
-        Self::new(kind, detail)
+        // The detail is the domain's, which the invocation log records as answered.
+        let problem = Self::new(Kind::of_rejection(rejection), rejection.detail());
+        if let IngestRejection::RateLimited {
+            scope,
+            retry_after,
+            status: rate,
+        } = rejection
+        {
+            problem
+                .with_scope(scope.as_str())
+                .with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(whole_seconds_up(*retry_after).max(1)),
+                )
+                .with_rate_headers(*rate)
+        } else {
+            problem
+        }
     }
 
     /// Adds the `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
@@ -556,6 +515,7 @@ impl From<ManageError> for Problem {
             ),
             ManageError::Invalid(invalid) => Self::invalid(invalid),
             ManageError::Conflict { code, message } => Self::new(Kind::Conflict(code), message),
+            ManageError::WebhookDeleted => Self::from_rejection(&IngestRejection::WebhookDeleted),
             ManageError::Store(e) => Self::store(&e),
         }
     }
@@ -594,10 +554,7 @@ pub fn rate_headers(rate: RateStatus) -> [(HeaderName, HeaderValue); 3] {
     ]
 }
 
-/// `duration` in whole seconds, rounded up.
-pub fn whole_seconds_up(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
+pub use webhook_domain::rules::whole_seconds_up;
 
 /// How often one kind of server error is logged at most, after its first occurrence.
 pub const SERVER_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -627,6 +584,7 @@ pub fn log_server_error(context: &'static str, error: &(dyn StdError + 'static))
 #[cfg(test)]
 mod tests {
     use super::*;
+    use webhook_domain::model::InvalidPayload;
     use webhook_domain::rules::RateScope;
 
     #[test]
@@ -672,6 +630,14 @@ mod tests {
             assert_eq!(problem.status().as_u16(), rejection.http_status());
             assert_eq!(problem.code(), rejection.code());
             assert!(!problem.detail.contains("db down"), "cause leaked");
+            // What the invocation log records is what the sender was answered.
+            let recorded = rejection.problem();
+            assert_eq!(recorded.title, problem.kind.answer().2);
+            assert_eq!(recorded.detail, problem.detail);
+            assert_eq!(
+                (recorded.status, recorded.code.as_str()),
+                (rejection.http_status(), rejection.code())
+            );
         }
         assert_eq!(
             (rejections[9].http_status(), rejections[9].code()),
@@ -749,6 +715,7 @@ mod tests {
             (ConflictCode::LastAdminKey, "last_admin_key"),
             (ConflictCode::OwnKey, "own_key"),
             (ConflictCode::Concurrent, "conflict"),
+            (ConflictCode::NotReplayable, "not_replayable"),
         ] {
             check(Kind::Conflict(code), 409, name, "Conflict");
         }

@@ -5,9 +5,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use webhook_domain::model::{
     CoalescedReason, CoalescedRejection, Invocation, InvocationId, InvocationOutcome,
-    OrganizationId, Timestamp, WebhookId,
+    OrganizationId, RequestRecord, Timestamp, WebhookId,
 };
 use webhook_domain::ports::{Entropy, InvocationLog, RejectionCounter, StoreError};
 use webhook_domain::service::time_ordered_id;
@@ -17,20 +18,26 @@ use webhook_domain::service::time_ordered_id;
 type Key = (WebhookId, CoalescedReason, bool, Option<InvocationId>);
 
 /// Rejections of one key since the last drain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Tally {
     organization_id: OrganizationId,
     count: u32,
     first_at: Timestamp,
     last_at: Timestamp,
     last_source_ip: Option<IpAddr>,
+    /// The first request's record.
+    record: RequestRecord,
 }
 
 impl Tally {
-    /// Adds `other`'s rejections; the later of the two keeps its source address.
+    /// Adds `other`'s rejections; the earlier of the two keeps its record, the later its
+    /// source address.
     fn merge(&mut self, other: Self) {
         self.count = self.count.saturating_add(other.count);
-        self.first_at = self.first_at.min(other.first_at);
+        if other.first_at < self.first_at {
+            self.first_at = other.first_at;
+            self.record = other.record;
+        }
         if other.last_at >= self.last_at {
             self.last_at = other.last_at;
             self.last_source_ip = other.last_source_ip;
@@ -82,11 +89,11 @@ impl<E: Entropy> CoalescingCounter<E> {
 
     /// Takes every count and turns each into a rejected invocation, oldest first: the status
     /// and code of its reason (410, 403, 429 or 401), `repeat_count` the number of requests,
-    /// `received_at` the first one's time, `source_ip` the last one's, no payload.
+    /// `received_at` the first one's time and record, `source_ip` the last one's, no payload.
     pub fn drain(&self) -> Vec<Invocation> {
         self.take()
             .into_iter()
-            .map(|(key, tally)| self.invocation(key, tally))
+            .map(|(key, tally)| self.invocation(key, &tally))
             .collect()
     }
 
@@ -101,7 +108,7 @@ impl<E: Entropy> CoalescingCounter<E> {
         let mut written = 0;
         let mut pending = taken.into_iter();
         while let Some((key, tally)) = pending.next() {
-            let invocation = self.invocation(key, tally);
+            let invocation = self.invocation(key, &tally);
             if let Err(e) = log.record_invocation(&invocation, None).await {
                 self.put_back(key, tally);
                 for (key, tally) in pending {
@@ -131,17 +138,18 @@ impl<E: Entropy> CoalescingCounter<E> {
     }
 
     fn put_back(&self, key: Key, tally: Tally) {
-        self.inner
-            .tallies
-            .entry(key)
-            .and_modify(|newer| newer.merge(tally))
-            .or_insert(tally);
+        match self.inner.tallies.entry(key) {
+            Entry::Occupied(mut newer) => newer.get_mut().merge(tally),
+            Entry::Vacant(vacant) => {
+                vacant.insert(tally);
+            }
+        }
     }
 
     fn invocation(
         &self,
         (webhook_id, reason, test, duplicate_of): Key,
-        tally: Tally,
+        tally: &Tally,
     ) -> Invocation {
         let (http_status, code) = reason.answer();
         let (outcome, error_code) = match reason {
@@ -166,28 +174,46 @@ impl<E: Entropy> CoalescingCounter<E> {
             delivery_id: None,
             duplicate_of,
             instruction_fallback: None,
+            request: Some(tally.record.clone()),
+            replay_of: None,
         }
     }
 }
 
 impl<E: Entropy> RejectionCounter for CoalescingCounter<E> {
-    fn count(&self, rejection: CoalescedRejection) {
-        let tally = Tally {
-            organization_id: rejection.organization_id,
-            count: 1,
-            first_at: rejection.at,
-            last_at: rejection.at,
-            last_source_ip: rejection.source_ip,
-        };
-        self.put_back(
-            (
-                rejection.webhook_id,
-                rejection.reason,
-                rejection.test,
-                rejection.duplicate_of,
-            ),
-            tally,
+    fn count(&self, rejection: CoalescedRejection, record: impl FnOnce() -> RequestRecord) {
+        let key = (
+            rejection.webhook_id,
+            rejection.reason,
+            rejection.test,
+            rejection.duplicate_of,
         );
+        match self.inner.tallies.entry(key) {
+            // A repeat: counted, its record never made.
+            Entry::Occupied(mut tally) => {
+                let tally = tally.get_mut();
+                tally.count = tally.count.saturating_add(1);
+                if rejection.at < tally.first_at {
+                    // Out of order: this one came first.
+                    tally.first_at = rejection.at;
+                    tally.record = record();
+                }
+                if rejection.at >= tally.last_at {
+                    tally.last_at = rejection.at;
+                    tally.last_source_ip = rejection.source_ip;
+                }
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(Tally {
+                    organization_id: rejection.organization_id,
+                    count: 1,
+                    first_at: rejection.at,
+                    last_at: rejection.at,
+                    last_source_ip: rejection.source_ip,
+                    record: record(),
+                });
+            }
+        }
     }
 }
 
@@ -232,9 +258,9 @@ mod tests {
             duplicate_of: Some(of),
             ..rejection(1, CoalescedReason::Duplicate, at, 1)
         };
-        counter.count(duplicate(first, 10));
-        counter.count(duplicate(first, 11));
-        counter.count(duplicate(other, 12));
+        counter.count(duplicate(first, 10), RequestRecord::default);
+        counter.count(duplicate(first, 11), RequestRecord::default);
+        counter.count(duplicate(other, 12), RequestRecord::default);
         let mut drained = counter.drain();
         drained.sort_by_key(|i| i.received_at);
         assert_eq!(drained.len(), 2, "one entry per first request");
@@ -249,15 +275,33 @@ mod tests {
     #[test]
     fn one_entry_per_webhook_and_reason() {
         let counter = CoalescingCounter::new(Counting::default());
-        counter.count(rejection(1, CoalescedReason::RateLimited, 20, 1));
-        counter.count(rejection(1, CoalescedReason::RateLimited, 10, 2));
-        counter.count(rejection(1, CoalescedReason::RateLimited, 30, 3));
-        counter.count(rejection(1, CoalescedReason::Disabled, 40, 4));
-        counter.count(rejection(2, CoalescedReason::RateLimited, 5, 5));
-        counter.count(CoalescedRejection {
-            test: true,
-            ..rejection(2, CoalescedReason::RateLimited, 6, 6)
-        });
+        counter.count(
+            rejection(1, CoalescedReason::RateLimited, 20, 1),
+            RequestRecord::default,
+        );
+        counter.count(
+            rejection(1, CoalescedReason::RateLimited, 10, 2),
+            RequestRecord::default,
+        );
+        counter.count(
+            rejection(1, CoalescedReason::RateLimited, 30, 3),
+            RequestRecord::default,
+        );
+        counter.count(
+            rejection(1, CoalescedReason::Disabled, 40, 4),
+            RequestRecord::default,
+        );
+        counter.count(
+            rejection(2, CoalescedReason::RateLimited, 5, 5),
+            RequestRecord::default,
+        );
+        counter.count(
+            CoalescedRejection {
+                test: true,
+                ..rejection(2, CoalescedReason::RateLimited, 6, 6)
+            },
+            RequestRecord::default,
+        );
         assert_eq!(counter.pending(), 4);
         let drained = counter.drain();
         assert_eq!(counter.pending(), 0);
@@ -293,5 +337,61 @@ mod tests {
                     && i.id.as_uuid().get_version_num() == 7)
         );
         assert!(counter.drain().is_empty());
+    }
+
+    /// A record naming the request it was made for, in its only header.
+    fn record_of(n: u32) -> RequestRecord {
+        RequestRecord {
+            headers: vec![("x-request".to_owned(), n.to_string())],
+            ..RequestRecord::default()
+        }
+    }
+
+    #[test]
+    fn an_entry_keeps_the_first_request_record_made_once() {
+        let counter = CoalescingCounter::new(Counting::default());
+        let made = std::cell::Cell::new(0);
+        let count = |at: i64, n: u32| {
+            counter.count(rejection(1, CoalescedReason::InvalidSecret, at, 1), || {
+                made.set(made.get() + 1);
+                record_of(n)
+            });
+        };
+        count(20, 1);
+        for n in 2..100 {
+            count(30, n);
+        }
+        assert_eq!(made.get(), 1, "repeats make no record");
+        // Out of order: an earlier request's record replaces the later one's.
+        count(10, 100);
+        assert_eq!(made.get(), 2);
+        let drained = counter.drain();
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].repeat_count, 100);
+        assert_eq!(drained[0].request, Some(record_of(100)));
+
+        // Put back after a failed write, a drained entry merges with newer counts and keeps
+        // the older record.
+        let older = Tally {
+            organization_id: OrganizationId::from_uuid(Uuid::from_u128(9)),
+            count: 3,
+            first_at: Timestamp::from_unix_micros(1),
+            last_at: Timestamp::from_unix_micros(2),
+            last_source_ip: None,
+            record: record_of(1),
+        };
+        let key = (
+            WebhookId::from_uuid(Uuid::from_u128(1)),
+            CoalescedReason::InvalidSecret,
+            false,
+            None,
+        );
+        counter.count(rejection(1, CoalescedReason::InvalidSecret, 50, 1), || {
+            record_of(50)
+        });
+        counter.put_back(key, older);
+        let drained = counter.drain();
+        assert_eq!(drained[0].repeat_count, 4);
+        assert_eq!(drained[0].request, Some(record_of(1)));
     }
 }

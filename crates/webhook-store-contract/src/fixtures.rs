@@ -191,6 +191,8 @@ fn invocation(webhook: &Webhook, received_at: Timestamp) -> Invocation {
         delivery_id: None,
         duplicate_of: None,
         instruction_fallback: None,
+        request: None,
+        replay_of: None,
     }
 }
 

@@ -155,6 +155,8 @@ macro_rules! for_each_case {
             a_lapsed_claim_is_taken_over,
             concurrent_claims_record_exactly_one,
             purge_delivery_claims_removes_lapsed_claims,
+            request_records_round_trip,
+            request_records_ride_in_claimed_writes,
             the_first_key_check_is_kept,
             concurrent_first_key_checks_keep_one,
         }

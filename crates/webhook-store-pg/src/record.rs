@@ -35,7 +35,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use webhook_domain::model::{DeliveryClaim, Invocation, Payload, Task};
+use webhook_domain::model::{DeliveryClaim, Invocation, Payload, RequestRecord, Task};
 
 use crate::rows::{at, int};
 
@@ -129,6 +129,8 @@ columns! {
         instruction_fallback: Option<&'a str> => Nullable<Text> as "text",
         // The payload's words, as tsvector text (`search::tsvector_text`).
         search_words: Option<String> => Nullable<Text> as "tsvector",
+        request_record: Option<String> => Nullable<Text> as "text",
+        replay_of: Option<Uuid> => Nullable<SqlUuid> as "uuid",
     }
 }
 
@@ -199,6 +201,9 @@ impl<'a> Invocations<'a> {
             .push(i.instruction_fallback.as_deref());
         self.search_words
             .push(i.payload.as_ref().map(crate::search::tsvector_text));
+        self.request_record
+            .push(i.request.as_ref().map(RequestRecord::to_json));
+        self.replay_of.push(i.replay_of.map(|r| *r.as_uuid()));
     }
 }
 

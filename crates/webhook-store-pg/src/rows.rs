@@ -8,9 +8,9 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
     InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
-    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
-    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
-    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
+    OrganizationId, Payload, RatePerMinute, RequestRecord, Role, SealedSecret, Source,
+    SourceSettings, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
+    TaskStatus, TaskSummary, Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -376,7 +376,30 @@ impl TryFrom<InvocationRow> for Invocation {
             delivery_id: row.delivery_id,
             duplicate_of: row.duplicate_of.map(InvocationId::from_uuid),
             instruction_fallback: row.instruction_fallback,
+            request: None,
+            replay_of: None,
         })
+    }
+}
+
+/// What an invocation row holds besides the fields lists read: the request's record and the
+/// invocation a replay sent again.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = invocations, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct RequestRow {
+    pub(crate) request_record: Option<String>,
+    pub(crate) replay_of: Option<Uuid>,
+}
+
+impl RequestRow {
+    /// `invocation` with this row's record and replay.
+    pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, StoreError> {
+        invocation.request = self
+            .request_record
+            .map(|json| RequestRecord::from_json(&json).map_err(|_| corrupt("request record")))
+            .transpose()?;
+        invocation.replay_of = self.replay_of.map(InvocationId::from_uuid);
+        Ok(invocation)
     }
 }
 

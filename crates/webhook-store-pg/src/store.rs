@@ -31,8 +31,8 @@ use crate::attempt::FinishAttempt;
 use crate::changes::announce;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
-    ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, TargetRow, TaskRow, WebhookRow, at,
-    endpoint, int, ts,
+    ApiKeyRow, AttemptRow, InvocationRow, OrganizationRow, RequestRow, TargetRow, TaskRow,
+    WebhookRow, at, endpoint, int, ts,
 };
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
@@ -643,10 +643,11 @@ impl InvocationLog for PgStore {
         let result = invocations::table
             .filter(invocations::id.eq(id.as_uuid()))
             .filter(invocations::organization_id.eq(organization_id.as_uuid()))
-            .select(InvocationRow::as_select())
+            .select((InvocationRow::as_select(), RequestRow::as_select()))
             .first(&mut conn)
             .await;
-        check(result.map_err(TxError::from), &mut conn)?.try_into()
+        let (row, request) = check(result.map_err(TxError::from), &mut conn)?;
+        request.fill(row.try_into()?)
     }
 
     async fn invocations(
@@ -658,9 +659,12 @@ impl InvocationLog for PgStore {
     ) -> Result<Page<Invocation>, StoreError> {
         let mut conn = self.conn().await?;
         let query = listed_invocations(organization_id, webhook_id, filter, page)
-            .select(InvocationRow::as_select());
+            .select((InvocationRow::as_select(), RequestRow::as_select()));
         let result = query.load(&mut conn).await;
-        let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
+        let items = check(result.map_err(TxError::from), &mut conn)?
+            .into_iter()
+            .map(|(row, request)| request.fill(row.try_into()?))
+            .collect::<Result<Vec<Invocation>, StoreError>>()?;
         Ok(Page::from_overfetch(items, page, |i: &Invocation| Cursor {
             at: i.received_at,
             id: *i.id.as_uuid(),

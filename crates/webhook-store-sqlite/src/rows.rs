@@ -3,14 +3,14 @@
 
 use std::net::IpAddr;
 
-use diesel::Queryable;
+use diesel::{Queryable, Selectable};
 use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
     InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
-    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
-    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
-    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
+    OrganizationId, Payload, RatePerMinute, RequestRecord, Role, SealedSecret, Source,
+    SourceSettings, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
+    TaskStatus, TaskSummary, Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -257,7 +257,8 @@ impl WebhookRow {
     }
 }
 
-#[derive(Queryable)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::invocations, check_for_backend(diesel::sqlite::Sqlite))]
 pub(crate) struct InvocationRow {
     id: Vec<u8>,
     organization_id: Vec<u8>,
@@ -336,10 +337,37 @@ impl InvocationRow {
                 .map(|i| uuid(&i, "invocation id").map(InvocationId::from_uuid))
                 .transpose()?,
             instruction_fallback: self.instruction_fallback,
+            request: None,
+            replay_of: None,
         })
     }
 }
 
+/// What an invocation row holds besides the fields lists read: the request's record and the
+/// invocation a replay sent again.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::invocations, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct RequestRow {
+    request_record: Option<String>,
+    replay_of: Option<Vec<u8>>,
+}
+
+impl RequestRow {
+    /// `invocation` with this row's record and replay.
+    pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, Failure> {
+        invocation.request = self
+            .request_record
+            .map(|json| {
+                RequestRecord::from_json(&json).map_err(|_| Failure::corrupt("request record"))
+            })
+            .transpose()?;
+        invocation.replay_of = self
+            .replay_of
+            .map(|i| uuid(&i, "replayed invocation id").map(InvocationId::from_uuid))
+            .transpose()?;
+        Ok(invocation)
+    }
+}
 #[derive(Queryable)]
 pub(crate) struct TaskRow {
     id: Vec<u8>,

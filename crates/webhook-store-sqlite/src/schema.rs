@@ -83,6 +83,8 @@ diesel::table! {
         delivery_id -> Nullable<Text>,
         duplicate_of -> Nullable<Binary>,
         instruction_fallback -> Nullable<Text>,
+        request_record -> Nullable<Text>,
+        replay_of -> Nullable<Binary>,
     }
 }
 

@@ -293,6 +293,12 @@ pub struct Invocation {
     /// Why the webhook's instruction template did not make the task's instruction, when it
     /// did not.
     pub instruction_fallback: Option<String>,
+    /// The request as received: headers (credentials redacted), what of its body was kept, the
+    /// problem answered, the subscriptions an ignored event was matched against. `None` for
+    /// entries logged before requests were recorded.
+    pub request: Option<super::RequestRecord>,
+    /// For a replay: the invocation whose request it sent again.
+    pub replay_of: Option<InvocationId>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod ingest;
 mod invocation;
 mod organization;
 mod page;
+mod record;
 mod search;
 mod secret;
 mod source;
@@ -32,6 +33,10 @@ pub use invocation::{
 };
 pub use organization::{ApiKey, Organization, Role};
 pub use page::{Cursor, InvalidPageLimit, Page, PageRequest};
+pub use record::{
+    AnsweredProblem, BODY_EXCERPT_BYTES, BodyKept, MAX_RECORDED_HEADER_BYTES, MAX_RECORDED_HEADERS,
+    REDACTED, RequestRecord,
+};
 pub use search::{
     InvalidSearch, InvocationFilter, MAX_INDEXED_BYTES, MAX_QUERY_WORDS, MAX_WORD_CHARS,
     SearchWords, indexed_words,

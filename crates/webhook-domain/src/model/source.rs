@@ -40,6 +40,10 @@ pub trait RequestHeaders {
     /// The value of the first header called `name`, which callers pass in lower case; `None`
     /// when there is none.
     fn get(&self, name: &str) -> Option<&[u8]>;
+
+    /// Calls `visit` with each header's name and value, in the order received (a header sent
+    /// twice is visited twice).
+    fn each(&self, visit: &mut dyn FnMut(&str, &[u8]));
 }
 
 impl RequestHeaders for [(String, Vec<u8>)] {
@@ -48,17 +52,31 @@ impl RequestHeaders for [(String, Vec<u8>)] {
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_slice())
     }
+
+    fn each(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        for (name, value) in self {
+            visit(name, value);
+        }
+    }
 }
 
 impl RequestHeaders for Vec<(String, Vec<u8>)> {
     fn get(&self, name: &str) -> Option<&[u8]> {
         RequestHeaders::get(self.as_slice(), name)
     }
+
+    fn each(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        self.as_slice().each(visit);
+    }
 }
 
 impl<T: RequestHeaders + ?Sized> RequestHeaders for &T {
     fn get(&self, name: &str) -> Option<&[u8]> {
         (**self).get(name)
+    }
+
+    fn each(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        (**self).each(visit);
     }
 }
 

@@ -6,7 +6,9 @@ mod retry;
 mod source;
 mod status;
 
-pub use rate_limit::{RateDecision, RateScope, RateStatus, SlidingWindow, decide, peek};
+pub use rate_limit::{
+    RateDecision, RateScope, RateStatus, SlidingWindow, decide, peek, whole_seconds_up,
+};
 pub use retry::{
     AttemptNumber, Disposition, RetryPolicy, attempt_verdict, classify, next_attempt_number,
     next_delay, task_status_change,

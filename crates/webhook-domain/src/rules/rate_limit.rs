@@ -224,6 +224,12 @@ fn closest_to_exhaustion(webhook: RateStatus, organization: RateStatus) -> RateS
     }
 }
 
+/// `duration` in whole seconds, rounded up: how a wait is announced (`Retry-After`, the
+/// `RateLimit-Reset` header, a refusal's detail).
+pub fn whole_seconds_up(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{
-    ClaimOutcome, CoalescedReason, CoalescedRejection, DeliveryClaim, IngestRoute, InvalidPayload,
-    Invocation, InvocationId, InvocationOutcome, Payload, PayloadFields, RateRequest,
-    RequestHeaders, Secret, Task, TaskId, Timestamp, WebhookId, WebhookStatus,
+    AnsweredProblem, ClaimOutcome, CoalescedReason, CoalescedRejection, DeliveryClaim, IngestRoute,
+    InvalidPayload, Invocation, InvocationId, InvocationOutcome, Payload, PayloadFields,
+    RateRequest, RequestHeaders, RequestRecord, Secret, Task, TaskId, Timestamp, Verification,
+    WebhookId, WebhookStatus,
 };
 use crate::ports::{
     Adapters, Clock as _, InvocationLog as _, Notifier as _, RateLimiter as _,
@@ -55,6 +56,35 @@ pub enum Sender {
     /// The management API's test endpoint, acting as a correctly authenticated sender; the
     /// invocation and task are marked `test`, and it claims no delivery id.
     TestEndpoint,
+    /// The management API's replay of a logged request, acting as a correctly authenticated
+    /// sender: it claims no delivery id, its invocation names the original (`replay_of`), and
+    /// it is marked `test` only when the original was.
+    Replay { of: InvocationId, test: bool },
+}
+
+impl Sender {
+    /// Whether the invocation and task are marked `test`.
+    const fn test(self) -> bool {
+        match self {
+            Self::Http => false,
+            Self::TestEndpoint => true,
+            Self::Replay { test, .. } => test,
+        }
+    }
+
+    /// Whether the management API sends it: authenticated already, from no network address,
+    /// and never a sender's retry, so it claims no delivery id.
+    const fn internal(self) -> bool {
+        !matches!(self, Self::Http)
+    }
+
+    /// The invocation a replay sends again.
+    const fn replay_of(self) -> Option<InvocationId> {
+        match self {
+            Self::Replay { of, .. } => Some(of),
+            Self::Http | Self::TestEndpoint => None,
+        }
+    }
 }
 
 /// What ingest reads from a request before its body, besides its headers.
@@ -81,11 +111,29 @@ pub struct Admission {
     received_at: Timestamp,
     source_ip: Option<IpAddr>,
     authentication: Authentication,
-    test: bool,
+    sender: Sender,
     rate: RateStatus,
 }
 
+/// Who sent a request to which webhook, and when: what a coalesced log entry is counted under.
+#[derive(Debug, Clone, Copy)]
+struct Sent<'r> {
+    route: &'r IngestRoute,
+    source_ip: Option<IpAddr>,
+    at: Timestamp,
+    test: bool,
+}
+
 impl Admission {
+    fn sent(&self) -> Sent<'_> {
+        Sent {
+            route: &self.route,
+            source_ip: self.source_ip,
+            at: self.received_at,
+            test: self.sender.test(),
+        }
+    }
+
     /// The rate-limit status to report on the answer.
     pub const fn rate(&self) -> RateStatus {
         self.rate
@@ -209,6 +257,77 @@ impl IngestRejection {
         }
     }
 
+    /// The problem's title (the same for every occurrence of a code).
+    pub const fn title(&self) -> &'static str {
+        match self {
+            Self::WebhookNotFound => "Webhook not found",
+            Self::WebhookDeleted => "Webhook deleted",
+            Self::WebhookDisabled => "Webhook disabled",
+            Self::SourceNotAllowed => "Source not allowed",
+            Self::RateLimited { .. } => "Rate limited",
+            Self::InvalidSecret => "Invalid secret",
+            Self::InvalidSignature => "Invalid signature",
+            Self::SignatureExpired => "Signature expired",
+            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::UnsupportedMediaType { .. } => "Unsupported media type",
+            Self::BodyUnreadable | Self::InvalidPayload(_) => "Invalid payload",
+            Self::StoreUnavailable(_) => "Store unavailable",
+            Self::OutcomeUnknown(_) => "Outcome unknown",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// The problem's detail, as the sender reads it: what is wrong and what to do. Never the
+    /// cause of a store failure.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::WebhookNotFound => "no webhook has this id".to_owned(),
+            Self::WebhookDeleted => "this webhook was deleted and accepts no more events".to_owned(),
+            Self::WebhookDisabled => {
+                "this webhook is disabled; its owner can enable it again".to_owned()
+            }
+            Self::RateLimited {
+                scope,
+                retry_after,
+                status,
+            } => format!(
+                "the {} rate limit of {} requests per minute is exhausted; retry after {} s",
+                scope.as_str(),
+                status.limit,
+                crate::rules::whole_seconds_up(*retry_after)
+            ),
+            Self::InvalidSecret => "the header carrying this webhook's secret (X-Webhook-Secret, or the one its source uses: X-Gitlab-Token, Authorization, a configured header) is missing or does not match".to_owned(),
+            Self::InvalidSignature => "the body's signature header is missing, malformed, or does not match this webhook's secret".to_owned(),
+            Self::SignatureExpired => "the signature is right but its timestamp is more than 300 seconds from now; a replayed or delayed request is refused".to_owned(),
+            Self::SourceNotAllowed => {
+                "this webhook accepts requests only from the networks its owner listed".to_owned()
+            }
+            Self::PayloadTooLarge { limit } => {
+                format!("the body is larger than the limit of {limit} bytes")
+            }
+            Self::BodyUnreadable => "the request body could not be read".to_owned(),
+            Self::UnsupportedMediaType { expected } => {
+                format!("the body must be sent with Content-Type: {expected}")
+            }
+            Self::InvalidPayload(e) => e.to_string(),
+            Self::StoreUnavailable(_) => {
+                "the event could not be stored; nothing was accepted, send it again later".to_owned()
+            }
+            Self::OutcomeUnknown(_) => "the store was lost while the event was committed: it may have been accepted, and sending it again may make a duplicate".to_owned(),
+            Self::Internal(_) => "the service failed to process this request; its operator has the details in the log".to_owned(),
+        }
+    }
+
+    /// The problem a sender is answered with, as the invocation log records it.
+    pub fn problem(&self) -> AnsweredProblem {
+        AnsweredProblem {
+            status: self.http_status(),
+            code: self.code().to_owned(),
+            title: self.title().to_owned(),
+            detail: self.detail(),
+        }
+    }
+
     /// The rejection of an authentication failure, and the reason its repeats are counted
     /// under.
     const fn of_auth(failure: AuthFailure) -> (Self, CoalescedReason) {
@@ -328,35 +447,47 @@ impl<A: Adapters> Ingest<A> {
             }
         };
         let now = self.clock.now();
-        let test = matches!(head.sender, Sender::TestEndpoint);
-        let count = |reason| self.count(&route, reason, head.source_ip, now, test, None);
+        let internal = head.sender.internal();
+        let sent = Sent {
+            route: &route,
+            source_ip: head.source_ip,
+            at: now,
+            test: head.sender.test(),
+        };
+        // Refused before the body is read: counted, with the first request's headers.
+        let refuse =
+            |reason, rejection| self.refuse_counted(sent, reason, rejection, headers, None);
         match route.status {
             WebhookStatus::Active => {}
             WebhookStatus::Deleted => {
-                count(CoalescedReason::Deleted);
-                return Err(IngestOutcome::rejected(IngestRejection::WebhookDeleted));
+                return Err(refuse(
+                    CoalescedReason::Deleted,
+                    IngestRejection::WebhookDeleted,
+                ));
             }
             WebhookStatus::Disabled => {
-                count(CoalescedReason::Disabled);
-                return Err(IngestOutcome::rejected(IngestRejection::WebhookDisabled));
+                return Err(refuse(
+                    CoalescedReason::Disabled,
+                    IngestRejection::WebhookDisabled,
+                ));
             }
         }
-        if !test && !route.allowed_source_ips.admits(head.source_ip) {
-            count(CoalescedReason::SourceNotAllowed);
-            return Err(IngestOutcome::rejected(IngestRejection::SourceNotAllowed));
+        if !internal && !route.allowed_source_ips.admits(head.source_ip) {
+            return Err(refuse(
+                CoalescedReason::SourceNotAllowed,
+                IngestRejection::SourceNotAllowed,
+            ));
         }
         // A peek: an exhausted quota is refused before anything else, but nothing is charged
         // until the request is known to be authentic.
         let rate = match self.limit(&route, now, Limit::Peek).await {
             Ok(rate) => rate,
-            Err(rejection) => {
-                if let IngestRejection::RateLimited { .. } = rejection {
-                    count(CoalescedReason::RateLimited);
-                }
-                return Err(IngestOutcome::rejected(rejection));
+            Err(rejection @ IngestRejection::RateLimited { .. }) => {
+                return Err(refuse(CoalescedReason::RateLimited, rejection));
             }
+            Err(rejection) => return Err(IngestOutcome::rejected(rejection)),
         };
-        let authentication = if test {
+        let authentication = if internal {
             Authentication::Decided(if route.secret.is_some() {
                 Authenticity::Verified
             } else {
@@ -372,8 +503,7 @@ impl<A: Adapters> Ingest<A> {
                 Err(failure) => {
                     // Counted, not written one by one: a flood of wrong secrets costs no write.
                     let (rejection, reason) = IngestRejection::of_auth(failure);
-                    count(reason);
-                    return Err(IngestOutcome::rejected(rejection));
+                    return Err(refuse(reason, rejection));
                 }
             }
         };
@@ -382,7 +512,7 @@ impl<A: Adapters> Ingest<A> {
             received_at: now,
             source_ip: head.source_ip,
             authentication,
-            test,
+            sender: head.sender,
             rate,
         })
     }
@@ -438,7 +568,7 @@ impl<A: Adapters> Ingest<A> {
             Err(outcome) => return outcome,
         };
         let (payload, fields) = match self
-            .parse_payload(&admission, request.content_type, body)
+            .parse_payload(&admission, headers, request.content_type, body)
             .await
         {
             Ok(parsed) => parsed,
@@ -447,6 +577,7 @@ impl<A: Adapters> Ingest<A> {
         let extraction = self.read_event(&admission, headers, &payload, fields);
         let invocation = Invocation {
             payload: Some(payload.clone()),
+            request: Some(request_record(&admission.route, headers).with_payload()),
             ..self.new_invocation(&admission)
         };
         match extraction {
@@ -466,6 +597,7 @@ impl<A: Adapters> Ingest<A> {
     async fn parse_payload(
         &self,
         admission: &Admission,
+        headers: &impl RequestHeaders,
         content_type: Option<&[u8]>,
         body: &[u8],
     ) -> Result<(Payload, PayloadFields), IngestOutcome> {
@@ -482,7 +614,9 @@ impl<A: Adapters> Ingest<A> {
                 IngestRejection::InvalidPayload(InvalidPayload::InvalidForm(reason))
             }
         };
-        Err(self.reject_logged(admission, rejection).await)
+        Err(self
+            .reject_logged(admission, rejection, headers, Some(body))
+            .await)
     }
 
     /// A handshake or ping: logged as ignored under its own event type, answered without a
@@ -523,26 +657,30 @@ impl<A: Adapters> Ingest<A> {
         invocation.event_type.clone_from(&event_type);
         invocation.delivery_id.clone_from(&delivery_id);
         invocation.instruction_fallback = template_fallback.map(|f| f.to_string());
-        let task = admission
-            .route
-            .event_types
-            .selects(event_type.as_deref())
-            .then(|| self.new_task(&admission, &mut invocation, payload, instruction));
-        let Admission {
-            route,
-            received_at,
-            source_ip,
-            test,
-            rate,
-            ..
-        } = admission;
-        // Only outside senders claim their delivery ids: a test (or a replay) is never a
-        // sender's retry.
+        let event_types = &admission.route.event_types;
+        let task = if event_types.selects(event_type.as_deref()) {
+            Some(self.new_task(&admission, &mut invocation, payload, instruction))
+        } else {
+            // Ignored: say what it was matched against.
+            if let Some(record) = &mut invocation.request {
+                record.subscriptions = Some(
+                    event_types
+                        .patterns()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                );
+            }
+            None
+        };
+        let rate = admission.rate;
+        // Only outside senders claim their delivery ids: a test or a replay is never a
+        // sender's retry, so deduplication never refuses it.
         let claim = delivery_id
-            .filter(|_| !test)
+            .filter(|_| !admission.sender.internal())
             .map(|delivery_id| DeliveryClaim {
                 delivery_id,
-                window_start: received_at.minus(self.config.dedup_window),
+                window_start: admission.received_at.minus(self.config.dedup_window),
             });
         let recorded = match &claim {
             Some(claim) => {
@@ -575,13 +713,21 @@ impl<A: Adapters> Ingest<A> {
                 invocation_id,
                 task_id,
             }) => {
+                // Coalesced: the entry keeps the first repeat's record, with its body as text.
+                let Invocation {
+                    request, payload, ..
+                } = invocation;
                 self.count(
-                    &route,
+                    admission.sent(),
                     CoalescedReason::Duplicate,
-                    source_ip,
-                    received_at,
-                    test,
                     Some(invocation_id),
+                    || {
+                        let record = request.unwrap_or_default();
+                        match &payload {
+                            Some(payload) => record.with_body_text(payload.as_str().as_bytes()),
+                            None => record,
+                        }
+                    },
                 );
                 IngestOutcome::Duplicate {
                     invocation_id,
@@ -609,11 +755,13 @@ impl<A: Adapters> Ingest<A> {
             error_code: None,
             task_id: None,
             repeat_count: 1,
-            test: admission.test,
+            test: admission.sender.test(),
             target_response: None,
             delivery_id: None,
             duplicate_of: None,
             instruction_fallback: None,
+            request: None,
+            replay_of: admission.sender.replay_of(),
         }
     }
 
@@ -700,11 +848,15 @@ impl<A: Adapters> Ingest<A> {
             BodyRead::Complete(_) | BodyRead::TooLarge => {
                 let limit = self.config.body_limit;
                 let rejection = IngestRejection::PayloadTooLarge { limit };
-                return Err(self.reject_logged(&admission, rejection).await);
+                return Err(self
+                    .reject_logged(&admission, rejection, headers, None)
+                    .await);
             }
             BodyRead::Broken => {
                 let rejection = IngestRejection::BodyUnreadable;
-                return Err(self.reject_logged(&admission, rejection).await);
+                return Err(self
+                    .reject_logged(&admission, rejection, headers, None)
+                    .await);
             }
         };
         let route = &admission.route;
@@ -722,15 +874,14 @@ impl<A: Adapters> Ingest<A> {
                     Ok(authenticity) => Authentication::Decided(authenticity),
                     Err(failure) => {
                         let (rejection, reason) = IngestRejection::of_auth(failure);
-                        self.count(
-                            route,
+                        let sent = admission.sent();
+                        return Err(self.refuse_counted(
+                            sent,
                             reason,
-                            admission.source_ip,
-                            admission.received_at,
-                            admission.test,
-                            None,
-                        );
-                        return Err(IngestOutcome::rejected(rejection));
+                            rejection,
+                            headers,
+                            Some(body),
+                        ));
                     }
                 }
             }
@@ -741,19 +892,17 @@ impl<A: Adapters> Ingest<A> {
             .await
         {
             Ok(rate) => rate,
-            Err(rejection) => {
-                if let IngestRejection::RateLimited { .. } = rejection {
-                    self.count(
-                        route,
-                        CoalescedReason::RateLimited,
-                        admission.source_ip,
-                        admission.received_at,
-                        admission.test,
-                        None,
-                    );
-                }
-                return Err(IngestOutcome::rejected(rejection));
+            Err(rejection @ IngestRejection::RateLimited { .. }) => {
+                let sent = admission.sent();
+                return Err(self.refuse_counted(
+                    sent,
+                    CoalescedReason::RateLimited,
+                    rejection,
+                    headers,
+                    Some(body),
+                ));
             }
+            Err(rejection) => return Err(IngestOutcome::rejected(rejection)),
         };
         let admission = Admission {
             authentication,
@@ -763,35 +912,58 @@ impl<A: Adapters> Ingest<A> {
         Ok((body, admission))
     }
 
+    /// Counts a request into the coalesced log entry of its webhook and `reason`; `record`
+    /// makes the request's record, called only when the request starts an entry.
     fn count(
         &self,
-        route: &IngestRoute,
+        sent: Sent<'_>,
         reason: CoalescedReason,
-        source_ip: Option<IpAddr>,
-        at: Timestamp,
-        test: bool,
         duplicate_of: Option<InvocationId>,
+        record: impl FnOnce() -> RequestRecord,
     ) {
-        self.rejections.count(CoalescedRejection {
-            webhook_id: route.webhook_id,
-            organization_id: route.organization_id,
+        let rejection = CoalescedRejection {
+            webhook_id: sent.route.webhook_id,
+            organization_id: sent.route.organization_id,
             reason,
-            source_ip,
-            at,
-            test,
+            source_ip: sent.source_ip,
+            at: sent.at,
+            test: sent.test,
             duplicate_of,
-        });
+        };
+        self.rejections.count(rejection, record);
     }
 
+    /// Refuses a request with `rejection`, counted under `reason` rather than written one by
+    /// one; the entry keeps the first request's record: its headers, `body` when it was read,
+    /// and the problem answered.
+    fn refuse_counted(
+        &self,
+        sent: Sent<'_>,
+        reason: CoalescedReason,
+        rejection: IngestRejection,
+        headers: &impl RequestHeaders,
+        body: Option<&[u8]>,
+    ) -> IngestOutcome {
+        self.count(sent, reason, None, || {
+            refused_record(sent.route, headers, body, &rejection)
+        });
+        IngestOutcome::rejected(rejection)
+    }
+
+    /// Logs a refused request, with its record: `body` is what was read of it (nothing for a
+    /// body over the limit or broken off).
     async fn reject_logged(
         &self,
         admission: &Admission,
         rejection: IngestRejection,
+        headers: &impl RequestHeaders,
+        body: Option<&[u8]>,
     ) -> IngestOutcome {
         let invocation = Invocation {
             outcome: InvocationOutcome::Rejected,
             http_status: rejection.http_status(),
             error_code: Some(rejection.code().to_owned()),
+            request: Some(refused_record(&admission.route, headers, body, &rejection)),
             ..self.new_invocation(admission)
         };
         let unlogged = self.store.record_invocation(&invocation, None).await.err();
@@ -800,4 +972,30 @@ impl<A: Adapters> Ingest<A> {
             unlogged,
         }
     }
+}
+
+/// The record of a request to `route`: its headers, with the header a generic webhook's
+/// `verification` names for its secret redacted besides the credential headers.
+fn request_record(route: &IngestRoute, headers: &impl RequestHeaders) -> RequestRecord {
+    let secret_header = match route.source.verification() {
+        Some(Verification::Header { header }) => Some(header.as_str()),
+        Some(Verification::Hmac { .. } | Verification::Bearer | Verification::Basic) | None => None,
+    };
+    RequestRecord::of_headers(headers, secret_header)
+}
+
+/// The record of a refused request: its headers, `body` as text when it was read, and the
+/// problem answered.
+fn refused_record(
+    route: &IngestRoute,
+    headers: &impl RequestHeaders,
+    body: Option<&[u8]>,
+    rejection: &IngestRejection,
+) -> RequestRecord {
+    let record = request_record(route, headers);
+    match body {
+        Some(body) => record.with_body_text(body),
+        None => record,
+    }
+    .with_problem(rejection.problem())
 }

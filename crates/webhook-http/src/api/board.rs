@@ -1,5 +1,5 @@
-//! The invocation log (`/api/v1/webhooks/{id}/invocations`, `/api/v1/invocations/{id}`) and the
-//! task board (`/api/v1/tasks`).
+//! The invocation log (`/api/v1/webhooks/{id}/invocations`, `/api/v1/invocations/{id}`, and
+//! replays) and the task board (`/api/v1/tasks`, with each task's delivery attempts).
 
 use std::sync::Arc;
 
@@ -13,8 +13,8 @@ use webhook_domain::service::manage::{
 
 use super::ManageState;
 use super::dto::{
-    InvocationList, InvocationOut, InvocationQuery, PatchTask, TaskList, TaskListItem, TaskOut,
-    TaskQuery,
+    AttemptList, AttemptOut, InvocationList, InvocationQuery, InvocationRecordOut, PatchTask,
+    TaskList, TaskListItem, TaskOut, TaskQuery, TestOut,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
@@ -63,13 +63,16 @@ pub(crate) async fn invocations<A: Adapters>(
     Ok(HttpResponse::Ok().json(InvocationList::from_page(page)))
 }
 
-/// One invocation.
+/// The whole record of one request: the invocation with its whole payload, the request as
+/// received (headers with credentials redacted; its body as text when refused after it was
+/// read), the problem the sender was answered, the subscriptions an ignored event was matched
+/// against, the invocation a replay sent again, its task and every delivery attempt.
 #[utoipa::path(
     operation_id = "get_invocation",
     get, path = "/api/v1/invocations/{id}", tag = "webhooks",
     params(("id" = uuid::Uuid, Path, description = "Invocation id")),
     responses(
-        (status = 200, description = "The invocation", body = InvocationOut),
+        (status = 200, description = "The invocation's whole record", body = InvocationRecordOut),
         (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
@@ -82,8 +85,39 @@ pub(crate) async fn invocation<A: Adapters>(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
-    let invocation = ctx.management().invocation(&caller, &id).await?;
-    Ok(HttpResponse::Ok().json(InvocationOut::from(invocation)))
+    let record = ctx.management().invocation_record(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(InvocationRecordOut::from(record)))
+}
+
+/// Send a logged request again through the real pipeline, as a correctly authenticated sender
+/// would: its payload (or, for a request refused after its body was read, its body) with the
+/// headers that were kept. Quotas and the event-type filter apply; deduplication does not (a
+/// replay claims no delivery id, so replaying twice makes two tasks). The new invocation names
+/// the original in `replay_of` and is marked `test` only when the original was.
+#[utoipa::path(
+    operation_id = "replay_invocation",
+    post, path = "/api/v1/invocations/{id}/replay", tag = "webhooks",
+    params(("id" = uuid::Uuid, Path, description = "Invocation id")),
+    responses(
+        (status = 200, description = "What the pipeline did with the replay; `status` is `accepted`, `ignored` or `rejected` (a disabled webhook or an exhausted quota is the pipeline's own refusal)", body = TestOut),
+        (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`not_replayable`: the request's body was not kept whole (refused before or while it was read, or kept only as an excerpt)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 410, description = "`webhook_deleted`: the invocation's webhook was deleted", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn replay<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = writer(ctx.get_ref(), &request).await?;
+    let result = ctx
+        .management()
+        .replay_invocation(&caller, &id, ctx.tester())
+        .await?;
+    Ok(HttpResponse::Ok().json(TestOut::from(result)))
 }
 
 /// The task board, newest first, filtered by target and status. Tasks carry their `context`
@@ -225,6 +259,32 @@ pub(crate) async fn task<A: Adapters>(
     let caller = caller(ctx.get_ref(), &request).await?;
     let task = ctx.management().task(&caller, &id).await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
+}
+
+/// Every delivery attempt of a task, oldest first: numbered over the task's life (a retry's
+/// attempts go on after the earlier ones), each with the target's answer.
+#[utoipa::path(
+    operation_id = "list_task_attempts",
+    get, path = "/api/v1/tasks/{id}/attempts", tag = "tasks",
+    params(("id" = uuid::Uuid, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task's attempts", body = AttemptList),
+        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = [])),
+)]
+pub(crate) async fn task_attempts<A: Adapters>(
+    ctx: web::Data<ManageState<A>>,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(ctx.get_ref(), &request).await?;
+    let attempts = ctx.management().task_attempts(&caller, &id).await?;
+    Ok(HttpResponse::Ok().json(AttemptList {
+        items: attempts.into_iter().map(AttemptOut::from).collect(),
+    }))
 }
 
 /// Move a task (an agent reporting progress): `queued → delivered → in_progress → completed |

@@ -14,8 +14,8 @@ use webhook_domain::model::{
     TaskSummary, Timestamp,
 };
 use webhook_domain::service::manage::{
-    CreatedApiKey, CreatedTarget, CreatedWebhook, MAX_PREVIOUS_SECRET_SECONDS, TargetSummary,
-    WebhookView,
+    CreatedApiKey, CreatedTarget, CreatedWebhook, InvocationRecord, MAX_PREVIOUS_SECRET_SECONDS,
+    TargetSummary, TestResult, WebhookView,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -243,6 +243,13 @@ pub enum DeliveryStatus {
 #[schema(rename_all = "snake_case")]
 pub enum TaskInclude {
     Context,
+}
+
+value_schemas! {
+    /// What of a request's body the log kept: `not_read` (refused before its body was read, or
+    /// the body was over the limit or broke off), `excerpt` (only its first 4 KiB, or a body
+    /// that is not UTF-8 with its invalid bytes replaced), `whole`.
+    BodyKept => names(model::BodyKept::ALL.map(model::BodyKept::as_str));
 }
 
 value_schemas! {
@@ -946,6 +953,169 @@ impl From<Invocation> for InvocationOut {
     }
 }
 
+/// A request header as received.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeaderOut {
+    /// In lower case.
+    pub name: String,
+    /// As text (bytes that are not UTF-8 replaced); `[redacted]` for a credential.
+    pub value: String,
+}
+
+/// A request as the log kept it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestOut {
+    /// The headers in the order received. `Authorization`, `Proxy-Authorization`, `Cookie`,
+    /// `X-Webhook-Secret`, `X-Gitlab-Token` and the header a webhook's `verification` names
+    /// for its secret carry `[redacted]`: their values are never stored.
+    pub headers: Vec<HeaderOut>,
+    /// Headers left out because the record was full: at most 64 headers and 8 KiB of names and
+    /// values are kept, in the order received, skipping any that does not fit.
+    pub headers_omitted: u32,
+    /// The body as text when the invocation has no `payload` to show it (a request refused
+    /// after its body was read, a duplicate): whole, or its first 4 KiB when `body_kept` is
+    /// `excerpt`. Null when the body is the invocation's `payload`, or was not read.
+    #[schema(required = true)]
+    pub body: Option<String>,
+    #[schema(value_type = BodyKept)]
+    pub body_kept: &'static str,
+}
+
+impl From<model::RequestRecord> for RequestOut {
+    fn from(record: model::RequestRecord) -> Self {
+        Self {
+            headers: record
+                .headers
+                .into_iter()
+                .map(|(name, value)| HeaderOut { name, value })
+                .collect(),
+            headers_omitted: record.headers_omitted,
+            body: record.body_text,
+            body_kept: record.body_kept.as_str(),
+        }
+    }
+}
+
+/// The problem a refused request was answered with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnsweredProblemOut {
+    pub status: u16,
+    /// The stable problem `code` (see the ingest endpoint's answers).
+    pub code: String,
+    pub title: String,
+    /// What the sender read, e.g. the parse error of a body that is not JSON.
+    pub detail: String,
+}
+
+impl From<model::AnsweredProblem> for AnsweredProblemOut {
+    fn from(problem: model::AnsweredProblem) -> Self {
+        Self {
+            status: problem.status,
+            code: problem.code,
+            title: problem.title,
+            detail: problem.detail,
+        }
+    }
+}
+
+/// One delivery attempt of a task, and the target's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptOut {
+    /// 1 for the task's first attempt; numbers go on over retries and never repeat.
+    pub number: u32,
+    /// Null when no HTTP answer came (timeout, refused connection).
+    #[schema(required = true)]
+    pub status_code: Option<u16>,
+    pub latency_ms: u32,
+    /// The start of the target's answer, at most 4 KiB.
+    #[schema(required = true)]
+    pub body_excerpt: Option<String>,
+    /// Why the attempt failed, when it did.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Whether this attempt delivered the task.
+    pub succeeded: bool,
+}
+
+impl From<model::DeliveryAttempt> for AttemptOut {
+    fn from(attempt: model::DeliveryAttempt) -> Self {
+        let response = attempt.response;
+        Self {
+            number: attempt.number,
+            status_code: response.status_code,
+            latency_ms: response.latency_ms,
+            body_excerpt: response.body_excerpt,
+            error: response.error,
+            at: time(response.at),
+            succeeded: response.succeeded,
+        }
+    }
+}
+
+/// Every delivery attempt of a task, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptList {
+    pub items: Vec<AttemptOut>,
+}
+
+/// The whole record of a request: the invocation, the request as received, the problem
+/// answered, the subscriptions it was matched against, its task and every delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvocationRecordOut {
+    #[serde(flatten)]
+    pub invocation: InvocationOut,
+    /// Null for entries logged before requests were recorded. A coalesced entry (`repeat_count`
+    /// above 1) keeps the first request's.
+    #[schema(required = true)]
+    pub request: Option<RequestOut>,
+    /// The problem the sender was answered; null unless the request was refused.
+    #[schema(required = true)]
+    pub problem: Option<AnsweredProblemOut>,
+    /// For an event ignored because its type is not subscribed: the webhook's event types it
+    /// was matched against; otherwise null.
+    #[schema(required = true)]
+    pub subscriptions: Option<Vec<String>>,
+    /// For a replay: the invocation whose request it sent again.
+    #[schema(required = true)]
+    pub replay_of: Option<Uuid>,
+    /// The task the invocation made, when it was accepted.
+    #[schema(required = true)]
+    pub task: Option<TaskOut>,
+    /// Every delivery attempt of the task, oldest first.
+    pub attempts: Vec<AttemptOut>,
+}
+
+impl From<InvocationRecord> for InvocationRecordOut {
+    fn from(record: InvocationRecord) -> Self {
+        let InvocationRecord {
+            mut invocation,
+            task,
+            attempts,
+        } = record;
+        let request = invocation.request.take();
+        let replay_of = invocation.replay_of.map(|id| *id.as_uuid());
+        let (request, problem, subscriptions) = match request {
+            Some(mut record) => {
+                let problem = record.problem.take().map(AnsweredProblemOut::from);
+                let subscriptions = record.subscriptions.take();
+                (Some(RequestOut::from(record)), problem, subscriptions)
+            }
+            None => (None, None, None),
+        };
+        Self {
+            invocation: InvocationOut::from(invocation),
+            request,
+            problem,
+            subscriptions,
+            replay_of,
+            task: task.map(TaskOut::from),
+            attempts: attempts.into_iter().map(AttemptOut::from).collect(),
+        }
+    }
+}
+
 /// An entry of an invocation list: the invocation without its payload, summarized. The whole
 /// payload is in `GET /api/v1/invocations/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -1195,6 +1365,51 @@ pub struct TestOut {
     pub code: Option<&'static str>,
     #[schema(required = true)]
     pub detail: Option<String>,
+}
+
+impl From<TestResult> for TestOut {
+    fn from(result: TestResult) -> Self {
+        match result {
+            TestResult::Accepted {
+                invocation_id,
+                task_id,
+            } => Self {
+                status: "accepted",
+                http_status: 202,
+                invocation_id: Some(*invocation_id.as_uuid()),
+                task_id: Some(*task_id.as_uuid()),
+                code: None,
+                detail: None,
+            },
+            TestResult::Ignored { invocation_id } => Self {
+                status: "ignored",
+                http_status: 200,
+                invocation_id: Some(*invocation_id.as_uuid()),
+                task_id: None,
+                code: None,
+                detail: Some("the webhook does not subscribe to this event type".to_owned()),
+            },
+            TestResult::Duplicate {
+                invocation_id,
+                task_id,
+            } => Self {
+                status: "duplicate",
+                http_status: 200,
+                invocation_id: Some(*invocation_id.as_uuid()),
+                task_id: task_id.map(|t| *t.as_uuid()),
+                code: None,
+                detail: Some("a request with this delivery id was accepted before".to_owned()),
+            },
+            TestResult::Rejected(rejection) => Self {
+                status: "rejected",
+                http_status: rejection.http_status(),
+                invocation_id: None,
+                task_id: None,
+                code: Some(rejection.code()),
+                detail: Some(rejection.to_string()),
+            },
+        }
+    }
 }
 
 macro_rules! list_types {

@@ -18,8 +18,8 @@ pub struct ProblemBody {
     pub detail: String,
     /// Stable machine-readable code: `unauthorized`, `forbidden`, `not_found`,
     /// `validation_failed`, `invalid_transition`, `webhook_deleted`, `target_in_use`,
-    /// `own_key`, `last_admin_key`, `conflict`, `method_not_allowed`, `payload_too_large`,
-    /// `request_timeout`,
+    /// `own_key`, `last_admin_key`, `conflict`, `not_replayable`, `method_not_allowed`,
+    /// `payload_too_large`, `request_timeout`,
     /// `store_unavailable`, `outcome_unknown`, `internal_error`.
     pub code: String,
     /// For `validation_failed`: the refused field (`name`, `event_types[1]`, `limit`, …).

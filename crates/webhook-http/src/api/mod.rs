@@ -315,7 +315,8 @@ macro_rules! routes {
                 dto::IpAddress,
                 dto::TaskStatus,
                 dto::DeliveryStatus,
-                dto::TaskInclude
+                dto::TaskInclude,
+                dto::BodyKept
             )),
             modifiers(&BearerAuth, &SharedProblems, &OptionalBodies),
             tags(
@@ -347,10 +348,12 @@ routes! {
     post "/api/v1/webhooks/{id}/test" => webhooks::test,
     get "/api/v1/webhooks/{id}/invocations" => board::invocations,
     get "/api/v1/invocations/{id}" => board::invocation,
+    post "/api/v1/invocations/{id}/replay" => board::replay,
     get "/api/v1/tasks" => board::tasks,
     get "/api/v1/tasks/{id}" => board::task,
     patch "/api/v1/tasks/{id}" => board::patch_task,
     post "/api/v1/tasks/{id}/retry" => board::retry_task,
+    get "/api/v1/tasks/{id}/attempts" => board::task_attempts,
     post "/api/v1/api-keys" => account::create_key,
     get "/api/v1/api-keys" => account::list_keys,
     delete "/api/v1/api-keys/{id}" => account::delete_key,

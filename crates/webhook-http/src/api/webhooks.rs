@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use webhook_domain::ports::Adapters;
-use webhook_domain::service::manage::{NewWebhook, SecretRotation, TestResult, WebhookPatch};
+use webhook_domain::service::manage::{NewWebhook, SecretRotation, WebhookPatch};
 
 use super::ManageState;
 use super::dto::{
@@ -226,45 +226,5 @@ pub(crate) async fn test<A: Adapters>(
             ctx.tester(),
         )
         .await?;
-    let out = match result {
-        TestResult::Accepted {
-            invocation_id,
-            task_id,
-        } => TestOut {
-            status: "accepted",
-            http_status: 202,
-            invocation_id: Some(*invocation_id.as_uuid()),
-            task_id: Some(*task_id.as_uuid()),
-            code: None,
-            detail: None,
-        },
-        TestResult::Ignored { invocation_id } => TestOut {
-            status: "ignored",
-            http_status: 200,
-            invocation_id: Some(*invocation_id.as_uuid()),
-            task_id: None,
-            code: None,
-            detail: Some("the webhook does not subscribe to this event type".to_owned()),
-        },
-        TestResult::Duplicate {
-            invocation_id,
-            task_id,
-        } => TestOut {
-            status: "duplicate",
-            http_status: 200,
-            invocation_id: Some(*invocation_id.as_uuid()),
-            task_id: task_id.map(|t| *t.as_uuid()),
-            code: None,
-            detail: Some("a request with this delivery id was accepted before".to_owned()),
-        },
-        TestResult::Rejected(rejection) => TestOut {
-            status: "rejected",
-            http_status: rejection.http_status(),
-            invocation_id: None,
-            task_id: None,
-            code: Some(rejection.code()),
-            detail: Some(rejection.to_string()),
-        },
-    };
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(TestOut::from(result)))
 }

@@ -67,7 +67,7 @@ pub(crate) struct ApiApp<S: Backend = MemoryStore> {
     pub(crate) store: S,
     pub(crate) node: Node<NodeAdapters<S, ManualClock, LiteralGuard>>,
     /// The node's clock, which moves only when a test moves it.
-    clock: ManualClock,
+    pub(crate) clock: ManualClock,
     client: reqwest::Client,
     handle: ServerHandle,
 }
@@ -123,7 +123,7 @@ impl<S: Backend> ApiApp<S> {
     }
 
     /// Writes the counted rejections to the log, as the node does every second.
-    async fn flush_rejections(&self) {
+    pub(crate) async fn flush_rejections(&self) {
         self.node.rejections.flush_into(&self.store).await.unwrap();
     }
 
@@ -339,6 +339,10 @@ async fn every_route_checks_keys_roles_and_organizations() {
             ),
             ("get", "/api/v1/webhooks/{id}/invocations") => (with(webhook_id), None, 200),
             ("get", "/api/v1/invocations/{id}") => (with(s(&test["invocation_id"])), None, 200),
+            ("post", "/api/v1/invocations/{id}/replay") => {
+                (with(s(&test["invocation_id"])), None, 200)
+            }
+            ("get", "/api/v1/tasks/{id}/attempts") => (with(&task_id), None, 200),
             ("get", "/api/v1/tasks/{id}") => (with(&task_id), None, 200),
             ("patch", "/api/v1/tasks/{id}") => {
                 (with(&task_id), Some(json!({"status": "delivered"})), 200)

@@ -52,6 +52,8 @@ macro_rules! backend_cases {
             sources::a_rotated_secret_verifies_within_its_overlap_only,
             sources::requests_from_outside_the_allowlist_are_403,
             sources::concurrent_duplicates_make_one_task,
+            records::a_request_record_shows_headers_problem_and_attempts,
+            records::replays_go_through_the_pipeline_again,
         );
     };
     ($new_store:expr, with_readiness) => {

@@ -400,12 +400,15 @@ impl Known {
         .unwrap_or_else(|| unknown(0x5eed))
     }
 
-    /// `text` with a `@kind:n` stand-in replaced.
+    /// `text` with a `@kind:n` stand-in replaced; any other text (a generated name may start
+    /// with `@` and hold a `:`) as it is.
     fn resolve(&self, text: &str) -> String {
         let Some((kind, n)) = text.strip_prefix('@').and_then(|t| t.split_once(':')) else {
             return text.to_owned();
         };
-        let n: usize = n.parse().unwrap();
+        let Ok(n) = n.parse::<usize>() else {
+            return text.to_owned();
+        };
         let found = if kind == "cursor" {
             self.cursors.get(n % self.cursors.len().max(1))
         } else {
@@ -616,8 +619,10 @@ fn request((method, template): Route) -> (u32, BoxedStrategy<Request>) {
             | "/api/v1/tasks/{id}"
             | "/api/v1/api-keys/{id}",
         )
-        | ("get", "/api/v1/api-keys" | "/api/v1/organization")
-        | ("post", "/api/v1/tasks/{id}/retry") => (2, no_query, no_body()),
+        | ("get", "/api/v1/api-keys" | "/api/v1/organization" | "/api/v1/tasks/{id}/attempts")
+        | ("post", "/api/v1/tasks/{id}/retry" | "/api/v1/invocations/{id}/replay") => {
+            (2, no_query, no_body())
+        }
         ("patch", "/api/v1/targets/{id}") => (2, no_query, target_body(false)),
         ("post", "/api/v1/webhooks") => (4, no_query, webhook_body(true)),
         ("patch", "/api/v1/webhooks/{id}") => (3, no_query, webhook_body(false)),

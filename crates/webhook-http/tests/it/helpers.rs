@@ -108,6 +108,8 @@ pub(crate) struct Options {
     pub(crate) body_timeout: Duration,
     /// The PostgreSQL database the node's store uses, for the nodes that listen for changes.
     pub(crate) database_url: Option<String>,
+    /// Whether delivery may reach loopback and private addresses (an agent on loopback).
+    pub(crate) allow_private_targets: bool,
 }
 
 impl Default for Options {
@@ -117,6 +119,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             body_timeout: Config::default().body_timeout,
             database_url: None,
+            allow_private_targets: false,
         }
     }
 }
@@ -136,6 +139,7 @@ pub(crate) fn serve_node<S: Backend, G: EndpointGuard + 'static>(
         trusted_proxies: options.trusted_proxies,
         body_timeout: options.body_timeout,
         database_url: options.database_url,
+        allow_private_targets: options.allow_private_targets,
         workers: 2,
         ..Config::default()
     };

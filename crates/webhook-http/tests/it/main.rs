@@ -9,6 +9,7 @@ mod head;
 mod helpers;
 mod lists;
 mod openapi;
+mod records;
 mod sources;
 mod streaming;
 

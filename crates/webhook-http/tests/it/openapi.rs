@@ -191,8 +191,8 @@ fn every_id_is_a_uuid() {
             }
         }
     }
-    // The 14 `{id}`s, ingest's `{webhook_id}` and the task board's `target_id`.
-    assert_eq!(checked, 16);
+    // The 16 `{id}`s, ingest's `{webhook_id}` and the task board's `target_id`.
+    assert_eq!(checked, 18);
     for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
         for (field, property) in schema["properties"].as_object().into_iter().flatten() {
             // A sender's delivery id is the sender's own text, not one of ours.

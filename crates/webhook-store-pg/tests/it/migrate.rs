@@ -177,6 +177,8 @@ async fn rows_stored_before_sources_are_generic() {
         ),
         (None, None, None)
     );
+    // Logged before requests were recorded: no record, and not a replay.
+    assert_eq!((&logged.request, logged.replay_of), (&None, None));
     let queued = store
         .task(organization, TaskId::from_uuid(task))
         .await

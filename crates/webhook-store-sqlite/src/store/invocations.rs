@@ -9,15 +9,15 @@ use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
     ClaimOutcome, Cursor, DeliveryClaim, DeliveryStatus, Invocation, InvocationFilter,
     InvocationId, InvocationOutcome, InvocationSummary, MESSAGE_PREVIEW_CHARS, OrganizationId,
-    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, Task, TaskId, TaskStatus,
-    Timestamp, WebhookId,
+    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, RequestRecord, Task, TaskId,
+    TaskStatus, Timestamp, WebhookId,
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
 use super::{into_page, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
-use crate::rows::{InvocationRow, id, uuid};
+use crate::rows::{InvocationRow, RequestRow, id, uuid};
 use crate::schema::{delivery_claims, invocations, tasks, webhooks};
 use crate::search;
 
@@ -326,6 +326,8 @@ fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<()
                 invocations::delivery_id.eq(inv.delivery_id.as_deref()),
                 invocations::duplicate_of.eq(inv.duplicate_of.map(|i| id(i.as_uuid()))),
                 invocations::instruction_fallback.eq(inv.instruction_fallback.as_deref()),
+                invocations::request_record.eq(inv.request.as_ref().map(RequestRecord::to_json)),
+                invocations::replay_of.eq(inv.replay_of.map(|i| id(i.as_uuid()))),
             ),
         ))
         .execute(conn)?;
@@ -462,13 +464,14 @@ impl InvocationLog for SqliteStore {
         invocation_id: InvocationId,
     ) -> Result<Invocation, StoreError> {
         self.read(move |conn| {
-            invocations::table
+            let (row, request) = invocations::table
                 .filter(invocations::id.eq(id(invocation_id.as_uuid())))
                 .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
-                .first::<InvocationRow>(conn)
+                .select((InvocationRow::as_select(), RequestRow::as_select()))
+                .first::<(InvocationRow, RequestRow)>(conn)
                 .optional()?
-                .ok_or_else(Failure::not_found)?
-                .into_domain()
+                .ok_or_else(Failure::not_found)?;
+            request.fill(row.into_domain()?)
         })
         .await
     }
@@ -488,13 +491,16 @@ impl InvocationLog for SqliteStore {
                 webhook_id,
                 &filter,
                 page,
-                |conn, q| q.load::<InvocationRow>(conn),
+                |conn, q| {
+                    q.select((InvocationRow::as_select(), RequestRow::as_select()))
+                        .load::<(InvocationRow, RequestRow)>(conn)
+                },
             )?;
-            into_page(rows, page, InvocationRow::into_domain, |i: &Invocation| {
-                Cursor {
-                    at: i.received_at,
-                    id: *i.id.as_uuid(),
-                }
+            let whole =
+                |(row, request): (InvocationRow, RequestRow)| request.fill(row.into_domain()?);
+            into_page(rows, page, whole, |i: &Invocation| Cursor {
+                at: i.received_at,
+                id: *i.id.as_uuid(),
             })
         })
         .await

@@ -141,6 +141,8 @@ async fn rows_stored_before_sources_read_as_generic_and_the_log_admits_duplicate
         ),
         (&None, None, &None)
     );
+    // Logged before requests were recorded: no record, and not a replay.
+    assert_eq!((&invocation.request, invocation.replay_of), (&None, None));
     let task = store
         .task(org, TaskId::from_uuid(ids.task))
         .await

@@ -46,6 +46,8 @@ pub enum ConflictCode {
     OwnKey,
     /// The object changed meanwhile (a concurrent write won); read it again.
     Concurrent,
+    /// The logged request's body was not kept whole, so it cannot be sent again.
+    NotReplayable,
 }
 
 impl ConflictCode {
@@ -58,6 +60,7 @@ impl ConflictCode {
             Self::LastAdminKey => "last_admin_key",
             Self::OwnKey => "own_key",
             Self::Concurrent => "conflict",
+            Self::NotReplayable => "not_replayable",
         }
     }
 }
@@ -77,6 +80,9 @@ pub enum ManageError {
     /// The write contradicts the stored state; nothing was written.
     #[error("{message}")]
     Conflict { code: ConflictCode, message: String },
+    /// The webhook was deleted: nothing can be sent to it any more (its URL answers 410).
+    #[error("this webhook was deleted and accepts no more events")]
+    WebhookDeleted,
     /// The store failed; nothing of the operation is known to be written.
     #[error("the store failed")]
     Store(#[source] StoreError),

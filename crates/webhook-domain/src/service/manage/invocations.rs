@@ -4,10 +4,21 @@ use std::net::IpAddr;
 
 use super::{Caller, Invalid, ManageError, Management, parse_id};
 use crate::model::{
-    Invocation, InvocationFilter, InvocationId, InvocationSummary, OutcomeFilter, Page,
-    PageRequest, SearchWords, Timestamp, WebhookId,
+    DeliveryAttempt, Invocation, InvocationFilter, InvocationId, InvocationSummary, OutcomeFilter,
+    Page, PageRequest, SearchWords, Task, Timestamp, WebhookId,
 };
-use crate::ports::{Adapters, InvocationLog};
+use crate::ports::{Adapters, InvocationLog, StoreError, TaskQueue};
+
+/// The whole record of a request: the invocation (with its request's record), its task and
+/// every delivery attempt of the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationRecord {
+    pub invocation: Invocation,
+    /// The task it made, when it was accepted (and the task is still kept).
+    pub task: Option<Task>,
+    /// Every delivery attempt of the task, oldest first.
+    pub attempts: Vec<DeliveryAttempt>,
+}
 
 /// The filters of an invocation list as the caller wrote them, each absent or its text.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,6 +106,34 @@ impl<A: Adapters> Management<A> {
     pub async fn invocation(&self, caller: &Caller, id: &str) -> Result<Invocation, ManageError> {
         let id: InvocationId = parse_id("id", id)?;
         Ok(self.store.invocation(caller.organization_id, id).await?)
+    }
+
+    /// One invocation of the caller's organization with its task and the task's delivery
+    /// attempts.
+    pub async fn invocation_record(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<InvocationRecord, ManageError> {
+        let invocation = self.invocation(caller, id).await?;
+        let org = caller.organization_id;
+        let (task, attempts) = match invocation.task_id {
+            None => (None, Vec::new()),
+            Some(task_id) => match self.store.task(org, task_id).await {
+                Ok(task) => {
+                    let attempts = self.store.delivery_attempts(org, task_id).await?;
+                    (Some(task), attempts)
+                }
+                // Purged since the invocation was read.
+                Err(StoreError::NotFound) => (None, Vec::new()),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        Ok(InvocationRecord {
+            invocation,
+            task,
+            attempts,
+        })
     }
 
     /// A webhook's invocations, newest first, deleted webhooks included, filtered by `query`,

@@ -1,5 +1,5 @@
 //! The management use cases behind `/api/v1`: authentication and roles, organizations, API
-//! keys, targets, webhooks, the invocation log, the task board and the test endpoint.
+//! keys, targets, webhooks, the invocation log and replays, the task board and the test endpoint.
 //!
 //! Every use case takes the authenticated [`Caller`], validates all of its input before it
 //! writes anything (nothing is half-applied), and answers [`ManageError::NotFound`] for objects
@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod invocations;
 mod organization;
+mod replay;
 mod targets;
 mod tasks;
 mod test_send;
@@ -18,8 +19,9 @@ mod webhooks;
 pub use api_keys::{API_KEY_PREFIX, CreatedApiKey, NewApiKey};
 pub use auth::Caller;
 pub use error::{AuthError, ConflictCode, Invalid, ManageError};
-pub use invocations::{LogQuery, parse_invocation_filter, parse_outcome_filter};
+pub use invocations::{InvocationRecord, LogQuery, parse_invocation_filter, parse_outcome_filter};
 pub use organization::OrganizationPatch;
+pub use replay::Replay;
 pub use targets::{CreatedTarget, NewTarget, SIGNING_SECRET_PREFIX, TargetPatch};
 pub use tasks::{MAX_TASKS_WITH_CONTEXT, parse_task_status};
 pub use test_send::{DEFAULT_TEST_PAYLOAD, TestResult, TestSender};

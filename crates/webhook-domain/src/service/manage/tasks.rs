@@ -1,7 +1,9 @@
 //! The task board: list and read tasks, move them as the lifecycle allows, retry failed ones.
 
 use super::{Caller, ConflictCode, Invalid, ManageError, Management, parse_id, written_id};
-use crate::model::{Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus, TaskSummary};
+use crate::model::{
+    DeliveryAttempt, Page, PageRequest, Task, TaskFilter, TaskId, TaskStatus, TaskSummary,
+};
 use crate::ports::{Adapters, Clock, StoreError, TaskQueue};
 use crate::rules::task_status_change;
 
@@ -19,6 +21,20 @@ pub fn parse_task_status(field: &str, text: &str) -> Result<TaskStatus, Invalid>
 }
 
 impl<A: Adapters> Management<A> {
+    /// Every delivery attempt of one of the caller's tasks, oldest first, numbered over the
+    /// task's life.
+    pub async fn task_attempts(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, ManageError> {
+        let id: TaskId = parse_id("id", id)?;
+        Ok(self
+            .store
+            .delivery_attempts(caller.organization_id, id)
+            .await?)
+    }
+
     /// The board, newest first, filtered by target and status, without contexts (read them
     /// one at a time with [`Management::task_by_id`]).
     pub async fn tasks(

@@ -1,0 +1,3 @@
+ALTER TABLE invocations
+    DROP COLUMN replay_of,
+    DROP COLUMN request_record;
