@@ -665,10 +665,7 @@ impl InvocationLog for PgStore {
             .into_iter()
             .map(|(row, request)| request.fill(row.try_into()?))
             .collect::<Result<Vec<Invocation>, StoreError>>()?;
-        Ok(Page::from_overfetch(items, page, |i: &Invocation| Cursor {
-            at: i.received_at,
-            id: *i.id.as_uuid(),
-        }))
+        Ok(Page::from_overfetch(items, page, Invocation::cursor))
     }
 
     async fn invocation_summaries(
@@ -716,10 +713,7 @@ impl InvocationLog for PgStore {
         Ok(Page::from_overfetch(
             items,
             page,
-            |s: &InvocationSummary| Cursor {
-                at: s.invocation.received_at,
-                id: *s.invocation.id.as_uuid(),
-            },
+            |s: &InvocationSummary| s.invocation.cursor(),
         ))
     }
 

@@ -301,6 +301,16 @@ pub struct Invocation {
     pub replay_of: Option<InvocationId>,
 }
 
+impl Invocation {
+    /// The entry's place in the log, newest first: what a page after it starts from.
+    pub fn cursor(&self) -> super::Cursor {
+        super::Cursor {
+            at: self.received_at,
+            id: *self.id.as_uuid(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

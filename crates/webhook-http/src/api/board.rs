@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use webhook_domain::model::{Page, TaskSummary};
+use webhook_domain::model::{InvocationSummary, Page, TaskSummary};
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::manage::{
     Caller, Invalid, LogQuery, MAX_TASKS_WITH_CONTEXT, ManageError, page_request,
@@ -13,8 +13,8 @@ use webhook_domain::service::manage::{
 
 use super::ManageState;
 use super::dto::{
-    AttemptList, AttemptOut, InvocationList, InvocationQuery, InvocationRecordOut, PatchTask,
-    TaskList, TaskListItem, TaskOut, TaskQuery, TestOut,
+    AttemptList, AttemptOut, InvocationList, InvocationQuery, InvocationRecordOut,
+    InvocationSummaryOut, PatchTask, TaskList, TaskListItem, TaskOut, TaskQuery, TestOut,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
@@ -25,7 +25,8 @@ use super::{caller, writer};
 /// time, test flag and words of the payload (`q`); the filters combine, and a cursor is valid
 /// with the filters of its list. Entries carry summaries of their payloads
 /// (`message_preview`, `payload_excerpt`), never whole payloads: `GET /api/v1/invocations/{id}`
-/// has the whole record.
+/// has the whole record. An answer holds at most 1 MB of items: a page ends before `limit`
+/// items when summaries escaped in JSON would pass it, and `next_cursor` goes on from there.
 #[utoipa::path(
     operation_id = "list_invocations",
     get, path = "/api/v1/webhooks/{id}/invocations", tag = "webhooks",
@@ -60,7 +61,55 @@ pub(crate) async fn invocations<A: Adapters>(
         .management()
         .invocations(&caller, &id, &filters, page)
         .await?;
-    Ok(HttpResponse::Ok().json(InvocationList::from_page(page)))
+    Ok(HttpResponse::Ok().json(invocation_list(page)))
+}
+
+/// The most bytes of summaries one invocation list answer carries (the answer's envelope adds
+/// a few dozen): a summary is bounded, but its parts may be escaped in JSON to several times
+/// their size, so a page of `limit` items ends early when more would pass this, and its
+/// `next_cursor` goes on from the last item it holds. One item is always given.
+const LIST_ANSWER_ITEM_BYTES: usize = 1_000_000;
+
+/// `page` as an answer of at most [`LIST_ANSWER_ITEM_BYTES`] of items.
+fn invocation_list(page: Page<InvocationSummary>) -> InvocationList {
+    let mut items = Vec::with_capacity(page.items.len());
+    let mut next_cursor = page.next;
+    let mut bytes = 0;
+    let mut last = None;
+    for summary in page.items {
+        let cursor = summary.invocation.cursor();
+        let item = InvocationSummaryOut::from(summary);
+        // Each item and the comma before the next.
+        bytes += json_len(&item) + 1;
+        if bytes > LIST_ANSWER_ITEM_BYTES && last.is_some() {
+            next_cursor = last;
+            break;
+        }
+        items.push(item);
+        last = Some(cursor);
+    }
+    InvocationList::from_page(Page {
+        items,
+        next: next_cursor,
+    })
+}
+
+/// How many bytes `value` takes as JSON, counted without keeping them.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and the DTOs always serialize.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// The whole record of one request: the invocation with its whole payload, the request as

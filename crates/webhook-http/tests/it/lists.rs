@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 use webhook_domain::model::{Invocation, Payload, Task, Timestamp, Webhook, WebhookId};
+use webhook_domain::ports::{InvocationLog as _, WebhookStore as _};
 use webhook_store_contract::fixtures;
 
 use crate::api::ApiApp;
@@ -149,4 +150,66 @@ pub(crate) async fn list_answers_stay_small_whatever_was_sent<S: Backend>(store:
     )
     .await;
     assert_eq!(empty, serde_json::json!({"items": [], "next_cursor": null}));
+}
+
+/// 500 invocations of 1 MiB whose summaries grow most in JSON (quotes and control characters
+/// in the message, so the preview and the excerpt are escaped to two and six times their
+/// size): a page of 500 would pass 1 MiB, so each answer ends early, under 1 MiB, and its
+/// cursor goes on where it stopped until every entry has been listed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_500_summaries_stays_under_1_mib_however_they_escape() {
+    let app = ApiApp::start_on(webhook_store_mem::MemoryStore::new());
+    let org = app.org().await;
+    let target = app.target(&org.admin).await;
+    let webhook = app.webhook(&org.admin, &target).await;
+    let webhook_id = WebhookId::from_uuid(webhook["id"].as_str().unwrap().parse().unwrap());
+    let stored = app.store.webhook(webhook_id).await.unwrap();
+    let message = format!("{}{}", r#"\""#.repeat(100), r"\u0001".repeat(100));
+    // One payload, shared by every entry (it is reference-counted), so the test holds 1 MiB.
+    let payload = Payload::from_stored(format!(
+        r#"{{"message":"{message}","pad":"{}"}}"#,
+        "x".repeat(MIB)
+    ));
+    for second in 0..500 {
+        let received_at = Timestamp::from_unix_micros(1_767_225_600_000_000 + second * 1_000_000);
+        let (mut invocation, _) = fixtures::accepted(&stored, received_at);
+        invocation.payload = Some(payload.clone());
+        invocation.task_id = None;
+        app.store
+            .record_invocation(&invocation, None)
+            .await
+            .unwrap();
+    }
+
+    let hook = format!(
+        "/api/v1/webhooks/{}/invocations?limit=500",
+        webhook["id"].as_str().unwrap()
+    );
+    let mut path = hook.clone();
+    let mut pages = 0;
+    let mut seen = Vec::new();
+    loop {
+        let (size, page) = read(&app, &org.viewer, &path).await;
+        assert!(size < MIB, "page {pages} took {size} bytes");
+        let items = page["items"].as_array().unwrap();
+        assert!(!items.is_empty());
+        for item in items {
+            assert_eq!(
+                item["message_preview"].as_str().unwrap().chars().count(),
+                200
+            );
+            seen.push(item["received_at"].as_str().unwrap().to_owned());
+        }
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("{hook}&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "500 such summaries do not fit one answer");
+    assert_eq!(seen.len(), 500, "every entry once");
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(sorted, seen, "newest first, none repeated");
 }

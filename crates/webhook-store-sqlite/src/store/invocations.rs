@@ -7,10 +7,10 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Binary, Bool, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
-    ClaimOutcome, Cursor, DeliveryClaim, DeliveryStatus, Invocation, InvocationFilter,
-    InvocationId, InvocationOutcome, InvocationSummary, MESSAGE_PREVIEW_CHARS, OrganizationId,
-    OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, RequestRecord, Task, TaskId,
-    TaskStatus, Timestamp, WebhookId,
+    ClaimOutcome, DeliveryClaim, DeliveryStatus, Invocation, InvocationFilter, InvocationId,
+    InvocationOutcome, InvocationSummary, MESSAGE_PREVIEW_CHARS, OrganizationId, OutcomeFilter,
+    PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Payload, RequestRecord, Task, TaskId, TaskStatus,
+    Timestamp, WebhookId,
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
@@ -498,10 +498,7 @@ impl InvocationLog for SqliteStore {
             )?;
             let whole =
                 |(row, request): (InvocationRow, RequestRow)| request.fill(row.into_domain()?);
-            into_page(rows, page, whole, |i: &Invocation| Cursor {
-                at: i.received_at,
-                id: *i.id.as_uuid(),
-            })
+            into_page(rows, page, whole, Invocation::cursor)
         })
         .await
     }
@@ -554,9 +551,8 @@ impl InvocationLog for SqliteStore {
                     .load::<SummaryRow>(conn)
                 },
             )?;
-            into_page(rows, page, summary_of, |s: &InvocationSummary| Cursor {
-                at: s.invocation.received_at,
-                id: *s.invocation.id.as_uuid(),
+            into_page(rows, page, summary_of, |s: &InvocationSummary| {
+                s.invocation.cursor()
             })
         })
         .await
