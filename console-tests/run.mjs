@@ -1012,6 +1012,71 @@ step('an accepted request’s page shows each delivery attempt; Replay sends it 
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });
 
+step('the log is searched by a word of the payload and filtered, with a link to the result', async () => {
+  await page.goto(`${server.base}/#/webhooks/${seen.releases.id}/log`);
+  await heading('Releases');
+  await logRows(5);
+  const search = page.getByLabel('Search', { exact: true });
+  await search.fill('FASTER');
+  await search.press('Enter');
+  await page.waitForURL(/\/log\?q=FASTER$/);
+  // The release and its replay, whose notes say “Faster retries”; case does not count.
+  await logRows(2);
+  for (const text of await page.locator('.log > li summary').allTextContents()) assert.match(text, /Release api 3\.0/);
+  assert.ok(await search.evaluate((el) => el === document.activeElement), 'focus stays in the search box');
+  assert.equal(await search.inputValue(), 'FASTER');
+
+  // With the other filters and the outcome; the URL holds them all.
+  const today = await page.evaluate(() => new Date().toLocaleDateString('sv'));
+  await page.getByLabel('Event type').fill('release.published');
+  await page.getByLabel('Since').fill(today);
+  await page.getByLabel('Until').fill(today);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForURL(new RegExp(`\\?q=FASTER&event_type=release\\.published&since=${today}&until=${today}$`));
+  await logRows(2);
+  await filter('Accepted');
+  await page.waitForURL(new RegExp(`\\?outcome=accepted&q=FASTER&event_type=release\\.published&since=${today}&until=${today}$`));
+  await logRows(2);
+  await shot('log-search');
+  await fitsEveryWidth(() => page.locator('.log > li').first().waitFor());
+  // A replay comes from no address: the source IP keeps only the original.
+  await page.getByLabel('Source IP').fill('127.0.0.1');
+  await page.getByLabel('Source IP').press('Enter');
+  await page.waitForURL(/&source_ip=127\.0\.0\.1&since=/);
+  await logRows(1);
+  // The link opens the same search.
+  const link = page.url();
+  await page.goto(`${server.base}/#/webhooks/${seen.releases.id}`);
+  await heading('Releases');
+  await page.goto(link);
+  await logRows(1);
+  assert.equal(await page.getByLabel('Source IP').inputValue(), '127.0.0.1');
+  assert.equal(await page.getByLabel('Since').inputValue(), today);
+
+  // Test events only: none here, said plainly.
+  await page.getByLabel('Test events').selectOption({ label: 'Only test events' });
+  await page.waitForURL(/&test=true$/);
+  await waitForText('.empty', 'No results');
+  assert.match(await page.locator('.empty').textContent(), /No accepted invocations match words “FASTER”, event type release\.published, source IP 127\.0\.0\.1, received \S+ to \S+, test events only\./);
+  await fitsEveryWidth(() => page.locator('.empty').waitFor());
+  // A word found nowhere.
+  await page.getByRole('link', { name: 'Clear search and filters' }).first().click();
+  await page.waitForURL(/\/log\?outcome=accepted$/);
+  await logRows(3);
+  await search.fill('zebra');
+  await search.press('Enter');
+  await waitForText('.empty', 'No accepted invocations match words “zebra”.');
+  // A filter the API refuses shows next to its field, in the form's words.
+  await filter('All');
+  await page.getByLabel('Source IP').fill('not-an-address');
+  await page.getByLabel('Source IP').press('Enter');
+  const error = page.locator(`#${await page.getByLabel('Source IP').getAttribute('id')}-error`);
+  await error.waitFor();
+  assert.match(await error.textContent(), /^Source IP /);
+  assert.ok(!(await error.textContent()).includes('`'));
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
 step('dark mode follows the system setting', async () => {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${server.base}/#/webhooks/${seen.bulk.id}/log`);

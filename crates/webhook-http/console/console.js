@@ -39,6 +39,7 @@
     pencil: 'M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4',
     trash: 'M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13',
     copy: 'M9 9h11v11H9zM5 15H4V4h11v1',
+    search: 'M10.5 4a6.5 6.5 0 1 0 0 13a6.5 6.5 0 1 0 0-13zM15.5 15.5L20 20',
     open: 'M14 4h6v6M20 4l-9 9M18 14v6H4V6h6',
     replay: 'M4 4v5h5M5.1 15a8 8 0 1 0 .6-7.3L4 9',
     retry: 'M20 4v5h-5M18.9 15a8 8 0 1 1-.6-7.3L20 9',
@@ -1623,22 +1624,141 @@
     };
   }
 
+  // The log's filters, as the URL holds them (`#/webhooks/{id}/log?outcome=…&q=…`) so that a
+  // filtered log has a link. `since` and `until` are days in the browser's time zone, `until`
+  // included.
+  const LOG_FILTERS = ['outcome', 'q', 'event_type', 'source_ip', 'since', 'until', 'test'];
+  const TEST_CHOICES = [['', 'All requests'], ['true', 'Only test events'], ['false', 'No test events']];
+  const DAY = /^\d{4}-\d\d-\d\d$/;
+
+  function logFilters(query) {
+    const filters = {};
+    for (const name of LOG_FILTERS) {
+      const value = (query.get(name) || '').trim();
+      if (value) filters[name] = value;
+    }
+    if (filters.outcome && !OUTCOMES.some(([value]) => value === filters.outcome)) delete filters.outcome;
+    if (filters.test && !TEST_CHOICES.some(([value]) => value === filters.test)) delete filters.test;
+    for (const name of ['since', 'until']) {
+      if (filters[name] && !DAY.test(filters[name])) delete filters[name];
+    }
+    return filters;
+  }
+
+  function logHash(webhookId, filters) {
+    const params = new URLSearchParams();
+    for (const name of LOG_FILTERS) if (filters[name]) params.set(name, filters[name]);
+    const search = params.toString();
+    return `#/webhooks/${webhookId}/log${search ? `?${search}` : ''}`;
+  }
+
+  // The start of `day` (YYYY-MM-DD) plus `days`, local time, as RFC 3339.
+  function dayStart(day, days) {
+    const [year, month, date] = day.split('-').map(Number);
+    return new Date(year, month - 1, date + days).toISOString();
+  }
+
+  // The filters as the API takes them: the "until" day is included whole.
+  function logQuery(filters) {
+    const params = new URLSearchParams();
+    for (const name of LOG_FILTERS) {
+      const value = filters[name];
+      if (!value) continue;
+      if (name === 'since') params.set(name, dayStart(value, 0));
+      else if (name === 'until') params.set(name, dayStart(value, 1));
+      else params.set(name, value);
+    }
+    return params.toString();
+  }
+
+  // The filters other than the outcome, in words: "words “rollback”, event type deploy.finished".
+  function filterWords(filters) {
+    const parts = [];
+    if (filters.q) parts.push(`words “${filters.q}”`);
+    if (filters.event_type) parts.push(`event type ${filters.event_type}`);
+    if (filters.source_ip) parts.push(`source IP ${filters.source_ip}`);
+    if (filters.since && filters.until) parts.push(`received ${filters.since} to ${filters.until}`);
+    else if (filters.since) parts.push(`received since ${filters.since}`);
+    else if (filters.until) parts.push(`received until ${filters.until}`);
+    if (filters.test) parts.push(filters.test === 'true' ? 'test events only' : 'no test events');
+    return parts.join(', ');
+  }
+
+  // The search box and the filters of the log; `apply(filters, focus)` goes to the log with
+  // the filters given, and focuses `focus` there.
+  function logFilterForm(webhookId, filters, apply) {
+    const search = h('input', { type: 'search', id: 'log-q', name: 'q', 'data-field': 'q', value: filters.q || '', autocomplete: 'off', spellcheck: 'false', placeholder: 'Words in the payload, e.g. rollback api' });
+    const eventType = h('input', { type: 'text', id: 'log-event-type', name: 'event_type', 'data-field': 'event_type', value: filters.event_type || '', autocomplete: 'off', spellcheck: 'false', placeholder: 'deploy.finished' });
+    const sourceIp = h('input', { type: 'text', id: 'log-source-ip', name: 'source_ip', 'data-field': 'source_ip', value: filters.source_ip || '', autocomplete: 'off', spellcheck: 'false', placeholder: '203.0.113.7' });
+    const since = h('input', { type: 'date', id: 'log-since', name: 'since', 'data-field': 'since', value: filters.since || '' });
+    const until = h('input', { type: 'date', id: 'log-until', name: 'until', 'data-field': 'until', value: filters.until || '' });
+    const test = h('select', { id: 'log-test', name: 'test', 'data-field': 'test' },
+      TEST_CHOICES.map(([value, text]) => h('option', { value, selected: value === (filters.test || '') }, text)));
+    const active = LOG_FILTERS.some((name) => name !== 'outcome' && filters[name]);
+    const form = h('form', { class: 'card log-filters', role: 'search', 'aria-label': 'Search and filter the log', novalidate: true },
+      h('div', { class: 'card-body' },
+        formError(),
+        h('div', { class: 'search-row' },
+          field('Search', search, 'Every word must be in the payload, in any order; whole words, any case.'),
+          h('button', { type: 'submit', class: 'btn btn-primary' }, icon('search'), 'Search')),
+        h('div', { class: 'filter-grid' },
+          field('Event type', eventType),
+          field('Source IP', sourceIp),
+          field('Since', since),
+          field('Until', until, 'That day included.'),
+          field('Test events', test)),
+        active ? h('p', { class: 'actions' }, h('a', { href: logHash(webhookId, { outcome: filters.outcome }), onclick: (event) => {
+          event.preventDefault();
+          apply({ outcome: filters.outcome }, '#log-q');
+        } }, 'Clear search and filters')) : null));
+    // Choosing among test events applies at once; the rest on Search (or Enter).
+    test.addEventListener('change', () => form.requestSubmit());
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const next = {
+        outcome: filters.outcome,
+        q: search.value.trim(),
+        event_type: eventType.value.trim(),
+        source_ip: sourceIp.value.trim(),
+        since: since.value,
+        until: until.value,
+        test: test.value,
+      };
+      const ok = checkForm(form, [
+        ['q', next.q && !/[\p{L}\p{N}]/u.test(next.q) ? 'needs a word: letters or digits' : null],
+        ['until', next.since && next.until && next.until < next.since ? 'must be the same day as Since or later' : null],
+      ]);
+      if (!ok) return;
+      apply(next, `#${document.activeElement && form.contains(document.activeElement) && document.activeElement.id ? document.activeElement.id : 'log-q'}`);
+    });
+    return form;
+  }
+
   async function logPage(gen, id, query) {
-    const outcome = OUTCOMES.some(([value]) => value === query.get('outcome')) ? query.get('outcome') : '';
-    const filter = outcome ? `&outcome=${outcome}` : '';
-    const listPath = `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${filter}`;
+    const filters = logFilters(query);
+    const outcome = filters.outcome || '';
+    const search = logQuery(filters);
+    const listPath = `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${search ? `&${search}` : ''}`;
     const [webhook, first] = await Promise.all([
       api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}`),
-      api('GET', listPath),
+      // A filter the API refuses is shown next to its field, on the page.
+      api('GET', listPath).catch((err) => {
+        if (err.status === 422 && LOG_FILTERS.includes(err.field)) return { refused: err, items: [], next_cursor: null };
+        throw err;
+      }),
     ]);
     if (gen !== state.generation) return;
+    const apply = (next, focus) => {
+      state.focusAfter = focus;
+      go(logHash(webhook.id, next));
+    };
     const group = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Outcome' },
       OUTCOMES.map(([value, text]) => h('label', {},
         h('input', { type: 'radio', name: 'outcome', value, checked: value === outcome, onchange: () => {
-          state.focusAfter = 'input[name="outcome"]:checked';
-          go(`#/webhooks/${webhook.id}/log${value ? `?outcome=${value}` : ''}`);
+          apply({ ...filters, outcome: value }, 'input[name="outcome"]:checked');
         } }),
         h('span', {}, text))));
+    const form = logFilterForm(webhook.id, filters, apply);
     const list = h('ul', { class: 'log', 'aria-label': 'Invocations, newest first' });
     const foot = h('div', { class: 'list-foot' });
     const rows = new Map();
@@ -1665,11 +1785,18 @@
       } }, 'Load more');
       foot.append(more);
     };
-    const text = outcome
-      ? `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`
-      : 'Every request to this webhook’s URL is logged here, newest first, as it arrives. Send an event to its URL, or use Test on the Overview tab.';
-    const empty = emptyState('inbox', outcome ? 'Nothing here' : 'No invocations yet', text,
-      outcome ? null : h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview'));
+    const words = filterWords(filters);
+    let empty;
+    if (words) {
+      const what = outcome ? `${label(outcome).toLowerCase()} invocations` : 'invocations';
+      empty = emptyState('search', 'No results', `No ${what} match ${words}.`,
+        h('a', { class: 'btn', href: logHash(webhook.id, { outcome }) }, 'Clear search and filters'));
+    } else if (outcome) {
+      empty = emptyState('inbox', 'Nothing here', `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`);
+    } else {
+      empty = emptyState('inbox', 'No invocations yet', 'Every request to this webhook’s URL is logged here, newest first, as it arrives. Send an event to its URL, or use Test on the Overview tab.',
+        h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview'));
+    }
     const body = h('div', { class: 'card' }, empty, list, foot);
     const status = liveStatus();
     const toolbar = h('div', { class: 'toolbar' }, group, status.el);
@@ -1680,7 +1807,13 @@
     addItems(first.items);
     setMore(first.next_cursor);
     showEmpty();
-    page(webhookHead(webhook), webhookTabs(webhook, 'log'), toolbar, body);
+    page(webhookHead(webhook), webhookTabs(webhook, 'log'), form, toolbar, body);
+    if (first.refused) {
+      empty.hidden = true;
+      status.el.hidden = true;
+      showError(form, first.refused);
+      return;
+    }
 
     // Live: new requests come in on top, and the rows shown follow their delivery.
     let fresh = true;
@@ -2115,7 +2248,7 @@
         notice.replaceChildren(h('div', { class: 'callout callout-warn', role: 'alert', 'data-replay': 'rejected' },
           h('strong', {}, `The replay was refused: HTTP ${out.http_status}`), out.code ? [' · ', h('code', {}, out.code)] : null,
           out.detail ? `. ${sentence(out.detail)}` : '.', ' ',
-          webhook ? h('a', { href: `#/webhooks/${webhook.id}/log?outcome=rejected` }, 'See it in the log') : null));
+          webhook ? h('a', { href: logHash(webhook.id, { outcome: 'rejected' }) }, 'See it in the log') : null));
       } catch (err) {
         notice.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, replayError(err)));
       }
