@@ -1026,8 +1026,10 @@ step('the log is searched by a word of the payload and filtered, with a link to 
   assert.ok(await search.evaluate((el) => el === document.activeElement), 'focus stays in the search box');
   assert.equal(await search.inputValue(), 'FASTER');
 
-  // With the other filters and the outcome; the URL holds them all.
+  // With the other filters and the outcome; the URL holds them all. They fold away until used.
   const today = await page.evaluate(() => new Date().toLocaleDateString('sv'));
+  assert.equal(await page.getByLabel('Event type').isVisible(), false);
+  await page.locator('.more-filters summary').click();
   await page.getByLabel('Event type').fill('release.published');
   await page.getByLabel('Since').fill(today);
   await page.getByLabel('Until').fill(today);
@@ -1068,6 +1070,7 @@ step('the log is searched by a word of the payload and filtered, with a link to 
   await waitForText('.empty', 'No accepted invocations match words “zebra”.');
   // A filter the API refuses shows next to its field, in the form's words.
   await filter('All');
+  await page.locator('.more-filters summary').click();
   await page.getByLabel('Source IP').fill('not-an-address');
   await page.getByLabel('Source IP').press('Enter');
   const error = page.locator(`#${await page.getByLabel('Source IP').getAttribute('id')}-error`);

@@ -1695,18 +1695,22 @@
     const test = h('select', { id: 'log-test', name: 'test', 'data-field': 'test' },
       TEST_CHOICES.map(([value, text]) => h('option', { value, selected: value === (filters.test || '') }, text)));
     const active = LOG_FILTERS.some((name) => name !== 'outcome' && filters[name]);
+    // The filters besides the words fold away until one is set.
+    const set = ['event_type', 'source_ip', 'since', 'until', 'test'].filter((name) => filters[name]).length;
     const form = h('form', { class: 'card log-filters', role: 'search', 'aria-label': 'Search and filter the log', novalidate: true },
       h('div', { class: 'card-body' },
         formError(),
         h('div', { class: 'search-row' },
-          field('Search', search, 'Every word must be in the payload, in any order; whole words, any case.'),
+          field('Search', search, 'Whole words of the payload, in any order and any case; every word must be there.'),
           h('button', { type: 'submit', class: 'btn btn-primary' }, icon('search'), 'Search')),
-        h('div', { class: 'filter-grid' },
-          field('Event type', eventType),
-          field('Source IP', sourceIp),
-          field('Since', since),
-          field('Until', until, 'That day included.'),
-          field('Test events', test)),
+        h('details', { class: 'disclosure more-filters', open: set > 0 },
+          h('summary', {}, 'More filters', set ? h('span', { class: 'muted' }, ` · ${set} set`) : null),
+          h('div', { class: 'disclosure-body filter-grid' },
+            field('Event type', eventType),
+            field('Source IP', sourceIp),
+            field('Since', since),
+            field('Until', until, 'That day included.'),
+            field('Test events', test))),
         active ? h('p', { class: 'actions' }, h('a', { href: logHash(webhookId, { outcome: filters.outcome }), onclick: (event) => {
           event.preventDefault();
           apply({ outcome: filters.outcome }, '#log-q');
