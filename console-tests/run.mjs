@@ -1080,6 +1080,25 @@ step('the log is searched by a word of the payload and filtered, with a link to 
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });
 
+step('Replay says plainly why it cannot send a request again', async () => {
+  // A disabled webhook refuses the replay as it would the sender: the page says what it answered.
+  const disabled = await http('PATCH', `${server.base}/api/v1/webhooks/${seen.releases.id}`, { headers: adminHeaders(), body: { status: 'disabled' } });
+  assert.equal(disabled.status, 200, JSON.stringify(disabled.json));
+  await page.goto(`${server.base}/#/invocations/${seen.release.invocation_id}`);
+  await heading('release.published');
+  await page.getByRole('button', { name: 'Replay' }).click();
+  const refused = page.locator('[data-replay="rejected"]');
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /^The replay was refused: HTTP 403 · webhook_disabled\. .*See it in the log$/);
+  assert.ok(page.url().endsWith(`#/invocations/${seen.release.invocation_id}`), 'the page stays on the request');
+  // A deleted webhook's requests cannot be sent again: the button says why before it is pressed.
+  const deleted = await http('GET', `${server.base}/api/v1/webhooks/${seen.webhookId}/invocations?outcome=accepted&limit=1`, { headers: adminHeaders() });
+  await page.goto(`${server.base}/#/invocations/${deleted.json.items[0].id}`);
+  await waitForText('#replay-blocked', 'Its webhook is deleted');
+  assert.equal(await page.getByRole('button', { name: 'Replay' }).isDisabled(), true);
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
 step('dark mode follows the system setting', async () => {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${server.base}/#/webhooks/${seen.bulk.id}/log`);
