@@ -939,9 +939,9 @@ step('an accepted request’s page shows each delivery attempt; Replay sends it 
   const first = page.locator('[data-attempt="1"]');
   const second = page.locator('[data-attempt="2"]');
   await second.waitFor();
-  assert.match(await first.locator('.step-head').textContent(), /^Attempt 1HTTP 503\d+ ms/);
+  assert.match(await first.locator('.step-head').textContent(), /^Attempt 1HTTP 503[\d,]+ ms/);
   await first.locator('pre.json').filter({ hasText: '"error": "warming up, try again"' }).waitFor();
-  assert.match(await second.locator('.step-head').textContent(), /^Attempt 2HTTP 200\d+ ms/);
+  assert.match(await second.locator('.step-head').textContent(), /^Attempt 2HTTP 200[\d,]+ ms/);
   await second.locator('pre.json').filter({ hasText: '"accepted": true' }).waitFor();
   await waitForText('[data-step="status"]', 'Completed');
   await waitForText('.title-row [data-delivery="delivered"]', 'Delivered');
