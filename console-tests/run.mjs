@@ -1,5 +1,7 @@
 // Browser tests of the webhookd console: the real binary on a temporary data directory and a
 // free loopback port, driven in headless Chromium (Debian's package) through playwright-core.
+// Tasks are delivered to an agent the tests run on loopback (so webhookd runs with
+// --allow-private-targets), which answers as each test scripts it.
 //
 //   WEBHOOKD_BIN=target/debug/webhookd node console-tests/run.mjs
 //
