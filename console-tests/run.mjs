@@ -1,5 +1,7 @@
 // Browser tests of the webhookd console: the real binary on a temporary data directory and a
 // free loopback port, driven in headless Chromium (Debian's package) through playwright-core.
+// Tasks are delivered to an agent the tests run on loopback (so webhookd runs with
+// --allow-private-targets), which answers as each test scripts it.
 //
 //   WEBHOOKD_BIN=target/debug/webhookd node console-tests/run.mjs
 //
@@ -14,6 +16,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,7 +70,8 @@ function startWebhookd() {
   for (const name of Object.keys(env)) {
     if (name === 'DATABASE_URL' || name.startsWith('WEBHOOKD_')) delete env[name];
   }
-  const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(scratch, 'data')], {
+  // Private targets are allowed: the agent the tests deliver to listens on loopback.
+  const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(scratch, 'data'), '--allow-private-targets'], {
     env, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = { stdout: '', stderr: '' };
@@ -107,6 +111,41 @@ async function stopWebhookd(server) {
 }
 
 /**
+ * An agent on loopback, for a target's endpoint: it answers each delivery by the task's
+ * instruction, `script[instruction]` giving the statuses of its first deliveries in order (later
+ * ones, and every other task, answer 200), each with a JSON body. Resolves with its URL, the
+ * tasks it received, and `close`.
+ */
+function startAgent(script) {
+  const received = [];
+  const server = createServer((request, response) => {
+    let body = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk) => { body += chunk; });
+    request.on('end', () => {
+      let task = {};
+      try { task = JSON.parse(body); } catch { task = {}; }
+      const before = received.filter((t) => t.instruction === task.instruction).length;
+      received.push(task);
+      const status = (script[task.instruction] || [])[before] ?? 200;
+      let answer = { accepted: true, task_id: task.task_id };
+      if (status >= 500) answer = { error: 'warming up, try again', retry: true };
+      else if (status >= 300) answer = { error: 'unknown repository', retry: false };
+      response.writeHead(status, { 'Content-Type': 'application/json' });
+      response.end(JSON.stringify(answer));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({
+      url: `http://127.0.0.1:${server.address().port}/tasks`,
+      received,
+      close: () => new Promise((done) => { server.close(done); }),
+    }));
+  });
+}
+
+/**
  * A request with a deadline; answers the status and the parsed JSON body (or null). `body` is
  * sent as JSON, `raw` as it is (a signed body must arrive byte for byte).
  */
@@ -129,13 +168,16 @@ let page;
 let failed = false;
 const seen = {};
 
+/** A screenshot of the page, or with `options.of` of one element. */
 async function shot(name, options = {}) {
   // The toast of an earlier action would cover part of the page.
   await page.evaluate(() => {
     document.getElementById('toast').classList.remove('shown');
     window.scrollTo(0, 0);
   });
-  await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: options.fullPage ?? false, animations: 'disabled', caret: 'hide' });
+  const file = { path: path.join(screenshotDir, `${name}.png`), animations: 'disabled', caret: 'hide' };
+  if (options.of) await options.of.screenshot(file);
+  else await page.screenshot({ ...file, fullPage: options.fullPage ?? false });
 }
 
 function step(name, body) {
@@ -160,6 +202,7 @@ function step(name, body) {
 after(async () => {
   await context?.close().catch(() => {});
   await stopWebhookd(server);
+  await seen.agent?.close();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -816,6 +859,248 @@ step('targets are edited in place; deleting one in use names the webhooks that u
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });
 
+step('a refused request’s page shows its headers, redacted secrets and the problem sent back', async () => {
+  // A target whose agent listens on loopback: the first delivery of “Release api 3.0” is
+  // answered 503 and retried, “Release web 1.2” is refused for good (422) until retried by hand.
+  seen.agent = await startAgent({ 'Release api 3.0': [503], 'Release web 1.2': [422] });
+  const target = await http('POST', `${server.base}/api/v1/targets`, { headers: adminHeaders(), body: { kind: 'agent', name: 'Build agent', endpoint_url: seen.agent.url } });
+  assert.equal(target.status, 201, JSON.stringify(target.json));
+  const webhook = await http('POST', `${server.base}/api/v1/webhooks`, {
+    headers: adminHeaders(), body: { name: 'Releases', target_id: target.json.id, generate_secret: true, event_types: ['release.*'] },
+  });
+  assert.equal(webhook.status, 201, JSON.stringify(webhook.json));
+  seen.releases = webhook.json;
+  seen.sendRelease = (raw, headers = {}) => http('POST', webhook.json.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': webhook.json.secret, ...headers }, raw,
+  });
+  // The accepted release goes first, so that its retry runs while the refused ones are read.
+  seen.releaseBody = '{"message": "Release api 3.0",  "event_type": "release.published", "notes": "Faster retries"}';
+  const release = await seen.sendRelease(seen.releaseBody, { 'X-Request-Id': 'rel-1' });
+  assert.equal(release.status, 202, JSON.stringify(release.json));
+  seen.release = release.json;
+  const broken = await seen.sendRelease('{"message": nope}', { 'X-Request-Id': 'r-1' });
+  assert.equal(broken.status, 400);
+  assert.equal(broken.json.code, 'invalid_payload');
+  const wrong = await seen.sendRelease('{"message": "Release from a stranger"}', { 'X-Webhook-Secret': 'not-the-secret-at-all' });
+  assert.equal(wrong.status, 401);
+  // Refusals of a wrong secret are coalesced and written about once a second.
+  await until(async () => {
+    const log = await http('GET', `${server.base}/api/v1/webhooks/${webhook.json.id}/invocations?outcome=rejected`, { headers: adminHeaders() });
+    return log.json.items.length === 2;
+  }, 'both refused requests in the log');
+
+  await page.goto(`${server.base}/#/webhooks/${webhook.json.id}/log`);
+  await heading('Releases');
+  const row = page.locator('.log > li').filter({ hasText: 'invalid_payload' });
+  await row.getByRole('link', { name: 'Open the request', exact: true }).click();
+  await page.waitForURL(/#\/invocations\/[0-9a-f-]{36}$/);
+  await heading('Request');
+  // The headers as received; the secret marked redacted, its value nowhere on the page.
+  const headers = page.locator('dl.headers');
+  assert.equal(await headers.locator('dt:text-is("x-request-id") + dd').textContent(), 'r-1');
+  assert.equal(await headers.locator('dt:text-is("content-type") + dd').textContent(), 'application/json');
+  await headers.locator('dt:text-is("x-webhook-secret") + dd [data-redacted]').filter({ hasText: 'Redacted' }).waitFor();
+  assert.ok(!(await page.locator('main').textContent()).includes(webhook.json.secret), 'the secret is not shown');
+  // The problem exactly as the sender read it, and the body as it came.
+  const answer = page.locator('[data-answer]');
+  assert.equal(await answer.locator('[data-prop="status"]').textContent(), 'HTTP 400 · invalid_payload');
+  assert.equal(await answer.locator('[data-prop="title"]').textContent(), broken.json.title);
+  assert.equal(await answer.locator('[data-prop="detail"]').textContent(), broken.json.detail);
+  assert.equal(await page.getByRole('region', { name: 'Request body' }).textContent(), '{"message": nope}');
+  await page.locator('[data-body="not_json"]').waitFor();
+  await waitForText('[data-step="end"]', 'Refused, so no task was made.');
+  // Its body was kept whole, so it can be sent again.
+  assert.equal(await page.getByRole('button', { name: 'Replay' }).isEnabled(), true);
+  await shot('request');
+  await fitsEveryWidth(() => headers.waitFor());
+
+  // A request refused before its body was read says so, and cannot be replayed.
+  await page.goBack();
+  await heading('Releases');
+  await page.locator('.log > li').filter({ hasText: 'invalid_secret' }).getByRole('link', { name: 'Open the request', exact: true }).click();
+  await waitForText('[data-prop="status"]', 'HTTP 401 · invalid_secret');
+  await waitForText('[data-body="not_read"]', 'Body not read');
+  assert.equal(await page.getByRole('button', { name: 'Replay' }).isDisabled(), true);
+  await waitForText('#replay-blocked', 'Not replayable: the request was refused before its body was read');
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('an accepted request’s page shows each delivery attempt; Replay sends it again and follows the new one', async () => {
+  // The first attempt was answered 503 and retried within 5 s; then the agent reports progress.
+  await until(async () => {
+    const task = await http('GET', `${server.base}/api/v1/tasks/${seen.release.task_id}`, { headers: adminHeaders() });
+    return task.json.status === 'delivered';
+  }, 'the release delivered on its second attempt');
+  for (const status of ['in_progress', 'completed']) {
+    const moved = await http('PATCH', `${server.base}/api/v1/tasks/${seen.release.task_id}`, { headers: adminHeaders(), body: { status } });
+    assert.equal(moved.status, 200, JSON.stringify(moved.json));
+  }
+  await page.goto(`${server.base}/#/invocations/${seen.release.invocation_id}`);
+  await heading('release.published');
+  // Both attempts, each with the agent's answer pretty-printed, and where the task stands.
+  const first = page.locator('[data-attempt="1"]');
+  const second = page.locator('[data-attempt="2"]');
+  await second.waitFor();
+  assert.match(await first.locator('.step-head').textContent(), /^Attempt 1HTTP 503[\d,]+ ms/);
+  await first.locator('pre.json').filter({ hasText: '"error": "warming up, try again"' }).waitFor();
+  assert.match(await second.locator('.step-head').textContent(), /^Attempt 2HTTP 200[\d,]+ ms/);
+  await second.locator('pre.json').filter({ hasText: '"accepted": true' }).waitFor();
+  await waitForText('[data-step="status"]', 'Completed');
+  await waitForText('.title-row [data-delivery="delivered"]', 'Delivered');
+  assert.equal(seen.agent.received.filter((t) => t.instruction === 'Release api 3.0').length, 2);
+  const steps = await page.locator('ol.timeline > li').evaluateAll((items) => items.map((li) => li.dataset.step || `attempt ${li.dataset.attempt}`));
+  assert.deepEqual(steps, ['received', 'task', 'attempt 1', 'attempt 2', 'status']);
+
+  // The body pretty-printed, or raw as it came; Copy copies the view shown.
+  const body = page.getByRole('region', { name: 'Request body' });
+  assert.match(await body.textContent(), /^\{\n {2}"message": "Release api 3\.0",\n/);
+  await page.locator('.segmented label').filter({ hasText: 'Raw' }).click();
+  assert.equal(await body.textContent(), seen.releaseBody);
+  await page.getByRole('button', { name: 'Copy body' }).click();
+  assert.equal(await clipboard(), seen.releaseBody);
+  assert.equal(await page.locator('dl.headers dt:text-is("x-request-id") + dd').textContent(), 'rel-1');
+  await shot('request-timeline', { of: page.locator('.timeline-card') });
+  await fitsEveryWidth(() => second.waitFor());
+
+  // Replay: the same payload and headers through the pipeline again, as a new request.
+  const replayed = page.waitForResponse((r) => r.url().endsWith(`/api/v1/invocations/${seen.release.invocation_id}/replay`));
+  await page.getByRole('button', { name: 'Replay' }).click();
+  const out = await (await replayed).json();
+  assert.equal(out.status, 'accepted', JSON.stringify(out));
+  await page.waitForURL(new RegExp(`#/invocations/${out.invocation_id}$`));
+  await heading('release.published');
+  await page.locator('.title-row').getByText('Replay', { exact: true }).waitFor();
+  assert.equal(await page.locator('dl.headers dt:text-is("x-request-id") + dd').textContent(), 'rel-1');
+  // The agent answers the replay's task at once, and the page follows it.
+  await waitForText('[data-attempt="1"]', 'HTTP 200');
+  await waitForText('[data-step="status"]', 'Delivered');
+  assert.equal(await page.locator('[data-attempt]').count(), 1);
+  await page.locator('[data-replay-of]').click();
+  await page.waitForURL(new RegExp(`#/invocations/${seen.release.invocation_id}$`));
+  await page.locator('[data-attempt="2"]').waitFor();
+
+  // A task the agent refused: Retry puts it back in the queue, and the next attempt delivers it.
+  const web = await seen.sendRelease('{"message": "Release web 1.2", "event_type": "release.published"}');
+  assert.equal(web.status, 202, JSON.stringify(web.json));
+  await page.goto(`${server.base}/#/invocations/${web.json.invocation_id}`);
+  await waitForText('[data-attempt="1"] .step-head', 'HTTP 422');
+  await waitForText('[data-step="status"]', 'Failed');
+  await page.locator('[data-attempt="1"] pre.json').filter({ hasText: '"error": "unknown repository"' }).waitFor();
+  assert.match(await page.locator('.title-row [data-delivery]').textContent(), /Delivery failed/);
+  await page.getByRole('button', { name: 'Retry delivery' }).click();
+  await waitForText('[data-attempt="2"] .step-head', 'HTTP 200');
+  await waitForText('[data-step="status"]', 'Delivered');
+  assert.equal(await page.getByRole('button', { name: 'Retry delivery' }).count(), 0);
+  // The task page lists the same attempts.
+  await page.getByRole('link', { name: 'Open the task' }).click();
+  await heading('Release web 1.2');
+  await waitForText('[data-attempt="2"]', 'HTTP 200');
+  assert.match(await page.locator('[data-attempt="1"]').textContent(), /HTTP 422/);
+
+  // A viewer key sees the request, without Replay or Retry.
+  const viewer = await http('POST', `${server.base}/api/v1/api-keys`, { headers: adminHeaders(), body: { name: 'request viewer', role: 'viewer' } });
+  assert.equal(viewer.status, 201);
+  const tab = await context.newPage();
+  try {
+    await tab.goto(`${server.base}/#/invocations/${seen.release.invocation_id}`);
+    await tab.getByLabel('API key').fill(viewer.json.api_key);
+    await tab.getByRole('button', { name: 'Sign in' }).click();
+    await tab.getByRole('heading', { level: 1, name: 'release.published' }).waitFor();
+    await tab.locator('[data-attempt="2"]').waitFor();
+    assert.equal(await tab.getByRole('button', { name: /Replay|Retry/ }).count(), 0);
+  } finally {
+    await tab.close();
+  }
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('the log is searched by a word of the payload and filtered, with a link to the result', async () => {
+  await page.goto(`${server.base}/#/webhooks/${seen.releases.id}/log`);
+  await heading('Releases');
+  await logRows(5);
+  const search = page.getByLabel('Search', { exact: true });
+  await search.fill('FASTER');
+  await search.press('Enter');
+  await page.waitForURL(/\/log\?q=FASTER$/);
+  // The release and its replay, whose notes say “Faster retries”; case does not count.
+  await logRows(2);
+  for (const text of await page.locator('.log > li summary').allTextContents()) assert.match(text, /Release api 3\.0/);
+  assert.ok(await search.evaluate((el) => el === document.activeElement), 'focus stays in the search box');
+  assert.equal(await search.inputValue(), 'FASTER');
+
+  // With the other filters and the outcome; the URL holds them all. They fold away until used.
+  const today = await page.evaluate(() => new Date().toLocaleDateString('sv'));
+  assert.equal(await page.getByLabel('Event type').isVisible(), false);
+  await page.locator('.more-filters summary').click();
+  await page.getByLabel('Event type').fill('release.published');
+  await page.getByLabel('Since').fill(today);
+  await page.getByLabel('Until').fill(today);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForURL(new RegExp(`\\?q=FASTER&event_type=release\\.published&since=${today}&until=${today}$`));
+  await logRows(2);
+  await filter('Accepted');
+  await page.waitForURL(new RegExp(`\\?outcome=accepted&q=FASTER&event_type=release\\.published&since=${today}&until=${today}$`));
+  await logRows(2);
+  await shot('log-search');
+  await fitsEveryWidth(() => page.locator('.log > li').first().waitFor());
+  // A replay comes from no address: the source IP keeps only the original.
+  await page.getByLabel('Source IP').fill('127.0.0.1');
+  await page.getByLabel('Source IP').press('Enter');
+  await page.waitForURL(/&source_ip=127\.0\.0\.1&since=/);
+  await logRows(1);
+  // The link opens the same search.
+  const link = page.url();
+  await page.goto(`${server.base}/#/webhooks/${seen.releases.id}`);
+  await heading('Releases');
+  await page.goto(link);
+  await logRows(1);
+  assert.equal(await page.getByLabel('Source IP').inputValue(), '127.0.0.1');
+  assert.equal(await page.getByLabel('Since').inputValue(), today);
+
+  // Test events only: none here, said plainly.
+  await page.getByLabel('Test events').selectOption({ label: 'Only test events' });
+  await page.waitForURL(/&test=true$/);
+  await waitForText('.empty', 'No results');
+  assert.match(await page.locator('.empty').textContent(), /No accepted invocations match words “FASTER”, event type release\.published, source IP 127\.0\.0\.1, received \S+ to \S+, test events only\./);
+  await fitsEveryWidth(() => page.locator('.empty').waitFor());
+  // A word found nowhere.
+  await page.getByRole('link', { name: 'Clear search and filters' }).first().click();
+  await page.waitForURL(/\/log\?outcome=accepted$/);
+  await logRows(3);
+  await search.fill('zebra');
+  await search.press('Enter');
+  await waitForText('.empty', 'No accepted invocations match words “zebra”.');
+  // A filter the API refuses shows next to its field, in the form's words.
+  await filter('All');
+  await page.locator('.more-filters summary').click();
+  await page.getByLabel('Source IP').fill('not-an-address');
+  await page.getByLabel('Source IP').press('Enter');
+  const error = page.locator(`#${await page.getByLabel('Source IP').getAttribute('id')}-error`);
+  await error.waitFor();
+  assert.match(await error.textContent(), /^Source IP /);
+  assert.ok(!(await error.textContent()).includes('`'));
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('Replay says plainly why it cannot send a request again', async () => {
+  // A disabled webhook refuses the replay as it would the sender: the page says what it answered.
+  const disabled = await http('PATCH', `${server.base}/api/v1/webhooks/${seen.releases.id}`, { headers: adminHeaders(), body: { status: 'disabled' } });
+  assert.equal(disabled.status, 200, JSON.stringify(disabled.json));
+  await page.goto(`${server.base}/#/invocations/${seen.release.invocation_id}`);
+  await heading('release.published');
+  await page.getByRole('button', { name: 'Replay' }).click();
+  const refused = page.locator('[data-replay="rejected"]');
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /^The replay was refused: HTTP 403 · webhook_disabled\. .*See it in the log$/);
+  assert.ok(page.url().endsWith(`#/invocations/${seen.release.invocation_id}`), 'the page stays on the request');
+  // A deleted webhook's requests cannot be sent again: the button says why before it is pressed.
+  const deleted = await http('GET', `${server.base}/api/v1/webhooks/${seen.webhookId}/invocations?outcome=accepted&limit=1`, { headers: adminHeaders() });
+  await page.goto(`${server.base}/#/invocations/${deleted.json.items[0].id}`);
+  await waitForText('#replay-blocked', 'Its webhook is deleted');
+  assert.equal(await page.getByRole('button', { name: 'Replay' }).isDisabled(), true);
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
 step('dark mode follows the system setting', async () => {
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${server.base}/#/webhooks/${seen.bulk.id}/log`);
@@ -836,6 +1121,12 @@ step('dark mode follows the system setting', async () => {
   assert.ok(luminance(text) > 0.75, `light text: ${text}`);
   await shot('log-dark');
   await fitsEveryWidth(() => page.locator('.log > li').first().waitFor());
+  await page.goto(`${server.base}/#/invocations/${seen.release.invocation_id}`);
+  await heading('release.published');
+  await page.locator('[data-attempt="2"] pre.json').waitFor();
+  assert.ok(luminance(await page.locator('.timeline-card').evaluate((el) => getComputedStyle(el).backgroundColor)) < 0.2, 'a dark timeline');
+  await shot('request-dark');
+  await fitsEveryWidth(() => page.locator('[data-attempt="2"]').waitFor());
   await page.emulateMedia({ colorScheme: 'light' });
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });

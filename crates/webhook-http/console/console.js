@@ -8,6 +8,8 @@
   const BOARD_POLL_MS = 3000;
   // The log and the task page refresh themselves this often while the tab is visible.
   const LIVE_POLL_MS = 4000;
+  // ...and as often as this while a delivery attempt of the task shown is due.
+  const LIVE_SOONEST_MS = 1000;
   const PAGE_SIZE = 25;
   // Cards a board column shows at first, and adds with each "Load more".
   const COLUMN_SIZE = 50;
@@ -21,6 +23,8 @@
   };
   // Where an accepted request's task stands in delivery (`delivery_status`), as a log row says it.
   const DELIVERY_LABELS = { queued: 'Queued', retrying: 'Retrying delivery', delivered: 'Delivered', failed: 'Delivery failed' };
+  // What the log keeps of a credential header instead of its value.
+  const REDACTED = '[redacted]';
   // Statuses with which a sender is refused before its body is read.
   const REFUSED_UNREAD = [401, 403, 429];
   // Icons as SVG path data on a 24 × 24 grid, drawn with the current text colour.
@@ -35,6 +39,11 @@
     pencil: 'M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4',
     trash: 'M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13',
     copy: 'M9 9h11v11H9zM5 15H4V4h11v1',
+    search: 'M10.5 4a6.5 6.5 0 1 0 0 13a6.5 6.5 0 1 0 0-13zM15.5 15.5L20 20',
+    open: 'M14 4h6v6M20 4l-9 9M18 14v6H4V6h6',
+    replay: 'M4 4v5h5M5.1 15a8 8 0 1 0 .6-7.3L4 9',
+    retry: 'M20 4v5h-5M18.9 15a8 8 0 1 1-.6-7.3L20 9',
+    lock: 'M6 11h12v9H6zM8.5 11V8a3.5 3.5 0 0 1 7 0v3',
   };
   // The moves the task lifecycle allows, as the console offers them.
   const TASK_MOVES = {
@@ -362,11 +371,12 @@
     el.dispatchEvent(new CustomEvent('secretcopied', { bubbles: true }));
   }
 
+  // A button that copies `text` (or what the function `text` answers when it is pressed).
   function copyButton(text, what, secret) {
     const button = h('button', {
       type: 'button', class: 'btn btn-small', 'aria-label': `Copy ${what}`,
       onclick: async () => {
-        const copied = await copyText(text);
+        const copied = await copyText(typeof text === 'function' ? text() : text);
         if (copied && secret) markCopied(button);
         button.textContent = copied ? 'Copied' : 'Copy failed';
         toast(copied ? `${what[0].toUpperCase()}${what.slice(1)} copied to the clipboard` : 'Could not copy: select the text and copy it by hand');
@@ -644,15 +654,20 @@
     return { response, data, text };
   }
 
-  async function api(method, path, body) {
+  // An answer's parsed JSON and its text, or an ApiError.
+  async function apiAnswer(method, path, body) {
     const { response, data, text } = await request(method, path, body);
-    if (response.ok) return data;
+    if (response.ok) return { data, text };
     const problem = data && typeof data === 'object' ? data : { detail: text || response.statusText };
     const error = new ApiError(response.status, problem);
     if (response.status === 401) {
       signOut('Your API key is no longer accepted. Sign in again.');
     }
     throw error;
+  }
+
+  async function api(method, path, body) {
+    return (await apiAnswer(method, path, body)).data;
   }
 
   // The API has no "who am I": a write that changes nothing tells the role. A viewer key is
@@ -1553,9 +1568,11 @@
 
   const OUTCOMES = [['', 'All'], ['failed', 'Failed'], ['accepted', 'Accepted'], ['ignored', 'Ignored'], ['duplicate', 'Duplicate'], ['rejected', 'Rejected']];
 
-  // Runs `tick` now and then every `ms` while this page is the one shown; while the tab is
-  // hidden it waits, and runs again as soon as the tab shows.
-  function live(gen, ms, tick) {
+  // Runs `tick` now and then every `ms` while this page is the one shown, or sooner when `tick`
+  // answers a shorter delay (in ms, at least LIVE_SOONEST_MS); while the tab is hidden it
+  // waits, and runs again as soon as the tab shows. `control.now()`, when given, runs it at
+  // once (after a change made on the page).
+  function live(gen, ms, tick, control) {
     let timer = null;
     let running = false;
     const current = () => gen === state.generation && state.key;
@@ -1563,12 +1580,14 @@
       timer = null;
       if (!current() || document.hidden || running) return;
       running = true;
+      let delay = ms;
       try {
-        await tick();
+        const asked = await tick();
+        if (typeof asked === 'number') delay = Math.min(ms, Math.max(LIVE_SOONEST_MS, asked));
       } finally {
         running = false;
       }
-      if (current() && !document.hidden && timer === null) timer = setTimeout(run, ms);
+      if (current() && !document.hidden && timer === null) timer = setTimeout(run, delay);
     };
     const onVisibility = () => {
       if (!current()) {
@@ -1578,6 +1597,13 @@
       if (!document.hidden && timer === null) run();
     };
     document.addEventListener('visibilitychange', onVisibility);
+    if (control) {
+      control.now = () => {
+        clearTimeout(timer);
+        timer = null;
+        return run();
+      };
+    }
     return run();
   }
 
@@ -1598,22 +1624,145 @@
     };
   }
 
+  // The log's filters, as the URL holds them (`#/webhooks/{id}/log?outcome=…&q=…`) so that a
+  // filtered log has a link. `since` and `until` are days in the browser's time zone, `until`
+  // included.
+  const LOG_FILTERS = ['outcome', 'q', 'event_type', 'source_ip', 'since', 'until', 'test'];
+  const TEST_CHOICES = [['', 'All requests'], ['true', 'Only test events'], ['false', 'No test events']];
+  const DAY = /^\d{4}-\d\d-\d\d$/;
+
+  function logFilters(query) {
+    const filters = {};
+    for (const name of LOG_FILTERS) {
+      const value = (query.get(name) || '').trim();
+      if (value) filters[name] = value;
+    }
+    if (filters.outcome && !OUTCOMES.some(([value]) => value === filters.outcome)) delete filters.outcome;
+    if (filters.test && !TEST_CHOICES.some(([value]) => value === filters.test)) delete filters.test;
+    for (const name of ['since', 'until']) {
+      if (filters[name] && !DAY.test(filters[name])) delete filters[name];
+    }
+    return filters;
+  }
+
+  function logHash(webhookId, filters) {
+    const params = new URLSearchParams();
+    for (const name of LOG_FILTERS) if (filters[name]) params.set(name, filters[name]);
+    const search = params.toString();
+    return `#/webhooks/${webhookId}/log${search ? `?${search}` : ''}`;
+  }
+
+  // The start of `day` (YYYY-MM-DD) plus `days`, local time, as RFC 3339.
+  function dayStart(day, days) {
+    const [year, month, date] = day.split('-').map(Number);
+    return new Date(year, month - 1, date + days).toISOString();
+  }
+
+  // The filters as the API takes them: the "until" day is included whole.
+  function logQuery(filters) {
+    const params = new URLSearchParams();
+    for (const name of LOG_FILTERS) {
+      const value = filters[name];
+      if (!value) continue;
+      if (name === 'since') params.set(name, dayStart(value, 0));
+      else if (name === 'until') params.set(name, dayStart(value, 1));
+      else params.set(name, value);
+    }
+    return params.toString();
+  }
+
+  // The filters other than the outcome, in words: "words “rollback”, event type deploy.finished".
+  function filterWords(filters) {
+    const parts = [];
+    if (filters.q) parts.push(`words “${filters.q}”`);
+    if (filters.event_type) parts.push(`event type ${filters.event_type}`);
+    if (filters.source_ip) parts.push(`source IP ${filters.source_ip}`);
+    if (filters.since && filters.until) parts.push(`received ${filters.since} to ${filters.until}`);
+    else if (filters.since) parts.push(`received since ${filters.since}`);
+    else if (filters.until) parts.push(`received until ${filters.until}`);
+    if (filters.test) parts.push(filters.test === 'true' ? 'test events only' : 'no test events');
+    return parts.join(', ');
+  }
+
+  // The search box and the filters of the log; `apply(filters, focus)` goes to the log with
+  // the filters given, and focuses `focus` there.
+  function logFilterForm(webhookId, filters, apply) {
+    const search = h('input', { type: 'search', id: 'log-q', name: 'q', 'data-field': 'q', value: filters.q || '', autocomplete: 'off', spellcheck: 'false', placeholder: 'Words in the payload, e.g. rollback api' });
+    const eventType = h('input', { type: 'text', id: 'log-event-type', name: 'event_type', 'data-field': 'event_type', value: filters.event_type || '', autocomplete: 'off', spellcheck: 'false', placeholder: 'deploy.finished' });
+    const sourceIp = h('input', { type: 'text', id: 'log-source-ip', name: 'source_ip', 'data-field': 'source_ip', value: filters.source_ip || '', autocomplete: 'off', spellcheck: 'false', placeholder: '203.0.113.7' });
+    const since = h('input', { type: 'date', id: 'log-since', name: 'since', 'data-field': 'since', value: filters.since || '' });
+    const until = h('input', { type: 'date', id: 'log-until', name: 'until', 'data-field': 'until', value: filters.until || '' });
+    const test = h('select', { id: 'log-test', name: 'test', 'data-field': 'test' },
+      TEST_CHOICES.map(([value, text]) => h('option', { value, selected: value === (filters.test || '') }, text)));
+    const active = LOG_FILTERS.some((name) => name !== 'outcome' && filters[name]);
+    // The filters besides the words fold away until one is set.
+    const set = ['event_type', 'source_ip', 'since', 'until', 'test'].filter((name) => filters[name]).length;
+    const form = h('form', { class: 'card log-filters', role: 'search', 'aria-label': 'Search and filter the log', novalidate: true },
+      h('div', { class: 'card-body' },
+        formError(),
+        h('div', { class: 'search-row' },
+          field('Search', search, 'Whole words of the payload, in any order and any case; every word must be there.'),
+          h('button', { type: 'submit', class: 'btn btn-primary' }, icon('search'), 'Search')),
+        h('details', { class: 'disclosure more-filters', open: set > 0 },
+          h('summary', {}, 'More filters', set ? h('span', { class: 'muted' }, ` · ${set} set`) : null),
+          h('div', { class: 'disclosure-body filter-grid' },
+            field('Event type', eventType),
+            field('Source IP', sourceIp),
+            field('Since', since),
+            field('Until', until, 'That day included.'),
+            field('Test events', test))),
+        active ? h('p', { class: 'actions' }, h('a', { href: logHash(webhookId, { outcome: filters.outcome }), onclick: (event) => {
+          event.preventDefault();
+          apply({ outcome: filters.outcome }, '#log-q');
+        } }, 'Clear search and filters')) : null));
+    // Choosing among test events applies at once; the rest on Search (or Enter).
+    test.addEventListener('change', () => form.requestSubmit());
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const next = {
+        outcome: filters.outcome,
+        q: search.value.trim(),
+        event_type: eventType.value.trim(),
+        source_ip: sourceIp.value.trim(),
+        since: since.value,
+        until: until.value,
+        test: test.value,
+      };
+      const ok = checkForm(form, [
+        ['q', next.q && !/[\p{L}\p{N}]/u.test(next.q) ? 'needs a word: letters or digits' : null],
+        ['until', next.since && next.until && next.until < next.since ? 'must be the same day as Since or later' : null],
+      ]);
+      if (!ok) return;
+      apply(next, `#${document.activeElement && form.contains(document.activeElement) && document.activeElement.id ? document.activeElement.id : 'log-q'}`);
+    });
+    return form;
+  }
+
   async function logPage(gen, id, query) {
-    const outcome = OUTCOMES.some(([value]) => value === query.get('outcome')) ? query.get('outcome') : '';
-    const filter = outcome ? `&outcome=${outcome}` : '';
-    const listPath = `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${filter}`;
+    const filters = logFilters(query);
+    const outcome = filters.outcome || '';
+    const search = logQuery(filters);
+    const listPath = `/api/v1/webhooks/${encodeURIComponent(id)}/invocations?limit=${PAGE_SIZE}${search ? `&${search}` : ''}`;
     const [webhook, first] = await Promise.all([
       api('GET', `/api/v1/webhooks/${encodeURIComponent(id)}`),
-      api('GET', listPath),
+      // A filter the API refuses is shown next to its field, on the page.
+      api('GET', listPath).catch((err) => {
+        if (err.status === 422 && LOG_FILTERS.includes(err.field)) return { refused: err, items: [], next_cursor: null };
+        throw err;
+      }),
     ]);
     if (gen !== state.generation) return;
+    const apply = (next, focus) => {
+      state.focusAfter = focus;
+      go(logHash(webhook.id, next));
+    };
     const group = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Outcome' },
       OUTCOMES.map(([value, text]) => h('label', {},
         h('input', { type: 'radio', name: 'outcome', value, checked: value === outcome, onchange: () => {
-          state.focusAfter = 'input[name="outcome"]:checked';
-          go(`#/webhooks/${webhook.id}/log${value ? `?outcome=${value}` : ''}`);
+          apply({ ...filters, outcome: value }, 'input[name="outcome"]:checked');
         } }),
         h('span', {}, text))));
+    const form = logFilterForm(webhook.id, filters, apply);
     const list = h('ul', { class: 'log', 'aria-label': 'Invocations, newest first' });
     const foot = h('div', { class: 'list-foot' });
     const rows = new Map();
@@ -1640,11 +1789,18 @@
       } }, 'Load more');
       foot.append(more);
     };
-    const text = outcome
-      ? `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`
-      : 'Every request to this webhook’s URL is logged here, newest first, as it arrives. Send an event to its URL, or use Test on the Overview tab.';
-    const empty = emptyState('inbox', outcome ? 'Nothing here' : 'No invocations yet', text,
-      outcome ? null : h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview'));
+    const words = filterWords(filters);
+    let empty;
+    if (words) {
+      const what = outcome ? `${label(outcome).toLowerCase()} invocations` : 'invocations';
+      empty = emptyState('search', 'No results', `No ${what} match ${words}.`,
+        h('a', { class: 'btn', href: logHash(webhook.id, { outcome }) }, 'Clear search and filters'));
+    } else if (outcome) {
+      empty = emptyState('inbox', 'Nothing here', `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`);
+    } else {
+      empty = emptyState('inbox', 'No invocations yet', 'Every request to this webhook’s URL is logged here, newest first, as it arrives. Send an event to its URL, or use Test on the Overview tab.',
+        h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview'));
+    }
     const body = h('div', { class: 'card' }, empty, list, foot);
     const status = liveStatus();
     const toolbar = h('div', { class: 'toolbar' }, group, status.el);
@@ -1655,7 +1811,13 @@
     addItems(first.items);
     setMore(first.next_cursor);
     showEmpty();
-    page(webhookHead(webhook), webhookTabs(webhook, 'log'), toolbar, body);
+    page(webhookHead(webhook), webhookTabs(webhook, 'log'), form, toolbar, body);
+    if (first.refused) {
+      empty.hidden = true;
+      status.el.hidden = true;
+      showError(form, first.refused);
+      return;
+    }
 
     // Live: new requests come in on top, and the rows shown follow their delivery.
     let fresh = true;
@@ -1765,7 +1927,8 @@
       h('span', { class: 'actions source' },
         item.test ? h('span', { class: 'tag-test' }, 'test') : null,
         item.repeat_count > 1 ? h('span', { class: 'badge plain', title: 'Identical requests coalesced into this entry' }, `×${item.repeat_count}`) : null,
-        h('span', { class: 'muted mono' }, item.source_ip || '')),
+        h('span', { class: 'muted mono' }, item.source_ip || ''),
+        h('a', { class: 'open-request', href: `#/invocations/${item.id}`, 'aria-label': 'Open the request', title: 'Open the request: headers, body, answer and deliveries' }, icon('open'))),
     ];
   }
 
@@ -1802,7 +1965,8 @@
     } }, summary,
     h('div', { class: 'expanded' },
       payload,
-      h('div', { class: 'stack' }, fallback, answer, delivery)));
+      h('div', { class: 'stack' }, fallback, answer, delivery,
+        h('p', {}, h('a', { href: `#/invocations/${item.id}` }, 'Open the whole request: headers, body and every delivery attempt')))));
     let signature = rowSignature(item);
     return {
       li: h('li', { 'data-invocation': item.id }, details),
@@ -1817,35 +1981,365 @@
     };
   }
 
-  // One invocation, whole: where a duplicate's "duplicate of" link leads.
+  // ------------------------------------------------------------------------------------------
+  // A request's page: the whole record of one invocation, with its delivery timeline
+
   // Where a task stands in delivery, as the log's `delivery_status` says it.
   function deliveryOf(task) {
     if (task.status === 'queued') return task.last_error ? 'retrying' : 'queued';
     return task.status === 'failed' ? 'failed' : 'delivered';
   }
 
+  // The JSON text of member `name` of the object whose JSON text is `text`, exactly as written:
+  // a payload as its sender sent it, which JSON.parse would reformat. Null when it is absent.
+  function rawMember(text, name) {
+    const end = text.length;
+    const stringEnd = (from) => {
+      let i = from + 1;
+      while (i < end && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+      return i + 1;
+    };
+    const valueEnd = (from) => {
+      let depth = 0;
+      let i = from;
+      while (i < end) {
+        const c = text[i];
+        if (c === '"') {
+          i = stringEnd(i);
+          if (depth === 0) return i;
+          continue;
+        }
+        if (c === '{' || c === '[') depth += 1;
+        else if (c === '}' || c === ']') {
+          depth -= 1;
+          if (depth <= 0) return depth === 0 ? i + 1 : i;
+        } else if (c === ',' && depth === 0) return i;
+        i += 1;
+      }
+      return i;
+    };
+    const skip = (i, chars) => {
+      let at = i;
+      while (at < end && chars.includes(text[at])) at += 1;
+      return at;
+    };
+    let i = text.indexOf('{') + 1;
+    while (i > 0 && i < end) {
+      i = skip(i, ' \t\r\n,');
+      if (text[i] !== '"') return null;
+      const keyEnd = stringEnd(i);
+      const key = JSON.parse(text.slice(i, keyEnd));
+      i = skip(keyEnd, ' \t\r\n:');
+      const valueStop = valueEnd(i);
+      if (key === name) return text.slice(i, valueStop).trim();
+      i = valueStop;
+    }
+    return null;
+  }
+
+  // Why webhookd cannot send a request again, said before the replay API would refuse it
+  // (409 `not_replayable`, 410 `webhook_deleted`); null when it can, or only the API knows.
+  function replayBlocker(record, webhook) {
+    if (webhook && webhook.status === 'deleted') {
+      return 'Its webhook is deleted: the URL answers 410 Gone, so nothing is sent to it again.';
+    }
+    const request = record.request;
+    if (record.payload !== null || !request) return null;
+    if (request.body_kept === 'whole' && request.body !== null) return null;
+    return request.body_kept === 'not_read'
+      ? 'Not replayable: the request was refused before its body was read, so there is no body to send again.'
+      : 'Not replayable: only an excerpt of its body was kept, so it cannot be sent again as it came.';
+  }
+
+  function replayError(error) {
+    if (error.code === 'not_replayable') return `Not replayable. ${sentence(error.detail || 'The body was not kept whole')}`;
+    if (error.code === 'webhook_deleted') return `Its webhook is deleted. ${sentence(error.detail || 'The URL answers 410 Gone')}`;
+    return errorText(error);
+  }
+
+  // The request's headers as received; credentials show as redacted, never their value.
+  function headerList(request) {
+    if (!request) {
+      return h('p', { class: 'muted' }, 'Not recorded: this request was logged before webhookd kept request headers.');
+    }
+    const omitted = request.headers_omitted;
+    return [
+      request.headers.length
+        ? h('dl', { class: 'headers' }, request.headers.map(({ name, value }) => [
+          h('dt', {}, name),
+          h('dd', {}, value === REDACTED
+            ? h('span', { class: 'redacted', 'data-redacted': '', title: 'A credential: webhookd never stores its value' }, icon('lock'), 'Redacted')
+            : value),
+        ]))
+        : h('p', { class: 'muted' }, 'No headers.'),
+      omitted ? h('p', { class: 'hint' }, `${omitted} more header${omitted === 1 ? ' was' : 's were'} not kept: at most 64 headers and 8 KiB of them are.`) : null,
+    ];
+  }
+
+  // The body as the sender sent it and, when it is JSON, pretty-printed; Copy copies the view
+  // shown. `text` is the record's JSON text, which holds the payload as it was received.
+  function bodyView(record, text) {
+    const request = record.request;
+    if (request && request.body_kept === 'not_read') {
+      return h('p', { class: 'callout callout-info', 'data-body': 'not_read' },
+        h('strong', {}, 'Body not read: '), 'the request was refused before its body was read, so there is none to show.');
+    }
+    let raw = null;
+    if (record.payload !== null) raw = rawMember(text, 'payload') || JSON.stringify(record.payload);
+    else if (request && request.body !== null) raw = request.body;
+    if (raw === null) return noPayload(record);
+    let pretty = null;
+    try {
+      pretty = JSON.stringify(JSON.parse(raw), null, 2);
+    } catch {
+      pretty = null;
+    }
+    const excerpt = request && request.body_kept === 'excerpt';
+    const pre = h('pre', { class: 'json body', tabindex: '0', role: 'region', 'aria-label': 'Request body' });
+    let mode = pretty === null ? 'raw' : 'pretty';
+    const show = () => { pre.textContent = mode === 'pretty' ? pretty : raw; };
+    show();
+    const views = pretty === null || pretty === raw ? null
+      : h('div', { class: 'segmented segmented-small', role: 'radiogroup', 'aria-label': 'Body view' },
+        [['pretty', 'Pretty'], ['raw', 'Raw']].map(([value, name]) => h('label', {},
+          h('input', { type: 'radio', name: 'body-view', value, checked: value === mode, onchange: () => { mode = value; show(); } }),
+          h('span', {}, name))));
+    let note = null;
+    if (excerpt) {
+      note = h('p', { class: 'callout callout-warn', 'data-body': 'excerpt' }, h('strong', {}, 'Excerpt: '),
+        'only the first 4 KiB of this body were kept (bytes that are not UTF-8 replaced), so it is cut short here and cannot be replayed.');
+    } else if (pretty === null) {
+      note = h('p', { class: 'hint', 'data-body': 'not_json' }, 'Not JSON: shown as it came.');
+    }
+    return [
+      note,
+      h('div', { class: 'body-bar' }, views, copyButton(() => pre.textContent, 'body')),
+      pre,
+    ];
+  }
+
+  // What webhookd answered the sender, and what the answer meant.
+  function answerSent(record) {
+    const problem = record.problem;
+    const code = problem ? problem.code : record.error_code;
+    const subscriptions = record.subscriptions;
+    let meaning = null;
+    if (record.outcome === 'accepted') meaning = 'Accepted: the event became a task for the webhook’s target.';
+    else if (record.outcome === 'duplicate') meaning = 'A duplicate: a request with the same delivery id was accepted before, so no second task was made.';
+    else if (record.outcome === 'ignored' && subscriptions) {
+      meaning = [record.event_type ? ['Ignored: the event type ', h('code', {}, record.event_type)] : 'Ignored: the event had no type, which',
+        ' matches none of the webhook’s event types, so no task was made.'];
+    } else if (record.outcome === 'ignored') meaning = 'Ignored: webhookd answered it and made no task.';
+    return h('dl', { class: 'props', 'data-answer': '' },
+      h('dt', {}, 'Status'), h('dd', { 'data-prop': 'status' }, h('strong', {}, `HTTP ${problem ? problem.status : record.http_status}`), code ? [' · ', h('code', {}, code)] : null),
+      problem ? [h('dt', {}, 'Title'), h('dd', { 'data-prop': 'title' }, problem.title)] : null,
+      problem ? [h('dt', {}, 'Detail'), h('dd', { 'data-prop': 'detail' }, problem.detail)] : null,
+      meaning ? [h('dt', {}, 'Meaning'), h('dd', {}, meaning)] : null,
+      subscriptions ? [h('dt', {}, 'Matched against'), h('dd', { 'data-prop': 'subscriptions' }, subscriptions.length
+        ? subscriptions.map((t) => h('span', { class: 'chip' }, t))
+        : h('span', { class: 'muted' }, 'No event types'))] : null,
+      record.delivery_id ? [h('dt', {}, 'Delivery id'), h('dd', {}, h('code', {}, record.delivery_id))] : null,
+      record.duplicate_of ? [h('dt', {}, 'Duplicate of'), h('dd', {}, duplicateLink(record.duplicate_of))] : null,
+      record.replay_of ? [h('dt', {}, 'Replay of'), h('dd', {}, h('a', { href: `#/invocations/${record.replay_of}`, 'data-replay-of': '' }, `The request ${shortId(record.replay_of)} it sent again`))] : null,
+      record.repeat_count > 1 ? [h('dt', {}, 'Repeats'), h('dd', {}, `${record.repeat_count} identical requests, refused in the same second; this is the first one’s record`)] : null,
+      h('dt', {}, 'Source IP'), h('dd', {}, record.source_ip || h('span', { class: 'muted' }, 'unknown')));
+  }
+
+  // The target's answer to an attempt: pretty when it is JSON.
+  function agentAnswer(text) {
+    try {
+      return prettyJson(JSON.parse(text));
+    } catch {
+      return h('pre', { class: 'json' }, text);
+    }
+  }
+
+  function attemptStep(attempt) {
+    const answer = attempt.status_code ? `HTTP ${attempt.status_code}` : 'No answer';
+    return h('li', { class: `step ${attempt.succeeded ? 'step-ok' : 'step-failed'}`, 'data-attempt': attempt.number },
+      h('div', { class: 'step-head' },
+        h('h3', {}, `Attempt ${attempt.number}`),
+        h('span', { class: `badge ${attempt.succeeded ? 'badge-accepted' : 'badge-failed'}` }, answer),
+        h('span', { class: 'muted' }, `${attempt.latency_ms.toLocaleString()} ms`),
+        time(attempt.at)),
+      attempt.error ? h('p', { class: 'field-error' }, sentence(attempt.error)) : null,
+      attempt.body_excerpt ? [h('p', { class: 'step-label' }, 'The target answered'), agentAnswer(attempt.body_excerpt)] : null);
+  }
+
+  // Where the task stands now: what the API says, its status and when it last changed.
+  function statusStep(task, attempts) {
+    let text = null;
+    if (task.status === 'queued' && attempts.length === 0) text = 'No delivery attempt yet: the task waits on the board, or for its first attempt.';
+    else if (task.status === 'queued') text = ['Waiting for the next attempt', task.next_attempt_at ? [', due ', time(task.next_attempt_at)] : null, '.'];
+    else if (task.status === 'delivered') text = 'The target acknowledged it; its agent moves it on as it works.';
+    else if (task.status === 'in_progress') text = 'Its agent is working on it.';
+    else if (task.status === 'completed') text = 'Its agent completed it.';
+    else if (task.status === 'failed') text = 'Delivery gave up, or its agent reported a failure. Retry puts it back in the queue.';
+    const tone = { completed: 'ok', delivered: 'ok', in_progress: 'ok', failed: 'failed' }[task.status] || 'pending';
+    return h('li', { class: `step step-${tone}`, 'data-step': 'status' },
+      h('div', { class: 'step-head' }, h('h3', {}, 'Task now'), badge(task.status), h('span', { class: 'muted' }, 'updated ', time(task.updated_at))),
+      text ? h('p', {}, text) : null,
+      task.status === 'failed' && task.last_error ? h('p', { class: 'field-error' }, sentence(task.last_error)) : null);
+  }
+
+  // Request received → task created → each delivery attempt → where the task stands.
+  function timeline(record) {
+    const task = record.task;
+    const steps = [h('li', { class: 'step step-ok', 'data-step': 'received' },
+      h('div', { class: 'step-head' }, h('h3', {}, 'Request received'), time(record.received_at)),
+      h('p', {}, `Answered HTTP ${record.http_status}`, record.error_code ? [' · ', h('code', {}, record.error_code)] : null))];
+    if (task) {
+      steps.push(h('li', { class: 'step step-ok', 'data-step': 'task' },
+        h('div', { class: 'step-head' }, h('h3', {}, 'Task created'), time(task.created_at)),
+        h('p', {}, h('a', { href: `#/tasks/${task.id}` }, 'Open the task'), task.instruction ? [' · ', h('span', { class: 'muted' }, task.instruction)] : null)));
+      for (const attempt of record.attempts) steps.push(attemptStep(attempt));
+      steps.push(statusStep(task, record.attempts));
+    } else {
+      const why = {
+        rejected: 'Refused, so no task was made.',
+        ignored: 'Ignored, so no task was made.',
+        duplicate: 'A duplicate: the first request’s task stands for it.',
+      }[record.outcome] || 'No task was made.';
+      steps.push(h('li', { class: 'step step-pending', 'data-step': 'end' }, h('div', { class: 'step-head' }, h('h3', {}, 'No task')), h('p', {}, why)));
+    }
+    return h('ol', { class: 'timeline' }, steps);
+  }
+
+  // How soon a page showing `task` should refresh: a moment after its next delivery attempt is
+  // due. A queued task overdue for long waits on a board, not for an attempt: undefined then.
+  function attemptDueIn(task) {
+    if (!task || task.status !== 'queued' || !task.next_attempt_at) return undefined;
+    const due = new Date(task.next_attempt_at).getTime() - Date.now();
+    return due < -30000 ? undefined : due + 500;
+  }
+
+  function recordSignature(record) {
+    const task = record.task;
+    return JSON.stringify([record.attempts.length, task && [task.status, task.updated_at, task.next_attempt_at]]);
+  }
+
+  // A request's page: headers, body, the answer sent, and its delivery as a timeline; Replay
+  // and Retry for an admin. It refreshes while it shows.
   async function invocationPage(gen, id) {
-    const item = await api('GET', `/api/v1/invocations/${encodeURIComponent(id)}`);
-    const [webhook, task] = await Promise.all([
-      api('GET', `/api/v1/webhooks/${item.webhook_id}`).catch(() => null),
-      item.task_id ? api('GET', `/api/v1/tasks/${item.task_id}`).catch(() => null) : null,
-    ]);
-    if (task && !item.delivery_status) item.delivery_status = deliveryOf(task);
+    const path = `/api/v1/invocations/${encodeURIComponent(id)}`;
+    const first = await apiAnswer('GET', path);
+    const record = first.data;
+    const webhook = await api('GET', `/api/v1/webhooks/${record.webhook_id}`).catch(() => null);
     if (gen !== state.generation) return;
     const crumbs = webhook
       ? [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name), ' / ',
-        h('a', { href: `#/webhooks/${webhook.id}/log` }, 'Invocation log'), ' / ', 'Invocation']
-      : [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', 'Invocation'];
-    page(pageHead(
-      h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, item.event_type || 'Invocation'), outcomeBadges(item), item.test ? h('span', { class: 'tag-test' }, 'test') : null),
-      h('span', {}, 'Received ', time(item.received_at), item.duplicate_of ? [' · ', duplicateLink(item.duplicate_of)] : null), null, crumbs),
-    h('div', { class: 'grid-2' },
-      h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Payload'),
-        item.payload ? prettyJson(item.payload) : noPayload(item))),
+        h('a', { href: `#/webhooks/${webhook.id}/log` }, 'Invocation log'), ' / ', 'Request']
+      : [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', 'Request'];
+    const titleRow = h('div', { class: 'title-row' });
+    const actions = h('div', { class: 'actions' });
+    const notice = h('div', { 'aria-live': 'polite' });
+    const timelineBody = h('div', {});
+    const status = liveStatus();
+    const liveControl = {};
+    const blocker = replayBlocker(record, webhook);
+
+    const replay = async (button) => {
+      notice.replaceChildren();
+      button.disabled = true;
+      try {
+        const out = await api('POST', `${path}/replay`);
+        if (out.invocation_id) {
+          toast(`Replayed: ${label(out.status).toLowerCase()}, HTTP ${out.http_status}`);
+          go(`#/invocations/${out.invocation_id}`);
+          return;
+        }
+        // A refused replay is logged like any refusal, coalesced: say what it was answered.
+        notice.replaceChildren(h('div', { class: 'callout callout-warn', role: 'alert', 'data-replay': 'rejected' },
+          h('strong', {}, `The replay was refused: HTTP ${out.http_status}`), out.code ? [' · ', h('code', {}, out.code)] : null,
+          out.detail ? `. ${sentence(out.detail)}` : '.', ' ',
+          webhook ? h('a', { href: logHash(webhook.id, { outcome: 'rejected' }) }, 'See it in the log') : null));
+      } catch (err) {
+        notice.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, replayError(err)));
+      }
+      button.disabled = false;
+    };
+    const retry = async (button) => {
+      notice.replaceChildren();
+      button.disabled = true;
+      try {
+        await api('POST', `/api/v1/tasks/${record.task.id}/retry`);
+        toast('The task is queued again, due now');
+        await liveControl.now();
+      } catch (err) {
+        notice.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, errorText(err)));
+      }
+      button.disabled = false;
+    };
+
+    const render = (current) => {
+      if (current.task && !current.delivery_status) current.delivery_status = deliveryOf(current.task);
+      titleRow.replaceChildren();
+      append(titleRow, [h('h1', { tabindex: '-1' }, current.event_type || 'Request'), outcomeBadges(current),
+        current.test ? h('span', { class: 'tag-test' }, 'test') : null,
+        current.replay_of ? h('span', { class: 'badge plain' }, 'Replay') : null]);
+      const focused = actions.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
+      actions.replaceChildren();
+      if (canWrite()) {
+        if (current.task && current.task.status === 'failed') {
+          const again = h('button', { type: 'button', class: 'btn', 'data-focus-key': 'retry', onclick: () => retry(again) }, icon('retry'), 'Retry delivery');
+          actions.append(again);
+        }
+        const button = h('button', { type: 'button', class: 'btn btn-primary', 'data-focus-key': 'replay', disabled: Boolean(blocker), 'aria-describedby': blocker ? 'replay-blocked' : null, onclick: () => replay(button) }, icon('replay'), 'Replay');
+        actions.append(button);
+      }
+      if (focused) {
+        // Retry goes once the task is queued again: the focus goes to the heading.
+        const again = actions.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+        (again || titleRow.querySelector('h1')).focus();
+      }
+      timelineBody.replaceChildren(timeline(current));
+    };
+    let shown = recordSignature(record);
+    let { task } = record;
+    const refresh = async () => {
+      const latest = await api('GET', path);
+      if (gen !== state.generation) return;
+      if (recordSignature(latest) !== shown) {
+        shown = recordSignature(latest);
+        render(latest);
+      }
+      task = latest.task;
+    };
+
+    render(record);
+    page(pageHead(titleRow,
+      h('span', {}, 'Received ', time(record.received_at), record.source_ip ? ` from ${record.source_ip}` : '',
+        record.replay_of ? [' · a replay of ', h('a', { href: `#/invocations/${record.replay_of}` }, shortId(record.replay_of))] : null),
+      actions, crumbs),
+    canWrite() && blocker ? h('p', { class: 'callout callout-info', id: 'replay-blocked' }, blocker) : null,
+    notice,
+    record.task ? h('div', { class: 'toolbar' }, status.el) : null,
+    h('div', { class: 'grid-2 request-grid' },
       h('div', { class: 'stack' },
-        item.instruction_fallback ? fallbackNote(item.instruction_fallback) : null,
-        h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Answer to the sender'), answerProps(item))),
-        h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Target response'), targetProps(item))))));
+        h('section', { class: 'card', 'aria-labelledby': 'headers-title' }, h('div', { class: 'card-body' },
+          h('h2', { id: 'headers-title' }, 'Request headers'), headerList(record.request))),
+        h('section', { class: 'card', 'aria-labelledby': 'body-title' }, h('div', { class: 'card-body' },
+          h('h2', { id: 'body-title' }, 'Body'), bodyView(record, first.text)))),
+      h('div', { class: 'stack' },
+        record.instruction_fallback ? fallbackNote(record.instruction_fallback) : null,
+        h('section', { class: 'card', 'aria-labelledby': 'answer-title' }, h('div', { class: 'card-body' },
+          h('h2', { id: 'answer-title' }, 'Answer sent'), answerSent(record))),
+        h('section', { class: 'card timeline-card', 'aria-labelledby': 'timeline-title' }, h('div', { class: 'card-body' },
+          h('h2', { id: 'timeline-title' }, 'Timeline'), timelineBody)))));
+
+    // Without a task nothing of the record changes any more.
+    if (!record.task) return;
+    let fresh = true;
+    await live(gen, LIVE_POLL_MS, async () => {
+      try {
+        if (!fresh) await refresh();
+        fresh = false;
+        if (gen === state.generation) status.ok(LIVE_POLL_MS);
+      } catch (err) {
+        if (gen === state.generation) status.failed(err);
+      }
+      return attemptDueIn(task);
+    }, liveControl);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -2159,22 +2653,24 @@
 
   async function taskPage(gen, id) {
     const task = await api('GET', `/api/v1/tasks/${encodeURIComponent(id)}`);
-    const [target, webhook] = await Promise.all([
+    const attemptsPath = `/api/v1/tasks/${task.id}/attempts`;
+    const [target, webhook, attempts] = await Promise.all([
       api('GET', `/api/v1/targets/${task.target_id}`).catch(() => null),
       api('GET', `/api/v1/webhooks/${task.webhook_id}`).catch(() => null),
+      api('GET', attemptsPath),
     ]);
     if (gen !== state.generation) return;
     const status = liveStatus();
-    const render = (current) => {
+    const render = (current, tried) => {
       // A re-render keeps the focus on the control that had it, when it is still there.
       const focused = main.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
-      page(...taskView(current, target, webhook, status));
+      page(...taskView(current, tried, target, webhook, status));
       if (focused) {
         const again = main.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
         (again || main.querySelector('h1')).focus();
       }
     };
-    render(task);
+    render(task, attempts.items);
     let shown = JSON.stringify([task.status, task.updated_at, task.attempts, task.last_error]);
     let fresh = true;
     await live(gen, LIVE_POLL_MS, async () => {
@@ -2184,17 +2680,21 @@
         if (gen !== state.generation) return;
         const signature = JSON.stringify([latest.status, latest.updated_at, latest.attempts, latest.last_error]);
         if (signature !== shown) {
+          const tried = latest.attempts === task.attempts ? attempts : await api('GET', attemptsPath);
+          if (gen !== state.generation) return;
           shown = signature;
-          render(latest);
+          render(latest, tried.items);
         }
         status.ok(LIVE_POLL_MS);
+        return attemptDueIn(latest);
       } catch (err) {
         if (gen === state.generation) status.failed(err);
       }
+      return undefined;
     });
   }
 
-  function taskView(task, target, webhook, status) {
+  function taskView(task, attempts, target, webhook, status) {
     const error = formError();
     const move = async (body, path, method) => {
       try {
@@ -2223,7 +2723,7 @@
       h('dt', {}, 'Attempts'), h('dd', {}, String(task.attempts)),
       // Only a queued task waits for an attempt.
       task.status === 'queued' ? [h('dt', {}, 'Next attempt'), h('dd', {}, time(task.next_attempt_at))] : null,
-      task.last_error ? [h('dt', {}, 'Last error'), h('dd', { class: 'field-error' }, task.last_error)] : null,
+      task.last_error ? [h('dt', {}, 'Last error'), h('dd', { class: 'field-error' }, sentence(task.last_error))] : null,
       h('dt', {}, 'Created'), h('dd', {}, time(task.created_at)),
       h('dt', {}, 'Updated'), h('dd', {}, time(task.updated_at)));
     return [pageHead(
@@ -2235,7 +2735,12 @@
       h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Context'), h('p', { class: 'lead' }, 'The whole payload.'), prettyJson(task.context))),
       h('div', { class: 'stack' },
         h('section', { class: 'card' }, h('div', { class: 'card-body' }, props)),
-        buttons.some(Boolean) ? h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Move'), h('p', { class: 'lead' }, 'As the agent would report progress.'), actions)) : null))];
+        buttons.some(Boolean) ? h('section', { class: 'card' }, h('div', { class: 'card-body' }, h('h2', {}, 'Move'), h('p', { class: 'lead' }, 'As the agent would report progress.'), actions)) : null,
+        h('section', { class: 'card', 'aria-labelledby': 'attempts-title' }, h('div', { class: 'card-body' },
+          h('h2', { id: 'attempts-title' }, 'Delivery attempts'),
+          attempts.length
+            ? h('ol', { class: 'timeline' }, attempts.map(attemptStep))
+            : h('p', { class: 'muted' }, 'None yet.')))))];
   }
 
   // ------------------------------------------------------------------------------------------
