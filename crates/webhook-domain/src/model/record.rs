@@ -68,8 +68,8 @@ pub struct AnsweredProblem {
 /// A request as the invocation log keeps it, beside the invocation's own fields.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RequestRecord {
-    /// The request's headers as (name, value) in the order received, names in lower case,
-    /// values as text (invalid UTF-8 replaced); credentials as [`REDACTED`].
+    /// The request's headers as (name, value) sorted by name (a repeated header's values in
+    /// the order received), names in lower case, values as text (invalid UTF-8 replaced); credentials as [`REDACTED`].
     pub headers: Vec<(String, String)>,
     /// Headers left out because the record was full ([`MAX_RECORDED_HEADERS`],
     /// [`MAX_RECORDED_HEADER_BYTES`]).
@@ -102,32 +102,35 @@ impl RequestRecord {
     /// webhook's `verification` names for its secret, lower case) is redacted besides the
     /// credential headers. Nothing of its body is known yet.
     pub fn of_headers(headers: &impl RequestHeaders, secret_header: Option<&str>) -> Self {
-        let mut kept = Vec::new();
-        let mut omitted = 0u32;
-        let mut bytes = 0usize;
+        let mut all = Vec::new();
         headers.each(&mut |name, value| {
             let redacted = CREDENTIAL_HEADERS
                 .iter()
                 .any(|credential| name.eq_ignore_ascii_case(credential))
                 || secret_header.is_some_and(|secret| name.eq_ignore_ascii_case(secret));
-            let value_len = if redacted {
-                REDACTED.len()
-            } else {
-                value.len()
-            };
-            let size = name.len() + value_len;
-            if kept.len() >= MAX_RECORDED_HEADERS || bytes + size > MAX_RECORDED_HEADER_BYTES {
-                omitted = omitted.saturating_add(1);
-                return;
-            }
-            bytes += size;
             let value = if redacted {
                 REDACTED.to_owned()
             } else {
                 String::from_utf8_lossy(value).into_owned()
             };
-            kept.push((name.to_ascii_lowercase(), value));
+            all.push((name.to_ascii_lowercase(), value));
         });
+        // An HTTP server's header map does not keep the order of arrival; sorted, the record
+        // reads (and is cut) the same every time. The sort is stable: a repeated header's
+        // values keep their order.
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept = Vec::new();
+        let mut omitted = 0u32;
+        let mut bytes = 0usize;
+        for (name, value) in all {
+            let size = name.len() + value.len();
+            if kept.len() >= MAX_RECORDED_HEADERS || bytes + size > MAX_RECORDED_HEADER_BYTES {
+                omitted = omitted.saturating_add(1);
+                continue;
+            }
+            bytes += size;
+            kept.push((name, value));
+        }
         Self {
             headers: kept,
             headers_omitted: omitted,
@@ -228,15 +231,16 @@ mod tests {
             ("X-Hub-Signature-256", b"sha256=00"),
         ]);
         let record = RequestRecord::of_headers(&sent, Some("x-my-token"));
+        // Sorted by name, whatever order they came in.
         let expected: Vec<(String, String)> = [
-            ("content-type", "application/json"),
             ("authorization", REDACTED),
-            ("proxy-authorization", REDACTED),
+            ("content-type", "application/json"),
             ("cookie", REDACTED),
-            ("x-webhook-secret", REDACTED),
+            ("proxy-authorization", REDACTED),
             ("x-gitlab-token", REDACTED),
-            ("x-my-token", REDACTED),
             ("x-hub-signature-256", "sha256=00"),
+            ("x-my-token", REDACTED),
+            ("x-webhook-secret", REDACTED),
         ]
         .iter()
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))

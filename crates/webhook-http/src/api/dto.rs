@@ -965,12 +965,12 @@ pub struct HeaderOut {
 /// A request as the log kept it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestOut {
-    /// The headers in the order received. `Authorization`, `Proxy-Authorization`, `Cookie`,
+    /// The headers, sorted by name. `Authorization`, `Proxy-Authorization`, `Cookie`,
     /// `X-Webhook-Secret`, `X-Gitlab-Token` and the header a webhook's `verification` names
     /// for its secret carry `[redacted]`: their values are never stored.
     pub headers: Vec<HeaderOut>,
     /// Headers left out because the record was full: at most 64 headers and 8 KiB of names and
-    /// values are kept, in the order received, skipping any that does not fit.
+    /// values are kept, by name, skipping any that does not fit.
     pub headers_omitted: u32,
     /// The body as text when the invocation has no `payload` to show it (a request refused
     /// after its body was read, a duplicate): whole, or its first 4 KiB when `body_kept` is
