@@ -688,6 +688,35 @@ pub struct WebhookOut {
     /// longer does.
     #[schema(format = DateTime, required = true)]
     pub previous_secret_expires_at: Option<String>,
+    pub health: HealthOut,
+}
+
+/// How a webhook fared over the last 24 hours, read from its invocation log when the webhook
+/// is read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    /// Invocations accepted.
+    #[schema(minimum = 0)]
+    pub accepted_24h: u64,
+    /// Requests that failed: the entries the log's `outcome=failed` filter selects (rejected,
+    /// or accepted and then failed in delivery or by their task), each counting the requests
+    /// it stands for (`repeat_count`).
+    #[schema(minimum = 0)]
+    pub failed_24h: u64,
+    /// When the newest of those failures was received; null when there was none in the last
+    /// 24 hours.
+    #[schema(format = DateTime, required = true)]
+    pub last_failure_at: Option<String>,
+}
+
+impl From<model::WebhookHealth> for HealthOut {
+    fn from(health: model::WebhookHealth) -> Self {
+        Self {
+            accepted_24h: health.accepted,
+            failed_24h: health.failed,
+            last_failure_at: health.last_failure_at.map(time),
+        }
+    }
 }
 
 impl From<WebhookView> for WebhookOut {
@@ -730,6 +759,7 @@ impl From<WebhookView> for WebhookOut {
                 .previous_secret
                 .and(webhook.previous_secret_expires_at)
                 .map(time),
+            health: HealthOut::from(view.health),
         }
     }
 }

@@ -12,12 +12,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::model::{
-    CidrList, EventTypePattern, EventTypes, FieldRef, InstructionTemplate, InvalidSetting, Name,
-    OrganizationId, Page, PageRequest, RatePerMinute, Secret, Source, SourceSettings, Stale,
-    TargetId, TargetKind, Verification, Webhook, WebhookId, WebhookStatus,
+    CidrList, EventTypePattern, EventTypes, FieldRef, HEALTH_WINDOW, InstructionTemplate,
+    InvalidSetting, Name, OrganizationId, Page, PageRequest, RatePerMinute, Secret, Source,
+    SourceSettings, Stale, TargetId, TargetKind, Verification, Webhook, WebhookHealth, WebhookId,
+    WebhookStatus,
 };
 use crate::ports::{
-    Adapters, Clock, Notifier as _, SecretSealer, StoreError, TargetStore, WebhookStore,
+    Adapters, Clock, InvocationLog, Notifier as _, SecretSealer, StoreError, TargetStore,
+    WebhookStore,
 };
 use crate::rules::webhook_transition;
 use crate::service::random_id;
@@ -93,6 +95,8 @@ pub struct WebhookView {
     pub url: String,
     /// `None` only for a deleted webhook whose target was deleted after it.
     pub target: Option<TargetSummary>,
+    /// How it fared over the last [`HEALTH_WINDOW`].
+    pub health: WebhookHealth,
 }
 
 /// A created webhook, with its secret in clear when it has one; never shown again.
@@ -262,7 +266,8 @@ impl<A: Adapters> Management<A> {
             Err(StoreError::NotFound) => return Err(target_gone()),
             Err(e) => return Err(e.into()),
         }
-        let view = self.view_with(webhook, Some(target));
+        // Nothing was logged for an id made just now.
+        let view = self.view_with(webhook, Some(target), WebhookHealth::default());
         self.notifier
             .routes_changed(Stale::Webhook(view.webhook.id));
         Ok(CreatedWebhook { view, secret })
@@ -275,16 +280,19 @@ impl<A: Adapters> Management<A> {
         self.view(webhook).await
     }
 
-    /// The caller's organization's webhooks that are not deleted, newest first.
+    /// The caller's organization's webhooks that are not deleted, newest first. The health of
+    /// a whole page is one read of the store.
     pub async fn webhooks(
         &self,
         caller: &Caller,
         page: PageRequest,
     ) -> Result<Page<WebhookView>, ManageError> {
         let page = self.store.webhooks(caller.organization_id, page).await?;
+        let ids: Vec<WebhookId> = page.items.iter().map(|w| w.id).collect();
+        let health = self.health(caller.organization_id, &ids).await?;
         let mut targets: HashMap<TargetId, Option<TargetSummary>> = HashMap::new();
         let mut items = Vec::with_capacity(page.items.len());
-        for webhook in page.items {
+        for (webhook, health) in page.items.into_iter().zip(health) {
             let target = if let Some(target) = targets.get(&webhook.target_id) {
                 target.clone()
             } else {
@@ -294,7 +302,7 @@ impl<A: Adapters> Management<A> {
                 targets.insert(webhook.target_id, target.clone());
                 target
             };
-            items.push(self.view_with(webhook, target));
+            items.push(self.view_with(webhook, target, health));
         }
         Ok(Page {
             items,
@@ -452,14 +460,54 @@ impl<A: Adapters> Management<A> {
         let target = self
             .summary(webhook.organization_id, webhook.target_id)
             .await?;
-        Ok(self.view_with(webhook, target))
+        let health = self
+            .health(webhook.organization_id, &[webhook.id])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        Ok(self.view_with(webhook, target, health))
     }
 
-    fn view_with(&self, webhook: Webhook, target: Option<TargetSummary>) -> WebhookView {
+    /// The health of each of `ids` over the last [`HEALTH_WINDOW`], in their order.
+    async fn health(
+        &self,
+        organization_id: OrganizationId,
+        ids: &[WebhookId],
+    ) -> Result<Vec<WebhookHealth>, ManageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let since = self.clock.now().minus(HEALTH_WINDOW);
+        let health = self
+            .store
+            .webhook_health(organization_id, ids, since)
+            .await?;
+        if health.len() == ids.len() {
+            Ok(health)
+        } else {
+            Err(StoreError::Internal(
+                format!(
+                    "the store answered {} healths for {} webhooks",
+                    health.len(),
+                    ids.len()
+                )
+                .into(),
+            )
+            .into())
+        }
+    }
+
+    fn view_with(
+        &self,
+        webhook: Webhook,
+        target: Option<TargetSummary>,
+        health: WebhookHealth,
+    ) -> WebhookView {
         WebhookView {
             url: self.public_url.webhook_url(webhook.id),
             webhook,
             target,
+            health,
         }
     }
 }
