@@ -17,7 +17,7 @@ use crate::model::{
     Invocation, InvocationFilter, InvocationId, InvocationSummary, Lease, Organization,
     OrganizationId, Page, PageRequest, QueueStats, RateRequest, RequestRecord, SealedSecret,
     Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary,
-    Timestamp, Webhook, WebhookHealth, WebhookId,
+    Timestamp, Webhook, WebhookFilter, WebhookHealth, WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -296,10 +296,12 @@ pub trait WebhookStore: Send + Sync {
     /// MUST return `NotFound` when no webhook ever had this id.
     fn webhook(&self, id: WebhookId) -> impl Future<Output = Result<Webhook, StoreError>> + Send;
 
-    /// The organization's webhooks that are not deleted, newest first by (`created_at`, id).
+    /// The organization's webhooks that `filter` admits ([`WebhookFilter::admits`]: without a
+    /// status, those that are not deleted), newest first by (`created_at`, id).
     fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Webhook>, StoreError>> + Send;
 

@@ -104,6 +104,7 @@ macro_rules! for_each_case {
             webhook_tombstone_is_found_and_never_reused,
             update_webhook_of_another_organization_is_not_found,
             webhooks_are_paged_newest_first,
+            webhooks_filter_by_status,
             webhook_health_counts_the_window_as_the_log_filters_it,
             webhook_health_answers_each_id_in_order,
             record_invocation_round_trips,

@@ -10,7 +10,7 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationFilter,
     InvocationId, InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page,
     PageRequest, Target, TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook,
-    WebhookHealth, WebhookId, WebhookStatus,
+    WebhookFilter, WebhookHealth, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
@@ -512,13 +512,14 @@ impl WebhookStore for MemoryStore {
     async fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
         let state = self.read()?;
         let items = state
             .webhooks
             .values()
-            .filter(|w| w.organization_id == organization_id && w.status != WebhookStatus::Deleted)
+            .filter(|w| w.organization_id == organization_id && filter.admits(w.status))
             .map(|w| ((w.created_at, *w.id.as_uuid()), w.clone()))
             .collect();
         Ok(page_of_sorted(items, page))

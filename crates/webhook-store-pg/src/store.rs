@@ -14,8 +14,8 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, DeliveryStatus, Invocation,
     InvocationFilter, InvocationId, InvocationSummary, MESSAGE_PREVIEW_CHARS, Organization,
     OrganizationId, OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Stale, Target,
-    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookHealth,
-    WebhookId, WebhookStatus,
+    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookFilter,
+    WebhookHealth, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, Lease, QueueStats,
@@ -533,16 +533,25 @@ impl WebhookStore for PgStore {
     async fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
         let mut conn = self.conn().await?;
         let mut query = webhooks::table
             .filter(webhooks::organization_id.eq(organization_id.as_uuid()))
-            .filter(webhooks::status.ne(WebhookStatus::Deleted.as_str()))
             .order((webhooks::created_at.desc(), webhooks::id.desc()))
             .limit(overfetch(page))
             .select(WebhookRow::as_select())
             .into_boxed();
+        let deleted = WebhookStatus::Deleted.as_str();
+        query = match filter.status {
+            // Saying "not deleted" too keeps the planner on `webhooks_live_by_organization`.
+            Some(status @ (WebhookStatus::Active | WebhookStatus::Disabled)) => query
+                .filter(webhooks::status.ne(deleted))
+                .filter(webhooks::status.eq(status.as_str())),
+            Some(WebhookStatus::Deleted) => query.filter(webhooks::status.eq(deleted)),
+            None => query.filter(webhooks::status.ne(deleted)),
+        };
         if let Some(Cursor { at: after, id }) = page.after {
             let after = at(after);
             query = query.filter(

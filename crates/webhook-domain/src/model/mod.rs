@@ -57,5 +57,6 @@ pub use task::{DeliveryRound, Task, TaskFilter, TaskSource, TaskStatus, TaskStat
 pub use timestamp::Timestamp;
 pub use validated::{InvalidName, InvalidRate, Name, RatePerMinute};
 pub use webhook::{
-    HEALTH_WINDOW, InvalidPublicUrl, PublicUrl, Webhook, WebhookHealth, WebhookStatus,
+    HEALTH_WINDOW, InvalidPublicUrl, PublicUrl, Webhook, WebhookFilter, WebhookHealth,
+    WebhookStatus,
 };

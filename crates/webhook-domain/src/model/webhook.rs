@@ -69,6 +69,24 @@ pub struct Webhook {
     pub last_triggered_at: Option<Timestamp>,
 }
 
+/// Which webhooks a list holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookFilter {
+    /// Only webhooks with this status; `None` holds those that are not deleted (active and
+    /// disabled), so tombstones are listed only when asked for.
+    pub status: Option<WebhookStatus>,
+}
+
+impl WebhookFilter {
+    /// Whether a webhook with `status` is in the list.
+    pub fn admits(self, status: WebhookStatus) -> bool {
+        match self.status {
+            Some(wanted) => status == wanted,
+            None => status != WebhookStatus::Deleted,
+        }
+    }
+}
+
 /// How long [`WebhookHealth`] looks back: the last 24 hours.
 pub const HEALTH_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -188,6 +206,23 @@ mod tests {
         ] {
             assert_eq!(PublicUrl::parse(base), Err(refused), "{base}");
         }
+    }
+
+    #[test]
+    fn filters_admit_their_statuses() {
+        use WebhookStatus::{Active, Deleted, Disabled};
+        let check = |status: Option<WebhookStatus>, admitted: [bool; 3]| {
+            let filter = WebhookFilter { status };
+            assert_eq!(
+                [Active, Disabled, Deleted].map(|s| filter.admits(s)),
+                admitted,
+                "{status:?}"
+            );
+        };
+        check(None, [true, true, false]);
+        check(Some(Active), [true, false, false]);
+        check(Some(Disabled), [false, true, false]);
+        check(Some(Deleted), [false, false, true]);
     }
 
     #[test]

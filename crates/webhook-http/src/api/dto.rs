@@ -490,6 +490,23 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// Query of the webhook list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookQuery {
+    /// Only webhooks with this status: `active`, `disabled`, or `deleted` for the tombstones
+    /// (their invocation logs stay readable). Without it, the webhooks that are not deleted.
+    #[param(value_type = Option<WebhookStatus>)]
+    pub status: Option<String>,
+    /// Items per page, 1 to 500; default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{48}$")]
+    pub cursor: Option<String>,
+}
+
 /// An IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`).
 #[derive(Debug)]
 pub struct IpAddress;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, ClaimRequest, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
     Invocation, InvocationFilter, InvocationId, OutcomeFilter, PageRequest, TaskId, TaskStatus,
+    WebhookFilter,
 };
 use webhook_domain::ports::{Store, StoreError};
 
@@ -245,7 +246,10 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
 
     assert_eq!(store.purge_invocations(at(50)).await.expect("purge"), 2);
     assert_eq!(last_triggered_at(&store, &world.webhook).await, Some(at(5)));
-    let listed = store.webhooks(org, page(10)).await.expect("list");
+    let listed = store
+        .webhooks(org, WebhookFilter::default(), page(10))
+        .await
+        .expect("list");
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.items[0].last_triggered_at, Some(at(5)));
 

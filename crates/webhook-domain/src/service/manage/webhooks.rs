@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::model::{
     CidrList, EventTypePattern, EventTypes, FieldRef, HEALTH_WINDOW, InstructionTemplate,
     InvalidSetting, Name, OrganizationId, Page, PageRequest, RatePerMinute, Secret, Source,
-    SourceSettings, Stale, TargetId, TargetKind, Verification, Webhook, WebhookHealth, WebhookId,
-    WebhookStatus,
+    SourceSettings, Stale, TargetId, TargetKind, Verification, Webhook, WebhookFilter,
+    WebhookHealth, WebhookId, WebhookStatus,
 };
 use crate::ports::{
     Adapters, Clock, InvocationLog, Notifier as _, SecretSealer, StoreError, TargetStore,
@@ -203,6 +203,12 @@ fn parse_settable_status(text: &str) -> Result<WebhookStatus, Invalid> {
     }
 }
 
+/// Reads the `status` filter of the webhook list: any status, tombstones included.
+pub fn parse_webhook_status_filter(text: &str) -> Result<WebhookStatus, Invalid> {
+    WebhookStatus::parse(text)
+        .ok_or_else(|| Invalid::new("status", "must be `active`, `disabled` or `deleted`"))
+}
+
 fn deleted_conflict() -> ManageError {
     ManageError::conflict(
         ConflictCode::WebhookDeleted,
@@ -280,14 +286,22 @@ impl<A: Adapters> Management<A> {
         self.view(webhook).await
     }
 
-    /// The caller's organization's webhooks that are not deleted, newest first. The health of
-    /// a whole page is one read of the store.
+    /// The caller's organization's webhooks, newest first: those with `status` (`active`,
+    /// `disabled`, or `deleted` for the tombstones, whose logs stay readable), or without it
+    /// those that are not deleted. The health of a whole page is one read of the store.
     pub async fn webhooks(
         &self,
         caller: &Caller,
+        status: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<WebhookView>, ManageError> {
-        let page = self.store.webhooks(caller.organization_id, page).await?;
+        let filter = WebhookFilter {
+            status: status.map(parse_webhook_status_filter).transpose()?,
+        };
+        let page = self
+            .store
+            .webhooks(caller.organization_id, filter, page)
+            .await?;
         let ids: Vec<WebhookId> = page.items.iter().map(|w| w.id).collect();
         let health = self.health(caller.organization_id, &ids).await?;
         let mut targets: HashMap<TargetId, Option<TargetSummary>> = HashMap::new();
@@ -535,6 +549,24 @@ mod tests {
             parse_event_types(&long).unwrap_err().field,
             "event_types[0]"
         );
+    }
+
+    #[test]
+    fn every_status_is_a_list_filter() {
+        for status in [
+            WebhookStatus::Active,
+            WebhookStatus::Disabled,
+            WebhookStatus::Deleted,
+        ] {
+            assert_eq!(parse_webhook_status_filter(status.as_str()), Ok(status));
+        }
+        for refused in ["", "live", "Deleted", "all"] {
+            assert_eq!(
+                parse_webhook_status_filter(refused).unwrap_err().field,
+                "status",
+                "{refused}"
+            );
+        }
     }
 
     #[test]
