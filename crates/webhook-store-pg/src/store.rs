@@ -787,8 +787,10 @@ impl InvocationLog for PgStore {
 
 /// The health of the webhooks `$1` of the organization `$2` from `$3` on, in one statement for
 /// a page of webhooks: each webhook's invocations of the window, walked through
-/// `invocations_by_webhook`. A failure is what the log's `failed` filter selects, with the
-/// failed task joined once rather than asked for in a subquery by each aggregate.
+/// `invocations_by_webhook`. A failure is what the log's `failed` filter selects; the failed
+/// tasks are read once, as a set (through `tasks_by_status`), and joined, instead of looking
+/// each accepted invocation's task up: a task is created with its invocation's `received_at`
+/// as its `created_at` (`Task::queued`), so the window's failed tasks are those created in it.
 const HEALTH: &str = "\
 SELECT webhook_id,
        count(*) FILTER (WHERE outcome = 'accepted') AS accepted,
@@ -800,7 +802,7 @@ FROM (
              AND (i.response_succeeded = false OR t.id IS NOT NULL))) AS failure
     FROM invocations i
     LEFT JOIN tasks t ON t.id = i.task_id AND t.status = 'failed'
-        AND t.organization_id = i.organization_id
+        AND t.organization_id = $2 AND t.created_at >= $3
     WHERE i.webhook_id = ANY($1) AND i.organization_id = $2 AND i.received_at >= $3
 ) window_of_log
 GROUP BY webhook_id";

@@ -2,8 +2,8 @@
 //! filters select it.
 
 use webhook_domain::model::{
-    Invocation, InvocationFilter, OutcomeFilter, Timestamp, Webhook, WebhookHealth, WebhookId,
-    WebhookStatus,
+    Invocation, InvocationFilter, OutcomeFilter, TaskStatus, Timestamp, Webhook, WebhookHealth,
+    WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::Store;
 
@@ -11,7 +11,9 @@ use super::every_page;
 use super::invocations::log_every_delivery_state;
 use super::sources::duplicate_of;
 use crate::ContractStore;
-use crate::fixtures::{World, at, at_micros, board_target, page, rejected, stored_organization};
+use crate::fixtures::{
+    World, at, at_micros, board_target, page, rejected, status_change, stored_organization,
+};
 
 /// What the log itself says of `webhook` from `since` on: its accepted invocations, the
 /// requests of the entries `outcome=failed` lists, and the newest of those.
@@ -55,6 +57,16 @@ pub async fn webhook_health_counts_the_window_as_the_log_filters_it<S: ContractS
     world.accept(&store, at(50)).await;
     world.reject(&store, at_micros(100_000_000 - 1)).await;
     world.reject(&store, since).await;
+    // Accepted at the window's start, then given up on: a failure by its task alone.
+    let (_, edge_task) = world.accept(&store, since).await;
+    store
+        .set_task_status(
+            org,
+            edge_task.id,
+            status_change(TaskStatus::Queued, TaskStatus::Failed, at(140)),
+        )
+        .await
+        .expect("give up");
     let flood = Invocation {
         repeat_count: 5,
         ..rejected(&world.webhook, at(120))
@@ -76,10 +88,10 @@ pub async fn webhook_health_counts_the_window_as_the_log_filters_it<S: ContractS
         }
     };
     let expected = WebhookHealth {
-        // pending, retrying, recovered, given up, reported, and the one at 130 s.
-        accepted: 6,
-        // the one at `since`, the rejected one, retrying, given up, reported, and 5 of the flood.
-        failed: 10,
+        // the one at `since`, pending, retrying, recovered, given up, reported, the one at 130 s.
+        accepted: 7,
+        // the two at `since`, the rejected one, retrying, given up, reported, 5 of the flood.
+        failed: 11,
         last_failure_at: Some(at(120)),
     };
     assert_eq!(health(vec![hook], since).await, vec![expected]);

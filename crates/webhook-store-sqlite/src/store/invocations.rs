@@ -29,20 +29,22 @@ const FAILED: &str = "(invocations.outcome = 'rejected' OR (invocations.outcome 
 
 /// The health of webhooks over a window of the log, in one statement for a page of webhooks:
 /// each webhook's invocations from the window's start on, walked through
-/// `invocations_by_webhook`. A failure is what [`FAILED`] selects, with the failed task joined
-/// once rather than asked for in a subquery by each aggregate. Followed by the webhook ids'
-/// placeholders and [`HEALTH_END`]; binds the organization, the window's start, then the ids.
+/// `invocations_by_webhook`. A failure is what [`FAILED`] selects; the failed tasks are read
+/// once, as a set (through `tasks_by_status`), instead of looking each accepted invocation's
+/// task up: a task is created with its invocation's `received_at` as its `created_at`
+/// (`Task::queued`), so the window's failed tasks are those created in it. Followed by the
+/// webhook ids' placeholders (`?3` on) and [`HEALTH_END`]; binds the organization (`?1`), the
+/// window's start (`?2`), then the ids.
 const HEALTH: &str = "SELECT webhook_id, \
-     coalesce(sum(outcome = 'accepted'), 0) AS accepted, \
-     coalesce(sum(CASE WHEN failure THEN repeat_count ELSE 0 END), 0) AS failed, \
+     sum(outcome = 'accepted') AS accepted, \
+     sum(CASE WHEN failure THEN repeat_count ELSE 0 END) AS failed, \
      max(CASE WHEN failure THEN received_at END) AS last_failure_at \
      FROM (SELECT i.webhook_id, i.outcome, i.repeat_count, i.received_at, \
-         (i.outcome = 'rejected' OR (i.outcome = 'accepted' \
-           AND (i.response_succeeded = 0 OR t.id IS NOT NULL))) AS failure \
+         (i.outcome = 'rejected' OR (i.outcome = 'accepted' AND (i.response_succeeded = 0 \
+           OR i.task_id IN (SELECT t.id FROM tasks AS t WHERE t.organization_id = ?1 \
+             AND t.status = 'failed' AND t.created_at >= ?2)))) AS failure \
        FROM invocations AS i \
-       LEFT JOIN tasks AS t ON t.id = i.task_id AND t.status = 'failed' \
-         AND t.organization_id = i.organization_id \
-       WHERE i.organization_id = ? AND i.received_at >= ? AND i.webhook_id IN (";
+       WHERE i.organization_id = ?1 AND i.received_at >= ?2 AND i.webhook_id IN (";
 
 /// The end of [`HEALTH`], after its placeholders.
 const HEALTH_END: &str = ")) GROUP BY webhook_id";
@@ -564,7 +566,10 @@ impl InvocationLog for SqliteStore {
         }
         let ids = webhook_ids.to_vec();
         self.read(move |conn| {
-            let placeholders = vec!["?"; ids.len()].join(", ");
+            let placeholders = (3..3 + ids.len())
+                .map(|n| format!("?{n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let mut query = diesel::sql_query(format!("{HEALTH}{placeholders}{HEALTH_END}"))
                 .into_boxed::<Sqlite>()
                 .bind::<Binary, _>(id(organization_id.as_uuid()))
