@@ -17,7 +17,7 @@ use crate::model::{
     Invocation, InvocationFilter, InvocationId, InvocationSummary, Lease, Organization,
     OrganizationId, Page, PageRequest, QueueStats, RateRequest, RequestRecord, SealedSecret,
     Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary,
-    Timestamp, Webhook, WebhookId,
+    Timestamp, Webhook, WebhookFilter, WebhookHealth, WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -296,10 +296,12 @@ pub trait WebhookStore: Send + Sync {
     /// MUST return `NotFound` when no webhook ever had this id.
     fn webhook(&self, id: WebhookId) -> impl Future<Output = Result<Webhook, StoreError>> + Send;
 
-    /// The organization's webhooks that are not deleted, newest first by (`created_at`, id).
+    /// The organization's webhooks that `filter` admits ([`WebhookFilter::admits`]: without a
+    /// status, those that are not deleted), newest first by (`created_at`, id).
     fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Webhook>, StoreError>> + Send;
 
@@ -402,6 +404,26 @@ pub trait InvocationLog: Send + Sync {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<InvocationSummary>, StoreError>> + Send;
+
+    /// How each webhook of `webhook_ids` fared from `since` on, read from the log in one
+    /// statement for all of them, in the order of `webhook_ids` (one [`WebhookHealth`] each):
+    /// over its invocations of this organization received at or after `since`, `accepted`
+    /// counts those accepted, and `failed` the requests of those that
+    /// [`InvocationLog::invocations`] selects with [`crate::model::OutcomeFilter::Failed`]
+    /// and the same `since` (each entry counting its `repeat_count`), with `last_failure_at`
+    /// the `received_at` of the newest of them. A webhook without such invocations, unknown,
+    /// or of another organization, has `WebhookHealth::default()`. Deleted webhooks count as
+    /// the others.
+    ///
+    /// Reads only: nothing is counted as events are recorded, so this costs ingest nothing. A
+    /// store SHOULD walk each webhook's invocations by time from `since` on (the index lists
+    /// are read by) rather than its whole log.
+    fn webhook_health(
+        &self,
+        organization_id: OrganizationId,
+        webhook_ids: &[WebhookId],
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<WebhookHealth>, StoreError>> + Send;
 
     /// Deletes invocations received before `before` whose task is absent or finished
     /// (completed or failed), with those tasks and their attempts. Returns how many

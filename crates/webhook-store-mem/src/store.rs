@@ -10,7 +10,7 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, Invocation, InvocationFilter,
     InvocationId, InvocationOutcome, Organization, OrganizationId, OutcomeFilter, Page,
     PageRequest, Target, TargetId, Task, TaskFilter, TaskId, TaskStatus, Timestamp, Webhook,
-    WebhookId, WebhookStatus,
+    WebhookFilter, WebhookHealth, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
@@ -512,13 +512,14 @@ impl WebhookStore for MemoryStore {
     async fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
         let state = self.read()?;
         let items = state
             .webhooks
             .values()
-            .filter(|w| w.organization_id == organization_id && w.status != WebhookStatus::Deleted)
+            .filter(|w| w.organization_id == organization_id && filter.admits(w.status))
             .map(|w| ((w.created_at, *w.id.as_uuid()), w.clone()))
             .collect();
         Ok(page_of_sorted(items, page))
@@ -625,6 +626,37 @@ impl InvocationLog for MemoryStore {
             .map(|i| ((i.received_at, *i.id.as_uuid()), i.clone()))
             .collect();
         Ok(page_of_keyed(items, page))
+    }
+
+    async fn webhook_health(
+        &self,
+        organization_id: OrganizationId,
+        webhook_ids: &[WebhookId],
+        since: Timestamp,
+    ) -> Result<Vec<WebhookHealth>, StoreError> {
+        let state = self.read()?;
+        let health = |webhook_id: &WebhookId| {
+            let mut health = WebhookHealth::default();
+            let Some(index) = state.invocations_by_webhook.get(webhook_id) else {
+                return health;
+            };
+            let window = index
+                .range((since, Uuid::nil())..)
+                .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
+                .filter(|i| i.organization_id == organization_id);
+            for invocation in window {
+                if invocation.outcome == InvocationOutcome::Accepted {
+                    health.accepted += 1;
+                }
+                if state.selects(invocation, OutcomeFilter::Failed) {
+                    health.failed += u64::from(invocation.repeat_count);
+                    health.last_failure_at =
+                        health.last_failure_at.max(Some(invocation.received_at));
+                }
+            }
+            health
+        };
+        Ok(webhook_ids.iter().map(health).collect())
     }
 
     async fn invocation_summaries(

@@ -14,8 +14,8 @@ use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, Cursor, DeliveryAttempt, DeliveryStatus, Invocation,
     InvocationFilter, InvocationId, InvocationSummary, MESSAGE_PREVIEW_CHARS, Organization,
     OrganizationId, OutcomeFilter, PAYLOAD_EXCERPT_BYTES, Page, PageRequest, Stale, Target,
-    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookId,
-    WebhookStatus,
+    TargetId, Task, TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp, Webhook, WebhookFilter,
+    WebhookHealth, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
     AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, Lease, QueueStats,
@@ -533,16 +533,25 @@ impl WebhookStore for PgStore {
     async fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
         let mut conn = self.conn().await?;
         let mut query = webhooks::table
             .filter(webhooks::organization_id.eq(organization_id.as_uuid()))
-            .filter(webhooks::status.ne(WebhookStatus::Deleted.as_str()))
             .order((webhooks::created_at.desc(), webhooks::id.desc()))
             .limit(overfetch(page))
             .select(WebhookRow::as_select())
             .into_boxed();
+        let deleted = WebhookStatus::Deleted.as_str();
+        query = match filter.status {
+            // Saying "not deleted" too keeps the planner on `webhooks_live_by_organization`.
+            Some(status @ (WebhookStatus::Active | WebhookStatus::Disabled)) => query
+                .filter(webhooks::status.ne(deleted))
+                .filter(webhooks::status.eq(status.as_str())),
+            Some(WebhookStatus::Deleted) => query.filter(webhooks::status.eq(deleted)),
+            None => query.filter(webhooks::status.ne(deleted)),
+        };
         if let Some(Cursor { at: after, id }) = page.after {
             let after = at(after);
             query = query.filter(
@@ -668,6 +677,31 @@ impl InvocationLog for PgStore {
         Ok(Page::from_overfetch(items, page, Invocation::cursor))
     }
 
+    async fn webhook_health(
+        &self,
+        organization_id: OrganizationId,
+        webhook_ids: &[WebhookId],
+        since: Timestamp,
+    ) -> Result<Vec<WebhookHealth>, StoreError> {
+        if webhook_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let ids: Vec<Uuid> = webhook_ids.iter().map(|id| *id.as_uuid()).collect();
+        let result = diesel::sql_query(HEALTH)
+            .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
+            .bind::<sql_types::Uuid, _>(organization_id.as_uuid())
+            .bind::<sql_types::Timestamptz, _>(at(since))
+            .load::<HealthRow>(&mut conn)
+            .await;
+        let rows = check(result.map_err(TxError::from), &mut conn)?;
+        let found = rows
+            .into_iter()
+            .map(HealthRow::into_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(WebhookHealth::in_order_of(webhook_ids, found))
+    }
+
     async fn invocation_summaries(
         &self,
         organization_id: OrganizationId,
@@ -742,6 +776,53 @@ impl InvocationLog for PgStore {
             .await;
         let purged = check(result.map_err(TxError::from), &mut conn)?;
         Ok(u64::try_from(purged.deleted).unwrap_or(0))
+    }
+}
+
+/// The health of the webhooks `$1` of the organization `$2` from `$3` on, in one statement for
+/// a page of webhooks: each webhook's invocations of the window, walked through
+/// `invocations_by_webhook`. A failure is what the log's `failed` filter selects, with the
+/// failed task joined once rather than asked for in a subquery by each aggregate.
+const HEALTH: &str = "\
+SELECT webhook_id,
+       count(*) FILTER (WHERE outcome = 'accepted') AS accepted,
+       coalesce(sum(repeat_count) FILTER (WHERE failure), 0)::bigint AS failed,
+       max(received_at) FILTER (WHERE failure) AS last_failure_at
+FROM (
+    SELECT i.webhook_id, i.outcome, i.repeat_count, i.received_at,
+           (i.outcome = 'rejected' OR (i.outcome = 'accepted'
+             AND (i.response_succeeded = false OR t.id IS NOT NULL))) AS failure
+    FROM invocations i
+    LEFT JOIN tasks t ON t.id = i.task_id AND t.status = 'failed'
+        AND t.organization_id = i.organization_id
+    WHERE i.webhook_id = ANY($1) AND i.organization_id = $2 AND i.received_at >= $3
+) window_of_log
+GROUP BY webhook_id";
+
+/// A row of [`HEALTH`].
+#[derive(QueryableByName)]
+struct HealthRow {
+    #[diesel(sql_type = sql_types::Uuid)]
+    webhook_id: Uuid,
+    #[diesel(sql_type = sql_types::BigInt)]
+    accepted: i64,
+    #[diesel(sql_type = sql_types::BigInt)]
+    failed: i64,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Timestamptz>)]
+    last_failure_at: Option<time::OffsetDateTime>,
+}
+
+impl HealthRow {
+    fn into_domain(self) -> Result<(WebhookId, WebhookHealth), StoreError> {
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("health count"));
+        Ok((
+            WebhookId::from_uuid(self.webhook_id),
+            WebhookHealth {
+                accepted: count(self.accepted)?,
+                failed: count(self.failed)?,
+                last_failure_at: self.last_failure_at.map(ts),
+            },
+        ))
     }
 }
 

@@ -56,4 +56,7 @@ pub use target::{EndpointUrl, InvalidEndpointUrl, Target, TargetKind};
 pub use task::{DeliveryRound, Task, TaskFilter, TaskSource, TaskStatus, TaskStatusChange};
 pub use timestamp::Timestamp;
 pub use validated::{InvalidName, InvalidRate, Name, RatePerMinute};
-pub use webhook::{InvalidPublicUrl, PublicUrl, Webhook, WebhookStatus};
+pub use webhook::{
+    HEALTH_WINDOW, InvalidPublicUrl, PublicUrl, Webhook, WebhookFilter, WebhookHealth,
+    WebhookStatus,
+};

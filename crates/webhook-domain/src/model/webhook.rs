@@ -1,6 +1,7 @@
 //! Webhooks: the URLs external systems post events to.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -66,6 +67,55 @@ pub struct Webhook {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_triggered_at: Option<Timestamp>,
+}
+
+/// Which webhooks a list holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookFilter {
+    /// Only webhooks with this status; `None` holds those that are not deleted (active and
+    /// disabled), so tombstones are listed only when asked for.
+    pub status: Option<WebhookStatus>,
+}
+
+impl WebhookFilter {
+    /// Whether a webhook with `status` is in the list.
+    pub fn admits(self, status: WebhookStatus) -> bool {
+        match self.status {
+            Some(wanted) => status == wanted,
+            None => status != WebhookStatus::Deleted,
+        }
+    }
+}
+
+/// How long [`WebhookHealth`] looks back: the last 24 hours.
+pub const HEALTH_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How a webhook fared over a window of its invocation log (the API's `health`), read from
+/// the log itself: nothing is counted as events arrive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookHealth {
+    /// Accepted invocations.
+    pub accepted: u64,
+    /// Requests that failed, as the log's [`super::OutcomeFilter::Failed`] selects their
+    /// entries (rejected, or accepted and then failed in delivery or by their task); an entry
+    /// that stands for several coalesced rejections counts each (its `repeat_count`).
+    pub failed: u64,
+    /// When the newest of those failures was received; `None` when there were none.
+    pub last_failure_at: Option<Timestamp>,
+}
+
+impl WebhookHealth {
+    /// One health per id of `ids`, in their order, from what a store `found` per webhook; an
+    /// id it found nothing for has the default (nothing in the window).
+    pub fn in_order_of(
+        ids: &[WebhookId],
+        found: impl IntoIterator<Item = (WebhookId, Self)>,
+    ) -> Vec<Self> {
+        let found: std::collections::HashMap<WebhookId, Self> = found.into_iter().collect();
+        ids.iter()
+            .map(|id| found.get(id).copied().unwrap_or_default())
+            .collect()
+    }
 }
 
 /// The externally reachable base URL of the service, e.g. `https://hooks.example.com` or
@@ -156,6 +206,23 @@ mod tests {
         ] {
             assert_eq!(PublicUrl::parse(base), Err(refused), "{base}");
         }
+    }
+
+    #[test]
+    fn filters_admit_their_statuses() {
+        use WebhookStatus::{Active, Deleted, Disabled};
+        let check = |status: Option<WebhookStatus>, admitted: [bool; 3]| {
+            let filter = WebhookFilter { status };
+            assert_eq!(
+                [Active, Disabled, Deleted].map(|s| filter.admits(s)),
+                admitted,
+                "{status:?}"
+            );
+        };
+        check(None, [true, true, false]);
+        check(Some(Active), [true, false, false]);
+        check(Some(Disabled), [false, true, false]);
+        check(Some(Deleted), [false, false, true]);
     }
 
     #[test]

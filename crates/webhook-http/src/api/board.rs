@@ -8,7 +8,7 @@ use bytes::Bytes;
 use webhook_domain::model::{InvocationSummary, Page, TaskSummary};
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::manage::{
-    Caller, Invalid, LogQuery, MAX_TASKS_WITH_CONTEXT, ManageError, page_request,
+    Caller, Invalid, LogQuery, MAX_TASKS_WITH_CONTEXT, ManageError,
 };
 
 use super::ManageState;
@@ -18,8 +18,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::targets::parse_limit;
-use super::{caller, writer};
+use super::{caller, page_of, writer};
 
 /// A webhook's invocations, newest first, filtered by outcome, event type, source address,
 /// time, test flag and words of the payload (`q`); the filters combine, and a cursor is valid
@@ -47,7 +46,7 @@ pub(crate) async fn invocations<A: Adapters>(
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
     let q: InvocationQuery = query(&request)?;
-    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
     let filters = LogQuery {
         outcome: q.outcome.as_deref(),
         event_type: q.event_type.as_deref(),
@@ -200,7 +199,7 @@ pub(crate) async fn tasks<A: Adapters>(
             )));
         }
     };
-    let page = page_request(parse_limit(q.limit.as_deref())?, q.cursor.as_deref())?;
+    let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
     if with_context && page.limit() > MAX_TASKS_WITH_CONTEXT {
         return Err(ApiError::invalid(Invalid::new(
             "limit",

@@ -490,6 +490,23 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// Query of the webhook list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookQuery {
+    /// Only webhooks with this status: `active`, `disabled`, or `deleted` for the tombstones
+    /// (their invocation logs stay readable). Without it, the webhooks that are not deleted.
+    #[param(value_type = Option<WebhookStatus>)]
+    pub status: Option<String>,
+    /// Items per page, 1 to 500; default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-fA-F]{48}$")]
+    pub cursor: Option<String>,
+}
+
 /// An IPv4 or IPv6 address (`203.0.113.7`, `2001:db8::1`).
 #[derive(Debug)]
 pub struct IpAddress;
@@ -688,6 +705,35 @@ pub struct WebhookOut {
     /// longer does.
     #[schema(format = DateTime, required = true)]
     pub previous_secret_expires_at: Option<String>,
+    pub health: HealthOut,
+}
+
+/// How a webhook fared over the last 24 hours, read from its invocation log when the webhook
+/// is read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthOut {
+    /// Invocations accepted.
+    #[schema(minimum = 0)]
+    pub accepted_24h: u64,
+    /// Requests that failed: the entries the log's `outcome=failed` filter selects (rejected,
+    /// or accepted and then failed in delivery or by their task), each counting the requests
+    /// it stands for (`repeat_count`).
+    #[schema(minimum = 0)]
+    pub failed_24h: u64,
+    /// When the newest of those failures was received; null when there was none in the last
+    /// 24 hours.
+    #[schema(format = DateTime, required = true)]
+    pub last_failure_at: Option<String>,
+}
+
+impl From<model::WebhookHealth> for HealthOut {
+    fn from(health: model::WebhookHealth) -> Self {
+        Self {
+            accepted_24h: health.accepted,
+            failed_24h: health.failed,
+            last_failure_at: health.last_failure_at.map(time),
+        }
+    }
 }
 
 impl From<WebhookView> for WebhookOut {
@@ -730,6 +776,7 @@ impl From<WebhookView> for WebhookOut {
                 .previous_secret
                 .and(webhook.previous_secret_expires_at)
                 .map(time),
+            health: HealthOut::from(view.health),
         }
     }
 }

@@ -85,10 +85,12 @@ async fn writer<A: Adapters>(
 /// The page a list request asks for with its `limit` and `cursor` query parameters.
 fn list_page(request: &HttpRequest) -> Result<PageRequest, ApiError> {
     let q: ListQuery = input::query(request)?;
-    Ok(page_request(
-        targets::parse_limit(q.limit.as_deref())?,
-        q.cursor.as_deref(),
-    )?)
+    page_of(q.limit.as_deref(), q.cursor.as_deref())
+}
+
+/// The page that the texts of a list's `limit` and `cursor` ask for.
+fn page_of(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    Ok(page_request(targets::parse_limit(limit)?, cursor)?)
 }
 
 /// A 201 with the `Location` of the object created in `collection` as `id`, whose answer

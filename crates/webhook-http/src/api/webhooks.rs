@@ -6,12 +6,12 @@ use webhook_domain::service::manage::{NewWebhook, SecretRotation, WebhookPatch};
 
 use super::ManageState;
 use super::dto::{
-    CreateWebhook, ListQuery, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList,
-    WebhookOut, WebhookWithSecret, source_fields,
+    CreateWebhook, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList, WebhookOut,
+    WebhookQuery, WebhookWithSecret, source_fields,
 };
 use super::error::{ApiError, ProblemBody};
-use super::input::read_json;
-use super::{caller, created_with_secret, list_page, secret_answer, writer};
+use super::input::{query, read_json};
+use super::{caller, created_with_secret, page_of, secret_answer, writer};
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
 #[utoipa::path(
@@ -49,15 +49,16 @@ pub(crate) async fn create<A: Adapters>(
     ))
 }
 
-/// List webhooks that are not deleted, newest first.
+/// List webhooks, newest first: those that are not deleted, or those with `status`
+/// (`status=deleted` lists the tombstones, whose logs stay readable).
 #[utoipa::path(
     operation_id = "list_webhooks",
     get, path = "/api/v1/webhooks", tag = "webhooks",
-    params(ListQuery),
+    params(WebhookQuery),
     responses(
         (status = 200, description = "A page of webhooks", body = WebhookList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Bad status, limit or cursor (`field` names it)", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -66,9 +67,11 @@ pub(crate) async fn list<A: Adapters>(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(ctx.get_ref(), &request).await?;
+    let q: WebhookQuery = query(&request)?;
+    let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
     let page = ctx
         .management()
-        .webhooks(&caller, list_page(&request)?)
+        .webhooks(&caller, q.status.as_deref(), page)
         .await?;
     Ok(HttpResponse::Ok().json(WebhookList::from_page(page)))
 }

@@ -552,6 +552,7 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
             "instruction_template",
             "allowed_source_ips",
             "previous_secret_expires_at",
+            "health",
         ])
     );
     assert_eq!(

@@ -54,6 +54,8 @@ macro_rules! backend_cases {
             sources::concurrent_duplicates_make_one_task,
             records::a_request_record_shows_headers_problem_and_attempts,
             records::replays_go_through_the_pipeline_again,
+            health::deleted_webhooks_are_listed_with_their_logs,
+            health::webhooks_carry_their_health_over_the_last_day,
         );
     };
     ($new_store:expr, with_readiness) => {

@@ -609,7 +609,15 @@ fn request((method, template): Route) -> (u32, BoxedStrategy<Request>) {
     let no_query = Just(Vec::new()).boxed();
     let (weight, query, body) = match (method, template) {
         ("post", "/api/v1/targets") => (4, no_query, target_body(true)),
-        ("get", "/api/v1/targets" | "/api/v1/webhooks") => (2, list_query(vec![]), no_body()),
+        ("get", "/api/v1/targets") => (2, list_query(vec![]), no_body()),
+        ("get", "/api/v1/webhooks") => (
+            3,
+            list_query(vec![(
+                "status",
+                choice(&["active", "disabled", "deleted"], &["live", "Deleted", ""]),
+            )]),
+            no_body(),
+        ),
         ("get", _) if PUBLIC_ROUTES.contains(&(method, template)) => (1, no_query, no_body()),
         (
             "get" | "delete",

@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod fuzz;
 mod head;
+mod health;
 mod helpers;
 mod lists;
 mod openapi;

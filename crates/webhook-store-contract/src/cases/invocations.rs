@@ -7,6 +7,7 @@ use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, ClaimRequest, DeliveryAttempt, QueueStats};
 use webhook_domain::model::{
     Invocation, InvocationFilter, InvocationId, OutcomeFilter, PageRequest, TaskId, TaskStatus,
+    WebhookFilter,
 };
 use webhook_domain::ports::{Store, StoreError};
 
@@ -245,7 +246,10 @@ pub async fn last_triggered_at_outlives_the_purge<S: ContractStore>(store: S) {
 
     assert_eq!(store.purge_invocations(at(50)).await.expect("purge"), 2);
     assert_eq!(last_triggered_at(&store, &world.webhook).await, Some(at(5)));
-    let listed = store.webhooks(org, page(10)).await.expect("list");
+    let listed = store
+        .webhooks(org, WebhookFilter::default(), page(10))
+        .await
+        .expect("list");
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.items[0].last_triggered_at, Some(at(5)));
 
@@ -404,25 +408,42 @@ pub async fn invocations_filter_by_outcome<S: ContractStore>(store: S) {
     check(Some(OutcomeFilter::Rejected), vec![rej.id]).await;
 }
 
-/// `failed` selects rejected invocations and accepted ones whose latest delivery attempt failed
-/// (even with a retry pending) or whose task failed.
-pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
+/// The ids of a log with an entry in every state the `failed` filter tells apart, made by
+/// [`log_every_delivery_state`].
+pub(super) struct DeliveryStates {
+    pub(super) rejected: InvocationId,
+    /// Accepted; its latest attempt timed out and a retry is pending.
+    pub(super) retrying: InvocationId,
+    /// Accepted; a 503, then delivered on the retry.
+    pub(super) recovered: InvocationId,
+    /// Accepted; delivery gave up after a 410.
+    pub(super) given_up: InvocationId,
+    /// Accepted and delivered; the agent then reported failure.
+    pub(super) reported: InvocationId,
+}
+
+/// Logs, for `world`'s webhook, a second apart from `start` + 1 s on: a rejected invocation,
+/// an ignored one, an accepted one never attempted, and one accepted in each state of
+/// [`DeliveryStates`] in the order of its fields; runs their deliveries at `start` + 10 s and
+/// + 11 s. Claims every due task of the store.
+pub(super) async fn log_every_delivery_state<S: Store>(
+    store: &S,
+    world: &World,
+    start: i64,
+) -> DeliveryStates {
     use AttemptVerdict::{Delivered, Failed, RetryAt};
 
-    let world = World::seed(&store).await;
     let org = world.organization.id;
-    let rej = world.reject(&store, at(1)).await;
-    store
-        .record_invocation(&ignored(&world.webhook, at(2)), None)
-        .await
-        .expect("ignored");
-    let (_pending, _) = world.accept(&store, at(3)).await;
-    let (retrying, retrying_task) = world.accept(&store, at(4)).await;
-    let (recovered, recovered_task) = world.accept(&store, at(5)).await;
-    let (given_up, given_up_task) = world.accept(&store, at(6)).await;
-    let (reported, reported_task) = world.accept(&store, at(7)).await;
+    let rej = world.reject(store, at(start + 1)).await;
+    let ign = ignored(&world.webhook, at(start + 2));
+    store.record_invocation(&ign, None).await.expect("ignored");
+    world.accept(store, at(start + 3)).await;
+    let (retrying, retrying_task) = world.accept(store, at(start + 4)).await;
+    let (recovered, recovered_task) = world.accept(store, at(start + 5)).await;
+    let (given_up, given_up_task) = world.accept(store, at(start + 6)).await;
+    let (reported, reported_task) = world.accept(store, at(start + 7)).await;
 
-    let now = at(10);
+    let now = at(start + 10);
     let claimed = store
         .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
         .await
@@ -441,11 +462,11 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
             .await
             .expect("finish");
     };
-    finish(timed_out(&retrying_task, 1, now), RetryAt(at(60))).await;
+    finish(timed_out(&retrying_task, 1, now), RetryAt(at(start + 60))).await;
     finish(answered(&recovered_task, 1, 503, now), RetryAt(now)).await;
     finish(answered(&given_up_task, 1, 410, now), Failed).await;
     finish(answered(&reported_task, 1, 200, now), Delivered).await;
-    let later = at(11);
+    let later = at(start + 11);
     let again = store
         .claim_tasks(ClaimRequest::new(later, LONG_LEASE, Uuid::new_v4(), 10))
         .await
@@ -472,13 +493,28 @@ pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
             .await
             .expect("the agent reports failure");
     }
+    DeliveryStates {
+        rejected: rej.id,
+        retrying: retrying.id,
+        recovered: recovered.id,
+        given_up: given_up.id,
+        reported: reported.id,
+    }
+}
+
+/// `failed` selects rejected invocations and accepted ones whose latest delivery attempt failed
+/// (even with a retry pending) or whose task failed.
+pub async fn invocations_filter_failed<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let log = log_every_delivery_state(&store, &world, 0).await;
 
     let failed = all_pages(&store, &world, Some(OutcomeFilter::Failed), page(2)).await;
     assert_eq!(
         ids(&failed),
-        vec![reported.id, given_up.id, retrying.id, rej.id]
+        vec![log.reported, log.given_up, log.retrying, log.rejected]
     );
-    let recovered_now = store.invocation(org, recovered.id).await.expect("read");
+    let recovered_now = store.invocation(org, log.recovered).await.expect("read");
     assert!(
         recovered_now
             .target_response

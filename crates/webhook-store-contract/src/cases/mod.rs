@@ -14,6 +14,7 @@ use webhook_domain::ports::{Store, StoreError};
 
 use crate::fixtures::status_change;
 
+mod health;
 mod invocations;
 mod key_check;
 mod organizations;
@@ -25,6 +26,7 @@ mod targets;
 mod tasks;
 mod webhooks;
 
+pub use health::*;
 pub use invocations::*;
 pub use key_check::*;
 pub use organizations::*;

@@ -23,7 +23,7 @@ fn claim(delivery_id: &str, window_start: i64) -> DeliveryClaim {
 }
 
 /// A duplicate's log entry on `webhook`: what ingest writes for repeats of `first`.
-fn duplicate_of(webhook: &Webhook, first: &Invocation, received_at: i64) -> Invocation {
+pub(super) fn duplicate_of(webhook: &Webhook, first: &Invocation, received_at: i64) -> Invocation {
     Invocation {
         outcome: InvocationOutcome::Duplicate,
         http_status: 200,

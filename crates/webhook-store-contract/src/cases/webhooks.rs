@@ -1,6 +1,6 @@
 //! Cases of `WebhookStore`, tombstones included.
 
-use webhook_domain::model::{EventTypes, Webhook, WebhookStatus};
+use webhook_domain::model::{EventTypes, Webhook, WebhookFilter, WebhookStatus};
 
 use super::{assert_conflict, assert_not_found, every_page};
 use crate::ContractStore;
@@ -146,10 +146,18 @@ pub async fn webhook_tombstone_is_found_and_never_reused<S: ContractStore>(store
         tombstone
     );
     let listed = store
-        .webhooks(world.organization.id, page(10))
+        .webhooks(world.organization.id, WebhookFilter::default(), page(10))
         .await
         .expect("list");
     assert!(listed.items.is_empty(), "tombstones are not listed");
+    let deleted = WebhookFilter {
+        status: Some(WebhookStatus::Deleted),
+    };
+    let listed = store
+        .webhooks(world.organization.id, deleted, page(10))
+        .await
+        .expect("list");
+    assert_eq!(listed.items, vec![tombstone], "unless asked for");
     assert_not_found(
         store.webhook(webhook(&world.target, at(0)).id).await,
         "an id never used",
@@ -207,6 +215,72 @@ pub async fn webhooks_are_paged_newest_first<S: ContractStore>(store: S) {
     all.sort_by_key(|w| std::cmp::Reverse((w.created_at, w.id)));
 
     let org = world.organization.id;
-    let seen = every_page(page(2), |request| store.webhooks(org, request)).await;
+    let seen = every_page(page(2), |request| {
+        store.webhooks(org, WebhookFilter::default(), request)
+    })
+    .await;
     assert_eq!(seen, all);
+}
+
+/// A status filter lists the organization's webhooks with that status only, tombstones
+/// included when asked for, newest first and a page at a time; without one, those that are
+/// not deleted.
+pub async fn webhooks_filter_by_status<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let other = stored_organization(&store).await;
+    let foreign_target = target(&other, at(0));
+    store.insert_target(&foreign_target).await.expect("insert");
+    let foreign = Webhook {
+        status: WebhookStatus::Deleted,
+        ..webhook(&foreign_target, at(3))
+    };
+    store
+        .insert_webhook(&foreign)
+        .await
+        .expect("insert foreign");
+
+    let mut all = vec![world.webhook.clone()];
+    for (i, status) in [
+        WebhookStatus::Disabled,
+        WebhookStatus::Active,
+        WebhookStatus::Deleted,
+        WebhookStatus::Disabled,
+        WebhookStatus::Deleted,
+        WebhookStatus::Active,
+        WebhookStatus::Deleted,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let created = webhook(
+            &world.target,
+            at_micros(i64::try_from(i / 2).expect("small")),
+        );
+        store.insert_webhook(&created).await.expect("insert");
+        let stored = Webhook {
+            status,
+            updated_at: at(10),
+            ..created
+        };
+        store.update_webhook(&stored).await.expect("set status");
+        all.push(stored);
+    }
+    all.sort_by_key(|w| std::cmp::Reverse((w.created_at, w.id)));
+
+    let org = world.organization.id;
+    for status in [
+        None,
+        Some(WebhookStatus::Active),
+        Some(WebhookStatus::Disabled),
+        Some(WebhookStatus::Deleted),
+    ] {
+        let filter = WebhookFilter { status };
+        let expected: Vec<Webhook> = all
+            .iter()
+            .filter(|w| filter.admits(w.status))
+            .cloned()
+            .collect();
+        let seen = every_page(page(2), |request| store.webhooks(org, filter, request)).await;
+        assert_eq!(seen, expected, "{status:?}");
+    }
 }

@@ -4,7 +4,7 @@ use diesel::dsl::Eq;
 use diesel::prelude::*;
 use webhook_domain::model::{
     Cursor, InstructionTemplate, OrganizationId, Page, PageRequest, SealedSecret, Timestamp,
-    Webhook, WebhookId,
+    Webhook, WebhookFilter, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{StoreError, WebhookStore};
 
@@ -135,14 +135,18 @@ impl WebhookStore for SqliteStore {
     async fn webhooks(
         &self,
         organization_id: OrganizationId,
+        filter: WebhookFilter,
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
         self.read(move |conn| {
-            let live = webhooks::table
+            let query = webhooks::table
                 .filter(webhooks::organization_id.eq(id(organization_id.as_uuid())))
-                .filter(webhooks::status.ne("deleted"))
                 .into_boxed();
-            let rows = newest_first!(live, webhooks, page).load::<WebhookRow>(conn)?;
+            let query = match filter.status {
+                Some(status) => query.filter(webhooks::status.eq(status.as_str())),
+                None => query.filter(webhooks::status.ne(WebhookStatus::Deleted.as_str())),
+            };
+            let rows = newest_first!(query, webhooks, page).load::<WebhookRow>(conn)?;
             into_page(rows, page, WebhookRow::into_domain, |w: &Webhook| Cursor {
                 at: w.created_at,
                 id: *w.id.as_uuid(),

@@ -27,7 +27,7 @@ pub use tasks::{MAX_TASKS_WITH_CONTEXT, parse_task_status};
 pub use test_send::{DEFAULT_TEST_PAYLOAD, TestResult, TestSender};
 pub use webhooks::{
     CreatedWebhook, MAX_PREVIOUS_SECRET_SECONDS, NewWebhook, SecretRotation, SourceFields,
-    TargetSummary, WEBHOOK_SECRET_PREFIX, WebhookPatch, WebhookView,
+    TargetSummary, WEBHOOK_SECRET_PREFIX, WebhookPatch, WebhookView, parse_webhook_status_filter,
 };
 
 use std::str::FromStr;

@@ -12,12 +12,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::model::{
-    CidrList, EventTypePattern, EventTypes, FieldRef, InstructionTemplate, InvalidSetting, Name,
-    OrganizationId, Page, PageRequest, RatePerMinute, Secret, Source, SourceSettings, Stale,
-    TargetId, TargetKind, Verification, Webhook, WebhookId, WebhookStatus,
+    CidrList, EventTypePattern, EventTypes, FieldRef, HEALTH_WINDOW, InstructionTemplate,
+    InvalidSetting, Name, OrganizationId, Page, PageRequest, RatePerMinute, Secret, Source,
+    SourceSettings, Stale, TargetId, TargetKind, Verification, Webhook, WebhookFilter,
+    WebhookHealth, WebhookId, WebhookStatus,
 };
 use crate::ports::{
-    Adapters, Clock, Notifier as _, SecretSealer, StoreError, TargetStore, WebhookStore,
+    Adapters, Clock, InvocationLog, Notifier as _, SecretSealer, StoreError, TargetStore,
+    WebhookStore,
 };
 use crate::rules::webhook_transition;
 use crate::service::random_id;
@@ -93,6 +95,8 @@ pub struct WebhookView {
     pub url: String,
     /// `None` only for a deleted webhook whose target was deleted after it.
     pub target: Option<TargetSummary>,
+    /// How it fared over the last [`HEALTH_WINDOW`].
+    pub health: WebhookHealth,
 }
 
 /// A created webhook, with its secret in clear when it has one; never shown again.
@@ -199,6 +203,12 @@ fn parse_settable_status(text: &str) -> Result<WebhookStatus, Invalid> {
     }
 }
 
+/// Reads the `status` filter of the webhook list: any status, tombstones included.
+pub fn parse_webhook_status_filter(text: &str) -> Result<WebhookStatus, Invalid> {
+    WebhookStatus::parse(text)
+        .ok_or_else(|| Invalid::new("status", "must be `active`, `disabled` or `deleted`"))
+}
+
 fn deleted_conflict() -> ManageError {
     ManageError::conflict(
         ConflictCode::WebhookDeleted,
@@ -262,7 +272,8 @@ impl<A: Adapters> Management<A> {
             Err(StoreError::NotFound) => return Err(target_gone()),
             Err(e) => return Err(e.into()),
         }
-        let view = self.view_with(webhook, Some(target));
+        // Nothing was logged for an id made just now.
+        let view = self.view_with(webhook, Some(target), WebhookHealth::default());
         self.notifier
             .routes_changed(Stale::Webhook(view.webhook.id));
         Ok(CreatedWebhook { view, secret })
@@ -275,16 +286,27 @@ impl<A: Adapters> Management<A> {
         self.view(webhook).await
     }
 
-    /// The caller's organization's webhooks that are not deleted, newest first.
+    /// The caller's organization's webhooks, newest first: those with `status` (`active`,
+    /// `disabled`, or `deleted` for the tombstones, whose logs stay readable), or without it
+    /// those that are not deleted. The health of a whole page is one read of the store.
     pub async fn webhooks(
         &self,
         caller: &Caller,
+        status: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<WebhookView>, ManageError> {
-        let page = self.store.webhooks(caller.organization_id, page).await?;
+        let filter = WebhookFilter {
+            status: status.map(parse_webhook_status_filter).transpose()?,
+        };
+        let page = self
+            .store
+            .webhooks(caller.organization_id, filter, page)
+            .await?;
+        let ids: Vec<WebhookId> = page.items.iter().map(|w| w.id).collect();
+        let health = self.health(caller.organization_id, &ids).await?;
         let mut targets: HashMap<TargetId, Option<TargetSummary>> = HashMap::new();
         let mut items = Vec::with_capacity(page.items.len());
-        for webhook in page.items {
+        for (webhook, health) in page.items.into_iter().zip(health) {
             let target = if let Some(target) = targets.get(&webhook.target_id) {
                 target.clone()
             } else {
@@ -294,7 +316,7 @@ impl<A: Adapters> Management<A> {
                 targets.insert(webhook.target_id, target.clone());
                 target
             };
-            items.push(self.view_with(webhook, target));
+            items.push(self.view_with(webhook, target, health));
         }
         Ok(Page {
             items,
@@ -452,14 +474,54 @@ impl<A: Adapters> Management<A> {
         let target = self
             .summary(webhook.organization_id, webhook.target_id)
             .await?;
-        Ok(self.view_with(webhook, target))
+        let health = self
+            .health(webhook.organization_id, &[webhook.id])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        Ok(self.view_with(webhook, target, health))
     }
 
-    fn view_with(&self, webhook: Webhook, target: Option<TargetSummary>) -> WebhookView {
+    /// The health of each of `ids` over the last [`HEALTH_WINDOW`], in their order.
+    async fn health(
+        &self,
+        organization_id: OrganizationId,
+        ids: &[WebhookId],
+    ) -> Result<Vec<WebhookHealth>, ManageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let since = self.clock.now().minus(HEALTH_WINDOW);
+        let health = self
+            .store
+            .webhook_health(organization_id, ids, since)
+            .await?;
+        if health.len() == ids.len() {
+            Ok(health)
+        } else {
+            Err(StoreError::Internal(
+                format!(
+                    "the store answered {} healths for {} webhooks",
+                    health.len(),
+                    ids.len()
+                )
+                .into(),
+            )
+            .into())
+        }
+    }
+
+    fn view_with(
+        &self,
+        webhook: Webhook,
+        target: Option<TargetSummary>,
+        health: WebhookHealth,
+    ) -> WebhookView {
         WebhookView {
             url: self.public_url.webhook_url(webhook.id),
             webhook,
             target,
+            health,
         }
     }
 }
@@ -487,6 +549,24 @@ mod tests {
             parse_event_types(&long).unwrap_err().field,
             "event_types[0]"
         );
+    }
+
+    #[test]
+    fn every_status_is_a_list_filter() {
+        for status in [
+            WebhookStatus::Active,
+            WebhookStatus::Disabled,
+            WebhookStatus::Deleted,
+        ] {
+            assert_eq!(parse_webhook_status_filter(status.as_str()), Ok(status));
+        }
+        for refused in ["", "live", "Deleted", "all"] {
+            assert_eq!(
+                parse_webhook_status_filter(refused).unwrap_err().field,
+                "status",
+                "{refused}"
+            );
+        }
     }
 
     #[test]
