@@ -400,19 +400,13 @@ step('the list shows the webhook and copies its URL; it fits at 1440 and 390 px'
   await row.waitFor();
   const text = await row.textContent();
   for (const part of ['Deploy bot', 'Active', 'Never', seen.url]) assert.ok(text.includes(part), `${part} missing from ${text}`);
+  // Nothing has arrived yet: the webhook reads as quiet, not as failing.
+  assert.equal(await row.locator('[data-health="quiet"]').textContent(), 'QuietNothing received');
   await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).click();
   await row.locator('button', { hasText: 'Copied' }).waitFor();
   assert.equal(await clipboard(), seen.url);
   await row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor();
-  // A relative time on the page, UTC on hover.
-  const created = row.locator('time').first();
-  assert.match(await created.textContent(), /^(just now|\d+ min ago)$/);
-  assert.match(await created.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
-  await shot('webhooks');
   await fitsEveryWidth(() => row.getByRole('button', { name: 'Copy URL of CI pipeline' }).waitFor());
-  await page.setViewportSize(NARROW);
-  await shot('webhooks-390', { fullPage: true });
-  await page.setViewportSize(WIDE);
 });
 
 step('an event sent to the URL shows in the log, payload expandable', async () => {
@@ -619,6 +613,43 @@ step('delete asks for a confirmation naming the webhook, then the URL answers 41
   const gone = await http('POST', seen.url, { headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': seen.secret }, body: {} });
   assert.equal(gone.status, 410);
   assert.equal(gone.json.code, 'webhook_deleted');
+
+  // The deleted webhook is listed under Deleted; its page, its log and its requests read, and
+  // nothing on them writes.
+  await filter('Deleted');
+  await page.waitForURL(/#\/webhooks\?status=deleted$/);
+  const tombstone = page.locator('table.list tbody tr').filter({ hasText: 'CI pipeline' });
+  await tombstone.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.value), 'deleted', 'focus stays on the filter');
+  await tombstone.locator('.badge-deleted').waitFor();
+  await tombstone.getByRole('link', { name: 'CI pipeline' }).click();
+  await heading('CI pipeline');
+  await page.locator('.title-row .badge-deleted').waitFor();
+  await waitForText('[data-deleted]', 'its URL answers 410 Gone');
+  const writes = async () => {
+    assert.equal(await page.getByRole('button', { name: /^(Edit|Delete|Rotate secret|Send test event|Replay)/ }).count(), 0, 'a write button on a deleted webhook');
+    assert.equal(await page.getByRole('switch').count(), 0, 'a status switch on a deleted webhook');
+  };
+  await writes();
+  assert.equal(await page.getByRole('link', { name: 'Deleted webhooks' }).getAttribute('href'), '#/webhooks?status=deleted');
+  await page.getByRole('link', { name: 'Invocation log' }).click();
+  await waitForText('[data-deleted]', 'answers 410 Gone');
+  const rollback = page.locator('.log > li').filter({ hasText: 'deploy.rollback' });
+  await rollback.locator('summary').click();
+  await rollback.locator('pre.json').filter({ hasText: 'Roll back api to 2.4.0' }).waitFor();
+  await writes();
+  await rollback.getByRole('link', { name: /^Open the whole request/ }).click();
+  await heading('deploy.rollback');
+  await page.locator('.card pre.json').filter({ hasText: 'Roll back api to 2.4.0' }).waitFor();
+  // Its request page keeps Replay in view, disabled, saying why; nothing else on it writes.
+  await waitForText('#replay-blocked', 'Its webhook is deleted');
+  assert.equal(await page.getByRole('button', { name: 'Replay' }).isDisabled(), true);
+  assert.equal(await page.getByRole('button', { name: /^(Edit|Delete|Rotate secret|Send test event|Retry)/ }).count(), 0, 'a write button on a deleted webhook');
+  await page.getByRole('link', { name: 'Deleted webhooks' }).click();
+  await tombstone.waitFor();
+  await filter('All');
+  await page.waitForURL(/#\/webhooks$/);
+  await waitForText('.empty', 'No webhooks yet');
 });
 
 step('targets page lists and deletes; a viewer key sees everything read-only', async () => {
@@ -1098,6 +1129,41 @@ step('Replay says plainly why it cannot send a request again', async () => {
   await page.goto(`${server.base}/#/invocations/${deleted.json.items[0].id}`);
   await waitForText('#replay-blocked', 'Its webhook is deleted');
   assert.equal(await page.getByRole('button', { name: 'Replay' }).isDisabled(), true);
+  assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
+});
+
+step('the list shows each webhook’s last 24 hours: a refused request counts as failed', async () => {
+  const webhooks = (await http('GET', `${server.base}/api/v1/webhooks`, { headers: adminHeaders() })).json.items;
+  const alerts = webhooks.find((w) => w.name === 'Alerts');
+  const refused = await http('POST', alerts.url, {
+    headers: { 'Content-Type': 'application/json', 'X-Webhook-Secret': 'not-the-secret' }, body: { message: 'Forged' },
+  });
+  assert.equal(refused.status, 401, JSON.stringify(refused.json));
+  // Refused requests are written about once a second: wait for the count through the API.
+  await until(async () => {
+    const read = await http('GET', `${server.base}/api/v1/webhooks/${alerts.id}`, { headers: adminHeaders() });
+    return read.json.health.failed_24h === 1;
+  }, 'the refused request in the health of Alerts');
+  await nav('Webhooks').click();
+  await heading('Webhooks');
+  const row = page.locator('table.list tbody tr').filter({ hasText: 'Alerts' });
+  const failing = row.locator('[data-health="failing"]');
+  await failing.waitFor();
+  assert.match(await failing.textContent(), /^1 failed · 1 accepted\s*Last failure (just now|\d+ min ago)$/);
+  assert.match(await failing.locator('time').getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  // Marked by an icon and words, not only a colour.
+  await failing.locator('svg.icon-alert').waitFor();
+  const bulk = page.locator('table.list tbody tr').filter({ hasText: 'Bulk' }).locator('[data-health="ok"]');
+  assert.equal(await bulk.textContent(), '60 acceptedNo failures');
+  await shot('webhooks');
+  await fitsEveryWidth(() => failing.waitFor());
+  await page.setViewportSize(NARROW);
+  await shot('webhooks-390', { fullPage: true });
+  await page.setViewportSize(WIDE);
+  // The count leads to the failed requests.
+  await failing.getByRole('link', { name: '1 failed' }).click();
+  await page.waitForURL(new RegExp(`#/webhooks/${alerts.id}/log\\?outcome=failed$`));
+  await logRows(1);
   assert.deepEqual(seen.pageErrors, [], 'no script errors on any page');
 });
 

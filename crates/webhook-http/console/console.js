@@ -44,7 +44,12 @@
     replay: 'M4 4v5h5M5.1 15a8 8 0 1 0 .6-7.3L4 9',
     retry: 'M20 4v5h-5M18.9 15a8 8 0 1 1-.6-7.3L20 9',
     lock: 'M6 11h12v9H6zM8.5 11V8a3.5 3.5 0 0 1 7 0v3',
+    alert: 'M12 3.5L2.5 20h19zM12 10v4.5M12 17.2v.1',
+    check: 'M5 12.5l4.5 4.5L19 7',
+    quiet: 'M6 12h12',
   };
+  // The webhook list's filters: `status` as the API takes it (none: active and disabled).
+  const WEBHOOK_FILTERS = [['', 'All'], ['active', 'Active'], ['disabled', 'Disabled'], ['deleted', 'Deleted']];
   // The moves the task lifecycle allows, as the console offers them.
   const TASK_MOVES = {
     queued: [['delivered', 'Mark delivered'], ['failed', 'Mark failed']],
@@ -913,9 +918,33 @@
   // ------------------------------------------------------------------------------------------
   // Webhooks
 
-  async function webhooksPage(gen) {
+  // How a webhook fared over the last 24 hours (its `health`): failures are marked with an icon
+  // and words, not only a colour, and lead to the log's failed requests.
+  function healthSummary(webhook) {
+    const { accepted_24h: accepted, failed_24h: failed, last_failure_at: lastFailure } = webhook.health;
+    const title = `Last 24 hours: ${accepted.toLocaleString()} accepted, ${failed.toLocaleString()} failed`;
+    if (failed > 0) {
+      return h('div', { class: 'health health-failing', 'data-health': 'failing', title },
+        h('span', { class: 'health-line' },
+          h('a', { class: 'health-flag', href: `#/webhooks/${webhook.id}/log?outcome=failed` }, icon('alert'), `${failed.toLocaleString()} failed`),
+          h('span', { class: 'muted' }, ` · ${accepted.toLocaleString()} accepted`)),
+        lastFailure ? h('span', { class: 'health-last' }, 'Last failure ', time(lastFailure)) : null);
+    }
+    if (accepted > 0) {
+      return h('div', { class: 'health health-ok', 'data-health': 'ok', title },
+        h('span', { class: 'health-line' }, h('span', { class: 'health-flag' }, icon('check'), `${accepted.toLocaleString()} accepted`)),
+        h('span', { class: 'health-last' }, 'No failures'));
+    }
+    return h('div', { class: 'health health-quiet', 'data-health': 'quiet', title },
+      h('span', { class: 'health-line' }, h('span', { class: 'health-flag' }, icon('quiet'), 'Quiet')),
+      h('span', { class: 'health-last' }, 'Nothing received'));
+  }
+
+  async function webhooksPage(gen, query) {
+    const status = WEBHOOK_FILTERS.some(([value]) => value === query.get('status')) ? query.get('status') : '';
+    const listPath = `/api/v1/webhooks?limit=${PAGE_SIZE}${status ? `&status=${status}` : ''}`;
     const [list, targets] = await Promise.all([
-      api('GET', `/api/v1/webhooks?limit=${PAGE_SIZE}`),
+      api('GET', listPath),
       api('GET', '/api/v1/targets?limit=500'),
     ]);
     if (gen !== state.generation) return;
@@ -923,6 +952,20 @@
       ? h('button', { type: 'button', class: 'btn btn-primary', onclick: () => createWebhookDialog(targets.items) }, icon('plus'), 'Create Webhook')
       : null;
     const head = pageHead('Webhooks', 'Endpoints that external systems post events to. Each accepted event becomes a task for the webhook’s target.', create);
+    const filters = h('div', { class: 'toolbar' }, h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Status' },
+      WEBHOOK_FILTERS.map(([value, text]) => h('label', {},
+        h('input', { type: 'radio', name: 'status', value, checked: value === status, onchange: () => {
+          state.focusAfter = 'input[name="status"]:checked';
+          go(`#/webhooks${value ? `?status=${value}` : ''}`);
+        } }),
+        h('span', {}, text)))));
+    if (list.items.length === 0 && status) {
+      const text = status === 'deleted'
+        ? 'A deleted webhook is listed here; its log stays readable until the retention period purges it.'
+        : `No webhook is ${label(status).toLowerCase()}. Choose “All” to see every webhook.`;
+      page(head, readOnlyNote(), filters, h('div', { class: 'card' }, emptyState('inbox', `No ${label(status).toLowerCase()} webhooks`, text)));
+      return;
+    }
     if (list.items.length === 0) {
       let next;
       if (!canWrite()) {
@@ -935,14 +978,14 @@
       const text = targets.items.length === 0 && canWrite()
         ? 'A webhook delivers its events to a target (an agent or a team). Create a target, then a webhook to get a URL to hand to the sender.'
         : 'Create a webhook to get a URL that CI pipelines, monitors or other systems can post JSON events to.';
-      page(head, readOnlyNote(), h('div', { class: 'card' }, emptyState('zap', 'No webhooks yet', text, next)));
+      page(head, readOnlyNote(), filters, h('div', { class: 'card' }, emptyState('zap', 'No webhooks yet', text, next)));
       return;
     }
     const tbody = h('tbody', {});
     const table = h('table', { class: 'list' },
       h('caption', { class: 'visually-hidden' }, 'Webhooks'),
       h('thead', {}, h('tr', {},
-        ['Name', 'URL', 'Target', 'Status', 'Created', 'Last triggered'].map((t) => h('th', { scope: 'col' }, t)))),
+        ['Name', 'URL', 'Target', 'Status', 'Last 24 h', 'Last triggered'].map((t) => h('th', { scope: 'col' }, t)))),
       tbody);
     const foot = h('div', { class: 'list-foot' });
     const addRows = (items) => {
@@ -954,7 +997,7 @@
             h('code', { title: webhook.url }, webhook.url), copyButton(webhook.url, `URL of ${webhook.name}`))),
           h('td', { 'data-label': 'Target', class: 'target' }, webhook.target ? webhook.target.name : h('span', { class: 'muted' }, 'None')),
           h('td', { 'data-label': 'Status' }, badge(webhook.status)),
-          h('td', { 'data-label': 'Created', class: 'nowrap' }, time(webhook.created_at)),
+          h('td', { 'data-label': 'Last 24 h' }, healthSummary(webhook)),
           h('td', { 'data-label': 'Last triggered', class: 'nowrap' }, time(webhook.last_triggered_at))));
       }
     };
@@ -965,7 +1008,7 @@
       const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
         more.disabled = true;
         try {
-          const next = await api('GET', `/api/v1/webhooks?limit=${PAGE_SIZE}&cursor=${encodeURIComponent(cursor)}`);
+          const next = await api('GET', `${listPath}&cursor=${encodeURIComponent(cursor)}`);
           addRows(next.items);
           setMore(next.next_cursor);
         } catch (err) {
@@ -977,7 +1020,7 @@
     };
     addRows(list.items);
     setMore(list.next_cursor);
-    page(head, readOnlyNote(), h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, table), foot));
+    page(head, readOnlyNote(), filters, h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, table), foot));
   }
 
   // The steps that connect a sender to a webhook. The secret is known only right after the
@@ -1187,11 +1230,18 @@
       h('a', { href: `#/webhooks/${webhook.id}/log`, 'aria-current': current === 'log' ? 'page' : null }, 'Invocation log'));
   }
 
+  // The list a webhook is found in: a deleted one under the list's Deleted filter.
+  function webhooksLink(webhook) {
+    return webhook && webhook.status === 'deleted'
+      ? h('a', { href: '#/webhooks?status=deleted' }, 'Deleted webhooks')
+      : h('a', { href: '#/webhooks' }, 'Webhooks');
+  }
+
   function webhookHead(webhook, lead) {
     return pageHead(
       h('div', { class: 'title-row' }, h('h1', { tabindex: '-1' }, webhook.name), badge(webhook.status)),
       lead, null,
-      [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', webhook.name]);
+      [webhooksLink(webhook), ' / ', webhook.name]);
   }
 
   function samplePayload(webhook) {
@@ -1271,7 +1321,8 @@
       h('dt', {}, 'Rate limit'), h('dd', {}, `${webhook.rate_limit_per_minute.toLocaleString()} requests per minute`),
       h('dt', {}, 'Created'), h('dd', {}, time(webhook.created_at)),
       h('dt', {}, 'Updated'), h('dd', {}, time(webhook.updated_at)),
-      h('dt', {}, 'Last triggered'), h('dd', {}, time(webhook.last_triggered_at)));
+      h('dt', {}, 'Last triggered'), h('dd', {}, time(webhook.last_triggered_at)),
+      h('dt', {}, 'Last 24 h'), h('dd', { 'data-prop': 'health' }, healthSummary(webhook)));
     const left = h('div', { class: 'stack' }, detailsCard(webhook, props, canWrite() && !deleted));
     if (!deleted) {
       left.append(h('section', { class: 'card setup', 'aria-labelledby': 'setup-title' }, h('div', { class: 'card-body' },
@@ -1283,7 +1334,8 @@
     }
     const right = h('div', { class: 'stack' });
     if (deleted) {
-      right.append(h('div', { class: 'callout callout-warn' }, 'This webhook is deleted: its URL answers 410 Gone to every sender. Its log stays readable.'));
+      right.append(h('div', { class: 'callout callout-warn', 'data-deleted': '' },
+        'This webhook is deleted: its URL answers 410 Gone to every sender, and it can no longer be changed, tested or rotated. Its invocation log and each request in it stay readable.'));
     } else if (canWrite()) {
       right.append(manageCard(webhook), testCard(webhook));
     }
@@ -1789,6 +1841,7 @@
       } }, 'Load more');
       foot.append(more);
     };
+    const deleted = webhook.status === 'deleted';
     const words = filterWords(filters);
     let empty;
     if (words) {
@@ -1797,6 +1850,8 @@
         h('a', { class: 'btn', href: logHash(webhook.id, { outcome }) }, 'Clear search and filters'));
     } else if (outcome) {
       empty = emptyState('inbox', 'Nothing here', `No ${label(outcome).toLowerCase()} invocations. Choose “All” to see every request.`);
+    } else if (deleted) {
+      empty = emptyState('inbox', 'No invocations yet', 'This webhook is deleted, and nothing it logged is left.');
     } else {
       empty = emptyState('inbox', 'No invocations yet', 'Every request to this webhook’s URL is logged here, newest first, as it arrives. Send an event to its URL, or use Test on the Overview tab.',
         h('a', { class: 'btn', href: `#/webhooks/${webhook.id}` }, 'Go to Overview'));
@@ -1811,7 +1866,10 @@
     addItems(first.items);
     setMore(first.next_cursor);
     showEmpty();
-    page(webhookHead(webhook), webhookTabs(webhook, 'log'), form, toolbar, body);
+    const note = deleted
+      ? h('p', { class: 'callout callout-warn', 'data-deleted': '' }, 'This webhook is deleted: its URL answers 410 Gone, so nothing new arrives here. What it logged stays readable.')
+      : null;
+    page(webhookHead(webhook), webhookTabs(webhook, 'log'), note, form, toolbar, body);
     if (first.refused) {
       empty.hidden = true;
       status.el.hidden = true;
@@ -2227,7 +2285,7 @@
     const webhook = await api('GET', `/api/v1/webhooks/${record.webhook_id}`).catch(() => null);
     if (gen !== state.generation) return;
     const crumbs = webhook
-      ? [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name), ' / ',
+      ? [webhooksLink(webhook), ' / ', h('a', { href: `#/webhooks/${webhook.id}` }, webhook.name), ' / ',
         h('a', { href: `#/webhooks/${webhook.id}/log` }, 'Invocation log'), ' / ', 'Request']
       : [h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', 'Request'];
     const titleRow = h('div', { class: 'title-row' });
@@ -2770,7 +2828,7 @@
     const keepFocus = options && options.keepFocus;
     if (!keepFocus) loading();
     try {
-      if (parts[0] === 'webhooks' && parts.length === 1) await webhooksPage(gen);
+      if (parts[0] === 'webhooks' && parts.length === 1) await webhooksPage(gen, query);
       else if (parts[0] === 'webhooks' && parts.length === 2) await webhookPage(gen, parts[1]);
       else if (parts[0] === 'webhooks' && parts.length === 3 && parts[2] === 'log') await logPage(gen, parts[1], query);
       else if (parts[0] === 'targets' && parts.length === 1) await targetsPage(gen);
