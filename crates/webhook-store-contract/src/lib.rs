@@ -47,6 +47,7 @@ use std::future::Future;
 
 pub mod cases;
 pub mod fixtures;
+pub mod health_bench;
 pub mod search_bench;
 
 /// A store under contract test.

@@ -73,6 +73,7 @@ fn word(rank: usize) -> String {
 }
 
 /// Draws word ranks with probability about proportional to 1 / (rank + 1).
+#[derive(Debug)]
 struct Zipf {
     cumulative: Vec<f64>,
 }
@@ -121,6 +122,36 @@ fn payload(n: u64, rng: &mut Rng, zipf: &Zipf, words: &[String]) -> Payload {
     Payload::parse_object(json.as_bytes())
         .expect("bench payloads are JSON objects")
         .0
+}
+
+/// Payloads like the search bench's, each made from its number alone, so that writers sharing
+/// a plan need no generator of their own.
+#[derive(Debug)]
+pub struct Payloads {
+    words: Vec<String>,
+    zipf: Zipf,
+}
+
+impl Payloads {
+    /// The vocabulary and its frequencies.
+    pub fn new() -> Self {
+        Self {
+            words: (0..VOCABULARY).map(word).collect(),
+            zipf: Zipf::new(VOCABULARY),
+        }
+    }
+
+    /// The payload of invocation number `n`: about 1 KiB of JSON, the same for the same `n`.
+    pub fn get(&self, n: u64) -> Payload {
+        let mut rng = Rng((n + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        payload(n, &mut rng, &self.zipf, &self.words)
+    }
+}
+
+impl Default for Payloads {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Logs `count` invocations of `world`'s webhook through `store`, 1 ms apart, with `writers`
@@ -182,7 +213,8 @@ pub async fn fill<S: Store + Clone + 'static>(
     started.elapsed()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile (0 to 1) of `sorted` durations, in ms.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len().max(1) - 1) as f64 * p).round() as usize;
     sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }

@@ -1,0 +1,39 @@
+//! Health reads on a busy log: fills a fresh database of the server at `DATABASE_URL` through
+//! the store with an organization of 50 webhooks, one of them with `BUSY` invocations in the
+//! last 24 hours (`webhook_store_contract::health_bench`), lets PostgreSQL vacuum and analyze
+//! as autovacuum would after such a load, then times the health of a page of them and of the
+//! busy one. Prints one JSON object.
+//!
+//! `cargo run --release -p webhook-store-pg --features test-util --example bench_health
+//! [BUSY]` (default 100,000).
+
+#![expect(clippy::print_stdout, reason = "the report is the program's output")]
+
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::fixtures::World;
+use webhook_store_contract::health_bench::{fill, time_reads};
+use webhook_store_pg::test_db::{database_url, fresh_store};
+
+#[tokio::main]
+async fn main() {
+    let busy: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let store = fresh_store().await;
+    let world = World::seed(&store).await;
+    let (health, filled) = fill(&store, &world, busy, 64).await;
+    let url = database_url(&store.test_database().expect("a test database"));
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute("VACUUM ANALYZE invocations, tasks")
+        .await
+        .expect("vacuum");
+    drop(conn);
+    let report = time_reads(&store, &health).await;
+    println!(
+        r#"{{"store":"postgres","busy_invocations":{busy},"fill_s":{:.1},"reads":{report}}}"#,
+        filled.as_secs_f64(),
+    );
+    store.teardown().await;
+}
