@@ -18,8 +18,8 @@ use webhook_domain::model::{
     WebhookStatus,
 };
 use webhook_domain::model::{
-    AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, Lease, QueueStats,
-    TaskStatusChange,
+    AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, FinishedAttempt, Lease,
+    QueueStats, TaskStatusChange,
 };
 use webhook_domain::ports::{
     InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
@@ -27,7 +27,7 @@ use webhook_domain::ports::{
 };
 
 use crate::PgStore;
-use crate::attempt::FinishAttempt;
+use crate::attempt::{self, FinishAttempt};
 use crate::changes::announce;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
@@ -1054,18 +1054,8 @@ impl TaskQueue for PgStore {
         verdict: AttemptVerdict,
     ) -> Result<Task, StoreError> {
         let mut conn = self.conn().await?;
-        let (status, next_attempt_at) = match verdict {
-            AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
-            AttemptVerdict::RetryAt(when) => (TaskStatus::Queued, Some(at(when))),
-            AttemptVerdict::Failed => (TaskStatus::Failed, None),
-        };
         let attempt = AttemptRow::from(attempt);
-        let finish = FinishAttempt {
-            lease,
-            attempt: &attempt,
-            status,
-            next_attempt_at,
-        };
+        let finish = FinishAttempt::new(lease, &attempt, verdict);
         let result = async {
             if finish.execute(&mut *conn).await? == 0 {
                 return Err(StoreError::Conflict("the lease is no longer held").into());
@@ -1074,6 +1064,10 @@ impl TaskQueue for PgStore {
         }
         .await;
         check(result, &mut conn)
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Vec<Result<(), StoreError>> {
+        attempt::finish_attempts(&self.inner, finished).await
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
