@@ -21,8 +21,10 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{
+    Array, Bool, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
 use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
@@ -31,9 +33,9 @@ use uuid::Uuid;
 use webhook_domain::model::{AttemptVerdict, FinishedAttempt, Lease, TaskId, TaskStatus};
 use webhook_domain::ports::StoreError;
 
-use crate::Inner;
 use crate::error::{TxError, may_have_committed, store_error};
 use crate::rows::{AttemptRow, at};
+use crate::{Inner, prepared};
 
 /// A finished attempt, its lease, and the task's state after it.
 pub(crate) struct FinishAttempt<'a> {
@@ -193,21 +195,37 @@ impl Columns {
 
     /// Runs the statement; answers the tasks whose leases were held (and are now released).
     async fn execute(self, conn: &mut AsyncPgConnection) -> QueryResult<HashSet<Uuid>> {
-        let rows = diesel::sql_query(FINISH_ATTEMPTS)
-            .bind::<Array<SqlUuid>, _>(self.task_ids)
-            .bind::<Array<SqlUuid>, _>(self.tokens)
-            .bind::<Array<Integer>, _>(self.numbers)
-            .bind::<Array<Text>, _>(self.statuses)
-            .bind::<Array<Nullable<Timestamptz>>, _>(self.next_attempt_at)
-            .bind::<Array<Nullable<Integer>>, _>(self.status_codes)
-            .bind::<Array<Nullable<Text>>, _>(self.body_excerpts)
-            .bind::<Array<Integer>, _>(self.latencies_ms)
-            .bind::<Array<Nullable<Text>>, _>(self.errors)
-            .bind::<Array<Timestamptz>, _>(self.ats)
-            .bind::<Array<Bool>, _>(self.succeeded)
-            .load::<HeldRow>(conn)
-            .await?;
+        let rows = self.load::<HeldRow>(conn).await?;
         Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+}
+
+impl QueryId for Columns {
+    type QueryId = Self;
+    // The text is the same for every batch, whatever its size: the connection prepares it once.
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for Columns {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for Columns {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        prepared::push_sql(&mut out, FINISH_ATTEMPTS, |number, out| match number {
+            1 => out.push_bind_param::<Array<SqlUuid>, _>(&self.task_ids),
+            2 => out.push_bind_param::<Array<SqlUuid>, _>(&self.tokens),
+            3 => out.push_bind_param::<Array<Integer>, _>(&self.numbers),
+            4 => out.push_bind_param::<Array<Text>, _>(&self.statuses),
+            5 => out.push_bind_param::<Array<Nullable<Timestamptz>>, _>(&self.next_attempt_at),
+            6 => out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.status_codes),
+            7 => out.push_bind_param::<Array<Nullable<Text>>, _>(&self.body_excerpts),
+            8 => out.push_bind_param::<Array<Integer>, _>(&self.latencies_ms),
+            9 => out.push_bind_param::<Array<Nullable<Text>>, _>(&self.errors),
+            10 => out.push_bind_param::<Array<Timestamptz>, _>(&self.ats),
+            11 => out.push_bind_param::<Array<Bool>, _>(&self.succeeded),
+            other => Err(prepared::no_parameter(other)),
+        })
     }
 }
 
