@@ -698,6 +698,21 @@ pub async fn finish_attempt_retries_then_fails<S: ContractStore>(store: S) {
     assert!(claim_all(&store, at(1000)).await.is_empty());
 }
 
+/// The one task due at `at(1)`, claimed then for 10 s (the stale lease) and claimed again at
+/// `at(20)`, once that lease has expired (the fresh one).
+async fn stale_and_fresh_leases<S: Store>(store: &S) -> (Lease, Lease) {
+    let lease_for = Duration::from_secs(10);
+    let claim = async |seconds| {
+        store
+            .claim_tasks(ClaimRequest::new(at(seconds), lease_for, Uuid::new_v4(), 1))
+            .await
+            .expect("claim")
+            .remove(0)
+            .lease
+    };
+    (claim(1).await, claim(20).await)
+}
+
 /// Finishing under a lease that was lost (expired and claimed by another, or the task is no
 /// longer queued) is a `Conflict` that records nothing.
 pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: ContractStore>(
@@ -706,19 +721,7 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (invocation, task) = world.accept(&store, at(1)).await;
-    let lease_for = Duration::from_secs(10);
-    let stale = store
-        .claim_tasks(ClaimRequest::new(at(1), lease_for, Uuid::new_v4(), 1))
-        .await
-        .expect("claim")
-        .remove(0)
-        .lease;
-    let fresh = store
-        .claim_tasks(ClaimRequest::new(at(20), lease_for, Uuid::new_v4(), 1))
-        .await
-        .expect("claim")
-        .remove(0)
-        .lease;
+    let (stale, fresh) = stale_and_fresh_leases(&store).await;
     let before = store.task(org, task.id).await.expect("read");
     for verdict in [
         AttemptVerdict::Delivered,
@@ -895,19 +898,7 @@ pub async fn finish_attempts_take_repeated_tasks_in_order<S: ContractStore>(stor
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (_, task) = world.accept(&store, at(1)).await;
-    let lease_for = Duration::from_secs(10);
-    let stale = store
-        .claim_tasks(ClaimRequest::new(at(1), lease_for, Uuid::new_v4(), 1))
-        .await
-        .expect("claim")
-        .remove(0)
-        .lease;
-    let fresh = store
-        .claim_tasks(ClaimRequest::new(at(20), lease_for, Uuid::new_v4(), 1))
-        .await
-        .expect("claim")
-        .remove(0)
-        .lease;
+    let (stale, fresh) = stale_and_fresh_leases(&store).await;
     let late = answered(&task, 1, 200, at(21));
     let attempt = answered(&task, 1, 200, at(22));
     let answers = store
