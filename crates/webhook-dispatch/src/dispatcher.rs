@@ -9,11 +9,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info_span, warn};
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport, QueueStats,
+    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport, FinishedAttempt,
+    QueueStats,
 };
 use webhook_domain::model::{DeliveryAttempt, TargetId, TargetResponse, Timestamp};
 use webhook_domain::ports::{
@@ -111,7 +112,23 @@ struct Inner<A: Adapters> {
     node: Arc<Semaphore>,
     targets: Arc<TargetSlots>,
     wake: Arc<Notify>,
+    recorder: Mutex<Recorder>,
 }
+
+/// Finished attempts waiting to be recorded, each with its caller's answer; and whether a
+/// task is recording them. One batch is recorded at a time, and the attempts that finish
+/// meanwhile wait for the next: under load each batch takes what finished while the one before
+/// it was written, so the store commits many attempts at once rather than one per attempt.
+#[derive(Default)]
+struct Recorder {
+    pending: Vec<(FinishedAttempt, oneshot::Sender<Result<(), StoreError>>)>,
+    recording: bool,
+}
+
+/// The task recording attempts ended without answering.
+#[derive(Debug, thiserror::Error)]
+#[error("the task recording delivery attempts ended without an answer")]
+struct RecorderGone;
 
 impl<A: Adapters> Dispatcher<A> {
     /// A dispatcher over `store`, pushing with `delivery`; `sealer` opens the targets' signing
@@ -143,6 +160,7 @@ impl<A: Adapters> Dispatcher<A> {
                 config,
                 metrics: Arc::new(DispatchMetrics::default()),
                 wake: Arc::new(Notify::new()),
+                recorder: Mutex::new(Recorder::default()),
             }),
         }
     }
@@ -345,6 +363,62 @@ impl<A: Adapters> Dispatcher<A> {
         }
     }
 
+    /// Records `finished` with the attempts that finish while a batch is being recorded, and
+    /// answers its own outcome.
+    async fn record(&self, finished: FinishedAttempt) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut recorder = self.recorder();
+            recorder.pending.push((finished, reply));
+            !std::mem::replace(&mut recorder.recording, true)
+        };
+        if start {
+            let this = self.clone();
+            tokio::spawn(async move { this.record_pending().await });
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::OutcomeUnknown(Box::new(RecorderGone))))
+    }
+
+    /// Records the pending attempts, a batch at a time, until none is left.
+    async fn record_pending(&self) {
+        loop {
+            let batch = {
+                let mut recorder = self.recorder();
+                if recorder.pending.is_empty() {
+                    recorder.recording = false;
+                    return;
+                }
+                std::mem::take(&mut recorder.pending)
+            };
+            let (finished, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let mut outcomes = self
+                .inner
+                .store
+                .finish_attempts(&finished)
+                .await
+                .into_iter();
+            for reply in replies {
+                let outcome = outcomes.next().unwrap_or_else(|| {
+                    Err(StoreError::Internal(
+                        "the store answered fewer attempts than it was given".into(),
+                    ))
+                });
+                // An attempt abandoned meanwhile no longer needs its answer.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        // The state is a list and a flag that every critical section leaves consistent.
+        self.inner
+            .recorder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn random_fraction(&self) -> f64 {
         let mut bytes = [0; 8];
         self.inner.entropy.fill(&mut bytes);
@@ -421,12 +495,17 @@ async fn attempt<A: Adapters>(
         response: response_of(report.as_ref(), started_at),
     };
     let latency = report.as_ref().map_or(Duration::ZERO, report_latency);
-    match inner
-        .store
-        .finish_attempt(&claimed.lease, &attempt, verdict)
-        .await
-    {
-        Ok(_) => {
+    let status = attempt.response.status_code;
+    let latency_ms = attempt.response.latency_ms;
+    let recorded = dispatcher
+        .record(FinishedAttempt {
+            lease: claimed.lease,
+            attempt,
+            verdict,
+        })
+        .await;
+    match recorded {
+        Ok(()) => {
             let result = match verdict {
                 AttemptVerdict::Delivered => AttemptResult::Delivered,
                 AttemptVerdict::RetryAt(_) => AttemptResult::Retry,
@@ -436,8 +515,8 @@ async fn attempt<A: Adapters>(
             debug!(
                 attempt = number.overall,
                 attempt.in_round = number.in_round,
-                status = attempt.response.status_code,
-                latency_ms = attempt.response.latency_ms,
+                status,
+                latency_ms,
                 result = ?result,
                 "delivery attempt recorded"
             );

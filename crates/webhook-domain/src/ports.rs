@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use crate::model::{
     ApiKey, ApiKeyHash, ApiKeyId, AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask,
-    CoalescedRejection, DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl, IngestRoute,
-    Invocation, InvocationFilter, InvocationId, InvocationSummary, Lease, Organization,
-    OrganizationId, Page, PageRequest, QueueStats, RateRequest, RequestRecord, SealedSecret,
-    Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange, TaskSummary,
-    Timestamp, Webhook, WebhookFilter, WebhookHealth, WebhookId,
+    CoalescedRejection, DeliveryAttempt, DeliveryClaim, DeliveryReport, EndpointUrl,
+    FinishedAttempt, IngestRoute, Invocation, InvocationFilter, InvocationId, InvocationSummary,
+    Lease, Organization, OrganizationId, Page, PageRequest, QueueStats, RateRequest, RequestRecord,
+    SealedSecret, Secret, Stale, Target, TargetId, Task, TaskFilter, TaskId, TaskStatusChange,
+    TaskSummary, Timestamp, Webhook, WebhookFilter, WebhookHealth, WebhookId,
 };
 use crate::rules::RateDecision;
 
@@ -45,6 +45,32 @@ pub enum StoreError {
     #[error("the store failed")]
     Internal(#[source] BoxError),
 }
+
+impl StoreError {
+    /// The answer of each of `count` operations written together that failed together (a
+    /// batch in one statement or one commit): the same kind for each, with this failure as the
+    /// shared cause.
+    pub fn shared(self, count: usize) -> Vec<Self> {
+        let shared = Arc::new(self);
+        (0..count)
+            .map(|_| {
+                let cause = || Box::new(SharedFailure(Arc::clone(&shared)));
+                match &*shared {
+                    Self::NotFound => Self::NotFound,
+                    Self::Conflict(what) => Self::Conflict(what),
+                    Self::Unavailable(_) => Self::Unavailable(cause()),
+                    Self::OutcomeUnknown(_) => Self::OutcomeUnknown(cause()),
+                    Self::Internal(_) => Self::Internal(cause()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The failure of a batch, shared by the answers of its operations.
+#[derive(Debug, thiserror::Error)]
+#[error("a batch written together failed")]
+struct SharedFailure(#[source] Arc<StoreError>);
 
 /// An error and its sources, joined by `: `, for one log line: a port's error says little
 /// without the infrastructure's causes behind it.
@@ -515,6 +541,23 @@ pub trait TaskQueue: Send + Sync {
         attempt: &DeliveryAttempt,
         verdict: AttemptVerdict,
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
+
+    /// Records each of `finished` as [`TaskQueue::finish_attempt`] would (without reading the
+    /// task back), and answers one result per attempt, in order. A store SHOULD write them
+    /// together (one statement or one commit): this is how a dispatcher records the attempts
+    /// that end while others are being recorded. Each attempt is recorded in full or not at
+    /// all; whether the others are is not tied to it. An empty slice answers an empty list.
+    ///
+    /// # Errors
+    /// An attempt whose lease is no longer held MUST be answered `Conflict`, record nothing,
+    /// and leave the other attempts to their own outcome. The attempts are taken in order, as
+    /// calls of `finish_attempt` one after the other would take them: of two attempts of one
+    /// task under one lease, the second conflicts. `Unavailable` and `OutcomeUnknown` mean for
+    /// each attempt they answer what they mean for [`TaskQueue::finish_attempt`].
+    fn finish_attempts(
+        &self,
+        finished: &[FinishedAttempt],
+    ) -> impl Future<Output = Vec<Result<(), StoreError>>> + Send;
 
     /// Gives a leased task back untouched (graceful shutdown).
     ///

@@ -149,6 +149,8 @@ macro_rules! for_each_case {
             finish_attempt_records_attempt_and_target_response,
             finish_attempt_retries_then_fails,
             finish_attempt_with_lost_lease_conflicts_and_records_nothing,
+            finish_attempts_answer_each_attempt,
+            finish_attempts_take_repeated_tasks_in_order,
             release_lease_gives_the_task_back,
             queue_stats_count_tasks_waiting_for_delivery,
             webhook_source_settings_round_trip,

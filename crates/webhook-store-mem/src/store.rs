@@ -13,7 +13,7 @@ use webhook_domain::model::{
     WebhookFilter, WebhookHealth, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
+    AttemptVerdict, ClaimRequest, ClaimedTask, FinishedAttempt, Lease, QueueStats, TaskStatusChange,
 };
 use webhook_domain::model::{ClaimOutcome, DeliveryClaim};
 use webhook_domain::model::{DeliveryStatus, InvocationSummary, TaskSummary};
@@ -262,6 +262,47 @@ impl State {
             }
             _ => Err(conflict("the lease is no longer held")),
         }
+    }
+
+    /// Records a delivery attempt under its lease (see `TaskQueue::finish_attempt`).
+    fn finish_attempt(
+        &mut self,
+        lease: &Lease,
+        attempt: &DeliveryAttempt,
+        verdict: AttemptVerdict,
+    ) -> Result<Task, StoreError> {
+        self.held(lease)?;
+        if attempt.task_id != lease.task_id {
+            return Err(conflict("the attempt is not of the leased task"));
+        }
+        let stored = self
+            .tasks
+            .get_mut(&lease.task_id)
+            .ok_or(StoreError::NotFound)?;
+        let old_due = (stored.task.next_attempt_at, *lease.task_id.as_uuid());
+        let task = &mut stored.task;
+        task.attempts = attempt.number;
+        task.last_error.clone_from(&attempt.response.error);
+        task.updated_at = attempt.response.at;
+        match verdict {
+            AttemptVerdict::Delivered => task.status = TaskStatus::Delivered,
+            AttemptVerdict::Failed => task.status = TaskStatus::Failed,
+            AttemptVerdict::RetryAt(at) => task.next_attempt_at = at,
+        }
+        stored.lease = None;
+        let task = stored.task.clone();
+        self.due.remove(&old_due);
+        if task.status == TaskStatus::Queued {
+            self.due.insert((task.next_attempt_at, *task.id.as_uuid()));
+        }
+        if let Some(invocation) = self.invocations.get_mut(&task.invocation_id) {
+            invocation.target_response = Some(attempt.response.clone());
+        }
+        self.attempts
+            .entry(task.id)
+            .or_default()
+            .push(attempt.clone());
+        Ok(task)
     }
 
     fn remove_task(&mut self, id: TaskId) {
@@ -843,40 +884,22 @@ impl TaskQueue for MemoryStore {
         attempt: &DeliveryAttempt,
         verdict: AttemptVerdict,
     ) -> Result<Task, StoreError> {
-        let mut state = self.write()?;
-        state.held(lease)?;
-        if attempt.task_id != lease.task_id {
-            return Err(conflict("the attempt is not of the leased task"));
-        }
-        let stored = state
-            .tasks
-            .get_mut(&lease.task_id)
-            .ok_or(StoreError::NotFound)?;
-        let old_due = (stored.task.next_attempt_at, *lease.task_id.as_uuid());
-        let task = &mut stored.task;
-        task.attempts = attempt.number;
-        task.last_error.clone_from(&attempt.response.error);
-        task.updated_at = attempt.response.at;
-        match verdict {
-            AttemptVerdict::Delivered => task.status = TaskStatus::Delivered,
-            AttemptVerdict::Failed => task.status = TaskStatus::Failed,
-            AttemptVerdict::RetryAt(at) => task.next_attempt_at = at,
-        }
-        stored.lease = None;
-        let task = stored.task.clone();
-        state.due.remove(&old_due);
-        if task.status == TaskStatus::Queued {
-            state.due.insert((task.next_attempt_at, *task.id.as_uuid()));
-        }
-        if let Some(invocation) = state.invocations.get_mut(&task.invocation_id) {
-            invocation.target_response = Some(attempt.response.clone());
-        }
-        state
-            .attempts
-            .entry(task.id)
-            .or_default()
-            .push(attempt.clone());
-        Ok(task)
+        self.write()?.finish_attempt(lease, attempt, verdict)
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Vec<Result<(), StoreError>> {
+        let mut state = match self.write() {
+            Ok(state) => state,
+            Err(error) => return error.shared(finished.len()).into_iter().map(Err).collect(),
+        };
+        finished
+            .iter()
+            .map(|f| {
+                state
+                    .finish_attempt(&f.lease, &f.attempt, f.verdict)
+                    .map(drop)
+            })
+            .collect()
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {

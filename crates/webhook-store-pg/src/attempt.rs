@@ -12,16 +12,30 @@
 //! ```
 //!
 //! It changes one invocation exactly when the lease was still held, and nothing otherwise.
+//!
+//! [`finish_attempts`] records many attempts the same way with one statement
+//! ([`FINISH_ATTEMPTS`]), each attempt's values in arrays of one element per attempt: one round
+//! trip and one commit for the batch, and an attempt whose lease is lost is left out of it.
+
+use std::collections::{HashMap, HashSet};
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{
+    Array, Bool, Integer, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
+use diesel_async::pooled_connection::PoolableConnection as _;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::{AsyncPgConnection, RunQueryDsl as _};
 use time::OffsetDateTime;
-use webhook_domain::model::Lease;
-use webhook_domain::model::TaskStatus;
+use uuid::Uuid;
+use webhook_domain::model::{AttemptVerdict, FinishedAttempt, Lease, TaskId, TaskStatus};
+use webhook_domain::ports::StoreError;
 
-use crate::rows::AttemptRow;
+use crate::error::{TxError, may_have_committed, store_error};
+use crate::rows::{AttemptRow, at};
+use crate::{Inner, prepared};
 
 /// A finished attempt, its lease, and the task's state after it.
 pub(crate) struct FinishAttempt<'a> {
@@ -30,6 +44,29 @@ pub(crate) struct FinishAttempt<'a> {
     pub(crate) status: TaskStatus,
     /// When the next attempt is due; `None` keeps the task's.
     pub(crate) next_attempt_at: Option<OffsetDateTime>,
+}
+
+impl<'a> FinishAttempt<'a> {
+    /// The statement recording `attempt` under `lease` with `verdict`.
+    pub(crate) fn new(lease: &'a Lease, attempt: &'a AttemptRow, verdict: AttemptVerdict) -> Self {
+        let (status, next_attempt_at) = task_state(verdict);
+        Self {
+            lease,
+            attempt,
+            status,
+            next_attempt_at,
+        }
+    }
+}
+
+/// The task's status after an attempt with `verdict`, and when its next attempt is due
+/// (`None` keeps the task's).
+fn task_state(verdict: AttemptVerdict) -> (TaskStatus, Option<OffsetDateTime>) {
+    match verdict {
+        AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
+        AttemptVerdict::RetryAt(when) => (TaskStatus::Queued, Some(at(when))),
+        AttemptVerdict::Failed => (TaskStatus::Failed, None),
+    }
 }
 
 impl QueryId for FinishAttempt<'_> {
@@ -83,5 +120,220 @@ impl QueryFragment<Pg> for FinishAttempt<'_> {
              WHERE invocations.id = held.invocation_id",
         );
         Ok(())
+    }
+}
+
+/// Records a batch of finished attempts, [`FINISH_ATTEMPTS`]'s parameters in order: one array
+/// per column, one element per attempt.
+const FINISH_ATTEMPTS: &str = "\
+WITH done AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[],
+                         $6::int[], $7::text[], $8::int[], $9::text[], $10::timestamptz[],
+                         $11::bool[])
+        AS d (task_id, token, number, status, next_attempt_at, status_code, body_excerpt,
+              latency_ms, error, at, succeeded)
+), held AS (
+    UPDATE tasks SET attempts = d.number, status = d.status,
+        next_attempt_at = coalesce(d.next_attempt_at, tasks.next_attempt_at),
+        last_error = d.error, updated_at = d.at, lease_token = NULL, lease_until = NULL
+    FROM done d
+    WHERE tasks.id = d.task_id AND tasks.lease_token = d.token AND tasks.status = 'queued'
+    RETURNING tasks.id, tasks.invocation_id
+), attempt AS (
+    INSERT INTO delivery_attempts
+        (task_id, number, status_code, body_excerpt, latency_ms, error, at, succeeded)
+    SELECT d.task_id, d.number, d.status_code, d.body_excerpt, d.latency_ms, d.error, d.at,
+           d.succeeded
+    FROM held JOIN done d ON d.task_id = held.id
+), response AS (
+    UPDATE invocations SET response_status_code = d.status_code,
+        response_body_excerpt = d.body_excerpt, response_latency_ms = d.latency_ms,
+        response_error = d.error, response_at = d.at, response_succeeded = d.succeeded
+    FROM held JOIN done d ON d.task_id = held.id
+    WHERE invocations.id = held.invocation_id
+)
+SELECT id FROM held";
+
+#[derive(diesel::QueryableByName)]
+struct HeldRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// The attempts of one statement, column by column.
+#[derive(Default)]
+struct Columns {
+    task_ids: Vec<Uuid>,
+    tokens: Vec<Uuid>,
+    numbers: Vec<i32>,
+    statuses: Vec<&'static str>,
+    next_attempt_at: Vec<Option<OffsetDateTime>>,
+    status_codes: Vec<Option<i32>>,
+    body_excerpts: Vec<Option<String>>,
+    latencies_ms: Vec<i32>,
+    errors: Vec<Option<String>>,
+    ats: Vec<OffsetDateTime>,
+    succeeded: Vec<bool>,
+}
+
+impl Columns {
+    fn push(&mut self, finished: &FinishedAttempt) {
+        let row = AttemptRow::from(&finished.attempt);
+        let (status, next_attempt_at) = task_state(finished.verdict);
+        self.task_ids.push(*finished.lease.task_id.as_uuid());
+        self.tokens.push(finished.lease.token);
+        self.numbers.push(row.number);
+        self.statuses.push(status.as_str());
+        self.next_attempt_at.push(next_attempt_at);
+        self.status_codes.push(row.status_code);
+        self.body_excerpts.push(row.body_excerpt);
+        self.latencies_ms.push(row.latency_ms);
+        self.errors.push(row.error);
+        self.ats.push(row.at);
+        self.succeeded.push(row.succeeded);
+    }
+
+    /// Runs the statement; answers the tasks whose leases were held (and are now released).
+    async fn execute(self, conn: &mut AsyncPgConnection) -> QueryResult<HashSet<Uuid>> {
+        let rows = self.load::<HeldRow>(conn).await?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+}
+
+impl QueryId for Columns {
+    type QueryId = Self;
+    // The text is the same for every batch, whatever its size: the connection prepares it once.
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for Columns {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for Columns {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        prepared::push_sql(&mut out, FINISH_ATTEMPTS, |number, out| match number {
+            1 => out.push_bind_param::<Array<SqlUuid>, _>(&self.task_ids),
+            2 => out.push_bind_param::<Array<SqlUuid>, _>(&self.tokens),
+            3 => out.push_bind_param::<Array<Integer>, _>(&self.numbers),
+            4 => out.push_bind_param::<Array<Text>, _>(&self.statuses),
+            5 => out.push_bind_param::<Array<Nullable<Timestamptz>>, _>(&self.next_attempt_at),
+            6 => out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.status_codes),
+            7 => out.push_bind_param::<Array<Nullable<Text>>, _>(&self.body_excerpts),
+            8 => out.push_bind_param::<Array<Integer>, _>(&self.latencies_ms),
+            9 => out.push_bind_param::<Array<Nullable<Text>>, _>(&self.errors),
+            10 => out.push_bind_param::<Array<Timestamptz>, _>(&self.ats),
+            11 => out.push_bind_param::<Array<Bool>, _>(&self.succeeded),
+            other => Err(prepared::no_parameter(other)),
+        })
+    }
+}
+
+/// Records `finished` (see `TaskQueue::finish_attempts`): one statement for all of them, or
+/// one per repetition of a task (each repetition in order, after the attempt before it).
+pub(crate) async fn finish_attempts(
+    inner: &Inner,
+    finished: &[FinishedAttempt],
+) -> Vec<Result<(), StoreError>> {
+    let mut outcomes: Vec<Option<Result<(), StoreError>>> = finished.iter().map(|_| None).collect();
+    let mut repeats: HashMap<TaskId, usize> = HashMap::new();
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (index, one) in finished.iter().enumerate() {
+        if one.attempt.task_id != one.lease.task_id {
+            outcomes[index] = Some(Err(StoreError::Conflict(
+                "the attempt is not of the leased task",
+            )));
+            continue;
+        }
+        let repeat = repeats.entry(one.lease.task_id).or_default();
+        if rounds.len() <= *repeat {
+            rounds.push(Vec::new());
+        }
+        rounds[*repeat].push(index);
+        *repeat += 1;
+    }
+    for round in rounds {
+        let answers = finish_round(inner, finished, &round).await;
+        for (index, answer) in round.into_iter().zip(answers) {
+            outcomes[index] = Some(answer);
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| Err(crate::error::corrupt("an attempt without its outcome")))
+        })
+        .collect()
+}
+
+/// Records the attempts `round` of `finished`, whose tasks differ, with one statement; when it
+/// fails for a reason that may be one attempt's, records each on its own.
+async fn finish_round(
+    inner: &Inner,
+    finished: &[FinishedAttempt],
+    round: &[usize],
+) -> Vec<Result<(), StoreError>> {
+    let shared = |error: StoreError| error.shared(round.len()).into_iter().map(Err).collect();
+    let mut columns = Columns::default();
+    for &index in round {
+        columns.push(&finished[index]);
+    }
+    let mut conn = match inner.conn().await {
+        Ok(conn) => conn,
+        Err(error) => return shared(error),
+    };
+    let error = match columns.execute(&mut conn).await {
+        Ok(held) => {
+            return round
+                .iter()
+                .map(|&index| {
+                    if held.contains(finished[index].lease.task_id.as_uuid()) {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Conflict("the lease is no longer held"))
+                    }
+                })
+                .collect();
+        }
+        Err(error) => error,
+    };
+    let broken = conn.is_broken();
+    let in_doubt = may_have_committed(&error, broken);
+    let error = store_error(TxError::Db(error), broken);
+    if in_doubt || matches!(error, StoreError::Unavailable(_)) {
+        // The server may have ended the connection: keep the pool from handing it out again.
+        drop(Object::take(conn));
+    } else {
+        drop(conn);
+    }
+    if in_doubt {
+        // The statement may have committed: writing its attempts again could record them twice.
+        let cause = match error {
+            StoreError::Unavailable(cause) | StoreError::Internal(cause) => cause,
+            other => Box::new(other),
+        };
+        return shared(StoreError::OutcomeUnknown(cause));
+    }
+    if matches!(error, StoreError::Unavailable(_)) || round.len() == 1 {
+        return shared(error);
+    }
+    let mut answers = Vec::with_capacity(round.len());
+    for &index in round {
+        answers.push(finish_one(inner, &finished[index]).await);
+    }
+    answers
+}
+
+/// Records one attempt with [`FinishAttempt`].
+async fn finish_one(inner: &Inner, finished: &FinishedAttempt) -> Result<(), StoreError> {
+    let mut conn = inner.conn().await?;
+    let attempt = AttemptRow::from(&finished.attempt);
+    let result = FinishAttempt::new(&finished.lease, &attempt, finished.verdict)
+        .execute(&mut *conn)
+        .await;
+    match result {
+        Ok(0) => Err(StoreError::Conflict("the lease is no longer held")),
+        Ok(_) => Ok(()),
+        Err(error) => Err(store_error(TxError::Db(error), conn.is_broken())),
     }
 }

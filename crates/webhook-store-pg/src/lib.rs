@@ -13,6 +13,7 @@ mod group_commit;
 mod key_check;
 mod limiter;
 mod migrate;
+mod prepared;
 mod record;
 mod rows;
 mod schema;

@@ -2,6 +2,8 @@
 //! transaction.
 
 use diesel::dsl::{exists, not, sql};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types;
 use diesel::{
     BoolExpressionMethods as _, ExpressionMethods as _, NullableExpressionMethods as _,
@@ -18,8 +20,8 @@ use webhook_domain::model::{
     WebhookHealth, WebhookId, WebhookStatus,
 };
 use webhook_domain::model::{
-    AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, Lease, QueueStats,
-    TaskStatusChange,
+    AttemptVerdict, ClaimOutcome, ClaimRequest, ClaimedTask, DeliveryClaim, FinishedAttempt, Lease,
+    QueueStats, TaskStatusChange,
 };
 use webhook_domain::ports::{
     InvocationLog, OrganizationInsert, OrganizationStore, StoreError, TargetStore, TaskQueue,
@@ -27,7 +29,7 @@ use webhook_domain::ports::{
 };
 
 use crate::PgStore;
-use crate::attempt::FinishAttempt;
+use crate::attempt::{self, FinishAttempt};
 use crate::changes::announce;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
@@ -37,7 +39,7 @@ use crate::rows::{
 use crate::schema::{
     api_keys, delivery_attempts, invocations, organizations, targets, tasks, webhooks,
 };
-use crate::search;
+use crate::{prepared, search};
 
 /// Translates a failure, looking at whether it cost the connection.
 pub(crate) fn check<T>(
@@ -72,12 +74,6 @@ fn tasks_from(rows: Vec<(TaskRow, Option<String>)>) -> Result<Vec<Task>, StoreEr
 diesel::define_sql_function! {
     /// The first argument unless it is null.
     fn coalesce(x: sql_types::Nullable<sql_types::Timestamptz>, y: sql_types::Timestamptz) -> sql_types::Timestamptz;
-}
-
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = sql_types::Uuid)]
-    id: Uuid,
 }
 
 async fn load_task(
@@ -864,13 +860,21 @@ struct Purged {
     deleted: i64,
 }
 
-/// Leases up to `limit` due tasks in one statement; the oldest due first, passing over the
+/// Leases up to `limit` due tasks in one statement and answers them with their invocation's
+/// payload and their target's endpoint and secret; the oldest due first, passing over the
 /// targets in `$5`. Driven by the live targets that have an endpoint, each walking its own
 /// range of the `tasks_claimable` index, so that the queued tasks of targets without an
 /// endpoint (they stay on the board) are never walked whatever the planner's estimates. Each
 /// target locks at most `limit` rows; those left over are released when the statement commits.
+///
+/// The statement's commit does not wait for its WAL to reach the disk (`synchronous_commit`
+/// off for this transaction alone): a lease is visible to every other claim as soon as it
+/// commits, and one lost in a crash of the database only makes its task claimable again,
+/// which at-least-once delivery allows. The next durable commit (an attempt's) flushes it.
 const CLAIM: &str = "\
-WITH due AS (
+WITH asynchronous AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+), due AS (
     SELECT c.id FROM targets g
     CROSS JOIN LATERAL (
         SELECT t.id, t.next_attempt_at FROM tasks t
@@ -883,10 +887,64 @@ WITH due AS (
     WHERE NOT g.deleted AND g.endpoint_url IS NOT NULL AND g.id <> ALL($5)
     ORDER BY c.next_attempt_at, c.id
     LIMIT $4
+), leased AS (
+    UPDATE tasks SET lease_token = $2, lease_until = $3
+    FROM due, asynchronous WHERE tasks.id = due.id AND asynchronous.setting = 'off'
+    RETURNING tasks.id, tasks.organization_id, tasks.target_id, tasks.webhook_id,
+        tasks.invocation_id, tasks.instruction, tasks.context, tasks.event_type, tasks.status,
+        tasks.test, tasks.source_verified, tasks.source_ip, tasks.source_received_at,
+        tasks.attempts, tasks.next_attempt_at, tasks.last_error, tasks.created_at,
+        tasks.updated_at, tasks.attempts_before_round, tasks.source_provider
 )
-UPDATE tasks SET lease_token = $2, lease_until = $3
-FROM due WHERE tasks.id = due.id
-RETURNING tasks.id";
+SELECT leased.*, i.payload, g.endpoint_url, g.signing_secret
+FROM leased
+JOIN invocations i ON i.id = leased.invocation_id
+JOIN targets g ON g.id = leased.target_id
+ORDER BY leased.next_attempt_at, leased.id";
+
+/// [`CLAIM`] with its parameters.
+struct Claim {
+    now: time::OffsetDateTime,
+    token: Uuid,
+    until: time::OffsetDateTime,
+    limit: i64,
+    skip_targets: Vec<Uuid>,
+}
+
+impl QueryId for Claim {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for Claim {
+    type SqlType = sql_types::Untyped;
+}
+
+impl QueryFragment<Pg> for Claim {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        prepared::push_sql(&mut out, CLAIM, |number, out| match number {
+            1 => out.push_bind_param::<sql_types::Timestamptz, _>(&self.now),
+            2 => out.push_bind_param::<sql_types::Uuid, _>(&self.token),
+            3 => out.push_bind_param::<sql_types::Timestamptz, _>(&self.until),
+            4 => out.push_bind_param::<sql_types::BigInt, _>(&self.limit),
+            5 => out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.skip_targets),
+            other => Err(prepared::no_parameter(other)),
+        })
+    }
+}
+
+/// A task [`CLAIM`] leased, with what its delivery needs.
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(embed)]
+    task: TaskRow,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    payload: Option<String>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    endpoint_url: Option<String>,
+    #[diesel(sql_type = sql_types::Binary)]
+    signing_secret: Vec<u8>,
+}
 
 /// Counts the tasks waiting for delivery over the `tasks_claimable` index.
 const QUEUE_STATS: &str = "\
@@ -1067,46 +1125,25 @@ impl TaskQueue for PgStore {
         }
         let until = claim.lease_until();
         let mut conn = self.conn().await?;
-        let claimed = diesel::sql_query(CLAIM)
-            .bind::<sql_types::Timestamptz, _>(at(claim.now))
-            .bind::<sql_types::Uuid, _>(claim.token)
-            .bind::<sql_types::Timestamptz, _>(at(until))
-            .bind::<sql_types::BigInt, _>(i64::from(claim.limit))
-            .bind::<sql_types::Array<sql_types::Uuid>, _>(
-                claim
-                    .skip_targets
-                    .iter()
-                    .map(|target| *target.as_uuid())
-                    .collect::<Vec<Uuid>>(),
-            )
-            .load::<IdRow>(&mut conn)
-            .await;
-        let ids: Vec<Uuid> = check(claimed.map_err(TxError::from), &mut conn)?
-            .into_iter()
-            .map(|row| row.id)
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let claimed = Claim {
+            now: at(claim.now),
+            token: claim.token,
+            until: at(until),
+            limit: i64::from(claim.limit),
+            skip_targets: claim
+                .skip_targets
+                .iter()
+                .map(|target| *target.as_uuid())
+                .collect(),
         }
-        let rows = tasks::table
-            .inner_join(invocations::table)
-            .inner_join(targets::table)
-            .filter(tasks::id.eq_any(&ids))
-            .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
-            .select((
-                TaskRow::as_select(),
-                invocations::payload,
-                targets::endpoint_url,
-                targets::signing_secret,
-            ))
-            .load::<(TaskRow, Option<String>, Option<String>, Vec<u8>)>(&mut conn)
-            .await;
-        check(rows.map_err(TxError::from), &mut conn)?
+        .load::<ClaimedRow>(&mut conn)
+        .await;
+        check(claimed.map_err(TxError::from), &mut conn)?
             .into_iter()
-            .map(|(row, payload, endpoint_url, secret)| {
-                let task = row.into_task(payload)?;
+            .map(|row| {
+                let task = row.task.into_task(row.payload)?;
                 let endpoint_url = endpoint(
-                    endpoint_url
+                    row.endpoint_url
                         .as_deref()
                         .ok_or_else(|| corrupt("claimed target without endpoint"))?,
                 )?;
@@ -1118,7 +1155,9 @@ impl TaskQueue for PgStore {
                     },
                     task,
                     endpoint_url,
-                    signing_secret: webhook_domain::model::SealedSecret::from_bytes(secret),
+                    signing_secret: webhook_domain::model::SealedSecret::from_bytes(
+                        row.signing_secret,
+                    ),
                 })
             })
             .collect()
@@ -1131,18 +1170,8 @@ impl TaskQueue for PgStore {
         verdict: AttemptVerdict,
     ) -> Result<Task, StoreError> {
         let mut conn = self.conn().await?;
-        let (status, next_attempt_at) = match verdict {
-            AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
-            AttemptVerdict::RetryAt(when) => (TaskStatus::Queued, Some(at(when))),
-            AttemptVerdict::Failed => (TaskStatus::Failed, None),
-        };
         let attempt = AttemptRow::from(attempt);
-        let finish = FinishAttempt {
-            lease,
-            attempt: &attempt,
-            status,
-            next_attempt_at,
-        };
+        let finish = FinishAttempt::new(lease, &attempt, verdict);
         let result = async {
             if finish.execute(&mut *conn).await? == 0 {
                 return Err(StoreError::Conflict("the lease is no longer held").into());
@@ -1151,6 +1180,10 @@ impl TaskQueue for PgStore {
         }
         .await;
         check(result, &mut conn)
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Vec<Result<(), StoreError>> {
+        attempt::finish_attempts(&self.inner, finished).await
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{EndpointUrl, SealedSecret, TargetId, Task, TaskId, Timestamp};
+use super::{DeliveryAttempt, EndpointUrl, SealedSecret, TargetId, Task, TaskId, Timestamp};
 
 /// A dispatcher's claim on due tasks (see [`crate::ports::TaskQueue::claim_tasks`]): up to `limit` tasks due
 /// at `now`, none of them of a target in `skip_targets`, each leased with `token` for
@@ -75,6 +75,15 @@ pub enum AttemptVerdict {
     RetryAt(Timestamp),
     /// Permanent refusal or retries exhausted: `queued → failed`.
     Failed,
+}
+
+/// A delivery attempt to record under the lease it was made with, and what becomes of its task
+/// (see [`crate::ports::TaskQueue::finish_attempts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub lease: Lease,
+    pub attempt: DeliveryAttempt,
+    pub verdict: AttemptVerdict,
 }
 
 /// How many tasks wait for delivery, for the dispatcher's gauges.

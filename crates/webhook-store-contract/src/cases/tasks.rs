@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use uuid::Uuid;
-use webhook_domain::model::{AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats};
+use webhook_domain::model::{
+    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryAttempt, FinishedAttempt, Lease, QueueStats,
+};
 use webhook_domain::model::{
     DeliveryRound, Task, TaskFilter, TaskId, TaskStatus, TaskStatusChange,
 };
@@ -696,6 +698,21 @@ pub async fn finish_attempt_retries_then_fails<S: ContractStore>(store: S) {
     assert!(claim_all(&store, at(1000)).await.is_empty());
 }
 
+/// The one task due at `at(1)`, claimed then for 10 s (the stale lease) and claimed again at
+/// `at(20)`, once that lease has expired (the fresh one).
+async fn stale_and_fresh_leases<S: Store>(store: &S) -> (Lease, Lease) {
+    let lease_for = Duration::from_secs(10);
+    let claim = async |seconds| {
+        store
+            .claim_tasks(ClaimRequest::new(at(seconds), lease_for, Uuid::new_v4(), 1))
+            .await
+            .expect("claim")
+            .remove(0)
+            .lease
+    };
+    (claim(1).await, claim(20).await)
+}
+
 /// Finishing under a lease that was lost (expired and claimed by another, or the task is no
 /// longer queued) is a `Conflict` that records nothing.
 pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: ContractStore>(
@@ -704,19 +721,7 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (invocation, task) = world.accept(&store, at(1)).await;
-    let lease_for = Duration::from_secs(10);
-    let stale = store
-        .claim_tasks(ClaimRequest::new(at(1), lease_for, Uuid::new_v4(), 1))
-        .await
-        .expect("claim")
-        .remove(0)
-        .lease;
-    let fresh = store
-        .claim_tasks(ClaimRequest::new(at(20), lease_for, Uuid::new_v4(), 1))
-        .await
-        .expect("claim")
-        .remove(0)
-        .lease;
+    let (stale, fresh) = stale_and_fresh_leases(&store).await;
     let before = store.task(org, task.id).await.expect("read");
     for verdict in [
         AttemptVerdict::Delivered,
@@ -768,6 +773,148 @@ pub async fn finish_attempt_with_lost_lease_conflicts_and_records_nothing<S: Con
         "release on a task not queued",
     );
     assert!(attempts(&store, org, task.id).await.is_empty());
+}
+
+/// An attempt to record with `finish_attempts`.
+fn finished(lease: Lease, attempt: DeliveryAttempt, verdict: AttemptVerdict) -> FinishedAttempt {
+    FinishedAttempt {
+        lease,
+        attempt,
+        verdict,
+    }
+}
+
+/// Attempts finished together are each recorded as `finish_attempt` records them, and each
+/// gets its own answer: a lost lease, a forged one or the same lease used twice conflicts and
+/// records nothing, and leaves the others recorded.
+pub async fn finish_attempts_answer_each_attempt<S: ContractStore>(store: S) {
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let mut accepted = Vec::new();
+    for second in 1..=4 {
+        accepted.push(world.accept(&store, at(second)).await);
+    }
+    let claimed = claim_all(&store, at(5)).await;
+    let lease = |task: &Task| {
+        claimed
+            .iter()
+            .find(|c| c.task.id == task.id)
+            .expect("claimed")
+            .lease
+    };
+    let [
+        (first_inv, first),
+        (second_inv, second),
+        (third_inv, third),
+        (fourth_inv, fourth),
+    ] = <[_; 4]>::try_from(accepted).expect("four tasks");
+    let delivered = answered(&first, 1, 200, at(6));
+    let retried = timed_out(&second, 1, at(6));
+    let forged = answered(&third, 1, 200, at(6));
+    let failed = answered(&fourth, 1, 410, at(6));
+    let batch = [
+        finished(lease(&first), delivered.clone(), AttemptVerdict::Delivered),
+        finished(
+            lease(&second),
+            retried.clone(),
+            AttemptVerdict::RetryAt(at(40)),
+        ),
+        finished(
+            Lease {
+                token: Uuid::new_v4(),
+                ..lease(&third)
+            },
+            forged,
+            AttemptVerdict::Delivered,
+        ),
+        finished(lease(&fourth), failed.clone(), AttemptVerdict::Failed),
+        finished(
+            lease(&first),
+            answered(&first, 2, 200, at(7)),
+            AttemptVerdict::Delivered,
+        ),
+    ];
+    let mut answers = store.finish_attempts(&batch).await.into_iter();
+    assert_eq!(answers.len(), batch.len(), "one answer per attempt");
+    answers.next().expect("first").expect("delivered");
+    answers.next().expect("second").expect("retried");
+    assert_conflict(answers.next().expect("third"), "a forged lease");
+    answers.next().expect("fourth").expect("failed");
+    assert_conflict(answers.next().expect("fifth"), "a lease used twice");
+
+    for (task, status, attempt) in [
+        (&first, TaskStatus::Delivered, &delivered),
+        (&second, TaskStatus::Queued, &retried),
+        (&fourth, TaskStatus::Failed, &failed),
+    ] {
+        let stored = store.task(org, task.id).await.expect("read");
+        assert_eq!((stored.status, stored.attempts), (status, 1));
+        assert_eq!(stored.last_error, attempt.response.error);
+        assert_eq!(attempts(&store, org, task.id).await, vec![attempt.clone()]);
+    }
+    let stored = store.task(org, second.id).await.expect("read");
+    assert_eq!(
+        stored.next_attempt_at,
+        at(40),
+        "the retry is due when asked"
+    );
+    let stored = store.task(org, third.id).await.expect("read");
+    assert_eq!(stored, third, "a forged lease records nothing");
+    assert!(attempts(&store, org, third.id).await.is_empty());
+    for (invocation, expected) in [
+        (&first_inv, Some(delivered.response)),
+        (&second_inv, Some(retried.response)),
+        (&third_inv, None),
+        (&fourth_inv, Some(failed.response)),
+    ] {
+        let logged = store.invocation(org, invocation.id).await.expect("read");
+        assert_eq!(logged.target_response, expected);
+    }
+    // The leases were released: the retried task is claimable when due, the third still held.
+    assert!(claim_all(&store, at(39)).await.is_empty(), "nothing due");
+    assert_eq!(
+        claimed_ids(&claim_all(&store, at(40)).await),
+        vec![second.id]
+    );
+    store
+        .finish_attempts(&[finished(
+            lease(&third),
+            answered(&third, 1, 200, at(41)),
+            AttemptVerdict::Delivered,
+        )])
+        .await
+        .remove(0)
+        .expect("the lease the forged one copied still holds");
+}
+
+/// Attempts of one task in one batch are taken in order: under an expired lease and then under
+/// the lease that took the task over, the first conflicts and the second is recorded. An empty
+/// batch answers nothing.
+pub async fn finish_attempts_take_repeated_tasks_in_order<S: ContractStore>(store: S) {
+    assert!(
+        store.finish_attempts(&[]).await.is_empty(),
+        "an empty batch"
+    );
+    let world = World::seed(&store).await;
+    let org = world.organization.id;
+    let (_, task) = world.accept(&store, at(1)).await;
+    let (stale, fresh) = stale_and_fresh_leases(&store).await;
+    let late = answered(&task, 1, 200, at(21));
+    let attempt = answered(&task, 1, 200, at(22));
+    let answers = store
+        .finish_attempts(&[
+            finished(stale, late, AttemptVerdict::Delivered),
+            finished(fresh, attempt.clone(), AttemptVerdict::Delivered),
+        ])
+        .await;
+    let mut answers = answers.into_iter();
+    assert_conflict(answers.next().expect("first"), "the expired lease");
+    answers.next().expect("second").expect("the fresh lease");
+    assert_eq!(
+        store.task(org, task.id).await.expect("read").status,
+        TaskStatus::Delivered
+    );
+    assert_eq!(attempts(&store, org, task.id).await, vec![attempt]);
 }
 
 /// A released task is claimable again at once, untouched; releasing twice is a `Conflict`.

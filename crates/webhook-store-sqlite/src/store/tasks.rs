@@ -5,7 +5,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, ClaimedTask, Lease, QueueStats, TaskStatusChange,
+    AttemptVerdict, ClaimRequest, ClaimedTask, FinishedAttempt, Lease, QueueStats, TaskStatusChange,
 };
 use webhook_domain::model::{
     Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
@@ -126,6 +126,87 @@ fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), Failure
     } else {
         Err(Failure::conflict("the lease is no longer held"))
     }
+}
+
+/// The invocation of the task that `finished` was made for, when its lease still holds it.
+fn held_task(conn: &mut SqliteConnection, finished: &FinishedAttempt) -> Result<Vec<u8>, Failure> {
+    let lease = &finished.lease;
+    if finished.attempt.task_id != lease.task_id {
+        return Err(Failure::conflict("the attempt is not of the leased task"));
+    }
+    let row: Option<(String, Option<Vec<u8>>, Vec<u8>)> = tasks::table
+        .find(id(lease.task_id.as_uuid()))
+        .select((tasks::status, tasks::lease_token, tasks::invocation_id))
+        .first(conn)
+        .optional()?;
+    match row {
+        Some((status, token, invocation_id))
+            if status == TaskStatus::Queued.as_str()
+                && token.as_deref() == Some(lease.token.as_bytes().as_slice()) =>
+        {
+            Ok(invocation_id)
+        }
+        _ => Err(Failure::conflict("the lease is no longer held")),
+    }
+}
+
+/// Writes a finished attempt whose lease [`held_task`] found held: the attempt row, the
+/// invocation's latest target response, the task's new state and the lease's release.
+fn record_attempt(
+    conn: &mut SqliteConnection,
+    finished: &FinishedAttempt,
+    invocation_id: &[u8],
+) -> Result<(), Failure> {
+    let FinishedAttempt {
+        lease,
+        attempt,
+        verdict,
+    } = finished;
+    let task_key = id(lease.task_id.as_uuid());
+    let response = &attempt.response;
+    diesel::insert_into(delivery_attempts::table)
+        .values((
+            delivery_attempts::task_id.eq(&task_key),
+            delivery_attempts::number.eq(i64::from(attempt.number)),
+            delivery_attempts::status_code.eq(response.status_code.map(i64::from)),
+            delivery_attempts::body_excerpt.eq(response.body_excerpt.as_deref()),
+            delivery_attempts::latency_ms.eq(i64::from(response.latency_ms)),
+            delivery_attempts::error.eq(response.error.as_deref()),
+            delivery_attempts::at.eq(response.at.unix_micros()),
+            delivery_attempts::succeeded.eq(response.succeeded),
+        ))
+        .execute(conn)?;
+    diesel::update(invocations::table.find(invocation_id))
+        .set((
+            invocations::response_status_code.eq(response.status_code.map(i64::from)),
+            invocations::response_body_excerpt.eq(response.body_excerpt.as_deref()),
+            invocations::response_latency_ms.eq(Some(i64::from(response.latency_ms))),
+            invocations::response_error.eq(response.error.as_deref()),
+            invocations::response_at.eq(Some(response.at.unix_micros())),
+            invocations::response_succeeded.eq(Some(response.succeeded)),
+        ))
+        .execute(conn)?;
+    let (status, next_attempt_at) = match *verdict {
+        AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
+        AttemptVerdict::RetryAt(at) => (TaskStatus::Queued, Some(at)),
+        AttemptVerdict::Failed => (TaskStatus::Failed, None),
+    };
+    diesel::update(tasks::table.find(&task_key))
+        .set((
+            tasks::status.eq(status.as_str()),
+            tasks::attempts.eq(i64::from(attempt.number)),
+            tasks::last_error.eq(response.error.as_deref()),
+            tasks::lease_token.eq(None::<Vec<u8>>),
+            tasks::lease_until.eq(None::<i64>),
+            tasks::updated_at.eq(response.at.unix_micros()),
+        ))
+        .execute(conn)?;
+    if let Some(at) = next_attempt_at {
+        diesel::update(tasks::table.find(&task_key))
+            .set(tasks::next_attempt_at.eq(at.unix_micros()))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 impl TaskQueue for SqliteStore {
@@ -339,64 +420,64 @@ impl TaskQueue for SqliteStore {
         attempt: &DeliveryAttempt,
         verdict: AttemptVerdict,
     ) -> Result<Task, StoreError> {
-        let lease = *lease;
-        let attempt = attempt.clone();
+        let finished = FinishedAttempt {
+            lease: *lease,
+            attempt: attempt.clone(),
+            verdict,
+        };
         self.write(move |conn| {
-            check_lease(conn, &lease)?;
-            if attempt.task_id != lease.task_id {
-                return Err(Failure::conflict("the attempt is not of the leased task"));
-            }
-            let task_key = id(lease.task_id.as_uuid());
-            let response = &attempt.response;
-            diesel::insert_into(delivery_attempts::table)
-                .values((
-                    delivery_attempts::task_id.eq(&task_key),
-                    delivery_attempts::number.eq(i64::from(attempt.number)),
-                    delivery_attempts::status_code.eq(response.status_code.map(i64::from)),
-                    delivery_attempts::body_excerpt.eq(response.body_excerpt.as_deref()),
-                    delivery_attempts::latency_ms.eq(i64::from(response.latency_ms)),
-                    delivery_attempts::error.eq(response.error.as_deref()),
-                    delivery_attempts::at.eq(response.at.unix_micros()),
-                    delivery_attempts::succeeded.eq(response.succeeded),
-                ))
-                .execute(conn)?;
-            let invocation_id: Vec<u8> = tasks::table
-                .find(&task_key)
-                .select(tasks::invocation_id)
-                .first(conn)?;
-            diesel::update(invocations::table.find(invocation_id))
-                .set((
-                    invocations::response_status_code.eq(response.status_code.map(i64::from)),
-                    invocations::response_body_excerpt.eq(response.body_excerpt.as_deref()),
-                    invocations::response_latency_ms.eq(Some(i64::from(response.latency_ms))),
-                    invocations::response_error.eq(response.error.as_deref()),
-                    invocations::response_at.eq(Some(response.at.unix_micros())),
-                    invocations::response_succeeded.eq(Some(response.succeeded)),
-                ))
-                .execute(conn)?;
-            let (status, next_attempt_at) = match verdict {
-                AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
-                AttemptVerdict::RetryAt(at) => (TaskStatus::Queued, Some(at)),
-                AttemptVerdict::Failed => (TaskStatus::Failed, None),
-            };
-            diesel::update(tasks::table.find(&task_key))
-                .set((
-                    tasks::status.eq(status.as_str()),
-                    tasks::attempts.eq(i64::from(attempt.number)),
-                    tasks::last_error.eq(response.error.as_deref()),
-                    tasks::lease_token.eq(None::<Vec<u8>>),
-                    tasks::lease_until.eq(None::<i64>),
-                    tasks::updated_at.eq(response.at.unix_micros()),
-                ))
-                .execute(conn)?;
-            if let Some(at) = next_attempt_at {
-                diesel::update(tasks::table.find(&task_key))
-                    .set(tasks::next_attempt_at.eq(at.unix_micros()))
-                    .execute(conn)?;
-            }
-            task_of(load_task(conn, None, lease.task_id)?.ok_or_else(Failure::not_found)?)
+            let held = held_task(conn, &finished)?;
+            record_attempt(conn, &finished, &held)?;
+            task_of(load_task(conn, None, finished.lease.task_id)?.ok_or_else(Failure::not_found)?)
         })
         .await
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Vec<Result<(), StoreError>> {
+        if finished.is_empty() {
+            return Vec::new();
+        }
+        let batch = finished.to_vec();
+        // One job: the writer commits the whole batch with whatever else is queued. A lease
+        // found lost answers its attempt alone, before anything of it is written.
+        let written = self
+            .write(move |conn| {
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for finished in &batch {
+                    match held_task(conn, finished) {
+                        Ok(held) => {
+                            record_attempt(conn, finished, &held)?;
+                            outcomes.push(Ok(()));
+                        }
+                        Err(Failure::Store(error)) => outcomes.push(Err(error)),
+                        Err(failure) => return Err(failure),
+                    }
+                }
+                Ok(outcomes)
+            })
+            .await;
+        match written {
+            Ok(outcomes) => outcomes,
+            Err(error @ StoreError::Unavailable(_)) => {
+                // Nothing was written, and writing one by one would fail alike.
+                error.shared(finished.len()).into_iter().map(Err).collect()
+            }
+            Err(_) => {
+                // One attempt's failure: each is written on its own, and gets its own answer.
+                let mut outcomes = Vec::with_capacity(finished.len());
+                for one in finished {
+                    let one = one.clone();
+                    outcomes.push(
+                        self.write(move |conn| {
+                            let held = held_task(conn, &one)?;
+                            record_attempt(conn, &one, &held)
+                        })
+                        .await,
+                    );
+                }
+                outcomes
+            }
+        }
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
