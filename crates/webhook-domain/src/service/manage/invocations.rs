@@ -96,7 +96,7 @@ pub fn parse_outcome_filter(text: &str) -> Result<OutcomeFilter, Invalid> {
     OutcomeFilter::parse(text).ok_or_else(|| {
         Invalid::new(
             "outcome",
-            "must be `accepted`, `ignored`, `rejected` or `failed`",
+            "must be `accepted`, `ignored`, `duplicate`, `rejected` or `failed`",
         )
     })
 }
