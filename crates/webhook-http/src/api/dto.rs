@@ -538,7 +538,7 @@ impl ToSchema for IpAddress {}
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct InvocationQuery {
-    /// `accepted`, `ignored`, `rejected` or `failed` (rejected, plus accepted ones whose latest
+    /// `accepted`, `ignored`, `duplicate`, `rejected` or `failed` (rejected, plus accepted ones whose latest
     /// delivery attempt or whose task failed).
     #[param(value_type = Option<OutcomeFilter>)]
     pub outcome: Option<String>,
