@@ -7,6 +7,8 @@
 
 #![expect(clippy::print_stdout, reason = "the report is the program's output")]
 
+mod support;
+
 use webhook_store_contract::fixtures::World;
 use webhook_store_contract::health_bench::{fill, time_reads};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
@@ -16,10 +18,7 @@ fn main() {
         .skip(1)
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(100_000);
-    let path = std::env::temp_dir().join(format!(
-        "webhookd-bench-health-{}.sqlite",
-        uuid::Uuid::new_v4()
-    ));
+    let path = support::temp_path("health");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,9 +37,5 @@ fn main() {
         );
         store.close().await;
     });
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.clone().into_os_string();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
-    }
+    support::remove(&path);
 }

@@ -18,17 +18,9 @@ use webhook_domain::ports::InvocationLog;
 use webhook_store_contract::fixtures::{World, accepted, at_micros};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 
-fn temp_path() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("webhookd-bench-{}.sqlite", uuid::Uuid::new_v4()))
-}
+mod support;
 
-fn remove(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.to_owned().into_os_string();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
-    }
-}
+use support::{remove, temp_path};
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -50,7 +42,7 @@ fn per_second(ops: usize, elapsed: Duration) -> f64 {
 }
 
 async fn seeded_store() -> (SqliteStore, World) {
-    let store = SqliteStore::open(SqliteOptions::new(temp_path()))
+    let store = SqliteStore::open(SqliteOptions::new(temp_path("record")))
         .await
         .expect("open");
     let world = World::seed(&store).await;

@@ -6,6 +6,8 @@
 
 #![expect(clippy::print_stdout, reason = "the report is the program's output")]
 
+mod support;
+
 use std::time::Instant;
 
 use webhook_store_contract::fixtures::World;
@@ -17,10 +19,7 @@ fn main() {
         .skip(1)
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(1_000_000);
-    let path = std::env::temp_dir().join(format!(
-        "webhookd-bench-search-{}.sqlite",
-        uuid::Uuid::new_v4()
-    ));
+    let path = support::temp_path("search");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,9 +41,5 @@ fn main() {
         );
         store.close().await;
     });
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.clone().into_os_string();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
-    }
+    support::remove(&path);
 }
