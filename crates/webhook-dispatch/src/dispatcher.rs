@@ -30,7 +30,8 @@ use crate::metrics::{AttemptResult, DispatchMetrics};
 pub struct DispatchConfig {
     /// Most tasks claimed in one store round trip.
     pub batch_size: u32,
-    /// Most deliveries in progress at once on this node.
+    /// Most deliveries in progress at once on this node; as many finished attempts again may
+    /// be waiting to be recorded, each holding its task's lease.
     pub max_in_flight: usize,
     /// Most deliveries in progress at once to one target, so a slow target cannot take every
     /// slot of the node.
@@ -111,6 +112,12 @@ struct Inner<A: Adapters> {
     metrics: Arc<DispatchMetrics>,
     node: Arc<Semaphore>,
     targets: Arc<TargetSlots>,
+    /// Attempts delivered and not yet recorded: a delivery gives its slot to the next task as
+    /// soon as it has a place here, so that recording overlaps the next claim and deliveries;
+    /// when recording falls behind, this bounds the leases held without progress.
+    unrecorded: Arc<Semaphore>,
+    /// Signalled when a delivery gives its slot back, so the work loop claims again.
+    slot_freed: Notify,
     wake: Arc<Notify>,
     recorder: Mutex<Recorder>,
 }
@@ -157,6 +164,8 @@ impl<A: Adapters> Dispatcher<A> {
                 entropy,
                 node: Arc::new(Semaphore::new(config.max_in_flight)),
                 targets: TargetSlots::new(config.max_in_flight_per_target),
+                unrecorded: Arc::new(Semaphore::new(config.max_in_flight)),
+                slot_freed: Notify::new(),
                 config,
                 metrics: Arc::new(DispatchMetrics::default()),
                 wake: Arc::new(Notify::new()),
@@ -265,7 +274,7 @@ impl<A: Adapters> Dispatcher<A> {
                 biased;
                 () = &mut shutdown => break,
                 () = self.inner.wake.notified() => true,
-                Some(_) = jobs.join_next(), if !jobs.is_empty() => false,
+                () = self.inner.slot_freed.notified() => false,
                 () = tokio::time::sleep(pause) => false,
             };
             if woken && idle {
@@ -327,6 +336,10 @@ impl<A: Adapters> Dispatcher<A> {
                 self.give_back(&task).await;
                 continue;
             };
+            let slot = DeliverySlot {
+                _node: node,
+                _target: target,
+            };
             let span = info_span!(
                 "delivery",
                 task.id = %task.task.id,
@@ -336,13 +349,7 @@ impl<A: Adapters> Dispatcher<A> {
             );
             let this = self.clone();
             let abort = abort.clone();
-            jobs.spawn(
-                async move {
-                    attempt(&this, task, abort).await;
-                    drop((node, target));
-                }
-                .instrument(span),
-            );
+            jobs.spawn(async move { attempt(&this, task, slot, abort).await }.instrument(span));
         }
         Ok(outcome)
     }
@@ -436,59 +443,30 @@ impl<A: Adapters> Dispatcher<A> {
 async fn attempt<A: Adapters>(
     dispatcher: &Dispatcher<A>,
     claimed: ClaimedTask,
-    mut abort: watch::Receiver<bool>,
+    slot: DeliverySlot,
+    abort: watch::Receiver<bool>,
 ) {
     let inner = &dispatcher.inner;
     inner.metrics.in_flight_add(1);
     let started_at = inner.clock.now();
     // The log numbers attempts over the task's life; the policy counts those of its round.
     let number = next_attempt_number(claimed.task.attempts, claimed.task.attempts_before_round);
-    let (report, verdict) = if let Ok(secret) = inner.sealer.unseal(&claimed.signing_secret) {
-        // An attempt still running when the lease ends could no longer be recorded.
-        let deadline = inner
-            .config
-            .lease_for
-            .saturating_sub(inner.config.lease_for / 10);
-        let delivery = tokio::time::timeout(
-            deadline,
-            inner
-                .delivery
-                .deliver(&claimed.endpoint_url, &secret, &claimed.task, started_at),
-        );
-        let report = tokio::select! {
-            result = delivery => Some(result.unwrap_or(DeliveryReport::Failed {
-                failure: DeliveryFailure::Timeout,
-                latency: deadline,
-            })),
-            _ = abort.wait_for(|abort| *abort) => None,
-        };
-        let Some(report) = report else {
-            inner.metrics.in_flight_add(-1);
-            dispatcher.give_back(&claimed).await;
-            return;
-        };
-        let verdict = attempt_verdict(
-            &inner.config.retry,
-            number.in_round,
-            &report,
-            dispatcher.random_fraction(),
-            inner.clock.now(),
-        );
-        (Some(report), verdict)
-    } else {
-        error!("the target's signing secret cannot be unsealed with this master key");
-        let verdict = next_delay(
-            &inner.config.retry,
-            number.in_round,
-            dispatcher.random_fraction(),
-            None,
-        )
-        .map_or(AttemptVerdict::Failed, |delay| {
-            AttemptVerdict::RetryAt(inner.clock.now().plus(delay))
-        });
-        (None, verdict)
+    let Some((report, verdict)) =
+        deliver(dispatcher, &claimed, number.in_round, started_at, abort).await
+    else {
+        inner.metrics.in_flight_add(-1);
+        dispatcher.give_back(&claimed).await;
+        drop(slot);
+        return;
     };
     inner.metrics.in_flight_add(-1);
+    // The delivery is over: once its recording has a place, its slot serves the next task.
+    let unrecorded = Arc::clone(&inner.unrecorded)
+        .acquire_owned()
+        .await
+        .expect("the semaphore of unrecorded attempts is never closed");
+    drop(slot);
+    inner.slot_freed.notify_one();
     let attempt = DeliveryAttempt {
         task_id: claimed.task.id,
         number: number.overall,
@@ -504,6 +482,7 @@ async fn attempt<A: Adapters>(
             verdict,
         })
         .await;
+    drop(unrecorded);
     match recorded {
         Ok(()) => {
             let result = match verdict {
@@ -537,6 +516,57 @@ async fn attempt<A: Adapters>(
             );
         }
     }
+}
+
+/// Pushes `claimed` to its target and judges the answer; the report is `None` when the target's
+/// secret cannot be unsealed (no request is made). `None` when shutdown abandoned the attempt.
+async fn deliver<A: Adapters>(
+    dispatcher: &Dispatcher<A>,
+    claimed: &ClaimedTask,
+    attempt_in_round: u32,
+    started_at: Timestamp,
+    mut abort: watch::Receiver<bool>,
+) -> Option<(Option<DeliveryReport>, AttemptVerdict)> {
+    let inner = &dispatcher.inner;
+    let Ok(secret) = inner.sealer.unseal(&claimed.signing_secret) else {
+        error!("the target's signing secret cannot be unsealed with this master key");
+        let verdict = next_delay(
+            &inner.config.retry,
+            attempt_in_round,
+            dispatcher.random_fraction(),
+            None,
+        )
+        .map_or(AttemptVerdict::Failed, |delay| {
+            AttemptVerdict::RetryAt(inner.clock.now().plus(delay))
+        });
+        return Some((None, verdict));
+    };
+    // An attempt still running when the lease ends could no longer be recorded.
+    let deadline = inner
+        .config
+        .lease_for
+        .saturating_sub(inner.config.lease_for / 10);
+    let delivery = tokio::time::timeout(
+        deadline,
+        inner
+            .delivery
+            .deliver(&claimed.endpoint_url, &secret, &claimed.task, started_at),
+    );
+    let report = tokio::select! {
+        result = delivery => result.unwrap_or(DeliveryReport::Failed {
+            failure: DeliveryFailure::Timeout,
+            latency: deadline,
+        }),
+        _ = abort.wait_for(|abort| *abort) => return None,
+    };
+    let verdict = attempt_verdict(
+        &inner.config.retry,
+        attempt_in_round,
+        &report,
+        dispatcher.random_fraction(),
+        inner.clock.now(),
+    );
+    Some((Some(report), verdict))
 }
 
 fn report_latency(report: &DeliveryReport) -> Duration {
@@ -591,6 +621,12 @@ fn response_of(report: Option<&DeliveryReport>, at: Timestamp) -> TargetResponse
             succeeded: false,
         },
     }
+}
+
+/// A delivery's places in the node's and its target's limits; dropping it frees both.
+struct DeliverySlot {
+    _node: tokio::sync::OwnedSemaphorePermit,
+    _target: TargetSlot,
 }
 
 /// Deliveries in progress per target, each target capped.
