@@ -2,18 +2,15 @@
 //! filters select it.
 
 use webhook_domain::model::{
-    Invocation, InvocationFilter, OutcomeFilter, TaskStatus, Timestamp, Webhook, WebhookHealth,
-    WebhookId, WebhookStatus,
+    Invocation, InvocationFilter, OutcomeFilter, TaskStatus, Timestamp, WebhookHealth, WebhookId,
 };
 use webhook_domain::ports::Store;
 
-use super::every_page;
 use super::invocations::log_every_delivery_state;
 use super::sources::duplicate_of;
+use super::{board_world, delete_webhook_at, every_page, move_queued};
 use crate::ContractStore;
-use crate::fixtures::{
-    World, at, at_micros, board_target, page, rejected, status_change, stored_organization,
-};
+use crate::fixtures::{World, at, at_micros, page, rejected, stored_organization};
 
 /// What the log itself says of `webhook` from `since` on: its accepted invocations, the
 /// requests of the entries `outcome=failed` lists, and the newest of those.
@@ -59,14 +56,7 @@ pub async fn webhook_health_counts_the_window_as_the_log_filters_it<S: ContractS
     world.reject(&store, since).await;
     // Accepted at the window's start, then given up on: a failure by its task alone.
     let (_, edge_task) = world.accept(&store, since).await;
-    store
-        .set_task_status(
-            org,
-            edge_task.id,
-            status_change(TaskStatus::Queued, TaskStatus::Failed, at(140)),
-        )
-        .await
-        .expect("give up");
+    move_queued(&store, org, edge_task.id, TaskStatus::Failed, at(140)).await;
     let flood = Invocation {
         repeat_count: 5,
         ..rejected(&world.webhook, at(120))
@@ -110,12 +100,7 @@ pub async fn webhook_health_counts_the_window_as_the_log_filters_it<S: ContractS
         "a window after the last failure"
     );
 
-    let tombstone = Webhook {
-        status: WebhookStatus::Deleted,
-        updated_at: at(200),
-        ..world.webhook.clone()
-    };
-    store.update_webhook(&tombstone).await.expect("delete");
+    delete_webhook_at(&store, &world.webhook, at(200)).await;
     assert_eq!(
         health(vec![hook], since).await,
         vec![expected],
@@ -129,12 +114,8 @@ pub async fn webhook_health_counts_the_window_as_the_log_filters_it<S: ContractS
 pub async fn webhook_health_answers_each_id_in_order<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let neighbour = world
-        .with_target(&store, board_target(&world.organization, at(0)))
-        .await;
-    let quiet = world
-        .with_target(&store, board_target(&world.organization, at(0)))
-        .await;
+    let neighbour = board_world(&store, &world).await;
+    let quiet = board_world(&store, &world).await;
     let stranger = World::seed(&store).await;
     world.accept(&store, at(10)).await;
     world.accept(&store, at(11)).await;

@@ -11,7 +11,9 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{Store, StoreError};
 
-use super::{assert_conflict, assert_not_found, attempts, every_page, move_queued};
+use super::{
+    agent_reports, assert_conflict, assert_not_found, attempts, every_page, log_page, move_queued,
+};
 use crate::fixtures::{
     LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, page,
     rejected, status_change, stored_organization, timed_out, webhook,
@@ -307,15 +309,7 @@ pub async fn invocations_are_paged_newest_first<S: ContractStore>(store: S) {
     for limit in [1, 3, 14, 500] {
         assert_eq!(all_pages(&store, &world, None, page(limit)).await, all);
     }
-    let first = store
-        .invocations(
-            world.organization.id,
-            world.webhook.id,
-            &InvocationFilter::default(),
-            page(14),
-        )
-        .await
-        .expect("page");
+    let first = log_page(&store, &world, page(14)).await;
     assert_eq!(first.next, None, "exactly one full page has no next");
 }
 
@@ -343,15 +337,7 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
         })
     };
     let mut seen = Vec::new();
-    let first = store
-        .invocations(
-            world.organization.id,
-            world.webhook.id,
-            &InvocationFilter::default(),
-            page(3),
-        )
-        .await
-        .expect("page");
+    let first = log_page(&store, &world, page(3)).await;
     let cutoff = first.items.first().map(|i| (i.received_at, i.id));
     seen.extend(first.items);
     let mut request = page(3).after(first.next);
@@ -359,15 +345,7 @@ pub async fn invocation_pages_are_stable_under_concurrent_inserts<S: ContractSto
     while request.after.is_some() {
         pages += 1;
         assert!(pages <= crate::fixtures::MAX_PAGES, "the pages never end");
-        let got = store
-            .invocations(
-                world.organization.id,
-                world.webhook.id,
-                &InvocationFilter::default(),
-                request,
-            )
-            .await
-            .expect("page");
+        let got = log_page(&store, &world, request).await;
         seen.extend(got.items);
         request = request.after(got.next);
         tokio::task::yield_now().await;
@@ -484,15 +462,7 @@ pub(super) async fn log_every_delivery_state<S: Store>(
         )
         .await
         .expect("deliver");
-    for (from, to) in [
-        (TaskStatus::Delivered, TaskStatus::InProgress),
-        (TaskStatus::InProgress, TaskStatus::Failed),
-    ] {
-        store
-            .set_task_status(org, reported_task.id, status_change(from, to, later))
-            .await
-            .expect("the agent reports failure");
-    }
+    agent_reports(store, org, reported_task.id, TaskStatus::Failed, later).await;
     DeliveryStates {
         rejected: rej.id,
         retrying: retrying.id,

@@ -7,12 +7,12 @@
 use std::fmt::Debug;
 
 use webhook_domain::model::{
-    DeliveryAttempt, OrganizationId, Page, PageRequest, Task, TaskId, TaskStatus, Timestamp,
-    Webhook, WebhookStatus,
+    DeliveryAttempt, Invocation, InvocationFilter, OrganizationId, Page, PageRequest, Task, TaskId,
+    TaskStatus, Timestamp, Webhook, WebhookStatus,
 };
 use webhook_domain::ports::{Store, StoreError};
 
-use crate::fixtures::status_change;
+use crate::fixtures::{World, at, board_target, status_change};
 
 mod health;
 mod invocations;
@@ -86,14 +86,62 @@ async fn move_queued<S: Store>(
 
 /// Deletes `webhook` as the management API does: its tombstone stays.
 async fn delete_webhook<S: Store>(store: &S, webhook: &Webhook) {
+    delete_webhook_at(store, webhook, webhook.updated_at).await;
+}
+
+/// Deletes `webhook` at `at` as the management API does; returns its tombstone, which stays.
+async fn delete_webhook_at<S: Store>(store: &S, webhook: &Webhook, at: Timestamp) -> Webhook {
     let tombstone = Webhook {
         status: WebhookStatus::Deleted,
+        updated_at: at,
         ..webhook.clone()
     };
     store
         .update_webhook(&tombstone)
         .await
         .expect("delete webhook");
+    tombstone
+}
+
+/// The world of a team of `world`'s organization, stored with its webhook: a target without an
+/// endpoint, whose tasks stay on its board.
+async fn board_world<S: Store>(store: &S, world: &World) -> World {
+    world
+        .with_target(store, board_target(&world.organization, at(0)))
+        .await
+}
+
+/// One page of the unfiltered log of `world`'s webhook, as `request` asks.
+async fn log_page<S: Store>(store: &S, world: &World, request: PageRequest) -> Page<Invocation> {
+    store
+        .invocations(
+            world.organization.id,
+            world.webhook.id,
+            &InvocationFilter::default(),
+            request,
+        )
+        .await
+        .expect("a page of the log")
+}
+
+/// The agent takes the delivered `task` in hand, then reports `outcome` (`Completed` or
+/// `Failed`) at `at`.
+async fn agent_reports<S: Store>(
+    store: &S,
+    org: OrganizationId,
+    task: TaskId,
+    outcome: TaskStatus,
+    at: Timestamp,
+) {
+    for (from, to) in [
+        (TaskStatus::Delivered, TaskStatus::InProgress),
+        (TaskStatus::InProgress, outcome),
+    ] {
+        store
+            .set_task_status(org, task, status_change(from, to, at))
+            .await
+            .expect("the agent reports progress");
+    }
 }
 
 /// The delivery attempts of `task`, oldest first.

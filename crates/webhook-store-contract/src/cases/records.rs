@@ -4,11 +4,11 @@
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    AnsweredProblem, AttemptVerdict, ClaimRequest, DeliveryClaim, Invocation, InvocationFilter,
-    REDACTED, RequestRecord,
+    AnsweredProblem, AttemptVerdict, ClaimRequest, DeliveryClaim, Invocation, REDACTED,
+    RequestRecord,
 };
 
-use super::attempts;
+use super::{attempts, log_page};
 use crate::ContractStore;
 use crate::fixtures::{LONG_LEASE, World, accepted, answered, at, ignored, page, rejected};
 
@@ -75,15 +75,7 @@ pub async fn request_records_round_trip<S: ContractStore>(store: S) {
         let read = store.invocation(org, invocation.id).await.expect("read");
         assert_eq!(&read, invocation);
     }
-    let listed = store
-        .invocations(
-            org,
-            world.webhook.id,
-            &InvocationFilter::default(),
-            page(10),
-        )
-        .await
-        .expect("list");
+    let listed = log_page(&store, &world, page(10)).await;
     assert_eq!(listed.items, vec![ignored, refused, replay.clone(), first]);
 
     // An attempt writes the target's response, never over the record.

@@ -64,6 +64,22 @@ async fn listed<S: Store>(
     full
 }
 
+/// Checks that each filter lists exactly its expected ids, newest first, when read the given
+/// number at a time.
+async fn check_listed<S: Store>(
+    store: &S,
+    world: &World,
+    cases: &[(InvocationFilter, u32, Vec<InvocationId>)],
+) {
+    for (filter, limit, expected) in cases {
+        assert_eq!(
+            &listed(store, world, filter, *limit).await,
+            expected,
+            "{filter:?}"
+        );
+    }
+}
+
 fn words(q: &str) -> InvocationFilter {
     InvocationFilter {
         words: Some(SearchWords::parse(q).expect("a valid search")),
@@ -102,19 +118,16 @@ pub async fn invocations_filter_by_event_type<S: ContractStore>(store: S) {
         event_type: Some(event_type.to_owned()),
         ..InvocationFilter::default()
     };
-    assert_eq!(
-        listed(&store, &world, &filter("deploy.finished"), 1).await,
-        [deploy.id]
-    );
-    assert_eq!(
-        listed(&store, &world, &filter("deploy"), 10).await,
-        [prefix.id]
-    );
-    assert!(
-        listed(&store, &world, &filter("deploy.*"), 10)
-            .await
-            .is_empty()
-    );
+    check_listed(
+        &store,
+        &world,
+        &[
+            (filter("deploy.finished"), 1, vec![deploy.id]),
+            (filter("deploy"), 10, vec![prefix.id]),
+            (filter("deploy.*"), 10, vec![]),
+        ],
+    )
+    .await;
 }
 
 /// `source_ip` keeps the invocations sent from exactly that address.
@@ -142,20 +155,17 @@ pub async fn invocations_filter_by_source_ip<S: ContractStore>(store: S) {
         source_ip: address(text),
         ..InvocationFilter::default()
     };
-    assert_eq!(
-        listed(&store, &world, &filter("203.0.113.7"), 10).await,
-        [v4.id]
-    );
-    // The same address however it was written.
-    assert_eq!(
-        listed(&store, &world, &filter("2001:0db8:0:0::0001"), 10).await,
-        [v6.id]
-    );
-    assert!(
-        listed(&store, &world, &filter("198.51.100.1"), 10)
-            .await
-            .is_empty()
-    );
+    check_listed(
+        &store,
+        &world,
+        &[
+            (filter("203.0.113.7"), 10, vec![v4.id]),
+            // The same address however it was written.
+            (filter("2001:0db8:0:0::0001"), 10, vec![v6.id]),
+            (filter("198.51.100.1"), 10, vec![]),
+        ],
+    )
+    .await;
 }
 
 /// `since` keeps invocations received at or after it, `until` those received before it.
@@ -174,17 +184,17 @@ pub async fn invocations_filter_by_time<S: ContractStore>(store: S) {
         let picked: Vec<&Invocation> = picked.iter().map(|&i| &all[i]).collect();
         newest_first(&picked)
     };
-    let check = async |filter: InvocationFilter, expected: Vec<InvocationId>| {
-        assert_eq!(
-            listed(&store, &world, &filter, 2).await,
-            expected,
-            "{filter:?}"
-        );
-    };
-    check(window(Some(1_000_000), None), ids(&[2, 3, 4])).await;
-    check(window(None, Some(1_000_000)), ids(&[0, 1])).await;
-    check(window(Some(999_999), Some(1_000_001)), ids(&[1, 2])).await;
-    check(window(Some(2_000_001), None), vec![]).await;
+    check_listed(
+        &store,
+        &world,
+        &[
+            (window(Some(1_000_000), None), 2, ids(&[2, 3, 4])),
+            (window(None, Some(1_000_000)), 2, ids(&[0, 1])),
+            (window(Some(999_999), Some(1_000_001)), 2, ids(&[1, 2])),
+            (window(Some(2_000_001), None), 2, vec![]),
+        ],
+    )
+    .await;
 }
 
 /// `test` keeps the invocations sent by the test endpoint, or the others.
@@ -203,11 +213,15 @@ pub async fn invocations_filter_by_test<S: ContractStore>(store: S) {
         test: Some(test),
         ..InvocationFilter::default()
     };
-    assert_eq!(listed(&store, &world, &filter(true), 10).await, [tested.id]);
-    assert_eq!(
-        listed(&store, &world, &filter(false), 1).await,
-        [rej.id, real.id]
-    );
+    check_listed(
+        &store,
+        &world,
+        &[
+            (filter(true), 10, vec![tested.id]),
+            (filter(false), 1, vec![rej.id, real.id]),
+        ],
+    )
+    .await;
 }
 
 /// A search keeps the invocations whose payload has every word, in any order and any case, in

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use webhook_domain::model::{
     CidrList, ClaimOutcome, DeliveryClaim, FieldRef, InstructionTemplate, Invocation,
-    InvocationFilter, InvocationOutcome, OutcomeFilter, Source, SourceSettings, Verification,
+    InvocationFilter, InvocationOutcome, OutcomeFilter, Source, SourceSettings, Task, Verification,
     Webhook,
 };
 
@@ -19,6 +19,30 @@ fn claim(delivery_id: &str, window_start: i64) -> DeliveryClaim {
     DeliveryClaim {
         delivery_id: delivery_id.to_owned(),
         window_start: at(window_start),
+    }
+}
+
+/// Records an accepted invocation of `world`'s webhook received at `received_at` whose sender
+/// claims `delivery_id` from `window_start` on: the invocation, its task and the store's answer.
+async fn claim_accepted<S: ContractStore>(
+    store: &S,
+    world: &World,
+    received_at: i64,
+    (delivery_id, window_start): (&str, i64),
+) -> (Invocation, Task, ClaimOutcome) {
+    let (invocation, task) = accepted(&world.webhook, at(received_at));
+    let outcome = store
+        .record_claimed(&invocation, Some(&task), &claim(delivery_id, window_start))
+        .await
+        .unwrap_or_else(|e| panic!("claim of {delivery_id:?} at {received_at}: {e}"));
+    (invocation, task, outcome)
+}
+
+/// The answer to a claim held by `first` (with its task, if it has one).
+fn duplicate_answer(first: &Invocation, task: Option<&Task>) -> ClaimOutcome {
+    ClaimOutcome::Duplicate {
+        invocation_id: first.id,
+        task_id: task.map(|t| t.id),
     }
 }
 
@@ -133,25 +157,12 @@ pub async fn invocations_filter_duplicates<S: ContractStore>(store: S) {
 pub async fn a_claimed_delivery_id_answers_the_first_claim<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let (first, first_task) = accepted(&world.webhook, at(10));
-    let outcome = store
-        .record_claimed(&first, Some(&first_task), &claim("delivery-1", 0))
-        .await
-        .expect("first claim");
+    let (first, first_task, outcome) = claim_accepted(&store, &world, 10, ("delivery-1", 0)).await;
     assert_eq!(outcome, ClaimOutcome::Recorded);
 
-    let (second, second_task) = accepted(&world.webhook, at(20));
-    let outcome = store
-        .record_claimed(&second, Some(&second_task), &claim("delivery-1", 5))
-        .await
-        .expect("second claim");
-    assert_eq!(
-        outcome,
-        ClaimOutcome::Duplicate {
-            invocation_id: first.id,
-            task_id: Some(first_task.id),
-        }
-    );
+    let (second, second_task, outcome) =
+        claim_accepted(&store, &world, 20, ("delivery-1", 5)).await;
+    assert_eq!(outcome, duplicate_answer(&first, Some(&first_task)));
     assert_not_found(
         store.invocation(org, second.id).await,
         "the duplicate's invocation",
@@ -173,13 +184,7 @@ pub async fn a_claimed_delivery_id_answers_the_first_claim<S: ContractStore>(sto
         .record_claimed(&ignored_again, None, &claim("delivery-2", 0))
         .await
         .expect("repeat of an ignored event");
-    assert_eq!(
-        outcome,
-        ClaimOutcome::Duplicate {
-            invocation_id: ignored_first.id,
-            task_id: None,
-        }
-    );
+    assert_eq!(outcome, duplicate_answer(&ignored_first, None));
 }
 
 /// Delivery ids are per webhook: the same id on another webhook is another claim.
@@ -202,29 +207,12 @@ pub async fn delivery_ids_are_claimed_per_webhook<S: ContractStore>(store: S) {
 /// and holds the claim from then on.
 pub async fn a_lapsed_claim_is_taken_over<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let (first, first_task) = accepted(&world.webhook, at(10));
-    store
-        .record_claimed(&first, Some(&first_task), &claim("delivery-1", 0))
-        .await
-        .expect("first claim");
-    let (later, later_task) = accepted(&world.webhook, at(100_000));
-    let outcome = store
-        .record_claimed(&later, Some(&later_task), &claim("delivery-1", 11))
-        .await
-        .expect("claim after the window");
+    claim_accepted(&store, &world, 10, ("delivery-1", 0)).await;
+    let (later, later_task, outcome) =
+        claim_accepted(&store, &world, 100_000, ("delivery-1", 11)).await;
     assert_eq!(outcome, ClaimOutcome::Recorded);
-    let (third, third_task) = accepted(&world.webhook, at(100_001));
-    let outcome = store
-        .record_claimed(&third, Some(&third_task), &claim("delivery-1", 11))
-        .await
-        .expect("repeat of the new claim");
-    assert_eq!(
-        outcome,
-        ClaimOutcome::Duplicate {
-            invocation_id: later.id,
-            task_id: Some(later_task.id),
-        }
-    );
+    let (_, _, outcome) = claim_accepted(&store, &world, 100_001, ("delivery-1", 11)).await;
+    assert_eq!(outcome, duplicate_answer(&later, Some(&later_task)));
 }
 
 /// Of 64 requests claiming one id at once, exactly one records; the others name it.
@@ -255,28 +243,12 @@ pub async fn concurrent_claims_record_exactly_one<S: ContractStore>(store: S) {
 /// The purge removes claims made before its time, and only those.
 pub async fn purge_delivery_claims_removes_lapsed_claims<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let (old, old_task) = accepted(&world.webhook, at(10));
-    store
-        .record_claimed(&old, Some(&old_task), &claim("old", 0))
-        .await
-        .expect("old claim");
-    let (new, new_task) = accepted(&world.webhook, at(50));
-    store
-        .record_claimed(&new, Some(&new_task), &claim("new", 0))
-        .await
-        .expect("new claim");
+    claim_accepted(&store, &world, 10, ("old", 0)).await;
+    claim_accepted(&store, &world, 50, ("new", 0)).await;
     assert_eq!(store.purge_delivery_claims(at(20)).await.expect("purge"), 1);
     // With the window reaching back to 0, "old" would still be a duplicate had it survived.
-    let (again, again_task) = accepted(&world.webhook, at(60));
-    let outcome = store
-        .record_claimed(&again, Some(&again_task), &claim("old", 0))
-        .await
-        .expect("claim of a purged id");
+    let (_, _, outcome) = claim_accepted(&store, &world, 60, ("old", 0)).await;
     assert_eq!(outcome, ClaimOutcome::Recorded);
-    let (repeat, repeat_task) = accepted(&world.webhook, at(61));
-    let outcome = store
-        .record_claimed(&repeat, Some(&repeat_task), &claim("new", 0))
-        .await
-        .expect("repeat of a kept claim");
+    let (_, _, outcome) = claim_accepted(&store, &world, 61, ("new", 0)).await;
     assert!(matches!(outcome, ClaimOutcome::Duplicate { .. }));
 }

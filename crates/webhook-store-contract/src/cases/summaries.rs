@@ -11,7 +11,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::Store;
 
-use super::every_page;
+use super::{agent_reports, every_page, move_queued};
 use crate::ContractStore;
 use crate::fixtures::{
     LONG_LEASE, World, accepted, answered, at, ignored, page, rejected, timed_out,
@@ -147,19 +147,7 @@ pub async fn invocation_summaries_say_where_delivery_stands<S: ContractStore>(st
             .await
             .expect("finish the attempt");
     }
-    for (from, to) in [
-        (TaskStatus::Delivered, TaskStatus::InProgress),
-        (TaskStatus::InProgress, TaskStatus::Completed),
-    ] {
-        store
-            .set_task_status(
-                org,
-                completed_task.id,
-                crate::fixtures::status_change(from, to, now),
-            )
-            .await
-            .expect("the agent reports progress");
-    }
+    agent_reports(&store, org, completed_task.id, TaskStatus::Completed, now).await;
 
     let listed = all_summaries(&store, &world, 10).await;
     let state = |id| {
@@ -184,14 +172,7 @@ pub async fn task_summaries_are_the_tasks_without_context<S: ContractStore>(stor
     for second in 1..=5 {
         tasks.push(world.accept(&store, at(second)).await.1);
     }
-    store
-        .set_task_status(
-            org,
-            tasks[1].id,
-            crate::fixtures::status_change(TaskStatus::Queued, TaskStatus::Failed, at(6)),
-        )
-        .await
-        .expect("fail one");
+    move_queued(&store, org, tasks[1].id, TaskStatus::Failed, at(6)).await;
     for filter in [
         TaskFilter::default(),
         TaskFilter {

@@ -2,7 +2,7 @@
 
 use webhook_domain::model::{EndpointUrl, Target, TargetKind, TaskFilter};
 
-use super::{assert_conflict, assert_not_found, delete_webhook, every_page};
+use super::{assert_conflict, assert_not_found, delete_webhook, delete_webhook_at, every_page};
 use crate::ContractStore;
 use crate::fixtures::{
     World, at, at_micros, board_target, name, page, sealed, stored_organization, target, webhook,
@@ -95,10 +95,7 @@ pub async fn delete_target_hides_it_and_keeps_its_tasks<S: ContractStore>(store:
     let world = World::seed(&store).await;
     let org = world.organization.id;
     let (_, task) = world.accept(&store, at(1)).await;
-    let mut gone = world.webhook.clone();
-    gone.status = webhook_domain::model::WebhookStatus::Deleted;
-    gone.updated_at = at(2);
-    store.update_webhook(&gone).await.expect("delete webhook");
+    delete_webhook_at(&store, &world.webhook, at(2)).await;
 
     store
         .delete_target(org, world.target.id)

@@ -13,10 +13,13 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found, attempts, delete_webhook, every_page, move_queued};
+use super::{
+    assert_conflict, assert_not_found, attempts, board_world, delete_webhook, every_page,
+    move_queued,
+};
 use crate::ContractStore;
 use crate::fixtures::{
-    LONG_LEASE, World, answered, at, at_micros, board_target, manual_retry, page, status_change,
+    LONG_LEASE, World, answered, at, at_micros, manual_retry, page, status_change,
     stored_organization, target, timed_out,
 };
 
@@ -69,9 +72,7 @@ async fn fail_attempt<S: Store>(
 pub async fn tasks_are_paged_newest_first_and_filtered<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let team = world
-        .with_target(&store, board_target(&world.organization, at(0)))
-        .await;
+    let team = board_world(&store, &world).await;
     let other = World::seed(&store).await;
     other.accept(&store, at(1)).await;
 
@@ -356,14 +357,7 @@ pub async fn set_task_status_persists_the_change_as_given<S: ContractStore>(stor
     let lease = claim_all(&store, at(10)).await.remove(0).lease;
 
     // Given up while leased, with no new round.
-    let failed = store
-        .set_task_status(
-            org,
-            task.id,
-            status_change(TaskStatus::Queued, TaskStatus::Failed, at(11)),
-        )
-        .await
-        .expect("give up");
+    let failed = move_queued(&store, org, task.id, TaskStatus::Failed, at(11)).await;
     assert_eq!(failed.status, TaskStatus::Failed);
     assert_eq!(failed.updated_at, at(11));
     assert_eq!(failed.next_attempt_at, retrying.next_attempt_at);
@@ -485,9 +479,7 @@ pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
 pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let team = world
-        .with_target(&store, board_target(&world.organization, at(0)))
-        .await;
+    let team = board_world(&store, &world).await;
     let (_, team_task) = team.accept(&store, at(1)).await;
 
     let doomed = world
@@ -940,9 +932,7 @@ pub async fn queue_stats_count_tasks_waiting_for_delivery<S: ContractStore>(stor
     );
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let team = world
-        .with_target(&store, board_target(&world.organization, at(0)))
-        .await;
+    let team = board_world(&store, &world).await;
     team.accept(&store, at(-20)).await;
     let (_, delivered) = world.accept(&store, at(-10)).await;
     move_queued(&store, org, delivered.id, TaskStatus::Delivered, at(-9)).await;

@@ -1,22 +1,33 @@
 //! Cases of `WebhookStore`, tombstones included.
 
-use webhook_domain::model::{EventTypes, Webhook, WebhookFilter, WebhookStatus};
+use webhook_domain::model::{EventTypes, Target, Webhook, WebhookFilter, WebhookStatus};
+use webhook_domain::ports::Store;
 
-use super::{assert_conflict, assert_not_found, every_page};
+use super::{assert_conflict, assert_not_found, delete_webhook_at, every_page};
 use crate::ContractStore;
 use crate::fixtures::{
     World, at, at_micros, board_target, name, page, rate, sealed, stored_organization, target,
     webhook,
 };
 
+/// Checks that `webhook` reads back as it is.
+async fn assert_reads_back<S: Store>(store: &S, webhook: &Webhook) {
+    assert_eq!(&store.webhook(webhook.id).await.expect("read"), webhook);
+}
+
+/// A target of another organization, stored with its organization.
+async fn foreign_target<S: Store>(store: &S) -> Target {
+    let other = stored_organization(store).await;
+    let foreign = target(&other, at(0));
+    store.insert_target(&foreign).await.expect("insert target");
+    foreign
+}
+
 /// A webhook reads back as written; an update replaces every field but id, organization and
 /// `created_at`.
 pub async fn webhook_round_trip_and_update<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    assert_eq!(
-        store.webhook(world.webhook.id).await.expect("read"),
-        world.webhook
-    );
+    assert_reads_back(&store, &world.webhook).await;
     let other_target = board_target(&world.organization, at(1));
     store
         .insert_target(&other_target)
@@ -71,18 +82,13 @@ pub async fn insert_webhook_twice_conflicts<S: ContractStore>(store: S) {
         ..world.webhook.clone()
     };
     assert_conflict(store.insert_webhook(&again).await, "second insert");
-    assert_eq!(
-        store.webhook(world.webhook.id).await.expect("read"),
-        world.webhook
-    );
+    assert_reads_back(&store, &world.webhook).await;
 }
 
 /// A webhook whose target is missing, deleted or of another organization is `NotFound`.
 pub async fn insert_webhook_without_its_target_is_not_found<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = stored_organization(&store).await;
-    let foreign = target(&other, at(0));
-    store.insert_target(&foreign).await.expect("insert target");
+    let foreign = foreign_target(&store).await;
 
     let missing = webhook(&target(&world.organization, at(0)), at(1));
     assert_not_found(store.insert_webhook(&missing).await, "missing target");
@@ -115,12 +121,7 @@ pub async fn insert_webhook_without_its_target_is_not_found<S: ContractStore>(st
 /// is never reused.
 pub async fn webhook_tombstone_is_found_and_never_reused<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let tombstone = Webhook {
-        status: WebhookStatus::Deleted,
-        updated_at: at(5),
-        ..world.webhook.clone()
-    };
-    store.update_webhook(&tombstone).await.expect("delete");
+    let tombstone = delete_webhook_at(&store, &world.webhook, at(5)).await;
     assert_eq!(
         store.webhook(world.webhook.id).await.expect("tombstone"),
         tombstone
@@ -178,19 +179,14 @@ pub async fn update_webhook_of_another_organization_is_not_found<S: ContractStor
         store.update_webhook(&webhook(&world.target, at(1))).await,
         "missing webhook",
     );
-    assert_eq!(
-        store.webhook(world.webhook.id).await.expect("read"),
-        world.webhook
-    );
+    assert_reads_back(&store, &world.webhook).await;
 }
 
 /// The organization's webhooks that are not deleted are listed newest first by
 /// (`created_at`, id), a page at a time.
 pub async fn webhooks_are_paged_newest_first<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = stored_organization(&store).await;
-    let foreign_target = target(&other, at(0));
-    store.insert_target(&foreign_target).await.expect("insert");
+    let foreign_target = foreign_target(&store).await;
     store
         .insert_webhook(&webhook(&foreign_target, at(3)))
         .await
@@ -227,9 +223,7 @@ pub async fn webhooks_are_paged_newest_first<S: ContractStore>(store: S) {
 /// not deleted.
 pub async fn webhooks_filter_by_status<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let other = stored_organization(&store).await;
-    let foreign_target = target(&other, at(0));
-    store.insert_target(&foreign_target).await.expect("insert");
+    let foreign_target = foreign_target(&store).await;
     let foreign = Webhook {
         status: WebhookStatus::Deleted,
         ..webhook(&foreign_target, at(3))

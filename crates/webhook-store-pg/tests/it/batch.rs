@@ -21,24 +21,27 @@ use webhook_store_pg::{PgStore, PgStoreOptions};
 
 use crate::support::{Count, admin, backends, execute, hold_webhook_row};
 
-/// A store with one writer, so that a batch waits for the one before it.
-async fn one_writer() -> PgStore {
-    fresh_store_with(PgStoreOptions {
+/// A store with one writer, so that a batch waits for the one before it, and a world seeded in
+/// it.
+async fn one_writer() -> (PgStore, World) {
+    let store = fresh_store_with(PgStoreOptions {
         writers: 1,
         ..PgStoreOptions::default()
     })
-    .await
+    .await;
+    let world = World::seed(&store).await;
+    (store, world)
 }
 
 /// Records `requests` as one batch and returns each caller's result, in order.
 async fn one_batch(
     store: &PgStore,
     world: &World,
-    requests: &[(Invocation, Option<Task>)],
+    requests: &[(&Invocation, Option<&Task>)],
 ) -> Vec<Result<(), StoreError>> {
     let requests: Vec<_> = requests
         .iter()
-        .map(|(invocation, task)| (invocation.clone(), task.clone(), None))
+        .map(|&(invocation, task)| (invocation, task, None))
         .collect();
     one_claiming_batch(store, world, &requests)
         .await
@@ -48,7 +51,7 @@ async fn one_batch(
 }
 
 /// A request of a batch: an invocation, its task, and the delivery id it claims, if any.
-type Request = (Invocation, Option<Task>, Option<DeliveryClaim>);
+type Request<'a> = (&'a Invocation, Option<&'a Task>, Option<DeliveryClaim>);
 
 /// Records `requests` as one batch, each with its claim when it has one, and returns each
 /// caller's result, in order.
@@ -59,7 +62,7 @@ type Request = (Invocation, Option<Task>, Option<DeliveryClaim>);
 async fn one_claiming_batch(
     store: &PgStore,
     world: &World,
-    requests: &[Request],
+    requests: &[Request<'_>],
 ) -> Vec<Result<ClaimOutcome, StoreError>> {
     let database = store.test_database().expect("a test database");
     let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
@@ -81,9 +84,9 @@ async fn one_claiming_batch(
             let store = store.clone();
             Box::pin(async move {
                 match claim {
-                    Some(claim) => store.record_claimed(invocation, task.as_ref(), claim).await,
+                    Some(claim) => store.record_claimed(invocation, *task, claim).await,
                     None => store
-                        .record_invocation(invocation, task.as_ref())
+                        .record_invocation(invocation, *task)
                         .await
                         .map(|()| ClaimOutcome::Recorded),
                 }
@@ -115,8 +118,7 @@ async fn one_claiming_batch(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_writes_every_column() {
-    let store = one_writer().await;
-    let world = World::seed(&store).await;
+    let (store, world) = one_writer().await;
     let org = world.organization.id;
 
     let (plain, plain_task) = accepted(&world.webhook, at(1));
@@ -167,10 +169,10 @@ async fn a_batch_writes_every_column() {
         &store,
         &world,
         &[
-            (plain.clone(), Some(plain_task.clone())),
-            (answered.clone(), Some(answered_task.clone())),
-            (delivered.clone(), Some(delivered_task.clone())),
-            (refused.clone(), None),
+            (&plain, Some(&plain_task)),
+            (&answered, Some(&answered_task)),
+            (&delivered, Some(&delivered_task)),
+            (&refused, None),
         ],
     )
     .await;
@@ -191,14 +193,11 @@ async fn a_batch_writes_every_column() {
         "the latest accepted invocation of the batch"
     );
     // A context equal to the payload is not stored twice.
-    let url = database_url(&store.test_database().expect("a test database"));
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    let own_contexts = sql_query("SELECT count(*) AS n FROM tasks WHERE context IS NOT NULL")
-        .get_result::<Count>(&mut conn)
-        .await
-        .expect("count");
-    assert_eq!(own_contexts.n, 1, "only the task whose context is its own");
-    drop(conn);
+    assert_eq!(
+        count(&store, "tasks WHERE context IS NOT NULL").await,
+        1,
+        "only the task whose context is its own"
+    );
     store.teardown().await;
 }
 
@@ -206,8 +205,7 @@ async fn a_batch_writes_every_column() {
 /// same statement, and a row whose parent is absent fails its caller alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_keys_hold_within_one_batch() {
-    let store = one_writer().await;
-    let world = World::seed(&store).await;
+    let (store, world) = one_writer().await;
     let org = world.organization.id;
 
     let (first, first_task) = accepted(&world.webhook, at(1));
@@ -223,10 +221,10 @@ async fn foreign_keys_hold_within_one_batch() {
         &store,
         &world,
         &[
-            (first.clone(), Some(first_task.clone())),
-            (orphan.clone(), Some(orphan_task.clone())),
-            (stray.clone(), Some(stray_task.clone())),
-            (last.clone(), Some(last_task.clone())),
+            (&first, Some(&first_task)),
+            (&orphan, Some(&orphan_task)),
+            (&stray, Some(&stray_task)),
+            (&last, Some(&last_task)),
         ],
     )
     .await;
@@ -255,21 +253,12 @@ async fn foreign_keys_hold_within_one_batch() {
 /// An id already stored, or twice in one batch, is a `Conflict` for that caller only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_id_fails_only_its_caller() {
-    let store = one_writer().await;
-    let world = World::seed(&store).await;
+    let (store, world) = one_writer().await;
     let org = world.organization.id;
     let (stored, stored_task) = world.accept(&store, at(1)).await;
 
     let (before, before_task) = accepted(&world.webhook, at(2));
-    let (again, again_task) = accepted(&world.webhook, at(3));
-    let again = Invocation {
-        id: stored.id,
-        ..again
-    };
-    let again_task = Task {
-        invocation_id: stored.id,
-        ..again_task
-    };
+    let (again, again_task) = under_id_of(&stored, accepted(&world.webhook, at(3)));
     let (twin, twin_task) = accepted(&world.webhook, at(4));
     let twin_task = Task {
         id: before_task.id,
@@ -284,25 +273,17 @@ async fn a_duplicate_id_fails_only_its_caller() {
         &store,
         &world,
         &[
-            (before.clone(), Some(before_task.clone())),
-            (again.clone(), Some(again_task.clone())),
-            (twin.clone(), Some(twin_task.clone())),
-            (after.clone(), Some(after_task.clone())),
+            (&before, Some(&before_task)),
+            (&again, Some(&again_task)),
+            (&twin, Some(&twin_task)),
+            (&after, Some(&after_task)),
         ],
     )
     .await;
 
     assert!(results[0].is_ok(), "{:?}", results[0]);
-    assert!(
-        matches!(results[1], Err(StoreError::Conflict(_))),
-        "a stored invocation id: {:?}",
-        results[1]
-    );
-    assert!(
-        matches!(results[2], Err(StoreError::Conflict(_))),
-        "a task id earlier in the batch: {:?}",
-        results[2]
-    );
+    assert_conflict(&results[1], "a stored invocation id");
+    assert_conflict(&results[2], "a task id earlier in the batch");
     assert!(results[3].is_ok(), "{:?}", results[3]);
     assert_eq!(
         store.invocation(org, stored.id).await.expect("read"),
@@ -339,6 +320,39 @@ fn assert_not_found<T: std::fmt::Debug>(result: &Result<T, StoreError>) {
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
 
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: &Result<T, StoreError>, what: &str) {
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "{what}: {result:?}"
+    );
+}
+
+/// `accepted`, an invocation and its task, moved under the id of the invocation `stored`.
+fn under_id_of(stored: &Invocation, (invocation, task): (Invocation, Task)) -> (Invocation, Task) {
+    let invocation = Invocation {
+        id: stored.id,
+        ..invocation
+    };
+    let task = Task {
+        invocation_id: stored.id,
+        ..task
+    };
+    (invocation, task)
+}
+
+/// The number of rows of `rows` (a table, and a `WHERE` clause if need be) in `store`'s
+/// database.
+async fn count(store: &PgStore, rows: &str) -> i64 {
+    let url = database_url(&store.test_database().expect("a test database"));
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    sql_query(format!("SELECT count(*) AS n FROM {rows}"))
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect("count")
+        .n
+}
+
 fn claim(delivery_id: &str, window_start: i64) -> DeliveryClaim {
     DeliveryClaim {
         delivery_id: delivery_id.to_owned(),
@@ -358,8 +372,7 @@ fn duplicate_of(invocation: &Invocation, task: Option<&Task>) -> ClaimOutcome {
 /// of the batch is written; a lapsed claim is taken over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_in_one_batch_settle_each_caller_alone() {
-    let store = one_writer().await;
-    let world = World::seed(&store).await;
+    let (store, world) = one_writer().await;
     let org = world.organization.id;
     let (held, held_task) = accepted(&world.webhook, at(1));
     let (lapsed, lapsed_task) = accepted(&world.webhook, at(2));
@@ -383,32 +396,20 @@ async fn claims_in_one_batch_settle_each_caller_alone() {
     let (late, late_task) = accepted(&world.webhook, at(16));
     let (repeat_again, repeat_again_task) = accepted(&world.webhook, at(17));
     let requests = [
+        (&repeat, Some(&repeat_task), Some(claim("held", 0))),
+        (&plain, Some(&plain_task), None),
+        (&fresh, Some(&fresh_task), Some(claim("fresh", 0))),
         (
-            repeat.clone(),
-            Some(repeat_task.clone()),
-            Some(claim("held", 0)),
-        ),
-        (plain.clone(), Some(plain_task.clone()), None),
-        (
-            fresh.clone(),
-            Some(fresh_task.clone()),
+            &fresh_again,
+            Some(&fresh_again_task),
             Some(claim("fresh", 0)),
         ),
+        (&quiet, None, Some(claim("quiet", 0))),
+        (&quiet_again, None, Some(claim("quiet", 0))),
+        (&late, Some(&late_task), Some(claim("lapsed", 5))),
         (
-            fresh_again.clone(),
-            Some(fresh_again_task.clone()),
-            Some(claim("fresh", 0)),
-        ),
-        (quiet.clone(), None, Some(claim("quiet", 0))),
-        (quiet_again.clone(), None, Some(claim("quiet", 0))),
-        (
-            late.clone(),
-            Some(late_task.clone()),
-            Some(claim("lapsed", 5)),
-        ),
-        (
-            repeat_again.clone(),
-            Some(repeat_again_task.clone()),
+            &repeat_again,
+            Some(&repeat_again_task),
             Some(claim("held", 0)),
         ),
     ];
@@ -467,51 +468,26 @@ async fn claims_in_one_batch_settle_each_caller_alone() {
 /// and a later claim of an id whose first claim failed is written in its place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_claim_in_a_batch_leaves_the_id_to_the_next_claim() {
-    let store = one_writer().await;
-    let world = World::seed(&store).await;
+    let (store, world) = one_writer().await;
     let org = world.organization.id;
     let (stored, _) = world.accept(&store, at(0)).await;
 
     let (first, first_task) = accepted(&world.webhook, at(1));
     let (second, second_task) = accepted(&world.webhook, at(2));
     // An invocation id already stored: a `Conflict`, which writes nothing, its claim included.
-    let (clash, clash_task) = accepted(&world.webhook, at(3));
-    let clash = Invocation {
-        id: stored.id,
-        ..clash
-    };
-    let clash_task = Task {
-        invocation_id: stored.id,
-        ..clash_task
-    };
+    let (clash, clash_task) = under_id_of(&stored, accepted(&world.webhook, at(3)));
     let (plain, plain_task) = accepted(&world.webhook, at(4));
     let (next, next_task) = accepted(&world.webhook, at(5));
     let (next_again, next_again_task) = accepted(&world.webhook, at(6));
     let requests = [
+        (&first, Some(&first_task), Some(claim("one", 0))),
+        (&second, Some(&second_task), Some(claim("one", 0))),
+        (&clash, Some(&clash_task), Some(claim("retried", 0))),
+        (&plain, Some(&plain_task), None),
+        (&next, Some(&next_task), Some(claim("retried", 0))),
         (
-            first.clone(),
-            Some(first_task.clone()),
-            Some(claim("one", 0)),
-        ),
-        (
-            second.clone(),
-            Some(second_task.clone()),
-            Some(claim("one", 0)),
-        ),
-        (
-            clash.clone(),
-            Some(clash_task.clone()),
-            Some(claim("retried", 0)),
-        ),
-        (plain.clone(), Some(plain_task.clone()), None),
-        (
-            next.clone(),
-            Some(next_task.clone()),
-            Some(claim("retried", 0)),
-        ),
-        (
-            next_again.clone(),
-            Some(next_again_task.clone()),
+            &next_again,
+            Some(&next_again_task),
             Some(claim("retried", 0)),
         ),
     ];
@@ -522,11 +498,7 @@ async fn a_failed_claim_in_a_batch_leaves_the_id_to_the_next_claim() {
         results[1].as_ref().ok(),
         Some(&duplicate_of(&first, Some(&first_task)))
     );
-    assert!(
-        matches!(results[2], Err(StoreError::Conflict(_))),
-        "a stored invocation id: {:?}",
-        results[2]
-    );
+    assert_conflict(&results[2], "a stored invocation id");
     assert_eq!(results[3].as_ref().ok(), Some(&ClaimOutcome::Recorded));
     assert_eq!(
         results[4].as_ref().ok(),
@@ -552,13 +524,10 @@ async fn a_failed_claim_in_a_batch_leaves_the_id_to_the_next_claim() {
     for invocation in [&second, &next_again] {
         assert_not_found(&store.invocation(org, invocation.id).await);
     }
-    let url = database_url(&store.test_database().expect("a test database"));
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    let claims = sql_query("SELECT count(*) AS n FROM delivery_claims")
-        .get_result::<Count>(&mut conn)
-        .await
-        .expect("count");
-    assert_eq!(claims.n, 2, "\"one\" and \"retried\"");
-    drop(conn);
+    assert_eq!(
+        count(&store, "delivery_claims").await,
+        2,
+        "\"one\" and \"retried\""
+    );
     store.teardown().await;
 }

@@ -283,6 +283,37 @@ async fn windows(url: &str, keys: &[Uuid]) -> Vec<WindowRow> {
     .expect("the windows are readable")
 }
 
+/// The stored windows of `keys`' webhook `webhook` and of its organization, in `store`'s
+/// database.
+async fn pair_windows(store: &PgStore, keys: &Keys, webhook: usize) -> Vec<WindowRow> {
+    let url = database_url(&store.test_database().expect("a test database"));
+    windows(
+        &url,
+        &[
+            *keys.webhooks[webhook].as_uuid(),
+            *keys.organization.as_uuid(),
+        ],
+    )
+    .await
+}
+
+/// What `limiter` shows in `/metrics`.
+fn metrics(limiter: &PgRateLimiter) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    limiter.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    text
+}
+
+#[track_caller]
+fn assert_admitted<E: std::fmt::Debug>(decision: Result<RateDecision, E>) {
+    match decision {
+        Ok(RateDecision::Admitted(_)) => {}
+        other => panic!("expected an admission, got {other:?}"),
+    }
+}
+
 async fn concurrent_case(
     limiters: &[PgRateLimiter],
     url: &str,
@@ -484,10 +515,7 @@ async fn a_refused_flood_costs_statements_per_node_and_second_not_per_request() 
             limiter.local_refusals()
         );
     }
-    let mut registry = prometheus_client::registry::Registry::default();
-    limiters[0].register(&mut registry);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    let text = metrics(&limiters[0]);
     assert!(
         text.contains(&format!(
             "webhookd_rate_limit_statements_total {}\n",
@@ -511,10 +539,7 @@ async fn a_remembered_refusal_ends_with_its_retry_after() {
     let limiter = &limiters[0];
     let at = |offset_ms: i64| keys.request(0, (2, 100), START + offset_ms * 1000);
     for _ in 0..2 {
-        assert!(matches!(
-            limiter.acquire(at(0)).await.unwrap(),
-            RateDecision::Admitted(_)
-        ));
+        assert_admitted(limiter.acquire(at(0)).await);
     }
     let RateDecision::Denied {
         scope, retry_after, ..
@@ -544,17 +569,12 @@ async fn a_remembered_refusal_ends_with_its_retry_after() {
         0
     );
     // A raised quota is not refused from a refusal under the lower one.
-    assert!(matches!(
+    assert_admitted(
         limiter
             .acquire(keys.request(0, (3, 100), START + 1_000_000))
-            .await
-            .unwrap(),
-        RateDecision::Admitted(_)
-    ));
-    assert!(matches!(
-        limiter.acquire(at(61_000)).await.unwrap(),
-        RateDecision::Admitted(_)
-    ));
+            .await,
+    );
+    assert_admitted(limiter.acquire(at(61_000)).await);
     assert_eq!(
         limiter.forget_expired(Timestamp::from_unix_micros(START + 61_000_000)),
         1
@@ -581,24 +601,13 @@ async fn idle_windows_are_deleted_and_recent_ones_kept() {
     let deleted = limiters[1].delete_old_windows(now).await.unwrap();
     assert_eq!(deleted, 2, "the idle webhook's and organization's windows");
     assert_eq!(limiters[1].delete_old_windows(now).await.unwrap(), 0);
-    let url = database_url(&first.test_database().expect("a test database"));
-    let kept = windows(
-        &url,
-        &[
-            *active.webhooks[0].as_uuid(),
-            *active.organization.as_uuid(),
-        ],
-    )
-    .await;
+    let kept = pair_windows(&first, &active, 0).await;
     assert_eq!(kept.len(), 2);
     // A deleted window starts again empty.
-    let decision = limiters[0]
-        .acquire(idle.request(0, (1, 1000), START + 401 * 1_000_000))
-        .await
-        .unwrap();
-    assert!(
-        matches!(decision, RateDecision::Admitted(_)),
-        "{decision:?}"
+    assert_admitted(
+        limiters[0]
+            .acquire(idle.request(0, (1, 1000), START + 401 * 1_000_000))
+            .await,
     );
     first.teardown().await;
 }
@@ -629,21 +638,13 @@ async fn an_unreachable_database_answers_unavailable() {
         );
     }
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(matches!(
-        limiter.peek(keys.request(0, (100, 1000), START)).await,
-        Ok(RateDecision::Admitted(_))
-    ));
+    assert_admitted(limiter.peek(keys.request(0, (100, 1000), START)).await);
 }
 
 /// The seconds of `keys`' first webhook and its organization that hold charges: (scope,
 /// second, count).
 async fn buckets(store: &PgStore, keys: &Keys) -> Vec<(i16, i64, i32)> {
-    let url = database_url(&store.test_database().expect("a test database"));
-    let rows = windows(
-        &url,
-        &[*keys.webhooks[0].as_uuid(), *keys.organization.as_uuid()],
-    )
-    .await;
+    let rows = pair_windows(store, keys, 0).await;
     rows.iter()
         .flat_map(|row| {
             row.seconds()
@@ -667,13 +668,10 @@ async fn an_admitted_stream_at_high_quotas_costs_few_statements() {
         for i in 0..PER_NODE_AND_SECOND {
             let now = START + second * 1_000_000 + i * (1_000_000 / PER_NODE_AND_SECOND);
             for limiter in &limiters {
-                let decision = limiter
-                    .acquire(keys.request(0, (1_000_000, 1_000_000), now))
-                    .await
-                    .expect("the database is up");
-                assert!(
-                    matches!(decision, RateDecision::Admitted(_)),
-                    "{decision:?}"
+                assert_admitted(
+                    limiter
+                        .acquire(keys.request(0, (1_000_000, 1_000_000), now))
+                        .await,
                 );
             }
         }
@@ -717,10 +715,7 @@ async fn an_admitted_stream_at_high_quotas_costs_few_statements() {
         "{} charged for {admitted}",
         charged(0)
     );
-    let mut registry = prometheus_client::registry::Registry::default();
-    limiters[0].register(&mut registry);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    let text = metrics(&limiters[0]);
     assert!(
         text.contains(&format!(
             "webhookd_rate_limit_reserved_admissions_total {}\n",
@@ -741,27 +736,23 @@ async fn a_statement_reserves_ahead_for_the_other_busy_pairs() {
     let keys = Keys::new(2);
     let limiter = &limiters[0];
     let quotas = (1_000_000, 1_000_000);
-    let admitted =
-        |decision: Result<RateDecision, _>| matches!(decision, Ok(RateDecision::Admitted(_)));
     // 50 requests of each webhook in the first second.
     for i in 0..50 {
         for webhook in 0..2 {
             let request = keys.request(webhook, quotas, START + i * 10_000);
-            assert!(admitted(limiter.acquire(request).await));
+            assert_admitted(limiter.acquire(request).await);
         }
     }
     let statements = limiter.statements();
     // The next second: webhook 0's first request asks the database, which reserves for
     // webhook 1's expected 50 as well.
     let next = START + 1_000_000;
-    assert!(admitted(
-        limiter.acquire(keys.request(0, quotas, next)).await
-    ));
+    assert_admitted(limiter.acquire(keys.request(0, quotas, next)).await);
     assert_eq!(limiter.statements(), statements + 1);
     let reserved_before = limiter.reserved_admissions();
     for i in 0..50 {
         let request = keys.request(1, quotas, next + i * 10_000);
-        assert!(admitted(limiter.acquire(request).await));
+        assert_admitted(limiter.acquire(request).await);
     }
     assert_eq!(
         limiter.statements(),
@@ -769,12 +760,7 @@ async fn a_statement_reserves_ahead_for_the_other_busy_pairs() {
         "webhook 1 was admitted from the slots reserved ahead"
     );
     assert_eq!(limiter.reserved_admissions(), reserved_before + 50);
-    let url = database_url(&first.test_database().expect("a test database"));
-    let rows = windows(
-        &url,
-        &[*keys.webhooks[1].as_uuid(), *keys.organization.as_uuid()],
-    )
-    .await;
+    let rows = pair_windows(&first, &keys, 1).await;
     let second = next / 1_000_000;
     let in_second = |scope: i16| {
         rows.iter()
@@ -800,16 +786,10 @@ async fn a_reservation_never_carries_into_the_next_second() {
     // Requests 1, 2, 4, ..., 64 ask the database, for as many slots as arrived this second;
     // the 64 slots charged at the 64th cover it and up to the 127th.
     for i in 0..100 {
-        assert!(matches!(
-            limiter.acquire(at(i)).await.unwrap(),
-            RateDecision::Admitted(_)
-        ));
+        assert_admitted(limiter.acquire(at(i)).await);
     }
     assert_eq!(limiter.statements(), 7);
-    assert!(matches!(
-        limiter.acquire(at(999)).await.unwrap(),
-        RateDecision::Admitted(_)
-    ));
+    assert_admitted(limiter.acquire(at(999)).await);
     assert_eq!(limiter.statements(), 7, "the reservation has slots left");
     assert_eq!(limiter.reserved_admissions(), 94);
     let RateDecision::Admitted(status) = limiter.acquire(at(1000)).await.unwrap() else {
@@ -833,10 +813,7 @@ async fn a_reservation_never_carries_into_the_next_second() {
     }
     // Its slots admit in that second, not in the one after.
     for i in 1..=100 {
-        assert!(matches!(
-            limiter.acquire(at(1000 + i)).await.unwrap(),
-            RateDecision::Admitted(_)
-        ));
+        assert_admitted(limiter.acquire(at(1000 + i)).await);
     }
     assert_eq!(limiter.statements(), 8);
     limiter.acquire(at(2000)).await.unwrap();

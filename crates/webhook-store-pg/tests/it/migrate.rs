@@ -47,8 +47,6 @@ async fn nodes_starting_together_migrate_once() {
 /// next round after its attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
-    let url = database_up_to("20250101000000").await;
-
     let ids = FirstSchemaIds::random();
     let FirstSchemaIds {
         organization: org,
@@ -57,35 +55,70 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
         invocation,
         task,
     } = ids;
-    let t = "'2026-01-01T00:00:00Z'";
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    conn.batch_execute(&format!(
-        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {t}, {t});
-         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
-             {t}, {t});
-         INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', NULL, 100,
-             'active', {t}, {t}, {t});
-         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {t}, NULL, NULL,
+    let url = database_up_to(
+        "20250101000000",
+        &format!(
+            "{}
+         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {T}, NULL, NULL,
              '{{\"message\":\"Deploy\"}}', 'accepted', 202, NULL, '{task}', 1, false,
-             503, NULL, 12, 'the target answered HTTP 503', {t}, false);
+             503, NULL, 12, 'the target answered HTTP 503', {T}, false);
          INSERT INTO tasks VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}',
-             'Deploy', NULL, NULL, 'failed', false, true, NULL, {t}, 3, {t},
-             'the target answered HTTP 503', NULL, NULL, {t}, {t});"
-    ))
-    .await
-    .expect("data of the first schema");
-    drop(conn);
+             'Deploy', NULL, NULL, 'failed', false, true, NULL, {T}, 3, {T},
+             'the target answered HTTP 503', NULL, NULL, {T}, {T});",
+            first_schema_webhook(&ids)
+        ),
+    )
+    .await;
     let store = migrated(&url).await;
     let retry_at = Timestamp::from_unix_micros(1_800_000_000_000_000);
     check_task_from_the_first_schema(&store, &ids, retry_at).await;
     store.teardown().await;
 }
 
-/// A new database with the migrations up to and including `last` applied; its URL.
-async fn database_up_to(last: &'static str) -> String {
+/// The time of every row written with SQL, as an SQL literal.
+const T: &str = "'2026-01-01T00:00:00Z'";
+
+/// A new database with the migrations up to and including `last` applied, then `rows` (SQL)
+/// written to it; its URL.
+async fn database_up_to(last: &'static str, rows: &str) -> String {
     let url = database_url(&create_empty_database().await);
     migrate_up_to(&url, last).await;
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    conn.batch_execute(rows)
+        .await
+        .unwrap_or_else(|e| panic!("the rows of the schema up to {last}: {e}"));
     url
+}
+
+/// SQL that writes the organization and the target of `ids` under the first schema.
+fn first_schema_owners(ids: &FirstSchemaIds) -> String {
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        ..
+    } = ids;
+    format!(
+        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {T}, {T});
+         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
+             {T}, {T});"
+    )
+}
+
+/// SQL that writes the organization, target and webhook of `ids` under the first schema; the
+/// webhook without a secret, last triggered at [`T`].
+fn first_schema_webhook(ids: &FirstSchemaIds) -> String {
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        webhook,
+        ..
+    } = ids;
+    format!(
+        "{}
+         INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', NULL, 100,
+             'active', {T}, {T}, {T});",
+        first_schema_owners(ids)
+    )
 }
 
 /// A store on the database at `url`, which runs the migrations still to run.
@@ -125,24 +158,21 @@ async fn migrate_up_to(url: &str, last: &'static str) {
 /// duplicate or template note; and the log then takes duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_stored_before_sources_are_generic() {
-    let url = database_up_to("20261127110000").await;
-
+    let ids = FirstSchemaIds::random();
     let FirstSchemaIds {
         organization: org,
         target,
         webhook,
         invocation,
         task,
-    } = FirstSchemaIds::random();
-    let t = "'2026-01-01T00:00:00Z'";
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    conn.batch_execute(&format!(
-        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {t}, {t});
-         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
-             {t}, {t});
+    } = ids;
+    let url = database_up_to(
+        "20261127110000",
+        &format!(
+            "{}
          INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', '\\x01',
-             100, 'active', {t}, {t}, NULL);
-         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {t}, NULL, NULL,
+             100, 'active', {T}, {T}, NULL);
+         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {T}, NULL, NULL,
              '{{\"message\":\"Deploy\"}}', 'accepted', 202, NULL, '{task}', 1, false,
              NULL, NULL, NULL, NULL, NULL, NULL);
          INSERT INTO tasks (id, organization_id, target_id, webhook_id, invocation_id,
@@ -150,11 +180,11 @@ async fn rows_stored_before_sources_are_generic() {
              source_received_at, attempts, next_attempt_at, last_error, lease_token,
              lease_until, created_at, updated_at, attempts_before_round)
          VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}', 'Deploy', NULL,
-             NULL, 'queued', false, true, NULL, {t}, 0, {t}, NULL, NULL, NULL, {t}, {t}, 0);"
-    ))
-    .await
-    .expect("data of the schema before sources");
-    drop(conn);
+             NULL, 'queued', false, true, NULL, {T}, 0, {T}, NULL, NULL, NULL, {T}, {T}, 0);",
+            first_schema_owners(&ids)
+        ),
+    )
+    .await;
     let store = migrated(&url).await;
     let organization = OrganizationId::from_uuid(org);
     let stored = store
@@ -210,21 +240,20 @@ async fn rows_stored_before_sources_are_generic() {
 /// leaves the window; seconds already out of the window are not carried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_charged_before_the_counters_keep_refusing() {
-    let url = database_up_to("20261207050000").await;
     let (webhook, organization) = (Uuid::new_v4(), Uuid::new_v4());
     // A second in 2026.
     let second: i64 = 1_796_000_000;
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    conn.batch_execute(&format!(
-        "INSERT INTO rate_limit_windows VALUES
+    let url = database_up_to(
+        "20261207050000",
+        &format!(
+            "INSERT INTO rate_limit_windows VALUES
              (0, '{webhook}', {}, 50), (0, '{webhook}', {}, 3), (0, '{webhook}', {second}, 2),
              (1, '{organization}', {second}, 5);",
-        second - 100,
-        second - 10,
-    ))
-    .await
-    .expect("windows of the schema before the counters");
-    drop(conn);
+            second - 100,
+            second - 10,
+        ),
+    )
+    .await;
     let store = migrated(&url).await;
     let limiter = store.rate_limiter(RateLimiterOptions::default());
     let request = |quota: u32| RateRequest {
@@ -258,33 +287,28 @@ async fn windows_charged_before_the_counters_keep_refusing() {
 /// a time, and found by a search like those logged since; a second start has nothing to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invocations_logged_before_the_word_index_are_found() {
-    let url = database_up_to("20250101000000").await;
+    let ids = FirstSchemaIds::random();
     let FirstSchemaIds {
         organization: org,
-        target,
         webhook,
         ..
-    } = FirstSchemaIds::random();
-    let t = "'2026-01-01T00:00:00Z'";
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    conn.batch_execute(&format!(
-        "INSERT INTO organizations VALUES ('{org}', 'Acme', 1000, {t}, {t});
-         INSERT INTO targets VALUES ('{target}', '{org}', 'agent', 'Bot', NULL, '\\x00', false,
-             {t}, {t});
-         INSERT INTO webhooks VALUES ('{webhook}', '{org}', 'CI', '{target}', '{{}}', NULL, 100,
-             'active', {t}, {t}, {t});
+    } = ids;
+    let url = database_up_to(
+        "20250101000000",
+        &format!(
+            "{}
          INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
              http_status, repeat_count, test)
-         SELECT gen_random_uuid(), '{org}', '{webhook}', {t}::timestamptz + n * interval '1 ms',
+         SELECT gen_random_uuid(), '{org}', '{webhook}', {T}::timestamptz + n * interval '1 ms',
              '{{\"message\":\"Bulk ' || n || '\"}}', 'ignored', 200, 1, false
          FROM generate_series(1, 1100) AS n;
          INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
              http_status, repeat_count, test)
-         VALUES (gen_random_uuid(), '{org}', '{webhook}', {t}, NULL, 'rejected', 401, 1, false);"
-    ))
-    .await
-    .expect("a long log under the first schema");
-    drop(conn);
+         VALUES (gen_random_uuid(), '{org}', '{webhook}', {T}, NULL, 'rejected', 401, 1, false);",
+            first_schema_webhook(&ids)
+        ),
+    )
+    .await;
     let (org, webhook) = (
         OrganizationId::from_uuid(org),
         WebhookId::from_uuid(webhook),

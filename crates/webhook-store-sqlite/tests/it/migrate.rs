@@ -244,7 +244,7 @@ async fn invocations_logged_before_the_word_index_are_found() {
     drop(conn);
     let org = OrganizationId::from_uuid(ids.organization);
     let webhook = WebhookId::from_uuid(ids.webhook);
-    let search = |q: &str| InvocationFilter {
+    let words = |q: &str| InvocationFilter {
         words: Some(SearchWords::parse(q).expect("a search")),
         ..InvocationFilter::default()
     };
@@ -252,24 +252,25 @@ async fn invocations_logged_before_the_word_index_are_found() {
         let store = SqliteStore::open(SqliteOptions::new(path.clone()))
             .await
             .expect("open and migrate");
-        let found = store
-            .invocations(org, webhook, &search("deploy"), page(10))
+        let search = async |q: &str, limit: u32| {
+            store
+                .invocations(org, webhook, &words(q), page(limit))
+                .await
+                .expect("search")
+                .items
+        };
+        let found: Vec<Uuid> = search("deploy", 10)
             .await
-            .expect("search");
-        let found: Vec<Uuid> = found.items.iter().map(|i| *i.id.as_uuid()).collect();
+            .iter()
+            .map(|i| *i.id.as_uuid())
+            .collect();
         assert_eq!(found, [ids.invocation]);
-        let bulk = store
-            .invocations(org, webhook, &search("bulk"), page(500))
-            .await
-            .expect("search");
-        assert_eq!(bulk.items.len(), 500);
-        assert_eq!(bulk.items[0].received_at, Timestamp::from_unix_micros(1200));
-        let one = store
-            .invocations(org, webhook, &search("BULK 777"), page(10))
-            .await
-            .expect("search");
-        assert_eq!(one.items.len(), 1);
-        assert_eq!(one.items[0].received_at, Timestamp::from_unix_micros(877));
+        let bulk = search("bulk", 500).await;
+        assert_eq!(bulk.len(), 500);
+        assert_eq!(bulk[0].received_at, Timestamp::from_unix_micros(1200));
+        let one = search("BULK 777", 10).await;
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].received_at, Timestamp::from_unix_micros(877));
         store.close().await;
     }
     let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8 path")).expect("open");
