@@ -17,13 +17,7 @@ pub const MESSAGE_PREVIEW_CHARS: usize = 200;
 
 /// `text` cut to at most `max_bytes` bytes, on a character boundary.
 pub fn cut_bytes(mut text: String, max_bytes: usize) -> String {
-    if text.len() > max_bytes {
-        let mut end = max_bytes;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    text.truncate(floor(&text, max_bytes));
     text
 }
 
@@ -110,9 +104,7 @@ impl InvocationSummary {
         let payload = invocation.payload.as_ref().map(Payload::as_str);
         let excerpt = payload.map(|p| p[..floor(p, PAYLOAD_EXCERPT_BYTES)].to_owned());
         let message = payload.and_then(message_string);
-        let mut listed = invocation.clone();
-        listed.payload = None;
-        Self::from_prefixes(listed, excerpt, message, delivery_status)
+        Self::from_prefixes(invocation.clone(), excerpt, message, delivery_status)
     }
 }
 

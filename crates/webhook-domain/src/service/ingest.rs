@@ -223,57 +223,41 @@ impl IngestRejection {
 
     /// The HTTP status of the design's ingest table.
     pub const fn http_status(&self) -> u16 {
-        match self {
-            Self::WebhookNotFound => 404,
-            Self::WebhookDeleted => 410,
-            Self::WebhookDisabled | Self::SourceNotAllowed => 403,
-            Self::RateLimited { .. } => 429,
-            Self::InvalidSecret | Self::InvalidSignature | Self::SignatureExpired => 401,
-            Self::PayloadTooLarge { .. } => 413,
-            Self::UnsupportedMediaType { .. } => 415,
-            Self::BodyUnreadable | Self::InvalidPayload(_) => 400,
-            Self::StoreUnavailable(_) | Self::OutcomeUnknown(_) => 503,
-            Self::Internal(_) => 500,
-        }
+        self.table_row().0
     }
 
     /// The stable problem `code` of the design's ingest table.
     pub const fn code(&self) -> &'static str {
-        match self {
-            Self::WebhookNotFound => "webhook_not_found",
-            Self::WebhookDeleted => "webhook_deleted",
-            Self::WebhookDisabled => "webhook_disabled",
-            Self::SourceNotAllowed => "source_not_allowed",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::InvalidSecret => "invalid_secret",
-            Self::InvalidSignature => "invalid_signature",
-            Self::SignatureExpired => "signature_expired",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Self::BodyUnreadable | Self::InvalidPayload(_) => "invalid_payload",
-            Self::StoreUnavailable(_) => "store_unavailable",
-            Self::OutcomeUnknown(_) => "outcome_unknown",
-            Self::Internal(_) => "internal_error",
-        }
+        self.table_row().1
     }
 
     /// The problem's title (the same for every occurrence of a code).
     pub const fn title(&self) -> &'static str {
+        self.table_row().2
+    }
+
+    /// The rejection's row of the design's ingest table: HTTP status, problem `code` and
+    /// title, side by side so that they cannot disagree.
+    const fn table_row(&self) -> (u16, &'static str, &'static str) {
         match self {
-            Self::WebhookNotFound => "Webhook not found",
-            Self::WebhookDeleted => "Webhook deleted",
-            Self::WebhookDisabled => "Webhook disabled",
-            Self::SourceNotAllowed => "Source not allowed",
-            Self::RateLimited { .. } => "Rate limited",
-            Self::InvalidSecret => "Invalid secret",
-            Self::InvalidSignature => "Invalid signature",
-            Self::SignatureExpired => "Signature expired",
-            Self::PayloadTooLarge { .. } => "Payload too large",
-            Self::UnsupportedMediaType { .. } => "Unsupported media type",
-            Self::BodyUnreadable | Self::InvalidPayload(_) => "Invalid payload",
-            Self::StoreUnavailable(_) => "Store unavailable",
-            Self::OutcomeUnknown(_) => "Outcome unknown",
-            Self::Internal(_) => "Internal error",
+            Self::WebhookNotFound => (404, "webhook_not_found", "Webhook not found"),
+            Self::WebhookDeleted => (410, "webhook_deleted", "Webhook deleted"),
+            Self::WebhookDisabled => (403, "webhook_disabled", "Webhook disabled"),
+            Self::SourceNotAllowed => (403, "source_not_allowed", "Source not allowed"),
+            Self::RateLimited { .. } => (429, "rate_limited", "Rate limited"),
+            Self::InvalidSecret => (401, "invalid_secret", "Invalid secret"),
+            Self::InvalidSignature => (401, "invalid_signature", "Invalid signature"),
+            Self::SignatureExpired => (401, "signature_expired", "Signature expired"),
+            Self::PayloadTooLarge { .. } => (413, "payload_too_large", "Payload too large"),
+            Self::UnsupportedMediaType { .. } => {
+                (415, "unsupported_media_type", "Unsupported media type")
+            }
+            Self::BodyUnreadable | Self::InvalidPayload(_) => {
+                (400, "invalid_payload", "Invalid payload")
+            }
+            Self::StoreUnavailable(_) => (503, "store_unavailable", "Store unavailable"),
+            Self::OutcomeUnknown(_) => (503, "outcome_unknown", "Outcome unknown"),
+            Self::Internal(_) => (500, "internal_error", "Internal error"),
         }
     }
 

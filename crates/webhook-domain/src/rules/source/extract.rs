@@ -870,44 +870,47 @@ mod tests {
             "data": {"object": {"id": "in_1"}},
         });
         let pairs = [("X-Kind", "from-header"), ("X-Request-Id", "req-9")];
-        let check = |settings: SourceSettings, expected: (Option<&str>, Option<&str>)| {
-            let got = fields(&settings, &pairs, &payload);
-            assert_eq!(
-                (got.event_type.as_deref(), got.delivery_id.as_deref()),
-                expected
-            );
-        };
-        check(
-            with(Source::Stripe, None, None, None),
-            (Some("invoice.paid"), Some("evt_1")),
-        );
-        check(
-            with(Source::Stripe, Some("/meta/kind"), Some("/meta/seq"), None),
-            (Some("billing/paid"), Some("17")),
-        );
-        check(
-            with(
+        for (source, event_type_from, dedup_key_from, expected) in [
+            (
+                Source::Stripe,
+                None,
+                None,
+                (Some("invoice.paid"), Some("evt_1")),
+            ),
+            (
+                Source::Stripe,
+                Some("/meta/kind"),
+                Some("/meta/seq"),
+                (Some("billing/paid"), Some("17")),
+            ),
+            (
                 Source::Stripe,
                 Some("header:X-Kind"),
                 Some("header:x-request-id"),
-                None,
+                (Some("from-header"), Some("req-9")),
             ),
-            (Some("from-header"), Some("req-9")),
-        );
-        // An override that finds nothing gives nothing, rather than the source's field.
-        check(
-            with(
+            // An override that finds nothing gives nothing, rather than the source's field.
+            (
                 Source::Stripe,
                 Some("/missing"),
                 Some("header:x-missing"),
-                None,
+                (None, None),
             ),
-            (None, None),
-        );
-        check(
-            with(Source::Alertmanager, None, Some("/id"), None),
-            (None, Some("evt_1")),
-        );
+            (
+                Source::Alertmanager,
+                None,
+                Some("/id"),
+                (None, Some("evt_1")),
+            ),
+        ] {
+            let settings = with(source, event_type_from, dedup_key_from, None);
+            let got = fields(&settings, &pairs, &payload);
+            assert_eq!(
+                (got.event_type.as_deref(), got.delivery_id.as_deref()),
+                expected,
+                "{source} {event_type_from:?} {dedup_key_from:?}"
+            );
+        }
     }
 
     #[test]

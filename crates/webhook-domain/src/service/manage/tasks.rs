@@ -61,8 +61,7 @@ impl<A: Adapters> Management<A> {
 
     /// One task of the caller's organization.
     pub async fn task(&self, caller: &Caller, id: &str) -> Result<Task, ManageError> {
-        let id: TaskId = parse_id("id", id)?;
-        Ok(self.store.task(caller.organization_id, id).await?)
+        self.task_by_id(caller, parse_id("id", id)?).await
     }
 
     /// Moves a task to `status` (an agent reporting progress) if the lifecycle allows it.

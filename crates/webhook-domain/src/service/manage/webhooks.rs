@@ -354,10 +354,7 @@ impl<A: Adapters> Management<A> {
             Some(None) => Some(CidrList::default()),
             None => None,
         };
-        let mut webhook = self.owned(caller, id).await?;
-        if webhook.status == WebhookStatus::Deleted {
-            return Err(deleted_conflict());
-        }
+        let mut webhook = self.changeable(caller, id).await?;
         let source = source_settings(&webhook.source, &patch.source)?;
         if patch.source.instruction_template.is_some() {
             source.check_template(&self.templates).map_err(invalid)?;
@@ -378,8 +375,7 @@ impl<A: Adapters> Management<A> {
         apply(&mut webhook.event_types, event_types);
         apply(&mut webhook.rate_limit_per_minute, rate);
         webhook.updated_at = self.clock.now();
-        self.write(&webhook).await?;
-        self.notifier.routes_changed(Stale::Webhook(webhook.id));
+        self.save(&webhook).await?;
         self.view(webhook).await
     }
 
@@ -398,10 +394,7 @@ impl<A: Adapters> Management<A> {
             None => generate_secret(&self.entropy, WEBHOOK_SECRET_PREFIX),
         };
         let overlap = parse_previous_validity(rotation.previous_valid_for_seconds)?;
-        let mut webhook = self.owned(caller, id).await?;
-        if webhook.status == WebhookStatus::Deleted {
-            return Err(deleted_conflict());
-        }
+        let mut webhook = self.changeable(caller, id).await?;
         let now = self.clock.now();
         let replaced = webhook.secret.replace(self.sealer.seal(&secret));
         (webhook.previous_secret, webhook.previous_secret_expires_at) = match replaced {
@@ -409,10 +402,8 @@ impl<A: Adapters> Management<A> {
             _ => (None, None),
         };
         webhook.updated_at = now;
-        self.write(&webhook).await?;
+        self.save(&webhook).await?;
         let view = self.view(webhook).await?;
-        self.notifier
-            .routes_changed(Stale::Webhook(view.webhook.id));
         Ok(CreatedWebhook {
             view,
             secret: Some(secret),
@@ -422,25 +413,34 @@ impl<A: Adapters> Management<A> {
     /// Deletes a webhook: it becomes a tombstone, its URL answers 410 forever.
     pub async fn delete_webhook(&self, caller: &Caller, id: &str) -> Result<(), ManageError> {
         let id: WebhookId = written_id(caller, id)?;
-        let mut webhook = self.owned(caller, id).await?;
-        if webhook.status == WebhookStatus::Deleted {
-            return Err(deleted_conflict());
-        }
+        let mut webhook = self.changeable(caller, id).await?;
         webhook.status = webhook_transition(webhook.status, WebhookStatus::Deleted)
             .map_err(|e| ManageError::conflict(ConflictCode::InvalidTransition, e.to_string()))?;
         webhook.updated_at = self.clock.now();
-        self.write(&webhook).await?;
-        self.notifier.routes_changed(Stale::Webhook(webhook.id));
+        self.save(&webhook).await?;
         Ok(())
     }
 
-    async fn write(&self, webhook: &Webhook) -> Result<(), ManageError> {
-        match self.store.update_webhook(webhook).await {
-            Ok(()) => Ok(()),
-            // Deleted by a concurrent request between our read and this write.
-            Err(StoreError::Conflict(_)) => Err(deleted_conflict()),
-            Err(e) => Err(e.into()),
+    /// A webhook of the caller's organization that a change may touch: a tombstone never
+    /// changes.
+    async fn changeable(&self, caller: &Caller, id: WebhookId) -> Result<Webhook, ManageError> {
+        let webhook = self.owned(caller, id).await?;
+        if webhook.status == WebhookStatus::Deleted {
+            return Err(deleted_conflict());
         }
+        Ok(webhook)
+    }
+
+    /// Stores a changed webhook and tells the route caches, once the change is written.
+    async fn save(&self, webhook: &Webhook) -> Result<(), ManageError> {
+        match self.store.update_webhook(webhook).await {
+            Ok(()) => {}
+            // Deleted by a concurrent request between our read and this write.
+            Err(StoreError::Conflict(_)) => return Err(deleted_conflict()),
+            Err(e) => return Err(e.into()),
+        }
+        self.notifier.routes_changed(Stale::Webhook(webhook.id));
+        Ok(())
     }
 
     /// The target a request body names, which must be live in the caller's organization.
