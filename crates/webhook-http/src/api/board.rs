@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use webhook_domain::model::{InvocationSummary, Page, TaskSummary};
 use webhook_domain::ports::Adapters;
@@ -18,7 +18,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::{caller, page_of, writer};
+use super::{Reader, Writer, page_of};
 
 /// A webhook's invocations, newest first, filtered by outcome, event type, source address,
 /// time, test flag and words of the payload (`q`); the filters combine, and a cursor is valid
@@ -40,12 +40,10 @@ use super::{caller, page_of, writer};
     security(("api_key" = [])),
 )]
 pub(crate) async fn invocations<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let q: InvocationQuery = query(&request)?;
+    let q: InvocationQuery = query(api.request())?;
     let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
     let filters = LogQuery {
         outcome: q.outcome.as_deref(),
@@ -56,9 +54,9 @@ pub(crate) async fn invocations<A: Adapters>(
         test: q.test.as_deref(),
         q: q.q.as_deref(),
     };
-    let page = ctx
+    let page = api
         .management()
-        .invocations(&caller, &id, &filters, page)
+        .invocations(api.caller(), &id, &filters, page)
         .await?;
     Ok(HttpResponse::Ok().json(invocation_list(page)))
 }
@@ -128,12 +126,13 @@ fn json_len(value: &impl serde::Serialize) -> usize {
     security(("api_key" = [])),
 )]
 pub(crate) async fn invocation<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let record = ctx.management().invocation_record(&caller, &id).await?;
+    let record = api
+        .management()
+        .invocation_record(api.caller(), &id)
+        .await?;
     Ok(HttpResponse::Ok().json(InvocationRecordOut::from(record)))
 }
 
@@ -156,14 +155,12 @@ pub(crate) async fn invocation<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn replay<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let result = ctx
+    let result = api
         .management()
-        .replay_invocation(&caller, &id, ctx.tester())
+        .replay_invocation(api.caller(), &id, api.tester())
         .await?;
     Ok(HttpResponse::Ok().json(TestOut::from(result)))
 }
@@ -183,12 +180,8 @@ pub(crate) async fn replay<A: Adapters>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn tasks<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let q: TaskQuery = query(&request)?;
+pub(crate) async fn tasks<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let q: TaskQuery = query(api.request())?;
     let with_context = match q.include.as_deref() {
         None => false,
         Some("context") => true,
@@ -206,16 +199,22 @@ pub(crate) async fn tasks<A: Adapters>(
             format!("must be at most {MAX_TASKS_WITH_CONTEXT} with `include=context`"),
         )));
     }
-    let page = ctx
+    let page = api
         .management()
-        .tasks(&caller, q.target_id.as_deref(), q.status.as_deref(), page)
+        .tasks(
+            api.caller(),
+            q.target_id.as_deref(),
+            q.status.as_deref(),
+            page,
+        )
         .await?;
     if !with_context {
         return Ok(HttpResponse::Ok().json(TaskList::from_page(page)));
     }
+    let (ctx, caller) = api.into_parts();
     Ok(HttpResponse::Ok()
         .content_type(mime::APPLICATION_JSON)
-        .streaming(tasks_with_context(ctx.into_inner(), caller, page)))
+        .streaming(tasks_with_context(ctx, caller, page)))
 }
 
 /// Where [`tasks_with_context`] is.
@@ -300,12 +299,10 @@ fn tasks_with_context<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn task<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let task = ctx.management().task(&caller, &id).await?;
+    let task = api.management().task(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }
 
@@ -324,12 +321,10 @@ pub(crate) async fn task<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn task_attempts<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let attempts = ctx.management().task_attempts(&caller, &id).await?;
+    let attempts = api.management().task_attempts(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(AttemptList {
         items: attempts.into_iter().map(AttemptOut::from).collect(),
     }))
@@ -354,16 +349,14 @@ pub(crate) async fn task_attempts<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn patch_task<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchTask = read_json(&request, payload).await?;
-    let task = ctx
+    let body: PatchTask = read_json(api.request(), payload).await?;
+    let task = api
         .management()
-        .set_task_status(&caller, &id, &body.status)
+        .set_task_status(api.caller(), &id, &body.status)
         .await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }
@@ -388,11 +381,9 @@ pub(crate) async fn patch_task<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn retry_task<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let task = ctx.management().retry_task(&caller, &id).await?;
+    let task = api.management().retry_task(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }

@@ -1,17 +1,16 @@
 //! `/api/v1/webhooks`: create, list, read, change, re-key, test and delete webhooks.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::manage::{NewWebhook, SecretRotation, WebhookPatch};
 
-use super::ManageState;
 use super::dto::{
     CreateWebhook, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList, WebhookOut,
     WebhookQuery, WebhookWithSecret, source_fields,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::{caller, created_with_secret, page_of, secret_answer, writer};
+use super::{Reader, Writer, created_with_secret, page_of, secret_answer};
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
 #[utoipa::path(
@@ -26,12 +25,10 @@ use super::{caller, created_with_secret, page_of, secret_answer, writer};
     security(("api_key" = [])),
 )]
 pub(crate) async fn create<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateWebhook = read_json(&request, payload).await?;
+    let body: CreateWebhook = read_json(api.request(), payload).await?;
     let new = NewWebhook {
         source: source_fields!(body),
         name: body.name,
@@ -41,7 +38,7 @@ pub(crate) async fn create<A: Adapters>(
         generate_secret: body.generate_secret.unwrap_or(false),
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let out = WebhookWithSecret::from(ctx.management().create_webhook(&caller, new).await?);
+    let out = WebhookWithSecret::from(api.management().create_webhook(api.caller(), new).await?);
     Ok(created_with_secret(
         "/api/v1/webhooks",
         out.webhook.id,
@@ -62,16 +59,12 @@ pub(crate) async fn create<A: Adapters>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let q: WebhookQuery = query(&request)?;
+pub(crate) async fn list<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let q: WebhookQuery = query(api.request())?;
     let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
-    let page = ctx
+    let page = api
         .management()
-        .webhooks(&caller, q.status.as_deref(), page)
+        .webhooks(api.caller(), q.status.as_deref(), page)
         .await?;
     Ok(HttpResponse::Ok().json(WebhookList::from_page(page)))
 }
@@ -89,12 +82,10 @@ pub(crate) async fn list<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn get<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let view = ctx.management().webhook(&caller, &id).await?;
+    let view = api.management().webhook(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
 }
 
@@ -115,13 +106,11 @@ pub(crate) async fn get<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn patch<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchWebhook = read_json(&request, payload).await?;
+    let body: PatchWebhook = read_json(api.request(), payload).await?;
     let patch = WebhookPatch {
         source: source_fields!(body),
         name: body.name,
@@ -130,7 +119,10 @@ pub(crate) async fn patch<A: Adapters>(
         status: body.status,
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let view = ctx.management().update_webhook(&caller, &id, patch).await?;
+    let view = api
+        .management()
+        .update_webhook(api.caller(), &id, patch)
+        .await?;
     Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
 }
 
@@ -148,12 +140,10 @@ pub(crate) async fn patch<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn delete<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    ctx.management().delete_webhook(&caller, &id).await?;
+    api.management().delete_webhook(api.caller(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -174,17 +164,15 @@ pub(crate) async fn delete<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn rotate_secret<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: RotateSecret = read_json(&request, payload).await?;
-    let rotated = ctx
+    let body: RotateSecret = read_json(api.request(), payload).await?;
+    let rotated = api
         .management()
         .rotate_webhook_secret(
-            &caller,
+            api.caller(),
             &id,
             SecretRotation {
                 secret: body.secret,
@@ -211,22 +199,20 @@ pub(crate) async fn rotate_secret<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn test<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: TestWebhook = read_json(&request, payload).await?;
-    let result = ctx
+    let body: TestWebhook = read_json(api.request(), payload).await?;
+    let result = api
         .management()
         .test_webhook(
-            &caller,
+            api.caller(),
             &id,
             body.payload
                 .as_deref()
                 .map(serde_json::value::RawValue::get),
-            ctx.tester(),
+            api.tester(),
         )
         .await?;
     Ok(HttpResponse::Ok().json(TestOut::from(result)))
