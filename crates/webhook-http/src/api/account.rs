@@ -18,7 +18,6 @@ use super::{Reader, Writer, created_with_secret, openapi_json};
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created", body = CreatedApiKeyOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -63,7 +62,6 @@ pub(crate) async fn list_keys<A: Adapters>(api: Reader<A>) -> Result<HttpRespons
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`own_key`: the key of this request cannot delete itself; `last_admin_key`: the organization's last admin key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -96,7 +94,6 @@ pub(crate) async fn organization<A: Adapters>(api: Reader<A>) -> Result<HttpResp
     request_body = PatchOrganization,
     responses(
         (status = 200, description = "The changed organization", body = OrganizationOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),

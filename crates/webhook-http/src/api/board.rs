@@ -33,7 +33,6 @@ use super::{Reader, Writer, page_of};
     responses(
         (status = 200, description = "A page of invocations", body = InvocationList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, filter, limit or cursor (`field` names it): an outcome not listed, an empty `event_type`, a `source_ip` that is not an address, a `since` or `until` that is not RFC 3339 or an `until` not later than `since`, a `test` other than `true` or `false`, a `q` without a word, with a word over 64 letters and digits or with more than 16 words", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -119,9 +118,7 @@ fn json_len(value: &impl serde::Serialize) -> usize {
     params(("id" = uuid::Uuid, Path, description = "Invocation id")),
     responses(
         (status = 200, description = "The invocation's whole record", body = InvocationRecordOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -150,7 +147,6 @@ pub(crate) async fn invocation<A: Adapters>(
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`not_replayable`: the request's body was not kept whole (refused before or while it was read, or kept only as an excerpt)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "`webhook_deleted`: the invocation's webhook was deleted", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -175,7 +171,6 @@ pub(crate) async fn replay<A: Adapters>(
     responses(
         (status = 200, description = "A page of tasks", body = TaskList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad filter, include, limit (above 50 with `include=context`) or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -292,9 +287,7 @@ fn tasks_with_context<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task", body = TaskOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -314,9 +307,7 @@ pub(crate) async fn task<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task's attempts", body = AttemptList),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -339,9 +330,6 @@ pub(crate) async fn task_attempts<A: Adapters>(
     request_body = PatchTask,
     responses(
         (status = 200, description = "The moved task", body = TaskOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`, or `conflict` when the task moved meanwhile", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Unknown status, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
@@ -372,11 +360,8 @@ pub(crate) async fn patch_task<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The queued task", body = TaskOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`: only failed tasks are retried", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

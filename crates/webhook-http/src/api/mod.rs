@@ -198,9 +198,11 @@ impl Modify for BearerAuth {
 /// among them 403 `forbidden` to a viewer key; each reads the store, so it may answer 503
 /// `store_unavailable` (the test endpoint also `outcome_unknown`) or 500 `internal_error` when
 /// the store fails beyond retrying,
-/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`
-/// and one that does not arrive within the body timeout with 408 `request_timeout`,
-/// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
+/// every one that takes a body refuses a malformed one with 400, one over [`BODY_LIMIT`] with
+/// 413 `payload_too_large` and one that does not arrive within the body timeout with 408
+/// `request_timeout`, every one on a path with an `{id}` refuses an id that is not a UUID with
+/// 422, and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
+/// An operation that documents one of these statuses itself keeps its own description.
 struct SharedProblems;
 
 /// Which operations a shared answer belongs to.
@@ -208,6 +210,7 @@ struct SharedProblems;
 enum SharedTo {
     Every,
     WithBody,
+    WithId,
     Secured,
     SecuredWrites,
 }
@@ -236,6 +239,7 @@ impl Modify for SharedProblems {
                     crate::head::MAX_REQUEST_HEAD_BYTES / 1024
                 )),
             ),
+            (SharedTo::WithBody, "400", problem("Malformed body")),
             (
                 SharedTo::WithBody,
                 "413",
@@ -251,6 +255,7 @@ impl Modify for SharedProblems {
                     "`request_timeout`: the whole body did not arrive within the body timeout; the connection is closed",
                 ),
             ),
+            (SharedTo::WithId, "422", problem("The id is not a UUID")),
             (SharedTo::Secured, "401", problem("No valid API key")),
             (SharedTo::SecuredWrites, "403", problem("Viewer key")),
             (
@@ -268,7 +273,8 @@ impl Modify for SharedProblems {
                 ),
             ),
         ];
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let with_id = path.contains("{id}");
             let operations = [
                 (false, &mut item.get),
                 (true, &mut item.put),
@@ -286,6 +292,7 @@ impl Modify for SharedProblems {
                     let applies = match to {
                         SharedTo::Every => true,
                         SharedTo::WithBody => with_body,
+                        SharedTo::WithId => with_id,
                         SharedTo::Secured => secured,
                         SharedTo::SecuredWrites => secured && writes,
                     };

@@ -17,7 +17,6 @@ use super::{Reader, Writer, created_with_secret, list_page};
     request_body = CreateTarget,
     responses(
         (status = 201, description = "Created", body = CreatedTargetOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -64,7 +63,6 @@ pub(crate) async fn list<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, Ap
     responses(
         (status = 200, description = "The target", body = TargetOut),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -84,7 +82,6 @@ pub(crate) async fn get<A: Adapters>(
     request_body = PatchTarget,
     responses(
         (status = 200, description = "The changed target", body = TargetOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -117,7 +114,6 @@ pub(crate) async fn patch<A: Adapters>(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`target_in_use`: webhooks point at it", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]

@@ -19,7 +19,6 @@ use super::{Reader, Writer, created_with_secret, page_of, secret_answer};
     request_body = CreateWebhook,
     responses(
         (status = 201, description = "Created", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
@@ -77,7 +76,6 @@ pub(crate) async fn list<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, Ap
     responses(
         (status = 200, description = "The webhook", body = WebhookOut),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -98,7 +96,6 @@ pub(crate) async fn get<A: Adapters>(
     request_body = PatchWebhook,
     responses(
         (status = 200, description = "The changed webhook", body = WebhookOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: a tombstone never changes", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
@@ -135,7 +132,6 @@ pub(crate) async fn patch<A: Adapters>(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: already deleted", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
@@ -156,7 +152,6 @@ pub(crate) async fn delete<A: Adapters>(
     request_body(content = RotateSecret, description = "Optional: the new secret"),
     responses(
         (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The secret or the id was refused", body = ProblemBody, content_type = "application/problem+json"),
@@ -192,7 +187,6 @@ pub(crate) async fn rotate_secret<A: Adapters>(
     request_body(content = TestWebhook, description = "Optional: the payload to send"),
     responses(
         (status = 200, description = "What the pipeline did; `status` is `accepted`, `ignored` or `rejected`", body = TestOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The payload is not a JSON object (or nests deeper than 128 levels), or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
