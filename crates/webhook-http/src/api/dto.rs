@@ -1250,85 +1250,86 @@ macro_rules! task_view {
     };
 }
 
-/// A task on the board.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskOut {
-    pub id: Uuid,
-    pub target_id: Uuid,
-    pub webhook_id: Uuid,
-    pub invocation_id: Uuid,
-    /// The payload's `message`: untrusted text from outside.
-    #[schema(required = true)]
-    pub instruction: Option<String>,
-    /// The whole payload.
-    #[schema(value_type = Object, required = true)]
-    pub context: Option<Box<RawValue>>,
-    #[schema(required = true)]
-    pub event_type: Option<String>,
-    #[schema(value_type = TaskStatus)]
-    pub status: &'static str,
-    pub test: bool,
-    pub source: TaskSourceOut,
-    /// Delivery attempts made so far, over the task's whole life; attempts are numbered from 1
-    /// and their numbers never repeat.
-    pub attempts: u32,
-    /// The attempts made before the current delivery round: 0 until the task is retried by
-    /// hand, then `attempts` as it was at the retry. A retry grants the whole retry schedule
-    /// again, so `attempts - attempts_before_round` is what counts against the limit.
-    pub attempts_before_round: u32,
-    /// When a queued task is next due for delivery.
-    #[schema(format = DateTime)]
-    pub next_attempt_at: String,
-    /// Why the latest attempt of the current round failed; cleared by a retry.
-    #[schema(required = true)]
-    pub last_error: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+/// Declares the views of a task: each shows the fields they all share, with its own `context`
+/// and its own description of the attempt counts.
+macro_rules! task_views {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident { context: { $($context:tt)* } attempts: { $($attempts:tt)* } }
+    )*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub id: Uuid,
+            pub target_id: Uuid,
+            pub webhook_id: Uuid,
+            pub invocation_id: Uuid,
+            /// The payload's `message`: untrusted text from outside.
+            #[schema(required = true)]
+            pub instruction: Option<String>,
+            $($context)*
+            #[schema(required = true)]
+            pub event_type: Option<String>,
+            #[schema(value_type = TaskStatus)]
+            pub status: &'static str,
+            pub test: bool,
+            pub source: TaskSourceOut,
+            $($attempts)*
+            /// When a queued task is next due for delivery.
+            #[schema(format = DateTime)]
+            pub next_attempt_at: String,
+            /// Why the latest attempt of the current round failed; cleared by a retry.
+            #[schema(required = true)]
+            pub last_error: Option<String>,
+            #[schema(format = DateTime)]
+            pub created_at: String,
+            #[schema(format = DateTime)]
+            pub updated_at: String,
+        }
+    )*};
+}
+
+task_views! {
+    /// A task on the board.
+    TaskOut {
+        context: {
+            /// The whole payload.
+            #[schema(value_type = Object, required = true)]
+            pub context: Option<Box<RawValue>>,
+        }
+        attempts: {
+            /// Delivery attempts made so far, over the task's whole life; attempts are numbered from 1
+            /// and their numbers never repeat.
+            pub attempts: u32,
+            /// The attempts made before the current delivery round: 0 until the task is retried by
+            /// hand, then `attempts` as it was at the retry. A retry grants the whole retry schedule
+            /// again, so `attempts - attempts_before_round` is what counts against the limit.
+            pub attempts_before_round: u32,
+        }
+    }
+
+    /// A task on the board's list: the task without its context, unless the list was asked for
+    /// it with `include=context`.
+    TaskListItem {
+        context: {
+            /// The whole payload; only with `include=context`.
+            #[schema(value_type = Object)]
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub context: Option<Box<RawValue>>,
+        }
+        attempts: {
+            /// Delivery attempts made so far, over the task's whole life.
+            pub attempts: u32,
+            /// The attempts made before the current delivery round (see `TaskOut`).
+            pub attempts_before_round: u32,
+        }
+    }
 }
 
 impl From<Task> for TaskOut {
     fn from(task: Task) -> Self {
         task_view!(task, context: raw_json(task.context.as_str()))
     }
-}
-
-/// A task on the board's list: the task without its context, unless the list was asked for
-/// it with `include=context`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskListItem {
-    pub id: Uuid,
-    pub target_id: Uuid,
-    pub webhook_id: Uuid,
-    pub invocation_id: Uuid,
-    /// The payload's `message`: untrusted text from outside.
-    #[schema(required = true)]
-    pub instruction: Option<String>,
-    /// The whole payload; only with `include=context`.
-    #[schema(value_type = Object)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<Box<RawValue>>,
-    #[schema(required = true)]
-    pub event_type: Option<String>,
-    #[schema(value_type = TaskStatus)]
-    pub status: &'static str,
-    pub test: bool,
-    pub source: TaskSourceOut,
-    /// Delivery attempts made so far, over the task's whole life.
-    pub attempts: u32,
-    /// The attempts made before the current delivery round (see `TaskOut`).
-    pub attempts_before_round: u32,
-    /// When a queued task is next due for delivery.
-    #[schema(format = DateTime)]
-    pub next_attempt_at: String,
-    /// Why the latest attempt of the current round failed; cleared by a retry.
-    #[schema(required = true)]
-    pub last_error: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
 }
 
 impl From<TaskSummary> for TaskListItem {
