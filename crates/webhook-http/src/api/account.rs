@@ -1,16 +1,15 @@
 //! `/api/v1/api-keys`, `/api/v1/organization` and the `OpenAPI` document.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use webhook_domain::model::Page;
 use webhook_domain::service::manage::{NewApiKey, OrganizationPatch};
 
 use webhook_domain::ports::Adapters;
 
-use super::ManageState;
 use super::dto::{ApiKeyList, CreateApiKey, CreatedApiKeyOut, OrganizationOut, PatchOrganization};
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
-use super::{caller, created_with_secret, openapi_json, writer};
+use super::{Reader, Writer, created_with_secret, openapi_json};
 
 /// Create an API key; the key is in the answer, once.
 #[utoipa::path(
@@ -19,23 +18,20 @@ use super::{caller, created_with_secret, openapi_json, writer};
     request_body = CreateApiKey,
     responses(
         (status = 201, description = "Created", body = CreatedApiKeyOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn create_key<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateApiKey = read_json(&request, payload).await?;
+    let body: CreateApiKey = read_json(api.request(), payload).await?;
     let new = NewApiKey {
         name: body.name,
         role: body.role,
     };
-    let out = CreatedApiKeyOut::from(ctx.management().create_api_key(&caller, new).await?);
+    let out = CreatedApiKeyOut::from(api.management().create_api_key(api.caller(), new).await?);
     Ok(created_with_secret("/api/v1/api-keys", out.key.id, &out))
 }
 
@@ -48,12 +44,8 @@ pub(crate) async fn create_key<A: Adapters>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list_keys<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let keys = ctx.management().api_keys(&caller).await?;
+pub(crate) async fn list_keys<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let keys = api.management().api_keys(api.caller()).await?;
     Ok(HttpResponse::Ok().json(ApiKeyList::from_page(Page {
         items: keys,
         next: None,
@@ -70,17 +62,14 @@ pub(crate) async fn list_keys<A: Adapters>(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such key in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`own_key`: the key of this request cannot delete itself; `last_admin_key`: the organization's last admin key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn delete_key<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    ctx.management().delete_api_key(&caller, &id).await?;
+    api.management().delete_api_key(api.caller(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -93,12 +82,8 @@ pub(crate) async fn delete_key<A: Adapters>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn organization<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let organization = ctx.management().organization(&caller).await?;
+pub(crate) async fn organization<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let organization = api.management().organization(api.caller()).await?;
     Ok(HttpResponse::Ok().json(OrganizationOut::from(organization)))
 }
 
@@ -109,23 +94,23 @@ pub(crate) async fn organization<A: Adapters>(
     request_body = PatchOrganization,
     responses(
         (status = 200, description = "The changed organization", body = OrganizationOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn patch_organization<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchOrganization = read_json(&request, payload).await?;
+    let body: PatchOrganization = read_json(api.request(), payload).await?;
     let patch = OrganizationPatch {
         name: body.name,
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let organization = ctx.management().update_organization(&caller, patch).await?;
+    let organization = api
+        .management()
+        .update_organization(api.caller(), patch)
+        .await?;
     Ok(HttpResponse::Ok().json(OrganizationOut::from(organization)))
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use bytes::Bytes;
 use webhook_domain::model::{InvocationSummary, Page, TaskSummary};
 use webhook_domain::ports::Adapters;
@@ -18,7 +18,7 @@ use super::dto::{
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::{caller, page_of, writer};
+use super::{Reader, Writer, page_of};
 
 /// A webhook's invocations, newest first, filtered by outcome, event type, source address,
 /// time, test flag and words of the payload (`q`); the filters combine, and a cursor is valid
@@ -33,19 +33,16 @@ use super::{caller, page_of, writer};
     responses(
         (status = 200, description = "A page of invocations", body = InvocationList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, filter, limit or cursor (`field` names it): an outcome not listed, an empty `event_type`, a `source_ip` that is not an address, a `since` or `until` that is not RFC 3339 or an `until` not later than `since`, a `test` other than `true` or `false`, a `q` without a word, with a word over 64 letters and digits or with more than 16 words", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn invocations<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let q: InvocationQuery = query(&request)?;
+    let q: InvocationQuery = query(api.request())?;
     let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
     let filters = LogQuery {
         outcome: q.outcome.as_deref(),
@@ -56,9 +53,9 @@ pub(crate) async fn invocations<A: Adapters>(
         test: q.test.as_deref(),
         q: q.q.as_deref(),
     };
-    let page = ctx
+    let page = api
         .management()
-        .invocations(&caller, &id, &filters, page)
+        .invocations(api.caller(), &id, &filters, page)
         .await?;
     Ok(HttpResponse::Ok().json(invocation_list(page)))
 }
@@ -121,19 +118,18 @@ fn json_len(value: &impl serde::Serialize) -> usize {
     params(("id" = uuid::Uuid, Path, description = "Invocation id")),
     responses(
         (status = 200, description = "The invocation's whole record", body = InvocationRecordOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn invocation<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let record = ctx.management().invocation_record(&caller, &id).await?;
+    let record = api
+        .management()
+        .invocation_record(api.caller(), &id)
+        .await?;
     Ok(HttpResponse::Ok().json(InvocationRecordOut::from(record)))
 }
 
@@ -151,19 +147,16 @@ pub(crate) async fn invocation<A: Adapters>(
         (status = 404, description = "No such invocation in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`not_replayable`: the request's body was not kept whole (refused before or while it was read, or kept only as an excerpt)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 410, description = "`webhook_deleted`: the invocation's webhook was deleted", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn replay<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let result = ctx
+    let result = api
         .management()
-        .replay_invocation(&caller, &id, ctx.tester())
+        .replay_invocation(api.caller(), &id, api.tester())
         .await?;
     Ok(HttpResponse::Ok().json(TestOut::from(result)))
 }
@@ -178,17 +171,12 @@ pub(crate) async fn replay<A: Adapters>(
     responses(
         (status = 200, description = "A page of tasks", body = TaskList),
         (status = 400, description = "Bad query", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Bad filter, include, limit (above 50 with `include=context`) or cursor", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn tasks<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let q: TaskQuery = query(&request)?;
+pub(crate) async fn tasks<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let q: TaskQuery = query(api.request())?;
     let with_context = match q.include.as_deref() {
         None => false,
         Some("context") => true,
@@ -206,16 +194,22 @@ pub(crate) async fn tasks<A: Adapters>(
             format!("must be at most {MAX_TASKS_WITH_CONTEXT} with `include=context`"),
         )));
     }
-    let page = ctx
+    let page = api
         .management()
-        .tasks(&caller, q.target_id.as_deref(), q.status.as_deref(), page)
+        .tasks(
+            api.caller(),
+            q.target_id.as_deref(),
+            q.status.as_deref(),
+            page,
+        )
         .await?;
     if !with_context {
         return Ok(HttpResponse::Ok().json(TaskList::from_page(page)));
     }
+    let (ctx, caller) = api.into_parts();
     Ok(HttpResponse::Ok()
         .content_type(mime::APPLICATION_JSON)
-        .streaming(tasks_with_context(ctx.into_inner(), caller, page)))
+        .streaming(tasks_with_context(ctx, caller, page)))
 }
 
 /// Where [`tasks_with_context`] is.
@@ -293,19 +287,15 @@ fn tasks_with_context<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task", body = TaskOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn task<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let task = ctx.management().task(&caller, &id).await?;
+    let task = api.management().task(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }
 
@@ -317,19 +307,15 @@ pub(crate) async fn task<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task's attempts", body = AttemptList),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn task_attempts<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let attempts = ctx.management().task_attempts(&caller, &id).await?;
+    let attempts = api.management().task_attempts(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(AttemptList {
         items: attempts.into_iter().map(AttemptOut::from).collect(),
     }))
@@ -344,9 +330,6 @@ pub(crate) async fn task_attempts<A: Adapters>(
     request_body = PatchTask,
     responses(
         (status = 200, description = "The moved task", body = TaskOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`, or `conflict` when the task moved meanwhile", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Unknown status, or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
@@ -354,16 +337,14 @@ pub(crate) async fn task_attempts<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn patch_task<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchTask = read_json(&request, payload).await?;
-    let task = ctx
+    let body: PatchTask = read_json(api.request(), payload).await?;
+    let task = api
         .management()
-        .set_task_status(&caller, &id, &body.status)
+        .set_task_status(api.caller(), &id, &body.status)
         .await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }
@@ -379,20 +360,15 @@ pub(crate) async fn patch_task<A: Adapters>(
     params(("id" = uuid::Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The queued task", body = TaskOut),
-        (status = 401, description = "No valid API key", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Viewer key", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition`: only failed tasks are retried", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn retry_task<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let task = ctx.management().retry_task(&caller, &id).await?;
+    let task = api.management().retry_task(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(TaskOut::from(task)))
 }

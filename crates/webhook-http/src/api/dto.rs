@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use webhook_domain::model::{
     self, ApiKey, Invocation, InvocationSummary, Organization, Page, Target, TargetResponse, Task,
-    TaskSummary, Timestamp,
+    TaskSource, TaskSummary, Timestamp,
 };
 use webhook_domain::service::manage::{
     CreatedApiKey, CreatedTarget, CreatedWebhook, InvocationRecord, MAX_PREVIOUS_SECRET_SECONDS,
@@ -298,109 +298,94 @@ pub struct PatchTarget {
     pub endpoint_url: Option<Option<String>>,
 }
 
-/// `POST /api/v1/webhooks`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
-    #[schema(value_type = DisplayName)]
-    pub name: String,
-    /// A target of the caller's organization.
-    #[schema(value_type = Uuid)]
-    pub target_id: String,
-    /// Exact names or `prefix.*`, at most 64 (duplicates dropped); empty or absent subscribes
-    /// to every event.
-    #[serde(default)]
-    #[schema(value_type = Option<Vec<EventTypePattern>>, max_items = 64, example = json!(["deploy.*"]))]
-    pub event_types: Option<Vec<String>>,
-    /// The secret senders put in `X-Webhook-Secret`; exclusive with `generate_secret: true`.
-    #[serde(default)]
-    #[schema(value_type = Option<WebhookSecret>)]
-    pub secret: Option<String>,
-    /// Generate a secret (returned once in the answer); exclusive with `secret`.
-    #[serde(default)]
-    pub generate_secret: Option<bool>,
-    /// Default 100.
-    #[serde(default, deserialize_with = "integer")]
-    #[schema(value_type = Option<RateLimitPerMinute>)]
-    pub rate_limit_per_minute: Option<i64>,
-    /// The sender's dialect; default `generic`.
-    #[serde(default)]
-    #[schema(value_type = Option<Source>)]
-    pub source: Option<String>,
-    /// For a `generic` webhook only: how its sender authenticates instead of
-    /// `X-Webhook-Secret`; `null` for the default.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Verification>)]
-    pub verification: Option<Option<serde_json::Value>>,
-    /// Where the event type is, instead of the source's place; `null` for the source's.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<FieldReference>)]
-    pub event_type_from: Option<Option<String>>,
-    /// Where the delivery id that deduplicates is, instead of the source's; `null` for the
-    /// source's.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<FieldReference>)]
-    pub dedup_key_from: Option<Option<String>>,
-    /// Makes the task's instruction from the payload, before its `message` and the source's
-    /// own; `null` for none.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<InstructionTemplate>)]
-    pub instruction_template: Option<Option<String>>,
-    /// The networks requests may come from (at most 100), matched on the source IP as
-    /// resolved through trusted proxies; `null` or `[]` for any.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<Cidr>>, max_items = 100)]
-    pub allowed_source_ips: Option<Option<Vec<String>>>,
+/// Declares the bodies that create or change a webhook: each takes its own fields (`$own`),
+/// then the webhook's source and its overrides, which `source_fields!` hands on.
+macro_rules! webhook_bodies {
+    ($($(#[$attr:meta])* pub struct $name:ident { $($own:tt)* })*) => {$(
+        $(#[$attr])*
+        pub struct $name {
+            $($own)*
+            /// The sender's dialect; default `generic`.
+            #[serde(default)]
+            #[schema(value_type = Option<Source>)]
+            pub source: Option<String>,
+            /// For a `generic` webhook only: how its sender authenticates instead of
+            /// `X-Webhook-Secret`; `null` for the default.
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<Verification>)]
+            pub verification: Option<Option<serde_json::Value>>,
+            /// Where the event type is, instead of the source's place; `null` for the source's.
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<FieldReference>)]
+            pub event_type_from: Option<Option<String>>,
+            /// Where the delivery id that deduplicates is, instead of the source's; `null` for the
+            /// source's.
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<FieldReference>)]
+            pub dedup_key_from: Option<Option<String>>,
+            /// Makes the task's instruction from the payload, before its `message` and the source's
+            /// own; `null` for none.
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<InstructionTemplate>)]
+            pub instruction_template: Option<Option<String>>,
+            /// The networks requests may come from (at most 100), matched on the source IP as
+            /// resolved through trusted proxies; `null` or `[]` for any.
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<Vec<Cidr>>, max_items = 100)]
+            pub allowed_source_ips: Option<Option<Vec<String>>>,
+        }
+    )*};
 }
 
-/// `PATCH /api/v1/webhooks/{id}`: absent fields stay.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PatchWebhook {
-    #[serde(default)]
-    #[schema(value_type = Option<DisplayName>)]
-    pub name: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Uuid>)]
-    pub target_id: Option<String>,
-    /// As in `CreateWebhook`; `[]` subscribes to every event.
-    #[serde(default)]
-    #[schema(value_type = Option<Vec<EventTypePattern>>, max_items = 64)]
-    pub event_types: Option<Vec<String>>,
-    #[serde(default)]
-    #[schema(value_type = Option<SettableWebhookStatus>)]
-    pub status: Option<String>,
-    #[serde(default, deserialize_with = "integer")]
-    #[schema(value_type = Option<RateLimitPerMinute>)]
-    pub rate_limit_per_minute: Option<i64>,
-    /// The sender's dialect; default `generic`.
-    #[serde(default)]
-    #[schema(value_type = Option<Source>)]
-    pub source: Option<String>,
-    /// For a `generic` webhook only: how its sender authenticates instead of
-    /// `X-Webhook-Secret`; `null` for the default.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Verification>)]
-    pub verification: Option<Option<serde_json::Value>>,
-    /// Where the event type is, instead of the source's place; `null` for the source's.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<FieldReference>)]
-    pub event_type_from: Option<Option<String>>,
-    /// Where the delivery id that deduplicates is, instead of the source's; `null` for the
-    /// source's.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<FieldReference>)]
-    pub dedup_key_from: Option<Option<String>>,
-    /// Makes the task's instruction from the payload, before its `message` and the source's
-    /// own; `null` for none.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<InstructionTemplate>)]
-    pub instruction_template: Option<Option<String>>,
-    /// The networks requests may come from (at most 100), matched on the source IP as
-    /// resolved through trusted proxies; `null` or `[]` for any.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<Cidr>>, max_items = 100)]
-    pub allowed_source_ips: Option<Option<Vec<String>>>,
+webhook_bodies! {
+    /// `POST /api/v1/webhooks`.
+    #[derive(Debug, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateWebhook {
+        #[schema(value_type = DisplayName)]
+        pub name: String,
+        /// A target of the caller's organization.
+        #[schema(value_type = Uuid)]
+        pub target_id: String,
+        /// Exact names or `prefix.*`, at most 64 (duplicates dropped); empty or absent subscribes
+        /// to every event.
+        #[serde(default)]
+        #[schema(value_type = Option<Vec<EventTypePattern>>, max_items = 64, example = json!(["deploy.*"]))]
+        pub event_types: Option<Vec<String>>,
+        /// The secret senders put in `X-Webhook-Secret`; exclusive with `generate_secret: true`.
+        #[serde(default)]
+        #[schema(value_type = Option<WebhookSecret>)]
+        pub secret: Option<String>,
+        /// Generate a secret (returned once in the answer); exclusive with `secret`.
+        #[serde(default)]
+        pub generate_secret: Option<bool>,
+        /// Default 100.
+        #[serde(default, deserialize_with = "integer")]
+        #[schema(value_type = Option<RateLimitPerMinute>)]
+        pub rate_limit_per_minute: Option<i64>,
+    }
+
+    /// `PATCH /api/v1/webhooks/{id}`: absent fields stay.
+    #[derive(Debug, Default, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct PatchWebhook {
+        #[serde(default)]
+        #[schema(value_type = Option<DisplayName>)]
+        pub name: Option<String>,
+        #[serde(default)]
+        #[schema(value_type = Option<Uuid>)]
+        pub target_id: Option<String>,
+        /// As in `CreateWebhook`; `[]` subscribes to every event.
+        #[serde(default)]
+        #[schema(value_type = Option<Vec<EventTypePattern>>, max_items = 64)]
+        pub event_types: Option<Vec<String>>,
+        #[serde(default)]
+        #[schema(value_type = Option<SettableWebhookStatus>)]
+        pub status: Option<String>,
+        #[serde(default, deserialize_with = "integer")]
+        #[schema(value_type = Option<RateLimitPerMinute>)]
+        pub rate_limit_per_minute: Option<i64>,
+    }
 }
 
 /// The source fields of a [`CreateWebhook`] or a [`PatchWebhook`], as the management use cases
@@ -936,67 +921,120 @@ fn raw_json(text: &str) -> Option<Box<RawValue>> {
     RawValue::from_string(text.to_owned()).ok()
 }
 
-/// One entry of the invocation log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvocationOut {
-    pub id: Uuid,
-    pub webhook_id: Uuid,
-    #[schema(format = DateTime)]
-    pub received_at: String,
-    #[schema(required = true)]
-    pub source_ip: Option<String>,
-    #[schema(required = true)]
-    pub event_type: Option<String>,
-    /// The body received, when it was a JSON object.
-    #[schema(value_type = Option<Object>, required = true)]
-    pub payload: Option<Box<RawValue>>,
-    #[schema(value_type = InvocationOutcome)]
-    pub outcome: &'static str,
-    /// The HTTP status answered to the sender.
-    pub http_status: u16,
-    /// The problem `code` answered, for rejections.
-    #[schema(required = true)]
-    pub error_code: Option<String>,
-    #[schema(required = true)]
-    pub task_id: Option<Uuid>,
-    /// How many identical rejections this entry stands for (floods are coalesced).
-    pub repeat_count: u32,
-    /// Sent by the test endpoint.
-    pub test: bool,
-    #[schema(required = true)]
-    pub target_response: Option<TargetResponseOut>,
-    /// The sender's delivery id, when its source has one and the request carried it.
-    #[schema(required = true)]
-    pub delivery_id: Option<String>,
-    /// For a duplicate: the invocation first accepted with the same delivery id.
-    #[schema(required = true)]
-    pub duplicate_of: Option<Uuid>,
-    /// Why the webhook's instruction template did not make the task's instruction (the
-    /// payload's `message` or the source's instruction was used instead).
-    #[schema(required = true)]
-    pub instruction_fallback: Option<String>,
+/// Declares the views of an invocation: each shows the fields they all share, with its own
+/// fields (`$own`) between `event_type` and `outcome`.
+macro_rules! invocation_views {
+    ($($(#[doc = $doc:literal])* $name:ident { $($own:tt)* })*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub id: Uuid,
+            pub webhook_id: Uuid,
+            #[schema(format = DateTime)]
+            pub received_at: String,
+            #[schema(required = true)]
+            pub source_ip: Option<String>,
+            #[schema(required = true)]
+            pub event_type: Option<String>,
+            $($own)*
+            #[schema(value_type = InvocationOutcome)]
+            pub outcome: &'static str,
+            /// The HTTP status answered to the sender.
+            pub http_status: u16,
+            /// The problem `code` answered, for rejections.
+            #[schema(required = true)]
+            pub error_code: Option<String>,
+            #[schema(required = true)]
+            pub task_id: Option<Uuid>,
+            /// How many identical rejections this entry stands for (floods are coalesced).
+            pub repeat_count: u32,
+            /// Sent by the test endpoint.
+            pub test: bool,
+            #[schema(required = true)]
+            pub target_response: Option<TargetResponseOut>,
+            /// The sender's delivery id, when its source has one and the request carried it.
+            #[schema(required = true)]
+            pub delivery_id: Option<String>,
+            /// For a duplicate: the invocation first accepted with the same delivery id.
+            #[schema(required = true)]
+            pub duplicate_of: Option<Uuid>,
+            /// Why the webhook's instruction template did not make the task's instruction (the
+            /// payload's `message` or the source's instruction was used instead).
+            #[schema(required = true)]
+            pub instruction_fallback: Option<String>,
+        }
+    )*};
+}
+
+/// `Self`, a view of `$invocation` (an [`Invocation`]): the fields every view shares, and the
+/// view's own.
+macro_rules! invocation_view {
+    ($invocation:ident, $($own:ident: $value:expr),* $(,)?) => {
+        Self {
+            id: *$invocation.id.as_uuid(),
+            webhook_id: *$invocation.webhook_id.as_uuid(),
+            received_at: time($invocation.received_at),
+            source_ip: $invocation.source_ip.map(|ip| ip.to_string()),
+            event_type: $invocation.event_type,
+            outcome: $invocation.outcome.as_str(),
+            http_status: $invocation.http_status,
+            error_code: $invocation.error_code,
+            task_id: $invocation.task_id.map(|t| *t.as_uuid()),
+            repeat_count: $invocation.repeat_count,
+            test: $invocation.test,
+            target_response: $invocation.target_response.map(TargetResponseOut::from),
+            delivery_id: $invocation.delivery_id,
+            duplicate_of: $invocation.duplicate_of.map(|i| *i.as_uuid()),
+            instruction_fallback: $invocation.instruction_fallback,
+            $($own: $value,)*
+        }
+    };
+}
+
+invocation_views! {
+    /// One entry of the invocation log.
+    InvocationOut {
+        /// The body received, when it was a JSON object.
+        #[schema(value_type = Option<Object>, required = true)]
+        pub payload: Option<Box<RawValue>>,
+    }
+
+    /// An entry of an invocation list: the invocation without its payload, summarized. The whole
+    /// payload is in `GET /api/v1/invocations/{id}`.
+    InvocationSummaryOut {
+        /// The first 200 characters of the payload's `message`, when it is a string.
+        #[schema(required = true, max_length = 200)]
+        pub message_preview: Option<String>,
+        /// The first bytes (at most 1 KiB, cut on a character boundary) of the payload's JSON
+        /// text; null when no JSON object was received. Not JSON itself when it is cut.
+        #[schema(required = true)]
+        pub payload_excerpt: Option<String>,
+        /// Where the task of an accepted invocation stands in delivery; null without a task.
+        #[schema(value_type = Option<DeliveryStatus>, required = true)]
+        pub delivery_status: Option<&'static str>,
+    }
 }
 
 impl From<Invocation> for InvocationOut {
     fn from(invocation: Invocation) -> Self {
-        Self {
-            id: *invocation.id.as_uuid(),
-            webhook_id: *invocation.webhook_id.as_uuid(),
-            received_at: time(invocation.received_at),
-            source_ip: invocation.source_ip.map(|ip| ip.to_string()),
-            event_type: invocation.event_type,
+        invocation_view!(
+            invocation,
             payload: invocation.payload.and_then(|p| raw_json(p.as_str())),
-            outcome: invocation.outcome.as_str(),
-            http_status: invocation.http_status,
-            error_code: invocation.error_code,
-            task_id: invocation.task_id.map(|t| *t.as_uuid()),
-            repeat_count: invocation.repeat_count,
-            test: invocation.test,
-            target_response: invocation.target_response.map(TargetResponseOut::from),
-            delivery_id: invocation.delivery_id,
-            duplicate_of: invocation.duplicate_of.map(|i| *i.as_uuid()),
-            instruction_fallback: invocation.instruction_fallback,
-        }
+        )
+    }
+}
+
+impl From<InvocationSummary> for InvocationSummaryOut {
+    fn from(summary: InvocationSummary) -> Self {
+        let invocation = summary.invocation;
+        invocation_view!(
+            invocation,
+            message_preview: summary.message_preview,
+            payload_excerpt: summary.payload_excerpt,
+            delivery_status: summary
+                .delivery_status
+                .map(webhook_domain::model::DeliveryStatus::as_str),
+        )
     }
 }
 
@@ -1163,83 +1201,6 @@ impl From<InvocationRecord> for InvocationRecordOut {
     }
 }
 
-/// An entry of an invocation list: the invocation without its payload, summarized. The whole
-/// payload is in `GET /api/v1/invocations/{id}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvocationSummaryOut {
-    pub id: Uuid,
-    pub webhook_id: Uuid,
-    #[schema(format = DateTime)]
-    pub received_at: String,
-    #[schema(required = true)]
-    pub source_ip: Option<String>,
-    #[schema(required = true)]
-    pub event_type: Option<String>,
-    /// The first 200 characters of the payload's `message`, when it is a string.
-    #[schema(required = true, max_length = 200)]
-    pub message_preview: Option<String>,
-    /// The first bytes (at most 1 KiB, cut on a character boundary) of the payload's JSON
-    /// text; null when no JSON object was received. Not JSON itself when it is cut.
-    #[schema(required = true)]
-    pub payload_excerpt: Option<String>,
-    /// Where the task of an accepted invocation stands in delivery; null without a task.
-    #[schema(value_type = Option<DeliveryStatus>, required = true)]
-    pub delivery_status: Option<&'static str>,
-    #[schema(value_type = InvocationOutcome)]
-    pub outcome: &'static str,
-    /// The HTTP status answered to the sender.
-    pub http_status: u16,
-    /// The problem `code` answered, for rejections.
-    #[schema(required = true)]
-    pub error_code: Option<String>,
-    #[schema(required = true)]
-    pub task_id: Option<Uuid>,
-    /// How many identical rejections this entry stands for (floods are coalesced).
-    pub repeat_count: u32,
-    /// Sent by the test endpoint.
-    pub test: bool,
-    #[schema(required = true)]
-    pub target_response: Option<TargetResponseOut>,
-    /// The sender's delivery id, when its source has one and the request carried it.
-    #[schema(required = true)]
-    pub delivery_id: Option<String>,
-    /// For a duplicate: the invocation first accepted with the same delivery id.
-    #[schema(required = true)]
-    pub duplicate_of: Option<Uuid>,
-    /// Why the webhook's instruction template did not make the task's instruction (the
-    /// payload's `message` or the source's instruction was used instead).
-    #[schema(required = true)]
-    pub instruction_fallback: Option<String>,
-}
-
-impl From<InvocationSummary> for InvocationSummaryOut {
-    fn from(summary: InvocationSummary) -> Self {
-        let invocation = summary.invocation;
-        Self {
-            id: *invocation.id.as_uuid(),
-            webhook_id: *invocation.webhook_id.as_uuid(),
-            received_at: time(invocation.received_at),
-            source_ip: invocation.source_ip.map(|ip| ip.to_string()),
-            event_type: invocation.event_type,
-            message_preview: summary.message_preview,
-            payload_excerpt: summary.payload_excerpt,
-            delivery_status: summary
-                .delivery_status
-                .map(webhook_domain::model::DeliveryStatus::as_str),
-            outcome: invocation.outcome.as_str(),
-            http_status: invocation.http_status,
-            error_code: invocation.error_code,
-            task_id: invocation.task_id.map(|t| *t.as_uuid()),
-            repeat_count: invocation.repeat_count,
-            test: invocation.test,
-            target_response: invocation.target_response.map(TargetResponseOut::from),
-            delivery_id: invocation.delivery_id,
-            duplicate_of: invocation.duplicate_of.map(|i| *i.as_uuid()),
-            instruction_fallback: invocation.instruction_fallback,
-        }
-    }
-}
-
 /// Where a task's event came from.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskSourceOut {
@@ -1254,144 +1215,132 @@ pub struct TaskSourceOut {
     pub provider: &'static str,
 }
 
-/// A task on the board.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskOut {
-    pub id: Uuid,
-    pub target_id: Uuid,
-    pub webhook_id: Uuid,
-    pub invocation_id: Uuid,
-    /// The payload's `message`: untrusted text from outside.
-    #[schema(required = true)]
-    pub instruction: Option<String>,
-    /// The whole payload.
-    #[schema(value_type = Object, required = true)]
-    pub context: Option<Box<RawValue>>,
-    #[schema(required = true)]
-    pub event_type: Option<String>,
-    #[schema(value_type = TaskStatus)]
-    pub status: &'static str,
-    pub test: bool,
-    pub source: TaskSourceOut,
-    /// Delivery attempts made so far, over the task's whole life; attempts are numbered from 1
-    /// and their numbers never repeat.
-    pub attempts: u32,
-    /// The attempts made before the current delivery round: 0 until the task is retried by
-    /// hand, then `attempts` as it was at the retry. A retry grants the whole retry schedule
-    /// again, so `attempts - attempts_before_round` is what counts against the limit.
-    pub attempts_before_round: u32,
-    /// When a queued task is next due for delivery.
-    #[schema(format = DateTime)]
-    pub next_attempt_at: String,
-    /// Why the latest attempt of the current round failed; cleared by a retry.
-    #[schema(required = true)]
-    pub last_error: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
-}
-
-impl From<Task> for TaskOut {
-    fn from(task: Task) -> Self {
+impl From<TaskSource> for TaskSourceOut {
+    fn from(source: TaskSource) -> Self {
         Self {
-            id: *task.id.as_uuid(),
-            target_id: *task.target_id.as_uuid(),
-            webhook_id: *task.webhook_id.as_uuid(),
-            invocation_id: *task.invocation_id.as_uuid(),
-            instruction: task.instruction,
-            context: raw_json(task.context.as_str()),
-            event_type: task.event_type,
-            status: task.status.as_str(),
-            test: task.test,
-            source: TaskSourceOut {
-                verified: task.source.verified,
-                source_ip: task.source.source_ip.map(|ip| ip.to_string()),
-                received_at: time(task.source.received_at),
-                provider: task.source.provider.as_str(),
-            },
-            attempts: task.attempts,
-            attempts_before_round: task.attempts_before_round,
-            next_attempt_at: time(task.next_attempt_at),
-            last_error: task.last_error,
-            created_at: time(task.created_at),
-            updated_at: time(task.updated_at),
+            verified: source.verified,
+            source_ip: source.source_ip.map(|ip| ip.to_string()),
+            received_at: time(source.received_at),
+            provider: source.provider.as_str(),
         }
     }
 }
 
-/// A task on the board's list: the task without its context, unless the list was asked for
-/// it with `include=context`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskListItem {
-    pub id: Uuid,
-    pub target_id: Uuid,
-    pub webhook_id: Uuid,
-    pub invocation_id: Uuid,
-    /// The payload's `message`: untrusted text from outside.
-    #[schema(required = true)]
-    pub instruction: Option<String>,
-    /// The whole payload; only with `include=context`.
-    #[schema(value_type = Object)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<Box<RawValue>>,
-    #[schema(required = true)]
-    pub event_type: Option<String>,
-    #[schema(value_type = TaskStatus)]
-    pub status: &'static str,
-    pub test: bool,
-    pub source: TaskSourceOut,
-    /// Delivery attempts made so far, over the task's whole life.
-    pub attempts: u32,
-    /// The attempts made before the current delivery round (see `TaskOut`).
-    pub attempts_before_round: u32,
-    /// When a queued task is next due for delivery.
-    #[schema(format = DateTime)]
-    pub next_attempt_at: String,
-    /// Why the latest attempt of the current round failed; cleared by a retry.
-    #[schema(required = true)]
-    pub last_error: Option<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+/// `Self`, a view of `$task` (a [`Task`] or a [`TaskSummary`]) showing `$context` as its context.
+macro_rules! task_view {
+    ($task:ident, context: $context:expr) => {
+        Self {
+            id: *$task.id.as_uuid(),
+            target_id: *$task.target_id.as_uuid(),
+            webhook_id: *$task.webhook_id.as_uuid(),
+            invocation_id: *$task.invocation_id.as_uuid(),
+            instruction: $task.instruction,
+            context: $context,
+            event_type: $task.event_type,
+            status: $task.status.as_str(),
+            test: $task.test,
+            source: TaskSourceOut::from($task.source),
+            attempts: $task.attempts,
+            attempts_before_round: $task.attempts_before_round,
+            next_attempt_at: time($task.next_attempt_at),
+            last_error: $task.last_error,
+            created_at: time($task.created_at),
+            updated_at: time($task.updated_at),
+        }
+    };
+}
+
+/// Declares the views of a task: each shows the fields they all share, with its own `context`
+/// and its own description of the attempt counts.
+macro_rules! task_views {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident { context: { $($context:tt)* } attempts: { $($attempts:tt)* } }
+    )*) => {$(
+        $(#[doc = $doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub id: Uuid,
+            pub target_id: Uuid,
+            pub webhook_id: Uuid,
+            pub invocation_id: Uuid,
+            /// The payload's `message`: untrusted text from outside.
+            #[schema(required = true)]
+            pub instruction: Option<String>,
+            $($context)*
+            #[schema(required = true)]
+            pub event_type: Option<String>,
+            #[schema(value_type = TaskStatus)]
+            pub status: &'static str,
+            pub test: bool,
+            pub source: TaskSourceOut,
+            $($attempts)*
+            /// When a queued task is next due for delivery.
+            #[schema(format = DateTime)]
+            pub next_attempt_at: String,
+            /// Why the latest attempt of the current round failed; cleared by a retry.
+            #[schema(required = true)]
+            pub last_error: Option<String>,
+            #[schema(format = DateTime)]
+            pub created_at: String,
+            #[schema(format = DateTime)]
+            pub updated_at: String,
+        }
+    )*};
+}
+
+task_views! {
+    /// A task on the board.
+    TaskOut {
+        context: {
+            /// The whole payload.
+            #[schema(value_type = Object, required = true)]
+            pub context: Option<Box<RawValue>>,
+        }
+        attempts: {
+            /// Delivery attempts made so far, over the task's whole life; attempts are numbered from 1
+            /// and their numbers never repeat.
+            pub attempts: u32,
+            /// The attempts made before the current delivery round: 0 until the task is retried by
+            /// hand, then `attempts` as it was at the retry. A retry grants the whole retry schedule
+            /// again, so `attempts - attempts_before_round` is what counts against the limit.
+            pub attempts_before_round: u32,
+        }
+    }
+
+    /// A task on the board's list: the task without its context, unless the list was asked for
+    /// it with `include=context`.
+    TaskListItem {
+        context: {
+            /// The whole payload; only with `include=context`.
+            #[schema(value_type = Object)]
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub context: Option<Box<RawValue>>,
+        }
+        attempts: {
+            /// Delivery attempts made so far, over the task's whole life.
+            pub attempts: u32,
+            /// The attempts made before the current delivery round (see `TaskOut`).
+            pub attempts_before_round: u32,
+        }
+    }
+}
+
+impl From<Task> for TaskOut {
+    fn from(task: Task) -> Self {
+        task_view!(task, context: raw_json(task.context.as_str()))
+    }
 }
 
 impl From<TaskSummary> for TaskListItem {
     fn from(task: TaskSummary) -> Self {
-        Self {
-            id: *task.id.as_uuid(),
-            target_id: *task.target_id.as_uuid(),
-            webhook_id: *task.webhook_id.as_uuid(),
-            invocation_id: *task.invocation_id.as_uuid(),
-            instruction: task.instruction,
-            context: None,
-            event_type: task.event_type,
-            status: task.status.as_str(),
-            test: task.test,
-            source: TaskSourceOut {
-                verified: task.source.verified,
-                source_ip: task.source.source_ip.map(|ip| ip.to_string()),
-                received_at: time(task.source.received_at),
-                provider: task.source.provider.as_str(),
-            },
-            attempts: task.attempts,
-            attempts_before_round: task.attempts_before_round,
-            next_attempt_at: time(task.next_attempt_at),
-            last_error: task.last_error,
-            created_at: time(task.created_at),
-            updated_at: time(task.updated_at),
-        }
+        task_view!(task, context: None)
     }
 }
 
 impl From<Task> for TaskListItem {
     fn from(task: Task) -> Self {
-        let context = raw_json(task.context.as_str());
-        Self {
-            context,
-            ..Self::from(TaskSummary::from(&task))
-        }
+        task_view!(task, context: raw_json(task.context.as_str()))
     }
 }
 

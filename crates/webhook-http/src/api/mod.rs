@@ -24,7 +24,8 @@ mod webhooks;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Route, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, Route, web};
+use futures::future::LocalBoxFuture;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -61,24 +62,79 @@ impl<A: Adapters> ManageState<A> {
     }
 }
 
-/// The caller of a request: a valid API key is required.
-async fn caller<A: Adapters>(
+/// A management request and its caller, authenticated before anything else of the request is
+/// read: any valid API key for a [`Reader`], an admin key for a [`Writer`], so that a write by
+/// a viewer is refused before its body is read.
+pub(crate) struct Authorized<A: Adapters, const WRITE: bool> {
+    ctx: web::Data<ManageState<A>>,
+    caller: Caller,
+    request: HttpRequest,
+}
+
+/// A request by any valid API key.
+pub(crate) type Reader<A> = Authorized<A, false>;
+
+/// A request by an admin key.
+pub(crate) type Writer<A> = Authorized<A, true>;
+
+impl<A: Adapters, const WRITE: bool> Authorized<A, WRITE> {
+    /// The management use cases.
+    fn management(&self) -> &Management<A> {
+        self.ctx.management()
+    }
+
+    /// The ingest pipeline test events run through.
+    fn tester(&self) -> &Ingest<A> {
+        self.ctx.tester()
+    }
+
+    /// Who sent the request.
+    fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The request, for its query and body.
+    fn request(&self) -> &HttpRequest {
+        &self.request
+    }
+
+    /// The shared state and the caller, for work that outlives the handler.
+    fn into_parts(self) -> (Arc<ManageState<A>>, Caller) {
+        (self.ctx.into_inner(), self.caller)
+    }
+}
+
+impl<A: Adapters, const WRITE: bool> FromRequest for Authorized<A, WRITE> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let ctx = web::Data::<ManageState<A>>::extract(&request).await?;
+            let caller = authenticate(&ctx, &request, WRITE).await?;
+            Ok(Self {
+                ctx,
+                caller,
+                request,
+            })
+        })
+    }
+}
+
+/// The caller of a request: a valid API key is required, and an admin key for a `write`.
+async fn authenticate<A: Adapters>(
     ctx: &ManageState<A>,
     request: &HttpRequest,
+    write: bool,
 ) -> Result<Caller, ApiError> {
     let key = input::bearer(request).ok_or_else(|| {
         ApiError::unauthorized("send an API key as `Authorization: Bearer <api key>`")
     })?;
-    Ok(ctx.management().authenticate(key).await?)
-}
-
-/// The caller of a write: a valid admin key is required. Checked before the body is read.
-async fn writer<A: Adapters>(
-    ctx: &ManageState<A>,
-    request: &HttpRequest,
-) -> Result<Caller, ApiError> {
-    let caller = caller(ctx, request).await?;
-    caller.require_write()?;
+    let caller = ctx.management().authenticate(key).await?;
+    if write {
+        caller.require_write()?;
+    }
     Ok(caller)
 }
 
@@ -142,9 +198,11 @@ impl Modify for BearerAuth {
 /// among them 403 `forbidden` to a viewer key; each reads the store, so it may answer 503
 /// `store_unavailable` (the test endpoint also `outcome_unknown`) or 500 `internal_error` when
 /// the store fails beyond retrying,
-/// every one that takes a body refuses one over [`BODY_LIMIT`] with 413 `payload_too_large`
-/// and one that does not arrive within the body timeout with 408 `request_timeout`,
-/// and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
+/// every one that takes a body refuses a malformed one with 400, one over [`BODY_LIMIT`] with
+/// 413 `payload_too_large` and one that does not arrive within the body timeout with 408
+/// `request_timeout`, every one on a path with an `{id}` refuses an id that is not a UUID with
+/// 422, and every one refuses a request head over 32 KiB with 431 `request_header_too_large`.
+/// An operation that documents one of these statuses itself keeps its own description.
 struct SharedProblems;
 
 /// Which operations a shared answer belongs to.
@@ -152,6 +210,7 @@ struct SharedProblems;
 enum SharedTo {
     Every,
     WithBody,
+    WithId,
     Secured,
     SecuredWrites,
 }
@@ -180,6 +239,7 @@ impl Modify for SharedProblems {
                     crate::head::MAX_REQUEST_HEAD_BYTES / 1024
                 )),
             ),
+            (SharedTo::WithBody, "400", problem("Malformed body")),
             (
                 SharedTo::WithBody,
                 "413",
@@ -195,6 +255,7 @@ impl Modify for SharedProblems {
                     "`request_timeout`: the whole body did not arrive within the body timeout; the connection is closed",
                 ),
             ),
+            (SharedTo::WithId, "422", problem("The id is not a UUID")),
             (SharedTo::Secured, "401", problem("No valid API key")),
             (SharedTo::SecuredWrites, "403", problem("Viewer key")),
             (
@@ -212,7 +273,8 @@ impl Modify for SharedProblems {
                 ),
             ),
         ];
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let with_id = path.contains("{id}");
             let operations = [
                 (false, &mut item.get),
                 (true, &mut item.put),
@@ -230,6 +292,7 @@ impl Modify for SharedProblems {
                     let applies = match to {
                         SharedTo::Every => true,
                         SharedTo::WithBody => with_body,
+                        SharedTo::WithId => with_id,
                         SharedTo::Secured => secured,
                         SharedTo::SecuredWrites => secured && writes,
                     };

@@ -1,15 +1,14 @@
 //! `/api/v1/targets`: the agents and teams tasks go to.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use webhook_domain::service::manage::{NewTarget, TargetPatch};
 
 use webhook_domain::ports::Adapters;
 
-use super::ManageState;
 use super::dto::{CreateTarget, CreatedTargetOut, ListQuery, PatchTarget, TargetList, TargetOut};
 use super::error::{ApiError, ProblemBody};
 use super::input::read_json;
-use super::{caller, created_with_secret, list_page, writer};
+use super::{Reader, Writer, created_with_secret, list_page};
 
 /// Create a target; its signing secret is in the answer, once.
 #[utoipa::path(
@@ -18,24 +17,21 @@ use super::{caller, created_with_secret, list_page, writer};
     request_body = CreateTarget,
     responses(
         (status = 201, description = "Created", body = CreatedTargetOut, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn create<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateTarget = read_json(&request, payload).await?;
+    let body: CreateTarget = read_json(api.request(), payload).await?;
     let new = NewTarget {
         kind: body.kind,
         name: body.name,
         endpoint_url: body.endpoint_url,
     };
-    let out = CreatedTargetOut::from(ctx.management().create_target(&caller, new).await?);
+    let out = CreatedTargetOut::from(api.management().create_target(api.caller(), new).await?);
     Ok(created_with_secret("/api/v1/targets", out.target.id, &out))
 }
 
@@ -51,14 +47,10 @@ pub(crate) async fn create<A: Adapters>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let page = ctx
+pub(crate) async fn list<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let page = api
         .management()
-        .targets(&caller, list_page(&request)?)
+        .targets(api.caller(), list_page(api.request())?)
         .await?;
     Ok(HttpResponse::Ok().json(TargetList::from_page(page)))
 }
@@ -71,17 +63,14 @@ pub(crate) async fn list<A: Adapters>(
     responses(
         (status = 200, description = "The target", body = TargetOut),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn get<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let target = ctx.management().target(&caller, &id).await?;
+    let target = api.management().target(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(TargetOut::from(target)))
 }
 
@@ -93,26 +82,26 @@ pub(crate) async fn get<A: Adapters>(
     request_body = PatchTarget,
     responses(
         (status = 200, description = "The changed target", body = TargetOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn patch<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchTarget = read_json(&request, payload).await?;
+    let body: PatchTarget = read_json(api.request(), payload).await?;
     let patch = TargetPatch {
         kind: body.kind,
         name: body.name,
         endpoint_url: body.endpoint_url,
     };
-    let target = ctx.management().update_target(&caller, &id, patch).await?;
+    let target = api
+        .management()
+        .update_target(api.caller(), &id, patch)
+        .await?;
     Ok(HttpResponse::Ok().json(TargetOut::from(target)))
 }
 
@@ -125,17 +114,14 @@ pub(crate) async fn patch<A: Adapters>(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such target in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`target_in_use`: webhooks point at it", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn delete<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    ctx.management().delete_target(&caller, &id).await?;
+    api.management().delete_target(api.caller(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

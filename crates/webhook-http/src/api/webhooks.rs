@@ -1,17 +1,16 @@
 //! `/api/v1/webhooks`: create, list, read, change, re-key, test and delete webhooks.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use webhook_domain::ports::Adapters;
 use webhook_domain::service::manage::{NewWebhook, SecretRotation, WebhookPatch};
 
-use super::ManageState;
 use super::dto::{
     CreateWebhook, PatchWebhook, RotateSecret, TestOut, TestWebhook, WebhookList, WebhookOut,
     WebhookQuery, WebhookWithSecret, source_fields,
 };
 use super::error::{ApiError, ProblemBody};
 use super::input::{query, read_json};
-use super::{caller, created_with_secret, page_of, secret_answer, writer};
+use super::{Reader, Writer, created_with_secret, page_of, secret_answer};
 
 /// Create a webhook; with `secret` or `generate_secret: true`, its secret is in the answer, once.
 #[utoipa::path(
@@ -20,18 +19,15 @@ use super::{caller, created_with_secret, page_of, secret_answer, writer};
     request_body = CreateWebhook,
     responses(
         (status = 201, description = "Created", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn create<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: CreateWebhook = read_json(&request, payload).await?;
+    let body: CreateWebhook = read_json(api.request(), payload).await?;
     let new = NewWebhook {
         source: source_fields!(body),
         name: body.name,
@@ -41,7 +37,7 @@ pub(crate) async fn create<A: Adapters>(
         generate_secret: body.generate_secret.unwrap_or(false),
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let out = WebhookWithSecret::from(ctx.management().create_webhook(&caller, new).await?);
+    let out = WebhookWithSecret::from(api.management().create_webhook(api.caller(), new).await?);
     Ok(created_with_secret(
         "/api/v1/webhooks",
         out.webhook.id,
@@ -62,16 +58,12 @@ pub(crate) async fn create<A: Adapters>(
     ),
     security(("api_key" = [])),
 )]
-pub(crate) async fn list<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let q: WebhookQuery = query(&request)?;
+pub(crate) async fn list<A: Adapters>(api: Reader<A>) -> Result<HttpResponse, ApiError> {
+    let q: WebhookQuery = query(api.request())?;
     let page = page_of(q.limit.as_deref(), q.cursor.as_deref())?;
-    let page = ctx
+    let page = api
         .management()
-        .webhooks(&caller, q.status.as_deref(), page)
+        .webhooks(api.caller(), q.status.as_deref(), page)
         .await?;
     Ok(HttpResponse::Ok().json(WebhookList::from_page(page)))
 }
@@ -84,17 +76,14 @@ pub(crate) async fn list<A: Adapters>(
     responses(
         (status = 200, description = "The webhook", body = WebhookOut),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn get<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Reader<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller(ctx.get_ref(), &request).await?;
-    let view = ctx.management().webhook(&caller, &id).await?;
+    let view = api.management().webhook(api.caller(), &id).await?;
     Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
 }
 
@@ -107,7 +96,6 @@ pub(crate) async fn get<A: Adapters>(
     request_body = PatchWebhook,
     responses(
         (status = 200, description = "The changed webhook", body = WebhookOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: a tombstone never changes", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value was refused", body = ProblemBody, content_type = "application/problem+json"),
@@ -115,13 +103,11 @@ pub(crate) async fn get<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn patch<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: PatchWebhook = read_json(&request, payload).await?;
+    let body: PatchWebhook = read_json(api.request(), payload).await?;
     let patch = WebhookPatch {
         source: source_fields!(body),
         name: body.name,
@@ -130,7 +116,10 @@ pub(crate) async fn patch<A: Adapters>(
         status: body.status,
         rate_limit_per_minute: body.rate_limit_per_minute,
     };
-    let view = ctx.management().update_webhook(&caller, &id, patch).await?;
+    let view = api
+        .management()
+        .update_webhook(api.caller(), &id, patch)
+        .await?;
     Ok(HttpResponse::Ok().json(WebhookOut::from(view)))
 }
 
@@ -143,17 +132,14 @@ pub(crate) async fn patch<A: Adapters>(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`: already deleted", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn delete<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    ctx.management().delete_webhook(&caller, &id).await?;
+    api.management().delete_webhook(api.caller(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -166,7 +152,6 @@ pub(crate) async fn delete<A: Adapters>(
     request_body(content = RotateSecret, description = "Optional: the new secret"),
     responses(
         (status = 200, description = "The webhook with its new secret, shown once", body = WebhookWithSecret, headers(("Cache-Control" = String, description = "`no-store`: the answer carries a secret shown once"))),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`webhook_deleted`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The secret or the id was refused", body = ProblemBody, content_type = "application/problem+json"),
@@ -174,17 +159,15 @@ pub(crate) async fn delete<A: Adapters>(
     security(("api_key" = [])),
 )]
 pub(crate) async fn rotate_secret<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: RotateSecret = read_json(&request, payload).await?;
-    let rotated = ctx
+    let body: RotateSecret = read_json(api.request(), payload).await?;
+    let rotated = api
         .management()
         .rotate_webhook_secret(
-            &caller,
+            api.caller(),
             &id,
             SecretRotation {
                 secret: body.secret,
@@ -204,29 +187,26 @@ pub(crate) async fn rotate_secret<A: Adapters>(
     request_body(content = TestWebhook, description = "Optional: the payload to send"),
     responses(
         (status = 200, description = "What the pipeline did; `status` is `accepted`, `ignored` or `rejected`", body = TestOut),
-        (status = 400, description = "Malformed body", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook in this organization", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "The payload is not a JSON object (or nests deeper than 128 levels), or the id is not a UUID", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("api_key" = [])),
 )]
 pub(crate) async fn test<A: Adapters>(
-    ctx: web::Data<ManageState<A>>,
-    request: HttpRequest,
+    api: Writer<A>,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = writer(ctx.get_ref(), &request).await?;
-    let body: TestWebhook = read_json(&request, payload).await?;
-    let result = ctx
+    let body: TestWebhook = read_json(api.request(), payload).await?;
+    let result = api
         .management()
         .test_webhook(
-            &caller,
+            api.caller(),
             &id,
             body.payload
                 .as_deref()
                 .map(serde_json::value::RawValue::get),
-            ctx.tester(),
+            api.tester(),
         )
         .await?;
     Ok(HttpResponse::Ok().json(TestOut::from(result)))

@@ -31,7 +31,7 @@ use webhook_store_mem::MemoryStore;
 use webhook_system::{ManualClock, MasterKey, Sha256KeyHasher, SystemEntropy};
 use webhookd::{Node, NodeAdapters, NodeParts};
 
-use crate::helpers::{Backend, Options, problem, serve_node};
+use crate::helpers::{Backend, Options, ProblemAnswer, problem, serve_node};
 
 /// An outbound policy without DNS: refuses hosts that are loopback, private, link-local or
 /// unspecified IP literals, and allows every name.
@@ -196,6 +196,17 @@ impl<S: Backend> ApiApp<S> {
             request = request.json(body);
         }
         request.send().await.unwrap()
+    }
+
+    /// A call that must be refused with a problem: the problem.
+    pub(crate) async fn refusal(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> ProblemAnswer {
+        problem(self.call(method, path, key, body).await).await
     }
 
     /// A call that must answer `status`; returns the JSON body (null when empty).
@@ -497,7 +508,7 @@ async fn the_openapi_document_lists_exactly_the_registered_routes() {
         assert_eq!(response.status(), expected, "{method} {path}");
     }
     // Another method on a served path is 405, not 404.
-    let answer = problem(app.call("put", "/api/v1/webhooks", None, None).await).await;
+    let answer = app.refusal("put", "/api/v1/webhooks", None, None).await;
     assert_eq!((answer.status, answer.code()), (405, "method_not_allowed"));
 }
 
@@ -670,7 +681,7 @@ async fn create_test_disable_delete_and_read_failed_invocations() {
     let tombstone = get(&app, key, &hook).await;
     assert_eq!(tombstone["status"], "deleted");
     let revive = json!({"status": "active"});
-    let answer = problem(app.call("patch", &hook, Some(key), Some(&revive)).await).await;
+    let answer = app.refusal("patch", &hook, Some(key), Some(&revive)).await;
     assert_eq!((answer.status, answer.code()), (409, "webhook_deleted"));
     let listed = get(&app, key, "/api/v1/webhooks").await;
     assert_eq!(listed["items"], json!([]));
@@ -694,7 +705,7 @@ async fn refused_values_name_their_field_and_change_nothing() {
                  field: &'static str| {
         let (app, path) = (&app, path.to_owned());
         async move {
-            let answer = problem(app.call(method, &path, Some(key), body.as_ref()).await).await;
+            let answer = app.refusal(method, &path, Some(key), body.as_ref()).await;
             assert_eq!(
                 answer.status, status,
                 "{method} {path} {body:?}: {}",
@@ -791,8 +802,8 @@ async fn task_moves_follow_the_lifecycle() {
     let refused = |body: Value, path: String| {
         let app = &app;
         async move {
-            let answer = problem(
-                app.call(
+            let answer = app
+                .refusal(
                     if path.ends_with("retry") {
                         "post"
                     } else {
@@ -802,9 +813,7 @@ async fn task_moves_follow_the_lifecycle() {
                     Some(key),
                     Some(&body),
                 )
-                .await,
-            )
-            .await;
+                .await;
             assert_eq!(
                 (answer.status, answer.code()),
                 (409, "invalid_transition"),
@@ -861,11 +870,9 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
         None,
     )
     .await;
-    let answer = problem(
-        app.call("get", "/api/v1/api-keys", Some(&new_key), None)
-            .await,
-    )
-    .await;
+    let answer = app
+        .refusal("get", "/api/v1/api-keys", Some(&new_key), None)
+        .await;
     assert_eq!(answer.status, 401);
 
     // The last admin key stays: the only key that could delete it is itself.
@@ -876,16 +883,14 @@ async fn api_keys_are_shown_once_and_stop_working_when_deleted() {
         .iter()
         .find(|k| k["role"] == "admin")
         .unwrap();
-    let answer = problem(
-        app.call(
+    let answer = app
+        .refusal(
             "delete",
             &format!("/api/v1/api-keys/{}", s(&admin["id"])),
             Some(&org.admin),
             None,
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!((answer.status, answer.code()), (409, "own_key"));
 
     let organization = app
@@ -966,16 +971,14 @@ async fn bodies_over_the_limit_are_refused_after_the_key() {
     assert_eq!(answer.header("connection"), Some("close"));
     // A body within the limit is read and judged on its values.
     let body = format!(r#"{{"name":"{}","kind":"team"}}"#, "a".repeat(300));
-    let answer = problem(
-        app.call(
+    let answer = app
+        .refusal(
             "post",
             "/api/v1/targets",
             Some(&org.admin),
             Some(&serde_json::from_str(&body).unwrap()),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!((answer.status, answer.code()), (422, "validation_failed"));
 }
 
@@ -1007,7 +1010,9 @@ async fn management_bodies_must_be_json_objects_not_arrays() {
         ("/api/v1/webhooks", json!(["wh", target["id"]])),
         ("/api/v1/targets", json!(["agent", "bot"])),
     ] {
-        let answer = problem(app.call("post", path, Some(&org.admin), Some(&body)).await).await;
+        let answer = app
+            .refusal("post", path, Some(&org.admin), Some(&body))
+            .await;
         assert_eq!(
             (answer.status, answer.code()),
             (400, "validation_failed"),
@@ -1047,7 +1052,7 @@ async fn an_api_key_cannot_delete_itself() {
     let path = format!("/api/v1/api-keys/{}", s(&created["id"]));
 
     // Another admin key exists, so this is not about the last admin key.
-    let answer = problem(app.call("delete", &path, Some(&second), None).await).await;
+    let answer = app.refusal("delete", &path, Some(&second), None).await;
     assert_eq!(
         (answer.status, answer.code()),
         (409, "own_key"),
@@ -1058,11 +1063,9 @@ async fn an_api_key_cannot_delete_itself() {
     app.expect(200, "get", "/api/v1/api-keys", &second, None)
         .await;
     app.expect(204, "delete", &path, &org.admin, None).await;
-    let answer = problem(
-        app.call("get", "/api/v1/api-keys", Some(&second), None)
-            .await,
-    )
-    .await;
+    let answer = app
+        .refusal("get", "/api/v1/api-keys", Some(&second), None)
+        .await;
     assert_eq!(answer.status, 401);
 }
 
@@ -1271,14 +1274,12 @@ async fn webhooks_take_a_source_with_its_overrides_and_refuse_bad_ones() {
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        let answer = problem(
-            app.call("post", "/api/v1/webhooks", Some(key), Some(&body))
-                .await,
-        )
-        .await;
+        let answer = app
+            .refusal("post", "/api/v1/webhooks", Some(key), Some(&body))
+            .await;
         assert_eq!(answer.status, 422, "{body}: {}", answer.body);
         assert_eq!(answer.body["field"], field, "{body}: {}", answer.body);
-        let answer = problem(app.call("patch", &hook, Some(key), Some(&extra)).await).await;
+        let answer = app.refusal("patch", &hook, Some(key), Some(&extra)).await;
         assert_eq!(answer.status, 422, "{extra}: {}", answer.body);
         assert_eq!(answer.body["field"], field, "{extra}: {}", answer.body);
     }
@@ -1343,16 +1344,14 @@ async fn webhooks_take_a_source_with_its_overrides_and_refuse_bad_ones() {
     let generic_hook = format!("/api/v1/webhooks/{}", s(&generic["id"]));
     let old_generic = s(&generic["secret"]).to_owned();
     let rotate = format!("{generic_hook}/rotate-secret");
-    let answer = problem(
-        app.call(
+    let answer = app
+        .refusal(
             "post",
             &rotate,
             Some(key),
             Some(&json!({"previous_valid_for_seconds": 604_801})),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(
         (answer.status, answer.body["field"].as_str()),
         (422, Some("previous_valid_for_seconds"))
@@ -1489,7 +1488,7 @@ async fn invocation_lists_filter_and_search() {
         ("q=a+b+c+d+e+f+g+h+i+j+k+l+m+n+o+p+q", "q"),
     ] {
         let path = format!("{log}?{query}");
-        let answer = problem(app.call("get", &path, Some(key), None).await).await;
+        let answer = app.refusal("get", &path, Some(key), None).await;
         assert_eq!(answer.status, 422, "{path}: {}", answer.body);
         assert_eq!(answer.code(), "validation_failed");
         assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);

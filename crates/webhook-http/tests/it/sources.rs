@@ -55,6 +55,13 @@ impl Answer {
     }
 }
 
+/// The content type of a JSON request.
+const JSON: &str = "application/json";
+
+/// The content type of a form, which GitHub and Slack may post.
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Posts `body` to `webhook`'s ingest URL as `content_type`, with `headers`.
 async fn send<S: Backend>(
     app: &TestApp<S>,
     webhook: &Webhook,
@@ -75,6 +82,19 @@ async fn send<S: Backend>(
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Answer { status, body, text }
+}
+
+/// Posts `body` as JSON with `headers` and checks that ingest refuses it with `expected`: its
+/// status and problem `code`.
+async fn assert_refused<S: Backend>(
+    app: &TestApp<S>,
+    webhook: &Webhook,
+    headers: &[(&str, String)],
+    body: &str,
+    expected: (u16, &str),
+) {
+    let answer = send(app, webhook, JSON, headers, body).await;
+    assert_eq!((answer.status, answer.code()), expected, "{}", answer.text);
 }
 
 async fn task_of<S: Backend>(app: &TestApp<S>, webhook: &Webhook, answer: &Answer) -> Task {
@@ -114,7 +134,7 @@ pub(crate) async fn github_requests_are_verified_and_make_tasks<S: Backend>(stor
     })
     .to_string();
     let headers = github_headers("pull_request", "d1", &body, SECRET.as_bytes());
-    let answer = send(&app, &webhook, "application/json", &headers, &body).await;
+    let answer = send(&app, &webhook, JSON, &headers, &body).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("pull_request.opened"));
     let instruction = task.instruction.unwrap();
@@ -125,18 +145,21 @@ pub(crate) async fn github_requests_are_verified_and_make_tasks<S: Backend>(stor
 
     // A wrong signature, a missing one, and a body changed after signing are all refused.
     let mut wrong = github_headers("pull_request", "d2", &body, b"another secret entirely");
-    let answer = send(&app, &webhook, "application/json", &wrong, &body).await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
+    assert_refused(&app, &webhook, &wrong, &body, (401, "invalid_signature")).await;
     wrong.retain(|(name, _)| *name != "x-hub-signature-256");
-    let answer = send(&app, &webhook, "application/json", &wrong, &body).await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
+    assert_refused(&app, &webhook, &wrong, &body, (401, "invalid_signature")).await;
     let changed = body.replace("login", "logout");
-    let answer = send(&app, &webhook, "application/json", &headers, &changed).await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
+    assert_refused(
+        &app,
+        &webhook,
+        &headers,
+        &changed,
+        (401, "invalid_signature"),
+    )
+    .await;
     // The generic header does not open a GitHub webhook.
     let generic = [("x-webhook-secret", SECRET.to_owned())];
-    let answer = send(&app, &webhook, "application/json", &generic, &body).await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
+    assert_refused(&app, &webhook, &generic, &body, (401, "invalid_signature")).await;
 }
 
 pub(crate) async fn github_vector_pings_and_forms<S: Backend>(store: S) {
@@ -153,16 +176,28 @@ pub(crate) async fn github_vector_pings_and_forms<S: Backend>(store: S) {
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".to_owned(),
         ),
     ];
-    let answer = send(&app, &webhook, "application/json", &vector, "Hello, World!").await;
-    assert_eq!((answer.status, answer.code()), (400, "invalid_payload"));
-    let answer = send(&app, &webhook, "application/json", &vector, "Hello, World?").await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
+    assert_refused(
+        &app,
+        &webhook,
+        &vector,
+        "Hello, World!",
+        (400, "invalid_payload"),
+    )
+    .await;
+    assert_refused(
+        &app,
+        &webhook,
+        &vector,
+        "Hello, World?",
+        (401, "invalid_signature"),
+    )
+    .await;
 
     // A ping is answered 200 and makes no task.
     let webhook = app.webhook_of(settings(Source::Github), SECRET).await;
     let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1}).to_string();
     let headers = github_headers("ping", "p1", &ping, SECRET.as_bytes());
-    let answer = send(&app, &webhook, "application/json", &headers, &ping).await;
+    let answer = send(&app, &webhook, JSON, &headers, &ping).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["status"], "handshake");
     let logged = app.invocations(&webhook).await;
@@ -176,14 +211,7 @@ pub(crate) async fn github_vector_pings_and_forms<S: Backend>(store: S) {
     .to_string();
     let form: String = url_form(&[("payload", &json)]);
     let headers = github_headers("push", "f1", &form, SECRET.as_bytes());
-    let answer = send(
-        &app,
-        &webhook,
-        "application/x-www-form-urlencoded",
-        &headers,
-        &form,
-    )
-    .await;
+    let answer = send(&app, &webhook, FORM, &headers, &form).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("push"));
     assert_eq!(
@@ -196,7 +224,7 @@ pub(crate) async fn github_vector_pings_and_forms<S: Backend>(store: S) {
     let answer = send(
         &app,
         &generic,
-        "application/x-www-form-urlencoded",
+        FORM,
         &[("x-webhook-secret", SECRET.to_owned())],
         &form,
     )
@@ -247,36 +275,33 @@ pub(crate) async fn stripe_signatures_have_a_timestamp_and_any_v1<S: Backend>(st
     };
     // Any v1 may match: Stripe lists one per secret while a secret is being rolled.
     let good = header(now, &["0".repeat(64), sign(now)]);
-    let answer = send(&app, &webhook, "application/json", &good, &body).await;
+    let answer = send(&app, &webhook, JSON, &good, &body).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("invoice.payment_failed"));
     assert!(task.instruction.unwrap().contains("in_42"));
 
     let stale = now - 301;
-    let answer = send(
+    assert_refused(
         &app,
         &webhook,
-        "application/json",
         &header(stale, &[sign(stale)]),
         &body,
+        (401, "signature_expired"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "signature_expired"));
-    let answer = send(
+    assert_refused(
         &app,
         &webhook,
-        "application/json",
         &header(now, &["ab".repeat(32)]),
         &body,
+        (401, "invalid_signature"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
-    let answer = send(&app, &webhook, "application/json", &[], &body).await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
+    assert_refused(&app, &webhook, &[], &body, (401, "invalid_signature")).await;
 
     // Stripe retries with the same event id: one task.
     let again = header(now, &[sign(now)]);
-    let answer = send(&app, &webhook, "application/json", &again, &body).await;
+    let answer = send(&app, &webhook, JSON, &again, &body).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["status"], "duplicate");
     assert_eq!(answer.body["task_id"], task.id.to_string());
@@ -297,27 +322,13 @@ pub(crate) async fn slack_vector_handshake_and_events<S: Backend>(store: S) {
         ),
         ("x-slack-request-timestamp", "1531420618".to_owned()),
     ];
-    let answer = send(
-        &app,
-        &webhook,
-        "application/x-www-form-urlencoded",
-        &vector,
-        body,
-    )
-    .await;
+    let answer = send(&app, &webhook, FORM, &vector, body).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("/webhook-collect"));
 
     // Five minutes and a second later the same request is stale.
     app.advance(Duration::from_secs(301));
-    let answer = send(
-        &app,
-        &webhook,
-        "application/x-www-form-urlencoded",
-        &vector,
-        body,
-    )
-    .await;
+    let answer = send(&app, &webhook, FORM, &vector, body).await;
     assert_eq!((answer.status, answer.code()), (401, "signature_expired"));
 
     // The Events API: the url_verification handshake is answered with its challenge.
@@ -331,14 +342,7 @@ pub(crate) async fn slack_vector_handshake_and_events<S: Backend>(store: S) {
         ]
     };
     let challenge = json!({"token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).to_string();
-    let answer = send(
-        &app,
-        &webhook,
-        "application/json",
-        &slack(&challenge),
-        &challenge,
-    )
-    .await;
+    let answer = send(&app, &webhook, JSON, &slack(&challenge), &challenge).await;
     assert_eq!(answer.status, 200);
     assert_eq!(
         answer.text,
@@ -347,7 +351,7 @@ pub(crate) async fn slack_vector_handshake_and_events<S: Backend>(store: S) {
     let event = json!({"type": "event_callback", "event_id": "Ev1",
         "event": {"type": "app_mention", "text": "<@U1> restart the staging deploy"}})
     .to_string();
-    let answer = send(&app, &webhook, "application/json", &slack(&event), &event).await;
+    let answer = send(&app, &webhook, JSON, &slack(&event), &event).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("app_mention"));
     assert_eq!(
@@ -376,7 +380,7 @@ pub(crate) async fn pagerduty_and_shopify<S: Backend>(store: S) {
     let answer = send(
         &app,
         &webhook,
-        "application/json",
+        JSON,
         &[("x-pagerduty-signature", signature)],
         &incident,
     )
@@ -389,7 +393,7 @@ pub(crate) async fn pagerduty_and_shopify<S: Backend>(store: S) {
     let answer = send(
         &app,
         &webhook,
-        "application/json",
+        JSON,
         &[("x-pagerduty-signature", signature)],
         &ping,
     )
@@ -417,18 +421,17 @@ pub(crate) async fn pagerduty_and_shopify<S: Backend>(store: S) {
             ),
         ]
     };
-    let answer = send(&app, &webhook, "application/json", &shopify(tag), &order).await;
+    let answer = send(&app, &webhook, JSON, &shopify(tag), &order).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("orders/create"));
-    let answer = send(
+    assert_refused(
         &app,
         &webhook,
-        "application/json",
         &shopify("AAAA".to_owned()),
         &order,
+        (401, "invalid_signature"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_signature"));
 }
 
 pub(crate) async fn standard_webhooks_vector_and_its_delivery_id<S: Backend>(store: S) {
@@ -450,38 +453,23 @@ pub(crate) async fn standard_webhooks_vector_and_its_delivery_id<S: Backend>(sto
             "v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".to_owned(),
         ),
     ];
-    let answer = send(
-        &app,
-        &webhook,
-        "application/json",
-        &vector,
-        r#"{"test": 2432232314}"#,
-    )
-    .await;
+    let answer = send(&app, &webhook, JSON, &vector, r#"{"test": 2432232314}"#).await;
     let task = task_of(&app, &webhook, &answer).await;
     assert_eq!(task.source.provider, Source::StandardWebhooks);
-    let answer = send(
-        &app,
-        &webhook,
-        "application/json",
-        &vector,
-        r#"{"test": 2432232314}"#,
-    )
-    .await;
+    let answer = send(&app, &webhook, JSON, &vector, r#"{"test": 2432232314}"#).await;
     assert_eq!(
         answer.body["status"], "duplicate",
         "webhook-id deduplicates"
     );
     app.advance(Duration::from_secs(301));
-    let answer = send(
+    assert_refused(
         &app,
         &webhook,
-        "application/json",
         &vector,
         r#"{"test": 2432232314}"#,
+        (401, "signature_expired"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "signature_expired"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,22 +484,21 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
     let answer = send(
         &app,
         &gitlab,
-        "application/json",
+        JSON,
         &[("x-gitlab-token", SECRET.to_owned())],
         &body,
     )
     .await;
     let task = task_of(&app, &gitlab, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("pipeline"));
-    let answer = send(
+    assert_refused(
         &app,
         &gitlab,
-        "application/json",
         &[("x-gitlab-token", "nope".to_owned())],
         &body,
+        (401, "invalid_secret"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_secret"));
 
     let alerts = app.webhook_of(settings(Source::Alertmanager), SECRET).await;
     let body = json!({"version": "4", "status": "firing", "groupKey": "g",
@@ -520,7 +507,7 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
         "alerts": [{"status": "firing"}, {"status": "firing"}]})
     .to_string();
     let bearer = [("authorization", format!("Bearer {SECRET}"))];
-    let answer = send(&app, &alerts, "application/json", &bearer, &body).await;
+    let answer = send(&app, &alerts, JSON, &bearer, &body).await;
     let task = task_of(&app, &alerts, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("alertmanager.firing"));
     let instruction = task.instruction.unwrap();
@@ -532,20 +519,19 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
             STANDARD.encode(format!("alertmanager:{SECRET}"))
         ),
     )];
-    let answer = send(&app, &alerts, "application/json", &basic, &body).await;
+    let answer = send(&app, &alerts, JSON, &basic, &body).await;
     assert_eq!(answer.status, 202, "Basic with the secret as password");
     // Alertmanager repeats on purpose: no deduplication.
-    let answer = send(&app, &alerts, "application/json", &bearer, &body).await;
+    let answer = send(&app, &alerts, JSON, &bearer, &body).await;
     assert_eq!(answer.status, 202);
-    let answer = send(
+    assert_refused(
         &app,
         &alerts,
-        "application/json",
         &[("authorization", "Bearer nope".to_owned())],
         &body,
+        (401, "invalid_secret"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_secret"));
 
     // A generic webhook with its own header, event type, delivery id and template.
     let custom = SourceSettings::new(
@@ -567,24 +553,23 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
         ("x-ci-token", SECRET.to_owned()),
         ("x-build-id", "b-12".to_owned()),
     ];
-    let answer = send(&app, &generic, "application/json", &headers, &body).await;
+    let answer = send(&app, &generic, JSON, &headers, &body).await;
     let task = task_of(&app, &generic, &answer).await;
     assert_eq!(task.event_type.as_deref(), Some("failed"));
     assert_eq!(
         task.instruction.as_deref(),
         Some("Build 12 of acme/api failed")
     );
-    let answer = send(&app, &generic, "application/json", &headers, &body).await;
+    let answer = send(&app, &generic, JSON, &headers, &body).await;
     assert_eq!(answer.body["status"], "duplicate");
-    let answer = send(
+    assert_refused(
         &app,
         &generic,
-        "application/json",
         &[("x-webhook-secret", SECRET.to_owned())],
         &body,
+        (401, "invalid_secret"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_secret"));
 }
 
 pub(crate) async fn a_runaway_template_falls_back_and_is_noted<S: Backend>(store: S) {
@@ -607,7 +592,7 @@ pub(crate) async fn a_runaway_template_falls_back_and_is_noted<S: Backend>(store
     let answer = send(
         &app,
         &webhook,
-        "application/json",
+        JSON,
         &[("x-webhook-secret", SECRET.to_owned())],
         r#"{"message":"Deploy api"}"#,
     )
@@ -644,11 +629,7 @@ pub(crate) async fn a_rotated_secret_verifies_within_its_overlap_only<S: Backend
         let app = &app;
         let webhook = &webhook;
         let body = body.clone();
-        async move {
-            send(app, webhook, "application/json", &headers, &body)
-                .await
-                .status
-        }
+        async move { send(app, webhook, JSON, &headers, &body).await.status }
     };
     assert_eq!(post(new_secret, "a").await, 202);
     assert_eq!(
@@ -671,25 +652,17 @@ pub(crate) async fn requests_from_outside_the_allowlist_are_403<S: Backend>(stor
     webhook.allowed_source_ips = CidrList::parse(&["192.0.2.0/24"]).unwrap();
     app.save(&webhook).await;
     let headers = [("x-webhook-secret", SECRET.to_owned())];
-    let answer = send(
+    assert_refused(
         &app,
         &webhook,
-        "application/json",
         &headers,
         r#"{"message":"x"}"#,
+        (403, "source_not_allowed"),
     )
     .await;
-    assert_eq!((answer.status, answer.code()), (403, "source_not_allowed"));
     webhook.allowed_source_ips = CidrList::parse(&["192.0.2.0/24", "127.0.0.0/8"]).unwrap();
     app.save(&webhook).await;
-    let answer = send(
-        &app,
-        &webhook,
-        "application/json",
-        &headers,
-        r#"{"message":"x"}"#,
-    )
-    .await;
+    let answer = send(&app, &webhook, JSON, &headers, r#"{"message":"x"}"#).await;
     assert_eq!(answer.status, 202);
 }
 
@@ -698,10 +671,9 @@ pub(crate) async fn concurrent_duplicates_make_one_task<S: Backend>(store: S) {
     let webhook = app.webhook_of(settings(Source::Github), SECRET).await;
     let body = json!({"ref": "refs/heads/main"}).to_string();
     let headers = github_headers("push", "one-delivery", &body, SECRET.as_bytes());
-    let answers = futures::future::join_all(
-        (0..64).map(|_| send(&app, &webhook, "application/json", &headers, &body)),
-    )
-    .await;
+    let answers =
+        futures::future::join_all((0..64).map(|_| send(&app, &webhook, JSON, &headers, &body)))
+            .await;
     let accepted: Vec<&Answer> = answers.iter().filter(|a| a.status == 202).collect();
     assert_eq!(accepted.len(), 1, "exactly one 202");
     let first_task = accepted[0].body["task_id"].clone();
@@ -731,19 +703,9 @@ pub(crate) async fn concurrent_duplicates_make_one_task<S: Backend>(store: S) {
     );
     // A retry after a refusal is processed normally: only accepted requests claim the id.
     let fresh = github_headers("push", "after-refusal", &body, b"wrong");
-    assert_eq!(
-        send(&app, &webhook, "application/json", &fresh, &body)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(send(&app, &webhook, JSON, &fresh, &body).await.status, 401);
     let fresh = github_headers("push", "after-refusal", &body, SECRET.as_bytes());
-    assert_eq!(
-        send(&app, &webhook, "application/json", &fresh, &body)
-            .await
-            .status,
-        202
-    );
+    assert_eq!(send(&app, &webhook, JSON, &fresh, &body).await.status, 202);
 }
 
 /// Two nodes on one PostgreSQL database, 64 requests with one delivery id spread over both at
@@ -764,7 +726,7 @@ async fn duplicates_across_two_nodes_on_postgres_make_one_task() {
     let headers = github_headers("push", "across-nodes", &body, SECRET.as_bytes());
     let answers = futures::future::join_all((0..64).map(|n| {
         let node = if n % 2 == 0 { &first } else { &second };
-        send(node, &webhook, "application/json", &headers, &body)
+        send(node, &webhook, JSON, &headers, &body)
     }))
     .await;
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
