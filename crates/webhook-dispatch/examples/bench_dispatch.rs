@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use webhook_dispatch::{AttemptResult, DispatchConfig};
 use webhook_domain::ports::{Clock as _, Store};
+use webhook_store_contract::bench::arg;
 use webhook_store_mem::MemoryStore;
 use webhook_store_pg::test_db::{drop_database, fresh_store};
 use webhook_store_sqlite::{SqliteOptions, SqliteStore};
@@ -67,10 +68,7 @@ fn row(store: &str, tasks: usize, in_flight: usize, seconds: f64) -> String {
 
 #[tokio::main]
 async fn main() {
-    let tasks: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2_000);
+    let tasks: usize = arg(1, 2_000);
     let mut rows = Vec::new();
     for in_flight in IN_FLIGHT {
         let seconds = measure(MemoryStore::new(), tasks, in_flight).await;

@@ -245,50 +245,27 @@ mod tests {
 
     use hyper::Uri;
     use hyper::header::{CONTENT_TYPE, HOST};
-    use uuid::Uuid;
-    use webhook_domain::model::{
-        InvocationId, OrganizationId, Payload, Source, TargetId, Task, TaskId, TaskSource,
-        TaskStatus, Timestamp, WebhookId,
-    };
+    use webhook_domain::model::{Task, Timestamp};
+    use webhook_store_contract::fixtures;
 
     use super::*;
     use crate::client::Server;
 
     /// A task as webhookd stores it, received at `received_at`.
-    fn task(id: u128, received_at: Timestamp) -> Task {
-        let (context, _) = Payload::parse_object(br#"{"message":"deploy finished"}"#).unwrap();
-        Task {
-            id: TaskId::from_uuid(Uuid::from_u128(id)),
-            organization_id: OrganizationId::from_uuid(Uuid::from_u128(1)),
-            target_id: TargetId::from_uuid(Uuid::from_u128(2)),
-            webhook_id: WebhookId::from_uuid(Uuid::from_u128(3)),
-            invocation_id: InvocationId::from_uuid(Uuid::from_u128(4)),
-            instruction: Some("deploy finished".to_owned()),
-            context,
-            event_type: None,
-            status: TaskStatus::Queued,
-            test: false,
-            source: TaskSource {
-                verified: true,
-                source_ip: Some(Ipv4Addr::LOCALHOST.into()),
-                received_at,
-                provider: Source::Generic,
-            },
-            attempts: 0,
-            attempts_before_round: 0,
-            next_attempt_at: received_at,
-            last_error: None,
-            created_at: received_at,
-            updated_at: received_at,
-        }
+    fn task(received_at: Timestamp) -> Task {
+        let organization = fixtures::organization(received_at);
+        let target = fixtures::target(&organization, received_at);
+        let (_, task) = fixtures::accepted(&fixtures::webhook(&target, received_at), received_at);
+        task
     }
 
     #[test]
     fn reads_the_dispatchers_message() {
         let received_at = Timestamp::from_unix_micros(1_796_000_000_123_456);
-        let body = webhook_dispatch::task_body(&task(42, received_at));
+        let task = task(received_at);
+        let body = webhook_dispatch::task_body(&task);
         let (task_id, micros) = parse_delivery(&body).unwrap();
-        assert_eq!(task_id, TaskId::from_uuid(Uuid::from_u128(42)).to_string());
+        assert_eq!(task_id, task.id.to_string());
         assert_eq!(micros, received_at.unix_micros());
     }
 
@@ -360,7 +337,7 @@ mod tests {
             sender.ready().await.unwrap();
             sender.send_request(request).await.unwrap().status()
         };
-        let body = webhook_dispatch::task_body(&task(7, received_at));
+        let body = webhook_dispatch::task_body(&task(received_at));
         assert_eq!(post(body.clone()).await, StatusCode::OK);
         assert_eq!(post(body).await, StatusCode::OK);
         assert_eq!(post(b"{}".to_vec()).await, StatusCode::BAD_REQUEST);

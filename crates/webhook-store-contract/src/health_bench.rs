@@ -21,17 +21,17 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use webhook_domain::model::{
-    HEALTH_WINDOW, Invocation, InvocationFilter, OutcomeFilter, PageRequest, TargetResponse,
+    HEALTH_WINDOW, Invocation, InvocationFilter, OutcomeFilter, PageRequest, TargetResponse, Task,
     TaskStatus, Timestamp, Webhook, WebhookFilter, WebhookHealth, WebhookId,
 };
 use webhook_domain::ports::Store;
 
+use crate::bench::{log_concurrently, percentile};
 use crate::fixtures::{World, accepted, at, ignored, rejected, webhook};
-use crate::search_bench::{Payloads, percentile};
+use crate::search_bench::Payloads;
 
 /// Webhooks in the organization: one page of the list.
 pub const WEBHOOKS: usize = 50;
@@ -108,20 +108,26 @@ fn plan(busy: u64, now: Timestamp) -> Vec<Planned> {
     planned
 }
 
-/// Writes `planned` through `store`.
-async fn write<S: Store>(store: &S, world: &HealthWorld, planned: Planned, payloads: &Payloads) {
+/// The invocation `planned` stands for, and the task it makes if it is accepted.
+fn entry(world: &HealthWorld, planned: Planned, payloads: &Payloads) -> (Invocation, Option<Task>) {
     let hook = &world.webhooks[planned.webhook];
     let kind = if planned.healthy { 0 } else { planned.n % 100 };
     let received = planned.received_at;
-    let invocation = match kind {
-        95..=99 => Invocation {
-            repeat_count: if kind == 99 { 7 } else { 1 },
-            ..rejected(hook, received)
-        },
-        85..=94 => Invocation {
-            payload: Some(payloads.get(planned.n)),
-            ..ignored(hook, received)
-        },
+    match kind {
+        95..=99 => {
+            let invocation = Invocation {
+                repeat_count: if kind == 99 { 7 } else { 1 },
+                ..rejected(hook, received)
+            };
+            (invocation, None)
+        }
+        85..=94 => {
+            let invocation = Invocation {
+                payload: Some(payloads.get(planned.n)),
+                ..ignored(hook, received)
+            };
+            (invocation, None)
+        }
         _ => {
             let (mut invocation, mut task) = accepted(hook, received);
             let body = payloads.get(planned.n);
@@ -140,17 +146,9 @@ async fn write<S: Store>(store: &S, world: &HealthWorld, planned: Planned, paylo
             if kind == 84 {
                 task.status = TaskStatus::Failed;
             }
-            store
-                .record_invocation(&invocation, Some(&task))
-                .await
-                .expect("record");
-            return;
+            (invocation, Some(task))
         }
-    };
-    store
-        .record_invocation(&invocation, None)
-        .await
-        .expect("record");
+    }
 }
 
 /// Stores `world`'s organization's other 49 webhooks and logs every webhook's invocations
@@ -175,24 +173,13 @@ pub async fn fill<S: Store + Clone + 'static>(
     };
     let planned = Arc::new(plan(busy, now));
     let payloads = Arc::new(Payloads::new());
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..writers {
-        let (store, health) = (store.clone(), health.clone());
-        let (planned, payloads, next) = (planned.clone(), payloads.clone(), next.clone());
-        tasks.spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(one) = planned.get(n) else {
-                    return;
-                };
-                write(&store, &health, *one, &payloads).await;
-            }
-        });
-    }
-    tasks.join_all().await;
-    (health, started.elapsed())
+    let count = planned.len() as u64;
+    let filled = log_concurrently(store, writers, count, |_| {
+        let (health, planned, payloads) = (health.clone(), planned.clone(), payloads.clone());
+        move |n| entry(&health, planned[n as usize], &payloads)
+    })
+    .await;
+    (health, filled)
 }
 
 /// Times, interleaved, the health of a page of the 50 webhooks, the listing of that page with

@@ -45,6 +45,7 @@
 
 use std::future::Future;
 
+pub mod bench;
 pub mod cases;
 pub mod fixtures;
 pub mod health_bench;

@@ -10,14 +10,11 @@
 
 #![expect(
     clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
     reason = "sizes, indexes and durations far below 2^52"
 )]
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use webhook_domain::model::{
@@ -25,6 +22,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::Store;
 
+use crate::bench::{log_concurrently, percentile};
 use crate::fixtures::{World, accepted, at_micros, ignored, rejected};
 
 /// Words of the vocabulary.
@@ -164,59 +162,31 @@ pub async fn fill<S: Store + Clone + 'static>(
 ) -> Duration {
     let words: Arc<Vec<String>> = Arc::new((0..VOCABULARY).map(word).collect());
     let zipf = Arc::new(Zipf::new(VOCABULARY));
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for writer in 0..writers {
-        let (store, world) = (store.clone(), world.clone());
-        let (words, zipf, next) = (words.clone(), zipf.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (writer + 1));
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= count {
-                    return;
-                }
-                let received = at_micros(i64::try_from(n).unwrap_or(i64::MAX) * 1_000);
-                let kind = n % 20;
-                if kind == 19 {
-                    let invocation = rejected(&world.webhook, received);
-                    store
-                        .record_invocation(&invocation, None)
-                        .await
-                        .expect("record");
-                    continue;
-                }
-                let body = payload(n, &mut rng, &zipf, &words);
-                if kind == 18 {
-                    let invocation = Invocation {
-                        payload: Some(body),
-                        ..ignored(&world.webhook, received)
-                    };
-                    store
-                        .record_invocation(&invocation, None)
-                        .await
-                        .expect("record");
-                } else {
-                    let (mut invocation, mut task) = accepted(&world.webhook, received);
-                    invocation.payload = Some(body.clone());
-                    task.context = body;
-                    store
-                        .record_invocation(&invocation, Some(&task))
-                        .await
-                        .expect("record");
-                }
+    log_concurrently(store, writers, count, |writer| {
+        let webhook = world.webhook.clone();
+        let (words, zipf) = (words.clone(), zipf.clone());
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (writer + 1));
+        move |n| {
+            let received = at_micros(i64::try_from(n).unwrap_or(i64::MAX) * 1_000);
+            let kind = n % 20;
+            if kind == 19 {
+                return (rejected(&webhook, received), None);
             }
-        });
-    }
-    tasks.join_all().await;
-    started.elapsed()
-}
-
-/// The `p` quantile (0 to 1) of `sorted` durations, in ms.
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len().max(1) - 1) as f64 * p).round() as usize;
-    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+            let body = payload(n, &mut rng, &zipf, &words);
+            if kind == 18 {
+                let invocation = Invocation {
+                    payload: Some(body),
+                    ..ignored(&webhook, received)
+                };
+                return (invocation, None);
+            }
+            let (mut invocation, mut task) = accepted(&webhook, received);
+            invocation.payload = Some(body.clone());
+            task.context = body;
+            (invocation, Some(task))
+        }
+    })
+    .await
 }
 
 /// Times first pages (50 summaries) of searches of four kinds, interleaved: a common word, a

@@ -9,27 +9,21 @@
 
 #![expect(clippy::print_stdout, reason = "the report is the program's output")]
 
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+mod support;
+
 use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::bench::arg;
 use webhook_store_contract::fixtures::World;
 use webhook_store_contract::health_bench::{fill, time_reads};
-use webhook_store_pg::test_db::{database_url, fresh_store};
+use webhook_store_pg::test_db::fresh_store;
 
 #[tokio::main]
 async fn main() {
-    let busy: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let busy: u64 = arg(1, 100_000);
     let store = fresh_store().await;
     let world = World::seed(&store).await;
     let (health, filled) = fill(&store, &world, busy, 64).await;
-    let url = database_url(&store.test_database().expect("a test database"));
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    conn.batch_execute("VACUUM ANALYZE invocations, tasks")
-        .await
-        .expect("vacuum");
-    drop(conn);
+    support::vacuum_analyze(&store, "invocations, tasks").await;
     let report = time_reads(&store, &health).await;
     println!(
         r#"{{"store":"postgres","busy_invocations":{busy},"fill_s":{:.1},"reads":{report}}}"#,

@@ -6,25 +6,26 @@
 //! [commit writers]`: the second argument sets the store's group-commit writers (default: the
 //! store's default).
 
-#![expect(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "rates and percentiles of counts far below 2^52"
-)]
+#![expect(clippy::cast_precision_loss, reason = "rates of counts far below 2^52")]
 #![expect(clippy::print_stdout, reason = "the report is the program's output")]
+
+#[expect(
+    dead_code,
+    reason = "shared with the other benches; this one does not vacuum"
+)]
+mod support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::{Text, Uuid as SqlUuid};
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+use diesel_async::RunQueryDsl as _;
 use webhook_domain::model::Timestamp;
-use webhook_domain::ports::InvocationLog as _;
 use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::bench::{arg, percentile, time_record};
 use webhook_store_contract::fixtures::{World, accepted, at_micros};
 use webhook_store_pg::PgStoreOptions;
-use webhook_store_pg::test_db::{database_url, fresh_store_with};
+use webhook_store_pg::test_db::fresh_store_with;
 
 /// A time-ordered (v7) UUID, as the service gives invocations and tasks (PostgreSQL before 18
 /// has no `uuidv7()`): the clock's milliseconds over the first 48 bits of a random UUID.
@@ -60,16 +61,10 @@ fn next_event_at() -> Timestamp {
 
 #[tokio::main]
 async fn main() {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let seconds: u64 = arg(1, 5);
     let run_for = Duration::from_secs(seconds);
     let defaults = PgStoreOptions::default();
-    let commit_writers = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(defaults.writers);
+    let commit_writers = arg(2, defaults.writers);
     let store = fresh_store_with(PgStoreOptions {
         writers: commit_writers,
         ..defaults
@@ -87,32 +82,22 @@ async fn main() {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let (invocation, task) = accepted(&world.webhook, next_event_at());
-                    let started = Instant::now();
-                    store
-                        .record_invocation(&invocation, Some(&task))
-                        .await
-                        .expect("record");
-                    latencies.push(started.elapsed());
+                    latencies.push(time_record(&store, &invocation, &task).await);
                 }
                 latencies
             });
         }
         let mut latencies: Vec<Duration> = tasks.join_all().await.concat();
         latencies.sort_unstable();
-        let pct = |p: f64| {
-            let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-            latencies[index].as_secs_f64() * 1000.0
-        };
         results.push(format!(
             "{{\"writers\":{writers},\"ops_per_sec\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
             latencies.len() as f64 / run_for.as_secs_f64(),
-            pct(0.50),
-            pct(0.99)
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99)
         ));
     }
 
-    let url = database_url(&store.test_database().expect("a test database"));
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let mut conn = support::connect(&store).await;
     diesel::sql_query(V7)
         .execute(&mut conn)
         .await

@@ -8,29 +8,23 @@
 
 #![expect(clippy::print_stdout, reason = "the report is the program's output")]
 
+mod support;
+
 use std::time::Instant;
 
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 use webhook_store_contract::ContractStore as _;
+use webhook_store_contract::bench::arg;
 use webhook_store_contract::fixtures::World;
 use webhook_store_contract::search_bench::{fill, time_searches};
-use webhook_store_pg::test_db::{database_url, fresh_store};
+use webhook_store_pg::test_db::fresh_store;
 
 #[tokio::main]
 async fn main() {
-    let count: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let count: u64 = arg(1, 1_000_000);
     let store = fresh_store().await;
     let world = World::seed(&store).await;
     let filled = fill(&store, &world, count, 64).await;
-    let url = database_url(&store.test_database().expect("a test database"));
-    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    conn.batch_execute("VACUUM ANALYZE invocations")
-        .await
-        .expect("vacuum");
-    drop(conn);
+    support::vacuum_analyze(&store, "invocations").await;
     let started = Instant::now();
     let report = time_searches(&store, &world).await;
     println!(

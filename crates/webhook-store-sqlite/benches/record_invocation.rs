@@ -14,39 +14,16 @@ use diesel::connection::{Connection as _, SimpleConnection as _};
 use diesel::sql_types::{BigInt, Binary, Bool, Text};
 use diesel::sqlite::SqliteConnection;
 use webhook_domain::model::{Invocation, Task, Webhook};
-use webhook_domain::ports::InvocationLog;
-use webhook_store_contract::fixtures::{World, accepted, at_micros};
-use webhook_store_sqlite::{SqliteOptions, SqliteStore};
+use webhook_store_contract::bench::{arg, percentile, time_record};
+use webhook_store_contract::fixtures::{accepted, at_micros};
 
 mod support;
 
-use support::{remove, temp_path};
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "an index into a short list"
-    )]
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
+use support::{discard, remove, seeded_store};
 
 #[expect(clippy::cast_precision_loss, reason = "operation counts are small")]
 fn per_second(ops: usize, elapsed: Duration) -> f64 {
     ops as f64 / elapsed.as_secs_f64()
-}
-
-async fn seeded_store() -> (SqliteStore, World) {
-    let store = SqliteStore::open(SqliteOptions::new(temp_path("record")))
-        .await
-        .expect("open");
-    let world = World::seed(&store).await;
-    (store, world)
 }
 
 /// The `n`th event of a run: 100 µs after the one before (10,000 a second), with time-ordered
@@ -57,7 +34,7 @@ fn event(webhook: &Webhook, n: usize) -> (Invocation, Task) {
 
 /// `writers` tasks share `ops` `record_invocation` calls, numbered in the order they are made.
 async fn group_commit(writers: usize, ops: usize) -> serde_json::Value {
-    let (store, world) = seeded_store().await;
+    let (store, world) = seeded_store("record").await;
     let per_writer = ops / writers;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -70,12 +47,7 @@ async fn group_commit(writers: usize, ops: usize) -> serde_json::Value {
                 let mut latencies = Vec::with_capacity(per_writer);
                 for _ in 0..per_writer {
                     let (invocation, task) = event(&hook, next.fetch_add(1, Ordering::Relaxed));
-                    let begun = Instant::now();
-                    store
-                        .record_invocation(&invocation, Some(&task))
-                        .await
-                        .expect("record");
-                    latencies.push(begun.elapsed());
+                    latencies.push(time_record(&store, &invocation, &task).await);
                 }
                 latencies
             })
@@ -87,8 +59,7 @@ async fn group_commit(writers: usize, ops: usize) -> serde_json::Value {
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    store.close().await;
-    remove(store.path());
+    discard(store).await;
     serde_json::json!({
         "writers": writers,
         "ops": latencies.len(),
@@ -100,7 +71,7 @@ async fn group_commit(writers: usize, ops: usize) -> serde_json::Value {
 
 /// The same rows inserted by one connection, `batch` per `BEGIN IMMEDIATE` transaction.
 async fn plain_batched(ops: usize, batch: usize) -> serde_json::Value {
-    let (store, world) = seeded_store().await;
+    let (store, world) = seeded_store("record").await;
     store.close().await;
     let path = store.path().to_owned();
     let elapsed = tokio::task::spawn_blocking(move || {
@@ -167,10 +138,7 @@ async fn plain_batched(ops: usize, batch: usize) -> serde_json::Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let ops: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(4096);
+    let ops: usize = arg(1, 4096);
     let baseline = plain_batched(ops, 256).await;
     let mut runs = Vec::new();
     for writers in [1, 8, 64] {

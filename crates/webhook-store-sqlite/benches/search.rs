@@ -10,36 +10,22 @@ mod support;
 
 use std::time::Instant;
 
-use webhook_store_contract::fixtures::World;
+use webhook_store_contract::bench::arg;
 use webhook_store_contract::search_bench::{fill, time_searches};
-use webhook_store_sqlite::{SqliteOptions, SqliteStore};
 
-fn main() {
-    let count: u64 = std::env::args()
-        .skip(1)
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(1_000_000);
-    let path = support::temp_path("search");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let store = SqliteStore::open(SqliteOptions::new(path.clone()))
-            .await
-            .expect("open");
-        let world = World::seed(&store).await;
-        let filled = fill(&store, &world, count, 64).await;
-        let started = Instant::now();
-        let report = time_searches(&store, &world).await;
-        let searching = started.elapsed();
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        println!(
-            r#"{{"store":"sqlite","invocations":{count},"fill_s":{:.1},"search_s":{:.1},"file_bytes":{size},"searches":{report}}}"#,
-            filled.as_secs_f64(),
-            searching.as_secs_f64(),
-        );
-        store.close().await;
-    });
-    support::remove(&path);
+#[tokio::main]
+async fn main() {
+    let count: u64 = arg(1, 1_000_000);
+    let (store, world) = support::seeded_store("search").await;
+    let filled = fill(&store, &world, count, 64).await;
+    let started = Instant::now();
+    let report = time_searches(&store, &world).await;
+    let searching = started.elapsed();
+    let size = std::fs::metadata(store.path()).map_or(0, |m| m.len());
+    println!(
+        r#"{{"store":"sqlite","invocations":{count},"fill_s":{:.1},"search_s":{:.1},"file_bytes":{size},"searches":{report}}}"#,
+        filled.as_secs_f64(),
+        searching.as_secs_f64(),
+    );
+    support::discard(store).await;
 }

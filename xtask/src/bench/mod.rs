@@ -3,8 +3,9 @@
 //! `ingest` runs webhookd and a bare actix-web handler as processes and loads them over loopback
 //! with `webhook-loadgen`; `pipeline` runs webhookd with dispatch on, delivering to the agent of
 //! `webhook-loadgen`; `search` times searches of the invocation log on a million invocations
-//! written through each store. This module holds what the benches share: reading a JSON report from a
-//! program's output and writing one under `target/bench/`.
+//! written through each store. This module holds what the benches share: running the store
+//! bench programs, reading a JSON report from a program's output and writing one under
+//! `target/bench/`.
 
 mod database;
 mod dispatch;
@@ -52,6 +53,29 @@ pub(super) fn run_json_on_postgres(args: &[&str]) -> Result<Value> {
     let report = run_json(&mut command);
     drop(database);
     report
+}
+
+/// Runs the SQLite store's bench program `name` with `args`, `cargo bench -p
+/// webhook-store-sqlite --bench <name> -- <args>`, and reads the JSON report it prints.
+pub(super) fn run_sqlite_bench(name: &str, args: &[&str]) -> Result<Value> {
+    let bench = ["bench", "-p", "webhook-store-sqlite", "--bench", name, "--"];
+    run_json(&mut cmd::cargo(bench.iter().chain(args)))
+}
+
+/// Runs the PostgreSQL store's bench example `name` with `args` against a fresh database of the
+/// bench PostgreSQL server, and reads the JSON report it prints.
+pub(super) fn run_postgres_bench(name: &str, args: &[&str]) -> Result<Value> {
+    let mut example = vec![
+        "-p",
+        "webhook-store-pg",
+        "--features",
+        "test-util",
+        "--example",
+        name,
+        "--",
+    ];
+    example.extend_from_slice(args);
+    run_json_on_postgres(&example)
 }
 
 /// The JSON report that `command` printed in `output`.

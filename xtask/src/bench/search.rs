@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use super::{run_json, run_json_on_postgres, write_report};
-use crate::cmd;
+use super::{run_postgres_bench, run_sqlite_bench, write_report};
 
 /// Invocations in the log: `XTASK_SEARCH_INVOCATIONS`, default 1,000,000.
 fn invocations() -> Result<String> {
@@ -28,26 +27,9 @@ fn invocations() -> Result<String> {
 pub(crate) fn search() -> Result<()> {
     let count = invocations()?;
     eprintln!("==> SQLite: {count} invocations, then searches");
-    let sqlite = run_json(&mut cmd::cargo([
-        "bench",
-        "-p",
-        "webhook-store-sqlite",
-        "--bench",
-        "search",
-        "--",
-        &count,
-    ]))?;
+    let sqlite = run_sqlite_bench("search", &[&count])?;
     eprintln!("==> PostgreSQL: {count} invocations, then searches");
-    let postgres = run_json_on_postgres(&[
-        "-p",
-        "webhook-store-pg",
-        "--features",
-        "test-util",
-        "--example",
-        "bench_search",
-        "--",
-        &count,
-    ])?;
+    let postgres = run_postgres_bench("bench_search", &[&count])?;
     let mut table = String::new();
     writeln!(
         table,

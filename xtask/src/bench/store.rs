@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use super::{number, run_json, run_json_on_postgres, write_report};
-use crate::cmd;
+use super::{number, run_postgres_bench, run_sqlite_bench, write_report};
 
 /// One measured row: a configuration of the store and its figures.
 struct Row {
@@ -22,22 +21,9 @@ struct Row {
 /// for SQLite and PostgreSQL, against a plain batched insert on each.
 pub(crate) fn store() -> Result<()> {
     eprintln!("==> SQLite (synchronous=FULL): group commit vs a plain batched insert");
-    let sqlite = run_json(&mut cmd::cargo([
-        "bench",
-        "-p",
-        "webhook-store-sqlite",
-        "--bench",
-        "record_invocation",
-    ]))?;
+    let sqlite = run_sqlite_bench("record_invocation", &[])?;
     eprintln!("==> PostgreSQL: group commit vs 50 events per INSERT transaction");
-    let postgres = run_json_on_postgres(&[
-        "-p",
-        "webhook-store-pg",
-        "--features",
-        "test-util",
-        "--example",
-        "bench_record",
-    ])?;
+    let postgres = run_postgres_bench("bench_record", &[])?;
 
     let sqlite_baseline = number(&sqlite["baseline_plain_batched_insert"]["ops_per_sec"])?;
     let pg_baseline = number(&postgres["baseline_batched_50"]["events_per_sec"])?;
