@@ -148,22 +148,54 @@ impl MemoryStore {
         view: impl Fn(&Task) -> T,
     ) -> Result<Page<T>, StoreError> {
         let state = self.read()?;
-        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, T)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
-            .map(|stored| &stored.task)
-            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
-            .filter(|t| filter.status.is_none_or(|s| t.status == s))
-            .take(overfetch(page))
-            .map(|t| ((t.created_at, *t.id.as_uuid()), view(t)))
-            .collect();
-        Ok(page_of_keyed(items, page))
+        let index = state.tasks_by_organization.get(&organization_id);
+        Ok(newest_page(index, page, |id| {
+            let task = &state.tasks.get(&TaskId::from_uuid(id))?.task;
+            let kept = filter.target_id.is_none_or(|id| task.target_id == id)
+                && filter.status.is_none_or(|s| task.status == s);
+            kept.then(|| view(task))
+        }))
     }
+
+    /// A page of a webhook's invocations of the organization that `filter` keeps, newest
+    /// first, as `view` shows each one.
+    fn log<T>(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: &InvocationFilter,
+        page: PageRequest,
+        view: impl Fn(&State, &Invocation) -> T,
+    ) -> Result<Page<T>, StoreError> {
+        let state = self.read()?;
+        let index = state.invocations_by_webhook.get(&webhook_id);
+        Ok(newest_page(index, page, |id| {
+            let invocation = state.invocations.get(&InvocationId::from_uuid(id))?;
+            let kept =
+                invocation.organization_id == organization_id && state.keeps(invocation, filter);
+            kept.then(|| view(&state, invocation))
+        }))
+    }
+}
+
+/// The page of the entries of `index` (keyed by time and id) after the request's cursor,
+/// newest first, that `entry` finds and keeps, each as `entry` shows it.
+fn newest_page<T>(
+    index: Option<&BTreeSet<TimeKey>>,
+    request: PageRequest,
+    entry: impl Fn(Uuid) -> Option<T>,
+) -> Page<T> {
+    let Some(index) = index else {
+        return Page {
+            items: Vec::new(),
+            next: None,
+        };
+    };
+    let items = newest_keys(index, request.after)
+        .filter_map(|&(at, id)| entry(id).map(|item| ((at, id), item)))
+        .take(overfetch(request))
+        .collect();
+    page_of_keyed(items, request)
 }
 
 /// Up to `limit + 1` keys of `index` strictly before `after`, newest first.
@@ -652,21 +684,13 @@ impl InvocationLog for MemoryStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
-        let state = self.read()?;
-        let Some(index) = state.invocations_by_webhook.get(&webhook_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, Invocation)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
-            .filter(|i| i.organization_id == organization_id)
-            .filter(|i| state.keeps(i, filter))
-            .take(overfetch(page))
-            .map(|i| ((i.received_at, *i.id.as_uuid()), i.clone()))
-            .collect();
-        Ok(page_of_keyed(items, page))
+        self.log(
+            organization_id,
+            webhook_id,
+            filter,
+            page,
+            |_, invocation| invocation.clone(),
+        )
     }
 
     async fn webhook_health(
@@ -707,30 +731,19 @@ impl InvocationLog for MemoryStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
-        let state = self.read()?;
-        let Some(index) = state.invocations_by_webhook.get(&webhook_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, InvocationSummary)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
-            .filter(|i| i.organization_id == organization_id)
-            .filter(|i| state.keeps(i, filter))
-            .take(overfetch(page))
-            .map(|i| {
-                let delivery = i
+        self.log(
+            organization_id,
+            webhook_id,
+            filter,
+            page,
+            |state, invocation| {
+                let delivery = invocation
                     .task_id
                     .and_then(|id| state.tasks.get(&id))
                     .map(|t| DeliveryStatus::of(t.task.status, t.task.last_error.is_some()));
-                (
-                    (i.received_at, *i.id.as_uuid()),
-                    InvocationSummary::of(i, delivery),
-                )
-            })
-            .collect();
-        Ok(page_of_keyed(items, page))
+                InvocationSummary::of(invocation, delivery)
+            },
+        )
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
