@@ -65,6 +65,21 @@ fn overfetch(page: PageRequest) -> i64 {
     i64::from(page.limit()) + 1
 }
 
+/// Narrows a boxed query to the page `$page` asks for: newest first by (`$time`, `$id`), after
+/// the page's cursor, one row more than the page holds (see [`overfetch`]).
+macro_rules! newest_first {
+    ($query:expr, $time:path, $id:path, $page:expr) => {{
+        let mut query = $query;
+        if let Some(Cursor { at: after, id }) = $page.after {
+            let after = at(after);
+            query = query.filter($time.lt(after).or($time.eq(after).and($id.lt(id))));
+        }
+        query
+            .order(($time.desc(), $id.desc()))
+            .limit(overfetch($page))
+    }};
+}
+
 fn tasks_from(rows: Vec<(TaskRow, Option<String>)>) -> Result<Vec<Task>, StoreError> {
     rows.into_iter()
         .map(|(row, payload)| row.into_task(payload))
@@ -144,8 +159,6 @@ fn listed_invocations(
     let mut query = invocations::table
         .filter(invocations::webhook_id.eq(*webhook_id.as_uuid()))
         .filter(invocations::organization_id.eq(*organization_id.as_uuid()))
-        .order((invocations::received_at.desc(), invocations::id.desc()))
-        .limit(overfetch(page))
         .into_boxed();
     query = match filter.outcome {
         None => query,
@@ -195,17 +208,7 @@ fn listed_invocations(
                 .sql("::tsquery"),
         );
     }
-    if let Some(Cursor { at: after, id }) = page.after {
-        let after = at(after);
-        query = query.filter(
-            invocations::received_at
-                .lt(after)
-                .or(invocations::received_at
-                    .eq(after)
-                    .and(invocations::id.lt(id))),
-        );
-    }
-    query
+    newest_first!(query, invocations::received_at, invocations::id, page)
 }
 
 impl OrganizationStore for PgStore {
@@ -391,27 +394,15 @@ impl TargetStore for PgStore {
         page: PageRequest,
     ) -> Result<Page<Target>, StoreError> {
         let mut conn = self.conn().await?;
-        let mut query = targets::table
+        let live = targets::table
             .filter(targets::organization_id.eq(organization_id.as_uuid()))
             .filter(not(targets::deleted))
-            .order((targets::created_at.desc(), targets::id.desc()))
-            .limit(overfetch(page))
             .select(TargetRow::as_select())
             .into_boxed();
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                targets::created_at
-                    .lt(after)
-                    .or(targets::created_at.eq(after).and(targets::id.lt(id))),
-            );
-        }
+        let query = newest_first!(live, targets::created_at, targets::id, page);
         let result = query.load(&mut conn).await;
         let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
-        Ok(Page::from_overfetch(items, page, |t: &Target| Cursor {
-            at: t.created_at,
-            id: *t.id.as_uuid(),
-        }))
+        Ok(Page::from_overfetch(items, page, Target::cursor))
     }
 
     async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
@@ -535,8 +526,6 @@ impl WebhookStore for PgStore {
         let mut conn = self.conn().await?;
         let mut query = webhooks::table
             .filter(webhooks::organization_id.eq(organization_id.as_uuid()))
-            .order((webhooks::created_at.desc(), webhooks::id.desc()))
-            .limit(overfetch(page))
             .select(WebhookRow::as_select())
             .into_boxed();
         let deleted = WebhookStatus::Deleted.as_str();
@@ -548,20 +537,10 @@ impl WebhookStore for PgStore {
             Some(WebhookStatus::Deleted) => query.filter(webhooks::status.eq(deleted)),
             None => query.filter(webhooks::status.ne(deleted)),
         };
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                webhooks::created_at
-                    .lt(after)
-                    .or(webhooks::created_at.eq(after).and(webhooks::id.lt(id))),
-            );
-        }
+        let query = newest_first!(query, webhooks::created_at, webhooks::id, page);
         let result = query.load(&mut conn).await;
         let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
-        Ok(Page::from_overfetch(items, page, |w: &Webhook| Cursor {
-            at: w.created_at,
-            id: *w.id.as_uuid(),
-        }))
+        Ok(Page::from_overfetch(items, page, Webhook::cursor))
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
@@ -981,8 +960,6 @@ impl TaskQueue for PgStore {
         let mut query = tasks::table
             .inner_join(invocations::table)
             .filter(tasks::organization_id.eq(organization_id.as_uuid()))
-            .order((tasks::created_at.desc(), tasks::id.desc()))
-            .limit(overfetch(page))
             .select((TaskRow::as_select(), invocations::payload))
             .into_boxed();
         if let Some(target_id) = filter.target_id {
@@ -991,20 +968,10 @@ impl TaskQueue for PgStore {
         if let Some(status) = filter.status {
             query = query.filter(tasks::status.eq(status.as_str()));
         }
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                tasks::created_at
-                    .lt(after)
-                    .or(tasks::created_at.eq(after).and(tasks::id.lt(id))),
-            );
-        }
+        let query = newest_first!(query, tasks::created_at, tasks::id, page);
         let result = query.load::<(TaskRow, Option<String>)>(&mut conn).await;
         let items = tasks_from(check(result.map_err(TxError::from), &mut conn)?)?;
-        Ok(Page::from_overfetch(items, page, |t: &Task| Cursor {
-            at: t.created_at,
-            id: *t.id.as_uuid(),
-        }))
+        Ok(Page::from_overfetch(items, page, Task::cursor))
     }
 
     async fn task_summaries(
@@ -1016,8 +983,6 @@ impl TaskQueue for PgStore {
         let mut conn = self.conn().await?;
         let mut query = tasks::table
             .filter(tasks::organization_id.eq(organization_id.as_uuid()))
-            .order((tasks::created_at.desc(), tasks::id.desc()))
-            .limit(overfetch(page))
             .select((
                 tasks::id,
                 tasks::organization_id,
@@ -1048,25 +1013,13 @@ impl TaskQueue for PgStore {
         if let Some(status) = filter.status {
             query = query.filter(tasks::status.eq(status.as_str()));
         }
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                tasks::created_at
-                    .lt(after)
-                    .or(tasks::created_at.eq(after).and(tasks::id.lt(id))),
-            );
-        }
+        let query = newest_first!(query, tasks::created_at, tasks::id, page);
         let result = query.load::<TaskRow>(&mut conn).await;
         let items = check(result.map_err(TxError::from), &mut conn)?
             .into_iter()
             .map(TaskRow::into_summary)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page, |t: &TaskSummary| {
-            Cursor {
-                at: t.created_at,
-                id: *t.id.as_uuid(),
-            }
-        }))
+        Ok(Page::from_overfetch(items, page, TaskSummary::cursor))
     }
 
     async fn set_task_status(
