@@ -14,7 +14,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
-use super::{converted, into_page, overfetch};
+use super::{converted, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{InvocationRow, RequestRow, id, uuid};
@@ -467,6 +467,35 @@ fn record_claimed(
     Ok(outcome)
 }
 
+impl SqliteStore {
+    /// A webhook's invocations that `filter` keeps, newest first, one page and one more:
+    /// `load` reads the rows of a listing and `convert` makes each row an entry.
+    async fn log<R, T>(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: &InvocationFilter,
+        page: PageRequest,
+        load: impl Fn(
+            &mut SqliteConnection,
+            invocations::BoxedQuery<'static, Sqlite>,
+        ) -> QueryResult<Vec<R>>
+        + Send
+        + 'static,
+        convert: impl Fn(R) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+    {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let rows = with_words(conn, organization_id, webhook_id, &filter, page, load)?;
+            converted(rows, convert)
+        })
+        .await
+    }
+}
+
 impl InvocationLog for SqliteStore {
     async fn record_invocation(
         &self,
@@ -532,24 +561,20 @@ impl InvocationLog for SqliteStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
-        let filter = filter.clone();
-        self.read(move |conn| {
-            let rows = with_words(
-                conn,
+        let items = self
+            .log(
                 organization_id,
                 webhook_id,
-                &filter,
+                filter,
                 page,
                 |conn, q| {
                     q.select((InvocationRow::as_select(), RequestRow::as_select()))
                         .load::<(InvocationRow, RequestRow)>(conn)
                 },
-            )?;
-            let whole =
-                |(row, request): (InvocationRow, RequestRow)| request.fill(row.into_domain()?);
-            into_page(rows, page, whole, Invocation::cursor)
-        })
-        .await
+                |(row, request)| request.fill(row.into_domain()?),
+            )
+            .await?;
+        Ok(Page::from_overfetch(items, page, Invocation::cursor))
     }
 
     async fn webhook_health(
@@ -588,13 +613,11 @@ impl InvocationLog for SqliteStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
-        let filter = filter.clone();
-        self.read(move |conn| {
-            let rows = with_words(
-                conn,
+        let items = self
+            .log(
                 organization_id,
                 webhook_id,
-                &filter,
+                filter,
                 page,
                 |conn, q| {
                     q.select((
@@ -628,12 +651,14 @@ impl InvocationLog for SqliteStore {
                     ))
                     .load::<SummaryRow>(conn)
                 },
-            )?;
-            into_page(rows, page, summary_of, |s: &InvocationSummary| {
-                s.invocation.cursor()
-            })
-        })
-        .await
+                summary_of,
+            )
+            .await?;
+        Ok(Page::from_overfetch(
+            items,
+            page,
+            |s: &InvocationSummary| s.invocation.cursor(),
+        ))
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
