@@ -117,7 +117,7 @@ fn summary_of(
 }
 
 /// A webhook's invocations of this organization, filtered (but for `filter.words`, which
-/// [`with_words`] applies), newest first, one page and one more.
+/// [`SqliteStore::log`] applies), newest first, one page and one more.
 ///
 /// With `among`, only those invocations (the matches of a search, a few thousand at most) are
 /// read, each by its id: the unary `+` keeps SQLite from walking the webhook's index or the
@@ -183,38 +183,6 @@ fn listed(
         query.order((invocations::received_at.desc(), invocations::id.desc()))
     };
     query.limit(overfetch(page))
-}
-
-/// Runs `load` on the listing of `filter`: as it is, or, with words to find, on the matches
-/// of the word index a chunk at a time ([`search::search`]).
-fn with_words<R>(
-    conn: &mut SqliteConnection,
-    organization_id: OrganizationId,
-    webhook_id: WebhookId,
-    filter: &InvocationFilter,
-    page: PageRequest,
-    load: impl Fn(
-        &mut SqliteConnection,
-        invocations::BoxedQuery<'static, Sqlite>,
-    ) -> QueryResult<Vec<R>>,
-) -> Result<Vec<R>, Failure> {
-    let listing = |among| listed(organization_id, webhook_id, filter, page, among);
-    let Some(words) = &filter.words else {
-        return Ok(load(conn, listing(None))?);
-    };
-    // Everything received up to the cursor's microsecond, and before `until`.
-    let before = [
-        page.after.map(|c| c.at.unix_micros().saturating_add(1)),
-        filter.until.map(Timestamp::unix_micros),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    let window = search::Window::new(filter.since.map(Timestamp::unix_micros), before);
-    let wanted = usize::try_from(overfetch(page)).unwrap_or(usize::MAX);
-    search::search(conn, webhook_id, words, window, wanted, |conn, ids| {
-        Ok(load(conn, listing(Some(ids)))?)
-    })
 }
 
 /// Moves the webhook's `last_triggered_at` forward to the invocation's time; touches one row
@@ -469,7 +437,9 @@ fn record_claimed(
 
 impl SqliteStore {
     /// A webhook's invocations that `filter` keeps, newest first, one page and one more:
-    /// `load` reads the rows of a listing and `convert` makes each row an entry.
+    /// `load` reads the rows of a listing (the listing as it is, or, with words to find, on the
+    /// matches of the word index a chunk at a time, see [`search::search`]) and `convert` makes
+    /// each row an entry.
     async fn log<R, T>(
         &self,
         organization_id: OrganizationId,
@@ -489,7 +459,23 @@ impl SqliteStore {
     {
         let filter = filter.clone();
         self.read(move |conn| {
-            let rows = with_words(conn, organization_id, webhook_id, &filter, page, load)?;
+            let listing = |among| listed(organization_id, webhook_id, &filter, page, among);
+            let Some(words) = &filter.words else {
+                return converted(load(conn, listing(None))?, convert);
+            };
+            // Everything received up to the cursor's microsecond, and before `until`.
+            let before = [
+                page.after.map(|c| c.at.unix_micros().saturating_add(1)),
+                filter.until.map(Timestamp::unix_micros),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let window = search::Window::new(filter.since.map(Timestamp::unix_micros), before);
+            let wanted = usize::try_from(overfetch(page)).unwrap_or(usize::MAX);
+            let rows = search::search(conn, webhook_id, words, window, wanted, |conn, ids| {
+                Ok(load(conn, listing(Some(ids)))?)
+            })?;
             converted(rows, convert)
         })
         .await
