@@ -25,6 +25,11 @@ pub(crate) fn uuid(bytes: &[u8], what: &'static str) -> Result<Uuid, Failure> {
     Uuid::from_slice(bytes).map_err(|_| Failure::corrupt(what))
 }
 
+/// The organization a row's `organization_id` (or an organization's `id`) names.
+fn organization(bytes: &[u8]) -> Result<OrganizationId, Failure> {
+    Ok(OrganizationId::from_uuid(uuid(bytes, "organization id")?))
+}
+
 pub(crate) fn ts(micros: i64) -> Timestamp {
     Timestamp::from_unix_micros(micros)
 }
@@ -95,7 +100,7 @@ pub(crate) struct OrganizationRow {
 impl OrganizationRow {
     pub(crate) fn into_domain(self) -> Result<Organization, Failure> {
         Ok(Organization {
-            id: OrganizationId::from_uuid(uuid(&self.id, "organization id")?),
+            id: organization(&self.id)?,
             name: name(&self.name, "organization name")?,
             rate_limit_per_minute: rate(self.rate_limit_per_minute, "organization rate")?,
             created_at: ts(self.created_at),
@@ -123,10 +128,7 @@ impl ApiKeyRow {
             .map_err(|_| Failure::corrupt("api key hash"))?;
         Ok(ApiKey {
             id: ApiKeyId::from_uuid(uuid(&self.id, "api key id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             name: name(&self.name, "api key name")?,
             role: Role::parse(&self.role).ok_or_else(|| Failure::corrupt("api key role"))?,
             hash: ApiKeyHash::from_bytes(hash),
@@ -153,10 +155,7 @@ impl TargetRow {
     pub(crate) fn into_domain(self) -> Result<Target, Failure> {
         Ok(Target {
             id: TargetId::from_uuid(uuid(&self.id, "target id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             kind: TargetKind::parse(&self.kind).ok_or_else(|| Failure::corrupt("target kind"))?,
             name: name(&self.name, "target name")?,
             endpoint_url: self
@@ -234,10 +233,7 @@ impl WebhookRow {
             .unwrap_or_default();
         Ok(Webhook {
             id: WebhookId::from_uuid(uuid(&self.id, "webhook id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             name: name(&self.name, "webhook name")?,
             target_id: TargetId::from_uuid(uuid(&self.target_id, "target id")?),
             event_types: serde_json::from_str(&self.event_types)
@@ -311,10 +307,7 @@ impl InvocationRow {
         };
         Ok(Invocation {
             id: InvocationId::from_uuid(uuid(&self.id, "invocation id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
             received_at: ts(self.received_at),
             source_ip: ip(self.source_ip.as_deref(), "invocation source ip")?,
@@ -417,10 +410,7 @@ impl TaskRow {
     pub(crate) fn into_summary(self) -> Result<TaskSummary, Failure> {
         Ok(TaskSummary {
             id: TaskId::from_uuid(uuid(&self.id, "task id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             target_id: TargetId::from_uuid(uuid(&self.target_id, "target id")?),
             webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
             invocation_id: InvocationId::from_uuid(uuid(&self.invocation_id, "invocation id")?),
