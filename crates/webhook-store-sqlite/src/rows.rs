@@ -49,9 +49,18 @@ fn unsigned<T: TryFrom<i64>>(value: i64, what: &'static str) -> Result<T, Failur
     T::try_from(value).map_err(|_| Failure::corrupt(what))
 }
 
-fn ip(text: Option<&str>, what: &'static str) -> Result<Option<IpAddr>, Failure> {
-    text.map(|t| t.parse().map_err(|_| Failure::corrupt(what)))
+/// The value `parse` reads in a nullable column, when the column holds one.
+fn parsed<T, E>(
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, E>,
+    what: &'static str,
+) -> Result<Option<T>, Failure> {
+    text.map(|t| parse(t).map_err(|_| Failure::corrupt(what)))
         .transpose()
+}
+
+fn ip(text: Option<&str>, what: &'static str) -> Result<Option<IpAddr>, Failure> {
+    parsed(text, str::parse, what)
 }
 
 /// The stored form of an event-type list: a JSON array of patterns.
@@ -84,8 +93,7 @@ fn source(text: &str, what: &'static str) -> Result<Source, Failure> {
 }
 
 fn field_ref(text: Option<&str>, what: &'static str) -> Result<Option<FieldRef>, Failure> {
-    text.map(|t| FieldRef::parse(t).map_err(|_| Failure::corrupt(what)))
-        .transpose()
+    parsed(text, FieldRef::parse, what)
 }
 
 #[derive(Queryable)]
@@ -158,10 +166,11 @@ impl TargetRow {
             organization_id: organization(&self.organization_id)?,
             kind: TargetKind::parse(&self.kind).ok_or_else(|| Failure::corrupt("target kind"))?,
             name: name(&self.name, "target name")?,
-            endpoint_url: self
-                .endpoint_url
-                .map(|u| EndpointUrl::parse(&u).map_err(|_| Failure::corrupt("endpoint url")))
-                .transpose()?,
+            endpoint_url: parsed(
+                self.endpoint_url.as_deref(),
+                EndpointUrl::parse,
+                "endpoint url",
+            )?,
             signing_secret: SealedSecret::from_bytes(self.signing_secret),
             created_at: ts(self.created_at),
             updated_at: ts(self.updated_at),
@@ -194,22 +203,16 @@ pub(crate) struct WebhookRow {
 
 impl WebhookRow {
     fn source_settings(&self) -> Result<SourceSettings, Failure> {
-        let verification = self
-            .verification
-            .as_deref()
-            .map(|text| {
-                serde_json::from_str::<Verification>(text)
-                    .map_err(|_| Failure::corrupt("webhook verification"))
-            })
-            .transpose()?;
-        let instruction_template = self
-            .instruction_template
-            .as_deref()
-            .map(|text| {
-                InstructionTemplate::parse(text)
-                    .map_err(|_| Failure::corrupt("webhook instruction template"))
-            })
-            .transpose()?;
+        let verification = parsed(
+            self.verification.as_deref(),
+            |text| serde_json::from_str::<Verification>(text),
+            "webhook verification",
+        )?;
+        let instruction_template = parsed(
+            self.instruction_template.as_deref(),
+            InstructionTemplate::parse,
+            "webhook instruction template",
+        )?;
         SourceSettings::new(
             source(&self.source, "webhook source")?,
             verification,
@@ -222,15 +225,12 @@ impl WebhookRow {
 
     pub(crate) fn into_domain(self) -> Result<Webhook, Failure> {
         let source = self.source_settings()?;
-        let allowed_source_ips = self
-            .allowed_source_ips
-            .as_deref()
-            .map(|text| {
-                serde_json::from_str::<CidrList>(text)
-                    .map_err(|_| Failure::corrupt("webhook allowed source ips"))
-            })
-            .transpose()?
-            .unwrap_or_default();
+        let allowed_source_ips = parsed(
+            self.allowed_source_ips.as_deref(),
+            |text| serde_json::from_str::<CidrList>(text),
+            "webhook allowed source ips",
+        )?
+        .unwrap_or_default();
         Ok(Webhook {
             id: WebhookId::from_uuid(uuid(&self.id, "webhook id")?),
             organization_id: organization(&self.organization_id)?,
@@ -348,12 +348,11 @@ pub(crate) struct RequestRow {
 impl RequestRow {
     /// `invocation` with this row's record and replay.
     pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, Failure> {
-        invocation.request = self
-            .request_record
-            .map(|json| {
-                RequestRecord::from_json(&json).map_err(|_| Failure::corrupt("request record"))
-            })
-            .transpose()?;
+        invocation.request = parsed(
+            self.request_record.as_deref(),
+            RequestRecord::from_json,
+            "request record",
+        )?;
         invocation.replay_of = self
             .replay_of
             .map(|i| uuid(&i, "replayed invocation id").map(InvocationId::from_uuid))
