@@ -207,12 +207,20 @@ fn newest_keys(index: &BTreeSet<TimeKey>, after: Option<Cursor>) -> impl Iterato
     .rev()
 }
 
-/// `items` with their (time, id) keys, sorted newest first and cut into the requested page.
-fn page_of_sorted<T>(mut items: Vec<(TimeKey, T)>, request: PageRequest) -> Page<T> {
-    items.retain(|(key, _)| request.after.is_none_or(|c| *key < (c.at, c.id)));
-    items.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
+/// `items` sorted newest first by their place, `cursor`, and cut into the requested page.
+fn page_of_sorted<T>(
+    mut items: Vec<T>,
+    request: PageRequest,
+    cursor: impl Fn(&T) -> Cursor,
+) -> Page<T> {
+    let key = |item: &T| {
+        let Cursor { at, id } = cursor(item);
+        (at, id)
+    };
+    items.retain(|item| request.after.is_none_or(|c| key(item) < (c.at, c.id)));
+    items.sort_unstable_by_key(|item| std::cmp::Reverse(key(item)));
     items.truncate(overfetch(request));
-    page_of_keyed(items, request)
+    Page::from_overfetch(items, request, cursor)
 }
 
 /// The page of up to `limit + 1` keyed items, newest first, without their keys.
@@ -509,14 +517,9 @@ impl TargetStore for MemoryStore {
             .targets
             .values()
             .filter(|t| !t.deleted && t.target.organization_id == organization_id)
-            .map(|t| {
-                (
-                    (t.target.created_at, *t.target.id.as_uuid()),
-                    t.target.clone(),
-                )
-            })
+            .map(|t| t.target.clone())
             .collect();
-        Ok(page_of_sorted(items, page))
+        Ok(page_of_sorted(items, page, Target::cursor))
     }
 
     async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
@@ -593,9 +596,9 @@ impl WebhookStore for MemoryStore {
             .webhooks
             .values()
             .filter(|w| w.organization_id == organization_id && filter.admits(w.status))
-            .map(|w| ((w.created_at, *w.id.as_uuid()), w.clone()))
+            .cloned()
             .collect();
-        Ok(page_of_sorted(items, page))
+        Ok(page_of_sorted(items, page, Webhook::cursor))
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
