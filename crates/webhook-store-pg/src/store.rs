@@ -965,6 +965,20 @@ struct ClaimedRow {
     signing_secret: Vec<u8>,
 }
 
+/// Narrows a boxed query of the board to the tasks a [`TaskFilter`] asks for.
+macro_rules! on_board {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        if let Some(target_id) = $filter.target_id {
+            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
+        }
+        if let Some(status) = $filter.status {
+            query = query.filter(tasks::status.eq(status.as_str()));
+        }
+        query
+    }};
+}
+
 /// Counts the tasks waiting for delivery over the `tasks_claimable` index.
 const QUEUE_STATS: &str = "\
 SELECT count(*) AS queued,
@@ -995,18 +1009,12 @@ impl TaskQueue for PgStore {
         filter: TaskFilter,
         page: PageRequest,
     ) -> Result<Page<Task>, StoreError> {
-        let mut query = tasks::table
+        let query = tasks::table
             .inner_join(invocations::table)
             .filter(tasks::organization_id.eq(organization_id.as_uuid()))
             .select((TaskRow::as_select(), invocations::payload))
             .into_boxed();
-        if let Some(target_id) = filter.target_id {
-            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(tasks::status.eq(status.as_str()));
-        }
-        let query = newest_first!(query, tasks::created_at, tasks::id, page);
+        let query = newest_first!(on_board!(query, filter), tasks::created_at, tasks::id, page);
         let items = tasks_from(
             self.run(async |conn| query.load::<(TaskRow, Option<String>)>(conn).await)
                 .await?,
@@ -1020,7 +1028,7 @@ impl TaskQueue for PgStore {
         filter: TaskFilter,
         page: PageRequest,
     ) -> Result<Page<TaskSummary>, StoreError> {
-        let mut query = tasks::table
+        let query = tasks::table
             .filter(tasks::organization_id.eq(organization_id.as_uuid()))
             .select((
                 tasks::id,
@@ -1046,13 +1054,7 @@ impl TaskQueue for PgStore {
                 tasks::source_provider,
             ))
             .into_boxed();
-        if let Some(target_id) = filter.target_id {
-            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(tasks::status.eq(status.as_str()));
-        }
-        let query = newest_first!(query, tasks::created_at, tasks::id, page);
+        let query = newest_first!(on_board!(query, filter), tasks::created_at, tasks::id, page);
         let items = self
             .run(async |conn| query.load::<TaskRow>(conn).await)
             .await?
