@@ -8,9 +8,9 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
     InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
-    OrganizationId, Payload, RatePerMinute, RequestRecord, Role, SealedSecret, Source,
-    SourceSettings, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, TaskSummary, Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
+    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
+    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
+    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -401,14 +401,11 @@ pub(crate) struct RequestRow {
 
 impl RequestRow {
     /// `invocation` with this row's record and replay.
-    pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, StoreError> {
-        invocation.request = parsed(
-            self.request_record.as_deref(),
-            RequestRecord::from_json,
-            "request record",
-        )?;
-        invocation.replay_of = self.replay_of.map(InvocationId::from_uuid);
-        Ok(invocation)
+    pub(crate) fn fill(self, invocation: Invocation) -> Result<Invocation, StoreError> {
+        let replay_of = self.replay_of.map(InvocationId::from_uuid);
+        invocation
+            .with_request(self.request_record.as_deref(), replay_of)
+            .map_err(|_| corrupt("request record"))
     }
 }
 

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
     InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
-    OrganizationId, Payload, RatePerMinute, RequestRecord, Role, SealedSecret, Source,
-    SourceSettings, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, TaskSummary, Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
+    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
+    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
+    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -347,17 +347,14 @@ pub(crate) struct RequestRow {
 
 impl RequestRow {
     /// `invocation` with this row's record and replay.
-    pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, Failure> {
-        invocation.request = parsed(
-            self.request_record.as_deref(),
-            RequestRecord::from_json,
-            "request record",
-        )?;
-        invocation.replay_of = self
+    pub(crate) fn fill(self, invocation: Invocation) -> Result<Invocation, Failure> {
+        let replay_of = self
             .replay_of
             .map(|i| uuid(&i, "replayed invocation id").map(InvocationId::from_uuid))
             .transpose()?;
-        Ok(invocation)
+        invocation
+            .with_request(self.request_record.as_deref(), replay_of)
+            .map_err(|_| Failure::corrupt("request record"))
     }
 }
 #[derive(Queryable)]
