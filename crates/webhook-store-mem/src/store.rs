@@ -148,22 +148,54 @@ impl MemoryStore {
         view: impl Fn(&Task) -> T,
     ) -> Result<Page<T>, StoreError> {
         let state = self.read()?;
-        let Some(index) = state.tasks_by_organization.get(&organization_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, T)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.tasks.get(&TaskId::from_uuid(*id)))
-            .map(|stored| &stored.task)
-            .filter(|t| filter.target_id.is_none_or(|id| t.target_id == id))
-            .filter(|t| filter.status.is_none_or(|s| t.status == s))
-            .take(overfetch(page))
-            .map(|t| ((t.created_at, *t.id.as_uuid()), view(t)))
-            .collect();
-        Ok(page_of_keyed(items, page))
+        let index = state.tasks_by_organization.get(&organization_id);
+        Ok(newest_page(index, page, |id| {
+            let task = &state.tasks.get(&TaskId::from_uuid(id))?.task;
+            let kept = filter.target_id.is_none_or(|id| task.target_id == id)
+                && filter.status.is_none_or(|s| task.status == s);
+            kept.then(|| view(task))
+        }))
     }
+
+    /// A page of a webhook's invocations of the organization that `filter` keeps, newest
+    /// first, as `view` shows each one.
+    fn log<T>(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: &InvocationFilter,
+        page: PageRequest,
+        view: impl Fn(&State, &Invocation) -> T,
+    ) -> Result<Page<T>, StoreError> {
+        let state = self.read()?;
+        let index = state.invocations_by_webhook.get(&webhook_id);
+        Ok(newest_page(index, page, |id| {
+            let invocation = state.invocations.get(&InvocationId::from_uuid(id))?;
+            let kept =
+                invocation.organization_id == organization_id && state.keeps(invocation, filter);
+            kept.then(|| view(&state, invocation))
+        }))
+    }
+}
+
+/// The page of the entries of `index` (keyed by time and id) after the request's cursor,
+/// newest first, that `entry` finds and keeps, each as `entry` shows it.
+fn newest_page<T>(
+    index: Option<&BTreeSet<TimeKey>>,
+    request: PageRequest,
+    entry: impl Fn(Uuid) -> Option<T>,
+) -> Page<T> {
+    let Some(index) = index else {
+        return Page {
+            items: Vec::new(),
+            next: None,
+        };
+    };
+    let items = newest_keys(index, request.after)
+        .filter_map(|&(at, id)| entry(id).map(|item| ((at, id), item)))
+        .take(overfetch(request))
+        .collect();
+    page_of_keyed(items, request)
 }
 
 /// Up to `limit + 1` keys of `index` strictly before `after`, newest first.
@@ -175,12 +207,20 @@ fn newest_keys(index: &BTreeSet<TimeKey>, after: Option<Cursor>) -> impl Iterato
     .rev()
 }
 
-/// `items` with their (time, id) keys, sorted newest first and cut into the requested page.
-fn page_of_sorted<T>(mut items: Vec<(TimeKey, T)>, request: PageRequest) -> Page<T> {
-    items.retain(|(key, _)| request.after.is_none_or(|c| *key < (c.at, c.id)));
-    items.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
+/// `items` sorted newest first by their place, `cursor`, and cut into the requested page.
+fn page_of_sorted<T>(
+    mut items: Vec<T>,
+    request: PageRequest,
+    cursor: impl Fn(&T) -> Cursor,
+) -> Page<T> {
+    let key = |item: &T| {
+        let Cursor { at, id } = cursor(item);
+        (at, id)
+    };
+    items.retain(|item| request.after.is_none_or(|c| key(item) < (c.at, c.id)));
+    items.sort_unstable_by_key(|item| std::cmp::Reverse(key(item)));
     items.truncate(overfetch(request));
-    page_of_keyed(items, request)
+    Page::from_overfetch(items, request, cursor)
 }
 
 /// The page of up to `limit + 1` keyed items, newest first, without their keys.
@@ -477,14 +517,9 @@ impl TargetStore for MemoryStore {
             .targets
             .values()
             .filter(|t| !t.deleted && t.target.organization_id == organization_id)
-            .map(|t| {
-                (
-                    (t.target.created_at, *t.target.id.as_uuid()),
-                    t.target.clone(),
-                )
-            })
+            .map(|t| t.target.clone())
             .collect();
-        Ok(page_of_sorted(items, page))
+        Ok(page_of_sorted(items, page, Target::cursor))
     }
 
     async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
@@ -561,9 +596,9 @@ impl WebhookStore for MemoryStore {
             .webhooks
             .values()
             .filter(|w| w.organization_id == organization_id && filter.admits(w.status))
-            .map(|w| ((w.created_at, *w.id.as_uuid()), w.clone()))
+            .cloned()
             .collect();
-        Ok(page_of_sorted(items, page))
+        Ok(page_of_sorted(items, page, Webhook::cursor))
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
@@ -652,21 +687,13 @@ impl InvocationLog for MemoryStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
-        let state = self.read()?;
-        let Some(index) = state.invocations_by_webhook.get(&webhook_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, Invocation)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
-            .filter(|i| i.organization_id == organization_id)
-            .filter(|i| state.keeps(i, filter))
-            .take(overfetch(page))
-            .map(|i| ((i.received_at, *i.id.as_uuid()), i.clone()))
-            .collect();
-        Ok(page_of_keyed(items, page))
+        self.log(
+            organization_id,
+            webhook_id,
+            filter,
+            page,
+            |_, invocation| invocation.clone(),
+        )
     }
 
     async fn webhook_health(
@@ -707,30 +734,19 @@ impl InvocationLog for MemoryStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
-        let state = self.read()?;
-        let Some(index) = state.invocations_by_webhook.get(&webhook_id) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
-        };
-        let items: Vec<(TimeKey, InvocationSummary)> = newest_keys(index, page.after)
-            .filter_map(|(_, id)| state.invocations.get(&InvocationId::from_uuid(*id)))
-            .filter(|i| i.organization_id == organization_id)
-            .filter(|i| state.keeps(i, filter))
-            .take(overfetch(page))
-            .map(|i| {
-                let delivery = i
+        self.log(
+            organization_id,
+            webhook_id,
+            filter,
+            page,
+            |state, invocation| {
+                let delivery = invocation
                     .task_id
                     .and_then(|id| state.tasks.get(&id))
                     .map(|t| DeliveryStatus::of(t.task.status, t.task.last_error.is_some()));
-                (
-                    (i.received_at, *i.id.as_uuid()),
-                    InvocationSummary::of(i, delivery),
-                )
-            })
-            .collect();
-        Ok(page_of_keyed(items, page))
+                InvocationSummary::of(invocation, delivery)
+            },
+        )
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {

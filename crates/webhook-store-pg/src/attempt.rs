@@ -77,51 +77,44 @@ impl QueryId for FinishAttempt<'_> {
 impl QueryFragment<Pg> for FinishAttempt<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let attempt = self.attempt;
-        out.push_sql("WITH held AS (UPDATE tasks SET attempts = ");
-        out.push_bind_param::<Integer, _>(&attempt.number)?;
-        out.push_sql(", status = ");
-        out.push_bind_param::<Text, _>(self.status.as_str())?;
-        out.push_sql(", next_attempt_at = coalesce(");
-        out.push_bind_param::<Nullable<Timestamptz>, _>(&self.next_attempt_at)?;
-        out.push_sql(", next_attempt_at), last_error = ");
-        out.push_bind_param::<Nullable<Text>, _>(&attempt.error)?;
-        out.push_sql(", updated_at = ");
-        out.push_bind_param::<Timestamptz, _>(&attempt.at)?;
-        out.push_sql(", lease_token = NULL, lease_until = NULL WHERE id = ");
-        out.push_bind_param::<SqlUuid, _>(self.lease.task_id.as_uuid())?;
-        out.push_sql(" AND lease_token = ");
-        out.push_bind_param::<SqlUuid, _>(&self.lease.token)?;
-        out.push_sql(
-            " AND status = 'queued' RETURNING id, invocation_id), \
-             attempt AS (INSERT INTO delivery_attempts \
-             (task_id, number, status_code, body_excerpt, latency_ms, error, at, succeeded) \
-             SELECT held.id, ",
-        );
-        out.push_bind_param::<Integer, _>(&attempt.number)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Integer>, _>(&attempt.status_code)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&attempt.body_excerpt)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Integer, _>(&attempt.latency_ms)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&attempt.error)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamptz, _>(&attempt.at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Bool, _>(&attempt.succeeded)?;
-        out.push_sql(
-            " FROM held RETURNING task_id, status_code, body_excerpt, latency_ms, error, at, \
-             succeeded) \
-             UPDATE invocations SET response_status_code = a.status_code, \
-             response_body_excerpt = a.body_excerpt, response_latency_ms = a.latency_ms, \
-             response_error = a.error, response_at = a.at, response_succeeded = a.succeeded \
-             FROM held JOIN attempt a ON a.task_id = held.id \
-             WHERE invocations.id = held.invocation_id",
-        );
-        Ok(())
+        prepared::push_sql(&mut out, FINISH_ATTEMPT, |number, out| match number {
+            1 => out.push_bind_param::<Integer, _>(&attempt.number),
+            2 => out.push_bind_param::<Text, _>(self.status.as_str()),
+            3 => out.push_bind_param::<Nullable<Timestamptz>, _>(&self.next_attempt_at),
+            4 => out.push_bind_param::<Nullable<Text>, _>(&attempt.error),
+            5 => out.push_bind_param::<Timestamptz, _>(&attempt.at),
+            6 => out.push_bind_param::<SqlUuid, _>(self.lease.task_id.as_uuid()),
+            7 => out.push_bind_param::<SqlUuid, _>(&self.lease.token),
+            8 => out.push_bind_param::<Nullable<Integer>, _>(&attempt.status_code),
+            9 => out.push_bind_param::<Nullable<Text>, _>(&attempt.body_excerpt),
+            10 => out.push_bind_param::<Integer, _>(&attempt.latency_ms),
+            11 => out.push_bind_param::<Bool, _>(&attempt.succeeded),
+            other => Err(prepared::no_parameter(other)),
+        })
     }
 }
+
+/// Records one attempt under its lease, [`FinishAttempt`]'s values in order: the attempt's
+/// number, the task's new status and next due time (null keeps it), the attempt's error and
+/// time, the lease's task and token, then the attempt's status code, body excerpt, latency and
+/// success.
+const FINISH_ATTEMPT: &str = "\
+WITH held AS (
+    UPDATE tasks SET attempts = $1, status = $2, next_attempt_at = coalesce($3, next_attempt_at),
+        last_error = $4, updated_at = $5, lease_token = NULL, lease_until = NULL
+    WHERE id = $6 AND lease_token = $7 AND status = 'queued'
+    RETURNING id, invocation_id
+), attempt AS (
+    INSERT INTO delivery_attempts
+        (task_id, number, status_code, body_excerpt, latency_ms, error, at, succeeded)
+    SELECT held.id, $1, $8, $9, $10, $4, $5, $11 FROM held
+    RETURNING task_id, status_code, body_excerpt, latency_ms, error, at, succeeded
+)
+UPDATE invocations SET response_status_code = a.status_code,
+    response_body_excerpt = a.body_excerpt, response_latency_ms = a.latency_ms,
+    response_error = a.error, response_at = a.at, response_succeeded = a.succeeded
+FROM held JOIN attempt a ON a.task_id = held.id
+WHERE invocations.id = held.invocation_id";
 
 /// Records a batch of finished attempts, [`FINISH_ATTEMPTS`]'s parameters in order: one array
 /// per column, one element per attempt.

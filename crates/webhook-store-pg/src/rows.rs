@@ -8,9 +8,9 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
     InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
-    OrganizationId, Payload, RatePerMinute, RequestRecord, Role, SealedSecret, Source,
-    SourceSettings, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, TaskSummary, Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
+    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
+    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
+    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -48,9 +48,19 @@ pub(crate) fn source(text: &str) -> Result<Source, StoreError> {
     Source::parse(text).ok_or_else(|| corrupt("source"))
 }
 
-fn ip(text: Option<&str>) -> Result<Option<IpAddr>, StoreError> {
-    text.map(|t| t.parse().map_err(|_| corrupt("source ip")))
+/// The value `parse` reads in a nullable column, when the column holds one.
+fn parsed<I: ?Sized, T, E>(
+    value: Option<&I>,
+    parse: impl Fn(&I) -> Result<T, E>,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    value
+        .map(|v| parse(v).map_err(|_| corrupt(what)))
         .transpose()
+}
+
+fn ip(text: Option<&str>) -> Result<Option<IpAddr>, StoreError> {
+    parsed(text, str::parse, "source ip")
 }
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -263,23 +273,21 @@ impl TryFrom<&Webhook> for WebhookRow {
 impl WebhookRow {
     /// The source settings the row's columns hold.
     fn source_settings(&self) -> Result<SourceSettings, StoreError> {
-        let field = |text: &Option<String>, what| {
-            text.as_deref()
-                .map(|t| FieldRef::parse(t).map_err(|_| corrupt(what)))
-                .transpose()
-        };
+        let field = |text: &Option<String>, what| parsed(text.as_deref(), FieldRef::parse, what);
         SourceSettings::new(
             source(&self.source)?,
-            self.verification
-                .as_ref()
-                .map(|v| Verification::from_json(v).map_err(|_| corrupt("verification")))
-                .transpose()?,
+            parsed(
+                self.verification.as_ref(),
+                Verification::from_json,
+                "verification",
+            )?,
             field(&self.event_type_from, "event_type_from")?,
             field(&self.dedup_key_from, "dedup_key_from")?,
-            self.instruction_template
-                .as_deref()
-                .map(|t| InstructionTemplate::parse(t).map_err(|_| corrupt("instruction template")))
-                .transpose()?,
+            parsed(
+                self.instruction_template.as_deref(),
+                InstructionTemplate::parse,
+                "instruction template",
+            )?,
         )
         .map_err(|_| corrupt("source settings"))
     }
@@ -393,13 +401,11 @@ pub(crate) struct RequestRow {
 
 impl RequestRow {
     /// `invocation` with this row's record and replay.
-    pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, StoreError> {
-        invocation.request = self
-            .request_record
-            .map(|json| RequestRecord::from_json(&json).map_err(|_| corrupt("request record")))
-            .transpose()?;
-        invocation.replay_of = self.replay_of.map(InvocationId::from_uuid);
-        Ok(invocation)
+    pub(crate) fn fill(self, invocation: Invocation) -> Result<Invocation, StoreError> {
+        let replay_of = self.replay_of.map(InvocationId::from_uuid);
+        invocation
+            .with_request(self.request_record.as_deref(), replay_of)
+            .map_err(|_| corrupt("request record"))
     }
 }
 

@@ -49,6 +49,19 @@ pub(crate) fn check<T>(
     result.map_err(|e| store_error(e, conn.is_broken()))
 }
 
+impl PgStore {
+    /// Runs `work` on a pooled connection and translates its failure, looking at whether it
+    /// cost the connection.
+    async fn run<T, E: Into<TxError>>(
+        &self,
+        work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn().await?;
+        let result = work(&mut conn).await.map_err(Into::into);
+        check(result, &mut conn)
+    }
+}
+
 /// The advisory lock under which a first start counts organizations and creates the default
 /// one ("webhorg1" in ASCII).
 const FIRST_ORGANIZATION_LOCK: i64 = 0x7765_6268_6f72_6731;
@@ -63,6 +76,21 @@ where
 /// Rows to fetch for a page: one more than asked proves a next page exists.
 fn overfetch(page: PageRequest) -> i64 {
     i64::from(page.limit()) + 1
+}
+
+/// Narrows a boxed query to the page `$page` asks for: newest first by (`$time`, `$id`), after
+/// the page's cursor, one row more than the page holds (see [`overfetch`]).
+macro_rules! newest_first {
+    ($query:expr, $time:path, $id:path, $page:expr) => {{
+        let mut query = $query;
+        if let Some(Cursor { at: after, id }) = $page.after {
+            let after = at(after);
+            query = query.filter($time.lt(after).or($time.eq(after).and($id.lt(id))));
+        }
+        query
+            .order(($time.desc(), $id.desc()))
+            .limit(overfetch($page))
+    }};
 }
 
 fn tasks_from(rows: Vec<(TaskRow, Option<String>)>) -> Result<Vec<Task>, StoreError> {
@@ -144,8 +172,6 @@ fn listed_invocations(
     let mut query = invocations::table
         .filter(invocations::webhook_id.eq(*webhook_id.as_uuid()))
         .filter(invocations::organization_id.eq(*organization_id.as_uuid()))
-        .order((invocations::received_at.desc(), invocations::id.desc()))
-        .limit(overfetch(page))
         .into_boxed();
     query = match filter.outcome {
         None => query,
@@ -195,37 +221,31 @@ fn listed_invocations(
                 .sql("::tsquery"),
         );
     }
-    if let Some(Cursor { at: after, id }) = page.after {
-        let after = at(after);
-        query = query.filter(
-            invocations::received_at
-                .lt(after)
-                .or(invocations::received_at
-                    .eq(after)
-                    .and(invocations::id.lt(id))),
-        );
-    }
-    query
+    newest_first!(query, invocations::received_at, invocations::id, page)
 }
 
 impl OrganizationStore for PgStore {
     async fn insert_organization(&self, organization: &Organization) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let result = diesel::insert_into(organizations::table)
-            .values(OrganizationRow::from(organization))
-            .execute(&mut conn)
-            .await;
-        check(result.map(drop).map_err(TxError::from), &mut conn)
+        self.run(async |conn| {
+            diesel::insert_into(organizations::table)
+                .values(OrganizationRow::from(organization))
+                .execute(conn)
+                .await
+        })
+        .await
+        .map(drop)
     }
 
     async fn organization(&self, id: OrganizationId) -> Result<Organization, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = organizations::table
-            .find(id.as_uuid())
-            .select(OrganizationRow::as_select())
-            .first(&mut conn)
-            .await;
-        check(result.map_err(TxError::from), &mut conn)?.try_into()
+        self.run(async |conn| {
+            organizations::table
+                .find(id.as_uuid())
+                .select(OrganizationRow::as_select())
+                .first(conn)
+                .await
+        })
+        .await?
+        .try_into()
     }
 
     async fn update_organization(&self, organization: &Organization) -> Result<(), StoreError> {
@@ -252,23 +272,23 @@ impl OrganizationStore for PgStore {
     }
 
     async fn count_organizations(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = organizations::table
-            .count()
-            .get_result::<i64>(&mut conn)
-            .await;
-        let count = check(result.map_err(TxError::from), &mut conn)?;
+        let count = self
+            .run(async |conn| organizations::table.count().get_result::<i64>(conn).await)
+            .await?;
         u64::try_from(count).map_err(|_| corrupt("count"))
     }
 
     async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = organizations::table
-            .order((organizations::created_at.asc(), organizations::id.asc()))
-            .select(OrganizationRow::as_select())
-            .load(&mut conn)
-            .await;
-        collect(check(result.map_err(TxError::from), &mut conn)?)
+        collect(
+            self.run(async |conn| {
+                organizations::table
+                    .order((organizations::created_at.asc(), organizations::id.asc()))
+                    .select(OrganizationRow::as_select())
+                    .load(conn)
+                    .await
+            })
+            .await?,
+        )
     }
 
     async fn insert_organization_with_key(
@@ -310,33 +330,40 @@ impl OrganizationStore for PgStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let result = diesel::insert_into(api_keys::table)
-            .values(ApiKeyRow::from(key))
-            .execute(&mut conn)
-            .await;
-        check(result.map(drop).map_err(TxError::from), &mut conn)
+        self.run(async |conn| {
+            diesel::insert_into(api_keys::table)
+                .values(ApiKeyRow::from(key))
+                .execute(conn)
+                .await
+        })
+        .await
+        .map(drop)
     }
 
     async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<ApiKey, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = api_keys::table
-            .filter(api_keys::hash.eq(&hash.as_bytes()[..]))
-            .select(ApiKeyRow::as_select())
-            .first(&mut conn)
-            .await;
-        check(result.map_err(TxError::from), &mut conn)?.try_into()
+        self.run(async |conn| {
+            api_keys::table
+                .filter(api_keys::hash.eq(&hash.as_bytes()[..]))
+                .select(ApiKeyRow::as_select())
+                .first(conn)
+                .await
+        })
+        .await?
+        .try_into()
     }
 
     async fn api_keys(&self, organization_id: OrganizationId) -> Result<Vec<ApiKey>, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = api_keys::table
-            .filter(api_keys::organization_id.eq(organization_id.as_uuid()))
-            .order((api_keys::created_at.asc(), api_keys::id.asc()))
-            .select(ApiKeyRow::as_select())
-            .load(&mut conn)
-            .await;
-        collect(check(result.map_err(TxError::from), &mut conn)?)
+        collect(
+            self.run(async |conn| {
+                api_keys::table
+                    .filter(api_keys::organization_id.eq(organization_id.as_uuid()))
+                    .order((api_keys::created_at.asc(), api_keys::id.asc()))
+                    .select(ApiKeyRow::as_select())
+                    .load(conn)
+                    .await
+            })
+            .await?,
+        )
     }
 
     async fn delete_api_key(
@@ -344,15 +371,18 @@ impl OrganizationStore for PgStore {
         organization_id: OrganizationId,
         id: ApiKeyId,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let result = diesel::delete(
-            api_keys::table
-                .filter(api_keys::id.eq(id.as_uuid()))
-                .filter(api_keys::organization_id.eq(organization_id.as_uuid())),
-        )
-        .execute(&mut conn)
-        .await;
-        match check(result.map_err(TxError::from), &mut conn)? {
+        match self
+            .run(async |conn| {
+                diesel::delete(
+                    api_keys::table
+                        .filter(api_keys::id.eq(id.as_uuid()))
+                        .filter(api_keys::organization_id.eq(organization_id.as_uuid())),
+                )
+                .execute(conn)
+                .await
+            })
+            .await?
+        {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
@@ -361,12 +391,14 @@ impl OrganizationStore for PgStore {
 
 impl TargetStore for PgStore {
     async fn insert_target(&self, target: &Target) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let result = diesel::insert_into(targets::table)
-            .values(TargetRow::from(target))
-            .execute(&mut conn)
-            .await;
-        check(result.map(drop).map_err(TxError::from), &mut conn)
+        self.run(async |conn| {
+            diesel::insert_into(targets::table)
+                .values(TargetRow::from(target))
+                .execute(conn)
+                .await
+        })
+        .await
+        .map(drop)
     }
 
     async fn target(
@@ -374,15 +406,17 @@ impl TargetStore for PgStore {
         organization_id: OrganizationId,
         id: TargetId,
     ) -> Result<Target, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = targets::table
-            .filter(targets::id.eq(id.as_uuid()))
-            .filter(targets::organization_id.eq(organization_id.as_uuid()))
-            .filter(not(targets::deleted))
-            .select(TargetRow::as_select())
-            .first(&mut conn)
-            .await;
-        check(result.map_err(TxError::from), &mut conn)?.try_into()
+        self.run(async |conn| {
+            targets::table
+                .filter(targets::id.eq(id.as_uuid()))
+                .filter(targets::organization_id.eq(organization_id.as_uuid()))
+                .filter(not(targets::deleted))
+                .select(TargetRow::as_select())
+                .first(conn)
+                .await
+        })
+        .await?
+        .try_into()
     }
 
     async fn targets(
@@ -390,49 +424,38 @@ impl TargetStore for PgStore {
         organization_id: OrganizationId,
         page: PageRequest,
     ) -> Result<Page<Target>, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut query = targets::table
+        let live = targets::table
             .filter(targets::organization_id.eq(organization_id.as_uuid()))
             .filter(not(targets::deleted))
-            .order((targets::created_at.desc(), targets::id.desc()))
-            .limit(overfetch(page))
             .select(TargetRow::as_select())
             .into_boxed();
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                targets::created_at
-                    .lt(after)
-                    .or(targets::created_at.eq(after).and(targets::id.lt(id))),
-            );
-        }
-        let result = query.load(&mut conn).await;
-        let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
-        Ok(Page::from_overfetch(items, page, |t: &Target| Cursor {
-            at: t.created_at,
-            id: *t.id.as_uuid(),
-        }))
+        let query = newest_first!(live, targets::created_at, targets::id, page);
+        let items = collect(self.run(async |conn| query.load(conn).await).await?)?;
+        Ok(Page::from_overfetch(items, page, Target::cursor))
     }
 
     async fn update_target(&self, target: &Target) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
         let row = TargetRow::from(target);
-        let result = diesel::update(
-            targets::table
-                .filter(targets::id.eq(row.id))
-                .filter(targets::organization_id.eq(row.organization_id))
-                .filter(not(targets::deleted)),
-        )
-        .set((
-            targets::kind.eq(&row.kind),
-            targets::name.eq(&row.name),
-            targets::endpoint_url.eq(&row.endpoint_url),
-            targets::signing_secret.eq(&row.signing_secret),
-            targets::updated_at.eq(row.updated_at),
-        ))
-        .execute(&mut conn)
-        .await;
-        match check(result.map_err(TxError::from), &mut conn)? {
+        match self
+            .run(async |conn| {
+                diesel::update(
+                    targets::table
+                        .filter(targets::id.eq(row.id))
+                        .filter(targets::organization_id.eq(row.organization_id))
+                        .filter(not(targets::deleted)),
+                )
+                .set((
+                    targets::kind.eq(&row.kind),
+                    targets::name.eq(&row.name),
+                    targets::endpoint_url.eq(&row.endpoint_url),
+                    targets::signing_secret.eq(&row.signing_secret),
+                    targets::updated_at.eq(row.updated_at),
+                ))
+                .execute(conn)
+                .await
+            })
+            .await?
+        {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
@@ -517,13 +540,15 @@ impl WebhookStore for PgStore {
     }
 
     async fn webhook(&self, id: WebhookId) -> Result<Webhook, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = webhooks::table
-            .find(id.as_uuid())
-            .select(WebhookRow::as_select())
-            .first(&mut conn)
-            .await;
-        check(result.map_err(TxError::from), &mut conn)?.try_into()
+        self.run(async |conn| {
+            webhooks::table
+                .find(id.as_uuid())
+                .select(WebhookRow::as_select())
+                .first(conn)
+                .await
+        })
+        .await?
+        .try_into()
     }
 
     async fn webhooks(
@@ -532,11 +557,8 @@ impl WebhookStore for PgStore {
         filter: WebhookFilter,
         page: PageRequest,
     ) -> Result<Page<Webhook>, StoreError> {
-        let mut conn = self.conn().await?;
         let mut query = webhooks::table
             .filter(webhooks::organization_id.eq(organization_id.as_uuid()))
-            .order((webhooks::created_at.desc(), webhooks::id.desc()))
-            .limit(overfetch(page))
             .select(WebhookRow::as_select())
             .into_boxed();
         let deleted = WebhookStatus::Deleted.as_str();
@@ -548,20 +570,9 @@ impl WebhookStore for PgStore {
             Some(WebhookStatus::Deleted) => query.filter(webhooks::status.eq(deleted)),
             None => query.filter(webhooks::status.ne(deleted)),
         };
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                webhooks::created_at
-                    .lt(after)
-                    .or(webhooks::created_at.eq(after).and(webhooks::id.lt(id))),
-            );
-        }
-        let result = query.load(&mut conn).await;
-        let items = collect(check(result.map_err(TxError::from), &mut conn)?)?;
-        Ok(Page::from_overfetch(items, page, |w: &Webhook| Cursor {
-            at: w.created_at,
-            id: *w.id.as_uuid(),
-        }))
+        let query = newest_first!(query, webhooks::created_at, webhooks::id, page);
+        let items = collect(self.run(async |conn| query.load(conn).await).await?)?;
+        Ok(Page::from_overfetch(items, page, Webhook::cursor))
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
@@ -630,12 +641,14 @@ impl InvocationLog for PgStore {
     }
 
     async fn purge_delivery_claims(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = diesel::sql_query(PURGE_CLAIMS)
-            .bind::<sql_types::Timestamptz, _>(at(before))
-            .execute(&mut conn)
-            .await;
-        let purged = check(result.map_err(TxError::from), &mut conn)?;
+        let purged = self
+            .run(async |conn| {
+                diesel::sql_query(PURGE_CLAIMS)
+                    .bind::<sql_types::Timestamptz, _>(at(before))
+                    .execute(conn)
+                    .await
+            })
+            .await?;
         Ok(u64::try_from(purged).unwrap_or(0))
     }
 
@@ -644,14 +657,16 @@ impl InvocationLog for PgStore {
         organization_id: OrganizationId,
         id: InvocationId,
     ) -> Result<Invocation, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = invocations::table
-            .filter(invocations::id.eq(id.as_uuid()))
-            .filter(invocations::organization_id.eq(organization_id.as_uuid()))
-            .select((InvocationRow::as_select(), RequestRow::as_select()))
-            .first(&mut conn)
-            .await;
-        let (row, request) = check(result.map_err(TxError::from), &mut conn)?;
+        let (row, request) = self
+            .run(async |conn| {
+                invocations::table
+                    .filter(invocations::id.eq(id.as_uuid()))
+                    .filter(invocations::organization_id.eq(organization_id.as_uuid()))
+                    .select((InvocationRow::as_select(), RequestRow::as_select()))
+                    .first(conn)
+                    .await
+            })
+            .await?;
         request.fill(row.try_into()?)
     }
 
@@ -662,11 +677,11 @@ impl InvocationLog for PgStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
-        let mut conn = self.conn().await?;
         let query = listed_invocations(organization_id, webhook_id, filter, page)
             .select((InvocationRow::as_select(), RequestRow::as_select()));
-        let result = query.load(&mut conn).await;
-        let items = check(result.map_err(TxError::from), &mut conn)?
+        let items = self
+            .run(async |conn| query.load(conn).await)
+            .await?
             .into_iter()
             .map(|(row, request)| request.fill(row.try_into()?))
             .collect::<Result<Vec<Invocation>, StoreError>>()?;
@@ -682,15 +697,17 @@ impl InvocationLog for PgStore {
         if webhook_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn().await?;
         let ids: Vec<Uuid> = webhook_ids.iter().map(|id| *id.as_uuid()).collect();
-        let result = diesel::sql_query(HEALTH)
-            .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
-            .bind::<sql_types::Uuid, _>(organization_id.as_uuid())
-            .bind::<sql_types::Timestamptz, _>(at(since))
-            .load::<HealthRow>(&mut conn)
-            .await;
-        let rows = check(result.map_err(TxError::from), &mut conn)?;
+        let rows = self
+            .run(async |conn| {
+                diesel::sql_query(HEALTH)
+                    .bind::<sql_types::Array<sql_types::Uuid>, _>(&ids)
+                    .bind::<sql_types::Uuid, _>(organization_id.as_uuid())
+                    .bind::<sql_types::Timestamptz, _>(at(since))
+                    .load::<HealthRow>(conn)
+                    .await
+            })
+            .await?;
         let found = rows
             .into_iter()
             .map(HealthRow::into_domain)
@@ -705,7 +722,6 @@ impl InvocationLog for PgStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
-        let mut conn = self.conn().await?;
         let query = listed_invocations(organization_id, webhook_id, filter, page).select((
             (
                 invocations::id,
@@ -735,8 +751,9 @@ impl InvocationLog for PgStore {
             sql::<sql_types::Nullable<sql_types::Text>>(TASK_STATUS),
             sql::<sql_types::Nullable<sql_types::Bool>>(TASK_FAILED_ATTEMPT),
         ));
-        let result = query.load::<InvocationSummaryRow>(&mut conn).await;
-        let items = check(result.map_err(TxError::from), &mut conn)?
+        let items = self
+            .run(async |conn| query.load::<InvocationSummaryRow>(conn).await)
+            .await?
             .into_iter()
             .map(invocation_summary)
             .collect::<Result<Vec<_>, _>>()?;
@@ -763,14 +780,16 @@ impl InvocationLog for PgStore {
     }
 
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
         // Tasks and their attempts go with their invocation (ON DELETE CASCADE). Webhooks keep
         // the latest accepted invocation deleted, for their `last_triggered_at`.
-        let result = diesel::sql_query(PURGE)
-            .bind::<sql_types::Timestamptz, _>(at(before))
-            .get_result::<Purged>(&mut conn)
-            .await;
-        let purged = check(result.map_err(TxError::from), &mut conn)?;
+        let purged = self
+            .run(async |conn| {
+                diesel::sql_query(PURGE)
+                    .bind::<sql_types::Timestamptz, _>(at(before))
+                    .get_result::<Purged>(conn)
+                    .await
+            })
+            .await?;
         Ok(u64::try_from(purged.deleted).unwrap_or(0))
     }
 }
@@ -946,6 +965,20 @@ struct ClaimedRow {
     signing_secret: Vec<u8>,
 }
 
+/// Narrows a boxed query of the board to the tasks a [`TaskFilter`] asks for.
+macro_rules! on_board {
+    ($query:expr, $filter:expr) => {{
+        let mut query = $query;
+        if let Some(target_id) = $filter.target_id {
+            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
+        }
+        if let Some(status) = $filter.status {
+            query = query.filter(tasks::status.eq(status.as_str()));
+        }
+        query
+    }};
+}
+
 /// Counts the tasks waiting for delivery over the `tasks_claimable` index.
 const QUEUE_STATS: &str = "\
 SELECT count(*) AS queued,
@@ -966,9 +999,8 @@ struct StatsRow {
 
 impl TaskQueue for PgStore {
     async fn task(&self, organization_id: OrganizationId, id: TaskId) -> Result<Task, StoreError> {
-        let mut conn = self.conn().await?;
-        let result = load_task(&mut conn, Some(organization_id), id).await;
-        check(result, &mut conn)
+        self.run(async |conn| load_task(conn, Some(organization_id), id).await)
+            .await
     }
 
     async fn tasks(
@@ -977,34 +1009,17 @@ impl TaskQueue for PgStore {
         filter: TaskFilter,
         page: PageRequest,
     ) -> Result<Page<Task>, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut query = tasks::table
+        let query = tasks::table
             .inner_join(invocations::table)
             .filter(tasks::organization_id.eq(organization_id.as_uuid()))
-            .order((tasks::created_at.desc(), tasks::id.desc()))
-            .limit(overfetch(page))
             .select((TaskRow::as_select(), invocations::payload))
             .into_boxed();
-        if let Some(target_id) = filter.target_id {
-            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(tasks::status.eq(status.as_str()));
-        }
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                tasks::created_at
-                    .lt(after)
-                    .or(tasks::created_at.eq(after).and(tasks::id.lt(id))),
-            );
-        }
-        let result = query.load::<(TaskRow, Option<String>)>(&mut conn).await;
-        let items = tasks_from(check(result.map_err(TxError::from), &mut conn)?)?;
-        Ok(Page::from_overfetch(items, page, |t: &Task| Cursor {
-            at: t.created_at,
-            id: *t.id.as_uuid(),
-        }))
+        let query = newest_first!(on_board!(query, filter), tasks::created_at, tasks::id, page);
+        let items = tasks_from(
+            self.run(async |conn| query.load::<(TaskRow, Option<String>)>(conn).await)
+                .await?,
+        )?;
+        Ok(Page::from_overfetch(items, page, Task::cursor))
     }
 
     async fn task_summaries(
@@ -1013,11 +1028,8 @@ impl TaskQueue for PgStore {
         filter: TaskFilter,
         page: PageRequest,
     ) -> Result<Page<TaskSummary>, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut query = tasks::table
+        let query = tasks::table
             .filter(tasks::organization_id.eq(organization_id.as_uuid()))
-            .order((tasks::created_at.desc(), tasks::id.desc()))
-            .limit(overfetch(page))
             .select((
                 tasks::id,
                 tasks::organization_id,
@@ -1042,31 +1054,14 @@ impl TaskQueue for PgStore {
                 tasks::source_provider,
             ))
             .into_boxed();
-        if let Some(target_id) = filter.target_id {
-            query = query.filter(tasks::target_id.eq(*target_id.as_uuid()));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(tasks::status.eq(status.as_str()));
-        }
-        if let Some(Cursor { at: after, id }) = page.after {
-            let after = at(after);
-            query = query.filter(
-                tasks::created_at
-                    .lt(after)
-                    .or(tasks::created_at.eq(after).and(tasks::id.lt(id))),
-            );
-        }
-        let result = query.load::<TaskRow>(&mut conn).await;
-        let items = check(result.map_err(TxError::from), &mut conn)?
+        let query = newest_first!(on_board!(query, filter), tasks::created_at, tasks::id, page);
+        let items = self
+            .run(async |conn| query.load::<TaskRow>(conn).await)
+            .await?
             .into_iter()
             .map(TaskRow::into_summary)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page, |t: &TaskSummary| {
-            Cursor {
-                at: t.created_at,
-                id: *t.id.as_uuid(),
-            }
-        }))
+        Ok(Page::from_overfetch(items, page, TaskSummary::cursor))
     }
 
     async fn set_task_status(
@@ -1124,43 +1119,42 @@ impl TaskQueue for PgStore {
             return Ok(Vec::new());
         }
         let until = claim.lease_until();
-        let mut conn = self.conn().await?;
-        let claimed = Claim {
-            now: at(claim.now),
-            token: claim.token,
-            until: at(until),
-            limit: i64::from(claim.limit),
-            skip_targets: claim
-                .skip_targets
-                .iter()
-                .map(|target| *target.as_uuid())
-                .collect(),
-        }
-        .load::<ClaimedRow>(&mut conn)
-        .await;
-        check(claimed.map_err(TxError::from), &mut conn)?
-            .into_iter()
-            .map(|row| {
-                let task = row.task.into_task(row.payload)?;
-                let endpoint_url = endpoint(
-                    row.endpoint_url
-                        .as_deref()
-                        .ok_or_else(|| corrupt("claimed target without endpoint"))?,
-                )?;
-                Ok(ClaimedTask {
-                    lease: Lease {
-                        task_id: task.id,
-                        token: claim.token,
-                        until,
-                    },
-                    task,
-                    endpoint_url,
-                    signing_secret: webhook_domain::model::SealedSecret::from_bytes(
-                        row.signing_secret,
-                    ),
-                })
+        self.run(async |conn| {
+            Claim {
+                now: at(claim.now),
+                token: claim.token,
+                until: at(until),
+                limit: i64::from(claim.limit),
+                skip_targets: claim
+                    .skip_targets
+                    .iter()
+                    .map(|target| *target.as_uuid())
+                    .collect(),
+            }
+            .load::<ClaimedRow>(conn)
+            .await
+        })
+        .await?
+        .into_iter()
+        .map(|row| {
+            let task = row.task.into_task(row.payload)?;
+            let endpoint_url = endpoint(
+                row.endpoint_url
+                    .as_deref()
+                    .ok_or_else(|| corrupt("claimed target without endpoint"))?,
+            )?;
+            Ok(ClaimedTask {
+                lease: Lease {
+                    task_id: task.id,
+                    token: claim.token,
+                    until,
+                },
+                task,
+                endpoint_url,
+                signing_secret: webhook_domain::model::SealedSecret::from_bytes(row.signing_secret),
             })
-            .collect()
+        })
+        .collect()
     }
 
     async fn finish_attempt(
@@ -1169,17 +1163,15 @@ impl TaskQueue for PgStore {
         attempt: &DeliveryAttempt,
         verdict: AttemptVerdict,
     ) -> Result<Task, StoreError> {
-        let mut conn = self.conn().await?;
         let attempt = AttemptRow::from(attempt);
         let finish = FinishAttempt::new(lease, &attempt, verdict);
-        let result = async {
-            if finish.execute(&mut *conn).await? == 0 {
+        self.run(async |conn| {
+            if finish.execute(conn).await? == 0 {
                 return Err(StoreError::Conflict("the lease is no longer held").into());
             }
-            load_task(&mut conn, None, lease.task_id).await
-        }
-        .await;
-        check(result, &mut conn)
+            load_task(conn, None, lease.task_id).await
+        })
+        .await
     }
 
     async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Vec<Result<(), StoreError>> {
@@ -1187,32 +1179,37 @@ impl TaskQueue for PgStore {
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        let result = diesel::update(
-            tasks::table
-                .filter(tasks::id.eq(lease.task_id.as_uuid()))
-                .filter(tasks::lease_token.eq(lease.token))
-                .filter(tasks::status.eq(TaskStatus::Queued.as_str())),
-        )
-        .set((
-            tasks::lease_token.eq(None::<Uuid>),
-            tasks::lease_until.eq(None::<time::OffsetDateTime>),
-        ))
-        .execute(&mut conn)
-        .await;
-        match check(result.map_err(TxError::from), &mut conn)? {
+        match self
+            .run(async |conn| {
+                diesel::update(
+                    tasks::table
+                        .filter(tasks::id.eq(lease.task_id.as_uuid()))
+                        .filter(tasks::lease_token.eq(lease.token))
+                        .filter(tasks::status.eq(TaskStatus::Queued.as_str())),
+                )
+                .set((
+                    tasks::lease_token.eq(None::<Uuid>),
+                    tasks::lease_until.eq(None::<time::OffsetDateTime>),
+                ))
+                .execute(conn)
+                .await
+            })
+            .await?
+        {
             0 => Err(StoreError::Conflict("the lease is no longer held")),
             _ => Ok(()),
         }
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError> {
-        let mut conn = self.conn().await?;
-        let row = diesel::sql_query(QUEUE_STATS)
-            .bind::<sql_types::Timestamptz, _>(at(now))
-            .get_result::<StatsRow>(&mut conn)
-            .await;
-        let row = check(row.map_err(TxError::from), &mut conn)?;
+        let row = self
+            .run(async |conn| {
+                diesel::sql_query(QUEUE_STATS)
+                    .bind::<sql_types::Timestamptz, _>(at(now))
+                    .get_result::<StatsRow>(conn)
+                    .await
+            })
+            .await?;
         let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("negative task count"));
         Ok(QueueStats {
             queued: count(row.queued)?,

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
     InstructionTemplate, Invocation, InvocationId, InvocationOutcome, Name, Organization,
-    OrganizationId, Payload, RatePerMinute, RequestRecord, Role, SealedSecret, Source,
-    SourceSettings, Target, TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource,
-    TaskStatus, TaskSummary, Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
+    OrganizationId, Payload, RatePerMinute, Role, SealedSecret, Source, SourceSettings, Target,
+    TargetId, TargetKind, TargetResponse, Task, TaskId, TaskSource, TaskStatus, TaskSummary,
+    Timestamp, Verification, Webhook, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::StoreError;
 
@@ -23,6 +23,11 @@ pub(crate) fn id(uuid: &Uuid) -> Vec<u8> {
 
 pub(crate) fn uuid(bytes: &[u8], what: &'static str) -> Result<Uuid, Failure> {
     Uuid::from_slice(bytes).map_err(|_| Failure::corrupt(what))
+}
+
+/// The organization a row's `organization_id` (or an organization's `id`) names.
+fn organization(bytes: &[u8]) -> Result<OrganizationId, Failure> {
+    Ok(OrganizationId::from_uuid(uuid(bytes, "organization id")?))
 }
 
 pub(crate) fn ts(micros: i64) -> Timestamp {
@@ -44,9 +49,18 @@ fn unsigned<T: TryFrom<i64>>(value: i64, what: &'static str) -> Result<T, Failur
     T::try_from(value).map_err(|_| Failure::corrupt(what))
 }
 
-fn ip(text: Option<&str>, what: &'static str) -> Result<Option<IpAddr>, Failure> {
-    text.map(|t| t.parse().map_err(|_| Failure::corrupt(what)))
+/// The value `parse` reads in a nullable column, when the column holds one.
+fn parsed<T, E>(
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, E>,
+    what: &'static str,
+) -> Result<Option<T>, Failure> {
+    text.map(|t| parse(t).map_err(|_| Failure::corrupt(what)))
         .transpose()
+}
+
+fn ip(text: Option<&str>, what: &'static str) -> Result<Option<IpAddr>, Failure> {
+    parsed(text, str::parse, what)
 }
 
 /// The stored form of an event-type list: a JSON array of patterns.
@@ -79,8 +93,7 @@ fn source(text: &str, what: &'static str) -> Result<Source, Failure> {
 }
 
 fn field_ref(text: Option<&str>, what: &'static str) -> Result<Option<FieldRef>, Failure> {
-    text.map(|t| FieldRef::parse(t).map_err(|_| Failure::corrupt(what)))
-        .transpose()
+    parsed(text, FieldRef::parse, what)
 }
 
 #[derive(Queryable)]
@@ -95,7 +108,7 @@ pub(crate) struct OrganizationRow {
 impl OrganizationRow {
     pub(crate) fn into_domain(self) -> Result<Organization, Failure> {
         Ok(Organization {
-            id: OrganizationId::from_uuid(uuid(&self.id, "organization id")?),
+            id: organization(&self.id)?,
             name: name(&self.name, "organization name")?,
             rate_limit_per_minute: rate(self.rate_limit_per_minute, "organization rate")?,
             created_at: ts(self.created_at),
@@ -123,10 +136,7 @@ impl ApiKeyRow {
             .map_err(|_| Failure::corrupt("api key hash"))?;
         Ok(ApiKey {
             id: ApiKeyId::from_uuid(uuid(&self.id, "api key id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             name: name(&self.name, "api key name")?,
             role: Role::parse(&self.role).ok_or_else(|| Failure::corrupt("api key role"))?,
             hash: ApiKeyHash::from_bytes(hash),
@@ -153,16 +163,14 @@ impl TargetRow {
     pub(crate) fn into_domain(self) -> Result<Target, Failure> {
         Ok(Target {
             id: TargetId::from_uuid(uuid(&self.id, "target id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             kind: TargetKind::parse(&self.kind).ok_or_else(|| Failure::corrupt("target kind"))?,
             name: name(&self.name, "target name")?,
-            endpoint_url: self
-                .endpoint_url
-                .map(|u| EndpointUrl::parse(&u).map_err(|_| Failure::corrupt("endpoint url")))
-                .transpose()?,
+            endpoint_url: parsed(
+                self.endpoint_url.as_deref(),
+                EndpointUrl::parse,
+                "endpoint url",
+            )?,
             signing_secret: SealedSecret::from_bytes(self.signing_secret),
             created_at: ts(self.created_at),
             updated_at: ts(self.updated_at),
@@ -195,22 +203,16 @@ pub(crate) struct WebhookRow {
 
 impl WebhookRow {
     fn source_settings(&self) -> Result<SourceSettings, Failure> {
-        let verification = self
-            .verification
-            .as_deref()
-            .map(|text| {
-                serde_json::from_str::<Verification>(text)
-                    .map_err(|_| Failure::corrupt("webhook verification"))
-            })
-            .transpose()?;
-        let instruction_template = self
-            .instruction_template
-            .as_deref()
-            .map(|text| {
-                InstructionTemplate::parse(text)
-                    .map_err(|_| Failure::corrupt("webhook instruction template"))
-            })
-            .transpose()?;
+        let verification = parsed(
+            self.verification.as_deref(),
+            |text| serde_json::from_str::<Verification>(text),
+            "webhook verification",
+        )?;
+        let instruction_template = parsed(
+            self.instruction_template.as_deref(),
+            InstructionTemplate::parse,
+            "webhook instruction template",
+        )?;
         SourceSettings::new(
             source(&self.source, "webhook source")?,
             verification,
@@ -223,21 +225,15 @@ impl WebhookRow {
 
     pub(crate) fn into_domain(self) -> Result<Webhook, Failure> {
         let source = self.source_settings()?;
-        let allowed_source_ips = self
-            .allowed_source_ips
-            .as_deref()
-            .map(|text| {
-                serde_json::from_str::<CidrList>(text)
-                    .map_err(|_| Failure::corrupt("webhook allowed source ips"))
-            })
-            .transpose()?
-            .unwrap_or_default();
+        let allowed_source_ips = parsed(
+            self.allowed_source_ips.as_deref(),
+            |text| serde_json::from_str::<CidrList>(text),
+            "webhook allowed source ips",
+        )?
+        .unwrap_or_default();
         Ok(Webhook {
             id: WebhookId::from_uuid(uuid(&self.id, "webhook id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             name: name(&self.name, "webhook name")?,
             target_id: TargetId::from_uuid(uuid(&self.target_id, "target id")?),
             event_types: serde_json::from_str(&self.event_types)
@@ -311,10 +307,7 @@ impl InvocationRow {
         };
         Ok(Invocation {
             id: InvocationId::from_uuid(uuid(&self.id, "invocation id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
             received_at: ts(self.received_at),
             source_ip: ip(self.source_ip.as_deref(), "invocation source ip")?,
@@ -354,18 +347,14 @@ pub(crate) struct RequestRow {
 
 impl RequestRow {
     /// `invocation` with this row's record and replay.
-    pub(crate) fn fill(self, mut invocation: Invocation) -> Result<Invocation, Failure> {
-        invocation.request = self
-            .request_record
-            .map(|json| {
-                RequestRecord::from_json(&json).map_err(|_| Failure::corrupt("request record"))
-            })
-            .transpose()?;
-        invocation.replay_of = self
+    pub(crate) fn fill(self, invocation: Invocation) -> Result<Invocation, Failure> {
+        let replay_of = self
             .replay_of
             .map(|i| uuid(&i, "replayed invocation id").map(InvocationId::from_uuid))
             .transpose()?;
-        Ok(invocation)
+        invocation
+            .with_request(self.request_record.as_deref(), replay_of)
+            .map_err(|_| Failure::corrupt("request record"))
     }
 }
 #[derive(Queryable)]
@@ -417,10 +406,7 @@ impl TaskRow {
     pub(crate) fn into_summary(self) -> Result<TaskSummary, Failure> {
         Ok(TaskSummary {
             id: TaskId::from_uuid(uuid(&self.id, "task id")?),
-            organization_id: OrganizationId::from_uuid(uuid(
-                &self.organization_id,
-                "organization id",
-            )?),
+            organization_id: organization(&self.organization_id)?,
             target_id: TargetId::from_uuid(uuid(&self.target_id, "target id")?),
             webhook_id: WebhookId::from_uuid(uuid(&self.webhook_id, "webhook id")?),
             invocation_id: InvocationId::from_uuid(uuid(&self.invocation_id, "invocation id")?),

@@ -309,6 +309,23 @@ impl Invocation {
             id: *self.id.as_uuid(),
         }
     }
+
+    /// The entry with what a store keeps of its request beside the fields lists read: the
+    /// request's record as JSON text (see [`super::RequestRecord::from_json`]) and the
+    /// invocation a replay sent again.
+    ///
+    /// # Errors
+    ///
+    /// When `record` is not a request record's JSON.
+    pub fn with_request(
+        mut self,
+        record: Option<&str>,
+        replay_of: Option<InvocationId>,
+    ) -> Result<Self, serde_json::Error> {
+        self.request = record.map(super::RequestRecord::from_json).transpose()?;
+        self.replay_of = replay_of;
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,14 @@ impl TaskSummary {
             updated_at: self.updated_at,
         }
     }
+
+    /// The task's place on its organization's board, as [`Task::cursor`] gives it.
+    pub fn cursor(&self) -> super::Cursor {
+        super::Cursor {
+            at: self.created_at,
+            id: *self.id.as_uuid(),
+        }
+    }
 }
 
 impl From<&Task> for TaskSummary {

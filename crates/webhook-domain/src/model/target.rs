@@ -113,6 +113,17 @@ pub struct Target {
     pub updated_at: Timestamp,
 }
 
+impl Target {
+    /// The target's place in its organization's list, newest first: what a page after it
+    /// starts from.
+    pub fn cursor(&self) -> super::Cursor {
+        super::Cursor {
+            at: self.created_at,
+            id: *self.id.as_uuid(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,6 +133,15 @@ impl Task {
             updated_at: received_at,
         }
     }
+
+    /// The task's place on its organization's board, newest first: what a page after it
+    /// starts from.
+    pub fn cursor(&self) -> super::Cursor {
+        super::Cursor {
+            at: self.created_at,
+            id: *self.id.as_uuid(),
+        }
+    }
 }
 
 /// A status change of a task, as the use case decided it (see

@@ -69,6 +69,17 @@ pub struct Webhook {
     pub last_triggered_at: Option<Timestamp>,
 }
 
+impl Webhook {
+    /// The webhook's place in its organization's list, newest first: what a page after it
+    /// starts from.
+    pub fn cursor(&self) -> super::Cursor {
+        super::Cursor {
+            at: self.created_at,
+            id: *self.id.as_uuid(),
+        }
+    }
+}
+
 /// Which webhooks a list holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WebhookFilter {

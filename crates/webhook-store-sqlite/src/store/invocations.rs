@@ -14,7 +14,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
-use super::{converted, into_page, overfetch};
+use super::{converted, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{InvocationRow, RequestRow, id, uuid};
@@ -117,7 +117,7 @@ fn summary_of(
 }
 
 /// A webhook's invocations of this organization, filtered (but for `filter.words`, which
-/// [`with_words`] applies), newest first, one page and one more.
+/// [`SqliteStore::log`] applies), newest first, one page and one more.
 ///
 /// With `among`, only those invocations (the matches of a search, a few thousand at most) are
 /// read, each by its id: the unary `+` keeps SQLite from walking the webhook's index or the
@@ -183,38 +183,6 @@ fn listed(
         query.order((invocations::received_at.desc(), invocations::id.desc()))
     };
     query.limit(overfetch(page))
-}
-
-/// Runs `load` on the listing of `filter`: as it is, or, with words to find, on the matches
-/// of the word index a chunk at a time ([`search::search`]).
-fn with_words<R>(
-    conn: &mut SqliteConnection,
-    organization_id: OrganizationId,
-    webhook_id: WebhookId,
-    filter: &InvocationFilter,
-    page: PageRequest,
-    load: impl Fn(
-        &mut SqliteConnection,
-        invocations::BoxedQuery<'static, Sqlite>,
-    ) -> QueryResult<Vec<R>>,
-) -> Result<Vec<R>, Failure> {
-    let listing = |among| listed(organization_id, webhook_id, filter, page, among);
-    let Some(words) = &filter.words else {
-        return Ok(load(conn, listing(None))?);
-    };
-    // Everything received up to the cursor's microsecond, and before `until`.
-    let before = [
-        page.after.map(|c| c.at.unix_micros().saturating_add(1)),
-        filter.until.map(Timestamp::unix_micros),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    let window = search::Window::new(filter.since.map(Timestamp::unix_micros), before);
-    let wanted = usize::try_from(overfetch(page)).unwrap_or(usize::MAX);
-    search::search(conn, webhook_id, words, window, wanted, |conn, ids| {
-        Ok(load(conn, listing(Some(ids)))?)
-    })
 }
 
 /// Moves the webhook's `last_triggered_at` forward to the invocation's time; touches one row
@@ -467,6 +435,53 @@ fn record_claimed(
     Ok(outcome)
 }
 
+impl SqliteStore {
+    /// A webhook's invocations that `filter` keeps, newest first, one page and one more:
+    /// `load` reads the rows of a listing (the listing as it is, or, with words to find, on the
+    /// matches of the word index a chunk at a time, see [`search::search`]) and `convert` makes
+    /// each row an entry.
+    async fn log<R, T>(
+        &self,
+        organization_id: OrganizationId,
+        webhook_id: WebhookId,
+        filter: &InvocationFilter,
+        page: PageRequest,
+        load: impl Fn(
+            &mut SqliteConnection,
+            invocations::BoxedQuery<'static, Sqlite>,
+        ) -> QueryResult<Vec<R>>
+        + Send
+        + 'static,
+        convert: impl Fn(R) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: Send + 'static,
+    {
+        let filter = filter.clone();
+        self.read(move |conn| {
+            let listing = |among| listed(organization_id, webhook_id, &filter, page, among);
+            let Some(words) = &filter.words else {
+                return converted(load(conn, listing(None))?, convert);
+            };
+            // Everything received up to the cursor's microsecond, and before `until`.
+            let before = [
+                page.after.map(|c| c.at.unix_micros().saturating_add(1)),
+                filter.until.map(Timestamp::unix_micros),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let window = search::Window::new(filter.since.map(Timestamp::unix_micros), before);
+            let wanted = usize::try_from(overfetch(page)).unwrap_or(usize::MAX);
+            let rows = search::search(conn, webhook_id, words, window, wanted, |conn, ids| {
+                Ok(load(conn, listing(Some(ids)))?)
+            })?;
+            converted(rows, convert)
+        })
+        .await
+    }
+}
+
 impl InvocationLog for SqliteStore {
     async fn record_invocation(
         &self,
@@ -532,24 +547,20 @@ impl InvocationLog for SqliteStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<Invocation>, StoreError> {
-        let filter = filter.clone();
-        self.read(move |conn| {
-            let rows = with_words(
-                conn,
+        let items = self
+            .log(
                 organization_id,
                 webhook_id,
-                &filter,
+                filter,
                 page,
                 |conn, q| {
                     q.select((InvocationRow::as_select(), RequestRow::as_select()))
                         .load::<(InvocationRow, RequestRow)>(conn)
                 },
-            )?;
-            let whole =
-                |(row, request): (InvocationRow, RequestRow)| request.fill(row.into_domain()?);
-            into_page(rows, page, whole, Invocation::cursor)
-        })
-        .await
+                |(row, request)| request.fill(row.into_domain()?),
+            )
+            .await?;
+        Ok(Page::from_overfetch(items, page, Invocation::cursor))
     }
 
     async fn webhook_health(
@@ -588,13 +599,11 @@ impl InvocationLog for SqliteStore {
         filter: &InvocationFilter,
         page: PageRequest,
     ) -> Result<Page<InvocationSummary>, StoreError> {
-        let filter = filter.clone();
-        self.read(move |conn| {
-            let rows = with_words(
-                conn,
+        let items = self
+            .log(
                 organization_id,
                 webhook_id,
-                &filter,
+                filter,
                 page,
                 |conn, q| {
                     q.select((
@@ -628,12 +637,14 @@ impl InvocationLog for SqliteStore {
                     ))
                     .load::<SummaryRow>(conn)
                 },
-            )?;
-            into_page(rows, page, summary_of, |s: &InvocationSummary| {
-                s.invocation.cursor()
-            })
-        })
-        .await
+                summary_of,
+            )
+            .await?;
+        Ok(Page::from_overfetch(
+            items,
+            page,
+            |s: &InvocationSummary| s.invocation.cursor(),
+        ))
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {

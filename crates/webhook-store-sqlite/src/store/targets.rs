@@ -3,9 +3,7 @@
 use std::time::SystemTime;
 
 use diesel::prelude::*;
-use webhook_domain::model::{
-    Cursor, EndpointUrl, OrganizationId, Page, PageRequest, Target, TargetId,
-};
+use webhook_domain::model::{EndpointUrl, OrganizationId, Page, PageRequest, Target, TargetId};
 use webhook_domain::ports::{StoreError, TargetStore};
 
 use super::{changed, found, into_page};
@@ -84,10 +82,7 @@ impl TargetStore for SqliteStore {
                 .filter(targets::deleted_at.is_null())
                 .into_boxed();
             let rows = newest_first!(live, targets, page).load::<TargetRow>(conn)?;
-            into_page(rows, page, TargetRow::into_domain, |t: &Target| Cursor {
-                at: t.created_at,
-                id: *t.id.as_uuid(),
-            })
+            into_page(rows, page, TargetRow::into_domain, Target::cursor)
         })
         .await
     }

@@ -8,7 +8,7 @@ use webhook_domain::model::{
     AttemptVerdict, ClaimRequest, ClaimedTask, FinishedAttempt, Lease, QueueStats, TaskStatusChange,
 };
 use webhook_domain::model::{
-    Cursor, DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
+    DeliveryAttempt, EndpointUrl, OrganizationId, Page, PageRequest, SealedSecret, Task,
     TaskFilter, TaskId, TaskStatus, TaskSummary, Timestamp,
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
@@ -237,10 +237,7 @@ impl TaskQueue for SqliteStore {
                 .into_boxed();
             let rows = newest_first!(on_board!(query, filter), tasks, page)
                 .load::<TaskRowWithPayload>(conn)?;
-            into_page(rows, page, task_of, |t: &Task| Cursor {
-                at: t.created_at,
-                id: *t.id.as_uuid(),
-            })
+            into_page(rows, page, task_of, Task::cursor)
         })
         .await
     }
@@ -282,12 +279,7 @@ impl TaskQueue for SqliteStore {
                 .into_boxed();
             let rows =
                 newest_first!(on_board!(query, filter), tasks, page).load::<TaskRow>(conn)?;
-            into_page(rows, page, TaskRow::into_summary, |t: &TaskSummary| {
-                Cursor {
-                    at: t.created_at,
-                    id: *t.id.as_uuid(),
-                }
-            })
+            into_page(rows, page, TaskRow::into_summary, TaskSummary::cursor)
         })
         .await
     }

@@ -3,8 +3,8 @@
 use diesel::dsl::Eq;
 use diesel::prelude::*;
 use webhook_domain::model::{
-    Cursor, InstructionTemplate, OrganizationId, Page, PageRequest, SealedSecret, Timestamp,
-    Webhook, WebhookFilter, WebhookId, WebhookStatus,
+    InstructionTemplate, OrganizationId, Page, PageRequest, SealedSecret, Timestamp, Webhook,
+    WebhookFilter, WebhookId, WebhookStatus,
 };
 use webhook_domain::ports::{StoreError, WebhookStore};
 
@@ -147,10 +147,7 @@ impl WebhookStore for SqliteStore {
                 None => query.filter(webhooks::status.ne(WebhookStatus::Deleted.as_str())),
             };
             let rows = newest_first!(query, webhooks, page).load::<WebhookRow>(conn)?;
-            into_page(rows, page, WebhookRow::into_domain, |w: &Webhook| Cursor {
-                at: w.created_at,
-                id: *w.id.as_uuid(),
-            })
+            into_page(rows, page, WebhookRow::into_domain, Webhook::cursor)
         })
         .await
     }
