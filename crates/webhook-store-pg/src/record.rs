@@ -26,8 +26,12 @@
 //! each other in a cycle. One batch claims each (webhook, delivery id) at most once: a row
 //! cannot be claimed twice by one statement.
 //!
-//! Foreign keys hold as they did with one statement per table: PostgreSQL checks them when the
-//! whole statement is done, so a task finds its invocation inserted by the same statement.
+//! A task is written only with its invocation, and the two rows name each other
+//! (`tasks.invocation_id`, `invocations.task_id`) whatever ids the caller's values carry: the
+//! retention purge deletes an invocation's task through `invocations.task_id`, and no foreign
+//! key checks the pair, so that an event costs no lookup and no row lock for it. The one
+//! foreign key an event is checked against, its webhook in its organization, PostgreSQL checks
+//! when the whole statement is done.
 
 use diesel::QueryResult;
 use diesel::pg::Pg;
@@ -172,7 +176,9 @@ impl<'a> Claims<'a> {
 }
 
 impl<'a> Invocations<'a> {
-    fn push(&mut self, i: &'a Invocation) {
+    /// Adds `i`, which names `task` when it has one: the retention purge finds an invocation's
+    /// task through `task_id` (no foreign key cascades to it).
+    fn push(&mut self, i: &'a Invocation, task: Option<&Task>) {
         let r = i.target_response.as_ref();
         self.id.push(*i.id.as_uuid());
         self.organization_id.push(*i.organization_id.as_uuid());
@@ -184,7 +190,8 @@ impl<'a> Invocations<'a> {
         self.outcome.push(i.outcome.as_str());
         self.http_status.push(i32::from(i.http_status));
         self.error_code.push(i.error_code.as_deref());
-        self.task_id.push(i.task_id.map(|t| *t.as_uuid()));
+        self.task_id
+            .push(task.map_or(i.task_id, |t| Some(t.id)).map(|t| *t.as_uuid()));
         self.repeat_count.push(int(i.repeat_count));
         self.test.push(i.test);
         self.response_status_code
@@ -208,15 +215,15 @@ impl<'a> Invocations<'a> {
 }
 
 impl<'a> Tasks<'a> {
-    /// Adds `t`, whose context is stored only when it is not `invocation`'s payload (a task
-    /// reads that by join).
+    /// Adds `t`, the task of `invocation`, which it names, and whose context is stored only
+    /// when it is not `invocation`'s payload (a task reads that by join).
     fn push(&mut self, t: &'a Task, invocation: &Invocation) {
         let own_context = invocation.payload.as_ref() != Some(&t.context);
         self.id.push(*t.id.as_uuid());
         self.organization_id.push(*t.organization_id.as_uuid());
         self.target_id.push(*t.target_id.as_uuid());
         self.webhook_id.push(*t.webhook_id.as_uuid());
-        self.invocation_id.push(*t.invocation_id.as_uuid());
+        self.invocation_id.push(*invocation.id.as_uuid());
         self.instruction.push(t.instruction.as_deref());
         self.context.push(own_context.then(|| t.context.as_str()));
         self.event_type.push(t.event_type.as_deref());
@@ -258,7 +265,7 @@ impl<'a> RecordBatch<'a> {
         if let Some(claim) = claim {
             self.claims.push(claim, invocation, task);
         }
-        self.invocations.push(invocation);
+        self.invocations.push(invocation, task);
         if let Some(task) = task {
             self.tasks.push(task, invocation);
         }

@@ -780,8 +780,8 @@ impl InvocationLog for PgStore {
     }
 
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
-        // Tasks and their attempts go with their invocation (ON DELETE CASCADE). Webhooks keep
-        // the latest accepted invocation deleted, for their `last_triggered_at`.
+        // Tasks and their attempts go with their invocation, in the same statement. Webhooks
+        // keep the latest accepted invocation deleted, for their `last_triggered_at`.
         let purged = self
             .run(async |conn| {
                 diesel::sql_query(PURGE)
@@ -858,12 +858,29 @@ WHERE d.webhook_id = lapsed.webhook_id AND d.delivery_id = lapsed.delivery_id";
 /// Deletes the finished invocations received before `$1`, with their tasks and attempts, and
 /// moves `webhooks.last_triggered_at` to the latest accepted invocation deleted, which reads of
 /// a webhook no longer find among its invocations. Answers the number deleted.
+///
+/// One statement, so nothing is left half purged. No foreign key cascades from an invocation
+/// to its task: the statement deletes the task its invocation names (`invocations.task_id`,
+/// through `tasks_pkey`; the store writes both in one statement, each naming the other), and
+/// the task's attempts go with it (`delivery_attempts` cascades). It walks each webhook's log
+/// through `invocations_by_webhook` (every invocation has its webhook: a foreign key), which
+/// makes the hourly pass cost a descent per webhook and the rows it deletes. It also deletes
+/// finished tasks from before `$1` whose invocation is gone, as a purge of the release before
+/// the cascade was dropped leaves them during a rolling upgrade (through `tasks_by_status`).
 const PURGE: &str = "\
 WITH gone AS (
-    DELETE FROM invocations i WHERE i.received_at < $1 AND NOT EXISTS
-        (SELECT 1 FROM tasks t WHERE t.invocation_id = i.id
+    DELETE FROM invocations i USING webhooks w
+    WHERE i.webhook_id = w.id AND i.received_at < $1 AND NOT EXISTS
+        (SELECT 1 FROM tasks t WHERE t.id = i.task_id AND t.invocation_id = i.id
          AND t.status NOT IN ('completed', 'failed'))
-    RETURNING i.webhook_id, i.received_at, i.outcome
+    RETURNING i.id, i.webhook_id, i.received_at, i.outcome, i.task_id
+), their_tasks AS (
+    DELETE FROM tasks t USING gone WHERE t.id = gone.task_id AND t.invocation_id = gone.id
+), left_over AS (
+    DELETE FROM tasks t USING organizations o
+    WHERE t.organization_id = o.id AND t.created_at < $1
+      AND t.status IN ('completed', 'failed')
+      AND NOT EXISTS (SELECT 1 FROM invocations i WHERE i.id = t.invocation_id)
 ), kept AS (
     UPDATE webhooks w SET last_triggered_at = latest.at
     FROM (SELECT webhook_id, max(received_at) AS at FROM gone

@@ -1,8 +1,11 @@
 //! Migrations: idempotent, safe when several nodes start at once, and applied to databases
 //! that an earlier release wrote, with data in them.
 
+use diesel::sql_query;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use diesel_async::{
+    AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection as _,
+};
 use diesel_migrations::{FileBasedMigrations, MigrationHarness as _};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -19,10 +22,12 @@ use webhook_domain::ports::{
 use webhook_domain::rules::{RateDecision, RateScope, RateStatus};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{
-    FirstSchemaIds, at, check_task_from_the_first_schema, ignored, page,
+    FirstSchemaIds, accepted, at, check_task_from_the_first_schema, ignored, page,
 };
 use webhook_store_pg::test_db::{create_empty_database, database_url};
 use webhook_store_pg::{PgStore, PgStoreOptions, RateLimiterOptions};
+
+use crate::support::{Count, execute};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once() {
@@ -338,4 +343,173 @@ async fn invocations_logged_before_the_word_index_are_found() {
     }
     let store = migrated(&url).await;
     store.teardown().await;
+}
+
+/// A database written before tasks lost their foreign keys upgrades: the keys and the indexes
+/// only they used are gone, the purge still deletes an old finished invocation with its task
+/// and the task's attempts (and the finished task a purge of the previous release left behind
+/// when it deleted the task's invocation), keeps an open task's invocation, and new events are
+/// recorded with their tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_stored_before_their_foreign_keys_were_dropped_are_purged() {
+    let ids = FirstSchemaIds::random();
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        webhook,
+        invocation: done,
+        task: done_task,
+    } = ids;
+    let (open, open_task) = (Uuid::new_v4(), Uuid::new_v4());
+    let (left, left_task) = (Uuid::new_v4(), Uuid::new_v4());
+    let rows = |invocation: Uuid, task: Uuid, status: &str| {
+        format!(
+            "INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload,
+                 outcome, http_status, task_id, repeat_count, test)
+             VALUES ('{invocation}', '{org}', '{webhook}', {T}, '{{\"message\":\"Deploy\"}}',
+                 'accepted', 202, '{task}', 1, false);
+             INSERT INTO tasks (id, organization_id, target_id, webhook_id, invocation_id,
+                 instruction, status, test, source_verified, source_received_at, attempts,
+                 next_attempt_at, created_at, updated_at)
+             VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}', 'Deploy',
+                 '{status}', false, true, {T}, 1, {T}, {T}, {T});
+             INSERT INTO delivery_attempts VALUES ('{task}', 1, 200, 'ok', 12, NULL, {T}, true);"
+        )
+    };
+    let url = database_up_to(
+        "20261207080000",
+        &format!(
+            "{}
+             {}
+             {}
+             {}",
+            first_schema_webhook(&ids),
+            rows(done, done_task, "completed"),
+            rows(open, open_task, "delivered"),
+            rows(left, left_task, "failed"),
+        ),
+    )
+    .await;
+    let store = migrated(&url).await;
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    assert_eq!(foreign_keys_of_tasks(&mut conn).await, 0);
+    assert_eq!(
+        count(
+            &mut conn,
+            "pg_indexes WHERE indexname IN ('tasks_by_invocation', 'invocations_by_received_at')"
+        )
+        .await,
+        0,
+        "the purge's old indexes are gone"
+    );
+    // What a node of the previous release purging meanwhile does: it deletes the invocation
+    // and counts on a cascade that no longer exists.
+    execute(
+        &mut conn,
+        &format!("DELETE FROM invocations WHERE id = '{left}'"),
+    )
+    .await;
+
+    let purged = store
+        .purge_invocations(Timestamp::from_unix_micros(1_780_272_000_000_000))
+        .await
+        .expect("purge");
+    assert_eq!(
+        purged, 1,
+        "the finished invocation; the open task keeps its own"
+    );
+    let organization = OrganizationId::from_uuid(org);
+    assert!(
+        store
+            .invocation(organization, InvocationId::from_uuid(open))
+            .await
+            .is_ok(),
+        "an open task keeps its invocation"
+    );
+    for (task, kept) in [(done_task, 0), (left_task, 0), (open_task, 1)] {
+        let tasks = count(&mut conn, &format!("tasks WHERE id = '{task}'")).await;
+        let attempts = count(
+            &mut conn,
+            &format!("delivery_attempts WHERE task_id = '{task}'"),
+        )
+        .await;
+        assert_eq!((tasks, attempts), (kept, kept), "task {task}, its attempts");
+    }
+
+    let stored = store
+        .webhook(WebhookId::from_uuid(webhook))
+        .await
+        .expect("the webhook");
+    let (invocation, task) = accepted(&stored, at(1));
+    store
+        .record_invocation(&invocation, Some(&task))
+        .await
+        .expect("an event");
+    assert_eq!(
+        store.task(organization, task.id).await.expect("its task"),
+        task
+    );
+    drop(conn);
+    store.teardown().await;
+}
+
+/// A task its invocation does not name, which the purge could no longer find, stops the
+/// migration that drops the tasks' foreign keys, and nothing of it is applied; named, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_its_invocation_does_not_name_stops_the_upgrade() {
+    let ids = FirstSchemaIds::random();
+    let FirstSchemaIds {
+        organization: org,
+        target,
+        webhook,
+        invocation,
+        task,
+    } = ids;
+    let url = database_up_to(
+        "20261207080000",
+        &format!(
+            "{}
+             INSERT INTO invocations (id, organization_id, webhook_id, received_at, outcome,
+                 http_status, task_id, repeat_count, test)
+             VALUES ('{invocation}', '{org}', '{webhook}', {T}, 'accepted', 202, NULL, 1, false);
+             INSERT INTO tasks (id, organization_id, target_id, webhook_id, invocation_id,
+                 status, test, source_verified, source_received_at, attempts, next_attempt_at,
+                 created_at, updated_at)
+             VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}', 'completed',
+                 false, true, {T}, 1, {T}, {T}, {T});",
+            first_schema_webhook(&ids),
+        ),
+    )
+    .await;
+    let refused = PgStore::migrate(&url).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    assert_eq!(foreign_keys_of_tasks(&mut conn).await, 2);
+    // Once the invocation names its task, as the migration's hint says, the upgrade runs.
+    execute(
+        &mut conn,
+        &format!("UPDATE invocations SET task_id = '{task}' WHERE id = '{invocation}'"),
+    )
+    .await;
+    drop(conn);
+    let store = migrated(&url).await;
+    store.teardown().await;
+}
+
+/// The rows of `from` (a table and its condition, SQL).
+async fn count(conn: &mut AsyncPgConnection, from: &str) -> i64 {
+    sql_query(format!("SELECT count(*) AS n FROM {from}"))
+        .get_result::<Count>(conn)
+        .await
+        .unwrap_or_else(|e| panic!("count {from}: {e}"))
+        .n
+}
+
+/// How many foreign keys the `tasks` table has.
+async fn foreign_keys_of_tasks(conn: &mut AsyncPgConnection) -> i64 {
+    count(
+        conn,
+        "pg_constraint WHERE conrelid = 'tasks'::regclass AND contype = 'f'",
+    )
+    .await
 }
