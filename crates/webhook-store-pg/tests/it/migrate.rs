@@ -60,17 +60,16 @@ async fn a_task_stored_before_delivery_rounds_is_in_its_first_round() {
         invocation,
         task,
     } = ids;
-    let url = database_up_to(
+    let url = database_with_webhook_up_to(
         "20250101000000",
+        &ids,
         &format!(
-            "{}
-         INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {T}, NULL, NULL,
+            "INSERT INTO invocations VALUES ('{invocation}', '{org}', '{webhook}', {T}, NULL, NULL,
              '{{\"message\":\"Deploy\"}}', 'accepted', 202, NULL, '{task}', 1, false,
              503, NULL, 12, 'the target answered HTTP 503', {T}, false);
          INSERT INTO tasks VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}',
              'Deploy', NULL, NULL, 'failed', false, true, NULL, {T}, 3, {T},
-             'the target answered HTTP 503', NULL, NULL, {T}, {T});",
-            first_schema_webhook(&ids)
+             'the target answered HTTP 503', NULL, NULL, {T}, {T});"
         ),
     )
     .await;
@@ -93,6 +92,17 @@ async fn database_up_to(last: &'static str, rows: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("the rows of the schema up to {last}: {e}"));
     url
+}
+
+/// A new database with the migrations up to and including `last` applied, the organization,
+/// target and webhook of `ids` written under the first schema ([`first_schema_webhook`]), then
+/// `rows`; its URL.
+async fn database_with_webhook_up_to(
+    last: &'static str,
+    ids: &FirstSchemaIds,
+    rows: &str,
+) -> String {
+    database_up_to(last, &format!("{}\n{rows}", first_schema_webhook(ids))).await
 }
 
 /// SQL that writes the organization and the target of `ids` under the first schema.
@@ -298,19 +308,18 @@ async fn invocations_logged_before_the_word_index_are_found() {
         webhook,
         ..
     } = ids;
-    let url = database_up_to(
+    let url = database_with_webhook_up_to(
         "20250101000000",
+        &ids,
         &format!(
-            "{}
-         INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
+            "INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
              http_status, repeat_count, test)
          SELECT gen_random_uuid(), '{org}', '{webhook}', {T}::timestamptz + n * interval '1 ms',
              '{{\"message\":\"Bulk ' || n || '\"}}', 'ignored', 200, 1, false
          FROM generate_series(1, 1100) AS n;
          INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, outcome,
              http_status, repeat_count, test)
-         VALUES (gen_random_uuid(), '{org}', '{webhook}', {T}, NULL, 'rejected', 401, 1, false);",
-            first_schema_webhook(&ids)
+         VALUES (gen_random_uuid(), '{org}', '{webhook}', {T}, NULL, 'rejected', 401, 1, false);"
         ),
     )
     .await;
@@ -376,14 +385,13 @@ async fn tasks_stored_before_their_foreign_keys_were_dropped_are_purged() {
              INSERT INTO delivery_attempts VALUES ('{task}', 1, 200, 'ok', 12, NULL, {T}, true);"
         )
     };
-    let url = database_up_to(
+    let url = database_with_webhook_up_to(
         "20261207080000",
+        &ids,
         &format!(
             "{}
              {}
-             {}
              {}",
-            first_schema_webhook(&ids),
             rows(done, done_task, "completed"),
             rows(open, open_task, "delivered"),
             rows(left, left_task, "failed"),
@@ -465,19 +473,18 @@ async fn a_task_its_invocation_does_not_name_stops_the_upgrade() {
         invocation,
         task,
     } = ids;
-    let url = database_up_to(
+    let url = database_with_webhook_up_to(
         "20261207080000",
+        &ids,
         &format!(
-            "{}
-             INSERT INTO invocations (id, organization_id, webhook_id, received_at, outcome,
+            "INSERT INTO invocations (id, organization_id, webhook_id, received_at, outcome,
                  http_status, task_id, repeat_count, test)
              VALUES ('{invocation}', '{org}', '{webhook}', {T}, 'accepted', 202, NULL, 1, false);
              INSERT INTO tasks (id, organization_id, target_id, webhook_id, invocation_id,
                  status, test, source_verified, source_received_at, attempts, next_attempt_at,
                  created_at, updated_at)
              VALUES ('{task}', '{org}', '{target}', '{webhook}', '{invocation}', 'completed',
-                 false, true, {T}, 1, {T}, {T}, {T});",
-            first_schema_webhook(&ids),
+                 false, true, {T}, 1, {T}, {T}, {T});"
         ),
     )
     .await;
