@@ -314,6 +314,7 @@ impl<A: Adapters> Dispatcher<A> {
         let limit = u32::try_from(free).unwrap_or(u32::MAX);
         // Targets at their limit: their tasks would only be given back.
         let full = inner.targets.full();
+        let started = std::time::Instant::now();
         let claimed = inner
             .store
             .claim_tasks(
@@ -322,6 +323,7 @@ impl<A: Adapters> Dispatcher<A> {
             )
             .await
             .inspect_err(|_| inner.metrics.store_error())?;
+        inner.metrics.claim(claimed.len(), started.elapsed());
         let mut outcome = ClaimOutcome {
             claimed: claimed.len(),
             deferred: 0,
@@ -400,12 +402,10 @@ impl<A: Adapters> Dispatcher<A> {
                 std::mem::take(&mut recorder.pending)
             };
             let (finished, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let mut outcomes = self
-                .inner
-                .store
-                .finish_attempts(&finished)
-                .await
-                .into_iter();
+            let started = std::time::Instant::now();
+            let outcomes = self.inner.store.finish_attempts(&finished).await;
+            self.inner.metrics.recorded_batch(started.elapsed());
+            let mut outcomes = outcomes.into_iter();
             for reply in replies {
                 let outcome = outcomes.next().unwrap_or_else(|| {
                     Err(StoreError::Internal(

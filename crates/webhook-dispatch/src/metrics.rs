@@ -18,6 +18,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Upper bounds, in seconds, of the buckets of the store round trips' histograms (claims and
+/// batches of recorded attempts).
+const STORE_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
 /// What became of one delivery attempt, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptResult {
@@ -55,6 +61,12 @@ pub struct DispatchMetrics {
     /// Store errors while claiming or recording.
     store_errors: Counter,
     latency: Histogram,
+    /// Claims sent to the store (their count) and how long each took to answer.
+    claim_duration: Histogram,
+    /// Tasks the claims handed over.
+    claimed_tasks: Counter,
+    /// Batches of finished attempts written to the store, and how long each took.
+    record_duration: Histogram,
     in_flight: Gauge,
     queued: Gauge,
     due: Gauge,
@@ -69,6 +81,9 @@ impl Default for DispatchMetrics {
             leases_released: Counter::default(),
             store_errors: Counter::default(),
             latency: Histogram::new(LATENCY_BUCKETS),
+            claim_duration: Histogram::new(STORE_BUCKETS),
+            claimed_tasks: Counter::default(),
+            record_duration: Histogram::new(STORE_BUCKETS),
             in_flight: Gauge::default(),
             queued: Gauge::default(),
             due: Gauge::default(),
@@ -89,6 +104,9 @@ impl DispatchMetrics {
         register! {
             ("webhookd_dispatch_attempts", "Delivery attempts recorded, by what became of the task") => attempts;
             ("webhookd_dispatch_attempt_duration_seconds", "Latency of delivery attempts, from sending to the last byte of the answer read") => latency;
+            ("webhookd_dispatch_claim_duration_seconds", "Claims of due tasks sent to the store, by how long the store took to answer") => claim_duration;
+            ("webhookd_dispatch_claimed_tasks", "Tasks handed over by claims") => claimed_tasks;
+            ("webhookd_dispatch_record_duration_seconds", "Batches of finished attempts written to the store, by how long the write took") => record_duration;
             ("webhookd_dispatch_leases_lost", "Attempts not recorded because another dispatcher took the task over") => leases_lost;
             ("webhookd_dispatch_leases_released", "Claimed tasks given back without an attempt") => leases_released;
             ("webhookd_dispatch_store_errors", "Store failures while claiming or recording attempts") => store_errors;
@@ -118,6 +136,16 @@ impl DispatchMetrics {
             .oldest_queued_at
             .map_or(Duration::ZERO, |oldest| now.since(oldest));
         self.oldest_queued_age.set(age.as_secs_f64());
+    }
+
+    pub(crate) fn claim(&self, tasks: usize, took: Duration) {
+        self.claim_duration.observe(took.as_secs_f64());
+        self.claimed_tasks
+            .inc_by(u64::try_from(tasks).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn recorded_batch(&self, took: Duration) {
+        self.record_duration.observe(took.as_secs_f64());
     }
 
     pub(crate) fn lease_lost(&self) {
@@ -170,6 +198,9 @@ mod tests {
         metrics.record_attempt(AttemptResult::Delivered, Duration::from_millis(40));
         metrics.record_attempt(AttemptResult::Retry, Duration::from_secs(60));
         metrics.lease_lost();
+        metrics.claim(5, Duration::from_millis(2));
+        metrics.claim(0, Duration::from_micros(300));
+        metrics.recorded_batch(Duration::from_millis(7));
         metrics.in_flight_add(2);
         let now = Timestamp::parse_rfc3339("2025-01-01T00:01:30Z").unwrap();
         metrics.set_queue(
@@ -197,6 +228,12 @@ mod tests {
             r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="30.0"} 2"#,
             r#"webhookd_dispatch_attempt_duration_seconds_bucket{le="+Inf"} 3"#,
             "webhookd_dispatch_attempt_duration_seconds_count 3",
+            r#"webhookd_dispatch_claim_duration_seconds_bucket{le="0.0005"} 1"#,
+            r#"webhookd_dispatch_claim_duration_seconds_bucket{le="0.0025"} 2"#,
+            "webhookd_dispatch_claim_duration_seconds_count 2",
+            "webhookd_dispatch_claimed_tasks_total 5",
+            r#"webhookd_dispatch_record_duration_seconds_bucket{le="0.005"} 0"#,
+            r#"webhookd_dispatch_record_duration_seconds_bucket{le="0.01"} 1"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),
