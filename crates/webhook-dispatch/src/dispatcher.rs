@@ -4,13 +4,13 @@
 //! A dispatcher that dies leaves its leases to expire; the tasks are then claimed again, so
 //! delivery is at least once (the task id, sent as `webhook-id`, lets targets deduplicate).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{Instrument as _, debug, error, info_span, warn};
 use webhook_domain::model::{
     AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport, FinishedAttempt,
@@ -30,15 +30,19 @@ use crate::metrics::{AttemptResult, DispatchMetrics};
 pub struct DispatchConfig {
     /// Most tasks claimed in one store round trip.
     pub batch_size: u32,
-    /// Most deliveries in progress at once on this node; as many finished attempts again may
-    /// be waiting to be recorded, each holding its task's lease.
+    /// Most claimed tasks on this node at once, in delivery or waiting for a slot at their
+    /// target (at most `max_in_flight_per_target` of a target wait); as many finished attempts
+    /// again may wait to be recorded, each holding its task's lease.
     pub max_in_flight: usize,
-    /// Most deliveries in progress at once to one target, so a slow target cannot take every
-    /// slot of the node.
+    /// Most deliveries in progress at once to one target, and most of its claimed tasks waiting
+    /// for one of them: a slow target holds at most twice this of the node's `max_in_flight`.
     pub max_in_flight_per_target: usize,
     /// How long a claimed task is reserved for this dispatcher. Must exceed the delivery's
     /// total timeout: an attempt still running when its lease ends is cut short.
     pub lease_for: Duration,
+    /// The delivery's total timeout. A claimed task waiting for its target starts only while
+    /// its lease can still hold an attempt this long; later it goes back to the queue.
+    pub attempt_timeout: Duration,
     /// How often the queue is polled when nothing wakes the dispatcher earlier.
     pub poll_interval: Duration,
     /// On shutdown, how long attempts in progress may run before they are abandoned and their
@@ -61,11 +65,30 @@ impl Default for DispatchConfig {
             max_in_flight: 64,
             max_in_flight_per_target: 4,
             lease_for: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(15),
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             queue_stats_every: Duration::from_secs(15),
             settle_after_idle: Duration::from_millis(10),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// What an attempt started now needs of its lease: the whole timeout, and the last tenth of
+    /// the lease to record it in.
+    fn lease_needed(&self) -> Duration {
+        self.attempt_timeout + self.lease_for / 10
+    }
+
+    /// Most claimed tasks of one target that wait on the node for one of its slots: none when
+    /// the lease leaves less than a tenth of itself to wait in.
+    fn waiting_per_target(&self) -> usize {
+        if self.lease_for.saturating_sub(self.lease_needed()) >= self.lease_for / 10 {
+            self.max_in_flight_per_target
+        } else {
+            0
         }
     }
 }
@@ -188,11 +211,26 @@ impl<A: Adapters> Dispatcher<A> {
     /// Claims one batch of due tasks, delivers them concurrently within the limits and records
     /// every attempt; returns once all of them are recorded (or given back).
     pub async fn run_once(&self) -> Result<ClaimOutcome, StoreError> {
+        let inner = &self.inner;
+        let free = inner
+            .node
+            .available_permits()
+            .min(inner.config.batch_size as usize);
+        if free == 0 {
+            return Ok(ClaimOutcome::default());
+        }
+        // Targets at their limit: their tasks would only be given back.
+        let claimed = self.claim(free, &inner.targets.full()).await?;
         let (_abort, abort_rx) = watch::channel(false);
         let mut jobs = JoinSet::new();
-        let outcome = self.claim_into(&mut jobs, &abort_rx).await;
+        let mut waiting = Waiting::default();
+        waiting.tasks.extend(claimed);
+        let claimed = waiting.tasks.len();
+        self.start_waiting(&mut waiting, &mut jobs, &abort_rx);
+        let deferred = waiting.tasks.len();
+        self.give_back_all(waiting.tasks.drain(..)).await;
         while jobs.join_next().await.is_some() {}
-        outcome
+        Ok(ClaimOutcome { claimed, deferred })
     }
 
     /// Reads the queue's size from the store into the metrics' gauges.
@@ -242,50 +280,104 @@ impl<A: Adapters> Dispatcher<A> {
         tokio::join!(work, gauges);
     }
 
+    /// The work loop. Claims run beside deliveries, for the node's free slots: a task whose
+    /// target is at its limit waits on the node (at most `max_in_flight_per_target` of a target),
+    /// so a slot its target frees takes it at once instead of waiting for the store's answer to
+    /// a claim.
     async fn work(&self, shutdown: impl Future<Output = ()>) {
+        let config = self.inner.config;
         let (abort, abort_rx) = watch::channel(false);
         let mut jobs = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut waiting = Waiting::default();
+        let mut claiming: Option<Claiming> = None;
+        // Whether tasks may be due that no claim has looked for yet.
+        let mut claim_due = true;
+        // Whether the last claim found nothing due.
+        let mut idle = false;
+        // After an idle claim, a wake-up claims no earlier than this.
+        let mut settle_until: Option<tokio::time::Instant> = None;
         loop {
             while jobs.try_join_next().is_some() {}
-            let claimed = self.claim_into(&mut jobs, &abort_rx).await;
-            let (eager, idle) = match claimed {
-                // A full batch: more may be due right now. Deferred tasks: their targets
-                // are now at their limit and the next claim passes over them.
-                Ok(outcome) => (
-                    outcome.deferred > 0
-                        || outcome.claimed == self.inner.config.batch_size as usize,
-                    outcome.claimed == 0,
-                ),
-                Err(e) => {
-                    warn!(
-                        error = &e as &dyn std::error::Error,
-                        "claiming due tasks failed"
-                    );
-                    (false, true)
-                }
-            };
-            let pause = if eager {
-                Duration::ZERO
-            } else {
-                self.inner.config.poll_interval
-            };
-            let woken = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                () = self.inner.wake.notified() => true,
-                () = self.inner.slot_freed.notified() => false,
-                () = tokio::time::sleep(pause) => false,
-            };
-            if woken && idle {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => break,
-                    () = tokio::time::sleep(self.inner.config.settle_after_idle) => {}
+            self.give_back_beside(
+                &mut jobs,
+                waiting.expiring(self.inner.clock.now(), config.lease_needed()),
+            );
+            self.start_waiting(&mut waiting, &mut jobs, &abort_rx);
+            let settled = settle_until.is_none_or(|until| tokio::time::Instant::now() >= until);
+            if claiming.is_none() && claim_due && settled {
+                // The node's free slots not promised to a task already waiting.
+                let room = self
+                    .inner
+                    .node
+                    .available_permits()
+                    .saturating_sub(waiting.tasks.len())
+                    .min(config.batch_size as usize);
+                if room > 0 {
+                    let skip = waiting.crowded(&self.inner.targets, config.waiting_per_target());
+                    let this = self.clone();
+                    claiming = Some(Claiming {
+                        answer: tokio::spawn(async move { this.claim(room, &skip).await }),
+                        asked: room,
+                    });
+                    claim_due = false;
+                    settle_until = None;
                 }
             }
+            let next_poll = match settle_until {
+                Some(until) if claim_due => until,
+                _ => tokio::time::Instant::now() + config.poll_interval,
+            };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                answer = async {
+                    match claiming.as_mut() {
+                        Some(claim) => (&mut claim.answer).await,
+                        None => std::future::pending().await,
+                    }
+                }, if claiming.is_some() => {
+                    let asked = claiming.take().map_or(0, |claim| claim.asked);
+                    match answer.map_err(|e| StoreError::Internal(e.into())).and_then(|a| a) {
+                        Ok(claimed) => {
+                            let got = claimed.len();
+                            waiting.tasks.extend(claimed);
+                            self.start_waiting(&mut waiting, &mut jobs, &abort_rx);
+                            let deferred = waiting.beyond(config.waiting_per_target());
+                            // A full batch: more may be due right now. Deferred tasks: their
+                            // targets now have tasks waiting and the next claim passes over them.
+                            claim_due = got == asked || !deferred.is_empty();
+                            idle = got == 0;
+                            self.give_back_beside(&mut jobs, deferred);
+                        }
+                        Err(e) => {
+                            warn!(
+                                error = &e as &dyn std::error::Error,
+                                "claiming due tasks failed"
+                            );
+                            idle = true;
+                        }
+                    }
+                }
+                () = self.inner.wake.notified() => {
+                    claim_due = true;
+                    if idle && settle_until.is_none() {
+                        settle_until =
+                            Some(tokio::time::Instant::now() + config.settle_after_idle);
+                    }
+                }
+                () = self.inner.slot_freed.notified() => claim_due = true,
+                () = tokio::time::sleep_until(next_poll) => claim_due = true,
+            }
         }
-        let grace = self.inner.config.shutdown_grace;
+        // Tasks claimed and not started go back to the queue.
+        if let Some(claim) = claiming
+            && let Ok(Ok(claimed)) = claim.answer.await
+        {
+            waiting.tasks.extend(claimed);
+        }
+        self.give_back_all(waiting.tasks.drain(..)).await;
+        let grace = config.shutdown_grace;
         let drained =
             tokio::time::timeout(grace, async { while jobs.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -295,48 +387,45 @@ impl<A: Adapters> Dispatcher<A> {
         }
     }
 
-    async fn claim_into(
-        &self,
-        jobs: &mut JoinSet<()>,
-        abort: &watch::Receiver<bool>,
-    ) -> Result<ClaimOutcome, StoreError> {
+    /// Claims up to `limit` due tasks, none of a target in `skip`.
+    async fn claim(&self, limit: usize, skip: &[TargetId]) -> Result<Vec<ClaimedTask>, StoreError> {
         let inner = &self.inner;
-        let free = inner
-            .node
-            .available_permits()
-            .min(inner.config.batch_size as usize);
-        if free == 0 {
-            return Ok(ClaimOutcome::default());
-        }
         let mut token = [0; 16];
         inner.entropy.fill(&mut token);
         let token = uuid::Builder::from_random_bytes(token).into_uuid();
-        let limit = u32::try_from(free).unwrap_or(u32::MAX);
-        // Targets at their limit: their tasks would only be given back.
-        let full = inner.targets.full();
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let started = std::time::Instant::now();
         let claimed = inner
             .store
             .claim_tasks(
                 ClaimRequest::new(inner.clock.now(), inner.config.lease_for, token, limit)
-                    .skipping(&full),
+                    .skipping(skip),
             )
             .await
             .inspect_err(|_| inner.metrics.store_error())?;
         inner.metrics.claim(claimed.len(), started.elapsed());
-        let mut outcome = ClaimOutcome {
-            claimed: claimed.len(),
-            deferred: 0,
-        };
-        for task in claimed {
-            let permits = Arc::clone(&inner.node)
-                .try_acquire_owned()
-                .ok()
-                .and_then(|node| Some((node, inner.targets.enter(task.task.target_id)?)));
-            let Some((node, target)) = permits else {
-                outcome.deferred += 1;
-                self.give_back(&task).await;
+        Ok(claimed)
+    }
+
+    /// Starts the waiting tasks, oldest first, that have a slot on the node and at their target.
+    fn start_waiting(
+        &self,
+        waiting: &mut Waiting,
+        jobs: &mut JoinSet<()>,
+        abort: &watch::Receiver<bool>,
+    ) {
+        let inner = &self.inner;
+        let mut next = 0;
+        while next < waiting.tasks.len() {
+            let Ok(node) = Arc::clone(&inner.node).try_acquire_owned() else {
+                break;
+            };
+            let Some(target) = inner.targets.enter(waiting.tasks[next].task.target_id) else {
+                next += 1;
                 continue;
+            };
+            let Some(task) = waiting.tasks.remove(next) else {
+                break;
             };
             let slot = DeliverySlot {
                 _node: node,
@@ -353,7 +442,21 @@ impl<A: Adapters> Dispatcher<A> {
             let abort = abort.clone();
             jobs.spawn(async move { attempt(&this, task, slot, abort).await }.instrument(span));
         }
-        Ok(outcome)
+    }
+
+    /// Gives `tasks` back in a job beside the deliveries, so the work loop does not wait for
+    /// the store.
+    fn give_back_beside(&self, jobs: &mut JoinSet<()>, tasks: Vec<ClaimedTask>) {
+        if !tasks.is_empty() {
+            let this = self.clone();
+            jobs.spawn(async move { this.give_back_all(tasks).await });
+        }
+    }
+
+    async fn give_back_all(&self, tasks: impl IntoIterator<Item = ClaimedTask>) {
+        for task in tasks {
+            self.give_back(&task).await;
+        }
     }
 
     async fn give_back(&self, task: &ClaimedTask) {
@@ -542,9 +645,10 @@ async fn deliver<A: Adapters>(
         return Some((None, verdict));
     };
     // An attempt still running when the lease ends could no longer be recorded.
-    let deadline = inner
-        .config
-        .lease_for
+    let deadline = claimed
+        .lease
+        .until
+        .since(started_at)
         .saturating_sub(inner.config.lease_for / 10);
     let delivery = tokio::time::timeout(
         deadline,
@@ -623,6 +727,61 @@ fn response_of(report: Option<&DeliveryReport>, at: Timestamp) -> TargetResponse
     }
 }
 
+/// A claim the work loop has sent and not yet heard back from.
+struct Claiming {
+    answer: JoinHandle<Result<Vec<ClaimedTask>, StoreError>>,
+    /// How many tasks it asked for.
+    asked: usize,
+}
+
+/// Claimed tasks waiting on the node for a slot, oldest claim first.
+#[derive(Default)]
+struct Waiting {
+    tasks: VecDeque<ClaimedTask>,
+}
+
+impl Waiting {
+    /// The targets at their limit with `max` tasks waiting: a claim passes over them.
+    fn crowded(&self, targets: &TargetSlots, max: usize) -> Vec<TargetId> {
+        let mut full = targets.full();
+        full.retain(|target| {
+            self.tasks
+                .iter()
+                .filter(|task| task.task.target_id == *target)
+                .count()
+                >= max
+        });
+        full
+    }
+
+    /// Takes out the tasks beyond the first `max` waiting for each target.
+    fn beyond(&mut self, max: usize) -> Vec<ClaimedTask> {
+        let mut counts: HashMap<TargetId, usize> = HashMap::new();
+        let (keep, beyond): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|task| {
+                let count = counts.entry(task.task.target_id).or_insert(0);
+                *count += 1;
+                *count <= max
+            });
+        self.tasks = keep;
+        beyond.into()
+    }
+
+    /// Takes out the tasks whose lease no longer holds `needed` from `now`: too late to start.
+    fn expiring(&mut self, now: Timestamp, needed: Duration) -> Vec<ClaimedTask> {
+        let limit = now.plus(needed);
+        if self.tasks.iter().all(|task| task.lease.until > limit) {
+            return Vec::new();
+        }
+        let (keep, expiring): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|task| task.lease.until > limit);
+        self.tasks = keep;
+        expiring.into()
+    }
+}
+
 /// A delivery's places in the node's and its target's limits; dropping it frees both.
 struct DeliverySlot {
     _node: tokio::sync::OwnedSemaphorePermit,
@@ -687,5 +846,24 @@ impl Drop for TargetSlot {
                 busy.remove(&self.target);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_tasks_wait_for_their_target_only_when_the_lease_leaves_time_to() {
+        let defaults = DispatchConfig::default();
+        // 60 s less 15 s of attempt and 6 s to record it: 39 s to wait.
+        assert_eq!(defaults.lease_needed(), Duration::from_secs(21));
+        assert_eq!(defaults.waiting_per_target(), 4);
+        // The shortest lease the configuration allows for a 15 s timeout leaves none.
+        let tight = DispatchConfig {
+            lease_for: Duration::from_secs(17),
+            ..defaults
+        };
+        assert_eq!(tight.waiting_per_target(), 0);
     }
 }

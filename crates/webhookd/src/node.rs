@@ -427,6 +427,7 @@ fn dispatch_config(settings: DispatchSettings) -> DispatchConfig {
         max_in_flight: settings.concurrency,
         max_in_flight_per_target: settings.per_target,
         lease_for: settings.lease(),
+        attempt_timeout: settings.timeout,
         retry: RetryPolicy {
             max_attempts: settings.max_attempts,
             ..defaults.retry

@@ -117,3 +117,94 @@ async fn a_wake_up_claims_before_the_next_poll() {
     .await;
     running.stop().await;
 }
+
+/// The dispatcher's metrics as `/metrics` shows them.
+fn metrics_text(dispatcher: &crate::support::TestDispatcher<MemoryStore>) -> String {
+    let mut text = String::new();
+    dispatcher.metrics().render(&mut text);
+    text
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_whose_target_is_busy_waits_on_the_node_for_its_slot() {
+    // The target takes one delivery at a time, each a while: the claim hands over both tasks,
+    // and the second waits for the first instead of going back to the queue.
+    let server =
+        TargetServer::start(|_, _| Reply::status(200).after(Duration::from_millis(200))).await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(5)).await;
+    let tasks = world.enqueue(&store, 2, clock.now()).await;
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(4, 4, 1));
+    let running = Running::start(dispatcher.clone());
+    eventually(Duration::from_secs(10), "both deliveries", || async {
+        statuses(&store, &tasks)
+            .await
+            .iter()
+            .all(|s| *s == TaskStatus::Delivered)
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(server.max_concurrency(), 1);
+    let text = metrics_text(&dispatcher);
+    for line in [
+        "webhookd_dispatch_leases_released_total 0",
+        "webhookd_dispatch_claimed_tasks_total 2",
+    ] {
+        assert!(has_line(&text, line), "{line} missing from\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_whose_lease_can_no_longer_hold_an_attempt_goes_back_to_the_queue() {
+    let server = TargetServer::start(|index, _| {
+        if index == 0 {
+            Reply::status(200).after(Duration::from_secs(1))
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, &server.url("/"), &generated_secret(6)).await;
+    let tasks = world.enqueue(&store, 2, clock.now()).await;
+    let config = DispatchConfig {
+        lease_for: Duration::from_secs(60),
+        ..limited(4, 4, 1)
+    };
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
+    let running = Running::start(dispatcher.clone());
+    eventually(Duration::from_secs(5), "the first delivery", || async {
+        server.count() == 1
+    })
+    .await;
+    // The second task has waited for the busy target so long that its lease could no longer
+    // hold a whole attempt and its recording (5 s and a tenth of 60 s): too late to start.
+    clock.advance(Duration::from_secs(50));
+    eventually(
+        Duration::from_secs(5),
+        "the waiting task given back",
+        || async {
+            has_line(
+                &metrics_text(&dispatcher),
+                "webhookd_dispatch_leases_released_total 1",
+            )
+        },
+    )
+    .await;
+    // Claimed again under a new lease, it is delivered once its target is free.
+    eventually(Duration::from_secs(10), "both deliveries", || async {
+        statuses(&store, &tasks)
+            .await
+            .iter()
+            .all(|s| *s == TaskStatus::Delivered)
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(server.count(), 2);
+}

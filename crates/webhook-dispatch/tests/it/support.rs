@@ -334,6 +334,7 @@ pub(crate) fn dispatch_config() -> DispatchConfig {
         max_in_flight: 16,
         max_in_flight_per_target: 16,
         lease_for: Duration::from_secs(60),
+        attempt_timeout: delivery_config().timeout,
         poll_interval: Duration::from_millis(20),
         shutdown_grace: Duration::from_secs(5),
         retry: RetryPolicy {
