@@ -52,9 +52,9 @@ pub struct DispatchConfig {
     pub retry: RetryPolicy,
     /// How often the queue gauges are read from the store while the dispatcher runs.
     pub queue_stats_every: Duration,
-    /// After a claim that found nothing due, how long a wake-up waits before claiming again,
-    /// so that a stream of accepted events whose tasks nobody can deliver yet (targets without
-    /// an endpoint, or at their limit) costs one claim per window rather than one per event.
+    /// After a claim that found nothing due, how long the next claim waits, so that a stream
+    /// of accepted events whose tasks nobody can deliver yet (targets without an endpoint, or
+    /// at their limit) costs one claim per window rather than one per event.
     pub settle_after_idle: Duration,
 }
 
@@ -80,6 +80,14 @@ impl DispatchConfig {
     /// the lease to record it in.
     fn lease_needed(&self) -> Duration {
         self.attempt_timeout + self.lease_for / 10
+    }
+
+    /// The fewest free slots worth a claim, a quarter of a batch: under load, slots freed one
+    /// by one are claimed for together.
+    fn smallest_claim(&self) -> usize {
+        (self.batch_size as usize)
+            .min(self.max_in_flight)
+            .div_ceil(4)
     }
 
     /// Most claimed tasks of one target that wait on the node for one of its slots: none when
@@ -293,9 +301,7 @@ impl<A: Adapters> Dispatcher<A> {
         let mut claiming: Option<Claiming> = None;
         // Whether tasks may be due that no claim has looked for yet.
         let mut claim_due = true;
-        // Whether the last claim found nothing due.
-        let mut idle = false;
-        // After an idle claim, a wake-up claims no earlier than this.
+        // After a claim that found nothing due, the next claim starts no earlier than this.
         let mut settle_until: Option<tokio::time::Instant> = None;
         loop {
             while jobs.try_join_next().is_some() {}
@@ -313,7 +319,7 @@ impl<A: Adapters> Dispatcher<A> {
                     .available_permits()
                     .saturating_sub(waiting.tasks.len())
                     .min(config.batch_size as usize);
-                if room > 0 {
+                if room >= config.smallest_claim() {
                     let skip = waiting.crowded(&self.inner.targets, config.waiting_per_target());
                     let this = self.clone();
                     claiming = Some(Claiming {
@@ -321,7 +327,6 @@ impl<A: Adapters> Dispatcher<A> {
                         asked: room,
                     });
                     claim_due = false;
-                    settle_until = None;
                 }
             }
             let next_poll = match settle_until {
@@ -347,7 +352,9 @@ impl<A: Adapters> Dispatcher<A> {
                             // A full batch: more may be due right now. Deferred tasks: their
                             // targets now have tasks waiting and the next claim passes over them.
                             claim_due = got == asked || !deferred.is_empty();
-                            idle = got == 0;
+                            settle_until = (got == 0).then(|| {
+                                tokio::time::Instant::now() + config.settle_after_idle
+                            });
                             self.give_back_beside(&mut jobs, deferred);
                         }
                         Err(e) => {
@@ -355,17 +362,12 @@ impl<A: Adapters> Dispatcher<A> {
                                 error = &e as &dyn std::error::Error,
                                 "claiming due tasks failed"
                             );
-                            idle = true;
+                            settle_until =
+                                Some(tokio::time::Instant::now() + config.settle_after_idle);
                         }
                     }
                 }
-                () = self.inner.wake.notified() => {
-                    claim_due = true;
-                    if idle && settle_until.is_none() {
-                        settle_until =
-                            Some(tokio::time::Instant::now() + config.settle_after_idle);
-                    }
-                }
+                () = self.inner.wake.notified() => claim_due = true,
                 () = self.inner.slot_freed.notified() => claim_due = true,
                 () = tokio::time::sleep_until(next_poll) => claim_due = true,
             }
@@ -865,5 +867,16 @@ mod tests {
             ..defaults
         };
         assert_eq!(tight.waiting_per_target(), 0);
+    }
+
+    #[test]
+    fn a_claim_waits_for_a_quarter_of_a_batch_of_free_slots() {
+        assert_eq!(DispatchConfig::default().smallest_claim(), 8);
+        let small = DispatchConfig {
+            batch_size: 4,
+            max_in_flight: 2,
+            ..DispatchConfig::default()
+        };
+        assert_eq!(small.smallest_claim(), 1);
     }
 }

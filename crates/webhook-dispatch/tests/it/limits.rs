@@ -118,6 +118,17 @@ async fn a_wake_up_claims_before_the_next_poll() {
     running.stop().await;
 }
 
+/// Waits until every one of `tasks` is delivered.
+async fn every_one_delivered(store: &MemoryStore, tasks: &[Task]) {
+    eventually(Duration::from_secs(10), "every delivery", || async {
+        statuses(store, tasks)
+            .await
+            .iter()
+            .all(|s| *s == TaskStatus::Delivered)
+    })
+    .await;
+}
+
 /// The dispatcher's metrics as `/metrics` shows them.
 fn metrics_text(dispatcher: &crate::support::TestDispatcher<MemoryStore>) -> String {
     let mut text = String::new();
@@ -141,13 +152,7 @@ async fn a_task_whose_target_is_busy_waits_on_the_node_for_its_slot() {
     let tasks = world.enqueue(&store, 2, clock.now()).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(4, 4, 1));
     let running = Running::start(dispatcher.clone());
-    eventually(Duration::from_secs(10), "both deliveries", || async {
-        statuses(&store, &tasks)
-            .await
-            .iter()
-            .all(|s| *s == TaskStatus::Delivered)
-    })
-    .await;
+    every_one_delivered(&store, &tasks).await;
     running.stop().await;
     assert_eq!(server.max_concurrency(), 1);
     let text = metrics_text(&dispatcher);
@@ -198,13 +203,7 @@ async fn a_task_whose_lease_can_no_longer_hold_an_attempt_goes_back_to_the_queue
     )
     .await;
     // Claimed again under a new lease, it is delivered once its target is free.
-    eventually(Duration::from_secs(10), "both deliveries", || async {
-        statuses(&store, &tasks)
-            .await
-            .iter()
-            .all(|s| *s == TaskStatus::Delivered)
-    })
-    .await;
+    every_one_delivered(&store, &tasks).await;
     running.stop().await;
     assert_eq!(server.count(), 2);
 }
