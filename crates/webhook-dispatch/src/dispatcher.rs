@@ -311,6 +311,9 @@ impl<A: Adapters> Dispatcher<A> {
             );
             self.start_waiting(&mut waiting, &mut jobs, &abort_rx);
             let settled = settle_until.is_none_or(|until| tokio::time::Instant::now() >= until);
+            if settled {
+                settle_until = None;
+            }
             if claiming.is_none() && claim_due && settled {
                 // The node's free slots not promised to a task already waiting.
                 let room = self
@@ -329,10 +332,12 @@ impl<A: Adapters> Dispatcher<A> {
                     claim_due = false;
                 }
             }
-            let next_poll = match settle_until {
-                Some(until) if claim_due => until,
-                _ => tokio::time::Instant::now() + config.poll_interval,
-            };
+            // A claim held back only by the settling wakes the loop when it may start; anything
+            // else waits for a claim's answer, a freed slot, a wake-up or the poll.
+            let now = tokio::time::Instant::now();
+            let next_poll = settle_until
+                .filter(|&until| claim_due && claiming.is_none() && until > now)
+                .unwrap_or(now + config.poll_interval);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
