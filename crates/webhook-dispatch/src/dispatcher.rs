@@ -338,6 +338,10 @@ impl<A: Adapters> Dispatcher<A> {
             let next_poll = settle_until
                 .filter(|&until| claim_due && claiming.is_none() && until > now)
                 .unwrap_or(now + config.poll_interval);
+            // A freed slot starts waiting tasks, and lets a claim start that lacked room; it
+            // means nothing to a claim in flight or settling.
+            let slot_matters = !waiting.tasks.is_empty()
+                || !(claim_due && (claiming.is_some() || settle_until.is_some()));
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -372,8 +376,10 @@ impl<A: Adapters> Dispatcher<A> {
                         }
                     }
                 }
-                () = self.inner.wake.notified() => claim_due = true,
-                () = self.inner.slot_freed.notified() => claim_due = true,
+                // A wake-up while a claim is already due adds nothing: it stays stored until
+                // the loop listens again, so a stream of them does not spin the loop.
+                () = self.inner.wake.notified(), if !claim_due => claim_due = true,
+                () = self.inner.slot_freed.notified(), if slot_matters => claim_due = true,
                 () = tokio::time::sleep_until(next_poll) => claim_due = true,
             }
         }
