@@ -1,0 +1,2 @@
+ALTER TABLE tasks RESET (fillfactor);
+ALTER TABLE invocations RESET (fillfactor);
