@@ -6,8 +6,9 @@
 -- status) and its invocation once (the target's latest response). The lease changes no indexed
 -- column, nor does the response; the status does (`tasks_by_status`, and the predicate of
 -- `tasks_claimable`), so that rewrite cannot stay on its page. With full pages (the default,
--- 100) none of the first two could: each wrote a new entry in every index of its table (five
--- on `tasks`, four on `invocations`, one of them the word index).
+-- 100) only those that found a page with room left stayed (about a quarter in `bench
+-- pipeline`); the others wrote a new entry in every index of their table (five on `tasks`,
+-- four on `invocations`, one of them the word index).
 --
 -- A page is filled to this share by inserts; the rest is kept for new versions of its rows. A
 -- lease makes its row larger (token and time) and a response makes its invocation larger, so
