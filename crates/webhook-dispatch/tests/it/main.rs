@@ -1,5 +1,6 @@
 //! The dispatcher against real HTTP targets on loopback: outcomes, signatures, the SSRF guard,
-//! concurrency limits, and sharing one PostgreSQL queue between dispatchers.
+//! concurrency limits, the work loop's claims, and sharing one PostgreSQL queue between
+//! dispatchers.
 
 mod delivery;
 mod guard;
@@ -7,3 +8,4 @@ mod limits;
 mod queue;
 mod signature;
 mod support;
+mod work_loop;
