@@ -191,11 +191,12 @@ mod tests {
         });
         depth.set(7);
         let text = metrics.encode();
-        assert!(text.contains("webhookd_other_depth 7\n"), "{text}");
-        assert!(
-            text.contains("webhookd_ingest_duration_seconds_count 0"),
-            "{text}"
-        );
+        for line in [
+            "webhookd_other_depth 7\n",
+            "webhookd_ingest_duration_seconds_count 0",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from {text}");
+        }
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 

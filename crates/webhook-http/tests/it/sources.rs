@@ -97,10 +97,27 @@ async fn assert_refused<S: Backend>(
     assert_eq!((answer.status, answer.code()), expected, "{}", answer.text);
 }
 
+/// Posts `body` as JSON with `headers` and checks that ingest accepts it: the task it made.
+async fn assert_accepted<S: Backend>(
+    app: &TestApp<S>,
+    webhook: &Webhook,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Task {
+    let answer = send(app, webhook, JSON, headers, body).await;
+    task_of(app, webhook, &answer).await
+}
+
+/// The task an accepted `answer` made.
 async fn task_of<S: Backend>(app: &TestApp<S>, webhook: &Webhook, answer: &Answer) -> Task {
     assert_eq!(answer.status, 202, "{}", answer.text);
     let id: TaskId = answer.body["task_id"].as_str().unwrap().parse().unwrap();
     app.store.task(webhook.organization_id, id).await.unwrap()
+}
+
+/// The header a generic webhook's sender presents `secret` in.
+fn generic_secret(secret: &str) -> [(&'static str, String); 1] {
+    [("x-webhook-secret", secret.to_owned())]
 }
 
 fn settings(source: Source) -> SourceSettings {
@@ -134,8 +151,7 @@ pub(crate) async fn github_requests_are_verified_and_make_tasks<S: Backend>(stor
     })
     .to_string();
     let headers = github_headers("pull_request", "d1", &body, SECRET.as_bytes());
-    let answer = send(&app, &webhook, JSON, &headers, &body).await;
-    let task = task_of(&app, &webhook, &answer).await;
+    let task = assert_accepted(&app, &webhook, &headers, &body).await;
     assert_eq!(task.event_type.as_deref(), Some("pull_request.opened"));
     let instruction = task.instruction.unwrap();
     assert!(instruction.contains("acme/api"), "{instruction}");
@@ -221,14 +237,7 @@ pub(crate) async fn github_vector_pings_and_forms<S: Backend>(store: S) {
     );
     // A generic webhook takes no forms.
     let generic = app.webhook_of(settings(Source::Generic), SECRET).await;
-    let answer = send(
-        &app,
-        &generic,
-        FORM,
-        &[("x-webhook-secret", SECRET.to_owned())],
-        &form,
-    )
-    .await;
+    let answer = send(&app, &generic, FORM, &generic_secret(SECRET), &form).await;
     assert_eq!(
         (answer.status, answer.code()),
         (415, "unsupported_media_type")
@@ -275,8 +284,7 @@ pub(crate) async fn stripe_signatures_have_a_timestamp_and_any_v1<S: Backend>(st
     };
     // Any v1 may match: Stripe lists one per secret while a secret is being rolled.
     let good = header(now, &["0".repeat(64), sign(now)]);
-    let answer = send(&app, &webhook, JSON, &good, &body).await;
-    let task = task_of(&app, &webhook, &answer).await;
+    let task = assert_accepted(&app, &webhook, &good, &body).await;
     assert_eq!(task.event_type.as_deref(), Some("invoice.payment_failed"));
     assert!(task.instruction.unwrap().contains("in_42"));
 
@@ -351,8 +359,7 @@ pub(crate) async fn slack_vector_handshake_and_events<S: Backend>(store: S) {
     let event = json!({"type": "event_callback", "event_id": "Ev1",
         "event": {"type": "app_mention", "text": "<@U1> restart the staging deploy"}})
     .to_string();
-    let answer = send(&app, &webhook, JSON, &slack(&event), &event).await;
-    let task = task_of(&app, &webhook, &answer).await;
+    let task = assert_accepted(&app, &webhook, &slack(&event), &event).await;
     assert_eq!(task.event_type.as_deref(), Some("app_mention"));
     assert_eq!(
         task.instruction.as_deref(),
@@ -369,6 +376,7 @@ pub(crate) async fn pagerduty_and_shopify<S: Backend>(store: S) {
     let app = TestApp::start(store);
     // PagerDuty: any of a comma-separated list; its ping makes no task.
     let webhook = app.webhook_of(settings(Source::Pagerduty), SECRET).await;
+    let pagerduty = |signature: String| [("x-pagerduty-signature", signature)];
     let incident = json!({"event": {"id": "01DEN", "event_type": "incident.triggered",
         "data": {"title": "The API answers 500"}}})
     .to_string();
@@ -377,27 +385,12 @@ pub(crate) async fn pagerduty_and_shopify<S: Backend>(store: S) {
         "0".repeat(64),
         sha256_hex(&[incident.as_bytes()])
     );
-    let answer = send(
-        &app,
-        &webhook,
-        JSON,
-        &[("x-pagerduty-signature", signature)],
-        &incident,
-    )
-    .await;
-    let task = task_of(&app, &webhook, &answer).await;
+    let task = assert_accepted(&app, &webhook, &pagerduty(signature), &incident).await;
     assert_eq!(task.event_type.as_deref(), Some("incident.triggered"));
     assert!(task.instruction.unwrap().contains("The API answers 500"));
     let ping = json!({"event": {"id": "p", "event_type": "pagey.ping", "data": {}}}).to_string();
     let signature = format!("v1={}", sha256_hex(&[ping.as_bytes()]));
-    let answer = send(
-        &app,
-        &webhook,
-        JSON,
-        &[("x-pagerduty-signature", signature)],
-        &ping,
-    )
-    .await;
+    let answer = send(&app, &webhook, JSON, &pagerduty(signature), &ping).await;
     assert_eq!(
         (answer.status, answer.body["status"].as_str()),
         (200, Some("handshake"))
@@ -421,8 +414,7 @@ pub(crate) async fn pagerduty_and_shopify<S: Backend>(store: S) {
             ),
         ]
     };
-    let answer = send(&app, &webhook, JSON, &shopify(tag), &order).await;
-    let task = task_of(&app, &webhook, &answer).await;
+    let task = assert_accepted(&app, &webhook, &shopify(tag), &order).await;
     assert_eq!(task.event_type.as_deref(), Some("orders/create"));
     assert_refused(
         &app,
@@ -453,8 +445,7 @@ pub(crate) async fn standard_webhooks_vector_and_its_delivery_id<S: Backend>(sto
             "v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".to_owned(),
         ),
     ];
-    let answer = send(&app, &webhook, JSON, &vector, r#"{"test": 2432232314}"#).await;
-    let task = task_of(&app, &webhook, &answer).await;
+    let task = assert_accepted(&app, &webhook, &vector, r#"{"test": 2432232314}"#).await;
     assert_eq!(task.source.provider, Source::StandardWebhooks);
     let answer = send(&app, &webhook, JSON, &vector, r#"{"test": 2432232314}"#).await;
     assert_eq!(
@@ -481,20 +472,13 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
     let body = json!({"object_kind": "pipeline", "project": {"path_with_namespace": "acme/api"},
         "object_attributes": {"status": "failed"}})
     .to_string();
-    let answer = send(
-        &app,
-        &gitlab,
-        JSON,
-        &[("x-gitlab-token", SECRET.to_owned())],
-        &body,
-    )
-    .await;
-    let task = task_of(&app, &gitlab, &answer).await;
+    let token = |token: &str| [("x-gitlab-token", token.to_owned())];
+    let task = assert_accepted(&app, &gitlab, &token(SECRET), &body).await;
     assert_eq!(task.event_type.as_deref(), Some("pipeline"));
     assert_refused(
         &app,
         &gitlab,
-        &[("x-gitlab-token", "nope".to_owned())],
+        &token("nope"),
         &body,
         (401, "invalid_secret"),
     )
@@ -506,9 +490,8 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
         "commonAnnotations": {"summary": "p99 above 2 s"},
         "alerts": [{"status": "firing"}, {"status": "firing"}]})
     .to_string();
-    let bearer = [("authorization", format!("Bearer {SECRET}"))];
-    let answer = send(&app, &alerts, JSON, &bearer, &body).await;
-    let task = task_of(&app, &alerts, &answer).await;
+    let bearer = |secret: &str| [("authorization", format!("Bearer {secret}"))];
+    let task = assert_accepted(&app, &alerts, &bearer(SECRET), &body).await;
     assert_eq!(task.event_type.as_deref(), Some("alertmanager.firing"));
     let instruction = task.instruction.unwrap();
     assert!(instruction.contains("HighLatency"), "{instruction}");
@@ -522,12 +505,12 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
     let answer = send(&app, &alerts, JSON, &basic, &body).await;
     assert_eq!(answer.status, 202, "Basic with the secret as password");
     // Alertmanager repeats on purpose: no deduplication.
-    let answer = send(&app, &alerts, JSON, &bearer, &body).await;
+    let answer = send(&app, &alerts, JSON, &bearer(SECRET), &body).await;
     assert_eq!(answer.status, 202);
     assert_refused(
         &app,
         &alerts,
-        &[("authorization", "Bearer nope".to_owned())],
+        &bearer("nope"),
         &body,
         (401, "invalid_secret"),
     )
@@ -553,8 +536,7 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
         ("x-ci-token", SECRET.to_owned()),
         ("x-build-id", "b-12".to_owned()),
     ];
-    let answer = send(&app, &generic, JSON, &headers, &body).await;
-    let task = task_of(&app, &generic, &answer).await;
+    let task = assert_accepted(&app, &generic, &headers, &body).await;
     assert_eq!(task.event_type.as_deref(), Some("failed"));
     assert_eq!(
         task.instruction.as_deref(),
@@ -565,7 +547,7 @@ pub(crate) async fn header_schemes_are_checked_on_the_head<S: Backend>(store: S)
     assert_refused(
         &app,
         &generic,
-        &[("x-webhook-secret", SECRET.to_owned())],
+        &generic_secret(SECRET),
         &body,
         (401, "invalid_secret"),
     )
@@ -589,15 +571,13 @@ pub(crate) async fn a_runaway_template_falls_back_and_is_noted<S: Backend>(store
     .unwrap();
     let webhook = app.webhook_of(runaway, SECRET).await;
     let started = std::time::Instant::now();
-    let answer = send(
+    let task = assert_accepted(
         &app,
         &webhook,
-        JSON,
-        &[("x-webhook-secret", SECRET.to_owned())],
+        &generic_secret(SECRET),
         r#"{"message":"Deploy api"}"#,
     )
     .await;
-    let task = task_of(&app, &webhook, &answer).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the render is bounded"
@@ -651,7 +631,7 @@ pub(crate) async fn requests_from_outside_the_allowlist_are_403<S: Backend>(stor
     let mut webhook = app.webhook_of(settings(Source::Generic), SECRET).await;
     webhook.allowed_source_ips = CidrList::parse(&["192.0.2.0/24"]).unwrap();
     app.save(&webhook).await;
-    let headers = [("x-webhook-secret", SECRET.to_owned())];
+    let headers = generic_secret(SECRET);
     assert_refused(
         &app,
         &webhook,
