@@ -1,9 +1,11 @@
 //! Entity builders for the contract cases: valid entities with fresh random ids and the given
 //! timestamps, which carry microsecond digits so that a store that loses precision is caught.
 
+use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use tokio::task::JoinSet;
 use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, ClaimOutcome, DeliveryAttempt, EndpointUrl, EventTypes,
@@ -240,6 +242,15 @@ pub fn accepted(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task)
     (invocation, task)
 }
 
+/// An accepted invocation sent through the test endpoint, received at `received_at`, and its
+/// task: both marked `test`.
+pub fn accepted_test(webhook: &Webhook, received_at: Timestamp) -> (Invocation, Task) {
+    let (mut invocation, mut task) = accepted(webhook, received_at);
+    invocation.test = true;
+    task.test = true;
+    (invocation, task)
+}
+
 /// A delivery attempt of `task` numbered `number`, answered with `status_code` at `at`.
 pub fn answered(task: &Task, number: u32, status_code: u16, at: Timestamp) -> DeliveryAttempt {
     let succeeded = (200..300).contains(&status_code);
@@ -357,6 +368,21 @@ impl FirstSchemaIds {
             task: Uuid::new_v4(),
         }
     }
+}
+
+/// The answers of every call in `calls`, in the order they finished, each expected to be `Ok`;
+/// `what` names the call when one fails.
+pub async fn all_ok<T, E>(calls: JoinSet<Result<T, E>>, what: &str) -> Vec<T>
+where
+    T: 'static,
+    E: Debug + 'static,
+{
+    calls
+        .join_all()
+        .await
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|e| panic!("{what}: {e:?}")))
+        .collect()
 }
 
 /// Checks the outcomes of requests that claimed one delivery id at once, each with the ids of

@@ -13,17 +13,16 @@ mod support;
 
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::bench::arg;
-use webhook_store_contract::fixtures::World;
 use webhook_store_contract::health_bench::{fill, time_reads};
-use webhook_store_pg::test_db::fresh_store;
 
 #[tokio::main]
 async fn main() {
     let busy: u64 = arg(1, 100_000);
-    let store = fresh_store().await;
-    let world = World::seed(&store).await;
-    let (health, filled) = fill(&store, &world, busy, 64).await;
-    support::vacuum_analyze(&store, "invocations, tasks").await;
+    let (store, _, (health, filled)) =
+        support::filled_store("invocations, tasks", async |store, world| {
+            fill(store, world, busy, 64).await
+        })
+        .await;
     let report = time_reads(&store, &health).await;
     println!(
         r#"{{"store":"postgres","busy_invocations":{busy},"fill_s":{:.1},"reads":{report}}}"#,

@@ -14,17 +14,15 @@ use std::time::Instant;
 
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::bench::arg;
-use webhook_store_contract::fixtures::World;
 use webhook_store_contract::search_bench::{fill, time_searches};
-use webhook_store_pg::test_db::fresh_store;
 
 #[tokio::main]
 async fn main() {
     let count: u64 = arg(1, 1_000_000);
-    let store = fresh_store().await;
-    let world = World::seed(&store).await;
-    let filled = fill(&store, &world, count, 64).await;
-    support::vacuum_analyze(&store, "invocations").await;
+    let (store, world, filled) = support::filled_store("invocations", async |store, world| {
+        fill(store, world, count, 64).await
+    })
+    .await;
     let started = Instant::now();
     let report = time_searches(&store, &world).await;
     println!(

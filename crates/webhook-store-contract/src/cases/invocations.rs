@@ -15,8 +15,8 @@ use super::{
     agent_reports, assert_conflict, assert_not_found, attempts, every_page, log_page, move_queued,
 };
 use crate::fixtures::{
-    LONG_LEASE, World, accepted, answered, at, at_micros, ignored, last_triggered_at, page,
-    rejected, status_change, stored_organization, timed_out, webhook,
+    LONG_LEASE, World, accepted, accepted_test, answered, at, at_micros, ignored,
+    last_triggered_at, page, rejected, status_change, stored_organization, timed_out, webhook,
 };
 use crate::{CommitFault, ContractStore};
 
@@ -43,10 +43,8 @@ fn ids(invocations: &[Invocation]) -> Vec<InvocationId> {
 pub async fn record_invocation_round_trips<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let (mut acc, mut task) = accepted(&world.webhook, at_micros(1_000_001));
+    let (mut acc, mut task) = accepted_test(&world.webhook, at_micros(1_000_001));
     acc.source_ip = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
-    acc.test = true;
-    task.test = true;
     task.source.source_ip = acc.source_ip;
     task.source.verified = false;
     task.instruction = None;

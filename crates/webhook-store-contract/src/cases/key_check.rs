@@ -3,6 +3,7 @@
 use webhook_domain::model::SealedSecret;
 
 use crate::ContractStore;
+use crate::fixtures::all_ok;
 
 /// A sealed check as a sealer would make it: a version byte, a nonce, the text and a tag.
 fn check(seed: u8) -> SealedSecret {
@@ -31,12 +32,7 @@ pub async fn concurrent_first_key_checks_keep_one<S: ContractStore>(store: S) {
         let store = store.clone();
         calls.spawn(async move { store.keep_key_check(&check(seed)).await });
     }
-    let kept: Vec<SealedSecret> = calls
-        .join_all()
-        .await
-        .into_iter()
-        .map(|result| result.expect("concurrent check"))
-        .collect();
+    let kept = all_ok(calls, "concurrent check").await;
     let first = &kept[0];
     assert!(
         (0..8).any(|seed| check(seed) == *first),

@@ -12,7 +12,9 @@ use webhook_domain::ports::Store;
 
 use super::every_page;
 use crate::ContractStore;
-use crate::fixtures::{World, accepted, at, at_micros, ignored, page, rejected, webhook};
+use crate::fixtures::{
+    World, accepted, accepted_test, at, at_micros, ignored, page, rejected, webhook,
+};
 
 /// An ignored invocation of `webhook` received at `received_at` with the JSON `body`.
 fn with_body(webhook: &Webhook, received_at: Timestamp, body: &str) -> Invocation {
@@ -200,9 +202,7 @@ pub async fn invocations_filter_by_time<S: ContractStore>(store: S) {
 /// `test` keeps the invocations sent by the test endpoint, or the others.
 pub async fn invocations_filter_by_test<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
-    let (mut tested, mut task) = accepted(&world.webhook, at(1));
-    tested.test = true;
-    task.test = true;
+    let (tested, task) = accepted_test(&world.webhook, at(1));
     store
         .record_invocation(&tested, Some(&task))
         .await

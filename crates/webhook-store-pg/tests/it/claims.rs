@@ -4,7 +4,7 @@
 use tokio::task::JoinSet;
 use webhook_domain::model::{ClaimOutcome, DeliveryClaim, Invocation, Task, Timestamp};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _};
-use webhook_store_contract::fixtures::{World, accepted, at, check_one_recorded};
+use webhook_store_contract::fixtures::{World, accepted, all_ok, at, check_one_recorded};
 use webhook_store_contract::{CommitFault, ContractStore as _};
 use webhook_store_pg::test_db::{database_url, fresh_store};
 use webhook_store_pg::{PgStore, PgStoreOptions};
@@ -58,12 +58,7 @@ async fn nodes_claiming_one_id_at_once_record_it_once() {
                 .map(|outcome| (outcome, invocation.id, task.id))
         });
     }
-    let outcomes: Vec<_> = requests
-        .join_all()
-        .await
-        .into_iter()
-        .map(|result| result.expect("claim"))
-        .collect();
+    let outcomes = all_ok(requests, "claim").await;
     check_one_recorded(&store, &world, &outcomes).await;
     drop(nodes);
     store.teardown().await;
