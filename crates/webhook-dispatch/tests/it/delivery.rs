@@ -16,16 +16,13 @@ use webhookd::{Node, NodeParts};
 
 use crate::support::{
     Reply, TargetServer, TestDispatcher, World, clock, closed_port, delivery_config,
-    dispatch_config, dispatcher, generated_secret, one_task, stored,
+    dispatch_config, dispatcher, generated_secret, one_task, queued, stored,
 };
 
 #[tokio::test]
 async fn a_2xx_delivers_the_task_with_the_documented_body() {
     let server = TargetServer::start(|_, _| Reply::status(202).body("queued it".into())).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/hooks?team=1"), &generated_secret(1)).await;
-    let tasks = world.enqueue(&store, 1, clock.now()).await;
+    let (store, clock, world, tasks) = queued(&server.url("/hooks?team=1"), 1, 1).await;
     let task = &tasks[0];
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), dispatch_config());
     let waiting = dispatcher.refresh_queue_stats().await.unwrap();

@@ -10,7 +10,7 @@ use webhook_store_mem::MemoryStore;
 
 use crate::support::{
     Reply, Running, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher,
-    eventually, generated_secret, limited, one_task, stored,
+    eventually, generated_secret, limited, one_task, queued, stored,
 };
 
 async fn statuses(store: &MemoryStore, tasks: &[Task]) -> Vec<TaskStatus> {
@@ -146,10 +146,7 @@ async fn a_task_whose_target_is_busy_waits_on_the_node_for_its_slot() {
     // and the second waits for the first instead of going back to the queue.
     let server =
         TargetServer::start(|_, _| Reply::status(200).after(Duration::from_millis(200))).await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(5)).await;
-    let tasks = world.enqueue(&store, 2, clock.now()).await;
+    let (store, clock, _, tasks) = queued(&server.url("/"), 5, 2).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(4, 4, 1));
     let running = Running::start(dispatcher.clone());
     every_one_delivered(&store, &tasks).await;
@@ -174,10 +171,7 @@ async fn a_task_whose_lease_can_no_longer_hold_an_attempt_goes_back_to_the_queue
         }
     })
     .await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(6)).await;
-    let tasks = world.enqueue(&store, 2, clock.now()).await;
+    let (store, clock, _, tasks) = queued(&server.url("/"), 6, 2).await;
     let config = DispatchConfig {
         lease_for: Duration::from_secs(60),
         ..limited(4, 4, 1)

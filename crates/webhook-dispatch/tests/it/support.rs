@@ -239,16 +239,27 @@ pub(crate) fn generated_secret(byte: u8) -> Secret {
 }
 
 /// A memory store holding a world whose target is pushed to `endpoint` and signs with
-/// [`generated_secret`]`(secret)`, with one task due now on the clock returned beside it.
+/// [`generated_secret`]`(secret)`, with `count` tasks due now on the clock returned beside it,
+/// oldest first.
+pub(crate) async fn queued(
+    endpoint: &str,
+    secret: u8,
+    count: usize,
+) -> (MemoryStore, ManualClock, World, Vec<Task>) {
+    let store = MemoryStore::new();
+    let clock = clock();
+    let world = World::seed(&store, endpoint, &generated_secret(secret)).await;
+    let tasks = world.enqueue(&store, count, clock.now()).await;
+    (store, clock, world, tasks)
+}
+
+/// [`queued`] with one task.
 pub(crate) async fn one_task(
     endpoint: &str,
     secret: u8,
 ) -> (MemoryStore, ManualClock, World, Task) {
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, endpoint, &generated_secret(secret)).await;
-    let task = world.enqueue(&store, 1, clock.now()).await.remove(0);
-    (store, clock, world, task)
+    let (store, clock, world, mut tasks) = queued(endpoint, secret, 1).await;
+    (store, clock, world, tasks.remove(0))
 }
 
 /// An organization, a target pushed to `endpoint` and a webhook, stored.

@@ -15,7 +15,7 @@ use webhook_store_pg::test_db::{database_url, drop_database, fresh_store};
 
 use crate::support::{
     Reply, Running, TargetServer, TestDispatcher, World, clock, delivery_config, dispatcher,
-    eventually, generated_secret, limited, stored,
+    eventually, generated_secret, limited, queued, stored,
 };
 
 /// The value of the metric line `name` (a counter's or a histogram's `_count`), 0 when absent.
@@ -83,10 +83,7 @@ async fn slots_freed_one_by_one_are_claimed_for_together() {
         }
     })
     .await;
-    let store = MemoryStore::new();
-    let clock = clock();
-    let world = World::seed(&store, &server.url("/"), &generated_secret(2)).await;
-    let tasks = world.enqueue(&store, 10, clock.now()).await;
+    let (store, clock, _, tasks) = queued(&server.url("/"), 2, 10).await;
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(8, 8, 8));
     let running = Running::start(dispatcher.clone());
     eventually(Duration::from_secs(10), "every delivery", || async {
@@ -132,11 +129,8 @@ async fn a_claim_in_flight_at_shutdown_is_given_back() {
         .await
         .expect("lock tasks");
 
-    let config = DispatchConfig {
-        lease_for: Duration::from_secs(300),
-        ..limited(8, 8, 8)
-    };
-    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), config);
+    // The lease (a minute) outlasts the test: only a given-back task is claimable again.
+    let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(8, 8, 8));
     let running = Running::start(dispatcher.clone());
     eventually(
         Duration::from_secs(10),
