@@ -23,6 +23,7 @@ use webhook_domain::ports::{
 };
 use webhook_domain::rules::{RetryPolicy, attempt_verdict, next_attempt_number, next_delay};
 
+use crate::floors::Floors;
 use crate::metrics::{AttemptResult, DispatchMetrics};
 
 /// How a dispatcher works the queue.
@@ -151,6 +152,7 @@ struct Inner<A: Adapters> {
     slot_freed: Notify,
     wake: Arc<Notify>,
     recorder: Mutex<Recorder>,
+    floors: Mutex<Floors>,
 }
 
 /// Finished attempts waiting to be recorded, each with its caller's answer; and whether a
@@ -201,6 +203,7 @@ impl<A: Adapters> Dispatcher<A> {
                 metrics: Arc::new(DispatchMetrics::default()),
                 wake: Arc::new(Notify::new()),
                 recorder: Mutex::new(Recorder::default()),
+                floors: Mutex::new(Floors::new(config.poll_interval)),
             }),
         }
     }
@@ -408,15 +411,18 @@ impl<A: Adapters> Dispatcher<A> {
         let token = uuid::Builder::from_random_bytes(token).into_uuid();
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
         let started = std::time::Instant::now();
+        let floors = self.floors().for_claim(started);
         let claimed = inner
             .store
             .claim_tasks(
                 ClaimRequest::new(inner.clock.now(), inner.config.lease_for, token, limit)
-                    .skipping(skip),
+                    .skipping(skip)
+                    .from_floors(&floors),
             )
             .await
             .inspect_err(|_| inner.metrics.store_error())?;
         inner.metrics.claim(claimed.len(), started.elapsed());
+        self.floors().claimed(&claimed);
         Ok(claimed)
     }
 
@@ -474,6 +480,7 @@ impl<A: Adapters> Dispatcher<A> {
 
     async fn give_back(&self, task: &ClaimedTask) {
         let inner = &self.inner;
+        self.floors().given_back(task);
         match inner.store.release_lease(&task.lease).await {
             Ok(()) => inner.metrics.lease_released(),
             Err(StoreError::Conflict(_)) => inner.metrics.lease_lost(),
@@ -532,6 +539,15 @@ impl<A: Adapters> Dispatcher<A> {
                 let _ = reply.send(outcome);
             }
         }
+    }
+
+    fn floors(&self) -> std::sync::MutexGuard<'_, Floors> {
+        // Every critical section leaves the floors consistent; at worst one is lower than it
+        // needs to be.
+        self.inner
+            .floors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {

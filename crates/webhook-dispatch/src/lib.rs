@@ -9,6 +9,7 @@
 //! - [`DispatchMetrics`]: counters rendered in the Prometheus text format.
 
 mod dispatcher;
+mod floors;
 mod guard;
 mod http;
 mod message;

@@ -522,6 +522,10 @@ pub trait TaskQueue: Send + Sync {
     /// `skip_targets` are the targets the caller cannot deliver to now (at their concurrency
     /// limit): their tasks are passed over, so a backlog of one target at the head of the queue
     /// does not hide the due tasks of the others.
+    ///
+    /// `floors` are a hint: a store MAY pass over the tasks of a target in `claim.floors` whose
+    /// `next_attempt_at` is before that target's floor, and MUST return the others as it would
+    /// without floors. A claim without floors reaches every claimable task.
     fn claim_tasks(
         &self,
         claim: ClaimRequest<'_>,

@@ -145,6 +145,7 @@ macro_rules! for_each_case {
             claim_returns_due_tasks_oldest_first,
             claim_skips_targets_without_endpoint,
             claim_passes_over_skipped_targets,
+            claim_from_floors_reaches_every_task_from_them,
             two_claimers_never_get_the_same_task,
             expired_lease_is_claimable_again,
             finish_attempt_records_attempt_and_target_response,

@@ -902,6 +902,8 @@ struct Purged {
 /// range of the `tasks_claimable` index, so that the queued tasks of targets without an
 /// endpoint (they stay on the board) are never walked whatever the planner's estimates. Each
 /// target locks at most `limit` rows; those left over are released when the statement commits.
+/// A target with a floor (`$6`, `$7`) starts its walk there: the entries of its delivered tasks
+/// stay in the index until a vacuum, and without the floor every claim would walk them again.
 ///
 /// The statement's commit does not wait for its WAL to reach the disk (`synchronous_commit`
 /// off for this transaction alone): a lease is visible to every other claim as soon as it
@@ -912,9 +914,12 @@ WITH asynchronous AS (
     SELECT set_config('synchronous_commit', 'off', true) AS setting
 ), due AS (
     SELECT c.id FROM targets g
+    LEFT JOIN unnest($6::uuid[], $7::timestamptz[]) AS f (target_id, due_at)
+        ON f.target_id = g.id
     CROSS JOIN LATERAL (
         SELECT t.id, t.next_attempt_at FROM tasks t
         WHERE t.target_id = g.id AND t.status = 'queued' AND t.next_attempt_at <= $1
+          AND t.next_attempt_at >= coalesce(f.due_at, '-infinity')
           AND (t.lease_until IS NULL OR t.lease_until <= $1)
         ORDER BY t.next_attempt_at, t.id
         LIMIT $4
@@ -945,6 +950,8 @@ struct Claim {
     until: time::OffsetDateTime,
     limit: i64,
     skip_targets: Vec<Uuid>,
+    floor_targets: Vec<Uuid>,
+    floors: Vec<time::OffsetDateTime>,
 }
 
 impl QueryId for Claim {
@@ -964,6 +971,8 @@ impl QueryFragment<Pg> for Claim {
             3 => out.push_bind_param::<sql_types::Timestamptz, _>(&self.until),
             4 => out.push_bind_param::<sql_types::BigInt, _>(&self.limit),
             5 => out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.skip_targets),
+            6 => out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.floor_targets),
+            7 => out.push_bind_param::<sql_types::Array<sql_types::Timestamptz>, _>(&self.floors),
             other => Err(prepared::no_parameter(other)),
         })
     }
@@ -1147,6 +1156,12 @@ impl TaskQueue for PgStore {
                     .iter()
                     .map(|target| *target.as_uuid())
                     .collect(),
+                floor_targets: claim
+                    .floors
+                    .iter()
+                    .map(|floor| *floor.target_id.as_uuid())
+                    .collect(),
+                floors: claim.floors.iter().map(|floor| at(floor.due_at)).collect(),
             }
             .load::<ClaimedRow>(conn)
             .await

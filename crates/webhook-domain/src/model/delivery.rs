@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use super::{DeliveryAttempt, EndpointUrl, SealedSecret, TargetId, Task, TaskId, Timestamp};
 
-/// A dispatcher's claim on due tasks (see [`crate::ports::TaskQueue::claim_tasks`]): up to `limit` tasks due
-/// at `now`, none of them of a target in `skip_targets`, each leased with `token` for
-/// `lease_for`.
+/// A dispatcher's claim on due tasks (see [`crate::ports::TaskQueue::claim_tasks`]): up to
+/// `limit` tasks due at `now`, none of them of a target in `skip_targets`, each leased with
+/// `token` for `lease_for`; a store may pass over a target's tasks due before its entry in
+/// `floors`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimRequest<'a> {
     pub now: Timestamp,
@@ -17,6 +18,17 @@ pub struct ClaimRequest<'a> {
     pub token: Uuid,
     pub limit: u32,
     pub skip_targets: &'a [TargetId],
+    pub floors: &'a [ClaimFloor],
+}
+
+/// Where a claim may start looking among one target's queued tasks: the dispatcher's last claim
+/// found none of that target's claimable tasks due before `due_at`. A hint for stores whose
+/// queue index keeps the entries of delivered tasks until a vacuum: starting there, a claim
+/// does not walk them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimFloor {
+    pub target_id: TargetId,
+    pub due_at: Timestamp,
 }
 
 impl ClaimRequest<'static> {
@@ -29,6 +41,7 @@ impl ClaimRequest<'static> {
             token,
             limit,
             skip_targets: &[],
+            floors: &[],
         }
     }
 }
@@ -41,6 +54,12 @@ impl<'a> ClaimRequest<'a> {
             skip_targets: targets,
             ..self
         }
+    }
+
+    /// The same claim, starting each target of `floors` at its floor.
+    #[must_use]
+    pub const fn from_floors(self, floors: &'a [ClaimFloor]) -> ClaimRequest<'a> {
+        ClaimRequest { floors, ..self }
     }
 
     /// When the leases this claim takes end.

@@ -19,8 +19,8 @@ mod validated;
 mod webhook;
 
 pub use delivery::{
-    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport, FinishedAttempt,
-    Lease, QueueStats,
+    AttemptVerdict, ClaimFloor, ClaimRequest, ClaimedTask, DeliveryFailure, DeliveryReport,
+    FinishedAttempt, Lease, QueueStats,
 };
 pub use event_type::{EventTypePattern, EventTypes, InvalidEventTypePattern};
 pub use ids::{ApiKeyId, IdParseError, InvocationId, OrganizationId, TargetId, TaskId, WebhookId};

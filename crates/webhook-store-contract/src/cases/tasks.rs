@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 use webhook_domain::model::{
-    AttemptVerdict, ClaimRequest, ClaimedTask, DeliveryAttempt, FinishedAttempt, Lease, QueueStats,
+    AttemptVerdict, ClaimFloor, ClaimRequest, ClaimedTask, DeliveryAttempt, FinishedAttempt, Lease,
+    QueueStats,
 };
 use webhook_domain::model::{
     DeliveryRound, Task, TaskFilter, TaskId, TaskStatus, TaskStatusChange,
@@ -547,6 +548,53 @@ pub async fn claim_passes_over_skipped_targets<S: ContractStore>(store: S) {
         .await
         .expect("claim");
     assert_eq!(claimed_ids(&oldest), task_ids(&backlog[..3]));
+}
+
+/// A claim from floors returns every due task at or after its target's floor, oldest first,
+/// and targets without a floor as it would without floors; it may pass over a target's tasks
+/// due before its floor, and a claim without floors reaches them.
+pub async fn claim_from_floors_reaches_every_task_from_them<S: ContractStore>(store: S) {
+    let floored = World::seed(&store).await;
+    let other = floored
+        .with_target(&store, target(&floored.organization, at(0)))
+        .await;
+    let mut backlog = Vec::new();
+    for i in 0..5 {
+        backlog.push(floored.accept(&store, at(i)).await.1);
+    }
+    let mut others = Vec::new();
+    for i in 1..3 {
+        others.push(other.accept(&store, at(i)).await.1);
+    }
+
+    let now = at(20);
+    let floors = [ClaimFloor {
+        target_id: floored.target.id,
+        due_at: at(3),
+    }];
+    let from_floors = store
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10).from_floors(&floors))
+        .await
+        .expect("claim from floors");
+    let from_floor: Vec<TaskId> = claimed_ids(&from_floors)
+        .into_iter()
+        .filter(|id| !task_ids(&backlog[..3]).contains(id))
+        .collect();
+    assert_eq!(
+        from_floor,
+        vec![others[0].id, others[1].id, backlog[3].id, backlog[4].id]
+    );
+    let rest = store
+        .claim_tasks(ClaimRequest::new(now, LONG_LEASE, Uuid::new_v4(), 10))
+        .await
+        .expect("claim without floors");
+    let mut before_floor = claimed_ids(&from_floors);
+    before_floor.retain(|id| !from_floor.contains(id));
+    before_floor.extend(claimed_ids(&rest));
+    before_floor.sort_unstable();
+    let mut expected = task_ids(&backlog[..3]);
+    expected.sort_unstable();
+    assert_eq!(before_floor, expected, "every task is claimed once");
 }
 
 /// Concurrent claimers never get the same task, and together they get every due task.

@@ -12,4 +12,5 @@ mod failures;
 mod limiter;
 mod migrate;
 mod outage;
+mod queue;
 mod support;
