@@ -44,7 +44,9 @@ pub struct DispatchConfig {
     /// The delivery's total timeout. A claimed task waiting for its target starts only while
     /// its lease can still hold an attempt this long; later it goes back to the queue.
     pub attempt_timeout: Duration,
-    /// How often the queue is polled when nothing wakes the dispatcher earlier.
+    /// How often the queue is polled when nothing wakes the dispatcher earlier, and how often a
+    /// claim goes without floors (see [`webhook_domain::model::ClaimFloor`]), reaching the tasks
+    /// given back by other nodes or left by a node that died.
     pub poll_interval: Duration,
     /// On shutdown, how long attempts in progress may run before they are abandoned and their
     /// leases given back.
