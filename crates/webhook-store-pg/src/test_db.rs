@@ -219,6 +219,75 @@ pub async fn cut_change_listeners(name: &str) {
     .await;
 }
 
+/// A session of a test database holding an exclusive lock on one of its tables, as a long
+/// migration would: every statement that touches the table waits until [`TableLock::release`].
+pub struct TableLock {
+    conn: AsyncPgConnection,
+}
+
+impl TableLock {
+    /// Locks `table` of test database `name` in `ACCESS EXCLUSIVE` mode.
+    ///
+    /// # Panics
+    /// When the name is not a test database's, the table's name is not a plain identifier, or
+    /// the server at `DATABASE_URL` cannot be used.
+    pub async fn take(name: &str, table: &str) -> Self {
+        assert!(name.starts_with(PREFIX), "only test databases are locked");
+        assert!(
+            table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{table} is a plain table name"
+        );
+        let mut conn = AsyncPgConnection::establish(&database_url(name))
+            .await
+            .expect("the test database accepts connections");
+        run(&mut conn, "BEGIN").await;
+        run(
+            &mut conn,
+            &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
+        )
+        .await;
+        Self { conn }
+    }
+
+    /// Ends the transaction and with it the lock.
+    ///
+    /// # Panics
+    /// When the server does not answer.
+    pub async fn release(mut self) {
+        run(&mut self.conn, "COMMIT").await;
+    }
+}
+
+impl std::fmt::Debug for TableLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableLock").finish_non_exhaustive()
+    }
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+/// Whether a statement of test database `name` whose text contains `text` (case aside) waits
+/// for a lock.
+///
+/// # Panics
+/// When the server at `DATABASE_URL` cannot be used.
+pub async fn statement_waits_for_lock(name: &str, text: &str) -> bool {
+    let waiting = sql_query(
+        "SELECT count(*) AS count FROM pg_stat_activity \
+         WHERE datname = $1 AND wait_event_type = 'Lock' AND strpos(lower(query), lower($2)) > 0",
+    )
+    .bind::<Text, _>(name)
+    .bind::<Text, _>(text)
+    .get_result::<CountRow>(&mut admin().await)
+    .await
+    .expect("pg_stat_activity is readable");
+    waiting.count > 0
+}
+
 /// A store on a fresh database; [`webhook_store_contract::ContractStore::teardown`] drops it.
 ///
 /// # Panics

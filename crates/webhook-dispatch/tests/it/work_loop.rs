@@ -4,14 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::sql_query;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use uuid::Uuid;
 use webhook_dispatch::DispatchConfig;
 use webhook_domain::model::{ClaimRequest, TaskStatus};
 use webhook_domain::ports::{Clock as _, Store, TaskQueue as _};
 use webhook_store_mem::MemoryStore;
-use webhook_store_pg::test_db::{database_url, drop_database, fresh_store};
+use webhook_store_pg::test_db::{TableLock, drop_database, fresh_store, statement_waits_for_lock};
 
 use crate::support::{
     Reply, Running, TargetServer, TestDispatcher, World, clock, delivery_config, dispatcher,
@@ -117,17 +115,7 @@ async fn a_claim_in_flight_at_shutdown_is_given_back() {
     let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
     let tasks = world.enqueue(&store, 4, clock.now()).await;
 
-    let mut locker = AsyncPgConnection::establish(&database_url(&name))
-        .await
-        .expect("a second session");
-    sql_query("BEGIN")
-        .execute(&mut locker)
-        .await
-        .expect("begin");
-    sql_query("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut locker)
-        .await
-        .expect("lock tasks");
+    let lock = TableLock::take(&name, "tasks").await;
 
     // The lease (a minute) outlasts the test: only a given-back task is claimable again.
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(8, 8, 8));
@@ -135,7 +123,7 @@ async fn a_claim_in_flight_at_shutdown_is_given_back() {
     eventually(
         Duration::from_secs(10),
         "the claim waits on the lock",
-        || async { waiting_on_lock(&name).await },
+        || async { statement_waits_for_lock(&name, "skip locked").await },
     )
     .await;
     let stopping = tokio::spawn(running.stop());
@@ -144,10 +132,7 @@ async fn a_claim_in_flight_at_shutdown_is_given_back() {
         !stopping.is_finished(),
         "the stop waits for the claim's answer"
     );
-    sql_query("COMMIT")
-        .execute(&mut locker)
-        .await
-        .expect("release the lock");
+    lock.release().await;
     stopping.await.expect("the dispatcher stopped");
 
     assert_eq!(server.count(), 0, "nothing is delivered after the stop");
@@ -173,28 +158,6 @@ async fn a_claim_in_flight_at_shutdown_is_given_back() {
     for task in &tasks {
         assert_eq!(stored(&store, task).await.attempts, 0);
     }
-    drop((store, locker));
+    drop(store);
     drop_database(&name).await;
-}
-
-/// Whether a claim (the only statement that locks with `SKIP LOCKED`) of test database `name`
-/// waits for a lock.
-async fn waiting_on_lock(name: &str) -> bool {
-    #[derive(diesel::QueryableByName)]
-    struct Waiting {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        count: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&database_url(name))
-        .await
-        .expect("a session");
-    let waiting: Waiting = sql_query(
-        "SELECT count(*) AS count FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock' \
-         AND query ILIKE '%skip locked%'",
-    )
-    .get_result(&mut conn)
-    .await
-    .expect("pg_stat_activity");
-    waiting.count > 0
 }

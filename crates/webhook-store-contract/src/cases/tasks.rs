@@ -509,21 +509,31 @@ pub async fn claim_skips_targets_without_endpoint<S: ContractStore>(store: S) {
     assert_eq!(Some(&claimed[0].endpoint_url), pushed.endpoint_url.as_ref());
 }
 
+/// A world with five tasks due at 0–4 s and a second target of its organization with tasks
+/// due at each second of `others_at`: the world and its tasks, the other and its tasks.
+async fn two_targets_queued<S: ContractStore>(
+    store: &S,
+    others_at: std::ops::Range<i64>,
+) -> (World, Vec<Task>, World, Vec<Task>) {
+    let world = World::seed(store).await;
+    let other = world
+        .with_target(store, target(&world.organization, at(0)))
+        .await;
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        tasks.push(world.accept(store, at(i)).await.1);
+    }
+    let mut others = Vec::new();
+    for i in others_at {
+        others.push(other.accept(store, at(i)).await.1);
+    }
+    (world, tasks, other, others)
+}
+
 /// Tasks of the targets a claim skips are passed over, however old: the other targets' due
 /// tasks are claimed instead, oldest first; without skips the oldest come first again.
 pub async fn claim_passes_over_skipped_targets<S: ContractStore>(store: S) {
-    let busy = World::seed(&store).await;
-    let other = busy
-        .with_target(&store, target(&busy.organization, at(0)))
-        .await;
-    let mut backlog = Vec::new();
-    for i in 0..5 {
-        backlog.push(busy.accept(&store, at(i)).await.1);
-    }
-    let mut others = Vec::new();
-    for i in 10..12 {
-        others.push(other.accept(&store, at(i)).await.1);
-    }
+    let (busy, backlog, other, others) = two_targets_queued(&store, 10..12).await;
 
     let now = at(20);
     let skipping = store
@@ -554,18 +564,7 @@ pub async fn claim_passes_over_skipped_targets<S: ContractStore>(store: S) {
 /// and targets without a floor as it would without floors; it may pass over a target's tasks
 /// due before its floor, and a claim without floors reaches them.
 pub async fn claim_from_floors_reaches_every_task_from_them<S: ContractStore>(store: S) {
-    let floored = World::seed(&store).await;
-    let other = floored
-        .with_target(&store, target(&floored.organization, at(0)))
-        .await;
-    let mut backlog = Vec::new();
-    for i in 0..5 {
-        backlog.push(floored.accept(&store, at(i)).await.1);
-    }
-    let mut others = Vec::new();
-    for i in 1..3 {
-        others.push(other.accept(&store, at(i)).await.1);
-    }
+    let (floored, backlog, _, others) = two_targets_queued(&store, 1..3).await;
 
     let now = at(20);
     let floors = [ClaimFloor {
