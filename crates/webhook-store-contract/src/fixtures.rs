@@ -336,6 +336,20 @@ impl World {
         (invocation, task)
     }
 
+    /// Records an accepted invocation received at each of `seconds` (see [`at`]), in that
+    /// order: their tasks.
+    pub async fn accept_at<S: Store>(
+        &self,
+        store: &S,
+        seconds: impl IntoIterator<Item = i64>,
+    ) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        for second in seconds {
+            tasks.push(self.accept(store, at(second)).await.1);
+        }
+        tasks
+    }
+
     /// Records a rejected invocation received at `received_at` (see [`rejected`]).
     pub async fn reject<S: Store>(&self, store: &S, received_at: Timestamp) -> Invocation {
         let invocation = rejected(&self.webhook, received_at);

@@ -219,48 +219,67 @@ pub async fn cut_change_listeners(name: &str) {
     .await;
 }
 
-/// A session of a test database holding an exclusive lock on one of its tables, as a long
-/// migration would: every statement that touches the table waits until [`TableLock::release`].
-pub struct TableLock {
+/// A session of a test database holding a lock in an open transaction, as a long migration or
+/// another writer would: every statement that needs what it holds waits until
+/// [`Lock::release`] (or until it is dropped).
+pub struct Lock {
     conn: AsyncPgConnection,
 }
 
-impl TableLock {
-    /// Locks `table` of test database `name` in `ACCESS EXCLUSIVE` mode.
+impl Lock {
+    /// Locks `table` of test database `name` in `ACCESS EXCLUSIVE` mode: no statement reads or
+    /// writes it meanwhile.
     ///
     /// # Panics
     /// When the name is not a test database's, the table's name is not a plain identifier, or
     /// the server at `DATABASE_URL` cannot be used.
-    pub async fn take(name: &str, table: &str) -> Self {
-        assert!(name.starts_with(PREFIX), "only test databases are locked");
+    pub async fn table(name: &str, table: &str) -> Self {
         assert!(
             table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
             "{table} is a plain table name"
         );
+        Self::holding(
+            name,
+            &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
+        )
+        .await
+    }
+
+    /// Holds the row of webhook `webhook_id` in test database `name` (`FOR UPDATE`): a write
+    /// whose foreign key refers to it waits, inside its transaction.
+    ///
+    /// # Panics
+    /// When the name is not a test database's or the server at `DATABASE_URL` cannot be used.
+    pub async fn webhook_row(name: &str, webhook_id: Uuid) -> Self {
+        Self::holding(
+            name,
+            &format!("SELECT 1 FROM webhooks WHERE id = '{webhook_id}' FOR UPDATE"),
+        )
+        .await
+    }
+
+    async fn holding(name: &str, statement: &str) -> Self {
+        assert!(name.starts_with(PREFIX), "only test databases are locked");
         let mut conn = AsyncPgConnection::establish(&database_url(name))
             .await
             .expect("the test database accepts connections");
         run(&mut conn, "BEGIN").await;
-        run(
-            &mut conn,
-            &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
-        )
-        .await;
+        run(&mut conn, statement).await;
         Self { conn }
     }
 
-    /// Ends the transaction and with it the lock.
+    /// Ends the transaction, and with it the lock.
     ///
     /// # Panics
     /// When the server does not answer.
     pub async fn release(mut self) {
-        run(&mut self.conn, "COMMIT").await;
+        run(&mut self.conn, "ROLLBACK").await;
     }
 }
 
-impl std::fmt::Debug for TableLock {
+impl std::fmt::Debug for Lock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableLock").finish_non_exhaustive()
+        f.debug_struct("Lock").finish_non_exhaustive()
     }
 }
 

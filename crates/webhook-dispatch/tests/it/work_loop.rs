@@ -9,7 +9,7 @@ use webhook_dispatch::DispatchConfig;
 use webhook_domain::model::{ClaimRequest, TaskStatus};
 use webhook_domain::ports::{Clock as _, Store, TaskQueue as _};
 use webhook_store_mem::MemoryStore;
-use webhook_store_pg::test_db::{TableLock, drop_database, fresh_store, statement_waits_for_lock};
+use webhook_store_pg::test_db::{Lock, drop_database, fresh_store, statement_waits_for_lock};
 
 use crate::support::{
     Reply, Running, TargetServer, TestDispatcher, World, clock, delivery_config, dispatcher,
@@ -115,7 +115,7 @@ async fn a_claim_in_flight_at_shutdown_is_given_back() {
     let world = World::seed(&store, &server.url("/"), &generated_secret(3)).await;
     let tasks = world.enqueue(&store, 4, clock.now()).await;
 
-    let lock = TableLock::take(&name, "tasks").await;
+    let lock = Lock::table(&name, "tasks").await;
 
     // The lease (a minute) outlasts the test: only a given-back task is claimable again.
     let dispatcher = dispatcher(store.clone(), &clock, delivery_config(), limited(8, 8, 8));

@@ -426,10 +426,7 @@ pub async fn set_task_status_round_after_another_round_conflicts<S: ContractStor
 pub async fn claim_returns_due_tasks_oldest_first<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let mut tasks = Vec::new();
-    for i in [3, 1, 2, 4, 0] {
-        tasks.push(world.accept(&store, at(i)).await.1);
-    }
+    let mut tasks = world.accept_at(&store, [3, 1, 2, 4, 0]).await;
     let (_, future) = world.accept(&store, at(30)).await;
     let (_, delivered) = world.accept(&store, at(-5)).await;
     move_queued(&store, org, delivered.id, TaskStatus::Delivered, at(0)).await;
@@ -519,14 +516,8 @@ async fn two_targets_queued<S: ContractStore>(
     let other = world
         .with_target(store, target(&world.organization, at(0)))
         .await;
-    let mut tasks = Vec::new();
-    for i in 0..5 {
-        tasks.push(world.accept(store, at(i)).await.1);
-    }
-    let mut others = Vec::new();
-    for i in others_at {
-        others.push(other.accept(store, at(i)).await.1);
-    }
+    let tasks = world.accept_at(store, 0..5).await;
+    let others = other.accept_at(store, others_at).await;
     (world, tasks, other, others)
 }
 

@@ -16,10 +16,10 @@ use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{
     World, accepted, at, ignored, last_triggered_at, payload, rejected, webhook,
 };
-use webhook_store_pg::test_db::{database_url, fresh_store_with};
+use webhook_store_pg::test_db::{Lock, database_url, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
-use crate::support::{Count, admin, backends, execute, hold_webhook_row};
+use crate::support::{Count, admin, backends};
 
 /// A store with one writer, so that a batch waits for the one before it, and a world seeded in
 /// it.
@@ -65,7 +65,7 @@ async fn one_claiming_batch(
     requests: &[Request<'_>],
 ) -> Vec<Result<ClaimOutcome, StoreError>> {
     let database = store.test_database().expect("a test database");
-    let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
+    let blocker = Lock::webhook_row(&database, *world.webhook.id.as_uuid()).await;
     let (held, held_task) = accepted(&world.webhook, at(-1));
     let holder = {
         let store = store.clone();
@@ -104,7 +104,7 @@ async fn one_claiming_batch(
         })
         .await;
     }
-    execute(&mut blocker, "ROLLBACK").await;
+    blocker.release().await;
     holder
         .await
         .expect("the holder ran")

@@ -6,10 +6,10 @@ use webhook_domain::model::{Invocation, Task};
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
 use webhook_store_contract::fixtures::{World, accepted, at, last_triggered_at};
-use webhook_store_pg::test_db::{fresh_store, fresh_store_with};
+use webhook_store_pg::test_db::{Lock, fresh_store, fresh_store_with};
 use webhook_store_pg::{PgStore, PgStoreOptions};
 
-use crate::support::{admin, backends, execute, hold_webhook_row};
+use crate::support::{admin, backends, execute};
 
 /// Recording `invocation` and `task` fails for want of the database.
 async fn record_fails(store: &PgStore, invocation: &Invocation, task: &Task) {
@@ -98,7 +98,7 @@ async fn a_backend_terminated_mid_transaction_leaves_nothing_half_written() {
 
     // Hold the webhook's row `FOR UPDATE`: the writer's statement inserts the invocation, then
     // its foreign-key check waits for a key-share lock on the row, inside its transaction.
-    let mut blocker = hold_webhook_row(&database, world.webhook.id).await;
+    let blocker = Lock::webhook_row(&database, *world.webhook.id.as_uuid()).await;
 
     let (invocation, task) = accepted(&world.webhook, at(1));
     let writer = {
@@ -128,14 +128,13 @@ async fn a_backend_terminated_mid_transaction_leaves_nothing_half_written() {
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
     );
-    execute(&mut blocker, "ROLLBACK").await;
+    blocker.release().await;
 
     let found = store.invocation(world.organization.id, invocation.id).await;
     assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
     let found = store.task(world.organization.id, task.id).await;
     assert!(matches!(found, Err(StoreError::NotFound)), "{found:?}");
     assert_eq!(last_triggered_at(&store, &world.webhook).await, None);
-    drop(blocker);
     store.teardown().await;
 }
 

@@ -15,10 +15,7 @@ fn ids(tasks: &[Task]) -> Vec<TaskId> {
 async fn a_claim_from_a_floor_passes_over_the_tasks_before_it() {
     let store = fresh_store().await;
     let world = World::seed(&store).await;
-    let mut tasks = Vec::new();
-    for i in 0..5 {
-        tasks.push(world.accept(&store, at(i)).await.1);
-    }
+    let tasks = world.accept_at(&store, 0..5).await;
     let floors = [ClaimFloor {
         target_id: world.target.id,
         due_at: at(3),

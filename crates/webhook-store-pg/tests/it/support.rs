@@ -35,22 +35,3 @@ pub(crate) async fn backends(conn: &mut AsyncPgConnection, database: &str, condi
     .expect("pg_stat_activity is readable")
     .n
 }
-
-/// A connection of its own to `database` that holds the row of the webhook `webhook_id`
-/// (`FOR UPDATE`, in an open transaction) until it is dropped or rolls back.
-pub(crate) async fn hold_webhook_row(
-    database: &str,
-    webhook_id: impl std::fmt::Display,
-) -> AsyncPgConnection {
-    let mut blocker =
-        AsyncPgConnection::establish(&webhook_store_pg::test_db::database_url(database))
-            .await
-            .expect("connect");
-    execute(&mut blocker, "BEGIN").await;
-    execute(
-        &mut blocker,
-        &format!("SELECT 1 FROM webhooks WHERE id = '{webhook_id}' FOR UPDATE"),
-    )
-    .await;
-    blocker
-}
