@@ -2,8 +2,8 @@
 //!
 //! On PostgreSQL a delivered task leaves its entry in the queue index until a vacuum, at the
 //! head of its target's range, and a claim that starts at the head walks every one of them
-//! again. After a claim, a target's tasks before the oldest one it leased are delivered, leased
-//! elsewhere, or not due: the next claim can start there. A task can still come to wait before
+//! again. After a claim, a target's queued tasks before the oldest one it leased were leased
+//! elsewhere when it looked: the next claim can start there. A task can still come to wait before
 //! a floor: this node gives one back (its floor is lowered at once), another node gives one
 //! back or dies with its lease, or a task commits late or comes from a node whose clock is
 //! behind. For those, floors start [`SLACK`] before the oldest leased task, and a claim
