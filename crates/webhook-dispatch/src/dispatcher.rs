@@ -95,6 +95,13 @@ impl DispatchConfig {
 
     /// Most claimed tasks of one target that wait on the node for one of its slots: none when
     /// the lease leaves less than a tenth of itself to wait in.
+    /// Most tasks of one target a claim takes: what the node can hold of it, in delivery and
+    /// waiting; more would only be given back.
+    fn claim_per_target(&self) -> u32 {
+        let hold = self.max_in_flight_per_target + self.waiting_per_target();
+        u32::try_from(hold).unwrap_or(u32::MAX)
+    }
+
     fn waiting_per_target(&self) -> usize {
         if self.lease_for.saturating_sub(self.lease_needed()) >= self.lease_for / 10 {
             self.max_in_flight_per_target
@@ -419,7 +426,8 @@ impl<A: Adapters> Dispatcher<A> {
             .claim_tasks(
                 ClaimRequest::new(inner.clock.now(), inner.config.lease_for, token, limit)
                     .skipping(skip)
-                    .from_floors(&floors),
+                    .from_floors(&floors)
+                    .at_most_per_target(inner.config.claim_per_target()),
             )
             .await
             .inspect_err(|_| inner.metrics.store_error())?;

@@ -526,6 +526,9 @@ pub trait TaskQueue: Send + Sync {
     /// `floors` are a hint: a store MAY pass over the tasks of a target in `claim.floors` whose
     /// `next_attempt_at` is before that target's floor, and MUST return the others as it would
     /// without floors. A claim without floors reaches every claimable task.
+    ///
+    /// `per_target` is a hint too: a store MAY return at most that many tasks of one target,
+    /// the oldest of it, taking other targets' tasks in their place.
     fn claim_tasks(
         &self,
         claim: ClaimRequest<'_>,

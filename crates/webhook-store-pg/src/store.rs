@@ -901,7 +901,8 @@ struct Purged {
 /// targets in `$5`. Driven by the live targets that have an endpoint, each walking its own
 /// range of the `tasks_claimable` index, so that the queued tasks of targets without an
 /// endpoint (they stay on the board) are never walked whatever the planner's estimates. Each
-/// target locks at most `limit` rows; those left over are released when the statement commits.
+/// target locks at most `limit` rows, and no more than the claim may take of one target (`$8`);
+/// those left over are released when the statement commits.
 /// A target with a floor (`$6`, `$7`) starts its walk there: the entries of its delivered tasks
 /// stay in the index until a vacuum, and without the floor every claim would walk them again.
 ///
@@ -922,7 +923,7 @@ WITH asynchronous AS (
           AND t.next_attempt_at >= coalesce(f.due_at, '-infinity')
           AND (t.lease_until IS NULL OR t.lease_until <= $1)
         ORDER BY t.next_attempt_at, t.id
-        LIMIT $4
+        LIMIT least($4, $8)
         FOR UPDATE OF t SKIP LOCKED
     ) c
     WHERE NOT g.deleted AND g.endpoint_url IS NOT NULL AND g.id <> ALL($5)
@@ -952,6 +953,7 @@ struct Claim {
     skip_targets: Vec<Uuid>,
     floor_targets: Vec<Uuid>,
     floors: Vec<time::OffsetDateTime>,
+    per_target: i64,
 }
 
 impl QueryId for Claim {
@@ -973,6 +975,7 @@ impl QueryFragment<Pg> for Claim {
             5 => out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.skip_targets),
             6 => out.push_bind_param::<sql_types::Array<sql_types::Uuid>, _>(&self.floor_targets),
             7 => out.push_bind_param::<sql_types::Array<sql_types::Timestamptz>, _>(&self.floors),
+            8 => out.push_bind_param::<sql_types::BigInt, _>(&self.per_target),
             other => Err(prepared::no_parameter(other)),
         })
     }
@@ -1162,6 +1165,7 @@ impl TaskQueue for PgStore {
                     .map(|floor| *floor.target_id.as_uuid())
                     .collect(),
                 floors: claim.floors.iter().map(|floor| at(floor.due_at)).collect(),
+                per_target: i64::from(claim.per_target),
             }
             .load::<ClaimedRow>(conn)
             .await

@@ -10,7 +10,7 @@ use super::{DeliveryAttempt, EndpointUrl, SealedSecret, TargetId, Task, TaskId, 
 /// A dispatcher's claim on due tasks (see [`crate::ports::TaskQueue::claim_tasks`]): up to
 /// `limit` tasks due at `now`, none of them of a target in `skip_targets`, each leased with
 /// `token` for `lease_for`; a store may pass over a target's tasks due before its entry in
-/// `floors`.
+/// `floors`, and may stop at `per_target` tasks of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClaimRequest<'a> {
     pub now: Timestamp,
@@ -19,6 +19,7 @@ pub struct ClaimRequest<'a> {
     pub limit: u32,
     pub skip_targets: &'a [TargetId],
     pub floors: &'a [ClaimFloor],
+    pub per_target: u32,
 }
 
 /// Where a claim may start looking among one target's queued tasks: the dispatcher's last claim
@@ -42,6 +43,7 @@ impl ClaimRequest<'static> {
             limit,
             skip_targets: &[],
             floors: &[],
+            per_target: limit,
         }
     }
 }
@@ -60,6 +62,13 @@ impl<'a> ClaimRequest<'a> {
     #[must_use]
     pub const fn from_floors(self, floors: &'a [ClaimFloor]) -> ClaimRequest<'a> {
         ClaimRequest { floors, ..self }
+    }
+
+    /// The same claim, taking at most `per_target` tasks of one target: what a dispatcher can
+    /// hold of one target, the rest of a target's backlog would only be given back.
+    #[must_use]
+    pub const fn at_most_per_target(self, per_target: u32) -> Self {
+        Self { per_target, ..self }
     }
 
     /// When the leases this claim takes end.
