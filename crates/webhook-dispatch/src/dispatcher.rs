@@ -93,8 +93,6 @@ impl DispatchConfig {
             .div_ceil(4)
     }
 
-    /// Most claimed tasks of one target that wait on the node for one of its slots: none when
-    /// the lease leaves less than a tenth of itself to wait in.
     /// Most tasks of one target a claim takes: what the node can hold of it, in delivery and
     /// waiting; more would only be given back.
     fn claim_per_target(&self) -> u32 {
@@ -102,6 +100,8 @@ impl DispatchConfig {
         u32::try_from(hold).unwrap_or(u32::MAX)
     }
 
+    /// Most claimed tasks of one target that wait on the node for one of its slots: none when
+    /// the lease leaves less than a tenth of itself to wait in.
     fn waiting_per_target(&self) -> usize {
         if self.lease_for.saturating_sub(self.lease_needed()) >= self.lease_for / 10 {
             self.max_in_flight_per_target
@@ -904,6 +904,9 @@ mod tests {
             ..defaults
         };
         assert_eq!(tight.waiting_per_target(), 0);
+        // A claim takes of one target what the node can hold of it: delivering and waiting.
+        assert_eq!(defaults.claim_per_target(), 8);
+        assert_eq!(tight.claim_per_target(), 4);
     }
 
     #[test]

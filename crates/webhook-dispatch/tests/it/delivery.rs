@@ -16,7 +16,7 @@ use webhookd::{Node, NodeParts};
 
 use crate::support::{
     Reply, TargetServer, TestDispatcher, World, clock, closed_port, delivery_config,
-    dispatch_config, dispatcher, generated_secret, one_task, queued, stored,
+    dispatch_config, dispatcher, generated_secret, metrics_text, one_task, queued, stored,
 };
 
 #[tokio::test]
@@ -81,8 +81,7 @@ async fn a_2xx_delivers_the_task_with_the_documented_body() {
         dispatcher.refresh_queue_stats().await.unwrap(),
         QueueStats::default()
     );
-    let mut metrics = String::new();
-    dispatcher.metrics().render(&mut metrics);
+    let metrics = metrics_text(&dispatcher);
     assert!(metrics.contains(r#"webhookd_dispatch_attempts_total{result="delivered"} 1"#));
     assert!(
         metrics.contains("webhookd_dispatch_queued_tasks 0\n"),

@@ -10,7 +10,7 @@ use webhook_store_mem::MemoryStore;
 
 use crate::support::{
     Reply, Running, TargetServer, World, clock, delivery_config, dispatch_config, dispatcher,
-    eventually, generated_secret, limited, one_task, queued, stored,
+    eventually, generated_secret, limited, metrics_text, one_task, queued, stored,
 };
 
 async fn statuses(store: &MemoryStore, tasks: &[Task]) -> Vec<TaskStatus> {
@@ -127,13 +127,6 @@ async fn every_one_delivered(store: &MemoryStore, tasks: &[Task]) {
             .all(|s| *s == TaskStatus::Delivered)
     })
     .await;
-}
-
-/// The dispatcher's metrics as `/metrics` shows them.
-fn metrics_text(dispatcher: &crate::support::TestDispatcher<MemoryStore>) -> String {
-    let mut text = String::new();
-    dispatcher.metrics().render(&mut text);
-    text
 }
 
 fn has_line(text: &str, line: &str) -> bool {

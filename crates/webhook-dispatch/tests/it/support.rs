@@ -388,6 +388,13 @@ pub(crate) fn dispatcher<S: Store + Clone + 'static>(
     )
 }
 
+/// The dispatcher's metrics as `/metrics` shows them.
+pub(crate) fn metrics_text<S: Store + Clone + 'static>(dispatcher: &TestDispatcher<S>) -> String {
+    let mut text = String::new();
+    dispatcher.metrics().render(&mut text);
+    text
+}
+
 /// The task as stored now.
 pub(crate) async fn stored(store: &impl Store, task: &Task) -> Task {
     store

@@ -13,14 +13,13 @@ use webhook_store_pg::test_db::{Lock, drop_database, fresh_store, statement_wait
 
 use crate::support::{
     Reply, Running, TargetServer, TestDispatcher, World, clock, delivery_config, dispatcher,
-    eventually, generated_secret, limited, queued, stored,
+    eventually, generated_secret, limited, metrics_text, queued, stored,
 };
 
 /// The value of the metric line `name` (a counter's or a histogram's `_count`), 0 when absent.
 fn metric<S: Store + Clone + 'static>(dispatcher: &TestDispatcher<S>, name: &str) -> u64 {
-    let mut text = String::new();
-    dispatcher.metrics().render(&mut text);
-    text.lines()
+    metrics_text(dispatcher)
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0)
 }
