@@ -251,6 +251,21 @@ pub fn accepted_test(webhook: &Webhook, received_at: Timestamp) -> (Invocation, 
     (invocation, task)
 }
 
+/// An accepted invocation received at `received_at` from a sender speaking `provider`'s
+/// dialect, with the sender's delivery id and a note of why the instruction template did not
+/// make the task's instruction, and its queued task.
+pub fn accepted_from(
+    webhook: &Webhook,
+    received_at: Timestamp,
+    provider: Source,
+) -> (Invocation, Task) {
+    let (mut invocation, mut task) = accepted(webhook, received_at);
+    invocation.delivery_id = Some("b2c1e7a0-3f4d-11ef-9a5b-0242ac120002".to_owned());
+    invocation.instruction_fallback = Some("the template took too much work to render".to_owned());
+    task.source.provider = provider;
+    (invocation, task)
+}
+
 /// A delivery attempt of `task` numbered `number`, answered with `status_code` at `at`.
 pub fn answered(task: &Task, number: u32, status_code: u16, at: Timestamp) -> DeliveryAttempt {
     let succeeded = (200..300).contains(&status_code);
@@ -328,12 +343,18 @@ impl World {
 
     /// Records an accepted invocation received at `received_at` with its task.
     pub async fn accept<S: Store>(&self, store: &S, received_at: Timestamp) -> (Invocation, Task) {
-        let (invocation, task) = accepted(&self.webhook, received_at);
-        store
-            .record_invocation(&invocation, Some(&task))
-            .await
-            .expect("record accepted invocation");
-        (invocation, task)
+        record_accepted(store, accepted(&self.webhook, received_at)).await
+    }
+
+    /// Records an accepted invocation received at `received_at` from `provider`, with its task
+    /// (see [`accepted_from`]).
+    pub async fn accept_from<S: Store>(
+        &self,
+        store: &S,
+        received_at: Timestamp,
+        provider: Source,
+    ) -> (Invocation, Task) {
+        record_accepted(store, accepted_from(&self.webhook, received_at, provider)).await
     }
 
     /// Records an accepted invocation received at each of `seconds` (see [`at`]), in that
@@ -359,6 +380,18 @@ impl World {
             .expect("record rejected invocation");
         invocation
     }
+}
+
+/// Records an accepted invocation with its task.
+async fn record_accepted<S: Store>(
+    store: &S,
+    (invocation, task): (Invocation, Task),
+) -> (Invocation, Task) {
+    store
+        .record_invocation(&invocation, Some(&task))
+        .await
+        .expect("record accepted invocation");
+    (invocation, task)
 }
 
 /// Random ids of the rows a migration test writes with SQL under the first schema: an

@@ -97,14 +97,7 @@ pub async fn webhook_source_settings_round_trip<S: ContractStore>(store: S) {
 pub async fn source_fields_of_invocations_and_tasks_round_trip<S: ContractStore>(store: S) {
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let (mut first, mut task) = accepted(&world.webhook, at(1));
-    first.delivery_id = Some("b2c1e7a0-3f4d-11ef-9a5b-0242ac120002".to_owned());
-    first.instruction_fallback = Some("the template took too much work to render".to_owned());
-    task.source.provider = Source::Github;
-    store
-        .record_invocation(&first, Some(&task))
-        .await
-        .expect("accepted");
+    let (first, task) = world.accept_from(&store, at(1), Source::Github).await;
     let repeat = duplicate_of(&world.webhook, &first, 2);
     store
         .record_invocation(&repeat, None)

@@ -13,18 +13,19 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
 
-use super::{converted, into_page};
+use super::{converted, found, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{AttemptRow, TaskRow, id};
 use crate::schema::{delivery_attempts, invocations, targets, tasks};
 
-/// A task of this organization with its invocation's payload.
+/// A task (of this organization, when one is given) read with its invocation's payload, or
+/// `NotFound`.
 fn load_task(
     conn: &mut SqliteConnection,
     organization_id: Option<OrganizationId>,
     task_id: TaskId,
-) -> Result<Option<TaskRowWithPayload>, Failure> {
+) -> Result<Task, Failure> {
     let mut query = tasks::table
         .inner_join(invocations::table)
         .filter(tasks::id.eq(id(task_id.as_uuid())))
@@ -33,7 +34,7 @@ fn load_task(
     if let Some(org) = organization_id {
         query = query.filter(tasks::organization_id.eq(id(org.as_uuid())));
     }
-    Ok(query.first::<TaskRowWithPayload>(conn).optional()?)
+    task_of(found(query.first::<TaskRowWithPayload>(conn))?)
 }
 
 type TaskRowWithPayload = (TaskRow, Option<String>);
@@ -215,12 +216,8 @@ impl TaskQueue for SqliteStore {
         organization_id: OrganizationId,
         task_id: TaskId,
     ) -> Result<Task, StoreError> {
-        self.read(move |conn| {
-            task_of(
-                load_task(conn, Some(organization_id), task_id)?.ok_or_else(Failure::not_found)?,
-            )
-        })
-        .await
+        self.read(move |conn| load_task(conn, Some(organization_id), task_id))
+            .await
     }
 
     async fn tasks(
@@ -326,7 +323,7 @@ impl TaskQueue for SqliteStore {
                     ))
                     .execute(conn)?;
             }
-            task_of(load_task(conn, None, task_id)?.ok_or_else(Failure::not_found)?)
+            load_task(conn, None, task_id)
         })
         .await
     }
@@ -420,7 +417,7 @@ impl TaskQueue for SqliteStore {
         self.write(move |conn| {
             let held = held_task(conn, &finished)?;
             record_attempt(conn, &finished, &held)?;
-            task_of(load_task(conn, None, finished.lease.task_id)?.ok_or_else(Failure::not_found)?)
+            load_task(conn, None, finished.lease.task_id)
         })
         .await
     }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use webhook_domain::model::{ClaimRequest, InvocationFilter, Source, TaskFilter};
 use webhook_domain::ports::{InvocationLog as _, TaskQueue as _};
 use webhook_store_contract::ContractStore as _;
-use webhook_store_contract::fixtures::{World, accepted, at, page};
+use webhook_store_contract::fixtures::{World, at, page};
 
 use crate::support::open_temp;
 
@@ -17,14 +17,7 @@ async fn every_read_path_carries_the_sources_columns() {
     let store = open_temp().await;
     let world = World::seed(&store).await;
     let org = world.organization.id;
-    let (mut invocation, mut task) = accepted(&world.webhook, at(1));
-    invocation.delivery_id = Some("a1b2".to_owned());
-    invocation.instruction_fallback = Some("the template failed to render".to_owned());
-    task.source.provider = Source::Pagerduty;
-    store
-        .record_invocation(&invocation, Some(&task))
-        .await
-        .expect("record");
+    let (invocation, task) = world.accept_from(&store, at(1), Source::Pagerduty).await;
 
     assert_eq!(store.task(org, task.id).await.expect("task"), task);
     let board = store
