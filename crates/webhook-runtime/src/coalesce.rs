@@ -275,33 +275,19 @@ mod tests {
     #[test]
     fn one_entry_per_webhook_and_reason() {
         let counter = CoalescingCounter::new(Counting::default());
-        counter.count(
+        for request in [
             rejection(1, CoalescedReason::RateLimited, 20, 1),
-            RequestRecord::default,
-        );
-        counter.count(
             rejection(1, CoalescedReason::RateLimited, 10, 2),
-            RequestRecord::default,
-        );
-        counter.count(
             rejection(1, CoalescedReason::RateLimited, 30, 3),
-            RequestRecord::default,
-        );
-        counter.count(
             rejection(1, CoalescedReason::Disabled, 40, 4),
-            RequestRecord::default,
-        );
-        counter.count(
             rejection(2, CoalescedReason::RateLimited, 5, 5),
-            RequestRecord::default,
-        );
-        counter.count(
             CoalescedRejection {
                 test: true,
                 ..rejection(2, CoalescedReason::RateLimited, 6, 6)
             },
-            RequestRecord::default,
-        );
+        ] {
+            counter.count(request, RequestRecord::default);
+        }
         assert_eq!(counter.pending(), 4);
         let drained = counter.drain();
         assert_eq!(counter.pending(), 0);

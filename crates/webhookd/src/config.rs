@@ -682,6 +682,16 @@ mod tests {
             .settings
     }
 
+    /// A configuration file holding `text`, and its path: the file lives as long as the
+    /// directory returned with it.
+    fn config_file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhookd.toml");
+        std::fs::write(&file, text).unwrap();
+        let path = file.to_str().unwrap().to_owned();
+        (dir, path)
+    }
+
     #[test]
     fn defaults() {
         let config = Config::load(Settings::default()).unwrap();
@@ -729,18 +739,12 @@ mod tests {
         .unwrap();
         assert_eq!(compared.rate_limiter(), RateLimiterKind::Memory);
 
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("webhookd.toml");
-        std::fs::write(
-            &file,
-            "database_url = \"postgres://db/webhookd\"\nrate_limiter = \"memory\"\n",
-        )
-        .unwrap();
-        let path = file.to_str().unwrap();
-        let from_file = Config::load(settings(&["--config", path])).unwrap();
+        let (_dir, path) =
+            config_file("database_url = \"postgres://db/webhookd\"\nrate_limiter = \"memory\"\n");
+        let from_file = Config::load(settings(&["--config", &path])).unwrap();
         assert_eq!(from_file.rate_limiter(), RateLimiterKind::Memory);
         let flag_over_file =
-            Config::load(settings(&["--config", path, "--rate-limiter", "shared"])).unwrap();
+            Config::load(settings(&["--config", &path, "--rate-limiter", "shared"])).unwrap();
         assert_eq!(flag_over_file.rate_limiter(), RateLimiterKind::Shared);
 
         // Not parsed from flags, which would read DATABASE_URL from the environment.
@@ -758,16 +762,11 @@ mod tests {
 
     #[test]
     fn dispatch_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("webhookd.toml");
-        std::fs::write(
-            &file,
+        let (_dir, path) = config_file(
             "no_dispatch = true\ndispatch_concurrency = 8\ndelivery_timeout = 30\nmax_attempts = 3\n\
              dispatch_lease = 90\n",
-        )
-        .unwrap();
-        let path = file.to_str().unwrap();
-        let from_file = Config::load(settings(&["--config", path]))
+        );
+        let from_file = Config::load(settings(&["--config", &path]))
             .unwrap()
             .dispatch;
         assert_eq!(
@@ -783,7 +782,7 @@ mod tests {
         );
         let flags = Config::load(settings(&[
             "--config",
-            path,
+            &path,
             "--no-dispatch=false",
             "--dispatch-per-target",
             "2",
@@ -848,10 +847,7 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("webhookd.toml");
-        std::fs::write(
-            &file,
+        let (_dir, path) = config_file(
             r#"
 listen = "0.0.0.0:9000"
 data_dir = "/var/lib/webhookd"
@@ -863,10 +859,8 @@ retention_days = 7
 body_timeout = 12
 max_connections = 500
 "#,
-        )
-        .unwrap();
-        let path = file.to_str().unwrap();
-        let from_file = Config::load(settings(&["--config", path])).unwrap();
+        );
+        let from_file = Config::load(settings(&["--config", &path])).unwrap();
         assert_eq!(from_file.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(
             from_file.public_url_for(from_file.listen).unwrap().as_str(),
@@ -886,7 +880,7 @@ max_connections = 500
 
         let flags = Config::load(settings(&[
             "--config",
-            path,
+            &path,
             "--listen",
             "127.0.0.1:7000",
             "--public-url",
@@ -921,11 +915,8 @@ max_connections = 500
 
     #[test]
     fn refuses_unknown_file_keys_and_bad_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("webhookd.toml");
-        std::fs::write(&file, "listen_on = \"127.0.0.1:1\"\n").unwrap();
-        let path = file.to_str().unwrap();
-        assert!(Config::load(settings(&["--config", path])).is_err());
+        let (_dir, path) = config_file("listen_on = \"127.0.0.1:1\"\n");
+        assert!(Config::load(settings(&["--config", &path])).is_err());
         assert!(Config::load(settings(&["--public-url", "ftp://x"])).is_err());
         assert!(Config::load(settings(&["--retention-days", "0"])).is_err());
         assert!(Cli::try_parse_from(["webhookd", "--trusted-proxy", "not-a-cidr"]).is_err());

@@ -306,6 +306,12 @@ fn metrics(limiter: &PgRateLimiter) -> String {
     text
 }
 
+/// Asserts that `text`, what a limiter shows in `/metrics`, holds the counter `name` at `value`.
+#[track_caller]
+fn assert_counter(text: &str, name: &str, value: u64) {
+    assert!(text.contains(&format!("{name} {value}\n")), "{text}");
+}
+
 #[track_caller]
 fn assert_admitted<E: std::fmt::Debug>(decision: Result<RateDecision, E>) {
     match decision {
@@ -516,12 +522,10 @@ async fn a_refused_flood_costs_statements_per_node_and_second_not_per_request() 
         );
     }
     let text = metrics(&limiters[0]);
-    assert!(
-        text.contains(&format!(
-            "webhookd_rate_limit_statements_total {}\n",
-            limiters[0].statements()
-        )),
-        "{text}"
+    assert_counter(
+        &text,
+        "webhookd_rate_limit_statements_total",
+        limiters[0].statements(),
     );
     assert!(
         text.contains("webhookd_rate_limit_local_refusals_total "),
@@ -715,13 +719,10 @@ async fn an_admitted_stream_at_high_quotas_costs_few_statements() {
         "{} charged for {admitted}",
         charged(0)
     );
-    let text = metrics(&limiters[0]);
-    assert!(
-        text.contains(&format!(
-            "webhookd_rate_limit_reserved_admissions_total {}\n",
-            limiters[0].reserved_admissions()
-        )),
-        "{text}"
+    assert_counter(
+        &metrics(&limiters[0]),
+        "webhookd_rate_limit_reserved_admissions_total",
+        limiters[0].reserved_admissions(),
     );
     eprintln!("{admitted} admitted requests cost {statements} statements");
     first.teardown().await;
