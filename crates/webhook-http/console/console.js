@@ -842,6 +842,14 @@
     else if (heading) heading.focus({ preventScroll: true });
   }
 
+  // Renders the page shown again in place (without the loading state), then gives the focus
+  // back to the control `selector` finds on it: the one that changed what the page shows.
+  async function rerender(selector) {
+    await route({ keepFocus: true });
+    const again = document.querySelector(selector);
+    if (again) again.focus();
+  }
+
   function go(hash) {
     if (location.hash === hash) route();
     else location.hash = hash;
@@ -940,6 +948,30 @@
       h('span', { class: 'health-last' }, 'Nothing received'));
   }
 
+  // The foot of a list read a page at a time: while `listPath` has a next page (`setMore` is
+  // given its cursor), a "Load more" button that reads it and hands its items to `addItems`.
+  function moreFoot(listPath, addItems) {
+    const foot = h('div', { class: 'list-foot' });
+    const setMore = (cursor) => {
+      foot.replaceChildren();
+      foot.hidden = !cursor;
+      if (!cursor) return;
+      const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
+        more.disabled = true;
+        try {
+          const next = await api('GET', `${listPath}&cursor=${encodeURIComponent(cursor)}`);
+          addItems(next.items);
+          setMore(next.next_cursor);
+        } catch (err) {
+          more.disabled = false;
+          toast(errorText(err));
+        }
+      } }, 'Load more');
+      foot.append(more);
+    };
+    return { foot, setMore };
+  }
+
   async function webhooksPage(gen, query) {
     const status = WEBHOOK_FILTERS.some(([value]) => value === query.get('status')) ? query.get('status') : '';
     const listPath = `/api/v1/webhooks?limit=${PAGE_SIZE}${status ? `&status=${status}` : ''}`;
@@ -987,7 +1019,6 @@
       h('thead', {}, h('tr', {},
         ['Name', 'URL', 'Target', 'Status', 'Last 24 h', 'Last triggered'].map((t) => h('th', { scope: 'col' }, t)))),
       tbody);
-    const foot = h('div', { class: 'list-foot' });
     const addRows = (items) => {
       for (const webhook of items) {
         tbody.append(h('tr', {},
@@ -1001,23 +1032,7 @@
           h('td', { 'data-label': 'Last triggered', class: 'nowrap' }, time(webhook.last_triggered_at))));
       }
     };
-    const setMore = (cursor) => {
-      foot.replaceChildren();
-      foot.hidden = !cursor;
-      if (!cursor) return;
-      const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
-        more.disabled = true;
-        try {
-          const next = await api('GET', `${listPath}&cursor=${encodeURIComponent(cursor)}`);
-          addRows(next.items);
-          setMore(next.next_cursor);
-        } catch (err) {
-          more.disabled = false;
-          toast(errorText(err));
-        }
-      } }, 'Load more');
-      foot.append(more);
-    };
+    const { foot, setMore } = moreFoot(listPath, addRows);
     addRows(list.items);
     setMore(list.next_cursor);
     page(head, readOnlyNote(), filters, h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, table), foot));
@@ -1430,9 +1445,7 @@
       try {
         await api('PATCH', `/api/v1/webhooks/${webhook.id}`, body);
         toast(`“${body.name || webhook.name}” saved`);
-        await route({ keepFocus: true });
-        const again = document.querySelector('[data-action="edit"]');
-        if (again) again.focus();
+        await rerender('[data-action="edit"]');
       } catch (err) {
         showError(form, err);
         submit.disabled = false;
@@ -1451,9 +1464,7 @@
         try {
           await api('PATCH', `/api/v1/webhooks/${webhook.id}`, { status: active ? 'disabled' : 'active' });
           toast(active ? `“${webhook.name}” disabled` : `“${webhook.name}” enabled`);
-          await route({ keepFocus: true });
-          const again = document.querySelector('button[role="switch"]');
-          if (again) again.focus();
+          await rerender('button[role="switch"]');
         } catch (err) {
           showError(card, err);
           toggle.disabled = false;
@@ -1530,9 +1541,7 @@
         const focus = handle.body.querySelector('#shown-secret') || handle.body.querySelector('.dialog-actions .btn');
         focus.focus();
         handle.dialog.addEventListener('close', async () => {
-          await route({ keepFocus: true });
-          const again = document.querySelector('[data-action="rotate"]');
-          if (again) again.focus();
+          await rerender('[data-action="rotate"]');
         });
       },
     });
@@ -1816,7 +1825,6 @@
         h('span', {}, text))));
     const form = logFilterForm(webhook.id, filters, apply);
     const list = h('ul', { class: 'log', 'aria-label': 'Invocations, newest first' });
-    const foot = h('div', { class: 'list-foot' });
     const rows = new Map();
     const row = (item) => {
       const made = invocationItem(item);
@@ -1824,23 +1832,7 @@
       return made.li;
     };
     const addItems = (items) => { for (const item of items) list.append(row(item)); };
-    const setMore = (cursor) => {
-      foot.replaceChildren();
-      foot.hidden = !cursor;
-      if (!cursor) return;
-      const more = h('button', { type: 'button', class: 'btn', onclick: async () => {
-        more.disabled = true;
-        try {
-          const next = await api('GET', `${listPath}&cursor=${encodeURIComponent(cursor)}`);
-          addItems(next.items.filter((item) => !rows.has(item.id)));
-          setMore(next.next_cursor);
-        } catch (err) {
-          more.disabled = false;
-          toast(errorText(err));
-        }
-      } }, 'Load more');
-      foot.append(more);
-    };
+    const { foot, setMore } = moreFoot(listPath, (items) => addItems(items.filter((item) => !rows.has(item.id))));
     const deleted = webhook.status === 'deleted';
     const words = filterWords(filters);
     let empty;
@@ -2507,9 +2499,7 @@
         const saved = await api('PATCH', `/api/v1/targets/${target.id}`, body);
         handle.dialog.close();
         toast(`Target “${saved.name}” saved`);
-        await route({ keepFocus: true });
-        const again = document.querySelector(`[data-edit="${target.id}"]`);
-        if (again) again.focus();
+        await rerender(`[data-edit="${target.id}"]`);
       } catch (err) {
         showError(form, err);
         submit.disabled = false;

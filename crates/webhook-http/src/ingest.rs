@@ -48,6 +48,17 @@ struct AcceptedBody {
     task_id: TaskId,
 }
 
+impl AcceptedBody {
+    /// An accepted event's answer, with its invocation and task.
+    fn new(invocation_id: InvocationId, task_id: TaskId) -> Self {
+        Self {
+            status: "accepted",
+            invocation_id,
+            task_id,
+        }
+    }
+}
+
 /// 200: the event is logged but makes no task: the webhook does not subscribe to its type.
 #[derive(Serialize, ToSchema)]
 #[schema(as = IngestIgnored)]
@@ -93,6 +104,42 @@ enum NoTaskBody {
     Ignored(IgnoredBody),
     Duplicate(DuplicateBody),
     Handshake(HandshakeBody),
+}
+
+impl NoTaskBody {
+    /// An ignored event's answer.
+    fn ignored(invocation_id: InvocationId) -> Self {
+        Self::Ignored(IgnoredBody {
+            status: "ignored",
+            invocation_id,
+        })
+    }
+
+    /// A repeat's answer, with the first request's ids.
+    fn duplicate(invocation_id: InvocationId, task_id: Option<TaskId>) -> Self {
+        Self::Duplicate(DuplicateBody {
+            status: "duplicate",
+            invocation_id,
+            task_id,
+        })
+    }
+
+    /// A ping's answer.
+    fn handshake(invocation_id: InvocationId) -> Self {
+        Self::Handshake(HandshakeBody {
+            status: "handshake",
+            invocation_id,
+        })
+    }
+
+    /// The answer's `status`, which is also the outcome's label in the metrics.
+    fn status(&self) -> &'static str {
+        match self {
+            Self::Ignored(body) => body.status,
+            Self::Duplicate(body) => body.status,
+            Self::Handshake(body) => body.status,
+        }
+    }
 }
 
 /// An RFC 9457 problem as ingest and the operations endpoints answer it.
@@ -359,25 +406,16 @@ fn respond(
             rate,
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, task.id = %task_id, "event accepted");
-            let mut response = with_rate_headers(HttpResponse::Accepted(), rate);
-            let body = AcceptedBody {
-                status: "accepted",
-                invocation_id,
-                task_id,
-            };
-            ("accepted", response.json(body))
+            let body = AcceptedBody::new(invocation_id, task_id);
+            let response = with_rate_headers(HttpResponse::Accepted(), rate).json(body);
+            ("accepted", response)
         }
         IngestOutcome::Ignored {
             invocation_id,
             rate,
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, "event ignored: its type is not subscribed");
-            let mut response = with_rate_headers(HttpResponse::Ok(), rate);
-            let body = NoTaskBody::Ignored(IgnoredBody {
-                status: "ignored",
-                invocation_id,
-            });
-            ("ignored", response.json(body))
+            no_task(NoTaskBody::ignored(invocation_id), rate)
         }
         IngestOutcome::Duplicate {
             invocation_id,
@@ -385,13 +423,7 @@ fn respond(
             rate,
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, "event answered as a duplicate of an earlier delivery");
-            let mut response = with_rate_headers(HttpResponse::Ok(), rate);
-            let body = NoTaskBody::Duplicate(DuplicateBody {
-                status: "duplicate",
-                invocation_id,
-                task_id,
-            });
-            ("duplicate", response.json(body))
+            no_task(NoTaskBody::duplicate(invocation_id, task_id), rate)
         }
         IngestOutcome::Handshake {
             invocation_id,
@@ -399,19 +431,17 @@ fn respond(
             rate,
         } => {
             tracing::info!(webhook.id = webhook_id, invocation.id = %invocation_id, handshake = handshake.event_type(), "sender's handshake answered");
-            let mut response = with_rate_headers(HttpResponse::Ok(), rate);
-            let response = match handshake {
-                Handshake::SlackUrlVerification { challenge } => response
-                    .content_type(mime::TEXT_PLAIN_UTF_8)
-                    .body(challenge),
-                Handshake::GithubPing | Handshake::PagerdutyPing => {
-                    response.json(NoTaskBody::Handshake(HandshakeBody {
-                        status: "handshake",
-                        invocation_id,
-                    }))
+            match handshake {
+                Handshake::SlackUrlVerification { challenge } => {
+                    let response = with_rate_headers(HttpResponse::Ok(), rate)
+                        .content_type(mime::TEXT_PLAIN_UTF_8)
+                        .body(challenge);
+                    ("handshake", response)
                 }
-            };
-            ("handshake", response)
+                Handshake::GithubPing | Handshake::PagerdutyPing => {
+                    no_task(NoTaskBody::handshake(invocation_id), rate)
+                }
+            }
         }
         IngestOutcome::Rejected {
             rejection,
@@ -434,6 +464,14 @@ fn respond(
             (rejection.code(), problem.error_response())
         }
     }
+}
+
+/// A 200 with `body`, for a request logged without a task, labelled with its `status`.
+fn no_task(body: NoTaskBody, rate: RateStatus) -> (&'static str, HttpResponse) {
+    (
+        body.status(),
+        with_rate_headers(HttpResponse::Ok(), rate).json(body),
+    )
 }
 
 /// Logs a rejection once: server-side failures as errors with their chain; client errors at
