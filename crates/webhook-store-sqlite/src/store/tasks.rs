@@ -13,6 +13,7 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
 
+use super::delivery_writes::{FinishTask, SetLease, SetResponse};
 use super::{converted, found, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
@@ -112,11 +113,15 @@ fn task_of((row, payload): TaskRowWithPayload) -> Result<Task, Failure> {
 }
 
 /// The lease `lease` still holds its task: the task is queued and carries the lease's token.
+///
+/// Read with `get_result`, not `first`: the primary key finds one row at most, and the bound
+/// `LIMIT` of `first` makes SQLite prepare the statement again at every run (it plans with a
+/// bound limit's value, so a new value, even the same one, expires the statement).
 fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), Failure> {
     let row: Option<(String, Option<Vec<u8>>)> = tasks::table
         .find(id(lease.task_id.as_uuid()))
         .select((tasks::status, tasks::lease_token))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let held = row.is_some_and(|(status, token)| {
         status == TaskStatus::Queued.as_str()
@@ -129,7 +134,8 @@ fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), Failure
     }
 }
 
-/// The invocation of the task that `finished` was made for, when its lease still holds it.
+/// The invocation of the task that `finished` was made for, when its lease still holds it
+/// (read as in [`check_lease`]).
 fn held_task(conn: &mut SqliteConnection, finished: &FinishedAttempt) -> Result<Vec<u8>, Failure> {
     let lease = &finished.lease;
     if finished.attempt.task_id != lease.task_id {
@@ -138,7 +144,7 @@ fn held_task(conn: &mut SqliteConnection, finished: &FinishedAttempt) -> Result<
     let row: Option<(String, Option<Vec<u8>>, Vec<u8>)> = tasks::table
         .find(id(lease.task_id.as_uuid()))
         .select((tasks::status, tasks::lease_token, tasks::invocation_id))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     match row {
         Some((status, token, invocation_id))
@@ -177,36 +183,21 @@ fn record_attempt(
             delivery_attempts::succeeded.eq(response.succeeded),
         ))
         .execute(conn)?;
-    diesel::update(invocations::table.find(invocation_id))
-        .set((
-            invocations::response_status_code.eq(response.status_code.map(i64::from)),
-            invocations::response_body_excerpt.eq(response.body_excerpt.as_deref()),
-            invocations::response_latency_ms.eq(Some(i64::from(response.latency_ms))),
-            invocations::response_error.eq(response.error.as_deref()),
-            invocations::response_at.eq(Some(response.at.unix_micros())),
-            invocations::response_succeeded.eq(Some(response.succeeded)),
-        ))
-        .execute(conn)?;
+    SetResponse::new(invocation_id, response).execute(conn)?;
     let (status, next_attempt_at) = match *verdict {
         AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
-        AttemptVerdict::RetryAt(at) => (TaskStatus::Queued, Some(at)),
+        AttemptVerdict::RetryAt(at) => (TaskStatus::Queued, Some(at.unix_micros())),
         AttemptVerdict::Failed => (TaskStatus::Failed, None),
     };
-    diesel::update(tasks::table.find(&task_key))
-        .set((
-            tasks::status.eq(status.as_str()),
-            tasks::attempts.eq(i64::from(attempt.number)),
-            tasks::last_error.eq(response.error.as_deref()),
-            tasks::lease_token.eq(None::<Vec<u8>>),
-            tasks::lease_until.eq(None::<i64>),
-            tasks::updated_at.eq(response.at.unix_micros()),
-        ))
-        .execute(conn)?;
-    if let Some(at) = next_attempt_at {
-        diesel::update(tasks::table.find(&task_key))
-            .set(tasks::next_attempt_at.eq(at.unix_micros()))
-            .execute(conn)?;
+    FinishTask {
+        task_id: &task_key,
+        status,
+        attempts: i64::from(attempt.number),
+        last_error: response.error.as_deref(),
+        updated_at: response.at.unix_micros(),
+        next_attempt_at,
     }
+    .execute(conn)?;
     Ok(())
 }
 
@@ -377,12 +368,12 @@ impl TaskQueue for SqliteStore {
             let mut claimed = Vec::with_capacity(rows.len());
             for (row, payload, endpoint, secret) in rows {
                 let task = row.into_domain(payload)?;
-                diesel::update(tasks::table.find(id(task.id.as_uuid())))
-                    .set((
-                        tasks::lease_token.eq(Some(id(&token))),
-                        tasks::lease_until.eq(Some(until.unix_micros())),
-                    ))
-                    .execute(conn)?;
+                SetLease {
+                    task_id: task.id.as_uuid().as_bytes(),
+                    token: Some(token.as_bytes()),
+                    until: Some(until.unix_micros()),
+                }
+                .execute(conn)?;
                 let endpoint_url = endpoint
                     .as_deref()
                     .and_then(|u| EndpointUrl::parse(u).ok())
@@ -473,12 +464,12 @@ impl TaskQueue for SqliteStore {
         let lease = *lease;
         self.write(move |conn| {
             check_lease(conn, &lease)?;
-            diesel::update(tasks::table.find(id(lease.task_id.as_uuid())))
-                .set((
-                    tasks::lease_token.eq(None::<Vec<u8>>),
-                    tasks::lease_until.eq(None::<i64>),
-                ))
-                .execute(conn)?;
+            SetLease {
+                task_id: lease.task_id.as_uuid().as_bytes(),
+                token: None,
+                until: None,
+            }
+            .execute(conn)?;
             Ok(())
         })
         .await
