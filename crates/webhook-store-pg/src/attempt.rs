@@ -116,6 +116,32 @@ UPDATE invocations SET response_status_code = a.status_code,
 FROM held JOIN attempt a ON a.task_id = held.id
 WHERE invocations.id = held.invocation_id";
 
+/// Gives a task back: releases its lease when `lease` still holds it ([`RELEASE_LEASE`]).
+/// Of fixed text, as [`FinishAttempt`] is, so that it stays prepared: under a backlog a node
+/// gives back thousands of tasks a minute.
+pub(crate) struct ReleaseLease<'a>(pub(crate) &'a Lease);
+
+impl QueryId for ReleaseLease<'_> {
+    type QueryId = ReleaseLease<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for ReleaseLease<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let lease = self.0;
+        prepared::push_sql(&mut out, RELEASE_LEASE, |number, out| match number {
+            1 => out.push_bind_param::<SqlUuid, _>(lease.task_id.as_uuid()),
+            2 => out.push_bind_param::<SqlUuid, _>(&lease.token),
+            other => Err(prepared::no_parameter(other)),
+        })
+    }
+}
+
+/// Releases the lease of task `$1` when it still carries token `$2` and waits for delivery.
+const RELEASE_LEASE: &str = "\
+UPDATE tasks SET lease_token = NULL, lease_until = NULL
+WHERE id = $1 AND lease_token = $2 AND status = 'queued'";
+
 /// Records a batch of finished attempts, [`FINISH_ATTEMPTS`]'s parameters in order: one array
 /// per column, one element per attempt.
 const FINISH_ATTEMPTS: &str = "\

@@ -29,7 +29,7 @@ use webhook_domain::ports::{
 };
 
 use crate::PgStore;
-use crate::attempt::{self, FinishAttempt};
+use crate::attempt::{self, FinishAttempt, ReleaseLease};
 use crate::changes::announce;
 use crate::error::{TxError, corrupt, store_error};
 use crate::rows::{
@@ -1216,20 +1216,7 @@ impl TaskQueue for PgStore {
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         match self
-            .run(async |conn| {
-                diesel::update(
-                    tasks::table
-                        .filter(tasks::id.eq(lease.task_id.as_uuid()))
-                        .filter(tasks::lease_token.eq(lease.token))
-                        .filter(tasks::status.eq(TaskStatus::Queued.as_str())),
-                )
-                .set((
-                    tasks::lease_token.eq(None::<Uuid>),
-                    tasks::lease_until.eq(None::<time::OffsetDateTime>),
-                ))
-                .execute(conn)
-                .await
-            })
+            .run(async |conn| ReleaseLease(lease).execute(conn).await)
             .await?
         {
             0 => Err(StoreError::Conflict("the lease is no longer held")),
