@@ -41,6 +41,7 @@ mod checkpoint;
 mod contract;
 mod error;
 mod files;
+mod prepared;
 mod readers;
 mod rows;
 mod schema;

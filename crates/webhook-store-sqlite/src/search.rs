@@ -16,6 +16,7 @@ use diesel::sqlite::Sqlite;
 use webhook_domain::model::{Invocation, Payload, SearchWords, WebhookId, indexed_words};
 
 use crate::error::Failure;
+use crate::prepared::fixed_text;
 use crate::rows::uuid;
 
 /// Index rows per microsecond of `received_at`.
@@ -91,11 +92,6 @@ struct InsertRow<'a> {
     invocation_id: &'a [u8],
 }
 
-impl QueryId for InsertRow<'_> {
-    type QueryId = InsertRow<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
 impl QueryFragment<Sqlite> for InsertRow<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql("INSERT INTO invocation_search (rowid, words, invocation_id) VALUES (");
@@ -109,7 +105,7 @@ impl QueryFragment<Sqlite> for InsertRow<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for InsertRow<'_> {}
+fixed_text!(InsertRow);
 
 /// Writes the index row of an invocation received at `received_at` (µs) with `words`
 /// ([`words_of`]).

@@ -1,16 +1,17 @@
 //! The writes of the delivery path that run once per task: leasing a task and giving it back,
 //! the task's state after an attempt, and the invocation's latest target response.
 //!
-//! Statements of their own rather than `diesel::update`, which diesel never keeps prepared (a
-//! changeset may leave columns out): each claimed task paid for parsing and planning its lease's
-//! `UPDATE`, and each attempt for two more, about a tenth of the server's CPU at a steady
-//! delivery rate. These have a fixed text, so the connection prepares each once.
+//! Statements of fixed text (see [`crate::prepared`]) rather than `diesel::update`: each claimed
+//! task paid for parsing and planning its lease's `UPDATE`, and each attempt for two more, about
+//! a tenth of the server's CPU at a steady delivery rate. The connection prepares each once.
 
-use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::QueryResult;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::{BigInt, Binary, Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{TargetResponse, TaskStatus};
+
+use crate::prepared::{self, fixed_text};
 
 /// Sets a task's lease: `token` until `until` (µs) to lease it, both `None` to give it back.
 pub(super) struct SetLease<'a> {
@@ -19,24 +20,18 @@ pub(super) struct SetLease<'a> {
     pub(super) until: Option<i64>,
 }
 
-impl QueryId for SetLease<'_> {
-    type QueryId = SetLease<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+const SET_LEASE: &str = "UPDATE tasks SET lease_token = ?, lease_until = ? WHERE id = ?";
 
 impl QueryFragment<Sqlite> for SetLease<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("UPDATE tasks SET lease_token = ");
-        out.push_bind_param::<Nullable<Binary>, _>(&self.token)?;
-        out.push_sql(", lease_until = ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.until)?;
-        out.push_sql(" WHERE id = ");
-        out.push_bind_param::<Binary, _>(self.task_id)?;
-        Ok(())
+        prepared::push_sql(&mut out, SET_LEASE, |number, out| match number {
+            1 => out.push_bind_param::<Nullable<Binary>, _>(&self.token),
+            2 => out.push_bind_param::<Nullable<BigInt>, _>(&self.until),
+            3 => out.push_bind_param::<Binary, _>(self.task_id),
+            other => Err(prepared::no_parameter(other)),
+        })
     }
 }
-
-impl RunQueryDsl<SqliteConnection> for SetLease<'_> {}
 
 /// A task's state after an attempt: its status, attempt count and last error, the time of the
 /// change, and when its next attempt is due (`None` keeps the task's); its lease is released.
@@ -49,43 +44,38 @@ pub(super) struct FinishTask<'a> {
     pub(super) next_attempt_at: Option<i64>,
 }
 
-impl QueryId for FinishTask<'_> {
-    type QueryId = FinishTask<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+const FINISH_TASK: &str = "\
+UPDATE tasks SET status = ?, attempts = ?, last_error = ?, lease_token = NULL,
+    lease_until = NULL, updated_at = ?, next_attempt_at = coalesce(?, next_attempt_at)
+WHERE id = ?";
 
 impl QueryFragment<Sqlite> for FinishTask<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("UPDATE tasks SET status = ");
-        out.push_bind_param::<Text, _>(self.status.as_str())?;
-        out.push_sql(", attempts = ");
-        out.push_bind_param::<BigInt, _>(&self.attempts)?;
-        out.push_sql(", last_error = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.last_error)?;
-        out.push_sql(", lease_token = NULL, lease_until = NULL, updated_at = ");
-        out.push_bind_param::<BigInt, _>(&self.updated_at)?;
-        out.push_sql(", next_attempt_at = coalesce(");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.next_attempt_at)?;
-        out.push_sql(", next_attempt_at) WHERE id = ");
-        out.push_bind_param::<Binary, _>(self.task_id)?;
-        Ok(())
+        prepared::push_sql(&mut out, FINISH_TASK, |number, out| match number {
+            1 => out.push_bind_param::<Text, _>(self.status.as_str()),
+            2 => out.push_bind_param::<BigInt, _>(&self.attempts),
+            3 => out.push_bind_param::<Nullable<Text>, _>(&self.last_error),
+            4 => out.push_bind_param::<BigInt, _>(&self.updated_at),
+            5 => out.push_bind_param::<Nullable<BigInt>, _>(&self.next_attempt_at),
+            6 => out.push_bind_param::<Binary, _>(self.task_id),
+            other => Err(prepared::no_parameter(other)),
+        })
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for FinishTask<'_> {}
-
 /// An invocation's latest target response.
 pub(super) struct SetResponse<'a> {
-    pub(super) invocation_id: &'a [u8],
-    pub(super) status_code: Option<i64>,
-    pub(super) body_excerpt: Option<&'a str>,
-    pub(super) latency_ms: i64,
-    pub(super) error: Option<&'a str>,
-    pub(super) at: i64,
-    pub(super) succeeded: bool,
+    invocation_id: &'a [u8],
+    status_code: Option<i64>,
+    body_excerpt: Option<&'a str>,
+    latency_ms: i64,
+    error: Option<&'a str>,
+    at: i64,
+    succeeded: bool,
 }
 
 impl<'a> SetResponse<'a> {
+    /// Sets `response` as the latest of invocation `invocation_id`.
     pub(super) fn new(invocation_id: &'a [u8], response: &'a TargetResponse) -> Self {
         Self {
             invocation_id,
@@ -99,29 +89,24 @@ impl<'a> SetResponse<'a> {
     }
 }
 
-impl QueryId for SetResponse<'_> {
-    type QueryId = SetResponse<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+const SET_RESPONSE: &str = "\
+UPDATE invocations SET response_status_code = ?, response_body_excerpt = ?,
+    response_latency_ms = ?, response_error = ?, response_at = ?, response_succeeded = ?
+WHERE id = ?";
 
 impl QueryFragment<Sqlite> for SetResponse<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("UPDATE invocations SET response_status_code = ");
-        out.push_bind_param::<Nullable<BigInt>, _>(&self.status_code)?;
-        out.push_sql(", response_body_excerpt = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.body_excerpt)?;
-        out.push_sql(", response_latency_ms = ");
-        out.push_bind_param::<BigInt, _>(&self.latency_ms)?;
-        out.push_sql(", response_error = ");
-        out.push_bind_param::<Nullable<Text>, _>(&self.error)?;
-        out.push_sql(", response_at = ");
-        out.push_bind_param::<BigInt, _>(&self.at)?;
-        out.push_sql(", response_succeeded = ");
-        out.push_bind_param::<Bool, _>(&self.succeeded)?;
-        out.push_sql(" WHERE id = ");
-        out.push_bind_param::<Binary, _>(self.invocation_id)?;
-        Ok(())
+        prepared::push_sql(&mut out, SET_RESPONSE, |number, out| match number {
+            1 => out.push_bind_param::<Nullable<BigInt>, _>(&self.status_code),
+            2 => out.push_bind_param::<Nullable<Text>, _>(&self.body_excerpt),
+            3 => out.push_bind_param::<BigInt, _>(&self.latency_ms),
+            4 => out.push_bind_param::<Nullable<Text>, _>(&self.error),
+            5 => out.push_bind_param::<BigInt, _>(&self.at),
+            6 => out.push_bind_param::<Bool, _>(&self.succeeded),
+            7 => out.push_bind_param::<Binary, _>(self.invocation_id),
+            other => Err(prepared::no_parameter(other)),
+        })
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for SetResponse<'_> {}
+fixed_text!(SetLease, FinishTask, SetResponse);

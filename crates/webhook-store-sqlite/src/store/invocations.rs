@@ -3,7 +3,7 @@
 use diesel::connection::SimpleConnection as _;
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::{BigInt, Binary, Bool, Integer, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use webhook_domain::model::{
@@ -17,6 +17,7 @@ use webhook_domain::ports::{InvocationLog, StoreError};
 use super::{converted, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
+use crate::prepared::fixed_text;
 use crate::rows::{InvocationRow, RequestRow, id, uuid};
 use crate::schema::{delivery_claims, invocations, tasks, webhooks};
 use crate::search;
@@ -197,11 +198,6 @@ struct TouchWebhook<'a> {
     organization_id: &'a [u8],
 }
 
-impl QueryId for TouchWebhook<'_> {
-    type QueryId = TouchWebhook<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
 impl QueryFragment<Sqlite> for TouchWebhook<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql("UPDATE webhooks SET last_triggered_at = max(coalesce(last_triggered_at, ");
@@ -216,7 +212,7 @@ impl QueryFragment<Sqlite> for TouchWebhook<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for TouchWebhook<'_> {}
+fixed_text!(TouchWebhook);
 
 fn touch_webhook(conn: &mut SqliteConnection, inv: &Invocation) -> Result<bool, Failure> {
     let touched = TouchWebhook {
@@ -245,11 +241,6 @@ struct ClaimDelivery<'a> {
     window_start: i64,
 }
 
-impl QueryId for ClaimDelivery<'_> {
-    type QueryId = ClaimDelivery<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
 impl QueryFragment<Sqlite> for ClaimDelivery<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         out.push_sql(
@@ -275,7 +266,7 @@ impl QueryFragment<Sqlite> for ClaimDelivery<'_> {
     }
 }
 
-impl RunQueryDsl<SqliteConnection> for ClaimDelivery<'_> {}
+fixed_text!(ClaimDelivery);
 
 /// Claims `claim` for the invocation and its task; when the claim is held, answers its
 /// holder's ids and writes nothing.
