@@ -110,3 +110,97 @@ impl QueryFragment<Sqlite> for SetResponse<'_> {
 }
 
 fixed_text!(SetLease, FinishTask, SetResponse);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{InstrumentationEvent, SimpleConnection as _};
+    use diesel::prelude::*;
+    use webhook_domain::model::Timestamp;
+
+    use super::*;
+
+    /// Each statement is prepared once on a connection and found again in its statement cache
+    /// at every later run: diesel reports the one time it caches a statement, and caches none
+    /// that says it is unsafe to cache (as an `UPDATE` diesel builds, an `sql_query` or a SQL
+    /// literal do).
+    #[test]
+    fn each_statement_is_prepared_once_per_connection() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.batch_execute(
+            "CREATE TABLE tasks (id BLOB PRIMARY KEY, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+                 last_error TEXT, lease_token BLOB, lease_until INTEGER, updated_at INTEGER NOT NULL,
+                 next_attempt_at INTEGER NOT NULL);
+             CREATE TABLE invocations (id BLOB PRIMARY KEY, response_status_code INTEGER,
+                 response_body_excerpt TEXT, response_latency_ms INTEGER, response_error TEXT,
+                 response_at INTEGER, response_succeeded BOOLEAN);
+             INSERT INTO tasks VALUES (x'01', 'queued', 0, NULL, NULL, NULL, 0, 0);
+             INSERT INTO invocations (id) VALUES (x'02');",
+        )
+        .unwrap();
+        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&cached);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().unwrap().push(sql.to_owned());
+            }
+        });
+        let response = TargetResponse {
+            status_code: Some(200),
+            body_excerpt: Some("ok".to_owned()),
+            latency_ms: 3,
+            error: None,
+            at: Timestamp::from_unix_micros(5),
+            succeeded: true,
+        };
+        for round in 0..3 {
+            let token = [round; 16];
+            let lease = SetLease {
+                task_id: &[1],
+                token: Some(&token),
+                until: Some(10),
+            };
+            assert_eq!(lease.execute(&mut conn).unwrap(), 1);
+            let finish = FinishTask {
+                task_id: &[1],
+                status: TaskStatus::Queued,
+                attempts: i64::from(round) + 1,
+                last_error: Some("503"),
+                updated_at: 5,
+                next_attempt_at: Some(20),
+            };
+            assert_eq!(finish.execute(&mut conn).unwrap(), 1);
+            assert_eq!(
+                SetResponse::new(&[2], &response)
+                    .execute(&mut conn)
+                    .unwrap(),
+                1
+            );
+        }
+        let cached = cached.lock().unwrap();
+        assert_eq!(
+            *cached,
+            [SET_LEASE, FINISH_TASK, SET_RESPONSE],
+            "each statement cached once, in the order of their first runs"
+        );
+        let task: TaskState =
+            diesel::sql_query("SELECT attempts, lease_token, next_attempt_at FROM tasks")
+                .get_result(&mut conn)
+                .unwrap();
+        assert_eq!(
+            (task.attempts, task.lease_token, task.next_attempt_at),
+            (3, None, 20)
+        );
+    }
+
+    #[derive(QueryableByName)]
+    struct TaskState {
+        #[diesel(sql_type = BigInt)]
+        attempts: i64,
+        #[diesel(sql_type = Nullable<Binary>)]
+        lease_token: Option<Vec<u8>>,
+        #[diesel(sql_type = BigInt)]
+        next_attempt_at: i64,
+    }
+}
