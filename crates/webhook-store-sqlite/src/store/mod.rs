@@ -20,6 +20,7 @@ macro_rules! newest_first {
     }};
 }
 
+mod claim_reads;
 mod delivery_writes;
 mod invocations;
 mod key_check;

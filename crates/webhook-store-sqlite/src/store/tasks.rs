@@ -3,7 +3,7 @@
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::sql_types::{Nullable, Text};
 use webhook_domain::model::{
     AttemptVerdict, ClaimRequest, ClaimedTask, FinishedAttempt, Lease, QueueStats, TaskStatusChange,
 };
@@ -13,12 +13,13 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{StoreError, TaskQueue};
 
+use super::claim_reads::{ClaimCandidates, ClaimRow, DueTasks, id_list};
 use super::delivery_writes::{FinishTask, SetLease, SetResponse};
 use super::{converted, found, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::rows::{AttemptRow, TaskRow, id};
-use crate::schema::{delivery_attempts, invocations, targets, tasks};
+use crate::schema::{delivery_attempts, invocations, tasks};
 
 /// A task (of this organization, when one is given) read with its invocation's payload, or
 /// `NotFound`.
@@ -54,37 +55,6 @@ macro_rules! on_board {
     }};
 }
 
-/// The ids of the due, unleased tasks of the live targets that have an endpoint, passing over
-/// `skipped`. Driven by the targets, through the `tasks_claimable` index, so that the queued
-/// tasks of targets without an endpoint are never walked.
-fn due_tasks(
-    now_micros: i64,
-    skipped: &[Vec<u8>],
-) -> tasks::BoxedQuery<'_, diesel::sqlite::Sqlite, diesel::sql_types::Binary> {
-    let mut deliverable = targets::table
-        .filter(targets::deleted_at.is_null())
-        .filter(targets::endpoint_url.is_not_null())
-        .select(targets::id)
-        .into_boxed();
-    // A list of bound values keeps the statement from being cached: leave it out when empty,
-    // as it is whenever no target is at its limit.
-    if !skipped.is_empty() {
-        deliverable = deliverable.filter(targets::id.ne_all(skipped));
-    }
-    tasks::table
-        // A literal, not a bound value, so that the partial index applies.
-        .filter(sql::<Bool>("tasks.status = 'queued'"))
-        .filter(tasks::target_id.eq_any(deliverable))
-        .filter(tasks::next_attempt_at.le(now_micros))
-        .filter(
-            tasks::lease_until
-                .is_null()
-                .or(tasks::lease_until.le(now_micros)),
-        )
-        .select(tasks::id)
-        .into_boxed()
-}
-
 /// Counts the tasks waiting for delivery over the `tasks_claimable` index, target by target
 /// (`CROSS JOIN` keeps that order), so the tasks of targets without an endpoint are not walked.
 const QUEUE_STATS: &str = "\
@@ -104,9 +74,6 @@ struct StatsRow {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
     oldest: Option<i64>,
 }
-
-/// A due task with its payload, its target's endpoint and signing secret.
-type ClaimRow = (TaskRow, Option<String>, Option<String>, Vec<u8>);
 
 fn task_of((row, payload): TaskRowWithPayload) -> Result<Task, Failure> {
     row.into_domain(payload)
@@ -328,43 +295,34 @@ impl TaskQueue for SqliteStore {
         }
         let until = claim.lease_until();
         let now_micros = now.unix_micros();
-        let skipped: Vec<Vec<u8>> = claim.skip_targets.iter().map(|t| id(t.as_uuid())).collect();
+        let skipped = id_list(
+            claim
+                .skip_targets
+                .iter()
+                .map(|t| t.as_uuid().as_bytes().as_slice()),
+        );
         // Looking is a read: the writer is only asked to lease what was found due.
         let candidates: Vec<Vec<u8>> = self
             .read(move |conn| {
-                Ok(due_tasks(now_micros, &skipped)
-                    .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
-                    .limit(i64::from(limit))
-                    .load(conn)?)
+                Ok(DueTasks {
+                    skipped_targets: &skipped,
+                    now: now_micros,
+                    limit,
+                }
+                .load(conn)?)
             })
             .await?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
+        let candidates = id_list(candidates.iter().map(Vec::as_slice));
         self.write(move |conn| {
             // The candidates are checked again: another claim may have leased them meanwhile.
-            let rows: Vec<ClaimRow> = tasks::table
-                .inner_join(invocations::table)
-                .inner_join(targets::table)
-                .filter(tasks::id.eq_any(&candidates))
-                .filter(tasks::status.eq(TaskStatus::Queued.as_str()))
-                .filter(tasks::next_attempt_at.le(now_micros))
-                .filter(
-                    tasks::lease_until
-                        .is_null()
-                        .or(tasks::lease_until.le(now_micros)),
-                )
-                .filter(targets::deleted_at.is_null())
-                .filter(targets::endpoint_url.is_not_null())
-                .order((tasks::next_attempt_at.asc(), tasks::id.asc()))
-                .limit(i64::from(limit))
-                .select((
-                    tasks::all_columns,
-                    invocations::payload,
-                    targets::endpoint_url,
-                    targets::signing_secret,
-                ))
-                .load(conn)?;
+            let rows: Vec<ClaimRow> = ClaimCandidates {
+                task_ids: &candidates,
+                now: now_micros,
+            }
+            .load(conn)?;
             let mut claimed = Vec::with_capacity(rows.len());
             for (row, payload, endpoint, secret) in rows {
                 let task = row.into_domain(payload)?;

@@ -1,0 +1,203 @@
+//! The two reads of a claim: the due tasks found by a reader, and the same tasks checked again
+//! by the writer, with what their delivery needs.
+//!
+//! Statements whose text does not depend on how many ids they are given, so that each
+//! connection prepares them once (see [`crate::prepared`]): a list of ids is bound as one JSON
+//! array of hexadecimal strings (`json_each`) rather than as an `IN` list of one parameter per
+//! id, whose text changes with the list's length and which diesel therefore never caches; the
+//! queued status is written in the text (a literal, so that the partial index `tasks_claimable`
+//! applies); and the reader's `LIMIT` is written in the text too, because SQLite plans with the
+//! value of a bound `LIMIT` and so prepares the statement again whenever it is bound (one text,
+//! kept prepared, per limit a claim asks for).
+
+use std::fmt::Write as _;
+
+use diesel::QueryResult;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Binary, Text};
+use diesel::sqlite::Sqlite;
+use diesel::{Expression, Table};
+
+use crate::prepared::{self, fixed_text};
+use crate::rows::TaskRow;
+use crate::schema::{invocations, targets, tasks};
+
+/// The ids as a JSON array of hexadecimal strings, as [`DueTasks`] and [`ClaimCandidates`]
+/// bind a list of ids (`unhex(value) FROM json_each(?)`).
+pub(super) fn id_list<'a>(ids: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let hex: Vec<String> = ids
+        .into_iter()
+        .map(|id| {
+            id.iter()
+                .fold(String::with_capacity(2 * id.len()), |mut hex, byte| {
+                    // Writing to a `String` cannot fail.
+                    let _ = write!(hex, "{byte:02x}");
+                    hex
+                })
+        })
+        .collect();
+    serde_json::Value::from(hex).to_string()
+}
+
+/// The ids of the due, unleased tasks of the live targets that have an endpoint, except those
+/// of the targets in `skipped_targets` (an [`id_list`]), the first due first, at most `limit`.
+/// Driven by the targets, through `tasks_claimable`, so that the queued tasks of targets without
+/// an endpoint are never walked.
+pub(super) struct DueTasks<'a> {
+    pub(super) skipped_targets: &'a str,
+    pub(super) now: i64,
+    pub(super) limit: u32,
+}
+
+const DUE_TASKS: &str = "\
+SELECT tasks.id FROM tasks
+WHERE tasks.status = 'queued'
+  AND tasks.target_id IN (
+    SELECT targets.id FROM targets
+    WHERE targets.deleted_at IS NULL AND targets.endpoint_url IS NOT NULL
+      AND targets.id NOT IN (SELECT unhex(value) FROM json_each(?)))
+  AND tasks.next_attempt_at <= ?
+  AND (tasks.lease_until IS NULL OR tasks.lease_until <= ?)
+ORDER BY tasks.next_attempt_at, tasks.id
+LIMIT ";
+
+impl QueryFragment<Sqlite> for DueTasks<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        prepared::push_sql(&mut out, DUE_TASKS, |number, out| match number {
+            1 => out.push_bind_param::<Text, _>(self.skipped_targets),
+            2 | 3 => out.push_bind_param::<BigInt, _>(&self.now),
+            other => Err(prepared::no_parameter(other)),
+        })?;
+        out.push_sql(&self.limit.to_string());
+        Ok(())
+    }
+}
+
+/// The text holds the limit: the statement cache finds it by its text, not by its type.
+impl QueryId for DueTasks<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for DueTasks<'_> {
+    type SqlType = Binary;
+}
+
+impl diesel::RunQueryDsl<diesel::SqliteConnection> for DueTasks<'_> {}
+
+/// A claimed task's columns, its invocation's payload, its target's endpoint and signing secret.
+type ClaimColumns = (
+    <tasks::table as Table>::AllColumns,
+    invocations::payload,
+    targets::endpoint_url,
+    targets::signing_secret,
+);
+
+/// A row of [`ClaimColumns`].
+pub(super) type ClaimRow = (TaskRow, Option<String>, Option<String>, Vec<u8>);
+
+static CLAIM_COLUMNS: ClaimColumns = (
+    tasks::all_columns,
+    invocations::payload,
+    targets::endpoint_url,
+    targets::signing_secret,
+);
+
+/// Those of the tasks `task_ids` (an [`id_list`]) that are still due, unleased, and of a live
+/// target with an endpoint, with [`ClaimColumns`], the first due first: the writer's check of
+/// what a reader found, which another claim may have leased meanwhile.
+pub(super) struct ClaimCandidates<'a> {
+    pub(super) task_ids: &'a str,
+    pub(super) now: i64,
+}
+
+const CLAIM_CANDIDATES_FROM: &str = "
+FROM tasks
+  INNER JOIN invocations ON invocations.id = tasks.invocation_id
+  INNER JOIN targets ON targets.id = tasks.target_id
+WHERE tasks.id IN (SELECT unhex(value) FROM json_each(?))
+  AND tasks.status = 'queued'
+  AND tasks.next_attempt_at <= ?
+  AND (tasks.lease_until IS NULL OR tasks.lease_until <= ?)
+  AND targets.deleted_at IS NULL AND targets.endpoint_url IS NOT NULL
+ORDER BY tasks.next_attempt_at, tasks.id";
+
+impl QueryFragment<Sqlite> for ClaimCandidates<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        CLAIM_COLUMNS.walk_ast(out.reborrow())?;
+        prepared::push_sql(
+            &mut out,
+            CLAIM_CANDIDATES_FROM,
+            |number, out| match number {
+                1 => out.push_bind_param::<Text, _>(self.task_ids),
+                2 | 3 => out.push_bind_param::<BigInt, _>(&self.now),
+                other => Err(prepared::no_parameter(other)),
+            },
+        )
+    }
+}
+
+impl Query for ClaimCandidates<'_> {
+    type SqlType = <ClaimColumns as Expression>::SqlType;
+}
+
+fixed_text!(ClaimCandidates);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::InstrumentationEvent;
+    use diesel::prelude::*;
+
+    use super::*;
+
+    /// Whatever the number of ids, each statement is prepared once per limit on a connection
+    /// and found again in its statement cache at every later run.
+    #[test]
+    fn each_read_is_prepared_once_per_connection_whatever_the_ids() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        crate::migrate(&mut conn).unwrap();
+        let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&cached);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                seen.lock().unwrap().push(sql.to_owned());
+            }
+        });
+        let ids: Vec<[u8; 16]> = (0..4).map(|n| [n; 16]).collect();
+        for (count, limit) in [(0, 8), (1, 8), (4, 8), (2, 16), (3, 16)] {
+            let list = id_list(ids[..count].iter().map(<[u8; 16]>::as_slice));
+            let due: Vec<Vec<u8>> = DueTasks {
+                skipped_targets: &list,
+                now: 5,
+                limit,
+            }
+            .load(&mut conn)
+            .unwrap();
+            assert!(due.is_empty());
+            let claimed: Vec<ClaimRow> = ClaimCandidates {
+                task_ids: &list,
+                now: 5,
+            }
+            .load(&mut conn)
+            .unwrap();
+            assert!(claimed.is_empty());
+        }
+        let cached = cached.lock().unwrap();
+        assert_eq!(cached.len(), 3, "{cached:#?}");
+        assert!(cached[0].starts_with(DUE_TASKS) && cached[0].ends_with("LIMIT 8"));
+        assert!(cached[1].starts_with("SELECT ") && cached[1].ends_with(CLAIM_CANDIDATES_FROM));
+        assert!(cached[2].ends_with("LIMIT 16"));
+    }
+
+    #[test]
+    fn an_id_list_is_a_json_array_of_hexadecimal_strings() {
+        assert_eq!(id_list([]), "[]");
+        assert_eq!(
+            id_list([[0x0a, 0xff].as_slice(), [0x00].as_slice()]),
+            r#"["0aff","00"]"#
+        );
+    }
+}
