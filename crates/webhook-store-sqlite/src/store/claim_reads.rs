@@ -192,6 +192,46 @@ mod tests {
         assert!(cached[2].ends_with("LIMIT 16"));
     }
 
+    /// The reader walks `tasks_claimable` (a partial index, which applies only because the
+    /// status is a literal), target by target; the re-check finds each listed task by its key.
+    #[test]
+    fn the_reads_walk_the_claimable_index_and_the_key() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        crate::migrate(&mut conn).unwrap();
+        let plan = |conn: &mut SqliteConnection, sql: String| -> String {
+            diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind::<Text, _>(r#"["00"]"#)
+                .bind::<BigInt, _>(5)
+                .bind::<BigInt, _>(5)
+                .load::<PlanStep>(conn)
+                .unwrap()
+                .into_iter()
+                .map(|step| step.detail)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let due = plan(&mut conn, format!("{DUE_TASKS}8"));
+        assert!(
+            due.contains(
+                "SEARCH tasks USING INDEX tasks_claimable (target_id=? AND next_attempt_at<?)"
+            ),
+            "{due}"
+        );
+        let claim = plan(&mut conn, format!("SELECT tasks.id{CLAIM_CANDIDATES_FROM}"));
+        assert!(
+            claim
+                .lines()
+                .any(|step| step.starts_with("SEARCH tasks USING ") && step.ends_with("(id=?)")),
+            "{claim}"
+        );
+    }
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
     #[test]
     fn an_id_list_is_a_json_array_of_hexadecimal_strings() {
         assert_eq!(id_list([]), "[]");
