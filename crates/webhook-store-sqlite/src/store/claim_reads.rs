@@ -10,11 +10,9 @@
 //! value of a bound `LIMIT` and so prepares the statement again whenever it is bound (one text,
 //! kept prepared, per limit a claim asks for).
 
-use std::fmt::Write as _;
-
 use diesel::QueryResult;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Binary, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{Expression, Table};
 
@@ -22,25 +20,20 @@ use crate::prepared::{self, fixed_text};
 use crate::rows::TaskRow;
 use crate::schema::{invocations, targets, tasks};
 
-/// The ids as a JSON array of hexadecimal strings, as [`DueTasks`] and [`ClaimCandidates`]
-/// bind a list of ids (`unhex(value) FROM json_each(?)`).
-pub(super) fn id_list<'a>(ids: impl IntoIterator<Item = &'a [u8]>) -> String {
-    let hex: Vec<String> = ids
-        .into_iter()
-        .map(|id| {
-            id.iter()
-                .fold(String::with_capacity(2 * id.len()), |mut hex, byte| {
-                    // Writing to a `String` cannot fail.
-                    let _ = write!(hex, "{byte:02x}");
-                    hex
-                })
-        })
-        .collect();
-    serde_json::Value::from(hex).to_string()
+/// The ids, each in hexadecimal (as `hex(id)` in SQL or [`uuid::Uuid::simple`] write it), as one
+/// JSON array: how [`DueTasks`] and [`ClaimCandidates`] bind a list of ids
+/// (`unhex(value) FROM json_each(?)`).
+pub(super) fn id_list<S: AsRef<str>>(hex_ids: &[S]) -> String {
+    hex_ids
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<serde_json::Value>()
+        .to_string()
 }
 
-/// The ids of the due, unleased tasks of the live targets that have an endpoint, except those
-/// of the targets in `skipped_targets` (an [`id_list`]), the first due first, at most `limit`.
+/// The ids (in hexadecimal, as [`id_list`] takes them) of the due, unleased tasks of the live
+/// targets that have an endpoint, except those of the targets in `skipped_targets` (an
+/// [`id_list`]), the first due first, at most `limit`.
 /// Driven by the targets, through `tasks_claimable`, so that the queued tasks of targets without
 /// an endpoint are never walked.
 pub(super) struct DueTasks<'a> {
@@ -50,7 +43,7 @@ pub(super) struct DueTasks<'a> {
 }
 
 const DUE_TASKS: &str = "\
-SELECT tasks.id FROM tasks
+SELECT hex(tasks.id) FROM tasks
 WHERE tasks.status = 'queued'
   AND tasks.target_id IN (
     SELECT targets.id FROM targets
@@ -80,7 +73,7 @@ impl QueryId for DueTasks<'_> {
 }
 
 impl Query for DueTasks<'_> {
-    type SqlType = Binary;
+    type SqlType = Text;
 }
 
 impl diesel::RunQueryDsl<diesel::SqliteConnection> for DueTasks<'_> {}
@@ -149,7 +142,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use diesel::connection::InstrumentationEvent;
+    use diesel::dsl::sql;
     use diesel::prelude::*;
+    use diesel::sql_types::Binary;
+    use uuid::Uuid;
 
     use super::*;
 
@@ -166,10 +162,12 @@ mod tests {
                 seen.lock().unwrap().push(sql.to_owned());
             }
         });
-        let ids: Vec<[u8; 16]> = (0..4).map(|n| [n; 16]).collect();
+        let ids: Vec<String> = (0..4)
+            .map(|_| Uuid::new_v4().simple().to_string())
+            .collect();
         for (count, limit) in [(0, 8), (1, 8), (4, 8), (2, 16), (3, 16)] {
-            let list = id_list(ids[..count].iter().map(<[u8; 16]>::as_slice));
-            let due: Vec<Vec<u8>> = DueTasks {
+            let list = id_list(&ids[..count]);
+            let due: Vec<String> = DueTasks {
                 skipped_targets: &list,
                 now: 5,
                 limit,
@@ -232,12 +230,30 @@ mod tests {
         detail: String,
     }
 
+    /// An id written by `hex()` (upper case, as the reader answers) or by `Uuid::simple`
+    /// (lower case) stands in a list for the id's bytes, which the statements compare with.
     #[test]
-    fn an_id_list_is_a_json_array_of_hexadecimal_strings() {
-        assert_eq!(id_list([]), "[]");
-        assert_eq!(
-            id_list([[0x0a, 0xff].as_slice(), [0x00].as_slice()]),
-            r#"["0aff","00"]"#
-        );
+    fn an_id_list_stands_for_the_ids_bytes() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let id = Uuid::new_v4();
+        let from_sql: String = diesel::select(
+            sql::<Text>("hex(")
+                .bind::<Binary, _>(id.as_bytes().to_vec())
+                .sql(")"),
+        )
+        .get_result(&mut conn)
+        .unwrap();
+        let list = id_list(&[from_sql, id.simple().to_string()]);
+        let matching: i64 = diesel::select(
+            sql::<BigInt>("(SELECT count(*) FROM json_each(")
+                .bind::<Text, _>(&list)
+                .sql(") WHERE unhex(value) = ")
+                .bind::<Binary, _>(id.as_bytes().to_vec())
+                .sql(")"),
+        )
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(matching, 2, "{list}");
+        assert_eq!(id_list::<String>(&[]), "[]");
     }
 }

@@ -295,14 +295,14 @@ impl TaskQueue for SqliteStore {
         }
         let until = claim.lease_until();
         let now_micros = now.unix_micros();
-        let skipped = id_list(
-            claim
-                .skip_targets
-                .iter()
-                .map(|t| t.as_uuid().as_bytes().as_slice()),
-        );
+        let skipped: Vec<_> = claim
+            .skip_targets
+            .iter()
+            .map(|t| t.as_uuid().simple().to_string())
+            .collect();
+        let skipped = id_list(&skipped);
         // Looking is a read: the writer is only asked to lease what was found due.
-        let candidates: Vec<Vec<u8>> = self
+        let candidates: Vec<String> = self
             .read(move |conn| {
                 Ok(DueTasks {
                     skipped_targets: &skipped,
@@ -315,7 +315,7 @@ impl TaskQueue for SqliteStore {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let candidates = id_list(candidates.iter().map(Vec::as_slice));
+        let candidates = id_list(&candidates);
         self.write(move |conn| {
             // The candidates are checked again: another claim may have leased them meanwhile.
             let rows: Vec<ClaimRow> = ClaimCandidates {
