@@ -350,6 +350,11 @@ pub trait InvocationLog: Send + Sync {
     /// both are durable when this returns `Ok`, or neither was written. An accepted invocation
     /// also sets its webhook's `last_triggered_at` to `received_at` when that is later.
     ///
+    /// An invocation's `target_response` is the latest attempt of its task
+    /// ([`TaskQueue::finish_attempt`] records it), which the reads answer; of a response given
+    /// here (ingest gives none: no attempt precedes the invocation) a store keeps at most
+    /// whether it succeeded, which the log's `failed` filter and the health counts read.
+    ///
     /// # Errors
     /// MUST return `Conflict` when the invocation or task id exists, `NotFound` when the
     /// webhook does not exist in the invocation's organization, and `Unavailable` when the

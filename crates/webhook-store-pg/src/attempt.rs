@@ -1,5 +1,6 @@
 //! The one statement that records a delivery attempt under its lease: the task's new state and
-//! the lease's release, the attempt's row, and the invocation's latest target response. One
+//! the lease's release, the attempt's row, and whether it succeeded on the invocation (the rest
+//! of the target's response is read from the attempt's row). One
 //! round trip, atomic without an explicit transaction, and kept prepared by the connection
 //! because its text never changes (diesel prepares every `UPDATE` it builds anew).
 //!
@@ -7,7 +8,8 @@
 //! WITH held AS (UPDATE tasks SET … WHERE id = $1 AND lease_token = $2 AND status = 'queued'
 //!               RETURNING id, invocation_id),
 //!      attempt AS (INSERT INTO delivery_attempts (…) SELECT held.id, … FROM held RETURNING …)
-//! UPDATE invocations SET response_… = a.… FROM held JOIN attempt a ON a.task_id = held.id
+//! UPDATE invocations SET response_succeeded = a.succeeded
+//! FROM held JOIN attempt a ON a.task_id = held.id
 //! WHERE invocations.id = held.invocation_id
 //! ```
 //!
@@ -108,11 +110,9 @@ WITH held AS (
     INSERT INTO delivery_attempts
         (task_id, number, status_code, body_excerpt, latency_ms, error, at, succeeded)
     SELECT held.id, $1, $8, $9, $10, $4, $5, $11 FROM held
-    RETURNING task_id, status_code, body_excerpt, latency_ms, error, at, succeeded
+    RETURNING task_id, succeeded
 )
-UPDATE invocations SET response_status_code = a.status_code,
-    response_body_excerpt = a.body_excerpt, response_latency_ms = a.latency_ms,
-    response_error = a.error, response_at = a.at, response_succeeded = a.succeeded
+UPDATE invocations SET response_succeeded = a.succeeded
 FROM held JOIN attempt a ON a.task_id = held.id
 WHERE invocations.id = held.invocation_id";
 
@@ -165,9 +165,7 @@ WITH done AS (
            d.succeeded
     FROM held JOIN done d ON d.task_id = held.id
 ), response AS (
-    UPDATE invocations SET response_status_code = d.status_code,
-        response_body_excerpt = d.body_excerpt, response_latency_ms = d.latency_ms,
-        response_error = d.error, response_at = d.at, response_succeeded = d.succeeded
+    UPDATE invocations SET response_succeeded = d.succeeded
     FROM held JOIN done d ON d.task_id = held.id
     WHERE invocations.id = held.invocation_id
 )

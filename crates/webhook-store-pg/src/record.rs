@@ -122,11 +122,6 @@ columns! {
         task_id: Option<Uuid> => Nullable<SqlUuid> as "uuid",
         repeat_count: i32 => Integer as "integer",
         test: bool => Bool as "boolean",
-        response_status_code: Option<i32> => Nullable<Integer> as "integer",
-        response_body_excerpt: Option<&'a str> => Nullable<Text> as "text",
-        response_latency_ms: Option<i32> => Nullable<Integer> as "integer",
-        response_error: Option<&'a str> => Nullable<Text> as "text",
-        response_at: Option<OffsetDateTime> => Nullable<Timestamptz> as "timestamptz",
         response_succeeded: Option<bool> => Nullable<Bool> as "boolean",
         delivery_id: Option<&'a str> => Nullable<Text> as "text",
         duplicate_of: Option<Uuid> => Nullable<SqlUuid> as "uuid",
@@ -194,13 +189,6 @@ impl<'a> Invocations<'a> {
             .push(task.map_or(i.task_id, |t| Some(t.id)).map(|t| *t.as_uuid()));
         self.repeat_count.push(int(i.repeat_count));
         self.test.push(i.test);
-        self.response_status_code
-            .push(r.and_then(|r| r.status_code).map(i32::from));
-        self.response_body_excerpt
-            .push(r.and_then(|r| r.body_excerpt.as_deref()));
-        self.response_latency_ms.push(r.map(|r| int(r.latency_ms)));
-        self.response_error.push(r.and_then(|r| r.error.as_deref()));
-        self.response_at.push(r.map(|r| at(r.at)));
         self.response_succeeded.push(r.map(|r| r.succeeded));
         self.delivery_id.push(i.delivery_id.as_deref());
         self.duplicate_of.push(i.duplicate_of.map(|d| *d.as_uuid()));

@@ -335,11 +335,6 @@ pub(crate) struct InvocationRow {
     pub(crate) task_id: Option<Uuid>,
     pub(crate) repeat_count: i32,
     pub(crate) test: bool,
-    pub(crate) response_status_code: Option<i32>,
-    pub(crate) response_body_excerpt: Option<String>,
-    pub(crate) response_latency_ms: Option<i32>,
-    pub(crate) response_error: Option<String>,
-    pub(crate) response_at: Option<OffsetDateTime>,
     pub(crate) response_succeeded: Option<bool>,
     pub(crate) delivery_id: Option<String>,
     pub(crate) duplicate_of: Option<Uuid>,
@@ -351,22 +346,22 @@ fn status_code(code: Option<i32>) -> Result<Option<u16>, StoreError> {
         .transpose()
 }
 
-impl TryFrom<InvocationRow> for Invocation {
-    type Error = StoreError;
+impl InvocationRow {
+    /// The invocation's task, when the invocation was answered by an attempt of it: the store
+    /// sets `response_succeeded` with each attempt of the task the invocation made, and only
+    /// then.
+    pub(crate) fn answered_task(&self) -> Option<Uuid> {
+        self.response_succeeded.and(self.task_id)
+    }
 
-    fn try_from(row: InvocationRow) -> Result<Self, StoreError> {
-        let target_response = match (row.response_at, row.response_latency_ms) {
-            (Some(at), Some(latency)) => Some(TargetResponse {
-                status_code: status_code(row.response_status_code)?,
-                body_excerpt: row.response_body_excerpt,
-                latency_ms: unsigned(latency, "latency")?,
-                error: row.response_error,
-                at: ts(at),
-                succeeded: row.response_succeeded.unwrap_or(false),
-            }),
-            _ => None,
-        };
-        Ok(Self {
+    /// The invocation, with `latest` (the latest attempt of [`Self::answered_task`]) as the
+    /// target's response.
+    pub(crate) fn into_domain(self, latest: Option<AttemptRow>) -> Result<Invocation, StoreError> {
+        let row = self;
+        let target_response = latest
+            .map(|attempt| DeliveryAttempt::try_from(attempt).map(|a| a.response))
+            .transpose()?;
+        Ok(Invocation {
             id: InvocationId::from_uuid(row.id),
             organization_id: OrganizationId::from_uuid(row.organization_id),
             webhook_id: WebhookId::from_uuid(row.webhook_id),

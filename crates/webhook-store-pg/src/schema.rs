@@ -59,6 +59,11 @@ diesel::table! {
     }
 }
 
+// `invocations` also holds five columns this release neither reads nor writes,
+// `response_status_code`, `response_body_excerpt`, `response_latency_ms`, `response_error` and
+// `response_at`: the target's response is read from the latest attempt of the invocation's task,
+// and only `response_succeeded` is kept on the row (see `attempt`). Nodes of the release before
+// still write and read them during a rolling upgrade; a later migration drops them.
 diesel::table! {
     invocations (id) {
         id -> Uuid,
@@ -74,11 +79,6 @@ diesel::table! {
         task_id -> Nullable<Uuid>,
         repeat_count -> Integer,
         test -> Bool,
-        response_status_code -> Nullable<Integer>,
-        response_body_excerpt -> Nullable<Text>,
-        response_latency_ms -> Nullable<Integer>,
-        response_error -> Nullable<Text>,
-        response_at -> Nullable<Timestamptz>,
         response_succeeded -> Nullable<Bool>,
         delivery_id -> Nullable<Text>,
         duplicate_of -> Nullable<Uuid>,

@@ -1,13 +1,15 @@
 //! The store ports on [`PgStore`]: one function per port method, each one query or one
 //! transaction.
 
+use std::collections::HashMap;
+
 use diesel::dsl::{exists, not, sql};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types;
 use diesel::{
     BoolExpressionMethods as _, ExpressionMethods as _, NullableExpressionMethods as _,
-    OptionalExtension as _, QueryDsl as _, QueryableByName, SelectableHelper as _,
+    OptionalExtension as _, QueryDsl as _, QueryResult, QueryableByName, SelectableHelper as _,
 };
 use diesel_async::pooled_connection::PoolableConnection as _;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
@@ -138,12 +140,50 @@ const TASK_FAILED_ATTEMPT: &str =
 
 const _: () = assert!(PAYLOAD_EXCERPT_BYTES == 1024 && MESSAGE_PREVIEW_CHARS == 200);
 
+/// `rows`, each with the latest attempt of the task that answered its invocation
+/// ([`InvocationRow::answered_task`]): the target's response, which the invocation does not keep
+/// but for whether it succeeded. One statement for all the rows, each task's attempts found
+/// through the primary key (task, number).
+async fn with_latest_attempts<R>(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<R>,
+    row: impl Fn(&R) -> &InvocationRow,
+) -> QueryResult<Vec<(R, Option<AttemptRow>)>> {
+    let answered: Vec<Uuid> = rows.iter().filter_map(|r| row(r).answered_task()).collect();
+    let mut latest: HashMap<Uuid, AttemptRow> = if answered.is_empty() {
+        HashMap::new()
+    } else {
+        delivery_attempts::table
+            .filter(delivery_attempts::task_id.eq_any(answered))
+            .distinct_on(delivery_attempts::task_id)
+            .order((delivery_attempts::task_id, delivery_attempts::number.desc()))
+            .select(AttemptRow::as_select())
+            .load::<AttemptRow>(conn)
+            .await?
+            .into_iter()
+            .map(|attempt| (attempt.task_id, attempt))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let attempt = row(&r)
+                .answered_task()
+                .and_then(|task| latest.remove(&task));
+            (r, attempt)
+        })
+        .collect())
+}
+
 /// An invocation row with a payload prefix in the payload's place, its message's prefix, and
 /// its task's status and whether the task's latest attempt failed.
 type InvocationSummaryRow = (InvocationRow, Option<String>, Option<String>, Option<bool>);
 
 fn invocation_summary(
-    (mut row, message, task_status, failed_attempt): InvocationSummaryRow,
+    ((mut row, message, task_status, failed_attempt), latest): (
+        InvocationSummaryRow,
+        Option<AttemptRow>,
+    ),
 ) -> Result<InvocationSummary, StoreError> {
     let payload_prefix = row.payload.take();
     let delivery = task_status
@@ -154,7 +194,7 @@ fn invocation_summary(
         })
         .transpose()?;
     Ok(InvocationSummary::from_prefixes(
-        Invocation::try_from(row)?,
+        row.into_domain(latest)?,
         payload_prefix,
         message,
         delivery,
@@ -657,17 +697,19 @@ impl InvocationLog for PgStore {
         organization_id: OrganizationId,
         id: InvocationId,
     ) -> Result<Invocation, StoreError> {
-        let (row, request) = self
+        let ((row, request), latest) = self
             .run(async |conn| {
-                invocations::table
+                let found = invocations::table
                     .filter(invocations::id.eq(id.as_uuid()))
                     .filter(invocations::organization_id.eq(organization_id.as_uuid()))
                     .select((InvocationRow::as_select(), RequestRow::as_select()))
-                    .first(conn)
-                    .await
+                    .first::<(InvocationRow, RequestRow)>(conn)
+                    .await?;
+                let mut rows = with_latest_attempts(conn, vec![found], |(row, _)| row).await?;
+                QueryResult::Ok(rows.remove(0))
             })
             .await?;
-        request.fill(row.try_into()?)
+        request.fill(row.into_domain(latest)?)
     }
 
     async fn invocations(
@@ -680,10 +722,13 @@ impl InvocationLog for PgStore {
         let query = listed_invocations(organization_id, webhook_id, filter, page)
             .select((InvocationRow::as_select(), RequestRow::as_select()));
         let items = self
-            .run(async |conn| query.load(conn).await)
+            .run(async |conn| {
+                let rows = query.load::<(InvocationRow, RequestRow)>(conn).await?;
+                with_latest_attempts(conn, rows, |(row, _)| row).await
+            })
             .await?
             .into_iter()
-            .map(|(row, request)| request.fill(row.try_into()?))
+            .map(|((row, request), latest)| request.fill(row.into_domain(latest)?))
             .collect::<Result<Vec<Invocation>, StoreError>>()?;
         Ok(Page::from_overfetch(items, page, Invocation::cursor))
     }
@@ -737,11 +782,6 @@ impl InvocationLog for PgStore {
                 invocations::task_id,
                 invocations::repeat_count,
                 invocations::test,
-                invocations::response_status_code,
-                invocations::response_body_excerpt,
-                invocations::response_latency_ms,
-                invocations::response_error,
-                invocations::response_at,
                 invocations::response_succeeded,
                 invocations::delivery_id,
                 invocations::duplicate_of,
@@ -752,7 +792,10 @@ impl InvocationLog for PgStore {
             sql::<sql_types::Nullable<sql_types::Bool>>(TASK_FAILED_ATTEMPT),
         ));
         let items = self
-            .run(async |conn| query.load::<InvocationSummaryRow>(conn).await)
+            .run(async |conn| {
+                let rows = query.load::<InvocationSummaryRow>(conn).await?;
+                with_latest_attempts(conn, rows, |(row, ..)| row).await
+            })
             .await?
             .into_iter()
             .map(invocation_summary)

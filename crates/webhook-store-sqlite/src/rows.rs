@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use diesel::{Queryable, Selectable};
+use diesel::{Queryable, QueryableByName, Selectable};
 use uuid::Uuid;
 use webhook_domain::model::{
     ApiKey, ApiKeyHash, ApiKeyId, CidrList, DeliveryAttempt, EndpointUrl, EventTypes, FieldRef,
@@ -269,11 +269,6 @@ pub(crate) struct InvocationRow {
     task_id: Option<Vec<u8>>,
     repeat_count: i64,
     test: bool,
-    response_status_code: Option<i64>,
-    response_body_excerpt: Option<String>,
-    response_latency_ms: Option<i64>,
-    response_error: Option<String>,
-    response_at: Option<i64>,
     response_succeeded: Option<bool>,
     delivery_id: Option<String>,
     duplicate_of: Option<Vec<u8>>,
@@ -286,25 +281,19 @@ impl InvocationRow {
         self.payload.take()
     }
 
-    pub(crate) fn into_domain(self) -> Result<Invocation, Failure> {
-        let target_response = match (
-            self.response_at,
-            self.response_latency_ms,
-            self.response_succeeded,
-        ) {
-            (Some(at), Some(latency_ms), Some(succeeded)) => Some(TargetResponse {
-                status_code: self
-                    .response_status_code
-                    .map(|c| unsigned(c, "response status"))
-                    .transpose()?,
-                body_excerpt: self.response_body_excerpt,
-                latency_ms: unsigned(latency_ms, "response latency")?,
-                error: self.response_error,
-                at: ts(at),
-                succeeded,
-            }),
-            _ => None,
-        };
+    /// The invocation's task, when the invocation was answered by an attempt of it: the store
+    /// sets `response_succeeded` with each attempt of the task the invocation made, and only
+    /// then.
+    pub(crate) fn answered_task(&self) -> Option<&[u8]> {
+        self.response_succeeded.and(self.task_id.as_deref())
+    }
+
+    /// The invocation, with `latest` (the latest attempt of [`Self::answered_task`]) as the
+    /// target's response.
+    pub(crate) fn into_domain(self, latest: Option<AttemptRow>) -> Result<Invocation, Failure> {
+        let target_response = latest
+            .map(|attempt| attempt.into_domain().map(|a| a.response))
+            .transpose()?;
         Ok(Invocation {
             id: InvocationId::from_uuid(uuid(&self.id, "invocation id")?),
             organization_id: organization(&self.organization_id)?,
@@ -434,7 +423,8 @@ impl TaskRow {
     }
 }
 
-#[derive(Queryable)]
+#[derive(Queryable, QueryableByName)]
+#[diesel(table_name = crate::schema::delivery_attempts)]
 pub(crate) struct AttemptRow {
     task_id: Vec<u8>,
     number: i64,
@@ -447,6 +437,11 @@ pub(crate) struct AttemptRow {
 }
 
 impl AttemptRow {
+    /// The attempt's task id, as stored.
+    pub(crate) fn task_key(&self) -> &[u8] {
+        &self.task_id
+    }
+
     pub(crate) fn into_domain(self) -> Result<DeliveryAttempt, Failure> {
         Ok(DeliveryAttempt {
             task_id: TaskId::from_uuid(uuid(&self.task_id, "task id")?),

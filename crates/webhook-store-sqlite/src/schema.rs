@@ -59,6 +59,12 @@ diesel::table! {
     }
 }
 
+// `invocations` also holds five columns no release reads or writes any more,
+// `response_status_code`, `response_body_excerpt`, `response_latency_ms`, `response_error` and
+// `response_at`: the target's response is read from the latest attempt of the invocation's task,
+// and only `response_succeeded` is kept on the row (see `store::delivery_writes`). PostgreSQL
+// keeps them for the nodes of the release before during a rolling upgrade, and both stores keep
+// the same columns (migrations/README.md); a later migration drops them in both.
 diesel::table! {
     invocations (id) {
         id -> Binary,
@@ -74,11 +80,6 @@ diesel::table! {
         task_id -> Nullable<Binary>,
         repeat_count -> BigInt,
         test -> Bool,
-        response_status_code -> Nullable<BigInt>,
-        response_body_excerpt -> Nullable<Text>,
-        response_latency_ms -> Nullable<BigInt>,
-        response_error -> Nullable<Text>,
-        response_at -> Nullable<BigInt>,
         response_succeeded -> Nullable<Bool>,
         delivery_id -> Nullable<Text>,
         duplicate_of -> Nullable<Binary>,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::sql_query;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
 use webhook_domain::model::{
-    ClaimOutcome, DeliveryClaim, Invocation, InvocationId, TargetResponse, Task, TaskStatus,
+    ClaimOutcome, DeliveryClaim, Invocation, InvocationId, Task, TaskStatus,
 };
 use webhook_domain::ports::{InvocationLog as _, StoreError, TaskQueue as _, WebhookStore as _};
 use webhook_store_contract::ContractStore as _;
@@ -128,14 +128,6 @@ async fn a_batch_writes_every_column() {
         payload: Some(payload("Roll back api")),
         test: true,
         repeat_count: 3,
-        target_response: Some(TargetResponse {
-            status_code: Some(503),
-            body_excerpt: Some("busy".to_owned()),
-            latency_ms: 1_250,
-            error: Some("the target answered 503".to_owned()),
-            at: at(3),
-            succeeded: false,
-        }),
         ..answered
     };
     // A context of its own (not the payload), and a task past its first round.
@@ -152,18 +144,8 @@ async fn a_batch_writes_every_column() {
         updated_at: at(4),
         ..answered_task
     };
-    let (delivered, delivered_task) = accepted(&world.webhook, at(1));
-    let delivered = Invocation {
-        target_response: Some(TargetResponse {
-            status_code: Some(204),
-            body_excerpt: None,
-            latency_ms: 12,
-            error: None,
-            at: at(2),
-            succeeded: true,
-        }),
-        ..delivered
-    };
+    // Received in the same microsecond as `plain`.
+    let (simultaneous, simultaneous_task) = accepted(&world.webhook, at(1));
     let refused = rejected(&world.webhook, at(3));
     let results = one_batch(
         &store,
@@ -171,20 +153,20 @@ async fn a_batch_writes_every_column() {
         &[
             (&plain, Some(&plain_task)),
             (&answered, Some(&answered_task)),
-            (&delivered, Some(&delivered_task)),
+            (&simultaneous, Some(&simultaneous_task)),
             (&refused, None),
         ],
     )
     .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
-    for invocation in [&plain, &answered, &delivered, &refused] {
+    for invocation in [&plain, &answered, &simultaneous, &refused] {
         assert_eq!(
             &store.invocation(org, invocation.id).await.expect("read"),
             invocation
         );
     }
-    for task in [&plain_task, &answered_task, &delivered_task] {
+    for task in [&plain_task, &answered_task, &simultaneous_task] {
         assert_eq!(&store.task(org, task.id).await.expect("read"), task);
     }
     assert_eq!(

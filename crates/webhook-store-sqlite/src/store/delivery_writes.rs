@@ -9,7 +9,7 @@ use diesel::QueryResult;
 use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::{BigInt, Binary, Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
-use webhook_domain::model::{TargetResponse, TaskStatus};
+use webhook_domain::model::TaskStatus;
 
 use crate::prepared::{self, fixed_text};
 
@@ -63,53 +63,37 @@ impl QueryFragment<Sqlite> for FinishTask<'_> {
     }
 }
 
-/// An invocation's latest target response.
-pub(super) struct SetResponse<'a> {
-    invocation_id: &'a [u8],
-    status_code: Option<i64>,
-    body_excerpt: Option<&'a str>,
-    latency_ms: i64,
-    error: Option<&'a str>,
-    at: i64,
-    succeeded: bool,
+/// Whether the latest attempt of an invocation's task succeeded, the one part of the target's
+/// response kept on the invocation (the log's `failed` filter and the webhooks' health read it
+/// there, row by row); the rest is read from the attempt itself
+/// ([`super::invocations::latest_responses`]).
+///
+/// SQLite stores 0 and 1 in a record's header alone, with no bytes of value, so this never
+/// changes the size of the row, and SQLite then writes only the page that holds the row's start:
+/// a payload too large for one page sits in overflow pages, which an update that changes the
+/// row's size would write anew.
+pub(super) struct SetResponseSucceeded<'a> {
+    pub(super) invocation_id: &'a [u8],
+    pub(super) succeeded: bool,
 }
 
-impl<'a> SetResponse<'a> {
-    /// Sets `response` as the latest of invocation `invocation_id`.
-    pub(super) fn new(invocation_id: &'a [u8], response: &'a TargetResponse) -> Self {
-        Self {
-            invocation_id,
-            status_code: response.status_code.map(i64::from),
-            body_excerpt: response.body_excerpt.as_deref(),
-            latency_ms: i64::from(response.latency_ms),
-            error: response.error.as_deref(),
-            at: response.at.unix_micros(),
-            succeeded: response.succeeded,
-        }
-    }
-}
+const SET_RESPONSE_SUCCEEDED: &str = "UPDATE invocations SET response_succeeded = ? WHERE id = ?";
 
-const SET_RESPONSE: &str = "\
-UPDATE invocations SET response_status_code = ?, response_body_excerpt = ?,
-    response_latency_ms = ?, response_error = ?, response_at = ?, response_succeeded = ?
-WHERE id = ?";
-
-impl QueryFragment<Sqlite> for SetResponse<'_> {
+impl QueryFragment<Sqlite> for SetResponseSucceeded<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        prepared::push_sql(&mut out, SET_RESPONSE, |number, out| match number {
-            1 => out.push_bind_param::<Nullable<BigInt>, _>(&self.status_code),
-            2 => out.push_bind_param::<Nullable<Text>, _>(&self.body_excerpt),
-            3 => out.push_bind_param::<BigInt, _>(&self.latency_ms),
-            4 => out.push_bind_param::<Nullable<Text>, _>(&self.error),
-            5 => out.push_bind_param::<BigInt, _>(&self.at),
-            6 => out.push_bind_param::<Bool, _>(&self.succeeded),
-            7 => out.push_bind_param::<Binary, _>(self.invocation_id),
-            other => Err(prepared::no_parameter(other)),
-        })
+        prepared::push_sql(
+            &mut out,
+            SET_RESPONSE_SUCCEEDED,
+            |number, out| match number {
+                1 => out.push_bind_param::<Bool, _>(&self.succeeded),
+                2 => out.push_bind_param::<Binary, _>(self.invocation_id),
+                other => Err(prepared::no_parameter(other)),
+            },
+        )
     }
 }
 
-fixed_text!(SetLease, FinishTask, SetResponse);
+fixed_text!(SetLease, FinishTask, SetResponseSucceeded);
 
 #[cfg(test)]
 mod tests {
@@ -117,7 +101,6 @@ mod tests {
 
     use diesel::connection::{InstrumentationEvent, SimpleConnection as _};
     use diesel::prelude::*;
-    use webhook_domain::model::Timestamp;
 
     use super::*;
 
@@ -132,9 +115,7 @@ mod tests {
             "CREATE TABLE tasks (id BLOB PRIMARY KEY, status TEXT NOT NULL, attempts INTEGER NOT NULL,
                  last_error TEXT, lease_token BLOB, lease_until INTEGER, updated_at INTEGER NOT NULL,
                  next_attempt_at INTEGER NOT NULL);
-             CREATE TABLE invocations (id BLOB PRIMARY KEY, response_status_code INTEGER,
-                 response_body_excerpt TEXT, response_latency_ms INTEGER, response_error TEXT,
-                 response_at INTEGER, response_succeeded BOOLEAN);
+             CREATE TABLE invocations (id BLOB PRIMARY KEY, response_succeeded BOOLEAN);
              INSERT INTO tasks VALUES (x'01', 'queued', 0, NULL, NULL, NULL, 0, 0);
              INSERT INTO invocations (id) VALUES (x'02');",
         )
@@ -146,14 +127,6 @@ mod tests {
                 seen.lock().unwrap().push(sql.to_owned());
             }
         });
-        let response = TargetResponse {
-            status_code: Some(200),
-            body_excerpt: Some("ok".to_owned()),
-            latency_ms: 3,
-            error: None,
-            at: Timestamp::from_unix_micros(5),
-            succeeded: true,
-        };
         for round in 0..3 {
             let token = [round; 16];
             let lease = SetLease {
@@ -171,17 +144,16 @@ mod tests {
                 next_attempt_at: Some(20),
             };
             assert_eq!(finish.execute(&mut conn).unwrap(), 1);
-            assert_eq!(
-                SetResponse::new(&[2], &response)
-                    .execute(&mut conn)
-                    .unwrap(),
-                1
-            );
+            let succeeded = SetResponseSucceeded {
+                invocation_id: &[2],
+                succeeded: round == 2,
+            };
+            assert_eq!(succeeded.execute(&mut conn).unwrap(), 1);
         }
         let cached = cached.lock().unwrap();
         assert_eq!(
             *cached,
-            [SET_LEASE, FINISH_TASK, SET_RESPONSE],
+            [SET_LEASE, FINISH_TASK, SET_RESPONSE_SUCCEEDED],
             "each statement cached once, in the order of their first runs"
         );
         let task: TaskState =
@@ -192,6 +164,80 @@ mod tests {
             (task.attempts, task.lease_token, task.next_attempt_at),
             (3, None, 20)
         );
+    }
+
+    /// Recording an attempt's outcome on an invocation writes the one page that holds the start
+    /// of its row, however large its payload: the payload's overflow pages are left as they
+    /// are. Counted as the frames the commit appends to the write-ahead log, on the migrated
+    /// schema; an update that changes the row's size (here, its error code set) writes them
+    /// all.
+    #[test]
+    fn an_outcome_leaves_a_large_payload_unwritten() {
+        let path =
+            std::env::temp_dir().join(format!("webhookd-test-{}.sqlite", uuid::Uuid::new_v4()));
+        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;")
+            .unwrap();
+        crate::migrate(&mut conn).unwrap();
+        // The row alone, without its webhook.
+        conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+        let payload = format!(
+            r#"{{"message":"deploy","padding":"{}"}}"#,
+            "x".repeat(64 * 1024)
+        );
+        diesel::sql_query(
+            "INSERT INTO invocations (id, organization_id, webhook_id, received_at, payload, \
+             outcome, http_status, repeat_count, test) \
+             VALUES (x'02', x'03', x'04', 1, ?, 'accepted', 202, 1, 0)",
+        )
+        .bind::<Text, _>(&payload)
+        .execute(&mut conn)
+        .unwrap();
+        let page_size = diesel::select(diesel::dsl::sql::<BigInt>(
+            "(SELECT page_size FROM pragma_page_size)",
+        ))
+        .get_result::<i64>(&mut conn)
+        .unwrap()
+        .unsigned_abs();
+        let wal = path.with_extension("sqlite-wal");
+        let frames_of = |conn: &mut SqliteConnection, write: &dyn Fn(&mut SqliteConnection)| {
+            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+            assert_eq!(
+                std::fs::metadata(&wal).unwrap().len(),
+                0,
+                "the log starts empty"
+            );
+            write(conn);
+            // A 32-byte header, then each frame: a 24-byte header and the page. A commit that
+            // changed nothing writes no header either.
+            (std::fs::metadata(&wal).unwrap().len().saturating_sub(32)) / (page_size + 24)
+        };
+        for succeeded in [false, true, true] {
+            let frames = frames_of(&mut conn, &|conn| {
+                let outcome = SetResponseSucceeded {
+                    invocation_id: &[2],
+                    succeeded,
+                };
+                assert_eq!(outcome.execute(conn).unwrap(), 1);
+            });
+            assert!(
+                frames <= 1,
+                "only the row's first page is written: {frames} frames"
+            );
+        }
+        let resized = frames_of(&mut conn, &|conn| {
+            conn.batch_execute("UPDATE invocations SET error_code = 'grown' WHERE id = x'02'")
+                .unwrap();
+        });
+        assert!(
+            resized > 16,
+            "a row that changes size is written whole: {resized} frames"
+        );
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     #[derive(QueryableByName)]

@@ -1,5 +1,7 @@
 //! `InvocationLog`: the invocation log, and the one write that accepts an event.
 
+use std::collections::HashMap;
+
 use diesel::connection::SimpleConnection as _;
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -14,11 +16,12 @@ use webhook_domain::model::{
 };
 use webhook_domain::ports::{InvocationLog, StoreError};
 
+use super::claim_reads::id_list;
 use super::{converted, overfetch};
 use crate::SqliteStore;
 use crate::error::Failure;
 use crate::prepared::fixed_text;
-use crate::rows::{InvocationRow, RequestRow, id, uuid};
+use crate::rows::{AttemptRow, InvocationRow, RequestRow, id, uuid};
 use crate::schema::{delivery_claims, invocations, tasks, webhooks};
 use crate::search;
 
@@ -99,7 +102,7 @@ const _: () = assert!(PAYLOAD_EXCERPT_BYTES == 1024 && MESSAGE_PREVIEW_CHARS == 
 type SummaryRow = (InvocationRow, Option<String>, Option<String>, Option<bool>);
 
 fn summary_of(
-    (mut row, message, task_status, failed_attempt): SummaryRow,
+    ((mut row, message, task_status, failed_attempt), latest): (SummaryRow, Option<AttemptRow>),
 ) -> Result<InvocationSummary, Failure> {
     let payload_prefix = row.take_payload();
     let delivery = task_status
@@ -110,11 +113,51 @@ fn summary_of(
         })
         .transpose()?;
     Ok(InvocationSummary::from_prefixes(
-        row.into_domain()?,
+        row.into_domain(latest)?,
         payload_prefix,
         message,
         delivery,
     ))
+}
+
+/// The latest attempt of each task of `?` (an [`id_list`]) that has had one. SQLite answers the
+/// bare columns of a query with `max()` from the row that holds the maximum, so each task's row
+/// is its latest attempt's; a task's attempts are found through the primary key (task, number).
+const LATEST_ATTEMPTS: &str = "SELECT task_id, max(number) AS number, status_code, \
+     body_excerpt, latency_ms, error, at, succeeded FROM delivery_attempts \
+     WHERE task_id IN (SELECT unhex(value) FROM json_each(?)) GROUP BY task_id";
+
+/// `rows`, each with the latest attempt of the task that answered its invocation
+/// ([`InvocationRow::answered_task`]): the target's response, which the invocation does not keep
+/// but for whether it succeeded. One statement for all the rows.
+fn with_latest_attempts<R>(
+    conn: &mut SqliteConnection,
+    rows: Vec<R>,
+    row: impl Fn(&R) -> &InvocationRow,
+) -> QueryResult<Vec<(R, Option<AttemptRow>)>> {
+    let answered: Vec<String> = rows
+        .iter()
+        .filter_map(|r| row(r).answered_task())
+        .filter_map(|task| uuid::Uuid::from_slice(task).ok())
+        .map(|task| task.simple().to_string())
+        .collect();
+    let mut latest = if answered.is_empty() {
+        HashMap::new()
+    } else {
+        diesel::sql_query(LATEST_ATTEMPTS)
+            .bind::<Text, _>(id_list(&answered))
+            .load::<AttemptRow>(conn)?
+            .into_iter()
+            .map(|attempt| (attempt.task_key().to_vec(), attempt))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let attempt = row(&r).answered_task().and_then(|task| latest.remove(task));
+            (r, attempt)
+        })
+        .collect())
 }
 
 /// A webhook's invocations of this organization, filtered (but for `filter.words`, which
@@ -321,16 +364,7 @@ fn insert_invocation(conn: &mut SqliteConnection, inv: &Invocation) -> Result<()
                 invocations::test.eq(inv.test),
             ),
             (
-                invocations::response_status_code
-                    .eq(response.and_then(|r| r.status_code).map(i64::from)),
-                invocations::response_body_excerpt
-                    .eq(response.and_then(|r| r.body_excerpt.as_deref())),
-                invocations::response_latency_ms.eq(response.map(|r| i64::from(r.latency_ms))),
-                invocations::response_error.eq(response.and_then(|r| r.error.as_deref())),
-                invocations::response_at.eq(response.map(|r| r.at.unix_micros())),
                 invocations::response_succeeded.eq(response.map(|r| r.succeeded)),
-            ),
-            (
                 invocations::delivery_id.eq(inv.delivery_id.as_deref()),
                 invocations::duplicate_of.eq(inv.duplicate_of.map(|i| id(i.as_uuid()))),
                 invocations::instruction_fallback.eq(inv.instruction_fallback.as_deref()),
@@ -519,14 +553,16 @@ impl InvocationLog for SqliteStore {
         invocation_id: InvocationId,
     ) -> Result<Invocation, StoreError> {
         self.read(move |conn| {
-            let (row, request) = invocations::table
+            let found = invocations::table
                 .filter(invocations::id.eq(id(invocation_id.as_uuid())))
                 .filter(invocations::organization_id.eq(id(organization_id.as_uuid())))
                 .select((InvocationRow::as_select(), RequestRow::as_select()))
                 .first::<(InvocationRow, RequestRow)>(conn)
                 .optional()?
                 .ok_or_else(Failure::not_found)?;
-            request.fill(row.into_domain()?)
+            let ((row, request), latest) =
+                with_latest_attempts(conn, vec![found], |(row, _)| row)?.remove(0);
+            request.fill(row.into_domain(latest)?)
         })
         .await
     }
@@ -545,10 +581,12 @@ impl InvocationLog for SqliteStore {
                 filter,
                 page,
                 |conn, q| {
-                    q.select((InvocationRow::as_select(), RequestRow::as_select()))
-                        .load::<(InvocationRow, RequestRow)>(conn)
+                    let rows = q
+                        .select((InvocationRow::as_select(), RequestRow::as_select()))
+                        .load::<(InvocationRow, RequestRow)>(conn)?;
+                    with_latest_attempts(conn, rows, |(row, _)| row)
                 },
-                |(row, request)| request.fill(row.into_domain()?),
+                |((row, request), latest)| request.fill(row.into_domain(latest)?),
             )
             .await?;
         Ok(Page::from_overfetch(items, page, Invocation::cursor))
@@ -597,36 +635,33 @@ impl InvocationLog for SqliteStore {
                 filter,
                 page,
                 |conn, q| {
-                    q.select((
-                        (
-                            invocations::id,
-                            invocations::organization_id,
-                            invocations::webhook_id,
-                            invocations::received_at,
-                            invocations::source_ip,
-                            invocations::event_type,
-                            sql::<Nullable<Text>>(PAYLOAD_PREFIX),
-                            invocations::outcome,
-                            invocations::http_status,
-                            invocations::error_code,
-                            invocations::task_id,
-                            invocations::repeat_count,
-                            invocations::test,
-                            invocations::response_status_code,
-                            invocations::response_body_excerpt,
-                            invocations::response_latency_ms,
-                            invocations::response_error,
-                            invocations::response_at,
-                            invocations::response_succeeded,
-                            invocations::delivery_id,
-                            invocations::duplicate_of,
-                            invocations::instruction_fallback,
-                        ),
-                        sql::<Nullable<Text>>(MESSAGE_PREFIX),
-                        sql::<Nullable<Text>>(TASK_STATUS),
-                        sql::<Nullable<Bool>>(TASK_FAILED_ATTEMPT),
-                    ))
-                    .load::<SummaryRow>(conn)
+                    let rows = q
+                        .select((
+                            (
+                                invocations::id,
+                                invocations::organization_id,
+                                invocations::webhook_id,
+                                invocations::received_at,
+                                invocations::source_ip,
+                                invocations::event_type,
+                                sql::<Nullable<Text>>(PAYLOAD_PREFIX),
+                                invocations::outcome,
+                                invocations::http_status,
+                                invocations::error_code,
+                                invocations::task_id,
+                                invocations::repeat_count,
+                                invocations::test,
+                                invocations::response_succeeded,
+                                invocations::delivery_id,
+                                invocations::duplicate_of,
+                                invocations::instruction_fallback,
+                            ),
+                            sql::<Nullable<Text>>(MESSAGE_PREFIX),
+                            sql::<Nullable<Text>>(TASK_STATUS),
+                            sql::<Nullable<Bool>>(TASK_FAILED_ATTEMPT),
+                        ))
+                        .load::<SummaryRow>(conn)?;
+                    with_latest_attempts(conn, rows, |(row, ..)| row)
                 },
                 summary_of,
             )

@@ -14,7 +14,7 @@ use webhook_domain::model::{
 use webhook_domain::ports::{StoreError, TaskQueue};
 
 use super::claim_reads::{ClaimCandidates, ClaimRow, DueTasks, id_list};
-use super::delivery_writes::{FinishTask, SetLease, SetResponse};
+use super::delivery_writes::{FinishTask, SetLease, SetResponseSucceeded};
 use super::{converted, found, into_page};
 use crate::SqliteStore;
 use crate::error::Failure;
@@ -150,7 +150,11 @@ fn record_attempt(
             delivery_attempts::succeeded.eq(response.succeeded),
         ))
         .execute(conn)?;
-    SetResponse::new(invocation_id, response).execute(conn)?;
+    SetResponseSucceeded {
+        invocation_id,
+        succeeded: response.succeeded,
+    }
+    .execute(conn)?;
     let (status, next_attempt_at) = match *verdict {
         AttemptVerdict::Delivered => (TaskStatus::Delivered, None),
         AttemptVerdict::RetryAt(at) => (TaskStatus::Queued, Some(at.unix_micros())),

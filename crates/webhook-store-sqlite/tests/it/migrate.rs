@@ -35,7 +35,8 @@ async fn migrated_first_schema(ids: &FirstSchemaIds) -> (PathBuf, SqliteStore) {
 }
 
 /// A new database file under the first schema only, holding the rows of `ids`: a webhook last
-/// triggered at 2 µs, and its accepted invocation whose task failed after three attempts.
+/// triggered at 2 µs, and its accepted invocation whose task failed after three attempts, the
+/// last one the invocation's response.
 fn file_with_first_schema_data(ids: &FirstSchemaIds) -> PathBuf {
     let path = temp_path();
     let mut conn = SqliteConnection::establish(path.to_str().expect("utf-8 path")).expect("create");
@@ -58,7 +59,11 @@ fn file_with_first_schema_data(ids: &FirstSchemaIds) -> PathBuf {
              503, NULL, 12, 'the target answered HTTP 503', 9, 0);
          INSERT INTO tasks VALUES ({task}, {org}, {target}, {webhook}, {invocation},
              'Deploy', NULL, NULL, 'failed', 0, 1, NULL, 2, 3, 8,
-             'the target answered HTTP 503', NULL, NULL, 2, 9);",
+             'the target answered HTTP 503', NULL, NULL, 2, 9);
+         INSERT INTO delivery_attempts VALUES
+             ({task}, 1, 503, NULL, 10, 'the target answered HTTP 503', 3, 0),
+             ({task}, 2, 503, NULL, 11, 'the target answered HTTP 503', 5, 0),
+             ({task}, 3, 503, NULL, 12, 'the target answered HTTP 503', 9, 0);",
         org = blob(ids.organization),
         target = blob(ids.target),
         webhook = blob(ids.webhook),
