@@ -2,7 +2,10 @@
 //! at once, at 1, 16 and 64 deliveries in flight, on the memory store, on a SQLite file and on a
 //! fresh database of the PostgreSQL server at `DATABASE_URL`. Prints one JSON object.
 //!
-//! `cargo run --release -p webhook-dispatch --example bench_dispatch [tasks]`
+//! `cargo run --release -p webhook-dispatch --example bench_dispatch [tasks] [padding]`
+//!
+//! `padding` (default 0) makes each event's payload that many bytes larger than the fixture's
+//! few dozen: a sender's event is often several kilobytes.
 
 #![expect(clippy::cast_precision_loss, reason = "rates of counts far below 2^52")]
 #![expect(clippy::print_stdout, reason = "the report is the program's output")]
@@ -28,11 +31,18 @@ use support::{
 const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 
 /// Seconds to deliver `tasks` queued tasks with `in_flight` deliveries at a time.
-async fn measure<S: Store + Clone + 'static>(store: S, tasks: usize, in_flight: usize) -> f64 {
+async fn measure<S: Store + Clone + 'static>(
+    store: S,
+    tasks: usize,
+    padding: usize,
+    in_flight: usize,
+) -> f64 {
     let server = TargetServer::ok().await;
     let clock = clock();
     let world = World::seed(&store, &server.url("/"), &generated_secret(1)).await;
-    world.enqueue(&store, tasks, clock.now()).await;
+    world
+        .enqueue_padded(&store, tasks, clock.now(), padding)
+        .await;
     let config = DispatchConfig {
         batch_size: u32::try_from(in_flight).unwrap_or(u32::MAX),
         max_in_flight: in_flight,
@@ -59,9 +69,9 @@ async fn measure<S: Store + Clone + 'static>(store: S, tasks: usize, in_flight: 
     seconds
 }
 
-fn row(store: &str, tasks: usize, in_flight: usize, seconds: f64) -> String {
+fn row(store: &str, tasks: usize, padding: usize, in_flight: usize, seconds: f64) -> String {
     format!(
-        r#"{{"store":"{store}","in_flight":{in_flight},"tasks":{tasks},"seconds":{seconds:.3},"per_second":{:.0}}}"#,
+        r#"{{"store":"{store}","in_flight":{in_flight},"tasks":{tasks},"padding":{padding},"seconds":{seconds:.3},"per_second":{:.0}}}"#,
         tasks as f64 / seconds
     )
 }
@@ -69,10 +79,11 @@ fn row(store: &str, tasks: usize, in_flight: usize, seconds: f64) -> String {
 #[tokio::main]
 async fn main() {
     let tasks: usize = arg(1, 2_000);
+    let padding: usize = arg(2, 0);
     let mut rows = Vec::new();
     for in_flight in IN_FLIGHT {
-        let seconds = measure(MemoryStore::new(), tasks, in_flight).await;
-        rows.push(row("memory", tasks, in_flight, seconds));
+        let seconds = measure(MemoryStore::new(), tasks, padding, in_flight).await;
+        rows.push(row("memory", tasks, padding, in_flight, seconds));
     }
     for in_flight in IN_FLIGHT {
         let dir =
@@ -81,17 +92,17 @@ async fn main() {
         let store = SqliteStore::open(SqliteOptions::new(dir.join("bench.sqlite")))
             .await
             .expect("open SQLite");
-        let seconds = measure(store.clone(), tasks, in_flight).await;
+        let seconds = measure(store.clone(), tasks, padding, in_flight).await;
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
-        rows.push(row("sqlite", tasks, in_flight, seconds));
+        rows.push(row("sqlite", tasks, padding, in_flight, seconds));
     }
     for in_flight in IN_FLIGHT {
         let store = fresh_store().await;
         let name = store.test_database().expect("a test database");
-        let seconds = measure(store, tasks, in_flight).await;
+        let seconds = measure(store, tasks, padding, in_flight).await;
         drop_database(&name).await;
-        rows.push(row("postgres", tasks, in_flight, seconds));
+        rows.push(row("postgres", tasks, padding, in_flight, seconds));
     }
     println!(
         "{{\"bench\":\"dispatch\",\"results\":[{}]}}",

@@ -18,7 +18,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use webhook_dispatch::{DeliveryConfig, DispatchConfig, Dispatcher, HttpDelivery, OutboundPolicy};
-use webhook_domain::model::{EndpointUrl, Organization, Secret, Target, Task, Timestamp, Webhook};
+use webhook_domain::model::{
+    EndpointUrl, Organization, Payload, Secret, Target, Task, Timestamp, Webhook,
+};
 use webhook_domain::ports::{Clock as _, SecretSealer as _, Store};
 use webhook_domain::rules::RetryPolicy;
 use webhook_store_contract::fixtures;
@@ -314,10 +316,35 @@ impl World {
         count: usize,
         now: Timestamp,
     ) -> Vec<Task> {
+        self.enqueue_padded(store, count, now, 0).await
+    }
+
+    /// As [`Self::enqueue`], each payload (and so each task's context) padded with `padding`
+    /// bytes more.
+    pub(crate) async fn enqueue_padded(
+        &self,
+        store: &impl Store,
+        count: usize,
+        now: Timestamp,
+        padding: usize,
+    ) -> Vec<Task> {
+        let padded = (padding > 0).then(|| {
+            let text = format!(
+                r#"{{"message":"Deploy api","padding":"{}"}}"#,
+                "x".repeat(padding)
+            );
+            Payload::parse_object(text.as_bytes())
+                .expect("a JSON object")
+                .0
+        });
         let mut tasks = Vec::with_capacity(count);
         for i in 0..count {
             let back = Duration::from_millis(u64::try_from(count - i).unwrap_or(0) + 1000);
-            let (invocation, task) = fixtures::accepted(&self.webhook, now.minus(back));
+            let (mut invocation, mut task) = fixtures::accepted(&self.webhook, now.minus(back));
+            if let Some(payload) = &padded {
+                invocation.payload = Some(payload.clone());
+                task.context = payload.clone();
+            }
             store
                 .record_invocation(&invocation, Some(&task))
                 .await
