@@ -691,30 +691,50 @@ impl InvocationLog for SqliteStore {
     async fn purge_invocations(&self, before: Timestamp) -> Result<u64, StoreError> {
         let before = before.unix_micros();
         self.write(move |conn| {
-            diesel::sql_query(
-                "DELETE FROM delivery_attempts WHERE task_id IN (SELECT tasks.id FROM tasks \
-                 JOIN invocations ON tasks.invocation_id = invocations.id \
-                 WHERE invocations.received_at < ? AND tasks.status IN ('completed', 'failed'))",
-            )
-            .bind::<BigInt, _>(before)
-            .execute(conn)?;
-            diesel::sql_query(
-                "DELETE FROM tasks WHERE status IN ('completed', 'failed') AND invocation_id IN \
-                 (SELECT id FROM invocations WHERE received_at < ?)",
-            )
-            .bind::<BigInt, _>(before)
-            .execute(conn)?;
-            let deleted = diesel::sql_query(
-                "DELETE FROM invocations WHERE received_at < ? AND NOT EXISTS \
-                 (SELECT 1 FROM tasks WHERE tasks.invocation_id = invocations.id)",
-            )
-            .bind::<BigInt, _>(before)
-            .execute(conn)?;
+            diesel::sql_query(PURGE_ATTEMPTS)
+                .bind::<BigInt, _>(before)
+                .execute(conn)?;
+            diesel::sql_query(PURGE_TASKS)
+                .bind::<BigInt, _>(before)
+                .execute(conn)?;
+            let deleted = diesel::sql_query(PURGE_INVOCATIONS)
+                .bind::<BigInt, _>(before)
+                .execute(conn)?;
             u64::try_from(deleted).map_err(|_| Failure::corrupt("purge count"))
         })
         .await
     }
 }
+
+/// The invocations received before `?`, each webhook's walked through `invocations_by_webhook`
+/// (every invocation has its webhook: a foreign key), so that the purge costs a descent per
+/// webhook and the rows it finds, whatever the length of the log.
+macro_rules! purged_invocations {
+    () => {
+        "invocations.webhook_id IN (SELECT id FROM webhooks) AND invocations.received_at < ?"
+    };
+}
+
+/// The retention purge, in three statements of the one writer's transaction: the attempts of
+/// the finished tasks of the invocations before `?`, those tasks, then the invocations before
+/// `?` left without a task.
+const PURGE_ATTEMPTS: &str = concat!(
+    "DELETE FROM delivery_attempts WHERE task_id IN (SELECT tasks.id FROM invocations \
+     JOIN tasks ON tasks.invocation_id = invocations.id WHERE ",
+    purged_invocations!(),
+    " AND tasks.status IN ('completed', 'failed'))"
+);
+const PURGE_TASKS: &str = concat!(
+    "DELETE FROM tasks WHERE status IN ('completed', 'failed') AND invocation_id IN \
+     (SELECT id FROM invocations WHERE ",
+    purged_invocations!(),
+    ")"
+);
+const PURGE_INVOCATIONS: &str = concat!(
+    "DELETE FROM invocations WHERE ",
+    purged_invocations!(),
+    " AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.invocation_id = invocations.id)"
+);
 
 #[cfg(test)]
 mod tests {
@@ -851,6 +871,45 @@ mod tests {
             let mut file = options.path.clone().into_os_string();
             file.push(suffix);
             let _ = std::fs::remove_file(file);
+        }
+    }
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// Each of the purge's statements finds the invocations before the cutoff through each
+    /// webhook's log (`invocations_by_webhook`), and never reads the whole log: no index holds
+    /// the invocations by time alone.
+    #[test]
+    fn the_purge_walks_each_webhooks_log() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        crate::migrate(&mut conn).unwrap();
+        for statement in [PURGE_ATTEMPTS, PURGE_TASKS, PURGE_INVOCATIONS] {
+            let plan = diesel::sql_query(format!("EXPLAIN QUERY PLAN {statement}"))
+                .bind::<BigInt, _>(5)
+                .load::<PlanStep>(&mut conn)
+                .unwrap()
+                .into_iter()
+                .map(|step| step.detail)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                plan.lines()
+                    .any(|step| step.starts_with("SEARCH invocations USING ")
+                        && step.ends_with(
+                            "INDEX invocations_by_webhook (webhook_id=? AND received_at<?)"
+                        )),
+                "{statement}\n{plan}"
+            );
+            assert!(
+                !plan
+                    .lines()
+                    .any(|step| step.starts_with("SCAN invocations")),
+                "{statement}\n{plan}"
+            );
         }
     }
 }
