@@ -282,8 +282,9 @@ impl InvocationRow {
     }
 
     /// The invocation's task, when the invocation was answered by an attempt of it: the store
-    /// sets `response_succeeded` with each attempt of the task the invocation made, and only
-    /// then.
+    /// sets `response_succeeded` with each attempt of the task the invocation made (and keeps
+    /// it from a response given with the invocation, which ingest never gives), never on a
+    /// duplicate that names its holder's task.
     pub(crate) fn answered_task(&self) -> Option<&[u8]> {
         self.response_succeeded.and(self.task_id.as_deref())
     }
