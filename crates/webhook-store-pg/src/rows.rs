@@ -358,28 +358,27 @@ impl InvocationRow {
     /// The invocation, with `latest` (the latest attempt of [`Self::answered_task`]) as the
     /// target's response.
     pub(crate) fn into_domain(self, latest: Option<AttemptRow>) -> Result<Invocation, StoreError> {
-        let row = self;
         let target_response = latest
             .map(|attempt| DeliveryAttempt::try_from(attempt).map(|a| a.response))
             .transpose()?;
         Ok(Invocation {
-            id: InvocationId::from_uuid(row.id),
-            organization_id: OrganizationId::from_uuid(row.organization_id),
-            webhook_id: WebhookId::from_uuid(row.webhook_id),
-            received_at: ts(row.received_at),
-            source_ip: ip(row.source_ip.as_deref())?,
-            event_type: row.event_type,
-            payload: row.payload.map(Payload::from_stored),
-            outcome: InvocationOutcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?,
-            http_status: status_code(Some(row.http_status))?.unwrap_or_default(),
-            error_code: row.error_code,
-            task_id: row.task_id.map(TaskId::from_uuid),
-            repeat_count: unsigned(row.repeat_count, "repeat count")?,
-            test: row.test,
+            id: InvocationId::from_uuid(self.id),
+            organization_id: OrganizationId::from_uuid(self.organization_id),
+            webhook_id: WebhookId::from_uuid(self.webhook_id),
+            received_at: ts(self.received_at),
+            source_ip: ip(self.source_ip.as_deref())?,
+            event_type: self.event_type,
+            payload: self.payload.map(Payload::from_stored),
+            outcome: InvocationOutcome::parse(&self.outcome).ok_or_else(|| corrupt("outcome"))?,
+            http_status: status_code(Some(self.http_status))?.unwrap_or_default(),
+            error_code: self.error_code,
+            task_id: self.task_id.map(TaskId::from_uuid),
+            repeat_count: unsigned(self.repeat_count, "repeat count")?,
+            test: self.test,
             target_response,
-            delivery_id: row.delivery_id,
-            duplicate_of: row.duplicate_of.map(InvocationId::from_uuid),
-            instruction_fallback: row.instruction_fallback,
+            delivery_id: self.delivery_id,
+            duplicate_of: self.duplicate_of.map(InvocationId::from_uuid),
+            instruction_fallback: self.instruction_fallback,
             request: None,
             replay_of: None,
         })
